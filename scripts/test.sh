@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions below are called indirectly (setup_step, check)
+# The one test command for ec2d: ./scripts/test.sh
+#
+# Works on a fresh Debian machine (as root): installs what the tests need,
+# makes sure a Docker engine answers, builds the test AMI images, then runs
+#   fmt check -> clippy -> cargo test (EC2D_REQUIRE_DOCKER=1) -> real-client tests
+# Set-up is idempotent and takes ~1 s when everything is already there.
+#
+# Usage: ./scripts/test.sh [STEP...]
+#   STEP is any of: setup fmt clippy cargo-test clients   (default: all of them,
+#   in that order; setup always runs first when any later step is asked for
+#   unless EC2D_TEST_SKIP_SETUP=1).
+#
+# Environment:
+#   EC2D_TEST_FAIL_FAST=1   stop at the first failing check (default: run all
+#                           checks, then report every failure)
+#   EC2D_TEST_SKIP_SETUP=1  skip package install / dockerd / image build
+#   EC2D_TEST_DOCKERD_LOG   where a dockerd started by this script logs
+#                           (default /var/log/ec2d-test-dockerd.log)
+#   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
+#   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export DEBIAN_FRONTEND=noninteractive
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+PYTHON="${PYTHON:-python3}"
+DOCKERD_LOG="${EC2D_TEST_DOCKERD_LOG:-/var/log/ec2d-test-dockerd.log}"
+FAIL_FAST="${EC2D_TEST_FAIL_FAST:-0}"
+
+ALL_STEPS=(setup fmt clippy cargo-test clients)
+if [ "$#" -gt 0 ]; then
+    STEPS=("$@")
+    for s in "${STEPS[@]}"; do
+        case " ${ALL_STEPS[*]} " in *" $s "*) ;; *)
+            echo "unknown step '$s' (known: ${ALL_STEPS[*]})" >&2
+            exit 2
+            ;;
+        esac
+    done
+    if [ "${EC2D_TEST_SKIP_SETUP:-0}" != 1 ]; then
+        case " ${STEPS[*]} " in *" setup "*) ;; *) STEPS=(setup "${STEPS[@]}") ;; esac
+    fi
+else
+    STEPS=("${ALL_STEPS[@]}")
+    if [ "${EC2D_TEST_SKIP_SETUP:-0}" = 1 ]; then STEPS=("${ALL_STEPS[@]:1}"); fi
+fi
+want() { case " ${STEPS[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# ---------------------------------------------------------------- reporting
+SCRIPT_START=$SECONDS
+SUMMARY=()  # lines "STATUS  NAME  Ns"
+FAILED=0
+CURRENT_SETUP=""
+
+banner() {
+    printf '\n==================================================================\n'
+    printf '=== %s\n' "$*"
+    printf '==================================================================\n'
+}
+note() { printf '[test.sh] %s\n' "$*"; }
+record() { # record STATUS NAME SECONDS
+    SUMMARY+=("$(printf '%-5s %-34s %5ss' "$1" "$2" "$3")")
+}
+print_summary() {
+    printf '\n==================================================================\n'
+    printf '=== SUMMARY (total %ss)\n' "$((SECONDS - SCRIPT_START))"
+    printf '==================================================================\n'
+    local line
+    for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line"; done
+    if [ "$FAILED" -eq 0 ]; then
+        printf '=== RESULT: ALL PASSED\n'
+    else
+        printf '=== RESULT: %s STEP(S) FAILED\n' "$FAILED"
+    fi
+}
+on_exit() {
+    local rc=$?
+    if [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
+        # died in set-up (set -e) rather than in a recorded check
+        FAILED=1
+        if [ -n "$CURRENT_SETUP" ]; then
+            record FAIL "setup: $CURRENT_SETUP (rc=$rc)" "-"
+            note "set-up step '$CURRENT_SETUP' failed (rc=$rc); the tests cannot run"
+        else
+            record FAIL "(aborted, rc=$rc)" "-"
+        fi
+    fi
+    print_summary
+    exit "$rc"
+}
+trap on_exit EXIT
+
+# setup_step NAME FUNCTION: set-up steps run under set -e and abort the whole
+# run when they fail (the EXIT trap records which one).
+setup_step() {
+    local t0=$SECONDS
+    CURRENT_SETUP="$1"
+    banner "setup: $1"
+    "$2"
+    record ok "setup: $1" "$((SECONDS - t0))"
+    CURRENT_SETUP=""
+}
+
+# check NAME CMD...: runs a check; records failure and goes on (unless fail-fast).
+check() {
+    local name="$1" t0=$SECONDS rc=0
+    shift
+    banner "$name"
+    note "+ $*"
+    set +e
+    "$@"
+    rc=$?
+    set -e
+    if [ "$rc" -eq 0 ]; then
+        record ok "$name" "$((SECONDS - t0))"
+    else
+        FAILED=$((FAILED + 1))
+        record FAIL "$name (rc=$rc)" "$((SECONDS - t0))"
+        note "FAILED: $name (rc=$rc)"
+        if [ "$FAIL_FAST" = 1 ]; then exit "$rc"; fi
+    fi
+    return 0
+}
+
+# ---------------------------------------------------------------- set-up
+APT_UPDATED=0
+apt_install() { # apt_install PKG...: install (update package lists only once, only when needed)
+    if [ "$APT_UPDATED" = 0 ]; then
+        note "apt-get update"
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    note "apt-get install $*"
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+setup_packages() {
+    local missing=()
+    have_deb busybox-static || missing+=(busybox-static)
+    # docker.io only when there is no docker CLI or no engine binary at all
+    if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
+        if ! docker info >/dev/null 2>&1; then missing+=(docker.io); fi
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then
+        command -v apt-get >/dev/null || { note "apt-get not found; install: ${missing[*]}"; return 1; }
+        apt_install "${missing[@]}"
+    else
+        note "Debian packages present (busybox-static, docker)"
+    fi
+
+    # Python: pytest, boto3, awscli, awscli-local (same interpreter as the tests)
+    # One interpreter start: print the pip names whose module cannot be found.
+    local pips=()
+    read -r -a pips <<<"$("$PYTHON" - <<'PY'
+import importlib.util
+need = {"pytest": "pytest", "boto3": "boto3", "awscli": "awscli", "localstack_client": "awscli-local"}
+print(" ".join(pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None))
+PY
+)"
+    if ! awslocal_path >/dev/null 2>&1; then
+        case " ${pips[*]} " in *" awscli-local "*) ;; *) pips+=(awscli-local) ;; esac
+    fi
+    if [ "${#pips[@]}" -gt 0 ]; then
+        note "pip install ${pips[*]}"
+        PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check "${pips[@]}"
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+    else
+        note "python packages present (pytest, boto3, awscli, awscli-local)"
+    fi
+    note "$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__)')"
+    awslocal_path >/dev/null || { note "awslocal script not found after install"; return 1; }
+    note "awslocal: $(awslocal_path)"
+}
+
+# awslocal next to the interpreter's scripts, else on PATH
+awslocal_path() {
+    local d
+    d="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)" || d=""
+    if [ -n "$d" ] && [ -x "$d/awslocal" ]; then echo "$d/awslocal"; return 0; fi
+    command -v awslocal
+}
+
+setup_docker() {
+    if docker info >/dev/null 2>&1; then
+        note "docker engine answers: server $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')"
+        return 0
+    fi
+    command -v dockerd >/dev/null || { note "dockerd not found"; return 1; }
+    note "docker engine not answering; starting dockerd (log: $DOCKERD_LOG)"
+    mkdir -p "$(dirname "$DOCKERD_LOG")"
+    # Own session, no stdin, survives this script (later runs reuse it).
+    setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    local pid=$! i
+    for i in $(seq 1 60); do
+        if docker info >/dev/null 2>&1; then
+            note "dockerd (pid $pid) answers after ${i}s: server $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            note "dockerd exited early; last lines of $DOCKERD_LOG:"
+            tail -n 40 "$DOCKERD_LOG" || true
+            return 1
+        fi
+        sleep 1
+    done
+    note "docker engine did not answer within 60 s; last lines of $DOCKERD_LOG:"
+    tail -n 40 "$DOCKERD_LOG" || true
+    return 1
+}
+
+setup_images() {
+    bash "$ROOT/tests/support/build-test-images.sh"
+}
+
+setup_toolchain() {
+    command -v cargo >/dev/null || { note "cargo not found"; return 1; }
+    cargo --version
+    cargo fmt --version >/dev/null 2>&1 || { note "rustfmt missing (rustup component add rustfmt)"; return 1; }
+    cargo clippy --version >/dev/null 2>&1 || { note "clippy missing (rustup component add clippy)"; return 1; }
+    note "$(cargo fmt --version); $(cargo clippy --version)"
+}
+
+# ---------------------------------------------------------------- checks
+run_pytest_clients() {
+    note "+ cargo build --bin ec2d"
+    cargo build --bin ec2d || return $?
+    local -a extra=()
+    if [ -n "${PYTEST_ARGS:-}" ]; then read -r -a extra <<<"$PYTEST_ARGS"; fi
+    # Make sure the aws/awslocal of this interpreter come first on PATH.
+    local scripts
+    scripts="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+    local rc=0
+    PATH="$scripts:$PATH" EC2D_BIN="${EC2D_BIN:-$ROOT/target/debug/ec2d}" \
+        "$PYTHON" -m pytest tests/clients -q "${extra[@]}" || rc=$?
+    # pytest exit 5 = no tests collected: that is a failure here.
+    if [ "$rc" -eq 5 ]; then note "pytest collected no tests"; fi
+    return "$rc"
+}
+
+run_cargo_test() {
+    local -a extra=()
+    if [ -n "${CARGO_TEST_ARGS:-}" ]; then read -r -a extra <<<"$CARGO_TEST_ARGS"; fi
+    EC2D_REQUIRE_DOCKER=1 cargo test --all-targets "${extra[@]}"
+}
+
+# ---------------------------------------------------------------- main
+note "ec2d tests in $ROOT; steps: ${STEPS[*]}; CI=${CI:-}"
+
+if want setup; then
+    setup_step "packages (apt, pip)" setup_packages
+    setup_step "docker engine" setup_docker
+    setup_step "test images" setup_images
+    setup_step "rust toolchain" setup_toolchain
+fi
+
+want fmt && check "cargo fmt --check" cargo fmt --all -- --check
+want clippy && check "cargo clippy -D warnings" cargo clippy --all-targets -- -D warnings
+want cargo-test && check "cargo test (EC2D_REQUIRE_DOCKER=1)" run_cargo_test
+want clients && check "client tests (pytest tests/clients)" run_pytest_clients
+
+if [ "$FAILED" -ne 0 ]; then exit 1; fi
+exit 0

@@ -1,0 +1,186 @@
+//! A small XML writer for EC2 responses: every text value escaped, lists as `<xSet><item>`, the `{Action}Response` envelope.
+
+use std::fmt::Display;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::error::XML_CONTENT_TYPE;
+
+/// The namespace of every EC2 response (API version 2016-11-15).
+pub const EC2_NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+/// Builds an XML document into a string. Element names are trusted (they come from our code);
+/// text is always escaped, so a hostile tag value can never inject markup.
+#[derive(Debug, Default, Clone)]
+pub struct XmlWriter {
+    buf: String,
+}
+
+impl XmlWriter {
+    /// An empty document.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `<?xml version="1.0" encoding="UTF-8"?>`, as EC2 starts its documents.
+    pub fn declaration(&mut self) {
+        self.buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    }
+
+    /// `<name>…</name>` with `body` writing the children.
+    pub fn el(&mut self, name: &str, body: impl FnOnce(&mut Self)) {
+        self.open(name);
+        body(self);
+        self.close(name);
+    }
+
+    /// `<name>text</name>`, with the text escaped.
+    pub fn field(&mut self, name: &str, value: impl Display) {
+        self.open(name);
+        push_escaped(&mut self.buf, &value.to_string());
+        self.close(name);
+    }
+
+    /// `<name>text</name>` when there is a value; nothing otherwise (EC2 omits absent members).
+    pub fn opt_field<T: Display>(&mut self, name: &str, value: Option<T>) {
+        if let Some(value) = value {
+            self.field(name, value);
+        }
+    }
+
+    /// `<name/>`: an empty element (EC2's empty strings and empty lists).
+    pub fn empty(&mut self, name: &str) {
+        self.buf.push('<');
+        self.buf.push_str(name);
+        self.buf.push_str("/>");
+    }
+
+    /// `<name><item>…</item>…</name>`, one `item` per element of `items`.
+    pub fn set<I>(&mut self, name: &str, items: I, mut item: impl FnMut(&mut Self, I::Item))
+    where
+        I: IntoIterator,
+    {
+        self.open(name);
+        for i in items {
+            self.el("item", |w| item(w, i));
+        }
+        self.close(name);
+    }
+
+    /// The document so far.
+    pub fn finish(self) -> String {
+        self.buf
+    }
+
+    fn open(&mut self, name: &str) {
+        self.buf.push('<');
+        self.buf.push_str(name);
+        self.buf.push('>');
+    }
+
+    fn close(&mut self, name: &str) {
+        self.buf.push_str("</");
+        self.buf.push_str(name);
+        self.buf.push('>');
+    }
+}
+
+/// Escapes text for element content. quick-xml escapes the five markup characters; characters
+/// XML 1.0 cannot carry at all (most C0 controls, U+FFFE/U+FFFF) become U+FFFD so the document
+/// stays well-formed whatever a client sent, and CR is written as a reference so it survives
+/// the parser's line-end normalisation.
+fn push_escaped(buf: &mut String, text: &str) {
+    let escaped = quick_xml::escape::escape(text);
+    for c in escaped.chars() {
+        match c {
+            '\r' => buf.push_str("&#xD;"),
+            '\t' | '\n' => buf.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => buf.push('\u{FFFD}'),
+            c => buf.push(c),
+        }
+    }
+}
+
+/// The text escaped as it would appear in element content (for tests and callers that build strings).
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
+/// Wraps an action's result members in `<{Action}Response xmlns=…><requestId>…</requestId>…`.
+pub fn envelope(action: &str, request_id: &str, members: &str) -> String {
+    let mut w = XmlWriter::new();
+    w.declaration();
+    w.buf.push('<');
+    w.buf.push_str(action);
+    w.buf.push_str("Response xmlns=\"");
+    w.buf.push_str(EC2_NAMESPACE);
+    w.buf.push_str("\">");
+    w.field("requestId", request_id);
+    w.buf.push_str(members);
+    w.buf.push_str("</");
+    w.buf.push_str(action);
+    w.buf.push_str("Response>");
+    w.finish()
+}
+
+/// A successful EC2 answer: HTTP 200 with the envelope around `members`.
+pub fn success(action: &str, request_id: &str, members: &str) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE))],
+        envelope(action, request_id, members),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_in_text() {
+        let mut w = XmlWriter::new();
+        w.field("value", "<a href=\"x\">&'</a>");
+        assert_eq!(
+            w.finish(),
+            "<value>&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;</value>"
+        );
+    }
+
+    #[test]
+    fn replaces_characters_xml_cannot_carry() {
+        assert_eq!(escape_text("a\u{0}b\u{1b}c\td\re"), "a\u{FFFD}b\u{FFFD}c\td&#xD;e");
+    }
+
+    #[test]
+    fn lists_are_item_sets() {
+        let mut w = XmlWriter::new();
+        w.set("instancesSet", ["i-1", "i-2"], |w, id| w.field("instanceId", id));
+        w.empty("groupSet");
+        assert_eq!(
+            w.finish(),
+            "<instancesSet><item><instanceId>i-1</instanceId></item><item><instanceId>i-2</instanceId></item></instancesSet><groupSet/>"
+        );
+    }
+
+    #[test]
+    fn envelope_has_namespace_and_request_id_first() {
+        let doc = envelope("DescribeRegions", "req-1", "<regionInfo/>");
+        assert_eq!(
+            doc,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+             <requestId>req-1</requestId><regionInfo/></DescribeRegionsResponse>"
+        );
+    }
+
+    #[test]
+    fn optional_fields_are_omitted() {
+        let mut w = XmlWriter::new();
+        w.opt_field::<&str>("ipAddress", None);
+        w.opt_field("privateIpAddress", Some("172.17.0.2"));
+        assert_eq!(w.finish(), "<privateIpAddress>172.17.0.2</privateIpAddress>");
+    }
+}

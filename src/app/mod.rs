@@ -1,0 +1,217 @@
+//! Wires store, runtime, controller and API into one running ec2d, with clean shutdown.
+
+mod report;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::api::{self, ApiState};
+use crate::config::{Config, VmManager};
+use crate::controller::{Controller, ControllerConfig};
+use crate::reconcile::{self, Context, ObjectRef, Settings};
+use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
+use crate::shutdown::{self, Shutdown};
+use crate::store::{Store, StoreError};
+
+pub use report::Report;
+
+/// What can stop ec2d from starting or make it fail while running.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store could not be opened or flushed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// The container runtime could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// A running ec2d started by [`App::spawn`], for tests and examples.
+pub struct RunningApp {
+    /// The address the API listens on.
+    pub addr: SocketAddr,
+    trigger: shutdown::ShutdownTrigger,
+    task: JoinHandle<Result<(), AppError>>,
+}
+
+impl RunningApp {
+    /// The API's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down cleanly and waits for it.
+    pub async fn shutdown(self) -> Result<(), AppError> {
+        self.trigger.trigger();
+        match self.task.await {
+            Ok(result) => result,
+            Err(join_error) => panic!("ec2d task failed: {join_error}"),
+        }
+    }
+}
+
+/// The application: one configuration, run until shutdown.
+pub struct App;
+
+impl App {
+    /// Binds the configured address and runs until `shutdown` resolves.
+    pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Self::serve(config, listener, shutdown).await
+    }
+
+    /// Runs on an already bound listener, choosing the runtime from the configuration.
+    pub async fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        match config.vm_manager {
+            VmManager::Docker => {
+                let runtime = DockerRuntime::connect(config.docker_host.as_deref())?;
+                Self::serve_with(config, runtime, listener, shutdown).await
+            }
+            VmManager::Mock => Self::serve_with(config, FakeRuntime::mock(), listener, shutdown).await,
+        }
+    }
+
+    /// Starts ec2d in the background on `config.listen` (port 0 picks a free one).
+    pub async fn spawn(config: Config) -> Result<RunningApp, AppError> {
+        Self::spawn_with(config, None::<FakeRuntime>).await
+    }
+
+    /// Like [`App::spawn`], with an explicit runtime (tests drive a [`FakeRuntime`] they keep a handle to).
+    pub async fn spawn_with<R: ContainerRuntime>(config: Config, runtime: Option<R>) -> Result<RunningApp, AppError> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (trigger, signal) = shutdown::channel();
+        let task = match runtime {
+            Some(runtime) => tokio::spawn(Self::serve_with(config, runtime, listener, signal.recv())),
+            None => tokio::spawn(Self::serve(config, listener, signal.recv())),
+        };
+        Ok(RunningApp { addr, trigger, task })
+    }
+
+    /// Runs with the given runtime until `shutdown` resolves: in-flight reconciles finish,
+    /// the store is flushed, instance containers keep running.
+    pub async fn serve_with<R: ContainerRuntime>(
+        config: Config,
+        runtime: R,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let data_dir = config.data_dir();
+        let store = Store::open(&data_dir)?;
+        info!(data_dir = %data_dir.display(), vm_manager = ?config.vm_manager, "store opened");
+        let settings = Settings {
+            remove_containers: config.remove_containers,
+            stop_timeout: Duration::from_secs(config.stop_timeout_seconds),
+            docker_init: config.docker_init,
+            ..Settings::default()
+        };
+        let ctx = Arc::new(Context::new(store.clone(), runtime, settings));
+
+        let (trigger, stop) = shutdown::channel();
+        tokio::spawn({
+            let trigger = trigger.clone();
+            async move {
+                shutdown.await;
+                trigger.trigger();
+            }
+        });
+
+        // Know the engine and the AMIs before answering, so the first DescribeImages and
+        // RunInstances see them (kube's "initial list" before serving).
+        let ping = ctx.runtime.info().await;
+        ctx.engine.record_ping(&ping);
+        match &ping {
+            Ok(info) => info!(version = %info.version, api_version = %info.api_version, "container engine reachable"),
+            Err(error) => warn!(%error, "container engine unreachable; the API answers and instances converge once it is back"),
+        }
+        if ping.is_ok() {
+            if let Err(error) = reconcile::reconcile(ObjectRef::Catalog, ctx.clone()).await {
+                warn!(%error, "initial AMI discovery failed");
+            }
+        }
+        tokio::spawn(ping_engine(ctx.clone(), stop.clone()));
+
+        let controller = Controller::new(ControllerConfig {
+            concurrency: config.concurrency.max(1),
+            resync_every: config.resync_every(),
+            ..ControllerConfig::default()
+        });
+        let handle = controller.handle();
+        let report = Arc::new(Report::new(store.clone(), ctx.engine.clone(), handle, config.vm_manager));
+        // TEMPORARY until api::router lands.
+        let router = api::introspect::routes().with_state(ApiState {
+            store: store.clone(),
+            vm_manager: config.vm_manager,
+            introspection: report,
+        });
+
+        let triggers = reconcile::triggers(&ctx);
+        let controller_task = tokio::spawn({
+            let ctx = ctx.clone();
+            let resync_store = store.clone();
+            let policy_ctx = ctx.clone();
+            let stop = stop.clone();
+            async move {
+                controller
+                    .run(
+                        triggers,
+                        move || reconcile::all_keys(&resync_store),
+                        move |key| reconcile::reconcile(key, ctx.clone()),
+                        move |key, error| reconcile::error_policy(key, error, &policy_ctx),
+                        stop.recv(),
+                    )
+                    .await;
+            }
+        });
+
+        info!(addr = %listener.local_addr()?, "ec2d listening");
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.clone().recv())
+            .await;
+        // The server only returns early on an accept error; stop everything else too.
+        trigger.trigger();
+        if let Err(join_error) = controller_task.await {
+            error!(%join_error, "controller task failed");
+        }
+        store.flush().await?;
+        info!("ec2d stopped; store flushed");
+        served.map_err(AppError::Io)
+    }
+}
+
+/// Pings the engine regularly so health reports it, and so a returning engine is noticed:
+/// then everything is resynced through the event stream's `Resubscribed`.
+async fn ping_engine<R: ContainerRuntime>(ctx: Arc<Context<R>>, stop: Shutdown) {
+    loop {
+        let period = if ctx.engine.is_reachable() {
+            Duration::from_secs(15)
+        } else {
+            Duration::from_secs(2)
+        };
+        tokio::select! {
+            () = stop.clone().recv() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let was_reachable = ctx.engine.is_reachable();
+        let result = ctx.runtime.info().await;
+        ctx.engine.record_ping(&result);
+        match (&result, was_reachable) {
+            (Ok(info), false) => info!(version = %info.version, "container engine reachable"),
+            (Err(error), true) => warn!(%error, "container engine unreachable"),
+            _ => {}
+        }
+    }
+}

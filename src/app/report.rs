@@ -1,0 +1,101 @@
+//! The status inspection document: desired vs observed for every resource, plus the controller and engine.
+
+use serde_json::{json, Value};
+
+use crate::api::Introspection;
+use crate::config::VmManager;
+use crate::controller::ControllerHandle;
+use crate::model::{display_state, format_timestamp, Image, Instance};
+use crate::reconcile::{EngineMonitor, ObjectRef};
+use crate::store::Store;
+
+/// Builds `/_ec2d/health` and `/_ec2d/status` from the store, the controller and the engine monitor.
+pub struct Report {
+    store: Store,
+    engine: EngineMonitor,
+    controller: ControllerHandle<ObjectRef>,
+    vm_manager: VmManager,
+}
+
+impl Report {
+    /// A report over these parts.
+    pub fn new(store: Store, engine: EngineMonitor, controller: ControllerHandle<ObjectRef>, vm_manager: VmManager) -> Self {
+        Self {
+            store,
+            engine,
+            controller,
+            vm_manager,
+        }
+    }
+
+    fn instance_doc(instance: &Instance) -> Value {
+        let shown = display_state(&instance.metadata, &instance.spec, &instance.status);
+        json!({
+            "id": instance.metadata.name,
+            "region": instance.metadata.namespace,
+            "desired": instance.spec.desired,
+            "state": shown.name(),
+            "observedState": instance.status.state.map(|s| s.name()),
+            "generation": instance.metadata.generation,
+            "observedGeneration": instance.status.observed_generation,
+            "converged": instance.status.observed_generation >= instance.metadata.generation
+                && instance.status.state == Some(shown),
+            "container": instance.status.container,
+            "stateReason": instance.status.state_reason,
+            "lastError": instance.status.last_error,
+            "transitions": instance.status.transitions,
+            "spec": instance.spec,
+        })
+    }
+
+    fn image_doc(image: &Image) -> Value {
+        json!({
+            "id": image.metadata.name,
+            "region": image.metadata.namespace,
+            "name": image.spec.name,
+            "reference": image.spec.reference,
+            "source": image.spec.source,
+            "state": image.display_state().name(),
+            "generation": image.metadata.generation,
+            "observedGeneration": image.status.observed_generation,
+            "dockerImageId": image.status.docker_image_id,
+            "stateReason": image.status.state_reason,
+            "lastError": image.status.last_error,
+        })
+    }
+}
+
+impl Introspection for Report {
+    fn health(&self) -> Value {
+        let store_ok = self.store.is_healthy();
+        let engine = self.engine.snapshot();
+        let engine_ok = self.vm_manager == VmManager::Mock || engine.reachable == Some(true);
+        json!({
+            "ok": store_ok && engine_ok,
+            "store": { "ok": store_ok },
+            "engine": engine,
+            "vmManager": self.vm_manager,
+        })
+    }
+
+    fn status(&self, instance_id: Option<&str>) -> Option<Value> {
+        if let Some(id) = instance_id {
+            let instance = self.store.instances().get(id).ok()??;
+            return Some(Self::instance_doc(&instance));
+        }
+        let instances = self.store.instances().list().ok()?;
+        let images = self.store.images().list().ok()?;
+        let catalog = self.store.catalog().list().ok()?;
+        let stats = self.controller.stats();
+        let corrupt: Vec<_> = instances.corrupt.iter().chain(images.corrupt.iter()).collect();
+        Some(json!({
+            "generatedAt": format_timestamp(crate::model::now()),
+            "vmManager": self.vm_manager,
+            "controller": stats,
+            "engine": self.engine.snapshot(),
+            "instances": instances.objects.iter().map(Self::instance_doc).collect::<Vec<_>>(),
+            "images": images.objects.iter().chain(catalog.objects.iter()).map(Self::image_doc).collect::<Vec<_>>(),
+            "corruptRecords": corrupt,
+        }))
+    }
+}

@@ -1,0 +1,120 @@
+//! Command line and environment configuration: every option has a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+/// How instances are backed, as LocalStack's `EC2_VM_MANAGER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmManager {
+    /// Real Docker containers.
+    Docker,
+    /// No containers: instances converge at once and any well-formed AMI id launches.
+    Mock,
+}
+
+/// ec2d: an AWS EC2 emulator whose instances are real Docker containers.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ec2d", version, about, long_about = None)]
+pub struct Config {
+    /// Address the EC2 Query API listens on.
+    #[arg(long, env = "EC2D_LISTEN", default_value = "127.0.0.1:4566", global = true)]
+    pub listen: SocketAddr,
+
+    /// Directory of the embedded sled store [default: $XDG_DATA_HOME/ec2d, else ~/.local/share/ec2d].
+    #[arg(long, env = "EC2D_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// `docker` runs instances as containers; `mock` runs none (no Docker needed).
+    #[arg(long, env = "EC2_VM_MANAGER", value_enum, default_value_t = VmManager::Docker)]
+    pub vm_manager: VmManager,
+
+    /// Remove an instance's container when it is terminated (off: stop it and keep it).
+    #[arg(long, env = "EC2_REMOVE_CONTAINERS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub remove_containers: bool,
+
+    /// Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`) [default: DOCKER_HOST, else the local socket].
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
+    /// Seconds between full resyncs of every resource with Docker.
+    #[arg(long, env = "EC2D_RESYNC_SECONDS", default_value_t = 30)]
+    pub resync_seconds: u64,
+
+    /// Maximum reconciles running at once.
+    #[arg(long, env = "EC2D_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// Seconds a terminating container is given to stop before it is killed.
+    #[arg(long, env = "EC2D_STOP_TIMEOUT_SECONDS", default_value_t = 3)]
+    pub stop_timeout_seconds: u64,
+
+    /// Run instance containers with Docker's init as PID 1 (`docker run --init`).
+    #[arg(long, env = "EC2_DOCKER_INIT", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub docker_init: bool,
+
+    /// Log filter, in `tracing` EnvFilter syntax (`info`, `ec2d=debug`).
+    #[arg(long, env = "EC2D_LOG", default_value = "info")]
+    pub log: String,
+
+    /// What to do; serving the API is the default.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the emulator (the default).
+    Serve,
+}
+
+impl Config {
+    /// Parses the process' arguments and environment.
+    pub fn from_env() -> Self {
+        Self::parse()
+    }
+
+    /// A configuration for tests and examples: mock manager, given data dir, ephemeral port.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut config = Self::parse_from(["ec2d"]);
+        config.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.data_dir = Some(data_dir);
+        config.vm_manager = VmManager::Mock;
+        config
+    }
+
+    /// The data directory, resolving the per-user default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_local_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("ec2d")
+        })
+    }
+
+    /// The resync period.
+    pub fn resync_every(&self) -> Duration {
+        Duration::from_secs(self.resync_seconds.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_like_localstack_variables() {
+        let c = Config::parse_from(["ec2d", "--vm-manager", "mock", "--remove-containers", "0"]);
+        assert_eq!(c.vm_manager, VmManager::Mock);
+        assert!(!c.remove_containers);
+        let c = Config::parse_from(["ec2d", "--remove-containers", "true", "--listen", "0.0.0.0:5000"]);
+        assert!(c.remove_containers);
+        assert_eq!(c.listen.port(), 5000);
+        assert!(Config::try_parse_from(["ec2d", "--vm-manager", "libvirt"]).is_err());
+    }
+}

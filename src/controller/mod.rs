@@ -1,0 +1,266 @@
+//! A generic, EC2-agnostic controller loop: a deduplicating delay queue, bounded concurrent reconciles, per-key backoff, periodic resync.
+//!
+//! Semantics follow kube-runtime's `Controller` (scheduler + runner), without its stream
+//! combinators: [`Controller::run`] is one `tokio::select!` loop over the queue, the trigger
+//! stream, the resync timer and shutdown, with reconciles spawned into a `JoinSet`.
+//!
+//! Guarantees:
+//!
+//! - **Dedup**: a key waits in at most one queue slot; scheduling it again keeps the earliest
+//!   run time.
+//! - **One reconcile per key at a time**: a key scheduled while its reconcile runs is marked
+//!   dirty and runs again once that reconcile has finished (at the earliest requested time).
+//! - **Bounded concurrency**: at most [`ControllerConfig::concurrency`] reconciles in flight.
+//! - **Failures back off per key** (jittered exponential, see [`ExponentialJitterBackoff`]) and
+//!   a panicking reconcile is counted as an error, not a crash of the loop.
+//! - **Level-triggered safety net**: the resync function is called at start and every
+//!   [`ControllerConfig::resync_every`], and every key it returns is enqueued.
+
+mod action;
+mod backoff;
+mod queue;
+mod runner;
+
+pub use action::Action;
+pub use backoff::{Backoff, BackoffFactory, BackoffRegistry, ExponentialJitterBackoff};
+
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use futures::Stream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use queue::Queue;
+
+/// Tuning for a [`Controller`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// Maximum reconciles in flight (across all keys). `0` is treated as `1`.
+    pub concurrency: usize,
+    /// Period of the full resync. `Duration::ZERO` disables the periodic resync; the initial
+    /// one at start still happens.
+    pub resync_every: Duration,
+    /// Typical first retry delay of a failing key (jittered ±50%).
+    pub backoff_initial: Duration,
+    /// Hard upper bound of any backoff delay.
+    pub backoff_max: Duration,
+    /// How long [`Controller::run`] waits for in-flight reconciles after shutdown; the rest are
+    /// aborted (their tasks are dropped at their next `.await`).
+    pub drain_timeout: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            // Docker events can be missed (daemon restart, stream reconnect); a minute bounds
+            // how long a drift can go unnoticed without making idle resyncs noticeable.
+            resync_every: Duration::from_secs(60),
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A point-in-time view of a controller, e.g. for a health/debug endpoint.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ControllerStats {
+    /// Keys waiting to run (scheduled, or dirty while in flight).
+    pub queue_depth: usize,
+    /// Reconciles currently running.
+    pub in_flight: usize,
+    /// Reconciles finished, whatever their outcome.
+    pub reconciles_total: u64,
+    /// Reconciles that returned `Err` or panicked.
+    pub errors_total: u64,
+    /// Wall-clock time of the last resync; serialized as an RFC 3339 string
+    /// (`"2025-01-02T03:04:05.123456789Z"`) or `null`, like the model's timestamps.
+    #[serde(serialize_with = "serialize_rfc3339_opt")]
+    pub last_resync_at: Option<SystemTime>,
+}
+
+fn serialize_rfc3339_opt<S: serde::Serializer>(
+    t: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    time::serde::rfc3339::option::serialize(&t.map(time::OffsetDateTime::from), s)
+}
+
+/// State shared between the loop and its handles.
+struct Shared<K> {
+    state: Mutex<State<K>>,
+    /// Wakes the loop after a handle enqueued something. `notify_one` stores a permit when the
+    /// loop is busy, so a wakeup is never lost.
+    wake: Notify,
+    reconciles_total: AtomicU64,
+    errors_total: AtomicU64,
+}
+
+struct State<K> {
+    queue: Queue<K>,
+    last_resync_at: Option<SystemTime>,
+}
+
+impl<K> Shared<K> {
+    fn lock(&self) -> MutexGuard<'_, State<K>> {
+        // No user code ever runs under this lock, so a poisoned lock still holds consistent
+        // data; refusing it would only turn one panic into many.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `now + delay`, saturating instead of panicking on absurd delays.
+fn deadline(now: Instant, delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(delay.min(FAR)).unwrap_or(now)
+}
+
+/// A cheap, cloneable way to enqueue keys into a [`Controller`] and read its stats.
+///
+/// Handles may be used before [`Controller::run`] starts (keys wait in the queue) and after it
+/// returns (keys are accepted and never run).
+pub struct ControllerHandle<K> {
+    shared: Arc<Shared<K>>,
+}
+
+impl<K> Clone for ControllerHandle<K> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<K> Debug for ControllerHandle<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerHandle").finish_non_exhaustive()
+    }
+}
+
+impl<K: Clone + Eq + Hash> ControllerHandle<K> {
+    /// Reconcile `key` as soon as possible (deduplicated with any pending run).
+    pub fn enqueue(&self, key: K) {
+        self.enqueue_at(key, Instant::now());
+    }
+
+    /// Reconcile `key` after `delay`, unless it is already due earlier.
+    pub fn enqueue_after(&self, key: K, delay: Duration) {
+        self.enqueue_at(key, deadline(Instant::now(), delay));
+    }
+
+    fn enqueue_at(&self, key: K, at: Instant) {
+        self.shared.lock().queue.schedule(key, at);
+        self.shared.wake.notify_one();
+    }
+
+    /// Current queue depth, in-flight count, counters and last resync time.
+    pub fn stats(&self) -> ControllerStats {
+        let (queue_depth, in_flight, last_resync_at) = {
+            let st = self.shared.lock();
+            (st.queue.depth(), st.queue.in_flight(), st.last_resync_at)
+        };
+        ControllerStats {
+            queue_depth,
+            in_flight,
+            reconciles_total: self.shared.reconciles_total.load(Ordering::Relaxed),
+            errors_total: self.shared.errors_total.load(Ordering::Relaxed),
+            last_resync_at,
+        }
+    }
+}
+
+/// A controller loop over keys `K` (e.g. instance ids). It knows nothing about what a key
+/// means: reconciling, triggering and listing are all passed to [`Controller::run`].
+pub struct Controller<K> {
+    config: ControllerConfig,
+    shared: Arc<Shared<K>>,
+    backoff: BackoffFactory,
+}
+
+impl<K> Debug for Controller<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
+    /// A controller with `config`, using [`ExponentialJitterBackoff`] from
+    /// `backoff_initial`/`backoff_max` for [`Action::backoff`].
+    pub fn new(config: ControllerConfig) -> Self {
+        let (initial, max) = (config.backoff_initial, config.backoff_max);
+        Self {
+            config,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    queue: Queue::new(),
+                    last_resync_at: None,
+                }),
+                wake: Notify::new(),
+                reconciles_total: AtomicU64::new(0),
+                errors_total: AtomicU64::new(0),
+            }),
+            backoff: Arc::new(move || Box::new(ExponentialJitterBackoff::new(initial, max))),
+        }
+    }
+
+    /// Replace the per-key backoff policy (each failing key gets its own `factory()`).
+    ///
+    /// Mostly for tests that need deterministic delays; the default is what production wants.
+    pub fn with_backoff<F>(mut self, factory: F) -> Self
+    where
+        F: Fn() -> Box<dyn Backoff> + Send + Sync + 'static,
+    {
+        self.backoff = Arc::new(factory);
+        self
+    }
+
+    /// A handle to enqueue keys and read stats; valid before, during and after [`Self::run`].
+    pub fn handle(&self) -> ControllerHandle<K> {
+        ControllerHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Runs until `shutdown` resolves; then stops dequeuing, waits up to `drain_timeout` for
+    /// in-flight reconciles, returns.
+    ///
+    /// - `triggers`: keys to reconcile now (store watch, Docker events, ...). When it ends the
+    ///   loop keeps running on the handle, resync and requeues.
+    /// - `resync`: all keys that exist; called at start (the initial list) and every
+    ///   `resync_every`. It runs on the loop task, so it must be quick (e.g. a store scan).
+    /// - `reconcile`: converges one key; runs as its own task in a `reconcile` span with the
+    ///   key. `Ok(action)` forgets the key's backoff (unless `action` is
+    ///   [`Action::backoff`]) and schedules per `action`.
+    /// - `error_policy`: maps a failure to an [`Action`], usually [`Action::backoff`]. A
+    ///   panicking reconcile skips the policy and backs off.
+    ///
+    /// A trigger or enqueue for a key that is backing off runs it at once (earliest wins): a
+    /// real change is worth a retry.
+    pub async fn run<Trig, Resync, Rec, RecFut, E, Pol>(
+        self,
+        triggers: Trig,
+        resync: Resync,
+        reconcile: Rec,
+        error_policy: Pol,
+        shutdown: impl Future<Output = ()> + Send,
+    ) where
+        Trig: Stream<Item = K> + Send + Unpin + 'static,
+        Resync: Fn() -> Vec<K> + Send + 'static,
+        Rec: Fn(K) -> RecFut + Send + Sync + 'static,
+        RecFut: Future<Output = Result<Action, E>> + Send + 'static,
+        E: Display + Send + 'static,
+        Pol: Fn(&K, &E) -> Action + Send + Sync + 'static,
+    {
+        runner::Runner::new(self.config, self.shared, self.backoff, reconcile, error_policy)
+            .run(triggers, resync, shutdown)
+            .await
+    }
+}

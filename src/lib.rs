@@ -1,0 +1,25 @@
+//! ec2d: an AWS EC2 emulator whose instances are real Docker containers, built like a Kubernetes controller.
+//!
+//! # Layout
+//!
+//! - [`model`]: pure data (ids, specs, statuses, state machine); no IO.
+//! - [`api`]: the EC2 Query protocol front (axum); validates requests and writes desired state only.
+//! - [`store`]: the embedded sled store; spec and status kept apart, one writer each.
+//! - [`runtime`]: the container runtime seam (Docker via bollard, and an in-memory fake).
+//! - [`controller`]: a generic, EC2-agnostic controller loop (queue, runner, backoff).
+//! - [`reconcile`]: the EC2 reconcilers that make Docker match the store.
+//! - [`app`]: wires everything together; [`config`], [`shutdown`], [`telemetry`] support it.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod controller;
+pub mod model;
+pub mod reconcile;
+pub mod runtime;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

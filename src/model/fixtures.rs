@@ -1,0 +1,52 @@
+//! Builders of model objects for tests and examples (controller-rs `fixtures.rs` style).
+
+use std::collections::BTreeMap;
+
+use super::ids::{ImageId, InstanceId, ReservationId};
+use super::image::{Image, ImageSource, ImageSpec, ImageStatus, IMAGE_KIND};
+use super::instance::{Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, INSTANCE_KIND};
+use super::meta::{Object, ObjectMeta, API_VERSION};
+use super::state::DesiredState;
+
+/// A fresh instance in `us-east-1`, desired running, never reconciled.
+pub fn instance() -> Instance {
+    let id = InstanceId::generate();
+    Object {
+        api_version: API_VERSION.to_string(),
+        kind: INSTANCE_KIND.to_string(),
+        metadata: ObjectMeta::new(id.as_str(), "us-east-1", super::now()),
+        spec: InstanceSpec {
+            image_id: ImageId::parse("ami-000001").expect("valid id"),
+            image_ref: "localstack-ec2/test-ami:ami-000001".to_string(),
+            instance_type: "t3.micro".to_string(),
+            desired: DesiredState::Running,
+            reservation_id: ReservationId::generate(),
+            ami_launch_index: 0,
+            availability_zone: "us-east-1a".to_string(),
+            shutdown_behavior: ShutdownBehavior::Stop,
+            tags: BTreeMap::new(),
+            user_transition_at: None,
+        },
+        status: InstanceStatus::default(),
+    }
+}
+
+/// A pending CreateImage of `instance_id`.
+pub fn committed_image(instance_id: &InstanceId, name: &str) -> Image {
+    let id = ImageId::generate();
+    Object {
+        api_version: API_VERSION.to_string(),
+        kind: IMAGE_KIND.to_string(),
+        metadata: ObjectMeta::new(id.as_str(), "us-east-1", super::now()),
+        spec: ImageSpec {
+            name: name.to_string(),
+            description: None,
+            source: ImageSource::Commit {
+                instance_id: instance_id.clone(),
+            },
+            reference: format!("localstack-ec2/{name}:{id}"),
+            tags: BTreeMap::new(),
+        },
+        status: ImageStatus::default(),
+    }
+}

@@ -1,0 +1,113 @@
+//! Resource id newtypes: parsing (with EC2's `Malformed` rules) and generation.
+
+use std::fmt;
+
+use rand::Rng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An id that does not have the shape EC2 expects for its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid id: \"{id}\" (expecting \"{prefix}...\")")]
+pub struct IdError {
+    /// The rejected input.
+    pub id: String,
+    /// The prefix the kind expects, e.g. `i-`.
+    pub prefix: &'static str,
+}
+
+fn random_hex(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).expect("digit below 16"))
+        .collect()
+}
+
+/// Accepts `<prefix><1..=17 alphanumerics>`: AWS uses 8 or 17 hex digits, LocalStack 12, and
+/// users tag hand-made AMIs such as `ami-000001`, so only the prefix and charset are enforced.
+fn parse_with_prefix(s: &str, prefix: &'static str) -> Result<String, IdError> {
+    let err = || IdError {
+        id: s.to_string(),
+        prefix,
+    };
+    let rest = s.strip_prefix(prefix).ok_or_else(err)?;
+    if rest.is_empty() || rest.len() > 32 || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(err());
+    }
+    Ok(s.to_string())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $hex:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The prefix every id of this kind starts with.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Parses a client-supplied id; the error carries EC2's `Malformed` wording.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                parse_with_prefix(s, $prefix).map(Self)
+            }
+
+            /// A fresh random id in AWS's long format.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, random_hex($hex)))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An EC2 instance id, `i-` and 17 hex digits when generated.
+    InstanceId, "i-", 17
+);
+id_type!(
+    /// An AMI id, `ami-` and 17 hex digits when generated.
+    ImageId, "ami-", 17
+);
+id_type!(
+    /// A reservation id, `r-` and 17 hex digits.
+    ReservationId, "r-", 17
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_back() {
+        let id = InstanceId::generate();
+        assert_eq!(id.as_str().len(), 2 + 17);
+        assert_eq!(InstanceId::parse(id.as_str()).unwrap(), id);
+        let ami = ImageId::generate();
+        assert_eq!(ImageId::parse(ami.as_str()).unwrap(), ami);
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected_with_aws_wording() {
+        for bad in ["", "i-", "x-123", "i-12 34", "i-abc/def", "ami-123"] {
+            assert!(InstanceId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let err = InstanceId::parse("i-xyz!").unwrap_err();
+        assert_eq!(err.to_string(), "Invalid id: \"i-xyz!\" (expecting \"i-...\")");
+        assert!(ImageId::parse("rocket-man").is_err());
+        assert!(ImageId::parse("ami-000001").is_ok());
+        assert!(ImageId::parse("ami-12345678").is_ok());
+        assert!(InstanceId::parse("i-baadf00d").is_ok());
+    }
+}

@@ -1,0 +1,136 @@
+//! The Image kind: AMIs, either discovered from Docker tags or made by CreateImage (docker commit).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ids::InstanceId;
+use super::meta::{ErrorRecord, Object, StateReason};
+
+/// An AMI document.
+pub type Image = Object<ImageSpec, ImageStatus>;
+
+/// The kind name stored in `kind`.
+pub const IMAGE_KIND: &str = "Image";
+
+/// The AMI's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// The AMI name (`Name`).
+    pub name: String,
+    /// `Description`, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where the image comes from.
+    pub source: ImageSource,
+    /// The Docker image reference of the AMI: `localstack-ec2/<name>:<ami id>`.
+    pub reference: String,
+    /// User tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Where an AMI comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum ImageSource {
+    /// A Docker image the user tagged `localstack-ec2/<name>:<ami id>`; observed, never written by the API.
+    Docker,
+    /// CreateImage: commit the instance's container.
+    Commit {
+        /// The instance whose container is committed.
+        instance_id: InstanceId,
+    },
+}
+
+/// EC2's image states that ec2d uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ImageState {
+    /// Being committed.
+    Pending,
+    /// Ready to launch.
+    Available,
+    /// The commit could not be made; see the state reason.
+    Failed,
+}
+
+impl ImageState {
+    /// EC2's state name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Available => "available",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What the reconciler observed of the AMI.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStatus {
+    /// The spec generation this status describes.
+    pub observed_generation: u64,
+    /// `None` until the reconciler first acted; shown as `pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ImageState>,
+    /// Why the image failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<StateReason>,
+    /// Docker's image id (`sha256:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_image_id: Option<String>,
+    /// Image size in bytes, as Docker reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Docker's architecture word (`amd64`, `arm64`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The last reconcile error, kept until a reconcile succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ErrorRecord>,
+}
+
+impl Image {
+    /// The state a client sees (pending until the reconciler says otherwise).
+    pub fn display_state(&self) -> ImageState {
+        self.status.state.unwrap_or(ImageState::Pending)
+    }
+}
+
+/// Turns an AMI name into a valid Docker repository component: lower-case, and runs of
+/// characters Docker refuses replaced by `-`. EC2 names allow spaces, capitals and `()[]'@`.
+pub fn docker_repository_name(ami_name: &str) -> String {
+    let mut out = String::with_capacity(ami_name.len());
+    for c in ami_name.chars() {
+        let c = c.to_ascii_lowercase();
+        let ok = c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/');
+        let c = if ok { c } else { '-' };
+        if c == '-' && out.ends_with('-') {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim_matches(|c| matches!(c, '.' | '_' | '-' | '/'));
+    if trimmed.is_empty() {
+        "image".to_string()
+    } else {
+        trimmed.replace("//", "/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_are_docker_safe() {
+        assert_eq!(docker_repository_name("my-snap"), "my-snap");
+        assert_eq!(docker_repository_name("My Snap (v2)"), "my-snap-v2");
+        assert_eq!(docker_repository_name("team/app"), "team/app");
+        assert_eq!(docker_repository_name("@@@"), "image");
+    }
+}

@@ -1,0 +1,138 @@
+//! The Instance kind: desired state (spec) and observed state (status) of one EC2 instance.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{ImageId, ReservationId};
+use super::meta::{ErrorRecord, Object, StateReason};
+use super::state::{DesiredState, InstanceState};
+use super::Timestamp;
+
+/// An EC2 instance document.
+pub type Instance = Object<InstanceSpec, InstanceStatus>;
+
+/// The kind name stored in `kind`.
+pub const INSTANCE_KIND: &str = "Instance";
+
+/// What the user asked for. Written only by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSpec {
+    /// The AMI the instance was launched from.
+    pub image_id: ImageId,
+    /// The container image reference resolved from the AMI at launch (`localstack-ec2/<name>:<ami>`).
+    pub image_ref: String,
+    /// E.g. `t3.micro`; recorded, not enforced.
+    pub instance_type: String,
+    /// Running, stopped or terminated.
+    pub desired: DesiredState,
+    /// The reservation shared by the instances of one RunInstances call.
+    pub reservation_id: ReservationId,
+    /// The instance's index within its reservation.
+    pub ami_launch_index: u32,
+    /// The availability zone (`Placement.AvailabilityZone`).
+    pub availability_zone: String,
+    /// What an OS-initiated shutdown does: `stop` (EC2's default) or `terminate`.
+    #[serde(default)]
+    pub shutdown_behavior: ShutdownBehavior,
+    /// User tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// When the user last asked for a stop or terminate, for `StateTransitionReason`.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub user_transition_at: Option<Timestamp>,
+}
+
+/// `InstanceInitiatedShutdownBehavior`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ShutdownBehavior {
+    /// The instance becomes stopped.
+    #[default]
+    Stop,
+    /// The instance becomes terminated.
+    Terminate,
+}
+
+/// What the reconciler observed and did. Written only by the reconciler.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// The spec generation this status describes.
+    pub observed_generation: u64,
+    /// The last state the reconciler reached; `None` until the first reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<InstanceState>,
+    /// EC2's `StateReason`, also where reconcile failures surface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<StateReason>,
+    /// The generation at which the instance shut itself down while running was desired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_generation: Option<u64>,
+    /// The backing container as last observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerObservation>,
+    /// The last reconcile error, kept until a reconcile succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ErrorRecord>,
+    /// The most recent state transitions, newest last (bounded).
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+}
+
+/// How many transitions a status keeps.
+pub const MAX_TRANSITIONS: usize = 10;
+
+impl InstanceStatus {
+    /// Records a change of reached state (bounded history); a no-op when unchanged.
+    pub fn record_transition(&mut self, to: InstanceState, reason: Option<&StateReason>, at: Timestamp) {
+        if self.state == Some(to) {
+            return;
+        }
+        self.transitions.push(Transition {
+            from: self.state,
+            to,
+            reason: reason.map(|r| r.code.clone()),
+            at,
+        });
+        if self.transitions.len() > MAX_TRANSITIONS {
+            let excess = self.transitions.len() - MAX_TRANSITIONS;
+            self.transitions.drain(..excess);
+        }
+        self.state = Some(to);
+    }
+}
+
+/// One observed change of state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    /// The state before (absent for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<InstanceState>,
+    /// The state reached.
+    pub to: InstanceState,
+    /// The `StateReason` code, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was observed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub at: Timestamp,
+}
+
+/// The container backing an instance, as last observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerObservation {
+    /// Docker's container id.
+    pub id: String,
+    /// Docker's state word: created, running, paused, exited, dead, …
+    pub state: String,
+    /// The container's address on its Docker network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+}

@@ -1,0 +1,54 @@
+//! Pure data: resource documents, ids, state machine and guards; no IO, no async.
+
+pub mod fixtures;
+pub mod ids;
+pub mod image;
+pub mod instance;
+pub mod meta;
+pub mod state;
+
+pub use ids::{IdError, ImageId, InstanceId, ReservationId};
+pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
+pub use image::{docker_repository_name, IMAGE_KIND};
+pub use instance::{
+    ContainerObservation, Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, Transition, INSTANCE_KIND,
+};
+pub use meta::{ErrorRecord, Object, ObjectMeta, StateReason, API_VERSION};
+pub use state::{display_state, DesiredState, InstanceState, TransitionError};
+
+/// The tag every Docker-backed AMI and instance carries, as in LocalStack.
+pub const VM_MANAGER_TAG: &str = "ec2_vm_manager";
+
+/// The Docker repository prefix that turns an image into an AMI: `localstack-ec2/<AmiName>:<AmiId>`.
+pub const AMI_REPOSITORY_PREFIX: &str = "localstack-ec2/";
+
+/// The container name prefix for instances: `localstack-ec2.<InstanceId>`.
+pub const CONTAINER_NAME_PREFIX: &str = "localstack-ec2.";
+
+/// The account id every resource belongs to (LocalStack's default account).
+pub const ACCOUNT_ID: &str = "000000000000";
+
+/// Timestamps are stored and shown as RFC 3339 UTC with milliseconds, as EC2 does.
+pub type Timestamp = time::OffsetDateTime;
+
+/// Formats a timestamp the way EC2 responses do (`2024-01-01T00:00:00.000Z`).
+pub fn format_timestamp(t: Timestamp) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// The current time, truncated to milliseconds so stored and shown values agree.
+pub fn now() -> Timestamp {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t)
+}

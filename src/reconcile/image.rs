@@ -1,0 +1,121 @@
+//! The CreateImage reconciler: commit the source instance's container into `localstack-ec2/<name>:<ami>`.
+
+use tracing::{info, warn};
+
+use super::{Context, ReconcileError};
+use crate::controller::Action;
+use crate::model::{now, ErrorRecord, Image, ImageId, ImageSource, ImageState, InstanceId, StateReason};
+use crate::runtime::{ContainerRuntime, RuntimeError};
+
+/// Reconciles one CreateImage record.
+pub(super) async fn reconcile<R: ContainerRuntime>(id: &ImageId, ctx: &Context<R>) -> Result<Action, ReconcileError> {
+    let Some(image) = ctx.store.images().get(id.as_str())? else {
+        return Ok(Action::await_change());
+    };
+    let done = matches!(image.status.state, Some(ImageState::Available | ImageState::Failed))
+        && image.status.observed_generation >= image.metadata.generation;
+    if done {
+        return Ok(Action::await_change());
+    }
+    let ImageSource::Commit { instance_id } = &image.spec.source else {
+        return Ok(Action::await_change());
+    };
+    match commit(&image, instance_id, ctx).await {
+        Ok(Some(docker_id)) => {
+            info!(image_id = %id, reference = %image.spec.reference, "image available");
+            let mut status = image.status.clone();
+            status.state = Some(ImageState::Available);
+            status.docker_image_id = Some(docker_id);
+            status.state_reason = None;
+            status.last_error = None;
+            status.observed_generation = image.metadata.generation;
+            ctx.store.images().write_status(id.as_str(), &status)?;
+            Ok(Action::await_change())
+        }
+        // The instance has no container yet (still booting): look again shortly.
+        Ok(None) => Ok(Action::requeue(ctx.settings.converging_requeue)),
+        Err(CommitError::Impossible(reason)) => {
+            warn!(image_id = %id, %reason, "image failed");
+            let mut status = image.status.clone();
+            status.state = Some(ImageState::Failed);
+            status.state_reason = Some(StateReason::new("Client.InternalError", &reason));
+            status.last_error = Some(ErrorRecord {
+                message: reason,
+                at: now(),
+            });
+            status.observed_generation = image.metadata.generation;
+            ctx.store.images().write_status(id.as_str(), &status)?;
+            Ok(Action::await_change())
+        }
+        Err(CommitError::Retry(error)) => {
+            let mut status = image.status.clone();
+            status.last_error = Some(ErrorRecord {
+                message: error.to_string(),
+                at: now(),
+            });
+            ctx.store.images().write_status(id.as_str(), &status)?;
+            Err(error)
+        }
+    }
+}
+
+enum CommitError {
+    /// The image can never be made (source gone); it is marked failed.
+    Impossible(String),
+    /// Try again later.
+    Retry(ReconcileError),
+}
+
+impl From<RuntimeError> for CommitError {
+    fn from(e: RuntimeError) -> Self {
+        Self::Retry(e.into())
+    }
+}
+
+/// Commits the instance's container, unless a previous attempt already made the image
+/// (the commit may have finished just before a crash). `Ok(None)`: not ready to commit yet.
+async fn commit<R: ContainerRuntime>(
+    image: &Image,
+    instance_id: &InstanceId,
+    ctx: &Context<R>,
+) -> Result<Option<String>, CommitError> {
+    let reference = &image.spec.reference;
+    if ctx.runtime.image_exists(reference).await? {
+        return Ok(Some(existing_id(ctx, reference).await));
+    }
+    let instance = ctx
+        .store
+        .instances()
+        .get(instance_id.as_str())
+        .map_err(|e| CommitError::Retry(e.into()))?;
+    let Some(instance) = instance else {
+        return Err(CommitError::Impossible(format!("instance {instance_id} no longer exists")));
+    };
+    let Some(container) = ctx.runtime.inspect_instance(instance_id).await? else {
+        if instance.status.state.is_none() || instance.status.state == Some(crate::model::InstanceState::Pending) {
+            return Ok(None);
+        }
+        return Err(CommitError::Impossible(format!("instance {instance_id} has no container to commit")));
+    };
+    let (repository, tag) = reference
+        .rsplit_once(':')
+        .ok_or_else(|| CommitError::Impossible(format!("bad image reference {reference}")))?;
+    match ctx.runtime.commit(&container.id, repository, tag).await {
+        Ok(docker_id) => Ok(Some(docker_id)),
+        Err(RuntimeError::NotFound(reason)) => Err(CommitError::Impossible(reason)),
+        Err(RuntimeError::Failed(reason)) => Err(CommitError::Impossible(reason)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The Docker id of an image that already exists, from the catalog when it is there.
+async fn existing_id<R: ContainerRuntime>(ctx: &Context<R>, reference: &str) -> String {
+    match ctx.runtime.list_amis().await {
+        Ok(amis) => amis
+            .into_iter()
+            .find(|a| a.reference == reference)
+            .map(|a| a.docker_id)
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}

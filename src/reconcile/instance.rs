@@ -1,0 +1,187 @@
+//! The instance reconciler: read spec and status, observe the container, plan, apply, write status.
+
+use std::collections::BTreeMap;
+
+use tracing::{debug, info, warn};
+
+use super::plan::{self, Plan, PlanSettings, Step};
+use super::{Context, ReconcileError};
+use crate::controller::Action;
+use crate::model::{
+    now, ContainerObservation, ErrorRecord, Instance, InstanceId, InstanceState, InstanceStatus, StateReason,
+    CONTAINER_NAME_PREFIX,
+};
+use crate::runtime::{labels, ContainerRuntime, ContainerSpec, ObservedContainer, RuntimeError};
+
+/// The command that keeps an instance container alive whatever its image would run, as
+/// LocalStack's appended keep-alive does. Under Docker's init a TERM ends it at once.
+const KEEP_ALIVE: &str = "while :; do sleep 3600; done";
+
+/// Builds the container for an instance: the one place that decides how an instance boots.
+pub fn container_spec_for(instance: &Instance, settings: &super::Settings) -> ContainerSpec {
+    let mut container_labels = BTreeMap::new();
+    container_labels.insert(labels::MANAGED.to_string(), "true".to_string());
+    container_labels.insert(labels::VM_MANAGER.to_string(), "docker".to_string());
+    // The region, for humans reading `docker inspect`.
+    container_labels.insert(labels::REGION.to_string(), instance.metadata.namespace.clone());
+    let mut binds = Vec::new();
+    if settings.mount_docker_socket {
+        binds.push("/var/run/docker.sock:/var/run/docker.sock".to_string());
+    }
+    ContainerSpec {
+        name: format!("{CONTAINER_NAME_PREFIX}{}", instance.metadata.name),
+        instance_id: InstanceId::parse(&instance.metadata.name).ok(),
+        image: instance.spec.image_ref.clone(),
+        entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+        cmd: Some(vec![KEEP_ALIVE.to_string()]),
+        env: Vec::new(),
+        labels: container_labels,
+        init: settings.docker_init,
+        binds,
+        ports: Vec::new(),
+        hostname: None,
+    }
+}
+
+/// Reconciles one instance.
+pub(super) async fn reconcile<R: ContainerRuntime>(id: &InstanceId, ctx: &Context<R>) -> Result<Action, ReconcileError> {
+    let Some(instance) = ctx.store.instances().get(id.as_str())? else {
+        return Ok(Action::await_change());
+    };
+    let generation = instance.metadata.generation;
+    let observed = match ctx.runtime.inspect_instance(id).await {
+        Ok(observed) => observed,
+        Err(error) => return Err(record_error(ctx, &instance, error)),
+    };
+    let settings = PlanSettings {
+        remove_containers: ctx.settings.remove_containers,
+        stop_timeout: ctx.settings.stop_timeout,
+    };
+    let plan = plan::plan(&instance, observed.as_ref(), &settings, || {
+        container_spec_for(&instance, &ctx.settings)
+    });
+    debug!(instance_id = %id, generation, steps = ?plan.steps, reaches = ?plan.reaches, "planned");
+
+    if let Err(error) = apply(&plan, &ctx.runtime, &settings).await {
+        // An image that does not exist (any more) can never boot: fail fast to `terminated`
+        // so waiters stop waiting, instead of retrying forever.
+        if matches!(error, RuntimeError::NotFound(_)) && plan.steps.iter().any(|s| matches!(s, Step::Create(_))) {
+            let reason = StateReason::internal_error(&format!(
+                "the instance's image {} cannot be started: {error}",
+                instance.spec.image_ref
+            ));
+            warn!(instance_id = %id, %error, "boot impossible; instance terminated");
+            let mut status = instance.status.clone();
+            status.record_transition(InstanceState::Terminated, Some(&reason), now());
+            status.state_reason = Some(reason);
+            status.observed_generation = generation;
+            status.container = None;
+            status.last_error = Some(ErrorRecord {
+                message: error.to_string(),
+                at: now(),
+            });
+            ctx.store.instances().write_status(id.as_str(), &status)?;
+            return Ok(Action::await_change());
+        }
+        return Err(record_error(ctx, &instance, error));
+    }
+
+    // Observe again after acting: the new container's id and address are only known now.
+    let after = if plan.steps.is_empty() {
+        observed
+    } else {
+        match ctx.runtime.inspect_instance(id).await {
+            Ok(after) => after,
+            Err(error) => return Err(record_error(ctx, &instance, error)),
+        }
+    };
+    let status = next_status(&instance, &plan, after.as_ref());
+    if status != instance.status {
+        if status.state != instance.status.state {
+            info!(
+                instance_id = %id,
+                from = ?instance.status.state.map(|s| s.name()),
+                to = ?status.state.map(|s| s.name()),
+                "instance state changed"
+            );
+        }
+        ctx.store.instances().write_status(id.as_str(), &status)?;
+    }
+    Ok(match status.state {
+        Some(InstanceState::Terminated) if after.is_none() => Action::await_change(),
+        _ if plan.reaches.is_none() => Action::requeue(ctx.settings.converging_requeue),
+        _ => Action::requeue(ctx.settings.converged_requeue),
+    })
+}
+
+/// Applies the plan's steps in order. `Conflict` (already paused, already running) and
+/// `NotFound` on removal mean the world already moved where we wanted it.
+async fn apply<R: ContainerRuntime>(plan: &Plan, runtime: &R, settings: &PlanSettings) -> Result<(), RuntimeError> {
+    for step in &plan.steps {
+        debug!(?step, "applying");
+        let result = match step {
+            Step::Create(spec) => runtime.create_and_start(spec).await.map(|_| ()),
+            Step::Start(id) => runtime.start(id).await,
+            Step::Pause(id) => runtime.pause(id).await,
+            Step::Unpause(id) => runtime.unpause(id).await,
+            Step::Stop(id) => runtime.stop(id, settings.stop_timeout).await,
+            Step::Remove(id) => runtime.remove(id).await,
+        };
+        match result {
+            Ok(()) => {}
+            Err(RuntimeError::Conflict(reason)) if !matches!(step, Step::Create(_)) => {
+                debug!(?step, %reason, "step already satisfied");
+            }
+            Err(RuntimeError::NotFound(_)) if matches!(step, Step::Remove(_) | Step::Stop(_)) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// The status after a successful apply: pure, so it is tested with the plan.
+fn next_status(instance: &Instance, plan: &Plan, after: Option<&ObservedContainer>) -> InstanceStatus {
+    let mut status = instance.status.clone();
+    status.container = after.map(|c| ContainerObservation {
+        id: c.id.clone(),
+        state: c.state.as_str().to_string(),
+        ip_address: c.ip_address.clone(),
+    });
+    status.last_error = None;
+    if let Some(reached) = plan.reaches {
+        let confirmed = match (reached, after.map(|c| c.state)) {
+            (InstanceState::Running, Some(crate::runtime::ContainerState::Running)) => true,
+            (InstanceState::Running, _) => false,
+            _ => true,
+        };
+        if confirmed {
+            let reason = match reached {
+                InstanceState::Stopped | InstanceState::Terminated => Some(StateReason::user_initiated_shutdown()),
+                _ => None,
+            };
+            status.record_transition(reached, reason.as_ref(), now());
+            status.state_reason = reason;
+            status.observed_generation = instance.metadata.generation;
+            status.shutdown_generation = None;
+        }
+    }
+    status
+}
+
+/// Records a failure in the instance's status (where clients see it) and passes it on.
+fn record_error<R: ContainerRuntime>(ctx: &Context<R>, instance: &Instance, error: RuntimeError) -> ReconcileError {
+    let mut status = instance.status.clone();
+    status.last_error = Some(ErrorRecord {
+        message: error.to_string(),
+        at: now(),
+    });
+    // While the instance has not reached what was asked, the failure is its StateReason,
+    // where EC2 clients look; a converged instance keeps its own reason.
+    if status.observed_generation < instance.metadata.generation || status.state.is_none() {
+        status.state_reason = Some(StateReason::internal_error(&error.to_string()));
+    }
+    if let Err(store_error) = ctx.store.instances().write_status(&instance.metadata.name, &status) {
+        warn!(instance_id = %instance.metadata.name, error = %store_error, "cannot record reconcile error");
+    }
+    error.into()
+}

@@ -1,0 +1,161 @@
+//! The EC2 reconcilers: make Docker match the store's instances and images, and keep the AMI catalog current.
+//!
+//! Each reconcile is keyed by an [`ObjectRef`] and re-reads the world every time (spec and
+//! status from the store, the container from the runtime); why it was called is never passed
+//! in, only logged. Only this module writes status.
+
+mod catalog;
+mod engine;
+mod error;
+mod image;
+mod instance;
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+pub use engine::{EngineHealth, EngineMonitor};
+pub use error::ReconcileError;
+pub use instance::container_spec_for;
+
+use crate::controller::Action;
+use crate::model::{ImageId, InstanceId};
+use crate::runtime::{ContainerRuntime, RuntimeEvent};
+use crate::store::{KindKey, Store};
+
+/// What a reconcile is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ObjectRef {
+    /// One instance and its container.
+    Instance(InstanceId),
+    /// One CreateImage record and its commit.
+    Image(ImageId),
+    /// The AMI catalog discovered from Docker's image tags.
+    Catalog,
+}
+
+/// Reconciler settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Remove containers on termination (`EC2_REMOVE_CONTAINERS`).
+    pub remove_containers: bool,
+    /// Grace period for `docker stop` on termination.
+    pub stop_timeout: Duration,
+    /// Run containers with Docker's init (`EC2_DOCKER_INIT`).
+    pub docker_init: bool,
+    /// Mount the Docker socket into instances.
+    pub mount_docker_socket: bool,
+    /// How soon to look again at a resource that is still converging.
+    pub converging_requeue: Duration,
+    /// How often a converged resource is looked at again (missed-event safety net).
+    pub converged_requeue: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            remove_containers: true,
+            stop_timeout: Duration::from_secs(3),
+            docker_init: true,
+            mount_docker_socket: true,
+            converging_requeue: Duration::from_millis(500),
+            converged_requeue: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything a reconcile needs; generic over the runtime so tests use the fake.
+pub struct Context<R: ContainerRuntime> {
+    /// The store (spec to read, status to write).
+    pub store: Store,
+    /// The container engine.
+    pub runtime: R,
+    /// Settings.
+    pub settings: Settings,
+    /// The engine's reachability, as last seen by reconciles and the monitor.
+    pub engine: EngineMonitor,
+}
+
+impl<R: ContainerRuntime> Context<R> {
+    /// Builds a context.
+    pub fn new(store: Store, runtime: R, settings: Settings) -> Self {
+        Self {
+            store,
+            runtime,
+            settings,
+            engine: EngineMonitor::default(),
+        }
+    }
+}
+
+/// Reconciles one object. Errors are also recorded in the object's status by the
+/// per-kind reconcilers; here they only go back to the controller for the retry decision.
+pub async fn reconcile<R: ContainerRuntime>(key: ObjectRef, ctx: Arc<Context<R>>) -> Result<Action, ReconcileError> {
+    let result = match &key {
+        ObjectRef::Instance(id) => instance::reconcile(id, &ctx).await,
+        ObjectRef::Image(id) => image::reconcile(id, &ctx).await,
+        ObjectRef::Catalog => catalog::reconcile(&ctx).await,
+    };
+    ctx.engine.observe(&result);
+    result
+}
+
+/// Decides the retry after a failed reconcile: transient failures back off per key with
+/// jitter; permanent ones were recorded as the object's `StateReason` and are retried slowly.
+pub fn error_policy<R: ContainerRuntime>(_key: &ObjectRef, error: &ReconcileError, ctx: &Context<R>) -> Action {
+    if error.is_transient() {
+        Action::backoff()
+    } else {
+        Action::requeue(ctx.settings.converged_requeue.min(Duration::from_secs(60)))
+    }
+}
+
+/// Every key the store and engine know of: the resync list (kube's "list" half of list-watch).
+pub fn all_keys(store: &Store) -> Vec<ObjectRef> {
+    let mut keys = vec![ObjectRef::Catalog];
+    match store.instances().ids() {
+        Ok(ids) => keys.extend(ids.iter().filter_map(|id| InstanceId::parse(id).ok()).map(ObjectRef::Instance)),
+        Err(error) => tracing::error!(%error, "cannot list instances for resync"),
+    }
+    match store.images().ids() {
+        Ok(ids) => keys.extend(ids.iter().filter_map(|id| ImageId::parse(id).ok()).map(ObjectRef::Image)),
+        Err(error) => tracing::error!(%error, "cannot list images for resync"),
+    }
+    keys
+}
+
+/// The controller's triggers: spec changes from the store and events from the engine,
+/// mapped to keys. An engine stream gap (`Resubscribed`) enqueues everything.
+pub fn triggers<R: ContainerRuntime>(ctx: &Arc<Context<R>>) -> BoxStream<'static, ObjectRef> {
+    let specs = ctx.store.watch_specs().filter_map(|changed| async move {
+        match changed.kind {
+            KindKey::Instance => InstanceId::parse(&changed.id).ok().map(ObjectRef::Instance),
+            KindKey::Image => ImageId::parse(&changed.id).ok().map(ObjectRef::Image),
+        }
+    });
+    let store = ctx.store.clone();
+    let events = ctx
+        .runtime
+        .events()
+        .flat_map(move |event| {
+            let keys = match event {
+                RuntimeEvent::Container { instance_id, action } => {
+                    tracing::debug!(%instance_id, %action, "container event");
+                    vec![ObjectRef::Instance(instance_id)]
+                }
+                RuntimeEvent::Image { action } => {
+                    tracing::debug!(%action, "image event");
+                    vec![ObjectRef::Catalog]
+                }
+                RuntimeEvent::Resubscribed => {
+                    tracing::info!("engine event stream resubscribed; resyncing everything");
+                    all_keys(&store)
+                }
+            };
+            futures::stream::iter(keys)
+        });
+    futures::stream::select(specs, events).boxed()
+}

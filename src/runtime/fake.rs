@@ -1,0 +1,438 @@
+//! An in-memory container runtime that records calls and injects failures: the reconciler's test double and `EC2_VM_MANAGER=mock`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::{
+    labels, AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ObservedContainer,
+    PublishedPort, RuntimeError, RuntimeEvent, RuntimeResult,
+};
+use crate::model::{ImageId, InstanceId, AMI_REPOSITORY_PREFIX};
+
+/// The operations the fake records and can be told to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `info`.
+    Info,
+    /// `list_managed`.
+    List,
+    /// `inspect_instance`.
+    Inspect,
+    /// `create_and_start`.
+    Create,
+    /// `start`.
+    Start,
+    /// `pause`.
+    Pause,
+    /// `unpause`.
+    Unpause,
+    /// `stop`.
+    Stop,
+    /// `remove`.
+    Remove,
+    /// `commit`.
+    Commit,
+    /// `list_amis`.
+    ListAmis,
+    /// `image_exists`.
+    ImageExists,
+}
+
+/// One recorded call: the operation and its main argument (container name or id, image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Which operation.
+    pub op: Op,
+    /// Its main argument.
+    pub arg: String,
+}
+
+#[derive(Debug, Clone)]
+struct FakeContainer {
+    id: String,
+    spec: ContainerSpec,
+    state: ContainerState,
+    exit_code: Option<i64>,
+    ip: String,
+    ports: Vec<PublishedPort>,
+}
+
+#[derive(Default)]
+struct Inner {
+    containers: BTreeMap<String, FakeContainer>,
+    images: BTreeMap<String, String>,
+    calls: Vec<Call>,
+    failures: HashMap<Op, (RuntimeError, usize)>,
+    next_id: u64,
+    next_port: u16,
+    down: bool,
+}
+
+/// The fake runtime. Cloning shares the same world.
+#[derive(Clone)]
+pub struct FakeRuntime {
+    inner: Arc<Mutex<Inner>>,
+    events: broadcast::Sender<RuntimeEvent>,
+    /// Mock mode: any image reference "exists", as `EC2_VM_MANAGER=mock` promises.
+    accept_any_image: bool,
+}
+
+impl Default for FakeRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeRuntime {
+    /// An empty world with no images.
+    pub fn new() -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                next_port: 40000,
+                ..Inner::default()
+            })),
+            events,
+            accept_any_image: false,
+        }
+    }
+
+    /// The runtime behind `EC2_VM_MANAGER=mock`: no real containers, every image exists.
+    pub fn mock() -> Self {
+        Self {
+            accept_any_image: true,
+            ..Self::new()
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock only happens in a failing test; keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds an image, as `docker tag` would.
+    pub fn add_image(&self, reference: &str) {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = format!("sha256:{:064x}", inner.next_id);
+        inner.images.insert(reference.to_string(), id);
+        drop(inner);
+        self.emit(RuntimeEvent::Image { action: "tag".into() });
+    }
+
+    /// Removes an image, as `docker rmi` would.
+    pub fn remove_image(&self, reference: &str) {
+        self.lock().images.remove(reference);
+        self.emit(RuntimeEvent::Image { action: "untag".into() });
+    }
+
+    /// Every call made so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// The operations called so far, in order (without arguments).
+    pub fn ops(&self) -> Vec<Op> {
+        self.lock().calls.iter().map(|c| c.op).collect()
+    }
+
+    /// Forgets the recorded calls.
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// Makes the next `times` calls of `op` fail with `error`.
+    pub fn fail_next(&self, op: Op, error: RuntimeError, times: usize) {
+        self.lock().failures.insert(op, (error, times));
+    }
+
+    /// Makes every call fail with `Unavailable` until set back, like an engine outage.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Changes a container's state behind ec2d's back (drift), by instance id.
+    pub fn set_state_behind_back(&self, instance_id: &InstanceId, state: ContainerState, exit_code: Option<i64>) {
+        let mut inner = self.lock();
+        if let Some(c) = inner
+            .containers
+            .values_mut()
+            .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
+        {
+            c.state = state;
+            c.exit_code = exit_code;
+        }
+        drop(inner);
+        self.emit(RuntimeEvent::Container {
+            instance_id: instance_id.clone(),
+            action: state.as_str().into(),
+        });
+    }
+
+    /// Removes a container behind ec2d's back (`docker rm -f`), by instance id.
+    pub fn remove_behind_back(&self, instance_id: &InstanceId) {
+        self.lock()
+            .containers
+            .retain(|_, c| c.spec.instance_id.as_ref() != Some(instance_id));
+        self.emit(RuntimeEvent::Container {
+            instance_id: instance_id.clone(),
+            action: "destroy".into(),
+        });
+    }
+
+    /// The state of an instance's container, if it has one.
+    pub fn container_state(&self, instance_id: &InstanceId) -> Option<ContainerState> {
+        self.lock()
+            .containers
+            .values()
+            .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
+            .map(|c| c.state)
+    }
+
+    /// How many containers exist.
+    pub fn container_count(&self) -> usize {
+        self.lock().containers.len()
+    }
+
+    /// Records the call and returns the scripted failure, if any.
+    fn enter(&self, op: Op, arg: &str) -> RuntimeResult<()> {
+        let mut inner = self.lock();
+        inner.calls.push(Call {
+            op,
+            arg: arg.to_string(),
+        });
+        if inner.down {
+            return Err(RuntimeError::Unavailable("fake engine is down".into()));
+        }
+        if let Some((error, times)) = inner.failures.get_mut(&op) {
+            if *times > 0 {
+                *times -= 1;
+                return Err(error.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&self, event: RuntimeEvent) {
+        // No subscriber is fine: nobody is watching yet.
+        let _ = self.events.send(event);
+    }
+
+    fn emit_for(&self, container: &FakeContainer, action: &str) {
+        if let Some(id) = &container.spec.instance_id {
+            self.emit(RuntimeEvent::Container {
+                instance_id: id.clone(),
+                action: action.into(),
+            });
+        }
+    }
+
+    fn observe(c: &FakeContainer) -> Option<ObservedContainer> {
+        let instance_id = c.spec.instance_id.clone()?;
+        let mut labels = c.spec.labels.clone();
+        labels.insert(labels::INSTANCE_ID.into(), instance_id.to_string());
+        Some(ObservedContainer {
+            id: c.id.clone(),
+            name: c.spec.name.clone(),
+            instance_id,
+            state: c.state,
+            exit_code: c.exit_code,
+            ip_address: matches!(c.state, ContainerState::Running | ContainerState::Paused).then(|| c.ip.clone()),
+            image: c.spec.image.clone(),
+            ports: c.ports.clone(),
+            labels,
+        })
+    }
+
+    /// Applies a state change to a container by id, with Docker's conflict rules.
+    fn transition(
+        &self,
+        op: Op,
+        container_id: &str,
+        allowed: &[ContainerState],
+        to: ContainerState,
+        action: &str,
+    ) -> RuntimeResult<()> {
+        self.enter(op, container_id)?;
+        let mut inner = self.lock();
+        let container = inner
+            .containers
+            .get_mut(container_id)
+            .ok_or_else(|| RuntimeError::NotFound(format!("no such container: {container_id}")))?;
+        if !allowed.contains(&container.state) {
+            return Err(RuntimeError::Conflict(format!(
+                "container {container_id} is {}",
+                container.state.as_str()
+            )));
+        }
+        container.state = to;
+        if to == ContainerState::Exited {
+            container.exit_code = Some(0);
+        }
+        let snapshot = container.clone();
+        drop(inner);
+        self.emit_for(&snapshot, action);
+        Ok(())
+    }
+}
+
+impl ContainerRuntime for FakeRuntime {
+    async fn info(&self) -> RuntimeResult<EngineInfo> {
+        self.enter(Op::Info, "")?;
+        Ok(EngineInfo {
+            version: "fake".into(),
+            api_version: "fake".into(),
+        })
+    }
+
+    async fn list_managed(&self) -> RuntimeResult<Vec<ObservedContainer>> {
+        self.enter(Op::List, "")?;
+        Ok(self.lock().containers.values().filter_map(Self::observe).collect())
+    }
+
+    async fn inspect_instance(&self, instance_id: &InstanceId) -> RuntimeResult<Option<ObservedContainer>> {
+        self.enter(Op::Inspect, instance_id.as_str())?;
+        let name = format!("{}{}", crate::model::CONTAINER_NAME_PREFIX, instance_id);
+        let inner = self.lock();
+        match inner.containers.values().find(|c| c.spec.name == name) {
+            None => Ok(None),
+            Some(c) if c.spec.instance_id.as_ref() == Some(instance_id) => Ok(Self::observe(c)),
+            Some(_) => Err(RuntimeError::Failed(
+                "container name taken by a container ec2d does not own".into(),
+            )),
+        }
+    }
+
+    async fn create_and_start(&self, spec: &ContainerSpec) -> RuntimeResult<String> {
+        self.enter(Op::Create, &spec.name)?;
+        let mut inner = self.lock();
+        if !self.accept_any_image && !inner.images.contains_key(&spec.image) {
+            return Err(RuntimeError::NotFound(format!("no such image: {}", spec.image)));
+        }
+        if let Some(existing) = inner.containers.values().find(|c| c.spec.name == spec.name) {
+            return Err(RuntimeError::Conflict(format!(
+                "container name {} is already in use by {}",
+                spec.name, existing.id
+            )));
+        }
+        inner.next_id += 1;
+        let id = format!("{:064x}", inner.next_id);
+        let ip = format!("172.17.{}.{}", (inner.next_id / 250) % 250, inner.next_id % 250 + 2);
+        let mut ports = Vec::new();
+        for request in &spec.ports {
+            let host_port = match request.host_port {
+                Some(p) => p,
+                None => {
+                    inner.next_port += 1;
+                    inner.next_port
+                }
+            };
+            ports.push(PublishedPort {
+                container_port: request.container_port,
+                protocol: request.protocol,
+                host_ip: "127.0.0.1".into(),
+                host_port,
+            });
+        }
+        let container = FakeContainer {
+            id: id.clone(),
+            spec: spec.clone(),
+            state: ContainerState::Running,
+            exit_code: None,
+            ip,
+            ports,
+        };
+        inner.containers.insert(id.clone(), container.clone());
+        drop(inner);
+        self.emit_for(&container, "start");
+        Ok(id)
+    }
+
+    async fn start(&self, container_id: &str) -> RuntimeResult<()> {
+        use ContainerState::*;
+        self.transition(Op::Start, container_id, &[Created, Exited, Running], Running, "start")
+    }
+
+    async fn pause(&self, container_id: &str) -> RuntimeResult<()> {
+        use ContainerState::*;
+        self.transition(Op::Pause, container_id, &[Running], Paused, "pause")
+    }
+
+    async fn unpause(&self, container_id: &str) -> RuntimeResult<()> {
+        use ContainerState::*;
+        self.transition(Op::Unpause, container_id, &[Paused], Running, "unpause")
+    }
+
+    async fn stop(&self, container_id: &str, _grace: Duration) -> RuntimeResult<()> {
+        use ContainerState::*;
+        self.transition(Op::Stop, container_id, &[Running, Paused, Exited, Created], Exited, "die")
+    }
+
+    async fn remove(&self, container_id: &str) -> RuntimeResult<()> {
+        self.enter(Op::Remove, container_id)?;
+        let removed = self.lock().containers.remove(container_id);
+        if let Some(container) = removed {
+            self.emit_for(&container, "destroy");
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, container_id: &str, repository: &str, tag: &str) -> RuntimeResult<String> {
+        self.enter(Op::Commit, container_id)?;
+        if !self.lock().containers.contains_key(container_id) {
+            return Err(RuntimeError::NotFound(format!("no such container: {container_id}")));
+        }
+        let reference = format!("{repository}:{tag}");
+        self.add_image(&reference);
+        let id = self.lock().images.get(&reference).cloned().unwrap_or_default();
+        Ok(id)
+    }
+
+    async fn list_amis(&self) -> RuntimeResult<Vec<AmiImage>> {
+        self.enter(Op::ListAmis, "")?;
+        let inner = self.lock();
+        let mut seen = HashSet::new();
+        let mut amis = Vec::new();
+        for (reference, docker_id) in &inner.images {
+            let Some(rest) = reference.strip_prefix(AMI_REPOSITORY_PREFIX) else {
+                continue;
+            };
+            let Some((name, tag)) = rest.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(ami_id) = ImageId::parse(tag) else {
+                continue;
+            };
+            if seen.insert(ami_id.clone()) {
+                amis.push(AmiImage {
+                    ami_id,
+                    name: name.to_string(),
+                    reference: reference.clone(),
+                    docker_id: docker_id.clone(),
+                    created: None,
+                    size_bytes: Some(1024),
+                    architecture: Some("amd64".into()),
+                });
+            }
+        }
+        Ok(amis)
+    }
+
+    async fn image_exists(&self, reference: &str) -> RuntimeResult<bool> {
+        self.enter(Op::ImageExists, reference)?;
+        Ok(self.accept_any_image || self.lock().images.contains_key(reference))
+    }
+
+    fn events(&self) -> BoxStream<'static, RuntimeEvent> {
+        // A lagging subscriber missed events: say so, as the Docker stream does after a gap.
+        BroadcastStream::new(self.events.subscribe())
+            .map(|item| item.unwrap_or(RuntimeEvent::Resubscribed))
+            .boxed()
+    }
+}

@@ -1,0 +1,276 @@
+//! The container runtime seam: the world the reconciler converges, in our own types (Docker via bollard, or a fake).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use serde::Serialize;
+
+use crate::model::{ImageId, InstanceId, Timestamp};
+
+pub mod docker;
+pub mod fake;
+pub mod labels;
+
+pub use docker::DockerRuntime;
+pub use fake::FakeRuntime;
+
+/// Errors from the container runtime, classified by what the reconciler should do about them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// The container or image does not exist (Docker 404). Often success in disguise (removal).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The operation conflicts with the object's state (Docker 409, e.g. pausing a paused container).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The engine could not be reached or timed out; retry with backoff.
+    #[error("container engine unavailable: {0}")]
+    Unavailable(String),
+    /// The engine refused the operation for a reason retrying will not fix (bad image, bad config).
+    #[error("container engine error: {0}")]
+    Failed(String),
+}
+
+impl RuntimeError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Conflict(_))
+    }
+}
+
+/// Result alias for runtime calls.
+pub type RuntimeResult<T> = Result<T, RuntimeError>;
+
+/// Docker's container states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Running,
+    /// Frozen by `docker pause`.
+    Paused,
+    /// Restarting by restart policy.
+    Restarting,
+    /// Being removed.
+    Removing,
+    /// Its main process ended.
+    Exited,
+    /// Failed to stop or remove.
+    Dead,
+}
+
+impl ContainerState {
+    /// Docker's word for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Removing => "removing",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Parses Docker's word; unknown words read as `Dead` so they are never mistaken for healthy.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "created" => Self::Created,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "exited" => Self::Exited,
+            _ => Self::Dead,
+        }
+    }
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// `tcp` or `udp`, as Docker writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+/// A container port to publish on the host's loopback.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct PortRequest {
+    /// The port inside the container.
+    pub container_port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The host port to use; `None` lets the engine choose a free one.
+    pub host_port: Option<u16>,
+}
+
+/// A port the engine actually published.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PublishedPort {
+    /// The port inside the container.
+    pub container_port: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The host address it is bound to.
+    pub host_ip: String,
+    /// The host port.
+    pub host_port: u16,
+}
+
+/// Everything needed to create one instance container. The reconciler decides the policy
+/// (command, init, mounts); the runtime only carries it out.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ContainerSpec {
+    /// The container name, `localstack-ec2.<InstanceId>`.
+    pub name: String,
+    /// The instance the container belongs to; becomes the owner label.
+    pub instance_id: Option<InstanceId>,
+    /// The image reference to run.
+    pub image: String,
+    /// Overrides the image's entrypoint when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Overrides the image's command when set.
+    pub cmd: Option<Vec<String>>,
+    /// `KEY=value` environment entries.
+    pub env: Vec<String>,
+    /// Extra labels; the runtime adds the owner labels itself.
+    pub labels: BTreeMap<String, String>,
+    /// Run with Docker's init as PID 1.
+    pub init: bool,
+    /// Bind mounts, `host:container[:mode]`.
+    pub binds: Vec<String>,
+    /// Ports to publish on 127.0.0.1.
+    pub ports: Vec<PortRequest>,
+    /// Hostname inside the container.
+    pub hostname: Option<String>,
+}
+
+/// A container as observed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedContainer {
+    /// Docker's container id.
+    pub id: String,
+    /// The container name without Docker's leading `/`.
+    pub name: String,
+    /// The instance id from the owner label.
+    pub instance_id: InstanceId,
+    /// Its state.
+    pub state: ContainerState,
+    /// The main process' exit code once exited.
+    pub exit_code: Option<i64>,
+    /// The address on its first network, when it has one.
+    pub ip_address: Option<String>,
+    /// The image reference it was created from.
+    pub image: String,
+    /// Ports the engine published.
+    pub ports: Vec<PublishedPort>,
+    /// Labels on the container.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A Docker image tagged `localstack-ec2/<AmiName>:<AmiId>`: an AMI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AmiImage {
+    /// The AMI id from the tag.
+    pub ami_id: ImageId,
+    /// The AMI name from the repository.
+    pub name: String,
+    /// The full reference, `localstack-ec2/<name>:<ami>`.
+    pub reference: String,
+    /// Docker's image id.
+    pub docker_id: String,
+    /// When the image was created.
+    pub created: Option<Timestamp>,
+    /// Size in bytes.
+    pub size_bytes: Option<i64>,
+    /// Architecture word (`amd64`, `arm64`).
+    pub architecture: Option<String>,
+}
+
+/// What the engine said about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineInfo {
+    /// The engine's version (`20.10.24`).
+    pub version: String,
+    /// The API version negotiated with it.
+    pub api_version: String,
+}
+
+/// Something changed in the engine; the controller maps it to keys to reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeEvent {
+    /// A container carrying our owner label changed (`action` is Docker's word: die, pause, destroy…).
+    Container {
+        /// The owning instance.
+        instance_id: InstanceId,
+        /// Docker's action word.
+        action: String,
+    },
+    /// An image was tagged, untagged, deleted, committed, imported or loaded.
+    Image {
+        /// Docker's action word.
+        action: String,
+    },
+    /// The event stream was re-established after a gap: events may have been missed.
+    Resubscribed,
+}
+
+/// The operations ec2d needs from a container engine, in our own types so no bollard type
+/// crosses this seam and the fake needs no Docker models.
+///
+/// Every method is idempotent-friendly: `NotFound` and `Conflict` tell the reconciler that
+/// the world is already where it wanted it, or moved, and it re-observes on the next pass.
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Pings the engine and returns its version.
+    fn info(&self) -> impl Future<Output = RuntimeResult<EngineInfo>> + Send;
+    /// All containers carrying our owner label, in any state.
+    fn list_managed(&self) -> impl Future<Output = RuntimeResult<Vec<ObservedContainer>>> + Send;
+    /// The container of one instance, found by name and checked against the owner label.
+    fn inspect_instance(
+        &self,
+        instance_id: &InstanceId,
+    ) -> impl Future<Output = RuntimeResult<Option<ObservedContainer>>> + Send;
+    /// Creates and starts a container; returns its id.
+    fn create_and_start(&self, spec: &ContainerSpec) -> impl Future<Output = RuntimeResult<String>> + Send;
+    /// Starts a created or exited container.
+    fn start(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Freezes a running container.
+    fn pause(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Thaws a paused container.
+    fn unpause(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Stops a container, killing it after `grace`.
+    fn stop(&self, container_id: &str, grace: Duration) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Removes a container (forcefully) with its anonymous volumes.
+    fn remove(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Commits a container into `repository:tag`; returns the new image's id.
+    fn commit(
+        &self,
+        container_id: &str,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send;
+    /// All images tagged `localstack-ec2/<AmiName>:<AmiId>` with a well-formed AMI id.
+    fn list_amis(&self) -> impl Future<Output = RuntimeResult<Vec<AmiImage>>> + Send;
+    /// Whether an image reference exists locally.
+    fn image_exists(&self, reference: &str) -> impl Future<Output = RuntimeResult<bool>> + Send;
+    /// Engine events relevant to ec2d; reconnects by itself and says so with `Resubscribed`.
+    fn events(&self) -> BoxStream<'static, RuntimeEvent>;
+}

@@ -1,0 +1,392 @@
+//! One kind's pair of trees (spec and status), with typed reads, compare-and-swap spec updates and a spec watch.
+
+use std::marker::PhantomData;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::model::{Object, ObjectMeta, API_VERSION};
+
+/// The spec half of a document, as stored in the spec tree.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecDoc<S> {
+    api_version: String,
+    kind: String,
+    metadata: ObjectMeta,
+    spec: S,
+}
+
+/// A record that could not be decoded: reported and skipped, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorruptRecord {
+    /// The kind of the record.
+    pub kind: &'static str,
+    /// Its key, lossily decoded.
+    pub key: String,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+/// The result of listing a collection: every readable object, and what could not be read.
+#[derive(Debug, Clone)]
+pub struct Listing<S, T: Default> {
+    /// Decoded objects in key order.
+    pub objects: Vec<Object<S, T>>,
+    /// Records skipped because they could not be decoded.
+    pub corrupt: Vec<CorruptRecord>,
+}
+
+/// The spec and status trees of one kind.
+pub struct Collection<S, T> {
+    kind: &'static str,
+    spec: sled::Tree,
+    status: sled::Tree,
+    _types: PhantomData<fn() -> (S, T)>,
+}
+
+impl<S, T> Clone for Collection<S, T> {
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind,
+            spec: self.spec.clone(),
+            status: self.status.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
+}
+
+impl<S, T> Collection<S, T>
+where
+    S: Serialize + DeserializeOwned + Clone,
+    T: Serialize + DeserializeOwned + Default + Clone,
+{
+    pub(super) fn open(db: &sled::Db, tree_prefix: &str, kind: &'static str) -> Result<Self, StoreError> {
+        Ok(Self {
+            kind,
+            spec: db.open_tree(format!("{tree_prefix}.spec"))?,
+            status: db.open_tree(format!("{tree_prefix}.status"))?,
+            _types: PhantomData,
+        })
+    }
+
+    fn corrupt(&self, key: &[u8], reason: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            kind: self.kind,
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn decode_spec(&self, key: &[u8], bytes: &[u8]) -> Result<SpecDoc<S>, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| self.corrupt(key, e))
+    }
+
+    /// A status that cannot be decoded reads as "nothing observed": the reconciler will
+    /// observe again and overwrite it, so one bad status never hides its object.
+    fn read_status(&self, key: &[u8]) -> Result<T, StoreError> {
+        match self.status.get(key)? {
+            None => Ok(T::default()),
+            Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::error!(kind = self.kind, key = %String::from_utf8_lossy(key), error = %e, "corrupt status record ignored");
+                T::default()
+            })),
+        }
+    }
+
+    fn join(&self, doc: SpecDoc<S>, status: T) -> Object<S, T> {
+        Object {
+            api_version: doc.api_version,
+            kind: doc.kind,
+            metadata: doc.metadata,
+            spec: doc.spec,
+            status,
+        }
+    }
+
+    /// Inserts new objects atomically: all of them or none (one RunInstances call is one write).
+    pub fn create(&self, objects: &[Object<S, T>]) -> Result<(), StoreError> {
+        let mut encoded = Vec::with_capacity(objects.len());
+        for object in objects {
+            let doc = SpecDoc {
+                api_version: API_VERSION.to_string(),
+                kind: self.kind.to_string(),
+                metadata: object.metadata.clone(),
+                spec: object.spec.clone(),
+            };
+            encoded.push((object.metadata.name.clone(), encode(&doc)?));
+        }
+        let kind = self.kind;
+        self.spec
+            .transaction(|tx| {
+                for (id, bytes) in &encoded {
+                    if tx.get(id.as_bytes())?.is_some() {
+                        return sled::transaction::abort(StoreError::AlreadyExists { kind, id: id.clone() });
+                    }
+                    tx.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => e.into(),
+            })
+    }
+
+    /// Reads one object (spec joined with status).
+    pub fn get(&self, id: &str) -> Result<Option<Object<S, T>>, StoreError> {
+        let Some(bytes) = self.spec.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let doc = self.decode_spec(id.as_bytes(), &bytes)?;
+        Ok(Some(self.join(doc, self.read_status(id.as_bytes())?)))
+    }
+
+    /// Reads every object; undecodable records are skipped and reported, never fatal.
+    pub fn list(&self) -> Result<Listing<S, T>, StoreError> {
+        let mut objects = Vec::new();
+        let mut corrupt = Vec::new();
+        for entry in self.spec.iter() {
+            let (key, bytes) = entry?;
+            match self.decode_spec(&key, &bytes) {
+                Ok(doc) => objects.push(self.join(doc, self.read_status(&key)?)),
+                Err(StoreError::Corrupt { kind, key, reason }) => {
+                    tracing::error!(kind, %key, %reason, "corrupt record skipped");
+                    corrupt.push(CorruptRecord { kind, key, reason });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(Listing { objects, corrupt })
+    }
+
+    /// The ids of every object, cheaply (no decoding), for resyncs.
+    pub fn ids(&self) -> Result<Vec<String>, StoreError> {
+        self.spec
+            .iter()
+            .keys()
+            .map(|k| k.map(|k| String::from_utf8_lossy(&k).into_owned()).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// How many objects are stored.
+    pub fn len(&self) -> usize {
+        self.spec.len()
+    }
+
+    /// Whether the collection is empty.
+    pub fn is_empty(&self) -> bool {
+        self.spec.is_empty()
+    }
+
+    /// Changes an object's spec with a compare-and-swap loop. `change` sees the whole object
+    /// (status included, for guards) and returns whether it changed the spec; a change bumps
+    /// `generation` and `resourceVersion`. Returns the object before and after.
+    pub fn update_spec<E>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Object<S, T>) -> Result<bool, E>,
+    ) -> Result<(Object<S, T>, Object<S, T>), E>
+    where
+        E: From<StoreError>,
+    {
+        loop {
+            let Some(current_bytes) = self.spec.get(id.as_bytes()).map_err(StoreError::from)? else {
+                return Err(StoreError::NotFound {
+                    kind: self.kind,
+                    id: id.to_string(),
+                }
+                .into());
+            };
+            let doc = self.decode_spec(id.as_bytes(), &current_bytes)?;
+            let before = self.join(doc, self.read_status(id.as_bytes())?);
+            let mut after = before.clone();
+            if !change(&mut after)? {
+                return Ok((before, after));
+            }
+            after.metadata.generation = before.metadata.generation + 1;
+            after.metadata.resource_version = before.metadata.resource_version + 1;
+            let new_doc = SpecDoc {
+                api_version: after.api_version.clone(),
+                kind: after.kind.clone(),
+                metadata: after.metadata.clone(),
+                spec: after.spec.clone(),
+            };
+            let new_bytes = encode(&new_doc)?;
+            match self
+                .spec
+                .compare_and_swap(id.as_bytes(), Some(current_bytes), Some(new_bytes))
+                .map_err(StoreError::from)?
+            {
+                Ok(()) => return Ok((before, after)),
+                // Another request changed the spec in between: re-read and re-apply.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Writes an object's status. Only the reconciler calls this. A status for an object
+    /// that no longer exists is dropped, so a late reconcile never resurrects a collected record.
+    pub fn write_status(&self, id: &str, status: &T) -> Result<(), StoreError> {
+        if !self.spec.contains_key(id.as_bytes())? {
+            return Ok(());
+        }
+        self.status.insert(id.as_bytes(), encode(status)?)?;
+        Ok(())
+    }
+
+    /// Deletes an object, spec and status (garbage collection of finished records).
+    pub fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.spec.remove(id.as_bytes())?;
+        self.status.remove(id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Replaces the whole collection with `objects` (for observed-state caches such as the
+    /// AMI catalog), writing only what changed so the store is not rewritten on every resync.
+    pub fn replace_all(&self, objects: &[Object<S, T>]) -> Result<(), StoreError>
+    where
+        S: PartialEq,
+        T: PartialEq,
+    {
+        let wanted: std::collections::BTreeMap<&str, &Object<S, T>> =
+            objects.iter().map(|o| (o.metadata.name.as_str(), o)).collect();
+        for id in self.ids()? {
+            if !wanted.contains_key(id.as_str()) {
+                self.delete(&id)?;
+            }
+        }
+        for (id, object) in wanted {
+            let unchanged = matches!(self.get(id), Ok(Some(ref existing))
+                if existing.spec == object.spec && existing.status == object.status);
+            if !unchanged {
+                let doc = SpecDoc {
+                    api_version: API_VERSION.to_string(),
+                    kind: self.kind.to_string(),
+                    metadata: object.metadata.clone(),
+                    spec: object.spec.clone(),
+                };
+                self.spec.insert(id.as_bytes(), encode(&doc)?)?;
+                self.status.insert(id.as_bytes(), encode(&object.status)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ids whose spec was written or removed, as they happen. The subscription is taken
+    /// when this is called, so changes made after the call are never missed.
+    pub fn watch_spec_ids(&self) -> BoxStream<'static, String> {
+        let subscriber = self.spec.watch_prefix(Vec::new());
+        futures::stream::unfold(subscriber, |mut subscriber| async move {
+            let event = (&mut subscriber).await?;
+            let id = String::from_utf8_lossy(event.key()).into_owned();
+            Some((id, subscriber))
+        })
+        .boxed()
+    }
+
+    /// Writes raw bytes under a spec key, bypassing encoding: only for tests of corrupt-record handling.
+    #[doc(hidden)]
+    pub fn insert_raw_spec_for_test(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.spec.insert(id.as_bytes(), bytes)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{fixtures, DesiredState, InstanceState};
+    use crate::store::{Store, StoreError};
+
+    #[test]
+    fn create_get_update_status_roundtrip() {
+        let store = Store::temporary().unwrap();
+        let inst = fixtures::instance();
+        let id = inst.metadata.name.clone();
+        store.instances().create(std::slice::from_ref(&inst)).unwrap();
+        let again = store.instances().create(std::slice::from_ref(&inst));
+        assert!(matches!(again, Err(StoreError::AlreadyExists { .. })));
+
+        let (before, after) = store
+            .instances()
+            .update_spec::<StoreError>(&id, |o| {
+                o.spec.desired = DesiredState::Stopped;
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(before.metadata.generation, 1);
+        assert_eq!(after.metadata.generation, 2);
+
+        let mut status = after.status.clone();
+        status.observed_generation = 2;
+        status.state = Some(InstanceState::Stopped);
+        store.instances().write_status(&id, &status).unwrap();
+        let read = store.instances().get(&id).unwrap().unwrap();
+        assert_eq!(read.spec.desired, DesiredState::Stopped);
+        assert_eq!(read.status.state, Some(InstanceState::Stopped));
+        assert_eq!(read.metadata.generation, 2);
+
+        let unchanged = store.instances().update_spec::<StoreError>(&id, |_| Ok(false)).unwrap();
+        assert_eq!(unchanged.1.metadata.generation, 2);
+    }
+
+    #[test]
+    fn corrupt_records_are_reported_and_skipped() {
+        let store = Store::temporary().unwrap();
+        let good = fixtures::instance();
+        store.instances().create(std::slice::from_ref(&good)).unwrap();
+        store.instances().insert_raw_spec_for_test("i-bad", b"{not json").unwrap();
+        let listing = store.instances().list().unwrap();
+        assert_eq!(listing.objects.len(), 1);
+        assert_eq!(listing.corrupt.len(), 1);
+        assert_eq!(listing.corrupt[0].key, "i-bad");
+        assert!(matches!(store.instances().get("i-bad"), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn status_for_deleted_object_is_dropped() {
+        let store = Store::temporary().unwrap();
+        let inst = fixtures::instance();
+        let id = inst.metadata.name.clone();
+        store.instances().create(std::slice::from_ref(&inst)).unwrap();
+        store.instances().delete(&id).unwrap();
+        store.instances().write_status(&id, &inst.status).unwrap();
+        assert!(store.instances().get(&id).unwrap().is_none());
+        assert_eq!(store.instances().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn watch_reports_spec_writes() {
+        use futures::StreamExt;
+        let store = Store::temporary().unwrap();
+        let mut watch = store.watch_specs();
+        let inst = fixtures::instance();
+        store.instances().create(std::slice::from_ref(&inst)).unwrap();
+        let changed = tokio::time::timeout(std::time::Duration::from_secs(5), watch.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed.id, inst.metadata.name);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let inst = fixtures::instance();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.instances().create(std::slice::from_ref(&inst)).unwrap();
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.instances().get(&inst.metadata.name).unwrap().unwrap().spec, inst.spec);
+    }
+}

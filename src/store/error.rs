@@ -1,0 +1,41 @@
+//! The store's error type.
+
+/// What can go wrong reading or writing the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No object with that id.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// The kind looked up.
+        kind: &'static str,
+        /// The id looked up.
+        id: String,
+    },
+    /// An object with that id already exists.
+    #[error("{kind} {id} already exists")]
+    AlreadyExists {
+        /// The kind written.
+        kind: &'static str,
+        /// The clashing id.
+        id: String,
+    },
+    /// A stored value could not be decoded.
+    #[error("corrupt {kind} record {key}: {reason}")]
+    Corrupt {
+        /// The kind of the record.
+        kind: &'static str,
+        /// The record's key, lossily decoded.
+        key: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// sled or the file system failed.
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        Self::Backend(e.to_string())
+    }
+}

@@ -1,0 +1,122 @@
+//! Persistence of desired state (spec) and observed state (status) in an embedded sled store; the only module that knows sled.
+//!
+//! Every kind gets two trees: `<kind>.spec`, written only by the API, and `<kind>.status`,
+//! written only by the reconciler, so the two writers never race on one value (the
+//! Kubernetes status subresource). Values are JSON: the spec tree holds
+//! `{apiVersion, kind, metadata, spec}`, the status tree holds the status object, and
+//! reads join them into one Kubernetes-shaped document.
+
+mod collection;
+mod error;
+
+use std::path::Path;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+pub use collection::{Collection, CorruptRecord, Listing};
+pub use error::StoreError;
+
+use crate::model::{Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus};
+
+/// Which collection a watch event or key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KindKey {
+    /// The instances collection.
+    Instance,
+    /// The CreateImage collection.
+    Image,
+}
+
+/// A spec changed: the id of the object and its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SpecChanged {
+    /// The kind of object.
+    pub kind: KindKey,
+    /// The object's id.
+    pub id: String,
+}
+
+/// The embedded store. Cheap to clone (sled handles are reference counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    instances: Collection<InstanceSpec, InstanceStatus>,
+    images: Collection<ImageSpec, ImageStatus>,
+    catalog: Collection<ImageSpec, ImageStatus>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .flush_every_ms(Some(200))
+            .open()
+            .map_err(StoreError::from)?;
+        Self::from_db(db)
+    }
+
+    /// A store that lives in memory and a temporary file, for tests and examples.
+    pub fn temporary() -> Result<Self, StoreError> {
+        let db = sled::Config::new().temporary(true).open().map_err(StoreError::from)?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
+            images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
+            catalog: Collection::open(&db, "catalog", crate::model::IMAGE_KIND)?,
+            db,
+        })
+    }
+
+    /// Instances: spec from RunInstances and friends, status from the reconciler.
+    pub fn instances(&self) -> &Collection<InstanceSpec, InstanceStatus> {
+        &self.instances
+    }
+
+    /// AMIs made by CreateImage: spec from the API, status from the reconciler.
+    pub fn images(&self) -> &Collection<ImageSpec, ImageStatus> {
+        &self.images
+    }
+
+    /// AMIs discovered from Docker tags. This is observed state, written only by the
+    /// reconciler's image discovery (like a reflector cache), so both its trees have one writer.
+    pub fn catalog(&self) -> &Collection<ImageSpec, ImageStatus> {
+        &self.catalog
+    }
+
+    /// Looks an AMI up by id: a CreateImage record first, then the Docker catalog.
+    pub fn find_image(&self, id: &str) -> Result<Option<Image>, StoreError> {
+        match self.images.get(id)? {
+            Some(image) => Ok(Some(image)),
+            None => self.catalog.get(id),
+        }
+    }
+
+    /// A stream of spec changes of every kind, for the controller's triggers.
+    pub fn watch_specs(&self) -> BoxStream<'static, SpecChanged> {
+        let instances = self.instances.watch_spec_ids().map(|id| SpecChanged {
+            kind: KindKey::Instance,
+            id,
+        });
+        let images = self.images.watch_spec_ids().map(|id| SpecChanged {
+            kind: KindKey::Image,
+            id,
+        });
+        futures::stream::select(instances, images).boxed()
+    }
+
+    /// Whether the store answers (a read of its metadata succeeds).
+    pub fn is_healthy(&self) -> bool {
+        self.db.get(b"health").is_ok()
+    }
+
+    /// Flushes every pending write to disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.map(|_| ()).map_err(StoreError::from)
+    }
+}

@@ -1,0 +1,581 @@
+"""Helpers for ec2d's real-client tests: the ec2d process, the docker CLI,
+the aws / awslocal CLIs, boto3 clients and polling.
+
+Everything here talks only to 127.0.0.1 (ec2d) and to the local Docker engine.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import boto3
+from botocore.config import Config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+REGION = "us-east-1"
+CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+CONTAINER_PREFIX = "localstack-ec2."
+AMI_REPO_PREFIX = "localstack-ec2/"
+BUSYBOX_IMAGE = os.environ.get("EC2D_TEST_BUSYBOX_IMAGE", "ec2d-test/busybox:latest")
+TEST_AMI_ID = "ami-000001"
+TEST_AMI_NAME = "test-ami"
+TEST_AMI_TAG = f"{AMI_REPO_PREFIX}{TEST_AMI_NAME}:{TEST_AMI_ID}"
+
+# Generous but fast: poll every second, give up after a minute.
+WAITER = {"Delay": 1, "MaxAttempts": 60}
+
+STATE_CODES = {
+    "pending": 0,
+    "running": 16,
+    "shutting-down": 32,
+    "terminated": 48,
+    "stopping": 64,
+    "stopped": 80,
+}
+
+INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8}([0-9a-f]{9})?$")
+AMI_ID_RE = re.compile(r"^ami-[0-9a-f]{6,17}$")
+RESERVATION_ID_RE = re.compile(r"^r-[0-9a-f]{8}([0-9a-f]{9})?$")
+
+# All ec2d processes started by this session, newest last (for failure reports).
+SERVERS: list["Ec2dServer"] = []
+
+
+# --------------------------------------------------------------------------- misc
+
+
+def ec2d_binary() -> Path:
+    """$EC2D_BIN, else <repo>/target/debug/ec2d."""
+    return Path(os.environ.get("EC2D_BIN") or REPO_ROOT / "target" / "debug" / "ec2d")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.25, desc: str = "condition"):
+    """Poll pred() until it returns a truthy value; return it. On timeout raise
+    AssertionError naming desc and the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {desc}; last value: {last!r}")
+        time.sleep(interval)
+
+
+def tail(path: Path, lines: int = 80) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return f"<cannot read {path}: {e}>"
+    text = data.decode("utf-8", "replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def script_path(name: str) -> str:
+    """An executable installed by pip for *this* interpreter, else from PATH."""
+    cand = Path(sysconfig.get_path("scripts")) / name
+    if cand.exists() and os.access(cand, os.X_OK):
+        return str(cand)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found (pip install {'awscli-local' if name == 'awslocal' else 'awscli'})")
+    return found
+
+
+# --------------------------------------------------------------------------- docker
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed (rc={proc.returncode}):\n{proc.stderr.strip()}")
+    return proc
+
+
+def docker_available() -> tuple[bool, str]:
+    if shutil.which("docker") is None:
+        return False, "docker CLI not found"
+    try:
+        p = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False, "docker info timed out"
+    if p.returncode != 0:
+        return False, p.stderr.strip()
+    return True, p.stdout.strip()
+
+
+def container_name(instance_id: str) -> str:
+    return f"{CONTAINER_PREFIX}{instance_id}"
+
+
+def container_inspect(name: str) -> dict | None:
+    """docker inspect of a container, or None if there is no such container."""
+    p = docker("inspect", "--type", "container", name, check=False)
+    if p.returncode != 0:
+        if "No such" in p.stderr or "no such" in p.stderr:
+            return None
+        raise AssertionError(f"docker inspect {name} failed: {p.stderr.strip()}")
+    return json.loads(p.stdout)[0]
+
+
+def container_state(name: str) -> str:
+    """'absent', 'paused', 'running', 'exited', 'created', ... (docker's State.Status)."""
+    info = container_inspect(name)
+    if info is None:
+        return "absent"
+    st = info["State"]
+    if st.get("Paused"):
+        return "paused"
+    return st.get("Status", "?")
+
+
+def wait_container_state(instance_id: str, want: str, timeout: float = 20) -> dict | None:
+    """Wait until the instance's container is in docker state `want`
+    ('running', 'paused', 'absent', ...). Returns the inspect dict (None if absent)."""
+    name = container_name(instance_id)
+    seen: list[str] = []
+
+    def check():
+        s = container_state(name)
+        if not seen or seen[-1] != s:
+            seen.append(s)
+        return s == want
+
+    try:
+        wait_until(check, timeout, 0.25, f"container {name} to be {want}")
+    except AssertionError:
+        raise AssertionError(
+            f"container {name}: wanted docker state {want!r}, states seen in {timeout}s: {seen}"
+        ) from None
+    return container_inspect(name)
+
+
+def list_ec2_containers() -> dict[str, str]:
+    """{container id: name} for every container named localstack-ec2.*"""
+    p = docker("ps", "-a", "--no-trunc", "--filter", f"name={CONTAINER_PREFIX}", "--format", "{{.ID}} {{.Names}}")
+    out = {}
+    for line in p.stdout.splitlines():
+        cid, _, name = line.partition(" ")
+        name = name.lstrip("/")
+        if name.startswith(CONTAINER_PREFIX):
+            out[cid] = name
+    return out
+
+
+def list_ami_tags() -> set[str]:
+    """Every image tag localstack-ec2/<name>:<ami-id>."""
+    p = docker("images", "--format", "{{.Repository}}:{{.Tag}}")
+    return {t for t in p.stdout.split() if t.startswith(AMI_REPO_PREFIX)}
+
+
+def image_id(ref: str) -> str | None:
+    p = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def remove_containers(names_or_ids: Iterable[str]) -> list[str]:
+    problems = []
+    for c in names_or_ids:
+        p = docker("rm", "-f", "-v", c, check=False)
+        if p.returncode != 0 and "No such" not in p.stderr:
+            problems.append(f"docker rm -f {c}: {p.stderr.strip()}")
+    return problems
+
+
+def remove_tags(tags: Iterable[str]) -> list[str]:
+    problems = []
+    for t in tags:
+        p = docker("image", "rm", t, check=False)
+        if p.returncode != 0 and "No such" not in p.stderr:
+            p2 = docker("image", "rm", "-f", t, check=False)
+            if p2.returncode != 0 and "No such" not in p2.stderr:
+                problems.append(f"docker image rm {t}: {p2.stderr.strip()}")
+    return problems
+
+
+# --------------------------------------------------------------------------- ec2d process
+
+
+class Ec2dServer:
+    """One ec2d process on 127.0.0.1:<free port> with its own data dir."""
+
+    def __init__(self, binary: Path, data_dir: Path, log_path: Path, name: str = "ec2d", extra_env=None):
+        self.binary = Path(binary)
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path)
+        self.name = name
+        self.extra_env = dict(extra_env or {})
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.starts = 0
+        SERVERS.append(self)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict:
+        env = dict(os.environ)
+        # The tests exercise the Docker backend with default container removal.
+        for k in ("EC2_VM_MANAGER", "EC2_REMOVE_CONTAINERS", "EC2D_LISTEN", "EC2D_DATA_DIR"):
+            env.pop(k, None)
+        env.setdefault("RUST_LOG", "info,ec2d=debug")
+        env.setdefault("RUST_BACKTRACE", "1")
+        env["NO_COLOR"] = "1"
+        env["EC2D_LISTEN"] = f"127.0.0.1:{self.port}"
+        env["EC2D_DATA_DIR"] = str(self.data_dir)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60) -> "Ec2dServer":
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        if not self.binary.exists():
+            raise RuntimeError(
+                f"ec2d binary not found at {self.binary} (build it with `cargo build --bin ec2d`, "
+                "or point EC2D_BIN at it)"
+            )
+        self.port = free_port()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== [test harness] start #{self.starts}: {self.binary} on {self.url} =====\n".encode())
+        log.flush()
+        argv = [str(self.binary), "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)]
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self._env(),
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        last_err = "no answer yet"
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with code {rc} before answering /_ec2d/health\n"
+                    f"argv: {argv}\n--- log tail ({self.log_path}) ---\n{tail(self.log_path, 60)}"
+                )
+            try:
+                status, body = http_get(f"{self.url}/_ec2d/health", timeout=2)
+                if status == 200:
+                    return self
+                last_err = f"HTTP {status}: {body[:200]!r}"
+            except (OSError, urllib.error.URLError) as e:
+                last_err = repr(e)
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(
+            f"{self.name} did not answer GET /_ec2d/health within {timeout}s (last: {last_err})\n"
+            f"argv: {argv}\n--- log tail ({self.log_path}) ---\n{tail(self.log_path, 60)}"
+        )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+            self._log_note("SIGKILL sent")
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then SIGKILL after timeout. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._log_note(f"did not exit {timeout}s after SIGTERM; SIGKILL")
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self._log_note(f"exited with {self.proc.returncode}")
+        return self.proc.returncode
+
+    def _log_note(self, msg: str) -> None:
+        try:
+            with open(self.log_path, "a") as f:
+                f.write(f"===== [test harness] {self.name}: {msg} =====\n")
+        except OSError:
+            pass
+
+    def log_tail(self, lines: int = 80) -> str:
+        return tail(self.log_path, lines)
+
+    def client(self, recorder: "HttpRecorder | None" = None):
+        return ec2_client(self.url, recorder)
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def http_post_form(url: str, body: str, timeout: float = 10) -> tuple[int, dict, str]:
+    req = urllib.request.Request(
+        url,
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- boto3
+
+
+class HttpRecorder:
+    """Keeps the last few HTTP exchanges of boto3 clients, for failure reports."""
+
+    def __init__(self, keep: int = 12):
+        self.exchanges: collections.deque = collections.deque(maxlen=keep)
+
+    def attach(self, client) -> None:
+        client.meta.events.register("before-send.ec2", self._before_send)
+        client.meta.events.register("response-received.ec2", self._response)
+
+    def _before_send(self, request, **_):
+        body = request.body
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        self.exchanges.append({"request": f"{request.method} {request.url}\n{body}", "response": None})
+
+    def _response(self, response_dict=None, exception=None, **_):
+        if not self.exchanges:
+            return
+        if exception is not None:
+            self.exchanges[-1]["response"] = f"<exception {exception!r}>"
+        elif response_dict is not None:
+            body = response_dict.get("body", b"")
+            if isinstance(body, bytes):
+                body = body.decode("utf-8", "replace")
+            self.exchanges[-1]["response"] = f"HTTP {response_dict.get('status_code')}\n{body[:3000]}"
+
+    def report(self, last: int = 6) -> str:
+        items = list(self.exchanges)[-last:]
+        out = []
+        for ex in items:
+            out.append(f">>> {ex['request']}\n<<< {ex['response']}")
+        return "\n\n".join(out)
+
+    def clear(self) -> None:
+        self.exchanges.clear()
+
+
+def ec2_client(url: str, recorder: HttpRecorder | None = None):
+    c = boto3.client(
+        "ec2",
+        endpoint_url=url,
+        region_name=REGION,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+        **CREDS,
+    )
+    if recorder is not None:
+        recorder.attach(c)
+    return c
+
+
+def describe_instances(client, ids: list[str] | None = None, filters: list | None = None) -> dict[str, dict]:
+    kw = {}
+    if ids:
+        kw["InstanceIds"] = list(ids)
+    if filters:
+        kw["Filters"] = filters
+    out = {}
+    for page in client.get_paginator("describe_instances").paginate(**kw):
+        for res in page.get("Reservations", []):
+            for inst in res.get("Instances", []):
+                out[inst["InstanceId"]] = inst
+    return out
+
+
+def states(client, ids: list[str]) -> dict[str, str]:
+    return {i: inst["State"]["Name"] for i, inst in describe_instances(client, ids).items()}
+
+
+def assert_state(state: dict, *names: str) -> None:
+    """state is an EC2 InstanceState {Code, Name}; Name must be one of names and
+    Code (low byte) must match Name."""
+    assert state["Name"] in names, f"state {state} not in {names}"
+    assert (int(state["Code"]) & 0xFF) == STATE_CODES[state["Name"]], f"state code does not match name: {state}"
+
+
+def tag_dict(tags: list | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in (tags or [])}
+
+
+# --------------------------------------------------------------------------- aws / awslocal CLIs
+
+
+@dataclass
+class CliResult:
+    argv: list[str]
+    rc: int
+    stdout: str
+    stderr: str
+    json: object = field(default=None)
+
+    def describe(self) -> str:
+        return (
+            f"$ {' '.join(self.argv)}\nrc={self.rc}\n--- stdout ---\n{self.stdout[-4000:]}\n"
+            f"--- stderr ---\n{self.stderr[-4000:]}"
+        )
+
+    def ok(self) -> "CliResult":
+        assert self.rc == 0, f"CLI command failed:\n{self.describe()}"
+        return self
+
+    def error_code(self) -> str | None:
+        m = re.search(r"\(([A-Za-z0-9.]+)\) when calling", self.stderr)
+        return m.group(1) if m else None
+
+
+class AwsCli:
+    """`aws --endpoint-url URL ec2 ...` or `awslocal ec2 ...` (LOCALSTACK_HOST)."""
+
+    def __init__(self, server: Ec2dServer, kind: str, home: Path):
+        assert kind in ("aws", "awslocal")
+        self.server = server
+        self.kind = kind
+        self.exe = script_path(kind)
+        self.home = Path(home)
+        self.history: collections.deque = collections.deque(maxlen=8)
+
+    def env(self) -> dict:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("AWS_") and k not in ("LOCALSTACK_HOST", "EDGE_PORT", "USE_SSL")
+        }
+        env.update(
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONFIG_FILE=str(self.home / "aws-config-none"),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.home / "aws-credentials-none"),
+            AWS_PAGER="",
+            AWS_MAX_ATTEMPTS="1",
+            AWS_RETRY_MODE="standard",
+            PYTHONWARNINGS="ignore",
+            DISABLE_DEPRECATION_NOTICE="1",
+        )
+        if self.kind == "awslocal":
+            # awscli-local (localstack_client.config) builds the endpoint from
+            # LOCALSTACK_HOST=<host>:<port> unless AWS_ENDPOINT_URL is set.
+            env["LOCALSTACK_HOST"] = f"127.0.0.1:{self.server.port}"
+        return env
+
+    def __call__(self, *args: str, timeout: float = 90) -> CliResult:
+        if self.kind == "aws":
+            argv = [self.exe, "--endpoint-url", self.server.url, "--output", "json", "ec2", *args]
+        else:
+            argv = [self.exe, "ec2", *args, "--output", "json"]
+        p = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=self.env(), stdin=subprocess.DEVNULL
+        )
+        res = CliResult(argv=argv, rc=p.returncode, stdout=p.stdout, stderr=p.stderr)
+        if p.returncode == 0 and p.stdout.strip():
+            try:
+                res.json = json.loads(p.stdout)
+            except json.JSONDecodeError:
+                res.json = None
+        self.history.append(res)
+        return res
+
+    def report(self) -> str:
+        return "\n\n".join(r.describe() for r in self.history)
+
+
+# --------------------------------------------------------------------------- per-test cleanup
+
+
+class Ec2Cleanup:
+    """Remembers instances and images a test made; removes them afterwards
+    through the API (terminate / deregister) and then docker, whatever the API did."""
+
+    def __init__(self, client_fn: Callable[[], object]):
+        self.client_fn = client_fn
+        self.instances: list[str] = []
+        self.images: list[str] = []
+
+    def track_instances(self, ids: Iterable[str]) -> None:
+        for i in ids:
+            if i not in self.instances:
+                self.instances.append(i)
+
+    def track_image(self, ami: str) -> None:
+        if ami not in self.images:
+            self.images.append(ami)
+
+    def run(self) -> list[str]:
+        problems: list[str] = []
+        client = None
+        try:
+            client = self.client_fn()
+        except Exception as e:  # server gone
+            problems.append(f"no ec2 client for cleanup: {e!r}")
+        if client is not None and self.instances:
+            for i in self.instances:
+                try:
+                    client.terminate_instances(InstanceIds=[i])
+                except Exception:
+                    pass
+            try:
+                client.get_waiter("instance_terminated").wait(
+                    InstanceIds=self.instances, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+                )
+            except Exception:
+                pass
+        leftovers = [container_name(i) for i in self.instances if container_state(container_name(i)) != "absent"]
+        problems += remove_containers(leftovers)
+        if client is not None:
+            for ami in self.images:
+                try:
+                    client.deregister_image(ImageId=ami)
+                except Exception:
+                    pass
+        if self.images:
+            tags = [t for t in list_ami_tags() if t.rsplit(":", 1)[-1] in self.images]
+            problems += remove_tags(tags)
+        return problems
+
+
+def log(msg: str) -> None:
+    print(f"[ec2d-tests] {msg}", file=sys.stderr)

@@ -1,0 +1,144 @@
+"""Instance lifecycle through real clients, checked against the real Docker state:
+run -> running -> stop (paused) -> start (unpaused) -> create-image -> terminate."""
+
+import secrets
+
+import ec2d_harness as h
+
+
+def test_run_instances_two(aws, ec2, cleanup, test_ami):
+    res = aws("run-instances", "--image-id", test_ami["id"], "--count", "2", "--instance-type", "t3.micro")
+    ids = [i["InstanceId"] for i in (res.json or {}).get("Instances", [])]
+    cleanup.track_instances(ids)
+    res.ok()
+    r = res.json
+    # RunInstances answers one reservation
+    assert h.RESERVATION_ID_RE.match(r.get("ReservationId", "")), r
+    insts = r["Instances"]
+    assert len(insts) == 2, r
+    assert len(set(ids)) == 2, ids
+    for inst in insts:
+        assert h.INSTANCE_ID_RE.match(inst["InstanceId"]), inst["InstanceId"]
+        assert inst["ImageId"] == test_ami["id"], inst
+        h.assert_state(inst["State"], "pending")
+    assert sorted(i["AmiLaunchIndex"] for i in insts) == [0, 1], [i.get("AmiLaunchIndex") for i in insts]
+
+    # both reach running, and DescribeInstances groups them in that reservation
+    ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=h.WAITER)
+    desc = ec2.describe_instances(InstanceIds=ids)
+    assert [res["ReservationId"] for res in desc["Reservations"]] == [r["ReservationId"]], desc["Reservations"]
+
+    # real containers, running the AMI's image
+    for i in ids:
+        info = h.wait_container_state(i, "running", timeout=10)
+        assert info["State"]["Running"] is True and info["State"]["Paused"] is False, info["State"]
+        assert info["Image"] == test_ami["image_id"], (info["Image"], test_ami)
+
+
+def test_stop_instances(aws, ec2, launch):
+    _, [iid] = launch()
+    h.wait_container_state(iid, "running", timeout=10)
+
+    res = aws("stop-instances", "--instance-ids", iid).ok()
+    [chg] = res.json["StoppingInstances"]
+    assert chg["InstanceId"] == iid
+    h.assert_state(chg["CurrentState"], "stopping", "stopped")
+    h.assert_state(chg["PreviousState"], "running")
+
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    info = h.wait_container_state(iid, "paused", timeout=10)
+    assert info["State"]["Paused"] is True, info["State"]
+    assert h.states(ec2, [iid]) == {iid: "stopped"}
+
+
+def test_start_instances(awslocal, ec2, launch):
+    _, [iid] = launch()
+    before = h.wait_container_state(iid, "running", timeout=10)
+
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    h.wait_container_state(iid, "paused", timeout=10)
+
+    res = awslocal("start-instances", "--instance-ids", iid).ok()
+    [chg] = res.json["StartingInstances"]
+    assert chg["InstanceId"] == iid
+    h.assert_state(chg["CurrentState"], "pending")
+    h.assert_state(chg["PreviousState"], "stopped")
+
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    after = h.wait_container_state(iid, "running", timeout=10)
+    assert after["State"]["Paused"] is False, after["State"]
+    # unpaused, not replaced
+    assert after["Id"] == before["Id"], "start-instances replaced the container instead of unpausing it"
+
+
+def test_create_image(aws, ec2, launch, cleanup, test_ami):
+    _, [iid] = launch()
+    h.wait_container_state(iid, "running", timeout=10)
+    # Leave a mark in the instance's filesystem; the new AMI must carry it.
+    marker = secrets.token_hex(8)
+    h.docker("exec", h.container_name(iid), "sh", "-c", f"echo {marker} > /root/ec2d-marker")
+
+    name = "my-snap"
+    if any(t.startswith(f"{h.AMI_REPO_PREFIX}{name}:") for t in h.list_ami_tags()):
+        name = f"my-snap-{secrets.token_hex(3)}"  # a leftover we did not make: don't collide
+
+    res = aws("create-image", "--instance-id", iid, "--name", name)
+    ami = (res.json or {}).get("ImageId")
+    if ami:
+        cleanup.track_image(ami)
+    res.ok()
+    assert ami and h.AMI_ID_RE.match(ami), res.json
+    assert ami != test_ami["id"]
+
+    ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig=h.WAITER)
+    tag = f"{h.AMI_REPO_PREFIX}{name}:{ami}"
+    snap_image = h.image_id(tag)
+    assert snap_image, f"docker image {tag} does not exist; AMI tags now: {sorted(h.list_ami_tags())}"
+
+    [img] = ec2.describe_images(ImageIds=[ami])["Images"]
+    assert img["Name"] == name and img["State"] == "available", img
+
+    # the source instance is (back) in running after the snapshot
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+
+    # an instance of the new AMI runs that image and sees the mark
+    _, [iid2] = launch(image_id=ami)
+    info = h.wait_container_state(iid2, "running", timeout=10)
+    assert info["Image"] == snap_image, (info["Image"], snap_image)
+    out = h.docker("exec", h.container_name(iid2), "cat", "/root/ec2d-marker").stdout.strip()
+    assert out == marker
+
+
+def test_terminate_instances(awslocal, ec2, launch):
+    _, [iid] = launch()
+    h.wait_container_state(iid, "running", timeout=10)
+
+    res = awslocal("terminate-instances", "--instance-ids", iid).ok()
+    [chg] = res.json["TerminatingInstances"]
+    assert chg["InstanceId"] == iid
+    h.assert_state(chg["CurrentState"], "shutting-down")
+    h.assert_state(chg["PreviousState"], "running")
+
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    # EC2_REMOVE_CONTAINERS defaults to on: the container is removed
+    h.wait_container_state(iid, "absent", timeout=15)
+
+    # still listed, as terminated, by id and in the full listing
+    assert h.states(ec2, [iid]) == {iid: "terminated"}
+    assert h.describe_instances(ec2)[iid]["State"]["Name"] == "terminated"
+
+
+def test_terminate_stopped_instance(aws, ec2, launch):
+    _, [iid] = launch()
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    h.wait_container_state(iid, "paused", timeout=10)
+
+    res = aws("terminate-instances", "--instance-ids", iid).ok()
+    [chg] = res.json["TerminatingInstances"]
+    h.assert_state(chg["CurrentState"], "shutting-down", "terminated")
+    h.assert_state(chg["PreviousState"], "stopped")
+
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    h.wait_container_state(iid, "absent", timeout=15)

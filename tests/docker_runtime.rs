@@ -1,0 +1,669 @@
+//! `DockerRuntime` against the real local engine; skipped (loudly) without one unless `EC2D_REQUIRE_DOCKER=1`.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ec2d::model::{ImageId, InstanceId};
+use ec2d::runtime::labels;
+use ec2d::runtime::{
+    ContainerRuntime, ContainerSpec, ContainerState, DockerRuntime, PortRequest, Protocol,
+    RuntimeError, RuntimeEvent,
+};
+use futures::StreamExt;
+
+const TEST_IMAGE: &str = "ec2d-test/busybox:latest";
+const AMI_REPO: &str = "localstack-ec2/rt-test";
+const LOOP_CMD: &str = "while :; do sleep 3600; done";
+
+/// The runtime for the local engine, or `None` (test skipped) when there is no engine.
+async fn engine() -> Option<DockerRuntime> {
+    let rt = DockerRuntime::connect(None).expect("connect never contacts the engine");
+    let required = std::env::var("EC2D_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    if let Err(e) = rt.info().await {
+        if required {
+            panic!("EC2D_REQUIRE_DOCKER=1 but the docker engine is not answering: {e}");
+        }
+        eprintln!("\n**************** SKIPPED: no docker engine ({e}) ****************\n");
+        return None;
+    }
+    if !rt.image_exists(TEST_IMAGE).await.unwrap() {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/build-test-images.sh"
+        );
+        let status = Command::new(script).arg("busybox").status();
+        if !matches!(status, Ok(s) if s.success()) {
+            if required {
+                panic!("test image {TEST_IMAGE} is missing and {script} failed: {status:?}");
+            }
+            eprintln!("\n**************** SKIPPED: no test image {TEST_IMAGE} ****************\n");
+            return None;
+        }
+    }
+    Some(rt)
+}
+
+fn docker_cli(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs")
+}
+
+/// Removes a container by name when dropped, whatever the test did.
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = docker_cli(&["rm", "-f", "-v", &self.0]);
+    }
+}
+
+/// Removes an image reference when dropped.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = docker_cli(&["rmi", "-f", &self.0]);
+    }
+}
+
+fn container_name(id: &InstanceId) -> String {
+    format!("localstack-ec2.{id}")
+}
+
+/// A looping busybox container spec for a fresh instance, with its cleanup guard.
+fn looping_spec() -> (InstanceId, ContainerSpec, ContainerGuard) {
+    let id = InstanceId::generate();
+    let name = container_name(&id);
+    let spec = ContainerSpec {
+        name: name.clone(),
+        instance_id: Some(id.clone()),
+        image: TEST_IMAGE.to_string(),
+        cmd: Some(vec!["sh".into(), "-c".into(), LOOP_CMD.into()]),
+        env: vec!["EC2D_TEST=1".into()],
+        labels: BTreeMap::from([("ec2d.test".to_string(), "docker_runtime".to_string())]),
+        init: true,
+        ports: vec![PortRequest {
+            container_port: 22,
+            protocol: Protocol::Tcp,
+            host_port: None,
+        }],
+        hostname: Some("ip-10-0-0-1".into()),
+        ..Default::default()
+    };
+    (id, spec, ContainerGuard(name))
+}
+
+async fn state_of(rt: &DockerRuntime, id: &InstanceId) -> ContainerState {
+    rt.inspect_instance(id)
+        .await
+        .unwrap()
+        .expect("container exists")
+        .state
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn lifecycle_create_pause_commit_stop_start_remove() {
+    let Some(rt) = engine().await else { return };
+    let info = rt.info().await.unwrap();
+    eprintln!("engine {} api {}", info.version, info.api_version);
+    assert!(!info.api_version.is_empty());
+
+    let (id, spec, _guard) = looping_spec();
+    let t0 = Instant::now();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+    eprintln!("create_and_start took {:?}", t0.elapsed());
+
+    let c = rt
+        .inspect_instance(&id)
+        .await
+        .unwrap()
+        .expect("container exists");
+    assert_eq!(c.id, cid);
+    assert_eq!(c.name, spec.name);
+    assert_eq!(c.instance_id, id);
+    assert_eq!(c.state, ContainerState::Running);
+    assert_eq!(c.exit_code, None);
+    assert_eq!(c.image, TEST_IMAGE);
+    assert!(
+        c.ip_address.as_deref().is_some_and(|ip| !ip.is_empty()),
+        "no ip: {c:?}"
+    );
+    assert_eq!(c.ports.len(), 1, "ports: {:?}", c.ports);
+    let port = &c.ports[0];
+    assert_eq!(
+        (port.container_port, port.protocol, port.host_ip.as_str()),
+        (22, Protocol::Tcp, "127.0.0.1")
+    );
+    assert!(port.host_port > 0);
+    assert_eq!(c.labels.get(labels::INSTANCE_ID), Some(&id.to_string()));
+    assert_eq!(
+        c.labels.get(labels::MANAGED).map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        c.labels.get("ec2d.test").map(String::as_str),
+        Some("docker_runtime")
+    );
+
+    // The CLI sees what we asked for: init, no restart, hostname, env.
+    let out = docker_cli(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Init}} {{.HostConfig.RestartPolicy.Name}} {{.Config.Hostname}} {{.Config.Tty}}",
+        &cid,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "true no ip-10-0-0-1 false"
+    );
+
+    // list_managed sees it with the same facts.
+    let listed = rt.list_managed().await.unwrap();
+    let mine = listed.iter().find(|o| o.instance_id == id).expect("listed");
+    assert_eq!(
+        (mine.id.as_str(), mine.state),
+        (cid.as_str(), ContainerState::Running)
+    );
+    assert_eq!(mine.ports, c.ports);
+    assert_eq!(mine.ip_address, c.ip_address);
+
+    // Pause is not idempotent in the engine: a second pause is a 409 -> Conflict.
+    rt.pause(&cid).await.unwrap();
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Paused);
+    let again = rt.pause(&cid).await.unwrap_err();
+    assert!(
+        matches!(again, RuntimeError::Conflict(_)),
+        "second pause: {again:?}"
+    );
+
+    // Committing a paused container with pause=true works and leaves it paused.
+    let ami = ImageId::generate();
+    let reference = format!("{AMI_REPO}:{ami}");
+    let _image_guard = ImageGuard(reference.clone());
+    let image_id = rt.commit(&cid, AMI_REPO, ami.as_str()).await.unwrap();
+    assert!(image_id.starts_with("sha256:"), "image id {image_id}");
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Paused);
+    assert!(rt.image_exists(&reference).await.unwrap());
+    let amis = rt.list_amis().await.unwrap();
+    let found = amis
+        .iter()
+        .find(|a| a.ami_id == ami)
+        .expect("committed AMI listed");
+    assert_eq!(found.name, "rt-test");
+    assert_eq!(found.reference, reference);
+    assert_eq!(found.docker_id, image_id);
+    assert!(found.created.is_some() && found.size_bytes.is_some());
+    assert!(found.architecture.as_deref().is_some_and(|a| !a.is_empty()));
+
+    rt.unpause(&cid).await.unwrap();
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Running);
+    let again = rt.unpause(&cid).await.unwrap_err();
+    assert!(
+        matches!(again, RuntimeError::Conflict(_)),
+        "second unpause: {again:?}"
+    );
+
+    // The init process forwards SIGTERM to sh, which dies at once.
+    let t0 = Instant::now();
+    rt.stop(&cid, Duration::from_secs(10)).await.unwrap();
+    eprintln!("stop took {:?}", t0.elapsed());
+    let c = rt.inspect_instance(&id).await.unwrap().unwrap();
+    assert_eq!(c.state, ContainerState::Exited);
+    assert!(c.exit_code.is_some());
+    let listed = rt.list_managed().await.unwrap();
+    let mine = listed
+        .iter()
+        .find(|o| o.instance_id == id)
+        .expect("listed when exited");
+    assert_eq!(mine.state, ContainerState::Exited);
+    assert_eq!(mine.exit_code, c.exit_code);
+    // Stopping a stopped container is a 304, which is success.
+    rt.stop(&cid, Duration::from_secs(1)).await.unwrap();
+
+    rt.start(&cid).await.unwrap();
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Running);
+    // Starting a running container is a 304 too.
+    rt.start(&cid).await.unwrap();
+
+    rt.remove(&cid).await.unwrap();
+    assert_eq!(rt.inspect_instance(&id).await.unwrap(), None);
+    rt.remove(&cid).await.unwrap();
+    assert!(matches!(
+        rt.pause(&cid).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+    assert!(matches!(
+        rt.start(&cid).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn create_and_start_adopts_its_own_container_after_a_name_conflict() {
+    let Some(rt) = engine().await else { return };
+    let (id, spec, _guard) = looping_spec();
+    let first = rt.create_and_start(&spec).await.unwrap();
+    // As after a crash between create and recording the id: same id back, nothing new made.
+    let second = rt.create_and_start(&spec).await.unwrap();
+    assert_eq!(first, second);
+    // A stopped one is started again.
+    rt.stop(&first, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(rt.create_and_start(&spec).await.unwrap(), first);
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Running);
+    rt.remove(&first).await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_start_leaves_no_container_behind() {
+    let Some(rt) = engine().await else { return };
+    let (id, mut spec, _guard) = looping_spec();
+    spec.cmd = Some(vec!["/no/such/binary".into()]);
+    spec.init = false;
+    let err = rt.create_and_start(&spec).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Failed(_)), "{err:?}");
+    assert_eq!(rt.inspect_instance(&id).await.unwrap(), None);
+
+    let (_, mut spec, _guard) = looping_spec();
+    spec.image = "ec2d-test/does-not-exist:latest".into();
+    let err = rt.create_and_start(&spec).await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::Failed(_)),
+        "missing image: {err:?}"
+    );
+    assert!(!rt.image_exists(&spec.image).await.unwrap());
+}
+
+#[tokio::test]
+async fn foreign_container_with_our_name_is_refused_and_left_alone() {
+    let Some(rt) = engine().await else { return };
+    let (id, spec, guard) = looping_spec();
+    let out = docker_cli(&["create", "--name", &guard.0, TEST_IMAGE, "sleep", "600"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let foreign_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let err = rt.inspect_instance(&id).await.unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::Failed(m) if m.contains("does not own")),
+        "{err:?}"
+    );
+    let err = rt.create_and_start(&spec).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Failed(_)), "{err:?}");
+    assert!(rt
+        .list_managed()
+        .await
+        .unwrap()
+        .iter()
+        .all(|c| c.id != foreign_id));
+
+    // Still there, untouched and never started.
+    let out = docker_cli(&["inspect", "-f", "{{.Id}} {{.State.Status}}", &guard.0]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{foreign_id} created")
+    );
+}
+
+#[tokio::test]
+async fn list_managed_never_lists_unlabelled_containers() {
+    let Some(rt) = engine().await else { return };
+    let foreign = ContainerGuard(format!("ec2d-rt-test-foreign-{}", InstanceId::generate()));
+    let out = docker_cli(&[
+        "run", "-d", "--name", &foreign.0, TEST_IMAGE, "sleep", "600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let foreign_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (id, spec, _guard) = looping_spec();
+    rt.create_and_start(&spec).await.unwrap();
+
+    let listed = rt.list_managed().await.unwrap();
+    assert!(listed.iter().any(|c| c.instance_id == id));
+    assert!(listed.iter().all(|c| c.id != foreign_id));
+    assert!(listed
+        .iter()
+        .all(|c| c.labels.get(labels::INSTANCE_ID) == Some(&c.instance_id.to_string())));
+}
+
+#[tokio::test]
+async fn list_amis_only_lists_ami_tags() {
+    let Some(rt) = engine().await else { return };
+    let ami = ImageId::generate();
+    let good = format!("{AMI_REPO}:{ami}");
+    let not_ami = format!("{AMI_REPO}:latest-{}", &ami.as_str()[4..]);
+    let no_name = format!("localstack-ec2:{ami}");
+    let guards: Vec<ImageGuard> = [&good, &not_ami, &no_name]
+        .into_iter()
+        .map(|r| {
+            let out = docker_cli(&["tag", TEST_IMAGE, r]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ImageGuard(r.clone())
+        })
+        .collect();
+    let amis = rt.list_amis().await.unwrap();
+    let mine: Vec<_> = amis.iter().filter(|a| a.ami_id == ami).collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].reference, good);
+    assert!(amis
+        .iter()
+        .all(|a| a.reference != not_ami && a.reference != no_name));
+    assert!(amis.iter().all(|a| a.reference.contains("localstack-ec2/")));
+    drop(guards);
+}
+
+/// Waits for an event matching `pred`, failing after `within`.
+async fn expect_event(
+    events: &mut (impl futures::Stream<Item = RuntimeEvent> + Unpin),
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&RuntimeEvent) -> bool,
+) {
+    let found = tokio::time::timeout(within, async {
+        while let Some(ev) = events.next().await {
+            if pred(&ev) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "no {what} event within {within:?}");
+}
+
+#[tokio::test]
+async fn events_report_container_and_image_changes() {
+    let Some(rt) = engine().await else { return };
+    let mut events = rt.events();
+    let tag = format!("{AMI_REPO}:{}", ImageId::generate());
+    let _image_guard = ImageGuard(tag.clone());
+
+    // The subscription is made on first poll, so keep tagging until one is seen: that proves
+    // both that image events arrive and that the stream is live before the container part.
+    let tagger = tokio::spawn({
+        let tag = tag.clone();
+        async move {
+            for _ in 0..20 {
+                let _ = tokio::task::spawn_blocking({
+                    let tag = tag.clone();
+                    move || docker_cli(&["tag", TEST_IMAGE, &tag])
+                })
+                .await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    });
+    expect_event(
+        &mut events,
+        Duration::from_secs(10),
+        "image tag",
+        |e| matches!(e, RuntimeEvent::Image { action } if action == "tag"),
+    )
+    .await;
+    tagger.abort();
+
+    let (id, spec, _guard) = looping_spec();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+    let t0 = Instant::now();
+    rt.pause(&cid).await.unwrap();
+    expect_event(&mut events, Duration::from_secs(5), "container pause", |e| {
+        matches!(e, RuntimeEvent::Container { instance_id, action } if *instance_id == id && action == "pause")
+    })
+    .await;
+    eprintln!("pause event after {:?}", t0.elapsed());
+
+    // Exec noise is filtered out; destroy comes through.
+    let _ = docker_cli(&["unpause", &cid]);
+    let _ = docker_cli(&["exec", &cid, "true"]);
+    rt.remove(&cid).await.unwrap();
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = events.next().await {
+            if let RuntimeEvent::Container {
+                instance_id,
+                action,
+            } = &ev
+            {
+                if *instance_id == id {
+                    seen.push(action.clone());
+                    if action == "destroy" {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(seen.iter().any(|a| a == "destroy"), "{seen:?}");
+    assert!(seen.iter().all(|a| !a.starts_with("exec")), "{seen:?}");
+}
+
+#[tokio::test]
+async fn unreachable_engine_is_unavailable_quickly_and_connect_still_succeeds() {
+    for endpoint in [
+        "unix:///tmp/nope.sock",
+        "/tmp/nope.sock",
+        "tcp://127.0.0.1:1",
+    ] {
+        let rt =
+            DockerRuntime::connect(Some(endpoint)).expect("connect does not contact the engine");
+        let t0 = Instant::now();
+        let id = InstanceId::generate();
+        for result in [
+            rt.info().await.map(|_| ()),
+            rt.list_managed().await.map(|_| ()),
+            rt.inspect_instance(&id).await.map(|_| ()),
+            rt.pause("x").await,
+            rt.remove("x").await,
+            rt.list_amis().await.map(|_| ()),
+        ] {
+            assert!(
+                matches!(result, Err(RuntimeError::Unavailable(_))),
+                "{endpoint}: {result:?}"
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "{endpoint}: took {:?}",
+            t0.elapsed()
+        );
+        // The event stream neither ends nor yields anything while the engine is away.
+        let mut events = rt.events();
+        let next = tokio::time::timeout(Duration::from_millis(1500), events.next()).await;
+        assert!(next.is_err(), "{endpoint}: {next:?}");
+    }
+    assert!(matches!(
+        DockerRuntime::connect(Some("ssh://host")),
+        Err(RuntimeError::Failed(_))
+    ));
+}
+
+/// Not a correctness test: prints create_and_start timings next to `docker run -d`.
+#[tokio::test]
+async fn create_and_start_timing() {
+    let Some(rt) = engine().await else { return };
+    let mut ours = Vec::new();
+    let mut cli = Vec::new();
+    for _ in 0..5 {
+        let (_, spec, _guard) = looping_spec();
+        let t0 = Instant::now();
+        let cid = rt.create_and_start(&spec).await.unwrap();
+        ours.push(t0.elapsed());
+        rt.remove(&cid).await.unwrap();
+
+        let guard = ContainerGuard(format!("ec2d-rt-test-cli-{}", InstanceId::generate()));
+        let t0 = Instant::now();
+        let out = docker_cli(&[
+            "run",
+            "-d",
+            "--init",
+            "-p",
+            "127.0.0.1::22",
+            "--name",
+            &guard.0,
+            TEST_IMAGE,
+            "sh",
+            "-c",
+            LOOP_CMD,
+        ]);
+        cli.push(t0.elapsed());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!(
+        "create_and_start median {:?} (all {ours:?}); docker run -d median {:?} (all {cli:?})",
+        median(&ours),
+        median(&cli)
+    );
+}
+
+/// A TCP front for the local engine socket that the test can take down and bring back, to
+/// break the event stream without touching the shared engine.
+struct FlakyProxy {
+    port: u16,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl FlakyProxy {
+    async fn start(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let conns = conns.clone();
+            async move {
+                while let Ok((mut tcp, _)) = listener.accept().await {
+                    let conn = tokio::spawn(async move {
+                        if let Ok(mut unix) =
+                            tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(conn.abort_handle());
+                }
+            }
+        });
+        Self {
+            port,
+            tasks: vec![accept],
+            conns,
+        }
+    }
+
+    /// Refuses new connections and cuts the open ones.
+    fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn events_resubscribe_and_replay_after_the_connection_drops() {
+    let Some(_) = engine().await else { return };
+    let mut proxy = FlakyProxy::start(0).await;
+    let rt = DockerRuntime::connect(Some(&format!("tcp://127.0.0.1:{}", proxy.port))).unwrap();
+    rt.info().await.unwrap();
+    let mut events = rt.events();
+
+    // Make sure the first subscription is live (see events_report_container_and_image_changes).
+    let tag = format!("{AMI_REPO}:{}", ImageId::generate());
+    let _image_guard = ImageGuard(tag.clone());
+    let tagger = tokio::spawn({
+        let tag = tag.clone();
+        async move {
+            for _ in 0..20 {
+                let tag = tag.clone();
+                let _ = tokio::task::spawn_blocking(move || docker_cli(&["tag", TEST_IMAGE, &tag]))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    });
+    expect_event(
+        &mut events,
+        Duration::from_secs(10),
+        "image tag",
+        |e| matches!(e, RuntimeEvent::Image { action } if action == "tag"),
+    )
+    .await;
+    tagger.abort();
+
+    // Cut the connection; the stream must neither end nor announce anything while down.
+    proxy.stop();
+    let down = tokio::time::timeout(Duration::from_millis(1500), async {
+        while let Some(ev) = events.next().await {
+            if ev == RuntimeEvent::Resubscribed {
+                return ev;
+            }
+        }
+        panic!("event stream ended");
+    })
+    .await;
+    assert!(
+        down.is_err(),
+        "announced {down:?} while the engine was unreachable"
+    );
+    assert!(matches!(
+        rt.list_managed().await,
+        Err(RuntimeError::Unavailable(_))
+    ));
+
+    // Something happens while we are away: a container of ours is created.
+    let id = InstanceId::generate();
+    let gap = ContainerGuard(container_name(&id));
+    let label = format!("{}={id}", labels::INSTANCE_ID);
+    let out = docker_cli(&[
+        "create", "--name", &gap.0, "--label", &label, TEST_IMAGE, "true",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Back up on the same port: Resubscribed, then the missed create is replayed.
+    let _proxy = FlakyProxy::start(proxy.port).await;
+    expect_event(&mut events, Duration::from_secs(10), "resubscribed", |e| {
+        *e == RuntimeEvent::Resubscribed
+    })
+    .await;
+    expect_event(&mut events, Duration::from_secs(5), "replayed create", |e| {
+        matches!(e, RuntimeEvent::Container { instance_id, action } if *instance_id == id && action == "create")
+    })
+    .await;
+}
