@@ -41,6 +41,7 @@ pub enum ImageSource {
     /// CreateImage: commit the instance's container.
     Commit {
         /// The instance whose container is committed.
+        #[serde(rename = "instanceId")]
         instance_id: InstanceId,
     },
 }

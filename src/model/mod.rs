@@ -5,6 +5,7 @@ pub mod ids;
 pub mod image;
 pub mod instance;
 pub mod meta;
+pub mod schema;
 pub mod state;
 
 pub use ids::{IdError, ImageId, InstanceId, ReservationId};

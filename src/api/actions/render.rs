@@ -1,0 +1,288 @@
+//! The XML shapes of instances, instance states and images, shared by every action that returns them.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::api::xml::XmlWriter;
+use crate::model::{
+    format_timestamp, DesiredState, Image, ImageState, Instance, InstanceState, StateReason, Timestamp, ACCOUNT_ID,
+};
+
+use super::shared::shown_state;
+
+/// The root device every instance and AMI reports (ec2d has no volumes to show).
+pub const ROOT_DEVICE_NAME: &str = "/dev/sda1";
+
+/// `<name><code>…</code><name>…</name></name>`: EC2's `InstanceState`.
+pub fn render_state(w: &mut XmlWriter, element: &str, state: InstanceState) {
+    w.el(element, |w| {
+        w.field("code", state.code());
+        w.field("name", state.name());
+    });
+}
+
+/// `<tagSet>` when there are tags; EC2 omits the element otherwise.
+pub fn render_tags(w: &mut XmlWriter, tags: &BTreeMap<String, String>) {
+    if tags.is_empty() {
+        return;
+    }
+    w.set("tagSet", tags, |w, (key, value)| {
+        w.field("key", key);
+        w.field("value", value);
+    });
+}
+
+/// The instance's IPv4 address as the reconciler last observed it; a terminated instance has none.
+pub fn private_ip(instance: &Instance, shown: InstanceState) -> Option<&str> {
+    if shown == InstanceState::Terminated {
+        return None;
+    }
+    instance
+        .status
+        .container
+        .as_ref()
+        .and_then(|c| c.ip_address.as_deref())
+        .filter(|ip| !ip.is_empty())
+}
+
+/// The public address: the same container address, shown only while the instance can serve,
+/// as EC2 releases a public IP on stop.
+pub fn public_ip(instance: &Instance, shown: InstanceState) -> Option<&str> {
+    match shown {
+        InstanceState::Pending | InstanceState::Running => private_ip(instance, shown),
+        _ => None,
+    }
+}
+
+/// EC2's private DNS name for an address: `ip-a-b-c-d.ec2.internal` in us-east-1,
+/// `ip-a-b-c-d.<region>.compute.internal` elsewhere.
+pub fn private_dns_name(ip: &str, region: &str) -> String {
+    match ip.parse::<Ipv4Addr>() {
+        Ok(addr) => {
+            let [a, b, c, d] = addr.octets();
+            if region == "us-east-1" {
+                format!("ip-{a}-{b}-{c}-{d}.ec2.internal")
+            } else {
+                format!("ip-{a}-{b}-{c}-{d}.{region}.compute.internal")
+            }
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// `User initiated (2025-07-11 03:24:24 GMT)`, EC2's `StateTransitionReason` for API stops and terminations.
+pub fn user_initiated_reason(at: Timestamp) -> String {
+    let t = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "User initiated ({:04}-{:02}-{:02} {:02}:{:02}:{:02} GMT)",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Whether the shown state is on the way down (or down).
+fn is_down(shown: InstanceState) -> bool {
+    matches!(
+        shown,
+        InstanceState::Stopping | InstanceState::Stopped | InstanceState::ShuttingDown | InstanceState::Terminated
+    )
+}
+
+/// `StateTransitionReason`: set when the user stopped or terminated the instance through the API.
+fn transition_reason(instance: &Instance, shown: InstanceState) -> String {
+    match instance.spec.user_transition_at {
+        Some(at) if is_down(shown) && instance.spec.desired != DesiredState::Running => user_initiated_reason(at),
+        _ => String::new(),
+    }
+}
+
+/// `StateReason`: the reconciler's when it describes the current generation; otherwise
+/// `Client.UserInitiatedShutdown` while a user stop/terminate is under way; else any recorded one.
+fn state_reason(instance: &Instance, shown: InstanceState) -> Option<StateReason> {
+    let status = &instance.status;
+    let current = status.observed_generation >= instance.metadata.generation;
+    match &status.state_reason {
+        Some(reason) if current => Some(reason.clone()),
+        _ if is_down(shown)
+            && instance.spec.desired != DesiredState::Running
+            && instance.spec.user_transition_at.is_some() =>
+        {
+            Some(StateReason::user_initiated_shutdown())
+        }
+        other => other.clone(),
+    }
+}
+
+/// One `RunningInstancesItemType`: the element list boto3 and the aws CLI expect, with
+/// ec2d's fixed answers for what it does not model (EBS root, hvm, no VPC).
+pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
+    let shown = shown_state(instance);
+    let spec = &instance.spec;
+    let private = private_ip(instance, shown);
+    w.field("instanceId", &instance.metadata.name);
+    w.field("imageId", &spec.image_id);
+    render_state(w, "instanceState", shown);
+    w.field(
+        "privateDnsName",
+        private
+            .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
+            .unwrap_or_default(),
+    );
+    // No public DNS: a made-up name would not resolve, and tools prefer it over the address.
+    w.field("dnsName", "");
+    w.field("reason", transition_reason(instance, shown));
+    w.field("amiLaunchIndex", spec.ami_launch_index);
+    w.empty("productCodes");
+    w.field("instanceType", &spec.instance_type);
+    w.field("launchTime", format_timestamp(instance.metadata.creation_timestamp));
+    w.el("placement", |w| {
+        w.field("availabilityZone", &spec.availability_zone);
+        w.field("groupName", "");
+        w.field("tenancy", "default");
+    });
+    w.el("monitoring", |w| w.field("state", "disabled"));
+    w.opt_field("privateIpAddress", private);
+    w.opt_field("ipAddress", public_ip(instance, shown));
+    w.field("sourceDestCheck", true);
+    w.empty("groupSet");
+    if let Some(reason) = state_reason(instance, shown) {
+        w.el("stateReason", |w| {
+            w.field("code", &reason.code);
+            w.field("message", &reason.message);
+        });
+    }
+    w.field("architecture", "x86_64");
+    w.field("rootDeviceType", "ebs");
+    w.field("rootDeviceName", ROOT_DEVICE_NAME);
+    w.empty("blockDeviceMapping");
+    w.field("virtualizationType", "hvm");
+    w.field("clientToken", "");
+    render_tags(w, &spec.tags);
+    w.field("hypervisor", "xen");
+    w.field("ebsOptimized", false);
+    w.field("enaSupport", true);
+    w.field("bootMode", "legacy-bios");
+    w.field("platformDetails", "Linux/UNIX");
+    w.field("usageOperation", "RunInstances");
+}
+
+/// EC2's architecture word for the AMI's Docker architecture (`amd64`, `arm64`).
+pub fn image_architecture(image: &Image) -> &'static str {
+    match image.status.architecture.as_deref() {
+        Some("arm64") | Some("aarch64") => "arm64",
+        _ => "x86_64",
+    }
+}
+
+/// One `DescribeImagesResponseItemType`.
+pub fn render_image(w: &mut XmlWriter, image: &Image) {
+    let spec = &image.spec;
+    let state = image.display_state();
+    w.field("imageId", &image.metadata.name);
+    w.field("imageLocation", format!("{ACCOUNT_ID}/{}", spec.name));
+    w.field("imageState", state.name());
+    w.field("imageOwnerId", ACCOUNT_ID);
+    w.field("creationDate", format_timestamp(image.metadata.creation_timestamp));
+    w.field("isPublic", false);
+    w.field("architecture", image_architecture(image));
+    w.field("imageType", "machine");
+    w.field("name", &spec.name);
+    w.opt_field("description", spec.description.as_deref());
+    w.field("rootDeviceType", "ebs");
+    w.field("rootDeviceName", ROOT_DEVICE_NAME);
+    w.empty("blockDeviceMapping");
+    w.field("virtualizationType", "hvm");
+    render_tags(w, &spec.tags);
+    w.field("hypervisor", "xen");
+    w.field("enaSupport", true);
+    w.field("platformDetails", "Linux/UNIX");
+    w.field("usageOperation", "RunInstances");
+    if state == ImageState::Failed {
+        if let Some(reason) = &image.status.state_reason {
+            w.el("stateReason", |w| {
+                w.field("code", &reason.code);
+                w.field("message", &reason.message);
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{fixtures, ContainerObservation};
+
+    fn xml(instance: &Instance) -> String {
+        let mut w = XmlWriter::new();
+        render_instance(&mut w, instance);
+        w.finish()
+    }
+
+    #[test]
+    fn pending_instance_without_container() {
+        let inst = fixtures::instance();
+        let doc = xml(&inst);
+        assert!(doc.contains("<instanceState><code>0</code><name>pending</name></instanceState>"));
+        assert!(doc.contains("<privateDnsName></privateDnsName>"));
+        assert!(!doc.contains("privateIpAddress"));
+        assert!(!doc.contains("stateReason"));
+        assert!(!doc.contains("tagSet"), "no tags, no tagSet");
+        assert!(!doc.contains("instanceLifecycle"));
+        assert!(doc.contains("<reason></reason>"));
+    }
+
+    #[test]
+    fn running_instance_shows_container_address() {
+        let mut inst = fixtures::instance();
+        inst.status.observed_generation = 1;
+        inst.status.state = Some(InstanceState::Running);
+        inst.status.container = Some(ContainerObservation {
+            id: "c".into(),
+            state: "running".into(),
+            ip_address: Some("172.17.0.2".into()),
+        });
+        let doc = xml(&inst);
+        assert!(doc.contains("<name>running</name>"));
+        assert!(doc.contains("<privateDnsName>ip-172-17-0-2.ec2.internal</privateDnsName>"));
+        assert!(doc.contains("<privateIpAddress>172.17.0.2</privateIpAddress>"));
+        assert!(doc.contains("<ipAddress>172.17.0.2</ipAddress>"));
+    }
+
+    #[test]
+    fn user_stop_reads_stopping_with_user_reason() {
+        let mut inst = fixtures::instance();
+        inst.status.observed_generation = 1;
+        inst.status.state = Some(InstanceState::Running);
+        inst.metadata.generation = 2;
+        inst.spec.desired = DesiredState::Stopped;
+        let at = time::macros::datetime!(2025-07-11 03:24:24.5 UTC);
+        inst.spec.user_transition_at = Some(at);
+        let doc = xml(&inst);
+        assert!(doc.contains("<name>stopping</name>"));
+        assert!(doc.contains("<reason>User initiated (2025-07-11 03:24:24 GMT)</reason>"));
+        assert!(doc.contains(
+            "<stateReason><code>Client.UserInitiatedShutdown</code><message>Client.UserInitiatedShutdown: User initiated shutdown</message></stateReason>"
+        ));
+    }
+
+    #[test]
+    fn dns_names_follow_the_region() {
+        assert_eq!(private_dns_name("10.0.0.1", "eu-west-1"), "ip-10-0-0-1.eu-west-1.compute.internal");
+        assert_eq!(private_dns_name("not-an-ip", "us-east-1"), "");
+    }
+
+    #[test]
+    fn image_architecture_mapping() {
+        let inst = fixtures::instance();
+        let mut image = fixtures::committed_image(&crate::model::InstanceId::parse(&inst.metadata.name).unwrap(), "x");
+        assert_eq!(image_architecture(&image), "x86_64");
+        image.status.architecture = Some("arm64".into());
+        assert_eq!(image_architecture(&image), "arm64");
+        image.status.architecture = Some("amd64".into());
+        assert_eq!(image_architecture(&image), "x86_64");
+    }
+}

@@ -1,0 +1,30 @@
+//! JSON Schemas of the stored kinds, generated from the Rust types (the `crds-like-schemas/` files).
+
+use schemars::schema::RootSchema;
+use schemars::schema_for;
+
+use super::{Image, Instance};
+
+/// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
+pub fn all() -> Vec<(&'static str, RootSchema)> {
+    let mut instance = schema_for!(Instance);
+    let mut image = schema_for!(Image);
+    titled(&mut instance, "Instance");
+    titled(&mut image, "Image");
+    vec![
+        ("instance.v1alpha1.schema.json", instance),
+        ("image.v1alpha1.schema.json", image),
+    ]
+}
+
+/// Names the schema after its kind rather than schemars' generic `Object_for_…` title.
+fn titled(schema: &mut RootSchema, kind: &str) {
+    schema.schema.metadata().title = Some(format!("{kind} ({})", super::API_VERSION));
+}
+
+/// A schema rendered as the committed file's text (pretty JSON, trailing newline).
+pub fn render(schema: &RootSchema) -> String {
+    let mut text = serde_json::to_string_pretty(schema).expect("schemas always serialize");
+    text.push('\n');
+    text
+}
