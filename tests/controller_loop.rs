@@ -116,12 +116,19 @@ impl Probe {
 
     fn starts_of(&self, key: Key) -> Vec<Duration> {
         let starts = self.starts.lock().unwrap();
-        starts.iter().filter(|(k, _)| *k == key).map(|(_, t)| *t).collect()
+        starts
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     fn ends_of(&self, key: Key) -> Vec<Duration> {
         let ends = self.ends.lock().unwrap();
-        ends.iter().filter(|(k, _)| *k == key).map(|(_, t)| *t).collect()
+        ends.iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     fn total_starts(&self) -> usize {
@@ -129,7 +136,10 @@ impl Probe {
     }
 
     fn gaps(&self, key: Key) -> Vec<Duration> {
-        self.starts_of(key).windows(2).map(|w| w[1] - w[0]).collect()
+        self.starts_of(key)
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect()
     }
 }
 
@@ -271,8 +281,15 @@ async fn one_in_flight_per_key_and_rerun_once_after() {
     sleep(secs(5.0)).await;
     let starts = probe.starts_of(1);
     let ends = probe.ends_of(1);
-    assert_eq!(starts.len(), 2, "re-enqueued key must run exactly once more: {starts:?}");
-    assert!(starts[1] >= ends[0], "second run {starts:?} began before first ended {ends:?}");
+    assert_eq!(
+        starts.len(),
+        2,
+        "re-enqueued key must run exactly once more: {starts:?}"
+    );
+    assert!(
+        starts[1] >= ends[0],
+        "second run {starts:?} began before first ended {ends:?}"
+    );
     assert_about(starts[1], secs(1.0));
     assert!(!probe.overlap.load(Ordering::SeqCst));
     run.shutdown().await;
@@ -303,7 +320,14 @@ async fn concurrency_bound_is_respected() {
     assert_eq!(probe.total_starts(), 20);
     assert_eq!(probe.max_in_flight.load(Ordering::SeqCst), 3);
     // 20 keys, 3 at a time, 100ms each: 7 waves.
-    let last = probe.ends.lock().unwrap().iter().map(|(_, t)| *t).max().unwrap();
+    let last = probe
+        .ends
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap();
     assert_about(last, secs(0.7));
     run.shutdown().await;
 }
@@ -345,7 +369,10 @@ fn scripted(
     move |key| {
         let probe = Arc::clone(&probe);
         let n = attempt.fetch_add(1, Ordering::SeqCst);
-        let step = script.get(n).copied().unwrap_or(Step::Ok(Action::await_change()));
+        let step = script
+            .get(n)
+            .copied()
+            .unwrap_or(Step::Ok(Action::await_change()));
         Box::pin(async move {
             let _running = probe.enter(key);
             match step {
@@ -484,7 +511,10 @@ async fn error_policy_action_is_honoured() {
     assert_about(starts[2], secs(14.0));
     assert_eq!(
         *seen.lock().unwrap(),
-        vec![(4, "attempt 0 failed".to_string()), (4, "attempt 1 failed".to_string())]
+        vec![
+            (4, "attempt 0 failed".to_string()),
+            (4, "attempt 1 failed".to_string())
+        ]
     );
     run.shutdown().await;
 }
@@ -628,7 +658,10 @@ async fn panicking_reconcile_is_survived_and_backed_off() {
     run.handle.enqueue(3);
     sleep(secs(0.1)).await;
     assert_eq!(probe.starts_of(3).len(), 1);
-    assert!(run.handle.stats().errors_total >= 3, "key 9 keeps panicking and backing off");
+    assert!(
+        run.handle.stats().errors_total >= 3,
+        "key 9 keeps panicking and backing off"
+    );
     run.shutdown().await;
 }
 

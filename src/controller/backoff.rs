@@ -197,8 +197,14 @@ mod tests {
             for attempt in 0..20 {
                 let n = nominal(attempt);
                 let d = b.next_delay().expect("never gives up");
-                assert!(d + EPS >= n.mul_f64(0.5), "attempt {attempt}: {d:?} < 0.5 * {n:?}");
-                assert!(d <= n.mul_f64(1.5) + EPS, "attempt {attempt}: {d:?} > 1.5 * {n:?}");
+                assert!(
+                    d + EPS >= n.mul_f64(0.5),
+                    "attempt {attempt}: {d:?} < 0.5 * {n:?}"
+                );
+                assert!(
+                    d <= n.mul_f64(1.5) + EPS,
+                    "attempt {attempt}: {d:?} > 1.5 * {n:?}"
+                );
                 assert!(d <= MAX, "attempt {attempt}: {d:?} > max");
                 saw_below |= d < n;
                 saw_above |= d > n;
@@ -235,7 +241,8 @@ mod tests {
 
     #[test]
     fn never_gives_up() {
-        let mut b = ExponentialJitterBackoff::new(Duration::from_millis(1), Duration::from_millis(4));
+        let mut b =
+            ExponentialJitterBackoff::new(Duration::from_millis(1), Duration::from_millis(4));
         assert!((0..10_000).all(|_| b.next_delay().is_some()));
     }
 

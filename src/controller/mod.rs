@@ -259,8 +259,14 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
         E: Display + Send + 'static,
         Pol: Fn(&K, &E) -> Action + Send + Sync + 'static,
     {
-        runner::Runner::new(self.config, self.shared, self.backoff, reconcile, error_policy)
-            .run(triggers, resync, shutdown)
-            .await
+        runner::Runner::new(
+            self.config,
+            self.shared,
+            self.backoff,
+            reconcile,
+            error_policy,
+        )
+        .run(triggers, resync, shutdown)
+        .await
     }
 }

@@ -236,7 +236,10 @@ where
         if self.tasks.is_empty() {
             return;
         }
-        tracing::info!(in_flight = self.tasks.len(), "controller draining in-flight reconciles");
+        tracing::info!(
+            in_flight = self.tasks.len(),
+            "controller draining in-flight reconciles"
+        );
         let timeout = self.config.drain_timeout;
         let drained = tokio::time::timeout(timeout, async {
             while let Some(joined) = self.tasks.join_next_with_id().await {

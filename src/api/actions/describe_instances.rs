@@ -1,0 +1,338 @@
+//! `DescribeInstances`: the region's instances by id and filter, paginated, grouped by reservation.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::api::error::ApiError;
+use crate::api::filter::{self, Filter};
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::{format_timestamp, Instance, InstanceId, ACCOUNT_ID};
+
+use super::render::{private_dns_name, private_ip, public_ip, render_instance, ROOT_DEVICE_NAME};
+use super::shared;
+
+/// The filter names ec2d answers. Those about things ec2d does not model (VPCs, key pairs,
+/// security groups, spot) are accepted and match nothing, as for an instance without them.
+pub const FILTERS: &[&str] = &[
+    "instance-id",
+    "instance-state-name",
+    "instance-state-code",
+    "image-id",
+    "instance-type",
+    "reservation-id",
+    "availability-zone",
+    "private-ip-address",
+    "ip-address",
+    "private-dns-name",
+    "dns-name",
+    "ami-launch-index",
+    "launch-time",
+    "owner-id",
+    "architecture",
+    "root-device-type",
+    "root-device-name",
+    "virtualization-type",
+    "hypervisor",
+    "tenancy",
+    "monitoring-state",
+    "platform-details",
+    "state-reason-code",
+    "tag-key",
+    "tag-value",
+    // Modelled as absent: match nothing.
+    "vpc-id",
+    "subnet-id",
+    "key-name",
+    "instance.group-id",
+    "instance.group-name",
+    "group-id",
+    "group-name",
+    "instance-lifecycle",
+    "iam-instance-profile.arn",
+    "platform",
+    "spot-instance-request-id",
+];
+
+/// Page sizes EC2 accepts.
+const MAX_RESULTS: std::ops::RangeInclusive<i64> = 5..=1000;
+
+/// Where a page ends: the sort key of its last instance.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    launched_nanos: i128,
+    reservation_id: String,
+    launch_index: u32,
+    instance_id: String,
+}
+
+impl Cursor {
+    fn of(instance: &Instance) -> Self {
+        Self {
+            launched_nanos: instance.metadata.creation_timestamp.unix_timestamp_nanos(),
+            reservation_id: instance.spec.reservation_id.to_string(),
+            launch_index: instance.spec.ami_launch_index,
+            instance_id: instance.metadata.name.clone(),
+        }
+    }
+
+    /// An opaque token: the key, base64url-encoded, so it survives any query encoding.
+    pub fn token(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}/{}/{}/{}",
+            self.launched_nanos, self.reservation_id, self.launch_index, self.instance_id
+        ))
+    }
+
+    /// Reads a token back; anything not made by [`Cursor::token`] is `InvalidNextToken`.
+    pub fn parse(token: &str) -> Result<Self, ApiError> {
+        let invalid = || ApiError::client("InvalidNextToken", "The specified NextToken is not valid.");
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let mut parts = text.splitn(4, '/');
+        let mut next = || parts.next().ok_or_else(invalid);
+        Ok(Self {
+            launched_nanos: next()?.parse().map_err(|_| invalid())?,
+            reservation_id: next()?.to_string(),
+            launch_index: next()?.parse().map_err(|_| invalid())?,
+            instance_id: next()?.to_string(),
+        })
+    }
+}
+
+/// A validated DescribeInstances request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `InstanceId.N`; empty means all.
+    pub ids: Vec<InstanceId>,
+    /// `Filter.N`.
+    pub filters: Vec<Filter>,
+    /// `MaxResults`.
+    pub max_results: Option<usize>,
+    /// `NextToken`, decoded.
+    pub after: Option<Cursor>,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// One page of instances.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The page, in launch order.
+    pub instances: Vec<Instance>,
+    /// The token of the next page, when there is one.
+    pub next_token: Option<String>,
+}
+
+/// Parses and validates the request.
+pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+    let ids = shared::instance_ids(params, false)?;
+    let filters = filter::parse_filters(params)?;
+    filter::check_names(&filters, |name| FILTERS.contains(&name))?;
+    let max_results = params.int("MaxResults")?;
+    if max_results.is_some() && !ids.is_empty() {
+        return Err(ApiError::invalid_combination(
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ));
+    }
+    let max_results = match max_results {
+        None => None,
+        Some(n) if n < *MAX_RESULTS.start() => {
+            return Err(ApiError::invalid_value(format!(
+                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value greater than 5."
+            )))
+        }
+        Some(n) if n > *MAX_RESULTS.end() => {
+            return Err(ApiError::invalid_value(format!(
+                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value less than or equal to 1000."
+            )))
+        }
+        Some(n) => Some(usize::try_from(n).expect("within 5..=1000")),
+    };
+    let after = match params.get("NextToken").filter(|t| !t.is_empty()) {
+        Some(token) => Some(Cursor::parse(token)?),
+        None => None,
+    };
+    Ok(Request {
+        ids,
+        filters,
+        max_results,
+        after,
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+/// The instance's values for one filter name (empty: the filter cannot match).
+pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
+    if let Some(values) = shared::tag_filter_values(name, &instance.spec.tags) {
+        return values;
+    }
+    let shown = shared::shown_state(instance);
+    let spec = &instance.spec;
+    let one = |s: &str| vec![s.to_string()];
+    match name {
+        "instance-id" => one(&instance.metadata.name),
+        "instance-state-name" => one(shown.name()),
+        "instance-state-code" => vec![shown.code().to_string()],
+        "image-id" => one(spec.image_id.as_str()),
+        "instance-type" => one(&spec.instance_type),
+        "reservation-id" => one(spec.reservation_id.as_str()),
+        "availability-zone" => one(&spec.availability_zone),
+        "private-ip-address" => private_ip(instance, shown).map(str::to_string).into_iter().collect(),
+        "ip-address" => public_ip(instance, shown).map(str::to_string).into_iter().collect(),
+        "private-dns-name" => private_ip(instance, shown)
+            .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
+            .into_iter()
+            .collect(),
+        "ami-launch-index" => vec![spec.ami_launch_index.to_string()],
+        "launch-time" => vec![format_timestamp(instance.metadata.creation_timestamp)],
+        "owner-id" => one(ACCOUNT_ID),
+        "architecture" => one("x86_64"),
+        "root-device-type" => one("ebs"),
+        "root-device-name" => one(ROOT_DEVICE_NAME),
+        "virtualization-type" => one("hvm"),
+        "hypervisor" => one("xen"),
+        "tenancy" => one("default"),
+        "monitoring-state" => one("disabled"),
+        "platform-details" => one("Linux/UNIX"),
+        "state-reason-code" => instance
+            .status
+            .state_reason
+            .as_ref()
+            .map(|r| r.code.clone())
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads, filters, sorts and pages.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
+    let instances = if req.ids.is_empty() {
+        shared::region_instances(state, region)?
+    } else {
+        shared::load_instances(state, region, &req.ids)?
+    };
+    shared::check_dry_run(req.dry_run)?;
+    let mut matching: Vec<Instance> = instances
+        .into_iter()
+        .filter(|i| filter::matches_all(&req.filters, |name| filter_values(name, i)))
+        .filter(|i| match &req.after {
+            Some(after) => Cursor::of(i) > *after,
+            None => true,
+        })
+        .collect();
+    // Launch order keeps a reservation's instances together and pages stable under inserts.
+    matching.sort_by_cached_key(Cursor::of);
+    let next_token = match req.max_results {
+        Some(max) if matching.len() > max => {
+            matching.truncate(max);
+            matching.last().map(|last| Cursor::of(last).token())
+        }
+        _ => None,
+    };
+    Ok(Response {
+        instances: matching,
+        next_token,
+    })
+}
+
+/// `reservationSet` (one item per reservation, in first-appearance order) and `nextToken`.
+pub fn render(resp: &Response) -> String {
+    let mut groups: Vec<(&str, Vec<&Instance>)> = Vec::new();
+    for instance in &resp.instances {
+        let reservation = instance.spec.reservation_id.as_str();
+        match groups.iter_mut().find(|(r, _)| *r == reservation) {
+            Some((_, members)) => members.push(instance),
+            None => groups.push((reservation, vec![instance])),
+        }
+    }
+    let mut w = XmlWriter::new();
+    w.set("reservationSet", &groups, |w, (reservation, members)| {
+        w.field("reservationId", reservation);
+        w.field("ownerId", ACCOUNT_ID);
+        w.empty("groupSet");
+        w.set("instancesSet", members, |w, i| render_instance(w, i));
+    });
+    w.opt_field("nextToken", resp.next_token.as_deref());
+    w.finish()
+}
+
+/// The dispatch entry.
+pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, parse(params)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    fn parse_str(q: &str) -> Result<Request, ApiError> {
+        parse(&QueryParams::from_query(q))
+    }
+
+    #[test]
+    fn parses_ids_filters_and_paging() {
+        let req = parse_str("InstanceId.1=i-1&Filter.1.Name=tag:Name&Filter.1.Value.1=web").unwrap();
+        assert_eq!(req.ids.len(), 1);
+        assert_eq!(req.filters[0].name, "tag:Name");
+        let req = parse_str("MaxResults=5").unwrap();
+        assert_eq!(req.max_results, Some(5));
+    }
+
+    #[test]
+    fn paging_rules() {
+        let e = parse_str("InstanceId.1=i-1&MaxResults=5").unwrap_err();
+        assert_eq!(e.code, "InvalidParameterCombination");
+        assert_eq!(e.message, "The parameter instancesSet cannot be used with the parameter maxResults");
+        let e = parse_str("MaxResults=4").unwrap_err();
+        assert_eq!(e.message, "Value ( 4 ) for parameter maxResults is invalid. Expecting a value greater than 5.");
+        assert_eq!(parse_str("MaxResults=1001").unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(parse_str("NextToken=%2A%2A%2A").unwrap_err().code, "InvalidNextToken");
+        assert_eq!(parse_str("NextToken=Zm9v").unwrap_err().code, "InvalidNextToken");
+    }
+
+    #[test]
+    fn unknown_filter() {
+        let e = parse_str("Filter.1.Name=colour&Filter.1.Value.1=red").unwrap_err();
+        assert_eq!(e.message, "The filter 'colour' is invalid");
+    }
+
+    #[test]
+    fn cursor_round_trips() {
+        let inst = fixtures::instance();
+        let c = Cursor::of(&inst);
+        assert_eq!(Cursor::parse(&c.token()).unwrap(), c);
+    }
+
+    #[test]
+    fn every_listed_filter_is_answered() {
+        let mut inst = fixtures::instance();
+        inst.spec.tags.insert("Name".into(), "web".into());
+        for name in FILTERS {
+            // Must not panic; absent attributes just yield nothing.
+            let _ = filter_values(name, &inst);
+        }
+        assert_eq!(filter_values("instance-state-name", &inst), vec!["pending"]);
+        assert_eq!(filter_values("instance-state-code", &inst), vec!["0"]);
+        assert_eq!(filter_values("tag:Name", &inst), vec!["web"]);
+        assert!(filter_values("vpc-id", &inst).is_empty());
+    }
+
+    #[test]
+    fn render_groups_by_reservation() {
+        let a = fixtures::instance();
+        let mut b = fixtures::instance();
+        b.spec.reservation_id = a.spec.reservation_id.clone();
+        let c = fixtures::instance();
+        let doc = render(&Response {
+            instances: vec![a, b, c],
+            next_token: Some("tok".into()),
+        });
+        assert_eq!(doc.matches("<reservationId>").count(), 2);
+        assert_eq!(doc.matches("<instanceId>").count(), 3);
+        assert!(doc.ends_with("<nextToken>tok</nextToken>"));
+    }
+}

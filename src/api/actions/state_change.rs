@@ -1,0 +1,217 @@
+//! What Stop/Start/TerminateInstances share: validate every id first, write nothing if one fails, then change desired state per instance.
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::{now, DesiredState, Instance, InstanceId, InstanceState, Timestamp, TransitionError};
+
+use super::render::render_state;
+use super::shared;
+
+/// Which state change is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// StopInstances.
+    Stop,
+    /// StartInstances.
+    Start,
+    /// TerminateInstances.
+    Terminate,
+}
+
+/// A validated Stop/Start/TerminateInstances request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `InstanceId.N`, deduplicated, in request order.
+    pub ids: Vec<InstanceId>,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// One `InstanceStateChange`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The instance.
+    pub instance_id: String,
+    /// The state shown before the call.
+    pub previous: InstanceState,
+    /// The state shown after the call's write.
+    pub current: InstanceState,
+}
+
+/// Parses the id list (required) and `DryRun`.
+pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+    Ok(Request {
+        ids: shared::instance_ids(params, true)?,
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+/// The model's guard for `op` on the state the client currently sees.
+fn guard(op: Op, instance: &Instance) -> Result<(), TransitionError> {
+    let shown = shared::shown_state(instance);
+    let (allowed, verb) = match op {
+        Op::Stop => (shown.can_stop(), "stopped"),
+        Op::Start => (shown.can_start(), "started"),
+        // Terminating is always allowed; terminating a terminated instance is a no-op.
+        Op::Terminate => (true, "terminated"),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(TransitionError {
+            instance_id: instance.metadata.name.clone(),
+            verb,
+        })
+    }
+}
+
+/// Writes the wish into the spec; returns whether anything changed (no change, no generation bump).
+fn apply(op: Op, instance: &mut Instance, at: Timestamp) -> bool {
+    let spec = &mut instance.spec;
+    match op {
+        Op::Stop => {
+            if spec.desired == DesiredState::Stopped {
+                return false;
+            }
+            spec.desired = DesiredState::Stopped;
+            spec.user_transition_at = Some(at);
+        }
+        Op::Start => {
+            // Desired running but shown stopped: the instance shut itself down at this
+            // generation; a new generation is what tells the reconciler to start it again.
+            let self_stopped = spec.desired == DesiredState::Running
+                && shared::shown_state(instance) == InstanceState::Stopped;
+            if instance.spec.desired == DesiredState::Running && !self_stopped {
+                return false;
+            }
+            instance.spec.desired = DesiredState::Running;
+        }
+        Op::Terminate => {
+            if spec.desired == DesiredState::Terminated {
+                return false;
+            }
+            spec.desired = DesiredState::Terminated;
+            spec.user_transition_at = Some(at);
+            instance.metadata.deletion_timestamp.get_or_insert(at);
+        }
+    }
+    true
+}
+
+/// Validates every instance (existence in the region, then the guard) before writing any, so
+/// one bad id leaves all untouched; then writes each with the store's compare-and-swap, which
+/// re-checks the guard against the latest state.
+pub fn handle(state: &ApiState, region: &str, op: Op, req: Request) -> Result<Vec<Change>, ApiError> {
+    let instances = shared::load_instances(state, region, &req.ids)?;
+    for instance in &instances {
+        guard(op, instance)?;
+    }
+    shared::check_dry_run(req.dry_run)?;
+    let at = now();
+    let mut changes = Vec::with_capacity(instances.len());
+    for instance in &instances {
+        let (before, after) = state
+            .store
+            .instances()
+            .update_spec::<ApiError>(&instance.metadata.name, |obj| {
+                guard(op, obj)?;
+                Ok(apply(op, obj, at))
+            })?;
+        let change = Change {
+            instance_id: before.metadata.name.clone(),
+            previous: shared::shown_state(&before),
+            current: shared::shown_state(&after),
+        };
+        if before.metadata.generation != after.metadata.generation {
+            tracing::info!(
+                instance_id = %change.instance_id,
+                ?op,
+                generation = after.metadata.generation,
+                from = %change.previous,
+                to = %change.current,
+                "desired state changed"
+            );
+        }
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+/// `instancesSet` of `{instanceId, currentState, previousState}`.
+pub fn render(changes: &[Change]) -> String {
+    let mut w = XmlWriter::new();
+    w.set("instancesSet", changes, |w, c| {
+        w.field("instanceId", &c.instance_id);
+        render_state(w, "currentState", c.current);
+        render_state(w, "previousState", c.previous);
+    });
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    fn running() -> Instance {
+        let mut inst = fixtures::instance();
+        inst.status.observed_generation = 1;
+        inst.status.state = Some(InstanceState::Running);
+        inst
+    }
+
+    #[test]
+    fn stop_then_stop_again_is_a_no_op() {
+        let mut inst = running();
+        assert!(apply(Op::Stop, &mut inst, now()));
+        assert_eq!(inst.spec.desired, DesiredState::Stopped);
+        assert!(inst.spec.user_transition_at.is_some());
+        assert!(!apply(Op::Stop, &mut inst, now()));
+    }
+
+    #[test]
+    fn start_of_running_is_a_no_op_but_self_stopped_restarts() {
+        let mut inst = running();
+        assert!(!apply(Op::Start, &mut inst, now()));
+        inst.status.state = Some(InstanceState::Stopped);
+        inst.status.shutdown_generation = Some(1);
+        assert_eq!(shared::shown_state(&inst), InstanceState::Stopped);
+        assert!(apply(Op::Start, &mut inst, now()));
+    }
+
+    #[test]
+    fn terminate_sets_deletion_timestamp_once() {
+        let mut inst = running();
+        let at = now();
+        assert!(apply(Op::Terminate, &mut inst, at));
+        assert_eq!(inst.metadata.deletion_timestamp, Some(at));
+        assert!(!apply(Op::Terminate, &mut inst, now()));
+    }
+
+    #[test]
+    fn guards_use_the_shown_state() {
+        let mut inst = running();
+        inst.spec.desired = DesiredState::Terminated;
+        inst.metadata.generation = 2;
+        let e = guard(Op::Start, &inst).unwrap_err();
+        assert_eq!(e.verb, "started");
+        assert!(guard(Op::Stop, &inst).is_err());
+        assert!(guard(Op::Terminate, &inst).is_ok());
+    }
+
+    #[test]
+    fn render_shape() {
+        let doc = render(&[Change {
+            instance_id: "i-1".into(),
+            previous: InstanceState::Running,
+            current: InstanceState::Stopping,
+        }]);
+        assert_eq!(
+            doc,
+            "<instancesSet><item><instanceId>i-1</instanceId><currentState><code>64</code><name>stopping</name></currentState>\
+             <previousState><code>16</code><name>running</name></previousState></item></instancesSet>"
+        );
+    }
+}
