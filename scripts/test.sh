@@ -18,6 +18,8 @@
 #   EC2D_TEST_SKIP_SETUP=1  skip package install / dockerd / image build
 #   EC2D_TEST_DOCKERD_LOG   where a dockerd started by this script logs
 #                           (default /var/log/ec2d-test-dockerd.log)
+#   EC2D_TEST_IMAGES        test images to build (default "busybox"; "busybox debian"
+#                           adds the debootstrap Debian image, see tests/support/)
 #   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
 #   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
 set -euo pipefail
@@ -30,6 +32,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 PYTHON="${PYTHON:-python3}"
 DOCKERD_LOG="${EC2D_TEST_DOCKERD_LOG:-/var/log/ec2d-test-dockerd.log}"
 FAIL_FAST="${EC2D_TEST_FAIL_FAST:-0}"
+TEST_IMAGES="${EC2D_TEST_IMAGES:-busybox}"
 
 ALL_STEPS=(setup fmt clippy cargo-test clients)
 if [ "$#" -gt 0 ]; then
@@ -143,6 +146,7 @@ have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 setup_packages() {
     local missing=()
     have_deb busybox-static || missing+=(busybox-static)
+    case " $TEST_IMAGES " in *" debian "*) have_deb debootstrap || missing+=(debootstrap) ;; esac
     # docker.io only when there is no docker CLI or no engine binary at all
     if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
         if ! docker info >/dev/null 2>&1; then missing+=(docker.io); fi
@@ -215,7 +219,8 @@ setup_docker() {
 }
 
 setup_images() {
-    bash "$ROOT/tests/support/build-test-images.sh"
+    # shellcheck disable=SC2086 # a list of image names
+    bash "$ROOT/tests/support/build-test-images.sh" $TEST_IMAGES
 }
 
 setup_toolchain() {
@@ -259,7 +264,9 @@ if want setup; then
     setup_step "rust toolchain" setup_toolchain
 fi
 
-want fmt && check "cargo fmt --check" cargo fmt --all -- --check
+FMT_ARGS=(--check)
+[ -t 1 ] || FMT_ARGS+=(--color never) # plain diff in CI logs
+want fmt && check "cargo fmt --check" cargo fmt --all -- "${FMT_ARGS[@]}"
 want clippy && check "cargo clippy -D warnings" cargo clippy --all-targets -- -D warnings
 want cargo-test && check "cargo test (EC2D_REQUIRE_DOCKER=1)" run_cargo_test
 want clients && check "client tests (pytest tests/clients)" run_pytest_clients

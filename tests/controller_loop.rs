@@ -728,3 +728,48 @@ fn handle_and_run_future_are_send() {
     );
     send(&fut);
 }
+
+#[tokio::test(start_paused = true)]
+async fn ok_backoff_polls_with_growing_delays_without_counting_errors() {
+    let probe = Probe::new();
+    let ctrl = Controller::new(config()).with_backoff(|| Box::new(Linear(0)));
+    let script = vec![Step::Ok(Action::backoff()); 3];
+    let run = start(
+        ctrl,
+        no_triggers(),
+        no_keys,
+        scripted(&probe, script),
+        backoff_policy,
+    );
+    run.handle.enqueue(1);
+    sleep(secs(20.0)).await;
+    let gaps = probe.gaps(1);
+    assert_eq!(gaps.len(), 3, "{gaps:?}");
+    assert_about(gaps[0], secs(1.0));
+    assert_about(gaps[1], secs(2.0));
+    assert_about(gaps[2], secs(3.0));
+    let stats = run.handle.stats();
+    assert_eq!((stats.reconciles_total, stats.errors_total), (4, 0));
+    run.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn absurd_delays_do_not_panic() {
+    let probe = Probe::new();
+    let ctrl = Controller::new(ControllerConfig {
+        resync_every: Duration::MAX,
+        ..config()
+    });
+    let run = start(
+        ctrl,
+        no_triggers(),
+        || vec![1],
+        worker(&probe, Duration::ZERO, Action::requeue(Duration::MAX)),
+        backoff_policy,
+    );
+    run.handle.enqueue_after(2, Duration::MAX);
+    sleep(secs(3600.0)).await;
+    assert_eq!(probe.total_starts(), 1);
+    assert_eq!(run.handle.stats().queue_depth, 2);
+    run.shutdown().await;
+}

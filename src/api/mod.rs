@@ -1,13 +1,42 @@
 //! The EC2 Query protocol front (axum): parses and validates requests, writes desired state, renders XML; never calls the runtime.
+//!
+//! A request flows: request-id middleware → trace span → 1 MiB body limit → [`ec2_endpoint`],
+//! which decodes the query string and form body into [`query::QueryParams`], resolves the
+//! region from the SigV4 credential scope, looks the `Action` up in [`actions::lookup`] and
+//! runs it on a blocking thread (the store is synchronous). Every failure is an
+//! [`error::ApiError`], rendered in one place.
 
 use std::sync::Arc;
+
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Form, Router};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::config::VmManager;
 use crate::store::Store;
 
+pub mod actions;
+pub mod error;
+pub mod filter;
 pub mod introspect;
+pub mod query;
+pub mod xml;
 
+pub use error::ApiError;
 pub use introspect::Introspection;
+pub use query::QueryParams;
+
+/// The largest request body accepted (EC2 Query requests are small; user data is at most 16 KB).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The region of requests that carry no SigV4 credential scope.
+pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// What every handler can reach: the store, a few settings and the read-only introspection.
 #[derive(Clone)]
@@ -18,4 +47,195 @@ pub struct ApiState {
     pub vm_manager: VmManager,
     /// Health and status reports supplied by the app (the api cannot see the runtime).
     pub introspection: Arc<dyn Introspection>,
+}
+
+/// The id of one request, shown as `<requestId>`/`<RequestID>` and recorded on its span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// The whole HTTP surface: the EC2 endpoint at `/` (GET and POST) and the `/_ec2d/*` introspection.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", any(ec2_endpoint))
+        .merge(introspect::routes())
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outermost: the id exists before the span is made, and limit rejections made by the
+        // layers inside are turned into EC2 errors carrying it.
+        .layer(middleware::from_fn(with_request_id))
+        .with_state(state)
+}
+
+fn request_span(req: &Request) -> Span {
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+        action = tracing::field::Empty,
+        instance_id = tracing::field::Empty,
+    )
+}
+
+/// Gives the request its id, and answers the body-limit layer's plain-text 413 the EC2 way.
+async fn with_request_id(mut req: Request, next: Next) -> Response {
+    let id = RequestId(uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(id.clone());
+    let response = next.run(req).await;
+    let is_xml = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/xml"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_xml {
+        return ApiError::body_too_large(BODY_LIMIT).with_request_id(&id.0).into_response();
+    }
+    response
+}
+
+/// The EC2 endpoint: decode, dispatch, render; any error becomes the EC2 error document.
+async fn ec2_endpoint(State(state): State<ApiState>, req: Request) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string()));
+    match serve(state, &request_id, req).await {
+        Ok(response) => response,
+        Err(e) => e.with_request_id(&request_id.0).into_response(),
+    }
+}
+
+async fn serve(state: ApiState, request_id: &RequestId, req: Request) -> Result<Response, ApiError> {
+    let region = region_of(req.headers(), req.uri());
+    let params = read_params(req).await?;
+    let (action, call) = actions::resolve(&params)?;
+    let span = Span::current();
+    span.record("action", action.as_str());
+    if let Some(first) = params.list("InstanceId").first().copied().or_else(|| params.get("InstanceId")) {
+        span.record("instance_id", first);
+    }
+    tracing::debug!(%region, "ec2 request");
+    let members = tokio::task::spawn_blocking({
+        let region = region.clone();
+        move || span.in_scope(|| call(&state, &region, &params))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("action {action} panicked: {e}")))??;
+    Ok(xml::success(&action, &request_id.0, &members))
+}
+
+/// The parameters of the query string followed by those of a form body (EC2 accepts either).
+async fn read_params(req: Request) -> Result<QueryParams, ApiError> {
+    let malformed = |what: &str| ApiError::client("MalformedQueryString", what.to_string());
+    let Query(mut pairs) = Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+        .map_err(|_| malformed("The query string could not be decoded."))?;
+    match *req.method() {
+        Method::GET | Method::HEAD => {}
+        Method::POST if req.headers().contains_key(header::CONTENT_TYPE) => {
+            let Form(body) = Form::<Vec<(String, String)>>::from_request(req, &())
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(BODY_LIMIT),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::client(
+                        "InvalidRequest",
+                        "The request body must be application/x-www-form-urlencoded.",
+                    ),
+                    _ => malformed("The request body could not be decoded."),
+                })?;
+            pairs.extend(body);
+        }
+        Method::POST => {
+            // No content type: only an empty body makes sense (parameters in the query string).
+            let body = axum::body::Bytes::from_request(req, &())
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(BODY_LIMIT),
+                    _ => malformed("The request body could not be read."),
+                })?;
+            if !body.is_empty() {
+                return Err(ApiError::client(
+                    "InvalidRequest",
+                    "The request body must be application/x-www-form-urlencoded.",
+                ));
+            }
+        }
+        ref other => {
+            return Err(ApiError::new(
+                "InvalidRequest",
+                format!("The HTTP method {other} is not supported; use GET or POST."),
+                StatusCode::METHOD_NOT_ALLOWED,
+            ))
+        }
+    }
+    Ok(QueryParams::new(pairs))
+}
+
+/// The region of a request: the SigV4 credential scope (`Credential=AKID/20240101/us-west-2/ec2/aws4_request`)
+/// of the `Authorization` header or of a presigned URL's `X-Amz-Credential`, else [`DEFAULT_REGION`].
+pub fn region_of(headers: &HeaderMap, uri: &Uri) -> String {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| {
+            let start = auth.find("Credential=")? + "Credential=".len();
+            let rest = &auth[start..];
+            let end = rest.find([',', ' ']).unwrap_or(rest.len());
+            region_of_scope(&rest[..end])
+        });
+    let from_query = || {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
+        pairs
+            .iter()
+            .find(|(k, _)| k == "X-Amz-Credential")
+            .and_then(|(_, v)| region_of_scope(v))
+    };
+    from_header
+        .or_else(from_query)
+        .unwrap_or_else(|| DEFAULT_REGION.to_string())
+}
+
+/// `AKID/date/region/service/aws4_request` → `region`, when it looks like a region name.
+fn region_of_scope(credential: &str) -> Option<String> {
+    let mut parts = credential.rsplit('/');
+    let (_terminator, _service, region) = (parts.next()?, parts.next()?, parts.next()?);
+    let plausible = !region.is_empty()
+        && region.len() <= 32
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    plausible.then(|| region.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    #[test]
+    fn region_from_sigv4_header() {
+        let h = headers(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-west-2/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc",
+        );
+        assert_eq!(region_of(&h, &Uri::from_static("/")), "us-west-2");
+    }
+
+    #[test]
+    fn region_from_presigned_query() {
+        let uri = Uri::from_static("/?Action=DescribeRegions&X-Amz-Credential=AKID%2F20240101%2Feu-central-1%2Fec2%2Faws4_request");
+        assert_eq!(region_of(&HeaderMap::new(), &uri), "eu-central-1");
+    }
+
+    #[test]
+    fn region_defaults() {
+        assert_eq!(region_of(&HeaderMap::new(), &Uri::from_static("/")), "us-east-1");
+        assert_eq!(region_of(&headers("Basic Zm9vOmJhcg=="), &Uri::from_static("/")), "us-east-1");
+        let hostile = headers("AWS4-HMAC-SHA256 Credential=AKID/20240101/<evil>/ec2/aws4_request");
+        assert_eq!(region_of(&hostile, &Uri::from_static("/")), "us-east-1");
+        assert_eq!(region_of(&headers("AWS4-HMAC-SHA256 Credential=x"), &Uri::from_static("/")), "us-east-1");
+    }
 }

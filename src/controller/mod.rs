@@ -115,10 +115,11 @@ impl<K> Shared<K> {
     }
 }
 
-/// `now + delay`, saturating instead of panicking on absurd delays.
+/// `now + delay`, saturating (like tokio's own "far future", 30 years) instead of panicking on
+/// absurd delays such as `Duration::MAX`.
 fn deadline(now: Instant, delay: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(delay.min(FAR)).unwrap_or(now)
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now + delay.min(FAR)
 }
 
 /// A cheap, cloneable way to enqueue keys into a [`Controller`] and read its stats.
@@ -160,6 +161,7 @@ impl<K: Clone + Eq + Hash> ControllerHandle<K> {
     }
 
     /// Current queue depth, in-flight count, counters and last resync time.
+    #[must_use]
     pub fn stats(&self) -> ControllerStats {
         let (queue_depth, in_flight, last_resync_at) = {
             let st = self.shared.lock();
@@ -214,6 +216,7 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
     /// Replace the per-key backoff policy (each failing key gets its own `factory()`).
     ///
     /// Mostly for tests that need deterministic delays; the default is what production wants.
+    #[must_use]
     pub fn with_backoff<F>(mut self, factory: F) -> Self
     where
         F: Fn() -> Box<dyn Backoff> + Send + Sync + 'static,
@@ -223,6 +226,7 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
     }
 
     /// A handle to enqueue keys and read stats; valid before, during and after [`Self::run`].
+    #[must_use]
     pub fn handle(&self) -> ControllerHandle<K> {
         ControllerHandle {
             shared: Arc::clone(&self.shared),

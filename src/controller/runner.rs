@@ -70,7 +70,7 @@ where
         self.resync(&resync);
         let mut resync_timer = (!self.config.resync_every.is_zero()).then(|| {
             let every = self.config.resync_every;
-            let mut t = tokio::time::interval_at(Instant::now() + every, every);
+            let mut t = tokio::time::interval_at(deadline(Instant::now(), every), every);
             // After a stall, one resync is enough; a burst of catch-up resyncs would be no-ops.
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
             t

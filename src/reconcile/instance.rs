@@ -40,6 +40,8 @@ pub fn container_spec_for(instance: &Instance, settings: &super::Settings) -> Co
         binds,
         ports: Vec::new(),
         hostname: None,
+        files: Vec::new(),
+        flags: settings.docker_flags.clone(),
     }
 }
 
@@ -65,7 +67,8 @@ pub(super) async fn reconcile<R: ContainerRuntime>(id: &InstanceId, ctx: &Contex
     if let Err(error) = apply(&plan, &ctx.runtime, &settings).await {
         // An image that does not exist (any more) can never boot: fail fast to `terminated`
         // so waiters stop waiting, instead of retrying forever.
-        if matches!(error, RuntimeError::NotFound(_)) && plan.steps.iter().any(|s| matches!(s, Step::Create(_))) {
+        let booting = plan.steps.iter().any(|s| matches!(s, Step::Create(_)));
+        if booting && !error.is_transient() && !image_exists(ctx, &instance.spec.image_ref).await {
             let reason = StateReason::internal_error(&format!(
                 "the instance's image {} cannot be started: {error}",
                 instance.spec.image_ref
@@ -112,6 +115,12 @@ pub(super) async fn reconcile<R: ContainerRuntime>(id: &InstanceId, ctx: &Contex
         _ if plan.reaches.is_none() => Action::requeue(ctx.settings.converging_requeue),
         _ => Action::requeue(ctx.settings.converged_requeue),
     })
+}
+
+/// Whether the instance's image is still there; an unreachable engine counts as "yes" so
+/// an outage never terminates an instance.
+async fn image_exists<R: ContainerRuntime>(ctx: &Context<R>, reference: &str) -> bool {
+    ctx.runtime.image_exists(reference).await.unwrap_or(true)
 }
 
 /// Applies the plan's steps in order. `Conflict` (already paused, already running) and

@@ -48,6 +48,8 @@ pub struct Settings {
     pub docker_init: bool,
     /// Mount the Docker socket into instances.
     pub mount_docker_socket: bool,
+    /// Extra `docker run` flags for every instance (`EC2_DOCKER_FLAGS`).
+    pub docker_flags: crate::runtime::DockerFlags,
     /// How soon to look again at a resource that is still converging.
     pub converging_requeue: Duration,
     /// How often a converged resource is looked at again (missed-event safety net).
@@ -61,6 +63,7 @@ impl Default for Settings {
             stop_timeout: Duration::from_secs(3),
             docker_init: true,
             mount_docker_socket: true,
+            docker_flags: crate::runtime::DockerFlags::default(),
             converging_requeue: Duration::from_millis(500),
             converged_requeue: Duration::from_secs(300),
         }

@@ -439,6 +439,8 @@ fn observed_from_summary(c: ContainerSummary) -> Option<ObservedContainer> {
     ports.sort();
     ports.dedup();
     Some(ObservedContainer {
+        started_at: None,
+        finished_at: None,
         id: c.id.unwrap_or_default(),
         name: c
             .names
@@ -487,6 +489,8 @@ fn observed_from_inspect(
         None => (BTreeMap::new(), String::new()),
     };
     ObservedContainer {
+        started_at: None,
+        finished_at: None,
         id: c.id.unwrap_or_default(),
         name: c
             .name

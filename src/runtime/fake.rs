@@ -238,6 +238,8 @@ impl FakeRuntime {
         let mut labels = c.spec.labels.clone();
         labels.insert(labels::INSTANCE_ID.into(), instance_id.to_string());
         Some(ObservedContainer {
+            started_at: None,
+            finished_at: None,
             id: c.id.clone(),
             name: c.spec.name.clone(),
             instance_id,

@@ -11,10 +11,12 @@ use crate::model::{ImageId, InstanceId, Timestamp};
 
 pub mod docker;
 pub mod fake;
+pub mod flags;
 pub mod labels;
 
 pub use docker::DockerRuntime;
 pub use fake::FakeRuntime;
+pub use flags::{DockerFlags, FlagError};
 
 /// Errors from the container runtime, classified by what the reconciler should do about them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +163,23 @@ pub struct ContainerSpec {
     pub ports: Vec<PortRequest>,
     /// Hostname inside the container.
     pub hostname: Option<String>,
+    /// Files copied into the container after it is created and before it starts, so boot
+    /// scripts find them (user data, authorized keys, the boot script itself).
+    pub files: Vec<ContainerFile>,
+    /// Extra `docker run` flags from `EC2_DOCKER_FLAGS`, applied on top of the above.
+    pub flags: DockerFlags,
+}
+
+/// A file to put into a container before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ContainerFile {
+    /// Absolute path inside the container; missing parent directories are created.
+    pub path: String,
+    /// Unix permission bits, e.g. `0o600`.
+    pub mode: u32,
+    /// The file's contents.
+    #[serde(skip)]
+    pub contents: Vec<u8>,
 }
 
 /// A container as observed.
@@ -184,6 +203,10 @@ pub struct ObservedContainer {
     pub ports: Vec<PublishedPort>,
     /// Labels on the container.
     pub labels: BTreeMap<String, String>,
+    /// When the container's main process last started.
+    pub started_at: Option<Timestamp>,
+    /// When the container's main process last ended.
+    pub finished_at: Option<Timestamp>,
 }
 
 /// A Docker image tagged `localstack-ec2/<AmiName>:<AmiId>`: an AMI.

@@ -41,6 +41,9 @@ pub struct Listing<S, T: Default> {
     pub corrupt: Vec<CorruptRecord>,
 }
 
+/// An object before and after a spec update.
+pub type Change<S, T> = (Object<S, T>, Object<S, T>);
+
 /// The spec and status trees of one kind.
 pub struct Collection<S, T> {
     kind: &'static str,
@@ -194,7 +197,7 @@ where
         &self,
         id: &str,
         mut change: impl FnMut(&mut Object<S, T>) -> Result<bool, E>,
-    ) -> Result<(Object<S, T>, Object<S, T>), E>
+    ) -> Result<Change<S, T>, E>
     where
         E: From<StoreError>,
     {

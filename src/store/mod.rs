@@ -14,7 +14,7 @@ use std::path::Path;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-pub use collection::{Collection, CorruptRecord, Listing};
+pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
 
 use crate::model::{Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus};

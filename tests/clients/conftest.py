@@ -1,9 +1,10 @@
 """Fixtures for ec2d's real-client tests (boto3, aws CLI, awslocal).
 
 The session starts the built binary (target/debug/ec2d, or $EC2D_BIN) on a
-free 127.0.0.1 port with a temporary --data-dir, and afterwards removes every
-localstack-ec2.* container and localstack-ec2/* image tag that appeared during
-the session (those that existed before are left alone).
+free 127.0.0.1 port with a temporary --data-dir, and afterwards removes the
+localstack-ec2.<id> container of every instance and the localstack-ec2/*:<ami>
+tag of every AMI that the session's ec2d processes created. Nothing else is
+touched: other tests may share the Docker engine and its localstack-ec2.* names.
 
 Env:
   EC2D_BIN                 ec2d binary (default: <repo>/target/debug/ec2d)
@@ -69,29 +70,25 @@ def workdir(request):
 
 
 @pytest.fixture(scope="session")
-def docker_baseline():
-    """Docker must answer. Remembers which localstack-ec2 containers and tags
-    existed before the session, and removes the new ones at the end."""
+def docker_cleanup():
+    """Docker must answer. At the end of the session, removes the containers of
+    every instance and the tags of every AMI that this session's ec2d
+    processes made (and nothing else: the engine may be shared)."""
     ok, info = h.docker_available()
     if not ok:
         pytest.fail(f"docker engine not available: {info}", pytrace=False)
-    before_containers = set(h.list_ec2_containers())
-    before_tags = h.list_ami_tags()
-    yield {"containers": before_containers, "tags": before_tags}
-    new_containers = {cid: n for cid, n in h.list_ec2_containers().items() if cid not in before_containers}
-    problems = h.remove_containers(new_containers)
-    new_tags = h.list_ami_tags() - before_tags
-    problems += h.remove_tags(sorted(new_tags))
-    if new_containers or new_tags:
-        print(
-            f"\n[ec2d-tests] session cleanup removed containers {sorted(new_containers.values())} tags {sorted(new_tags)}"
-        )
+    yield
+    for srv in h.SERVERS:
+        srv.remember_instances()
+    names, tags, problems = h.cleanup_owned()
+    if names or tags:
+        print(f"\n[ec2d-tests] session cleanup removed containers {names} tags {tags}")
     for p in problems:
         print(f"[ec2d-tests] cleanup problem: {p}")
 
 
 @pytest.fixture(scope="session")
-def test_ami(docker_baseline):
+def test_ami(docker_cleanup):
     """ec2d-test/busybox:latest tagged as the AMI localstack-ec2/test-ami:ami-000001."""
     if h.image_id(h.BUSYBOX_IMAGE) is None:
         pytest.fail(f"test image {h.BUSYBOX_IMAGE} missing: run tests/support/build-test-images.sh", pytrace=False)

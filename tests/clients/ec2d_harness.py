@@ -55,7 +55,12 @@ AMI_ID_RE = re.compile(r"^ami-[0-9a-f]{6,17}$")
 RESERVATION_ID_RE = re.compile(r"^r-[0-9a-f]{8}([0-9a-f]{9})?$")
 
 # All ec2d processes started by this session, newest last (for failure reports).
-SERVERS: list["Ec2dServer"] = []
+SERVERS: list[Ec2dServer] = []
+# Instances and AMIs this session's ec2d processes made. Only their containers
+# and image tags are removed at the end: other people's tests may use the same
+# Docker engine (and the same localstack-ec2.* names) at the same time.
+OWNED_INSTANCES: set[str] = set()
+OWNED_AMIS: set[str] = set()
 
 
 # --------------------------------------------------------------------------- misc
@@ -186,6 +191,17 @@ def list_ec2_containers() -> dict[str, str]:
     return out
 
 
+def cleanup_owned() -> tuple[list[str], list[str], list[str]]:
+    """Remove the containers of OWNED_INSTANCES and the localstack-ec2/*:<ami>
+    tags of OWNED_AMIS. Returns (containers removed, tags removed, problems)."""
+    present = set(list_ec2_containers().values())
+    names = sorted(container_name(i) for i in OWNED_INSTANCES if container_name(i) in present)
+    problems = remove_containers(names)
+    tags = sorted(t for t in list_ami_tags() if t.rsplit(":", 1)[-1] in OWNED_AMIS)
+    problems += remove_tags(tags)
+    return names, tags, problems
+
+
 def list_ami_tags() -> set[str]:
     """Every image tag localstack-ec2/<name>:<ami-id>."""
     p = docker("images", "--format", "{{.Repository}}:{{.Tag}}")
@@ -243,6 +259,7 @@ class Ec2dServer:
         # The tests exercise the Docker backend with default container removal.
         for k in ("EC2_VM_MANAGER", "EC2_REMOVE_CONTAINERS", "EC2D_LISTEN", "EC2D_DATA_DIR"):
             env.pop(k, None)
+        env.setdefault("EC2D_LOG", "info,ec2d=debug")  # ec2d's log filter (tracing EnvFilter)
         env.setdefault("RUST_LOG", "info,ec2d=debug")
         env.setdefault("RUST_BACKTRACE", "1")
         env["NO_COLOR"] = "1"
@@ -307,10 +324,20 @@ class Ec2dServer:
             self.proc.wait(timeout=30)
             self._log_note("SIGKILL sent")
 
+    def remember_instances(self) -> None:
+        """Note every instance this server knows, so its container gets removed."""
+        if not self.alive():
+            return
+        try:
+            OWNED_INSTANCES.update(describe_instances(self.client()))
+        except Exception as e:  # noqa: BLE001 - best effort, before shutdown
+            self._log_note(f"could not list instances before stopping: {e!r}")
+
     def stop(self, timeout: float = 20) -> int | None:
         """SIGTERM, then SIGKILL after timeout. Returns the exit code."""
         if self.proc is None:
             return None
+        self.remember_instances()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -537,10 +564,12 @@ class Ec2Cleanup:
 
     def track_instances(self, ids: Iterable[str]) -> None:
         for i in ids:
+            OWNED_INSTANCES.add(i)
             if i not in self.instances:
                 self.instances.append(i)
 
     def track_image(self, ami: str) -> None:
+        OWNED_AMIS.add(ami)
         if ami not in self.images:
             self.images.append(ami)
 

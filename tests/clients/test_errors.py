@@ -18,26 +18,26 @@ def _client_error(excinfo) -> tuple[str, int]:
     return err.get("Error", {}).get("Code"), err.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
-def test_run_instances_unknown_ami_cli(aws, cleanup):
-    before = h.list_ec2_containers()
+def test_run_instances_unknown_ami_cli(aws, ec2, cleanup):
+    before = set(h.describe_instances(ec2))
     res = aws("run-instances", "--image-id", UNKNOWN_AMI, "--count", "1")
     if res.rc == 0 and res.json:
         cleanup.track_instances(i["InstanceId"] for i in res.json.get("Instances", []))
     assert res.rc != 0, f"expected a failure:\n{res.describe()}"
     assert "InvalidAMIID.NotFound" in res.stderr, res.describe()
     assert res.error_code() == "InvalidAMIID.NotFound", res.describe()
-    assert h.list_ec2_containers() == before, "a container was created for a failed RunInstances"
+    assert set(h.describe_instances(ec2)) == before, "an instance was recorded for a failed RunInstances"
 
 
 def test_run_instances_unknown_ami_boto3(ec2, cleanup):
-    before = h.list_ec2_containers()
+    before = set(h.describe_instances(ec2))
     with pytest.raises(ClientError) as ei:
         resp = ec2.run_instances(ImageId=UNKNOWN_AMI, MinCount=1, MaxCount=1)
         cleanup.track_instances(i["InstanceId"] for i in resp["Instances"])
     code, status = _client_error(ei)
     assert code == "InvalidAMIID.NotFound", ei.value.response
     assert status == 400, ei.value.response
-    assert h.list_ec2_containers() == before
+    assert set(h.describe_instances(ec2)) == before, "an instance was recorded for a failed RunInstances"
 
 
 def test_stop_unknown_instance(ec2, aws):

@@ -69,6 +69,7 @@ fn guard(op: Op, instance: &Instance) -> Result<(), TransitionError> {
 
 /// Writes the wish into the spec; returns whether anything changed (no change, no generation bump).
 fn apply(op: Op, instance: &mut Instance, at: Timestamp) -> bool {
+    let shown = shared::shown_state(instance);
     let spec = &mut instance.spec;
     match op {
         Op::Stop => {
@@ -81,12 +82,11 @@ fn apply(op: Op, instance: &mut Instance, at: Timestamp) -> bool {
         Op::Start => {
             // Desired running but shown stopped: the instance shut itself down at this
             // generation; a new generation is what tells the reconciler to start it again.
-            let self_stopped = spec.desired == DesiredState::Running
-                && shared::shown_state(instance) == InstanceState::Stopped;
-            if instance.spec.desired == DesiredState::Running && !self_stopped {
+            let self_stopped = spec.desired == DesiredState::Running && shown == InstanceState::Stopped;
+            if spec.desired == DesiredState::Running && !self_stopped {
                 return false;
             }
-            instance.spec.desired = DesiredState::Running;
+            spec.desired = DesiredState::Running;
         }
         Op::Terminate => {
             if spec.desired == DesiredState::Terminated {

@@ -1,0 +1,179 @@
+//! `CreateImage`: validates the instance and AMI name, then records a pending Image to be committed from the instance's container.
+
+use std::collections::BTreeMap;
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::config::VmManager;
+use crate::model::{
+    docker_repository_name, now, Image, ImageId, ImageSource, ImageSpec, ImageStatus, InstanceId, InstanceState,
+    Object, ObjectMeta, AMI_REPOSITORY_PREFIX, API_VERSION, IMAGE_KIND, VM_MANAGER_TAG,
+};
+
+use super::shared;
+
+/// The longest `Description` EC2 accepts.
+const MAX_DESCRIPTION: usize = 255;
+
+/// A validated CreateImage request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The instance whose container becomes the AMI.
+    pub instance_id: InstanceId,
+    /// The AMI name.
+    pub name: String,
+    /// `Description`.
+    pub description: Option<String>,
+    /// Tags of `TagSpecification`s with `ResourceType=image` (snapshot tags are ignored).
+    pub tags: BTreeMap<String, String>,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// EC2's AMI name rule: 3–128 characters of letters, digits and `( ) [ ] space . / - ' @ _`.
+pub fn valid_ami_name(name: &str) -> bool {
+    let len = name.chars().count();
+    (3..=128).contains(&len)
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c))
+}
+
+/// Parses and validates everything that needs no store.
+pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+    let instance_id = InstanceId::parse(params.require("InstanceId")?)?;
+    let name = params.require("Name")?;
+    if !valid_ami_name(name) {
+        return Err(ApiError::client(
+            "InvalidAMIName.Malformed",
+            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'",
+        ));
+    }
+    let description = params.get("Description").map(str::to_string);
+    if description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+        return Err(ApiError::invalid_value(format!(
+            "Value for parameter description is invalid. Length exceeds {MAX_DESCRIPTION} characters."
+        )));
+    }
+    // NoReboot is accepted (and must be a boolean): committing a container never reboots it.
+    params.bool("NoReboot")?;
+    Ok(Request {
+        instance_id,
+        name: name.to_string(),
+        description,
+        tags: shared::tag_specifications(params, "image")?,
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+/// Checks the instance can be imaged and the name is free in the region, then writes the Image.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, ApiError> {
+    let instance = shared::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
+        .pop()
+        .expect("load_instances returns one instance per id");
+    let shown = shared::shown_state(&instance);
+    if !matches!(
+        shown,
+        InstanceState::Running | InstanceState::Stopping | InstanceState::Stopped
+    ) {
+        return Err(ApiError::invalid_value(format!(
+            "Invalid value '{}' for instanceId. Instance is not in state 'running' or 'stopping' or 'stopped'",
+            req.instance_id
+        )));
+    }
+    if let Some(taken) = shared::region_images(state, region)?
+        .into_iter()
+        .find(|i| i.spec.name == req.name)
+    {
+        return Err(ApiError::client(
+            "InvalidAMIName.Duplicate",
+            format!("AMI name {} is already in use by AMI {}", req.name, taken.metadata.name),
+        ));
+    }
+    shared::check_dry_run(req.dry_run)?;
+
+    let id = ImageId::generate();
+    let mut tags = req.tags;
+    if state.vm_manager == VmManager::Docker {
+        tags.insert(VM_MANAGER_TAG.to_string(), "docker".to_string());
+    }
+    let image: Image = Object {
+        api_version: API_VERSION.to_string(),
+        kind: IMAGE_KIND.to_string(),
+        metadata: ObjectMeta::new(id.as_str(), region, now()),
+        spec: ImageSpec {
+            reference: format!("{AMI_REPOSITORY_PREFIX}{}:{id}", docker_repository_name(&req.name)),
+            name: req.name,
+            description: req.description,
+            source: ImageSource::Commit {
+                instance_id: req.instance_id.clone(),
+            },
+            tags,
+        },
+        status: ImageStatus::default(),
+    };
+    state.store.images().create(std::slice::from_ref(&image))?;
+    tracing::info!(image_id = %id, instance_id = %req.instance_id, reference = %image.spec.reference, "image requested");
+    Ok(id)
+}
+
+/// `imageId`.
+pub fn render(id: &ImageId) -> String {
+    let mut w = XmlWriter::new();
+    w.field("imageId", id);
+    w.finish()
+}
+
+/// The dispatch entry.
+pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, parse(params)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(q: &str) -> Result<Request, ApiError> {
+        parse(&QueryParams::from_query(q))
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_ami_name("my-snap (v2) [x] it's@home_1./"));
+        assert!(!valid_ami_name("ab"));
+        assert!(!valid_ami_name(&"a".repeat(129)));
+        assert!(valid_ami_name(&"a".repeat(128)));
+        assert!(!valid_ami_name("semi;colon"));
+        assert!(!valid_ami_name("ünïcode"));
+    }
+
+    #[test]
+    fn parse_happy() {
+        let req = parse_str(
+            "InstanceId=i-1&Name=snap&Description=d&NoReboot=true&TagSpecification.1.ResourceType=image\
+             &TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=v\
+             &TagSpecification.2.ResourceType=snapshot&TagSpecification.2.Tag.1.Key=s",
+        )
+        .unwrap();
+        assert_eq!(req.name, "snap");
+        assert_eq!(req.description.as_deref(), Some("d"));
+        assert_eq!(req.tags.len(), 1);
+        assert_eq!(req.tags["k"], "v");
+    }
+
+    #[test]
+    fn parse_errors() {
+        assert_eq!(parse_str("Name=snap").unwrap_err().message, "The request must contain the parameter InstanceId");
+        assert_eq!(parse_str("InstanceId=i-1").unwrap_err().message, "The request must contain the parameter Name");
+        assert_eq!(parse_str("InstanceId=x&Name=snap").unwrap_err().code, "InvalidInstanceID.Malformed");
+        assert_eq!(parse_str("InstanceId=i-1&Name=x").unwrap_err().code, "InvalidAMIName.Malformed");
+        assert_eq!(parse_str("InstanceId=i-1&Name=snap&NoReboot=nah").unwrap_err().code, "InvalidParameterValue");
+        let long = "d".repeat(256);
+        assert_eq!(
+            parse_str(&format!("InstanceId=i-1&Name=snap&Description={long}")).unwrap_err().code,
+            "InvalidParameterValue"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! `DescribeAvailabilityZones`: zones a, b and c of the caller's region, by name, id and filter.
+
+use crate::api::error::ApiError;
+use crate::api::filter::{self, Filter};
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+
+use super::shared;
+
+/// The filter names ec2d answers.
+pub const FILTERS: &[&str] = &[
+    "zone-name",
+    "zone-id",
+    "state",
+    "region-name",
+    "zone-type",
+    "group-name",
+    "network-border-group",
+    "opt-in-status",
+    "message",
+];
+
+/// One availability zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// `us-east-1a`.
+    pub name: String,
+    /// `use1-az1`.
+    pub id: String,
+    /// The region it belongs to.
+    pub region: String,
+}
+
+/// The zone names of a region: `<region>a`, `b`, `c`. RunInstances checks placements against these.
+pub fn zone_names(region: &str) -> Vec<String> {
+    ["a", "b", "c"].iter().map(|s| format!("{region}{s}")).collect()
+}
+
+/// AWS's short region code used in zone ids: `us-east-1` → `use1`, `ap-southeast-2` → `apse2`.
+fn region_code(region: &str) -> String {
+    let parts: Vec<&str> = region.split('-').collect();
+    match parts.as_slice() {
+        [geo, direction, number] => {
+            let dir = match *direction {
+                "east" => "e",
+                "west" => "w",
+                "north" => "n",
+                "south" => "s",
+                "central" => "c",
+                "northeast" => "ne",
+                "northwest" => "nw",
+                "southeast" => "se",
+                "southwest" => "sw",
+                other => other,
+            };
+            format!("{geo}{dir}{number}")
+        }
+        _ => region.replace('-', ""),
+    }
+}
+
+/// The region's zones.
+pub fn zones(region: &str) -> Vec<Zone> {
+    let code = region_code(region);
+    zone_names(region)
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| Zone {
+            name,
+            id: format!("{code}-az{}", i + 1),
+            region: region.to_string(),
+        })
+        .collect()
+}
+
+/// A validated DescribeAvailabilityZones request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `ZoneName.N`.
+    pub names: Vec<String>,
+    /// `ZoneId.N`.
+    pub ids: Vec<String>,
+    /// `Filter.N`.
+    pub filters: Vec<Filter>,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// Parses names, ids and filters; `AllAvailabilityZones` is accepted (there are no local zones).
+pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+    params.bool("AllAvailabilityZones")?;
+    let filters = filter::parse_filters(params)?;
+    filter::check_names(&filters, |name| FILTERS.contains(&name))?;
+    Ok(Request {
+        names: params.list("ZoneName").into_iter().map(str::to_string).collect(),
+        ids: params.list("ZoneId").into_iter().map(str::to_string).collect(),
+        filters,
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+fn filter_values(name: &str, zone: &Zone) -> Vec<String> {
+    let one = |s: &str| vec![s.to_string()];
+    match name {
+        "zone-name" => one(&zone.name),
+        "zone-id" => one(&zone.id),
+        "state" => one("available"),
+        "region-name" | "group-name" | "network-border-group" => one(&zone.region),
+        "zone-type" => one("availability-zone"),
+        "opt-in-status" => one("opt-in-not-required"),
+        _ => Vec::new(),
+    }
+}
+
+/// Selects zones; unknown names or ids are `InvalidParameterValue`, as in EC2.
+pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<Zone>, ApiError> {
+    let all = zones(region);
+    if let Some(unknown) = req.names.iter().find(|n| !all.iter().any(|z| &z.name == *n)) {
+        return Err(ApiError::invalid_value(format!("Invalid availability zone: [{unknown}]")));
+    }
+    if let Some(unknown) = req.ids.iter().find(|n| !all.iter().any(|z| &z.id == *n)) {
+        return Err(ApiError::invalid_value(format!("Invalid availability zone-id: [{unknown}]")));
+    }
+    shared::check_dry_run(req.dry_run)?;
+    Ok(all
+        .into_iter()
+        .filter(|z| req.names.is_empty() || req.names.contains(&z.name))
+        .filter(|z| req.ids.is_empty() || req.ids.contains(&z.id))
+        .filter(|z| filter::matches_all(&req.filters, |name| filter_values(name, z)))
+        .collect())
+}
+
+/// `availabilityZoneInfo`.
+pub fn render(zones: &[Zone]) -> String {
+    let mut w = XmlWriter::new();
+    w.set("availabilityZoneInfo", zones, |w, z| {
+        w.field("zoneName", &z.name);
+        w.field("zoneState", "available");
+        w.field("regionName", &z.region);
+        w.empty("messageSet");
+        w.field("optInStatus", "opt-in-not-required");
+        w.field("zoneId", &z.id);
+        w.field("groupName", &z.region);
+        w.field("networkBorderGroup", &z.region);
+        w.field("zoneType", "availability-zone");
+    });
+    w.finish()
+}
+
+/// The dispatch entry.
+pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, parse(params)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_ids_follow_aws_codes() {
+        let z = zones("us-east-1");
+        assert_eq!(z[0].name, "us-east-1a");
+        assert_eq!(z[0].id, "use1-az1");
+        assert_eq!(z[2].id, "use1-az3");
+        assert_eq!(region_code("ap-southeast-2"), "apse2");
+        assert_eq!(region_code("eu-central-1"), "euc1");
+        assert_eq!(region_code("weird"), "weird");
+    }
+
+    #[test]
+    fn parse_and_render() {
+        let req = parse(&QueryParams::from_query("ZoneName.1=us-east-1b&Filter.1.Name=state&Filter.1.Value.1=available")).unwrap();
+        assert_eq!(req.names, vec!["us-east-1b"]);
+        assert!(parse(&QueryParams::from_query("Filter.1.Name=colour")).is_err());
+        let doc = render(&zones("eu-west-1")[..1]);
+        assert!(doc.starts_with("<availabilityZoneInfo><item><zoneName>eu-west-1a</zoneName><zoneState>available</zoneState>"));
+        assert!(doc.contains("<zoneId>euw1-az1</zoneId>"));
+    }
+}
