@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use ec2d::controller::Action;
-use ec2d::model::{display_state, fixtures, DesiredState, ImageState, Instance, InstanceId, InstanceState};
+use ec2d::model::{
+    display_state, fixtures, DesiredState, ImageState, Instance, InstanceId, InstanceState,
+};
 use ec2d::reconcile::{self, Context, ObjectRef, Settings};
 use ec2d::runtime::fake::Op;
 use ec2d::runtime::{ContainerState, FakeRuntime, RuntimeError};
@@ -18,13 +20,20 @@ fn context(remove_containers: bool) -> (Arc<Context<FakeRuntime>>, FakeRuntime) 
         remove_containers,
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(Store::temporary().unwrap(), fake.clone(), settings));
+    let ctx = Arc::new(Context::new(
+        Store::temporary().unwrap(),
+        fake.clone(),
+        settings,
+    ));
     (ctx, fake)
 }
 
 fn launch(ctx: &Context<FakeRuntime>) -> InstanceId {
     let inst = fixtures::instance();
-    ctx.store.instances().create(std::slice::from_ref(&inst)).unwrap();
+    ctx.store
+        .instances()
+        .create(std::slice::from_ref(&inst))
+        .unwrap();
     InstanceId::parse(&inst.metadata.name).unwrap()
 }
 
@@ -47,7 +56,10 @@ fn shown(ctx: &Context<FakeRuntime>, id: &InstanceId) -> InstanceState {
     display_state(&i.metadata, &i.spec, &i.status)
 }
 
-async fn run(ctx: &Arc<Context<FakeRuntime>>, id: &InstanceId) -> Result<Action, reconcile::ReconcileError> {
+async fn run(
+    ctx: &Arc<Context<FakeRuntime>>,
+    id: &InstanceId,
+) -> Result<Action, reconcile::ReconcileError> {
     reconcile::reconcile(ObjectRef::Instance(id.clone()), ctx.clone()).await
 }
 
@@ -86,10 +98,20 @@ async fn lifecycle_run_stop_start_terminate() {
     assert_eq!(fake.container_state(&id), None, "container removed");
     assert_eq!(shown(&ctx, &id), InstanceState::Terminated);
     assert_eq!(action, Action::await_change());
-    let transitions: Vec<_> = get(&ctx, &id).status.transitions.iter().map(|t| t.to).collect();
+    let transitions: Vec<_> = get(&ctx, &id)
+        .status
+        .transitions
+        .iter()
+        .map(|t| t.to)
+        .collect();
     assert_eq!(
         transitions,
-        [InstanceState::Running, InstanceState::Stopped, InstanceState::Running, InstanceState::Terminated]
+        [
+            InstanceState::Running,
+            InstanceState::Stopped,
+            InstanceState::Running,
+            InstanceState::Terminated
+        ]
     );
 }
 
@@ -138,14 +160,33 @@ async fn a_missing_image_ends_terminated_with_a_reason() {
 async fn transient_failures_surface_and_then_converge() {
     let (ctx, fake) = context(true);
     let id = launch(&ctx);
-    fake.fail_next(Op::Create, RuntimeError::Unavailable("engine restarting".into()), 1);
+    fake.fail_next(
+        Op::Create,
+        RuntimeError::Unavailable("engine restarting".into()),
+        1,
+    );
     let error = run(&ctx, &id).await.unwrap_err();
     assert!(error.is_transient());
-    assert_eq!(reconcile::error_policy(&ObjectRef::Instance(id.clone()), &error, &ctx), Action::backoff());
+    assert_eq!(
+        reconcile::error_policy(&ObjectRef::Instance(id.clone()), &error, &ctx),
+        Action::backoff()
+    );
     let failed = get(&ctx, &id);
-    assert!(failed.status.last_error.unwrap().message.contains("engine restarting"));
-    assert_eq!(failed.status.state_reason.unwrap().code, "Server.InternalError");
-    assert_eq!(shown(&ctx, &id), InstanceState::Pending, "still pending, not failed");
+    assert!(failed
+        .status
+        .last_error
+        .unwrap()
+        .message
+        .contains("engine restarting"));
+    assert_eq!(
+        failed.status.state_reason.unwrap().code,
+        "Server.InternalError"
+    );
+    assert_eq!(
+        shown(&ctx, &id),
+        InstanceState::Pending,
+        "still pending, not failed"
+    );
     assert!(!ctx.engine.is_reachable());
 
     let _ = run(&ctx, &id).await.unwrap();
@@ -167,14 +208,22 @@ async fn drift_is_converged_back() {
 
     fake.remove_behind_back(&id);
     let _ = run(&ctx, &id).await.unwrap();
-    assert_eq!(fake.container_state(&id), Some(ContainerState::Running), "recreated");
+    assert_eq!(
+        fake.container_state(&id),
+        Some(ContainerState::Running),
+        "recreated"
+    );
     assert_eq!(fake.container_count(), 1);
 
     desire(&ctx, &id, DesiredState::Stopped);
     let _ = run(&ctx, &id).await.unwrap();
     fake.set_state_behind_back(&id, ContainerState::Running, None);
     let _ = run(&ctx, &id).await.unwrap();
-    assert_eq!(fake.container_state(&id), Some(ContainerState::Paused), "paused again");
+    assert_eq!(
+        fake.container_state(&id),
+        Some(ContainerState::Paused),
+        "paused again"
+    );
 }
 
 #[tokio::test]
@@ -184,30 +233,49 @@ async fn create_image_commits_once_and_fails_without_source() {
     let _ = run(&ctx, &id).await.unwrap();
     let image = fixtures::committed_image(&id, "my-snap");
     let image_id = ec2d::model::ImageId::parse(&image.metadata.name).unwrap();
-    ctx.store.images().create(std::slice::from_ref(&image)).unwrap();
+    ctx.store
+        .images()
+        .create(std::slice::from_ref(&image))
+        .unwrap();
 
-    let _ = reconcile::reconcile(ObjectRef::Image(image_id.clone()), ctx.clone()).await.unwrap();
+    let _ = reconcile::reconcile(ObjectRef::Image(image_id.clone()), ctx.clone())
+        .await
+        .unwrap();
     let made = ctx.store.images().get(image_id.as_str()).unwrap().unwrap();
     assert_eq!(made.display_state(), ImageState::Available);
     assert!(fake.ops().contains(&Op::Commit));
 
     // Reconciling again does not commit again.
     fake.clear_calls();
-    let _ = reconcile::reconcile(ObjectRef::Image(image_id.clone()), ctx.clone()).await.unwrap();
+    let _ = reconcile::reconcile(ObjectRef::Image(image_id.clone()), ctx.clone())
+        .await
+        .unwrap();
     assert!(!fake.ops().contains(&Op::Commit));
 
     // The committed image shows up in the catalog as an AMI.
-    let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone()).await.unwrap();
-    assert!(ctx.store.catalog().get(image_id.as_str()).unwrap().is_some());
+    let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
+        .await
+        .unwrap();
+    assert!(ctx
+        .store
+        .catalog()
+        .get(image_id.as_str())
+        .unwrap()
+        .is_some());
 
     // An image of an instance without a container fails with a reason.
     let other = launch(&ctx);
     desire(&ctx, &other, DesiredState::Terminated);
     let _ = run(&ctx, &other).await.unwrap();
     let orphan = fixtures::committed_image(&other, "nope");
-    ctx.store.images().create(std::slice::from_ref(&orphan)).unwrap();
+    ctx.store
+        .images()
+        .create(std::slice::from_ref(&orphan))
+        .unwrap();
     let orphan_id = ec2d::model::ImageId::parse(&orphan.metadata.name).unwrap();
-    let _ = reconcile::reconcile(ObjectRef::Image(orphan_id.clone()), ctx.clone()).await.unwrap();
+    let _ = reconcile::reconcile(ObjectRef::Image(orphan_id.clone()), ctx.clone())
+        .await
+        .unwrap();
     let failed = ctx.store.images().get(orphan_id.as_str()).unwrap().unwrap();
     assert_eq!(failed.display_state(), ImageState::Failed);
     assert!(failed.status.state_reason.is_some());
@@ -219,15 +287,61 @@ async fn catalog_follows_docker_tags() {
     fake.add_image("localstack-ec2/other:ami-0abc1234");
     fake.add_image("localstack-ec2:ami-local");
     fake.add_image("localstack-ec2/latest-only:latest");
-    let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone()).await.unwrap();
+    let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
+        .await
+        .unwrap();
     let mut ids: Vec<_> = ctx.store.catalog().ids().unwrap();
     ids.sort();
     assert_eq!(ids, ["ami-000001", "ami-0abc1234"]);
     let entry = ctx.store.catalog().get("ami-0abc1234").unwrap().unwrap();
-    assert_eq!(entry.spec.tags.get("ec2_vm_manager").map(String::as_str), Some("docker"));
+    assert_eq!(
+        entry.spec.tags.get("ec2_vm_manager").map(String::as_str),
+        Some("docker")
+    );
     assert_eq!(entry.spec.name, "other");
 
     fake.remove_image("localstack-ec2/other:ami-0abc1234");
-    let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone()).await.unwrap();
+    let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
+        .await
+        .unwrap();
     assert_eq!(ctx.store.catalog().ids().unwrap(), ["ami-000001"]);
+}
+
+#[tokio::test]
+async fn instance_initiated_shutdown_follows_the_shutdown_behaviour() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    // `poweroff` inside: the main process ends.
+    fake.set_state_behind_back(&id, ContainerState::Exited, Some(143));
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
+    assert_eq!(
+        get(&ctx, &id).status.state_reason.unwrap().code,
+        "Client.InstanceInitiatedShutdown"
+    );
+    // It stays down across reconciles (no restart loop)...
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Exited));
+    // ...until StartInstances asks again (a new generation).
+    desire(&ctx, &id, DesiredState::Running);
+    assert_eq!(shown(&ctx, &id), InstanceState::Pending);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+
+    // With `terminate` behaviour the instance ends terminated and its container is removed.
+    let other = launch(&ctx);
+    ctx.store
+        .instances()
+        .update_spec::<StoreError>(other.as_str(), |o| {
+            o.spec.shutdown_behavior = ec2d::model::ShutdownBehavior::Terminate;
+            Ok(true)
+        })
+        .unwrap();
+    let _ = run(&ctx, &other).await.unwrap();
+    fake.set_state_behind_back(&other, ContainerState::Exited, Some(0));
+    let _ = run(&ctx, &other).await.unwrap();
+    assert_eq!(shown(&ctx, &other), InstanceState::Terminated);
+    assert_eq!(fake.container_state(&other), None);
 }

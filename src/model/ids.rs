@@ -104,7 +104,10 @@ mod tests {
             assert!(InstanceId::parse(bad).is_err(), "{bad:?} accepted");
         }
         let err = InstanceId::parse("i-xyz!").unwrap_err();
-        assert_eq!(err.to_string(), "Invalid id: \"i-xyz!\" (expecting \"i-...\")");
+        assert_eq!(
+            err.to_string(),
+            "Invalid id: \"i-xyz!\" (expecting \"i-...\")"
+        );
         assert!(ImageId::parse("rocket-man").is_err());
         assert!(ImageId::parse("ami-000001").is_ok());
         assert!(ImageId::parse("ami-12345678").is_ok());

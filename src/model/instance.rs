@@ -41,7 +41,11 @@ pub struct InstanceSpec {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// When the user last asked for a stop or terminate, for `StateTransitionReason`.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>")]
     pub user_transition_at: Option<Timestamp>,
 }
@@ -88,7 +92,12 @@ pub const MAX_TRANSITIONS: usize = 10;
 
 impl InstanceStatus {
     /// Records a change of reached state (bounded history); a no-op when unchanged.
-    pub fn record_transition(&mut self, to: InstanceState, reason: Option<&StateReason>, at: Timestamp) {
+    pub fn record_transition(
+        &mut self,
+        to: InstanceState,
+        reason: Option<&StateReason>,
+        at: Timestamp,
+    ) {
         if self.state == Some(to) {
             return;
         }

@@ -25,7 +25,11 @@ pub struct ObjectMeta {
     #[schemars(with = "String")]
     pub creation_timestamp: Timestamp,
     /// When deletion (termination, deregistration) was requested; the record stays until collected.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>")]
     pub deletion_timestamp: Option<Timestamp>,
 }
@@ -83,6 +87,14 @@ impl StateReason {
     /// The reason for a stop or terminate requested through the API.
     pub fn user_initiated_shutdown() -> Self {
         Self::new("Client.UserInitiatedShutdown", "User initiated shutdown")
+    }
+
+    /// The reason for a shutdown from inside the instance (its main process ended).
+    pub fn instance_initiated_shutdown() -> Self {
+        Self::new(
+            "Client.InstanceInitiatedShutdown",
+            "Instance initiated shutdown",
+        )
     }
 
     /// The reason for a failure on ec2d's side (for example the AMI's image vanished).

@@ -9,10 +9,11 @@ pub mod schema;
 pub mod state;
 
 pub use ids::{IdError, ImageId, InstanceId, ReservationId};
-pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
 pub use image::{docker_repository_name, IMAGE_KIND};
+pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
 pub use instance::{
-    ContainerObservation, Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, Transition, INSTANCE_KIND,
+    ContainerObservation, Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, Transition,
+    INSTANCE_KIND,
 };
 pub use meta::{ErrorRecord, Object, ObjectMeta, StateReason, API_VERSION};
 pub use state::{display_state, DesiredState, InstanceState, TransitionError};

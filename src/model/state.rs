@@ -109,7 +109,11 @@ pub struct TransitionError {
 /// asks for and describes the current generation, it is shown as is; otherwise the
 /// transitional state on the way to the desired one is shown. It never goes backwards:
 /// a stop in progress always reads `stopping`, never `pending`.
-pub fn display_state(meta: &ObjectMeta, spec: &InstanceSpec, status: &InstanceStatus) -> InstanceState {
+pub fn display_state(
+    meta: &ObjectMeta,
+    spec: &InstanceSpec,
+    status: &InstanceStatus,
+) -> InstanceState {
     let reached = status.state;
     if reached == Some(InstanceState::Terminated) {
         return InstanceState::Terminated;
@@ -139,7 +143,13 @@ mod tests {
     use super::*;
     use crate::model::fixtures;
 
-    fn check(desired: DesiredState, reached: Option<InstanceState>, gen: u64, observed: u64, expect: InstanceState) {
+    fn check(
+        desired: DesiredState,
+        reached: Option<InstanceState>,
+        gen: u64,
+        observed: u64,
+        expect: InstanceState,
+    ) {
         let mut inst = fixtures::instance();
         inst.spec.desired = desired;
         inst.metadata.generation = gen;

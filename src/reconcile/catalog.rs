@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use super::{Context, ReconcileError};
 use crate::controller::Action;
 use crate::model::{
-    ImageSource, ImageSpec, ImageState, ImageStatus, Object, ObjectMeta, API_VERSION, IMAGE_KIND, VM_MANAGER_TAG,
+    ImageSource, ImageSpec, ImageState, ImageStatus, Object, ObjectMeta, API_VERSION, IMAGE_KIND,
+    VM_MANAGER_TAG,
 };
 use crate::runtime::ContainerRuntime;
 
@@ -13,7 +14,9 @@ use crate::runtime::ContainerRuntime;
 pub const CATALOG_REGION: &str = "*";
 
 /// Re-lists the engine's AMI images and replaces the catalog with them.
-pub(super) async fn reconcile<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Action, ReconcileError> {
+pub(super) async fn reconcile<R: ContainerRuntime>(
+    ctx: &Context<R>,
+) -> Result<Action, ReconcileError> {
     let amis = ctx.runtime.list_amis().await?;
     let objects: Vec<_> = amis
         .into_iter()

@@ -1,11 +1,12 @@
 //! What ec2d last knew about the container engine's reachability, for the health and status endpoints.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use super::ReconcileError;
-use crate::model::{format_timestamp, now};
+use crate::model::{format_timestamp, now, Timestamp};
 use crate::runtime::{EngineInfo, RuntimeError, RuntimeResult};
 
 /// The engine's health as last observed.
@@ -22,7 +23,19 @@ pub struct EngineHealth {
     pub last_error: Option<String>,
     /// When reachability was last established or lost (RFC 3339).
     pub checked_at: Option<String>,
+    /// Recent windows in which the engine was down or its event stream broken, oldest first.
+    #[serde(skip)]
+    pub outages: VecDeque<(Timestamp, Timestamp)>,
+    /// The last time the engine answered.
+    #[serde(skip)]
+    pub last_ok_at: Option<Timestamp>,
+    /// Since when the engine has been unreachable, if it is.
+    #[serde(skip)]
+    pub down_since: Option<Timestamp>,
 }
+
+/// How many outage windows are remembered.
+const MAX_OUTAGES: usize = 16;
 
 /// Shared, cheaply cloned record of the engine's health.
 #[derive(Debug, Clone, Default)]
@@ -50,27 +63,91 @@ impl EngineMonitor {
                 h.version = Some(info.version.clone());
                 h.api_version = Some(info.api_version.clone());
                 h.last_error = None;
+                let at = now();
+                if let Some(since) = h.down_since.take() {
+                    let start = h.last_ok_at.unwrap_or(since);
+                    push_outage(h, start, at);
+                }
+                h.last_ok_at = Some(at);
             }),
-            Err(e) => self.update(|h| {
-                h.reachable = Some(false);
-                h.last_error = Some(e.to_string());
-            }),
+            Err(e) => self.update(|h| mark_down(h, e)),
         }
+    }
+
+    /// The engine's event stream had a gap (it restarted, or the connection dropped): the
+    /// engine may have stopped containers since it last answered.
+    pub fn record_event_gap(&self) {
+        self.update(|h| {
+            let at = now();
+            let start = h.last_ok_at.unwrap_or(at);
+            push_outage(h, start, at);
+            h.last_ok_at = Some(at);
+        });
+    }
+
+    /// Whether `at` falls in a window where the engine was down or restarting; a container
+    /// that exited then was stopped by the engine, not by its own instance.
+    pub fn was_down_at(&self, at: Timestamp) -> bool {
+        let health = self.snapshot();
+        let in_window = health
+            .outages
+            .iter()
+            .any(|(start, end)| *start <= at && at <= *end);
+        let in_current = health
+            .down_since
+            .is_some_and(|since| health.last_ok_at.unwrap_or(since) <= at);
+        in_window || in_current
     }
 
     /// Learns from a reconcile's outcome: an unreachable engine marks it down at once.
     /// Only a ping marks it up again, since a successful reconcile may not have called it.
     pub fn observe<T>(&self, result: &Result<T, ReconcileError>) {
         if let Err(ReconcileError::Runtime(e @ RuntimeError::Unavailable(_))) = result {
-            self.update(|h| {
-                h.reachable = Some(false);
-                h.last_error = Some(e.to_string());
-            });
+            self.update(|h| mark_down(h, e));
         }
     }
 
     /// Whether the engine answered last time.
     pub fn is_reachable(&self) -> bool {
         self.snapshot().reachable == Some(true)
+    }
+}
+
+fn mark_down(health: &mut EngineHealth, error: &RuntimeError) {
+    health.reachable = Some(false);
+    health.last_error = Some(error.to_string());
+    health.down_since.get_or_insert_with(now);
+}
+
+fn push_outage(health: &mut EngineHealth, start: Timestamp, end: Timestamp) {
+    health.outages.push_back((start, end));
+    while health.outages.len() > MAX_OUTAGES {
+        health.outages.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_during_an_outage_are_the_engines() {
+        let monitor = EngineMonitor::default();
+        let info = EngineInfo {
+            version: "20.10".into(),
+            api_version: "1.41".into(),
+        };
+        monitor.record_ping(&Ok(info.clone()));
+        let before = now();
+        assert!(!monitor.was_down_at(before));
+        monitor.record_ping(&Err(RuntimeError::Unavailable("gone".into())));
+        assert!(!monitor.is_reachable());
+        let during = now();
+        assert!(monitor.was_down_at(during));
+        monitor.record_ping(&Ok(info));
+        assert!(monitor.is_reachable());
+        assert!(monitor.was_down_at(during), "the window is remembered");
+        let after = now() + time::Duration::seconds(5);
+        assert!(!monitor.was_down_at(after));
     }
 }

@@ -4,16 +4,23 @@ use tracing::{info, warn};
 
 use super::{Context, ReconcileError};
 use crate::controller::Action;
-use crate::model::{now, ErrorRecord, Image, ImageId, ImageSource, ImageState, InstanceId, StateReason};
+use crate::model::{
+    now, ErrorRecord, Image, ImageId, ImageSource, ImageState, InstanceId, StateReason,
+};
 use crate::runtime::{ContainerRuntime, RuntimeError};
 
 /// Reconciles one CreateImage record.
-pub(super) async fn reconcile<R: ContainerRuntime>(id: &ImageId, ctx: &Context<R>) -> Result<Action, ReconcileError> {
+pub(super) async fn reconcile<R: ContainerRuntime>(
+    id: &ImageId,
+    ctx: &Context<R>,
+) -> Result<Action, ReconcileError> {
     let Some(image) = ctx.store.images().get(id.as_str())? else {
         return Ok(Action::await_change());
     };
-    let done = matches!(image.status.state, Some(ImageState::Available | ImageState::Failed))
-        && image.status.observed_generation >= image.metadata.generation;
+    let done = matches!(
+        image.status.state,
+        Some(ImageState::Available | ImageState::Failed)
+    ) && image.status.observed_generation >= image.metadata.generation;
     if done {
         return Ok(Action::await_change());
     }
@@ -89,13 +96,19 @@ async fn commit<R: ContainerRuntime>(
         .get(instance_id.as_str())
         .map_err(|e| CommitError::Retry(e.into()))?;
     let Some(instance) = instance else {
-        return Err(CommitError::Impossible(format!("instance {instance_id} no longer exists")));
+        return Err(CommitError::Impossible(format!(
+            "instance {instance_id} no longer exists"
+        )));
     };
     let Some(container) = ctx.runtime.inspect_instance(instance_id).await? else {
-        if instance.status.state.is_none() || instance.status.state == Some(crate::model::InstanceState::Pending) {
+        if instance.status.state.is_none()
+            || instance.status.state == Some(crate::model::InstanceState::Pending)
+        {
             return Ok(None);
         }
-        return Err(CommitError::Impossible(format!("instance {instance_id} has no container to commit")));
+        return Err(CommitError::Impossible(format!(
+            "instance {instance_id} has no container to commit"
+        )));
     };
     let (repository, tag) = reference
         .rsplit_once(':')

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 
 use tracing::{debug, info, warn};
 
-use super::plan::{self, Plan, PlanSettings, Step};
+use super::plan::{self, Facts, Plan, PlanSettings, Step};
 use super::{Context, ReconcileError};
 use crate::controller::Action;
 use crate::model::{
-    now, ContainerObservation, ErrorRecord, Instance, InstanceId, InstanceState, InstanceStatus, StateReason,
-    CONTAINER_NAME_PREFIX,
+    now, ContainerObservation, ErrorRecord, Instance, InstanceId, InstanceState, InstanceStatus,
+    StateReason, CONTAINER_NAME_PREFIX,
 };
 use crate::runtime::{labels, ContainerRuntime, ContainerSpec, ObservedContainer, RuntimeError};
 
@@ -23,7 +23,10 @@ pub fn container_spec_for(instance: &Instance, settings: &super::Settings) -> Co
     container_labels.insert(labels::MANAGED.to_string(), "true".to_string());
     container_labels.insert(labels::VM_MANAGER.to_string(), "docker".to_string());
     // The region, for humans reading `docker inspect`.
-    container_labels.insert(labels::REGION.to_string(), instance.metadata.namespace.clone());
+    container_labels.insert(
+        labels::REGION.to_string(),
+        instance.metadata.namespace.clone(),
+    );
     let mut binds = Vec::new();
     if settings.mount_docker_socket {
         binds.push("/var/run/docker.sock:/var/run/docker.sock".to_string());
@@ -46,7 +49,10 @@ pub fn container_spec_for(instance: &Instance, settings: &super::Settings) -> Co
 }
 
 /// Reconciles one instance.
-pub(super) async fn reconcile<R: ContainerRuntime>(id: &InstanceId, ctx: &Context<R>) -> Result<Action, ReconcileError> {
+pub(super) async fn reconcile<R: ContainerRuntime>(
+    id: &InstanceId,
+    ctx: &Context<R>,
+) -> Result<Action, ReconcileError> {
     let Some(instance) = ctx.store.instances().get(id.as_str())? else {
         return Ok(Action::await_change());
     };
@@ -59,7 +65,13 @@ pub(super) async fn reconcile<R: ContainerRuntime>(id: &InstanceId, ctx: &Contex
         remove_containers: ctx.settings.remove_containers,
         stop_timeout: ctx.settings.stop_timeout,
     };
-    let plan = plan::plan(&instance, observed.as_ref(), &settings, || {
+    let facts = Facts {
+        exited_with_engine: observed
+            .as_ref()
+            .and_then(|c| c.finished_at)
+            .is_some_and(|finished| ctx.engine.was_down_at(finished)),
+    };
+    let plan = plan::plan(&instance, observed.as_ref(), facts, &settings, || {
         container_spec_for(&instance, &ctx.settings)
     });
     debug!(instance_id = %id, generation, steps = ?plan.steps, reaches = ?plan.reaches, "planned");
@@ -125,7 +137,11 @@ async fn image_exists<R: ContainerRuntime>(ctx: &Context<R>, reference: &str) ->
 
 /// Applies the plan's steps in order. `Conflict` (already paused, already running) and
 /// `NotFound` on removal mean the world already moved where we wanted it.
-async fn apply<R: ContainerRuntime>(plan: &Plan, runtime: &R, settings: &PlanSettings) -> Result<(), RuntimeError> {
+async fn apply<R: ContainerRuntime>(
+    plan: &Plan,
+    runtime: &R,
+    settings: &PlanSettings,
+) -> Result<(), RuntimeError> {
     for step in &plan.steps {
         debug!(?step, "applying");
         let result = match step {
@@ -149,7 +165,11 @@ async fn apply<R: ContainerRuntime>(plan: &Plan, runtime: &R, settings: &PlanSet
 }
 
 /// The status after a successful apply: pure, so it is tested with the plan.
-fn next_status(instance: &Instance, plan: &Plan, after: Option<&ObservedContainer>) -> InstanceStatus {
+fn next_status(
+    instance: &Instance,
+    plan: &Plan,
+    after: Option<&ObservedContainer>,
+) -> InstanceStatus {
     let mut status = instance.status.clone();
     status.container = after.map(|c| ContainerObservation {
         id: c.id.clone(),
@@ -165,20 +185,31 @@ fn next_status(instance: &Instance, plan: &Plan, after: Option<&ObservedContaine
         };
         if confirmed {
             let reason = match reached {
-                InstanceState::Stopped | InstanceState::Terminated => Some(StateReason::user_initiated_shutdown()),
+                _ if plan.instance_initiated => Some(StateReason::instance_initiated_shutdown()),
+                InstanceState::Stopped | InstanceState::Terminated => {
+                    Some(StateReason::user_initiated_shutdown())
+                }
                 _ => None,
             };
             status.record_transition(reached, reason.as_ref(), now());
             status.state_reason = reason;
             status.observed_generation = instance.metadata.generation;
-            status.shutdown_generation = None;
+            // Remember that this generation ended by the instance's own hand, so it is not
+            // booted again until the user asks (StartInstances bumps the generation).
+            status.shutdown_generation = plan
+                .instance_initiated
+                .then_some(instance.metadata.generation);
         }
     }
     status
 }
 
 /// Records a failure in the instance's status (where clients see it) and passes it on.
-fn record_error<R: ContainerRuntime>(ctx: &Context<R>, instance: &Instance, error: RuntimeError) -> ReconcileError {
+fn record_error<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    instance: &Instance,
+    error: RuntimeError,
+) -> ReconcileError {
     let mut status = instance.status.clone();
     status.last_error = Some(ErrorRecord {
         message: error.to_string(),
@@ -189,7 +220,11 @@ fn record_error<R: ContainerRuntime>(ctx: &Context<R>, instance: &Instance, erro
     if status.observed_generation < instance.metadata.generation || status.state.is_none() {
         status.state_reason = Some(StateReason::internal_error(&error.to_string()));
     }
-    if let Err(store_error) = ctx.store.instances().write_status(&instance.metadata.name, &status) {
+    if let Err(store_error) = ctx
+        .store
+        .instances()
+        .write_status(&instance.metadata.name, &status)
+    {
         warn!(instance_id = %instance.metadata.name, error = %store_error, "cannot record reconcile error");
     }
     error.into()

@@ -96,7 +96,10 @@ impl<R: ContainerRuntime> Context<R> {
 
 /// Reconciles one object. Errors are also recorded in the object's status by the
 /// per-kind reconcilers; here they only go back to the controller for the retry decision.
-pub async fn reconcile<R: ContainerRuntime>(key: ObjectRef, ctx: Arc<Context<R>>) -> Result<Action, ReconcileError> {
+pub async fn reconcile<R: ContainerRuntime>(
+    key: ObjectRef,
+    ctx: Arc<Context<R>>,
+) -> Result<Action, ReconcileError> {
     let result = match &key {
         ObjectRef::Instance(id) => instance::reconcile(id, &ctx).await,
         ObjectRef::Image(id) => image::reconcile(id, &ctx).await,
@@ -108,7 +111,11 @@ pub async fn reconcile<R: ContainerRuntime>(key: ObjectRef, ctx: Arc<Context<R>>
 
 /// Decides the retry after a failed reconcile: transient failures back off per key with
 /// jitter; permanent ones were recorded as the object's `StateReason` and are retried slowly.
-pub fn error_policy<R: ContainerRuntime>(_key: &ObjectRef, error: &ReconcileError, ctx: &Context<R>) -> Action {
+pub fn error_policy<R: ContainerRuntime>(
+    _key: &ObjectRef,
+    error: &ReconcileError,
+    ctx: &Context<R>,
+) -> Action {
     if error.is_transient() {
         Action::backoff()
     } else {
@@ -120,11 +127,19 @@ pub fn error_policy<R: ContainerRuntime>(_key: &ObjectRef, error: &ReconcileErro
 pub fn all_keys(store: &Store) -> Vec<ObjectRef> {
     let mut keys = vec![ObjectRef::Catalog];
     match store.instances().ids() {
-        Ok(ids) => keys.extend(ids.iter().filter_map(|id| InstanceId::parse(id).ok()).map(ObjectRef::Instance)),
+        Ok(ids) => keys.extend(
+            ids.iter()
+                .filter_map(|id| InstanceId::parse(id).ok())
+                .map(ObjectRef::Instance),
+        ),
         Err(error) => tracing::error!(%error, "cannot list instances for resync"),
     }
     match store.images().ids() {
-        Ok(ids) => keys.extend(ids.iter().filter_map(|id| ImageId::parse(id).ok()).map(ObjectRef::Image)),
+        Ok(ids) => keys.extend(
+            ids.iter()
+                .filter_map(|id| ImageId::parse(id).ok())
+                .map(ObjectRef::Image),
+        ),
         Err(error) => tracing::error!(%error, "cannot list images for resync"),
     }
     keys
@@ -140,25 +155,27 @@ pub fn triggers<R: ContainerRuntime>(ctx: &Arc<Context<R>>) -> BoxStream<'static
         }
     });
     let store = ctx.store.clone();
-    let events = ctx
-        .runtime
-        .events()
-        .flat_map(move |event| {
-            let keys = match event {
-                RuntimeEvent::Container { instance_id, action } => {
-                    tracing::debug!(%instance_id, %action, "container event");
-                    vec![ObjectRef::Instance(instance_id)]
-                }
-                RuntimeEvent::Image { action } => {
-                    tracing::debug!(%action, "image event");
-                    vec![ObjectRef::Catalog]
-                }
-                RuntimeEvent::Resubscribed => {
-                    tracing::info!("engine event stream resubscribed; resyncing everything");
-                    all_keys(&store)
-                }
-            };
-            futures::stream::iter(keys)
-        });
+    let engine = ctx.engine.clone();
+    let events = ctx.runtime.events().flat_map(move |event| {
+        let keys = match event {
+            RuntimeEvent::Container {
+                instance_id,
+                action,
+            } => {
+                tracing::debug!(%instance_id, %action, "container event");
+                vec![ObjectRef::Instance(instance_id)]
+            }
+            RuntimeEvent::Image { action } => {
+                tracing::debug!(%action, "image event");
+                vec![ObjectRef::Catalog]
+            }
+            RuntimeEvent::Resubscribed => {
+                tracing::info!("engine event stream resubscribed; resyncing everything");
+                engine.record_event_gap();
+                all_keys(&store)
+            }
+        };
+        futures::stream::iter(keys)
+    });
     futures::stream::select(specs, events).boxed()
 }

@@ -6,8 +6,16 @@
 
 use std::time::Duration;
 
-use crate::model::{DesiredState, Instance, InstanceState};
+use crate::model::{DesiredState, Instance, InstanceState, ShutdownBehavior};
 use crate::runtime::{ContainerSpec, ContainerState, ObservedContainer};
+
+/// Facts about the world the planner cannot see in the container alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The container's main process ended while the engine was down or restarting, so the
+    /// engine stopped it: not the instance's own doing.
+    pub exited_with_engine: bool,
+}
 
 /// Settings the planner needs.
 #[derive(Debug, Clone)]
@@ -43,6 +51,9 @@ pub struct Plan {
     /// The EC2 state the instance is in once the steps are done; `None` while the
     /// container is in a passing state (restarting, removing) and must be observed again.
     pub reaches: Option<InstanceState>,
+    /// The instance shut itself down (its main process ended): the state reached is the
+    /// instance's own doing, `Client.InstanceInitiatedShutdown`, not the user's.
+    pub instance_initiated: bool,
 }
 
 impl Plan {
@@ -50,6 +61,7 @@ impl Plan {
         Self {
             steps,
             reaches: Some(state),
+            instance_initiated: false,
         }
     }
 
@@ -57,6 +69,15 @@ impl Plan {
         Self {
             steps: Vec::new(),
             reaches: None,
+            instance_initiated: false,
+        }
+    }
+
+    fn shut_down_by_instance(state: InstanceState, steps: Vec<Step>) -> Self {
+        Self {
+            steps,
+            reaches: Some(state),
+            instance_initiated: true,
         }
     }
 }
@@ -66,6 +87,7 @@ impl Plan {
 pub fn plan(
     instance: &Instance,
     observed: Option<&ObservedContainer>,
+    facts: Facts,
     settings: &PlanSettings,
     container_spec: impl FnOnce() -> ContainerSpec,
 ) -> Plan {
@@ -80,16 +102,46 @@ pub fn plan(
         instance.spec.desired
     };
 
+    // The instance shut itself down earlier and the user has not asked for anything since:
+    // it stays down (StartInstances bumps the generation and lifts this).
+    let shut_down_at_this_generation =
+        instance.status.shutdown_generation == Some(instance.metadata.generation);
+    if desired == DesiredState::Running && shut_down_at_this_generation {
+        return Plan::shut_down_by_instance(S::Stopped, vec![]);
+    }
+
     match (desired, observed) {
-        (DesiredState::Running, None) => Plan::reach(S::Running, vec![Step::Create(Box::new(container_spec()))]),
+        (DesiredState::Running, None) => {
+            Plan::reach(S::Running, vec![Step::Create(Box::new(container_spec()))])
+        }
         (DesiredState::Running, Some(c)) => match c.state {
             C::Running => Plan::reach(S::Running, vec![]),
             C::Paused => Plan::reach(S::Running, vec![Step::Unpause(c.id.clone())]),
+            // The main process ended on its own (poweroff, `kill 1`) while the instance was
+            // running as asked: EC2's instance-initiated shutdown, per its shutdown behaviour.
+            C::Exited if was_running_as_asked(instance) && !facts.exited_with_engine => {
+                match instance.spec.shutdown_behavior {
+                    ShutdownBehavior::Stop => Plan::shut_down_by_instance(S::Stopped, vec![]),
+                    ShutdownBehavior::Terminate => {
+                        let steps = if settings.remove_containers {
+                            vec![Step::Remove(c.id.clone())]
+                        } else {
+                            vec![]
+                        };
+                        Plan::shut_down_by_instance(S::Terminated, steps)
+                    }
+                }
+            }
+            // Never booted, stopped by the engine (restart), or StartInstances after an
+            // instance-initiated stop: start it again with its file system intact.
             C::Created | C::Exited => Plan::reach(S::Running, vec![Step::Start(c.id.clone())]),
             // A dead container cannot be started again: boot a fresh one.
             C::Dead => Plan::reach(
                 S::Running,
-                vec![Step::Remove(c.id.clone()), Step::Create(Box::new(container_spec()))],
+                vec![
+                    Step::Remove(c.id.clone()),
+                    Step::Create(Box::new(container_spec())),
+                ],
             ),
             C::Restarting | C::Removing => Plan::wait(),
         },
@@ -119,6 +171,13 @@ pub fn plan(
     }
 }
 
+/// The instance was running and its status describes the current spec: nothing the user
+/// asked for is pending, so an exit is the instance's own.
+fn was_running_as_asked(instance: &Instance) -> bool {
+    instance.status.state == Some(InstanceState::Running)
+        && instance.status.observed_generation >= instance.metadata.generation
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -137,6 +196,8 @@ mod tests {
             image: "img".into(),
             ports: vec![],
             labels: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
         }
     }
 
@@ -162,13 +223,32 @@ mod tests {
             .collect()
     }
 
-    fn check(desired: DesiredState, observed: Option<ContainerState>, remove: bool, expect: &[&str], reaches: Option<InstanceState>) {
+    fn check(
+        desired: DesiredState,
+        observed: Option<ContainerState>,
+        remove: bool,
+        expect: &[&str],
+        reaches: Option<InstanceState>,
+    ) {
         let mut inst = fixtures::instance();
         inst.spec.desired = desired;
         let obs = observed.map(container);
-        let plan = plan(&inst, obs.as_ref(), &settings(remove), ContainerSpec::default);
-        assert_eq!(words(&plan), expect, "desired={desired:?} observed={observed:?} remove={remove}");
-        assert_eq!(plan.reaches, reaches, "desired={desired:?} observed={observed:?}");
+        let plan = plan(
+            &inst,
+            obs.as_ref(),
+            Facts::default(),
+            &settings(remove),
+            ContainerSpec::default,
+        );
+        assert_eq!(
+            words(&plan),
+            expect,
+            "desired={desired:?} observed={observed:?} remove={remove}"
+        );
+        assert_eq!(
+            plan.reaches, reaches,
+            "desired={desired:?} observed={observed:?}"
+        );
     }
 
     #[test]
@@ -178,19 +258,79 @@ mod tests {
         use InstanceState as S;
         check(D::Running, None, true, &["create"], Some(S::Running));
         check(D::Running, Some(C::Running), true, &[], Some(S::Running));
-        check(D::Running, Some(C::Paused), true, &["unpause"], Some(S::Running));
-        check(D::Running, Some(C::Exited), true, &["start"], Some(S::Running));
-        check(D::Running, Some(C::Created), true, &["start"], Some(S::Running));
-        check(D::Running, Some(C::Dead), true, &["remove", "create"], Some(S::Running));
+        check(
+            D::Running,
+            Some(C::Paused),
+            true,
+            &["unpause"],
+            Some(S::Running),
+        );
+        check(
+            D::Running,
+            Some(C::Exited),
+            true,
+            &["start"],
+            Some(S::Running),
+        );
+        check(
+            D::Running,
+            Some(C::Created),
+            true,
+            &["start"],
+            Some(S::Running),
+        );
+        check(
+            D::Running,
+            Some(C::Dead),
+            true,
+            &["remove", "create"],
+            Some(S::Running),
+        );
         check(D::Running, Some(C::Restarting), true, &[], None);
-        check(D::Stopped, Some(C::Running), true, &["pause"], Some(S::Stopped));
+        check(
+            D::Stopped,
+            Some(C::Running),
+            true,
+            &["pause"],
+            Some(S::Stopped),
+        );
         check(D::Stopped, Some(C::Paused), true, &[], Some(S::Stopped));
         check(D::Stopped, None, true, &[], Some(S::Stopped));
-        check(D::Terminated, Some(C::Running), true, &["stop", "remove"], Some(S::Terminated));
-        check(D::Terminated, Some(C::Running), false, &["stop"], Some(S::Terminated));
-        check(D::Terminated, Some(C::Paused), true, &["unpause", "stop", "remove"], Some(S::Terminated));
-        check(D::Terminated, Some(C::Exited), true, &["remove"], Some(S::Terminated));
-        check(D::Terminated, Some(C::Exited), false, &[], Some(S::Terminated));
+        check(
+            D::Terminated,
+            Some(C::Running),
+            true,
+            &["stop", "remove"],
+            Some(S::Terminated),
+        );
+        check(
+            D::Terminated,
+            Some(C::Running),
+            false,
+            &["stop"],
+            Some(S::Terminated),
+        );
+        check(
+            D::Terminated,
+            Some(C::Paused),
+            true,
+            &["unpause", "stop", "remove"],
+            Some(S::Terminated),
+        );
+        check(
+            D::Terminated,
+            Some(C::Exited),
+            true,
+            &["remove"],
+            Some(S::Terminated),
+        );
+        check(
+            D::Terminated,
+            Some(C::Exited),
+            false,
+            &[],
+            Some(S::Terminated),
+        );
         check(D::Terminated, None, true, &[], Some(S::Terminated));
     }
 
@@ -198,10 +338,128 @@ mod tests {
     fn a_terminated_instance_never_boots_again() {
         let mut inst = fixtures::instance();
         inst.status.state = Some(InstanceState::Terminated);
-        let plan = plan(&inst, None, &settings(true), ContainerSpec::default);
+        let plan = plan(
+            &inst,
+            None,
+            Facts::default(),
+            &settings(true),
+            ContainerSpec::default,
+        );
         assert!(plan.steps.is_empty());
         let running = container(ContainerState::Running);
-        let plan2 = super::plan(&inst, Some(&running), &settings(true), ContainerSpec::default);
+        let plan2 = super::plan(
+            &inst,
+            Some(&running),
+            Facts::default(),
+            &settings(true),
+            ContainerSpec::default,
+        );
         assert_eq!(words(&plan2), ["stop", "remove"]);
+    }
+}
+
+#[cfg(test)]
+mod shutdown_tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    fn exited() -> ObservedContainer {
+        ObservedContainer {
+            id: "c1".into(),
+            name: "n".into(),
+            instance_id: crate::model::InstanceId::parse("i-1").unwrap(),
+            state: ContainerState::Exited,
+            exit_code: Some(143),
+            ip_address: None,
+            image: "img".into(),
+            ports: vec![],
+            labels: Default::default(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    fn running_instance(behavior: ShutdownBehavior) -> Instance {
+        let mut inst = fixtures::instance();
+        inst.spec.shutdown_behavior = behavior;
+        inst.status.state = Some(InstanceState::Running);
+        inst.status.observed_generation = inst.metadata.generation;
+        inst
+    }
+
+    fn settings() -> PlanSettings {
+        PlanSettings {
+            remove_containers: true,
+            stop_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn an_exit_while_running_is_an_instance_initiated_shutdown() {
+        let inst = running_instance(ShutdownBehavior::Stop);
+        let plan = plan(
+            &inst,
+            Some(&exited()),
+            Facts::default(),
+            &settings(),
+            ContainerSpec::default,
+        );
+        assert_eq!(plan.reaches, Some(InstanceState::Stopped));
+        assert!(plan.instance_initiated);
+        assert!(plan.steps.is_empty());
+
+        let inst = running_instance(ShutdownBehavior::Terminate);
+        let terminated = super::plan(
+            &inst,
+            Some(&exited()),
+            Facts::default(),
+            &settings(),
+            ContainerSpec::default,
+        );
+        assert_eq!(terminated.reaches, Some(InstanceState::Terminated));
+        assert_eq!(terminated.steps, vec![Step::Remove("c1".into())]);
+    }
+
+    #[test]
+    fn an_exit_caused_by_the_engine_restarts_the_container() {
+        let inst = running_instance(ShutdownBehavior::Stop);
+        let facts = Facts {
+            exited_with_engine: true,
+        };
+        let plan = plan(
+            &inst,
+            Some(&exited()),
+            facts,
+            &settings(),
+            ContainerSpec::default,
+        );
+        assert_eq!(plan.steps, vec![Step::Start("c1".into())]);
+        assert!(!plan.instance_initiated);
+    }
+
+    #[test]
+    fn a_shut_down_instance_stays_down_until_started() {
+        let mut inst = running_instance(ShutdownBehavior::Stop);
+        inst.status.state = Some(InstanceState::Stopped);
+        inst.status.shutdown_generation = Some(inst.metadata.generation);
+        let plan1 = plan(
+            &inst,
+            Some(&exited()),
+            Facts::default(),
+            &settings(),
+            ContainerSpec::default,
+        );
+        assert!(plan1.steps.is_empty());
+        assert_eq!(plan1.reaches, Some(InstanceState::Stopped));
+        // StartInstances bumps the generation.
+        inst.metadata.generation += 1;
+        let plan2 = plan(
+            &inst,
+            Some(&exited()),
+            Facts::default(),
+            &settings(),
+            ContainerSpec::default,
+        );
+        assert_eq!(plan2.steps, vec![Step::Start("c1".into())]);
     }
 }
