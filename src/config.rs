@@ -22,7 +22,12 @@ pub enum VmManager {
 #[command(name = "ec2d", version, about, long_about = None)]
 pub struct Config {
     /// Address the EC2 Query API listens on.
-    #[arg(long, env = "EC2D_LISTEN", default_value = "127.0.0.1:4566", global = true)]
+    #[arg(
+        long,
+        env = "EC2D_LISTEN",
+        default_value = "127.0.0.1:4566",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Directory of the embedded sled store [default: $XDG_DATA_HOME/ec2d, else ~/.local/share/ec2d].
@@ -112,7 +117,13 @@ mod tests {
         let c = Config::parse_from(["ec2d", "--vm-manager", "mock", "--remove-containers", "0"]);
         assert_eq!(c.vm_manager, VmManager::Mock);
         assert!(!c.remove_containers);
-        let c = Config::parse_from(["ec2d", "--remove-containers", "true", "--listen", "0.0.0.0:5000"]);
+        let c = Config::parse_from([
+            "ec2d",
+            "--remove-containers",
+            "true",
+            "--listen",
+            "0.0.0.0:5000",
+        ]);
         assert!(c.remove_containers);
         assert_eq!(c.listen.port(), 5000);
         assert!(Config::try_parse_from(["ec2d", "--vm-manager", "libvirt"]).is_err());

@@ -64,7 +64,10 @@ pub struct App;
 
 impl App {
     /// Binds the configured address and runs until `shutdown` resolves.
-    pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+    pub async fn run(
+        config: Config,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
         let listener = TcpListener::bind(config.listen).await?;
         Self::serve(config, listener, shutdown).await
     }
@@ -80,7 +83,9 @@ impl App {
                 let runtime = DockerRuntime::connect(config.docker_host.as_deref())?;
                 Self::serve_with(config, runtime, listener, shutdown).await
             }
-            VmManager::Mock => Self::serve_with(config, FakeRuntime::mock(), listener, shutdown).await,
+            VmManager::Mock => {
+                Self::serve_with(config, FakeRuntime::mock(), listener, shutdown).await
+            }
         }
     }
 
@@ -90,15 +95,24 @@ impl App {
     }
 
     /// Like [`App::spawn`], with an explicit runtime (tests drive a [`FakeRuntime`] they keep a handle to).
-    pub async fn spawn_with<R: ContainerRuntime>(config: Config, runtime: Option<R>) -> Result<RunningApp, AppError> {
+    pub async fn spawn_with<R: ContainerRuntime>(
+        config: Config,
+        runtime: Option<R>,
+    ) -> Result<RunningApp, AppError> {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (trigger, signal) = shutdown::channel();
         let task = match runtime {
-            Some(runtime) => tokio::spawn(Self::serve_with(config, runtime, listener, signal.recv())),
+            Some(runtime) => {
+                tokio::spawn(Self::serve_with(config, runtime, listener, signal.recv()))
+            }
             None => tokio::spawn(Self::serve(config, listener, signal.recv())),
         };
-        Ok(RunningApp { addr, trigger, task })
+        Ok(RunningApp {
+            addr,
+            trigger,
+            task,
+        })
     }
 
     /// Runs with the given runtime until `shutdown` resolves: in-flight reconciles finish,
@@ -134,8 +148,12 @@ impl App {
         let ping = ctx.runtime.info().await;
         ctx.engine.record_ping(&ping);
         match &ping {
-            Ok(info) => info!(version = %info.version, api_version = %info.api_version, "container engine reachable"),
-            Err(error) => warn!(%error, "container engine unreachable; the API answers and instances converge once it is back"),
+            Ok(info) => {
+                info!(version = %info.version, api_version = %info.api_version, "container engine reachable")
+            }
+            Err(error) => {
+                warn!(%error, "container engine unreachable; the API answers and instances converge once it is back")
+            }
         }
         if ping.is_ok() {
             if let Err(error) = reconcile::reconcile(ObjectRef::Catalog, ctx.clone()).await {
@@ -150,7 +168,12 @@ impl App {
             ..ControllerConfig::default()
         });
         let handle = controller.handle();
-        let report = Arc::new(Report::new(store.clone(), ctx.engine.clone(), handle, config.vm_manager));
+        let report = Arc::new(Report::new(
+            store.clone(),
+            ctx.engine.clone(),
+            handle,
+            config.vm_manager,
+        ));
         // TEMPORARY until api::router lands.
         let router = api::introspect::routes().with_state(ApiState {
             store: store.clone(),

@@ -19,7 +19,12 @@ pub struct Report {
 
 impl Report {
     /// A report over these parts.
-    pub fn new(store: Store, engine: EngineMonitor, controller: ControllerHandle<ObjectRef>, vm_manager: VmManager) -> Self {
+    pub fn new(
+        store: Store,
+        engine: EngineMonitor,
+        controller: ControllerHandle<ObjectRef>,
+        vm_manager: VmManager,
+    ) -> Self {
         Self {
             store,
             engine,
@@ -87,7 +92,11 @@ impl Introspection for Report {
         let images = self.store.images().list().ok()?;
         let catalog = self.store.catalog().list().ok()?;
         let stats = self.controller.stats();
-        let corrupt: Vec<_> = instances.corrupt.iter().chain(images.corrupt.iter()).collect();
+        let corrupt: Vec<_> = instances
+            .corrupt
+            .iter()
+            .chain(images.corrupt.iter())
+            .collect();
         Some(json!({
             "generatedAt": format_timestamp(crate::model::now()),
             "vmManager": self.vm_manager,

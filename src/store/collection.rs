@@ -72,7 +72,11 @@ where
     S: Serialize + DeserializeOwned + Clone,
     T: Serialize + DeserializeOwned + Default + Clone,
 {
-    pub(super) fn open(db: &sled::Db, tree_prefix: &str, kind: &'static str) -> Result<Self, StoreError> {
+    pub(super) fn open(
+        db: &sled::Db,
+        tree_prefix: &str,
+        kind: &'static str,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             kind,
             spec: db.open_tree(format!("{tree_prefix}.spec"))?,
@@ -132,7 +136,10 @@ where
             .transaction(|tx| {
                 for (id, bytes) in &encoded {
                     if tx.get(id.as_bytes())?.is_some() {
-                        return sled::transaction::abort(StoreError::AlreadyExists { kind, id: id.clone() });
+                        return sled::transaction::abort(StoreError::AlreadyExists {
+                            kind,
+                            id: id.clone(),
+                        });
                     }
                     tx.insert(id.as_bytes(), bytes.as_slice())?;
                 }
@@ -176,7 +183,10 @@ where
         self.spec
             .iter()
             .keys()
-            .map(|k| k.map(|k| String::from_utf8_lossy(&k).into_owned()).map_err(StoreError::from))
+            .map(|k| {
+                k.map(|k| String::from_utf8_lossy(&k).into_owned())
+                    .map_err(StoreError::from)
+            })
             .collect()
     }
 
@@ -202,7 +212,8 @@ where
         E: From<StoreError>,
     {
         loop {
-            let Some(current_bytes) = self.spec.get(id.as_bytes()).map_err(StoreError::from)? else {
+            let Some(current_bytes) = self.spec.get(id.as_bytes()).map_err(StoreError::from)?
+            else {
                 return Err(StoreError::NotFound {
                     kind: self.kind,
                     id: id.to_string(),
@@ -260,8 +271,10 @@ where
         S: PartialEq,
         T: PartialEq,
     {
-        let wanted: std::collections::BTreeMap<&str, &Object<S, T>> =
-            objects.iter().map(|o| (o.metadata.name.as_str(), o)).collect();
+        let wanted: std::collections::BTreeMap<&str, &Object<S, T>> = objects
+            .iter()
+            .map(|o| (o.metadata.name.as_str(), o))
+            .collect();
         for id in self.ids()? {
             if !wanted.contains_key(id.as_str()) {
                 self.delete(&id)?;
@@ -314,7 +327,10 @@ mod tests {
         let store = Store::temporary().unwrap();
         let inst = fixtures::instance();
         let id = inst.metadata.name.clone();
-        store.instances().create(std::slice::from_ref(&inst)).unwrap();
+        store
+            .instances()
+            .create(std::slice::from_ref(&inst))
+            .unwrap();
         let again = store.instances().create(std::slice::from_ref(&inst));
         assert!(matches!(again, Err(StoreError::AlreadyExists { .. })));
 
@@ -337,7 +353,10 @@ mod tests {
         assert_eq!(read.status.state, Some(InstanceState::Stopped));
         assert_eq!(read.metadata.generation, 2);
 
-        let unchanged = store.instances().update_spec::<StoreError>(&id, |_| Ok(false)).unwrap();
+        let unchanged = store
+            .instances()
+            .update_spec::<StoreError>(&id, |_| Ok(false))
+            .unwrap();
         assert_eq!(unchanged.1.metadata.generation, 2);
     }
 
@@ -345,13 +364,22 @@ mod tests {
     fn corrupt_records_are_reported_and_skipped() {
         let store = Store::temporary().unwrap();
         let good = fixtures::instance();
-        store.instances().create(std::slice::from_ref(&good)).unwrap();
-        store.instances().insert_raw_spec_for_test("i-bad", b"{not json").unwrap();
+        store
+            .instances()
+            .create(std::slice::from_ref(&good))
+            .unwrap();
+        store
+            .instances()
+            .insert_raw_spec_for_test("i-bad", b"{not json")
+            .unwrap();
         let listing = store.instances().list().unwrap();
         assert_eq!(listing.objects.len(), 1);
         assert_eq!(listing.corrupt.len(), 1);
         assert_eq!(listing.corrupt[0].key, "i-bad");
-        assert!(matches!(store.instances().get("i-bad"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.instances().get("i-bad"),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -359,7 +387,10 @@ mod tests {
         let store = Store::temporary().unwrap();
         let inst = fixtures::instance();
         let id = inst.metadata.name.clone();
-        store.instances().create(std::slice::from_ref(&inst)).unwrap();
+        store
+            .instances()
+            .create(std::slice::from_ref(&inst))
+            .unwrap();
         store.instances().delete(&id).unwrap();
         store.instances().write_status(&id, &inst.status).unwrap();
         assert!(store.instances().get(&id).unwrap().is_none());
@@ -372,7 +403,10 @@ mod tests {
         let store = Store::temporary().unwrap();
         let mut watch = store.watch_specs();
         let inst = fixtures::instance();
-        store.instances().create(std::slice::from_ref(&inst)).unwrap();
+        store
+            .instances()
+            .create(std::slice::from_ref(&inst))
+            .unwrap();
         let changed = tokio::time::timeout(std::time::Duration::from_secs(5), watch.next())
             .await
             .unwrap()
@@ -386,10 +420,21 @@ mod tests {
         let inst = fixtures::instance();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.instances().create(std::slice::from_ref(&inst)).unwrap();
+            store
+                .instances()
+                .create(std::slice::from_ref(&inst))
+                .unwrap();
             futures::executor::block_on(store.flush()).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.instances().get(&inst.metadata.name).unwrap().unwrap().spec, inst.spec);
+        assert_eq!(
+            store
+                .instances()
+                .get(&inst.metadata.name)
+                .unwrap()
+                .unwrap()
+                .spec,
+            inst.spec
+        );
     }
 }

@@ -49,7 +49,8 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir.join("db"))
             .flush_every_ms(Some(200))
@@ -60,7 +61,10 @@ impl Store {
 
     /// A store that lives in memory and a temporary file, for tests and examples.
     pub fn temporary() -> Result<Self, StoreError> {
-        let db = sled::Config::new().temporary(true).open().map_err(StoreError::from)?;
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(StoreError::from)?;
         Self::from_db(db)
     }
 
@@ -117,6 +121,10 @@ impl Store {
 
     /// Flushes every pending write to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(StoreError::from)
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from)
     }
 }
