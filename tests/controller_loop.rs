@@ -773,3 +773,41 @@ async fn absurd_delays_do_not_panic() {
     assert_eq!(run.handle.stats().queue_depth, 2);
     run.shutdown().await;
 }
+
+/// A failing reconcile that triggers itself (its side effects emit events) must still back
+/// off: triggers for a failing key wait for its backoff instead of hot-looping.
+#[tokio::test(start_paused = true)]
+async fn triggers_do_not_bypass_the_backoff_of_a_failing_key() {
+    let probe = Probe::new();
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Key>();
+    let failing = {
+        let probe = Arc::clone(&probe);
+        let tx = tx.clone();
+        move |key: Key| {
+            let probe = Arc::clone(&probe);
+            let tx = tx.clone();
+            Box::pin(async move {
+                let _running = probe.enter(key);
+                // The failed attempt's own side effect: an event for the same key.
+                let _ = tx.unbounded_send(key);
+                Err::<Action, String>("boom".into())
+            }) as futures::future::BoxFuture<'static, Result<Action, String>>
+        }
+    };
+    let run = start(
+        Controller::new(config()),
+        rx.boxed(),
+        no_keys,
+        failing,
+        backoff_policy,
+    );
+    tx.unbounded_send(7).unwrap();
+    sleep(secs(3.0)).await;
+    // backoff_initial is 1 s with ±50% jitter: within 3 s, at most a handful of attempts,
+    // where a hot loop would run thousands.
+    let attempts = probe.starts_of(7).len();
+    assert!((2..=5).contains(&attempts), "{attempts} attempts in 3 s");
+    let gaps = probe.gaps(7);
+    assert!(gaps.iter().all(|g| *g >= secs(0.5)), "gaps {gaps:?}");
+    run.shutdown().await;
+}

@@ -246,8 +246,10 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
     /// - `error_policy`: maps a failure to an [`Action`], usually [`Action::backoff`]. A
     ///   panicking reconcile skips the policy and backs off.
     ///
-    /// A trigger or enqueue for a key that is backing off runs it at once (earliest wins): a
-    /// real change is worth a retry.
+    /// A trigger or resync for a key whose last reconcile failed waits for the key's backoff
+    /// to run out: a failing reconcile often triggers itself (its own side effects emit
+    /// events), and that must not become a hot loop. An explicit handle `enqueue` still runs
+    /// at once.
     pub async fn run<Trig, Resync, Rec, RecFut, E, Pol>(
         self,
         triggers: Trig,

@@ -26,6 +26,11 @@ pub(super) struct Runner<K, Rec, Pol, E> {
     error_policy: Pol,
     tasks: JoinSet<Result<Action, E>>,
     running: HashMap<Id, K>,
+    /// Keys whose last reconcile failed, and until when their backoff holds them. Triggers
+    /// and resyncs for such a key wait for the hold: a failing reconcile often causes its own
+    /// triggers (a container created and removed again emits events), and letting those
+    /// through would turn backoff into a hot loop.
+    held_until: HashMap<K, Instant>,
 }
 
 impl<K, Rec, RecFut, Pol, E> Runner<K, Rec, Pol, E>
@@ -52,6 +57,7 @@ where
             error_policy,
             tasks: JoinSet::new(),
             running: HashMap::new(),
+            held_until: HashMap::new(),
         }
     }
 
@@ -96,7 +102,10 @@ where
                 () = tick(&mut resync_timer) => self.resync(&resync),
                 () = self.shared.wake.notified() => {}
                 item = triggers.next(), if triggers_open => match item {
-                    Some(key) => self.shared.lock().queue.schedule(key, Instant::now()),
+                    Some(key) => {
+                        let at = self.not_before_hold(&key, Instant::now());
+                        self.shared.lock().queue.schedule(key, at);
+                    }
                     None => {
                         // Not fatal: handle, resync and requeues still drive the loop.
                         tracing::debug!("controller trigger stream ended");
@@ -157,6 +166,7 @@ where
         };
         self.shared.reconciles_total.fetch_add(1, Ordering::Relaxed);
 
+        let failed = !matches!(outcome, Ok(Ok(_)));
         let retry_in = match outcome {
             Ok(Ok(action)) => {
                 // Success ends the key's failure streak, unless the reconciler itself asks to
@@ -182,12 +192,29 @@ where
             }
         };
 
+        match (failed, retry_in) {
+            (true, Some(delay)) => {
+                self.held_until.insert(key.clone(), deadline(Instant::now(), delay));
+            }
+            _ => {
+                self.held_until.remove(&key);
+            }
+        }
+
         let mut st = self.shared.lock();
         // Release the key first, so a dirty reschedule and our own requeue merge through
         // earliest-wins instead of one overwriting the other.
         st.queue.finish(&key);
         if let Some(delay) = retry_in {
             st.queue.schedule(key, deadline(Instant::now(), delay));
+        }
+    }
+
+    /// The earliest time a trigger may run `key`: now, or the end of its failure backoff.
+    fn not_before_hold(&self, key: &K, now: Instant) -> Instant {
+        match self.held_until.get(key) {
+            Some(until) if *until > now => *until,
+            _ => now,
         }
     }
 
@@ -222,7 +249,8 @@ where
             let mut st = self.shared.lock();
             let now = Instant::now();
             for key in keys {
-                st.queue.schedule(key, now);
+                let at = self.not_before_hold(&key, now);
+                st.queue.schedule(key, at);
             }
             st.last_resync_at = Some(SystemTime::now());
         }
