@@ -22,6 +22,9 @@
 #                           adds the debootstrap Debian image, see tests/support/)
 #   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
 #   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
+#   EC2D_TEST_CARGO_TIMEOUT / EC2D_TEST_PYTEST_TIMEOUT
+#                           seconds before a hung cargo test (1800) / pytest (1200)
+#                           is stopped, so CI never hangs
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +36,8 @@ PYTHON="${PYTHON:-python3}"
 DOCKERD_LOG="${EC2D_TEST_DOCKERD_LOG:-/var/log/ec2d-test-dockerd.log}"
 FAIL_FAST="${EC2D_TEST_FAIL_FAST:-0}"
 TEST_IMAGES="${EC2D_TEST_IMAGES:-busybox}"
+CARGO_TEST_TIMEOUT="${EC2D_TEST_CARGO_TIMEOUT:-1800}"
+PYTEST_TIMEOUT="${EC2D_TEST_PYTEST_TIMEOUT:-1200}"
 
 ALL_STEPS=(setup fmt clippy cargo-test clients)
 if [ "$#" -gt 0 ]; then
@@ -66,7 +71,7 @@ banner() {
 }
 note() { printf '[test.sh] %s\n' "$*"; }
 record() { # record STATUS NAME SECONDS
-    SUMMARY+=("$(printf '%-5s %-34s %5ss' "$1" "$2" "$3")")
+    SUMMARY+=("$(printf '%-5s %-48s %5ss' "$1" "$2" "$3")")
 }
 print_summary() {
     printf '\n==================================================================\n'
@@ -177,7 +182,9 @@ PY
     else
         note "python packages present (pytest, boto3, awscli, awscli-local)"
     fi
-    note "$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__)')"
+    local versions
+    versions="$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__)')"
+    note "$versions"
     awslocal_path >/dev/null || { note "awslocal script not found after install"; return 1; }
     note "awslocal: $(awslocal_path)"
 }
@@ -241,17 +248,24 @@ run_pytest_clients() {
     local scripts
     scripts="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     local rc=0
+    # SIGINT first: pytest then still tears down (stops ec2d, removes containers).
     PATH="$scripts:$PATH" EC2D_BIN="${EC2D_BIN:-$ROOT/target/debug/ec2d}" \
+        timeout --signal=INT --kill-after=60 "$PYTEST_TIMEOUT" \
         "$PYTHON" -m pytest tests/clients -q "${extra[@]}" || rc=$?
     # pytest exit 5 = no tests collected: that is a failure here.
     if [ "$rc" -eq 5 ]; then note "pytest collected no tests"; fi
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 130 ]; then note "pytest stopped after ${PYTEST_TIMEOUT}s"; fi
     return "$rc"
 }
 
 run_cargo_test() {
     local -a extra=()
     if [ -n "${CARGO_TEST_ARGS:-}" ]; then read -r -a extra <<<"$CARGO_TEST_ARGS"; fi
-    EC2D_REQUIRE_DOCKER=1 cargo test --all-targets "${extra[@]}"
+    local rc=0
+    EC2D_REQUIRE_DOCKER=1 timeout --kill-after=60 "$CARGO_TEST_TIMEOUT" \
+        cargo test --all-targets "${extra[@]}" || rc=$?
+    if [ "$rc" -eq 124 ]; then note "cargo test stopped after ${CARGO_TEST_TIMEOUT}s"; fi
+    return "$rc"
 }
 
 # ---------------------------------------------------------------- main

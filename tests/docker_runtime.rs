@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use ec2d::model::{ImageId, InstanceId};
 use ec2d::runtime::labels;
 use ec2d::runtime::{
-    ContainerRuntime, ContainerSpec, ContainerState, DockerRuntime, PortRequest, Protocol,
-    RuntimeError, RuntimeEvent,
+    ContainerFile, ContainerRuntime, ContainerSpec, ContainerState, DockerFlags, DockerRuntime,
+    ImageCommand, PortRequest, Protocol, RuntimeError, RuntimeEvent,
 };
 use futures::StreamExt;
 
@@ -666,4 +666,524 @@ async fn events_resubscribe_and_replay_after_the_connection_drops() {
         matches!(e, RuntimeEvent::Container { instance_id, action } if *instance_id == id && action == "create")
     })
     .await;
+}
+
+/// Runs `cmd` in the container and insists it succeeds; returns its output.
+async fn exec_ok(rt: &DockerRuntime, cid: &str, cmd: &[&str]) -> String {
+    let out = rt
+        .exec(cid, cmd.iter().map(|s| s.to_string()).collect())
+        .await
+        .unwrap_or_else(|e| panic!("exec {cmd:?}: {e}"));
+    assert_eq!(out.exit_code, Some(0), "exec {cmd:?}: {out:?}");
+    out.output
+}
+
+fn inspect_field(cid: &str, template: &str) -> String {
+    let out = docker_cli(&["inspect", "-f", template, cid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes a docker network when dropped (declare it before the containers on it).
+struct NetworkGuard(String);
+
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        let _ = docker_cli(&["network", "rm", &self.0]);
+    }
+}
+
+#[tokio::test]
+async fn docker_flags_are_applied_to_the_container() {
+    let Some(rt) = engine().await else { return };
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::write(host_dir.path().join("hello.txt"), "from the host\n").unwrap();
+
+    let (id, mut spec, _guard) = looping_spec();
+    spec.flags = DockerFlags::parse(&format!(
+        concat!(
+            "-e 'FLAG_ENV=hello world' --env=EC2D_TEST=from-flags ",
+            "--label ec2d.test.flag=yes -l {owner}=i-0000000000000dead ",
+            "--memory 64m --cpus 0.5 --add-host flagged.example:10.9.8.7 --dns 10.0.0.2 ",
+            "-v {dir}:/mnt/host:ro --tmpfs /scratch:size=1m --cap-add NET_ADMIN ",
+            "--ulimit nofile=1024:2048 --user 1000:1000 -p 127.0.0.1::8080/udp"
+        ),
+        owner = labels::INSTANCE_ID,
+        dir = host_dir.path().display()
+    ))
+    .unwrap();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+
+    // Labels merge, but the owner label is ours whatever the flags say.
+    let c = rt.inspect_instance(&id).await.unwrap().expect("exists");
+    assert_eq!(c.state, ContainerState::Running);
+    assert_eq!(c.labels.get(labels::INSTANCE_ID), Some(&id.to_string()));
+    assert_eq!(
+        c.labels.get("ec2d.test.flag").map(String::as_str),
+        Some("yes")
+    );
+    assert_eq!(
+        c.labels.get("ec2d.test").map(String::as_str),
+        Some("docker_runtime")
+    );
+    // Published ports merge with the spec's.
+    let ports: Vec<(u16, Protocol, &str)> = c
+        .ports
+        .iter()
+        .map(|p| (p.container_port, p.protocol, p.host_ip.as_str()))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            (22, Protocol::Tcp, "127.0.0.1"),
+            (8080, Protocol::Udp, "127.0.0.1")
+        ]
+    );
+
+    assert_eq!(
+        inspect_field(
+            &cid,
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.CapAdd}} {{.Config.User}}"
+        ),
+        "67108864 500000000 [NET_ADMIN] 1000:1000"
+    );
+
+    // Env appended after the spec's, so a flag wins for the same name (Docker keeps the last).
+    let env = exec_ok(&rt, &cid, &["env"]).await;
+    assert!(env.lines().any(|l| l == "FLAG_ENV=hello world"), "{env}");
+    assert!(env.lines().any(|l| l == "EC2D_TEST=from-flags"), "{env}");
+
+    let hosts = exec_ok(&rt, &cid, &["cat", "/etc/hosts"]).await;
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.9.8.7", "flagged.example"]),
+        "{hosts}"
+    );
+    let resolv = exec_ok(&rt, &cid, &["cat", "/etc/resolv.conf"]).await;
+    assert!(resolv.contains("nameserver 10.0.0.2"), "{resolv}");
+    assert_eq!(
+        exec_ok(&rt, &cid, &["cat", "/mnt/host/hello.txt"]).await,
+        "from the host\n"
+    );
+    let mounts = exec_ok(&rt, &cid, &["cat", "/proc/mounts"]).await;
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with("tmpfs /scratch tmpfs")),
+        "{mounts}"
+    );
+    assert_eq!(
+        exec_ok(&rt, &cid, &["sh", "-c", "ulimit -n; ulimit -Hn"]).await,
+        "1024\n2048\n"
+    );
+    // NET_ADMIN is capability bit 12 in the effective set.
+    let status = exec_ok(&rt, &cid, &["cat", "/proc/self/status"]).await;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .expect("CapEff line");
+    assert_ne!(cap_eff & (1 << 12), 0, "CapEff {cap_eff:x}");
+    // --user applies to the instance's processes; exec still runs as root.
+    assert_eq!(exec_ok(&rt, &cid, &["id", "-u"]).await, "0\n");
+    assert_eq!(
+        exec_ok(&rt, &cid, &["stat", "-c", "%u", "/proc/1"]).await,
+        "1000\n"
+    );
+
+    // Without --cap-add the capability is absent: the check above can fail.
+    let (_, plain, _plain_guard) = looping_spec();
+    let plain_id = rt.create_and_start(&plain).await.unwrap();
+    let status = exec_ok(&rt, &plain_id, &["cat", "/proc/self/status"]).await;
+    assert!(status.contains("CapEff:"), "{status}");
+    assert!(
+        !status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|h| u64::from_str_radix(h.trim(), 16).unwrap() & (1 << 12) != 0)
+            .unwrap(),
+        "NET_ADMIN without the flag"
+    );
+}
+
+#[tokio::test]
+async fn network_and_platform_flags() {
+    let Some(rt) = engine().await else { return };
+    let net = NetworkGuard(format!("ec2d-rt-test-{}", InstanceId::generate()));
+    let out = docker_cli(&["network", "create", &net.0]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (id, mut spec, _guard) = looping_spec();
+    spec.flags =
+        DockerFlags::parse(&format!("--network {} --platform linux/amd64", net.0)).unwrap();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+    assert_eq!(
+        inspect_field(&cid, "{{.HostConfig.NetworkMode}} {{.Platform}}"),
+        format!("{} linux", net.0)
+    );
+    // On a user network the top-level address is empty: the IP must come from that network.
+    let want = inspect_field(
+        &cid,
+        &format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            net.0
+        ),
+    );
+    assert!(!want.is_empty());
+    assert_eq!(inspect_field(&cid, "{{.NetworkSettings.IPAddress}}"), "");
+    let c = rt.inspect_instance(&id).await.unwrap().unwrap();
+    assert_eq!(c.ip_address.as_deref(), Some(want.as_str()));
+    let listed = rt.list_managed().await.unwrap();
+    let mine = listed.iter().find(|o| o.instance_id == id).unwrap();
+    assert_eq!(mine.ip_address.as_deref(), Some(want.as_str()));
+    rt.remove(&cid).await.unwrap();
+
+    // A platform the image is not for is refused by the engine, and nothing is left behind.
+    let (id, mut spec, _guard) = looping_spec();
+    spec.flags = DockerFlags::parse("--platform linux/s390x").unwrap();
+    let err = rt.create_and_start(&spec).await.unwrap_err();
+    eprintln!("wrong platform: {err:?}");
+    assert!(!err.is_transient(), "{err:?}");
+    assert_eq!(rt.inspect_instance(&id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn privileged_flag_reaches_the_engine() {
+    let Some(rt) = engine().await else { return };
+    // Some sandboxes cannot grant every capability, so `docker run --privileged` itself fails
+    // there ("unable to apply caps"); then the same refusal from us proves the flag got through.
+    let probe = docker_cli(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "none",
+        TEST_IMAGE,
+        "true",
+    ]);
+    let engine_can = probe.status.success();
+    let (id, mut spec, _guard) = looping_spec();
+    spec.flags = DockerFlags::parse("--privileged").unwrap();
+    match rt.create_and_start(&spec).await {
+        Ok(cid) => {
+            assert!(
+                engine_can,
+                "privileged start worked here but not from the CLI"
+            );
+            assert_eq!(inspect_field(&cid, "{{.HostConfig.Privileged}}"), "true");
+            let status = exec_ok(&rt, &cid, &["cat", "/proc/self/status"]).await;
+            assert!(status.contains("CapEff:\t000001ff"), "{status}");
+        }
+        Err(e) => {
+            let cli = String::from_utf8_lossy(&probe.stderr);
+            eprintln!("engine cannot run privileged containers here: {cli}");
+            assert!(!engine_can, "privileged start failed: {e:?}");
+            assert!(
+                matches!(&e, RuntimeError::Failed(m) if m.contains("apply caps")),
+                "{e:?}"
+            );
+            assert!(cli.contains("apply caps"), "{cli}");
+            assert_eq!(rt.inspect_instance(&id).await.unwrap(), None);
+        }
+    }
+}
+
+fn file(path: &str, mode: u32, contents: &str) -> ContainerFile {
+    ContainerFile {
+        path: path.into(),
+        mode,
+        contents: contents.as_bytes().to_vec(),
+    }
+}
+
+/// Polls `cat path` in the container until it has content.
+async fn wait_for_file(rt: &DockerRuntime, cid: &str, path: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        let out = rt.exec(cid, vec!["cat".into(), path.into()]).await.unwrap();
+        if out.exit_code == Some(0) && !out.output.is_empty() {
+            return out.output;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{path} never written: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn files_are_in_place_before_the_first_command_runs() {
+    let Some(rt) = engine().await else { return };
+    let (id, mut spec, _guard) = looping_spec();
+    spec.cmd = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "stat -c %a /root/.ssh/authorized_keys > /tmp/seen; cat /var/lib/x/y.txt >> /tmp/seen; {LOOP_CMD}"
+        ),
+    ]);
+    let long_dir = "d".repeat(120);
+    spec.files = vec![
+        file(
+            "/root/.ssh/authorized_keys",
+            0o600,
+            "ssh-ed25519 AAAAC3 test\n",
+        ),
+        file("/var/lib/x/y.txt", 0o644, "hello from ec2d\n"),
+        // Under an existing symlinked directory (/usr/bin -> ../bin) and an existing 1777 one.
+        file("/usr/bin/ec2d-hello", 0o755, "#!/bin/sh\necho hi\n"),
+        file("/tmp/ec2d/boot.sh", 0o700, "#!/bin/sh\n"),
+        // A path longer than the 100 bytes of a plain tar header.
+        file(&format!("/opt/{long_dir}/z"), 0o640, "long\n"),
+    ];
+    let t0 = time::OffsetDateTime::now_utc();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+
+    assert_eq!(
+        wait_for_file(&rt, &cid, "/tmp/seen").await,
+        "600\nhello from ec2d\n"
+    );
+    let stat = |p: &str| ["stat", "-c", "%a %u %g %F", p].map(String::from).to_vec();
+    let mut modes = Vec::new();
+    for p in [
+        "/root/.ssh/authorized_keys",
+        "/root/.ssh",
+        "/root",
+        "/var/lib/x",
+        "/var/lib/x/y.txt",
+        "/tmp",
+        "/tmp/ec2d",
+        "/tmp/ec2d/boot.sh",
+        "/usr/bin",
+        "/bin/ec2d-hello",
+    ] {
+        let out = rt.exec(&cid, stat(p)).await.unwrap();
+        assert_eq!(out.exit_code, Some(0), "{p}: {out:?}");
+        modes.push(format!("{p}: {}", out.output.trim()));
+    }
+    assert_eq!(
+        modes,
+        [
+            "/root/.ssh/authorized_keys: 600 0 0 regular file",
+            // Missing parents were made, root-owned, 0755.
+            "/root/.ssh: 755 0 0 directory",
+            // Existing parents kept their mode: /root stays private, /tmp keeps its sticky bit.
+            "/root: 700 0 0 directory",
+            "/var/lib/x: 755 0 0 directory",
+            "/var/lib/x/y.txt: 644 0 0 regular file",
+            "/tmp: 1777 0 0 directory",
+            "/tmp/ec2d: 755 0 0 directory",
+            "/tmp/ec2d/boot.sh: 700 0 0 regular file",
+            // The symlink is still a symlink, and the file went through it.
+            "/usr/bin: 777 0 0 symbolic link",
+            "/bin/ec2d-hello: 755 0 0 regular file",
+        ]
+    );
+    assert_eq!(exec_ok(&rt, &cid, &["ec2d-hello"]).await, "hi\n");
+    assert_eq!(
+        exec_ok(&rt, &cid, &["cat", &format!("/opt/{long_dir}/z")]).await,
+        "long\n"
+    );
+    assert_eq!(
+        exec_ok(&rt, &cid, &["cat", "/root/.ssh/authorized_keys"]).await,
+        "ssh-ed25519 AAAAC3 test\n"
+    );
+    // Modification time is the upload's, not the epoch.
+    let mtime: i64 = exec_ok(&rt, &cid, &["stat", "-c", "%Y", "/var/lib/x/y.txt"])
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (mtime - t0.unix_timestamp()).abs() < 60,
+        "mtime {mtime} vs {}",
+        t0.unix_timestamp()
+    );
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Running);
+}
+
+#[tokio::test]
+async fn failed_file_upload_leaves_no_container_behind() {
+    let Some(rt) = engine().await else { return };
+    // A file below an existing file, and a file over an existing directory: both refused by
+    // the engine after the container exists.
+    for bad in ["/bin/busybox/x", "/tmp"] {
+        let (id, mut spec, _guard) = looping_spec();
+        spec.files = vec![file("/etc/ok", 0o644, "ok\n"), file(bad, 0o644, "x\n")];
+        let err = rt.create_and_start(&spec).await.unwrap_err();
+        assert!(matches!(err, RuntimeError::Failed(_)), "{bad}: {err:?}");
+        assert_eq!(rt.inspect_instance(&id).await.unwrap(), None, "{bad}");
+        let out = docker_cli(&["inspect", &spec.name]);
+        assert!(!out.status.success(), "{bad}: container left behind");
+    }
+    // Paths that are not absolute and clean are refused before anything is created.
+    for bad in ["relative/path", "/", "/a/../b", "/a/./b"] {
+        let (id, mut spec, _guard) = looping_spec();
+        spec.files = vec![file(bad, 0o644, "x")];
+        let err = rt.create_and_start(&spec).await.unwrap_err();
+        assert!(matches!(err, RuntimeError::Failed(_)), "{bad}: {err:?}");
+        assert_eq!(rt.inspect_instance(&id).await.unwrap(), None, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn adopting_a_created_container_uploads_its_files_before_starting_it() {
+    let Some(rt) = engine().await else { return };
+    let (id, mut spec, guard) = looping_spec();
+    spec.files = vec![file("/etc/ec2d/adopted", 0o600, "yes\n")];
+    // As after a crash between create and upload: ours, created, never started, no files.
+    let label = format!("{}={id}", labels::INSTANCE_ID);
+    let out = docker_cli(&[
+        "create", "--name", &guard.0, "--label", &label, TEST_IMAGE, "sh", "-c", LOOP_CMD,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let c = rt.inspect_instance(&id).await.unwrap().unwrap();
+    assert_eq!(c.state, ContainerState::Created);
+    assert_eq!((c.started_at, c.finished_at), (None, None));
+
+    assert_eq!(rt.create_and_start(&spec).await.unwrap(), created);
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Running);
+    assert_eq!(
+        exec_ok(&rt, &created, &["stat", "-c", "%a", "/etc/ec2d/adopted"]).await,
+        "600\n"
+    );
+}
+
+#[tokio::test]
+async fn exec_returns_exit_code_and_output() {
+    let Some(rt) = engine().await else { return };
+    let (_, spec, _guard) = looping_spec();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+    let run = |cmd: &[&str]| rt.exec(&cid, cmd.iter().map(|s| s.to_string()).collect());
+
+    let out = run(&["true"]).await.unwrap();
+    assert_eq!((out.exit_code, out.output.as_str()), (Some(0), ""));
+
+    let out = run(&["sh", "-c", "echo out; echo err >&2; exit 3"])
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, Some(3));
+    assert!(
+        out.output.contains("out\n") && out.output.contains("err\n"),
+        "{out:?}"
+    );
+
+    // Output is cut at 64 KiB; the command still runs to the end.
+    let out = run(&["sh", "-c", "yes | head -c 300000; echo done >&2"])
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, Some(0));
+    assert_eq!(out.output.len(), 64 * 1024);
+
+    let out = run(&["/no/such/binary"]).await.unwrap();
+    eprintln!("missing binary: {out:?}");
+    assert!(matches!(out.exit_code, Some(code) if code != 0), "{out:?}");
+
+    let err = rt.exec(&cid, Vec::new()).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Failed(_)), "{err:?}");
+
+    rt.pause(&cid).await.unwrap();
+    let err = run(&["true"]).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Conflict(_)), "paused: {err:?}");
+    rt.unpause(&cid).await.unwrap();
+
+    rt.stop(&cid, Duration::from_secs(1)).await.unwrap();
+    let err = run(&["true"]).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Conflict(_)), "stopped: {err:?}");
+
+    rt.remove(&cid).await.unwrap();
+    let err = run(&["true"]).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::NotFound(_)), "removed: {err:?}");
+}
+
+#[tokio::test]
+async fn image_command_reads_the_image_config() {
+    let Some(rt) = engine().await else { return };
+    assert_eq!(
+        rt.image_command(TEST_IMAGE).await.unwrap(),
+        Some(ImageCommand {
+            entrypoint: vec![],
+            cmd: vec!["/bin/sh".into()],
+        })
+    );
+    assert_eq!(
+        rt.image_command("ec2d-test/does-not-exist:latest")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // An image with an entrypoint, made by committing with changes.
+    let source = ContainerGuard(format!("ec2d-rt-test-src-{}", InstanceId::generate()));
+    let out = docker_cli(&["create", "--name", &source.0, TEST_IMAGE]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = format!("ec2d-test/entrypoint:{}", InstanceId::generate());
+    let _image = ImageGuard(reference.clone());
+    let out = docker_cli(&[
+        "commit",
+        "--change",
+        r#"ENTRYPOINT ["/bin/echo", "hi there"]"#,
+        "--change",
+        r#"CMD ["a", "b"]"#,
+        &source.0,
+        &reference,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rt.image_command(&reference).await.unwrap(),
+        Some(ImageCommand {
+            entrypoint: vec!["/bin/echo".into(), "hi there".into()],
+            cmd: vec!["a".into(), "b".into()],
+        })
+    );
+}
+
+#[tokio::test]
+async fn started_and_finished_times_follow_the_lifecycle() {
+    let Some(rt) = engine().await else { return };
+    let (id, spec, _guard) = looping_spec();
+    let before = time::OffsetDateTime::now_utc() - Duration::from_secs(5);
+    let cid = rt.create_and_start(&spec).await.unwrap();
+    let c = rt.inspect_instance(&id).await.unwrap().unwrap();
+    let started = c.started_at.expect("started_at once running");
+    assert!(started >= before, "{started} < {before}");
+    assert!(started <= time::OffsetDateTime::now_utc() + Duration::from_secs(5));
+    assert_eq!(started.nanosecond() % 1_000_000, 0, "millisecond precision");
+    assert_eq!(c.finished_at, None, "never stopped yet");
+
+    rt.stop(&cid, Duration::from_secs(1)).await.unwrap();
+    let c = rt.inspect_instance(&id).await.unwrap().unwrap();
+    assert_eq!(c.started_at, Some(started));
+    let finished = c.finished_at.expect("finished_at once stopped");
+    assert!(finished >= started, "{finished} < {started}");
+
+    // A restart moves started_at on; the engine keeps the previous finish time.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rt.start(&cid).await.unwrap();
+    let c = rt.inspect_instance(&id).await.unwrap().unwrap();
+    assert!(c.started_at.unwrap() > started, "{c:?}");
+    assert_eq!(c.finished_at, Some(finished));
+    rt.remove(&cid).await.unwrap();
 }

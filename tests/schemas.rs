@@ -56,5 +56,8 @@ fn example_objects_round_trip() {
         assert_eq!(reparsed, value, "{} does not round-trip", path.display());
         checked += 1;
     }
-    assert!(checked >= 4, "expected at least four example objects, found {checked}");
+    assert!(
+        checked >= 4,
+        "expected at least four example objects, found {checked}"
+    );
 }

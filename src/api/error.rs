@@ -6,7 +6,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::xml::XmlWriter;
-use crate::model::{IdError, ImageId, InstanceId, ReservationId, TransitionError, IMAGE_KIND, INSTANCE_KIND};
+use crate::model::{
+    IdError, ImageId, InstanceId, ReservationId, TransitionError, IMAGE_KIND, INSTANCE_KIND,
+};
 use crate::store::StoreError;
 
 /// The content type EC2 answers with, success or error (Smithy `ec2Query` tests pin it).
@@ -27,7 +29,11 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with an explicit code, message and status.
-    pub fn new(code: impl Into<Cow<'static, str>>, message: impl Into<String>, status: StatusCode) -> Self {
+    pub fn new(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+        status: StatusCode,
+    ) -> Self {
         Self {
             code: code.into(),
             message: message.into(),
@@ -58,7 +64,10 @@ impl ApiError {
     /// `MissingAction`: no `Action` at all. AWS's common-errors list names this code for a
     /// request "missing an action"; the message follows the `MissingParameter` wording.
     pub fn missing_action() -> Self {
-        Self::client("MissingAction", "The request must contain the parameter Action")
+        Self::client(
+            "MissingAction",
+            "The request must contain the parameter Action",
+        )
     }
 
     /// `InvalidAction`: an action ec2d does not implement.
@@ -175,7 +184,10 @@ impl IntoResponse for ApiError {
         let body = self.to_xml(&request_id);
         (
             self.status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(XML_CONTENT_TYPE),
+            )],
             body,
         )
             .into_response()
@@ -185,8 +197,12 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound { kind, id } if kind == INSTANCE_KIND => Self::instances_not_found(&[id]),
-            StoreError::NotFound { kind, id } if kind == IMAGE_KIND => Self::images_not_found(&[id]),
+            StoreError::NotFound { kind, id } if kind == INSTANCE_KIND => {
+                Self::instances_not_found(&[id])
+            }
+            StoreError::NotFound { kind, id } if kind == IMAGE_KIND => {
+                Self::images_not_found(&[id])
+            }
             other => Self::internal(other),
         }
     }
@@ -248,14 +264,20 @@ mod tests {
         let e: ApiError = StoreError::Backend("disk on fire".into()).into();
         assert_eq!(e.code, "InternalError");
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(!e.message.contains("disk"), "backend detail leaked to the client");
+        assert!(
+            !e.message.contains("disk"),
+            "backend detail leaked to the client"
+        );
         let e: ApiError = TransitionError {
             instance_id: "i-1".into(),
             verb: "started",
         }
         .into();
         assert_eq!(e.code, "IncorrectInstanceState");
-        assert_eq!(e.message, "The instance 'i-1' is not in a state from which it can be started.");
+        assert_eq!(
+            e.message,
+            "The instance 'i-1' is not in a state from which it can be started."
+        );
     }
 
     #[test]

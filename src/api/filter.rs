@@ -16,9 +16,11 @@ impl Filter {
     /// Whether any filter value matches any of the resource's values for this filter.
     /// A resource without a value for the attribute never matches, as in EC2.
     pub fn matches<S: AsRef<str>>(&self, candidates: &[S]) -> bool {
-        self.values
-            .iter()
-            .any(|pattern| candidates.iter().any(|c| wildcard_match(pattern, c.as_ref())))
+        self.values.iter().any(|pattern| {
+            candidates
+                .iter()
+                .any(|c| wildcard_match(pattern, c.as_ref()))
+        })
     }
 }
 
@@ -44,7 +46,10 @@ pub fn parse_filters(params: &QueryParams) -> Result<Vec<Filter>, ApiError> {
 /// Rejects the first filter whose name `known` does not accept, as EC2 does
 /// (`InvalidParameterValue: The filter 'x' is invalid`). `tag:<key>` is always known.
 pub fn check_names(filters: &[Filter], known: impl Fn(&str) -> bool) -> Result<(), ApiError> {
-    match filters.iter().find(|f| !f.name.starts_with("tag:") && !known(&f.name)) {
+    match filters
+        .iter()
+        .find(|f| !f.name.starts_with("tag:") && !known(&f.name))
+    {
         Some(bad) => Err(ApiError::invalid_filter(&bad.name)),
         None => Ok(()),
     }
@@ -163,7 +168,10 @@ mod tests {
     fn missing_filter_name() {
         let q = QueryParams::from_query("Filter.1.Value.1=x");
         let e = parse_filters(&q).unwrap_err();
-        assert_eq!(e.message, "The request must contain the parameter Filter.1.Name");
+        assert_eq!(
+            e.message,
+            "The request must contain the parameter Filter.1.Name"
+        );
     }
 
     #[test]

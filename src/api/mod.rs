@@ -59,7 +59,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/", any(ec2_endpoint))
         .merge(introspect::routes())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Failures are logged where errors become responses (ApiError), not a second time here.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(()),
+        )
         // Outermost: the id exists before the span is made, and limit rejections made by the
         // layers inside are turned into EC2 errors carrying it.
         .layer(middleware::from_fn(with_request_id))
@@ -67,7 +72,11 @@ pub fn router(state: ApiState) -> Router {
 }
 
 fn request_span(req: &Request) -> Span {
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or_default();
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.as_str())
+        .unwrap_or_default();
     tracing::info_span!(
         "request",
         method = %req.method(),
@@ -88,7 +97,9 @@ async fn with_request_id(mut req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/xml"));
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_xml {
-        return ApiError::body_too_large(BODY_LIMIT).with_request_id(&id.0).into_response();
+        return ApiError::body_too_large(BODY_LIMIT)
+            .with_request_id(&id.0)
+            .into_response();
     }
     response
 }
@@ -106,13 +117,22 @@ async fn ec2_endpoint(State(state): State<ApiState>, req: Request) -> Response {
     }
 }
 
-async fn serve(state: ApiState, request_id: &RequestId, req: Request) -> Result<Response, ApiError> {
+async fn serve(
+    state: ApiState,
+    request_id: &RequestId,
+    req: Request,
+) -> Result<Response, ApiError> {
     let region = region_of(req.headers(), req.uri());
     let params = read_params(req).await?;
     let (action, call) = actions::resolve(&params)?;
     let span = Span::current();
     span.record("action", action.as_str());
-    if let Some(first) = params.list("InstanceId").first().copied().or_else(|| params.get("InstanceId")) {
+    if let Some(first) = params
+        .list("InstanceId")
+        .first()
+        .copied()
+        .or_else(|| params.get("InstanceId"))
+    {
         span.record("instance_id", first);
     }
     tracing::debug!(%region, "ec2 request");
@@ -201,7 +221,9 @@ fn region_of_scope(credential: &str) -> Option<String> {
     let (_terminator, _service, region) = (parts.next()?, parts.next()?, parts.next()?);
     let plausible = !region.is_empty()
         && region.len() <= 32
-        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     plausible.then(|| region.to_string())
 }
 
@@ -232,10 +254,22 @@ mod tests {
 
     #[test]
     fn region_defaults() {
-        assert_eq!(region_of(&HeaderMap::new(), &Uri::from_static("/")), "us-east-1");
-        assert_eq!(region_of(&headers("Basic Zm9vOmJhcg=="), &Uri::from_static("/")), "us-east-1");
+        assert_eq!(
+            region_of(&HeaderMap::new(), &Uri::from_static("/")),
+            "us-east-1"
+        );
+        assert_eq!(
+            region_of(&headers("Basic Zm9vOmJhcg=="), &Uri::from_static("/")),
+            "us-east-1"
+        );
         let hostile = headers("AWS4-HMAC-SHA256 Credential=AKID/20240101/<evil>/ec2/aws4_request");
         assert_eq!(region_of(&hostile, &Uri::from_static("/")), "us-east-1");
-        assert_eq!(region_of(&headers("AWS4-HMAC-SHA256 Credential=x"), &Uri::from_static("/")), "us-east-1");
+        assert_eq!(
+            region_of(
+                &headers("AWS4-HMAC-SHA256 Credential=x"),
+                &Uri::from_static("/")
+            ),
+            "us-east-1"
+        );
     }
 }

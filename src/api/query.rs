@@ -36,7 +36,9 @@ impl QueryParams {
     /// Decodes a query string with axum's decoder (the same one the router uses), for tests.
     #[cfg(test)]
     pub(crate) fn from_query(query: &str) -> Self {
-        let uri: axum::http::Uri = format!("/?{query}").parse().expect("test query is a valid URI");
+        let uri: axum::http::Uri = format!("/?{query}")
+            .parse()
+            .expect("test query is a valid URI");
         let axum::extract::Query(pairs) =
             axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri).expect("decodable");
         Self::new(pairs)
@@ -54,12 +56,16 @@ impl QueryParams {
 
     /// The first value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `name`, or `MissingParameter`.
     pub fn require(&self, name: &str) -> Result<&str, ApiError> {
-        self.get(name).ok_or_else(|| ApiError::missing_parameter(name))
+        self.get(name)
+            .ok_or_else(|| ApiError::missing_parameter(name))
     }
 
     /// A boolean (`true`/`false`, any case); anything else is `InvalidParameterValue`.
@@ -172,7 +178,10 @@ mod tests {
         let q = QueryParams::from_query(
             "Action=QueryLists&Version=2020-01-08&NestedWithList.ListArg.member.1=A&NestedWithList.ListArg.member.2=B",
         );
-        assert_eq!(q.sub("NestedWithList").list("ListArg.member"), vec!["A", "B"]);
+        assert_eq!(
+            q.sub("NestedWithList").list("ListArg.member"),
+            vec!["A", "B"]
+        );
     }
 
     #[test]
@@ -190,7 +199,9 @@ mod tests {
 
     #[test]
     fn lists_order_by_index_numerically_with_gaps() {
-        let q = QueryParams::from_query("InstanceId.10=c&InstanceId.2=b&InstanceId.1=a&InstanceId.x=no&InstanceIdX.1=no");
+        let q = QueryParams::from_query(
+            "InstanceId.10=c&InstanceId.2=b&InstanceId.1=a&InstanceId.x=no&InstanceIdX.1=no",
+        );
         assert_eq!(q.list("InstanceId"), vec!["a", "b", "c"]);
     }
 
@@ -225,14 +236,24 @@ mod tests {
         let tags: Vec<_> = specs[0]
             .structs("Tag")
             .iter()
-            .map(|t| (t.get("Key").unwrap().to_string(), t.get("Value").unwrap().to_string()))
+            .map(|t| {
+                (
+                    t.get("Key").unwrap().to_string(),
+                    t.get("Value").unwrap().to_string(),
+                )
+            })
             .collect();
-        assert_eq!(tags, vec![("Name".into(), "web".into()), ("env".into(), "a b".into())]);
+        assert_eq!(
+            tags,
+            vec![("Name".into(), "web".into()), ("env".into(), "a b".into())]
+        );
     }
 
     #[test]
     fn require_and_typed_getters_report_aws_errors() {
-        let q = QueryParams::from_query("DryRun=maybe&MinCount=x&MaxCount=99999999999999999999&Ok=TRUE");
+        let q = QueryParams::from_query(
+            "DryRun=maybe&MinCount=x&MaxCount=99999999999999999999&Ok=TRUE",
+        );
         let e = q.require("ImageId").unwrap_err();
         assert_eq!(e.code, "MissingParameter");
         assert_eq!(e.message, "The request must contain the parameter ImageId");

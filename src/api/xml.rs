@@ -25,7 +25,8 @@ impl XmlWriter {
 
     /// `<?xml version="1.0" encoding="UTF-8"?>`, as EC2 starts its documents.
     pub fn declaration(&mut self) {
-        self.buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+        self.buf
+            .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     }
 
     /// `<name>…</name>` with `body` writing the children.
@@ -86,12 +87,13 @@ impl XmlWriter {
     }
 }
 
-/// Escapes text for element content. quick-xml escapes the five markup characters; characters
+/// Escapes text for element content. quick-xml's `partial_escape` escapes `<`, `>` and `&`, all
+/// element text needs (quotes stay literal, as in AWS's own messages: `The instance ID 'i-…'`); characters
 /// XML 1.0 cannot carry at all (most C0 controls, U+FFFE/U+FFFF) become U+FFFD so the document
 /// stays well-formed whatever a client sent, and CR is written as a reference so it survives
 /// the parser's line-end normalisation.
 fn push_escaped(buf: &mut String, text: &str) {
-    let escaped = quick_xml::escape::escape(text);
+    let escaped = quick_xml::escape::partial_escape(text);
     for c in escaped.chars() {
         match c {
             '\r' => buf.push_str("&#xD;"),
@@ -130,7 +132,10 @@ pub fn envelope(action: &str, request_id: &str, members: &str) -> String {
 pub fn success(action: &str, request_id: &str, members: &str) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(XML_CONTENT_TYPE),
+        )],
         envelope(action, request_id, members),
     )
         .into_response()
@@ -146,19 +151,24 @@ mod tests {
         w.field("value", "<a href=\"x\">&'</a>");
         assert_eq!(
             w.finish(),
-            "<value>&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;</value>"
+            "<value>&lt;a href=\"x\"&gt;&amp;'&lt;/a&gt;</value>"
         );
     }
 
     #[test]
     fn replaces_characters_xml_cannot_carry() {
-        assert_eq!(escape_text("a\u{0}b\u{1b}c\td\re"), "a\u{FFFD}b\u{FFFD}c\td&#xD;e");
+        assert_eq!(
+            escape_text("a\u{0}b\u{1b}c\td\re"),
+            "a\u{FFFD}b\u{FFFD}c\td&#xD;e"
+        );
     }
 
     #[test]
     fn lists_are_item_sets() {
         let mut w = XmlWriter::new();
-        w.set("instancesSet", ["i-1", "i-2"], |w, id| w.field("instanceId", id));
+        w.set("instancesSet", ["i-1", "i-2"], |w, id| {
+            w.field("instanceId", id)
+        });
         w.empty("groupSet");
         assert_eq!(
             w.finish(),
@@ -181,6 +191,9 @@ mod tests {
         let mut w = XmlWriter::new();
         w.opt_field::<&str>("ipAddress", None);
         w.opt_field("privateIpAddress", Some("172.17.0.2"));
-        assert_eq!(w.finish(), "<privateIpAddress>172.17.0.2</privateIpAddress>");
+        assert_eq!(
+            w.finish(),
+            "<privateIpAddress>172.17.0.2</privateIpAddress>"
+        );
     }
 }

@@ -174,8 +174,7 @@ impl App {
             handle,
             config.vm_manager,
         ));
-        // TEMPORARY until api::router lands.
-        let router = api::introspect::routes().with_state(ApiState {
+        let router = api::router(ApiState {
             store: store.clone(),
             vm_manager: config.vm_manager,
             introspection: report,

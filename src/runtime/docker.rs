@@ -1,21 +1,24 @@
 //! The Docker implementation of [`ContainerRuntime`], via bollard; no bollard type leaves this file.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::container::{
-    Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    Config, CreateContainerOptions, DownloadFromContainerOptions, InspectContainerOptions,
+    ListContainersOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use bollard::errors::Error as BollardError;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::image::{CommitContainerOptions, ListImagesOptions};
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary, EndpointSettings, EventMessage,
-    EventMessageTypeEnum, HostConfig, PortBinding, PortMap, PortTypeEnum, RestartPolicy,
-    RestartPolicyNameEnum,
+    EventMessageTypeEnum, HostConfig, PortBinding, PortMap, PortTypeEnum, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::system::EventsOptions;
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
@@ -25,10 +28,11 @@ use tracing::{debug, info, warn};
 
 use super::labels;
 use super::{
-    AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ObservedContainer,
-    Protocol, PublishedPort, RuntimeError, RuntimeEvent, RuntimeResult,
+    AmiImage, ContainerFile, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo,
+    ExecOutput, ImageCommand, ObservedContainer, Protocol, PublishedPort, RuntimeError,
+    RuntimeEvent, RuntimeResult,
 };
-use crate::model::{ImageId, InstanceId, AMI_REPOSITORY_PREFIX, CONTAINER_NAME_PREFIX};
+use crate::model::{ImageId, InstanceId, Timestamp, AMI_REPOSITORY_PREFIX, CONTAINER_NAME_PREFIX};
 
 /// Where the engine listens when neither the caller nor `DOCKER_HOST` says otherwise.
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -43,6 +47,14 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Extra time on top of the stop grace period for the engine to kill and reap the container.
 const STOP_TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long `exec` waits for its command; a command still running then is reported with no exit
+/// code (it cannot be killed through the API, only left behind).
+const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `exec` keeps at most this much output; the rest is read and dropped so the command never
+/// blocks on a full pipe.
+const EXEC_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// First and largest delay between event-stream resubscriptions.
 const EVENTS_FIRST_DELAY: Duration = Duration::from_millis(250);
@@ -202,6 +214,111 @@ impl DockerRuntime {
             .start_container(container_id, None::<StartContainerOptions<String>>)
             .await
             .map_err(|e| map_error("start container", e))
+    }
+
+    /// Copies the files into a created container, then starts it. On failure the container is
+    /// removed (no half-made instance), unless the engine is unreachable: then it cannot be
+    /// removed either, and the next attempt adopts it through the name conflict.
+    async fn upload_and_start(
+        &self,
+        docker: &Docker,
+        name: &str,
+        id: &str,
+        files: &FilePlan<'_>,
+    ) -> RuntimeResult<()> {
+        let result = async {
+            self.upload_files(docker, id, files).await?;
+            self.start_with(docker, id).await
+        }
+        .await;
+        if let Err(e) = &result {
+            if !matches!(e, RuntimeError::Unavailable(_)) {
+                let removed = docker
+                    .remove_container(
+                        id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            v: true,
+                            link: false,
+                        }),
+                    )
+                    .await;
+                match removed {
+                    Ok(()) => {
+                        debug!(container = %name, %id, error = %e, "removed container that failed to start")
+                    }
+                    Err(re) => {
+                        warn!(container = %name, %id, error = %re, "could not remove container that failed to start")
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Puts the files into the container as one tar archive extracted at `/`, with explicit
+    /// entries (root, 0755) for the parent directories the image lacks.
+    async fn upload_files(
+        &self,
+        docker: &Docker,
+        id: &str,
+        files: &FilePlan<'_>,
+    ) -> RuntimeResult<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let missing = self.missing_dirs(docker, id, files).await?;
+        let archive = files
+            .archive(&missing, time::OffsetDateTime::now_utc().unix_timestamp())
+            .map_err(|e| RuntimeError::Failed(format!("build file archive: {e}")))?;
+        debug!(%id, files = files.len(), created_dirs = missing.len(), bytes = archive.len(), "uploading files");
+        docker
+            .upload_to_container(
+                id,
+                Some(UploadToContainerOptions {
+                    path: "/",
+                    // Never replace a directory of the image with one of our files, or back.
+                    no_overwrite_dir_non_dir: "true",
+                }),
+                archive.into(),
+            )
+            .await
+            .map_err(|e| map_error("upload files", e))
+    }
+
+    /// The parent directories of the files that do not exist in the container yet.
+    ///
+    /// An archive entry for an existing directory would reset its mode and owner (`/tmp` losing
+    /// its sticky bit, `/root` becoming 0755) and fails outright where the image has a symlink
+    /// (`/var/run`, merged `/usr`), so only missing ones get entries. Each file's parents are
+    /// checked deepest first: once one exists, so do all above it.
+    async fn missing_dirs(
+        &self,
+        docker: &Docker,
+        id: &str,
+        files: &FilePlan<'_>,
+    ) -> RuntimeResult<BTreeSet<String>> {
+        let mut exists: HashMap<String, bool> = HashMap::new();
+        for parents in files.parents_deepest_first() {
+            for dir in parents {
+                if let Some(&known) = exists.get(&dir) {
+                    if known {
+                        break;
+                    }
+                    continue;
+                }
+                let found = path_exists(docker, id, &format!("/{dir}")).await?;
+                exists.insert(dir, found);
+                if found {
+                    break;
+                }
+            }
+        }
+        Ok(exists
+            .into_iter()
+            .filter(|(_, found)| !found)
+            .map(|(dir, _)| dir)
+            .collect())
     }
 
     /// Subscribes to container and image events. Container events are filtered by our label in
@@ -386,15 +503,239 @@ fn ports_from_map(map: Option<&PortMap>) -> Vec<PublishedPort> {
     out
 }
 
-/// The address on the first network (by name, so the answer is stable across calls).
-fn first_network_ip(networks: Option<&HashMap<String, EndpointSettings>>) -> Option<String> {
+/// The container's address: the legacy top-level field (set on the default bridge), else the
+/// network it was created on (`--network`), else the first network by name (stable across calls).
+fn container_ip(
+    default_ip: Option<&str>,
+    networks: Option<&HashMap<String, EndpointSettings>>,
+    network_mode: Option<&str>,
+) -> Option<String> {
+    if let Some(ip) = default_ip.filter(|ip| !ip.is_empty()) {
+        return Some(ip.to_string());
+    }
     let networks = networks?;
+    let ip_on = |name: &str| {
+        networks
+            .get(name)
+            .and_then(|n| n.ip_address.clone())
+            .filter(|ip| !ip.is_empty())
+    };
+    if let Some(ip) = network_mode.and_then(ip_on) {
+        return Some(ip);
+    }
     let mut names: Vec<&String> = networks.keys().collect();
     names.sort();
-    names
-        .into_iter()
-        .filter_map(|n| networks[n].ip_address.clone())
-        .find(|ip| !ip.is_empty())
+    names.into_iter().find_map(|n| ip_on(n))
+}
+
+/// Reads the engine's `StartedAt`/`FinishedAt` (RFC 3339 with nanoseconds). Docker writes Go's
+/// zero time, `0001-01-01T00:00:00Z`, for "never"; that and unreadable values are `None`.
+/// Truncated to milliseconds like every other ec2d timestamp.
+fn engine_time(s: Option<&str>) -> Option<Timestamp> {
+    let t = time::OffsetDateTime::parse(s?, &time::format_description::well_known::Rfc3339)
+        .ok()?
+        .to_offset(time::UtcOffset::UTC);
+    if t.year() <= 1 {
+        return None;
+    }
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .ok()
+}
+
+/// Whether `path` exists in the container. bollard has no stat call, so this asks for the path
+/// as an archive and reads only the first chunk; dropping the stream ends the transfer.
+async fn path_exists(docker: &Docker, id: &str, path: &str) -> RuntimeResult<bool> {
+    let mut archive = std::pin::pin!(
+        docker.download_from_container(id, Some(DownloadFromContainerOptions { path }))
+    );
+    match archive.next().await {
+        Some(Ok(_)) | None => Ok(true),
+        Some(Err(e)) => match map_error("stat path in container", e) {
+            RuntimeError::NotFound(_) => Ok(false),
+            other => Err(other),
+        },
+    }
+}
+
+/// The files of a spec, checked and keyed by their path relative to `/`.
+struct FilePlan<'a> {
+    /// Relative path (`root/.ssh/authorized_keys`) to file; a repeated path keeps the last.
+    files: BTreeMap<String, &'a ContainerFile>,
+}
+
+impl<'a> FilePlan<'a> {
+    fn new(files: &'a [ContainerFile]) -> RuntimeResult<Self> {
+        let mut plan = BTreeMap::new();
+        for f in files {
+            let bad =
+                |why: &str| RuntimeError::Failed(format!("container file path {:?} {why}", f.path));
+            let Some(rest) = f.path.strip_prefix('/') else {
+                return Err(bad("is not absolute"));
+            };
+            if f.path.contains('\0') {
+                return Err(bad("contains a NUL byte"));
+            }
+            let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+            if parts.is_empty() {
+                return Err(bad("names no file"));
+            }
+            if parts.iter().any(|p| *p == "." || *p == "..") {
+                return Err(bad("has . or .. in it"));
+            }
+            plan.insert(parts.join("/"), f);
+        }
+        let plan = Self { files: plan };
+        for parents in plan.parents_deepest_first() {
+            if let Some(dir) = parents.iter().find(|d| plan.files.contains_key(*d)) {
+                return Err(RuntimeError::Failed(format!(
+                    "container file /{dir} is also the parent directory of another file"
+                )));
+            }
+        }
+        Ok(plan)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// For each file, its parent directories (relative, `/` excluded), deepest first.
+    fn parents_deepest_first(&self) -> Vec<Vec<String>> {
+        self.files
+            .keys()
+            .map(|path| {
+                let mut parents = Vec::new();
+                let mut p = path.as_str();
+                while let Some((parent, _)) = p.rsplit_once('/') {
+                    parents.push(parent.to_string());
+                    p = parent;
+                }
+                parents
+            })
+            .collect()
+    }
+
+    /// One tar archive: entries for the `missing_dirs` (parents first), then the files; all
+    /// owned by root, modified at `mtime`.
+    fn archive(&self, missing_dirs: &BTreeSet<String>, mtime: i64) -> io::Result<Vec<u8>> {
+        let mtime = u64::try_from(mtime).unwrap_or(0);
+        let mut tar = tar::Builder::new(Vec::new());
+        // A set sorts every directory before its children: a prefix sorts before its extensions.
+        for dir in missing_dirs {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(mtime);
+            h.set_size(0);
+            tar.append_data(&mut h, dir, io::empty())?;
+        }
+        for (path, f) in &self.files {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(f.mode & 0o7777);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(mtime);
+            h.set_size(f.contents.len() as u64);
+            tar.append_data(&mut h, path, f.contents.as_slice())?;
+        }
+        tar.into_inner()
+    }
+}
+
+/// The engine's create request for a spec: ec2d's settings with `EC2_DOCKER_FLAGS` on top.
+fn container_config(spec: &ContainerSpec, instance_id: &InstanceId) -> Config<String> {
+    let flags = &spec.flags;
+    // Later inserts win: the operator's flag labels, then the spec's, then the owner labels,
+    // which must never be overridden or the container would be lost to ec2d.
+    let mut labels_map: HashMap<String, String> = flags.labels.clone().into_iter().collect();
+    labels_map.extend(spec.labels.clone());
+    labels_map.insert(labels::INSTANCE_ID.to_string(), instance_id.to_string());
+    labels_map.insert(labels::MANAGED.to_string(), "true".to_string());
+
+    let mut exposed_ports: HashMap<String, HashMap<(), ()>> = HashMap::new();
+    let mut port_bindings: PortMap = HashMap::new();
+    let requested = spec
+        .ports
+        .iter()
+        .map(|p| (p.container_port, p.protocol, "127.0.0.1", p.host_port));
+    let published = flags.publish.iter().map(|p| {
+        (
+            p.container_port,
+            p.protocol,
+            p.host_ip.as_str(),
+            p.host_port,
+        )
+    });
+    for (container_port, protocol, host_ip, host_port) in requested.chain(published) {
+        let key = format!("{container_port}/{}", protocol.as_str());
+        exposed_ports.insert(key.clone(), HashMap::new());
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(host_ip.to_string()),
+                // "" asks the engine for a free port.
+                host_port: Some(host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
+    }
+
+    let env: Vec<String> = spec.env.iter().chain(&flags.env).cloned().collect();
+    let binds: Vec<String> = spec.binds.iter().chain(&flags.volumes).cloned().collect();
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let ulimits: Vec<ResourcesUlimits> = flags
+        .ulimits
+        .iter()
+        .map(|u| ResourcesUlimits {
+            name: Some(u.name.clone()),
+            soft: Some(u.soft),
+            hard: Some(u.hard),
+        })
+        .collect();
+
+    Config {
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        cmd: spec.cmd.clone(),
+        env: Some(env),
+        labels: Some(labels_map),
+        hostname: spec.hostname.clone(),
+        user: flags.user.clone(),
+        exposed_ports: Some(exposed_ports),
+        tty: Some(false),
+        open_stdin: Some(false),
+        stdin_once: Some(false),
+        attach_stdin: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        host_config: Some(HostConfig {
+            init: Some(spec.init),
+            binds: non_empty(&binds),
+            port_bindings: Some(port_bindings),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            privileged: Some(flags.privileged),
+            extra_hosts: non_empty(&flags.add_hosts),
+            network_mode: flags.network.clone(),
+            dns: non_empty(&flags.dns),
+            nano_cpus: flags.nano_cpus,
+            memory: flags.memory_bytes,
+            ulimits: (!ulimits.is_empty()).then_some(ulimits),
+            cap_add: non_empty(&flags.cap_add),
+            tmpfs: (!flags.tmpfs.is_empty()).then(|| flags.tmpfs.clone().into_iter().collect()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// The summary has no exit code field; its status reads "Exited (137) 5 seconds ago".
@@ -439,6 +780,8 @@ fn observed_from_summary(c: ContainerSummary) -> Option<ObservedContainer> {
     ports.sort();
     ports.dedup();
     Some(ObservedContainer {
+        // The list answer carries no start or finish times; only inspect has them, and one
+        // inspect per container would make every resync cost N requests.
         started_at: None,
         finished_at: None,
         id: c.id.unwrap_or_default(),
@@ -450,10 +793,14 @@ fn observed_from_summary(c: ContainerSummary) -> Option<ObservedContainer> {
         instance_id,
         state,
         exit_code,
-        ip_address: first_network_ip(
+        ip_address: container_ip(
+            None,
             c.network_settings
                 .as_ref()
                 .and_then(|n| n.networks.as_ref()),
+            c.host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.as_deref()),
         ),
         image: c.image.unwrap_or_default(),
         ports,
@@ -477,10 +824,15 @@ fn observed_from_inspect(
         None
     };
     let net = c.network_settings.as_ref();
-    let ip_address = net
-        .and_then(|n| n.ip_address.clone())
-        .filter(|ip| !ip.is_empty())
-        .or_else(|| first_network_ip(net.and_then(|n| n.networks.as_ref())));
+    let ip_address = container_ip(
+        net.and_then(|n| n.ip_address.as_deref()),
+        net.and_then(|n| n.networks.as_ref()),
+        c.host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.as_deref()),
+    );
+    let started_at = engine_time(c.state.as_ref().and_then(|s| s.started_at.as_deref()));
+    let finished_at = engine_time(c.state.as_ref().and_then(|s| s.finished_at.as_deref()));
     let (labels, image) = match c.config {
         Some(cfg) => (
             cfg.labels.unwrap_or_default().into_iter().collect(),
@@ -489,8 +841,8 @@ fn observed_from_inspect(
         None => (BTreeMap::new(), String::new()),
     };
     ObservedContainer {
-        started_at: None,
-        finished_at: None,
+        started_at,
+        finished_at,
         id: c.id.unwrap_or_default(),
         name: c
             .name
@@ -746,7 +1098,7 @@ impl ContainerRuntime for DockerRuntime {
         self.inspect_owned(&docker, &name, instance_id).await
     }
 
-    #[tracing::instrument(skip(self, spec), level = "debug", fields(name = %spec.name, image = %spec.image))]
+    #[tracing::instrument(skip(self, spec), level = "debug", fields(name = %spec.name, image = %spec.image, files = spec.files.len()))]
     async fn create_and_start(&self, spec: &ContainerSpec) -> RuntimeResult<String> {
         // Never create a container without an owner: it would be invisible to ec2d forever.
         let instance_id = match &spec.instance_id {
@@ -767,62 +1119,17 @@ impl ContainerRuntime for DockerRuntime {
         } else {
             spec.name.clone()
         };
+        // Bad file paths are the caller's bug: refuse before anything exists in the engine.
+        let files = FilePlan::new(&spec.files)?;
         let docker = self.docker().await?;
-
-        let mut labels_map: HashMap<String, String> = spec.labels.clone().into_iter().collect();
-        labels_map.insert(labels::INSTANCE_ID.to_string(), instance_id.to_string());
-        labels_map.insert(labels::MANAGED.to_string(), "true".to_string());
-
-        let mut exposed_ports: HashMap<String, HashMap<(), ()>> = HashMap::new();
-        let mut port_bindings: PortMap = HashMap::new();
-        for p in &spec.ports {
-            let key = format!("{}/{}", p.container_port, p.protocol.as_str());
-            exposed_ports.insert(key.clone(), HashMap::new());
-            port_bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: Some("127.0.0.1".to_string()),
-                    // "" asks the engine for a free port.
-                    host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
-                });
-        }
-
-        let config = Config::<String> {
-            image: Some(spec.image.clone()),
-            entrypoint: spec.entrypoint.clone(),
-            cmd: spec.cmd.clone(),
-            env: Some(spec.env.clone()),
-            labels: Some(labels_map),
-            hostname: spec.hostname.clone(),
-            exposed_ports: Some(exposed_ports),
-            tty: Some(false),
-            open_stdin: Some(false),
-            stdin_once: Some(false),
-            attach_stdin: Some(false),
-            attach_stdout: Some(false),
-            attach_stderr: Some(false),
-            host_config: Some(HostConfig {
-                init: Some(spec.init),
-                binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
-                port_bindings: Some(port_bindings),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::NO),
-                    maximum_retry_count: None,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
 
         let created = docker
             .create_container(
                 Some(CreateContainerOptions {
                     name: name.clone(),
-                    platform: None,
+                    platform: spec.flags.platform.clone(),
                 }),
-                config,
+                container_config(spec, &instance_id),
             )
             .await;
         let id = match created {
@@ -842,11 +1149,18 @@ impl ContainerRuntime for DockerRuntime {
                         // Removed since; the next attempt will create it.
                         return Err(RuntimeError::Conflict(msg));
                     };
-                    if matches!(
-                        existing.state,
-                        ContainerState::Created | ContainerState::Exited | ContainerState::Dead
-                    ) {
-                        self.start_with(&docker, &existing.id).await?;
+                    match existing.state {
+                        // Never started: we may have crashed before (or while) copying the
+                        // files in, so copy them again; it overwrites the same paths.
+                        ContainerState::Created => {
+                            self.upload_and_start(&docker, &name, &existing.id, &files)
+                                .await?
+                        }
+                        // It ran, so its files were copied before its first start.
+                        ContainerState::Exited | ContainerState::Dead => {
+                            self.start_with(&docker, &existing.id).await?
+                        }
+                        _ => {}
                     }
                     info!(container = %name, id = %existing.id, "adopted existing container");
                     return Ok(existing.id);
@@ -857,26 +1171,7 @@ impl ContainerRuntime for DockerRuntime {
             },
         };
 
-        if let Err(e) = self.start_with(&docker, &id).await {
-            // No half-made orphans, unless the engine is unreachable: then we cannot remove it
-            // either, and the next attempt adopts it via the name conflict above.
-            if !matches!(e, RuntimeError::Unavailable(_)) {
-                let removed = docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            v: true,
-                            link: false,
-                        }),
-                    )
-                    .await;
-                if let Err(re) = removed {
-                    warn!(container = %name, %id, error = %re, "could not remove container that failed to start");
-                }
-            }
-            return Err(e);
-        }
+        self.upload_and_start(&docker, &name, &id, &files).await?;
         debug!(container = %name, %id, "container created and started");
         Ok(id)
     }
@@ -1036,6 +1331,107 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    #[tracing::instrument(skip(self, cmd), level = "debug", fields(cmd = ?cmd.first()))]
+    async fn exec(&self, container_id: &str, cmd: Vec<String>) -> RuntimeResult<ExecOutput> {
+        if cmd.is_empty() {
+            return Err(RuntimeError::Failed("exec: empty command".into()));
+        }
+        let deadline = tokio::time::Instant::now() + EXEC_TIMEOUT;
+        // The attached stream lives as long as the command: the client must outwait our deadline.
+        let docker = self
+            .docker()
+            .await?
+            .with_timeout(EXEC_TIMEOUT + STOP_TIMEOUT_MARGIN);
+        let created = docker
+            .create_exec(
+                container_id,
+                CreateExecOptions::<String> {
+                    cmd: Some(cmd),
+                    attach_stdin: Some(false),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    // Numeric, so images without /etc/passwd work; overrides any `--user` flag.
+                    user: Some("0".to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| map_error("create exec", e))?;
+        let started = docker
+            .start_exec(&created.id, None::<StartExecOptions>)
+            .await
+            .map_err(|e| map_error("start exec", e))?;
+
+        let mut output = Vec::new();
+        let mut dropped = 0usize;
+        let mut finished_output = true;
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = started
+        {
+            loop {
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Err(_) => {
+                        finished_output = false;
+                        break;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Ok(chunk))) => {
+                        let bytes = chunk.into_bytes();
+                        let room = EXEC_OUTPUT_LIMIT.saturating_sub(output.len());
+                        output.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                        dropped += bytes.len().saturating_sub(room);
+                    }
+                    Ok(Some(Err(e))) => return Err(map_error("exec output", e)),
+                }
+            }
+        }
+        if dropped > 0 {
+            debug!(%container_id, dropped, "exec output cut at the limit");
+        }
+
+        // The stream ends when the command's stdio closes; its exit code may land a moment later.
+        let mut pause = Duration::from_millis(5);
+        let exit_code = loop {
+            let info = docker
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| map_error("inspect exec", e))?;
+            if info.running != Some(true) {
+                break info.exit_code;
+            }
+            if !finished_output || tokio::time::Instant::now() >= deadline {
+                warn!(%container_id, exec_id = %created.id, timeout_s = EXEC_TIMEOUT.as_secs(), "exec still running at the deadline; leaving it");
+                break None;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        };
+        Ok(ExecOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&output).into_owned(),
+        })
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn image_command(&self, reference: &str) -> RuntimeResult<Option<ImageCommand>> {
+        let docker = self.docker().await?;
+        match docker.inspect_image(reference).await {
+            Ok(image) => {
+                let config = image.config.unwrap_or_default();
+                Ok(Some(ImageCommand {
+                    entrypoint: config.entrypoint.unwrap_or_default(),
+                    cmd: config.cmd.unwrap_or_default(),
+                }))
+            }
+            Err(e) => match map_error("inspect image", e) {
+                RuntimeError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {
         let state = EventsState {
             runtime: self.clone(),
@@ -1148,6 +1544,240 @@ mod tests {
         assert_eq!(parse_port_key("22/tcp"), Some((22, Protocol::Tcp)));
         assert_eq!(parse_port_key("53/udp"), Some((53, Protocol::Udp)));
         assert_eq!(parse_port_key("9/sctp"), None);
+    }
+
+    #[test]
+    fn engine_times_parse_and_zero_time_is_none() {
+        let t = engine_time(Some("2024-05-07T21:09:36.123456789Z")).unwrap();
+        assert_eq!(
+            crate::model::format_timestamp(t),
+            "2024-05-07T21:09:36.123Z"
+        );
+        assert_eq!(t.nanosecond(), 123_000_000);
+        let t = engine_time(Some("2024-05-07T23:09:36.5+02:00")).unwrap();
+        assert_eq!(t.offset(), time::UtcOffset::UTC);
+        assert_eq!(t.hour(), 21);
+        assert_eq!(engine_time(Some("0001-01-01T00:00:00Z")), None);
+        assert_eq!(engine_time(Some("")), None);
+        assert_eq!(engine_time(Some("yesterday")), None);
+        assert_eq!(engine_time(None), None);
+    }
+
+    #[test]
+    fn container_ip_prefers_the_default_then_the_chosen_network() {
+        let endpoint = |ip: &str| EndpointSettings {
+            ip_address: Some(ip.to_string()),
+            ..Default::default()
+        };
+        let nets = HashMap::from([
+            ("aaa".to_string(), endpoint("10.1.0.2")),
+            ("mynet".to_string(), endpoint("10.2.0.2")),
+            ("empty".to_string(), endpoint("")),
+        ]);
+        assert_eq!(
+            container_ip(Some("172.17.0.2"), Some(&nets), Some("mynet")).as_deref(),
+            Some("172.17.0.2")
+        );
+        assert_eq!(
+            container_ip(Some(""), Some(&nets), Some("mynet")).as_deref(),
+            Some("10.2.0.2")
+        );
+        // "default" (the bridge) is not a key in Networks: fall back to the first by name.
+        assert_eq!(
+            container_ip(None, Some(&nets), Some("default")).as_deref(),
+            Some("10.1.0.2")
+        );
+        assert_eq!(
+            container_ip(None, Some(&nets), Some("empty")).as_deref(),
+            Some("10.1.0.2")
+        );
+        assert_eq!(container_ip(None, None, Some("mynet")), None);
+        assert_eq!(container_ip(None, Some(&HashMap::new()), None), None);
+    }
+
+    fn cfile(path: &str, mode: u32, contents: &str) -> ContainerFile {
+        ContainerFile {
+            path: path.into(),
+            mode,
+            contents: contents.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn file_plans_check_paths() {
+        let ok = |paths: &[&str]| {
+            let files: Vec<ContainerFile> = paths.iter().map(|p| cfile(p, 0o644, "")).collect();
+            FilePlan::new(&files).map(|p| p.files.keys().cloned().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            ok(&["//root//.ssh/k", "/a"]).unwrap(),
+            vec!["a", "root/.ssh/k"]
+        );
+        assert!(ok(&[]).unwrap().is_empty());
+        for bad in ["rel", "", "/", "//", "/a/../b", "/a/./b", "/a\0b"] {
+            assert!(
+                matches!(ok(&[bad]), Err(RuntimeError::Failed(_))),
+                "{bad:?}"
+            );
+        }
+        // A file cannot also be a directory holding another file.
+        let e = ok(&["/a/b", "/a/b/c"]).unwrap_err();
+        assert!(e.to_string().contains("/a/b is also the parent"), "{e}");
+    }
+
+    #[test]
+    fn parents_are_listed_deepest_first() {
+        let files = [cfile("/a/b/c/f", 0o600, ""), cfile("/top", 0o600, "")];
+        let plan = FilePlan::new(&files).unwrap();
+        assert_eq!(
+            plan.parents_deepest_first(),
+            vec![vec!["a/b/c", "a/b", "a"], vec![]]
+        );
+    }
+
+    #[test]
+    fn the_archive_holds_missing_dirs_then_files_owned_by_root() {
+        let long = format!("/opt/{}/z", "d".repeat(150));
+        let files = [
+            cfile("/root/.ssh/authorized_keys", 0o600, "key\n"),
+            cfile("/var/lib/x/y.txt", 0o100644, "hello"),
+            cfile(&long, 0o4755, "l"),
+        ];
+        let plan = FilePlan::new(&files).unwrap();
+        let missing: BTreeSet<String> = ["var/lib/x", "root/.ssh", "var/lib"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let bytes = plan.archive(&missing, 1_700_000_000).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let h = entry.header().clone();
+            let mut body = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut body).unwrap();
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+            assert_eq!(h.mtime().unwrap(), 1_700_000_000);
+            seen.push((
+                entry.path().unwrap().display().to_string(),
+                h.entry_type().is_dir(),
+                h.mode().unwrap(),
+                body,
+            ));
+        }
+        let want: Vec<(String, bool, u32, String)> = vec![
+            ("root/.ssh".into(), true, 0o755, "".into()),
+            ("var/lib".into(), true, 0o755, "".into()),
+            ("var/lib/x".into(), true, 0o755, "".into()),
+            (long[1..].to_string(), false, 0o4755, "l".into()),
+            (
+                "root/.ssh/authorized_keys".into(),
+                false,
+                0o600,
+                "key\n".into(),
+            ),
+            // Only permission bits are kept.
+            ("var/lib/x/y.txt".into(), false, 0o644, "hello".into()),
+        ];
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn the_create_request_merges_flags_under_our_settings() {
+        let id = InstanceId::generate();
+        let spec = ContainerSpec {
+            name: format!("{CONTAINER_NAME_PREFIX}{id}"),
+            instance_id: Some(id.clone()),
+            image: "img".into(),
+            env: vec!["A=spec".into()],
+            labels: BTreeMap::from([("shared".to_string(), "spec".to_string())]),
+            binds: vec!["/h:/c".into()],
+            ports: vec![super::super::PortRequest {
+                container_port: 22,
+                protocol: Protocol::Tcp,
+                host_port: None,
+            }],
+            flags: crate::runtime::DockerFlags::parse_with_env(
+                &format!(
+                    "-e A=flag -e B=2 -v /f:/g -p 0.0.0.0:8022:22 -p 53/udp --label shared=flag \
+                     --label {}=i-0000000000000dead --label {}=false --label extra=1 \
+                     --privileged --add-host h:1.2.3.4 --network n --dns 9.9.9.9 --cpus 2 \
+                     -m 1g -u 7 --ulimit nofile=1:2 --cap-add NET_ADMIN --tmpfs /t:size=1m",
+                    labels::INSTANCE_ID,
+                    labels::MANAGED
+                ),
+                |_| None,
+            )
+            .unwrap(),
+            ..Default::default()
+        };
+        let c = container_config(&spec, &id);
+        assert_eq!(c.env.unwrap(), vec!["A=spec", "A=flag", "B=2"]);
+        let l = c.labels.unwrap();
+        assert_eq!(l[labels::INSTANCE_ID], id.as_str());
+        assert_eq!(l[labels::MANAGED], "true");
+        assert_eq!(l["shared"], "spec");
+        assert_eq!(l["extra"], "1");
+        let exposed: BTreeSet<String> = c.exposed_ports.unwrap().into_keys().collect();
+        assert_eq!(
+            exposed,
+            BTreeSet::from(["22/tcp".to_string(), "53/udp".to_string()])
+        );
+        assert_eq!(c.user.as_deref(), Some("7"));
+        let h = c.host_config.unwrap();
+        assert_eq!(h.binds.unwrap(), vec!["/h:/c", "/f:/g"]);
+        let pb = h.port_bindings.unwrap();
+        let b22: Vec<(String, String)> = pb["22/tcp"]
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.host_ip.unwrap(), b.host_port.unwrap()))
+            .collect();
+        assert_eq!(
+            b22,
+            vec![
+                ("127.0.0.1".to_string(), String::new()),
+                ("0.0.0.0".to_string(), "8022".to_string())
+            ]
+        );
+        assert_eq!(
+            pb["53/udp"].clone().unwrap()[0].host_ip.as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(h.privileged, Some(true));
+        assert_eq!(h.extra_hosts.unwrap(), vec!["h:1.2.3.4"]);
+        assert_eq!(h.network_mode.as_deref(), Some("n"));
+        assert_eq!(h.dns.unwrap(), vec!["9.9.9.9"]);
+        assert_eq!(h.nano_cpus, Some(2_000_000_000));
+        assert_eq!(h.memory, Some(1 << 30));
+        let u = &h.ulimits.unwrap()[0];
+        assert_eq!(
+            (u.name.as_deref(), u.soft, u.hard),
+            (Some("nofile"), Some(1), Some(2))
+        );
+        assert_eq!(h.cap_add.unwrap(), vec!["NET_ADMIN"]);
+        assert_eq!(h.tmpfs.unwrap()["/t"], "size=1m");
+        assert_eq!(h.init, Some(false));
+    }
+
+    #[test]
+    fn without_flags_the_create_request_sets_nothing_extra() {
+        let id = InstanceId::generate();
+        let spec = ContainerSpec {
+            instance_id: Some(id.clone()),
+            image: "img".into(),
+            ..Default::default()
+        };
+        let c = container_config(&spec, &id);
+        assert_eq!(c.user, None);
+        let h = c.host_config.unwrap();
+        assert_eq!(h.privileged, Some(false));
+        assert_eq!(
+            (h.binds, h.extra_hosts, h.network_mode, h.dns),
+            (None, None, None, None)
+        );
+        assert_eq!((h.nano_cpus, h.memory), (None, None));
+        assert!(h.ulimits.is_none() && h.cap_add.is_none() && h.tmpfs.is_none());
     }
 
     #[test]

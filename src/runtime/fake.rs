@@ -10,10 +10,10 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{
-    labels, AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ObservedContainer,
-    PublishedPort, RuntimeError, RuntimeEvent, RuntimeResult,
+    labels, AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
+    ImageCommand, ObservedContainer, PublishedPort, RuntimeError, RuntimeEvent, RuntimeResult,
 };
-use crate::model::{ImageId, InstanceId, AMI_REPOSITORY_PREFIX};
+use crate::model::{ImageId, InstanceId, Timestamp, AMI_REPOSITORY_PREFIX};
 
 /// The operations the fake records and can be told to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +42,10 @@ pub enum Op {
     ListAmis,
     /// `image_exists`.
     ImageExists,
+    /// `exec`.
+    Exec,
+    /// `image_command`.
+    ImageCommand,
 }
 
 /// One recorded call: the operation and its main argument (container name or id, image).
@@ -61,6 +65,8 @@ struct FakeContainer {
     exit_code: Option<i64>,
     ip: String,
     ports: Vec<PublishedPort>,
+    started_at: Option<Timestamp>,
+    finished_at: Option<Timestamp>,
 }
 
 #[derive(Default)]
@@ -72,6 +78,12 @@ struct Inner {
     next_id: u64,
     next_port: u16,
     down: bool,
+    /// Every `exec` so far: container id and command.
+    execs: Vec<(String, Vec<String>)>,
+    /// What `exec` answers; `None` means exit 0 with no output.
+    exec_result: Option<ExecOutput>,
+    /// Per-image commands set by tests; other known images run `/bin/sh`.
+    image_commands: HashMap<String, ImageCommand>,
 }
 
 /// The fake runtime. Cloning shares the same world.
@@ -123,13 +135,17 @@ impl FakeRuntime {
         let id = format!("sha256:{:064x}", inner.next_id);
         inner.images.insert(reference.to_string(), id);
         drop(inner);
-        self.emit(RuntimeEvent::Image { action: "tag".into() });
+        self.emit(RuntimeEvent::Image {
+            action: "tag".into(),
+        });
     }
 
     /// Removes an image, as `docker rmi` would.
     pub fn remove_image(&self, reference: &str) {
         self.lock().images.remove(reference);
-        self.emit(RuntimeEvent::Image { action: "untag".into() });
+        self.emit(RuntimeEvent::Image {
+            action: "untag".into(),
+        });
     }
 
     /// Every call made so far, in order.
@@ -158,13 +174,19 @@ impl FakeRuntime {
     }
 
     /// Changes a container's state behind ec2d's back (drift), by instance id.
-    pub fn set_state_behind_back(&self, instance_id: &InstanceId, state: ContainerState, exit_code: Option<i64>) {
+    pub fn set_state_behind_back(
+        &self,
+        instance_id: &InstanceId,
+        state: ContainerState,
+        exit_code: Option<i64>,
+    ) {
         let mut inner = self.lock();
         if let Some(c) = inner
             .containers
             .values_mut()
             .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
         {
+            Self::stamp(c, state);
             c.state = state;
             c.exit_code = exit_code;
         }
@@ -200,6 +222,24 @@ impl FakeRuntime {
         self.lock().containers.len()
     }
 
+    /// Makes every later `exec` answer `output` (the default is exit 0 with no output).
+    pub fn set_exec_result(&self, output: ExecOutput) {
+        self.lock().exec_result = Some(output);
+    }
+
+    /// Every `exec` so far, in order: container id and command.
+    pub fn execs(&self) -> Vec<(String, Vec<String>)> {
+        self.lock().execs.clone()
+    }
+
+    /// Sets the entrypoint and command `image_command` reports for `reference`. Does not add
+    /// the image: `image_command` still answers `None` for an image that does not exist.
+    pub fn set_image_command(&self, reference: &str, command: ImageCommand) {
+        self.lock()
+            .image_commands
+            .insert(reference.to_string(), command);
+    }
+
     /// Records the call and returns the scripted failure, if any.
     fn enter(&self, op: Op, arg: &str) -> RuntimeResult<()> {
         let mut inner = self.lock();
@@ -233,19 +273,33 @@ impl FakeRuntime {
         }
     }
 
+    /// Records start and finish times for a move to `to`, as Docker does: `StartedAt` when the
+    /// main process starts, `FinishedAt` when it ends (both kept across later transitions).
+    fn stamp(c: &mut FakeContainer, to: ContainerState) {
+        use ContainerState::*;
+        let was_alive = matches!(c.state, Running | Paused | Restarting);
+        if to == Running && !was_alive {
+            c.started_at = Some(crate::model::now());
+        }
+        if matches!(to, Exited | Dead) && was_alive {
+            c.finished_at = Some(crate::model::now());
+        }
+    }
+
     fn observe(c: &FakeContainer) -> Option<ObservedContainer> {
         let instance_id = c.spec.instance_id.clone()?;
         let mut labels = c.spec.labels.clone();
         labels.insert(labels::INSTANCE_ID.into(), instance_id.to_string());
         Some(ObservedContainer {
-            started_at: None,
-            finished_at: None,
+            started_at: c.started_at,
+            finished_at: c.finished_at,
             id: c.id.clone(),
             name: c.spec.name.clone(),
             instance_id,
             state: c.state,
             exit_code: c.exit_code,
-            ip_address: matches!(c.state, ContainerState::Running | ContainerState::Paused).then(|| c.ip.clone()),
+            ip_address: matches!(c.state, ContainerState::Running | ContainerState::Paused)
+                .then(|| c.ip.clone()),
             image: c.spec.image.clone(),
             ports: c.ports.clone(),
             labels,
@@ -273,6 +327,7 @@ impl FakeRuntime {
                 container.state.as_str()
             )));
         }
+        Self::stamp(container, to);
         container.state = to;
         if to == ContainerState::Exited {
             container.exit_code = Some(0);
@@ -295,10 +350,18 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn list_managed(&self) -> RuntimeResult<Vec<ObservedContainer>> {
         self.enter(Op::List, "")?;
-        Ok(self.lock().containers.values().filter_map(Self::observe).collect())
+        Ok(self
+            .lock()
+            .containers
+            .values()
+            .filter_map(Self::observe)
+            .collect())
     }
 
-    async fn inspect_instance(&self, instance_id: &InstanceId) -> RuntimeResult<Option<ObservedContainer>> {
+    async fn inspect_instance(
+        &self,
+        instance_id: &InstanceId,
+    ) -> RuntimeResult<Option<ObservedContainer>> {
         self.enter(Op::Inspect, instance_id.as_str())?;
         let name = format!("{}{}", crate::model::CONTAINER_NAME_PREFIX, instance_id);
         let inner = self.lock();
@@ -315,7 +378,10 @@ impl ContainerRuntime for FakeRuntime {
         self.enter(Op::Create, &spec.name)?;
         let mut inner = self.lock();
         if !self.accept_any_image && !inner.images.contains_key(&spec.image) {
-            return Err(RuntimeError::NotFound(format!("no such image: {}", spec.image)));
+            return Err(RuntimeError::NotFound(format!(
+                "no such image: {}",
+                spec.image
+            )));
         }
         if let Some(existing) = inner.containers.values().find(|c| c.spec.name == spec.name) {
             return Err(RuntimeError::Conflict(format!(
@@ -325,7 +391,11 @@ impl ContainerRuntime for FakeRuntime {
         }
         inner.next_id += 1;
         let id = format!("{:064x}", inner.next_id);
-        let ip = format!("172.17.{}.{}", (inner.next_id / 250) % 250, inner.next_id % 250 + 2);
+        let ip = format!(
+            "172.17.{}.{}",
+            (inner.next_id / 250) % 250,
+            inner.next_id % 250 + 2
+        );
         let mut ports = Vec::new();
         for request in &spec.ports {
             let host_port = match request.host_port {
@@ -349,6 +419,8 @@ impl ContainerRuntime for FakeRuntime {
             exit_code: None,
             ip,
             ports,
+            started_at: Some(crate::model::now()),
+            finished_at: None,
         };
         inner.containers.insert(id.clone(), container.clone());
         drop(inner);
@@ -358,7 +430,13 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn start(&self, container_id: &str) -> RuntimeResult<()> {
         use ContainerState::*;
-        self.transition(Op::Start, container_id, &[Created, Exited, Running], Running, "start")
+        self.transition(
+            Op::Start,
+            container_id,
+            &[Created, Exited, Running],
+            Running,
+            "start",
+        )
     }
 
     async fn pause(&self, container_id: &str) -> RuntimeResult<()> {
@@ -373,7 +451,13 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn stop(&self, container_id: &str, _grace: Duration) -> RuntimeResult<()> {
         use ContainerState::*;
-        self.transition(Op::Stop, container_id, &[Running, Paused, Exited, Created], Exited, "die")
+        self.transition(
+            Op::Stop,
+            container_id,
+            &[Running, Paused, Exited, Created],
+            Exited,
+            "die",
+        )
     }
 
     async fn remove(&self, container_id: &str) -> RuntimeResult<()> {
@@ -385,14 +469,26 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
-    async fn commit(&self, container_id: &str, repository: &str, tag: &str) -> RuntimeResult<String> {
+    async fn commit(
+        &self,
+        container_id: &str,
+        repository: &str,
+        tag: &str,
+    ) -> RuntimeResult<String> {
         self.enter(Op::Commit, container_id)?;
         if !self.lock().containers.contains_key(container_id) {
-            return Err(RuntimeError::NotFound(format!("no such container: {container_id}")));
+            return Err(RuntimeError::NotFound(format!(
+                "no such container: {container_id}"
+            )));
         }
         let reference = format!("{repository}:{tag}");
         self.add_image(&reference);
-        let id = self.lock().images.get(&reference).cloned().unwrap_or_default();
+        let id = self
+            .lock()
+            .images
+            .get(&reference)
+            .cloned()
+            .unwrap_or_default();
         Ok(id)
     }
 
@@ -431,10 +527,172 @@ impl ContainerRuntime for FakeRuntime {
         Ok(self.accept_any_image || self.lock().images.contains_key(reference))
     }
 
+    async fn exec(&self, container_id: &str, cmd: Vec<String>) -> RuntimeResult<ExecOutput> {
+        self.enter(Op::Exec, container_id)?;
+        let mut inner = self.lock();
+        // Docker's answers: 404 for a missing container, 409 for one that is not running.
+        let state = inner
+            .containers
+            .get(container_id)
+            .map(|c| c.state)
+            .ok_or_else(|| RuntimeError::NotFound(format!("no such container: {container_id}")))?;
+        if state != ContainerState::Running {
+            return Err(RuntimeError::Conflict(format!(
+                "container {container_id} is {}",
+                state.as_str()
+            )));
+        }
+        inner.execs.push((container_id.to_string(), cmd));
+        Ok(inner.exec_result.clone().unwrap_or(ExecOutput {
+            exit_code: Some(0),
+            output: String::new(),
+        }))
+    }
+
+    async fn image_command(&self, reference: &str) -> RuntimeResult<Option<ImageCommand>> {
+        self.enter(Op::ImageCommand, reference)?;
+        let inner = self.lock();
+        if !self.accept_any_image && !inner.images.contains_key(reference) {
+            return Ok(None);
+        }
+        Ok(Some(
+            inner
+                .image_commands
+                .get(reference)
+                .cloned()
+                .unwrap_or(ImageCommand {
+                    entrypoint: Vec::new(),
+                    cmd: vec!["/bin/sh".to_string()],
+                }),
+        ))
+    }
+
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {
         // A lagging subscriber missed events: say so, as the Docker stream does after a gap.
         BroadcastStream::new(self.events.subscribe())
             .map(|item| item.unwrap_or(RuntimeEvent::Resubscribed))
             .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(image: &str) -> ContainerSpec {
+        let id = InstanceId::generate();
+        ContainerSpec {
+            name: format!("{}{id}", crate::model::CONTAINER_NAME_PREFIX),
+            instance_id: Some(id),
+            image: image.into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn exec_answers_like_the_engine_and_is_recorded() {
+        let fake = FakeRuntime::new();
+        fake.add_image("img");
+        let id = fake.create_and_start(&spec("img")).await.unwrap();
+        let out = fake.exec(&id, vec!["env".into()]).await.unwrap();
+        assert_eq!(
+            out,
+            ExecOutput {
+                exit_code: Some(0),
+                output: String::new()
+            }
+        );
+        fake.set_exec_result(ExecOutput {
+            exit_code: Some(3),
+            output: "no".into(),
+        });
+        assert_eq!(
+            fake.exec(&id, vec!["false".into()])
+                .await
+                .unwrap()
+                .exit_code,
+            Some(3)
+        );
+        assert_eq!(
+            fake.execs(),
+            vec![
+                (id.clone(), vec!["env".to_string()]),
+                (id.clone(), vec!["false".to_string()])
+            ]
+        );
+        fake.pause(&id).await.unwrap();
+        assert!(matches!(
+            fake.exec(&id, vec!["x".into()]).await,
+            Err(RuntimeError::Conflict(_))
+        ));
+        assert!(matches!(
+            fake.exec("nope", vec!["x".into()]).await,
+            Err(RuntimeError::NotFound(_))
+        ));
+        assert_eq!(fake.ops().iter().filter(|op| **op == Op::Exec).count(), 4);
+    }
+
+    #[tokio::test]
+    async fn image_command_defaults_to_sh_for_known_images() {
+        let fake = FakeRuntime::new();
+        fake.add_image("img");
+        let sh = ImageCommand {
+            entrypoint: vec![],
+            cmd: vec!["/bin/sh".into()],
+        };
+        assert_eq!(fake.image_command("img").await.unwrap(), Some(sh.clone()));
+        assert_eq!(fake.image_command("other").await.unwrap(), None);
+        let custom = ImageCommand {
+            entrypoint: vec!["/init".into()],
+            cmd: vec![],
+        };
+        fake.set_image_command("img", custom.clone());
+        fake.set_image_command("other", custom.clone());
+        assert_eq!(fake.image_command("img").await.unwrap(), Some(custom));
+        assert_eq!(
+            fake.image_command("other").await.unwrap(),
+            None,
+            "still no such image"
+        );
+        assert_eq!(
+            FakeRuntime::mock().image_command("any").await.unwrap(),
+            Some(sh)
+        );
+    }
+
+    #[tokio::test]
+    async fn start_and_finish_times_follow_the_state() {
+        let fake = FakeRuntime::new();
+        fake.add_image("img");
+        let s = spec("img");
+        let instance = s.instance_id.clone().unwrap();
+        let id = fake.create_and_start(&s).await.unwrap();
+        let observed = || async { fake.inspect_instance(&instance).await.unwrap().unwrap() };
+        let c = observed().await;
+        let started = c.started_at.expect("started");
+        assert_eq!(c.finished_at, None);
+        fake.pause(&id).await.unwrap();
+        fake.unpause(&id).await.unwrap();
+        assert_eq!(
+            observed().await.started_at,
+            Some(started),
+            "unpause is no start"
+        );
+        fake.stop(&id, Duration::from_secs(1)).await.unwrap();
+        let finished = observed().await.finished_at.expect("finished");
+        assert!(finished >= started);
+        fake.stop(&id, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(
+            observed().await.finished_at,
+            Some(finished),
+            "stopping twice changes nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        fake.start(&id).await.unwrap();
+        let c = observed().await;
+        assert!(c.started_at.unwrap() > started);
+        assert_eq!(c.finished_at, Some(finished), "kept across a restart");
+        fake.set_state_behind_back(&instance, ContainerState::Exited, Some(137));
+        assert!(observed().await.finished_at.unwrap() >= finished);
     }
 }

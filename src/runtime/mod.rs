@@ -195,7 +195,8 @@ pub struct ObservedContainer {
     pub state: ContainerState,
     /// The main process' exit code once exited.
     pub exit_code: Option<i64>,
-    /// The address on its first network, when it has one.
+    /// Its address: the default bridge's, else the one on the `--network` it was created on,
+    /// else the first network's by name; `None` without a network.
     pub ip_address: Option<String>,
     /// The image reference it was created from.
     pub image: String,
@@ -203,10 +204,29 @@ pub struct ObservedContainer {
     pub ports: Vec<PublishedPort>,
     /// Labels on the container.
     pub labels: BTreeMap<String, String>,
-    /// When the container's main process last started.
+    /// When the container's main process last started (ms precision). Only inspection knows
+    /// the times: `list_managed` leaves both `None`.
     pub started_at: Option<Timestamp>,
-    /// When the container's main process last ended.
+    /// When the container's main process last ended; kept across a restart, as Docker does.
     pub finished_at: Option<Timestamp>,
+}
+
+/// What a command run inside a container with [`ContainerRuntime::exec`] produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ExecOutput {
+    /// The command's exit code; `None` when it had not finished by the runtime's deadline.
+    pub exit_code: Option<i64>,
+    /// Its stdout and stderr, interleaved as they arrived, cut at 64 KiB (invalid UTF-8 replaced).
+    pub output: String,
+}
+
+/// An image's default command, from its config.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ImageCommand {
+    /// `ENTRYPOINT`; empty when the image has none.
+    pub entrypoint: Vec<String>,
+    /// `CMD`; empty when the image has none.
+    pub cmd: Vec<String>,
 }
 
 /// A Docker image tagged `localstack-ec2/<AmiName>:<AmiId>`: an AMI.
@@ -272,7 +292,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         instance_id: &InstanceId,
     ) -> impl Future<Output = RuntimeResult<Option<ObservedContainer>>> + Send;
     /// Creates and starts a container; returns its id.
-    fn create_and_start(&self, spec: &ContainerSpec) -> impl Future<Output = RuntimeResult<String>> + Send;
+    fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send;
     /// Starts a created or exited container.
     fn start(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Freezes a running container.
@@ -280,7 +303,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Thaws a paused container.
     fn unpause(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Stops a container, killing it after `grace`.
-    fn stop(&self, container_id: &str, grace: Duration) -> impl Future<Output = RuntimeResult<()>> + Send;
+    fn stop(
+        &self,
+        container_id: &str,
+        grace: Duration,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Removes a container (forcefully) with its anonymous volumes.
     fn remove(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Commits a container into `repository:tag`; returns the new image's id.
@@ -294,6 +321,19 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn list_amis(&self) -> impl Future<Output = RuntimeResult<Vec<AmiImage>>> + Send;
     /// Whether an image reference exists locally.
     fn image_exists(&self, reference: &str) -> impl Future<Output = RuntimeResult<bool>> + Send;
+    /// Runs `cmd` as root inside a running container and waits for it to finish (bounded by a
+    /// runtime deadline, after which `exit_code` is `None`). A stopped or paused container is a
+    /// `Conflict`, a missing one `NotFound`.
+    fn exec(
+        &self,
+        container_id: &str,
+        cmd: Vec<String>,
+    ) -> impl Future<Output = RuntimeResult<ExecOutput>> + Send;
+    /// The image's entrypoint and command; `None` when the image does not exist.
+    fn image_command(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = RuntimeResult<Option<ImageCommand>>> + Send;
     /// Engine events relevant to ec2d; reconnects by itself and says so with `Resubscribed`.
     fn events(&self) -> BoxStream<'static, RuntimeEvent>;
 }

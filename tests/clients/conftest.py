@@ -131,9 +131,10 @@ def endpoint_url(ec2d) -> str:
 
 @pytest.fixture
 def recorder(request):
-    rec = h.HttpRecorder()
+    rec = h.HttpRecorder().activate()
     request.node._ec2d_recorder = rec
-    return rec
+    yield rec
+    h.HttpRecorder.current = None
 
 
 @pytest.fixture

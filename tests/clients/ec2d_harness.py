@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 
 import boto3
 from botocore.config import Config
+from botocore.history import BaseHistoryHandler, get_global_history_recorder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -389,41 +390,57 @@ def http_post_form(url: str, body: str, timeout: float = 10) -> tuple[int, dict,
 
 
 class HttpRecorder:
-    """Keeps the last few HTTP exchanges of boto3 clients, for failure reports."""
+    """Keeps the last few HTTP exchanges of boto3 clients, for failure reports.
+
+    Fed by botocore's history recorder, which sees the raw response before it
+    is parsed (so unparseable answers are recorded too). The recorder of the
+    running test is HttpRecorder.current (tests run one at a time)."""
+
+    current: HttpRecorder | None = None
 
     def __init__(self, keep: int = 12):
         self.exchanges: collections.deque = collections.deque(maxlen=keep)
 
-    def attach(self, client) -> None:
-        client.meta.events.register("before-send.ec2", self._before_send)
-        client.meta.events.register("response-received.ec2", self._response)
+    def activate(self) -> HttpRecorder:
+        HttpRecorder.current = self
+        return self
 
-    def _before_send(self, request, **_):
-        body = request.body
+    def on_request(self, payload: dict) -> None:
+        body = payload.get("body")
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
-        self.exchanges.append({"request": f"{request.method} {request.url}\n{body}", "response": None})
+        self.exchanges.append({"request": f"{payload.get('method')} {payload.get('url')}\n{body}", "response": None})
 
-    def _response(self, response_dict=None, exception=None, **_):
+    def on_response(self, payload: dict) -> None:
         if not self.exchanges:
             return
-        if exception is not None:
-            self.exchanges[-1]["response"] = f"<exception {exception!r}>"
-        elif response_dict is not None:
-            body = response_dict.get("body", b"")
-            if isinstance(body, bytes):
-                body = body.decode("utf-8", "replace")
-            self.exchanges[-1]["response"] = f"HTTP {response_dict.get('status_code')}\n{body[:3000]}"
+        body = payload.get("body", b"")
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        self.exchanges[-1]["response"] = f"HTTP {payload.get('status_code')}\n{body[:3000]}"
 
     def report(self, last: int = 6) -> str:
         items = list(self.exchanges)[-last:]
-        out = []
-        for ex in items:
-            out.append(f">>> {ex['request']}\n<<< {ex['response']}")
-        return "\n\n".join(out)
+        return "\n\n".join(f">>> {ex['request']}\n<<< {ex['response']}" for ex in items)
 
     def clear(self) -> None:
         self.exchanges.clear()
+
+
+class _BotocoreHistory(BaseHistoryHandler):
+    def emit(self, event_type, payload, source):
+        rec = HttpRecorder.current
+        if rec is None:
+            return
+        if event_type == "HTTP_REQUEST":
+            rec.on_request(payload)
+        elif event_type == "HTTP_RESPONSE":
+            rec.on_response(payload)
+
+
+_history = get_global_history_recorder()
+_history.add_handler(_BotocoreHistory())
+_history.enable()
 
 
 def ec2_client(url: str, recorder: HttpRecorder | None = None):
@@ -435,7 +452,7 @@ def ec2_client(url: str, recorder: HttpRecorder | None = None):
         **CREDS,
     )
     if recorder is not None:
-        recorder.attach(c)
+        recorder.activate()
     return c
 
 

@@ -11,12 +11,10 @@ import ec2d_harness as h
 
 
 @pytest.fixture
-def own_server(request, test_ami, workdir):
+def own_server(request, test_ami, workdir, recorder):
     tag = request.node.name
     srv = h.Ec2dServer(h.ec2d_binary(), workdir / f"data-{tag}", workdir / f"ec2d-{tag}.log", name=f"ec2d[{tag}]")
-    rec = h.HttpRecorder()
-    request.node._ec2d_recorder = rec
-    srv.recorder = rec
+    srv.recorder = recorder
     try:
         srv.start()
         err = None

@@ -8,8 +8,9 @@ use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 use crate::config::VmManager;
 use crate::model::{
-    docker_repository_name, now, Image, ImageId, ImageSource, ImageSpec, ImageStatus, InstanceId, InstanceState,
-    Object, ObjectMeta, AMI_REPOSITORY_PREFIX, API_VERSION, IMAGE_KIND, VM_MANAGER_TAG,
+    docker_repository_name, now, Image, ImageId, ImageSource, ImageSpec, ImageStatus, InstanceId,
+    InstanceState, Object, ObjectMeta, AMI_REPOSITORY_PREFIX, API_VERSION, IMAGE_KIND,
+    VM_MANAGER_TAG,
 };
 
 use super::shared;
@@ -52,7 +53,10 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         ));
     }
     let description = params.get("Description").map(str::to_string);
-    if description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+    {
         return Err(ApiError::invalid_value(format!(
             "Value for parameter description is invalid. Length exceeds {MAX_DESCRIPTION} characters."
         )));
@@ -89,7 +93,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
     {
         return Err(ApiError::client(
             "InvalidAMIName.Duplicate",
-            format!("AMI name {} is already in use by AMI {}", req.name, taken.metadata.name),
+            format!(
+                "AMI name {} is already in use by AMI {}",
+                req.name, taken.metadata.name
+            ),
         ));
     }
     shared::check_dry_run(req.dry_run)?;
@@ -104,7 +111,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
         kind: IMAGE_KIND.to_string(),
         metadata: ObjectMeta::new(id.as_str(), region, now()),
         spec: ImageSpec {
-            reference: format!("{AMI_REPOSITORY_PREFIX}{}:{id}", docker_repository_name(&req.name)),
+            reference: format!(
+                "{AMI_REPOSITORY_PREFIX}{}:{id}",
+                docker_repository_name(&req.name)
+            ),
             name: req.name,
             description: req.description,
             source: ImageSource::Commit {
@@ -165,14 +175,33 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert_eq!(parse_str("Name=snap").unwrap_err().message, "The request must contain the parameter InstanceId");
-        assert_eq!(parse_str("InstanceId=i-1").unwrap_err().message, "The request must contain the parameter Name");
-        assert_eq!(parse_str("InstanceId=x&Name=snap").unwrap_err().code, "InvalidInstanceID.Malformed");
-        assert_eq!(parse_str("InstanceId=i-1&Name=x").unwrap_err().code, "InvalidAMIName.Malformed");
-        assert_eq!(parse_str("InstanceId=i-1&Name=snap&NoReboot=nah").unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(
+            parse_str("Name=snap").unwrap_err().message,
+            "The request must contain the parameter InstanceId"
+        );
+        assert_eq!(
+            parse_str("InstanceId=i-1").unwrap_err().message,
+            "The request must contain the parameter Name"
+        );
+        assert_eq!(
+            parse_str("InstanceId=x&Name=snap").unwrap_err().code,
+            "InvalidInstanceID.Malformed"
+        );
+        assert_eq!(
+            parse_str("InstanceId=i-1&Name=x").unwrap_err().code,
+            "InvalidAMIName.Malformed"
+        );
+        assert_eq!(
+            parse_str("InstanceId=i-1&Name=snap&NoReboot=nah")
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
         let long = "d".repeat(256);
         assert_eq!(
-            parse_str(&format!("InstanceId=i-1&Name=snap&Description={long}")).unwrap_err().code,
+            parse_str(&format!("InstanceId=i-1&Name=snap&Description={long}"))
+                .unwrap_err()
+                .code,
             "InvalidParameterValue"
         );
     }

@@ -34,7 +34,10 @@ pub struct Zone {
 
 /// The zone names of a region: `<region>a`, `b`, `c`. RunInstances checks placements against these.
 pub fn zone_names(region: &str) -> Vec<String> {
-    ["a", "b", "c"].iter().map(|s| format!("{region}{s}")).collect()
+    ["a", "b", "c"]
+        .iter()
+        .map(|s| format!("{region}{s}"))
+        .collect()
 }
 
 /// AWS's short region code used in zone ids: `us-east-1` → `use1`, `ap-southeast-2` → `apse2`.
@@ -93,8 +96,16 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
     Ok(Request {
-        names: params.list("ZoneName").into_iter().map(str::to_string).collect(),
-        ids: params.list("ZoneId").into_iter().map(str::to_string).collect(),
+        names: params
+            .list("ZoneName")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        ids: params
+            .list("ZoneId")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         filters,
         dry_run: shared::dry_run(params)?,
     })
@@ -116,11 +127,19 @@ fn filter_values(name: &str, zone: &Zone) -> Vec<String> {
 /// Selects zones; unknown names or ids are `InvalidParameterValue`, as in EC2.
 pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<Zone>, ApiError> {
     let all = zones(region);
-    if let Some(unknown) = req.names.iter().find(|n| !all.iter().any(|z| &z.name == *n)) {
-        return Err(ApiError::invalid_value(format!("Invalid availability zone: [{unknown}]")));
+    if let Some(unknown) = req
+        .names
+        .iter()
+        .find(|n| !all.iter().any(|z| &z.name == *n))
+    {
+        return Err(ApiError::invalid_value(format!(
+            "Invalid availability zone: [{unknown}]"
+        )));
     }
     if let Some(unknown) = req.ids.iter().find(|n| !all.iter().any(|z| &z.id == *n)) {
-        return Err(ApiError::invalid_value(format!("Invalid availability zone-id: [{unknown}]")));
+        return Err(ApiError::invalid_value(format!(
+            "Invalid availability zone-id: [{unknown}]"
+        )));
     }
     shared::check_dry_run(req.dry_run)?;
     Ok(all
@@ -170,7 +189,10 @@ mod tests {
 
     #[test]
     fn parse_and_render() {
-        let req = parse(&QueryParams::from_query("ZoneName.1=us-east-1b&Filter.1.Name=state&Filter.1.Value.1=available")).unwrap();
+        let req = parse(&QueryParams::from_query(
+            "ZoneName.1=us-east-1b&Filter.1.Name=state&Filter.1.Value.1=available",
+        ))
+        .unwrap();
         assert_eq!(req.names, vec!["us-east-1b"]);
         assert!(parse(&QueryParams::from_query("Filter.1.Name=colour")).is_err());
         let doc = render(&zones("eu-west-1")[..1]);

@@ -63,7 +63,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
     Ok(Request {
         ids,
-        owners: params.list("Owner").into_iter().map(str::to_string).collect(),
+        owners: params
+            .list("Owner")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         filters,
         dry_run: shared::dry_run(params)?,
     })
@@ -98,7 +102,12 @@ pub fn filter_values(name: &str, image: &Image) -> Vec<String> {
         "usage-operation" => one("RunInstances"),
         "creation-date" => vec![format_timestamp(image.metadata.creation_timestamp)],
         "ena-support" => one("true"),
-        "state-reason-code" => image.status.state_reason.iter().map(|r| r.code.clone()).collect(),
+        "state-reason-code" => image
+            .status
+            .state_reason
+            .iter()
+            .map(|r| r.code.clone())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -130,7 +139,8 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Image>
         .filter(|i| filter::matches_all(&req.filters, |name| filter_values(name, i)))
         .collect();
     selected.sort_by(|a, b| {
-        (a.metadata.creation_timestamp, &a.metadata.name).cmp(&(b.metadata.creation_timestamp, &b.metadata.name))
+        (a.metadata.creation_timestamp, &a.metadata.name)
+            .cmp(&(b.metadata.creation_timestamp, &b.metadata.name))
     });
     Ok(selected)
 }
@@ -138,7 +148,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Image>
 /// `imagesSet`.
 pub fn render(images: &[Image]) -> String {
     let mut w = XmlWriter::new();
-    w.set("imagesSet", images, |w, i| render_image(w, i));
+    w.set("imagesSet", images, render_image);
     w.finish()
 }
 

@@ -87,7 +87,8 @@ impl Cursor {
 
     /// Reads a token back; anything not made by [`Cursor::token`] is `InvalidNextToken`.
     pub fn parse(token: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::client("InvalidNextToken", "The specified NextToken is not valid.");
+        let invalid =
+            || ApiError::client("InvalidNextToken", "The specified NextToken is not valid.");
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let mut parts = text.splitn(4, '/');
@@ -179,8 +180,14 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         "instance-type" => one(&spec.instance_type),
         "reservation-id" => one(spec.reservation_id.as_str()),
         "availability-zone" => one(&spec.availability_zone),
-        "private-ip-address" => private_ip(instance, shown).map(str::to_string).into_iter().collect(),
-        "ip-address" => public_ip(instance, shown).map(str::to_string).into_iter().collect(),
+        "private-ip-address" => private_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        "ip-address" => public_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
         "private-dns-name" => private_ip(instance, shown)
             .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
             .into_iter()
@@ -275,7 +282,8 @@ mod tests {
 
     #[test]
     fn parses_ids_filters_and_paging() {
-        let req = parse_str("InstanceId.1=i-1&Filter.1.Name=tag:Name&Filter.1.Value.1=web").unwrap();
+        let req =
+            parse_str("InstanceId.1=i-1&Filter.1.Name=tag:Name&Filter.1.Value.1=web").unwrap();
         assert_eq!(req.ids.len(), 1);
         assert_eq!(req.filters[0].name, "tag:Name");
         let req = parse_str("MaxResults=5").unwrap();
@@ -286,12 +294,27 @@ mod tests {
     fn paging_rules() {
         let e = parse_str("InstanceId.1=i-1&MaxResults=5").unwrap_err();
         assert_eq!(e.code, "InvalidParameterCombination");
-        assert_eq!(e.message, "The parameter instancesSet cannot be used with the parameter maxResults");
+        assert_eq!(
+            e.message,
+            "The parameter instancesSet cannot be used with the parameter maxResults"
+        );
         let e = parse_str("MaxResults=4").unwrap_err();
-        assert_eq!(e.message, "Value ( 4 ) for parameter maxResults is invalid. Expecting a value greater than 5.");
-        assert_eq!(parse_str("MaxResults=1001").unwrap_err().code, "InvalidParameterValue");
-        assert_eq!(parse_str("NextToken=%2A%2A%2A").unwrap_err().code, "InvalidNextToken");
-        assert_eq!(parse_str("NextToken=Zm9v").unwrap_err().code, "InvalidNextToken");
+        assert_eq!(
+            e.message,
+            "Value ( 4 ) for parameter maxResults is invalid. Expecting a value greater than 5."
+        );
+        assert_eq!(
+            parse_str("MaxResults=1001").unwrap_err().code,
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            parse_str("NextToken=%2A%2A%2A").unwrap_err().code,
+            "InvalidNextToken"
+        );
+        assert_eq!(
+            parse_str("NextToken=Zm9v").unwrap_err().code,
+            "InvalidNextToken"
+        );
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
     Ok(Request {
-        names: params.list("RegionName").into_iter().map(str::to_string).collect(),
+        names: params
+            .list("RegionName")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         filters,
         dry_run: shared::dry_run(params)?,
     })
@@ -83,7 +87,9 @@ fn known_regions(current: &str) -> Vec<String> {
 pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<String>, ApiError> {
     let all = known_regions(region);
     if let Some(unknown) = req.names.iter().find(|n| !all.contains(n)) {
-        return Err(ApiError::invalid_value(format!("Invalid region: [{unknown}]")));
+        return Err(ApiError::invalid_value(format!(
+            "Invalid region: [{unknown}]"
+        )));
     }
     shared::check_dry_run(req.dry_run)?;
     Ok(all

@@ -70,7 +70,10 @@ mod tests {
         for action in ACTIONS {
             assert!(lookup(action).is_some(), "{action} missing from the table");
         }
-        assert!(lookup("describeinstances").is_none(), "names are case-sensitive");
+        assert!(
+            lookup("describeinstances").is_none(),
+            "names are case-sensitive"
+        );
     }
 
     #[test]
@@ -81,7 +84,15 @@ mod tests {
         assert_eq!(e.code, "MissingAction");
         let e = resolve(&QueryParams::from_query("Action=DescribeVpcs")).unwrap_err();
         assert_eq!(e.code, "InvalidAction");
-        assert_eq!(e.message, "The action DescribeVpcs is not valid for this web service.");
-        assert_eq!(resolve(&QueryParams::from_query("Action=DescribeRegions")).unwrap().0, "DescribeRegions");
+        assert_eq!(
+            e.message,
+            "The action DescribeVpcs is not valid for this web service."
+        );
+        assert_eq!(
+            resolve(&QueryParams::from_query("Action=DescribeRegions"))
+                .unwrap()
+                .0,
+            "DescribeRegions"
+        );
     }
 }

@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 
 use crate::api::xml::XmlWriter;
 use crate::model::{
-    format_timestamp, DesiredState, Image, ImageState, Instance, InstanceState, StateReason, Timestamp, ACCOUNT_ID,
+    format_timestamp, DesiredState, Image, ImageState, Instance, InstanceState, StateReason,
+    Timestamp, ACCOUNT_ID,
 };
 
 use super::shared::shown_state;
@@ -88,33 +89,39 @@ pub fn user_initiated_reason(at: Timestamp) -> String {
 fn is_down(shown: InstanceState) -> bool {
     matches!(
         shown,
-        InstanceState::Stopping | InstanceState::Stopped | InstanceState::ShuttingDown | InstanceState::Terminated
+        InstanceState::Stopping
+            | InstanceState::Stopped
+            | InstanceState::ShuttingDown
+            | InstanceState::Terminated
     )
 }
 
 /// `StateTransitionReason`: set when the user stopped or terminated the instance through the API.
 fn transition_reason(instance: &Instance, shown: InstanceState) -> String {
     match instance.spec.user_transition_at {
-        Some(at) if is_down(shown) && instance.spec.desired != DesiredState::Running => user_initiated_reason(at),
+        Some(at) if is_down(shown) && instance.spec.desired != DesiredState::Running => {
+            user_initiated_reason(at)
+        }
         _ => String::new(),
     }
 }
 
-/// `StateReason`: the reconciler's when it describes the current generation; otherwise
-/// `Client.UserInitiatedShutdown` while a user stop/terminate is under way; else any recorded one.
+/// `StateReason`: the reconciler's when it describes the current generation (or the instance
+/// reached `terminated`, which is final); otherwise `Client.UserInitiatedShutdown` while a user
+/// stop/terminate is under way; otherwise none, so a reason from before a restart is not shown
+/// on the new `pending`.
 fn state_reason(instance: &Instance, shown: InstanceState) -> Option<StateReason> {
     let status = &instance.status;
     let current = status.observed_generation >= instance.metadata.generation;
-    match &status.state_reason {
-        Some(reason) if current => Some(reason.clone()),
-        _ if is_down(shown)
-            && instance.spec.desired != DesiredState::Running
-            && instance.spec.user_transition_at.is_some() =>
-        {
-            Some(StateReason::user_initiated_shutdown())
+    if current || shown == InstanceState::Terminated {
+        if let Some(reason) = &status.state_reason {
+            return Some(reason.clone());
         }
-        other => other.clone(),
     }
+    let user_down = is_down(shown)
+        && instance.spec.desired != DesiredState::Running
+        && instance.spec.user_transition_at.is_some();
+    user_down.then(StateReason::user_initiated_shutdown)
 }
 
 /// One `RunningInstancesItemType`: the element list boto3 and the aws CLI expect, with
@@ -138,7 +145,10 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
     w.field("amiLaunchIndex", spec.ami_launch_index);
     w.empty("productCodes");
     w.field("instanceType", &spec.instance_type);
-    w.field("launchTime", format_timestamp(instance.metadata.creation_timestamp));
+    w.field(
+        "launchTime",
+        format_timestamp(instance.metadata.creation_timestamp),
+    );
     w.el("placement", |w| {
         w.field("availabilityZone", &spec.availability_zone);
         w.field("groupName", "");
@@ -186,7 +196,10 @@ pub fn render_image(w: &mut XmlWriter, image: &Image) {
     w.field("imageLocation", format!("{ACCOUNT_ID}/{}", spec.name));
     w.field("imageState", state.name());
     w.field("imageOwnerId", ACCOUNT_ID);
-    w.field("creationDate", format_timestamp(image.metadata.creation_timestamp));
+    w.field(
+        "creationDate",
+        format_timestamp(image.metadata.creation_timestamp),
+    );
     w.field("isPublic", false);
     w.field("architecture", image_architecture(image));
     w.field("imageType", "machine");
@@ -270,15 +283,41 @@ mod tests {
     }
 
     #[test]
+    fn stale_reasons_are_not_shown_after_a_restart() {
+        let mut inst = fixtures::instance();
+        inst.metadata.generation = 3;
+        inst.status.observed_generation = 2;
+        inst.status.state = Some(InstanceState::Stopped);
+        inst.status.state_reason = Some(StateReason::new(
+            "Client.InstanceInitiatedShutdown",
+            "Instance initiated shutdown",
+        ));
+        assert_eq!(shown_state(&inst), InstanceState::Pending);
+        assert!(!xml(&inst).contains("stateReason"));
+        // A failed boot ends terminated: its reason stays whatever was asked since.
+        inst.status.state = Some(InstanceState::Terminated);
+        inst.status.state_reason = Some(StateReason::internal_error("image vanished"));
+        inst.spec.desired = DesiredState::Terminated;
+        inst.spec.user_transition_at = Some(crate::model::now());
+        assert!(xml(&inst).contains("<code>Server.InternalError</code>"));
+    }
+
+    #[test]
     fn dns_names_follow_the_region() {
-        assert_eq!(private_dns_name("10.0.0.1", "eu-west-1"), "ip-10-0-0-1.eu-west-1.compute.internal");
+        assert_eq!(
+            private_dns_name("10.0.0.1", "eu-west-1"),
+            "ip-10-0-0-1.eu-west-1.compute.internal"
+        );
         assert_eq!(private_dns_name("not-an-ip", "us-east-1"), "");
     }
 
     #[test]
     fn image_architecture_mapping() {
         let inst = fixtures::instance();
-        let mut image = fixtures::committed_image(&crate::model::InstanceId::parse(&inst.metadata.name).unwrap(), "x");
+        let mut image = fixtures::committed_image(
+            &crate::model::InstanceId::parse(&inst.metadata.name).unwrap(),
+            "x",
+        );
         assert_eq!(image_architecture(&image), "x86_64");
         image.status.architecture = Some("arm64".into());
         assert_eq!(image_architecture(&image), "arm64");

@@ -8,8 +8,9 @@ use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 use crate::config::VmManager;
 use crate::model::{
-    now, DesiredState, ImageId, ImageState, Instance, InstanceId, InstanceSpec, InstanceStatus, Object, ObjectMeta,
-    ReservationId, ShutdownBehavior, ACCOUNT_ID, API_VERSION, INSTANCE_KIND, VM_MANAGER_TAG,
+    now, DesiredState, ImageId, ImageState, Instance, InstanceId, InstanceSpec, InstanceStatus,
+    Object, ObjectMeta, ReservationId, ShutdownBehavior, ACCOUNT_ID, API_VERSION, INSTANCE_KIND,
+    VM_MANAGER_TAG,
 };
 
 use super::describe_availability_zones::zone_names;
@@ -51,7 +52,9 @@ pub struct Response {
 }
 
 fn count(params: &QueryParams, name: &str, xml_name: &str) -> Result<i64, ApiError> {
-    let n = params.int(name)?.ok_or_else(|| ApiError::missing_parameter(name))?;
+    let n = params
+        .int(name)?
+        .ok_or_else(|| ApiError::missing_parameter(name))?;
     if n < 1 {
         return Err(ApiError::invalid_value(format!(
             "Value ({n}) for parameter {xml_name} is invalid. Expected a positive integer."
@@ -65,7 +68,12 @@ fn valid_instance_type(s: &str) -> bool {
     let Some((family, size)) = s.split_once('.') else {
         return false;
     };
-    let ok = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
     s.len() <= 64 && ok(family) && ok(size)
 }
 
@@ -121,10 +129,14 @@ fn image_ref(state: &ApiState, region: &str, id: &ImageId) -> Result<String, Api
     let image = shared::find_image(state, region, id)?;
     match state.vm_manager {
         VmManager::Docker => match image {
-            Some(image) if image.display_state() == ImageState::Available => Ok(image.spec.reference),
+            Some(image) if image.display_state() == ImageState::Available => {
+                Ok(image.spec.reference)
+            }
             _ => Err(ApiError::images_not_found(&[id.to_string()])),
         },
-        VmManager::Mock => Ok(image.map(|i| i.spec.reference).unwrap_or_else(|| id.to_string())),
+        VmManager::Mock => Ok(image
+            .map(|i| i.spec.reference)
+            .unwrap_or_else(|| id.to_string())),
     }
 }
 
@@ -133,7 +145,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
     let zones = zone_names(region);
     let availability_zone = match req.availability_zone {
         Some(zone) if zones.contains(&zone) => zone,
-        Some(zone) => return Err(ApiError::invalid_value(format!("Invalid availability zone: [{zone}]"))),
+        Some(zone) => {
+            return Err(ApiError::invalid_value(format!(
+                "Invalid availability zone: [{zone}]"
+            )))
+        }
         None => zones[0].clone(),
     };
     let image_ref = image_ref(state, region, &req.image_id)?;
@@ -189,7 +205,9 @@ pub fn render(resp: &Response) -> String {
     w.field("reservationId", &resp.reservation_id);
     w.field("ownerId", ACCOUNT_ID);
     w.empty("groupSet");
-    w.set("instancesSet", &resp.instances, |w, i| render_instance(w, i));
+    w.set("instancesSet", &resp.instances, |w, i| {
+        render_instance(w, i)
+    });
     w.finish()
 }
 
@@ -238,24 +256,54 @@ mod tests {
     fn errors() {
         let code = |q: &str| parse_str(q).unwrap_err().code.to_string();
         let msg = |q: &str| parse_str(q).unwrap_err().message;
-        assert_eq!(msg("MinCount=1&MaxCount=1"), "The request must contain the parameter ImageId");
-        assert_eq!(code("ImageId=rocket&MinCount=1&MaxCount=1"), "InvalidAMIID.Malformed");
-        assert_eq!(msg("ImageId=rocket&MinCount=1&MaxCount=1"), "Invalid id: \"rocket\" (expecting \"ami-...\")");
-        assert_eq!(msg("ImageId=ami-1&MaxCount=1"), "The request must contain the parameter MinCount");
-        assert_eq!(msg("ImageId=ami-1&MinCount=1"), "The request must contain the parameter MaxCount");
+        assert_eq!(
+            msg("MinCount=1&MaxCount=1"),
+            "The request must contain the parameter ImageId"
+        );
+        assert_eq!(
+            code("ImageId=rocket&MinCount=1&MaxCount=1"),
+            "InvalidAMIID.Malformed"
+        );
+        assert_eq!(
+            msg("ImageId=rocket&MinCount=1&MaxCount=1"),
+            "Invalid id: \"rocket\" (expecting \"ami-...\")"
+        );
+        assert_eq!(
+            msg("ImageId=ami-1&MaxCount=1"),
+            "The request must contain the parameter MinCount"
+        );
+        assert_eq!(
+            msg("ImageId=ami-1&MinCount=1"),
+            "The request must contain the parameter MaxCount"
+        );
         assert_eq!(
             msg("ImageId=ami-1&MinCount=0&MaxCount=1"),
             "Value (0) for parameter minCount is invalid. Expected a positive integer."
         );
-        assert_eq!(code("ImageId=ami-1&MinCount=3&MaxCount=2"), "InvalidParameterValue");
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=3&MaxCount=2"),
+            "InvalidParameterValue"
+        );
         assert_eq!(
             msg("ImageId=ami-1&MinCount=1&MaxCount=1001"),
             "Value (1001) for parameter maxCount is invalid. Expected a value less than or equal to 1000."
         );
-        assert_eq!(code("ImageId=ami-1&MinCount=x&MaxCount=1"), "InvalidParameterValue");
-        assert_eq!(code("ImageId=ami-1&MinCount=1&MaxCount=1&InstanceInitiatedShutdownBehavior=explode"), "InvalidParameterValue");
-        assert_eq!(code("ImageId=ami-1&MinCount=1&MaxCount=1&InstanceType=%3Cscript%3E"), "InvalidParameterValue");
-        assert_eq!(code("ImageId=ami-1&MinCount=1&MaxCount=1&DryRun=perhaps"), "InvalidParameterValue");
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=x&MaxCount=1"),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=1&MaxCount=1&InstanceInitiatedShutdownBehavior=explode"),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=1&MaxCount=1&InstanceType=%3Cscript%3E"),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=1&MaxCount=1&DryRun=perhaps"),
+            "InvalidParameterValue"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::ApiState;
-use crate::model::{display_state, Image, ImageId, ImageSource, Instance, InstanceId, InstanceState};
+use crate::model::{
+    display_state, Image, ImageId, ImageSource, Instance, InstanceId, InstanceState,
+};
 
 /// `DryRun`, defaulting to false.
 pub fn dry_run(params: &QueryParams) -> Result<bool, ApiError> {
@@ -46,7 +48,11 @@ pub fn shown_state(instance: &Instance) -> InstanceState {
 
 /// Reads the instances with these ids in `region`; every id missing here (or living in another
 /// region) is reported at once, in AWS's singular/plural wording.
-pub fn load_instances(state: &ApiState, region: &str, ids: &[InstanceId]) -> Result<Vec<Instance>, ApiError> {
+pub fn load_instances(
+    state: &ApiState,
+    region: &str,
+    ids: &[InstanceId],
+) -> Result<Vec<Instance>, ApiError> {
     let mut found = Vec::with_capacity(ids.len());
     let mut missing = Vec::new();
     for id in ids {
@@ -110,16 +116,25 @@ const MAX_TAG_VALUE: usize = 256;
 /// The tags of every `TagSpecification.N` whose `ResourceType` is `resource_type`; specifications
 /// for other resource types (volumes, network interfaces) are accepted and ignored, as ec2d has
 /// no such resources. A later duplicate key wins.
-pub fn tag_specifications(params: &QueryParams, resource_type: &str) -> Result<BTreeMap<String, String>, ApiError> {
+pub fn tag_specifications(
+    params: &QueryParams,
+    resource_type: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let mut tags = BTreeMap::new();
     for (i, spec) in params.structs("TagSpecification").iter().enumerate() {
         let Some(kind) = spec.get("ResourceType").filter(|k| !k.is_empty()) else {
-            return Err(ApiError::invalid_value("Tag specification resource type must have a value"));
+            return Err(ApiError::invalid_value(
+                "Tag specification resource type must have a value",
+            ));
         };
         for (j, tag) in spec.structs("Tag").iter().enumerate() {
-            let key = tag
-                .get("Key")
-                .ok_or_else(|| ApiError::missing_parameter(&format!("TagSpecification.{}.Tag.{}.Key", i + 1, j + 1)))?;
+            let key = tag.get("Key").ok_or_else(|| {
+                ApiError::missing_parameter(&format!(
+                    "TagSpecification.{}.Tag.{}.Key",
+                    i + 1,
+                    j + 1
+                ))
+            })?;
             let value = tag.get("Value").unwrap_or_default();
             validate_tag(key, value)?;
             if kind == resource_type {
@@ -171,13 +186,25 @@ mod tests {
     #[test]
     fn instance_ids_are_parsed_and_deduplicated() {
         let q = QueryParams::from_query("InstanceId.1=i-b&InstanceId.2=i-a&InstanceId.3=i-b");
-        let ids: Vec<_> = instance_ids(&q, true).unwrap().iter().map(|i| i.to_string()).collect();
+        let ids: Vec<_> = instance_ids(&q, true)
+            .unwrap()
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
         assert_eq!(ids, vec!["i-b", "i-a"]);
         let q = QueryParams::from_query("InstanceId.1=i-ok&InstanceId.2=bogus");
-        assert_eq!(instance_ids(&q, true).unwrap_err().code, "InvalidInstanceID.Malformed");
+        assert_eq!(
+            instance_ids(&q, true).unwrap_err().code,
+            "InvalidInstanceID.Malformed"
+        );
         let e = instance_ids(&QueryParams::default(), true).unwrap_err();
-        assert_eq!(e.message, "The request must contain the parameter InstanceId");
-        assert!(instance_ids(&QueryParams::default(), false).unwrap().is_empty());
+        assert_eq!(
+            e.message,
+            "The request must contain the parameter InstanceId"
+        );
+        assert!(instance_ids(&QueryParams::default(), false)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -200,10 +227,20 @@ mod tests {
             tag_specifications(&q, "instance").unwrap_err().message,
             "Tag specification resource type must have a value"
         );
-        let q = QueryParams::from_query("TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=aws:x");
-        assert_eq!(tag_specifications(&q, "instance").unwrap_err().code, "InvalidParameterValue");
-        let q = QueryParams::from_query("TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Value=x");
-        assert_eq!(tag_specifications(&q, "instance").unwrap_err().code, "MissingParameter");
+        let q = QueryParams::from_query(
+            "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=aws:x",
+        );
+        assert_eq!(
+            tag_specifications(&q, "instance").unwrap_err().code,
+            "InvalidParameterValue"
+        );
+        let q = QueryParams::from_query(
+            "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Value=x",
+        );
+        assert_eq!(
+            tag_specifications(&q, "instance").unwrap_err().code,
+            "MissingParameter"
+        );
         let long = "k".repeat(128);
         let q = QueryParams::from_query(&format!(
             "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key={long}"
@@ -214,9 +251,15 @@ mod tests {
     #[test]
     fn tag_filters() {
         let tags: BTreeMap<String, String> = [("Name".to_string(), "web".to_string())].into();
-        assert_eq!(tag_filter_values("tag:Name", &tags), Some(vec!["web".to_string()]));
+        assert_eq!(
+            tag_filter_values("tag:Name", &tags),
+            Some(vec!["web".to_string()])
+        );
         assert_eq!(tag_filter_values("tag:Other", &tags), Some(vec![]));
-        assert_eq!(tag_filter_values("tag-key", &tags), Some(vec!["Name".to_string()]));
+        assert_eq!(
+            tag_filter_values("tag-key", &tags),
+            Some(vec!["Name".to_string()])
+        );
         assert_eq!(tag_filter_values("instance-id", &tags), None);
     }
 }

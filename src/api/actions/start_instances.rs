@@ -18,7 +18,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Change
 
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
-    Ok(state_change::render(&handle(state, region, parse(params)?)?))
+    Ok(state_change::render(&handle(
+        state,
+        region,
+        parse(params)?,
+    )?))
 }
 
 #[cfg(test)]
@@ -27,7 +31,10 @@ mod tests {
 
     #[test]
     fn parse_ids() {
-        let req = parse(&QueryParams::from_query("InstanceId.2=i-2&InstanceId.1=i-1&DryRun=true")).unwrap();
+        let req = parse(&QueryParams::from_query(
+            "InstanceId.2=i-2&InstanceId.1=i-1&DryRun=true",
+        ))
+        .unwrap();
         let ids: Vec<_> = req.ids.iter().map(|i| i.as_str()).collect();
         assert_eq!(ids, vec!["i-1", "i-2"]);
         assert!(req.dry_run);

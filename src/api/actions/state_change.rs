@@ -4,7 +4,9 @@ use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
-use crate::model::{now, DesiredState, Instance, InstanceId, InstanceState, Timestamp, TransitionError};
+use crate::model::{
+    now, DesiredState, Instance, InstanceId, InstanceState, Timestamp, TransitionError,
+};
 
 use super::render::render_state;
 use super::shared;
@@ -82,7 +84,8 @@ fn apply(op: Op, instance: &mut Instance, at: Timestamp) -> bool {
         Op::Start => {
             // Desired running but shown stopped: the instance shut itself down at this
             // generation; a new generation is what tells the reconciler to start it again.
-            let self_stopped = spec.desired == DesiredState::Running && shown == InstanceState::Stopped;
+            let self_stopped =
+                spec.desired == DesiredState::Running && shown == InstanceState::Stopped;
             if spec.desired == DesiredState::Running && !self_stopped {
                 return false;
             }
@@ -103,7 +106,12 @@ fn apply(op: Op, instance: &mut Instance, at: Timestamp) -> bool {
 /// Validates every instance (existence in the region, then the guard) before writing any, so
 /// one bad id leaves all untouched; then writes each with the store's compare-and-swap, which
 /// re-checks the guard against the latest state.
-pub fn handle(state: &ApiState, region: &str, op: Op, req: Request) -> Result<Vec<Change>, ApiError> {
+pub fn handle(
+    state: &ApiState,
+    region: &str,
+    op: Op,
+    req: Request,
+) -> Result<Vec<Change>, ApiError> {
     let instances = shared::load_instances(state, region, &req.ids)?;
     for instance in &instances {
         guard(op, instance)?;
@@ -112,13 +120,14 @@ pub fn handle(state: &ApiState, region: &str, op: Op, req: Request) -> Result<Ve
     let at = now();
     let mut changes = Vec::with_capacity(instances.len());
     for instance in &instances {
-        let (before, after) = state
-            .store
-            .instances()
-            .update_spec::<ApiError>(&instance.metadata.name, |obj| {
-                guard(op, obj)?;
-                Ok(apply(op, obj, at))
-            })?;
+        let (before, after) =
+            state
+                .store
+                .instances()
+                .update_spec::<ApiError>(&instance.metadata.name, |obj| {
+                    guard(op, obj)?;
+                    Ok(apply(op, obj, at))
+                })?;
         let change = Change {
             instance_id: before.metadata.name.clone(),
             previous: shared::shown_state(&before),

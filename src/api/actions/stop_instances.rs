@@ -21,7 +21,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Change
 
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
-    Ok(state_change::render(&handle(state, region, parse(params)?)?))
+    Ok(state_change::render(&handle(
+        state,
+        region,
+        parse(params)?,
+    )?))
 }
 
 #[cfg(test)]

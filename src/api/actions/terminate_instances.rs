@@ -18,7 +18,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Change
 
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
-    Ok(state_change::render(&handle(state, region, parse(params)?)?))
+    Ok(state_change::render(&handle(
+        state,
+        region,
+        parse(params)?,
+    )?))
 }
 
 #[cfg(test)]
@@ -28,7 +32,10 @@ mod tests {
     #[test]
     fn parse_requires_ids() {
         let e = parse(&QueryParams::from_query("DryRun=false")).unwrap_err();
-        assert_eq!(e.message, "The request must contain the parameter InstanceId");
+        assert_eq!(
+            e.message,
+            "The request must contain the parameter InstanceId"
+        );
         assert!(parse(&QueryParams::from_query("InstanceId.1=i-1")).is_ok());
     }
 }

@@ -1,0 +1,128 @@
+//! Shared helpers for black-box tests: a tiny EC2 Query client over HTTP and XML field extraction.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// A client that speaks the EC2 Query protocol to one ec2d, the way SDKs do (POST form).
+pub struct Ec2 {
+    http: reqwest::Client,
+    base: String,
+    region: String,
+}
+
+/// One response: HTTP status and body.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    /// Every text value of `<tag>…</tag>`, in document order.
+    pub fn all(&self, tag: &str) -> Vec<String> {
+        values(&self.body, tag)
+    }
+
+    /// The first text value of `<tag>`; panics with the body when absent.
+    pub fn one(&self, tag: &str) -> String {
+        self.all(tag)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no <{tag}> in {}", self.body))
+    }
+
+    /// The EC2 error code, if this is an error envelope.
+    pub fn error_code(&self) -> Option<String> {
+        self.body
+            .contains("<Response><Errors>")
+            .then(|| self.one("Code"))
+    }
+}
+
+/// Text values of every `<tag>` element (no nesting of the same tag in EC2 responses).
+pub fn values(body: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        out.push(after[..end].to_string());
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+impl Ec2 {
+    /// A client for `base` (e.g. `http://127.0.0.1:4566`) in `region`.
+    pub fn new(base: impl Into<String>, region: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            base: base.into(),
+            region: region.to_string(),
+        }
+    }
+
+    /// Sends `Action` with `params` and returns the reply, whatever its status.
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Reply {
+        let mut form: Vec<(&str, &str)> = vec![("Action", action), ("Version", "2016-11-15")];
+        form.extend_from_slice(params);
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=test/20260101/{}/ec2/aws4_request, SignedHeaders=host, Signature=00",
+            self.region
+        );
+        let response = self
+            .http
+            .post(&self.base)
+            .header("Authorization", auth)
+            .form(&form)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body read");
+        Reply { status, body }
+    }
+
+    /// Like `call`, but panics unless the answer is a success.
+    pub async fn ok(&self, action: &str, params: &[(&str, &str)]) -> Reply {
+        let reply = self.call(action, params).await;
+        assert_eq!(reply.status, 200, "{action} failed: {}", reply.body);
+        reply
+    }
+
+    /// The state name of one instance.
+    pub async fn state(&self, id: &str) -> String {
+        let reply = self.ok("DescribeInstances", &[("InstanceId.1", id)]).await;
+        values(&reply.one("instanceState"), "name")[0].clone()
+    }
+
+    /// Polls until the instance reads `want`, panicking after `timeout` with the last state.
+    pub async fn wait_state(&self, id: &str, want: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            last = self.state(id).await;
+            if last == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{id} never reached {want}; last state {last}");
+    }
+
+    /// GET on a path of the same server, parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
