@@ -12,13 +12,19 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn lifecycle_through_http_and_state_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(Config::for_tests(dir.path().to_path_buf())).await.unwrap();
+    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
+        .await
+        .unwrap();
     let ec2 = Ec2::new(app.url(), "us-east-1");
 
     let run = ec2
         .ok(
             "RunInstances",
-            &[("ImageId", "ami-0123abcd"), ("MinCount", "2"), ("MaxCount", "2")],
+            &[
+                ("ImageId", "ami-0123abcd"),
+                ("MinCount", "2"),
+                ("MaxCount", "2"),
+            ],
         )
         .await;
     let ids = run.all("instanceId");
@@ -38,8 +44,12 @@ async fn lifecycle_through_http_and_state_survives_restart() {
     assert!(start.one("currentState").contains("<name>pending</name>"));
     ec2.wait_state(&ids[0], "running", WAIT).await;
 
-    let terminate = ec2.ok("TerminateInstances", &[("InstanceId.1", &ids[1])]).await;
-    assert!(terminate.one("currentState").contains("<name>shutting-down</name>"));
+    let terminate = ec2
+        .ok("TerminateInstances", &[("InstanceId.1", &ids[1])])
+        .await;
+    assert!(terminate
+        .one("currentState")
+        .contains("<name>shutting-down</name>"));
     ec2.wait_state(&ids[1], "terminated", WAIT).await;
 
     // The status endpoint shows desired vs observed per instance.
@@ -47,17 +57,27 @@ async fn lifecycle_through_http_and_state_survives_restart() {
     assert_eq!(code, 200);
     let instances = status["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2);
-    assert!(instances.iter().all(|i| i["converged"] == true), "{status:#}");
-    let (code, one) = ec2.get_json(&format!("/_ec2d/status/instances/{}", ids[0])).await;
+    assert!(
+        instances.iter().all(|i| i["converged"] == true),
+        "{status:#}"
+    );
+    let (code, one) = ec2
+        .get_json(&format!("/_ec2d/status/instances/{}", ids[0]))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(one["state"], "running");
     let (code, health) = ec2.get_json("/_ec2d/health").await;
-    assert_eq!((code, health["ok"].clone()), (200, serde_json::Value::Bool(true)));
+    assert_eq!(
+        (code, health["ok"].clone()),
+        (200, serde_json::Value::Bool(true))
+    );
 
     app.shutdown().await.unwrap();
 
     // A new process on the same data directory still knows every instance.
-    let app = App::spawn(Config::for_tests(dir.path().to_path_buf())).await.unwrap();
+    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
+        .await
+        .unwrap();
     let ec2 = Ec2::new(app.url(), "us-east-1");
     let described = ec2.ok("DescribeInstances", &[]).await;
     let mut seen = described.all("instanceId");
@@ -73,17 +93,29 @@ async fn lifecycle_through_http_and_state_survives_restart() {
 #[tokio::test]
 async fn regions_are_separate() {
     let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(Config::for_tests(dir.path().to_path_buf())).await.unwrap();
+    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
+        .await
+        .unwrap();
     let east = Ec2::new(app.url(), "us-east-1");
     let west = Ec2::new(app.url(), "eu-west-1");
     let run = west
-        .ok("RunInstances", &[("ImageId", "ami-0123abcd"), ("MinCount", "1"), ("MaxCount", "1")])
+        .ok(
+            "RunInstances",
+            &[
+                ("ImageId", "ami-0123abcd"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+            ],
+        )
         .await;
     let id = run.one("instanceId");
     assert!(run.body.contains("eu-west-1a"), "{}", run.body);
     assert!(west.ok("DescribeInstances", &[]).await.body.contains(&id));
     assert!(!east.ok("DescribeInstances", &[]).await.body.contains(&id));
     let missing = east.call("StopInstances", &[("InstanceId.1", &id)]).await;
-    assert_eq!(missing.error_code().as_deref(), Some("InvalidInstanceID.NotFound"));
+    assert_eq!(
+        missing.error_code().as_deref(),
+        Some("InvalidInstanceID.NotFound")
+    );
     app.shutdown().await.unwrap();
 }

@@ -194,7 +194,8 @@ where
 
         match (failed, retry_in) {
             (true, Some(delay)) => {
-                self.held_until.insert(key.clone(), deadline(Instant::now(), delay));
+                self.held_until
+                    .insert(key.clone(), deadline(Instant::now(), delay));
             }
             _ => {
                 self.held_until.remove(&key);

@@ -40,6 +40,30 @@ pub struct InstanceSpec {
     /// User tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// `KeyName`, when the instance was launched with a key pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// The key pair's OpenSSH public key, copied at launch so later key changes do not alter the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// `UserData`, base64-encoded as on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// The security groups the instance was launched in.
+    #[serde(default)]
+    pub security_groups: Vec<GroupRef>,
+    /// Ports published on the host, fixed at launch from the groups' ingress rules (22/tcp always).
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    /// `SubnetId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// `VpcId` of the subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// `ClientToken`, for RunInstances idempotency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
     /// When the user last asked for a stop or terminate, for `StateTransitionReason`.
     #[serde(
         default,
@@ -48,6 +72,67 @@ pub struct InstanceSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub user_transition_at: Option<Timestamp>,
+}
+
+/// A security group an instance belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRef {
+    /// `sg-…`.
+    pub group_id: String,
+    /// The group's name.
+    pub group_name: String,
+}
+
+/// Transport protocol of a published port.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl PortProtocol {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+/// A container port to publish on the host.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PortSpec {
+    /// The port inside the instance.
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: PortProtocol,
+}
+
+/// The most ports one instance publishes (LocalStack's limit).
+pub const MAX_PUBLISHED_PORTS: usize = 32;
+
+/// A port as published by the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    /// The port inside the instance.
+    pub container_port: u16,
+    /// TCP or UDP.
+    pub protocol: PortProtocol,
+    /// The host address.
+    pub host_ip: String,
+    /// The host port.
+    pub host_port: u16,
 }
 
 /// `InstanceInitiatedShutdownBehavior`.
@@ -144,4 +229,7 @@ pub struct ContainerObservation {
     /// The container's address on its Docker network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<String>,
+    /// The ports the engine published on the host.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
 }

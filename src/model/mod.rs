@@ -12,8 +12,8 @@ pub use ids::{IdError, ImageId, InstanceId, ReservationId};
 pub use image::{docker_repository_name, IMAGE_KIND};
 pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
 pub use instance::{
-    ContainerObservation, Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, Transition,
-    INSTANCE_KIND,
+    ContainerObservation, GroupRef, Instance, InstanceSpec, InstanceStatus, PortMapping,
+    PortProtocol, PortSpec, ShutdownBehavior, Transition, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
 };
 pub use meta::{ErrorRecord, Object, ObjectMeta, StateReason, API_VERSION};
 pub use state::{display_state, DesiredState, InstanceState, TransitionError};

@@ -4,24 +4,40 @@ use std::collections::BTreeMap;
 
 use tracing::{debug, info, warn};
 
+use super::boot;
 use super::plan::{self, Facts, Plan, PlanSettings, Step};
 use super::{Context, ReconcileError};
 use crate::controller::Action;
 use crate::model::{
     now, ContainerObservation, ErrorRecord, Instance, InstanceId, InstanceState, InstanceStatus,
-    StateReason, CONTAINER_NAME_PREFIX,
+    PortMapping, PortProtocol, StateReason, CONTAINER_NAME_PREFIX,
 };
-use crate::runtime::{labels, ContainerRuntime, ContainerSpec, ObservedContainer, RuntimeError};
+use crate::runtime::{
+    labels, ContainerRuntime, ContainerSpec, ObservedContainer, PortRequest, Protocol, RuntimeError,
+};
 
-/// The command that keeps an instance container alive whatever its image would run, as
-/// LocalStack's appended keep-alive does. Under Docker's init a TERM ends it at once.
-const KEEP_ALIVE: &str = "while :; do sleep 3600; done";
+/// How the boot script runs in a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMode {
+    /// The boot script is the entrypoint and keeps the container alive (the usual case).
+    Entrypoint,
+    /// The image runs its own init system as PID 1; the boot script runs beside it via exec.
+    BesideInit,
+}
 
 /// Builds the container for an instance: the one place that decides how an instance boots.
-pub fn container_spec_for(instance: &Instance, settings: &super::Settings) -> ContainerSpec {
+pub fn container_spec_for(
+    instance: &Instance,
+    settings: &super::Settings,
+    store_id: &str,
+    mode: BootMode,
+) -> ContainerSpec {
     let mut container_labels = BTreeMap::new();
     container_labels.insert(labels::MANAGED.to_string(), "true".to_string());
     container_labels.insert(labels::VM_MANAGER.to_string(), "docker".to_string());
+    // Which ec2d store owns the container: several ec2d processes may share one engine, and
+    // each only ever garbage-collects its own containers.
+    container_labels.insert(labels::STORE_ID.to_string(), store_id.to_string());
     // The region, for humans reading `docker inspect`.
     container_labels.insert(
         labels::REGION.to_string(),
@@ -31,20 +47,66 @@ pub fn container_spec_for(instance: &Instance, settings: &super::Settings) -> Co
     if settings.mount_docker_socket {
         binds.push("/var/run/docker.sock:/var/run/docker.sock".to_string());
     }
+    let mut ports: Vec<PortRequest> = instance
+        .spec
+        .ports
+        .iter()
+        .map(|p| PortRequest {
+            container_port: p.port,
+            protocol: match p.protocol {
+                PortProtocol::Tcp => Protocol::Tcp,
+                PortProtocol::Udp => Protocol::Udp,
+            },
+            host_port: None,
+        })
+        .collect();
+    // SSH is always reachable, as in LocalStack, whatever the groups say.
+    if !ports
+        .iter()
+        .any(|p| p.container_port == 22 && p.protocol == Protocol::Tcp)
+    {
+        ports.insert(
+            0,
+            PortRequest {
+                container_port: 22,
+                protocol: Protocol::Tcp,
+                host_port: None,
+            },
+        );
+    }
+    let (entrypoint, cmd, init) = match mode {
+        BootMode::Entrypoint => (
+            Some(boot::entrypoint()),
+            Some(Vec::new()),
+            settings.docker_init,
+        ),
+        // The image's init must be PID 1: Docker's init would take its place.
+        BootMode::BesideInit => (None, None, false),
+    };
     ContainerSpec {
         name: format!("{CONTAINER_NAME_PREFIX}{}", instance.metadata.name),
         instance_id: InstanceId::parse(&instance.metadata.name).ok(),
         image: instance.spec.image_ref.clone(),
-        entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
-        cmd: Some(vec![KEEP_ALIVE.to_string()]),
+        entrypoint,
+        cmd,
         env: Vec::new(),
         labels: container_labels,
-        init: settings.docker_init,
+        init,
         binds,
-        ports: Vec::new(),
+        ports,
         hostname: None,
-        files: Vec::new(),
+        files: boot::files(instance),
         flags: settings.docker_flags.clone(),
+    }
+}
+
+/// Decides how the instance boots from its image's command (one engine call, at boot only).
+async fn boot_mode<R: ContainerRuntime>(ctx: &Context<R>, image: &str) -> BootMode {
+    match ctx.runtime.image_command(image).await {
+        Ok(Some(command)) if boot::is_init_system(&command.entrypoint, &command.cmd) => {
+            BootMode::BesideInit
+        }
+        _ => BootMode::Entrypoint,
     }
 }
 
@@ -71,8 +133,19 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             .and_then(|c| c.finished_at)
             .is_some_and(|finished| ctx.engine.was_down_at(finished)),
     };
+    // Only a boot needs to know how the image runs; ask the engine only then.
+    let needs_boot = instance.spec.desired == crate::model::DesiredState::Running
+        && instance.status.state != Some(InstanceState::Terminated)
+        && observed
+            .as_ref()
+            .is_none_or(|c| c.state == crate::runtime::ContainerState::Dead);
+    let mode = if needs_boot {
+        boot_mode(ctx, &instance.spec.image_ref).await
+    } else {
+        BootMode::Entrypoint
+    };
     let plan = plan::plan(&instance, observed.as_ref(), facts, &settings, || {
-        container_spec_for(&instance, &ctx.settings)
+        container_spec_for(&instance, &ctx.settings, ctx.store.id(), mode)
     });
     debug!(instance_id = %id, generation, steps = ?plan.steps, reaches = ?plan.reaches, "planned");
 
@@ -110,7 +183,22 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             Err(error) => return Err(record_error(ctx, &instance, error)),
         }
     };
+    let booted = plan.steps.iter().any(|s| matches!(s, Step::Create(_)));
+    if booted && mode == BootMode::BesideInit {
+        if let Some(container) = &after {
+            run_boot_beside_init(ctx, id, &container.id).await;
+        }
+    }
     let status = next_status(&instance, &plan, after.as_ref());
+    let new_container = status.container.as_ref().map(|c| &c.id)
+        != instance.status.container.as_ref().map(|c| &c.id);
+    if status.state == Some(InstanceState::Running)
+        && (new_container || instance.status.state != Some(InstanceState::Running))
+    {
+        if let Some(container) = &status.container {
+            log_access(id, container);
+        }
+    }
     if status != instance.status {
         if status.state != instance.status.state {
             info!(
@@ -127,6 +215,55 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         _ if plan.reaches.is_none() => Action::requeue(ctx.settings.converging_requeue),
         _ => Action::requeue(ctx.settings.converged_requeue),
     })
+}
+
+/// Runs the boot script beside an image's own init system; failures are logged, since the
+/// instance itself is up.
+async fn run_boot_beside_init<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    id: &InstanceId,
+    container_id: &str,
+) {
+    match ctx.runtime.exec(container_id, boot::exec_command()).await {
+        Ok(out) if out.exit_code == Some(0) => {
+            debug!(instance_id = %id, "boot tasks ran beside the image's init")
+        }
+        Ok(out) => {
+            warn!(instance_id = %id, exit_code = ?out.exit_code, output = %out.output, "boot tasks failed")
+        }
+        Err(error) => warn!(instance_id = %id, %error, "boot tasks could not run"),
+    }
+}
+
+/// The two lines LocalStack users grep for: where SSH answers, and the port mapping.
+fn log_access(id: &InstanceId, container: &ContainerObservation) {
+    let ssh = container
+        .ports
+        .iter()
+        .find(|p| p.container_port == 22 && p.protocol == PortProtocol::Tcp);
+    let container_ip = container.ip_address.as_deref().unwrap_or("");
+    if let Some(ssh) = ssh {
+        let ssh_address = format!("{}:{}", ssh.host_ip, ssh.host_port);
+        info!(
+            instance_id = %id,
+            ssh = %ssh_address,
+            "Instance {id} will be accessible via SSH at: {ssh_address}, {container_ip}:22"
+        );
+    }
+    let mapping = container
+        .ports
+        .iter()
+        .map(|p| {
+            format!(
+                "'{}/{}': {}",
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_port
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    info!(instance_id = %id, ports = %mapping, "Instance {id} port mappings (container -> host): {{{mapping}}}");
 }
 
 /// Whether the instance's image is still there; an unreachable engine counts as "yes" so
@@ -175,6 +312,19 @@ fn next_status(
         id: c.id.clone(),
         state: c.state.as_str().to_string(),
         ip_address: c.ip_address.clone(),
+        ports: c
+            .ports
+            .iter()
+            .map(|p| PortMapping {
+                container_port: p.container_port,
+                protocol: match p.protocol {
+                    Protocol::Tcp => PortProtocol::Tcp,
+                    Protocol::Udp => PortProtocol::Udp,
+                },
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port,
+            })
+            .collect(),
     });
     status.last_error = None;
     if let Some(reached) = plan.reaches {

@@ -4,6 +4,7 @@
 //! status from the store, the container from the runtime); why it was called is never passed
 //! in, only logged. Only this module writes status.
 
+mod boot;
 mod catalog;
 mod engine;
 mod error;
@@ -19,7 +20,7 @@ use futures::StreamExt;
 
 pub use engine::{EngineHealth, EngineMonitor};
 pub use error::ReconcileError;
-pub use instance::container_spec_for;
+pub use instance::{container_spec_for, BootMode};
 
 use crate::controller::Action;
 use crate::model::{ImageId, InstanceId};

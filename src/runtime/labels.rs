@@ -11,3 +11,6 @@ pub const VM_MANAGER: &str = "ec2_vm_manager";
 
 /// The region of the owning instance, for humans reading `docker inspect`.
 pub const REGION: &str = "ec2d.region";
+
+/// The id of the ec2d store that owns the container; garbage collection only touches its own.
+pub const STORE_ID: &str = "ec2d.store-id";

@@ -41,6 +41,7 @@ pub struct SpecChanged {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
     catalog: Collection<ImageSpec, ImageStatus>,
@@ -69,12 +70,31 @@ impl Store {
     }
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        // A stable identity for this store, made once: containers are labelled with it so
+        // that several ec2d processes sharing one engine never collect each other's.
+        let fresh = uuid::Uuid::new_v4().to_string();
+        let id = match db.compare_and_swap(
+            b"store-id",
+            None as Option<&[u8]>,
+            Some(fresh.as_bytes()),
+        )? {
+            Ok(()) => fresh,
+            Err(existing) => {
+                String::from_utf8_lossy(&existing.current.unwrap_or_default()).into_owned()
+            }
+        };
         Ok(Self {
+            id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
             catalog: Collection::open(&db, "catalog", crate::model::IMAGE_KIND)?,
             db,
         })
+    }
+
+    /// This store's stable identity (a UUID made when it was created).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Instances: spec from RunInstances and friends, status from the reconciler.
