@@ -160,6 +160,7 @@ impl Harness {
             id: "c0ffee".into(),
             state: "running".into(),
             ip_address: Some(ip.into()),
+            ports: Vec::new(),
         });
         self.store.instances().write_status(id, &status).unwrap();
     }

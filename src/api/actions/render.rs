@@ -257,6 +257,7 @@ mod tests {
             id: "c".into(),
             state: "running".into(),
             ip_address: Some("172.17.0.2".into()),
+            ports: Vec::new(),
         });
         let doc = xml(&inst);
         assert!(doc.contains("<name>running</name>"));
