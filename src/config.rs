@@ -7,6 +7,13 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
+use crate::runtime::DockerFlags;
+
+/// clap's hook for `EC2_DOCKER_FLAGS`: the error names the offending flag.
+fn parse_docker_flags(input: &str) -> Result<DockerFlags, String> {
+    DockerFlags::parse(input).map_err(|e| e.to_string())
+}
+
 /// How instances are backed, as LocalStack's `EC2_VM_MANAGER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,6 +68,25 @@ pub struct Config {
     /// Run instance containers with Docker's init as PID 1 (`docker run --init`).
     #[arg(long, env = "EC2_DOCKER_INIT", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub docker_init: bool,
+
+    /// Extra `docker run` flags for every instance, split like shell words (never run through a
+    /// shell): -e, -v, -p, --privileged, --platform, --label, --add-host, --network, --dns,
+    /// --cpus, --memory, --user, --ulimit, --cap-add, --tmpfs. An unknown flag stops ec2d.
+    #[arg(long, env = "EC2_DOCKER_FLAGS", default_value = "", value_parser = parse_docker_flags, allow_hyphen_values = true)]
+    pub docker_flags: DockerFlags,
+
+    /// Mount the Docker socket at /var/run/docker.sock in every instance, as LocalStack does.
+    /// Anything in the instance can then control the host's Docker engine.
+    #[arg(long, env = "EC2_MOUNT_DOCKER_SOCKET", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub mount_docker_socket: bool,
+
+    /// Seconds a terminated instance stays describable before its record is collected.
+    #[arg(
+        long,
+        env = "EC2D_TERMINATED_RETENTION_SECONDS",
+        default_value_t = 3600
+    )]
+    pub terminated_retention_seconds: u64,
 
     /// Log filter, in `tracing` EnvFilter syntax (`info`, `ec2d=debug`).
     #[arg(long, env = "EC2D_LOG", default_value = "info")]
@@ -127,5 +153,13 @@ mod tests {
         assert!(c.remove_containers);
         assert_eq!(c.listen.port(), 5000);
         assert!(Config::try_parse_from(["ec2d", "--vm-manager", "libvirt"]).is_err());
+    }
+
+    #[test]
+    fn docker_flags_are_validated_at_start() {
+        let c = Config::parse_from(["ec2d", "--docker-flags", "-e A=1 --cap-add NET_ADMIN"]);
+        assert_eq!(c.docker_flags.env, vec!["A=1".to_string()]);
+        let err = Config::try_parse_from(["ec2d", "--docker-flags", "--frobnicate"]).unwrap_err();
+        assert!(err.to_string().contains("--frobnicate"), "{err}");
     }
 }

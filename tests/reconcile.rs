@@ -345,3 +345,127 @@ async fn instance_initiated_shutdown_follows_the_shutdown_behaviour() {
     assert_eq!(shown(&ctx, &other), InstanceState::Terminated);
     assert_eq!(fake.container_state(&other), None);
 }
+
+fn stray_container(
+    instance_id: &InstanceId,
+    store_id: Option<&str>,
+) -> ec2d::runtime::ContainerSpec {
+    let mut labels = std::collections::BTreeMap::new();
+    if let Some(store_id) = store_id {
+        labels.insert("ec2d.store-id".to_string(), store_id.to_string());
+    }
+    ec2d::runtime::ContainerSpec {
+        name: format!("localstack-ec2.{instance_id}"),
+        instance_id: Some(instance_id.clone()),
+        image: AMI_REF.to_string(),
+        labels,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn sweep_removes_only_this_stores_orphans() {
+    use ec2d::runtime::ContainerRuntime;
+    let (ctx, fake) = context(true);
+    let owned = launch(&ctx);
+    let _ = run(&ctx, &owned).await.unwrap();
+    let orphan = InstanceId::generate();
+    let foreign = InstanceId::generate();
+    let unlabelled = InstanceId::generate();
+    fake.create_and_start(&stray_container(&orphan, Some(ctx.store.id())))
+        .await
+        .unwrap();
+    fake.create_and_start(&stray_container(&foreign, Some("another-store")))
+        .await
+        .unwrap();
+    fake.create_and_start(&stray_container(&unlabelled, None))
+        .await
+        .unwrap();
+
+    let _ = reconcile::reconcile(ObjectRef::Sweep, ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(fake.container_state(&orphan), None, "orphan removed");
+    assert!(
+        fake.container_state(&foreign).is_some(),
+        "another ec2d's container untouched"
+    );
+    assert!(
+        fake.container_state(&unlabelled).is_some(),
+        "container without store id untouched"
+    );
+    assert_eq!(
+        fake.container_state(&owned),
+        Some(ContainerState::Running),
+        "owned instance untouched"
+    );
+    assert!(ctx.sweep_report.kept().is_empty());
+}
+
+#[tokio::test]
+async fn sweep_keeps_and_reports_orphans_when_removal_is_off() {
+    use ec2d::runtime::ContainerRuntime;
+    let (ctx, fake) = context(false);
+    let orphan = InstanceId::generate();
+    fake.create_and_start(&stray_container(&orphan, Some(ctx.store.id())))
+        .await
+        .unwrap();
+    let _ = reconcile::reconcile(ObjectRef::Sweep, ctx.clone())
+        .await
+        .unwrap();
+    assert!(fake.container_state(&orphan).is_some());
+    let kept = ctx.sweep_report.kept();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].instance_id, orphan.to_string());
+}
+
+#[tokio::test]
+async fn terminated_records_are_collected_after_the_retention() {
+    let fake = FakeRuntime::new();
+    fake.add_image(AMI_REF);
+    let settings = Settings {
+        terminated_retention: std::time::Duration::ZERO,
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(
+        Store::temporary().unwrap(),
+        fake.clone(),
+        settings,
+    ));
+    let gone = launch(&ctx);
+    let alive = launch(&ctx);
+    for id in [&gone, &alive] {
+        let _ = run(&ctx, id).await.unwrap();
+    }
+    desire(&ctx, &gone, DesiredState::Terminated);
+    let _ = run(&ctx, &gone).await.unwrap();
+    assert_eq!(shown(&ctx, &gone), InstanceState::Terminated);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let _ = reconcile::reconcile(ObjectRef::Sweep, ctx.clone())
+        .await
+        .unwrap();
+    assert!(
+        ctx.store.instances().get(gone.as_str()).unwrap().is_none(),
+        "collected"
+    );
+    assert!(
+        ctx.store.instances().get(alive.as_str()).unwrap().is_some(),
+        "running instance kept"
+    );
+
+    // With the default retention of an hour, a fresh termination is kept.
+    let (ctx, _fake) = context(true);
+    let recent = launch(&ctx);
+    let _ = run(&ctx, &recent).await.unwrap();
+    desire(&ctx, &recent, DesiredState::Terminated);
+    let _ = run(&ctx, &recent).await.unwrap();
+    let _ = reconcile::reconcile(ObjectRef::Sweep, ctx.clone())
+        .await
+        .unwrap();
+    assert!(ctx
+        .store
+        .instances()
+        .get(recent.as_str())
+        .unwrap()
+        .is_some());
+}

@@ -130,6 +130,9 @@ impl App {
             remove_containers: config.remove_containers,
             stop_timeout: Duration::from_secs(config.stop_timeout_seconds),
             docker_init: config.docker_init,
+            mount_docker_socket: config.mount_docker_socket,
+            docker_flags: config.docker_flags.clone(),
+            terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             ..Settings::default()
         };
         let ctx = Arc::new(Context::new(store.clone(), runtime, settings));
@@ -173,6 +176,7 @@ impl App {
             ctx.engine.clone(),
             handle,
             config.vm_manager,
+            ctx.sweep_report.clone(),
         ));
         let router = api::router(ApiState {
             store: store.clone(),

@@ -6,7 +6,7 @@ use crate::api::Introspection;
 use crate::config::VmManager;
 use crate::controller::ControllerHandle;
 use crate::model::{display_state, format_timestamp, Image, Instance};
-use crate::reconcile::{EngineMonitor, ObjectRef};
+use crate::reconcile::{EngineMonitor, ObjectRef, SweepReport};
 use crate::store::Store;
 
 /// Builds `/_ec2d/health` and `/_ec2d/status` from the store, the controller and the engine monitor.
@@ -15,6 +15,7 @@ pub struct Report {
     engine: EngineMonitor,
     controller: ControllerHandle<ObjectRef>,
     vm_manager: VmManager,
+    sweep: SweepReport,
 }
 
 impl Report {
@@ -24,12 +25,14 @@ impl Report {
         engine: EngineMonitor,
         controller: ControllerHandle<ObjectRef>,
         vm_manager: VmManager,
+        sweep: SweepReport,
     ) -> Self {
         Self {
             store,
             engine,
             controller,
             vm_manager,
+            sweep,
         }
     }
 
@@ -105,6 +108,7 @@ impl Introspection for Report {
             "instances": instances.objects.iter().map(Self::instance_doc).collect::<Vec<_>>(),
             "images": images.objects.iter().chain(catalog.objects.iter()).map(Self::image_doc).collect::<Vec<_>>(),
             "corruptRecords": corrupt,
+            "keptOrphans": self.sweep.kept(),
         }))
     }
 }

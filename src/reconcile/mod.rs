@@ -8,6 +8,7 @@ mod boot;
 mod catalog;
 mod engine;
 mod error;
+mod gc;
 mod image;
 mod instance;
 pub mod plan;
@@ -20,6 +21,7 @@ use futures::StreamExt;
 
 pub use engine::{EngineHealth, EngineMonitor};
 pub use error::ReconcileError;
+pub use gc::{KeptOrphan, SweepReport};
 pub use instance::{container_spec_for, BootMode};
 
 use crate::controller::Action;
@@ -36,6 +38,8 @@ pub enum ObjectRef {
     Image(ImageId),
     /// The AMI catalog discovered from Docker's image tags.
     Catalog,
+    /// Orphaned containers and expired terminated records.
+    Sweep,
 }
 
 /// Reconciler settings.
@@ -51,6 +55,8 @@ pub struct Settings {
     pub mount_docker_socket: bool,
     /// Extra `docker run` flags for every instance (`EC2_DOCKER_FLAGS`).
     pub docker_flags: crate::runtime::DockerFlags,
+    /// How long a terminated instance stays describable before its record is collected.
+    pub terminated_retention: Duration,
     /// How soon to look again at a resource that is still converging.
     pub converging_requeue: Duration,
     /// How often a converged resource is looked at again (missed-event safety net).
@@ -65,6 +71,7 @@ impl Default for Settings {
             docker_init: true,
             mount_docker_socket: true,
             docker_flags: crate::runtime::DockerFlags::default(),
+            terminated_retention: Duration::from_secs(3600),
             converging_requeue: Duration::from_millis(500),
             converged_requeue: Duration::from_secs(300),
         }
@@ -81,6 +88,8 @@ pub struct Context<R: ContainerRuntime> {
     pub settings: Settings,
     /// The engine's reachability, as last seen by reconciles and the monitor.
     pub engine: EngineMonitor,
+    /// Orphans the last sweep kept.
+    pub sweep_report: SweepReport,
 }
 
 impl<R: ContainerRuntime> Context<R> {
@@ -91,6 +100,7 @@ impl<R: ContainerRuntime> Context<R> {
             runtime,
             settings,
             engine: EngineMonitor::default(),
+            sweep_report: SweepReport::default(),
         }
     }
 }
@@ -105,6 +115,7 @@ pub async fn reconcile<R: ContainerRuntime>(
         ObjectRef::Instance(id) => instance::reconcile(id, &ctx).await,
         ObjectRef::Image(id) => image::reconcile(id, &ctx).await,
         ObjectRef::Catalog => catalog::reconcile(&ctx).await,
+        ObjectRef::Sweep => gc::sweep(&ctx).await,
     };
     ctx.engine.observe(&result);
     result
@@ -126,7 +137,7 @@ pub fn error_policy<R: ContainerRuntime>(
 
 /// Every key the store and engine know of: the resync list (kube's "list" half of list-watch).
 pub fn all_keys(store: &Store) -> Vec<ObjectRef> {
-    let mut keys = vec![ObjectRef::Catalog];
+    let mut keys = vec![ObjectRef::Catalog, ObjectRef::Sweep];
     match store.instances().ids() {
         Ok(ids) => keys.extend(
             ids.iter()

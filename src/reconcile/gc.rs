@@ -1,0 +1,109 @@
+//! Garbage collection: containers whose instance is unknown (orphans), and terminated instance records past their retention.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{Context, ReconcileError};
+use crate::controller::Action;
+use crate::model::{now, InstanceState};
+use crate::runtime::{labels, ContainerRuntime};
+
+/// A labelled container that ec2d keeps although no instance owns it (`EC2_REMOVE_CONTAINERS=0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptOrphan {
+    /// Docker's container id.
+    pub container_id: String,
+    /// The container name.
+    pub name: String,
+    /// The instance id on its label.
+    pub instance_id: String,
+    /// Docker's state word.
+    pub state: String,
+}
+
+/// What the last sweep found, for the status endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct SweepReport {
+    inner: Arc<Mutex<Vec<KeptOrphan>>>,
+}
+
+impl SweepReport {
+    /// Orphans kept at the last sweep.
+    pub fn kept(&self) -> Vec<KeptOrphan> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, kept: Vec<KeptOrphan>) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+    }
+}
+
+/// One sweep: remove (or report) this store's containers that no instance owns, and collect
+/// terminated instance records older than the retention.
+pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Action, ReconcileError> {
+    collect_terminated(ctx)?;
+    let containers = ctx.runtime.list_managed().await?;
+    let mut kept = Vec::new();
+    for container in containers {
+        // Only this store's containers: another ec2d sharing the engine owns the rest.
+        if container.labels.get(labels::STORE_ID).map(String::as_str) != Some(ctx.store.id()) {
+            continue;
+        }
+        // The record is written before its container is created, so a container without a
+        // record is never one that is still being launched.
+        if ctx
+            .store
+            .instances()
+            .get(container.instance_id.as_str())?
+            .is_some()
+        {
+            continue;
+        }
+        if ctx.settings.remove_containers {
+            info!(container = %container.name, instance_id = %container.instance_id, "removing orphaned container");
+            ctx.runtime.remove(&container.id).await?;
+        } else {
+            warn!(container = %container.name, instance_id = %container.instance_id, "keeping orphaned container (EC2_REMOVE_CONTAINERS=0)");
+            kept.push(KeptOrphan {
+                container_id: container.id.clone(),
+                name: container.name.clone(),
+                instance_id: container.instance_id.to_string(),
+                state: container.state.as_str().to_string(),
+            });
+        }
+    }
+    ctx.sweep_report.set(kept);
+    Ok(Action::requeue(ctx.settings.converged_requeue))
+}
+
+/// Deletes terminated instances whose termination is older than the retention: EC2 keeps
+/// them describable for about an hour.
+fn collect_terminated<R: ContainerRuntime>(ctx: &Context<R>) -> Result<(), ReconcileError> {
+    let retention =
+        time::Duration::try_from(ctx.settings.terminated_retention).unwrap_or(time::Duration::HOUR);
+    let cutoff = now() - retention;
+    for instance in ctx.store.instances().list()?.objects {
+        if instance.status.state != Some(InstanceState::Terminated) {
+            continue;
+        }
+        let terminated_at = instance
+            .status
+            .transitions
+            .iter()
+            .rev()
+            .find(|t| t.to == InstanceState::Terminated)
+            .map(|t| t.at)
+            .or(instance.metadata.deletion_timestamp)
+            .unwrap_or(instance.metadata.creation_timestamp);
+        // A leftover container is removed by the instance's own reconcile first.
+        let container_gone = instance.status.container.is_none() || !ctx.settings.remove_containers;
+        if terminated_at < cutoff && container_gone {
+            info!(instance_id = %instance.metadata.name, "collecting terminated instance record");
+            ctx.store.instances().delete(&instance.metadata.name)?;
+        }
+    }
+    Ok(())
+}
