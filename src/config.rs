@@ -102,6 +102,11 @@ pub struct Config {
 pub enum Command {
     /// Run the emulator (the default).
     Serve,
+    /// Show what a running ec2d (at --listen) desires and observes, as a table.
+    Status {
+        /// Show one instance in full (JSON) instead of the table.
+        instance: Option<String>,
+    },
 }
 
 impl Config {

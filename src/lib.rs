@@ -9,9 +9,11 @@
 //! - [`controller`]: a generic, EC2-agnostic controller loop (queue, runner, backoff).
 //! - [`reconcile`]: the EC2 reconcilers that make Docker match the store.
 //! - [`app`]: wires everything together; [`config`], [`shutdown`], [`telemetry`] support it.
+//! - [`cli`]: the `ec2d status` table.
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod model;

@@ -9,13 +9,21 @@ use ec2d::{shutdown, telemetry, App};
 async fn main() -> ExitCode {
     let config = Config::from_env();
     telemetry::init(&config.log);
-    let result = match config.command {
-        None | Some(Command::Serve) => App::run(config, shutdown::os_signal()).await,
+    let result = match config.command.clone() {
+        None | Some(Command::Serve) => App::run(config, shutdown::os_signal())
+            .await
+            .map_err(|e| e.to_string()),
+        Some(Command::Status { instance }) => {
+            let base = format!("http://{}", config.listen);
+            ec2d::cli::status(&base, instance.as_deref())
+                .await
+                .map(|table| print!("{table}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "ec2d failed");
+            tracing::debug!(%error, "ec2d failed");
             eprintln!("ec2d: {error}");
             ExitCode::FAILURE
         }

@@ -1,0 +1,202 @@
+//! `ec2d status`: the status endpoint as a terminal table, the way `kubectl get` prints one.
+
+use serde_json::Value;
+
+/// Fetches `/_ec2d/status` from a running ec2d and renders it.
+pub async fn status(base_url: &str, instance: Option<&str>) -> Result<String, String> {
+    let url = match instance {
+        Some(id) => format!("{base_url}/_ec2d/status/instances/{id}"),
+        None => format!("{base_url}/_ec2d/status"),
+    };
+    let response = reqwest::get(&url)
+        .await
+        .map_err(|e| format!("cannot reach ec2d at {base_url}: {e}"))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Err(format!("instance {} not found", instance.unwrap_or("")));
+    }
+    let doc: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("ec2d answered something that is not a status document: {e}"))?;
+    Ok(match instance {
+        Some(_) => serde_json::to_string_pretty(&doc).unwrap_or_default(),
+        None => render(&doc),
+    })
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) if s.is_empty() => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Lays rows out in left-aligned columns separated by three spaces.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+/// Renders the whole status document: controller, engine, instances, images.
+pub fn render(doc: &Value) -> String {
+    let controller = &doc["controller"];
+    let engine = &doc["engine"];
+    let mut out = format!(
+        "engine: {} (version {}, api {})   queue: {}   in flight: {}   reconciles: {} ({} errors)   last resync: {}\n\n",
+        match engine["reachable"].as_bool() {
+            Some(true) => "reachable",
+            Some(false) => "UNREACHABLE",
+            None => "unknown",
+        },
+        text(&engine["version"]),
+        text(&engine["apiVersion"]),
+        text(&controller["queue_depth"]),
+        text(&controller["in_flight"]),
+        text(&controller["reconciles_total"]),
+        text(&controller["errors_total"]),
+        text(&controller["last_resync_at"]),
+    );
+    let empty = Vec::new();
+    let instances: Vec<Vec<String>> = doc["instances"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|i| {
+            let container = &i["container"];
+            let ports = container["ports"]
+                .as_array()
+                .map(|ports| {
+                    ports
+                        .iter()
+                        .map(|p| format!("{}->{}", text(&p["hostPort"]), text(&p["containerPort"])))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "-".to_string());
+            let short_id = container["id"]
+                .as_str()
+                .map(|id| id.chars().take(12).collect())
+                .unwrap_or_else(|| "-".to_string());
+            vec![
+                text(&i["id"]),
+                text(&i["region"]),
+                text(&i["desired"]),
+                text(&i["state"]),
+                format!(
+                    "{}/{}",
+                    text(&i["observedGeneration"]),
+                    text(&i["generation"])
+                ),
+                short_id,
+                text(&container["state"]),
+                text(&container["ipAddress"]),
+                ports,
+                text(&i["lastError"]["message"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "INSTANCE",
+            "REGION",
+            "DESIRED",
+            "STATE",
+            "OBSERVED/GEN",
+            "CONTAINER",
+            "DOCKER",
+            "IP",
+            "PORTS",
+            "LAST ERROR",
+        ],
+        &instances,
+    ));
+    let images: Vec<Vec<String>> = doc["images"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|i| {
+            vec![
+                text(&i["id"]),
+                text(&i["name"]),
+                text(&i["state"]),
+                text(&i["reference"]),
+                text(&i["lastError"]["message"]),
+            ]
+        })
+        .collect();
+    out.push_str("\n\n");
+    out.push_str(&table(
+        &["IMAGE", "NAME", "STATE", "REFERENCE", "LAST ERROR"],
+        &images,
+    ));
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_instances_and_images_as_columns() {
+        let doc = serde_json::json!({
+            "controller": {"queue_depth": 0, "in_flight": 1, "reconciles_total": 7, "errors_total": 1, "last_resync_at": "2026-11-28T20:00:00Z"},
+            "engine": {"reachable": true, "version": "20.10.24", "apiVersion": "1.41"},
+            "instances": [{
+                "id": "i-0123456789abcdef0", "region": "us-east-1", "desired": "running", "state": "running",
+                "generation": 2, "observedGeneration": 2,
+                "container": {"id": "3f5e0c1d2b7a9e8f6d4c", "state": "running", "ipAddress": "172.17.0.2",
+                               "ports": [{"containerPort": 22, "hostPort": 55705}]},
+                "lastError": null
+            }],
+            "images": [{"id": "ami-000001", "name": "test-ami", "state": "available", "reference": "localstack-ec2/test-ami:ami-000001"}]
+        });
+        let out = render(&doc);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with("engine: reachable (version 20.10.24, api 1.41)"),
+            "{out}"
+        );
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("INSTANCE"))
+            .unwrap();
+        let row = lines[header + 1];
+        assert!(
+            row.starts_with("i-0123456789abcdef0   us-east-1   running"),
+            "{row}"
+        );
+        assert!(
+            row.contains("2/2") && row.contains("3f5e0c1d2b7a") && row.contains("55705->22"),
+            "{row}"
+        );
+        // Columns line up: each header starts where its cells start.
+        let col = lines[header].find("STATE").unwrap();
+        assert_eq!(&row[col..col + 7], "running");
+        assert!(out.contains("ami-000001   test-ami   available"), "{out}");
+    }
+}
