@@ -390,7 +390,11 @@ impl ContainerRuntime for FakeRuntime {
             )));
         }
         inner.next_id += 1;
-        let id = format!("{:064x}", inner.next_id);
+        let id = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let ip = format!(
             "172.17.{}.{}",
             (inner.next_id / 250) % 250,
