@@ -177,7 +177,10 @@ PY
     fi
     if [ "${#pips[@]}" -gt 0 ]; then
         note "pip install ${pips[*]}"
-        PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check "${pips[@]}"
+        # (a Debian system python refuses plain installs: PEP 668, so retry past it)
+        PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check "${pips[@]}" ||
+            PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check \
+                --break-system-packages "${pips[@]}"
         if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     else
         note "python packages present (pytest, boto3, awscli, awscli-local)"

@@ -632,6 +632,8 @@ async fn describe_instances_renders_what_boto3_expects() {
             "launchTime",
             "placement",
             "monitoring",
+            "subnetId",
+            "vpcId",
             "privateIpAddress",
             "ipAddress",
             "sourceDestCheck",
@@ -644,6 +646,7 @@ async fn describe_instances_renders_what_boto3_expects() {
             "clientToken",
             "tagSet",
             "hypervisor",
+            "networkInterfaceSet",
             "ebsOptimized",
             "enaSupport",
             "bootMode",
@@ -917,9 +920,10 @@ async fn describe_instances_filters_and_names_values_semantics() {
         .await,
         vec![web_ids[1].clone()]
     );
+    // Attributes ec2d does not model match nothing, even with `*`.
     assert!(described_ids(
         &h,
-        &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", "*")]
+        &[("Filter.1.Name", "instance-lifecycle"), ("Filter.1.Value.1", "*")]
     )
     .await
     .is_empty());
@@ -1960,10 +1964,10 @@ async fn action_errors() {
     );
     let reply = h.get(&[]).await;
     reply.err(StatusCode::BAD_REQUEST, "MissingAction");
-    let reply = h.post(&[("Action", "DescribeVpcs")]).await;
+    let reply = h.post(&[("Action", "LaunchRockets")]).await;
     assert_eq!(
         reply.err(StatusCode::BAD_REQUEST, "InvalidAction"),
-        "The action DescribeVpcs is not valid for this web service."
+        "The action LaunchRockets is not valid for this web service."
     );
     let req = Request::builder()
         .method(Method::PUT)

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ec2d::model::{schema, Image, Instance};
+use ec2d::model::{schema, Image, Instance, SecurityGroup};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds-like-schemas")
@@ -48,6 +48,11 @@ fn example_objects_round_trip() {
             }
             Some("Image") => {
                 let object: Image = serde_json::from_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_json::to_value(&object).unwrap()
+            }
+            Some("SecurityGroup") => {
+                let object: SecurityGroup = serde_json::from_value(value.clone())
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 serde_json::to_value(&object).unwrap()
             }

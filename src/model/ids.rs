@@ -23,22 +23,25 @@ fn random_hex(len: usize) -> String {
         .collect()
 }
 
-/// Accepts `<prefix><1..=17 alphanumerics>`: AWS uses 8 or 17 hex digits, LocalStack 12, and
-/// users tag hand-made AMIs such as `ami-000001`, so only the prefix and charset are enforced.
-fn parse_with_prefix(s: &str, prefix: &'static str) -> Result<String, IdError> {
+/// Accepts `<prefix>` followed by hex digits of an allowed length. AWS's ids have 8 or 17
+/// hex digits; AMI ids are looser because LocalStack's have 12 and users tag hand-made
+/// AMIs such as `ami-000001`.
+fn parse_with_prefix(s: &str, prefix: &'static str, lengths: &[usize]) -> Result<String, IdError> {
     let err = || IdError {
         id: s.to_string(),
         prefix,
     };
     let rest = s.strip_prefix(prefix).ok_or_else(err)?;
-    if rest.is_empty() || rest.len() > 32 || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
+    let hex = !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit());
+    let length_ok = lengths.is_empty() && rest.len() <= 32 || lengths.contains(&rest.len());
+    if !hex || !length_ok {
         return Err(err());
     }
     Ok(s.to_string())
 }
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal, $hex:literal) => {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $hex:literal, $lengths:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
         #[serde(transparent)]
@@ -50,7 +53,7 @@ macro_rules! id_type {
 
             /// Parses a client-supplied id; the error carries EC2's `Malformed` wording.
             pub fn parse(s: &str) -> Result<Self, IdError> {
-                parse_with_prefix(s, $prefix).map(Self)
+                parse_with_prefix(s, $prefix, $lengths).map(Self)
             }
 
             /// A fresh random id in AWS's long format.
@@ -74,15 +77,15 @@ macro_rules! id_type {
 
 id_type!(
     /// An EC2 instance id, `i-` and 17 hex digits when generated.
-    InstanceId, "i-", 17
+    InstanceId, "i-", 17, &[8, 17]
 );
 id_type!(
     /// An AMI id, `ami-` and 17 hex digits when generated.
-    ImageId, "ami-", 17
+    ImageId, "ami-", 17, &[]
 );
 id_type!(
     /// A reservation id, `r-` and 17 hex digits.
-    ReservationId, "r-", 17
+    ReservationId, "r-", 17, &[]
 );
 
 #[cfg(test)]
@@ -100,7 +103,7 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected_with_aws_wording() {
-        for bad in ["", "i-", "x-123", "i-12 34", "i-abc/def", "ami-123"] {
+        for bad in ["", "i-", "x-123", "i-12 34", "i-abc/def", "ami-123", "i-xyz", "i-123", "i-0123456789abcdefg"] {
             assert!(InstanceId::parse(bad).is_err(), "{bad:?} accepted");
         }
         let err = InstanceId::parse("i-xyz!").unwrap_err();
@@ -109,6 +112,8 @@ mod tests {
             "Invalid id: \"i-xyz!\" (expecting \"i-...\")"
         );
         assert!(ImageId::parse("rocket-man").is_err());
+        assert!(ImageId::parse("ami-local").is_err());
+        assert!(InstanceId::parse("i-0123456789abcdef0").is_ok());
         assert!(ImageId::parse("ami-000001").is_ok());
         assert!(ImageId::parse("ami-12345678").is_ok());
         assert!(InstanceId::parse("i-baadf00d").is_ok());

@@ -4,7 +4,9 @@ pub mod fixtures;
 pub mod ids;
 pub mod image;
 pub mod instance;
+pub mod keypair;
 pub mod meta;
+pub mod network;
 pub mod schema;
 pub mod state;
 
@@ -15,7 +17,14 @@ pub use instance::{
     ContainerObservation, GroupRef, Instance, InstanceSpec, InstanceStatus, PortMapping,
     PortProtocol, PortSpec, ShutdownBehavior, Transition, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
 };
+pub use keypair::{
+    KeyPair, KeyPairId, KeyPairOrigin, KeyPairSpec, KeyPairStatus, KeyType, KEY_PAIR_KIND,
+};
 pub use meta::{ErrorRecord, Object, ObjectMeta, StateReason, API_VERSION};
+pub use network::{
+    IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, SecurityGroupSpec,
+    SecurityGroupStatus, UserIdGroupPair, DEFAULT_GROUP_NAME, SECURITY_GROUP_KIND,
+};
 pub use state::{display_state, DesiredState, InstanceState, TransitionError};
 
 /// The tag every Docker-backed AMI and instance carries, as in LocalStack.

@@ -3,7 +3,7 @@
 use schemars::schema::RootSchema;
 use schemars::schema_for;
 
-use super::{Image, Instance};
+use super::{Image, Instance, KeyPair, SecurityGroup};
 
 /// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
 pub fn all() -> Vec<(&'static str, RootSchema)> {
@@ -11,9 +11,15 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
     let mut image = schema_for!(Image);
     titled(&mut instance, "Instance");
     titled(&mut image, "Image");
+    let mut security_group = schema_for!(SecurityGroup);
+    titled(&mut security_group, "SecurityGroup");
+    let mut key_pair = schema_for!(KeyPair);
+    titled(&mut key_pair, "KeyPair");
     vec![
         ("instance.v1alpha1.schema.json", instance),
         ("image.v1alpha1.schema.json", image),
+        ("securitygroup.v1alpha1.schema.json", security_group),
+        ("keypair.v1alpha1.schema.json", key_pair),
     ]
 }
 

@@ -189,7 +189,7 @@ mod tests {
         ObservedContainer {
             id: "c1".into(),
             name: "localstack-ec2.i-1".into(),
-            instance_id: crate::model::InstanceId::parse("i-1").unwrap(),
+            instance_id: crate::model::InstanceId::parse("i-00000001").unwrap(),
             state,
             exit_code: None,
             ip_address: None,
@@ -367,7 +367,7 @@ mod shutdown_tests {
         ObservedContainer {
             id: "c1".into(),
             name: "n".into(),
-            instance_id: crate::model::InstanceId::parse("i-1").unwrap(),
+            instance_id: crate::model::InstanceId::parse("i-00000001").unwrap(),
             state: ContainerState::Exited,
             exit_code: Some(143),
             ip_address: None,

@@ -148,7 +148,16 @@ where
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Abort(e) => e,
                 sled::transaction::TransactionError::Storage(e) => e.into(),
-            })
+            })?;
+        self.make_durable()
+    }
+
+    /// Forces desired state to disk before the API answers: an acknowledged request must
+    /// survive a SIGKILL. Status needs no such care (the reconciler observes it again), so
+    /// only spec writes pay for the fsync; concurrent callers share one sled flush.
+    fn make_durable(&self) -> Result<(), StoreError> {
+        self.spec.flush()?;
+        Ok(())
     }
 
     /// Reads one object (spec joined with status).
@@ -240,7 +249,10 @@ where
                 .compare_and_swap(id.as_bytes(), Some(current_bytes), Some(new_bytes))
                 .map_err(StoreError::from)?
             {
-                Ok(()) => return Ok((before, after)),
+                Ok(()) => {
+                    self.make_durable()?;
+                    return Ok((before, after));
+                }
                 // Another request changed the spec in between: re-read and re-apply.
                 Err(_) => continue,
             }

@@ -17,7 +17,10 @@ use futures::StreamExt;
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
 
-use crate::model::{Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus};
+use crate::model::{
+    Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
+};
+use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
 
 /// Which collection a watch event or key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +48,8 @@ pub struct Store {
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
     catalog: Collection<ImageSpec, ImageStatus>,
+    key_pairs: Collection<KeyPairSpec, KeyPairStatus>,
+    security_groups: Collection<SecurityGroupSpec, SecurityGroupStatus>,
 }
 
 impl Store {
@@ -88,6 +93,12 @@ impl Store {
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
             catalog: Collection::open(&db, "catalog", crate::model::IMAGE_KIND)?,
+            key_pairs: Collection::open(&db, "key_pairs", crate::model::KEY_PAIR_KIND)?,
+            security_groups: Collection::open(
+                &db,
+                "security_groups",
+                crate::model::SECURITY_GROUP_KIND,
+            )?,
             db,
         })
     }
@@ -111,6 +122,17 @@ impl Store {
     /// reconciler's image discovery (like a reflector cache), so both its trees have one writer.
     pub fn catalog(&self) -> &Collection<ImageSpec, ImageStatus> {
         &self.catalog
+    }
+
+    /// Key pairs: spec from CreateKeyPair/ImportKeyPair; no reconciler, so the status stays empty.
+    pub fn key_pairs(&self) -> &Collection<KeyPairSpec, KeyPairStatus> {
+        &self.key_pairs
+    }
+
+    /// Security groups: spec from CreateSecurityGroup and the rule actions; no reconciler
+    /// (instances copy their ports at launch), so the status stays empty.
+    pub fn security_groups(&self) -> &Collection<SecurityGroupSpec, SecurityGroupStatus> {
+        &self.security_groups
     }
 
     /// Looks an AMI up by id: a CreateImage record first, then the Docker catalog.

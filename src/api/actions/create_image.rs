@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn parse_happy() {
         let req = parse_str(
-            "InstanceId=i-1&Name=snap&Description=d&NoReboot=true&TagSpecification.1.ResourceType=image\
+            "InstanceId=i-00000001&Name=snap&Description=d&NoReboot=true&TagSpecification.1.ResourceType=image\
              &TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=v\
              &TagSpecification.2.ResourceType=snapshot&TagSpecification.2.Tag.1.Key=s",
         )
@@ -180,7 +180,7 @@ mod tests {
             "The request must contain the parameter InstanceId"
         );
         assert_eq!(
-            parse_str("InstanceId=i-1").unwrap_err().message,
+            parse_str("InstanceId=i-00000001").unwrap_err().message,
             "The request must contain the parameter Name"
         );
         assert_eq!(
@@ -188,18 +188,18 @@ mod tests {
             "InvalidInstanceID.Malformed"
         );
         assert_eq!(
-            parse_str("InstanceId=i-1&Name=x").unwrap_err().code,
+            parse_str("InstanceId=i-00000001&Name=x").unwrap_err().code,
             "InvalidAMIName.Malformed"
         );
         assert_eq!(
-            parse_str("InstanceId=i-1&Name=snap&NoReboot=nah")
+            parse_str("InstanceId=i-00000001&Name=snap&NoReboot=nah")
                 .unwrap_err()
                 .code,
             "InvalidParameterValue"
         );
         let long = "d".repeat(256);
         assert_eq!(
-            parse_str(&format!("InstanceId=i-1&Name=snap&Description={long}"))
+            parse_str(&format!("InstanceId=i-00000001&Name=snap&Description={long}"))
                 .unwrap_err()
                 .code,
             "InvalidParameterValue"

@@ -8,13 +8,13 @@ use crate::api::filter::{self, Filter};
 use crate::api::query::QueryParams;
 use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
-use crate::model::{format_timestamp, Instance, InstanceId, ACCOUNT_ID};
+use crate::model::{format_timestamp, Instance, InstanceId, InstanceState, ACCOUNT_ID};
 
 use super::render::{private_dns_name, private_ip, public_ip, render_instance, ROOT_DEVICE_NAME};
 use super::shared;
 
-/// The filter names ec2d answers. Those about things ec2d does not model (VPCs, key pairs,
-/// security groups, spot) are accepted and match nothing, as for an instance without them.
+/// The filter names ec2d answers. Those about things ec2d does not model (spot, IAM profiles,
+/// lifecycles) are accepted and match nothing, as for an instance without them.
 pub const FILTERS: &[&str] = &[
     "instance-id",
     "instance-state-name",
@@ -41,7 +41,6 @@ pub const FILTERS: &[&str] = &[
     "state-reason-code",
     "tag-key",
     "tag-value",
-    // Modelled as absent: match nothing.
     "vpc-id",
     "subnet-id",
     "key-name",
@@ -49,6 +48,12 @@ pub const FILTERS: &[&str] = &[
     "instance.group-name",
     "group-id",
     "group-name",
+    "client-token",
+    "network-interface.subnet-id",
+    "network-interface.vpc-id",
+    "network-interface.group-id",
+    "network-interface.group-name",
+    // Modelled as absent: match nothing.
     "instance-lifecycle",
     "iam-instance-profile.arn",
     "platform",
@@ -172,7 +177,32 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
     let shown = shared::shown_state(instance);
     let spec = &instance.spec;
     let one = |s: &str| vec![s.to_string()];
+    let opt = |s: &Option<String>| s.iter().cloned().collect::<Vec<_>>();
+    let group_ids = || {
+        spec.security_groups
+            .iter()
+            .map(|g| g.group_id.clone())
+            .collect()
+    };
+    let group_names = || {
+        spec.security_groups
+            .iter()
+            .map(|g| g.group_name.clone())
+            .collect()
+    };
+    // The interface exists only while the instance is not terminated (as rendered).
+    let interface = spec.subnet_id.is_some() && shown != InstanceState::Terminated;
     match name {
+        "vpc-id" => opt(&spec.vpc_id),
+        "subnet-id" => opt(&spec.subnet_id),
+        "key-name" => opt(&spec.key_name),
+        "client-token" => opt(&spec.client_token),
+        "group-id" | "instance.group-id" => group_ids(),
+        "group-name" | "instance.group-name" => group_names(),
+        "network-interface.subnet-id" if interface => opt(&spec.subnet_id),
+        "network-interface.vpc-id" if interface => opt(&spec.vpc_id),
+        "network-interface.group-id" if interface => group_ids(),
+        "network-interface.group-name" if interface => group_names(),
         "instance-id" => one(&instance.metadata.name),
         "instance-state-name" => one(shown.name()),
         "instance-state-code" => vec![shown.code().to_string()],
@@ -283,7 +313,7 @@ mod tests {
     #[test]
     fn parses_ids_filters_and_paging() {
         let req =
-            parse_str("InstanceId.1=i-1&Filter.1.Name=tag:Name&Filter.1.Value.1=web").unwrap();
+            parse_str("InstanceId.1=i-00000001&Filter.1.Name=tag:Name&Filter.1.Value.1=web").unwrap();
         assert_eq!(req.ids.len(), 1);
         assert_eq!(req.filters[0].name, "tag:Name");
         let req = parse_str("MaxResults=5").unwrap();
@@ -292,7 +322,7 @@ mod tests {
 
     #[test]
     fn paging_rules() {
-        let e = parse_str("InstanceId.1=i-1&MaxResults=5").unwrap_err();
+        let e = parse_str("InstanceId.1=i-00000001&MaxResults=5").unwrap_err();
         assert_eq!(e.code, "InvalidParameterCombination");
         assert_eq!(
             e.message,
@@ -342,6 +372,43 @@ mod tests {
         assert_eq!(filter_values("instance-state-code", &inst), vec!["0"]);
         assert_eq!(filter_values("tag:Name", &inst), vec!["web"]);
         assert!(filter_values("vpc-id", &inst).is_empty());
+        assert!(filter_values("group-name", &inst).is_empty());
+    }
+
+    #[test]
+    fn network_filters_read_the_spec() {
+        let mut inst = fixtures::instance();
+        inst.spec.vpc_id = Some("vpc-1".into());
+        inst.spec.subnet_id = Some("subnet-1".into());
+        inst.spec.key_name = Some("alice".into());
+        inst.spec.client_token = Some("tok".into());
+        inst.spec.security_groups = vec![
+            crate::model::GroupRef {
+                group_id: "sg-1".into(),
+                group_name: "default".into(),
+            },
+            crate::model::GroupRef {
+                group_id: "sg-2".into(),
+                group_name: "web".into(),
+            },
+        ];
+        assert_eq!(filter_values("vpc-id", &inst), vec!["vpc-1"]);
+        assert_eq!(filter_values("subnet-id", &inst), vec!["subnet-1"]);
+        assert_eq!(filter_values("key-name", &inst), vec!["alice"]);
+        assert_eq!(filter_values("client-token", &inst), vec!["tok"]);
+        assert_eq!(
+            filter_values("instance.group-id", &inst),
+            vec!["sg-1", "sg-2"]
+        );
+        assert_eq!(filter_values("group-name", &inst), vec!["default", "web"]);
+        assert_eq!(
+            filter_values("network-interface.subnet-id", &inst),
+            vec!["subnet-1"]
+        );
+        inst.spec.desired = crate::model::DesiredState::Terminated;
+        inst.status.state = Some(InstanceState::Terminated);
+        assert!(filter_values("network-interface.subnet-id", &inst).is_empty());
+        assert_eq!(filter_values("subnet-id", &inst), vec!["subnet-1"]);
     }
 
     #[test]

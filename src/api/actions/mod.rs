@@ -1,11 +1,25 @@
 //! The EC2 actions: one dispatch table from `Action` name to a module with pure `parse` and store-backed `handle`.
 
+pub mod authorize_security_group;
 pub mod create_image;
+pub mod create_key_pair;
+pub mod create_security_group;
+pub mod delete_key_pair;
+pub mod delete_security_group;
 pub mod describe_availability_zones;
 pub mod describe_images;
+pub mod describe_instance_attribute;
 pub mod describe_instances;
+pub mod describe_key_pairs;
 pub mod describe_regions;
+pub mod describe_security_groups;
+pub mod describe_subnets;
+pub mod describe_vpcs;
+pub mod import_key_pair;
+pub mod key_pairs;
+pub mod network;
 pub mod render;
+pub mod revoke_security_group;
 pub mod run_instances;
 pub mod shared;
 pub mod start_instances;
@@ -33,6 +47,20 @@ pub fn lookup(action: &str) -> Option<Call> {
         "CreateImage" => create_image::call,
         "DescribeRegions" => describe_regions::call,
         "DescribeAvailabilityZones" => describe_availability_zones::call,
+        "CreateKeyPair" => create_key_pair::call,
+        "ImportKeyPair" => import_key_pair::call,
+        "DescribeKeyPairs" => describe_key_pairs::call,
+        "DeleteKeyPair" => delete_key_pair::call,
+        "DescribeVpcs" => describe_vpcs::call,
+        "DescribeSubnets" => describe_subnets::call,
+        "DescribeSecurityGroups" => describe_security_groups::call,
+        "CreateSecurityGroup" => create_security_group::call,
+        "DeleteSecurityGroup" => delete_security_group::call,
+        "AuthorizeSecurityGroupIngress" => authorize_security_group::call_ingress,
+        "AuthorizeSecurityGroupEgress" => authorize_security_group::call_egress,
+        "RevokeSecurityGroupIngress" => revoke_security_group::call_ingress,
+        "RevokeSecurityGroupEgress" => revoke_security_group::call_egress,
+        "DescribeInstanceAttribute" => describe_instance_attribute::call,
         _ => return None,
     };
     Some(call)
@@ -49,6 +77,20 @@ pub const ACTIONS: &[&str] = &[
     "CreateImage",
     "DescribeRegions",
     "DescribeAvailabilityZones",
+    "CreateKeyPair",
+    "ImportKeyPair",
+    "DescribeKeyPairs",
+    "DeleteKeyPair",
+    "DescribeVpcs",
+    "DescribeSubnets",
+    "DescribeSecurityGroups",
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+    "DescribeInstanceAttribute",
 ];
 
 /// Resolves `Action`: absent or empty is `MissingAction`, unknown is `InvalidAction`.
@@ -82,11 +124,11 @@ mod tests {
         assert_eq!(e.code, "MissingAction");
         let e = resolve(&QueryParams::from_query("Action=")).unwrap_err();
         assert_eq!(e.code, "MissingAction");
-        let e = resolve(&QueryParams::from_query("Action=DescribeVpcs")).unwrap_err();
+        let e = resolve(&QueryParams::from_query("Action=LaunchRockets")).unwrap_err();
         assert_eq!(e.code, "InvalidAction");
         assert_eq!(
             e.message,
-            "The action DescribeVpcs is not valid for this web service."
+            "The action LaunchRockets is not valid for this web service."
         );
         assert_eq!(
             resolve(&QueryParams::from_query("Action=DescribeRegions"))

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::api::xml::XmlWriter;
+use sha2::{Digest, Sha256};
+
 use crate::model::{
-    format_timestamp, DesiredState, Image, ImageState, Instance, InstanceState, StateReason,
-    Timestamp, ACCOUNT_ID,
+    format_timestamp, DesiredState, GroupRef, Image, ImageState, Instance, InstanceState,
+    StateReason, Timestamp, ACCOUNT_ID,
 };
 
 use super::shared::shown_state;
@@ -124,8 +126,90 @@ fn state_reason(instance: &Instance, shown: InstanceState) -> Option<StateReason
     user_down.then(StateReason::user_initiated_shutdown)
 }
 
+/// `<groupSet>` of an instance or interface: `GroupIdentifier`s (`groupId`, `groupName`).
+pub fn render_group_set(w: &mut XmlWriter, groups: &[GroupRef]) {
+    w.set("groupSet", groups, |w, g| {
+        w.field("groupId", &g.group_id);
+        w.field("groupName", &g.group_name);
+    });
+}
+
+/// An id derived from the instance id (`eni-…`, `eni-attach-…`): the interface is not stored,
+/// so its ids must come out the same on every describe.
+fn derived_id(prefix: &str, instance_id: &str) -> String {
+    let digest = Sha256::digest(format!("{prefix}/{instance_id}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{}", &hex[..17])
+}
+
+/// A locally administered MAC address derived from the instance id, as `02:…` on EC2.
+fn derived_mac(instance_id: &str) -> String {
+    let digest = Sha256::digest(format!("mac/{instance_id}").as_bytes());
+    let tail: Vec<String> = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+    format!("02:{}", tail.join(":"))
+}
+
+/// The instance's one network interface (device 0) in its subnet, as a VPC instance has.
+/// Shown only for instances launched into a subnet and not terminated (EC2 detaches it then).
+fn render_network_interfaces(w: &mut XmlWriter, instance: &Instance, shown: InstanceState) {
+    let spec = &instance.spec;
+    let (Some(subnet_id), Some(vpc_id)) = (&spec.subnet_id, &spec.vpc_id) else {
+        return;
+    };
+    if shown == InstanceState::Terminated {
+        w.empty("networkInterfaceSet");
+        return;
+    }
+    let id = instance.metadata.name.as_str();
+    let private = private_ip(instance, shown);
+    let dns = private.map(|ip| private_dns_name(ip, &instance.metadata.namespace));
+    let public = public_ip(instance, shown);
+    let association = |w: &mut XmlWriter| {
+        if let Some(ip) = public {
+            w.el("association", |w| {
+                w.field("publicIp", ip);
+                w.field("publicDnsName", "");
+                w.field("ipOwnerId", "amazon");
+            });
+        }
+    };
+    w.set("networkInterfaceSet", [()], |w, ()| {
+        w.field("networkInterfaceId", derived_id("eni", id));
+        w.field("subnetId", subnet_id);
+        w.field("vpcId", vpc_id);
+        w.field("description", "");
+        w.field("ownerId", ACCOUNT_ID);
+        w.field("status", "in-use");
+        w.field("macAddress", derived_mac(id));
+        w.opt_field("privateIpAddress", private);
+        w.opt_field("privateDnsName", dns.as_deref());
+        w.field("sourceDestCheck", true);
+        render_group_set(w, &spec.security_groups);
+        w.el("attachment", |w| {
+            w.field("attachmentId", derived_id("eni-attach", id));
+            w.field("deviceIndex", 0);
+            w.field("status", "attached");
+            w.field(
+                "attachTime",
+                format_timestamp(instance.metadata.creation_timestamp),
+            );
+            w.field("deleteOnTermination", true);
+            w.field("networkCardIndex", 0);
+        });
+        association(w);
+        w.set("privateIpAddressesSet", private, |w, ip| {
+            w.field("privateIpAddress", ip);
+            w.opt_field("privateDnsName", dns.as_deref());
+            w.field("primary", true);
+            association(w);
+        });
+        w.empty("ipv6AddressesSet");
+        w.field("interfaceType", "interface");
+    });
+}
+
 /// One `RunningInstancesItemType`: the element list boto3 and the aws CLI expect, with
-/// ec2d's fixed answers for what it does not model (EBS root, hvm, no VPC).
+/// ec2d's fixed answers for what it does not model (EBS root, hvm).
 pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
     let shown = shown_state(instance);
     let spec = &instance.spec;
@@ -142,6 +226,7 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
     // No public DNS: a made-up name would not resolve, and tools prefer it over the address.
     w.field("dnsName", "");
     w.field("reason", transition_reason(instance, shown));
+    w.opt_field("keyName", spec.key_name.as_deref());
     w.field("amiLaunchIndex", spec.ami_launch_index);
     w.empty("productCodes");
     w.field("instanceType", &spec.instance_type);
@@ -155,10 +240,12 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
         w.field("tenancy", "default");
     });
     w.el("monitoring", |w| w.field("state", "disabled"));
+    w.opt_field("subnetId", spec.subnet_id.as_deref());
+    w.opt_field("vpcId", spec.vpc_id.as_deref());
     w.opt_field("privateIpAddress", private);
     w.opt_field("ipAddress", public_ip(instance, shown));
     w.field("sourceDestCheck", true);
-    w.empty("groupSet");
+    render_group_set(w, &spec.security_groups);
     if let Some(reason) = state_reason(instance, shown) {
         w.el("stateReason", |w| {
             w.field("code", &reason.code);
@@ -170,9 +257,13 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
     w.field("rootDeviceName", ROOT_DEVICE_NAME);
     w.empty("blockDeviceMapping");
     w.field("virtualizationType", "hvm");
-    w.field("clientToken", "");
+    w.field(
+        "clientToken",
+        spec.client_token.as_deref().unwrap_or_default(),
+    );
     render_tags(w, &spec.tags);
     w.field("hypervisor", "xen");
+    render_network_interfaces(w, instance, shown);
     w.field("ebsOptimized", false);
     w.field("enaSupport", true);
     w.field("bootMode", "legacy-bios");

@@ -1,19 +1,25 @@
-//! `RunInstances`: validates the launch, resolves the AMI from the store and writes MaxCount desired-running instances in one reservation.
+//! `RunInstances`: validates the launch, resolves the AMI, subnet, security groups (and their ports), key pair and user data, and writes MaxCount desired-running instances in one reservation.
 
 use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 use crate::config::VmManager;
+use crate::model::network::{published_ports, Subnet};
 use crate::model::{
-    now, DesiredState, ImageId, ImageState, Instance, InstanceId, InstanceSpec, InstanceStatus,
-    Object, ObjectMeta, ReservationId, ShutdownBehavior, ACCOUNT_ID, API_VERSION, INSTANCE_KIND,
-    VM_MANAGER_TAG,
+    now, DesiredState, GroupRef, ImageId, ImageState, Instance, InstanceId, InstanceSpec,
+    InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior, ACCOUNT_ID,
+    API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS, VM_MANAGER_TAG,
 };
 
 use super::describe_availability_zones::zone_names;
+use super::key_pairs::public_key_for;
+use super::network::{self, check_subnet_id, checked_writes, resolve_group, subnet_not_found};
 use super::render::render_instance;
 use super::shared;
 
@@ -22,6 +28,12 @@ pub const MAX_COUNT_LIMIT: i64 = 1000;
 
 /// The instance type used when the request names none (EC2's historical default).
 pub const DEFAULT_INSTANCE_TYPE: &str = "m1.small";
+
+/// The most user data EC2 accepts, counted decoded (before base64).
+pub const MAX_USER_DATA: usize = 16384;
+
+/// The longest `ClientToken` EC2 accepts.
+pub const MAX_CLIENT_TOKEN: usize = 64;
 
 /// A validated RunInstances request.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +50,17 @@ pub struct Request {
     pub shutdown_behavior: ShutdownBehavior,
     /// `Placement.AvailabilityZone`, checked against the region in `handle`.
     pub availability_zone: Option<String>,
+    /// `SecurityGroupId.N` then `SecurityGroup.N` (or the first network interface's
+    /// `SecurityGroupId.N`): ids or names; empty means the region's `default`.
+    pub security_groups: Vec<network::GroupRef>,
+    /// `SubnetId` (or the first network interface's); the zone's default subnet when absent.
+    pub subnet_id: Option<String>,
+    /// `KeyName`.
+    pub key_name: Option<String>,
+    /// `UserData`, as canonical base64 of at most [`MAX_USER_DATA`] decoded bytes.
+    pub user_data: Option<String>,
+    /// `ClientToken`.
+    pub client_token: Option<String>,
     /// `DryRun`.
     pub dry_run: bool,
 }
@@ -77,6 +100,68 @@ fn valid_instance_type(s: &str) -> bool {
     s.len() <= 64 && ok(family) && ok(size)
 }
 
+/// `UserData` as stored: base64 of the bytes. The CLI and SDKs send base64; some Terraform
+/// versions send the script itself, which is not valid base64 (a script starts `#!`), so text
+/// that does not decode is taken as the data itself. Line breaks inside base64 (MIME-style
+/// wrapping) are tolerated. Text that happens to be valid base64 is read as base64. Empty is none.
+pub fn user_data(raw: &str) -> Result<Option<String>, ApiError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let unwrapped: String = raw.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    let bytes = STANDARD
+        .decode(unwrapped.as_bytes())
+        .unwrap_or_else(|_| raw.as_bytes().to_vec());
+    if bytes.len() > MAX_USER_DATA {
+        return Err(ApiError::invalid_value(format!(
+            "User data is limited to {MAX_USER_DATA} bytes"
+        )));
+    }
+    Ok(Some(STANDARD.encode(bytes)))
+}
+
+/// The groups and subnet of the launch: instance-level, or those of the first network
+/// interface; EC2 refuses both at once.
+fn network_params(
+    params: &QueryParams,
+) -> Result<(Vec<network::GroupRef>, Option<String>), ApiError> {
+    let interfaces = params.structs("NetworkInterface");
+    let interface = interfaces.first();
+    let mut raw_groups: Vec<&str> = params.list("SecurityGroupId");
+    raw_groups.extend(params.list("SecurityGroup"));
+    let mut subnet = params.get("SubnetId").filter(|s| !s.is_empty());
+    if let Some(interface) = interface {
+        let interface_groups = interface.list("SecurityGroupId");
+        if !interface_groups.is_empty() {
+            if !raw_groups.is_empty() {
+                return Err(ApiError::invalid_combination(
+                    "Network interfaces and an instance-level security groups may not be specified on the same request",
+                ));
+            }
+            raw_groups = interface_groups;
+        }
+        if let Some(interface_subnet) = interface.get("SubnetId").filter(|s| !s.is_empty()) {
+            if subnet.is_some() {
+                return Err(ApiError::invalid_combination(
+                    "Network interfaces and an instance-level subnet ID may not be specified on the same request",
+                ));
+            }
+            subnet = Some(interface_subnet);
+        }
+    }
+    let mut groups = Vec::new();
+    for raw in raw_groups {
+        let group = network::GroupRef::parse(raw)?;
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    if let Some(subnet) = subnet {
+        check_subnet_id(subnet)?;
+    }
+    Ok((groups, subnet.map(str::to_string)))
+}
+
 /// Parses and validates everything that needs no store.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let image_id = ImageId::parse(params.require("ImageId")?)?;
@@ -107,8 +192,15 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             )))
         }
     };
-    // `ClientToken` is accepted and ignored: idempotency needs the token stored on the
-    // instance spec, which the model does not have yet.
+    let (security_groups, subnet_id) = network_params(params)?;
+    let client_token = params.get("ClientToken").filter(|t| !t.is_empty());
+    if let Some(token) = client_token {
+        if token.len() > MAX_CLIENT_TOKEN || !token.is_ascii() {
+            return Err(ApiError::invalid_value(format!(
+                "Value ({token}) for parameter clientToken is invalid. Expected at most {MAX_CLIENT_TOKEN} ASCII characters."
+            )));
+        }
+    }
     Ok(Request {
         image_id,
         count: u32::try_from(max).expect("bounded by MAX_COUNT_LIMIT"),
@@ -119,6 +211,14 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             .get("Placement.AvailabilityZone")
             .filter(|z| !z.is_empty())
             .map(str::to_string),
+        security_groups,
+        subnet_id,
+        key_name: params
+            .get("KeyName")
+            .filter(|k| !k.is_empty())
+            .map(str::to_string),
+        user_data: user_data(params.get("UserData").unwrap_or_default())?,
+        client_token: client_token.map(str::to_string),
         dry_run: shared::dry_run(params)?,
     })
 }
@@ -140,17 +240,125 @@ fn image_ref(state: &ApiState, region: &str, id: &ImageId) -> Result<String, Api
     }
 }
 
-/// Checks the zone and the AMI, then writes all instances in one store call.
-pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
+/// The subnet of the launch: the one named (which fixes the zone), else the default subnet of
+/// the zone asked for (or of the region's first zone).
+fn placement(region: &str, req: &Request) -> Result<Subnet, ApiError> {
     let zones = zone_names(region);
-    let availability_zone = match req.availability_zone {
-        Some(zone) if zones.contains(&zone) => zone,
-        Some(zone) => {
+    if let Some(zone) = &req.availability_zone {
+        if !zones.contains(zone) {
             return Err(ApiError::invalid_value(format!(
                 "Invalid availability zone: [{zone}]"
-            )))
+            )));
         }
-        None => zones[0].clone(),
+    }
+    let subnets = network::subnets(region);
+    match &req.subnet_id {
+        Some(id) => {
+            let subnet = subnets
+                .into_iter()
+                .find(|s| s.subnet_id == *id)
+                .ok_or_else(|| subnet_not_found(id))?;
+            match &req.availability_zone {
+                Some(zone) if *zone != subnet.availability_zone => {
+                    Err(ApiError::invalid_value(format!(
+                        "The subnet '{id}' is in availability zone {}, not {zone}",
+                        subnet.availability_zone
+                    )))
+                }
+                _ => Ok(subnet),
+            }
+        }
+        None => {
+            let zone = req.availability_zone.as_ref().unwrap_or(&zones[0]);
+            Ok(subnets
+                .into_iter()
+                .find(|s| s.availability_zone == *zone)
+                .expect("one default subnet per zone"))
+        }
+    }
+}
+
+/// The instances an earlier call with this `ClientToken` launched in the region, in launch order.
+fn launched_with_token(
+    state: &ApiState,
+    region: &str,
+    token: &str,
+) -> Result<Vec<Instance>, ApiError> {
+    let mut launched: Vec<Instance> = shared::region_instances(state, region)?
+        .into_iter()
+        .filter(|i| i.spec.client_token.as_deref() == Some(token))
+        .collect();
+    launched.sort_by_key(|i| i.spec.ami_launch_index);
+    Ok(launched)
+}
+
+/// The launch's groups (the region's `default` when none is named), resolved by id or name
+/// and deduplicated, and the ports their ingress rules publish. The ports are copied into the
+/// spec: later rule changes never alter a launched instance.
+fn groups_and_ports(
+    state: &ApiState,
+    region: &str,
+    requested: &[network::GroupRef],
+) -> Result<(Vec<GroupRef>, Vec<PortSpec>), ApiError> {
+    let default = [network::GroupRef::Name(DEFAULT_GROUP_NAME.to_string())];
+    let requested = if requested.is_empty() {
+        &default[..]
+    } else {
+        requested
+    };
+    let mut groups = Vec::new();
+    for reference in requested {
+        let group = resolve_group(state, region, reference)?;
+        if !groups
+            .iter()
+            .any(|g: &crate::model::SecurityGroup| g.metadata.name == group.metadata.name)
+        {
+            groups.push(group);
+        }
+    }
+    let ports = published_ports(groups.iter().map(|g| &g.spec)).map_err(|count| {
+        ApiError::invalid_value(format!(
+            "The security groups of this launch publish {count} ports (22/tcp included), more than the {MAX_PUBLISHED_PORTS} an instance can publish; narrow the TCP/UDP port ranges of their ingress rules"
+        ))
+    })?;
+    let refs = groups
+        .into_iter()
+        .map(|g| GroupRef {
+            group_id: g.metadata.name,
+            group_name: g.spec.group_name,
+        })
+        .collect();
+    Ok((refs, ports))
+}
+
+/// Checks the placement, groups, key and AMI, then writes all instances in one store call.
+/// A `ClientToken` seen before in the region answers that call's reservation and writes nothing.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
+    let subnet = placement(region, &req)?;
+    // Held from the token and group checks to the write: a retried call cannot launch twice,
+    // and a group cannot be deleted between being resolved and being used.
+    let _guard = checked_writes();
+    if let Some(token) = &req.client_token {
+        let launched = launched_with_token(state, region, token)?;
+        if let Some(first) = launched.first() {
+            if first.spec.image_id != req.image_id || first.spec.instance_type != req.instance_type
+            {
+                return Err(ApiError::client(
+                    "IdempotentParameterMismatch",
+                    "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+                ));
+            }
+            shared::check_dry_run(req.dry_run)?;
+            return Ok(Response {
+                reservation_id: first.spec.reservation_id.clone(),
+                instances: launched,
+            });
+        }
+    }
+    let (security_groups, ports) = groups_and_ports(state, region, &req.security_groups)?;
+    let public_key = match &req.key_name {
+        Some(name) => Some(public_key_for(&state.store, region, name)?),
+        None => None,
     };
     let image_ref = image_ref(state, region, &req.image_id)?;
     shared::check_dry_run(req.dry_run)?;
@@ -176,17 +384,17 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     desired: DesiredState::Running,
                     reservation_id: reservation_id.clone(),
                     ami_launch_index: index,
-                    availability_zone: availability_zone.clone(),
+                    availability_zone: subnet.availability_zone.clone(),
                     shutdown_behavior: req.shutdown_behavior,
                     tags: tags.clone(),
-                    key_name: None,
-                    public_key: None,
-                    user_data: None,
-                    security_groups: Vec::new(),
-                    ports: Vec::new(),
-                    subnet_id: None,
-                    vpc_id: None,
-                    client_token: None,
+                    key_name: req.key_name.clone(),
+                    public_key: public_key.clone(),
+                    user_data: req.user_data.clone(),
+                    security_groups: security_groups.clone(),
+                    ports: ports.clone(),
+                    subnet_id: Some(subnet.subnet_id.clone()),
+                    vpc_id: Some(subnet.vpc_id.clone()),
+                    client_token: req.client_token.clone(),
                     user_transition_at: None,
                 },
                 status: InstanceStatus::default(),
@@ -198,6 +406,8 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         reservation_id = %reservation_id,
         count = instances.len(),
         image_id = %req.image_id,
+        subnet_id = %subnet.subnet_id,
+        ports = ports.len(),
         %region,
         "instances requested"
     );
@@ -310,6 +520,77 @@ mod tests {
         );
         assert_eq!(
             code("ImageId=ami-1&MinCount=1&MaxCount=1&DryRun=perhaps"),
+            "InvalidParameterValue"
+        );
+    }
+
+    #[test]
+    fn user_data_base64_raw_and_limit() {
+        let b64 = STANDARD.encode("#!/bin/sh\nwhoami | tee /myname\n");
+        assert_eq!(user_data(&b64).unwrap(), Some(b64.clone()));
+        // Raw text (as some Terraform versions send it) is stored base64-encoded.
+        let raw = "#!/bin/sh\necho hi";
+        assert_eq!(user_data(raw).unwrap(), Some(STANDARD.encode(raw)));
+        // MIME-style wrapped base64 is unwrapped, not mistaken for text.
+        let long = STANDARD.encode("x".repeat(100));
+        let wrapped = format!("{}\r\n{}", &long[..76], &long[76..]);
+        assert_eq!(user_data(&wrapped).unwrap(), Some(long));
+        assert_eq!(user_data("").unwrap(), None);
+        assert!(user_data(&STANDARD.encode(vec![b'a'; MAX_USER_DATA])).is_ok());
+        let e = user_data(&STANDARD.encode(vec![b'a'; MAX_USER_DATA + 1])).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert_eq!(e.message, "User data is limited to 16384 bytes");
+        assert!(
+            user_data(&"#".repeat(MAX_USER_DATA + 1)).is_err(),
+            "raw text counts too"
+        );
+    }
+
+    #[test]
+    fn groups_subnet_key_and_token() {
+        let req = parse_str(
+            "ImageId=ami-1&MinCount=1&MaxCount=1&SecurityGroupId.1=sg-0abc&SecurityGroup.1=web\
+             &SecurityGroupId.2=sg-0abc&SubnetId=subnet-0abc&KeyName=alice&ClientToken=t-1",
+        )
+        .unwrap();
+        assert_eq!(
+            req.security_groups,
+            vec![
+                network::GroupRef::Id("sg-0abc".into()),
+                network::GroupRef::Name("web".into())
+            ]
+        );
+        assert_eq!(req.subnet_id.as_deref(), Some("subnet-0abc"));
+        assert_eq!(req.key_name.as_deref(), Some("alice"));
+        assert_eq!(req.client_token.as_deref(), Some("t-1"));
+        let req = parse_str(
+            "ImageId=ami-1&MinCount=1&MaxCount=1&NetworkInterface.1.DeviceIndex=0\
+             &NetworkInterface.1.SubnetId=subnet-1&NetworkInterface.1.SecurityGroupId.1=default",
+        )
+        .unwrap();
+        assert_eq!(req.subnet_id.as_deref(), Some("subnet-1"));
+        assert_eq!(
+            req.security_groups,
+            vec![network::GroupRef::Name("default".into())]
+        );
+        let code = |q: &str| parse_str(q).unwrap_err().code.to_string();
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=1&MaxCount=1&SubnetId=subnet-1&NetworkInterface.1.SubnetId=subnet-2"),
+            "InvalidParameterCombination"
+        );
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=1&MaxCount=1&SecurityGroupId.1=sg-%21"),
+            "InvalidGroupId.Malformed"
+        );
+        assert_eq!(
+            code("ImageId=ami-1&MinCount=1&MaxCount=1&SubnetId=net-1"),
+            "InvalidSubnetID.Malformed"
+        );
+        let long = "t".repeat(65);
+        assert_eq!(
+            code(&format!(
+                "ImageId=ami-1&MinCount=1&MaxCount=1&ClientToken={long}"
+            )),
             "InvalidParameterValue"
         );
     }

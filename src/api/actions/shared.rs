@@ -185,14 +185,14 @@ mod tests {
 
     #[test]
     fn instance_ids_are_parsed_and_deduplicated() {
-        let q = QueryParams::from_query("InstanceId.1=i-b&InstanceId.2=i-a&InstanceId.3=i-b");
+        let q = QueryParams::from_query("InstanceId.1=i-0000000b&InstanceId.2=i-0000000a&InstanceId.3=i-0000000b");
         let ids: Vec<_> = instance_ids(&q, true)
             .unwrap()
             .iter()
             .map(|i| i.to_string())
             .collect();
-        assert_eq!(ids, vec!["i-b", "i-a"]);
-        let q = QueryParams::from_query("InstanceId.1=i-ok&InstanceId.2=bogus");
+        assert_eq!(ids, vec!["i-0000000b", "i-0000000a"]);
+        let q = QueryParams::from_query("InstanceId.1=i-000000cc&InstanceId.2=bogus");
         assert_eq!(
             instance_ids(&q, true).unwrap_err().code,
             "InvalidInstanceID.Malformed"

@@ -32,11 +32,11 @@ mod tests {
     #[test]
     fn parse_ids() {
         let req = parse(&QueryParams::from_query(
-            "InstanceId.2=i-2&InstanceId.1=i-1&DryRun=true",
+            "InstanceId.2=i-00000002&InstanceId.1=i-00000001&DryRun=true",
         ))
         .unwrap();
         let ids: Vec<_> = req.ids.iter().map(|i| i.as_str()).collect();
-        assert_eq!(ids, vec!["i-1", "i-2"]);
+        assert_eq!(ids, vec!["i-00000001", "i-00000002"]);
         assert!(req.dry_run);
         let e = parse(&QueryParams::from_query("InstanceId.1=nope")).unwrap_err();
         assert_eq!(e.code, "InvalidInstanceID.Malformed");

@@ -36,6 +36,6 @@ mod tests {
             e.message,
             "The request must contain the parameter InstanceId"
         );
-        assert!(parse(&QueryParams::from_query("InstanceId.1=i-1")).is_ok());
+        assert!(parse(&QueryParams::from_query("InstanceId.1=i-00000001")).is_ok());
     }
 }

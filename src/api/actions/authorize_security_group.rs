@@ -1,0 +1,147 @@
+//! `AuthorizeSecurityGroupIngress` / `AuthorizeSecurityGroupEgress`: adds rules, in either request form, refusing duplicates.
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::network::{explode, Rule};
+use crate::model::IpPermission;
+
+use super::network::{
+    parse_permissions, render_rules, resolve_group, resolve_peers, update_rules, GroupRef,
+};
+use super::shared;
+
+/// A validated Authorize request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `GroupId`, else `GroupName`; either may be an id or a name (`--group-id default`).
+    pub group: GroupRef,
+    /// The permissions to add (group peers still as written).
+    pub permissions: Vec<IpPermission>,
+    /// Outbound (`…Egress`) rather than inbound.
+    pub egress: bool,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// What was added.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The group's id.
+    pub group_id: String,
+    /// Outbound rather than inbound.
+    pub egress: bool,
+    /// The rules added.
+    pub rules: Vec<Rule>,
+}
+
+/// The group an Authorize/Revoke call names: `GroupId`, else `GroupName`.
+pub fn group_param(params: &QueryParams) -> Result<GroupRef, ApiError> {
+    let raw = params
+        .get("GroupId")
+        .or_else(|| params.get("GroupName"))
+        .ok_or_else(|| ApiError::missing_parameter("GroupId"))?;
+    GroupRef::parse(raw)
+}
+
+/// Parses and validates everything that needs no store. Rule tags (`TagSpecification`) are
+/// validated and not kept: rules are not stored as resources of their own.
+pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
+    let group = group_param(params)?;
+    let permissions = parse_permissions(params)?;
+    if permissions.is_empty() {
+        return Err(ApiError::missing_parameter("IpPermissions"));
+    }
+    shared::tag_specifications(params, "security-group-rule")?;
+    Ok(Request {
+        group,
+        permissions,
+        egress,
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+/// Resolves the group and the peers, then adds the rules; any rule the group already has fails
+/// the whole call with `InvalidPermission.Duplicate` and adds nothing.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
+    let group = resolve_group(state, region, &req.group)?;
+    let mut permissions = req.permissions;
+    resolve_peers(state, region, &mut permissions)?;
+    let mut new_rules: Vec<Rule> = Vec::new();
+    for rule in explode(&permissions) {
+        if !new_rules.iter().any(|r| r.same_as(&rule)) {
+            new_rules.push(rule);
+        }
+    }
+    shared::check_dry_run(req.dry_run)?;
+    update_rules(state, region, &group, req.egress, |rules| {
+        if let Some(dup) = new_rules
+            .iter()
+            .find(|new| rules.iter().any(|old| old.same_as(new)))
+        {
+            return Err(ApiError::client(
+                "InvalidPermission.Duplicate",
+                format!("the specified rule \"{}\" already exists", dup.describe()),
+            ));
+        }
+        rules.extend(new_rules.iter().cloned());
+        Ok(())
+    })?;
+    tracing::info!(group_id = %group.metadata.name, egress = req.egress, added = new_rules.len(), "security group rules authorized");
+    Ok(Response {
+        group_id: group.metadata.name,
+        egress: req.egress,
+        rules: new_rules,
+    })
+}
+
+/// `return` and `securityGroupRuleSet`.
+pub fn render(resp: &Response) -> String {
+    let mut w = XmlWriter::new();
+    w.field("return", true);
+    render_rules(&mut w, &resp.group_id, resp.egress, &resp.rules);
+    w.finish()
+}
+
+/// The dispatch entry of `AuthorizeSecurityGroupIngress`.
+pub fn call_ingress(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, parse(params, false)?)?))
+}
+
+/// The dispatch entry of `AuthorizeSecurityGroupEgress`.
+pub fn call_egress(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, parse(params, true)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_both_forms_and_errors() {
+        let q = QueryParams::from_query(
+            "GroupId=default&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=8080&IpPermissions.1.ToPort=8080",
+        );
+        let req = parse(&q, false).unwrap();
+        assert_eq!(req.group, GroupRef::Name("default".into()));
+        assert_eq!(req.permissions.len(), 1);
+        let q = QueryParams::from_query("GroupName=web&IpProtocol=udp&FromPort=53&ToPort=53");
+        assert_eq!(parse(&q, true).unwrap().permissions[0].ip_protocol, "udp");
+        let e = parse(&QueryParams::from_query("GroupId=default"), false).unwrap_err();
+        assert_eq!(
+            e.message,
+            "The request must contain the parameter IpPermissions"
+        );
+        let e = parse(&QueryParams::from_query("IpProtocol=tcp"), false).unwrap_err();
+        assert_eq!(e.message, "The request must contain the parameter GroupId");
+    }
+}

@@ -1,0 +1,101 @@
+//! `DeleteSecurityGroup`: removes a group by id or name unless it is `default` or something still depends on it.
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::{InstanceState, DEFAULT_GROUP_NAME};
+
+use super::network::{checked_writes, region_groups, resolve_group, GroupRef};
+use super::shared;
+
+/// A validated DeleteSecurityGroup request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `GroupId`, else `GroupName`; either may be an id or a name.
+    pub group: GroupRef,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// Parses the request: one of `GroupId` and `GroupName` is required.
+pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+    let raw = params
+        .get("GroupId")
+        .or_else(|| params.get("GroupName"))
+        .ok_or_else(|| ApiError::missing_parameter("GroupId"))?;
+    Ok(Request {
+        group: GroupRef::parse(raw)?,
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+/// Refuses `default` and groups that an instance (not terminated) or another group's rule
+/// still uses, as EC2 does; otherwise deletes. Returns the deleted group's id.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<String, ApiError> {
+    // Held so no launch can put an instance in the group between the check and the delete.
+    let _guard = checked_writes();
+    let group = resolve_group(state, region, &req.group)?;
+    let id = group.metadata.name.clone();
+    if group.spec.group_name == DEFAULT_GROUP_NAME {
+        return Err(ApiError::client(
+            "CannotDelete",
+            format!(
+                "the specified group: \"{id}\" name: \"{DEFAULT_GROUP_NAME}\" cannot be deleted by a user"
+            ),
+        ));
+    }
+    let dependency = || {
+        ApiError::client(
+            "DependencyViolation",
+            format!("resource {id} has a dependent object"),
+        )
+    };
+    let in_use = shared::region_instances(state, region)?
+        .iter()
+        .filter(|i| shared::shown_state(i) != InstanceState::Terminated)
+        .any(|i| i.spec.security_groups.iter().any(|g| g.group_id == id));
+    if in_use {
+        return Err(dependency());
+    }
+    let referenced = region_groups(state, region)?
+        .iter()
+        .any(|g| g.metadata.name != id && g.spec.references(&id));
+    if referenced {
+        return Err(dependency());
+    }
+    shared::check_dry_run(req.dry_run)?;
+    state.store.security_groups().delete(&id)?;
+    tracing::info!(group_id = %id, %region, "security group deleted");
+    Ok(id)
+}
+
+/// `return`, `groupId`.
+pub fn render(id: &str) -> String {
+    let mut w = XmlWriter::new();
+    w.field("return", true);
+    w.field("groupId", id);
+    w.finish()
+}
+
+/// The dispatch entry.
+pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, parse(params)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_or_name() {
+        let q = QueryParams::from_query("GroupName=web");
+        assert_eq!(parse(&q).unwrap().group, GroupRef::Name("web".into()));
+        let q = QueryParams::from_query("GroupId=sg-0abc&GroupName=ignored");
+        assert_eq!(parse(&q).unwrap().group, GroupRef::Id("sg-0abc".into()));
+        let e = parse(&QueryParams::default()).unwrap_err();
+        assert_eq!(e.message, "The request must contain the parameter GroupId");
+        let q = QueryParams::from_query("GroupId=sg-zz");
+        assert_eq!(parse(&q).unwrap_err().code, "InvalidGroupId.Malformed");
+    }
+}

@@ -1,0 +1,688 @@
+//! What the VPC, subnet and security group actions and RunInstances share: the region's computed default network, the lazily created `default` group, group lookup by id or name, rule parsing and rendering.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::network::{
+    default_security_group, default_subnets, default_vpc, explode, is_group_id, merge, Rule,
+    Subnet, Vpc, GROUP_ID_PREFIX,
+};
+use crate::model::{
+    now, IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, UserIdGroupPair, ACCOUNT_ID,
+};
+use crate::store::StoreError;
+
+use super::describe_availability_zones::zones;
+use super::render::render_tags;
+
+/// Serialises the check-then-write sequences that the store cannot make atomic: a group name
+/// must stay unique per VPC (CreateSecurityGroup), a group must not be deleted while a launch
+/// is putting an instance in it (DeleteSecurityGroup, RunInstances), and a `ClientToken` must
+/// launch once. One ec2d process owns its store (sled locks it), so a process-wide lock is enough.
+static CHECKED_WRITES: Mutex<()> = Mutex::new(());
+
+/// Takes the lock of [`CHECKED_WRITES`]; a panic elsewhere while holding it leaves nothing
+/// half-written (each write is one store call), so a poisoned lock is still usable.
+pub fn checked_writes() -> MutexGuard<'static, ()> {
+    CHECKED_WRITES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The region's default VPC.
+pub fn vpc(region: &str) -> Vpc {
+    default_vpc(region)
+}
+
+/// The region's default subnets, one per availability zone, in zone order.
+pub fn subnets(region: &str) -> Vec<Subnet> {
+    let zones: Vec<(String, String)> = zones(region).into_iter().map(|z| (z.name, z.id)).collect();
+    default_subnets(region, &zones)
+}
+
+/// `InvalidSubnetID.NotFound`, as AWS words it.
+pub fn subnet_not_found(id: &str) -> ApiError {
+    ApiError::client(
+        "InvalidSubnetID.NotFound",
+        format!("The subnet ID '{id}' does not exist"),
+    )
+}
+
+/// `InvalidVpcID.NotFound`, as AWS words it.
+pub fn vpc_not_found(id: &str) -> ApiError {
+    ApiError::client(
+        "InvalidVpcID.NotFound",
+        format!("The vpc ID '{id}' does not exist"),
+    )
+}
+
+/// `Invalid…ID.Malformed` with the wording the other kinds use.
+pub fn malformed(code: &'static str, id: &str, prefix: &str) -> ApiError {
+    ApiError::client(
+        code,
+        format!("Invalid id: \"{id}\" (expecting \"{prefix}...\")"),
+    )
+}
+
+/// Checks the shape of a subnet id (`subnet-` and alphanumerics).
+pub fn check_subnet_id(id: &str) -> Result<(), ApiError> {
+    let ok = id.strip_prefix("subnet-").is_some_and(|r| {
+        !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(malformed("InvalidSubnetID.Malformed", id, "subnet-"))
+    }
+}
+
+/// Checks the shape of a VPC id (`vpc-` and alphanumerics).
+pub fn check_vpc_id(id: &str) -> Result<(), ApiError> {
+    let ok = id.strip_prefix("vpc-").is_some_and(|r| {
+        !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(malformed("InvalidVpcID.Malformed", id, "vpc-"))
+    }
+}
+
+/// How a request names a group: anything starting `sg-` is an id (AWS forbids such names),
+/// anything else a name, so `--group-id default` works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRef {
+    /// `sg-…`.
+    Id(String),
+    /// `default`, `web`, ….
+    Name(String),
+}
+
+impl GroupRef {
+    /// Classifies a reference; an `sg-` value that is not a valid id is `InvalidGroupId.Malformed`.
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        if s.starts_with(GROUP_ID_PREFIX) || s.is_empty() {
+            if is_group_id(s) {
+                Ok(Self::Id(s.to_string()))
+            } else {
+                Err(malformed("InvalidGroupId.Malformed", s, GROUP_ID_PREFIX))
+            }
+        } else {
+            Ok(Self::Name(s.to_string()))
+        }
+    }
+
+    /// The reference as the client wrote it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Id(s) | Self::Name(s) => s,
+        }
+    }
+
+    /// `InvalidGroup.NotFound` for this reference: ids plainly, names with the default VPC
+    /// they were looked up in, as AWS words both.
+    pub fn not_found(&self, region: &str) -> ApiError {
+        let message = match self {
+            Self::Id(id) => format!("The security group '{id}' does not exist"),
+            Self::Name(name) => format!(
+                "The security group '{name}' does not exist in default VPC '{}'",
+                vpc(region).vpc_id
+            ),
+        };
+        ApiError::client("InvalidGroup.NotFound", message)
+    }
+}
+
+/// Creates the region's `default` group when it does not exist yet. Its id is derived from the
+/// region, so a racing creation hits `AlreadyExists` on the same key and both callers agree.
+pub fn ensure_default_group(state: &ApiState, region: &str) -> Result<(), ApiError> {
+    let group = default_security_group(region, now());
+    if state
+        .store
+        .security_groups()
+        .get(&group.metadata.name)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    match state
+        .store
+        .security_groups()
+        .create(std::slice::from_ref(&group))
+    {
+        Ok(()) => {
+            tracing::info!(group_id = %group.metadata.name, %region, "default security group created");
+            Ok(())
+        }
+        Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every group of the region (the `default` one created first if needed), in id order.
+pub fn region_groups(state: &ApiState, region: &str) -> Result<Vec<SecurityGroup>, ApiError> {
+    ensure_default_group(state, region)?;
+    Ok(state
+        .store
+        .security_groups()
+        .list()?
+        .objects
+        .into_iter()
+        .filter(|g| g.metadata.namespace == region)
+        .collect())
+}
+
+/// Looks a group up in the region by id or name; `None` when there is no such group.
+pub fn find_group(
+    state: &ApiState,
+    region: &str,
+    reference: &GroupRef,
+) -> Result<Option<SecurityGroup>, ApiError> {
+    ensure_default_group(state, region)?;
+    match reference {
+        GroupRef::Id(id) => Ok(state
+            .store
+            .security_groups()
+            .get(id)?
+            .filter(|g| g.metadata.namespace == region)),
+        // Every group lives in the default VPC, so a name is unique in the region.
+        GroupRef::Name(name) => Ok(region_groups(state, region)?
+            .into_iter()
+            .find(|g| g.spec.group_name == *name)),
+    }
+}
+
+/// Like [`find_group`], but a missing group is `InvalidGroup.NotFound`.
+pub fn resolve_group(
+    state: &ApiState,
+    region: &str,
+    reference: &GroupRef,
+) -> Result<SecurityGroup, ApiError> {
+    find_group(state, region, reference)?.ok_or_else(|| reference.not_found(region))
+}
+
+/// Normalises a protocol the way EC2 stores it: names lower-cased, the numbers of TCP, UDP,
+/// ICMP and ICMPv6 turned into their names, `all` into `-1`, other numbers 0–255 kept.
+pub fn normalize_protocol(raw: &str) -> Result<String, ApiError> {
+    let lower = raw.trim().to_ascii_lowercase();
+    let name = match lower.as_str() {
+        "tcp" | "6" => "tcp",
+        "udp" | "17" => "udp",
+        "icmp" | "1" => "icmp",
+        "icmpv6" | "58" => "icmpv6",
+        "-1" | "all" => "-1",
+        other => match other.parse::<u8>() {
+            Ok(n) => return Ok(n.to_string()),
+            Err(_) => {
+                return Err(ApiError::invalid_value(format!(
+                    "Invalid value '{raw}' for IP protocol. Unknown protocol."
+                )))
+            }
+        },
+    };
+    Ok(name.to_string())
+}
+
+/// The ports of a permission as EC2 keeps them: TCP/UDP need both (`-1`/`-1` meaning every
+/// port), ICMP takes a type and code defaulting to `-1`, other protocols have none.
+fn normalize_ports(
+    protocol: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<(Option<i32>, Option<i32>), ApiError> {
+    match protocol {
+        "tcp" | "udp" => {
+            let (Some(from), Some(to)) = (from, to) else {
+                return Err(ApiError::invalid_value(
+                    "Invalid value for portRange. Must specify both from and to ports with TCP/UDP.",
+                ));
+            };
+            if from == -1 && to == -1 {
+                return Ok((Some(0), Some(65535)));
+            }
+            if !(0..=65535).contains(&from) || !(0..=65535).contains(&to) || from > to {
+                return Err(ApiError::invalid_value("Invalid TCP/UDP port range."));
+            }
+            Ok((Some(from as i32), Some(to as i32)))
+        }
+        "icmp" | "icmpv6" => {
+            let check = |v: Option<i64>, what: &str| -> Result<i32, ApiError> {
+                let v = v.unwrap_or(-1);
+                if (-1..=255).contains(&v) {
+                    Ok(v as i32)
+                } else {
+                    Err(ApiError::invalid_value(format!(
+                        "Invalid value '{v}' for ICMP {what}. Expected a value from -1 to 255."
+                    )))
+                }
+            };
+            Ok((Some(check(from, "type")?), Some(check(to, "code")?)))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
+/// Validates an IPv4 CIDR block (`a.b.c.d/n`).
+pub fn check_cidr(cidr: &str) -> Result<(), ApiError> {
+    let ok = cidr.split_once('/').is_some_and(|(addr, len)| {
+        addr.parse::<Ipv4Addr>().is_ok()
+            && len.bytes().all(|b| b.is_ascii_digit())
+            && len.parse::<u8>().is_ok_and(|n| n <= 32)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_value(format!(
+            "Value ({cidr}) for parameter cidrIp is invalid. This is not a valid CIDR block."
+        )))
+    }
+}
+
+fn check_cidr_v6(cidr: &str) -> Result<(), ApiError> {
+    let ok = cidr.split_once('/').is_some_and(|(addr, len)| {
+        addr.parse::<Ipv6Addr>().is_ok()
+            && len.bytes().all(|b| b.is_ascii_digit())
+            && len.parse::<u8>().is_ok_and(|n| n <= 128)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_value(format!(
+            "Value ({cidr}) for parameter cidrIpv6 is invalid. This is not a valid IPv6 CIDR block."
+        )))
+    }
+}
+
+fn description(params: &QueryParams) -> Option<String> {
+    params.get("Description").map(str::to_string)
+}
+
+/// A group peer as written in the request (`GroupId`, else `GroupName`); resolved to an id by
+/// [`resolve_peers`].
+fn peer_group(params: &QueryParams, path: &str) -> Result<UserIdGroupPair, ApiError> {
+    let reference = params
+        .get("GroupId")
+        .or_else(|| params.get("GroupName"))
+        .ok_or_else(|| ApiError::missing_parameter(&format!("{path}.GroupId")))?;
+    GroupRef::parse(reference)?;
+    Ok(UserIdGroupPair {
+        group_id: reference.to_string(),
+        user_id: params.get("UserId").map(str::to_string),
+        description: description(params),
+    })
+}
+
+/// One `IpPermissions.N` structure.
+fn permission(params: &QueryParams, path: &str) -> Result<IpPermission, ApiError> {
+    let raw = params
+        .get("IpProtocol")
+        .ok_or_else(|| ApiError::missing_parameter(&format!("{path}.IpProtocol")))?;
+    let protocol = normalize_protocol(raw)?;
+    let (from, to) = normalize_ports(&protocol, params.int("FromPort")?, params.int("ToPort")?)?;
+    let mut p = IpPermission::new(&protocol, from, to);
+    for r in params.structs("IpRanges") {
+        let cidr = r
+            .require("CidrIp")
+            .map_err(|_| ApiError::missing_parameter(&format!("{path}.IpRanges.CidrIp")))?;
+        check_cidr(cidr)?;
+        p.ip_ranges.push(IpRange {
+            cidr_ip: cidr.to_string(),
+            description: description(&r),
+        });
+    }
+    for r in params.structs("Ipv6Ranges") {
+        let cidr = r
+            .require("CidrIpv6")
+            .map_err(|_| ApiError::missing_parameter(&format!("{path}.Ipv6Ranges.CidrIpv6")))?;
+        check_cidr_v6(cidr)?;
+        p.ipv6_ranges.push(Ipv6Range {
+            cidr_ipv6: cidr.to_string(),
+            description: description(&r),
+        });
+    }
+    // boto3 and the CLI send group peers as `Groups.M` (the member's XML name); other
+    // clients use the member name `UserIdGroupPairs.M`.
+    for list in ["Groups", "UserIdGroupPairs"] {
+        for g in params.structs(list) {
+            p.user_id_group_pairs
+                .push(peer_group(&g, &format!("{path}.{list}"))?);
+        }
+    }
+    for r in params.structs("PrefixListIds") {
+        let id = r.require("PrefixListId").map_err(|_| {
+            ApiError::missing_parameter(&format!("{path}.PrefixListIds.PrefixListId"))
+        })?;
+        p.prefix_list_ids.push(PrefixListId {
+            prefix_list_id: id.to_string(),
+            description: description(&r),
+        });
+    }
+    Ok(p)
+}
+
+/// The permissions of an Authorize/Revoke request, in either form clients send:
+/// `IpPermissions.N.…` (SDKs, and the CLI's `--protocol/--port/--cidr/--source-group`), or the
+/// older top-level `IpProtocol`/`FromPort`/`ToPort`/`CidrIp`/`SourceSecurityGroupName`. A
+/// top-level source group without a protocol allows all traffic from it, as in EC2-Classic.
+/// Empty when the request has neither.
+pub fn parse_permissions(params: &QueryParams) -> Result<Vec<IpPermission>, ApiError> {
+    let mut out = Vec::new();
+    for (i, p) in params.structs("IpPermissions").iter().enumerate() {
+        out.push(permission(p, &format!("IpPermissions.{}", i + 1))?);
+    }
+    let source_group = params.get("SourceSecurityGroupName");
+    if params.get("IpProtocol").is_some() || source_group.is_some() {
+        let protocol = match params.get("IpProtocol") {
+            Some(raw) => normalize_protocol(raw)?,
+            None => "-1".to_string(),
+        };
+        let (from, to) =
+            normalize_ports(&protocol, params.int("FromPort")?, params.int("ToPort")?)?;
+        let mut p = IpPermission::new(&protocol, from, to);
+        if let Some(cidr) = params.get("CidrIp") {
+            check_cidr(cidr)?;
+            p.ip_ranges.push(IpRange {
+                cidr_ip: cidr.to_string(),
+                description: None,
+            });
+        }
+        if let Some(name) = source_group {
+            GroupRef::parse(name)?;
+            p.user_id_group_pairs.push(UserIdGroupPair {
+                group_id: name.to_string(),
+                user_id: params.get("SourceSecurityGroupOwnerId").map(str::to_string),
+                description: None,
+            });
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Resolves group peers (ids or names) to ids in the region and completes what a request left
+/// out: a permission naming no peer at all allows `0.0.0.0/0` (what `--protocol tcp --port 8080`
+/// without `--cidr` sends, and what users mean by it), a group peer's account is ours.
+pub fn resolve_peers(
+    state: &ApiState,
+    region: &str,
+    permissions: &mut [IpPermission],
+) -> Result<(), ApiError> {
+    for p in permissions.iter_mut() {
+        if p.has_no_peer() {
+            p.ip_ranges.push(IpRange {
+                cidr_ip: "0.0.0.0/0".to_string(),
+                description: None,
+            });
+        }
+        for pair in &mut p.user_id_group_pairs {
+            let reference = GroupRef::parse(&pair.group_id)?;
+            pair.group_id = resolve_group(state, region, &reference)?.metadata.name;
+            pair.user_id.get_or_insert_with(|| ACCOUNT_ID.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// A failure inside a rule update: the store's, or the change's own (duplicate, not found).
+enum UpdateError {
+    Store(StoreError),
+    Api(ApiError),
+}
+
+impl From<StoreError> for UpdateError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Applies `change` to the group's inbound or outbound rules with the store's compare-and-swap,
+/// so concurrent Authorize/Revoke calls never lose each other's rules; a `change` error leaves
+/// the group untouched. Instances are never touched: their ports were fixed at launch.
+pub fn update_rules(
+    state: &ApiState,
+    region: &str,
+    group: &SecurityGroup,
+    egress: bool,
+    mut change: impl FnMut(&mut Vec<Rule>) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let id = group.metadata.name.as_str();
+    state
+        .store
+        .security_groups()
+        .update_spec(id, |g| {
+            let mut rules = explode(g.spec.permissions(egress));
+            change(&mut rules).map_err(UpdateError::Api)?;
+            *g.spec.permissions_mut(egress) = merge(&rules);
+            Ok(true)
+        })
+        .map(|_| ())
+        .map_err(|e| match e {
+            UpdateError::Api(e) => e,
+            // Deleted since it was resolved.
+            UpdateError::Store(StoreError::NotFound { .. }) => {
+                GroupRef::Id(id.to_string()).not_found(region)
+            }
+            UpdateError::Store(e) => e.into(),
+        })
+}
+
+/// `<ipPermissions>` / `<ipPermissionsEgress>`: EC2's `IpPermissionList`.
+pub fn render_permissions(w: &mut XmlWriter, element: &str, permissions: &[IpPermission]) {
+    w.set(element, permissions, |w, p| {
+        w.field("ipProtocol", &p.ip_protocol);
+        w.opt_field("fromPort", p.from_port);
+        w.opt_field("toPort", p.to_port);
+        w.set("groups", &p.user_id_group_pairs, |w, g| {
+            w.opt_field("description", g.description.as_deref());
+            w.opt_field("userId", g.user_id.as_deref());
+            w.field("groupId", &g.group_id);
+        });
+        w.set("ipRanges", &p.ip_ranges, |w, r| {
+            w.field("cidrIp", &r.cidr_ip);
+            w.opt_field("description", r.description.as_deref());
+        });
+        w.set("ipv6Ranges", &p.ipv6_ranges, |w, r| {
+            w.field("cidrIpv6", &r.cidr_ipv6);
+            w.opt_field("description", r.description.as_deref());
+        });
+        w.set("prefixListIds", &p.prefix_list_ids, |w, r| {
+            w.field("prefixListId", &r.prefix_list_id);
+            w.opt_field("description", r.description.as_deref());
+        });
+    });
+}
+
+/// One `SecurityGroup` item of DescribeSecurityGroups.
+pub fn render_group(w: &mut XmlWriter, group: &SecurityGroup) {
+    let spec = &group.spec;
+    w.field("ownerId", ACCOUNT_ID);
+    w.field("groupId", &group.metadata.name);
+    w.field("groupName", &spec.group_name);
+    w.field("groupDescription", &spec.description);
+    w.field("vpcId", &spec.vpc_id);
+    render_permissions(w, "ipPermissions", &spec.ingress);
+    render_permissions(w, "ipPermissionsEgress", &spec.egress);
+    render_tags(w, &spec.tags);
+    w.field(
+        "securityGroupArn",
+        format!(
+            "arn:aws:ec2:{}:{ACCOUNT_ID}:security-group/{}",
+            group.metadata.namespace, group.metadata.name
+        ),
+    );
+}
+
+/// `<securityGroupRuleSet>`: the rules an Authorize call added, with their ids.
+pub fn render_rules(w: &mut XmlWriter, group_id: &str, egress: bool, rules: &[Rule]) {
+    use crate::model::network::Peer;
+    w.set("securityGroupRuleSet", rules, |w, r| {
+        w.field("securityGroupRuleId", r.id(group_id, egress));
+        w.field("groupId", group_id);
+        w.field("groupOwnerId", ACCOUNT_ID);
+        w.field("isEgress", egress);
+        w.field("ipProtocol", &r.ip_protocol);
+        // SecurityGroupRule shows -1 where a permission has no ports.
+        w.field("fromPort", r.from_port.unwrap_or(-1));
+        w.field("toPort", r.to_port.unwrap_or(-1));
+        match &r.peer {
+            Peer::Cidr(c) => w.field("cidrIpv4", c),
+            Peer::Ipv6(c) => w.field("cidrIpv6", c),
+            Peer::PrefixList(p) => w.field("prefixListId", p),
+            Peer::Group(g) => w.el("referencedGroupInfo", |w| {
+                w.field("groupId", g);
+                w.opt_field("userId", r.user_id.as_deref());
+            }),
+        }
+        w.opt_field("description", r.description.as_deref());
+    });
+}
+
+/// The name of every group of the region by id, for filters and renderings that show peers.
+pub fn names_by_id(groups: &[SecurityGroup]) -> BTreeMap<String, String> {
+    groups
+        .iter()
+        .map(|g| (g.metadata.name.clone(), g.spec.group_name.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perms(q: &str) -> Result<Vec<IpPermission>, ApiError> {
+        parse_permissions(&QueryParams::from_query(q))
+    }
+
+    #[test]
+    fn group_references() {
+        assert_eq!(
+            GroupRef::parse("default").unwrap(),
+            GroupRef::Name("default".into())
+        );
+        assert_eq!(
+            GroupRef::parse("sg-0123abcd").unwrap(),
+            GroupRef::Id("sg-0123abcd".into())
+        );
+        let e = GroupRef::parse("sg-nothex!").unwrap_err();
+        assert_eq!(e.code, "InvalidGroupId.Malformed");
+        assert_eq!(
+            e.message,
+            "Invalid id: \"sg-nothex!\" (expecting \"sg-...\")"
+        );
+        let e = GroupRef::Name("web".into()).not_found("us-east-1");
+        assert_eq!(e.code, "InvalidGroup.NotFound");
+        assert_eq!(
+            e.message,
+            format!(
+                "The security group 'web' does not exist in default VPC '{}'",
+                vpc("us-east-1").vpc_id
+            )
+        );
+        assert_eq!(
+            GroupRef::Id("sg-1".into()).not_found("us-east-1").message,
+            "The security group 'sg-1' does not exist"
+        );
+    }
+
+    #[test]
+    fn protocols_and_ports() {
+        assert_eq!(normalize_protocol("TCP").unwrap(), "tcp");
+        assert_eq!(normalize_protocol("6").unwrap(), "tcp");
+        assert_eq!(normalize_protocol("all").unwrap(), "-1");
+        assert_eq!(normalize_protocol("47").unwrap(), "47");
+        assert_eq!(
+            normalize_protocol("sctp-ish").unwrap_err().message,
+            "Invalid value 'sctp-ish' for IP protocol. Unknown protocol."
+        );
+        assert_eq!(
+            normalize_ports("tcp", Some(-1), Some(-1)).unwrap(),
+            (Some(0), Some(65535))
+        );
+        assert_eq!(
+            normalize_ports("icmp", None, None).unwrap(),
+            (Some(-1), Some(-1))
+        );
+        assert_eq!(
+            normalize_ports("-1", Some(1), Some(2)).unwrap(),
+            (None, None)
+        );
+        assert_eq!(
+            normalize_ports("tcp", Some(80), None).unwrap_err().message,
+            "Invalid value for portRange. Must specify both from and to ports with TCP/UDP."
+        );
+        assert!(normalize_ports("tcp", Some(90), Some(80)).is_err());
+        assert!(normalize_ports("udp", Some(1), Some(70000)).is_err());
+        assert!(normalize_ports("icmp", Some(300), None).is_err());
+    }
+
+    #[test]
+    fn structured_form_as_sdks_send_it() {
+        let p = perms(
+            "GroupId=default&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=81\
+             &IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0%2F8&IpPermissions.1.IpRanges.1.Description=office\
+             &IpPermissions.1.Groups.1.GroupName=web&IpPermissions.1.UserIdGroupPairs.1.GroupId=sg-0abc\
+             &IpPermissions.1.Ipv6Ranges.1.CidrIpv6=%3A%3A%2F0&IpPermissions.2.IpProtocol=-1",
+        )
+        .unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].from_port, p[0].to_port), (Some(80), Some(81)));
+        assert_eq!(p[0].ip_ranges[0].description.as_deref(), Some("office"));
+        let peers: Vec<_> = p[0]
+            .user_id_group_pairs
+            .iter()
+            .map(|g| g.group_id.as_str())
+            .collect();
+        assert_eq!(peers, vec!["web", "sg-0abc"]);
+        assert_eq!(p[0].ipv6_ranges[0].cidr_ipv6, "::/0");
+        assert!(p[1].has_no_peer());
+        assert_eq!(explode(&p).len(), 4);
+    }
+
+    #[test]
+    fn top_level_form() {
+        let p = perms("IpProtocol=tcp&FromPort=8080&ToPort=8080&CidrIp=1.2.3.4%2F32").unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].ip_ranges[0].cidr_ip, "1.2.3.4/32");
+        let p = perms("SourceSecurityGroupName=web").unwrap();
+        assert_eq!(p[0].ip_protocol, "-1");
+        assert_eq!(p[0].user_id_group_pairs[0].group_id, "web");
+        assert!(perms("GroupId=x").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rule_parameter_errors() {
+        let e = perms("IpProtocol=tcp&FromPort=1&ToPort=2&CidrIp=1.2.3.4").unwrap_err();
+        assert_eq!(
+            e.message,
+            "Value (1.2.3.4) for parameter cidrIp is invalid. This is not a valid CIDR block."
+        );
+        assert!(check_cidr("10.0.0.0/33").is_err());
+        assert!(check_cidr("0.0.0.0/0").is_ok());
+        let e = perms("IpPermissions.1.FromPort=1").unwrap_err();
+        assert_eq!(
+            e.message,
+            "The request must contain the parameter IpPermissions.1.IpProtocol"
+        );
+        let e = perms("IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=1&IpPermissions.1.Groups.1.GroupId=sg-!")
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidGroupId.Malformed");
+    }
+
+    #[test]
+    fn id_shapes() {
+        assert!(check_subnet_id("subnet-0abc").is_ok());
+        assert_eq!(
+            check_subnet_id("sub-1").unwrap_err().code,
+            "InvalidSubnetID.Malformed"
+        );
+        assert_eq!(
+            check_vpc_id("vpc-").unwrap_err().code,
+            "InvalidVpcID.Malformed"
+        );
+    }
+}

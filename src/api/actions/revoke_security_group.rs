@@ -1,0 +1,135 @@
+//! `RevokeSecurityGroupIngress` / `RevokeSecurityGroupEgress`: removes rules given as permissions (either form) or rule ids.
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::network::explode;
+use crate::model::IpPermission;
+
+use super::authorize_security_group::group_param;
+use super::network::{parse_permissions, resolve_group, resolve_peers, update_rules, GroupRef};
+use super::shared;
+
+/// A validated Revoke request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `GroupId`, else `GroupName`; either may be an id or a name.
+    pub group: GroupRef,
+    /// The permissions to remove (group peers still as written).
+    pub permissions: Vec<IpPermission>,
+    /// `SecurityGroupRuleId.N`.
+    pub rule_ids: Vec<String>,
+    /// Outbound (`…Egress`) rather than inbound.
+    pub egress: bool,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// Parses and validates everything that needs no store.
+pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
+    let group = group_param(params)?;
+    let permissions = parse_permissions(params)?;
+    let rule_ids: Vec<String> = params
+        .list("SecurityGroupRuleId")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if permissions.is_empty() && rule_ids.is_empty() {
+        return Err(ApiError::missing_parameter("IpPermissions"));
+    }
+    Ok(Request {
+        group,
+        permissions,
+        rule_ids,
+        egress,
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+/// Removes every named rule; one the group does not have fails the whole call and removes nothing.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
+    let group = resolve_group(state, region, &req.group)?;
+    let group_id = group.metadata.name.clone();
+    let mut permissions = req.permissions;
+    // Same completion as Authorize, so `--protocol tcp --port 8080` revokes what it authorized.
+    resolve_peers(state, region, &mut permissions)?;
+    let wanted = explode(&permissions);
+    shared::check_dry_run(req.dry_run)?;
+    update_rules(state, region, &group, req.egress, |rules| {
+        for rule in &wanted {
+            match rules.iter().position(|r| r.same_as(rule)) {
+                Some(at) => {
+                    rules.remove(at);
+                }
+                None => {
+                    return Err(ApiError::client(
+                        "InvalidPermission.NotFound",
+                        "The specified rule does not exist in this security group.",
+                    ))
+                }
+            }
+        }
+        for id in &req.rule_ids {
+            match rules
+                .iter()
+                .position(|r| r.id(&group_id, req.egress) == *id)
+            {
+                Some(at) => {
+                    rules.remove(at);
+                }
+                None => {
+                    return Err(ApiError::client(
+                        "InvalidSecurityGroupRuleId.NotFound",
+                        format!("The security group rule ID '{id}' does not exist"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    })?;
+    tracing::info!(group_id = %group_id, egress = req.egress, "security group rules revoked");
+    Ok(())
+}
+
+/// `return`.
+pub fn render() -> String {
+    let mut w = XmlWriter::new();
+    w.field("return", true);
+    w.finish()
+}
+
+/// The dispatch entry of `RevokeSecurityGroupIngress`.
+pub fn call_ingress(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    handle(state, region, parse(params, false)?)?;
+    Ok(render())
+}
+
+/// The dispatch entry of `RevokeSecurityGroupEgress`.
+pub fn call_egress(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    handle(state, region, parse(params, true)?)?;
+    Ok(render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_or_rule_ids() {
+        let q = QueryParams::from_query("GroupId=default&SecurityGroupRuleId.1=sgr-1");
+        let req = parse(&q, false).unwrap();
+        assert_eq!(req.rule_ids, vec!["sgr-1"]);
+        assert!(req.permissions.is_empty());
+        let e = parse(&QueryParams::from_query("GroupId=default"), true).unwrap_err();
+        assert_eq!(e.code, "MissingParameter");
+    }
+}
