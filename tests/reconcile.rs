@@ -469,3 +469,62 @@ async fn terminated_records_are_collected_after_the_retention() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn a_container_that_cannot_run_its_command_ends_terminated() {
+    let (ctx, fake) = context(true);
+    fake.exit_on_start(Some(127));
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Terminated);
+    let reason = get(&ctx, &id).status.state_reason.unwrap();
+    assert_eq!(reason.code, "Server.InternalError");
+    assert!(
+        reason.message.contains("exit code 127"),
+        "{}",
+        reason.message
+    );
+    // The leftover container is cleaned up on the next pass.
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_state(&id), None);
+}
+
+#[tokio::test]
+async fn a_container_that_crashes_at_boot_is_retried_with_backoff() {
+    let (ctx, fake) = context(true);
+    fake.exit_on_start(Some(1));
+    let id = launch(&ctx);
+    let error = run(&ctx, &id).await.unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        reconcile::error_policy(&ObjectRef::Instance(id.clone()), &error, &ctx),
+        Action::backoff()
+    );
+    assert_eq!(shown(&ctx, &id), InstanceState::Pending);
+    assert!(get(&ctx, &id)
+        .status
+        .last_error
+        .unwrap()
+        .message
+        .contains("exit code 1"));
+}
+
+#[tokio::test]
+async fn a_boot_cut_short_before_start_is_redone_from_scratch() {
+    use ec2d::runtime::ContainerRuntime;
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    // Simulate ec2d dying between create and start: the container exists, never started.
+    fake.set_state_behind_back(&id, ContainerState::Created, None);
+    fake.clear_calls();
+    let _ = run(&ctx, &id).await.unwrap();
+    let ops = fake.ops();
+    assert!(
+        ops.contains(&Op::Remove) && ops.contains(&Op::Create),
+        "{ops:?}"
+    );
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
+    assert_eq!(fake.container_count(), 1);
+    let _ = fake.list_managed().await.unwrap();
+}

@@ -42,10 +42,11 @@ impl KeyPairId {
     /// The prefix every key pair id starts with.
     pub const PREFIX: &'static str = "key-";
 
-    /// Parses a client-supplied id: the prefix and 1–32 alphanumerics, as the other id kinds.
+    /// Parses a client-supplied id: the prefix and 8 or 17 hex digits, as AWS's (and ec2d's
+    /// instance ids) have.
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let rest = s.strip_prefix(Self::PREFIX).unwrap_or_default();
-        if rest.is_empty() || rest.len() > 32 || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if ![8, 17].contains(&rest.len()) || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(IdError {
                 id: s.to_string(),
                 prefix: Self::PREFIX,
@@ -316,7 +317,18 @@ mod tests {
         let id = KeyPairId::generate();
         assert_eq!(id.as_str().len(), 4 + 17);
         assert_eq!(KeyPairId::parse(id.as_str()).unwrap(), id);
-        for bad in ["", "key-", "kp-123", "key-12 3", "key-a/b", "i-123"] {
+        assert!(KeyPairId::parse("key-0123abcd").is_ok());
+        for bad in [
+            "",
+            "key-",
+            "kp-0123abcd",
+            "key-0123 abc",
+            "key-a/b",
+            "key-0123",
+            "key-0123456789abcdefg",
+            "key-xyzxyzxy",
+            "i-0123abcd",
+        ] {
             assert!(KeyPairId::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(

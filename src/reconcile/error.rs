@@ -12,6 +12,10 @@ pub enum ReconcileError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The container did not stay in the state the plan reached (it exited right after
+    /// starting); retried with backoff.
+    #[error("not converged: {0}")]
+    NotConverged(String),
 }
 
 impl ReconcileError {
@@ -20,6 +24,7 @@ impl ReconcileError {
         match self {
             Self::Runtime(e) => e.is_transient(),
             Self::Store(StoreError::Backend(_)) => true,
+            Self::NotConverged(_) => true,
             Self::Store(_) => false,
         }
     }

@@ -13,7 +13,8 @@ use crate::model::{
     PortMapping, PortProtocol, StateReason, CONTAINER_NAME_PREFIX,
 };
 use crate::runtime::{
-    labels, ContainerRuntime, ContainerSpec, ObservedContainer, PortRequest, Protocol, RuntimeError,
+    labels, ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, PortRequest,
+    Protocol, RuntimeError,
 };
 
 /// How the boot script runs in a container.
@@ -188,6 +189,44 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         if let Some(container) = &after {
             run_boot_beside_init(ctx, id, &container.id).await;
         }
+    }
+    // The container ended right after it was started: its command cannot run in this
+    // image (126/127: not executable / not found) — a boot that can never succeed — or it
+    // crashed, which is retried with backoff rather than restarted in a tight loop.
+    let expected_running = plan.reaches == Some(InstanceState::Running) && !plan.steps.is_empty();
+    if let Some(container) = after
+        .as_ref()
+        .filter(|c| expected_running && c.state != ContainerState::Running)
+    {
+        let detail = format!(
+            "the instance's container {} right after starting (exit code {})",
+            container.state.as_str(),
+            container
+                .exit_code
+                .map_or("unknown".to_string(), |c| c.to_string())
+        );
+        if matches!(container.exit_code, Some(126 | 127)) {
+            warn!(instance_id = %id, %detail, "boot impossible; instance terminated");
+            let reason = StateReason::internal_error(&detail);
+            let mut status = instance.status.clone();
+            status.record_transition(InstanceState::Terminated, Some(&reason), now());
+            status.state_reason = Some(reason);
+            status.observed_generation = generation;
+            status.last_error = Some(ErrorRecord {
+                message: detail,
+                at: now(),
+            });
+            ctx.store.instances().write_status(id.as_str(), &status)?;
+            // Look again soon: the terminated instance's leftover container is cleaned up.
+            return Ok(Action::requeue(ctx.settings.converging_requeue));
+        }
+        let mut status = instance.status.clone();
+        status.last_error = Some(ErrorRecord {
+            message: detail.clone(),
+            at: now(),
+        });
+        ctx.store.instances().write_status(id.as_str(), &status)?;
+        return Err(ReconcileError::NotConverged(detail));
     }
     let status = next_status(&instance, &plan, after.as_ref());
     let new_container = status.container.as_ref().map(|c| &c.id)

@@ -132,11 +132,13 @@ pub fn plan(
                     }
                 }
             }
-            // Never booted, stopped by the engine (restart), or StartInstances after an
-            // instance-initiated stop: start it again with its file system intact.
-            C::Created | C::Exited => Plan::reach(S::Running, vec![Step::Start(c.id.clone())]),
-            // A dead container cannot be started again: boot a fresh one.
-            C::Dead => Plan::reach(
+            // Stopped by the engine (restart), or StartInstances after an instance-initiated
+            // stop: start it again with its file system intact.
+            C::Exited => Plan::reach(S::Running, vec![Step::Start(c.id.clone())]),
+            // A container that was created but never started is a boot cut short (ec2d
+            // died in between), perhaps before its boot files were copied in; a dead one
+            // cannot be started again. Either way: boot a fresh one.
+            C::Created | C::Dead => Plan::reach(
                 S::Running,
                 vec![
                     Step::Remove(c.id.clone()),
@@ -276,7 +278,7 @@ mod tests {
             D::Running,
             Some(C::Created),
             true,
-            &["start"],
+            &["remove", "create"],
             Some(S::Running),
         );
         check(

@@ -84,6 +84,8 @@ struct Inner {
     exec_result: Option<ExecOutput>,
     /// Per-image commands set by tests; other known images run `/bin/sh`.
     image_commands: HashMap<String, ImageCommand>,
+    /// When set, containers exit with this code as soon as they start (a broken image).
+    exit_on_start: Option<i64>,
 }
 
 /// The fake runtime. Cloning shares the same world.
@@ -166,6 +168,12 @@ impl FakeRuntime {
     /// Makes the next `times` calls of `op` fail with `error`.
     pub fn fail_next(&self, op: Op, error: RuntimeError, times: usize) {
         self.lock().failures.insert(op, (error, times));
+    }
+
+    /// Makes new containers exit with `code` as soon as they start, like an image whose
+    /// command cannot run; `None` restores normal behaviour.
+    pub fn exit_on_start(&self, code: Option<i64>) {
+        self.lock().exit_on_start = code;
     }
 
     /// Makes every call fail with `Unavailable` until set back, like an engine outage.
@@ -416,15 +424,20 @@ impl ContainerRuntime for FakeRuntime {
                 host_port,
             });
         }
+        let exit = inner.exit_on_start;
         let container = FakeContainer {
             id: id.clone(),
             spec: spec.clone(),
-            state: ContainerState::Running,
-            exit_code: None,
+            state: if exit.is_some() {
+                ContainerState::Exited
+            } else {
+                ContainerState::Running
+            },
+            exit_code: exit,
             ip,
             ports,
             started_at: Some(crate::model::now()),
-            finished_at: None,
+            finished_at: exit.map(|_| crate::model::now()),
         };
         inner.containers.insert(id.clone(), container.clone());
         drop(inner);

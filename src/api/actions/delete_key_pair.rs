@@ -83,8 +83,14 @@ mod tests {
 
     #[test]
     fn targets() {
-        let req = parse(&QueryParams::from_query("KeyName=a&KeyPairId=key-1")).unwrap();
-        assert_eq!(req.target, Target::Id(KeyPairId::parse("key-1").unwrap()));
+        let req = parse(&QueryParams::from_query(
+            "KeyName=a&KeyPairId=key-0123456789abcdef0",
+        ))
+        .unwrap();
+        assert_eq!(
+            req.target,
+            Target::Id(KeyPairId::parse("key-0123456789abcdef0").unwrap())
+        );
         let req = parse(&QueryParams::from_query("KeyName=a")).unwrap();
         assert_eq!(req.target, Target::Name("a".into()));
         assert_eq!(

@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn parse_names_ids_filters() {
         let req = parse(&QueryParams::from_query(
-            "KeyName.1=a&KeyName.2=a&KeyName.3=b&KeyPairId.1=key-0123&Filter.1.Name=key-type&Filter.1.Value.1=rsa&IncludePublicKey=true",
+            "KeyName.1=a&KeyName.2=a&KeyName.3=b&KeyPairId.1=key-0123abcd&Filter.1.Name=key-type&Filter.1.Value.1=rsa&IncludePublicKey=true",
         ))
         .unwrap();
         assert_eq!(req.names, vec!["a", "b"]);

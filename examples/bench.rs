@@ -1,0 +1,3232 @@
+//! The ec2d benchmark (issue 5).
+//!
+//! Starts the RELEASE `ec2d` binary as child processes (so their CPU time and memory can be
+//! read from `/proc/<pid>`), drives them over HTTP the way clients do (SigV4-signed EC2 Query
+//! POSTs), measures plain Docker next to them with the same client code (a raw HTTP/1.1 client
+//! speaks to ec2d over TCP and to the Docker Engine API over its unix socket), prints one table,
+//! writes `bench-results/latest.json` and regenerates `BENCHMARKS.md` from that JSON.
+//!
+//! ```sh
+//! cargo run --release --example bench                        # full run (about 10 minutes)
+//! cargo run --release --example bench -- --quick             # short smoke run
+//! cargo run --release --example bench -- --only launch,fleet # some sections only
+//! cargo run --release --example bench -- --render-only       # BENCHMARKS.md from latest.json
+//! ```
+//!
+//! Sections (`--only`): `run` (RunInstances answer time with 0/100/1000 stored, mock mode),
+//! `describe` (DescribeInstances over 1000, mock mode), `launch` (RunInstances until running
+//! vs `docker run -d`), `stopstart` (Stop/StartInstances vs `docker pause`/`unpause`), `fleet`
+//! (MaxCount 50 vs 50 `docker run -d`), `idle` (CPU and RSS over 60 s with 50 running),
+//! `recovery` (SIGKILL with 50 instances, restart, until all converged, vs `docker ps`).
+//!
+//! A full run writes `bench-results/latest.json` and `BENCHMARKS.md`; `--quick` and `--only`
+//! runs write `bench-results/partial.json` and leave both alone unless `--publish` is given.
+//! The release `ec2d` is built first (`cargo build --release --bin ec2d`; `--no-build` skips).
+//!
+//! Needs a Docker engine on the local socket (`DOCKER_HOST=unix://…` is honoured) and the
+//! image `ec2d-test/busybox:latest` (`tests/support/build-test-images.sh busybox`). Everything
+//! the bench creates is removed at the end, on error and on Ctrl-C: the AMI tag
+//! `localstack-ec2/bench:ami-0bench0001` (unless it existed before), the instance containers
+//! `localstack-ec2.<id>` of the instances it launched, its baseline containers `ec2d-bench-*`,
+//! its ec2d processes and their data directories.
+//!
+//! SigV4 is implemented here with `sha2` and a small HMAC-SHA256 built on it (the crate has no
+//! `hmac` or `aws-sigv4` dependency); `sigv4_matches_the_aws_test_suite` checks it against
+//! AWS's published `get-vanilla` vector (`cargo test --release --example bench`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Parser;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::process::{Child, Command};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type R<T> = Result<T, BoxError>;
+
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return Err(format!($($t)*).into())
+    };
+}
+
+/// The AMI id the bench tags its image with (and launches in mock mode).
+const AMI_ID: &str = "ami-0bench0001";
+/// The repository of that tag: `localstack-ec2/<name>:<ami-id>` makes an image an AMI.
+const AMI_REPO: &str = "localstack-ec2/bench";
+/// Region of every request (the SigV4 credential scope).
+const REGION: &str = "us-east-1";
+/// What ec2d's instances run is a keep-alive shell; the Docker baselines run the same loop.
+const KEEP_ALIVE: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
+/// ec2d's reconcile concurrency, passed explicitly so the fleet baseline uses the same.
+const CONCURRENCY: usize = 16;
+const SECTIONS: &[&str] = &[
+    "run",
+    "describe",
+    "launch",
+    "stopstart",
+    "fleet",
+    "idle",
+    "recovery",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Command line and plan
+// ---------------------------------------------------------------------------------------------
+
+/// ec2d benchmark: see the file header.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "bench")]
+struct Args {
+    /// Short smoke run: few repetitions, short windows, 10-instance fleets; the figures are
+    /// not comparable with a full run. Writes bench-results/partial.json.
+    #[arg(long)]
+    quick: bool,
+    /// Run only these sections (repeatable or comma separated): run, describe, launch,
+    /// stopstart, fleet, idle, recovery. Writes bench-results/partial.json.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Regenerate BENCHMARKS.md from bench-results/latest.json without measuring anything.
+    #[arg(long)]
+    render_only: bool,
+    /// Also write latest.json and BENCHMARKS.md for a --quick or --only run.
+    #[arg(long)]
+    publish: bool,
+    /// The ec2d binary [default: target/release/ec2d, built first].
+    #[arg(long)]
+    ec2d_bin: Option<PathBuf>,
+    /// Do not run `cargo build --release --bin ec2d` first.
+    #[arg(long)]
+    no_build: bool,
+    /// First of the 8 consecutive local TCP ports the bench's ec2d processes listen on.
+    #[arg(long, default_value_t = 47310)]
+    port_base: u16,
+    /// Interval of every "until <state>" polling loop, identical on both sides (ms).
+    #[arg(long, default_value_t = 5)]
+    poll_ms: u64,
+    /// The image used as the AMI and by the Docker baselines.
+    #[arg(long, default_value = "ec2d-test/busybox:latest")]
+    image: String,
+    /// Keep the work directory (ec2d data directories and logs) instead of removing it.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// How much of everything a run does.
+#[derive(Debug, Clone, Serialize)]
+struct Plan {
+    run_runs: usize,
+    run_requests: usize,
+    run_warmup: usize,
+    describe_instances: usize,
+    describe_runs: usize,
+    describe_requests: usize,
+    describe_throughput_secs: f64,
+    describe_concurrency: usize,
+    launch_rounds: usize,
+    stopstart_pairs: usize,
+    fleet_pairs: usize,
+    fleet_size: usize,
+    steady_size: usize,
+    idle_secs: u64,
+    idle_window_secs: u64,
+    recovery_runs: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                run_runs: 2,
+                run_requests: 30,
+                run_warmup: 5,
+                describe_instances: 1000,
+                describe_runs: 2,
+                describe_requests: 20,
+                describe_throughput_secs: 1.0,
+                describe_concurrency: 4,
+                launch_rounds: 2,
+                stopstart_pairs: 2,
+                fleet_pairs: 1,
+                fleet_size: 10,
+                steady_size: 10,
+                idle_secs: 10,
+                idle_window_secs: 5,
+                recovery_runs: 2,
+            }
+        } else {
+            Self {
+                run_runs: 8,
+                run_requests: 100,
+                run_warmup: 10,
+                describe_instances: 1000,
+                describe_runs: 5,
+                describe_requests: 100,
+                describe_throughput_secs: 3.0,
+                describe_concurrency: 4,
+                launch_rounds: 9,
+                stopstart_pairs: 9,
+                fleet_pairs: 3,
+                fleet_size: 50,
+                steady_size: 50,
+                idle_secs: 60,
+                idle_window_secs: 10,
+                recovery_runs: 5,
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------------------------
+
+/// A target: the figure's median (or max) must be below (or at most) the limit.
+#[derive(Debug, Clone, Serialize)]
+struct Target {
+    op: &'static str,
+    limit: f64,
+    on: &'static str,
+    text: String,
+}
+
+impl Target {
+    fn below(limit: f64, text: &str) -> Option<Self> {
+        Some(Self {
+            op: "<",
+            limit,
+            on: "median",
+            text: text.to_string(),
+        })
+    }
+    fn at_most(limit: f64, text: &str) -> Option<Self> {
+        Some(Self {
+            op: "<=",
+            limit,
+            on: "median",
+            text: text.to_string(),
+        })
+    }
+    fn max_below(limit: f64, text: &str) -> Option<Self> {
+        Some(Self {
+            op: "<",
+            limit,
+            on: "max",
+            text: text.to_string(),
+        })
+    }
+}
+
+/// One reported figure: median, min and max over its repeated runs (pairs, windows).
+#[derive(Debug, Clone, Serialize)]
+struct Figure {
+    section: String,
+    id: String,
+    label: String,
+    unit: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+    values: Vec<f64>,
+    target: Option<Target>,
+    met: Option<bool>,
+    note: String,
+}
+
+fn figure(
+    section: &str,
+    id: &str,
+    label: &str,
+    unit: &str,
+    values: &[f64],
+    target: Option<Target>,
+    note: &str,
+) -> Figure {
+    let s = sorted(values);
+    let (median, min, max) = if s.is_empty() {
+        (f64::NAN, f64::NAN, f64::NAN)
+    } else {
+        (median_of(&s), s[0], s[s.len() - 1])
+    };
+    let met = target.as_ref().map(|t| {
+        let v = if t.on == "max" { max } else { median };
+        if t.op == "<" {
+            v < t.limit
+        } else {
+            v <= t.limit
+        }
+    });
+    Figure {
+        section: section.to_string(),
+        id: id.to_string(),
+        label: label.to_string(),
+        unit: unit.to_string(),
+        median,
+        min,
+        max,
+        n: values.len(),
+        values: values.to_vec(),
+        target,
+        met,
+        note: note.to_string(),
+    }
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s
+}
+
+fn median_of(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client (keep-alive, Content-Length and chunked bodies), used for both
+// ec2d (TCP) and the Docker Engine API (unix socket), so both sides are measured alike.
+// ---------------------------------------------------------------------------------------------
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Debug, Clone)]
+enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+struct Http {
+    endpoint: Endpoint,
+    host: String,
+    stream: Option<Box<dyn Io>>,
+    buf: Vec<u8>,
+}
+
+struct Resp {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> R<Value> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn read_more(stream: &mut Box<dyn Io>, buf: &mut Vec<u8>) -> R<usize> {
+    let len = buf.len();
+    buf.resize(len + 64 * 1024, 0);
+    let n = stream.read(&mut buf[len..]).await;
+    buf.truncate(len + *n.as_ref().unwrap_or(&0));
+    Ok(n?)
+}
+
+impl Http {
+    fn new(endpoint: Endpoint) -> Self {
+        let host = match &endpoint {
+            Endpoint::Tcp(addr) => addr.to_string(),
+            Endpoint::Unix(_) => "docker".to_string(),
+        };
+        Self {
+            endpoint,
+            host,
+            stream: None,
+            buf: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    async fn connect(&mut self) -> R<()> {
+        let stream: Box<dyn Io> = match &self.endpoint {
+            Endpoint::Tcp(addr) => {
+                let s = TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                Box::new(s)
+            }
+            Endpoint::Unix(path) => Box::new(UnixStream::connect(path).await?),
+        };
+        self.stream = Some(stream);
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// One request on the kept-alive connection; a connection the server closed while idle is
+    /// replaced once (nothing of the response was received, so the request was not processed).
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> R<Resp> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        for (k, v) in headers {
+            let _ = write!(head, "{k}: {v}\r\n");
+        }
+        if !body.is_empty() || method != "GET" {
+            let _ = write!(head, "Content-Length: {}\r\n", body.len());
+        }
+        head.push_str("\r\n");
+        let mut wire = head.into_bytes();
+        wire.extend_from_slice(body);
+        for attempt in 0..2 {
+            let reused = self.stream.is_some();
+            if !reused {
+                self.connect().await?;
+            }
+            match self.exchange(&wire).await {
+                Ok(Some(resp)) => return Ok(resp),
+                Ok(None) if reused && attempt == 0 => {
+                    self.stream = None;
+                }
+                Ok(None) => {
+                    self.stream = None;
+                    bail!(
+                        "{:?} closed the connection without answering",
+                        self.endpoint
+                    )
+                }
+                Err(e) => {
+                    self.stream = None;
+                    return Err(e);
+                }
+            }
+        }
+        bail!("{:?}: no answer", self.endpoint)
+    }
+
+    /// `Ok(None)`: the connection was closed before any byte of a response arrived.
+    async fn exchange(&mut self, wire: &[u8]) -> R<Option<Resp>> {
+        let Self { stream, buf, .. } = self;
+        let stream = stream.as_mut().expect("connected");
+        if stream.write_all(wire).await.is_err() {
+            return Ok(None);
+        }
+        let header_end = loop {
+            if let Some(p) = find(buf, b"\r\n\r\n") {
+                break p;
+            }
+            match read_more(stream, buf).await {
+                Ok(0) | Err(_) if buf.is_empty() => return Ok(None),
+                Ok(0) => bail!("connection closed inside a response head"),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let head = std::str::from_utf8(&buf[..header_end])?.to_string();
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or("malformed status line")?;
+        let mut content_length = None;
+        let mut chunked = false;
+        let mut close = false;
+        for line in lines {
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim();
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => content_length = value.parse::<usize>().ok(),
+                    "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+                    "connection" => close = value.eq_ignore_ascii_case("close"),
+                    _ => {}
+                }
+            }
+        }
+        let mut pos = header_end + 4;
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let line_end = loop {
+                    if let Some(p) = find(&buf[pos..], b"\r\n") {
+                        break pos + p;
+                    }
+                    if read_more(stream, buf).await? == 0 {
+                        bail!("connection closed inside a chunked body");
+                    }
+                };
+                let size_text = std::str::from_utf8(&buf[pos..line_end])?;
+                let size =
+                    usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+                pos = line_end + 2;
+                if size == 0 {
+                    // Optional trailers, then an empty line.
+                    loop {
+                        if let Some(p) = find(&buf[pos..], b"\r\n") {
+                            pos += p + 2;
+                            if p == 0 {
+                                break;
+                            }
+                            continue;
+                        }
+                        if read_more(stream, buf).await? == 0 {
+                            bail!("connection closed inside chunked trailers");
+                        }
+                    }
+                    break;
+                }
+                while buf.len() < pos + size + 2 {
+                    if read_more(stream, buf).await? == 0 {
+                        bail!("connection closed inside a chunk");
+                    }
+                }
+                body.extend_from_slice(&buf[pos..pos + size]);
+                pos += size + 2;
+            }
+        } else if let Some(n) = content_length {
+            while buf.len() < pos + n {
+                if read_more(stream, buf).await? == 0 {
+                    bail!("connection closed inside a body");
+                }
+            }
+            body.extend_from_slice(&buf[pos..pos + n]);
+            pos += n;
+        } else if status == 204 || status == 304 || (100..200).contains(&status) {
+        } else {
+            while read_more(stream, buf).await? > 0 {}
+            body.extend_from_slice(&buf[pos..]);
+            pos = buf.len();
+            close = true;
+        }
+        buf.drain(..pos);
+        if close {
+            self.stream = None;
+        }
+        Ok(Some(Resp { status, body }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SigV4 (sha2 + HMAC-SHA256 built on it)
+// ---------------------------------------------------------------------------------------------
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// HMAC-SHA256 (RFC 2104) over `sha2`.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut ipad = [0x36u8; 64];
+    let mut opad = [0x5cu8; 64];
+    for i in 0..64 {
+        ipad[i] ^= block[i];
+        opad[i] ^= block[i];
+    }
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(opad)
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// The SigV4 signature of a canonical request, and its credential scope.
+fn sigv4_signature(
+    secret: &str,
+    amz_date: &str,
+    region: &str,
+    service: &str,
+    canonical_request: &str,
+) -> (String, String) {
+    let date = &amz_date[..8];
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&Sha256::digest(canonical_request.as_bytes()))
+    );
+    let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_region = hmac_sha256(&k_date, region.as_bytes());
+    let k_service = hmac_sha256(&k_region, service.as_bytes());
+    let k_signing = hmac_sha256(&k_service, b"aws4_request");
+    (
+        hex(&hmac_sha256(&k_signing, string_to_sign.as_bytes())),
+        scope,
+    )
+}
+
+/// `(lowercase name, value)` headers, sorted by name, give the canonical request's header part.
+fn canonical_request(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    payload_sha256: &str,
+) -> String {
+    let mut canon_headers = String::new();
+    let mut signed = Vec::new();
+    for (k, v) in headers {
+        let _ = writeln!(canon_headers, "{k}:{}", v.trim());
+        signed.push(*k);
+    }
+    format!(
+        "{method}\n{path}\n{query}\n{canon_headers}\n{}\n{payload_sha256}",
+        signed.join(";")
+    )
+}
+
+struct Signer {
+    access_key: String,
+    secret: String,
+    region: String,
+}
+
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+impl Signer {
+    /// The `X-Amz-Date` and `Authorization` headers of an EC2 Query POST to `/`.
+    fn sign(&self, host: &str, body: &str) -> (String, String) {
+        let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        let amz_date = OffsetDateTime::now_utc()
+            .format(&fmt)
+            .expect("formattable date");
+        let payload = hex(&Sha256::digest(body.as_bytes()));
+        let canonical = canonical_request(
+            "POST",
+            "/",
+            "",
+            &[
+                ("content-type", FORM_CONTENT_TYPE),
+                ("host", host),
+                ("x-amz-date", &amz_date),
+            ],
+            &payload,
+        );
+        let (signature, scope) =
+            sigv4_signature(&self.secret, &amz_date, &self.region, "ec2", &canonical);
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=content-type;host;x-amz-date, Signature={signature}",
+            self.access_key
+        );
+        (amz_date, auth)
+    }
+}
+
+/// `application/x-www-form-urlencoded` the way the AWS SDKs write it (RFC 3986 unreserved kept).
+fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The EC2 client
+// ---------------------------------------------------------------------------------------------
+
+type Params = Vec<(String, String)>;
+
+fn p(k: impl Into<String>, v: impl Into<String>) -> (String, String) {
+    (k.into(), v.into())
+}
+
+fn id_params(ids: &[String]) -> Params {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| p(format!("InstanceId.{}", i + 1), id.clone()))
+        .collect()
+}
+
+struct Ec2 {
+    http: Http,
+    host: String,
+    signer: Signer,
+}
+
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = s.find(open)? + open.len();
+    let end = s[start..].find(close)? + start;
+    Some(&s[start..end])
+}
+
+/// `(instanceId, instanceState.name)` of every instance item of a RunInstances or
+/// DescribeInstances answer (an instance item's `instanceId` is followed by its `imageId`).
+fn instance_states(xml: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<instanceId>") {
+        let after = &rest[i + "<instanceId>".len()..];
+        let Some(end) = after.find("</instanceId>") else {
+            break;
+        };
+        let id = &after[..end];
+        let tail = &after[end + "</instanceId>".len()..];
+        if tail.starts_with("<imageId>") {
+            if let Some(state) = tail
+                .find("<instanceState>")
+                .and_then(|s| between(&tail[s..], "<name>", "</name>"))
+            {
+                out.push((id.to_string(), state.to_string()));
+            }
+        }
+        rest = tail;
+    }
+    out
+}
+
+impl Ec2 {
+    fn new(port: u16) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        Self {
+            http: Http::new(Endpoint::Tcp(addr)),
+            host: addr.to_string(),
+            signer: Signer {
+                access_key: "test".to_string(),
+                secret: "test".to_string(),
+                region: REGION.to_string(),
+            },
+        }
+    }
+
+    /// One signed call; the duration is the HTTP exchange (request written to answer read).
+    async fn call(&mut self, action: &str, params: &[(String, String)]) -> R<(Duration, String)> {
+        let mut body = format!("Action={}&Version=2016-11-15", pct(action));
+        for (k, v) in params {
+            let _ = write!(body, "&{}={}", pct(k), pct(v));
+        }
+        let (amz_date, auth) = self.signer.sign(&self.host, &body);
+        let headers = [
+            ("Content-Type", FORM_CONTENT_TYPE),
+            ("X-Amz-Date", amz_date.as_str()),
+            ("Authorization", auth.as_str()),
+            ("User-Agent", "ec2d-bench/1 (sigv4)"),
+        ];
+        let t = Instant::now();
+        let resp = self
+            .http
+            .request("POST", "/", &headers, body.as_bytes())
+            .await?;
+        let elapsed = t.elapsed();
+        let text = resp.text();
+        if resp.status != 200 {
+            bail!(
+                "{action} answered {}: {} {}",
+                resp.status,
+                between(&text, "<Code>", "</Code>").unwrap_or(""),
+                between(&text, "<Message>", "</Message>").unwrap_or(&text)
+            );
+        }
+        Ok((elapsed, text))
+    }
+
+    /// RunInstances; a `ClientToken` is sent as the AWS SDKs and CLI do when `token` is set.
+    async fn run_instances(
+        &mut self,
+        count: usize,
+        token: bool,
+        tags: &[(&str, &str)],
+    ) -> R<(Duration, Vec<String>)> {
+        let mut params = vec![
+            p("ImageId", AMI_ID),
+            p("MinCount", count.to_string()),
+            p("MaxCount", count.to_string()),
+            p("InstanceType", "t3.micro"),
+        ];
+        if token {
+            params.push(p("ClientToken", uuid::Uuid::new_v4().to_string()));
+        }
+        if !tags.is_empty() {
+            params.push(p("TagSpecification.1.ResourceType", "instance"));
+            for (i, (k, v)) in tags.iter().enumerate() {
+                params.push(p(format!("TagSpecification.1.Tag.{}.Key", i + 1), *k));
+                params.push(p(format!("TagSpecification.1.Tag.{}.Value", i + 1), *v));
+            }
+        }
+        let (d, xml) = self.call("RunInstances", &params).await?;
+        let ids: Vec<String> = instance_states(&xml)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if ids.len() != count {
+            bail!("RunInstances returned {} instances, not {count}", ids.len());
+        }
+        Ok((d, ids))
+    }
+
+    async fn states(&mut self, ids: &[String]) -> R<Vec<(String, String)>> {
+        let (_, xml) = self.call("DescribeInstances", &id_params(ids)).await?;
+        Ok(instance_states(&xml))
+    }
+
+    async fn get_json(&mut self, path: &str) -> R<Value> {
+        let resp = self.http.request("GET", path, &[], b"").await?;
+        if resp.status != 200 {
+            bail!("GET {path}: {} {}", resp.status, resp.text());
+        }
+        resp.json()
+    }
+
+    /// Polls DescribeInstances every `poll` until every id reads `want`.
+    async fn until_state(
+        &mut self,
+        ids: &[String],
+        want: &str,
+        poll: Duration,
+        timeout: Duration,
+    ) -> R<()> {
+        let t = Instant::now();
+        loop {
+            let states = self.states(ids).await?;
+            if states.len() == ids.len() && states.iter().all(|(_, s)| s == want) {
+                return Ok(());
+            }
+            if want != "terminated" && states.iter().any(|(_, s)| s == "terminated") {
+                let doc = self
+                    .get_json(&format!("/_ec2d/status/instances/{}", ids[0]))
+                    .await
+                    .unwrap_or_default();
+                bail!(
+                    "an instance was terminated while waiting for {want}: {}",
+                    doc["lastError"]
+                );
+            }
+            if t.elapsed() > timeout {
+                bail!("timed out after {timeout:?} waiting for {want}: {states:?}");
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Polls the status endpoint until `n` instances are all converged and the controller idle.
+    async fn until_converged(&mut self, n: usize, timeout: Duration) -> R<()> {
+        let t = Instant::now();
+        loop {
+            let doc = self.get_json("/_ec2d/status").await?;
+            let instances = doc["instances"].as_array().cloned().unwrap_or_default();
+            let converged = instances
+                .iter()
+                .filter(|i| i["converged"].as_bool() == Some(true))
+                .count();
+            if instances.len() == n
+                && converged == n
+                && doc["controller"]["in_flight"].as_u64() == Some(0)
+            {
+                return Ok(());
+            }
+            if t.elapsed() > timeout {
+                bail!("timed out: {converged}/{n} converged");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Docker Engine API client
+// ---------------------------------------------------------------------------------------------
+
+struct Docker {
+    http: Http,
+    api: String,
+}
+
+impl Docker {
+    fn new(sock: &Path, api: &str) -> Self {
+        Self {
+            http: Http::new(Endpoint::Unix(sock.to_path_buf())),
+            api: api.to_string(),
+        }
+    }
+
+    async fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> R<Resp> {
+        let full = format!("{}{path}", self.api);
+        match body {
+            Some(b) => {
+                let bytes = serde_json::to_vec(b)?;
+                self.http
+                    .request(
+                        method,
+                        &full,
+                        &[("Content-Type", "application/json")],
+                        &bytes,
+                    )
+                    .await
+            }
+            None => self.http.request(method, &full, &[], b"").await,
+        }
+    }
+
+    async fn ok(&mut self, method: &str, path: &str, body: Option<&Value>) -> R<Resp> {
+        let resp = self.call(method, path, body).await?;
+        if resp.status >= 300 && resp.status != 304 {
+            bail!("docker {method} {path}: {} {}", resp.status, resp.text());
+        }
+        Ok(resp)
+    }
+
+    async fn create(&mut self, name: &str, config: &Value) -> R<String> {
+        let resp = self
+            .ok(
+                "POST",
+                &format!("/containers/create?name={}", pct(name)),
+                Some(config),
+            )
+            .await?;
+        Ok(resp.json()?["Id"].as_str().ok_or("no Id")?.to_string())
+    }
+
+    async fn start(&mut self, id: &str) -> R<()> {
+        self.ok("POST", &format!("/containers/{id}/start"), None)
+            .await
+            .map(drop)
+    }
+
+    async fn inspect(&mut self, id: &str) -> R<Option<Value>> {
+        let resp = self
+            .call("GET", &format!("/containers/{}/json", pct(id)), None)
+            .await?;
+        match resp.status {
+            404 => Ok(None),
+            200 => Ok(Some(resp.json()?)),
+            s => bail!("docker inspect {id}: {s} {}", resp.text()),
+        }
+    }
+
+    async fn remove_force(&mut self, id: &str) -> R<bool> {
+        let resp = self
+            .call(
+                "DELETE",
+                &format!("/containers/{}?force=1&v=1", pct(id)),
+                None,
+            )
+            .await?;
+        match resp.status {
+            204 => Ok(true),
+            404 => Ok(false),
+            s => bail!("docker rm -f {id}: {s} {}", resp.text()),
+        }
+    }
+
+    async fn list(&mut self, filters: &Value, all: bool) -> R<Vec<Value>> {
+        let resp = self
+            .ok(
+                "GET",
+                &format!(
+                    "/containers/json?all={}&filters={}",
+                    u8::from(all),
+                    pct(&filters.to_string())
+                ),
+                None,
+            )
+            .await?;
+        Ok(resp.json()?.as_array().cloned().unwrap_or_default())
+    }
+
+    async fn put_archive(&mut self, id: &str, tar: &[u8]) -> R<()> {
+        let path = format!("{}/containers/{id}/archive?path=%2F", self.api);
+        let resp = self
+            .http
+            .request("PUT", &path, &[("Content-Type", "application/x-tar")], tar)
+            .await?;
+        if resp.status != 200 {
+            bail!("docker put archive: {} {}", resp.status, resp.text());
+        }
+        Ok(())
+    }
+
+    /// Polls `GET /containers/{id}/json` every `poll` until `pred` holds; returns the document.
+    async fn until(&mut self, id: &str, poll: Duration, pred: impl Fn(&Value) -> bool) -> R<Value> {
+        let t = Instant::now();
+        loop {
+            let doc = self.inspect(id).await?.ok_or("container vanished")?;
+            if pred(&doc) {
+                return Ok(doc);
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!("timed out waiting for container {id}: {}", doc["State"]);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+fn running(doc: &Value) -> bool {
+    doc["State"]["Running"].as_bool() == Some(true)
+        && doc["State"]["Paused"].as_bool() != Some(true)
+}
+
+fn paused(doc: &Value) -> bool {
+    doc["State"]["Paused"].as_bool() == Some(true)
+}
+
+fn parse_ts(s: &str) -> Option<SystemTime> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(SystemTime::from)
+}
+
+fn since_ms(later: SystemTime, earlier: SystemTime) -> f64 {
+    match later.duration_since(earlier) {
+        Ok(d) => ms(d),
+        Err(e) => -ms(e.duration()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ec2d child processes and /proc
+// ---------------------------------------------------------------------------------------------
+
+struct Proc {
+    child: Child,
+    pid: u32,
+    port: u16,
+    dir: PathBuf,
+    mode: &'static str,
+}
+
+impl Proc {
+    async fn spawn(bin: &Path, port: u16, dir: &Path, mode: &'static str) -> R<Self> {
+        std::fs::create_dir_all(dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--vm-manager")
+            .arg(mode)
+            .arg("--concurrency")
+            .arg(CONCURRENCY.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        // Defaults for everything else, whatever the caller's environment says.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("EC2D_") || k.starts_with("EC2_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd.spawn()?;
+        let pid = child.id().ok_or("no pid")?;
+        Ok(Self {
+            child,
+            pid,
+            port,
+            dir: dir.to_path_buf(),
+            mode,
+        })
+    }
+
+    /// Polls `/_ec2d/health` every `poll` until it answers 200.
+    async fn wait_healthy(&mut self, poll: Duration) -> R<Duration> {
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "ec2d exited ({status}) at start; log: {}",
+                    log_tail(&self.dir)
+                );
+            }
+            let mut http = Http::new(Endpoint::Tcp(([127, 0, 0, 1], self.port).into()));
+            if let Ok(resp) = http.request("GET", "/_ec2d/health", &[], b"").await {
+                if resp.status == 200 {
+                    return Ok(t.elapsed());
+                }
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!("ec2d not healthy after 60 s; log: {}", log_tail(&self.dir));
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// SIGTERM (a clean shutdown), then SIGKILL after 20 s.
+    async fn stop(mut self) -> R<()> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                self.child.kill().await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn sigkill(&mut self) -> R<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// utime + stime of every thread of the process, live or exited, in clock ticks.
+fn cpu_ticks(pid: u32) -> R<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = &stat[stat.rfind(')').ok_or("bad stat")? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Field 3 (state) is fields[0]; utime is field 14, stime field 15.
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+/// `(VmRSS, VmHWM)` in KiB and the thread count.
+fn mem_kib(pid: u32) -> R<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("VmRSS:"), field("VmHWM:"), field("Threads:")))
+}
+
+fn clock_ticks_per_sec() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run context
+// ---------------------------------------------------------------------------------------------
+
+struct Section {
+    id: &'static str,
+    title: &'static str,
+    method: String,
+}
+
+struct Ctx {
+    args: Args,
+    plan: Plan,
+    root: PathBuf,
+    bin: PathBuf,
+    work: PathBuf,
+    run_id: String,
+    poll: Duration,
+    sock: PathBuf,
+    api: String,
+    ami_ref: String,
+    tagged_ami: bool,
+    launched: BTreeSet<String>,
+    store_ids: BTreeSet<String>,
+    figures: Vec<Figure>,
+    sections: Vec<Section>,
+    details: serde_json::Map<String, Value>,
+}
+
+impl Ctx {
+    fn port(&self, i: u16) -> u16 {
+        self.args.port_base + i
+    }
+    fn docker(&self) -> Docker {
+        Docker::new(&self.sock, &self.api)
+    }
+    fn push(&mut self, f: Figure) {
+        self.figures.push(f);
+    }
+    fn wants(&self, section: &str) -> bool {
+        self.args.only.is_empty() || self.args.only.iter().any(|s| s == section)
+    }
+
+    /// The labels of one of our instance containers name the store that owns them.
+    async fn learn_store_id(&mut self, docker: &mut Docker, instance_id: &str) -> R<String> {
+        let doc = docker
+            .inspect(&format!("localstack-ec2.{instance_id}"))
+            .await?
+            .ok_or("instance container missing")?;
+        let sid = doc["Config"]["Labels"]["ec2d.store-id"]
+            .as_str()
+            .ok_or("no ec2d.store-id label")?
+            .to_string();
+        self.store_ids.insert(sid.clone());
+        Ok(sid)
+    }
+
+    /// Launches `n` instances (docker mode) and waits for them to run; not a measurement.
+    async fn launch_docker(&mut self, ec2: &mut Ec2, n: usize) -> R<Vec<String>> {
+        let (_, ids) = ec2.run_instances(n, true, &[]).await?;
+        self.launched.extend(ids.iter().cloned());
+        ec2.until_state(
+            &ids,
+            "running",
+            Duration::from_millis(50),
+            Duration::from_secs(300),
+        )
+        .await?;
+        Ok(ids)
+    }
+
+    /// TerminateInstances, then waits until every instance reads `terminated` and its
+    /// container is gone.
+    async fn terminate(&mut self, ec2: &mut Ec2, docker: &mut Docker, ids: &[String]) -> R<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ec2.call("TerminateInstances", &id_params(ids)).await?;
+        ec2.until_state(
+            ids,
+            "terminated",
+            Duration::from_millis(20),
+            Duration::from_secs(300),
+        )
+        .await?;
+        let mut left: Vec<String> = ids.to_vec();
+        let t = Instant::now();
+        while !left.is_empty() {
+            let mut still = Vec::new();
+            for id in left {
+                if docker
+                    .inspect(&format!("localstack-ec2.{id}"))
+                    .await?
+                    .is_some()
+                {
+                    still.push(id);
+                }
+            }
+            left = still;
+            if t.elapsed() > Duration::from_secs(120) {
+                bail!("containers not removed after termination: {left:?}");
+            }
+            if !left.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        for id in ids {
+            self.launched.remove(id);
+        }
+        Ok(())
+    }
+
+    fn baseline_labels(&self, what: &str) -> Value {
+        json!({ "ec2d-bench": self.run_id, "ec2d-bench.what": what })
+    }
+
+    /// `docker run -d IMAGE sh -c <keep-alive>` as a create request.
+    fn plain_config(&self, what: &str) -> Value {
+        json!({
+            "Image": self.args.image,
+            "Cmd": ["/bin/sh", "-c", KEEP_ALIVE],
+            "Labels": self.baseline_labels(what),
+            "HostConfig": {},
+        })
+    }
+
+    /// The container ec2d creates for an instance, as far as Docker's work goes: `--init`,
+    /// the Docker socket mounted, 22/tcp published on 127.0.0.1, a boot script copied in.
+    fn ec2d_like_config(&self, what: &str) -> Value {
+        json!({
+            "Image": self.args.image,
+            "Entrypoint": ["/bin/sh", "/var/lib/ec2d-bench/boot.sh"],
+            "Cmd": [],
+            "Labels": self.baseline_labels(what),
+            "ExposedPorts": { "22/tcp": {} },
+            "HostConfig": {
+                "Init": true,
+                "Binds": ["/var/run/docker.sock:/var/run/docker.sock"],
+                "PortBindings": { "22/tcp": [{ "HostIp": "127.0.0.1", "HostPort": "" }] },
+                "RestartPolicy": { "Name": "no" },
+            },
+        })
+    }
+}
+
+fn boot_tar() -> R<Vec<u8>> {
+    let script = format!(
+        "#!/bin/sh\n# ec2d-bench: the keep-alive ec2d's boot script ends with\n{KEEP_ALIVE}\n"
+    );
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, mode, data) in [
+        ("var/lib/ec2d-bench/boot.sh", 0o755, script.into_bytes()),
+        (
+            "var/lib/ec2d-bench/instance-id",
+            0o644,
+            b"i-0bench\n".to_vec(),
+        ),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        tar.append_data(&mut h, path, data.as_slice())?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: RunInstances answer time (mock mode)
+// ---------------------------------------------------------------------------------------------
+
+async fn bench_run(ctx: &mut Ctx) -> R<()> {
+    let plan = ctx.plan.clone();
+    let levels = [0usize, 100, 1000];
+    let variants = [(true, "token"), (false, "plain")];
+    ctx.sections.push(Section {
+        id: "run",
+        title: "RunInstances answer time",
+        method: format!(
+            "Mock mode (no containers). Each run starts six fresh ec2d processes: 0, 100 and 1,000 \
+             instances already stored (written by one RunInstances MaxCount=N, then waited until \
+             converged), each once for requests WITH a ClientToken (as boto3, the AWS CLI and \
+             Terraform send RunInstances: an idempotency token is always filled in) and once \
+             WITHOUT. After {} warm-up requests each, {} RunInstances (MinCount=MaxCount=1) per \
+             process are sent one at a time over one kept-alive connection, rotating over the six \
+             processes so machine noise hits all alike. The time is the HTTP exchange: request \
+             written to answer read (SigV4 signing is done before). {} runs; each figure is the \
+             median over runs of the per-run p50 (or p99), with min and max; ratios are per run. \
+             Every measured request adds one instance, so a process ends a run with N+{} stored.",
+            plan.run_warmup,
+            plan.run_requests,
+            plan.run_runs,
+            plan.run_warmup + plan.run_requests
+        ),
+    });
+    // series index = level index * 2 + variant index
+    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); 6];
+    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); 6];
+    let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); 6];
+    for run in 0..plan.run_runs {
+        let mut procs = Vec::new();
+        let mut clients = Vec::new();
+        for (li, level) in levels.iter().enumerate() {
+            for (vi, (_, vname)) in variants.iter().enumerate() {
+                let k = (li * 2 + vi) as u16;
+                let dir = ctx.work.join(format!("run-{run}-{level}-{vname}"));
+                let mut proc = Proc::spawn(&ctx.bin, ctx.port(k), &dir, "mock").await?;
+                proc.wait_healthy(ctx.poll).await?;
+                let mut ec2 = Ec2::new(proc.port);
+                if *level > 0 {
+                    ec2.run_instances(*level, true, &[]).await?;
+                }
+                procs.push(proc);
+                clients.push(ec2);
+            }
+        }
+        for (k, ec2) in clients.iter_mut().enumerate() {
+            ec2.until_converged(levels[k / 2], Duration::from_secs(120))
+                .await?;
+        }
+        for (k, ec2) in clients.iter_mut().enumerate() {
+            for _ in 0..plan.run_warmup {
+                ec2.run_instances(1, variants[k % 2].0, &[]).await?;
+            }
+        }
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); 6];
+        for i in 0..plan.run_requests {
+            for j in 0..6 {
+                let k = (i + j) % 6;
+                let (d, _) = clients[k].run_instances(1, variants[k % 2].0, &[]).await?;
+                samples[k].push(ms(d));
+            }
+        }
+        for proc in procs {
+            let dir = proc.dir.clone();
+            proc.stop().await?;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        for k in 0..6 {
+            let s = sorted(&samples[k]);
+            p50s[k].push(percentile(&s, 0.50));
+            p99s[k].push(percentile(&s, 0.99));
+            pooled[k].extend_from_slice(&samples[k]);
+        }
+        eprintln!(
+            "  run {}/{}: p50 ms token 0/100/1000 = {:.3}/{:.3}/{:.3}, plain = {:.3}/{:.3}/{:.3}",
+            run + 1,
+            plan.run_runs,
+            p50s[0][run],
+            p50s[2][run],
+            p50s[4][run],
+            p50s[1][run],
+            p50s[3][run],
+            p50s[5][run]
+        );
+    }
+    let mut details = serde_json::Map::new();
+    for (vi, (_, vname)) in variants.iter().enumerate() {
+        let with = if vi == 0 {
+            "with ClientToken"
+        } else {
+            "without ClientToken"
+        };
+        for (li, level) in levels.iter().enumerate() {
+            let k = li * 2 + vi;
+            let s = sorted(&pooled[k]);
+            let note = format!(
+                "all {} samples pooled: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                s.len(),
+                percentile(&s, 0.5),
+                percentile(&s, 0.99),
+                s.last().copied().unwrap_or(f64::NAN)
+            );
+            ctx.push(figure(
+                "run",
+                &format!("run.{vname}.{level}.p50"),
+                &format!("RunInstances p50, {level} stored, {with}"),
+                "ms",
+                &p50s[k],
+                Target::below(1.0, "p50 < 1 ms"),
+                &note,
+            ));
+            ctx.push(figure(
+                "run",
+                &format!("run.{vname}.{level}.p99"),
+                &format!("RunInstances p99, {level} stored, {with}"),
+                "ms",
+                &p99s[k],
+                None,
+                "",
+            ));
+            details.insert(format!("{vname}.{level}.pooled_samples"), json!(s.len()));
+        }
+        let ratio: Vec<f64> = p50s[4 + vi]
+            .iter()
+            .zip(&p50s[vi])
+            .map(|(a, b)| a / b)
+            .collect();
+        ctx.push(figure(
+            "run",
+            &format!("run.{vname}.ratio_1000_0"),
+            &format!("RunInstances p50 with 1,000 stored / with 0 stored, {with}"),
+            "x",
+            &ratio,
+            Target::at_most(
+                1.25,
+                "independent of the count (read as: p50 at 1,000 <= 1.25x p50 at 0)",
+            ),
+            "per-run ratio of the p50s",
+        ));
+    }
+    ctx.details.insert("run".into(), Value::Object(details));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: DescribeInstances over 1,000 (mock mode)
+// ---------------------------------------------------------------------------------------------
+
+fn describe_filter() -> Params {
+    vec![
+        p("Filter.1.Name", "tag:group"),
+        p("Filter.1.Value.1", "g3"),
+        p("Filter.2.Name", "instance-state-name"),
+        p("Filter.2.Value.1", "running"),
+    ]
+}
+
+async fn closed_loop(port: u16, params: Params, conc: usize, secs: f64) -> R<f64> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs_f64(secs);
+    let workers = (0..conc).map(|_| {
+        let count = count.clone();
+        let params = params.clone();
+        async move {
+            let mut ec2 = Ec2::new(port);
+            while Instant::now() < deadline {
+                ec2.call("DescribeInstances", &params).await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), BoxError>(())
+        }
+    });
+    futures::future::try_join_all(workers).await?;
+    Ok(count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64())
+}
+
+async fn bench_describe(ctx: &mut Ctx) -> R<()> {
+    let plan = ctx.plan.clone();
+    let n = plan.describe_instances;
+    let groups = 10;
+    ctx.sections.push(Section {
+        id: "describe",
+        title: "DescribeInstances",
+        method: format!(
+            "Mock mode. One ec2d holds {n} instances, launched as {groups} reservations of {} with \
+             the tag group=g0..g9, all running. 'all' is DescribeInstances without parameters ({n} \
+             instances in the answer); 'filtered' is Filter tag:group=g3 AND \
+             instance-state-name=running ({} instances in the answer, but every stored instance \
+             is read and tested). Latency: {} runs of {} requests of each kind, alternating \
+             all/filtered, one at a time over one kept-alive connection; the figure is the \
+             median over runs of the per-run p50/p99. Throughput: {} clients in a closed loop \
+             (each sends its next request when the answer arrives) for {} s per kind per run, \
+             kinds alternating; the client runs on the same machine (2 cores here), on one \
+             thread.",
+            n / groups,
+            n / groups,
+            plan.describe_runs,
+            plan.describe_requests,
+            plan.describe_concurrency,
+            plan.describe_throughput_secs
+        ),
+    });
+    let dir = ctx.work.join("describe");
+    let mut proc = Proc::spawn(&ctx.bin, ctx.port(6), &dir, "mock").await?;
+    proc.wait_healthy(ctx.poll).await?;
+    let mut ec2 = Ec2::new(proc.port);
+    for g in 0..groups {
+        let tag = format!("g{g}");
+        ec2.run_instances(n / groups, true, &[("group", &tag)])
+            .await?;
+    }
+    ec2.until_converged(n, Duration::from_secs(120)).await?;
+    let (_, all_xml) = ec2.call("DescribeInstances", &[]).await?;
+    let all_states = instance_states(&all_xml);
+    let (_, filtered_xml) = ec2.call("DescribeInstances", &describe_filter()).await?;
+    let filtered_states = instance_states(&filtered_xml);
+    if all_states.len() != n
+        || all_states.iter().any(|(_, s)| s != "running")
+        || filtered_states.len() != n / groups
+    {
+        bail!(
+            "describe setup: {} instances ({} filtered), expected {n} running ({})",
+            all_states.len(),
+            filtered_states.len(),
+            n / groups
+        );
+    }
+    let kinds: [(&str, Params); 2] = [("all", Vec::new()), ("filtered", describe_filter())];
+    let mut p50s = [Vec::new(), Vec::new()];
+    let mut p99s = [Vec::new(), Vec::new()];
+    let mut rps = [Vec::new(), Vec::new()];
+    for run in 0..plan.describe_runs {
+        let mut samples = [Vec::new(), Vec::new()];
+        for i in 0..plan.describe_requests {
+            for j in 0..2 {
+                let k = (i + j) % 2;
+                let (d, _) = ec2.call("DescribeInstances", &kinds[k].1).await?;
+                samples[k].push(ms(d));
+            }
+        }
+        for k in 0..2 {
+            let s = sorted(&samples[k]);
+            p50s[k].push(percentile(&s, 0.5));
+            p99s[k].push(percentile(&s, 0.99));
+        }
+        for j in 0..2 {
+            let k = (run + j) % 2;
+            rps[k].push(
+                closed_loop(
+                    proc.port,
+                    kinds[k].1.clone(),
+                    plan.describe_concurrency,
+                    plan.describe_throughput_secs,
+                )
+                .await?,
+            );
+        }
+        eprintln!(
+            "  run {}/{}: p50 all {:.2} ms, filtered {:.2} ms; {:.0} / {:.0} req/s",
+            run + 1,
+            plan.describe_runs,
+            p50s[0][run],
+            p50s[1][run],
+            rps[0][run],
+            rps[1][run]
+        );
+    }
+    let (rss, hwm, _) = mem_kib(proc.pid)?;
+    proc.stop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    for (k, (kind, _)) in kinds.iter().enumerate() {
+        let what = if k == 0 {
+            format!("all {n}")
+        } else {
+            format!("filtered, {} of {n} match", n / groups)
+        };
+        ctx.push(figure(
+            "describe",
+            &format!("describe.{kind}.p50"),
+            &format!("DescribeInstances p50, {what}"),
+            "ms",
+            &p50s[k],
+            if k == 0 {
+                Target::below(5.0, "p50 < 5 ms for all 1,000")
+            } else {
+                None
+            },
+            "",
+        ));
+        ctx.push(figure(
+            "describe",
+            &format!("describe.{kind}.p99"),
+            &format!("DescribeInstances p99, {what}"),
+            "ms",
+            &p99s[k],
+            None,
+            "",
+        ));
+        ctx.push(figure(
+            "describe",
+            &format!("describe.{kind}.rps"),
+            &format!(
+                "DescribeInstances requests/s, {what}, {} clients",
+                plan.describe_concurrency
+            ),
+            "req/s",
+            &rps[k],
+            None,
+            "",
+        ));
+    }
+    ctx.details.insert(
+        "describe".into(),
+        json!({
+            "answer_bytes_all": all_xml.len(),
+            "answer_bytes_filtered": filtered_xml.len(),
+            "ec2d_rss_kib_after": rss,
+            "ec2d_hwm_kib_after": hwm,
+        }),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: launch to running (docker mode)
+// ---------------------------------------------------------------------------------------------
+
+/// Phases of one launch, in ms from the moment the client started.
+#[derive(Debug, Default, Clone)]
+struct LaunchTimes {
+    total: f64,
+    answer: f64,
+    created: f64,
+    started: f64,
+    recorded_running: f64,
+}
+
+async fn launch_ec2d(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<LaunchTimes> {
+    let wall0 = SystemTime::now();
+    let t0 = Instant::now();
+    let (answer, ids) = ec2.run_instances(1, true, &[]).await?;
+    ctx.launched.extend(ids.iter().cloned());
+    ec2.until_state(&ids, "running", ctx.poll, Duration::from_secs(60))
+        .await?;
+    let total = ms(t0.elapsed());
+    let id = &ids[0];
+    let doc = ec2
+        .get_json(&format!("/_ec2d/status/instances/{id}"))
+        .await?;
+    let running_at = doc["transitions"]
+        .as_array()
+        .and_then(|ts| ts.iter().rev().find(|t| t["to"] == "running"))
+        .and_then(|t| t["at"].as_str())
+        .and_then(parse_ts);
+    let container = docker
+        .inspect(&format!("localstack-ec2.{id}"))
+        .await?
+        .ok_or("instance container missing")?;
+    if ctx.store_ids.is_empty() {
+        ctx.learn_store_id(docker, id).await?;
+    }
+    let created = container["Created"].as_str().and_then(parse_ts);
+    let started = container["State"]["StartedAt"].as_str().and_then(parse_ts);
+    let times = LaunchTimes {
+        total,
+        answer: ms(answer),
+        created: created.map_or(f64::NAN, |c| since_ms(c, wall0)),
+        started: started.map_or(f64::NAN, |s| since_ms(s, wall0)),
+        recorded_running: running_at.map_or(f64::NAN, |r| since_ms(r, wall0)),
+    };
+    ctx.terminate(ec2, docker, &ids).await?;
+    Ok(times)
+}
+
+async fn launch_docker(
+    ctx: &Ctx,
+    docker: &mut Docker,
+    n: usize,
+    ec2d_like: bool,
+) -> R<LaunchTimes> {
+    let what = if ec2d_like { "like" } else { "plain" };
+    let name = format!("ec2d-bench-{}-launch-{what}-{n}", ctx.run_id);
+    let config = if ec2d_like {
+        ctx.ec2d_like_config("launch")
+    } else {
+        ctx.plain_config("launch")
+    };
+    let tar = if ec2d_like { Some(boot_tar()?) } else { None };
+    let wall0 = SystemTime::now();
+    let t0 = Instant::now();
+    let id = docker.create(&name, &config).await?;
+    if let Some(tar) = &tar {
+        docker.put_archive(&id, tar).await?;
+    }
+    docker.start(&id).await?;
+    let doc = docker.until(&id, ctx.poll, running).await?;
+    let total = ms(t0.elapsed());
+    let created = doc["Created"].as_str().and_then(parse_ts);
+    let started = doc["State"]["StartedAt"].as_str().and_then(parse_ts);
+    docker.remove_force(&id).await?;
+    Ok(LaunchTimes {
+        total,
+        answer: f64::NAN,
+        created: created.map_or(f64::NAN, |c| since_ms(c, wall0)),
+        started: started.map_or(f64::NAN, |s| since_ms(s, wall0)),
+        recorded_running: f64::NAN,
+    })
+}
+
+async fn bench_launch(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<()> {
+    let rounds = ctx.plan.launch_rounds;
+    ctx.sections.push(Section {
+        id: "launch",
+        title: "Launch to running",
+        method: format!(
+            "Docker mode, image {} (its AMI tag {AMI_REPO}:{AMI_ID}). {rounds} interleaved rounds; \
+             each round measures, in rotating order: (E) ec2d: RunInstances (one instance, with \
+             ClientToken), then DescribeInstances of that id every {} ms until it reads running; \
+             (D) plain Docker, the baseline: `docker run -d IMAGE sh -c <keep-alive>` done as the \
+             CLI does it over the Engine API (POST /containers/create, POST /start), then GET \
+             /containers/ID/json every {} ms until State.Running; (L) diagnostic: the same \
+             create/put-archive/start Docker work ec2d asks for (--init, the Docker socket \
+             mounted, 22/tcp published on 127.0.0.1, a boot script copied in). All three use \
+             the same raw HTTP/1.1 client (TCP to ec2d, the unix socket to Docker). After each \
+             measurement the instance is terminated (and its container removed) or the container \
+             force-removed, so every launch starts from the same idle state. Ratios are per \
+             round (E/D, L/D). The phase rows come from timestamps: Docker's Created and \
+             State.StartedAt and ec2d's recorded running transition, minus the client's start.",
+            ctx.args.image, ctx.args.poll_ms, ctx.args.poll_ms
+        ),
+    });
+    let mut e = Vec::new();
+    let mut d = Vec::new();
+    let mut l = Vec::new();
+    for round in 0..rounds {
+        let mut times: [Option<LaunchTimes>; 3] = [None, None, None];
+        for j in 0..3 {
+            let k = (round + j) % 3;
+            times[k] = Some(match k {
+                0 => launch_ec2d(ctx, ec2, docker).await?,
+                1 => launch_docker(ctx, docker, round, false).await?,
+                _ => launch_docker(ctx, docker, round, true).await?,
+            });
+        }
+        let [te, td, tl] = times.map(|t| t.expect("measured"));
+        eprintln!(
+            "  round {}/{rounds}: ec2d {:.1} ms, docker {:.1} ms, ec2d-like docker {:.1} ms",
+            round + 1,
+            te.total,
+            td.total,
+            tl.total
+        );
+        e.push(te);
+        d.push(td);
+        l.push(tl);
+    }
+    let col = |v: &[LaunchTimes], f: fn(&LaunchTimes) -> f64| v.iter().map(f).collect::<Vec<_>>();
+    let ratio = |a: &[LaunchTimes], b: &[LaunchTimes]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.total / y.total)
+            .collect::<Vec<_>>()
+    };
+    ctx.push(figure(
+        "launch",
+        "launch.ec2d",
+        "ec2d: RunInstances until DescribeInstances says running",
+        "ms",
+        &col(&e, |t| t.total),
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.docker",
+        "plain Docker: docker run -d until inspect says running",
+        "ms",
+        &col(&d, |t| t.total),
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.ratio",
+        "launch ratio ec2d / plain Docker",
+        "x",
+        &ratio(&e, &d),
+        Target::at_most(1.15, "<= 1.15x plain Docker"),
+        "per-round ratio",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.docker_like",
+        "diagnostic: Docker doing ec2d's container work (init, socket, port 22, copy)",
+        "ms",
+        &col(&l, |t| t.total),
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.ratio_like",
+        "diagnostic ratio: ec2d-like Docker work / plain Docker",
+        "x",
+        &ratio(&l, &d),
+        None,
+        "how much of the gap is Docker doing more work",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.ratio_ec2d_like",
+        "diagnostic ratio: ec2d / ec2d-like Docker work",
+        "x",
+        &ratio(&e, &l),
+        None,
+        "the controller's own share",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.phase.answer",
+        "ec2d phase: RunInstances answered",
+        "ms",
+        &col(&e, |t| t.answer),
+        None,
+        "from the client's start",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.phase.created",
+        "ec2d phase: container created (Docker's Created)",
+        "ms",
+        &col(&e, |t| t.created),
+        None,
+        "from the client's start",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.phase.started",
+        "ec2d phase: container started (Docker's StartedAt)",
+        "ms",
+        &col(&e, |t| t.started),
+        None,
+        "from the client's start",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.phase.recorded",
+        "ec2d phase: running recorded in status (transition time)",
+        "ms",
+        &col(&e, |t| t.recorded_running),
+        None,
+        "from the client's start",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.phase.docker_created",
+        "plain Docker phase: container created",
+        "ms",
+        &col(&d, |t| t.created),
+        None,
+        "from the client's start",
+    ));
+    ctx.push(figure(
+        "launch",
+        "launch.phase.docker_started",
+        "plain Docker phase: container started",
+        "ms",
+        &col(&d, |t| t.started),
+        None,
+        "from the client's start",
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: stop, start (docker mode)
+// ---------------------------------------------------------------------------------------------
+
+async fn ec2_transition(
+    ec2: &mut Ec2,
+    action: &str,
+    id: &str,
+    want: &str,
+    poll: Duration,
+) -> R<f64> {
+    let ids = vec![id.to_string()];
+    let t = Instant::now();
+    ec2.call(action, &id_params(&ids)).await?;
+    ec2.until_state(&ids, want, poll, Duration::from_secs(60))
+        .await?;
+    Ok(ms(t.elapsed()))
+}
+
+async fn docker_transition(docker: &mut Docker, verb: &str, id: &str, poll: Duration) -> R<f64> {
+    let t = Instant::now();
+    docker
+        .ok("POST", &format!("/containers/{id}/{verb}"), None)
+        .await?;
+    if verb == "pause" {
+        docker.until(id, poll, paused).await?;
+    } else {
+        docker.until(id, poll, running).await?;
+    }
+    Ok(ms(t.elapsed()))
+}
+
+async fn bench_stopstart(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<()> {
+    let pairs = ctx.plan.stopstart_pairs;
+    ctx.sections.push(Section {
+        id: "stopstart",
+        title: "Stop and start",
+        method: format!(
+            "Docker mode. One running ec2d instance and one plain Docker container (`docker run -d \
+             IMAGE sh -c <keep-alive>`). {pairs} interleaved pairs of: StopInstances then \
+             DescribeInstances every {} ms until stopped, next to POST /containers/ID/pause then \
+             inspect every {} ms until State.Paused; and StartInstances until running, next to \
+             /unpause until running. The order within a pair alternates (ec2d first, then Docker \
+             first). Ratios are per pair.",
+            ctx.args.poll_ms, ctx.args.poll_ms
+        ),
+    });
+    let ids = ctx.launch_docker(ec2, 1).await?;
+    let id = ids[0].clone();
+    let name = format!("ec2d-bench-{}-stopstart", ctx.run_id);
+    let cid = docker.create(&name, &ctx.plain_config("stopstart")).await?;
+    docker.start(&cid).await?;
+    docker.until(&cid, ctx.poll, running).await?;
+    let (mut es, mut ds, mut eu, mut du) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..pairs {
+        if i % 2 == 0 {
+            es.push(ec2_transition(ec2, "StopInstances", &id, "stopped", ctx.poll).await?);
+            ds.push(docker_transition(docker, "pause", &cid, ctx.poll).await?);
+            eu.push(ec2_transition(ec2, "StartInstances", &id, "running", ctx.poll).await?);
+            du.push(docker_transition(docker, "unpause", &cid, ctx.poll).await?);
+        } else {
+            ds.push(docker_transition(docker, "pause", &cid, ctx.poll).await?);
+            es.push(ec2_transition(ec2, "StopInstances", &id, "stopped", ctx.poll).await?);
+            du.push(docker_transition(docker, "unpause", &cid, ctx.poll).await?);
+            eu.push(ec2_transition(ec2, "StartInstances", &id, "running", ctx.poll).await?);
+        }
+        eprintln!(
+            "  pair {}/{pairs}: stop {:.1} vs pause {:.1} ms; start {:.1} vs unpause {:.1} ms",
+            i + 1,
+            es[i],
+            ds[i],
+            eu[i],
+            du[i]
+        );
+    }
+    ctx.terminate(ec2, docker, &ids).await?;
+    docker.remove_force(&cid).await?;
+    let ratio = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>();
+    ctx.push(figure(
+        "stopstart",
+        "stop.ec2d",
+        "ec2d: StopInstances until stopped",
+        "ms",
+        &es,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "stopstart",
+        "stop.docker",
+        "Docker: pause until paused",
+        "ms",
+        &ds,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "stopstart",
+        "stop.ratio",
+        "stop ratio ec2d / docker pause",
+        "x",
+        &ratio(&es, &ds),
+        Target::at_most(1.2, "<= 1.2x"),
+        "per-pair ratio",
+    ));
+    ctx.push(figure(
+        "stopstart",
+        "start.ec2d",
+        "ec2d: StartInstances until running",
+        "ms",
+        &eu,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "stopstart",
+        "start.docker",
+        "Docker: unpause until running",
+        "ms",
+        &du,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "stopstart",
+        "start.ratio",
+        "start ratio ec2d / docker unpause",
+        "x",
+        &ratio(&eu, &du),
+        Target::at_most(1.2, "<= 1.2x"),
+        "per-pair ratio",
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: fleet (docker mode)
+// ---------------------------------------------------------------------------------------------
+
+async fn fleet_ec2d(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker, n: usize) -> R<(f64, f64)> {
+    let t0 = Instant::now();
+    let (answer, ids) = ec2.run_instances(n, true, &[]).await?;
+    ctx.launched.extend(ids.iter().cloned());
+    ec2.until_state(&ids, "running", ctx.poll, Duration::from_secs(300))
+        .await?;
+    let total = ms(t0.elapsed());
+    ctx.terminate(ec2, docker, &ids).await?;
+    Ok((total, ms(answer)))
+}
+
+async fn fleet_docker(ctx: &Ctx, n: usize, pair: usize) -> R<f64> {
+    let what = format!("fleet-{pair}");
+    let config = ctx.plain_config(&what);
+    let next = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let workers = (0..CONCURRENCY.min(n)).map(|_| {
+        let next = next.clone();
+        let config = config.clone();
+        let mut docker = ctx.docker();
+        let prefix = format!("ec2d-bench-{}-{what}", ctx.run_id);
+        async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), BoxError>(());
+                }
+                let id = docker.create(&format!("{prefix}-{i}"), &config).await?;
+                docker.start(&id).await?;
+            }
+        }
+    });
+    let poller = async {
+        let mut docker = ctx.docker();
+        let filters = json!({
+            "label": [format!("ec2d-bench.what={what}"), format!("ec2d-bench={}", ctx.run_id)],
+            "status": ["running"],
+        });
+        loop {
+            let list = docker.list(&filters, false).await?;
+            if list.len() >= n {
+                return Ok::<f64, BoxError>(ms(t0.elapsed()));
+            }
+            if t0.elapsed() > Duration::from_secs(300) {
+                bail!("docker fleet: {} of {n} running after 300 s", list.len());
+            }
+            tokio::time::sleep(ctx.poll).await;
+        }
+    };
+    let (started, total) = tokio::join!(futures::future::try_join_all(workers), poller);
+    let result = started.and(total);
+    remove_baselines(ctx, Some(&what)).await?;
+    result
+}
+
+/// Force-removes this run's baseline containers (of one kind, or all).
+async fn remove_baselines(ctx: &Ctx, what: Option<&str>) -> R<usize> {
+    let mut docker = ctx.docker();
+    let mut labels = vec![format!("ec2d-bench={}", ctx.run_id)];
+    if let Some(w) = what {
+        labels.push(format!("ec2d-bench.what={w}"));
+    }
+    let list = docker.list(&json!({ "label": labels }), true).await?;
+    let ids: Vec<String> = list
+        .iter()
+        .filter_map(|c| c["Id"].as_str().map(str::to_string))
+        .collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let ids = Arc::new(ids);
+    let workers = (0..CONCURRENCY.min(ids.len().max(1))).map(|_| {
+        let next = next.clone();
+        let ids = ids.clone();
+        let mut docker = ctx.docker();
+        async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else {
+                    return Ok::<(), BoxError>(());
+                };
+                docker.remove_force(id).await?;
+            }
+        }
+    });
+    futures::future::try_join_all(workers).await?;
+    Ok(ids.len())
+}
+
+async fn bench_fleet(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<()> {
+    let pairs = ctx.plan.fleet_pairs;
+    let n = ctx.plan.fleet_size;
+    ctx.sections.push(Section {
+        id: "fleet",
+        title: "Fleet",
+        method: format!(
+            "Docker mode. {pairs} interleaved pairs (order alternating): one RunInstances \
+             MinCount=MaxCount={n} (with ClientToken), then DescribeInstances of the {n} ids every \
+             {} ms until all read running; next to {n} `docker run -d IMAGE sh -c <keep-alive>` \
+             (create + start over the Engine API) with {CONCURRENCY} in flight, the same \
+             parallelism as ec2d's reconciler (--concurrency {CONCURRENCY}), while GET \
+             /containers/json filtered on the run's label and status=running is polled every {} \
+             ms until it lists {n}. Everything is removed between measurements (instances \
+             terminated until their containers are gone).",
+            ctx.args.poll_ms, ctx.args.poll_ms
+        ),
+    });
+    let (mut e, mut d, mut answers) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..pairs {
+        if i % 2 == 0 {
+            let (t, a) = fleet_ec2d(ctx, ec2, docker, n).await?;
+            e.push(t);
+            answers.push(a);
+            d.push(fleet_docker(ctx, n, i).await?);
+        } else {
+            d.push(fleet_docker(ctx, n, i).await?);
+            let (t, a) = fleet_ec2d(ctx, ec2, docker, n).await?;
+            e.push(t);
+            answers.push(a);
+        }
+        eprintln!(
+            "  pair {}/{pairs}: ec2d {:.0} ms, docker {:.0} ms",
+            i + 1,
+            e[i],
+            d[i]
+        );
+    }
+    let ratio: Vec<f64> = e.iter().zip(&d).map(|(a, b)| a / b).collect();
+    ctx.push(figure(
+        "fleet",
+        "fleet.ec2d",
+        &format!("ec2d: RunInstances MaxCount {n} until all running"),
+        "ms",
+        &e,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "fleet",
+        "fleet.answer",
+        &format!("ec2d: RunInstances MaxCount {n} answer time"),
+        "ms",
+        &answers,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "fleet",
+        "fleet.docker",
+        &format!("Docker: {n} x docker run -d, {CONCURRENCY} in flight, until all running"),
+        "ms",
+        &d,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "fleet",
+        "fleet.ratio",
+        "fleet ratio ec2d / Docker",
+        "x",
+        &ratio,
+        Target::at_most(1.3, "<= 1.3x"),
+        "per-pair ratio",
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections: idle cost and recovery (docker mode, one fresh ec2d with N running instances)
+// ---------------------------------------------------------------------------------------------
+
+async fn bench_steady(ctx: &mut Ctx) -> R<()> {
+    let n = ctx.plan.steady_size;
+    let dir = ctx.work.join("steady");
+    let mut proc = Proc::spawn(&ctx.bin, ctx.port(5), &dir, "docker").await?;
+    proc.wait_healthy(ctx.poll).await?;
+    let mut ec2 = Ec2::new(proc.port);
+    let mut docker = ctx.docker();
+    let ids = ctx.launch_docker(&mut ec2, n).await?;
+    let sid = ctx.learn_store_id(&mut docker, &ids[0]).await?;
+    ec2.until_converged(n, Duration::from_secs(120)).await?;
+    let result = async {
+        if ctx.wants("idle") {
+            bench_idle(ctx, &mut proc, n).await?;
+        }
+        if ctx.wants("recovery") {
+            bench_recovery(ctx, &mut proc, &ids, &sid).await?;
+        }
+        Ok::<(), BoxError>(())
+    }
+    .await;
+    // The process may have been replaced by the recovery runs; talk to whichever runs now.
+    let mut ec2 = Ec2::new(proc.port);
+    let cleanup = ctx.terminate(&mut ec2, &mut docker, &ids).await;
+    proc.stop().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    result.and(cleanup)
+}
+
+async fn bench_idle(ctx: &mut Ctx, proc: &mut Proc, n: usize) -> R<()> {
+    let secs = ctx.plan.idle_secs;
+    let window = ctx.plan.idle_window_secs;
+    let settle = 5;
+    ctx.sections.push(Section {
+        id: "idle",
+        title: "Idle cost",
+        method: format!(
+            "Docker mode. A fresh ec2d launches {n} instances (one RunInstances), waits until all \
+             run and the status endpoint shows them converged, then {settle} s more. Then nothing \
+             is sent for {secs} s while /proc/PID/stat (utime+stime of all threads, in clock \
+             ticks of 1/{} s) and /proc/PID/status (VmRSS) are read every second. The CPU figure \
+             is per {window}-s window (median, min, max over {} windows) plus the whole {secs}-s \
+             average; RSS is over the {secs} one-second samples and judged on its maximum. ec2d \
+             runs with its defaults: a full resync every 30 s falls inside the window.",
+            clock_ticks_per_sec(),
+            secs / window
+        ),
+    });
+    tokio::time::sleep(Duration::from_secs(settle)).await;
+    let tck = clock_ticks_per_sec() as f64;
+    let pid = proc.pid;
+    let t0 = tokio::time::Instant::now();
+    let c0 = cpu_ticks(pid)?;
+    let mut window_start = c0;
+    let mut windows = Vec::new();
+    let mut rss_mb = Vec::new();
+    let mut threads = 0;
+    for s in 1..=secs {
+        tokio::time::sleep_until(t0 + Duration::from_secs(s)).await;
+        let c = cpu_ticks(pid)?;
+        let (rss, _, th) = mem_kib(pid)?;
+        threads = th;
+        rss_mb.push(rss as f64 / 1024.0);
+        if s % window == 0 {
+            windows.push((c - window_start) as f64 / tck / window as f64 * 100.0);
+            window_start = c;
+        }
+    }
+    let c1 = cpu_ticks(pid)?;
+    let avg = (c1 - c0) as f64 / tck / secs as f64 * 100.0;
+    let (_, hwm, _) = mem_kib(pid)?;
+    eprintln!(
+        "  idle: {avg:.3}% of one core over {secs} s; windows {windows:?}; RSS max {:.1} MB",
+        sorted(&rss_mb).last().copied().unwrap_or(0.0)
+    );
+    ctx.push(figure(
+        "idle",
+        "idle.cpu_avg",
+        &format!("ec2d CPU with {n} running, no requests, {secs}-s average"),
+        "% core",
+        &[avg],
+        Target::below(0.5, "< 0.5% of one core"),
+        &format!("{} ticks in {secs} s", c1 - c0),
+    ));
+    ctx.push(figure(
+        "idle",
+        "idle.cpu_window",
+        &format!("ec2d CPU per {window}-s window"),
+        "% core",
+        &windows,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "idle",
+        "idle.rss",
+        &format!("ec2d RSS with {n} running (1-s samples)"),
+        "MiB",
+        &rss_mb,
+        Target::max_below(40.0, "< 40 MB (judged on the maximum)"),
+        &format!(
+            "VmHWM (peak since start, incl. the launch) {:.1} MiB; {threads} threads",
+            hwm as f64 / 1024.0
+        ),
+    ));
+    Ok(())
+}
+
+/// `docker ps` (the CLI, process start included) listing this store's containers.
+async fn docker_ps_cli(sid: &str) -> R<(f64, usize)> {
+    let t = Instant::now();
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--no-trunc", "--filter"])
+        .arg(format!("label=ec2d.store-id={sid}"))
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let d = ms(t.elapsed());
+    if !out.status.success() {
+        bail!("docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((d, String::from_utf8_lossy(&out.stdout).lines().count()))
+}
+
+async fn docker_ps_api(docker: &mut Docker, sid: &str) -> R<(f64, usize)> {
+    let t = Instant::now();
+    let list = docker
+        .list(&json!({ "label": [format!("ec2d.store-id={sid}")] }), false)
+        .await?;
+    Ok((ms(t.elapsed()), list.len()))
+}
+
+async fn bench_recovery(ctx: &mut Ctx, proc: &mut Proc, ids: &[String], sid: &str) -> R<()> {
+    let n = ids.len();
+    let runs = ctx.plan.recovery_runs;
+    ctx.sections.push(Section {
+        id: "recovery",
+        title: "Recovery",
+        method: format!(
+            "Docker mode, the same ec2d with {n} running instances. {runs} runs: SIGKILL ec2d, \
+             wait for it to be reaped, start it again on the same data directory and port, and \
+             poll GET /_ec2d/status every {} ms (a refused connection is retried at the same \
+             interval). Measured from the spawn: the first status answer; every one of the {n} \
+             instances listed with converged=true ('all converged', the target); and the \
+             controller having finished its first {n} reconciles with none in flight ('resync \
+             done', i.e. every instance re-observed in Docker). Next to it, in alternating order: \
+             the time `docker ps -q --filter label=ec2d.store-id=<store>` takes to list them (the \
+             CLI, process start included), and the same listing as one Engine API call.",
+            ctx.args.poll_ms
+        ),
+    });
+    let mut docker = ctx.docker();
+    let (mut conv, mut first, mut resync) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cli, mut api) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let cli_first = run % 2 == 0;
+        if cli_first {
+            let (c, nc) = docker_ps_cli(sid).await?;
+            let (a, na) = docker_ps_api(&mut docker, sid).await?;
+            if nc != n || na != n {
+                bail!("docker ps listed {nc} / {na}, not {n}");
+            }
+            cli.push(c);
+            api.push(a);
+        }
+        // Let the store's periodic flush catch up, then kill without warning.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        proc.sigkill().await?;
+        let t0 = Instant::now();
+        let new = Proc::spawn(&ctx.bin, proc.port, &proc.dir, proc.mode).await?;
+        *proc = new;
+        let mut http = Http::new(Endpoint::Tcp(([127, 0, 0, 1], proc.port).into()));
+        let (mut t_first, mut t_conv, mut t_resync) = (None, None, None);
+        loop {
+            if let Ok(resp) = http.request("GET", "/_ec2d/status", &[], b"").await {
+                if resp.status == 200 {
+                    let now = ms(t0.elapsed());
+                    t_first.get_or_insert(now);
+                    let doc = resp.json()?;
+                    let instances = doc["instances"].as_array().cloned().unwrap_or_default();
+                    let converged = instances
+                        .iter()
+                        .filter(|i| i["converged"].as_bool() == Some(true))
+                        .count();
+                    if instances.len() == n && converged == n {
+                        t_conv.get_or_insert(now);
+                    }
+                    let c = &doc["controller"];
+                    if c["reconciles_total"].as_u64().unwrap_or(0) >= n as u64
+                        && c["in_flight"].as_u64() == Some(0)
+                    {
+                        t_resync.get_or_insert(now);
+                    }
+                    if t_conv.is_some() && t_resync.is_some() {
+                        break;
+                    }
+                }
+            }
+            if let Some(status) = proc.child.try_wait()? {
+                bail!(
+                    "ec2d exited ({status}) after restart: {}",
+                    log_tail(&proc.dir)
+                );
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("recovery: not converged after 60 s");
+            }
+            tokio::time::sleep(ctx.poll).await;
+        }
+        let (f, c, r) = (
+            t_first.expect("set"),
+            t_conv.expect("set"),
+            t_resync.expect("set"),
+        );
+        first.push(f);
+        conv.push(c);
+        resync.push(r);
+        if !cli_first {
+            let (c, nc) = docker_ps_cli(sid).await?;
+            let (a, na) = docker_ps_api(&mut docker, sid).await?;
+            if nc != n || na != n {
+                bail!("docker ps listed {nc} / {na}, not {n}");
+            }
+            cli.push(c);
+            api.push(a);
+        }
+        eprintln!(
+            "  run {}/{runs}: first answer {f:.0} ms, all converged {c:.0} ms, resync done {r:.0} ms; docker ps {:.0} ms (API {:.1} ms)",
+            run + 1,
+            cli[run],
+            api[run]
+        );
+    }
+    // The instances must have survived the restarts.
+    Ec2::new(proc.port)
+        .until_state(ids, "running", ctx.poll, Duration::from_secs(10))
+        .await?;
+    let ratio: Vec<f64> = conv.iter().zip(&cli).map(|(a, b)| a / b).collect();
+    ctx.push(figure(
+        "recovery",
+        "recovery.converged",
+        &format!("restart after SIGKILL until status shows all {n} converged"),
+        "ms",
+        &conv,
+        Target::below(2000.0, "< 2 s"),
+        "from the spawn of the new process",
+    ));
+    ctx.push(figure(
+        "recovery",
+        "recovery.first_answer",
+        "restart after SIGKILL until the status endpoint answers",
+        "ms",
+        &first,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "recovery",
+        "recovery.resynced",
+        &format!("restart after SIGKILL until the first {n} reconciles are done"),
+        "ms",
+        &resync,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "recovery",
+        "recovery.docker_ps",
+        &format!("docker ps listing the {n} containers (CLI)"),
+        "ms",
+        &cli,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "recovery",
+        "recovery.docker_api",
+        &format!("Engine API GET /containers/json listing the {n}"),
+        "ms",
+        &api,
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "recovery",
+        "recovery.ratio",
+        "recovery ratio: all converged / docker ps",
+        "x",
+        &ratio,
+        None,
+        "per-run ratio",
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine description
+// ---------------------------------------------------------------------------------------------
+
+fn first_line_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_once(':').or_else(|| l.split_once('=')))
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+fn command_output(cmd: &str, args: &[&str], dir: &Path) -> Option<String> {
+    std::process::Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+async fn machine(ctx: &Ctx) -> R<Value> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let mem_kib: u64 = first_line_value(&meminfo, "MemTotal")
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    let virtualized = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .is_some_and(|l| l.split_whitespace().any(|f| f == "hypervisor"));
+    let mut docker = ctx.docker();
+    let version = docker
+        .http
+        .request("GET", "/version", &[], b"")
+        .await?
+        .json()?;
+    let info = docker.ok("GET", "/info", None).await?.json()?;
+    let dirty = command_output("git", &["status", "--porcelain"], &ctx.root)
+        .map(|s| !s.is_empty())
+        .unwrap_or(false);
+    Ok(json!({
+        "cpu_model": first_line_value(&cpuinfo, "model name").unwrap_or_default(),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "virtualized": virtualized,
+        "memory_mib": mem_kib / 1024,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "os": first_line_value(&os, "PRETTY_NAME").unwrap_or_default(),
+        "docker_version": version["Version"],
+        "docker_api_version": version["ApiVersion"],
+        "containerd": info["ContainerdCommit"]["ID"],
+        "docker_storage_driver": info["Driver"],
+        "docker_cgroup": format!("{} {}", info["CgroupDriver"].as_str().unwrap_or(""), info["CgroupVersion"].as_str().unwrap_or("")),
+        "docker_containers_running_at_start": info["ContainersRunning"],
+        "rustc": command_output("rustc", &["--version"], &ctx.root).unwrap_or_default(),
+        "ec2d_commit": command_output("git", &["rev-parse", "--short", "HEAD"], &ctx.root).unwrap_or_default(),
+        "ec2d_worktree_dirty": dirty,
+        "clock_ticks_per_sec": clock_ticks_per_sec(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering: the table (stdout) and BENCHMARKS.md, both from the JSON document
+// ---------------------------------------------------------------------------------------------
+
+fn num(v: &Value, unit: &str) -> String {
+    let Some(x) = v.as_f64() else {
+        return "-".to_string();
+    };
+    if x.is_nan() {
+        return "-".to_string();
+    }
+    match unit {
+        "x" => format!("{x:.2}x"),
+        "% core" => format!("{x:.3}%"),
+        "req/s" => format!("{x:.0}"),
+        "MiB" => format!("{x:.1}"),
+        _ if x.abs() >= 100.0 => format!("{x:.0}"),
+        _ if x.abs() >= 10.0 => format!("{x:.1}"),
+        _ => format!("{x:.3}"),
+    }
+}
+
+fn unit_label(unit: &str) -> &str {
+    match unit {
+        "x" => "",
+        other => other,
+    }
+}
+
+struct Row {
+    cells: Vec<String>,
+}
+
+fn table_rows(doc: &Value) -> Vec<(String, Row)> {
+    let empty = Vec::new();
+    doc["figures"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|f| {
+            let unit = f["unit"].as_str().unwrap_or("");
+            let met = match f["met"].as_bool() {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "",
+            };
+            (
+                f["section"].as_str().unwrap_or("").to_string(),
+                Row {
+                    cells: vec![
+                        f["label"].as_str().unwrap_or("").to_string(),
+                        num(&f["median"], unit),
+                        num(&f["min"], unit),
+                        num(&f["max"], unit),
+                        unit_label(unit).to_string(),
+                        f["n"].to_string(),
+                        f["target"]["text"].as_str().unwrap_or("").to_string(),
+                        met.to_string(),
+                    ],
+                },
+            )
+        })
+        .collect()
+}
+
+const HEADER: [&str; 8] = [
+    "figure", "median", "min", "max", "unit", "n", "target", "result",
+];
+
+fn print_table(doc: &Value) {
+    let rows = table_rows(doc);
+    let mut widths: Vec<usize> = HEADER.iter().map(|h| h.len()).collect();
+    for (_, r) in &rows {
+        for (i, c) in r.cells.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(c.chars().count());
+            if (1..=5).contains(&i) {
+                out.push_str(&" ".repeat(pad));
+                out.push_str(c);
+            } else {
+                out.push_str(c);
+                out.push_str(&" ".repeat(pad));
+            }
+            out.push_str("  ");
+        }
+        out.trim_end().to_string()
+    };
+    println!();
+    println!(
+        "{}",
+        line(&HEADER.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    );
+    println!(
+        "{}",
+        line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>())
+    );
+    let mut last = String::new();
+    for (section, r) in &rows {
+        if *section != last && !last.is_empty() {
+            println!();
+        }
+        last = section.clone();
+        println!("{}", line(&r.cells));
+    }
+    println!();
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn render_markdown(doc: &Value) -> String {
+    let mut md = String::new();
+    let m = &doc["machine"];
+    let _ = writeln!(md, "# ec2d benchmarks\n");
+    let _ = writeln!(
+        md,
+        "<!-- Generated by `cargo run --release --example bench` from bench-results/latest.json. Do not edit by hand: re-run the bench (or `-- --render-only`). -->\n"
+    );
+    let _ = writeln!(
+        md,
+        "Measured {} ({}; {:.0} s of measuring). Every figure is the median over repeated runs, with \
+         the minimum and maximum beside it; `n` is the number of runs (rounds, pairs, windows). \
+         Comparisons are ratios measured in the same run, interleaved so machine noise hits both \
+         sides.\n",
+        doc["generated_at"].as_str().unwrap_or(""),
+        if doc["complete"].as_bool() == Some(true) {
+            "full run"
+        } else {
+            "PARTIAL run"
+        },
+        doc["duration_secs"].as_f64().unwrap_or(0.0)
+    );
+    md.push_str("## How to run\n\n```sh\n");
+    md.push_str(
+        "cargo run --release --example bench                        # everything, then this file\n",
+    );
+    md.push_str("cargo run --release --example bench -- --quick             # short smoke run (bench-results/partial.json)\n");
+    md.push_str("cargo run --release --example bench -- --only launch,fleet # some sections (run, describe, launch, stopstart, fleet, idle, recovery)\n");
+    md.push_str("cargo run --release --example bench -- --render-only       # regenerate this file from bench-results/latest.json\n");
+    md.push_str("```\n\n");
+    md.push_str(
+        "The bench builds and starts the release `ec2d` binary as child processes (ports 47310-47317 \
+         by default, `--port-base`), reads their CPU time and memory from `/proc/<pid>`, and \
+         talks to them as clients do: EC2 Query POSTs signed with SigV4 (access key `test`, \
+         region us-east-1). The Docker baselines go to the Engine API over the unix socket; both \
+         sides use the same raw HTTP/1.1 keep-alive client, and every \"until <state>\" loop \
+         polls at the same interval on both sides. Needs Docker and `ec2d-test/busybox:latest` \
+         (`tests/support/build-test-images.sh busybox`). Everything it creates is removed at the \
+         end. Other flags: `--poll-ms`, `--image`, `--ec2d-bin`, `--no-build`, `--keep`, \
+         `--publish`.\n\n",
+    );
+    md.push_str("## Machine\n\n| | |\n| --- | --- |\n");
+    let row = |md: &mut String, k: &str, v: String| {
+        let _ = writeln!(md, "| {k} | {} |", md_escape(&v));
+    };
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    row(
+        &mut md,
+        "CPU",
+        format!(
+            "{} ({} cores{})",
+            s(&m["cpu_model"]),
+            s(&m["cores"]),
+            if m["virtualized"].as_bool() == Some(true) {
+                ", virtual machine"
+            } else {
+                ""
+            }
+        ),
+    );
+    row(&mut md, "Memory", format!("{} MiB", s(&m["memory_mib"])));
+    row(&mut md, "Kernel", s(&m["kernel"]));
+    row(&mut md, "OS", s(&m["os"]));
+    row(
+        &mut md,
+        "Docker",
+        format!(
+            "{} (API {}), storage {}, cgroup {}; {} containers running at the start",
+            s(&m["docker_version"]),
+            s(&m["docker_api_version"]),
+            s(&m["docker_storage_driver"]),
+            s(&m["docker_cgroup"]),
+            s(&m["docker_containers_running_at_start"])
+        ),
+    );
+    row(&mut md, "Rust", s(&m["rustc"]));
+    row(
+        &mut md,
+        "ec2d",
+        format!(
+            "commit {}{}",
+            s(&m["ec2d_commit"]),
+            if m["ec2d_worktree_dirty"].as_bool() == Some(true) {
+                " with uncommitted changes"
+            } else {
+                ""
+            }
+        ),
+    );
+    md.push('\n');
+
+    md.push_str("## Results\n\n");
+    let rows = table_rows(doc);
+    let titles: BTreeMap<String, String> = doc["sections"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["id"].as_str().unwrap_or("").to_string(),
+                        s["title"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut summary = Vec::new();
+    for f in doc["figures"].as_array().into_iter().flatten() {
+        if let Some(met) = f["met"].as_bool() {
+            summary.push(format!(
+                "- {} **{}**: {} {} (target {})",
+                if met { "met" } else { "MISSED" },
+                f["label"].as_str().unwrap_or(""),
+                num(&f["median"], f["unit"].as_str().unwrap_or("")),
+                unit_label(f["unit"].as_str().unwrap_or("")),
+                f["target"]["text"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    md.push_str("Targets:\n\n");
+    for line in &summary {
+        md.push_str(line);
+        md.push('\n');
+    }
+    md.push('\n');
+    let mut last = String::new();
+    for (section, r) in &rows {
+        if *section != last {
+            let _ = writeln!(
+                md,
+                "\n### {}\n\n| {} |\n| --- | ---: | ---: | ---: | --- | ---: | --- | --- |",
+                titles
+                    .get(section)
+                    .cloned()
+                    .unwrap_or_else(|| section.clone()),
+                HEADER.join(" | ")
+            );
+            last = section.clone();
+        }
+        let cells: Vec<String> = r.cells.iter().map(|c| md_escape(c)).collect();
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+    md.push_str("\n## Method\n\n");
+    for sec in doc["sections"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "**{}.** {}\n",
+            sec["title"].as_str().unwrap_or(""),
+            sec["method"].as_str().unwrap_or("")
+        );
+    }
+    md.push_str(
+        "Percentiles are nearest-rank. ec2d runs with its defaults (log level info to a file, \
+         resync every 30 s) except `--concurrency 16` made explicit. Poll interval: ",
+    );
+    let _ = writeln!(
+        md,
+        "{} ms on both sides of every comparison.\n",
+        s(&doc["params"]["poll_ms"])
+    );
+    md.push_str("## Per-run values\n\n");
+    for f in doc["figures"].as_array().into_iter().flatten() {
+        let unit = f["unit"].as_str().unwrap_or("");
+        let values: Vec<String> = f["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| num(v, unit))
+            .collect();
+        if values.len() > 12 {
+            continue;
+        }
+        let note = f["note"].as_str().unwrap_or("");
+        let _ = writeln!(
+            md,
+            "- {} ({}): {}{}",
+            md_escape(f["label"].as_str().unwrap_or("")),
+            unit_label(unit),
+            values.join(", "),
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", md_escape(note))
+            }
+        );
+    }
+    if let Some(details) = doc["details"].as_object() {
+        if !details.is_empty() {
+            md.push_str("\nOther observations (JSON): `");
+            md.push_str(&serde_json::to_string(details).unwrap_or_default());
+            md.push_str("`\n");
+        }
+    }
+    md
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+
+fn docker_socket() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
+}
+
+async fn prepare(ctx: &mut Ctx) -> R<()> {
+    let mut docker = Docker::new(&ctx.sock, "");
+    let version = docker
+        .http
+        .request("GET", "/version", &[], b"")
+        .await
+        .map_err(|e| format!("Docker engine not reachable at {}: {e}", ctx.sock.display()))?
+        .json()?;
+    ctx.api = format!("/v{}", version["ApiVersion"].as_str().unwrap_or("1.41"));
+    let mut docker = ctx.docker();
+    let image_path = format!("/images/{}/json", ctx.args.image);
+    if docker.call("GET", &image_path, None).await?.status == 404 {
+        eprintln!("building the test image (tests/support/build-test-images.sh busybox)");
+        let status = Command::new(ctx.root.join("tests/support/build-test-images.sh"))
+            .arg("busybox")
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("could not build {}", ctx.args.image);
+        }
+    }
+    let tag_path = format!("/images/{}/json", ctx.ami_ref);
+    if docker.call("GET", &tag_path, None).await?.status == 404 {
+        docker
+            .ok(
+                "POST",
+                &format!(
+                    "/images/{}/tag?repo={}&tag={}",
+                    ctx.args.image,
+                    pct(AMI_REPO),
+                    AMI_ID
+                ),
+                None,
+            )
+            .await?;
+        ctx.tagged_ami = true;
+    }
+    Ok(())
+}
+
+async fn run_sections(ctx: &mut Ctx) -> R<()> {
+    prepare(ctx).await?;
+    if ctx.wants("run") {
+        eprintln!("== RunInstances answer time (mock)");
+        bench_run(ctx).await?;
+    }
+    if ctx.wants("describe") {
+        eprintln!("== DescribeInstances (mock)");
+        bench_describe(ctx).await?;
+    }
+    if ctx.wants("launch") || ctx.wants("stopstart") || ctx.wants("fleet") {
+        let dir = ctx.work.join("docker");
+        let mut proc = Proc::spawn(&ctx.bin, ctx.port(4), &dir, "docker").await?;
+        proc.wait_healthy(ctx.poll).await?;
+        let mut ec2 = Ec2::new(proc.port);
+        let mut docker = ctx.docker();
+        let result = async {
+            if ctx.wants("launch") {
+                eprintln!("== launch to running (docker)");
+                bench_launch(ctx, &mut ec2, &mut docker).await?;
+            }
+            if ctx.wants("stopstart") {
+                eprintln!("== stop / start (docker)");
+                bench_stopstart(ctx, &mut ec2, &mut docker).await?;
+            }
+            if ctx.wants("fleet") {
+                eprintln!("== fleet (docker)");
+                bench_fleet(ctx, &mut ec2, &mut docker).await?;
+            }
+            Ok::<(), BoxError>(())
+        }
+        .await;
+        proc.stop().await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
+    }
+    if ctx.wants("idle") || ctx.wants("recovery") {
+        eprintln!("== idle cost / recovery (docker)");
+        bench_steady(ctx).await?;
+    }
+    Ok(())
+}
+
+/// Removes whatever the run created and may have left: baseline containers, the containers of
+/// instances it launched (and of the stores it ran), the AMI tag, the work directory.
+async fn cleanup(ctx: &mut Ctx) {
+    if ctx.api.is_empty() {
+        return;
+    }
+    match remove_baselines(ctx, None).await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("cleanup: removed {n} baseline container(s)"),
+        Err(e) => eprintln!("cleanup: baseline containers: {e}"),
+    }
+    let mut docker = ctx.docker();
+    let mut removed = 0;
+    for id in std::mem::take(&mut ctx.launched) {
+        if let Ok(true) = docker.remove_force(&format!("localstack-ec2.{id}")).await {
+            removed += 1;
+        }
+    }
+    for sid in &ctx.store_ids {
+        let list = docker
+            .list(&json!({ "label": [format!("ec2d.store-id={sid}")] }), true)
+            .await
+            .unwrap_or_default();
+        for c in list {
+            if let Some(id) = c["Id"].as_str() {
+                if let Ok(true) = docker.remove_force(id).await {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        eprintln!("cleanup: removed {removed} leftover instance container(s)");
+    }
+    if ctx.tagged_ami {
+        let path = format!("/images/{}?noprune=1", ctx.ami_ref);
+        if let Err(e) = docker.ok("DELETE", &path, None).await {
+            eprintln!("cleanup: untag {}: {e}", ctx.ami_ref);
+        }
+    }
+    if ctx.args.keep {
+        eprintln!("work directory kept: {}", ctx.work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&ctx.work);
+    }
+}
+
+fn write_outputs(ctx: &Ctx, doc: &Value, complete: bool) -> R<()> {
+    let dir = ctx.root.join("bench-results");
+    std::fs::create_dir_all(&dir)?;
+    let publish = complete || ctx.args.publish;
+    let json_path = dir.join(if publish {
+        "latest.json"
+    } else {
+        "partial.json"
+    });
+    std::fs::write(&json_path, serde_json::to_string_pretty(doc)? + "\n")?;
+    eprintln!("wrote {}", json_path.display());
+    if publish {
+        render_file(&ctx.root)?;
+    } else {
+        eprintln!("BENCHMARKS.md left alone (partial run; --publish to write it)");
+    }
+    Ok(())
+}
+
+/// BENCHMARKS.md from bench-results/latest.json, read back from the file.
+fn render_file(root: &Path) -> R<()> {
+    let json_path = root.join("bench-results/latest.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)?;
+    let md_path = root.join("BENCHMARKS.md");
+    std::fs::write(&md_path, render_markdown(&doc))?;
+    eprintln!("wrote {} from {}", md_path.display(), json_path.display());
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    match real_main().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn real_main() -> R<()> {
+    let args = Args::parse();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if args.render_only {
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(
+            root.join("bench-results/latest.json"),
+        )?)?;
+        print_table(&doc);
+        return render_file(&root);
+    }
+    for s in &args.only {
+        if !SECTIONS.contains(&s.as_str()) {
+            bail!("unknown section {s:?}; sections: {}", SECTIONS.join(", "));
+        }
+    }
+    let bin = match &args.ec2d_bin {
+        Some(b) => b.clone(),
+        None => {
+            if !args.no_build {
+                eprintln!("building the release ec2d (cargo build --release --bin ec2d)");
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+                let status = Command::new(cargo)
+                    .args(["build", "--release", "--bin", "ec2d"])
+                    .current_dir(&root)
+                    .status()
+                    .await?;
+                if !status.success() {
+                    bail!("cargo build --release --bin ec2d failed");
+                }
+            }
+            root.join("target/release/ec2d")
+        }
+    };
+    if !bin.exists() {
+        bail!("{} does not exist", bin.display());
+    }
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let work = std::env::temp_dir().join(format!("ec2d-bench-{run_id}"));
+    std::fs::create_dir_all(&work)?;
+    let complete = !args.quick && args.only.is_empty();
+    let mut ctx = Ctx {
+        plan: Plan::new(args.quick),
+        poll: Duration::from_millis(args.poll_ms),
+        ami_ref: format!("{AMI_REPO}:{AMI_ID}"),
+        args,
+        root,
+        bin,
+        work,
+        run_id,
+        sock: docker_socket(),
+        api: String::new(),
+        tagged_ami: false,
+        launched: BTreeSet::new(),
+        store_ids: BTreeSet::new(),
+        figures: Vec::new(),
+        sections: Vec::new(),
+        details: serde_json::Map::new(),
+    };
+    let started_at = OffsetDateTime::now_utc();
+    let t = Instant::now();
+    let outcome = tokio::select! {
+        r = run_sections(&mut ctx) => r,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+    };
+    let duration = t.elapsed().as_secs_f64();
+    cleanup(&mut ctx).await;
+    outcome?;
+    let mut command = "cargo run --release --example bench".to_string();
+    let mut extra = Vec::new();
+    if ctx.args.quick {
+        extra.push("--quick".to_string());
+    }
+    if !ctx.args.only.is_empty() {
+        extra.push(format!("--only {}", ctx.args.only.join(",")));
+    }
+    if !extra.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&extra.join(" "));
+    }
+    let doc = json!({
+        "schema": 1,
+        "generated_at": started_at.format(&Rfc3339)?,
+        "command": command,
+        "complete": complete,
+        "quick": ctx.args.quick,
+        "only": ctx.args.only,
+        "duration_secs": duration,
+        "machine": machine(&ctx).await?,
+        "ec2d_binary": ctx.bin.display().to_string(),
+        "params": {
+            "poll_ms": ctx.args.poll_ms,
+            "image": ctx.args.image,
+            "ami": ctx.ami_ref,
+            "concurrency": CONCURRENCY,
+            "plan": ctx.plan,
+        },
+        "sections": ctx.sections.iter().map(|s| json!({"id": s.id, "title": s.title, "method": s.method})).collect::<Vec<_>>(),
+        "figures": ctx.figures,
+        "details": ctx.details,
+    });
+    print_table(&doc);
+    write_outputs(&ctx, &doc, complete)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn sigv4_matches_the_aws_test_suite() {
+        // aws-sig-v4-test-suite, get-vanilla.
+        let canonical = canonical_request(
+            "GET",
+            "/",
+            "",
+            &[
+                ("host", "example.amazonaws.com"),
+                ("x-amz-date", "20150830T123600Z"),
+            ],
+            &hex(&Sha256::digest(b"")),
+        );
+        let (sig, scope) = sigv4_signature(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20150830T123600Z",
+            "us-east-1",
+            "service",
+            &canonical,
+        );
+        assert_eq!(scope, "20150830/us-east-1/service/aws4_request");
+        assert_eq!(
+            sig,
+            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+        );
+    }
+
+    #[test]
+    fn parses_instance_states() {
+        let xml = "<instancesSet><item><instanceId>i-1</instanceId><imageId>ami-1</imageId>\
+                   <instanceState><code>16</code><name>running</name></instanceState></item>\
+                   <item><instanceId>i-2</instanceId><imageId>ami-1</imageId>\
+                   <instanceState><code>0</code><name>pending</name></instanceState></item></instancesSet>";
+        assert_eq!(
+            instance_states(xml),
+            vec![
+                ("i-1".to_string(), "running".to_string()),
+                ("i-2".to_string(), "pending".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn percentiles() {
+        let s = sorted(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(percentile(&s, 0.5), 3.0);
+        assert_eq!(percentile(&s, 0.99), 5.0);
+        assert_eq!(median_of(&sorted(&[1.0, 2.0, 3.0, 4.0])), 2.5);
+    }
+}
