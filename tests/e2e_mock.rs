@@ -119,3 +119,62 @@ async fn regions_are_separate() {
     );
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_corrupt_record_is_reported_and_skipped_never_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = ec2d::model::fixtures::instance();
+    {
+        let store = ec2d::store::Store::open(&dir.path().join("")).unwrap();
+        // Config::for_tests points the store at the data dir itself.
+        store
+            .instances()
+            .create(std::slice::from_ref(&good))
+            .unwrap();
+        store
+            .instances()
+            .insert_raw_spec_for_test("i-0badbadbadbadbad0", b"{\"apiVersion\": 3, truncated")
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
+        .await
+        .unwrap();
+    let ec2 = Ec2::new(app.url(), "us-east-1");
+
+    let described = ec2.ok("DescribeInstances", &[]).await;
+    assert_eq!(
+        described.all("instanceId"),
+        vec![good.metadata.name.clone()]
+    );
+    ec2.wait_state(&good.metadata.name, "running", WAIT).await;
+
+    let (code, status) = ec2.get_json("/_ec2d/status").await;
+    assert_eq!(code, 200);
+    let corrupt = status["corruptRecords"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 1, "{status:#}");
+    assert_eq!(corrupt[0]["key"], "i-0badbadbadbadbad0");
+
+    // The rest of the store keeps working: new launches succeed.
+    let run = ec2
+        .ok(
+            "RunInstances",
+            &[
+                ("ImageId", "ami-0123abcd"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+            ],
+        )
+        .await;
+    ec2.wait_state(&run.one("instanceId"), "running", WAIT)
+        .await;
+    // Asking for the corrupt one by id is an error envelope, not a crash.
+    let reply = ec2
+        .call(
+            "DescribeInstances",
+            &[("InstanceId.1", "i-0badbadbadbadbad0")],
+        )
+        .await;
+    assert!(reply.error_code().is_some(), "{}", reply.body);
+    app.shutdown().await.unwrap();
+}

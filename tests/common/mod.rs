@@ -129,3 +129,44 @@ impl Ec2 {
         )
     }
 }
+
+/// Whether the local Docker engine answers; without one the test is skipped loudly, or fails
+/// when `EC2D_REQUIRE_DOCKER=1` (as the README's test command and CI set it).
+pub fn docker_available() -> bool {
+    let ok = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("EC2D_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+            panic!("EC2D_REQUIRE_DOCKER=1 but no docker engine answers");
+        }
+        eprintln!("\n**************** SKIPPED: no docker engine ****************\n");
+        return false;
+    }
+    let has_image = docker(&["image", "inspect", "ec2d-test/busybox:latest"]).0;
+    if !has_image {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/build-test-images.sh"
+        );
+        let built = std::process::Command::new(script)
+            .arg("busybox")
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(built, "cannot build the busybox test image with {script}");
+    }
+    true
+}
+
+/// Runs the docker CLI; returns success and trimmed stdout.
+pub fn docker(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
