@@ -528,3 +528,20 @@ async fn a_boot_cut_short_before_start_is_redone_from_scratch() {
     assert_eq!(fake.container_count(), 1);
     let _ = fake.list_managed().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_docker_stop_from_outside_is_drift_and_is_converged_back() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    // `docker stop` / `docker kill`: the engine signals the container (a `kill` event), then it dies.
+    ctx.engine.record_signal(id.as_str());
+    fake.set_state_behind_back(&id, ContainerState::Exited, Some(137));
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        fake.container_state(&id),
+        Some(ContainerState::Running),
+        "started again"
+    );
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+}

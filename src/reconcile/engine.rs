@@ -1,6 +1,6 @@
 //! What ec2d last knew about the container engine's reachability, for the health and status endpoints.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -41,7 +41,14 @@ const MAX_OUTAGES: usize = 16;
 #[derive(Debug, Clone, Default)]
 pub struct EngineMonitor {
     inner: Arc<Mutex<EngineHealth>>,
+    /// When the engine last signalled each instance's container (`docker stop`, `docker
+    /// kill`, ec2d's own stop): a container that dies right after was stopped from outside,
+    /// not by its own instance.
+    signals: Arc<Mutex<HashMap<String, Timestamp>>>,
 }
+
+/// How close a container's end must follow an engine signal to count as caused by it.
+const SIGNAL_WINDOW: time::Duration = time::Duration::seconds(30);
 
 impl EngineMonitor {
     /// A snapshot.
@@ -107,6 +114,39 @@ impl EngineMonitor {
         }
     }
 
+    /// Records that the engine signalled an instance's container (a `kill` event).
+    pub fn record_signal(&self, instance_id: &str) {
+        let mut signals = self.signals.lock().unwrap_or_else(|p| p.into_inner());
+        let at = now();
+        signals.insert(instance_id.to_string(), at);
+        // Forget old signals so the map stays small over days.
+        signals.retain(|_, t| at - *t < SIGNAL_WINDOW * 4);
+    }
+
+    /// Whether a container run (started at `started_at`, ended at `finished_at`) was stopped
+    /// from outside the instance: the engine signalled it during that run, shortly before
+    /// the end, or the engine was down or restarting when it ended.
+    pub fn stopped_from_outside(
+        &self,
+        instance_id: &str,
+        started_at: Option<Timestamp>,
+        finished_at: Timestamp,
+    ) -> bool {
+        let signalled = self
+            .signals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance_id)
+            .is_some_and(|at| {
+                // Signal times are taken when ec2d sees the event, a little after the fact,
+                // but always before a restart that ec2d made in answer to the exit.
+                let during_this_run = started_at.is_none_or(|started| *at >= started);
+                let slack = time::Duration::seconds(2);
+                during_this_run && *at - slack <= finished_at && finished_at - *at <= SIGNAL_WINDOW
+            });
+        signalled || self.was_down_at(finished_at)
+    }
+
     /// Whether the engine answered last time.
     pub fn is_reachable(&self) -> bool {
         self.snapshot().reachable == Some(true)
@@ -149,5 +189,30 @@ mod tests {
         assert!(monitor.was_down_at(during), "the window is remembered");
         let after = now() + time::Duration::seconds(5);
         assert!(!monitor.was_down_at(after));
+    }
+
+    #[test]
+    fn exits_right_after_an_engine_signal_come_from_outside() {
+        let monitor = EngineMonitor::default();
+        let t = now();
+        let started = Some(t - time::Duration::minutes(1));
+        assert!(!monitor.stopped_from_outside("i-00000001", started, t));
+        monitor.record_signal("i-00000001");
+        assert!(monitor.stopped_from_outside("i-00000001", started, now()));
+        assert!(
+            !monitor.stopped_from_outside("i-00000002", started, now()),
+            "per instance"
+        );
+        let later = now() + time::Duration::minutes(5);
+        assert!(!monitor.stopped_from_outside("i-00000001", started, later));
+        assert!(!monitor.stopped_from_outside(
+            "i-00000001",
+            started,
+            t - time::Duration::minutes(5)
+        ));
+        // A signal from before the container's current run does not explain its end.
+        let restarted = Some(now() + time::Duration::milliseconds(500));
+        let end = now() + time::Duration::seconds(12);
+        assert!(!monitor.stopped_from_outside("i-00000001", restarted, end));
     }
 }

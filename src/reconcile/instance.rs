@@ -129,10 +129,12 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         stop_timeout: ctx.settings.stop_timeout,
     };
     let facts = Facts {
-        exited_with_engine: observed
-            .as_ref()
-            .and_then(|c| c.finished_at)
-            .is_some_and(|finished| ctx.engine.was_down_at(finished)),
+        stopped_from_outside: observed.as_ref().is_some_and(|c| {
+            c.finished_at.is_some_and(|finished| {
+                ctx.engine
+                    .stopped_from_outside(id.as_str(), c.started_at, finished)
+            })
+        }),
     };
     // Only a boot needs to know how the image runs; ask the engine only then.
     let needs_boot = instance.spec.desired == crate::model::DesiredState::Running

@@ -175,6 +175,11 @@ pub fn triggers<R: ContainerRuntime>(ctx: &Arc<Context<R>>) -> BoxStream<'static
                 action,
             } => {
                 tracing::debug!(%instance_id, %action, "container event");
+                // The engine sent the container a signal: an exit that follows is someone's
+                // `docker stop`/`docker kill` (or ec2d's own stop), not the instance shutting down.
+                if action == "kill" {
+                    engine.record_signal(instance_id.as_str());
+                }
                 vec![ObjectRef::Instance(instance_id)]
             }
             RuntimeEvent::Image { action } => {

@@ -12,9 +12,10 @@ use crate::runtime::{ContainerSpec, ContainerState, ObservedContainer};
 /// Facts about the world the planner cannot see in the container alone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Facts {
-    /// The container's main process ended while the engine was down or restarting, so the
-    /// engine stopped it: not the instance's own doing.
-    pub exited_with_engine: bool,
+    /// The container's main process ended because of something outside the instance: the
+    /// engine signalled it (`docker stop`, `docker kill`) or was down or restarting. That is
+    /// drift to converge back, not the instance's own shutdown.
+    pub stopped_from_outside: bool,
 }
 
 /// Settings the planner needs.
@@ -119,7 +120,7 @@ pub fn plan(
             C::Paused => Plan::reach(S::Running, vec![Step::Unpause(c.id.clone())]),
             // The main process ended on its own (poweroff, `kill 1`) while the instance was
             // running as asked: EC2's instance-initiated shutdown, per its shutdown behaviour.
-            C::Exited if was_running_as_asked(instance) && !facts.exited_with_engine => {
+            C::Exited if was_running_as_asked(instance) && !facts.stopped_from_outside => {
                 match instance.spec.shutdown_behavior {
                     ShutdownBehavior::Stop => Plan::shut_down_by_instance(S::Stopped, vec![]),
                     ShutdownBehavior::Terminate => {
@@ -426,7 +427,7 @@ mod shutdown_tests {
     fn an_exit_caused_by_the_engine_restarts_the_container() {
         let inst = running_instance(ShutdownBehavior::Stop);
         let facts = Facts {
-            exited_with_engine: true,
+            stopped_from_outside: true,
         };
         let plan = plan(
             &inst,
