@@ -923,7 +923,10 @@ async fn describe_instances_filters_and_names_values_semantics() {
     // Attributes ec2d does not model match nothing, even with `*`.
     assert!(described_ids(
         &h,
-        &[("Filter.1.Name", "instance-lifecycle"), ("Filter.1.Value.1", "*")]
+        &[
+            ("Filter.1.Name", "instance-lifecycle"),
+            ("Filter.1.Value.1", "*")
+        ]
     )
     .await
     .is_empty());

@@ -119,7 +119,10 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        let e = parse(&QueryParams::from_query("InstanceId=i-00000001&Attribute=colour")).unwrap_err();
+        let e = parse(&QueryParams::from_query(
+            "InstanceId=i-00000001&Attribute=colour",
+        ))
+        .unwrap_err();
         assert_eq!(e.code, "InvalidParameterValue");
         assert_eq!(
             e.message,

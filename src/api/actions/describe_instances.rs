@@ -312,8 +312,8 @@ mod tests {
 
     #[test]
     fn parses_ids_filters_and_paging() {
-        let req =
-            parse_str("InstanceId.1=i-00000001&Filter.1.Name=tag:Name&Filter.1.Value.1=web").unwrap();
+        let req = parse_str("InstanceId.1=i-00000001&Filter.1.Name=tag:Name&Filter.1.Value.1=web")
+            .unwrap();
         assert_eq!(req.ids.len(), 1);
         assert_eq!(req.filters[0].name, "tag:Name");
         let req = parse_str("MaxResults=5").unwrap();

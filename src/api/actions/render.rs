@@ -395,6 +395,55 @@ mod tests {
     }
 
     #[test]
+    fn vpc_instance_shows_key_subnet_groups_and_its_interface() {
+        let mut inst = fixtures::instance();
+        assert!(
+            !xml(&inst).contains("networkInterfaceSet"),
+            "no subnet, no interface"
+        );
+        assert!(xml(&inst).contains("<groupSet></groupSet>"));
+        inst.spec.key_name = Some("alice".into());
+        inst.spec.subnet_id = Some("subnet-1".into());
+        inst.spec.vpc_id = Some("vpc-1".into());
+        inst.spec.client_token = Some("tok".into());
+        inst.spec.security_groups = vec![GroupRef {
+            group_id: "sg-1".into(),
+            group_name: "web".into(),
+        }];
+        let doc = xml(&inst);
+        assert!(doc.contains("<reason></reason><keyName>alice</keyName><amiLaunchIndex>"));
+        assert!(doc.contains("<subnetId>subnet-1</subnetId><vpcId>vpc-1</vpcId>"));
+        assert!(doc.contains(
+            "<groupSet><item><groupId>sg-1</groupId><groupName>web</groupName></item></groupSet>"
+        ));
+        assert!(doc.contains("<clientToken>tok</clientToken>"));
+        let eni = derived_id("eni", &inst.metadata.name);
+        assert!(doc.contains(&format!(
+            "<networkInterfaceSet><item><networkInterfaceId>{eni}</networkInterfaceId><subnetId>subnet-1</subnetId>"
+        )));
+        assert_eq!(eni, derived_id("eni", &inst.metadata.name), "stable");
+        assert!(
+            !doc.contains("privateIpAddressesSet><item>"),
+            "no address yet"
+        );
+        // Once running, the interface carries the address; once terminated, it is gone.
+        inst.status.observed_generation = 1;
+        inst.status.state = Some(InstanceState::Running);
+        inst.status.container = Some(ContainerObservation {
+            id: "c".into(),
+            state: "running".into(),
+            ip_address: Some("172.17.0.9".into()),
+            ports: Vec::new(),
+        });
+        assert!(xml(&inst).contains(
+            "<privateIpAddressesSet><item><privateIpAddress>172.17.0.9</privateIpAddress>"
+        ));
+        inst.status.state = Some(InstanceState::Terminated);
+        assert!(xml(&inst).contains("<networkInterfaceSet/>"));
+        assert!(derived_mac(&inst.metadata.name).starts_with("02:"));
+    }
+
+    #[test]
     fn dns_names_follow_the_region() {
         assert_eq!(
             private_dns_name("10.0.0.1", "eu-west-1"),
