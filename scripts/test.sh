@@ -18,8 +18,10 @@
 #   EC2D_TEST_SKIP_SETUP=1  skip package install / dockerd / image build
 #   EC2D_TEST_DOCKERD_LOG   where a dockerd started by this script logs
 #                           (default /var/log/ec2d-test-dockerd.log)
-#   EC2D_TEST_IMAGES        test images to build (default "busybox"; "busybox debian"
-#                           adds the debootstrap Debian image, see tests/support/)
+#   EC2D_TEST_IMAGES        test images to build (default "busybox debian": the static
+#                           busybox AMI and the debootstrap Debian+sshd AMI, built
+#                           once (~3 min, from apt's Debian mirror) then cached by tag;
+#                           see tests/support/build-test-images.sh)
 #   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
 #   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
 #   EC2D_TEST_CARGO_TIMEOUT / EC2D_TEST_PYTEST_TIMEOUT
@@ -35,7 +37,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 PYTHON="${PYTHON:-python3}"
 DOCKERD_LOG="${EC2D_TEST_DOCKERD_LOG:-/var/log/ec2d-test-dockerd.log}"
 FAIL_FAST="${EC2D_TEST_FAIL_FAST:-0}"
-TEST_IMAGES="${EC2D_TEST_IMAGES:-busybox}"
+TEST_IMAGES="${EC2D_TEST_IMAGES:-busybox debian}"
 CARGO_TEST_TIMEOUT="${EC2D_TEST_CARGO_TIMEOUT:-1800}"
 PYTEST_TIMEOUT="${EC2D_TEST_PYTEST_TIMEOUT:-1200}"
 
@@ -151,6 +153,8 @@ have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 setup_packages() {
     local missing=()
     have_deb busybox-static || missing+=(busybox-static)
+    # ssh/ssh-keygen: the client tests log in to instances (tests/clients/test_inside_instance.py)
+    command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
     case " $TEST_IMAGES " in *" debian "*) have_deb debootstrap || missing+=(debootstrap) ;; esac
     # docker.io only when there is no docker CLI or no engine binary at all
     if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
@@ -160,7 +164,7 @@ setup_packages() {
         command -v apt-get >/dev/null || { note "apt-get not found; install: ${missing[*]}"; return 1; }
         apt_install "${missing[@]}"
     else
-        note "Debian packages present (busybox-static, docker)"
+        note "Debian packages present (busybox-static, openssh-client, docker, debootstrap if needed)"
     fi
 
     # Python: pytest, boto3, awscli, awscli-local (same interpreter as the tests)

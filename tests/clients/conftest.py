@@ -44,6 +44,11 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if h.FIGURES:
+        terminalreporter.section("ec2d figures")
+        for text in h.FIGURES:
+            for line in text.splitlines():
+                terminalreporter.write_line(line)
     if exitstatus != 0 and h.SERVERS:
         tr = terminalreporter
         tr.section("ec2d logs")
@@ -196,3 +201,96 @@ def launch(ec2, cleanup):
         return resp, ids
 
     return _launch
+
+
+# --------------------------------------------------------------------------- own servers (recovery, drift, outage)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:80]
+
+
+@pytest.fixture
+def ec2d_factory(request, test_ami, workdir, recorder):
+    """make(tag="", extra_env=None, start=True, require_healthy=True) -> h.Ec2dServer
+
+    Each server has its own port, data dir and log; srv.recorder is the test's
+    recorder, srv.cleanup an h.Ec2Cleanup (track_instances / track_image) and
+    srv.store_id the store id once a test learned it (h.container_label).
+    Teardown: SIGTERM the server, then remove with docker every container of
+    its store (label ec2d.store-id) and of its tracked instances, and the tags of
+    its tracked images. Nothing of anyone else's is touched."""
+    made: list[h.Ec2dServer] = []
+
+    def make(tag: str = "", extra_env: dict | None = None, start: bool = True, require_healthy: bool = True):
+        name = request.node.name + (f"-{tag}" if tag else "")
+        safe = _safe(name)
+        srv = h.Ec2dServer(
+            h.ec2d_binary(), workdir / f"data-{safe}", workdir / f"ec2d-{safe}.log", name=f"ec2d[{name}]", extra_env=extra_env
+        )
+        srv.recorder = recorder
+        srv.cleanup = h.Ec2Cleanup(lambda: srv.client())
+        srv.store_id = None
+        made.append(srv)
+        if start:
+            try:
+                srv.start(require_healthy=require_healthy)
+                err = None
+            except RuntimeError as e:
+                err = str(e)
+            if err:
+                pytest.fail(err, pytrace=False)
+        return srv
+
+    yield make
+
+    for srv in reversed(made):
+        try:
+            if srv.alive():
+                try:
+                    doc = srv.status()
+                    srv.cleanup.track_instances(i["id"] for i in doc.get("instances", []))
+                    for img in doc.get("images", []):
+                        if (img.get("source") or {}).get("type") != "docker":
+                            srv.cleanup.track_image(img["id"])
+                except Exception as e:  # noqa: BLE001 - best effort
+                    print(f"[ec2d-tests] {srv.name}: could not read status before teardown: {e!r}")
+            srv.stop()
+        finally:
+            store_ids = {srv.store_id} if srv.store_id else set()
+            for i in srv.cleanup.instances:
+                sid = h.container_label(h.container_name(i), h.STORE_ID_LABEL)
+                if sid:
+                    store_ids.add(sid)
+            names = [c["id"] for sid in store_ids for c in h.store_containers(sid)]
+            names += [h.container_name(i) for i in srv.cleanup.instances
+                      if h.container_label(h.container_name(i), h.STORE_ID_LABEL) in store_ids]
+            problems = h.remove_containers(sorted(set(names)))
+            if srv.cleanup.images:
+                problems += h.remove_tags(t for t in h.list_ami_tags() if t.rsplit(":", 1)[-1] in srv.cleanup.images)
+            for p in problems:
+                print(f"[ec2d-tests] cleanup problem: {p}")
+
+
+# --------------------------------------------------------------------------- Debian SSH AMI (inside-instance tests)
+
+DEBIAN_IMAGE = os.environ.get("EC2D_TEST_DEBIAN_IMAGE", "ec2d-test/debian-ssh:latest")
+DEBIAN_AMI_ID = "ami-0deb1a2b3c4d"
+DEBIAN_AMI_NAME = "debian-ssh"
+DEBIAN_AMI_TAG = f"{h.AMI_REPO_PREFIX}{DEBIAN_AMI_NAME}:{DEBIAN_AMI_ID}"
+
+
+@pytest.fixture(scope="session")
+def debian_ami(docker_cleanup):
+    """ec2d-test/debian-ssh:latest (debootstrap + openssh-server) tagged as the AMI
+    localstack-ec2/debian-ssh:ami-0deb1a2b3c4d. Tag it before starting an ec2d that
+    must know it (AMIs are discovered at start and from image events)."""
+    if h.image_id(DEBIAN_IMAGE) is None:
+        pytest.fail(
+            f"test image {DEBIAN_IMAGE} missing: run tests/support/build-test-images.sh debian", pytrace=False
+        )
+    existed = h.image_id(DEBIAN_AMI_TAG) is not None
+    h.docker("tag", DEBIAN_IMAGE, DEBIAN_AMI_TAG)
+    yield {"id": DEBIAN_AMI_ID, "name": DEBIAN_AMI_NAME, "tag": DEBIAN_AMI_TAG, "image_id": h.image_id(DEBIAN_AMI_TAG)}
+    if not existed:
+        h.remove_tags([DEBIAN_AMI_TAG])

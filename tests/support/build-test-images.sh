@@ -7,23 +7,55 @@
 # its recipe version changed, or --force is given.
 #
 # Usage: tests/support/build-test-images.sh [--force] [busybox] [debian]
-#   (no image names = the default set, currently: busybox)
+#   (no image names = the default set: busybox debian)
 #
 #   busybox  ec2d-test/busybox:latest   static busybox root fs, CMD ["/bin/sh"]
-#   debian   ec2d-test/debian:bookworm  debootstrap minbase (hook for later; not
-#            in the default set; needs network to Debian's mirror, ~2-4 min)
+#   debian   ec2d-test/debian-ssh:latest  debootstrap --variant=minbase of the
+#            host's Debian suite (bookworm) + openssh-server, procps, iproute2,
+#            python3-minimal; CMD ["/bin/bash"]. No SSH host keys are baked in:
+#            ec2d's boot script runs `ssh-keygen -A` per instance. Needs the
+#            Debian mirror apt is configured with; ~1-2 min on a cold cache.
 #
 # Needs: docker CLI + a running engine; busybox-static (/bin/busybox) for the
 # busybox image; debootstrap for the debian image. scripts/test.sh installs them.
+#
+# Env: EC2D_TEST_BUSYBOX_IMAGE, EC2D_TEST_DEBIAN_IMAGE (tags),
+#      EC2D_TEST_DEBIAN_SUITE (default: the host's VERSION_CODENAME if it is a
+#      Debian release, else bookworm), EC2D_TEST_DEBIAN_MIRROR.
 set -euo pipefail
 
 BUSYBOX_TAG="${EC2D_TEST_BUSYBOX_IMAGE:-ec2d-test/busybox:latest}"
-DEBIAN_TAG="${EC2D_TEST_DEBIAN_IMAGE:-ec2d-test/debian:bookworm}"
-DEBIAN_SUITE="${EC2D_TEST_DEBIAN_SUITE:-bookworm}"
-DEBIAN_MIRROR="${EC2D_TEST_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+DEBIAN_TAG="${EC2D_TEST_DEBIAN_IMAGE:-ec2d-test/debian-ssh:latest}"
+# The host's suite when the host is a Debian release debootstrap knows, else bookworm.
+host_suite() {
+    local id="" codename=""
+    if [ -r /etc/os-release ]; then
+        # shellcheck source=/dev/null
+        id="$(. /etc/os-release && echo "${ID:-}")"
+        # shellcheck source=/dev/null
+        codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+    fi
+    if [ "$id" = debian ] && [ -n "$codename" ] && [ -e "/usr/share/debootstrap/scripts/$codename" ]; then
+        echo "$codename"
+    else
+        echo bookworm
+    fi
+}
+DEBIAN_SUITE="${EC2D_TEST_DEBIAN_SUITE:-$(host_suite)}"
+DEBIAN_PACKAGES="openssh-server,procps,iproute2,python3-minimal"
+# The mirror this machine's apt already uses (the first main-archive URI in its sources), so
+# the image comes from the same package registry as every other package.
+apt_mirror() {
+    local uri
+    uri=$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+        | grep -v -e security -e '\[' | sed -E 's/^URIs:[[:space:]]*//; s/^deb[[:space:]]+//' \
+        | awk '{print $1}' | grep -E '/debian/?$' | head -n 1)
+    printf '%s' "$uri"
+}
+DEBIAN_MIRROR="${EC2D_TEST_DEBIAN_MIRROR:-$(apt_mirror)}"
 # Bump when a recipe below changes, so cached images get rebuilt.
 BUSYBOX_RECIPE=1
-DEBIAN_RECIPE=1
+DEBIAN_RECIPE=2
 RECIPE_LABEL="org.ec2d.test.recipe"
 
 log() { printf '[build-test-images] %s\n' "$*" >&2; }
@@ -35,11 +67,11 @@ for arg in "$@"; do
     case "$arg" in
         --force | -f) force=1 ;;
         busybox | debian) images+=("$arg") ;;
-        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
         *) die "unknown argument: $arg" ;;
     esac
 done
-[ "${#images[@]}" -gt 0 ] || images=(busybox)
+[ "${#images[@]}" -gt 0 ] || images=(busybox debian)
 
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "docker engine is not answering (docker info failed)"
@@ -52,8 +84,26 @@ up_to_date() {
 }
 
 workdir=""
-cleanup() { if [ -n "$workdir" ]; then rm -rf "$workdir"; fi; }
+# Unmount whatever debootstrap left mounted under DIR (proc, sys, devices when it is
+# interrupted), deepest first, so that removing DIR never reaches into the host.
+unmount_under() {
+    local dir mnt
+    dir="$(readlink -f "$1")"
+    [ -r /proc/mounts ] || return 0
+    while read -r mnt; do
+        umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || log "could not unmount $mnt"
+    done < <(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
+}
+remove_workdir() {
+    if [ -n "$workdir" ] && [ -d "$workdir" ]; then
+        unmount_under "$workdir"
+        rm -rf --one-file-system "$workdir"
+    fi
+    workdir=""
+}
+cleanup() { remove_workdir; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 build_busybox() {
     if [ "$force" = 0 ] && up_to_date "$BUSYBOX_TAG" "$BUSYBOX_RECIPE"; then
@@ -131,32 +181,53 @@ EOF
     log "built $BUSYBOX_TAG ($n applets)"
 }
 
-# Hook for a fuller Debian AMI (not in the default set yet).
+# A Debian AMI with an SSH server: what the "ssh into the instance" tests log in to.
 build_debian() {
     if [ "$force" = 0 ] && up_to_date "$DEBIAN_TAG" "$DEBIAN_RECIPE"; then
         log "$DEBIAN_TAG is up to date (cached)"
         return 0
     fi
     command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
-    log "building $DEBIAN_TAG with debootstrap $DEBIAN_SUITE from $DEBIAN_MIRROR"
+    local t0=$SECONDS
+    log "building $DEBIAN_TAG: debootstrap --variant=minbase --include=$DEBIAN_PACKAGES $DEBIAN_SUITE from $DEBIAN_MIRROR"
     workdir="$(mktemp -d /tmp/ec2d-debian-rootfs.XXXXXX)"
     local root="$workdir/rootfs"
-    debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$workdir/debootstrap.log" 2>&1 || {
+    debootstrap --variant=minbase --include="$DEBIAN_PACKAGES" \
+        "$DEBIAN_SUITE" "$root" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$workdir/debootstrap.log" 2>&1 || {
         tail -n 30 "$workdir/debootstrap.log" >&2
+        if [ -f "$root/debootstrap/debootstrap.log" ]; then tail -n 30 "$root/debootstrap/debootstrap.log" >&2; fi
         die "debootstrap failed"
     }
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    log "debootstrap done after $((SECONDS - t0))s"
+    unmount_under "$root"
+    # Smaller image; nothing in it needs docs or the package lists.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
+        "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log \
+        "$root"/debootstrap
+    # Every instance must get its own host keys (ec2d's boot script runs `ssh-keygen -A`),
+    # not ones baked into the image and shared by all of them.
+    rm -f "$root"/etc/ssh/ssh_host_*
+    # No init system runs sshd's tmpfiles; the boot script creates /run/sshd, but be safe.
+    mkdir -p "$root/run/sshd"
+    echo 'ec2d-test' >"$root/etc/hostname"
+    : >"$root/etc/resolv.conf"
     tar --numeric-owner -C "$root" -cf - . |
         docker import \
             --change 'CMD ["/bin/bash"]' \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             --change "LABEL $RECIPE_LABEL=$DEBIAN_RECIPE" \
-            --change 'LABEL org.ec2d.test.image=debian' \
-            --message "ec2d test image: debian $DEBIAN_SUITE minbase" \
+            --change 'LABEL org.ec2d.test.image=debian-ssh' \
+            --change "LABEL org.ec2d.test.suite=$DEBIAN_SUITE" \
+            --message "ec2d test image: debian $DEBIAN_SUITE minbase + $DEBIAN_PACKAGES" \
             - "$DEBIAN_TAG" >/dev/null
-    rm -rf "$workdir"
-    workdir=""
-    docker run --rm --network none "$DEBIAN_TAG" true || die "smoke test of $DEBIAN_TAG failed"
-    log "built $DEBIAN_TAG"
+    remove_workdir
+    # Smoke test: sshd, ssh-keygen and the extras (ps, ip, python3) are there.
+    local out
+    out="$(docker run --rm --network none "$DEBIAN_TAG" sh -c \
+        'test -x /usr/sbin/sshd && command -v ssh-keygen >/dev/null && ps -p 1 -o comm= >/dev/null && ip -V >/dev/null && python3 -c "print(\"ok\")"' 2>&1)" ||
+        die "smoke test of $DEBIAN_TAG failed: $out"
+    case "$out" in *ok) ;; *) die "smoke test of $DEBIAN_TAG printed: $out" ;; esac
+    log "built $DEBIAN_TAG in $((SECONDS - t0))s ($(docker image inspect --format '{{.Size}}' "$DEBIAN_TAG" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
 for img in "${images[@]}"; do
