@@ -1,89 +1,23 @@
 //! Key pair actions through `api::router` (oneshot, temporary store), with fingerprints checked against `ssh-keygen`/`openssl` and hand-built DER.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
+use axum::http::StatusCode;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use common::api::{Harness, Node, Reply};
 use ec2d::api::actions::key_pairs::public_key_for;
-use ec2d::api::{router, ApiState, Introspection};
-use ec2d::config::VmManager;
-use ec2d::store::Store;
-use quick_xml::events::Event;
 use sha1::Digest as _;
-use tower::ServiceExt;
 
 // ---------------------------------------------------------------------------------------------
-// Harness
-
-struct StubIntrospection;
-
-impl Introspection for StubIntrospection {
-    fn health(&self) -> serde_json::Value {
-        serde_json::json!({ "ok": true })
-    }
-    fn status(&self, _instance_id: Option<&str>) -> Option<serde_json::Value> {
-        None
-    }
-}
-
-struct Harness {
-    app: Router,
-    store: Store,
-}
+// Harness: the shared one (`tests/common/api.rs`) in mock mode, plus key pair helpers.
 
 impl Harness {
-    fn new() -> Self {
-        let store = Store::temporary().expect("temporary store");
-        let state = ApiState {
-            store: store.clone(),
-            vm_manager: VmManager::Mock,
-            introspection: Arc::new(StubIntrospection),
-        };
-        Self {
-            app: router(state),
-            store,
-        }
-    }
-
-    /// POSTs form parameters with a SigV4-shaped credential scope for `region`.
-    async fn post_in(&self, region: &str, params: &[(&str, &str)]) -> Reply {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(
-                header::AUTHORIZATION,
-                format!("AWS4-HMAC-SHA256 Credential=AKID/20240101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"),
-            )
-            .body(Body::from(form(params)))
-            .unwrap();
-        let resp = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            content_type,
-            body: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
-    }
-
-    async fn post(&self, params: &[(&str, &str)]) -> Reply {
-        self.post_in("us-east-1", params).await
-    }
-
     async fn create(&self, name: &str, key_type: Option<&str>) -> Node {
         let mut params = vec![("Action", "CreateKeyPair"), ("KeyName", name)];
         if let Some(t) = key_type {
@@ -120,124 +54,6 @@ impl Harness {
             .map(|i| i.child("keyName").text.clone())
             .collect()
     }
-}
-
-fn form(params: &[(&str, &str)]) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: String,
-}
-
-impl Reply {
-    fn ok(&self, action: &str) -> Node {
-        assert_eq!(self.status, StatusCode::OK, "{action}: {}", self.body);
-        assert_eq!(self.content_type, "text/xml;charset=UTF-8");
-        let doc = parse_xml(&self.body);
-        assert_eq!(doc.name, format!("{action}Response"));
-        assert_eq!(doc.children[0].name, "requestId");
-        doc
-    }
-
-    /// Asserts an EC2 error with this code (HTTP 400); returns the message.
-    fn err(&self, code: &str) -> String {
-        self.err_status(StatusCode::BAD_REQUEST, code)
-    }
-
-    fn err_status(&self, status: StatusCode, code: &str) -> String {
-        assert_eq!(self.status, status, "body: {}", self.body);
-        let doc = parse_xml(&self.body);
-        assert_eq!(doc.name, "Response");
-        let error = doc.child("Errors").child("Error");
-        assert_eq!(error.child("Code").text, code, "body: {}", self.body);
-        error.child("Message").text.clone()
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct Node {
-    name: String,
-    text: String,
-    children: Vec<Node>,
-}
-
-impl Node {
-    fn opt(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    fn child(&self, name: &str) -> &Node {
-        self.opt(name)
-            .unwrap_or_else(|| panic!("<{}> has no <{name}>: {:?}", self.name, self.names()))
-    }
-
-    fn text(&self, name: &str) -> &str {
-        &self.child(name).text
-    }
-
-    fn names(&self) -> Vec<&str> {
-        self.children.iter().map(|c| c.name.as_str()).collect()
-    }
-
-    fn tags(&self) -> BTreeMap<String, String> {
-        self.opt("tagSet")
-            .map(|set| {
-                set.children
-                    .iter()
-                    .map(|i| (i.text("key").to_string(), i.text("value").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-fn parse_xml(s: &str) -> Node {
-    let mut reader = quick_xml::Reader::from_str(s);
-    let mut stack = vec![Node::default()];
-    let element = |e: &quick_xml::events::BytesStart| Node {
-        name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
-        ..Node::default()
-    };
-    loop {
-        match reader
-            .read_event()
-            .unwrap_or_else(|e| panic!("malformed XML ({e}): {s}"))
-        {
-            Event::Start(e) => stack.push(element(&e)),
-            Event::Empty(e) => stack.last_mut().unwrap().children.push(element(&e)),
-            Event::End(_) => {
-                let done = stack.pop().unwrap();
-                stack.last_mut().unwrap().children.push(done);
-            }
-            Event::Text(t) => stack
-                .last_mut()
-                .unwrap()
-                .text
-                .push_str(&t.unescape().expect("valid escapes")),
-            Event::Eof => break,
-            Event::Decl(_) => {}
-            other => panic!("unexpected XML event {other:?}"),
-        }
-    }
-    assert_eq!(stack.len(), 1, "unclosed elements in {s}");
-    stack.pop().unwrap().children.pop().expect("a root element")
 }
 
 // ---------------------------------------------------------------------------------------------

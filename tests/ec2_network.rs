@@ -1,91 +1,26 @@
 //! Network protocol tests: VPCs, subnets, security groups and their rules, and what RunInstances takes from them (groups, ports, subnet, key, user data, client token), through `api::router` with `oneshot`.
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
+use axum::http::StatusCode;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ec2d::api::{router, ApiState, Introspection};
-use ec2d::config::VmManager;
-use ec2d::model::{Instance, InstanceState, PortProtocol, PortSpec};
-use ec2d::store::Store;
-use quick_xml::events::Event;
-use tower::ServiceExt;
+use common::api::{Harness, Node, Reply};
+use ec2d::model::{InstanceState, PortProtocol, PortSpec};
 
 // ---------------------------------------------------------------------------------------------
-// Harness
-
-struct StubIntrospection;
-
-impl Introspection for StubIntrospection {
-    fn health(&self) -> serde_json::Value {
-        serde_json::json!({ "ok": true })
-    }
-    fn status(&self, _instance_id: Option<&str>) -> Option<serde_json::Value> {
-        None
-    }
-}
+// Harness: the shared one (`tests/common/api.rs`) in mock mode, plus network helpers.
 
 /// Any well-formed AMI launches in mock mode.
 const AMI: &str = "ami-000001";
 
-struct Harness {
-    app: Router,
-    store: Store,
-}
-
-struct Reply {
-    status: StatusCode,
-    body: String,
-}
-
 impl Harness {
-    fn new() -> Self {
-        let store = Store::temporary().expect("temporary store");
-        let state = ApiState {
-            store: store.clone(),
-            vm_manager: VmManager::Mock,
-            introspection: Arc::new(StubIntrospection),
-        };
-        Self {
-            app: router(state),
-            store,
-        }
-    }
-
-    /// POSTs `params` signed (as far as the region goes) for `region`.
-    async fn call_in(&self, region: &str, params: &[(&str, &str)]) -> Reply {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(
-                header::AUTHORIZATION,
-                format!("AWS4-HMAC-SHA256 Credential=AKID/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=00"),
-            )
-            .body(Body::from(form(params)))
-            .unwrap();
-        let resp = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            body: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
-    }
-
-    async fn call(&self, params: &[(&str, &str)]) -> Reply {
-        self.call_in("us-east-1", params).await
-    }
-
     async fn ok(&self, params: &[(&str, &str)]) -> Node {
         let action = params[0].1;
         assert_eq!(params[0].0, "Action");
-        self.call(params).await.ok(action)
+        self.post(params).await.ok(action)
     }
 
     /// RunInstances of one instance of [`AMI`] in `region` with `extra` parameters.
@@ -97,7 +32,7 @@ impl Harness {
             ("MaxCount", "1"),
         ];
         params.extend_from_slice(extra);
-        self.call_in(region, &params).await
+        self.post_in(region, &params).await
     }
 
     /// Launches one instance and returns its id.
@@ -107,10 +42,6 @@ impl Harness {
             .ok("RunInstances")
             .text_at("instancesSet/item/instanceId")
             .to_string()
-    }
-
-    fn instance(&self, id: &str) -> Instance {
-        self.store.instances().get(id).unwrap().expect("stored")
     }
 
     /// The stored groups of `region`.
@@ -168,7 +99,7 @@ impl Harness {
     /// `authorize-security-group-ingress --group-id <group> --protocol <p> --port <from-to>`, as
     /// the aws CLI sends it: `IpPermissions.1.*` without a source.
     async fn open_port(&self, group: &str, protocol: &str, from: &str, to: &str) -> Reply {
-        self.call(&[
+        self.post(&[
             ("Action", "AuthorizeSecurityGroupIngress"),
             ("GroupId", group),
             ("IpPermissions.1.IpProtocol", protocol),
@@ -177,122 +108,6 @@ impl Harness {
         ])
         .await
     }
-}
-
-fn form(params: &[(&str, &str)]) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-impl Reply {
-    fn ok(&self, action: &str) -> Node {
-        assert_eq!(self.status, StatusCode::OK, "{action}: {}", self.body);
-        let doc = parse_xml(&self.body);
-        assert_eq!(doc.name, format!("{action}Response"));
-        doc
-    }
-
-    /// Asserts a 400 with `code`; returns the message.
-    fn err(&self, code: &str) -> String {
-        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.body);
-        let doc = parse_xml(&self.body);
-        assert_eq!(doc.text_at("Errors/Error/Code"), code, "{}", self.body);
-        doc.text_at("Errors/Error/Message").to_string()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A tiny DOM over quick-xml (parsing also proves well-formedness).
-
-#[derive(Debug, Default, Clone)]
-struct Node {
-    name: String,
-    text: String,
-    children: Vec<Node>,
-}
-
-impl Node {
-    fn opt(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    fn path(&self, path: &str) -> &Node {
-        path.split('/').fold(self, |n, p| {
-            n.opt(p)
-                .unwrap_or_else(|| panic!("<{}> has no <{p}> (path {path}): {n:?}", n.name))
-        })
-    }
-
-    fn has(&self, path: &str) -> bool {
-        let mut node = self;
-        for p in path.split('/') {
-            match node.opt(p) {
-                Some(n) => node = n,
-                None => return false,
-            }
-        }
-        true
-    }
-
-    fn text_at(&self, path: &str) -> &str {
-        &self.path(path).text
-    }
-
-    fn items(&self, path: &str) -> Vec<&Node> {
-        let set = self.path(path);
-        assert!(set.children.iter().all(|c| c.name == "item"));
-        set.children.iter().collect()
-    }
-
-    fn names(&self) -> Vec<&str> {
-        self.children.iter().map(|c| c.name.as_str()).collect()
-    }
-}
-
-fn parse_xml(s: &str) -> Node {
-    let mut reader = quick_xml::Reader::from_str(s);
-    let mut stack = vec![Node::default()];
-    let element = |e: &quick_xml::events::BytesStart| Node {
-        name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
-        ..Node::default()
-    };
-    loop {
-        match reader
-            .read_event()
-            .unwrap_or_else(|e| panic!("malformed XML ({e}): {s}"))
-        {
-            Event::Start(e) => stack.push(element(&e)),
-            Event::Empty(e) => stack.last_mut().unwrap().children.push(element(&e)),
-            Event::End(_) => {
-                let done = stack.pop().unwrap();
-                stack.last_mut().unwrap().children.push(done);
-            }
-            Event::Text(t) => stack
-                .last_mut()
-                .unwrap()
-                .text
-                .push_str(&t.unescape().unwrap()),
-            Event::Eof => break,
-            Event::Decl(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let mut holder = stack.pop().unwrap();
-    assert_eq!(holder.children.len(), 1);
-    holder.children.pop().unwrap()
 }
 
 /// An error case: the request's parameters, the code and the message expected.
@@ -314,7 +129,7 @@ fn udp(port: u16) -> PortSpec {
 
 /// The region's default VPC id, as DescribeVpcs answers it.
 async fn default_vpc_id(h: &Harness, region: &str) -> String {
-    h.call_in(region, &[("Action", "DescribeVpcs")])
+    h.post_in(region, &[("Action", "DescribeVpcs")])
         .await
         .ok("DescribeVpcs")
         .text_at("vpcSet/item/vpcId")
@@ -406,17 +221,17 @@ async fn describe_vpcs_answers_one_default_vpc_per_region() {
     }
 
     let e = h
-        .call(&[("Action", "DescribeVpcs"), ("VpcId.1", "vpc-0000000000")])
+        .post(&[("Action", "DescribeVpcs"), ("VpcId.1", "vpc-0000000000")])
         .await
         .err("InvalidVpcID.NotFound");
     assert_eq!(e, "The vpc ID 'vpc-0000000000' does not exist");
     let e = h
-        .call(&[("Action", "DescribeVpcs"), ("VpcId.1", "default")])
+        .post(&[("Action", "DescribeVpcs"), ("VpcId.1", "default")])
         .await
         .err("InvalidVpcID.Malformed");
     assert_eq!(e, "Invalid id: \"default\" (expecting \"vpc-...\")");
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "DescribeVpcs"),
             ("Filter.1.Name", "colour"),
             ("Filter.1.Value.1", "x"),
@@ -499,13 +314,13 @@ async fn describe_subnets_answers_one_default_subnet_per_zone() {
         assert_eq!(doc.items("subnetSet").len(), expect, "{name}={value}");
     }
     let e = h
-        .call(&[("Action", "DescribeSubnets"), ("SubnetId.1", "subnet-0000")])
+        .post(&[("Action", "DescribeSubnets"), ("SubnetId.1", "subnet-0000")])
         .await
         .err("InvalidSubnetID.NotFound");
     assert_eq!(e, "The subnet ID 'subnet-0000' does not exist");
     // Subnets are per region: us-east-1's are unknown in us-west-2.
     let e = h
-        .call_in(
+        .post_in(
             "us-west-2",
             &[("Action", "DescribeSubnets"), ("SubnetId.1", &b)],
         )
@@ -564,7 +379,7 @@ async fn racing_first_uses_create_one_default_group() {
         .map(|_| {
             let h = h.clone();
             tokio::spawn(async move {
-                h.call_in("ap-south-1", &[("Action", "DescribeSecurityGroups")])
+                h.post_in("ap-south-1", &[("Action", "DescribeSecurityGroups")])
                     .await
                     .ok("DescribeSecurityGroups")
                     .items("securityGroupInfo")
@@ -618,7 +433,7 @@ async fn authorize_as_the_cli_sends_it_with_group_id_default() {
         .err("InvalidPermission.Duplicate");
     assert_eq!(e, expected);
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "AuthorizeSecurityGroupIngress"),
             ("GroupName", "default"),
             ("IpProtocol", "tcp"),
@@ -630,7 +445,7 @@ async fn authorize_as_the_cli_sends_it_with_group_id_default() {
         .err("InvalidPermission.Duplicate");
     assert_eq!(e, expected);
     // A call with a new rule and a duplicate adds nothing.
-    h.call(&[
+    h.post(&[
         ("Action", "AuthorizeSecurityGroupIngress"),
         ("GroupId", &default_id),
         ("IpPermissions.1.IpProtocol", "tcp"),
@@ -727,7 +542,7 @@ async fn authorize_top_level_and_structured_forms_with_every_peer_kind() {
     ])
     .await;
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "AuthorizeSecurityGroupEgress"),
             ("GroupId", &web),
             ("IpPermissions.1.IpProtocol", "-1"),
@@ -831,7 +646,7 @@ async fn authorize_errors_use_aws_codes_and_messages() {
         ),
     ];
     for (params, code, message) in cases {
-        assert_eq!(h.call(&params).await.err(code), message, "{params:?}");
+        assert_eq!(h.post(&params).await.err(code), message, "{params:?}");
     }
     assert_eq!(
         h.group("default").await.items("ipPermissions").len(),
@@ -839,7 +654,7 @@ async fn authorize_errors_use_aws_codes_and_messages() {
         "no failed call changed the group"
     );
     let reply = h
-        .call(&[
+        .post(&[
             ("Action", "AuthorizeSecurityGroupIngress"),
             ("GroupId", "default"),
             ("IpProtocol", "tcp"),
@@ -885,7 +700,7 @@ async fn revoke_removes_exactly_the_named_rules() {
         .map(|p| p.text_at("ipProtocol").to_string())
         .collect();
     assert_eq!(protocols, vec!["-1", "udp"]);
-    let e = h.call(&revoke_8080).await.err("InvalidPermission.NotFound");
+    let e = h.post(&revoke_8080).await.err("InvalidPermission.NotFound");
     assert_eq!(
         e,
         "The specified rule does not exist in this security group."
@@ -901,7 +716,7 @@ async fn revoke_removes_exactly_the_named_rules() {
     ])
     .await;
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "RevokeSecurityGroupIngress"),
             ("GroupId", "default"),
             ("SecurityGroupRuleId.1", &rule_id),
@@ -937,7 +752,7 @@ async fn revoke_removes_exactly_the_named_rules() {
         1
     );
     // A revoke naming one missing rule removes nothing.
-    h.call(&[
+    h.post(&[
         ("Action", "RevokeSecurityGroupIngress"),
         ("GroupId", "default"),
         ("IpPermissions.1.IpProtocol", "udp"),
@@ -1000,7 +815,7 @@ async fn create_and_delete_security_groups() {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            h.call(&borrowed).await
+            h.post(&borrowed).await
         }
     };
     let e = send(create("web", "")).await.err("InvalidGroup.Duplicate");
@@ -1019,7 +834,7 @@ async fn create_and_delete_security_groups() {
     let e = send(create("sg-db", "")).await.err("InvalidParameterValue");
     assert_eq!(e, "Group names may not be in the format sg-*.");
     let e = h
-        .call(&[("Action", "CreateSecurityGroup"), ("GroupName", "db")])
+        .post(&[("Action", "CreateSecurityGroup"), ("GroupName", "db")])
         .await
         .err("MissingParameter");
     assert_eq!(e, "The request must contain the parameter GroupDescription");
@@ -1032,7 +847,7 @@ async fn create_and_delete_security_groups() {
     assert_eq!(doc.text_at("return"), "true");
     assert_eq!(doc.text_at("groupId"), web);
     let e = h
-        .call(&[("Action", "DescribeSecurityGroups"), ("GroupName.1", "web")])
+        .post(&[("Action", "DescribeSecurityGroups"), ("GroupName.1", "web")])
         .await
         .err("InvalidGroup.NotFound");
     assert_eq!(
@@ -1040,12 +855,12 @@ async fn create_and_delete_security_groups() {
         format!("The security group 'web' does not exist in default VPC '{vpc}'")
     );
     let e = h
-        .call(&[("Action", "DescribeSecurityGroups"), ("GroupId.1", &web)])
+        .post(&[("Action", "DescribeSecurityGroups"), ("GroupId.1", &web)])
         .await
         .err("InvalidGroup.NotFound");
     assert_eq!(e, format!("The security group '{web}' does not exist"));
     let e = h
-        .call(&[("Action", "DeleteSecurityGroup"), ("GroupId", &web)])
+        .post(&[("Action", "DeleteSecurityGroup"), ("GroupId", &web)])
         .await
         .err("InvalidGroup.NotFound");
     assert_eq!(e, format!("The security group '{web}' does not exist"));
@@ -1056,7 +871,7 @@ async fn create_and_delete_security_groups() {
     // `default` can never be deleted.
     let default_id = h.group("default").await.text_at("groupId").to_string();
     let e = h
-        .call(&[("Action", "DeleteSecurityGroup"), ("GroupId", "default")])
+        .post(&[("Action", "DeleteSecurityGroup"), ("GroupId", "default")])
         .await
         .err("CannotDelete");
     assert_eq!(
@@ -1073,14 +888,14 @@ async fn groups_in_use_cannot_be_deleted() {
     let web = h.create_group("web").await;
     let id = h.launch(&[("SecurityGroupId.1", &web)]).await;
     let e = h
-        .call(&[("Action", "DeleteSecurityGroup"), ("GroupId", &web)])
+        .post(&[("Action", "DeleteSecurityGroup"), ("GroupId", &web)])
         .await
         .err("DependencyViolation");
     assert_eq!(e, format!("resource {web} has a dependent object"));
     // Shutting down still depends on it; terminated does not.
     h.ok(&[("Action", "TerminateInstances"), ("InstanceId.1", &id)])
         .await;
-    h.call(&[("Action", "DeleteSecurityGroup"), ("GroupId", &web)])
+    h.post(&[("Action", "DeleteSecurityGroup"), ("GroupId", &web)])
         .await
         .err("DependencyViolation");
     h.terminate(&id).await;
@@ -1097,14 +912,14 @@ async fn groups_in_use_cannot_be_deleted() {
     ])
     .await;
     let e = h
-        .call(&[("Action", "DeleteSecurityGroup"), ("GroupName", "web")])
+        .post(&[("Action", "DeleteSecurityGroup"), ("GroupName", "web")])
         .await
         .err("DependencyViolation");
     assert_eq!(e, format!("resource {web} has a dependent object"));
     h.ok(&[("Action", "DeleteSecurityGroup"), ("GroupName", "app")])
         .await;
     let reply = h
-        .call(&[
+        .post(&[
             ("Action", "DeleteSecurityGroup"),
             ("GroupName", "web"),
             ("DryRun", "true"),
@@ -1192,7 +1007,7 @@ async fn describe_security_groups_filters_and_pages() {
     assert_eq!(group_names(&h, &[("vpc-id", &vpc)]).await.len(), 3);
     assert!(group_names(&h, &[("owner-id", "1")]).await.is_empty());
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "DescribeSecurityGroups"),
             ("Filter.1.Name", "flavour"),
             ("Filter.1.Value.1", "x"),
@@ -1657,12 +1472,12 @@ async fn client_token_makes_run_instances_idempotent_per_region() {
         Some("deploy-42")
     );
     // The same token in another region is another launch.
-    let other = h.call_in("eu-west-1", &params).await.ok("RunInstances");
+    let other = h.post_in("eu-west-1", &params).await.ok("RunInstances");
     assert_ne!(ids(&other), ids(&first));
     assert_eq!(h.store.instances().len(), 4);
     // Reusing the token for something else is refused.
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "RunInstances"),
             ("ImageId", "ami-000002"),
             ("MinCount", "1"),
@@ -1823,7 +1638,7 @@ async fn describe_instance_attribute_answers_each_attribute() {
     }
 
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "DescribeInstanceAttribute"),
             ("InstanceId", &id),
             ("Attribute", "flavour"),
@@ -1835,7 +1650,7 @@ async fn describe_instance_attribute_answers_each_attribute() {
         "Value (flavour) for parameter attribute is invalid. Unknown attribute."
     );
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "DescribeInstanceAttribute"),
             ("InstanceId", "i-0123456789abcdef0"),
             ("Attribute", "userData"),
@@ -1844,7 +1659,7 @@ async fn describe_instance_attribute_answers_each_attribute() {
         .err("InvalidInstanceID.NotFound");
     assert_eq!(e, "The instance ID 'i-0123456789abcdef0' does not exist");
     // Instances are per region.
-    h.call_in(
+    h.post_in(
         "us-west-2",
         &[
             ("Action", "DescribeInstanceAttribute"),
@@ -1861,7 +1676,7 @@ async fn network_resources_are_scoped_per_region() {
     let h = Harness::new();
     let east_default = h.group("default").await.text_at("groupId").to_string();
     let west_default = h
-        .call_in(
+        .post_in(
             "us-west-2",
             &[
                 ("Action", "DescribeSecurityGroups"),
@@ -1876,7 +1691,7 @@ async fn network_resources_are_scoped_per_region() {
 
     // A group made in us-west-2 is invisible from us-east-1, by id, by name and in listings.
     let west_web = h
-        .call_in(
+        .post_in(
             "us-west-2",
             &[
                 ("Action", "CreateSecurityGroup"),
@@ -1889,14 +1704,14 @@ async fn network_resources_are_scoped_per_region() {
         .text_at("groupId")
         .to_string();
     let e = h
-        .call(&[
+        .post(&[
             ("Action", "DescribeSecurityGroups"),
             ("GroupId.1", &west_web),
         ])
         .await
         .err("InvalidGroup.NotFound");
     assert_eq!(e, format!("The security group '{west_web}' does not exist"));
-    h.call(&[("Action", "DescribeSecurityGroups"), ("GroupName.1", "web")])
+    h.post(&[("Action", "DescribeSecurityGroups"), ("GroupName.1", "web")])
         .await
         .err("InvalidGroup.NotFound");
     assert_eq!(h.groups(&[]).await.len(), 1);
@@ -1921,7 +1736,7 @@ async fn network_resources_are_scoped_per_region() {
         .await
         .ok("AuthorizeSecurityGroupIngress");
     let west = h
-        .call_in(
+        .post_in(
             "us-west-2",
             &[
                 ("Action", "DescribeSecurityGroups"),

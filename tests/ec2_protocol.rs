@@ -1,60 +1,27 @@
 //! Protocol tests: the EC2 Query API driven through `api::router` with `oneshot` (no socket), a temporary store and no runtime.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use ec2d::api::{router, ApiState, Introspection};
+use common::api::{parse_xml, Harness, Node, Reply};
 use ec2d::config::VmManager;
 use ec2d::model::{
     now, ContainerObservation, DesiredState, Image, ImageSource, ImageSpec, ImageState,
-    ImageStatus, Instance, InstanceState, Object, ObjectMeta, StateReason, API_VERSION, IMAGE_KIND,
+    ImageStatus, InstanceState, Object, ObjectMeta, StateReason, API_VERSION, IMAGE_KIND,
 };
-use ec2d::store::Store;
 use proptest::prelude::*;
-use quick_xml::events::Event;
-use tower::ServiceExt;
 
 // ---------------------------------------------------------------------------------------------
-// Harness
-
-struct StubIntrospection;
-
-impl Introspection for StubIntrospection {
-    fn health(&self) -> serde_json::Value {
-        serde_json::json!({ "ok": true, "stub": true })
-    }
-    fn status(&self, _instance_id: Option<&str>) -> Option<serde_json::Value> {
-        Some(serde_json::json!({}))
-    }
-}
+// Harness: the shared one (`tests/common/api.rs`), unsigned as most of these tests send, plus
+// what only these tests need.
 
 const AMI: &str = "ami-0a1b2c3d4e5f6a7b8";
 
-struct Harness {
-    app: Router,
-    store: Store,
-}
-
 impl Harness {
-    fn new(vm_manager: VmManager) -> Self {
-        let store = Store::temporary().expect("temporary store");
-        let state = ApiState {
-            store: store.clone(),
-            vm_manager,
-            introspection: Arc::new(StubIntrospection),
-        };
-        Self {
-            app: router(state),
-            store,
-        }
-    }
-
     /// Docker mode with one available AMI in the catalog, as discovery would have written it.
     fn docker() -> Self {
-        let h = Self::new(VmManager::Docker);
+        let h = Self::unsigned(VmManager::Docker);
         h.store
             .catalog()
             .replace_all(&[catalog_image(
@@ -64,60 +31,6 @@ impl Harness {
             )])
             .unwrap();
         h
-    }
-
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("infallible router");
-        let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
-        Reply {
-            status,
-            content_type,
-            body,
-        }
-    }
-
-    /// POSTs form parameters, signed (as far as the region goes) for `region`.
-    async fn post_in(&self, region: Option<&str>, params: &[(&str, &str)]) -> Reply {
-        let mut req = Request::builder().method(Method::POST).uri("/").header(
-            header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded; charset=utf-8",
-        );
-        if let Some(region) = region {
-            req = req.header(
-                header::AUTHORIZATION,
-                format!(
-                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/{region}/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=deadbeef"
-                ),
-            );
-        }
-        self.send(req.body(Body::from(form(params))).unwrap()).await
-    }
-
-    async fn post(&self, params: &[(&str, &str)]) -> Reply {
-        self.post_in(None, params).await
-    }
-
-    async fn get(&self, params: &[(&str, &str)]) -> Reply {
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(format!("/?{}", form(params)))
-            .body(Body::empty())
-            .unwrap();
-        self.send(req).await
     }
 
     async fn run(&self, extra: &[(&str, &str)]) -> Node {
@@ -140,14 +53,6 @@ impl Harness {
             .path("instancesSet/item/instanceId")
             .text
             .clone()
-    }
-
-    fn instance(&self, id: &str) -> Instance {
-        self.store
-            .instances()
-            .get(id)
-            .unwrap()
-            .expect("instance stored")
     }
 
     /// Emulates the reconciler reaching `state` for the current generation.
@@ -195,186 +100,6 @@ fn catalog_image(id: &str, name: &str, state: Option<ImageState>) -> Image {
             ..ImageStatus::default()
         },
     }
-}
-
-/// `application/x-www-form-urlencoded`, encoding everything but the unreserved characters.
-fn form(params: &[(&str, &str)]) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: String,
-}
-
-impl Reply {
-    /// Asserts success of `action` and returns the response document.
-    fn ok(&self, action: &str) -> Node {
-        assert_eq!(
-            self.status,
-            StatusCode::OK,
-            "{action} failed: {}",
-            self.body
-        );
-        assert_eq!(self.content_type, "text/xml;charset=UTF-8");
-        assert!(self
-            .body
-            .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
-        let doc = parse_xml(&self.body);
-        assert_eq!(doc.name, format!("{action}Response"));
-        assert_eq!(
-            doc.attrs,
-            vec![(
-                "xmlns".to_string(),
-                "http://ec2.amazonaws.com/doc/2016-11-15/".to_string()
-            )]
-        );
-        assert_eq!(doc.children[0].name, "requestId", "requestId comes first");
-        assert!(uuid::Uuid::parse_str(&doc.children[0].text).is_ok());
-        doc
-    }
-
-    /// Asserts an EC2 error with this status and code; returns the message.
-    fn err(&self, status: StatusCode, code: &str) -> String {
-        assert_eq!(self.status, status, "body: {}", self.body);
-        assert_eq!(self.content_type, "text/xml;charset=UTF-8");
-        let doc = parse_xml(&self.body);
-        assert_eq!(doc.name, "Response");
-        let names: Vec<_> = doc.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, vec!["Errors", "RequestID"]);
-        let error = doc.path("Errors/Error");
-        let fields: Vec<_> = error.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(fields, vec!["Code", "Message"], "no <Type>, as ec2Query");
-        assert!(uuid::Uuid::parse_str(&doc.child("RequestID").text).is_ok());
-        assert_eq!(error.child("Code").text, code, "body: {}", self.body);
-        error.child("Message").text.clone()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A tiny DOM over quick-xml: parsing also proves the document is well-formed.
-
-#[derive(Debug, Default, Clone)]
-struct Node {
-    name: String,
-    attrs: Vec<(String, String)>,
-    text: String,
-    children: Vec<Node>,
-}
-
-impl Node {
-    fn opt(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    fn child(&self, name: &str) -> &Node {
-        self.opt(name).unwrap_or_else(|| {
-            panic!(
-                "<{}> has no <{name}>: {:?}",
-                self.name,
-                self.children.iter().map(|c| &c.name).collect::<Vec<_>>()
-            )
-        })
-    }
-
-    fn path(&self, path: &str) -> &Node {
-        path.split('/').fold(self, |n, p| n.child(p))
-    }
-
-    fn text_at(&self, path: &str) -> &str {
-        &self.path(path).text
-    }
-
-    fn items(&self, path: &str) -> Vec<&Node> {
-        let set = self.path(path);
-        assert!(
-            set.children.iter().all(|c| c.name == "item"),
-            "{path} holds only <item>s"
-        );
-        set.children.iter().collect()
-    }
-
-    fn names(&self) -> Vec<&str> {
-        self.children.iter().map(|c| c.name.as_str()).collect()
-    }
-
-    fn tags(&self) -> BTreeMap<String, String> {
-        match self.opt("tagSet") {
-            None => BTreeMap::new(),
-            Some(set) => set
-                .children
-                .iter()
-                .map(|i| (i.child("key").text.clone(), i.child("value").text.clone()))
-                .collect(),
-        }
-    }
-}
-
-/// XML 1.0's `Char` production: quick-xml does not check it, so the tests do.
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-fn parse_xml(s: &str) -> Node {
-    if let Some(bad) = s.chars().find(|c| !is_xml_char(*c)) {
-        panic!("character {bad:?} is not allowed in XML: {s:?}");
-    }
-    let mut reader = quick_xml::Reader::from_str(s);
-    let mut stack = vec![Node::default()];
-    let element = |e: &quick_xml::events::BytesStart| Node {
-        name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
-        attrs: e
-            .attributes()
-            .map(|a| {
-                let a = a.expect("attribute");
-                (
-                    String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
-                    a.unescape_value().unwrap().into_owned(),
-                )
-            })
-            .collect(),
-        ..Node::default()
-    };
-    loop {
-        match reader
-            .read_event()
-            .unwrap_or_else(|e| panic!("malformed XML ({e}): {s}"))
-        {
-            Event::Start(e) => stack.push(element(&e)),
-            Event::Empty(e) => stack.last_mut().unwrap().children.push(element(&e)),
-            Event::End(_) => {
-                let done = stack.pop().unwrap();
-                stack.last_mut().expect("balanced").children.push(done);
-            }
-            Event::Text(t) => stack
-                .last_mut()
-                .unwrap()
-                .text
-                .push_str(&t.unescape().expect("valid escapes")),
-            Event::Eof => break,
-            Event::Decl(_) => {}
-            other => panic!("unexpected XML event {other:?} in {s}"),
-        }
-    }
-    assert_eq!(stack.len(), 1, "unclosed elements in {s}");
-    let mut holder = stack.pop().unwrap();
-    assert_eq!(holder.children.len(), 1, "exactly one root element in {s}");
-    holder.children.pop().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,7 +261,7 @@ async fn run_instances_errors_use_aws_codes_and_messages() {
     for (params, code, message) in cases {
         let reply = h.post(&params).await;
         assert_eq!(
-            reply.err(StatusCode::BAD_REQUEST, code),
+            reply.err_status(StatusCode::BAD_REQUEST, code),
             message,
             "{params:?}"
         );
@@ -550,7 +275,7 @@ async fn run_instances_errors_use_aws_codes_and_messages() {
 
 #[tokio::test]
 async fn run_instances_refuses_an_ami_that_is_not_available() {
-    let h = Harness::new(VmManager::Docker);
+    let h = Harness::unsigned(VmManager::Docker);
     h.store
         .catalog()
         .replace_all(&[catalog_image("ami-00000000000000001", "pending-one", None)])
@@ -563,13 +288,13 @@ async fn run_instances_refuses_an_ami_that_is_not_available() {
             ("MaxCount", "1"),
         ])
         .await;
-    let msg = reply.err(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound");
+    let msg = reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound");
     assert_eq!(msg, "The image id '[ami-00000000000000001]' does not exist");
 }
 
 #[tokio::test]
 async fn mock_mode_launches_any_well_formed_ami() {
-    let h = Harness::new(VmManager::Mock);
+    let h = Harness::unsigned(VmManager::Mock);
     let doc = h
         .post(&[
             ("Action", "RunInstances"),
@@ -594,7 +319,7 @@ async fn mock_mode_launches_any_well_formed_ami() {
             ("MaxCount", "1"),
         ])
         .await;
-    reply.err(StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed");
+    reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -686,7 +411,7 @@ async fn describe_instances_unknown_and_malformed_ids() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
         "The instance ID 'i-00000000000000001' does not exist"
     );
     let reply = h
@@ -698,7 +423,7 @@ async fn describe_instances_unknown_and_malformed_ids() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
         "The instance IDs 'i-0000000000000000a, i-0000000000000000b' do not exist"
     );
     let reply = h
@@ -708,7 +433,7 @@ async fn describe_instances_unknown_and_malformed_ids() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed"),
         "Invalid id: \"instance-1\" (expecting \"i-...\")"
     );
 }
@@ -939,7 +664,7 @@ async fn describe_instances_filters_and_names_values_semantics() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         "The filter 'colour' is invalid"
     );
 }
@@ -995,20 +720,20 @@ async fn describe_instances_paginates() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterCombination"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterCombination"),
         "The parameter instancesSet cannot be used with the parameter maxResults"
     );
     let reply = h
         .post(&[("Action", "DescribeInstances"), ("MaxResults", "4")])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         "Value ( 4 ) for parameter maxResults is invalid. Expecting a value greater than 5."
     );
     let reply = h
         .post(&[("Action", "DescribeInstances"), ("NextToken", "garbage!")])
         .await;
-    reply.err(StatusCode::BAD_REQUEST, "InvalidNextToken");
+    reply.err_status(StatusCode::BAD_REQUEST, "InvalidNextToken");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1117,14 +842,14 @@ async fn lifecycle_display_states() {
         .post(&[("Action", "StartInstances"), ("InstanceId.1", &id)])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "IncorrectInstanceState"),
+        reply.err_status(StatusCode::BAD_REQUEST, "IncorrectInstanceState"),
         format!("The instance '{id}' is not in a state from which it can be started.")
     );
     let reply = h
         .post(&[("Action", "StopInstances"), ("InstanceId.1", &id)])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "IncorrectInstanceState"),
+        reply.err_status(StatusCode::BAD_REQUEST, "IncorrectInstanceState"),
         format!("The instance '{id}' is not in a state from which it can be stopped.")
     );
 }
@@ -1247,7 +972,7 @@ async fn nothing_is_written_when_one_id_is_bad() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
         "The instance ID 'i-0000000000000dead' does not exist"
     );
     let reply = h
@@ -1257,7 +982,7 @@ async fn nothing_is_written_when_one_id_is_bad() {
             ("InstanceId.2", "bad-id"),
         ])
         .await;
-    reply.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed");
+    reply.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed");
 
     // b is terminated: starting [a, b] fails on b's guard and leaves a alone too.
     h.post(&[("Action", "StopInstances"), ("InstanceId.1", &a)])
@@ -1275,14 +1000,14 @@ async fn nothing_is_written_when_one_id_is_bad() {
             ("InstanceId.2", &b),
         ])
         .await;
-    reply.err(StatusCode::BAD_REQUEST, "IncorrectInstanceState");
+    reply.err_status(StatusCode::BAD_REQUEST, "IncorrectInstanceState");
     let after = h.instance(&a);
     assert_eq!(before.metadata.generation, after.metadata.generation);
     assert_eq!(after.spec.desired, DesiredState::Stopped);
 
     let reply = h.post(&[("Action", "TerminateInstances")]).await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "MissingParameter"),
+        reply.err_status(StatusCode::BAD_REQUEST, "MissingParameter"),
         "The request must contain the parameter InstanceId"
     );
 }
@@ -1330,7 +1055,7 @@ async fn dry_run_validates_then_refuses_to_write() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::PRECONDITION_FAILED, "DryRunOperation"),
+        reply.err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation"),
         "Request would have succeeded, but DryRun flag is set."
     );
     assert_eq!(h.store.instances().len(), 0);
@@ -1344,7 +1069,7 @@ async fn dry_run_validates_then_refuses_to_write() {
             ("DryRun", "true"),
         ])
         .await;
-    reply.err(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound");
+    reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound");
 
     let id = h.run_one().await;
     h.observe(&id, InstanceState::Running, None);
@@ -1356,7 +1081,7 @@ async fn dry_run_validates_then_refuses_to_write() {
                 ("DryRun", "true"),
             ])
             .await;
-        reply.err(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+        reply.err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
     }
     let inst = h.instance(&id);
     assert_eq!(inst.metadata.generation, 1);
@@ -1370,7 +1095,7 @@ async fn dry_run_validates_then_refuses_to_write() {
             ("DryRun", "true"),
         ])
         .await;
-    reply.err(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+    reply.err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
     assert_eq!(h.store.images().len(), 0);
     for action in [
         "DescribeInstances",
@@ -1380,7 +1105,7 @@ async fn dry_run_validates_then_refuses_to_write() {
     ] {
         h.post(&[("Action", action), ("DryRun", "true")])
             .await
-            .err(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+            .err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
     }
     h.post(&[("Action", "DescribeInstances"), ("DryRun", "false")])
         .await
@@ -1492,7 +1217,7 @@ async fn create_image_errors() {
     let id = h.run_one().await;
     let reply = create_image(&h, &id, "pending-instance").await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         format!("Invalid value '{id}' for instanceId. Instance is not in state 'running' or 'stopping' or 'stopped'")
     );
     h.observe(&id, InstanceState::Running, None);
@@ -1500,40 +1225,40 @@ async fn create_image_errors() {
     let ami = first.text_at("imageId").to_string();
     let reply = create_image(&h, &id, "golden").await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidAMIName.Duplicate"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIName.Duplicate"),
         format!("AMI name golden is already in use by AMI {ami}")
     );
     let reply = create_image(&h, &id, "ubuntu-22.04").await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidAMIName.Duplicate"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIName.Duplicate"),
         format!("AMI name ubuntu-22.04 is already in use by AMI {AMI}"),
         "catalog names count too"
     );
     let reply = create_image(&h, &id, "x!").await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidAMIName.Malformed"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIName.Malformed"),
         "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'"
     );
     let reply = h
         .post(&[("Action", "CreateImage"), ("InstanceId", &id)])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "MissingParameter"),
+        reply.err_status(StatusCode::BAD_REQUEST, "MissingParameter"),
         "The request must contain the parameter Name"
     );
     let reply = create_image(&h, "i-0000000000000beef", "other").await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound"),
         "The instance ID 'i-0000000000000beef' does not exist"
     );
     let reply = create_image(&h, "beef", "other").await;
-    reply.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed");
+    reply.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.Malformed");
     h.post(&[("Action", "TerminateInstances"), ("InstanceId.1", &id)])
         .await
         .ok("TerminateInstances");
     create_image(&h, &id, "too-late")
         .await
-        .err(StatusCode::BAD_REQUEST, "InvalidParameterValue");
+        .err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue");
     assert_eq!(h.store.images().len(), 1);
 }
 
@@ -1635,14 +1360,14 @@ async fn describe_images_ids_owners_and_filters() {
         .post(&[("Action", "DescribeImages"), ("ImageId.1", "ami-12345678")])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound"),
         "The image id '[ami-12345678]' does not exist"
     );
     let reply = h
         .post(&[("Action", "DescribeImages"), ("ImageId.1", "image-1")])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed"),
         "Invalid id: \"image-1\" (expecting \"ami-...\")"
     );
     let reply = h
@@ -1653,7 +1378,7 @@ async fn describe_images_ids_owners_and_filters() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         "The filter 'flavour' is invalid"
     );
 }
@@ -1693,10 +1418,10 @@ async fn resources_are_scoped_per_region() {
     );
     h.post(&[("Action", "DescribeInstances"), ("InstanceId.1", &id)])
         .await
-        .err(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound");
+        .err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound");
     h.post(&[("Action", "TerminateInstances"), ("InstanceId.1", &id)])
         .await
-        .err(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound");
+        .err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound");
     assert_eq!(h.instance(&id).spec.desired, DesiredState::Running);
 
     let doc = h
@@ -1732,7 +1457,7 @@ async fn resources_are_scoped_per_region() {
     assert_eq!(east_ids, vec![AMI]);
     h.post(&[("Action", "DescribeImages"), ("ImageId.1", &ami)])
         .await
-        .err(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound");
+        .err_status(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound");
     let west_images = h
         .post_in(Some("us-west-2"), &[("Action", "DescribeImages")])
         .await
@@ -1807,7 +1532,7 @@ async fn describe_regions_and_zones() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         "Invalid region: [mars-north-1]"
     );
 
@@ -1872,7 +1597,7 @@ async fn describe_regions_and_zones() {
         ])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         "Invalid availability zone: [us-east-1z]"
     );
 }
@@ -1910,7 +1635,7 @@ async fn get_and_post_are_equivalent() {
             ("InstanceId.1", "i-00000000000000001"),
         ])
         .await;
-    get_err.err(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound");
+    get_err.err_status(StatusCode::BAD_REQUEST, "InvalidInstanceID.NotFound");
     // Parameters may also be split between the query string and the body.
     let req = Request::builder()
         .method(Method::POST)
@@ -1951,7 +1676,7 @@ async fn hostile_tag_values_are_escaped() {
     // Error messages echo client input: escaped as well.
     let reply = h.post(&[("Action", "<Evil&Action>")]).await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidAction"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidAction"),
         "The action <Evil&Action> is not valid for this web service."
     );
     assert!(reply.body.contains("&lt;Evil&amp;Action&gt;"));
@@ -1962,14 +1687,14 @@ async fn action_errors() {
     let h = Harness::docker();
     let reply = h.post(&[("Version", "2016-11-15")]).await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "MissingAction"),
+        reply.err_status(StatusCode::BAD_REQUEST, "MissingAction"),
         "The request must contain the parameter Action"
     );
     let reply = h.get(&[]).await;
-    reply.err(StatusCode::BAD_REQUEST, "MissingAction");
+    reply.err_status(StatusCode::BAD_REQUEST, "MissingAction");
     let reply = h.post(&[("Action", "LaunchRockets")]).await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidAction"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidAction"),
         "The action LaunchRockets is not valid for this web service."
     );
     let req = Request::builder()
@@ -1979,7 +1704,7 @@ async fn action_errors() {
         .unwrap();
     h.send(req)
         .await
-        .err(StatusCode::METHOD_NOT_ALLOWED, "InvalidRequest");
+        .err_status(StatusCode::METHOD_NOT_ALLOWED, "InvalidRequest");
     let req = Request::builder()
         .method(Method::POST)
         .uri("/")
@@ -1988,7 +1713,7 @@ async fn action_errors() {
         .unwrap();
     h.send(req)
         .await
-        .err(StatusCode::BAD_REQUEST, "InvalidRequest");
+        .err_status(StatusCode::BAD_REQUEST, "InvalidRequest");
     // A POST without a body or content type may carry everything in the query string.
     let req = Request::builder()
         .method(Method::POST)
@@ -2000,7 +1725,7 @@ async fn action_errors() {
         .post(&[("Action", "DescribeInstances"), ("DryRun", "yes please")])
         .await;
     assert_eq!(
-        reply.err(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         "Value (yes please) for parameter DryRun is invalid. Expected 'true' or 'false'."
     );
 }
@@ -2041,7 +1766,7 @@ async fn oversized_bodies_get_an_ec2_error() {
     let msg = h
         .send(req)
         .await
-        .err(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
+        .err_status(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
     assert!(msg.contains("1048576"), "{msg}");
     // ...and a streamed body without one is cut off while it is read.
     let stream = futures::stream::iter(
@@ -2058,7 +1783,7 @@ async fn oversized_bodies_get_an_ec2_error() {
         .unwrap();
     h.send(req)
         .await
-        .err(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
+        .err_status(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge");
     // Just under the limit is fine.
     let fits = format!(
         "Action=DescribeRegions&Padding={}",

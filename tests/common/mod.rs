@@ -1,6 +1,9 @@
 //! Shared helpers for black-box tests: a tiny EC2 Query client over HTTP and XML field extraction.
 #![allow(dead_code)]
 
+/// The in-process `api::router` harness (oneshot, temporary store) of the protocol tests.
+pub mod api;
+
 use std::time::Duration;
 
 /// A client that speaks the EC2 Query protocol to one ec2d, the way SDKs do (POST form).

@@ -1,0 +1,356 @@
+//! In-process harness for EC2 Query protocol tests: `ec2d::api::router` driven with
+//! `tower::ServiceExt::oneshot` (no socket) over a temporary store and no runtime, plus a tiny
+//! quick-xml DOM whose parsing also proves every answer is well-formed.
+//!
+//! Each test file adds its own helpers with further `impl Harness` blocks (allowed: the harness
+//! is a type of the same test crate).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use ec2d::api::{router, ApiState, Introspection};
+use ec2d::config::VmManager;
+use ec2d::model::Instance;
+use ec2d::store::Store;
+use quick_xml::events::Event;
+use tower::ServiceExt;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// Introspection without a runtime: `/_ec2d/health` answers `{"ok":true,"stub":true}`.
+pub struct StubIntrospection;
+
+impl Introspection for StubIntrospection {
+    fn health(&self) -> serde_json::Value {
+        serde_json::json!({ "ok": true, "stub": true })
+    }
+    fn status(&self, _instance_id: Option<&str>) -> Option<serde_json::Value> {
+        Some(serde_json::json!({}))
+    }
+}
+
+/// The router over a fresh temporary store.
+pub struct Harness {
+    pub app: Router,
+    pub store: Store,
+    /// The region [`Harness::post`] signs for; `None` sends no `Authorization` header at all.
+    pub region: Option<&'static str>,
+}
+
+impl Harness {
+    /// `vm_manager` mode; [`Harness::post`] signs its requests for `region` (none when `None`).
+    pub fn with(vm_manager: VmManager, region: Option<&'static str>) -> Self {
+        let store = Store::temporary().expect("temporary store");
+        let state = ApiState {
+            store: store.clone(),
+            vm_manager,
+            introspection: Arc::new(StubIntrospection),
+        };
+        Self {
+            app: router(state),
+            store,
+            region,
+        }
+    }
+
+    /// Mock mode, requests signed for `us-east-1` as SDK clients send them.
+    pub fn new() -> Self {
+        Self::with(VmManager::Mock, Some("us-east-1"))
+    }
+
+    /// `vm_manager` mode, requests unsigned (the server falls back to its default region).
+    pub fn unsigned(vm_manager: VmManager) -> Self {
+        Self::with(vm_manager, None)
+    }
+
+    /// Sends any request through the router and reads the whole answer.
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("infallible router");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// POSTs form parameters, signed (as far as the region goes) for `region`; `None` sends no
+    /// `Authorization` header. Takes `"eu-west-1"`, `Some("eu-west-1")` or `None`.
+    pub async fn post_in<'r>(
+        &self,
+        region: impl Into<Option<&'r str>>,
+        params: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder().method(Method::POST).uri("/").header(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8",
+        );
+        if let Some(region) = region.into() {
+            req = req.header(
+                header::AUTHORIZATION,
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/{region}/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=deadbeef"
+                ),
+            );
+        }
+        self.send(req.body(Body::from(form(params))).unwrap()).await
+    }
+
+    /// POSTs form parameters signed for the harness's region (see [`Harness::with`]).
+    pub async fn post(&self, params: &[(&str, &str)]) -> Reply {
+        self.post_in(self.region, params).await
+    }
+
+    /// GETs with the parameters in the query string (unsigned).
+    pub async fn get(&self, params: &[(&str, &str)]) -> Reply {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("/?{}", form(params)))
+            .body(Body::empty())
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// The stored instance `id`.
+    pub fn instance(&self, id: &str) -> Instance {
+        self.store
+            .instances()
+            .get(id)
+            .unwrap()
+            .expect("instance stored")
+    }
+}
+
+/// `application/x-www-form-urlencoded`, encoding everything but the unreserved characters.
+pub fn form(params: &[(&str, &str)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+/// One answer: status, `Content-Type` and body.
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// Asserts success of `action` and returns the response document.
+    pub fn ok(&self, action: &str) -> Node {
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "{action} failed: {}",
+            self.body
+        );
+        assert_eq!(self.content_type, "text/xml;charset=UTF-8");
+        assert!(self
+            .body
+            .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+        let doc = parse_xml(&self.body);
+        assert_eq!(doc.name, format!("{action}Response"));
+        assert_eq!(
+            doc.attrs,
+            vec![(
+                "xmlns".to_string(),
+                "http://ec2.amazonaws.com/doc/2016-11-15/".to_string()
+            )]
+        );
+        assert_eq!(doc.children[0].name, "requestId", "requestId comes first");
+        assert!(uuid::Uuid::parse_str(&doc.children[0].text).is_ok());
+        doc
+    }
+
+    /// Asserts an EC2 error with this code (HTTP 400); returns the message.
+    pub fn err(&self, code: &str) -> String {
+        self.err_status(StatusCode::BAD_REQUEST, code)
+    }
+
+    /// Asserts an EC2 error with this status and code; returns the message.
+    pub fn err_status(&self, status: StatusCode, code: &str) -> String {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.content_type, "text/xml;charset=UTF-8");
+        let doc = parse_xml(&self.body);
+        assert_eq!(doc.name, "Response");
+        assert_eq!(doc.names(), vec!["Errors", "RequestID"]);
+        let error = doc.path("Errors/Error");
+        assert_eq!(
+            error.names(),
+            vec!["Code", "Message"],
+            "no <Type>, as ec2Query"
+        );
+        assert!(uuid::Uuid::parse_str(&doc.child("RequestID").text).is_ok());
+        assert_eq!(error.child("Code").text, code, "body: {}", self.body);
+        error.child("Message").text.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny DOM over quick-xml: parsing also proves the document is well-formed.
+
+#[derive(Debug, Default, Clone)]
+pub struct Node {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: String,
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    /// The first child element called `name`, if any.
+    pub fn opt(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The first child element called `name`; panics naming the children there are.
+    pub fn child(&self, name: &str) -> &Node {
+        self.opt(name)
+            .unwrap_or_else(|| panic!("<{}> has no <{name}>: {:?}", self.name, self.names()))
+    }
+
+    /// The text of the child element `name`.
+    pub fn text(&self, name: &str) -> &str {
+        &self.child(name).text
+    }
+
+    /// The element at `a/b/c` (first match at each step); panics naming the missing step.
+    pub fn path(&self, path: &str) -> &Node {
+        path.split('/').fold(self, |n, p| {
+            n.opt(p).unwrap_or_else(|| {
+                panic!("<{}> has no <{p}> (path {path}): {:?}", n.name, n.names())
+            })
+        })
+    }
+
+    /// Whether the element at `path` exists.
+    pub fn has(&self, path: &str) -> bool {
+        let mut node = self;
+        for p in path.split('/') {
+            match node.opt(p) {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The text of the element at `path`.
+    pub fn text_at(&self, path: &str) -> &str {
+        &self.path(path).text
+    }
+
+    /// The children of the set at `path`, asserting they are all `<item>`s.
+    pub fn items(&self, path: &str) -> Vec<&Node> {
+        let set = self.path(path);
+        assert!(
+            set.children.iter().all(|c| c.name == "item"),
+            "{path} holds only <item>s"
+        );
+        set.children.iter().collect()
+    }
+
+    /// The names of the child elements, in document order.
+    pub fn names(&self) -> Vec<&str> {
+        self.children.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// `tagSet` as a map (empty when absent).
+    pub fn tags(&self) -> BTreeMap<String, String> {
+        match self.opt("tagSet") {
+            None => BTreeMap::new(),
+            Some(set) => set
+                .children
+                .iter()
+                .map(|i| (i.text("key").to_string(), i.text("value").to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// XML 1.0's `Char` production: quick-xml does not check it, so the tests do.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Parses one XML document into its root element; panics on anything not well-formed.
+pub fn parse_xml(s: &str) -> Node {
+    if let Some(bad) = s.chars().find(|c| !is_xml_char(*c)) {
+        panic!("character {bad:?} is not allowed in XML: {s:?}");
+    }
+    let mut reader = quick_xml::Reader::from_str(s);
+    let mut stack = vec![Node::default()];
+    let element = |e: &quick_xml::events::BytesStart| Node {
+        name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
+        attrs: e
+            .attributes()
+            .map(|a| {
+                let a = a.expect("attribute");
+                (
+                    String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
+                    a.unescape_value().unwrap().into_owned(),
+                )
+            })
+            .collect(),
+        ..Node::default()
+    };
+    loop {
+        match reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("malformed XML ({e}): {s}"))
+        {
+            Event::Start(e) => stack.push(element(&e)),
+            Event::Empty(e) => stack.last_mut().unwrap().children.push(element(&e)),
+            Event::End(_) => {
+                let done = stack.pop().unwrap();
+                stack.last_mut().expect("balanced").children.push(done);
+            }
+            Event::Text(t) => stack
+                .last_mut()
+                .unwrap()
+                .text
+                .push_str(&t.unescape().expect("valid escapes")),
+            Event::Eof => break,
+            Event::Decl(_) => {}
+            other => panic!("unexpected XML event {other:?} in {s}"),
+        }
+    }
+    assert_eq!(stack.len(), 1, "unclosed elements in {s}");
+    let mut holder = stack.pop().unwrap();
+    assert_eq!(holder.children.len(), 1, "exactly one root element in {s}");
+    holder.children.pop().unwrap()
+}
