@@ -16,7 +16,8 @@ pub struct IdError {
     pub prefix: &'static str,
 }
 
-fn random_hex(len: usize) -> String {
+/// `len` random lower-case hex digits, the tail of every generated EC2 id.
+pub fn random_hex(len: usize) -> String {
     let mut rng = rand::thread_rng();
     (0..len)
         .map(|_| char::from_digit(rng.gen_range(0..16), 16).expect("digit below 16"))

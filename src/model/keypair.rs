@@ -6,7 +6,6 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use md5::Md5;
-use rand::Rng;
 use rsa::traits::PublicKeyParts;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -57,11 +56,7 @@ impl KeyPairId {
 
     /// A fresh random id in AWS's long format.
     pub fn generate() -> Self {
-        let mut rng = rand::thread_rng();
-        let hex: String = (0..17)
-            .map(|_| char::from_digit(rng.gen_range(0..16), 16).expect("digit below 16"))
-            .collect();
-        Self(format!("{}{hex}", Self::PREFIX))
+        Self(format!("{}{}", Self::PREFIX, super::ids::random_hex(17)))
     }
 
     /// The id as text.

@@ -424,10 +424,7 @@ pub fn default_group_id(region: &str) -> String {
 
 /// A fresh random group id in AWS's long format.
 pub fn generate_group_id() -> String {
-    let hex: String = (0..17)
-        .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).expect("digit below 16"))
-        .collect();
-    format!("{GROUP_ID_PREFIX}{hex}")
+    format!("{GROUP_ID_PREFIX}{}", super::ids::random_hex(17))
 }
 
 /// Whether `s` is a well-formed group id: `sg-` and 1..=32 hex digits (AWS makes 8 or 17).
