@@ -6,6 +6,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 
 use super::StoreError;
 use crate::model::{Object, ObjectMeta, API_VERSION};
@@ -121,6 +122,17 @@ where
 
     /// Inserts new objects atomically: all of them or none (one RunInstances call is one write).
     pub fn create(&self, objects: &[Object<S, T>]) -> Result<(), StoreError> {
+        self.create_indexed(objects, None)
+    }
+
+    /// Like [`Collection::create`], and in the same transaction records `key -> value` in
+    /// `index` (a secondary index such as ClientToken -> instance ids), so the two never
+    /// disagree after a crash.
+    pub(super) fn create_indexed(
+        &self,
+        objects: &[Object<S, T>],
+        index: Option<(&sled::Tree, &[u8], &[u8])>,
+    ) -> Result<(), StoreError> {
         let mut encoded = Vec::with_capacity(objects.len());
         for object in objects {
             let doc = SpecDoc {
@@ -132,23 +144,30 @@ where
             encoded.push((object.metadata.name.clone(), encode(&doc)?));
         }
         let kind = self.kind;
-        self.spec
-            .transaction(|tx| {
-                for (id, bytes) in &encoded {
-                    if tx.get(id.as_bytes())?.is_some() {
-                        return sled::transaction::abort(StoreError::AlreadyExists {
-                            kind,
-                            id: id.clone(),
-                        });
-                    }
-                    tx.insert(id.as_bytes(), bytes.as_slice())?;
+        let insert_all = |tx: &sled::transaction::TransactionalTree| {
+            for (id, bytes) in &encoded {
+                if tx.get(id.as_bytes())?.is_some() {
+                    return sled::transaction::abort(StoreError::AlreadyExists {
+                        kind,
+                        id: id.clone(),
+                    });
                 }
+                tx.insert(id.as_bytes(), bytes.as_slice())?;
+            }
+            Ok(())
+        };
+        let result = match index {
+            None => self.spec.transaction(|tx| insert_all(tx)),
+            Some((tree, key, value)) => (&self.spec, tree).transaction(|(tx, index_tx)| {
+                insert_all(tx)?;
+                index_tx.insert(key, value)?;
                 Ok(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(e) => e,
-                sled::transaction::TransactionError::Storage(e) => e.into(),
-            })?;
+            }),
+        };
+        result.map_err(|e| match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => e.into(),
+        })?;
         self.make_durable()
     }
 

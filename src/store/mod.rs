@@ -44,6 +44,8 @@ pub struct SpecChanged {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// RunInstances' ClientToken index: `<region>/<token>` -> the instance ids it launched.
+    client_tokens: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -89,6 +91,7 @@ impl Store {
             }
         };
         Ok(Self {
+            client_tokens: db.open_tree("instances.client-tokens")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
@@ -133,6 +136,48 @@ impl Store {
     /// (instances copy their ports at launch), so the status stays empty.
     pub fn security_groups(&self) -> &Collection<SecurityGroupSpec, SecurityGroupStatus> {
         &self.security_groups
+    }
+
+    /// Creates the instances of one RunInstances call, recording its ClientToken (when
+    /// given) in the same transaction, so a retried call finds them without a scan.
+    pub fn create_instances(
+        &self,
+        instances: &[crate::model::Instance],
+        region: &str,
+        client_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match client_token {
+            None => self.instances.create(instances),
+            Some(token) => {
+                let ids: Vec<&str> = instances.iter().map(|i| i.metadata.name.as_str()).collect();
+                let value =
+                    serde_json::to_vec(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let key = format!("{region}/{token}");
+                self.instances.create_indexed(
+                    instances,
+                    Some((&self.client_tokens, key.as_bytes(), &value)),
+                )
+            }
+        }
+    }
+
+    /// The ids of the instances a RunInstances call with this ClientToken launched in the
+    /// region (empty when the token is new, or its instances were collected since).
+    pub fn instances_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = format!("{region}/{token}");
+        let Some(bytes) = self.client_tokens.get(key.as_bytes())? else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            kind: "ClientToken",
+            key,
+            reason: e.to_string(),
+        })?;
+        Ok(ids)
     }
 
     /// Looks an AMI up by id: a CreateImage record first, then the Docker catalog.

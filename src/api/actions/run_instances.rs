@@ -284,10 +284,13 @@ fn launched_with_token(
     region: &str,
     token: &str,
 ) -> Result<Vec<Instance>, ApiError> {
-    let mut launched: Vec<Instance> = shared::region_instances(state, region)?
-        .into_iter()
-        .filter(|i| i.spec.client_token.as_deref() == Some(token))
-        .collect();
+    // An index, not a scan: RunInstances stays fast however many instances are stored.
+    let mut launched = Vec::new();
+    for id in state.store.instances_for_client_token(region, token)? {
+        if let Some(instance) = state.store.instances().get(&id)? {
+            launched.push(instance);
+        }
+    }
     launched.sort_by_key(|i| i.spec.ami_launch_index);
     Ok(launched)
 }
@@ -401,7 +404,9 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             }
         })
         .collect();
-    state.store.instances().create(&instances)?;
+    state
+        .store
+        .create_instances(&instances, region, req.client_token.as_deref())?;
     tracing::info!(
         reservation_id = %reservation_id,
         count = instances.len(),
