@@ -1,35 +1,48 @@
-//! How an instance boots inside its container: the boot script and the files copied in before it starts.
+//! How an instance boots inside its container: the boot script and what it is given.
 //!
-//! The container's entrypoint becomes `/bin/sh /var/lib/ec2d/boot.sh`, a POSIX script that
-//! works on busybox and Debian alike. It fixes the key's modes, starts an SSH server when
-//! the image has one, runs the user data once per instance (in the background, so it never
-//! holds the instance in `pending`), and then keeps the container alive whatever the
-//! image's own command was, as LocalStack's appended keep-alive does.
+//! The container's entrypoint becomes `/bin/sh -c <boot script>`, a POSIX script that works
+//! on busybox and Debian alike. Its inputs (instance id, public key, user data) arrive as
+//! environment variables, so creating the container is all it takes: no archive upload into
+//! the container's file system, which costs more than the start itself on overlay storage.
+//! The script writes the key into root's `authorized_keys` and the user data to
+//! `/var/lib/cloud/instances/<id>/user-data.txt` before anything else runs, starts an SSH
+//! server when the image has one, runs the user data once per instance (in the background,
+//! so it never holds the instance in `pending`), and then keeps the container alive whatever
+//! the image's own command was, as LocalStack's appended keep-alive does.
 //!
 //! Images whose command is an init system (systemd) keep their command: the same script
 //! then runs once through `docker exec` after the start, without the keep-alive.
 
-use base64::Engine;
-
 use crate::model::Instance;
-use crate::runtime::ContainerFile;
 
-/// Where the boot script is put.
-pub const BOOT_SCRIPT_PATH: &str = "/var/lib/ec2d/boot.sh";
+/// The name the script runs under (`$0`), visible in `ps`.
+const SCRIPT_NAME: &str = "ec2d-boot";
 
 /// The boot script. `$1` is `exec` when it runs beside an image's own init system.
-const BOOT_SCRIPT: &str = r#"#!/bin/sh
-# ec2d instance boot: keys, SSH, user data, keep-alive. Written by ec2d; runs as root.
-ID="$(cat /var/lib/ec2d/instance-id)"
+const BOOT_SCRIPT: &str = r#"
+ID="$EC2D_INSTANCE_ID"
 DIR="/var/lib/cloud/instances/$ID"
 LOG=/var/log/cloud-init-output.log
 mkdir -p /var/log "$DIR"
 touch "$LOG"
 
-if [ -f /root/.ssh/authorized_keys ]; then
+if [ -n "$EC2D_PUBLIC_KEY" ]; then
+    mkdir -p /root/.ssh
     chmod 700 /root/.ssh
+    if ! grep -qxF "$EC2D_PUBLIC_KEY" /root/.ssh/authorized_keys 2>/dev/null; then
+        printf '%s
+' "$EC2D_PUBLIC_KEY" >> /root/.ssh/authorized_keys
+    fi
     chmod 600 /root/.ssh/authorized_keys
 fi
+if [ -n "$EC2D_USER_DATA" ] && [ ! -f "$DIR/user-data.txt" ]; then
+    if ! printf '%s' "$EC2D_USER_DATA" | base64 -d > "$DIR/user-data.txt" 2>/dev/null; then
+        echo "ec2d: cannot decode user data (no base64 in this image)" >> "$LOG"
+        rm -f "$DIR/user-data.txt"
+    fi
+fi
+# Nothing started from here on (user data, sshd, their children) inherits the inputs.
+unset EC2D_PUBLIC_KEY EC2D_USER_DATA
 
 SSHD=""
 for candidate in /usr/sbin/sshd /usr/bin/sshd /sbin/sshd; do
@@ -76,54 +89,35 @@ pub fn is_init_system(entrypoint: &[String], cmd: &[String]) -> bool {
     })
 }
 
-/// The files every instance container gets before it starts.
-pub fn files(instance: &Instance) -> Vec<ContainerFile> {
-    let id = &instance.metadata.name;
-    let mut files = vec![
-        ContainerFile {
-            path: BOOT_SCRIPT_PATH.to_string(),
-            mode: 0o755,
-            contents: BOOT_SCRIPT.as_bytes().to_vec(),
-        },
-        ContainerFile {
-            path: "/var/lib/ec2d/instance-id".to_string(),
-            mode: 0o644,
-            contents: format!("{id}\n").into_bytes(),
-        },
-    ];
+/// The boot script's inputs, as `KEY=value` environment entries.
+pub fn env(instance: &Instance) -> Vec<String> {
+    let mut env = vec![format!("EC2D_INSTANCE_ID={}", instance.metadata.name)];
     if let Some(key) = &instance.spec.public_key {
-        files.push(ContainerFile {
-            path: "/root/.ssh/authorized_keys".to_string(),
-            mode: 0o600,
-            contents: format!("{}\n", key.trim_end()).into_bytes(),
-        });
+        env.push(format!("EC2D_PUBLIC_KEY={}", key.trim()));
     }
+    // The API stores user data base64-encoded, as it arrives on the wire; the script
+    // decodes it, so binary user data (gzip) survives the trip through the environment.
     if let Some(user_data) = &instance.spec.user_data {
-        // The API stores user data base64-encoded, as it arrives on the wire.
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(user_data)
-            .unwrap_or_else(|_| user_data.as_bytes().to_vec());
-        files.push(ContainerFile {
-            path: format!("/var/lib/cloud/instances/{id}/user-data.txt"),
-            mode: 0o700,
-            contents: decoded,
-        });
+        env.push(format!("EC2D_USER_DATA={user_data}"));
     }
-    files
+    env
 }
 
 /// The entrypoint that runs the boot script and keeps the container alive.
 pub fn entrypoint() -> Vec<String> {
-    vec!["/bin/sh".to_string(), BOOT_SCRIPT_PATH.to_string()]
+    vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        BOOT_SCRIPT.to_string(),
+        SCRIPT_NAME.to_string(),
+    ]
 }
 
 /// The command that runs the boot script beside an image's own init system.
 pub fn exec_command() -> Vec<String> {
-    vec![
-        "/bin/sh".to_string(),
-        BOOT_SCRIPT_PATH.to_string(),
-        "exec".to_string(),
-    ]
+    let mut command = entrypoint();
+    command.push("exec".to_string());
+    command
 }
 
 #[cfg(test)]
@@ -146,34 +140,32 @@ mod tests {
     }
 
     #[test]
-    fn files_carry_keys_and_decoded_user_data() {
+    fn env_carries_the_key_and_the_user_data() {
         let mut inst = fixtures::instance();
-        inst.spec.public_key = Some("ssh-ed25519 AAAA test".into());
-        inst.spec.user_data =
-            Some(base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho hi\n"));
-        let files = files(&inst);
-        let by_path = |p: &str| {
-            files
-                .iter()
-                .find(|f| f.path == p)
-                .unwrap_or_else(|| panic!("{p} missing"))
-        };
-        assert_eq!(by_path("/root/.ssh/authorized_keys").mode, 0o600);
-        assert_eq!(
-            by_path("/root/.ssh/authorized_keys").contents,
-            b"ssh-ed25519 AAAA test\n"
-        );
-        let ud = by_path(&format!(
-            "/var/lib/cloud/instances/{}/user-data.txt",
-            inst.metadata.name
-        ));
-        assert_eq!(ud.contents, b"#!/bin/sh\necho hi\n");
-        assert_eq!(by_path(BOOT_SCRIPT_PATH).mode, 0o755);
+        inst.spec.public_key = Some("ssh-ed25519 AAAA test\n".into());
+        inst.spec.user_data = Some("IyEvYmluL3NoCmVjaG8gaGkK".into());
+        let env = env(&inst);
+        assert_eq!(env[0], format!("EC2D_INSTANCE_ID={}", inst.metadata.name));
+        assert!(env.contains(&"EC2D_PUBLIC_KEY=ssh-ed25519 AAAA test".to_string()));
+        assert!(env.contains(&"EC2D_USER_DATA=IyEvYmluL3NoCmVjaG8gaGkK".to_string()));
+        assert_eq!(super::env(&fixtures::instance()).len(), 1);
     }
 
     #[test]
-    fn without_key_or_user_data_only_the_boot_files_are_copied() {
-        let inst = fixtures::instance();
-        assert_eq!(files(&inst).len(), 2);
+    fn the_script_is_posix_shell_and_exec_mode_skips_the_keep_alive() {
+        let entry = entrypoint();
+        assert_eq!(&entry[..2], ["/bin/sh", "-c"]);
+        assert_eq!(exec_command().last().map(String::as_str), Some("exec"));
+        // `sh -n` parses the script without running it.
+        if let Ok(out) = std::process::Command::new("sh")
+            .args(["-n", "-c", BOOT_SCRIPT])
+            .output()
+        {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

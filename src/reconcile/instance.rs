@@ -90,13 +90,13 @@ pub fn container_spec_for(
         image: instance.spec.image_ref.clone(),
         entrypoint,
         cmd,
-        env: Vec::new(),
+        env: boot::env(instance),
         labels: container_labels,
         init,
         binds,
         ports,
         hostname: None,
-        files: boot::files(instance),
+        files: Vec::new(),
         flags: settings.docker_flags.clone(),
     }
 }
