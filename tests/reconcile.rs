@@ -545,3 +545,27 @@ async fn a_docker_stop_from_outside_is_drift_and_is_converged_back() {
     );
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
 }
+
+#[tokio::test]
+async fn an_instance_initiated_termination_keeps_its_reason() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    ctx.store
+        .instances()
+        .update_spec::<StoreError>(id.as_str(), |o| {
+            o.spec.shutdown_behavior = ec2d::model::ShutdownBehavior::Terminate;
+            Ok(true)
+        })
+        .unwrap();
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.set_state_behind_back(&id, ContainerState::Exited, Some(0));
+    let _ = run(&ctx, &id).await.unwrap();
+    // Later passes (the container's destroy event, resyncs) find it terminated already.
+    let _ = run(&ctx, &id).await.unwrap();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Terminated);
+    assert_eq!(
+        get(&ctx, &id).status.state_reason.unwrap().code,
+        "Client.InstanceInitiatedShutdown"
+    );
+}

@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ApiState};
 use crate::config::{Config, VmManager};
-use crate::controller::{Controller, ControllerConfig};
+use crate::controller::{Controller, ControllerConfig, ControllerHandle};
 use crate::reconcile::{self, Context, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
 use crate::shutdown::{self, Shutdown};
@@ -163,7 +164,6 @@ impl App {
                 warn!(%error, "initial AMI discovery failed");
             }
         }
-        tokio::spawn(ping_engine(ctx.clone(), stop.clone()));
 
         let controller = Controller::new(ControllerConfig {
             concurrency: config.concurrency.max(1),
@@ -174,7 +174,7 @@ impl App {
         let report = Arc::new(Report::new(
             store.clone(),
             ctx.engine.clone(),
-            handle,
+            handle.clone(),
             config.vm_manager,
             ctx.sweep_report.clone(),
         ));
@@ -184,7 +184,24 @@ impl App {
             introspection: report,
         });
 
-        let triggers = reconcile::triggers(&ctx);
+        let triggers = reconcile::engine_triggers(&ctx, handle.clone());
+        // What users asked for goes through the handle: it runs at once, past any backoff.
+        tokio::spawn({
+            let handle = handle.clone();
+            let mut specs = reconcile::spec_changes(&store);
+            let stop = stop.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.clone().recv() => return,
+                        key = specs.next() => match key {
+                            Some(key) => handle.enqueue(key),
+                            None => return,
+                        },
+                    }
+                }
+            }
+        });
         let controller_task = tokio::spawn({
             let ctx = ctx.clone();
             let resync_store = store.clone();
@@ -203,6 +220,7 @@ impl App {
             }
         });
 
+        tokio::spawn(ping_engine(ctx.clone(), handle.clone(), stop.clone()));
         info!(addr = %listener.local_addr()?, "ec2d listening");
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(stop.clone().recv())
@@ -220,7 +238,11 @@ impl App {
 
 /// Pings the engine regularly so health reports it, and so a returning engine is noticed:
 /// then everything is resynced through the event stream's `Resubscribed`.
-async fn ping_engine<R: ContainerRuntime>(ctx: Arc<Context<R>>, stop: Shutdown) {
+async fn ping_engine<R: ContainerRuntime>(
+    ctx: Arc<Context<R>>,
+    handle: ControllerHandle<ObjectRef>,
+    stop: Shutdown,
+) {
     loop {
         let period = if ctx.engine.is_reachable() {
             Duration::from_secs(15)
@@ -235,7 +257,11 @@ async fn ping_engine<R: ContainerRuntime>(ctx: Arc<Context<R>>, stop: Shutdown) 
         let result = ctx.runtime.info().await;
         ctx.engine.record_ping(&result);
         match (&result, was_reachable) {
-            (Ok(info), false) => info!(version = %info.version, "container engine reachable"),
+            (Ok(info), false) => {
+                info!(version = %info.version, "container engine reachable");
+                // Everything that backed off while the engine was away converges now.
+                reconcile::enqueue_everything(&ctx.store, &handle);
+            }
             (Err(error), true) => warn!(%error, "container engine unreachable"),
             _ => {}
         }

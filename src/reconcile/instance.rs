@@ -382,14 +382,20 @@ fn next_status(
                 }
                 _ => None,
             };
+            // The reason belongs to the transition: a later pass that finds the instance
+            // where it already was (a terminated instance's leftover container removed)
+            // keeps the reason it got there with.
+            let changed = status.state != Some(reached);
             status.record_transition(reached, reason.as_ref(), now());
-            status.state_reason = reason;
+            if changed || status.observed_generation < instance.metadata.generation {
+                status.state_reason = reason;
+                // Remember that this generation ended by the instance's own hand, so it is
+                // not booted again until the user asks (StartInstances bumps the generation).
+                status.shutdown_generation = plan
+                    .instance_initiated
+                    .then_some(instance.metadata.generation);
+            }
             status.observed_generation = instance.metadata.generation;
-            // Remember that this generation ended by the instance's own hand, so it is not
-            // booted again until the user asks (StartInstances bumps the generation).
-            status.shutdown_generation = plan
-                .instance_initiated
-                .then_some(instance.metadata.generation);
         }
     }
     status

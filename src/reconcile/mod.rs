@@ -24,7 +24,7 @@ pub use error::ReconcileError;
 pub use gc::{KeptOrphan, SweepReport};
 pub use instance::{container_spec_for, BootMode};
 
-use crate::controller::Action;
+use crate::controller::{Action, ControllerHandle};
 use crate::model::{ImageId, InstanceId};
 use crate::runtime::{ContainerRuntime, RuntimeEvent};
 use crate::store::{KindKey, Store};
@@ -157,42 +157,66 @@ pub fn all_keys(store: &Store) -> Vec<ObjectRef> {
     keys
 }
 
-/// The controller's triggers: spec changes from the store and events from the engine,
-/// mapped to keys. An engine stream gap (`Resubscribed`) enqueues everything.
-pub fn triggers<R: ContainerRuntime>(ctx: &Arc<Context<R>>) -> BoxStream<'static, ObjectRef> {
-    let specs = ctx.store.watch_specs().filter_map(|changed| async move {
-        match changed.kind {
-            KindKey::Instance => InstanceId::parse(&changed.id).ok().map(ObjectRef::Instance),
-            KindKey::Image => ImageId::parse(&changed.id).ok().map(ObjectRef::Image),
-        }
-    });
+/// Spec changes from the store, as keys: what users asked for. The app feeds these through
+/// the controller handle, so a new generation runs at once even while its key is backing
+/// off after a failure (a user's StopInstances must not wait out a retry delay).
+pub fn spec_changes(store: &Store) -> BoxStream<'static, ObjectRef> {
+    store
+        .watch_specs()
+        .filter_map(|changed| async move {
+            match changed.kind {
+                KindKey::Instance => InstanceId::parse(&changed.id).ok().map(ObjectRef::Instance),
+                KindKey::Image => ImageId::parse(&changed.id).ok().map(ObjectRef::Image),
+            }
+        })
+        .boxed()
+}
+
+/// The controller's triggers from the engine: container events mapped to their instances,
+/// image events to the catalog. These wait for a failing key's backoff (a failed boot's own
+/// events must not re-run it in a loop). An event stream gap (`Resubscribed`) may have lost
+/// anything, so it enqueues everything through `handle`, at once.
+pub fn engine_triggers<R: ContainerRuntime>(
+    ctx: &Arc<Context<R>>,
+    handle: ControllerHandle<ObjectRef>,
+) -> BoxStream<'static, ObjectRef> {
     let store = ctx.store.clone();
     let engine = ctx.engine.clone();
-    let events = ctx.runtime.events().flat_map(move |event| {
-        let keys = match event {
-            RuntimeEvent::Container {
-                instance_id,
-                action,
-            } => {
-                tracing::debug!(%instance_id, %action, "container event");
-                // The engine sent the container a signal: an exit that follows is someone's
-                // `docker stop`/`docker kill` (or ec2d's own stop), not the instance shutting down.
-                if action == "kill" {
-                    engine.record_signal(instance_id.as_str());
+    ctx.runtime
+        .events()
+        .flat_map(move |event| {
+            let keys = match event {
+                RuntimeEvent::Container {
+                    instance_id,
+                    action,
+                } => {
+                    tracing::debug!(%instance_id, %action, "container event");
+                    // The engine sent the container a signal: an exit that follows is someone's
+                    // `docker stop`/`docker kill` (or ec2d's own stop), not the instance shutting down.
+                    if action == "kill" {
+                        engine.record_signal(instance_id.as_str());
+                    }
+                    vec![ObjectRef::Instance(instance_id)]
                 }
-                vec![ObjectRef::Instance(instance_id)]
-            }
-            RuntimeEvent::Image { action } => {
-                tracing::debug!(%action, "image event");
-                vec![ObjectRef::Catalog]
-            }
-            RuntimeEvent::Resubscribed => {
-                tracing::info!("engine event stream resubscribed; resyncing everything");
-                engine.record_event_gap();
-                all_keys(&store)
-            }
-        };
-        futures::stream::iter(keys)
-    });
-    futures::stream::select(specs, events).boxed()
+                RuntimeEvent::Image { action } => {
+                    tracing::debug!(%action, "image event");
+                    vec![ObjectRef::Catalog]
+                }
+                RuntimeEvent::Resubscribed => {
+                    tracing::info!("engine event stream resubscribed; resyncing everything");
+                    engine.record_event_gap();
+                    enqueue_everything(&store, &handle);
+                    Vec::new()
+                }
+            };
+            futures::stream::iter(keys)
+        })
+        .boxed()
+}
+
+/// Enqueues every key at once, past any backoff: the engine is back, or events were lost.
+pub fn enqueue_everything(store: &Store, handle: &ControllerHandle<ObjectRef>) {
+    for key in all_keys(store) {
+        handle.enqueue(key);
+    }
 }

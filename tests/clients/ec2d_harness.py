@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -269,7 +270,9 @@ class Ec2dServer:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 60) -> "Ec2dServer":
+    def start(self, timeout: float = 60, require_healthy: bool = True) -> "Ec2dServer":
+        """Spawn ec2d and wait until GET /_ec2d/health answers 200 (or, with
+        require_healthy=False, answers at all: 503 while the engine is unreachable)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         if not self.binary.exists():
             raise RuntimeError(
@@ -303,7 +306,7 @@ class Ec2dServer:
                 )
             try:
                 status, body = http_get(f"{self.url}/_ec2d/health", timeout=2)
-                if status == 200:
+                if status == 200 or (not require_healthy and status == 503):
                     return self
                 last_err = f"HTTP {status}: {body[:200]!r}"
             except (OSError, urllib.error.URLError) as e:
@@ -362,6 +365,30 @@ class Ec2dServer:
 
     def client(self, recorder: "HttpRecorder | None" = None):
         return ec2_client(self.url, recorder)
+
+    # -- introspection (GET /_ec2d/*) ------------------------------------------
+
+    def health(self, timeout: float = 10) -> tuple[int, dict]:
+        """(HTTP status, JSON body) of GET /_ec2d/health."""
+        code, body = http_get(f"{self.url}/_ec2d/health", timeout=timeout)
+        try:
+            return code, json.loads(body)
+        except json.JSONDecodeError:
+            return code, {"_raw": body}
+
+    def status(self, timeout: float = 10) -> dict:
+        """GET /_ec2d/status as JSON (AssertionError on anything but 200)."""
+        code, body = http_get(f"{self.url}/_ec2d/status", timeout=timeout)
+        assert code == 200, f"GET /_ec2d/status -> HTTP {code}: {body[:500]}"
+        return json.loads(body)
+
+    def instance_status(self, instance_id: str, timeout: float = 10) -> dict | None:
+        """GET /_ec2d/status/instances/<id> as JSON; None on 404."""
+        code, body = http_get(f"{self.url}/_ec2d/status/instances/{instance_id}", timeout=timeout)
+        if code == 404:
+            return None
+        assert code == 200, f"GET /_ec2d/status/instances/{instance_id} -> HTTP {code}: {body[:500]}"
+        return json.loads(body)
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, str]:
@@ -625,3 +652,273 @@ class Ec2Cleanup:
 
 def log(msg: str) -> None:
     print(f"[ec2d-tests] {msg}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- store-scoped docker views
+# (recovery / drift / outage tests)
+
+STORE_ID_LABEL = "ec2d.store-id"
+INSTANCE_ID_LABEL = "ec2d.instance-id"
+
+# Figures tests want printed at the end of the run (pytest_terminal_summary).
+FIGURES: list[str] = []
+
+
+def report_figure(text: str) -> None:
+    """Print text at the end of the pytest run (and now, on stderr)."""
+    FIGURES.append(text)
+    log(text)
+
+
+def container_label(name_or_id: str, label: str) -> str | None:
+    info = container_inspect(name_or_id)
+    if info is None:
+        return None
+    return ((info.get("Config") or {}).get("Labels") or {}).get(label)
+
+
+def store_containers(store_id: str) -> list[dict]:
+    """Every container (any state) labelled ec2d.store-id=<store_id>:
+    [{id, name, state, instance_id}] with docker's State ('running', 'paused', 'exited', ...)."""
+    assert store_id, "store id unknown"
+    fmt = "{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label \"" + INSTANCE_ID_LABEL + "\"}}"
+    p = docker("ps", "-a", "--no-trunc", "--filter", f"label={STORE_ID_LABEL}={store_id}", "--format", fmt)
+    out = []
+    for line in p.stdout.splitlines():
+        if not line.strip():
+            continue
+        cid, name, state, iid = (line.split("\t") + ["", "", "", ""])[:4]
+        out.append({"id": cid, "name": name.lstrip("/"), "state": state, "instance_id": iid})
+    return out
+
+
+def random_instance_id() -> str:
+    """A well-formed 17-hex-digit instance id nobody else uses (for hand-made containers)."""
+    return "i-" + os.urandom(9).hex()[:17]
+
+
+# --------------------------------------------------------------------------- docker socket proxy
+
+
+class DockerSocketProxy:
+    """A Unix-socket forwarder to the real Docker socket that a test can take down
+    and bring back, to simulate an engine outage for one ec2d (DOCKER_HOST=unix://<path>).
+
+    - up(): listen on `path`; every accepted connection is piped both ways to `target`
+      (one thread per direction, so many concurrent requests and long-lived
+      event streams work).
+    - down(): stop listening (the socket file is removed: connects fail at once) and cut
+      every open connection, event streams included.
+    - mute_events: forward the response headers of GET /events but drop every event after
+      them, so the client's stream stays open but silent (a stream that silently lost
+      its events; only the periodic resync can notice drift then).
+    """
+
+    EVENTS_RE = re.compile(rb"^GET /(v[0-9.]+/)?events[?\s]")
+
+    def __init__(self, path: str | Path, target: str = "/var/run/docker.sock", mute_events: bool = False):
+        self.path = str(path)
+        self.target = target
+        self.mute_events = mute_events
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        self._accept_thread: threading.Thread | None = None
+        self.accepted = 0
+        self.events_connections = 0
+        self.dropped_event_bytes = 0
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.path}"
+
+    def is_up(self) -> bool:
+        return self._listener is not None
+
+    def up(self) -> DockerSocketProxy:
+        with self._lock:
+            if self._listener is not None:
+                return self
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            lst.bind(self.path)
+            lst.listen(256)
+            lst.settimeout(0.2)
+            self._listener = lst
+            t = threading.Thread(target=self._accept_loop, args=(lst,), name=f"proxy-accept {self.path}", daemon=True)
+            self._accept_thread = t
+            t.start()
+        return self
+
+    def down(self) -> DockerSocketProxy:
+        with self._lock:
+            lst, self._listener = self._listener, None
+            conns, self._conns = self._conns, set()
+        if lst is not None:
+            try:
+                lst.close()
+            except OSError:
+                pass
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=5)
+            self._accept_thread = None
+        for c in conns:
+            self._kill(c)
+        return self
+
+    close = down
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._conns) // 2
+
+    @staticmethod
+    def _kill(s: socket.socket) -> None:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            s.close()
+        except OSError:
+            pass
+
+    def _accept_loop(self, lst: socket.socket) -> None:
+        while True:
+            with self._lock:
+                if self._listener is not lst:
+                    return
+            try:
+                client, _ = lst.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.setblocking(True)
+            threading.Thread(target=self._serve, args=(lst, client), daemon=True).start()
+
+    def _serve(self, lst: socket.socket, client: socket.socket) -> None:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(self.target)
+        except OSError:
+            self._kill(client)
+            self._kill(upstream)
+            return
+        with self._lock:
+            if self._listener is not lst:  # went down meanwhile
+                self._kill(client)
+                self._kill(upstream)
+                return
+            self._conns.update((client, upstream))
+            self.accepted += 1
+        state = {"events": False}
+        t = threading.Thread(target=self._pump, args=(upstream, client, state, False), daemon=True)
+        t.start()
+        self._pump(client, upstream, state, True)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, state: dict, from_client: bool) -> None:
+        headers_done = False
+        buf = b""
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_client:
+                    if not state["events"] and self.EVENTS_RE.match(data):
+                        state["events"] = True
+                        with self._lock:
+                            self.events_connections += 1
+                    dst.sendall(data)
+                    continue
+                if state["events"] and self.mute_events:
+                    if headers_done:
+                        self.dropped_event_bytes += len(data)
+                        continue
+                    buf += data
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    dst.sendall(buf[: end + 4])
+                    self.dropped_event_bytes += len(buf) - end - 4
+                    headers_done = True
+                    buf = b""
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            with self._lock:
+                self._conns.discard(src)
+            try:
+                src.close()
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------- own-server helpers
+
+
+def launch_on(srv: Ec2dServer, count: int = 1, wait: bool = True, image_id: str = TEST_AMI_ID, **kw) -> list[str]:
+    """RunInstances(count) on srv (tracked for cleanup); waits for running unless wait=False."""
+    client = srv.client(getattr(srv, "recorder", None))
+    resp = client.run_instances(ImageId=image_id, MinCount=count, MaxCount=count, InstanceType="t3.micro", **kw)
+    ids = [i["InstanceId"] for i in resp["Instances"]]
+    cleanup = getattr(srv, "cleanup", None)
+    if cleanup is not None:
+        cleanup.track_instances(ids)
+    if wait:
+        t0 = time.monotonic()
+        client.get_waiter("instance_running").wait(
+            InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": max(60, 6 * count)}
+        )
+        log(f"{srv.name}: {len(ids)} instance(s) running after {time.monotonic() - t0:.1f}s")
+    return ids
+
+
+def learn_store_id(srv: Ec2dServer, instance_id: str) -> str:
+    """The ec2d.store-id label of the instance's container (remembered as srv.store_id)."""
+    sid = container_label(container_name(instance_id), STORE_ID_LABEL)
+    assert sid, f"container of {instance_id} has no {STORE_ID_LABEL} label: {container_inspect(container_name(instance_id))}"
+    srv.store_id = sid
+    return sid
+
+
+def wait_instance_status(srv: Ec2dServer, instance_id: str, pred: Callable[[dict], bool], timeout: float, desc: str) -> dict:
+    """Poll GET /_ec2d/status/instances/<id> until pred(doc); the doc. The failure names the last doc."""
+    last: list = [None]
+
+    def check():
+        doc = srv.instance_status(instance_id)
+        last[0] = doc
+        return doc is not None and pred(doc)
+
+    try:
+        wait_until(check, timeout, 0.2, desc)
+    except AssertionError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {desc}; last status of {instance_id}:\n"
+                             f"{json.dumps(last[0], indent=1)[:3000]}") from None
+    return last[0]
+
+
+def brief(doc: dict | None) -> dict | None:
+    """The interesting fields of an instance status doc, for messages."""
+    if doc is None:
+        return None
+    keys = ("desired", "state", "observedState", "converged", "generation", "observedGeneration", "stateReason", "lastError")
+    out = {k: doc.get(k) for k in keys}
+    c = doc.get("container")
+    out["container"] = {"id": c["id"][:12], "state": c.get("state")} if c else None
+    return out
