@@ -247,8 +247,13 @@ setup_toolchain() {
 
 # ---------------------------------------------------------------- checks
 run_pytest_clients() {
-    note "+ cargo build --bin ec2d"
-    cargo build --bin ec2d || return $?
+    # `cargo test --all-targets` (the step before) already built target/debug/ec2d for the
+    # integration tests; building it again with `cargo build` would recompile half the
+    # dependency graph for other features. Only build when that step did not run.
+    if ! want cargo-test || [ ! -x "$ROOT/target/debug/ec2d" ]; then
+        note "+ cargo build --bin ec2d"
+        cargo build --bin ec2d || return $?
+    fi
     local -a extra=()
     if [ -n "${PYTEST_ARGS:-}" ]; then read -r -a extra <<<"$PYTEST_ARGS"; fi
     # Make sure the aws/awslocal of this interpreter come first on PATH.
