@@ -104,7 +104,17 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected_with_aws_wording() {
-        for bad in ["", "i-", "x-123", "i-12 34", "i-abc/def", "ami-123", "i-xyz", "i-123", "i-0123456789abcdefg"] {
+        for bad in [
+            "",
+            "i-",
+            "x-123",
+            "i-12 34",
+            "i-abc/def",
+            "ami-123",
+            "i-xyz",
+            "i-123",
+            "i-0123456789abcdefg",
+        ] {
             assert!(InstanceId::parse(bad).is_err(), "{bad:?} accepted");
         }
         let err = InstanceId::parse("i-xyz!").unwrap_err();

@@ -199,9 +199,11 @@ mod tests {
         );
         let long = "d".repeat(256);
         assert_eq!(
-            parse_str(&format!("InstanceId=i-00000001&Name=snap&Description={long}"))
-                .unwrap_err()
-                .code,
+            parse_str(&format!(
+                "InstanceId=i-00000001&Name=snap&Description={long}"
+            ))
+            .unwrap_err()
+            .code,
             "InvalidParameterValue"
         );
     }

@@ -188,7 +188,8 @@ mod tests {
 
     #[test]
     fn values() {
-        let mut image = fixtures::committed_image(&InstanceId::parse("i-00000001").unwrap(), "web-1");
+        let mut image =
+            fixtures::committed_image(&InstanceId::parse("i-00000001").unwrap(), "web-1");
         image.status.state = Some(ImageState::Available);
         assert_eq!(filter_values("name", &image), vec!["web-1"]);
         assert_eq!(filter_values("state", &image), vec!["available"]);

@@ -185,7 +185,9 @@ mod tests {
 
     #[test]
     fn instance_ids_are_parsed_and_deduplicated() {
-        let q = QueryParams::from_query("InstanceId.1=i-0000000b&InstanceId.2=i-0000000a&InstanceId.3=i-0000000b");
+        let q = QueryParams::from_query(
+            "InstanceId.1=i-0000000b&InstanceId.2=i-0000000a&InstanceId.3=i-0000000b",
+        );
         let ids: Vec<_> = instance_ids(&q, true)
             .unwrap()
             .iter()

@@ -34,9 +34,15 @@ mod tests {
 
     #[test]
     fn parse_accepts_force_and_rejects_garbage() {
-        let req = parse(&QueryParams::from_query("InstanceId.1=i-00000001&Force=true")).unwrap();
+        let req = parse(&QueryParams::from_query(
+            "InstanceId.1=i-00000001&Force=true",
+        ))
+        .unwrap();
         assert_eq!(req.ids.len(), 1);
-        let e = parse(&QueryParams::from_query("InstanceId.1=i-00000001&Force=sure")).unwrap_err();
+        let e = parse(&QueryParams::from_query(
+            "InstanceId.1=i-00000001&Force=sure",
+        ))
+        .unwrap_err();
         assert_eq!(e.code, "InvalidParameterValue");
         let e = parse(&QueryParams::from_query("Force=true")).unwrap_err();
         assert_eq!(e.code, "MissingParameter");
