@@ -278,11 +278,16 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
 /// `reservationSet` (one item per reservation, in first-appearance order) and `nextToken`.
 pub fn render(resp: &Response) -> String {
     let mut groups: Vec<(&str, Vec<&Instance>)> = Vec::new();
+    // Index by reservation: a thousand one-instance reservations must not cost n² lookups.
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for instance in &resp.instances {
         let reservation = instance.spec.reservation_id.as_str();
-        match groups.iter_mut().find(|(r, _)| *r == reservation) {
-            Some((_, members)) => members.push(instance),
-            None => groups.push((reservation, vec![instance])),
+        match index.get(reservation) {
+            Some(&at) => groups[at].1.push(instance),
+            None => {
+                index.insert(reservation, groups.len());
+                groups.push((reservation, vec![instance]));
+            }
         }
     }
     let mut w = XmlWriter::new();
