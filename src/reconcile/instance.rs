@@ -150,7 +150,8 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     let plan = plan::plan(&instance, observed.as_ref(), facts, &settings, || {
         container_spec_for(&instance, &ctx.settings, ctx.store.id(), mode)
     });
-    debug!(instance_id = %id, generation, steps = ?plan.steps, reaches = ?plan.reaches, "planned");
+    let steps: Vec<String> = plan.steps.iter().map(Step::summary).collect();
+    debug!(instance_id = %id, generation, ?steps, reaches = ?plan.reaches, "planned");
 
     if let Err(error) = apply(&plan, &ctx.runtime, &settings).await {
         // An image that does not exist (any more) can never boot: fail fast to `terminated`
@@ -321,7 +322,7 @@ async fn apply<R: ContainerRuntime>(
     settings: &PlanSettings,
 ) -> Result<(), RuntimeError> {
     for step in &plan.steps {
-        debug!(?step, "applying");
+        debug!(step = %step.summary(), "applying");
         let result = match step {
             Step::Create(spec) => runtime.create_and_start(spec).await.map(|_| ()),
             Step::Start(id) => runtime.start(id).await,
@@ -333,7 +334,7 @@ async fn apply<R: ContainerRuntime>(
         match result {
             Ok(()) => {}
             Err(RuntimeError::Conflict(reason)) if !matches!(step, Step::Create(_)) => {
-                debug!(?step, %reason, "step already satisfied");
+                debug!(step = %step.summary(), %reason, "step already satisfied");
             }
             Err(RuntimeError::NotFound(_)) if matches!(step, Step::Remove(_) | Step::Stop(_)) => {}
             Err(error) => return Err(error),

@@ -44,6 +44,21 @@ pub enum Step {
     Remove(String),
 }
 
+impl Step {
+    /// The step in a few words, for logs (a container spec in full would drown them).
+    pub fn summary(&self) -> String {
+        let short = |id: &str| id.chars().take(12).collect::<String>();
+        match self {
+            Self::Create(spec) => format!("create {} from {}", spec.name, spec.image),
+            Self::Start(id) => format!("start {}", short(id)),
+            Self::Pause(id) => format!("pause {}", short(id)),
+            Self::Unpause(id) => format!("unpause {}", short(id)),
+            Self::Stop(id) => format!("stop {}", short(id)),
+            Self::Remove(id) => format!("remove {}", short(id)),
+        }
+    }
+}
+
 /// What the planner decided: the steps, and the state reached once they succeed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

@@ -174,4 +174,4 @@ def test_docker_init_setting(server, init):
     if init == "1":
         assert comm in ("docker-init", "tini"), (comm, cmdline)
     else:
-        assert "/var/lib/ec2d/boot.sh" in cmdline, (comm, cmdline)
+        assert cmdline.rstrip().endswith("ec2d-boot"), (comm, cmdline)
