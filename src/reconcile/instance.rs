@@ -179,8 +179,22 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     }
 
     // Observe again after acting: the new container's id and address are only known now.
+    let freeze_only = plan
+        .steps
+        .iter()
+        .all(|s| matches!(s, Step::Pause(_) | Step::Unpause(_)));
     let after = if plan.steps.is_empty() {
         observed
+    } else if freeze_only {
+        // Pausing or thawing changes nothing but the state (same container, address and
+        // ports), and the engine answered success: no second inspect on the stop/start path.
+        observed.map(|mut c| {
+            c.state = match plan.steps.last() {
+                Some(Step::Pause(_)) => ContainerState::Paused,
+                _ => ContainerState::Running,
+            };
+            c
+        })
     } else {
         match ctx.runtime.inspect_instance(id).await {
             Ok(after) => after,

@@ -138,15 +138,31 @@ pub fn render_group_set(w: &mut XmlWriter, groups: &[GroupRef]) {
 /// so its ids must come out the same on every describe.
 fn derived_id(prefix: &str, instance_id: &str) -> String {
     let digest = Sha256::digest(format!("{prefix}/{instance_id}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}-{}", &hex[..17])
+    let mut id = format!("{prefix}-");
+    push_hex(&mut id, &digest[..9]);
+    id.truncate(prefix.len() + 1 + 17);
+    id
 }
 
 /// A locally administered MAC address derived from the instance id, as `02:…` on EC2.
 fn derived_mac(instance_id: &str) -> String {
     let digest = Sha256::digest(format!("mac/{instance_id}").as_bytes());
-    let tail: Vec<String> = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
-    format!("02:{}", tail.join(":"))
+    let mut mac = String::from("02");
+    for byte in &digest[..5] {
+        mac.push(':');
+        push_hex(&mut mac, std::slice::from_ref(byte));
+    }
+    mac
+}
+
+/// Lower-case hex without a `format!` per byte: DescribeInstances renders these for every
+/// instance, and per-byte formatting showed up in its profile.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 15)] as char);
+    }
 }
 
 /// The instance's one network interface (device 0) in its subnet, as a VPC instance has.
