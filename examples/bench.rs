@@ -26,7 +26,7 @@
 //! Needs a Docker engine on the local socket (`DOCKER_HOST=unix://…` is honoured) and the
 //! image `ec2d-test/busybox:latest` (`tests/support/build-test-images.sh busybox`). Everything
 //! the bench creates is removed at the end, on error and on Ctrl-C: the AMI tag
-//! `localstack-ec2/bench:ami-0bench0001` (unless it existed before), the instance containers
+//! `localstack-ec2/bench:ami-0bec4000000000001` (unless it existed before), the instance containers
 //! `localstack-ec2.<id>` of the instances it launched, its baseline containers `ec2d-bench-*`,
 //! its ec2d processes and their data directories.
 //!
@@ -63,7 +63,7 @@ macro_rules! bail {
 }
 
 /// The AMI id the bench tags its image with (and launches in mock mode).
-const AMI_ID: &str = "ami-0bench0001";
+const AMI_ID: &str = "ami-0bec4000000000001";
 /// The repository of that tag: `localstack-ec2/<name>:<ami-id>` makes an image an AMI.
 const AMI_REPO: &str = "localstack-ec2/bench";
 /// Region of every request (the SigV4 credential scope).
@@ -110,8 +110,9 @@ struct Args {
     /// Do not run `cargo build --release --bin ec2d` first.
     #[arg(long)]
     no_build: bool,
-    /// First of the 8 consecutive local TCP ports the bench's ec2d processes listen on.
-    #[arg(long, default_value_t = 47310)]
+    /// First of the 8 consecutive local TCP ports the bench's ec2d processes listen on
+    /// (below Linux's ephemeral range, so other programs' connections cannot take them).
+    #[arg(long, default_value_t = 31310)]
     port_base: u16,
     /// Interval of every "until <state>" polling loop, identical on both sides (ms).
     #[arg(long, default_value_t = 5)]
@@ -119,6 +120,10 @@ struct Args {
     /// The image used as the AMI and by the Docker baselines.
     #[arg(long, default_value = "ec2d-test/busybox:latest")]
     image: String,
+    /// Where the ec2d data directories go [default: the system temp dir]; a tmpfs here
+    /// (e.g. /dev/shm) takes the disk's fsync out of the request path (a diagnostic).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
     /// Keep the work directory (ec2d data directories and logs) instead of removing it.
     #[arg(long)]
     keep: bool,
@@ -971,16 +976,39 @@ impl Docker {
         Ok(resp.json()?.as_array().cloned().unwrap_or_default())
     }
 
-    async fn put_archive(&mut self, id: &str, tar: &[u8]) -> R<()> {
-        let path = format!("{}/containers/{id}/archive?path=%2F", self.api);
+    /// The engine's events for one container between two instants, as (action, time).
+    async fn events(
+        &mut self,
+        name: &str,
+        since: SystemTime,
+        until: SystemTime,
+    ) -> R<Vec<(String, SystemTime)>> {
+        let ts = |t: SystemTime| {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+        };
+        let filters = json!({ "container": [name], "type": ["container"] });
         let resp = self
-            .http
-            .request("PUT", &path, &[("Content-Type", "application/x-tar")], tar)
+            .ok(
+                "GET",
+                &format!(
+                    "/events?since={}&until={}&filters={}",
+                    ts(since),
+                    ts(until),
+                    pct(&filters.to_string())
+                ),
+                None,
+            )
             .await?;
-        if resp.status != 200 {
-            bail!("docker put archive: {} {}", resp.status, resp.text());
+        let mut out = Vec::new();
+        for event in serde_json::Deserializer::from_slice(&resp.body).into_iter::<Value>() {
+            let event = event?;
+            let action = event["Action"].as_str().unwrap_or("");
+            let action = action.split(':').next().unwrap_or("").to_string();
+            let nanos = event["timeNano"].as_u64().unwrap_or(0);
+            out.push((action, std::time::UNIX_EPOCH + Duration::from_nanos(nanos)));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Polls `GET /containers/{id}/json` every `poll` until `pred` holds; returns the document.
@@ -1145,6 +1173,14 @@ fn mem_kib(pid: u32) -> R<(u64, u64, u64)> {
     Ok((field("VmRSS:"), field("VmHWM:"), field("Threads:")))
 }
 
+/// The 1-minute load average (other work on the machine shows here).
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
 fn clock_ticks_per_sec() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
@@ -1182,9 +1218,17 @@ struct Ctx {
     figures: Vec<Figure>,
     sections: Vec<Section>,
     details: serde_json::Map<String, Value>,
+    loads: BTreeMap<String, Value>,
 }
 
 impl Ctx {
+    /// Records the load average around a section (before: taken by the caller).
+    fn note_load(&mut self, section: &str, before: f64) {
+        self.loads.insert(
+            section.to_string(),
+            json!({ "before": before, "after": loadavg() }),
+        );
+    }
     fn port(&self, i: u16) -> u16 {
         self.args.port_base + i
     }
@@ -1282,12 +1326,14 @@ impl Ctx {
     }
 
     /// The container ec2d creates for an instance, as far as Docker's work goes: `--init`,
-    /// the Docker socket mounted, 22/tcp published on 127.0.0.1, a boot script copied in.
+    /// the Docker socket mounted, 22/tcp published on 127.0.0.1, the boot inputs in the
+    /// environment and a `sh -c` keep-alive as the entrypoint (ec2d copies no files in).
     fn ec2d_like_config(&self, what: &str) -> Value {
         json!({
             "Image": self.args.image,
-            "Entrypoint": ["/bin/sh", "/var/lib/ec2d-bench/boot.sh"],
+            "Entrypoint": ["/bin/sh", "-c", KEEP_ALIVE, "ec2d-boot"],
             "Cmd": [],
+            "Env": ["EC2D_INSTANCE_ID=i-0bec4000000000001"],
             "Labels": self.baseline_labels(what),
             "ExposedPorts": { "22/tcp": {} },
             "HostConfig": {
@@ -1300,29 +1346,6 @@ impl Ctx {
     }
 }
 
-fn boot_tar() -> R<Vec<u8>> {
-    let script = format!(
-        "#!/bin/sh\n# ec2d-bench: the keep-alive ec2d's boot script ends with\n{KEEP_ALIVE}\n"
-    );
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, mode, data) in [
-        ("var/lib/ec2d-bench/boot.sh", 0o755, script.into_bytes()),
-        (
-            "var/lib/ec2d-bench/instance-id",
-            0o644,
-            b"i-0bench\n".to_vec(),
-        ),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(mode);
-        h.set_size(data.len() as u64);
-        h.set_mtime(0);
-        tar.append_data(&mut h, path, data.as_slice())?;
-    }
-    Ok(tar.into_inner()?)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Section: RunInstances answer time (mock mode)
 // ---------------------------------------------------------------------------------------------
@@ -1331,77 +1354,100 @@ async fn bench_run(ctx: &mut Ctx) -> R<()> {
     let plan = ctx.plan.clone();
     let levels = [0usize, 100, 1000];
     let variants = [(true, "token"), (false, "plain")];
+    // Six RunInstances series (level x variant), then the floor.
+    const SERIES: usize = 7;
+    const FLOOR: usize = 6;
     ctx.sections.push(Section {
         id: "run",
         title: "RunInstances answer time",
         method: format!(
-            "Mock mode (no containers). Each run starts six fresh ec2d processes: 0, 100 and 1,000 \
-             instances already stored (written by one RunInstances MaxCount=N, then waited until \
-             converged), each once for requests WITH a ClientToken (as boto3, the AWS CLI and \
-             Terraform send RunInstances: an idempotency token is always filled in) and once \
-             WITHOUT. After {} warm-up requests each, {} RunInstances (MinCount=MaxCount=1) per \
-             process are sent one at a time over one kept-alive connection, rotating over the six \
-             processes so machine noise hits all alike. The time is the HTTP exchange: request \
-             written to answer read (SigV4 signing is done before). {} runs; each figure is the \
-             median over runs of the per-run p50 (or p99), with min and max; ratios are per run. \
-             Every measured request adds one instance, so a process ends a run with N+{} stored.",
+            "Mock mode (no containers). Each run starts seven fresh ec2d processes: six hold 0, \
+             100 and 1,000 instances already stored (written by one RunInstances MaxCount=N, \
+             then waited until converged), each once for requests WITH a ClientToken (as boto3, \
+             the AWS CLI and Terraform send RunInstances: an idempotency token is always filled \
+             in) and once WITHOUT; the seventh, empty, answers DescribeRegions, the same HTTP, \
+             SigV4, parsing and XML path with no store access (the floor). After {} warm-up \
+             requests each, {} requests per process are sent one at a time over one kept-alive \
+             connection, rotating over the seven processes so machine noise hits all alike. The \
+             time is the HTTP exchange: request written to answer read (SigV4 signing is done \
+             before). {} runs; each figure is the median over runs of the per-run p50 (or p99), \
+             with min and max; ratios are per run. 'ec2d CPU per request' is the process' \
+             utime+stime over the measured requests divided by their number (it includes the \
+             mock reconcile of each new instance), which does not depend on what else the \
+             machine runs. Every measured request adds one instance, so a process ends a run \
+             with N+{} stored.",
             plan.run_warmup,
             plan.run_requests,
             plan.run_runs,
             plan.run_warmup + plan.run_requests
         ),
     });
-    // series index = level index * 2 + variant index
-    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); 6];
-    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); 6];
-    let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); 6];
+    let tck = clock_ticks_per_sec() as f64;
+    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); SERIES];
+    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); SERIES];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); SERIES];
+    let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); SERIES];
     for run in 0..plan.run_runs {
         let mut procs = Vec::new();
         let mut clients = Vec::new();
-        for (li, level) in levels.iter().enumerate() {
-            for (vi, (_, vname)) in variants.iter().enumerate() {
-                let k = (li * 2 + vi) as u16;
-                let dir = ctx.work.join(format!("run-{run}-{level}-{vname}"));
-                let mut proc = Proc::spawn(&ctx.bin, ctx.port(k), &dir, "mock").await?;
-                proc.wait_healthy(ctx.poll).await?;
-                let mut ec2 = Ec2::new(proc.port);
-                if *level > 0 {
-                    ec2.run_instances(*level, true, &[]).await?;
-                }
-                procs.push(proc);
-                clients.push(ec2);
+        for k in 0..SERIES {
+            let name = if k == FLOOR {
+                "floor".to_string()
+            } else {
+                format!("{}-{}", levels[k / 2], variants[k % 2].1)
+            };
+            let dir = ctx.work.join(format!("run-{run}-{name}"));
+            let mut proc = Proc::spawn(&ctx.bin, ctx.port(k as u16), &dir, "mock").await?;
+            proc.wait_healthy(ctx.poll).await?;
+            let mut ec2 = Ec2::new(proc.port);
+            if k != FLOOR && levels[k / 2] > 0 {
+                ec2.run_instances(levels[k / 2], true, &[]).await?;
             }
+            procs.push(proc);
+            clients.push(ec2);
         }
-        for (k, ec2) in clients.iter_mut().enumerate() {
+        for (k, ec2) in clients.iter_mut().enumerate().take(FLOOR) {
             ec2.until_converged(levels[k / 2], Duration::from_secs(120))
                 .await?;
         }
-        for (k, ec2) in clients.iter_mut().enumerate() {
-            for _ in 0..plan.run_warmup {
-                ec2.run_instances(1, variants[k % 2].0, &[]).await?;
+        async fn one(ec2: &mut Ec2, k: usize, token: bool) -> R<Duration> {
+            if k == FLOOR {
+                Ok(ec2.call("DescribeRegions", &[]).await?.0)
+            } else {
+                Ok(ec2.run_instances(1, token, &[]).await?.0)
             }
         }
-        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); 6];
+        for (k, ec2) in clients.iter_mut().enumerate() {
+            for _ in 0..plan.run_warmup {
+                one(ec2, k, variants[k % 2].0).await?;
+            }
+        }
+        let ticks0: Vec<u64> = procs.iter().map(|p| cpu_ticks(p.pid)).collect::<R<_>>()?;
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); SERIES];
         for i in 0..plan.run_requests {
-            for j in 0..6 {
-                let k = (i + j) % 6;
-                let (d, _) = clients[k].run_instances(1, variants[k % 2].0, &[]).await?;
+            for j in 0..SERIES {
+                let k = (i + j) % SERIES;
+                let d = one(&mut clients[k], k, variants[k % 2].0).await?;
                 samples[k].push(ms(d));
             }
+        }
+        for (k, proc) in procs.iter().enumerate() {
+            let used = cpu_ticks(proc.pid)? - ticks0[k];
+            cpu[k].push(used as f64 / tck * 1000.0 / plan.run_requests as f64);
         }
         for proc in procs {
             let dir = proc.dir.clone();
             proc.stop().await?;
             let _ = std::fs::remove_dir_all(&dir);
         }
-        for k in 0..6 {
+        for k in 0..SERIES {
             let s = sorted(&samples[k]);
             p50s[k].push(percentile(&s, 0.50));
             p99s[k].push(percentile(&s, 0.99));
             pooled[k].extend_from_slice(&samples[k]);
         }
         eprintln!(
-            "  run {}/{}: p50 ms token 0/100/1000 = {:.3}/{:.3}/{:.3}, plain = {:.3}/{:.3}/{:.3}",
+            "  run {}/{}: p50 ms token 0/100/1000 = {:.3}/{:.3}/{:.3}, plain = {:.3}/{:.3}/{:.3}, floor {:.3}",
             run + 1,
             plan.run_runs,
             p50s[0][run],
@@ -1409,10 +1455,20 @@ async fn bench_run(ctx: &mut Ctx) -> R<()> {
             p50s[4][run],
             p50s[1][run],
             p50s[3][run],
-            p50s[5][run]
+            p50s[5][run],
+            p50s[FLOOR][run]
         );
     }
-    let mut details = serde_json::Map::new();
+    let pooled_note = |k: usize| {
+        let s = sorted(&pooled[k]);
+        format!(
+            "all {} samples pooled: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            s.len(),
+            percentile(&s, 0.5),
+            percentile(&s, 0.99),
+            s.last().copied().unwrap_or(f64::NAN)
+        )
+    };
     for (vi, (_, vname)) in variants.iter().enumerate() {
         let with = if vi == 0 {
             "with ClientToken"
@@ -1421,14 +1477,6 @@ async fn bench_run(ctx: &mut Ctx) -> R<()> {
         };
         for (li, level) in levels.iter().enumerate() {
             let k = li * 2 + vi;
-            let s = sorted(&pooled[k]);
-            let note = format!(
-                "all {} samples pooled: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-                s.len(),
-                percentile(&s, 0.5),
-                percentile(&s, 0.99),
-                s.last().copied().unwrap_or(f64::NAN)
-            );
             ctx.push(figure(
                 "run",
                 &format!("run.{vname}.{level}.p50"),
@@ -1436,7 +1484,7 @@ async fn bench_run(ctx: &mut Ctx) -> R<()> {
                 "ms",
                 &p50s[k],
                 Target::below(1.0, "p50 < 1 ms"),
-                &note,
+                &pooled_note(k),
             ));
             ctx.push(figure(
                 "run",
@@ -1447,7 +1495,15 @@ async fn bench_run(ctx: &mut Ctx) -> R<()> {
                 None,
                 "",
             ));
-            details.insert(format!("{vname}.{level}.pooled_samples"), json!(s.len()));
+            ctx.push(figure(
+                "run",
+                &format!("run.{vname}.{level}.cpu"),
+                &format!("ec2d CPU per RunInstances, {level} stored, {with}"),
+                "ms",
+                &cpu[k],
+                None,
+                "utime+stime / requests",
+            ));
         }
         let ratio: Vec<f64> = p50s[4 + vi]
             .iter()
@@ -1467,7 +1523,33 @@ async fn bench_run(ctx: &mut Ctx) -> R<()> {
             "per-run ratio of the p50s",
         ));
     }
-    ctx.details.insert("run".into(), Value::Object(details));
+    ctx.push(figure(
+        "run",
+        "run.floor.p50",
+        "floor: DescribeRegions p50 (same path, no store)",
+        "ms",
+        &p50s[FLOOR],
+        None,
+        &pooled_note(FLOOR),
+    ));
+    ctx.push(figure(
+        "run",
+        "run.floor.p99",
+        "floor: DescribeRegions p99",
+        "ms",
+        &p99s[FLOOR],
+        None,
+        "",
+    ));
+    ctx.push(figure(
+        "run",
+        "run.floor.cpu",
+        "floor: ec2d CPU per DescribeRegions",
+        "ms",
+        &cpu[FLOOR],
+        None,
+        "utime+stime / requests",
+    ));
     Ok(())
 }
 
@@ -1520,14 +1602,15 @@ async fn bench_describe(ctx: &mut Ctx) -> R<()> {
              all/filtered, one at a time over one kept-alive connection; the figure is the \
              median over runs of the per-run p50/p99. Throughput: {} clients in a closed loop \
              (each sends its next request when the answer arrives) for {} s per kind per run, \
-             kinds alternating; the client runs on the same machine (2 cores here), on one \
-             thread.",
+             kinds alternating; the client runs on the same machine, on one thread. 'ec2d CPU \
+             per request' is utime+stime over a separate batch of {} requests of one kind.",
             n / groups,
             n / groups,
             plan.describe_runs,
             plan.describe_requests,
             plan.describe_concurrency,
-            plan.describe_throughput_secs
+            plan.describe_throughput_secs,
+            plan.describe_requests / 2
         ),
     });
     let dir = ctx.work.join("describe");
@@ -1559,8 +1642,19 @@ async fn bench_describe(ctx: &mut Ctx) -> R<()> {
     let mut p50s = [Vec::new(), Vec::new()];
     let mut p99s = [Vec::new(), Vec::new()];
     let mut rps = [Vec::new(), Vec::new()];
+    let tck = clock_ticks_per_sec() as f64;
+    let mut cpu = [Vec::new(), Vec::new()];
     for run in 0..plan.describe_runs {
         let mut samples = [Vec::new(), Vec::new()];
+        // CPU per request is measured on separate, unmixed batches (one kind at a time).
+        for (k, kind) in kinds.iter().enumerate() {
+            let t0 = cpu_ticks(proc.pid)?;
+            for _ in 0..plan.describe_requests / 2 {
+                ec2.call("DescribeInstances", &kind.1).await?;
+            }
+            let used = cpu_ticks(proc.pid)? - t0;
+            cpu[k].push(used as f64 / tck * 1000.0 / (plan.describe_requests / 2) as f64);
+        }
         for i in 0..plan.describe_requests {
             for j in 0..2 {
                 let k = (i + j) % 2;
@@ -1628,6 +1722,15 @@ async fn bench_describe(ctx: &mut Ctx) -> R<()> {
         ));
         ctx.push(figure(
             "describe",
+            &format!("describe.{kind}.cpu"),
+            &format!("ec2d CPU per DescribeInstances, {what}"),
+            "ms",
+            &cpu[k],
+            None,
+            "utime+stime / requests, batches of one kind",
+        ));
+        ctx.push(figure(
+            "describe",
             &format!("describe.{kind}.rps"),
             &format!(
                 "DescribeInstances requests/s, {what}, {} clients",
@@ -1660,9 +1763,29 @@ async fn bench_describe(ctx: &mut Ctx) -> R<()> {
 struct LaunchTimes {
     total: f64,
     answer: f64,
-    created: f64,
-    started: f64,
     recorded_running: f64,
+    /// First time of each Docker event of the container (`create`, `archive-path`,
+    /// `extract-to-dir`, `start`), from the engine's event log.
+    events: BTreeMap<String, f64>,
+}
+
+impl LaunchTimes {
+    fn event(&self, action: &str) -> f64 {
+        self.events.get(action).copied().unwrap_or(f64::NAN)
+    }
+}
+
+async fn container_events(
+    docker: &mut Docker,
+    name: &str,
+    wall0: SystemTime,
+) -> R<BTreeMap<String, f64>> {
+    let since = wall0 - Duration::from_secs(1);
+    let mut out = BTreeMap::new();
+    for (action, at) in docker.events(name, since, SystemTime::now()).await? {
+        out.entry(action).or_insert_with(|| since_ms(at, wall0));
+    }
+    Ok(out)
 }
 
 async fn launch_ec2d(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<LaunchTimes> {
@@ -1682,21 +1805,14 @@ async fn launch_ec2d(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<Lau
         .and_then(|ts| ts.iter().rev().find(|t| t["to"] == "running"))
         .and_then(|t| t["at"].as_str())
         .and_then(parse_ts);
-    let container = docker
-        .inspect(&format!("localstack-ec2.{id}"))
-        .await?
-        .ok_or("instance container missing")?;
     if ctx.store_ids.is_empty() {
         ctx.learn_store_id(docker, id).await?;
     }
-    let created = container["Created"].as_str().and_then(parse_ts);
-    let started = container["State"]["StartedAt"].as_str().and_then(parse_ts);
     let times = LaunchTimes {
         total,
         answer: ms(answer),
-        created: created.map_or(f64::NAN, |c| since_ms(c, wall0)),
-        started: started.map_or(f64::NAN, |s| since_ms(s, wall0)),
         recorded_running: running_at.map_or(f64::NAN, |r| since_ms(r, wall0)),
+        events: container_events(docker, &format!("localstack-ec2.{id}"), wall0).await?,
     };
     ctx.terminate(ec2, docker, &ids).await?;
     Ok(times)
@@ -1715,25 +1831,19 @@ async fn launch_docker(
     } else {
         ctx.plain_config("launch")
     };
-    let tar = if ec2d_like { Some(boot_tar()?) } else { None };
     let wall0 = SystemTime::now();
     let t0 = Instant::now();
     let id = docker.create(&name, &config).await?;
-    if let Some(tar) = &tar {
-        docker.put_archive(&id, tar).await?;
-    }
     docker.start(&id).await?;
-    let doc = docker.until(&id, ctx.poll, running).await?;
+    docker.until(&id, ctx.poll, running).await?;
     let total = ms(t0.elapsed());
-    let created = doc["Created"].as_str().and_then(parse_ts);
-    let started = doc["State"]["StartedAt"].as_str().and_then(parse_ts);
+    let events = container_events(docker, &name, wall0).await?;
     docker.remove_force(&id).await?;
     Ok(LaunchTimes {
         total,
         answer: f64::NAN,
-        created: created.map_or(f64::NAN, |c| since_ms(c, wall0)),
-        started: started.map_or(f64::NAN, |s| since_ms(s, wall0)),
         recorded_running: f64::NAN,
+        events,
     })
 }
 
@@ -1748,14 +1858,17 @@ async fn bench_launch(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<()
              ClientToken), then DescribeInstances of that id every {} ms until it reads running; \
              (D) plain Docker, the baseline: `docker run -d IMAGE sh -c <keep-alive>` done as the \
              CLI does it over the Engine API (POST /containers/create, POST /start), then GET \
-             /containers/ID/json every {} ms until State.Running; (L) diagnostic: the same \
-             create/put-archive/start Docker work ec2d asks for (--init, the Docker socket \
-             mounted, 22/tcp published on 127.0.0.1, a boot script copied in). All three use \
+             /containers/ID/json every {} ms until State.Running; (L) diagnostic: plain Docker \
+             creating and starting the container ec2d asks for (--init, the Docker socket \
+             mounted, 22/tcp published on 127.0.0.1, boot inputs in the environment, a sh -c \
+             keep-alive entrypoint), so E/L is the controller's own share. All three use \
              the same raw HTTP/1.1 client (TCP to ec2d, the unix socket to Docker). After each \
              measurement the instance is terminated (and its container removed) or the container \
              force-removed, so every launch starts from the same idle state. Ratios are per \
-             round (E/D, L/D). The phase rows come from timestamps: Docker's Created and \
-             State.StartedAt and ec2d's recorded running transition, minus the client's start.",
+             round (E/D, L/D). The phase rows are times from the client's start: Docker's own \
+             event log for the container (create; archive-path = a HEAD stat of a path inside \
+             the not yet started container; extract-to-dir = files copied in; start) and ec2d's \
+             recorded transition to running.",
             ctx.args.image, ctx.args.poll_ms, ctx.args.poll_ms
         ),
     });
@@ -1821,7 +1934,7 @@ async fn bench_launch(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<()
     ctx.push(figure(
         "launch",
         "launch.docker_like",
-        "diagnostic: Docker doing ec2d's container work (init, socket, port 22, copy)",
+        "diagnostic: plain Docker starting ec2d's container (init, socket, port 22, env)",
         "ms",
         &col(&l, |t| t.total),
         None,
@@ -1845,59 +1958,55 @@ async fn bench_launch(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<()
         None,
         "the controller's own share",
     ));
+    let phases: [(&str, &str, &[LaunchTimes], &[&str]); 3] = [
+        (
+            "ec2d",
+            "ec2d",
+            &e,
+            &["create", "archive-path", "extract-to-dir", "start"],
+        ),
+        (
+            "like",
+            "ec2d-like Docker",
+            &l,
+            &["create", "archive-path", "extract-to-dir", "start"],
+        ),
+        ("docker", "plain Docker", &d, &["create", "start"]),
+    ];
     ctx.push(figure(
         "launch",
-        "launch.phase.answer",
+        "launch.phase.ec2d.answer",
         "ec2d phase: RunInstances answered",
         "ms",
         &col(&e, |t| t.answer),
         None,
-        "from the client's start",
+        "ms from the client's start",
     ));
+    for (key, who, times, actions) in phases {
+        for action in actions {
+            let values: Vec<f64> = times.iter().map(|t| t.event(action)).collect();
+            if values.iter().all(|v| v.is_nan()) {
+                continue; // This launch path never does it (e.g. no archive upload).
+            }
+            ctx.push(figure(
+                "launch",
+                &format!("launch.phase.{key}.{action}"),
+                &format!("{who} phase: Docker event {action}"),
+                "ms",
+                &values,
+                None,
+                "ms from the client's start (first such event)",
+            ));
+        }
+    }
     ctx.push(figure(
         "launch",
-        "launch.phase.created",
-        "ec2d phase: container created (Docker's Created)",
-        "ms",
-        &col(&e, |t| t.created),
-        None,
-        "from the client's start",
-    ));
-    ctx.push(figure(
-        "launch",
-        "launch.phase.started",
-        "ec2d phase: container started (Docker's StartedAt)",
-        "ms",
-        &col(&e, |t| t.started),
-        None,
-        "from the client's start",
-    ));
-    ctx.push(figure(
-        "launch",
-        "launch.phase.recorded",
-        "ec2d phase: running recorded in status (transition time)",
+        "launch.phase.ec2d.recorded",
+        "ec2d phase: running recorded in status",
         "ms",
         &col(&e, |t| t.recorded_running),
         None,
-        "from the client's start",
-    ));
-    ctx.push(figure(
-        "launch",
-        "launch.phase.docker_created",
-        "plain Docker phase: container created",
-        "ms",
-        &col(&d, |t| t.created),
-        None,
-        "from the client's start",
-    ));
-    ctx.push(figure(
-        "launch",
-        "launch.phase.docker_started",
-        "plain Docker phase: container started",
-        "ms",
-        &col(&d, |t| t.started),
-        None,
-        "from the client's start",
+        "ms from the client's start",
     ));
     Ok(())
 }
@@ -2222,10 +2331,14 @@ async fn bench_steady(ctx: &mut Ctx) -> R<()> {
     ec2.until_converged(n, Duration::from_secs(120)).await?;
     let result = async {
         if ctx.wants("idle") {
+            let l0 = loadavg();
             bench_idle(ctx, &mut proc, n).await?;
+            ctx.note_load("idle", l0);
         }
         if ctx.wants("recovery") {
+            let l0 = loadavg();
             bench_recovery(ctx, &mut proc, &ids, &sid).await?;
+            ctx.note_load("recovery", l0);
         }
         Ok::<(), BoxError>(())
     }
@@ -2543,9 +2656,21 @@ async fn machine(ctx: &Ctx) -> R<Value> {
         .await?
         .json()?;
     let info = docker.ok("GET", "/info", None).await?.json()?;
-    let dirty = command_output("git", &["status", "--porcelain"], &ctx.root)
-        .map(|s| !s.is_empty())
-        .unwrap_or(false);
+    // Only what builds the binary counts; the bench's own outputs are untracked files.
+    let dirty = command_output(
+        "git",
+        &[
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "Cargo.toml",
+            "Cargo.lock",
+        ],
+        &ctx.root,
+    )
+    .map(|s| !s.is_empty())
+    .unwrap_or(false);
     Ok(json!({
         "cpu_model": first_line_value(&cpuinfo, "model name").unwrap_or_default(),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -2579,7 +2704,7 @@ fn num(v: &Value, unit: &str) -> String {
     }
     match unit {
         "x" => format!("{x:.2}x"),
-        "% core" => format!("{x:.3}%"),
+        "% core" => format!("{x:.3}"),
         "req/s" => format!("{x:.0}"),
         "MiB" => format!("{x:.1}"),
         _ if x.abs() >= 100.0 => format!("{x:.0}"),
@@ -2591,6 +2716,7 @@ fn num(v: &Value, unit: &str) -> String {
 fn unit_label(unit: &str) -> &str {
     match unit {
         "x" => "",
+        "% core" => "% of a core",
         other => other,
     }
 }
@@ -2713,14 +2839,14 @@ fn render_markdown(doc: &Value) -> String {
     md.push_str("cargo run --release --example bench -- --render-only       # regenerate this file from bench-results/latest.json\n");
     md.push_str("```\n\n");
     md.push_str(
-        "The bench builds and starts the release `ec2d` binary as child processes (ports 47310-47317 \
-         by default, `--port-base`), reads their CPU time and memory from `/proc/<pid>`, and \
+        "The bench builds and starts the release `ec2d` binary as child processes (8 local ports \
+         from `--port-base`, default 31310), reads their CPU time and memory from `/proc/<pid>`, and \
          talks to them as clients do: EC2 Query POSTs signed with SigV4 (access key `test`, \
          region us-east-1). The Docker baselines go to the Engine API over the unix socket; both \
          sides use the same raw HTTP/1.1 keep-alive client, and every \"until <state>\" loop \
          polls at the same interval on both sides. Needs Docker and `ec2d-test/busybox:latest` \
          (`tests/support/build-test-images.sh busybox`). Everything it creates is removed at the \
-         end. Other flags: `--poll-ms`, `--image`, `--ec2d-bin`, `--no-build`, `--keep`, \
+         end. Other flags: `--poll-ms`, `--image`, `--ec2d-bin`, `--no-build`, `--data-root`, `--keep`, \
          `--publish`.\n\n",
     );
     md.push_str("## Machine\n\n| | |\n| --- | --- |\n");
@@ -2761,6 +2887,25 @@ fn render_markdown(doc: &Value) -> String {
             s(&m["docker_containers_running_at_start"])
         ),
     );
+    let loads: Vec<f64> = doc["load"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .flat_map(|l| [l["before"].as_f64(), l["after"].as_f64()])
+        .flatten()
+        .collect();
+    if !loads.is_empty() {
+        let l = sorted(&loads);
+        row(
+            &mut md,
+            "Load",
+            format!(
+                "1-minute load average {:.2} to {:.2} around the sections (other work shares this machine; see Method)",
+                l[0],
+                l[l.len() - 1]
+            ),
+        );
+    }
     row(&mut md, "Rust", s(&m["rustc"]));
     row(
         &mut md,
@@ -2769,7 +2914,7 @@ fn render_markdown(doc: &Value) -> String {
             "commit {}{}",
             s(&m["ec2d_commit"]),
             if m["ec2d_worktree_dirty"].as_bool() == Some(true) {
-                " with uncommitted changes"
+                " with uncommitted changes to src/ or Cargo.*"
             } else {
                 ""
             }
@@ -2795,12 +2940,19 @@ fn render_markdown(doc: &Value) -> String {
     let mut summary = Vec::new();
     for f in doc["figures"].as_array().into_iter().flatten() {
         if let Some(met) = f["met"].as_bool() {
+            let unit = f["unit"].as_str().unwrap_or("");
+            let on = if f["target"]["on"] == "max" {
+                "max"
+            } else {
+                "median"
+            };
+            let value = format!("{} {}", num(&f[on], unit), unit_label(unit));
             summary.push(format!(
                 "- {} **{}**: {} {} (target {})",
                 if met { "met" } else { "MISSED" },
                 f["label"].as_str().unwrap_or(""),
-                num(&f["median"], f["unit"].as_str().unwrap_or("")),
-                unit_label(f["unit"].as_str().unwrap_or("")),
+                on,
+                value.trim_end(),
                 f["target"]["text"].as_str().unwrap_or("")
             ));
         }
@@ -2830,9 +2982,16 @@ fn render_markdown(doc: &Value) -> String {
     }
     md.push_str("\n## Method\n\n");
     for sec in doc["sections"].as_array().into_iter().flatten() {
+        let load = &doc["load"][sec["id"].as_str().unwrap_or("")];
+        let load = match (load["before"].as_f64(), load["after"].as_f64()) {
+            (Some(b), Some(a)) => {
+                format!(" (1-minute load average before / after: {b:.2} / {a:.2})")
+            }
+            _ => String::new(),
+        };
         let _ = writeln!(
             md,
-            "**{}.** {}\n",
+            "**{}.** {}{load}\n",
             sec["title"].as_str().unwrap_or(""),
             sec["method"].as_str().unwrap_or("")
         );
@@ -2859,11 +3018,14 @@ fn render_markdown(doc: &Value) -> String {
             continue;
         }
         let note = f["note"].as_str().unwrap_or("");
+        let unit_text = match unit_label(unit) {
+            "" => String::new(),
+            u => format!(" ({u})"),
+        };
         let _ = writeln!(
             md,
-            "- {} ({}): {}{}",
+            "- {}{unit_text}: {}{}",
             md_escape(f["label"].as_str().unwrap_or("")),
-            unit_label(unit),
             values.join(", "),
             if note.is_empty() {
                 String::new()
@@ -2937,11 +3099,15 @@ async fn run_sections(ctx: &mut Ctx) -> R<()> {
     prepare(ctx).await?;
     if ctx.wants("run") {
         eprintln!("== RunInstances answer time (mock)");
+        let l0 = loadavg();
         bench_run(ctx).await?;
+        ctx.note_load("run", l0);
     }
     if ctx.wants("describe") {
         eprintln!("== DescribeInstances (mock)");
+        let l0 = loadavg();
         bench_describe(ctx).await?;
+        ctx.note_load("describe", l0);
     }
     if ctx.wants("launch") || ctx.wants("stopstart") || ctx.wants("fleet") {
         let dir = ctx.work.join("docker");
@@ -2952,15 +3118,21 @@ async fn run_sections(ctx: &mut Ctx) -> R<()> {
         let result = async {
             if ctx.wants("launch") {
                 eprintln!("== launch to running (docker)");
+                let l0 = loadavg();
                 bench_launch(ctx, &mut ec2, &mut docker).await?;
+                ctx.note_load("launch", l0);
             }
             if ctx.wants("stopstart") {
                 eprintln!("== stop / start (docker)");
+                let l0 = loadavg();
                 bench_stopstart(ctx, &mut ec2, &mut docker).await?;
+                ctx.note_load("stopstart", l0);
             }
             if ctx.wants("fleet") {
                 eprintln!("== fleet (docker)");
+                let l0 = loadavg();
                 bench_fleet(ctx, &mut ec2, &mut docker).await?;
+                ctx.note_load("fleet", l0);
             }
             Ok::<(), BoxError>(())
         }
@@ -3100,7 +3272,11 @@ async fn real_main() -> R<()> {
         bail!("{} does not exist", bin.display());
     }
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let work = std::env::temp_dir().join(format!("ec2d-bench-{run_id}"));
+    let work = args
+        .data_root
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("ec2d-bench-{run_id}"));
     std::fs::create_dir_all(&work)?;
     let complete = !args.quick && args.only.is_empty();
     let mut ctx = Ctx {
@@ -3120,6 +3296,7 @@ async fn real_main() -> R<()> {
         figures: Vec::new(),
         sections: Vec::new(),
         details: serde_json::Map::new(),
+        loads: BTreeMap::new(),
     };
     let started_at = OffsetDateTime::now_utc();
     let t = Instant::now();
@@ -3154,6 +3331,7 @@ async fn real_main() -> R<()> {
         "ec2d_binary": ctx.bin.display().to_string(),
         "params": {
             "poll_ms": ctx.args.poll_ms,
+            "port_base": ctx.args.port_base,
             "image": ctx.args.image,
             "ami": ctx.ami_ref,
             "concurrency": CONCURRENCY,
@@ -3162,6 +3340,7 @@ async fn real_main() -> R<()> {
         "sections": ctx.sections.iter().map(|s| json!({"id": s.id, "title": s.title, "method": s.method})).collect::<Vec<_>>(),
         "figures": ctx.figures,
         "details": ctx.details,
+        "load": ctx.loads,
     });
     print_table(&doc);
     write_outputs(&ctx, &doc, complete)?;
