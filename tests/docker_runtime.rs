@@ -1187,3 +1187,64 @@ async fn started_and_finished_times_follow_the_lifecycle() {
     assert_eq!(c.finished_at, Some(finished));
     rt.remove(&cid).await.unwrap();
 }
+
+/// Waits until the container's main process has ended; its observation then.
+async fn wait_exited(rt: &DockerRuntime, id: &InstanceId) -> ec2d::runtime::ObservedContainer {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = rt
+            .inspect_instance(id)
+            .await
+            .unwrap()
+            .expect("container exists");
+        if c.state == ContainerState::Exited {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "container never exited: {c:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_event_log_tells_a_docker_stop_from_the_containers_own_exit() {
+    use ec2d::runtime::SignalEvidence;
+    let Some(rt) = engine().await else { return };
+
+    // `docker stop` from the CLI, behind the runtime's back: the log holds its `kill`.
+    let (id, spec, _guard) = looping_spec();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+    let out = docker_cli(&["stop", "-t", "1", &cid]);
+    assert!(out.status.success(), "{out:?}");
+    let c = wait_exited(&rt, &id).await;
+    let (started, finished) = (c.started_at.unwrap(), c.finished_at.unwrap());
+    assert_eq!(
+        rt.signal_evidence(&cid, started, finished).await.unwrap(),
+        SignalEvidence::Signalled
+    );
+
+    // Started again, the new run has no signal of its own; it ends by itself.
+    let exits_soon = ContainerSpec {
+        cmd: Some(vec!["sh".into(), "-c".into(), "sleep 1; exit 3".into()]),
+        ..spec.clone()
+    };
+    rt.remove(&cid).await.unwrap();
+    let cid = rt.create_and_start(&exits_soon).await.unwrap();
+    let c = wait_exited(&rt, &id).await;
+    assert_eq!(c.exit_code, Some(3));
+    let (started, finished) = (c.started_at.unwrap(), c.finished_at.unwrap());
+    assert_eq!(
+        rt.signal_evidence(&cid, started, finished).await.unwrap(),
+        SignalEvidence::NotSignalled,
+        "the log covers the run (its start) and holds no kill"
+    );
+
+    // A run the log does not reach: Unknown, never a guess.
+    let long_ago = started - time::Duration::days(30);
+    assert_eq!(
+        rt.signal_evidence(&cid, long_ago, long_ago + time::Duration::minutes(1))
+            .await
+            .unwrap(),
+        SignalEvidence::Unknown
+    );
+    rt.remove(&cid).await.unwrap();
+}

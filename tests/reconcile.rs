@@ -569,3 +569,73 @@ async fn an_instance_initiated_termination_keeps_its_reason() {
         "Client.InstanceInitiatedShutdown"
     );
 }
+
+#[tokio::test]
+async fn a_docker_stop_whose_event_was_lost_is_found_in_the_engines_log() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    let first = fake.calls().len();
+    // ec2d was down, or its stream lost the `kill`: only the engine's log holds it.
+    fake.signal_behind_back(&id, 143, false);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert!(
+        fake.calls()[first..].iter().any(|c| c.op == Op::EventLog),
+        "the log was asked"
+    );
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+    assert_eq!(get(&ctx, &id).status.shutdown_generation, None);
+}
+
+#[tokio::test]
+async fn without_an_event_log_only_a_clean_exit_is_the_instances_own_shutdown() {
+    let (ctx, fake) = context(true);
+    // The engine restarted while ec2d was away: its log is gone. SIGTERM's 143 came from
+    // the engine or a `docker stop`: converged back.
+    let stopped = launch(&ctx);
+    let _ = run(&ctx, &stopped).await.unwrap();
+    fake.signal_behind_back(&stopped, 143, false);
+    fake.lose_event_log();
+    let _ = run(&ctx, &stopped).await.unwrap();
+    assert_eq!(
+        fake.container_state(&stopped),
+        Some(ContainerState::Running)
+    );
+    assert_eq!(shown(&ctx, &stopped), InstanceState::Running);
+
+    // `poweroff` inside exits 0 through the boot script: the instance's own shutdown.
+    let powered_off = launch(&ctx);
+    let _ = run(&ctx, &powered_off).await.unwrap();
+    fake.set_state_behind_back(&powered_off, ContainerState::Exited, Some(0));
+    fake.lose_event_log();
+    let _ = run(&ctx, &powered_off).await.unwrap();
+    assert_eq!(
+        fake.container_state(&powered_off),
+        Some(ContainerState::Exited)
+    );
+    assert_eq!(shown(&ctx, &powered_off), InstanceState::Stopped);
+    assert_eq!(
+        get(&ctx, &powered_off).status.state_reason.unwrap().code,
+        "Client.InstanceInitiatedShutdown"
+    );
+}
+
+#[tokio::test]
+async fn the_event_log_is_not_asked_when_nothing_turns_on_it() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.set_state_behind_back(&id, ContainerState::Exited, Some(0));
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
+    // Later passes find the shutdown recorded: no more requests to the engine's log.
+    let before = fake.calls().len();
+    let _ = run(&ctx, &id).await.unwrap();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert!(
+        !fake.calls()[before..].iter().any(|c| c.op == Op::EventLog),
+        "{:?}",
+        fake.ops()
+    );
+}

@@ -71,9 +71,12 @@ fi
 
 if [ "$1" = exec ]; then exit 0; fi
 
-# Keep the instance up. TERM/INT end it (TerminateInstances, docker stop); USR1/USR2 are
-# busybox halt/poweroff: an instance-initiated shutdown.
-trap 'exit 0' TERM INT USR1 USR2
+# Keep the instance up. TERM/INT end it with the usual 128+signal status (TerminateInstances,
+# docker stop, or `kill 1` inside); USR1/USR2 are busybox's halt/poweroff, a clean exit 0.
+# ec2d reads the difference when Docker's event log cannot tell who stopped the container.
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 0' USR1 USR2
 while :; do
     sleep 3600 &
     wait $!

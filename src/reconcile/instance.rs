@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::runtime::{
     labels, ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, PortRequest,
-    Protocol, RuntimeError,
+    Protocol, RuntimeError, SignalEvidence,
 };
 
 /// How the boot script runs in a container.
@@ -111,6 +111,54 @@ async fn boot_mode<R: ContainerRuntime>(ctx: &Context<R>, image: &str) -> BootMo
     }
 }
 
+/// Whether the container's main process was ended from outside the instance (drift to undo)
+/// rather than by the instance itself (an instance-initiated shutdown). Asks the engine's
+/// event log only when the stream gave no answer: a stop while ec2d was down, or whose event
+/// the stream lost, is still found there.
+async fn exit_from_outside<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    instance: &Instance,
+    observed: Option<&ObservedContainer>,
+) -> bool {
+    let Some(container) = observed.filter(|c| plan::exit_cause_matters(instance, Some(c))) else {
+        return false;
+    };
+    let Some(finished) = container.finished_at else {
+        return false;
+    };
+    let id = instance.metadata.name.as_str();
+    if ctx
+        .engine
+        .stopped_from_outside(id, container.started_at, finished)
+    {
+        return true;
+    }
+    let log = match container.started_at {
+        Some(started) => match ctx
+            .runtime
+            .signal_evidence(&container.id, started, finished)
+            .await
+        {
+            Ok(evidence) => evidence,
+            Err(error) => {
+                debug!(instance_id = %id, %error, "cannot read the engine's event log");
+                SignalEvidence::Unknown
+            }
+        },
+        None => SignalEvidence::Unknown,
+    };
+    let outside = plan::ended_from_outside(false, log, container.exit_code);
+    info!(
+        instance_id = %id,
+        container_id = %container.id,
+        exit_code = ?container.exit_code,
+        event_log = ?log,
+        from_outside = outside,
+        "the instance's container exited"
+    );
+    outside
+}
+
 /// Reconciles one instance.
 pub(super) async fn reconcile<R: ContainerRuntime>(
     id: &InstanceId,
@@ -129,12 +177,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         stop_timeout: ctx.settings.stop_timeout,
     };
     let facts = Facts {
-        stopped_from_outside: observed.as_ref().is_some_and(|c| {
-            c.finished_at.is_some_and(|finished| {
-                ctx.engine
-                    .stopped_from_outside(id.as_str(), c.started_at, finished)
-            })
-        }),
+        stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
     };
     // Only a boot needs to know how the image runs; ask the engine only then.
     let needs_boot = instance.spec.desired == crate::model::DesiredState::Running

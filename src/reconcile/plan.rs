@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::model::{DesiredState, Instance, InstanceState, ShutdownBehavior};
-use crate::runtime::{ContainerSpec, ContainerState, ObservedContainer};
+use crate::runtime::{ContainerSpec, ContainerState, ObservedContainer, SignalEvidence};
 
 /// Facts about the world the planner cannot see in the container alone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -191,6 +191,35 @@ pub fn plan(
 
 /// The instance was running and its status describes the current spec: nothing the user
 /// asked for is pending, so an exit is the instance's own.
+/// Whether the plan turns on why the container's main process ended: it ended while the
+/// instance was running as asked, and no instance-initiated shutdown is recorded for it yet.
+/// Only then is it worth finding out (the engine's event log costs a request).
+pub fn exit_cause_matters(instance: &Instance, observed: Option<&ObservedContainer>) -> bool {
+    observed.is_some_and(|c| c.state == ContainerState::Exited)
+        && instance.spec.desired == DesiredState::Running
+        && instance.status.shutdown_generation != Some(instance.metadata.generation)
+        && was_running_as_asked(instance)
+}
+
+/// Whether a container's end came from outside the instance, from what is known about it:
+/// a signal ec2d saw on the event stream (or an engine outage at that moment), else the
+/// engine's event log, else the exit code.
+///
+/// Without a record either way, only a clean exit counts as the instance's own: the boot
+/// script exits 0 for busybox's `halt`/`poweroff` (SIGUSR1/SIGUSR2) and 143 for SIGTERM,
+/// and SIGKILL (137) cannot come from inside a container to its PID 1. An exit that cannot be
+/// told apart restores the desired state, since only the API changes what the user asked for.
+pub fn ended_from_outside(signal_seen: bool, log: SignalEvidence, exit_code: Option<i64>) -> bool {
+    if signal_seen {
+        return true;
+    }
+    match log {
+        SignalEvidence::Signalled => true,
+        SignalEvidence::NotSignalled => false,
+        SignalEvidence::Unknown => exit_code != Some(0),
+    }
+}
+
 fn was_running_as_asked(instance: &Instance) -> bool {
     instance.status.state == Some(InstanceState::Running)
         && instance.status.observed_generation >= instance.metadata.generation
@@ -479,5 +508,40 @@ mod shutdown_tests {
             ContainerSpec::default,
         );
         assert_eq!(plan2.steps, vec![Step::Start("c1".into())]);
+    }
+
+    #[test]
+    fn an_exit_is_the_instances_own_only_on_evidence() {
+        use SignalEvidence::*;
+        // A signal on the stream or in the log: from outside, whatever the exit code.
+        assert!(ended_from_outside(true, NotSignalled, Some(0)));
+        assert!(ended_from_outside(false, Signalled, Some(0)));
+        // The log covers the run and holds no signal: the instance's own (kill 1, poweroff).
+        assert!(!ended_from_outside(false, NotSignalled, Some(143)));
+        assert!(!ended_from_outside(false, NotSignalled, Some(0)));
+        // No record: only a clean exit (halt/poweroff through the boot script) is the instance's.
+        assert!(!ended_from_outside(false, Unknown, Some(0)));
+        assert!(ended_from_outside(false, Unknown, Some(143)));
+        assert!(ended_from_outside(false, Unknown, Some(137)));
+        assert!(ended_from_outside(false, Unknown, None));
+    }
+
+    #[test]
+    fn the_exit_cause_matters_only_for_an_unexplained_exit_of_a_running_instance() {
+        let inst = running_instance(ShutdownBehavior::Stop);
+        let exited = exited();
+        assert!(exit_cause_matters(&inst, Some(&exited)));
+        let running = ObservedContainer {
+            state: ContainerState::Running,
+            ..exited.clone()
+        };
+        assert!(!exit_cause_matters(&inst, Some(&running)));
+        assert!(!exit_cause_matters(&inst, None));
+        let mut shut = inst.clone();
+        shut.status.shutdown_generation = Some(shut.metadata.generation);
+        assert!(!exit_cause_matters(&shut, Some(&exited)), "already judged");
+        let mut stopping = inst.clone();
+        stopping.spec.desired = DesiredState::Stopped;
+        assert!(!exit_cause_matters(&stopping, Some(&exited)));
     }
 }

@@ -30,9 +30,12 @@ use super::labels;
 use super::{
     AmiImage, ContainerFile, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo,
     ExecOutput, ImageCommand, ObservedContainer, Protocol, PublishedPort, RuntimeError,
-    RuntimeEvent, RuntimeResult,
+    RuntimeEvent, RuntimeResult, SignalEvidence,
 };
 use crate::model::{ImageId, InstanceId, Timestamp, AMI_REPOSITORY_PREFIX, CONTAINER_NAME_PREFIX};
+
+/// How long reading the engine's event log for one container run may take.
+const EVENT_LOG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the engine listens when neither the caller nor `DOCKER_HOST` says otherwise.
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -540,6 +543,16 @@ fn engine_time(s: Option<&str>) -> Option<Timestamp> {
     }
     t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
         .ok()
+}
+
+/// A time as the events API's `since`/`until` take it: `seconds.nanoseconds` since the epoch.
+fn engine_timestamp_arg(t: Timestamp) -> String {
+    let nanos = t.unix_timestamp_nanos();
+    format!(
+        "{}.{:09}",
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000)
+    )
 }
 
 /// Whether `path` exists in the container. bollard has no stat call, so this asks for the path
@@ -1430,6 +1443,56 @@ impl ContainerRuntime for DockerRuntime {
                 other => Err(other),
             },
         }
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn signal_evidence(
+        &self,
+        container_id: &str,
+        started_at: Timestamp,
+        finished_at: Timestamp,
+    ) -> RuntimeResult<SignalEvidence> {
+        let docker = self.docker().await?;
+        // `until` in the future would hold the request open until then.
+        let now = time::OffsetDateTime::now_utc();
+        let since = started_at - time::Duration::seconds(2);
+        let until = (finished_at + time::Duration::seconds(2)).min(now);
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("container".to_string(), vec![container_id.to_string()]),
+            (
+                "event".to_string(),
+                vec![
+                    "start".to_string(),
+                    "restart".to_string(),
+                    "kill".to_string(),
+                ],
+            ),
+        ]);
+        let stream = docker.events(Some(EventsOptions::<String> {
+            since: Some(engine_timestamp_arg(since)),
+            until: Some(engine_timestamp_arg(until)),
+            filters,
+        }));
+        let read = tokio::time::timeout(EVENT_LOG_TIMEOUT, stream.collect::<Vec<_>>()).await;
+        let Ok(messages) = read else {
+            debug!(%container_id, "event log read timed out");
+            return Ok(SignalEvidence::Unknown);
+        };
+        let mut events = Vec::new();
+        for message in messages {
+            let message = message.map_err(|e| map_error("events", e))?;
+            if let (Some(action), Some(at)) = (message.action, message.time_nano) {
+                events.push((action, i128::from(at)));
+            }
+        }
+        let evidence = SignalEvidence::from_log(
+            events.iter().map(|(a, t)| (a.as_str(), *t)),
+            started_at,
+            finished_at,
+        );
+        debug!(%container_id, events = events.len(), ?evidence, "read the engine's event log");
+        Ok(evidence)
     }
 
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {

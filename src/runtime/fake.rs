@@ -12,6 +12,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::{
     labels, AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
     ImageCommand, ObservedContainer, PublishedPort, RuntimeError, RuntimeEvent, RuntimeResult,
+    SignalEvidence,
 };
 use crate::model::{ImageId, InstanceId, Timestamp, AMI_REPOSITORY_PREFIX};
 
@@ -46,6 +47,8 @@ pub enum Op {
     Exec,
     /// `image_command`.
     ImageCommand,
+    /// `signal_evidence`.
+    EventLog,
 }
 
 /// One recorded call: the operation and its main argument (container name or id, image).
@@ -67,6 +70,8 @@ struct FakeContainer {
     ports: Vec<PublishedPort>,
     started_at: Option<Timestamp>,
     finished_at: Option<Timestamp>,
+    /// The engine's event log for this container: `start` and `kill`, with their times.
+    log: Vec<(&'static str, i128)>,
 }
 
 #[derive(Default)]
@@ -205,6 +210,40 @@ impl FakeRuntime {
         });
     }
 
+    /// `docker stop` / `docker kill` behind ec2d's back, by instance id: the engine logs a
+    /// `kill`, the container exits with `exit_code`. The `kill` event goes out on the stream
+    /// only when `announce` is set (a stream that lost it otherwise).
+    pub fn signal_behind_back(&self, instance_id: &InstanceId, exit_code: i64, announce: bool) {
+        let mut inner = self.lock();
+        if let Some(c) = inner
+            .containers
+            .values_mut()
+            .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
+        {
+            c.log
+                .push(("kill", crate::model::now().unix_timestamp_nanos()));
+            Self::stamp(c, ContainerState::Exited);
+            c.state = ContainerState::Exited;
+            c.exit_code = Some(exit_code);
+        }
+        drop(inner);
+        for action in ["kill", "die"] {
+            if announce || action != "kill" {
+                self.emit(RuntimeEvent::Container {
+                    instance_id: instance_id.clone(),
+                    action: action.into(),
+                });
+            }
+        }
+    }
+
+    /// Forgets the engine's event log, as an engine restart does.
+    pub fn lose_event_log(&self) {
+        for c in self.lock().containers.values_mut() {
+            c.log.clear();
+        }
+    }
+
     /// Removes a container behind ec2d's back (`docker rm -f`), by instance id.
     pub fn remove_behind_back(&self, instance_id: &InstanceId) {
         self.lock()
@@ -287,7 +326,9 @@ impl FakeRuntime {
         use ContainerState::*;
         let was_alive = matches!(c.state, Running | Paused | Restarting);
         if to == Running && !was_alive {
-            c.started_at = Some(crate::model::now());
+            let at = crate::model::now();
+            c.started_at = Some(at);
+            c.log.push(("start", at.unix_timestamp_nanos()));
         }
         if matches!(to, Exited | Dead) && was_alive {
             c.finished_at = Some(crate::model::now());
@@ -334,6 +375,11 @@ impl FakeRuntime {
                 "container {container_id} is {}",
                 container.state.as_str()
             )));
+        }
+        if op == Op::Stop {
+            container
+                .log
+                .push(("kill", crate::model::now().unix_timestamp_nanos()));
         }
         Self::stamp(container, to);
         container.state = to;
@@ -425,6 +471,7 @@ impl ContainerRuntime for FakeRuntime {
             });
         }
         let exit = inner.exit_on_start;
+        let started_at = crate::model::now();
         let container = FakeContainer {
             id: id.clone(),
             spec: spec.clone(),
@@ -436,8 +483,9 @@ impl ContainerRuntime for FakeRuntime {
             exit_code: exit,
             ip,
             ports,
-            started_at: Some(crate::model::now()),
+            started_at: Some(started_at),
             finished_at: exit.map(|_| crate::model::now()),
+            log: vec![("start", started_at.unix_timestamp_nanos())],
         };
         inner.containers.insert(id.clone(), container.clone());
         drop(inner);
@@ -581,6 +629,24 @@ impl ContainerRuntime for FakeRuntime {
                     entrypoint: Vec::new(),
                     cmd: vec!["/bin/sh".to_string()],
                 }),
+        ))
+    }
+
+    async fn signal_evidence(
+        &self,
+        container_id: &str,
+        started_at: Timestamp,
+        finished_at: Timestamp,
+    ) -> RuntimeResult<SignalEvidence> {
+        self.enter(Op::EventLog, container_id)?;
+        let inner = self.lock();
+        let Some(container) = inner.containers.get(container_id) else {
+            return Ok(SignalEvidence::Unknown);
+        };
+        Ok(SignalEvidence::from_log(
+            container.log.iter().copied(),
+            started_at,
+            finished_at,
         ))
     }
 

@@ -257,6 +257,49 @@ pub struct EngineInfo {
     pub api_version: String,
 }
 
+/// What the engine's event log says about how one run of a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SignalEvidence {
+    /// The engine signalled the container during the run (`docker stop`, `docker kill`).
+    Signalled,
+    /// The log covers the whole run and holds no signal: the container's own process ended.
+    NotSignalled,
+    /// The log does not reach back to the run's start (the engine restarted, or its bounded
+    /// log moved on), or could not be read.
+    Unknown,
+}
+
+impl SignalEvidence {
+    /// Judges a container's logged events (Docker's action word and time, in nanoseconds
+    /// since the epoch) for the run from `started_at` to `finished_at`. The log covers the
+    /// run only if it still holds the run's `start`; a `kill` inside the run is a signal.
+    pub fn from_log<'a>(
+        events: impl IntoIterator<Item = (&'a str, i128)>,
+        started_at: Timestamp,
+        finished_at: Timestamp,
+    ) -> Self {
+        // Times from inspection are cut to milliseconds and events are stamped a moment
+        // after the fact, so the run's bounds get a little slack on each side.
+        let start = started_at.unix_timestamp_nanos();
+        let end = (finished_at + time::Duration::seconds(1)).unix_timestamp_nanos();
+        let start_slack = time::Duration::seconds(1).whole_nanoseconds();
+        let mut covered = false;
+        for (action, at) in events {
+            match action {
+                "kill" if (start..=end).contains(&at) => return Self::Signalled,
+                "start" | "restart" if (start - start_slack..=end).contains(&at) => covered = true,
+                _ => {}
+            }
+        }
+        if covered {
+            Self::NotSignalled
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
 /// Something changed in the engine; the controller maps it to keys to reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeEvent {
@@ -334,6 +377,56 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         &self,
         reference: &str,
     ) -> impl Future<Output = RuntimeResult<Option<ImageCommand>>> + Send;
+    /// Asks the engine's event log whether a container's run (from `started_at` to
+    /// `finished_at`) ended because the engine signalled it. Answers `Unknown` rather than
+    /// guess when the log does not cover the run.
+    fn signal_evidence(
+        &self,
+        container_id: &str,
+        started_at: Timestamp,
+        finished_at: Timestamp,
+    ) -> impl Future<Output = RuntimeResult<SignalEvidence>> + Send;
     /// Engine events relevant to ec2d; reconnects by itself and says so with `Resubscribed`.
     fn events(&self) -> BoxStream<'static, RuntimeEvent>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_log_is_judged_only_when_it_covers_the_run() {
+        let started = crate::model::now();
+        let finished = started + time::Duration::minutes(5);
+        let at = |offset: time::Duration| (started + offset).unix_timestamp_nanos();
+        let secs = time::Duration::seconds;
+        let start = ("start", at(secs(0)) + 300_000);
+        let judge = |log: &[(&'static str, i128)]| {
+            SignalEvidence::from_log(log.iter().copied(), started, finished)
+        };
+        assert_eq!(judge(&[start]), SignalEvidence::NotSignalled);
+        assert_eq!(
+            judge(&[start, ("kill", at(secs(299)))]),
+            SignalEvidence::Signalled
+        );
+        // A kill logged a moment after the finish time was cut to milliseconds.
+        assert_eq!(
+            judge(&[start, ("kill", at(secs(300)) + 500_000)]),
+            SignalEvidence::Signalled
+        );
+        // A kill from the previous run (before this start) explains nothing.
+        assert_eq!(
+            judge(&[("kill", at(secs(-1))), start]),
+            SignalEvidence::NotSignalled
+        );
+        // Without the run's start the log may have lost the kill: unknown.
+        assert_eq!(judge(&[]), SignalEvidence::Unknown);
+        assert_eq!(judge(&[("start", at(secs(-60)))]), SignalEvidence::Unknown);
+        assert_eq!(
+            judge(&[("restart", at(secs(0)))]),
+            SignalEvidence::NotSignalled
+        );
+        // Even without the start, a kill inside the run is a signal.
+        assert_eq!(judge(&[("kill", at(secs(10)))]), SignalEvidence::Signalled);
+    }
 }
