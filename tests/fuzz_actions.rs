@@ -158,6 +158,7 @@ proptest! {
             store: store.clone(),
             vm_manager: if mock { VmManager::Mock } else { VmManager::Docker },
             introspection: Arc::new(NoIntrospection),
+            rendered_instances: Default::default(),
         });
         let mut form = url_encode(&[("Action", action), ("Version", "2016-11-15")]);
         let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

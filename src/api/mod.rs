@@ -47,6 +47,8 @@ pub struct ApiState {
     pub vm_manager: VmManager,
     /// Health and status reports supplied by the app (the api cannot see the runtime).
     pub introspection: Arc<dyn Introspection>,
+    /// DescribeInstances' per-instance XML, reused while an instance is unchanged.
+    pub rendered_instances: Arc<actions::describe_instances::RenderedInstances>,
 }
 
 /// The id of one request, shown as `<requestId>`/`<RequestID>` and recorded on its span.
@@ -136,13 +138,23 @@ async fn serve(
         span.record("instance_id", first);
     }
     tracing::debug!(%region, "ec2 request");
-    let members = tokio::task::spawn_blocking({
-        let region = region.clone();
-        move || span.in_scope(|| call(&state, &region, &params))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("action {action} panicked: {e}")))??;
-    Ok(xml::success(&action, &request_id.0, &members))
+    let run = || span.in_scope(|| call(&state, &region, &params));
+    let members = if !action.starts_with("Describe") && runs_on_worker_threads() {
+        // Writes wait for the store's fsync: the worker hands its other tasks to another
+        // thread while this one waits, and the request itself never changes threads.
+        tokio::task::block_in_place(run)?
+    } else {
+        // Reads (and everything under a single-threaded runtime) only touch memory-resident
+        // trees; a hop to the blocking pool cost more than the work, twice over on a VM.
+        run()?
+    };
+    Ok(xml::success(&action, &request_id.0, members))
+}
+
+/// Whether the runtime has worker threads that can take over while a request blocks.
+fn runs_on_worker_threads() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// The parameters of the query string followed by those of a form body (EC2 accepts either).

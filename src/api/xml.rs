@@ -1,6 +1,6 @@
 //! A small XML writer for EC2 responses: every text value escaped, lists as `<xSet><item>`, the `{Action}Response` envelope.
 
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,8 +39,23 @@ impl XmlWriter {
     /// `<name>text</name>`, with the text escaped.
     pub fn field(&mut self, name: &str, value: impl Display) {
         self.open(name);
-        push_escaped(&mut self.buf, &value.to_string());
+        // Formatted straight into the document through the escaper: no string per value.
+        let mut text = Escaping(&mut self.buf);
+        write!(text, "{value}").expect("writing to a String cannot fail");
         self.close(name);
+    }
+
+    /// Appends a fragment this writer (or another `XmlWriter`) made earlier, as it is: for
+    /// elements rendered once and reused while their object is unchanged.
+    pub fn fragment(&mut self, xml: &str) {
+        self.buf.push_str(xml);
+    }
+
+    /// A writer whose buffer starts with room for `capacity` bytes, for large documents.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            buf: String::with_capacity(capacity),
+        }
     }
 
     /// `<name>text</name>` when there is a value; nothing otherwise (EC2 omits absent members).
@@ -87,6 +102,16 @@ impl XmlWriter {
     }
 }
 
+/// A `fmt::Write` that escapes everything written through it into the document.
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        push_escaped(self.0, text);
+        Ok(())
+    }
+}
+
 /// Escapes text for element content. quick-xml's `partial_escape` escapes `<`, `>` and `&`, all
 /// element text needs (quotes stay literal, as in AWS's own messages: `The instance ID 'i-…'`); characters
 /// XML 1.0 cannot carry at all (most C0 controls, U+FFFE/U+FFFF) become U+FFFD so the document
@@ -121,9 +146,10 @@ pub fn escape_text(text: &str) -> String {
     out
 }
 
-/// Wraps an action's result members in `<{Action}Response xmlns=…><requestId>…</requestId>…`.
-pub fn envelope(action: &str, request_id: &str, members: &str) -> String {
-    let mut w = XmlWriter::new();
+/// The envelope's opening, `<?xml …?><{Action}Response xmlns=…><requestId>…</requestId>`,
+/// and its closing, to put around an action's result members.
+fn envelope_parts(action: &str, request_id: &str) -> (String, String) {
+    let mut w = XmlWriter::with_capacity(160 + action.len() + request_id.len());
     w.declaration();
     w.buf.push('<');
     w.buf.push_str(action);
@@ -131,22 +157,33 @@ pub fn envelope(action: &str, request_id: &str, members: &str) -> String {
     w.buf.push_str(EC2_NAMESPACE);
     w.buf.push_str("\">");
     w.field("requestId", request_id);
-    w.buf.push_str(members);
-    w.buf.push_str("</");
-    w.buf.push_str(action);
-    w.buf.push_str("Response>");
-    w.finish()
+    (w.finish(), format!("</{action}Response>"))
 }
 
-/// A successful EC2 answer: HTTP 200 with the envelope around `members`.
-pub fn success(action: &str, request_id: &str, members: &str) -> Response {
+/// Wraps an action's result members in `<{Action}Response xmlns=…><requestId>…</requestId>…`.
+pub fn envelope(action: &str, request_id: &str, members: &str) -> String {
+    let (head, tail) = envelope_parts(action, request_id);
+    [head.as_str(), members, tail.as_str()].concat()
+}
+
+/// A successful EC2 answer: HTTP 200 with the envelope around `members`. The members are
+/// sent as they are, between the envelope's two ends, never copied: DescribeInstances'
+/// members run to megabytes.
+pub fn success(action: &str, request_id: &str, members: String) -> Response {
+    let (head, tail) = envelope_parts(action, request_id);
+    let length = head.len() + members.len() + tail.len();
+    let parts = [head, members, tail]
+        .map(|part| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(part)));
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(XML_CONTENT_TYPE),
-        )],
-        envelope(action, request_id, members),
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(XML_CONTENT_TYPE),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
+        ],
+        axum::body::Body::from_stream(futures::stream::iter(parts)),
     )
         .into_response()
 }

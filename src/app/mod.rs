@@ -182,6 +182,7 @@ impl App {
             store: store.clone(),
             vm_manager: config.vm_manager,
             introspection: report,
+            rendered_instances: Default::default(),
         });
 
         let triggers = reconcile::engine_triggers(&ctx, handle.clone());

@@ -77,6 +77,9 @@ struct FakeContainer {
 #[derive(Default)]
 struct Inner {
     containers: BTreeMap<String, FakeContainer>,
+    /// Container id by name, as the engine resolves names: inspection by instance must not
+    /// scan every container (mock mode holds thousands).
+    names: HashMap<String, String>,
     images: BTreeMap<String, String>,
     calls: Vec<Call>,
     failures: HashMap<Op, (RuntimeError, usize)>,
@@ -246,9 +249,15 @@ impl FakeRuntime {
 
     /// Removes a container behind ec2d's back (`docker rm -f`), by instance id.
     pub fn remove_behind_back(&self, instance_id: &InstanceId) {
-        self.lock()
+        let mut inner = self.lock();
+        inner
             .containers
             .retain(|_, c| c.spec.instance_id.as_ref() != Some(instance_id));
+        let Inner {
+            containers, names, ..
+        } = &mut *inner;
+        names.retain(|_, id| containers.contains_key(id));
+        drop(inner);
         self.emit(RuntimeEvent::Container {
             instance_id: instance_id.clone(),
             action: "destroy".into(),
@@ -419,7 +428,11 @@ impl ContainerRuntime for FakeRuntime {
         self.enter(Op::Inspect, instance_id.as_str())?;
         let name = format!("{}{}", crate::model::CONTAINER_NAME_PREFIX, instance_id);
         let inner = self.lock();
-        match inner.containers.values().find(|c| c.spec.name == name) {
+        match inner
+            .names
+            .get(&name)
+            .and_then(|id| inner.containers.get(id))
+        {
             None => Ok(None),
             Some(c) if c.spec.instance_id.as_ref() == Some(instance_id) => Ok(Self::observe(c)),
             Some(_) => Err(RuntimeError::Failed(
@@ -437,7 +450,11 @@ impl ContainerRuntime for FakeRuntime {
                 spec.image
             )));
         }
-        if let Some(existing) = inner.containers.values().find(|c| c.spec.name == spec.name) {
+        if let Some(existing) = inner
+            .names
+            .get(&spec.name)
+            .and_then(|id| inner.containers.get(id))
+        {
             return Err(RuntimeError::Conflict(format!(
                 "container name {} is already in use by {}",
                 spec.name, existing.id
@@ -487,6 +504,7 @@ impl ContainerRuntime for FakeRuntime {
             finished_at: exit.map(|_| crate::model::now()),
             log: vec![("start", started_at.unix_timestamp_nanos())],
         };
+        inner.names.insert(spec.name.clone(), id.clone());
         inner.containers.insert(id.clone(), container.clone());
         drop(inner);
         self.emit_for(&container, "start");
@@ -527,7 +545,14 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn remove(&self, container_id: &str) -> RuntimeResult<()> {
         self.enter(Op::Remove, container_id)?;
-        let removed = self.lock().containers.remove(container_id);
+        let removed = {
+            let mut inner = self.lock();
+            let removed = inner.containers.remove(container_id);
+            if let Some(c) = &removed {
+                inner.names.remove(&c.spec.name);
+            }
+            removed
+        };
         if let Some(container) = removed {
             self.emit_for(&container, "destroy");
         }

@@ -8,7 +8,6 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
 use super::StoreError;
 use crate::model::{Object, ObjectMeta, API_VERSION};
@@ -35,11 +34,12 @@ pub struct CorruptRecord {
     pub reason: String,
 }
 
-/// The result of listing a collection: every readable object, and what could not be read.
+/// The result of listing a collection: every readable object (owned, or shared with the
+/// decode cache), and what could not be read.
 #[derive(Debug, Clone)]
-pub struct Listing<S, T: Default> {
+pub struct Listing<O> {
     /// Decoded objects in key order.
-    pub objects: Vec<Object<S, T>>,
+    pub objects: Vec<O>,
     /// Records skipped because they could not be decoded.
     pub corrupt: Vec<CorruptRecord>,
 }
@@ -63,7 +63,8 @@ pub struct Collection<S, T: Default> {
 struct Decoded<S, T: Default> {
     spec_bytes: sled::IVec,
     status_bytes: Option<sled::IVec>,
-    object: Object<S, T>,
+    /// Shared, so a read hands out a reference count instead of a deep copy.
+    object: Arc<Object<S, T>>,
 }
 
 impl<S, T: Default> Clone for Collection<S, T> {
@@ -76,6 +77,13 @@ impl<S, T: Default> Clone for Collection<S, T> {
             _types: PhantomData,
         }
     }
+}
+
+/// Whether two values hold the same bytes. sled hands out the same shared buffer for a value
+/// that has not been rewritten, so identity answers most checks without comparing contents.
+fn same_bytes(a: &sled::IVec, b: &sled::IVec) -> bool {
+    let (a, b) = (a.as_ref(), b.as_ref());
+    std::ptr::eq(a, b) || a == b
 }
 
 fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
@@ -116,12 +124,16 @@ where
     /// A status that cannot be decoded reads as "nothing observed": the reconciler will
     /// observe again and overwrite it, so one bad status never hides its object.
     fn read_status(&self, key: &[u8]) -> Result<T, StoreError> {
-        match self.status.get(key)? {
-            None => Ok(T::default()),
-            Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        Ok(self.decode_status(key, self.status.get(key)?.as_deref()))
+    }
+
+    fn decode_status(&self, key: &[u8], bytes: Option<&[u8]>) -> T {
+        match bytes {
+            None => T::default(),
+            Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|e| {
                 tracing::error!(kind = self.kind, key = %String::from_utf8_lossy(key), error = %e, "corrupt status record ignored");
                 T::default()
-            })),
+            }),
         }
     }
 
@@ -137,17 +149,6 @@ where
 
     /// Inserts new objects atomically: all of them or none (one RunInstances call is one write).
     pub fn create(&self, objects: &[Object<S, T>]) -> Result<(), StoreError> {
-        self.create_indexed(objects, None)
-    }
-
-    /// Like [`Collection::create`], and in the same transaction records `key -> value` in
-    /// `index` (a secondary index such as ClientToken -> instance ids), so the two never
-    /// disagree after a crash.
-    pub(super) fn create_indexed(
-        &self,
-        objects: &[Object<S, T>],
-        index: Option<(&sled::Tree, &[u8], &[u8])>,
-    ) -> Result<(), StoreError> {
         let mut encoded = Vec::with_capacity(objects.len());
         for object in objects {
             let doc = SpecDoc {
@@ -159,30 +160,39 @@ where
             encoded.push((object.metadata.name.clone(), encode(&doc)?));
         }
         let kind = self.kind;
-        let insert_all = |tx: &sled::transaction::TransactionalTree| {
-            for (id, bytes) in &encoded {
-                if tx.get(id.as_bytes())?.is_some() {
-                    return sled::transaction::abort(StoreError::AlreadyExists {
-                        kind,
-                        id: id.clone(),
-                    });
+        if let [(id, bytes)] = encoded.as_slice() {
+            // One object needs no transaction: an insert-if-absent is atomic by itself, and
+            // it writes one log entry where a transaction adds a batch manifest, so the
+            // flush below has half the work (most launches are of one instance).
+            return match self.spec.compare_and_swap(
+                id.as_bytes(),
+                None as Option<&[u8]>,
+                Some(bytes.as_slice()),
+            )? {
+                Ok(()) => self.make_durable(),
+                Err(_) => Err(StoreError::AlreadyExists {
+                    kind,
+                    id: id.clone(),
+                }),
+            };
+        }
+        self.spec
+            .transaction(|tx| {
+                for (id, bytes) in &encoded {
+                    if tx.get(id.as_bytes())?.is_some() {
+                        return sled::transaction::abort(StoreError::AlreadyExists {
+                            kind,
+                            id: id.clone(),
+                        });
+                    }
+                    tx.insert(id.as_bytes(), bytes.as_slice())?;
                 }
-                tx.insert(id.as_bytes(), bytes.as_slice())?;
-            }
-            Ok(())
-        };
-        let result = match index {
-            None => self.spec.transaction(|tx| insert_all(tx)),
-            Some((tree, key, value)) => (&self.spec, tree).transaction(|(tx, index_tx)| {
-                insert_all(tx)?;
-                index_tx.insert(key, value)?;
                 Ok(())
-            }),
-        };
-        result.map_err(|e| match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => e.into(),
-        })?;
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => e.into(),
+            })?;
         self.make_durable()
     }
 
@@ -196,6 +206,11 @@ where
 
     /// Reads one object (spec joined with status).
     pub fn get(&self, id: &str) -> Result<Option<Object<S, T>>, StoreError> {
+        Ok(self.get_shared(id)?.map(Arc::unwrap_or_clone))
+    }
+
+    /// Reads one object, shared with the decode cache (no copy): for readers that only look.
+    pub fn get_shared(&self, id: &str) -> Result<Option<Arc<Object<S, T>>>, StoreError> {
         let Some(bytes) = self.spec.get(id.as_bytes())? else {
             return Ok(None);
         };
@@ -203,34 +218,90 @@ where
     }
 
     /// Joins a spec with its status, decoding only what changed since the last read.
-    fn read(&self, key: &sled::IVec, spec_bytes: sled::IVec) -> Result<Object<S, T>, StoreError> {
+    fn read(
+        &self,
+        key: &sled::IVec,
+        spec_bytes: sled::IVec,
+    ) -> Result<Arc<Object<S, T>>, StoreError> {
         let status_bytes = self.status.get(key)?;
+        self.join_bytes(key, spec_bytes, status_bytes)
+    }
+
+    /// Joins a spec's bytes with its status' bytes, decoding only what changed since the
+    /// last read.
+    fn join_bytes(
+        &self,
+        key: &sled::IVec,
+        spec_bytes: sled::IVec,
+        status_bytes: Option<sled::IVec>,
+    ) -> Result<Arc<Object<S, T>>, StoreError> {
         let mut decoded = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hit) = decoded.get(key) {
-            if hit.spec_bytes == spec_bytes && hit.status_bytes == status_bytes {
-                return Ok(hit.object.clone());
+            if same_bytes(&hit.spec_bytes, &spec_bytes)
+                && match (&hit.status_bytes, &status_bytes) {
+                    (Some(cached), Some(stored)) => same_bytes(cached, stored),
+                    (None, None) => true,
+                    _ => false,
+                }
+            {
+                return Ok(Arc::clone(&hit.object));
             }
         }
         let doc = self.decode_spec(key, &spec_bytes)?;
-        let object = self.join(doc, self.read_status(key)?);
+        let object = Arc::new(self.join(doc, self.decode_status(key, status_bytes.as_deref())));
         decoded.insert(
             key.clone(),
             Decoded {
                 spec_bytes,
                 status_bytes,
-                object: object.clone(),
+                object: Arc::clone(&object),
             },
         );
         Ok(object)
     }
 
     /// Reads every object; undecodable records are skipped and reported, never fatal.
-    pub fn list(&self) -> Result<Listing<S, T>, StoreError> {
+    pub fn list(&self) -> Result<Listing<Object<S, T>>, StoreError> {
+        let shared = self.list_shared()?;
+        Ok(Listing {
+            objects: shared
+                .objects
+                .into_iter()
+                .map(Arc::unwrap_or_clone)
+                .collect(),
+            corrupt: shared.corrupt,
+        })
+    }
+
+    /// Like [`Collection::list`], sharing the objects with the decode cache (no copies):
+    /// listing a thousand instances hands out a thousand reference counts.
+    pub fn list_shared(&self) -> Result<Listing<Arc<Object<S, T>>>, StoreError> {
         let mut objects = Vec::new();
         let mut corrupt = Vec::new();
+        // Both trees are walked side by side in key order (a merge join): one pass over
+        // each instead of a status lookup per object.
+        let mut statuses = self.status.iter().peekable();
         for entry in self.spec.iter() {
             let (key, bytes) = entry?;
-            match self.read(&key, bytes) {
+            let mut status_bytes = None;
+            while let Some(next) = statuses.peek() {
+                let Ok((status_key, _)) = next else {
+                    // Surface the storage error from the iterator.
+                    statuses.next().transpose()?;
+                    break;
+                };
+                match status_key.as_ref().cmp(key.as_ref()) {
+                    std::cmp::Ordering::Less => {
+                        statuses.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        status_bytes = statuses.next().transpose()?.map(|(_, v)| v);
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            match self.join_bytes(&key, bytes, status_bytes) {
                 Ok(object) => objects.push(object),
                 Err(StoreError::Corrupt { kind, key, reason }) => {
                     tracing::error!(kind, %key, %reason, "corrupt record skipped");

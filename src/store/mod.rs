@@ -9,6 +9,7 @@
 mod collection;
 mod error;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use futures::stream::BoxStream;
@@ -54,6 +55,11 @@ pub struct Store {
     security_groups: Collection<SecurityGroupSpec, SecurityGroupStatus>,
 }
 
+/// The ClientToken index key: tokens are unique per region.
+fn client_token_key(region: &str, token: &str) -> Vec<u8> {
+    format!("{region}/{token}").into_bytes()
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -90,7 +96,7 @@ impl Store {
                 String::from_utf8_lossy(&existing.current.unwrap_or_default()).into_owned()
             }
         };
-        Ok(Self {
+        let store = Self {
             client_tokens: db.open_tree("instances.client-tokens")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
@@ -103,7 +109,9 @@ impl Store {
                 crate::model::SECURITY_GROUP_KIND,
             )?,
             db,
-        })
+        };
+        store.repair_client_token_index()?;
+        Ok(store)
     }
 
     /// This store's stable identity (a UUID made when it was created).
@@ -146,19 +154,46 @@ impl Store {
         region: &str,
         client_token: Option<&str>,
     ) -> Result<(), StoreError> {
-        match client_token {
-            None => self.instances.create(instances),
-            Some(token) => {
-                let ids: Vec<&str> = instances.iter().map(|i| i.metadata.name.as_str()).collect();
-                let value =
-                    serde_json::to_vec(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
-                let key = format!("{region}/{token}");
-                self.instances.create_indexed(
-                    instances,
-                    Some((&self.client_tokens, key.as_bytes(), &value)),
-                )
+        self.instances.create(instances)?;
+        if let Some(token) = client_token {
+            // The index is derived from the specs (each carries its token) and written after
+            // them, outside their durable write: a crash in between leaves specs without an
+            // index entry, which `repair_client_token_index` restores at the next open.
+            let ids: Vec<&str> = instances.iter().map(|i| i.metadata.name.as_str()).collect();
+            let value = serde_json::to_vec(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+            self.client_tokens
+                .insert(client_token_key(region, token), value)?;
+        }
+        Ok(())
+    }
+
+    /// Restores ClientToken index entries missing for stored instances (a crash between a
+    /// launch's durable write and its index entry), so a retried launch never runs twice.
+    fn repair_client_token_index(&self) -> Result<usize, StoreError> {
+        let mut launches: BTreeMap<Vec<u8>, Vec<(u32, String)>> = BTreeMap::new();
+        for instance in self.instances.list()?.objects {
+            if let Some(token) = &instance.spec.client_token {
+                launches
+                    .entry(client_token_key(&instance.metadata.namespace, token))
+                    .or_default()
+                    .push((instance.spec.ami_launch_index, instance.metadata.name));
             }
         }
+        let mut repaired = 0;
+        for (key, mut ids) in launches {
+            if self.client_tokens.get(&key)?.is_some() {
+                continue;
+            }
+            ids.sort();
+            let ids: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
+            let value = serde_json::to_vec(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+            self.client_tokens.insert(key, value)?;
+            repaired += 1;
+        }
+        if repaired > 0 {
+            tracing::info!(repaired, "restored ClientToken index entries after a crash");
+        }
+        Ok(repaired)
     }
 
     /// The ids of the instances a RunInstances call with this ClientToken launched in the
@@ -168,13 +203,13 @@ impl Store {
         region: &str,
         token: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let key = format!("{region}/{token}");
-        let Some(bytes) = self.client_tokens.get(key.as_bytes())? else {
+        let key = client_token_key(region, token);
+        let Some(bytes) = self.client_tokens.get(&key)? else {
             return Ok(Vec::new());
         };
         let ids: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             kind: "ClientToken",
-            key,
+            key: String::from_utf8_lossy(&key).into_owned(),
             reason: e.to_string(),
         })?;
         Ok(ids)
@@ -213,5 +248,68 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    fn launch(token: &str, count: u32) -> Vec<crate::model::Instance> {
+        (0..count)
+            .map(|index| {
+                let mut instance = fixtures::instance();
+                instance.spec.client_token = Some(token.to_string());
+                instance.spec.ami_launch_index = index;
+                instance
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lost_client_token_entry_is_restored_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (launch("tok-1", 1), launch("tok-2", 3));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .create_instances(&one, "us-east-1", Some("tok-1"))
+                .unwrap();
+            store
+                .create_instances(&two, "us-east-1", Some("tok-2"))
+                .unwrap();
+            // A crash between the specs' durable write and the index entry.
+            store
+                .client_tokens
+                .remove(client_token_key("us-east-1", "tok-2"))
+                .unwrap();
+            assert!(store
+                .instances_for_client_token("us-east-1", "tok-2")
+                .unwrap()
+                .is_empty());
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let names = |v: &[crate::model::Instance]| -> Vec<String> {
+            v.iter().map(|i| i.metadata.name.clone()).collect()
+        };
+        assert_eq!(
+            store
+                .instances_for_client_token("us-east-1", "tok-2")
+                .unwrap(),
+            names(&two),
+            "restored, in launch order"
+        );
+        assert_eq!(
+            store
+                .instances_for_client_token("us-east-1", "tok-1")
+                .unwrap(),
+            names(&one)
+        );
+        assert!(store
+            .instances_for_client_token("eu-west-1", "tok-1")
+            .unwrap()
+            .is_empty());
     }
 }

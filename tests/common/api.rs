@@ -50,6 +50,7 @@ impl Harness {
             store: store.clone(),
             vm_manager,
             introspection: Arc::new(StubIntrospection),
+            rendered_instances: Default::default(),
         };
         Self {
             app: router(state),

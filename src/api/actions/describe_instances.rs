@@ -1,5 +1,8 @@
 //! `DescribeInstances`: the region's instances by id and filter, paginated, grouped by reservation.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -72,6 +75,16 @@ pub struct Cursor {
     instance_id: String,
 }
 
+/// [`Cursor`]'s order over borrowed fields: sorting a thousand instances builds no strings.
+fn sort_key(instance: &Instance) -> (i128, &str, u32, &str) {
+    (
+        instance.metadata.creation_timestamp.unix_timestamp_nanos(),
+        instance.spec.reservation_id.as_str(),
+        instance.spec.ami_launch_index,
+        instance.metadata.name.as_str(),
+    )
+}
+
 impl Cursor {
     fn of(instance: &Instance) -> Self {
         Self {
@@ -125,8 +138,8 @@ pub struct Request {
 /// One page of instances.
 #[derive(Debug, Clone)]
 pub struct Response {
-    /// The page, in launch order.
-    pub instances: Vec<Instance>,
+    /// The page, in launch order (shared with the store's decode cache).
+    pub instances: Vec<Arc<Instance>>,
     /// The token of the next page, when there is one.
     pub next_token: Option<String>,
 }
@@ -250,9 +263,12 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         shared::region_instances(state, region)?
     } else {
         shared::load_instances(state, region, &req.ids)?
+            .into_iter()
+            .map(Arc::new)
+            .collect()
     };
     shared::check_dry_run(req.dry_run)?;
-    let mut matching: Vec<Instance> = instances
+    let mut matching: Vec<Arc<Instance>> = instances
         .into_iter()
         .filter(|i| filter::matches_all(&req.filters, |name| filter_values(name, i)))
         .filter(|i| match &req.after {
@@ -261,7 +277,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         })
         .collect();
     // Launch order keeps a reservation's instances together and pages stable under inserts.
-    matching.sort_by_cached_key(Cursor::of);
+    matching.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     let next_token = match req.max_results {
         Some(max) if matching.len() > max => {
             matching.truncate(max);
@@ -276,10 +292,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
 }
 
 /// `reservationSet` (one item per reservation, in first-appearance order) and `nextToken`.
-pub fn render(resp: &Response) -> String {
-    let mut groups: Vec<(&str, Vec<&Instance>)> = Vec::new();
+/// Each instance's `item` comes from `rendered`, made again only when the instance changed.
+pub fn render(resp: &Response, rendered: &RenderedInstances) -> String {
+    let mut groups: Vec<(&str, Vec<&Arc<Instance>>)> = Vec::new();
     // Index by reservation: a thousand one-instance reservations must not cost n² lookups.
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for instance in &resp.instances {
         let reservation = instance.spec.reservation_id.as_str();
         match index.get(reservation) {
@@ -290,20 +307,75 @@ pub fn render(resp: &Response) -> String {
             }
         }
     }
-    let mut w = XmlWriter::new();
+    let in_group_order: Vec<Arc<Instance>> = groups
+        .iter()
+        .flat_map(|(_, members)| members.iter().map(|i| Arc::clone(i)))
+        .collect();
+    let fragments = rendered.fragments(&in_group_order);
+    let size: usize = fragments.iter().map(|f| f.len() + 16).sum();
+    let mut w = XmlWriter::with_capacity(size + groups.len() * 160 + 64);
+    let mut next_fragment = fragments.iter();
     w.set("reservationSet", &groups, |w, (reservation, members)| {
         w.field("reservationId", reservation);
         w.field("ownerId", ACCOUNT_ID);
         w.empty("groupSet");
-        w.set("instancesSet", members, |w, i| render_instance(w, i));
+        // The fragments were made in this same order, group by group.
+        w.set("instancesSet", members, |w, _| {
+            w.fragment(next_fragment.next().expect("one fragment per instance"))
+        });
     });
     w.opt_field("nextToken", resp.next_token.as_deref());
     w.finish()
 }
 
+/// Each instance's rendered `RunningInstancesItemType`, kept while the store's decode cache
+/// holds the very same object: the store hands out one shared object per version of an
+/// instance's bytes, so an unchanged instance is never rendered twice, and a changed one
+/// (a new object) always is. Rendering was most of DescribeInstances' time.
+#[derive(Debug, Default)]
+pub struct RenderedInstances {
+    by_id: Mutex<HashMap<String, RenderedItem>>,
+}
+
+/// One instance's rendered item and the object version it was rendered from.
+type RenderedItem = (Weak<Instance>, Arc<str>);
+
+impl RenderedInstances {
+    /// The fragments of `instances`, in order, rendering those not seen in this version.
+    pub fn fragments(&self, instances: &[Arc<Instance>]) -> Vec<Arc<str>> {
+        let mut by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        let fragments = instances
+            .iter()
+            .map(|instance| {
+                if let Some((object, xml)) = by_id.get(&instance.metadata.name) {
+                    if Weak::ptr_eq(object, &Arc::downgrade(instance)) {
+                        return Arc::clone(xml);
+                    }
+                }
+                let mut w = XmlWriter::with_capacity(3 * 1024);
+                render_instance(&mut w, instance);
+                let xml: Arc<str> = w.finish().into();
+                by_id.insert(
+                    instance.metadata.name.clone(),
+                    (Arc::downgrade(instance), Arc::clone(&xml)),
+                );
+                xml
+            })
+            .collect();
+        // Records collected since leave entries behind; drop them once they pile up.
+        if by_id.len() > 2 * instances.len() + 256 {
+            by_id.retain(|_, (object, _)| object.strong_count() > 0);
+        }
+        fragments
+    }
+}
+
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
-    Ok(render(&handle(state, region, parse(params)?)?))
+    Ok(render(
+        &handle(state, region, parse(params)?)?,
+        &state.rendered_instances,
+    ))
 }
 
 #[cfg(test)]
@@ -422,12 +494,51 @@ mod tests {
         let mut b = fixtures::instance();
         b.spec.reservation_id = a.spec.reservation_id.clone();
         let c = fixtures::instance();
-        let doc = render(&Response {
-            instances: vec![a, b, c],
-            next_token: Some("tok".into()),
-        });
+        let doc = render(
+            &Response {
+                instances: vec![a, b, c].into_iter().map(Arc::new).collect(),
+                next_token: Some("tok".into()),
+            },
+            &RenderedInstances::default(),
+        );
         assert_eq!(doc.matches("<reservationId>").count(), 2);
         assert_eq!(doc.matches("<instanceId>").count(), 3);
         assert!(doc.ends_with("<nextToken>tok</nextToken>"));
+    }
+
+    #[test]
+    fn rendered_items_follow_their_reservation_and_the_objects_version() {
+        let a = Arc::new(fixtures::instance());
+        let c = Arc::new(fixtures::instance());
+        let mut b = fixtures::instance();
+        b.spec.reservation_id = a.spec.reservation_id.clone();
+        let b = Arc::new(b);
+        let rendered = RenderedInstances::default();
+        let page = |instances: Vec<Arc<Instance>>| Response {
+            instances,
+            next_token: None,
+        };
+        // b comes after c but belongs to a's reservation: its item must land there.
+        let first = render(&page(vec![a.clone(), c.clone(), b.clone()]), &rendered);
+        let reservation_of_a = &first[..first.find(c.spec.reservation_id.as_str()).unwrap()];
+        assert!(reservation_of_a.contains(&format!("<instanceId>{}</instanceId>", b.metadata.name)));
+        // Unchanged objects: the same document from the cache.
+        let uncached = render(
+            &page(vec![a.clone(), c.clone(), b.clone()]),
+            &RenderedInstances::default(),
+        );
+        let again = render(&page(vec![a.clone(), c.clone(), b.clone()]), &rendered);
+        assert_eq!(again, first);
+        assert_eq!(again, uncached);
+        // A new version of an instance (a new object) is rendered again, never served stale.
+        let mut changed = (*c).clone();
+        changed.spec.instance_type = "m5.large".into();
+        let changed = Arc::new(changed);
+        let after = render(&page(vec![a.clone(), changed, b.clone()]), &rendered);
+        assert!(
+            after.contains("<instanceType>m5.large</instanceType>"),
+            "{after}"
+        );
+        assert!(!first.contains("m5.large"));
     }
 }

@@ -69,8 +69,12 @@ pub fn load_instances(
 }
 
 /// Every readable instance of `region` (corrupt records are skipped; the store logs them).
-pub fn region_instances(state: &ApiState, region: &str) -> Result<Vec<Instance>, ApiError> {
-    let listing = state.store.instances().list()?;
+/// Shared with the store's decode cache: listing copies no instance.
+pub fn region_instances(
+    state: &ApiState,
+    region: &str,
+) -> Result<Vec<std::sync::Arc<Instance>>, ApiError> {
+    let listing = state.store.instances().list_shared()?;
     Ok(listing
         .objects
         .into_iter()
