@@ -639,3 +639,96 @@ async fn the_event_log_is_not_asked_when_nothing_turns_on_it() {
         fake.ops()
     );
 }
+
+#[tokio::test]
+async fn an_instance_whose_name_a_foreign_container_holds_is_not_running() {
+    use ec2d::runtime::ContainerRuntime;
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+    // While ec2d looked away its container went, and someone else's took the name.
+    fake.remove_behind_back(&id);
+    let squatter = fake
+        .create_and_start(&ec2d::runtime::ContainerSpec {
+            instance_id: None,
+            ..stray_container(&id, None)
+        })
+        .await
+        .unwrap();
+    let err = run(&ctx, &id).await.unwrap_err();
+    assert!(err.to_string().contains("does not own"), "{err}");
+    let status = get(&ctx, &id).status;
+    assert_eq!(status.container, None, "no container of its own");
+    assert_eq!(shown(&ctx, &id), InstanceState::Pending);
+    assert!(status.last_error.unwrap().message.contains("does not own"));
+    assert_eq!(
+        fake.container_count(),
+        1,
+        "the foreign container is left alone"
+    );
+    // The name is free again: a container of its own, running.
+    fake.remove(&squatter).await.unwrap();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+}
+
+#[tokio::test]
+async fn stop_and_start_act_on_the_last_observation_without_inspecting_first() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.clear_calls();
+    desire(&ctx, &id, DesiredState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.ops(), [Op::Pause], "one engine call for a stop");
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Paused));
+    assert_eq!(
+        get(&ctx, &id).status.container.unwrap().state,
+        "paused",
+        "the observation moves with the step"
+    );
+    fake.clear_calls();
+    desire(&ctx, &id, DesiredState::Running);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.ops(), [Op::Unpause]);
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+    // Later passes (events, resyncs) observe as always.
+    fake.clear_calls();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.ops(), [Op::Inspect]);
+}
+
+#[tokio::test]
+async fn a_stale_last_observation_falls_back_to_observing() {
+    let (ctx, fake) = context(true);
+    // The container ended behind ec2d's back, unseen: pausing it fails, ec2d looks, and the
+    // instance is stopped all the same (an exited container is a stopped instance).
+    let exited = launch(&ctx);
+    let _ = run(&ctx, &exited).await.unwrap();
+    fake.set_state_behind_back(&exited, ContainerState::Exited, Some(143));
+    fake.clear_calls();
+    desire(&ctx, &exited, DesiredState::Stopped);
+    let _ = run(&ctx, &exited).await.unwrap();
+    assert_eq!(fake.ops()[..2], [Op::Pause, Op::Inspect]);
+    assert_eq!(shown(&ctx, &exited), InstanceState::Stopped);
+    assert_eq!(get(&ctx, &exited).status.container.unwrap().state, "exited");
+
+    // Removed behind its back and then started: the unpause fails, ec2d looks, and boots a
+    // fresh container.
+    let removed = launch(&ctx);
+    let _ = run(&ctx, &removed).await.unwrap();
+    desire(&ctx, &removed, DesiredState::Stopped);
+    let _ = run(&ctx, &removed).await.unwrap();
+    let old = get(&ctx, &removed).status.container.unwrap().id;
+    fake.remove_behind_back(&removed);
+    desire(&ctx, &removed, DesiredState::Running);
+    fake.clear_calls();
+    let _ = run(&ctx, &removed).await.unwrap();
+    assert_eq!(fake.ops()[..2], [Op::Unpause, Op::Inspect]);
+    assert!(fake.ops().contains(&Op::Create));
+    assert_eq!(shown(&ctx, &removed), InstanceState::Running);
+    assert_ne!(get(&ctx, &removed).status.container.unwrap().id, old);
+}

@@ -111,6 +111,80 @@ async fn boot_mode<R: ContainerRuntime>(ctx: &Context<R>, image: &str) -> BootMo
     }
 }
 
+/// StopInstances/StartInstances on an instance last seen running or paused: plans on that
+/// last observation and freezes or thaws the container straight away, with no inspection
+/// first. The engine checks the assumption itself (pausing a container that is not running,
+/// or one that is gone, fails), and any failure, or any plan that is more than a freeze or a
+/// thaw, falls back to the full pass that observes first. Returns the plan and the container
+/// as it now is.
+async fn freeze_on_last_observation<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    instance: &Instance,
+    settings: &PlanSettings,
+) -> Option<(Plan, ObservedContainer)> {
+    // Only a user's request not yet carried out; events and resyncs always observe.
+    if instance.status.observed_generation >= instance.metadata.generation {
+        return None;
+    }
+    let last = instance.status.container.as_ref()?;
+    let state = ContainerState::parse(&last.state);
+    if !matches!(state, ContainerState::Running | ContainerState::Paused) {
+        return None;
+    }
+    let mut observed = ObservedContainer {
+        id: last.id.clone(),
+        name: format!("{CONTAINER_NAME_PREFIX}{}", instance.metadata.name),
+        instance_id: InstanceId::parse(&instance.metadata.name).ok()?,
+        state,
+        exit_code: None,
+        ip_address: last.ip_address.clone(),
+        image: instance.spec.image_ref.clone(),
+        ports: last
+            .ports
+            .iter()
+            .map(|p| crate::runtime::PublishedPort {
+                container_port: p.container_port,
+                protocol: match p.protocol {
+                    PortProtocol::Tcp => Protocol::Tcp,
+                    PortProtocol::Udp => Protocol::Udp,
+                },
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port,
+            })
+            .collect(),
+        labels: BTreeMap::new(),
+        started_at: None,
+        finished_at: None,
+    };
+    // A plan that would boot is never applied here, so no real container spec is needed.
+    let plan = plan::plan(
+        instance,
+        Some(&observed),
+        Facts::default(),
+        settings,
+        ContainerSpec::default,
+    );
+    let (result, now_in) = match plan.steps.as_slice() {
+        [Step::Pause(container)] => (ctx.runtime.pause(container).await, ContainerState::Paused),
+        [Step::Unpause(container)] => (
+            ctx.runtime.unpause(container).await,
+            ContainerState::Running,
+        ),
+        _ => return None,
+    };
+    match result {
+        Ok(()) => {
+            debug!(instance_id = %instance.metadata.name, step = %plan.steps[0].summary(), "applied on the last observation");
+            observed.state = now_in;
+            Some((plan, observed))
+        }
+        Err(error) => {
+            debug!(instance_id = %instance.metadata.name, %error, "last observation was stale; observing");
+            None
+        }
+    }
+}
+
 /// Whether the container's main process was ended from outside the instance (drift to undo)
 /// rather than by the instance itself (an instance-initiated shutdown). Asks the engine's
 /// event log only when the stream gave no answer: a stop while ec2d was down, or whose event
@@ -168,13 +242,16 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         return Ok(Action::await_change());
     };
     let generation = instance.metadata.generation;
-    let observed = match ctx.runtime.inspect_instance(id).await {
-        Ok(observed) => observed,
-        Err(error) => return Err(record_error(ctx, &instance, error)),
-    };
     let settings = PlanSettings {
         remove_containers: ctx.settings.remove_containers,
         stop_timeout: ctx.settings.stop_timeout,
+    };
+    if let Some((plan, after)) = freeze_on_last_observation(ctx, &instance, &settings).await {
+        return conclude(ctx, id, &instance, &plan, Some(&after));
+    }
+    let observed = match ctx.runtime.inspect_instance(id).await {
+        Ok(observed) => observed,
+        Err(error) => return Err(record_error(ctx, &instance, error)),
     };
     let facts = Facts {
         stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
@@ -288,7 +365,18 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         ctx.store.instances().write_status(id.as_str(), &status)?;
         return Err(ReconcileError::NotConverged(detail));
     }
-    let status = next_status(&instance, &plan, after.as_ref());
+    conclude(ctx, id, &instance, &plan, after.as_ref())
+}
+
+/// Writes the status a successful pass reached, logs what users grep for, and says when to look again.
+fn conclude<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    id: &InstanceId,
+    instance: &Instance,
+    plan: &Plan,
+    after: Option<&ObservedContainer>,
+) -> Result<Action, ReconcileError> {
+    let status = next_status(instance, plan, after);
     let new_container = status.container.as_ref().map(|c| &c.id)
         != instance.status.container.as_ref().map(|c| &c.id);
     if status.state == Some(InstanceState::Running)
@@ -474,6 +562,16 @@ fn record_error<R: ContainerRuntime>(
     // where EC2 clients look; a converged instance keeps its own reason.
     if status.observed_generation < instance.metadata.generation || status.state.is_none() {
         status.state_reason = Some(StateReason::internal_error(&error.to_string()));
+    }
+    // A foreign container holds the name: the instance has no container of its own, so it
+    // is not running, whatever it was; it boots (pending) once the name is free.
+    if let RuntimeError::NameTaken(_) = &error {
+        status.container = None;
+        if status.state == Some(InstanceState::Running) {
+            let reason = StateReason::internal_error(&error.to_string());
+            status.record_transition(InstanceState::Pending, Some(&reason), now());
+            status.state_reason = Some(reason);
+        }
     }
     if let Err(store_error) = ctx
         .store

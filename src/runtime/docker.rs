@@ -205,9 +205,7 @@ impl DockerRuntime {
             .and_then(|l| l.get(labels::INSTANCE_ID));
         if owner.map(String::as_str) != Some(instance_id.as_str()) {
             warn!(container = name, owner = ?owner, %instance_id, "container name taken by a foreign container; leaving it alone");
-            return Err(RuntimeError::Failed(format!(
-                "container name taken by a container ec2d does not own: {name}"
-            )));
+            return Err(RuntimeError::NameTaken(name.to_string()));
         }
         Ok(Some(observed_from_inspect(c, instance_id.clone())))
     }

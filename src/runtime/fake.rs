@@ -435,9 +435,7 @@ impl ContainerRuntime for FakeRuntime {
         {
             None => Ok(None),
             Some(c) if c.spec.instance_id.as_ref() == Some(instance_id) => Ok(Self::observe(c)),
-            Some(_) => Err(RuntimeError::Failed(
-                "container name taken by a container ec2d does not own".into(),
-            )),
+            Some(_) => Err(RuntimeError::NameTaken(name)),
         }
     }
 

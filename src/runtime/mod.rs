@@ -30,6 +30,10 @@ pub enum RuntimeError {
     /// The engine could not be reached or timed out; retry with backoff.
     #[error("container engine unavailable: {0}")]
     Unavailable(String),
+    /// The instance's container name is held by a container ec2d does not own; ec2d leaves
+    /// it alone, so the instance has no container until someone removes it.
+    #[error("container name taken by a container ec2d does not own: {0}")]
+    NameTaken(String),
     /// The engine refused the operation for a reason retrying will not fix (bad image, bad config).
     #[error("container engine error: {0}")]
     Failed(String),

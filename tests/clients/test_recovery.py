@@ -595,7 +595,8 @@ FOREIGN_RECOVERY_BOUND = 75
 def test_foreign_container_never_touched(ec2d_factory, hand_made):
     """An unlabelled container named localstack-ec2.i-… is never touched, across
     resyncs and a restart. When such a container takes an instance's name, the
-    instance reports a lastError naming it and the container is left alone; once the
+    instance reports a lastError naming it, shows no container and reads pending, and
+    the container is left alone; once the
     foreign container is gone, the instance gets its own container back."""
     srv = ec2d_factory(extra_env={"EC2D_RESYNC_SECONDS": "1"})
     [a] = h.launch_on(srv, 1)
@@ -623,6 +624,8 @@ def test_foreign_container_never_touched(ec2d_factory, hand_made):
     )
     brief_taken = {**h.brief(doc), "describe": h.states(srv.client(), [a])[a]}
     h.log(f"instance with its name taken: {brief_taken}")
+    # It has no container of its own, so it is not running: pending until it can boot.
+    assert brief_taken["describe"] == "pending" and brief_taken["container"] is None, brief_taken
     time.sleep(3)
     info = h.container_inspect(h.container_name(a))
     assert info["Id"] == squatter and info["State"]["Running"], f"foreign container touched: {info['Id']} {info['State']}"
