@@ -46,8 +46,7 @@ impl Report {
             "observedState": instance.status.state.map(|s| s.name()),
             "generation": instance.metadata.generation,
             "observedGeneration": instance.status.observed_generation,
-            "converged": instance.status.observed_generation >= instance.metadata.generation
-                && instance.status.state == Some(shown),
+            "converged": is_converged(instance, shown),
             "container": instance.status.container,
             "stateReason": instance.status.state_reason,
             "lastError": instance.status.last_error,
@@ -110,5 +109,37 @@ impl Introspection for Report {
             "corruptRecords": corrupt,
             "keptOrphans": self.sweep.kept(),
         }))
+    }
+}
+
+/// Whether the reconciler has carried out the latest spec and nothing stands in its way: an
+/// instance whose last pass failed (a foreign container holds its name) is not converged,
+/// even when its generation was observed.
+fn is_converged(instance: &Instance, shown: crate::model::InstanceState) -> bool {
+    instance.status.observed_generation >= instance.metadata.generation
+        && instance.status.state == Some(shown)
+        && instance.status.last_error.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{fixtures, ErrorRecord, InstanceState};
+
+    #[test]
+    fn an_instance_with_an_unresolved_error_is_not_converged() {
+        let mut instance = fixtures::instance();
+        instance.status.state = Some(InstanceState::Running);
+        instance.status.observed_generation = instance.metadata.generation;
+        assert!(is_converged(&instance, InstanceState::Running));
+        assert!(!is_converged(&instance, InstanceState::Pending));
+        instance.status.last_error = Some(ErrorRecord {
+            message: "container name taken by a container ec2d does not own".into(),
+            at: crate::model::now(),
+        });
+        assert!(!is_converged(&instance, InstanceState::Running));
+        instance.status.last_error = None;
+        instance.status.observed_generation -= 1;
+        assert!(!is_converged(&instance, InstanceState::Running));
     }
 }

@@ -626,6 +626,7 @@ def test_foreign_container_never_touched(ec2d_factory, hand_made):
     h.log(f"instance with its name taken: {brief_taken}")
     # It has no container of its own, so it is not running: pending until it can boot.
     assert brief_taken["describe"] == "pending" and brief_taken["container"] is None, brief_taken
+    assert not brief_taken["converged"], brief_taken
     time.sleep(3)
     info = h.container_inspect(h.container_name(a))
     assert info["Id"] == squatter and info["State"]["Running"], f"foreign container touched: {info['Id']} {info['State']}"
