@@ -2,10 +2,13 @@
 //! action reads, plus noise) never panic, never corrupt the store, and always answer either a
 //! success document or a well-formed EC2 error envelope with a matching HTTP status.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request};
+use common::api::form;
 use ec2d::api::actions::ACTIONS;
 use ec2d::api::{router, ApiState, Introspection};
 use ec2d::config::VmManager;
@@ -160,15 +163,15 @@ proptest! {
             introspection: Arc::new(NoIntrospection),
             rendered_instances: Default::default(),
         });
-        let mut form = url_encode(&[("Action", action), ("Version", "2016-11-15")]);
+        let mut encoded = form(&[("Action", action), ("Version", "2016-11-15")]);
         let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        form.push('&');
-        form.push_str(&url_encode(&pairs));
+        encoded.push('&');
+        encoded.push_str(&form(&pairs));
         let request = Request::builder()
             .method(Method::POST)
             .uri("/")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form))
+            .body(Body::from(encoded))
             .unwrap();
         let (status, body) = rt.block_on(async {
             let response = app.clone().oneshot(request).await.unwrap();
@@ -184,22 +187,4 @@ proptest! {
         prop_assert!(store.key_pairs().list().unwrap().corrupt.is_empty());
         prop_assert!(store.images().list().unwrap().corrupt.is_empty());
     }
-}
-
-fn url_encode(pairs: &[(&str, &str)]) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }

@@ -160,12 +160,6 @@ fn envelope_parts(action: &str, request_id: &str) -> (String, String) {
     (w.finish(), format!("</{action}Response>"))
 }
 
-/// Wraps an action's result members in `<{Action}Response xmlns=…><requestId>…</requestId>…`.
-pub fn envelope(action: &str, request_id: &str, members: &str) -> String {
-    let (head, tail) = envelope_parts(action, request_id);
-    [head.as_str(), members, tail.as_str()].concat()
-}
-
 /// A successful EC2 answer: HTTP 200 with the envelope around `members`. The members are
 /// sent as they are, between the envelope's two ends, never copied: DescribeInstances'
 /// members run to megabytes.
@@ -191,6 +185,12 @@ pub fn success(action: &str, request_id: &str, members: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole document `success` sends: the envelope's ends around the members.
+    fn envelope(action: &str, request_id: &str, members: &str) -> String {
+        let (head, tail) = envelope_parts(action, request_id);
+        [head.as_str(), members, tail.as_str()].concat()
+    }
 
     #[test]
     fn escapes_markup_in_text() {

@@ -171,12 +171,15 @@ impl Store {
     /// launch's durable write and its index entry), so a retried launch never runs twice.
     fn repair_client_token_index(&self) -> Result<usize, StoreError> {
         let mut launches: BTreeMap<Vec<u8>, Vec<(u32, String)>> = BTreeMap::new();
-        for instance in self.instances.list()?.objects {
+        for instance in self.instances.list_shared()?.objects {
             if let Some(token) = &instance.spec.client_token {
                 launches
                     .entry(client_token_key(&instance.metadata.namespace, token))
                     .or_default()
-                    .push((instance.spec.ami_launch_index, instance.metadata.name));
+                    .push((
+                        instance.spec.ami_launch_index,
+                        instance.metadata.name.clone(),
+                    ));
             }
         }
         let mut repaired = 0;
