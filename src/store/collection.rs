@@ -607,7 +607,7 @@ mod tests {
                 .unwrap();
             futures::executor::block_on(store.flush()).unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::reopen(dir.path());
         assert_eq!(
             store
                 .instances()

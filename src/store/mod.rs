@@ -254,6 +254,24 @@ impl Store {
     }
 }
 
+/// Opens the store in `dir` again within the same process. sled's flusher thread keeps the
+/// dropped database (and its file lock) alive for a moment, so the lock is retried briefly.
+#[cfg(test)]
+pub(crate) fn reopen(dir: &Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(StoreError::Backend(e))
+                if e.contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopening the store: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +311,7 @@ mod tests {
                 .is_empty());
             futures::executor::block_on(store.flush()).unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let names = |v: &[crate::model::Instance]| -> Vec<String> {
             v.iter().map(|i| i.metadata.name.clone()).collect()
         };
