@@ -2198,6 +2198,18 @@ async fn bench_stopstart(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R
             None,
             "ms from the client's start; the rest of the total is the client's polling",
         ));
+        ctx.push(figure(
+            "stopstart",
+            &format!("{key}.ratio_recorded"),
+            &format!("diagnostic ratio: ec2d's recorded {key} / docker {docker_verb}"),
+            "x",
+            &e.iter()
+                .zip(d.iter())
+                .map(|(x, y)| x.recorded / y)
+                .collect::<Vec<_>>(),
+            None,
+            "ec2d's side without the client's polling",
+        ));
     }
     Ok(())
 }

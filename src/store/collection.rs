@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
@@ -53,7 +54,27 @@ pub struct Collection<S, T: Default> {
     spec: sled::Tree,
     status: sled::Tree,
     decoded: Arc<Mutex<HashMap<sled::IVec, Decoded<S, T>>>>,
+    /// Counts finished writes to either tree: a listing made while the count was `n` holds
+    /// until it moves. Every write goes through this type (sled's lock keeps any other
+    /// process out), so nothing can change the trees without moving it.
+    writes: Arc<AtomicU64>,
+    /// The last full listing and the write count it was made at. Repeated DescribeInstances
+    /// over an unchanged store were mostly sled's iterator and comparing stored bytes.
+    listed: Arc<Mutex<Option<CachedListing<S, T>>>>,
     _types: PhantomData<fn() -> (S, T)>,
+}
+
+/// A full listing and the write count it was made at.
+type CachedListing<S, T> = (u64, Listing<Arc<Object<S, T>>>);
+
+/// Moves a collection's write count when dropped, so every way out of a write (success,
+/// error, early return) ends the cached listing made before it.
+struct WriteDone<'a>(&'a AtomicU64);
+
+impl Drop for WriteDone<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// A document decoded from exactly these bytes. A read whose bytes are unchanged reuses the
@@ -74,6 +95,8 @@ impl<S, T: Default> Clone for Collection<S, T> {
             spec: self.spec.clone(),
             status: self.status.clone(),
             decoded: Arc::clone(&self.decoded),
+            writes: Arc::clone(&self.writes),
+            listed: Arc::clone(&self.listed),
             _types: PhantomData,
         }
     }
@@ -105,8 +128,15 @@ where
             spec: db.open_tree(format!("{tree_prefix}.spec"))?,
             status: db.open_tree(format!("{tree_prefix}.status"))?,
             decoded: Arc::default(),
+            writes: Arc::default(),
+            listed: Arc::default(),
             _types: PhantomData,
         })
+    }
+
+    /// Call at the start of every write; the write counts as done when the guard drops.
+    fn writing(&self) -> WriteDone<'_> {
+        WriteDone(&self.writes)
     }
 
     fn corrupt(&self, key: &[u8], reason: impl ToString) -> StoreError {
@@ -149,6 +179,7 @@ where
 
     /// Inserts new objects atomically: all of them or none (one RunInstances call is one write).
     pub fn create(&self, objects: &[Object<S, T>]) -> Result<(), StoreError> {
+        let _done = self.writing();
         let mut encoded = Vec::with_capacity(objects.len());
         for object in objects {
             let doc = SpecDoc {
@@ -276,6 +307,21 @@ where
     /// Like [`Collection::list`], sharing the objects with the decode cache (no copies):
     /// listing a thousand instances hands out a thousand reference counts.
     pub fn list_shared(&self) -> Result<Listing<Arc<Object<S, T>>>, StoreError> {
+        // Read before walking the trees: a write that lands during the walk moves the count
+        // past this one, so a listing that may have missed it is never reused.
+        let writes = self.writes.load(Ordering::Acquire);
+        if let Some((at, listing)) = &*self.listed.lock().unwrap_or_else(|p| p.into_inner()) {
+            if *at == writes {
+                return Ok(listing.clone());
+            }
+        }
+        let listing = self.list_trees()?;
+        *self.listed.lock().unwrap_or_else(|p| p.into_inner()) = Some((writes, listing.clone()));
+        Ok(listing)
+    }
+
+    /// Walks both trees: every object, decoding only what changed since the last read.
+    fn list_trees(&self) -> Result<Listing<Arc<Object<S, T>>>, StoreError> {
         let mut objects = Vec::new();
         let mut corrupt = Vec::new();
         // Both trees are walked side by side in key order (a merge join): one pass over
@@ -346,6 +392,7 @@ where
     where
         E: From<StoreError>,
     {
+        let _done = self.writing();
         loop {
             let Some(current_bytes) = self.spec.get(id.as_bytes()).map_err(StoreError::from)?
             else {
@@ -388,6 +435,7 @@ where
     /// Writes an object's status. Only the reconciler calls this. A status for an object
     /// that no longer exists is dropped, so a late reconcile never resurrects a collected record.
     pub fn write_status(&self, id: &str, status: &T) -> Result<(), StoreError> {
+        let _done = self.writing();
         if !self.spec.contains_key(id.as_bytes())? {
             return Ok(());
         }
@@ -397,6 +445,7 @@ where
 
     /// Deletes an object, spec and status (garbage collection of finished records).
     pub fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let _done = self.writing();
         self.spec.remove(id.as_bytes())?;
         self.status.remove(id.as_bytes())?;
         self.decoded
@@ -413,6 +462,7 @@ where
         S: PartialEq,
         T: PartialEq,
     {
+        let _done = self.writing();
         let wanted: std::collections::BTreeMap<&str, &Object<S, T>> = objects
             .iter()
             .map(|o| (o.metadata.name.as_str(), o))
@@ -454,6 +504,7 @@ where
     /// Writes raw bytes under a spec key, bypassing encoding: only for tests of corrupt-record handling.
     #[doc(hidden)]
     pub fn insert_raw_spec_for_test(&self, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let _done = self.writing();
         self.spec.insert(id.as_bytes(), bytes)?;
         Ok(())
     }
@@ -461,6 +512,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use crate::model::{fixtures, DesiredState, InstanceState};
     use crate::store::{Store, StoreError};
 
@@ -539,6 +592,91 @@ mod tests {
         instances.delete(&id).unwrap();
         assert!(instances.get(&id).unwrap().is_none());
         assert!(instances.list().unwrap().objects.is_empty());
+    }
+
+    #[test]
+    fn a_cached_listing_never_outlives_a_write() {
+        let store = Store::temporary().unwrap();
+        let instances = store.instances();
+        let first = fixtures::instance();
+        let id = first.metadata.name.clone();
+        instances.create(std::slice::from_ref(&first)).unwrap();
+        let listed = instances.list_shared().unwrap();
+        // Unchanged store: the very same objects come back.
+        let again = instances.list_shared().unwrap();
+        assert!(Arc::ptr_eq(&listed.objects[0], &again.objects[0]));
+
+        let mut second = fixtures::instance();
+        second.metadata.name = "i-0000000000000000b".into();
+        instances.create(std::slice::from_ref(&second)).unwrap();
+        assert_eq!(instances.list_shared().unwrap().objects.len(), 2);
+
+        let mut status = first.status.clone();
+        status.state = Some(InstanceState::Running);
+        instances.write_status(&id, &status).unwrap();
+        let states: Vec<_> = instances
+            .list_shared()
+            .unwrap()
+            .objects
+            .iter()
+            .map(|o| (o.metadata.name.clone(), o.status.state))
+            .collect();
+        assert!(states.contains(&(id.clone(), Some(InstanceState::Running))));
+
+        instances
+            .update_spec::<StoreError>(&id, |o| {
+                o.spec.desired = DesiredState::Stopped;
+                Ok(true)
+            })
+            .unwrap();
+        let listed = instances.list_shared().unwrap();
+        let updated = listed
+            .objects
+            .iter()
+            .find(|o| o.metadata.name == id)
+            .unwrap();
+        assert_eq!(updated.spec.desired, DesiredState::Stopped);
+
+        instances.delete(&id).unwrap();
+        let left: Vec<_> = instances
+            .list_shared()
+            .unwrap()
+            .objects
+            .iter()
+            .map(|o| o.metadata.name.clone())
+            .collect();
+        assert_eq!(left, vec!["i-0000000000000000b".to_string()]);
+    }
+
+    #[test]
+    fn a_listing_made_during_concurrent_writes_sees_every_finished_write() {
+        let store = Store::temporary().unwrap();
+        let instances = store.instances().clone();
+        let writer = {
+            let instances = instances.clone();
+            std::thread::spawn(move || {
+                for n in 0..200u32 {
+                    let mut inst = fixtures::instance();
+                    inst.metadata.name = format!("i-{n:017x}");
+                    instances.create(std::slice::from_ref(&inst)).unwrap();
+                    // Once a write has returned, every later listing holds it.
+                    let listed = instances.list_shared().unwrap();
+                    assert_eq!(listed.objects.len(), n as usize + 1);
+                }
+            })
+        };
+        // A second reader lists all the while, filling the cache mid-write.
+        let mut last = 0;
+        while !writer.is_finished() {
+            let seen = instances.list_shared().unwrap().objects.len();
+            assert!(
+                seen >= last,
+                "a listing went back in time: {seen} after {last}"
+            );
+            last = seen;
+        }
+        writer.join().unwrap();
+        assert_eq!(instances.list_shared().unwrap().objects.len(), 200);
     }
 
     #[test]

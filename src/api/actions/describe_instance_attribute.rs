@@ -56,7 +56,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 }
 
 /// Reads the instance in the caller's region.
-pub fn handle(state: &ApiState, region: &str, req: &Request) -> Result<Instance, ApiError> {
+pub fn handle(
+    state: &ApiState,
+    region: &str,
+    req: &Request,
+) -> Result<std::sync::Arc<Instance>, ApiError> {
     let instance = shared::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
         .pop()
         .expect("load_instances returns one instance per id");

@@ -75,10 +75,14 @@ pub struct Cursor {
     instance_id: String,
 }
 
-/// [`Cursor`]'s order over borrowed fields: sorting a thousand instances builds no strings.
-fn sort_key(instance: &Instance) -> (i128, &str, u32, &str) {
+/// The first field of [`Cursor`]'s order.
+fn launched_nanos(instance: &Instance) -> i128 {
+    instance.metadata.creation_timestamp.unix_timestamp_nanos()
+}
+
+/// The rest of [`Cursor`]'s order, over borrowed fields: sorting builds no strings.
+fn tie_key(instance: &Instance) -> (&str, u32, &str) {
     (
-        instance.metadata.creation_timestamp.unix_timestamp_nanos(),
         instance.spec.reservation_id.as_str(),
         instance.spec.ami_launch_index,
         instance.metadata.name.as_str(),
@@ -88,7 +92,7 @@ fn sort_key(instance: &Instance) -> (i128, &str, u32, &str) {
 impl Cursor {
     fn of(instance: &Instance) -> Self {
         Self {
-            launched_nanos: instance.metadata.creation_timestamp.unix_timestamp_nanos(),
+            launched_nanos: launched_nanos(instance),
             reservation_id: instance.spec.reservation_id.to_string(),
             launch_index: instance.spec.ami_launch_index,
             instance_id: instance.metadata.name.clone(),
@@ -263,21 +267,22 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         shared::region_instances(state, region)?
     } else {
         shared::load_instances(state, region, &req.ids)?
-            .into_iter()
-            .map(Arc::new)
-            .collect()
     };
     shared::check_dry_run(req.dry_run)?;
-    let mut matching: Vec<Arc<Instance>> = instances
+    // Launch order keeps a reservation's instances together and pages stable under inserts.
+    // The timestamp is converted once per instance, not twice per comparison: that
+    // conversion was most of the sort's time over a thousand instances.
+    let mut keyed: Vec<(i128, Arc<Instance>)> = instances
         .into_iter()
         .filter(|i| filter::matches_all(&req.filters, |name| filter_values(name, i)))
         .filter(|i| match &req.after {
             Some(after) => Cursor::of(i) > *after,
             None => true,
         })
+        .map(|i| (launched_nanos(&i), i))
         .collect();
-    // Launch order keeps a reservation's instances together and pages stable under inserts.
-    matching.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    keyed.sort_by(|(a_at, a), (b_at, b)| a_at.cmp(b_at).then_with(|| tie_key(a).cmp(&tie_key(b))));
+    let mut matching: Vec<Arc<Instance>> = keyed.into_iter().map(|(_, i)| i).collect();
     let next_token = match req.max_results {
         Some(max) if matching.len() > max => {
             matching.truncate(max);

@@ -52,11 +52,13 @@ pub fn load_instances(
     state: &ApiState,
     region: &str,
     ids: &[InstanceId],
-) -> Result<Vec<Instance>, ApiError> {
+) -> Result<Vec<std::sync::Arc<Instance>>, ApiError> {
     let mut found = Vec::with_capacity(ids.len());
     let mut missing = Vec::new();
     for id in ids {
-        match state.store.instances().get(id.as_str())? {
+        // Shared with the store's decode cache: no deep copy, and DescribeInstances by id (a
+        // waiter's poll) reuses the instance's rendered XML while it is unchanged.
+        match state.store.instances().get_shared(id.as_str())? {
             Some(instance) if instance.metadata.namespace == region => found.push(instance),
             _ => missing.push(id.to_string()),
         }
