@@ -1923,3 +1923,95 @@ proptest! {
         assert_ec2_document(&reply)?;
     }
 }
+
+#[tokio::test]
+async fn create_image_amis_take_tags_and_discovered_amis_refuse_them() {
+    let h = Harness::docker();
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    let ami = create_image(&h, &id, "tagged")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    h.post(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &ami),
+        ("Tag.1.Key", "stage"),
+        ("Tag.1.Value", "prod"),
+    ])
+    .await
+    .ok("CreateTags");
+    let doc = h
+        .post(&[("Action", "DescribeImages"), ("ImageId.1", &ami)])
+        .await
+        .ok("DescribeImages");
+    let tags = doc.items("imagesSet")[0].tags();
+    assert_eq!(tags.get("stage").map(String::as_str), Some("prod"));
+    assert_eq!(tags.get("team").map(String::as_str), Some("infra"));
+    let listed = h
+        .post(&[
+            ("Action", "DescribeTags"),
+            ("Filter.1.Name", "resource-type"),
+            ("Filter.1.Value.1", "image"),
+        ])
+        .await
+        .ok("DescribeTags");
+    let items: Vec<(String, String)> = listed
+        .items("tagSet")
+        .iter()
+        .map(|t| {
+            (
+                t.text_at("resourceId").to_string(),
+                t.text_at("key").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            (ami.clone(), "ec2_vm_manager".to_string()),
+            (ami.clone(), "stage".to_string()),
+            (ami.clone(), "team".to_string())
+        ]
+    );
+
+    let reply = h
+        .post(&[
+            ("Action", "CreateTags"),
+            ("ResourceId.1", AMI),
+            ("Tag.1.Key", "stage"),
+        ])
+        .await;
+    reply.err_status(StatusCode::BAD_REQUEST, "UnsupportedOperation");
+    let reply = h
+        .post(&[
+            ("Action", "CreateTags"),
+            ("ResourceId.1", "ami-0000000000000beef"),
+            ("Tag.1.Key", "stage"),
+        ])
+        .await;
+    reply.err_status(StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound");
+
+    // Tagging leaves the instance's generation alone: it keeps reading running.
+    let before = h.instance(&id).metadata.generation;
+    h.post(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &id),
+        ("Tag.1.Key", "Name"),
+        ("Tag.1.Value", "<web & co>"),
+    ])
+    .await
+    .ok("CreateTags");
+    assert_eq!(h.instance(&id).metadata.generation, before);
+    let doc = h
+        .post(&[("Action", "DescribeInstances"), ("InstanceId.1", &id)])
+        .await
+        .ok("DescribeInstances");
+    let item = doc.path("reservationSet/item/instancesSet/item");
+    assert_eq!(item.text_at("instanceState/name"), "running");
+    assert_eq!(
+        item.tags().get("Name").map(String::as_str),
+        Some("<web & co>")
+    );
+}

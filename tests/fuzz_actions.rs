@@ -78,6 +78,7 @@ fn name() -> impl Strategy<Value = String> {
         "SubnetId",
         "RegionName",
         "ZoneName",
+        "ResourceId",
     ]);
     prop_oneof![
         4 => plain.prop_map(str::to_string),
@@ -89,6 +90,8 @@ fn name() -> impl Strategy<Value = String> {
         1 => (0u32..2, 0u32..2).prop_map(|(n, m)| format!("IpPermissions.{n}.IpRanges.{m}.CidrIp")),
         1 => (0u32..2, 0u32..2).prop_map(|(n, m)| format!("TagSpecification.{n}.Tag.{m}.Key")),
         1 => (0u32..2).prop_map(|n| format!("TagSpecification.{n}.ResourceType")),
+        1 => (0u32..3, prop::sample::select(vec!["Key", "Value"]))
+            .prop_map(|(n, f)| format!("Tag.{n}.{f}")),
         1 => "[A-Za-z.0-9]{0,12}",
     ]
 }

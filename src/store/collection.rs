@@ -387,6 +387,32 @@ where
     pub fn update_spec<E>(
         &self,
         id: &str,
+        change: impl FnMut(&mut Object<S, T>) -> Result<bool, E>,
+    ) -> Result<Change<S, T>, E>
+    where
+        E: From<StoreError>,
+    {
+        self.update(id, true, change)
+    }
+
+    /// Like [`Collection::update_spec`] for a change that asks nothing of the reconciler
+    /// (tags): `resourceVersion` moves, `generation` does not, so an instance never reads
+    /// `pending` or `stopping` because it was tagged.
+    pub fn update_spec_same_generation<E>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut Object<S, T>) -> Result<bool, E>,
+    ) -> Result<Change<S, T>, E>
+    where
+        E: From<StoreError>,
+    {
+        self.update(id, false, change)
+    }
+
+    fn update<E>(
+        &self,
+        id: &str,
+        bump_generation: bool,
         mut change: impl FnMut(&mut Object<S, T>) -> Result<bool, E>,
     ) -> Result<Change<S, T>, E>
     where
@@ -408,7 +434,9 @@ where
             if !change(&mut after)? {
                 return Ok((before, after));
             }
-            after.metadata.generation = before.metadata.generation + 1;
+            if bump_generation {
+                after.metadata.generation = before.metadata.generation + 1;
+            }
             after.metadata.resource_version = before.metadata.resource_version + 1;
             let new_doc = SpecDoc {
                 api_version: after.api_version.clone(),
@@ -592,6 +620,29 @@ mod tests {
         instances.delete(&id).unwrap();
         assert!(instances.get(&id).unwrap().is_none());
         assert!(instances.list().unwrap().objects.is_empty());
+    }
+
+    #[test]
+    fn a_same_generation_update_moves_only_the_resource_version() {
+        let store = Store::temporary().unwrap();
+        let instances = store.instances();
+        let inst = fixtures::instance();
+        let id = inst.metadata.name.clone();
+        instances.create(std::slice::from_ref(&inst)).unwrap();
+        let (before, after) = instances
+            .update_spec_same_generation::<StoreError>(&id, |o| {
+                o.spec.tags.insert("Name".into(), "web".into());
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(after.metadata.generation, before.metadata.generation);
+        assert_eq!(
+            after.metadata.resource_version,
+            before.metadata.resource_version + 1
+        );
+        let read = instances.get(&id).unwrap().unwrap();
+        assert_eq!(read.spec.tags.get("Name").map(String::as_str), Some("web"));
+        assert_eq!(read.metadata.generation, before.metadata.generation);
     }
 
     #[test]

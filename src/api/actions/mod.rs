@@ -4,8 +4,10 @@ pub mod authorize_security_group;
 pub mod create_image;
 pub mod create_key_pair;
 pub mod create_security_group;
+pub mod create_tags;
 pub mod delete_key_pair;
 pub mod delete_security_group;
+pub mod delete_tags;
 pub mod describe_availability_zones;
 pub mod describe_images;
 pub mod describe_instance_attribute;
@@ -14,6 +16,7 @@ pub mod describe_key_pairs;
 pub mod describe_regions;
 pub mod describe_security_groups;
 pub mod describe_subnets;
+pub mod describe_tags;
 pub mod describe_vpcs;
 pub mod import_key_pair;
 pub mod key_pairs;
@@ -25,6 +28,7 @@ pub mod shared;
 pub mod start_instances;
 pub mod state_change;
 pub mod stop_instances;
+pub mod tagging;
 pub mod terminate_instances;
 
 use super::error::ApiError;
@@ -61,6 +65,9 @@ pub fn lookup(action: &str) -> Option<Call> {
         "RevokeSecurityGroupIngress" => revoke_security_group::call_ingress,
         "RevokeSecurityGroupEgress" => revoke_security_group::call_egress,
         "DescribeInstanceAttribute" => describe_instance_attribute::call,
+        "CreateTags" => create_tags::call,
+        "DeleteTags" => delete_tags::call,
+        "DescribeTags" => describe_tags::call,
         _ => return None,
     };
     Some(call)
@@ -91,6 +98,9 @@ pub const ACTIONS: &[&str] = &[
     "RevokeSecurityGroupIngress",
     "RevokeSecurityGroupEgress",
     "DescribeInstanceAttribute",
+    "CreateTags",
+    "DeleteTags",
+    "DescribeTags",
 ];
 
 /// Resolves `Action`: absent or empty is `MissingAction`, unknown is `InvalidAction`.

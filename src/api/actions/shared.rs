@@ -152,7 +152,7 @@ pub fn tag_specifications(
 }
 
 /// EC2's tag rules: a key of 1..=127 characters not starting with `aws:`, a value of at most 256.
-fn validate_tag(key: &str, value: &str) -> Result<(), ApiError> {
+pub fn validate_tag(key: &str, value: &str) -> Result<(), ApiError> {
     let key_len = key.chars().count();
     if key_len == 0 || key_len > MAX_TAG_KEY {
         return Err(ApiError::invalid_value(format!(

@@ -1,0 +1,270 @@
+//! What CreateTags, DeleteTags and DescribeTags share: which stored resource an id names, and reading and changing its tags.
+
+use std::collections::BTreeMap;
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::ApiState;
+use crate::model::{ImageId, InstanceId, KeyPairId};
+use crate::store::StoreError;
+
+use super::key_pairs;
+use super::network::{self, GroupRef};
+use super::shared;
+
+/// A resource's tags, by key.
+pub type Tags = BTreeMap<String, String>;
+
+/// The most tags EC2 lets one resource carry.
+pub const MAX_TAGS_PER_RESOURCE: usize = 50;
+
+/// A taggable resource, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// `i-…`.
+    Instance(InstanceId),
+    /// `sg-…`.
+    SecurityGroup(String),
+    /// `key-…`.
+    KeyPair(KeyPairId),
+    /// `ami-…`: only AMIs made by CreateImage carry tags; AMIs discovered from Docker tags
+    /// are observed state that image discovery rewrites.
+    Image(ImageId),
+}
+
+impl Resource {
+    /// Classifies an id by its prefix, with the `Malformed` error EC2 gives for a bad one and
+    /// `InvalidID` for a prefix ec2d keeps no taggable resource under.
+    pub fn parse(id: &str) -> Result<Self, ApiError> {
+        if id.starts_with(InstanceId::PREFIX) {
+            Ok(Self::Instance(InstanceId::parse(id)?))
+        } else if id.starts_with("sg-") {
+            match GroupRef::parse(id)? {
+                GroupRef::Id(id) => Ok(Self::SecurityGroup(id)),
+                GroupRef::Name(_) => Err(invalid_id(id)),
+            }
+        } else if id.starts_with(KeyPairId::PREFIX) {
+            Ok(Self::KeyPair(KeyPairId::parse(id)?))
+        } else if id.starts_with(ImageId::PREFIX) {
+            Ok(Self::Image(ImageId::parse(id)?))
+        } else {
+            Err(invalid_id(id))
+        }
+    }
+
+    /// The id as the client wrote it.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Instance(id) => id.as_str(),
+            Self::SecurityGroup(id) => id,
+            Self::KeyPair(id) => id.as_str(),
+            Self::Image(id) => id.as_str(),
+        }
+    }
+
+    /// DescribeTags' `resourceType`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Instance(_) => "instance",
+            Self::SecurityGroup(_) => "security-group",
+            Self::KeyPair(_) => "key-pair",
+            Self::Image(_) => "image",
+        }
+    }
+}
+
+/// `InvalidID`: no taggable resource has ids like this one (vpc and subnet ids included: the
+/// default network is derived from the region and stores nothing to tag).
+fn invalid_id(id: &str) -> ApiError {
+    ApiError::client("InvalidID", format!("The ID '{id}' is not valid"))
+}
+
+/// The `NotFound` error EC2 gives for this kind of resource.
+fn not_found(state: &ApiState, region: &str, resource: &Resource) -> ApiError {
+    match resource {
+        Resource::Instance(id) => ApiError::instances_not_found(&[id.to_string()]),
+        Resource::SecurityGroup(id) => GroupRef::Id(id.clone()).not_found(region),
+        Resource::KeyPair(id) => key_pairs::not_found(id.as_str()),
+        Resource::Image(id) => {
+            // An AMI ec2d discovered from a Docker tag exists, but keeps no tags of its own.
+            let discovered = state
+                .store
+                .catalog()
+                .get(id.as_str())
+                .ok()
+                .flatten()
+                .is_some();
+            if discovered {
+                ApiError::client(
+                    "UnsupportedOperation",
+                    format!(
+                        "The image '{id}' comes from a Docker tag; ec2d keeps tags only for \
+                         images made by CreateImage"
+                    ),
+                )
+            } else {
+                ApiError::images_not_found(&[id.to_string()])
+            }
+        }
+    }
+}
+
+/// `ResourceId.N`, deduplicated, every one classified; at least one is required.
+pub fn resource_ids(params: &QueryParams) -> Result<Vec<Resource>, ApiError> {
+    let raw = params.list("ResourceId");
+    if raw.is_empty() {
+        return Err(ApiError::missing_parameter("ResourceId"));
+    }
+    let mut resources: Vec<Resource> = Vec::with_capacity(raw.len());
+    for id in raw {
+        let resource = Resource::parse(id)?;
+        if !resources.contains(&resource) {
+            resources.push(resource);
+        }
+    }
+    Ok(resources)
+}
+
+/// The tags of a resource in `region`; `None` when it does not exist there.
+pub fn tags_of(
+    state: &ApiState,
+    region: &str,
+    resource: &Resource,
+) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    let store = &state.store;
+    Ok(match resource {
+        Resource::Instance(id) => store
+            .instances()
+            .get_shared(id.as_str())?
+            .filter(|i| i.metadata.namespace == region)
+            .map(|i| i.spec.tags.clone()),
+        Resource::SecurityGroup(id) => {
+            network::find_group(state, region, &GroupRef::Id(id.clone()))?.map(|g| g.spec.tags)
+        }
+        Resource::KeyPair(id) => key_pairs::find_by_id(store, region, id)?.map(|k| k.spec.tags),
+        Resource::Image(id) => store
+            .images()
+            .get_shared(id.as_str())?
+            .filter(|i| i.metadata.namespace == region)
+            .map(|i| i.spec.tags.clone()),
+    })
+}
+
+/// Fails with the resource's `NotFound` error unless it exists in `region`.
+pub fn check_exists(state: &ApiState, region: &str, resource: &Resource) -> Result<(), ApiError> {
+    match tags_of(state, region, resource)? {
+        Some(_) => Ok(()),
+        None => Err(not_found(state, region, resource)),
+    }
+}
+
+/// Why a tag write did not happen: the request's fault, or the store's (a resource deleted
+/// between the check and the write reads as EC2's `NotFound` for its kind).
+enum WriteError {
+    Api(ApiError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Changes a resource's tags with the store's compare-and-swap. Tags ask nothing of the
+/// reconciler, so the generation stays: an instance never reads `pending` for being tagged.
+/// `change` returns whether it changed anything; a result over [`MAX_TAGS_PER_RESOURCE`] is
+/// `TagLimitExceeded` and writes nothing.
+pub fn change_tags(
+    state: &ApiState,
+    region: &str,
+    resource: &Resource,
+    change: impl Fn(&mut BTreeMap<String, String>) -> bool,
+) -> Result<(), ApiError> {
+    let apply = |tags: &mut BTreeMap<String, String>, namespace: &str| {
+        if namespace != region {
+            return Err(WriteError::Api(not_found(state, region, resource)));
+        }
+        if !change(tags) {
+            return Ok(false);
+        }
+        if tags.len() > MAX_TAGS_PER_RESOURCE {
+            return Err(WriteError::Api(ApiError::client(
+                "TagLimitExceeded",
+                format!(
+                    "The maximum number of tags for a resource ({MAX_TAGS_PER_RESOURCE}) has \
+                     been exceeded for '{}'",
+                    resource.id()
+                ),
+            )));
+        }
+        Ok(true)
+    };
+    let store = &state.store;
+    let written = match resource {
+        Resource::Instance(id) => store
+            .instances()
+            .update_spec_same_generation(id.as_str(), |o| {
+                apply(&mut o.spec.tags, &o.metadata.namespace)
+            })
+            .map(drop),
+        Resource::SecurityGroup(id) => {
+            // The region's `default` group is stored on first use.
+            network::ensure_default_group(state, region)?;
+            store
+                .security_groups()
+                .update_spec_same_generation(id, |o| apply(&mut o.spec.tags, &o.metadata.namespace))
+                .map(drop)
+        }
+        Resource::KeyPair(id) => store
+            .key_pairs()
+            .update_spec_same_generation(id.as_str(), |o| {
+                apply(&mut o.spec.tags, &o.metadata.namespace)
+            })
+            .map(drop),
+        Resource::Image(id) => store
+            .images()
+            .update_spec_same_generation(id.as_str(), |o| {
+                apply(&mut o.spec.tags, &o.metadata.namespace)
+            })
+            .map(drop),
+    };
+    written.map_err(|e| match e {
+        WriteError::Api(e) => e,
+        WriteError::Store(StoreError::NotFound { .. }) => not_found(state, region, resource),
+        WriteError::Store(other) => other.into(),
+    })
+}
+
+/// Every tagged resource of the region and its tags, in id order.
+pub fn region_tags(state: &ApiState, region: &str) -> Result<Vec<(Resource, Tags)>, ApiError> {
+    let mut all = Vec::new();
+    for instance in shared::region_instances(state, region)? {
+        if !instance.spec.tags.is_empty() {
+            let id = InstanceId::parse(&instance.metadata.name)?;
+            all.push((Resource::Instance(id), instance.spec.tags.clone()));
+        }
+    }
+    for group in network::region_groups(state, region)? {
+        if !group.spec.tags.is_empty() {
+            all.push((
+                Resource::SecurityGroup(group.metadata.name.clone()),
+                group.spec.tags,
+            ));
+        }
+    }
+    for key_pair in key_pairs::region_key_pairs(&state.store, region)? {
+        if !key_pair.spec.tags.is_empty() {
+            let id = KeyPairId::parse(&key_pair.metadata.name)?;
+            all.push((Resource::KeyPair(id), key_pair.spec.tags));
+        }
+    }
+    for image in state.store.images().list_shared()?.objects {
+        if image.metadata.namespace == region && !image.spec.tags.is_empty() {
+            let id = ImageId::parse(&image.metadata.name)?;
+            all.push((Resource::Image(id), image.spec.tags.clone()));
+        }
+    }
+    all.sort_by(|a, b| a.0.id().cmp(b.0.id()));
+    Ok(all)
+}
