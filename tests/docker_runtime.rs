@@ -1191,6 +1191,25 @@ async fn started_and_finished_times_follow_the_lifecycle() {
     rt.remove(&cid).await.unwrap();
 }
 
+#[tokio::test]
+async fn restart_keeps_the_container_and_starts_it_anew() {
+    let Some(rt) = engine().await else { return };
+    let (id, spec, _guard) = looping_spec();
+    let cid = rt.create_and_start(&spec).await.unwrap();
+    let before = rt.inspect_instance(&id).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rt.restart(&cid, Duration::from_secs(1)).await.unwrap();
+    let after = rt.inspect_instance(&id).await.unwrap().unwrap();
+    assert_eq!(after.id, before.id, "same container");
+    assert_eq!(after.state, ContainerState::Running);
+    assert!(after.started_at > before.started_at, "{after:?}");
+    // The engine restarts a frozen container too; it comes back running.
+    rt.pause(&cid).await.unwrap();
+    rt.restart(&cid, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(state_of(&rt, &id).await, ContainerState::Running);
+    rt.remove(&cid).await.unwrap();
+}
+
 /// Waits until the container's main process has ended; its observation then.
 async fn wait_exited(rt: &DockerRuntime, id: &InstanceId) -> ec2d::runtime::ObservedContainer {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -732,3 +732,69 @@ async fn a_stale_last_observation_falls_back_to_observing() {
     assert_eq!(shown(&ctx, &removed), InstanceState::Running);
     assert_ne!(get(&ctx, &removed).status.container.unwrap().id, old);
 }
+
+fn request_reboot(ctx: &Context<FakeRuntime>, id: &InstanceId) {
+    ctx.store
+        .instances()
+        .update_spec_same_generation::<StoreError>(id.as_str(), |o| {
+            o.spec.reboots_requested += 1;
+            Ok(true)
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_reboot_restarts_the_same_container_once_and_the_instance_stays_running() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    let before = get(&ctx, &id).status.container.unwrap().id;
+
+    request_reboot(&ctx, &id);
+    // Queued, not yet carried out: still running, as EC2 shows a rebooting instance.
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+    fake.clear_calls();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        fake.ops()
+            .into_iter()
+            .filter(|op| *op == Op::Restart)
+            .count(),
+        1
+    );
+    let after = get(&ctx, &id);
+    assert_eq!(after.status.reboots_done, 1);
+    assert_eq!(after.status.container.unwrap().id, before, "same container");
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
+
+    // Level-triggered, and done: later passes restart nothing.
+    fake.clear_calls();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert!(!fake.ops().contains(&Op::Restart));
+
+    // A failed restart is retried, never taken as done.
+    request_reboot(&ctx, &id);
+    fake.fail_next(Op::Restart, RuntimeError::Conflict("busy".into()), 1);
+    assert!(run(&ctx, &id).await.is_err());
+    assert_eq!(get(&ctx, &id).status.reboots_done, 1);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(get(&ctx, &id).status.reboots_done, 2);
+}
+
+#[tokio::test]
+async fn a_reboot_of_a_stopped_instance_does_nothing_then_or_later() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    desire(&ctx, &id, DesiredState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    request_reboot(&ctx, &id);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
+    assert_eq!(get(&ctx, &id).status.reboots_done, 1, "void, not pending");
+    fake.clear_calls();
+    desire(&ctx, &id, DesiredState::Running);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.ops(), [Op::Unpause], "started, not also rebooted");
+}

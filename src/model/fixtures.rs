@@ -34,6 +34,7 @@ pub fn instance() -> Instance {
             vpc_id: None,
             client_token: None,
             user_transition_at: None,
+            reboots_requested: 0,
         },
         status: InstanceStatus::default(),
     }

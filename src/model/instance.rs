@@ -72,6 +72,15 @@ pub struct InstanceSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub user_transition_at: Option<Timestamp>,
+    /// How many reboots RebootInstances asked for. A reboot leaves the instance `running`, so
+    /// it is counted here and does not move `generation`; the reconciler restarts the
+    /// container until `status.rebootsDone` catches up.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reboots_requested: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A security group an instance belongs to.
@@ -170,6 +179,10 @@ pub struct InstanceStatus {
     /// The most recent state transitions, newest last (bounded).
     #[serde(default)]
     pub transitions: Vec<Transition>,
+    /// `spec.rebootsRequested` as last carried out (by a restart, a fresh boot, or by the
+    /// instance not being meant to run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reboots_done: u64,
 }
 
 /// How many transitions a status keeps.

@@ -327,6 +327,18 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             run_boot_beside_init(ctx, id, &container.id).await;
         }
     }
+    if plan.steps.iter().any(|s| matches!(s, Step::Restart(_))) {
+        info!(instance_id = %id, "instance rebooted");
+        // The image's init came back up on its own; the boot tasks beside it run again.
+        if let Some(container) = after
+            .as_ref()
+            .filter(|c| c.state == ContainerState::Running)
+        {
+            if boot_mode(ctx, &instance.spec.image_ref).await == BootMode::BesideInit {
+                run_boot_beside_init(ctx, id, &container.id).await;
+            }
+        }
+    }
     // The container ended right after it was started: its command cannot run in this
     // image (126/127: not executable / not found) — a boot that can never succeed — or it
     // crashed, which is retried with backoff rather than restarted in a tight loop.
@@ -377,10 +389,13 @@ fn conclude<R: ContainerRuntime>(
     after: Option<&ObservedContainer>,
 ) -> Result<Action, ReconcileError> {
     let status = next_status(instance, plan, after);
-    let new_container = status.container.as_ref().map(|c| &c.id)
-        != instance.status.container.as_ref().map(|c| &c.id);
+    // Where SSH answers moves with a new container, and with a restart too: Docker gives a
+    // restarted container new ephemeral host ports.
+    let access = |c: &ContainerObservation| (c.id.clone(), c.ip_address.clone(), c.ports.clone());
+    let access_moved =
+        status.container.as_ref().map(access) != instance.status.container.as_ref().map(access);
     if status.state == Some(InstanceState::Running)
-        && (new_container || instance.status.state != Some(InstanceState::Running))
+        && (access_moved || instance.status.state != Some(InstanceState::Running))
     {
         if let Some(container) = &status.container {
             log_access(id, container);
@@ -475,10 +490,14 @@ async fn apply<R: ContainerRuntime>(
             Step::Unpause(id) => runtime.unpause(id).await,
             Step::Stop(id) => runtime.stop(id, settings.stop_timeout).await,
             Step::Remove(id) => runtime.remove(id).await,
+            Step::Restart(id) => runtime.restart(id, settings.stop_timeout).await,
         };
         match result {
             Ok(()) => {}
-            Err(RuntimeError::Conflict(reason)) if !matches!(step, Step::Create(_)) => {
+            // A refused restart is a reboot not done: it is retried, never taken as done.
+            Err(RuntimeError::Conflict(reason))
+                if !matches!(step, Step::Create(_) | Step::Restart(_)) =>
+            {
                 debug!(step = %step.summary(), %reason, "step already satisfied");
             }
             Err(RuntimeError::NotFound(_)) if matches!(step, Step::Remove(_) | Step::Stop(_)) => {}
@@ -514,6 +533,7 @@ fn next_status(
             .collect(),
     });
     status.last_error = None;
+    status.reboots_done = plan::reboots_done_after(instance, plan);
     if let Some(reached) = plan.reaches {
         let confirmed = match (reached, after.map(|c| c.state)) {
             (InstanceState::Running, Some(crate::runtime::ContainerState::Running)) => true,

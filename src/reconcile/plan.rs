@@ -42,6 +42,9 @@ pub enum Step {
     Stop(String),
     /// Remove the container.
     Remove(String),
+    /// Restart the running container in place (RebootInstances): same container, same
+    /// file system, same published ports; the boot script runs again.
+    Restart(String),
 }
 
 impl Step {
@@ -55,6 +58,7 @@ impl Step {
             Self::Unpause(id) => format!("unpause {}", short(id)),
             Self::Stop(id) => format!("stop {}", short(id)),
             Self::Remove(id) => format!("remove {}", short(id)),
+            Self::Restart(id) => format!("restart {}", short(id)),
         }
     }
 }
@@ -131,6 +135,9 @@ pub fn plan(
             Plan::reach(S::Running, vec![Step::Create(Box::new(container_spec()))])
         }
         (DesiredState::Running, Some(c)) => match c.state {
+            C::Running if reboot_pending(instance) => {
+                Plan::reach(S::Running, vec![Step::Restart(c.id.clone())])
+            }
             C::Running => Plan::reach(S::Running, vec![]),
             C::Paused => Plan::reach(S::Running, vec![Step::Unpause(c.id.clone())]),
             // The main process ended on its own (poweroff, `kill 1`) while the instance was
@@ -189,8 +196,6 @@ pub fn plan(
     }
 }
 
-/// The instance was running and its status describes the current spec: nothing the user
-/// asked for is pending, so an exit is the instance's own.
 /// Whether the plan turns on why the container's main process ended: it ended while the
 /// instance was running as asked, and no instance-initiated shutdown is recorded for it yet.
 /// Only then is it worth finding out (the engine's event log costs a request).
@@ -220,6 +225,28 @@ pub fn ended_from_outside(signal_seen: bool, log: SignalEvidence, exit_code: Opt
     }
 }
 
+/// Whether RebootInstances asked for a reboot not yet carried out.
+fn reboot_pending(instance: &Instance) -> bool {
+    instance.spec.reboots_requested > instance.status.reboots_done
+}
+
+/// `status.rebootsDone` once `plan` has been applied: every requested reboot is carried out
+/// by a restart, a fresh boot or a start of the container (each runs the boot anew), and
+/// is void when the instance is not meant to run (a stopped instance is not rebooted later).
+pub fn reboots_done_after(instance: &Instance, plan: &Plan) -> u64 {
+    let booted = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Restart(_) | Step::Create(_) | Step::Start(_)));
+    if booted || instance.spec.desired != DesiredState::Running {
+        instance.spec.reboots_requested
+    } else {
+        instance.status.reboots_done
+    }
+}
+
+/// The instance was running and its status describes the current spec: nothing the user
+/// asked for is pending, so an exit is the instance's own.
 fn was_running_as_asked(instance: &Instance) -> bool {
     instance.status.state == Some(InstanceState::Running)
         && instance.status.observed_generation >= instance.metadata.generation
@@ -266,6 +293,7 @@ mod tests {
                 Step::Unpause(_) => "unpause",
                 Step::Stop(_) => "stop",
                 Step::Remove(_) => "remove",
+                Step::Restart(_) => "restart",
             })
             .collect()
     }
@@ -379,6 +407,53 @@ mod tests {
             Some(S::Terminated),
         );
         check(D::Terminated, None, true, &[], Some(S::Terminated));
+    }
+
+    #[test]
+    fn a_requested_reboot_restarts_a_running_container_once() {
+        let mut inst = fixtures::instance();
+        inst.spec.reboots_requested = 2;
+        inst.status.reboots_done = 1;
+        let plan_for = |inst: &Instance, state| {
+            plan(
+                inst,
+                Some(&container(state)),
+                Facts::default(),
+                &settings(true),
+                ContainerSpec::default,
+            )
+        };
+        let rebooting = plan_for(&inst, ContainerState::Running);
+        assert_eq!(words(&rebooting), vec!["restart"]);
+        assert_eq!(rebooting.reaches, Some(InstanceState::Running));
+        assert_eq!(reboots_done_after(&inst, &rebooting), 2);
+
+        // A frozen container is thawed first; the reboot waits for the next pass.
+        let thawing = plan_for(&inst, ContainerState::Paused);
+        assert_eq!(words(&thawing), vec!["unpause"]);
+        assert_eq!(reboots_done_after(&inst, &thawing), 1);
+
+        // A fresh boot or a start carries the reboot out.
+        let booting = plan(
+            &inst,
+            None,
+            Facts::default(),
+            &settings(true),
+            ContainerSpec::default,
+        );
+        assert_eq!(words(&booting), vec!["create"]);
+        assert_eq!(reboots_done_after(&inst, &booting), 2);
+
+        // Carried out: nothing more to do.
+        inst.status.reboots_done = 2;
+        assert!(plan_for(&inst, ContainerState::Running).steps.is_empty());
+
+        // Not meant to run: the reboot is void, and the instance is never restarted.
+        inst.spec.reboots_requested = 3;
+        inst.spec.desired = DesiredState::Stopped;
+        let stopping = plan_for(&inst, ContainerState::Running);
+        assert_eq!(words(&stopping), vec!["pause"]);
+        assert_eq!(reboots_done_after(&inst, &stopping), 3);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bollard::container::{
     Config, CreateContainerOptions, DownloadFromContainerOptions, InspectContainerOptions,
-    ListContainersOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
-    UploadToContainerOptions,
+    ListContainersOptions, RemoveContainerOptions, RestartContainerOptions, StartContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -50,6 +50,12 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Extra time on top of the stop grace period for the engine to kill and reap the container.
 const STOP_TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
+
+/// Docker's stop timeout `t` for a grace period: whole seconds, and at least 1, since 0
+/// would skip SIGTERM entirely.
+fn grace_seconds(grace: Duration) -> i64 {
+    (grace.as_secs_f64().ceil() as i64).max(1)
+}
 
 /// How long `exec` waits for its command; a command still running then is reported with no exit
 /// code (it cannot be killed through the API, only left behind).
@@ -168,6 +174,16 @@ impl DockerRuntime {
             .get_or_try_init(|| negotiate(&self.inner.endpoint))
             .await
             .cloned()
+    }
+
+    /// The client for a call that blocks while the engine waits up to `t` seconds for a
+    /// container to stop: its timeout must outlast that wait.
+    async fn docker_waiting(&self, t: i64) -> RuntimeResult<Docker> {
+        let wait = Duration::from_secs(u64::try_from(t).unwrap_or(0));
+        Ok(self
+            .docker()
+            .await?
+            .with_timeout(REQUEST_TIMEOUT.max(wait + STOP_TIMEOUT_MARGIN)))
     }
 
     /// Inspects a container by name or id; `Ok(None)` when it does not exist.
@@ -1213,17 +1229,25 @@ impl ContainerRuntime for DockerRuntime {
 
     #[tracing::instrument(skip(self), level = "debug", fields(grace_s = grace.as_secs_f64()))]
     async fn stop(&self, container_id: &str, grace: Duration) -> RuntimeResult<()> {
-        // Docker's `t` is whole seconds; 0 would skip SIGTERM entirely.
-        let t = (grace.as_secs_f64().ceil() as i64).max(1);
-        // The request blocks for up to `t` seconds, so the client must wait longer than that.
-        let docker = self
-            .docker()
+        let t = grace_seconds(grace);
+        self.docker_waiting(t)
             .await?
-            .with_timeout(REQUEST_TIMEOUT.max(Duration::from_secs(t as u64) + STOP_TIMEOUT_MARGIN));
-        docker
             .stop_container(container_id, Some(StopContainerOptions { t }))
             .await
             .map_err(|e| map_error("stop container", e))
+    }
+
+    #[tracing::instrument(skip(self), level = "debug", fields(grace_s = grace.as_secs_f64()))]
+    async fn restart(&self, container_id: &str, grace: Duration) -> RuntimeResult<()> {
+        let t = grace_seconds(grace);
+        self.docker_waiting(t)
+            .await?
+            .restart_container(
+                container_id,
+                Some(RestartContainerOptions { t: t as isize }),
+            )
+            .await
+            .map_err(|e| map_error("restart container", e))
     }
 
     #[tracing::instrument(skip(self), level = "debug")]

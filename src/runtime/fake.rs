@@ -37,6 +37,8 @@ pub enum Op {
     Stop,
     /// `remove`.
     Remove,
+    /// `restart`.
+    Restart,
     /// `commit`.
     Commit,
     /// `list_amis`.
@@ -539,6 +541,37 @@ impl ContainerRuntime for FakeRuntime {
             Exited,
             "die",
         )
+    }
+
+    async fn restart(&self, container_id: &str, _grace: Duration) -> RuntimeResult<()> {
+        use ContainerState::*;
+        self.enter(Op::Restart, container_id)?;
+        let snapshot = {
+            let mut inner = self.lock();
+            let container = inner.containers.get_mut(container_id).ok_or_else(|| {
+                RuntimeError::NotFound(format!("no such container: {container_id}"))
+            })?;
+            if !matches!(container.state, Running | Paused | Exited | Created) {
+                return Err(RuntimeError::Conflict(format!(
+                    "container {container_id} is {}",
+                    container.state.as_str()
+                )));
+            }
+            // As Docker does it: the main process gets SIGTERM (143), then a fresh start.
+            if matches!(container.state, Running | Paused) {
+                container
+                    .log
+                    .push(("kill", crate::model::now().unix_timestamp_nanos()));
+                Self::stamp(container, Exited);
+                container.state = Exited;
+                container.exit_code = Some(143);
+            }
+            Self::stamp(container, Running);
+            container.state = Running;
+            container.clone()
+        };
+        self.emit_for(&snapshot, "restart");
+        Ok(())
     }
 
     async fn remove(&self, container_id: &str) -> RuntimeResult<()> {

@@ -355,6 +355,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         container_id: &str,
         grace: Duration,
     ) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Restarts a container in place (stop, killing it after `grace`, then start): same
+    /// container, file system and published ports.
+    fn restart(
+        &self,
+        container_id: &str,
+        grace: Duration,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Removes a container (forcefully) with its anonymous volumes.
     fn remove(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Commits a container into `repository:tag`; returns the new image's id.

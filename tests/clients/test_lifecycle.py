@@ -2,6 +2,7 @@
 run -> running -> stop (paused) -> start (unpaused) -> create-image -> terminate."""
 
 import secrets
+import time
 
 import ec2d_harness as h
 
@@ -142,3 +143,58 @@ def test_terminate_stopped_instance(aws, ec2, launch):
 
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
     h.wait_container_state(iid, "absent", timeout=15)
+
+
+def test_reboot_instances(aws, ec2, cleanup, ec2d):
+    """reboot-instances restarts the same container in place: same id and container ports
+    (Docker hands a restarted container new host ports, and ec2d prints the new SSH line),
+    a new start, the instance `running` throughout, and user data not run a second time."""
+    resp = ec2.run_instances(
+        ImageId=h.TEST_AMI_ID,
+        MinCount=1,
+        MaxCount=1,
+        UserData="#!/bin/sh\necho ran >> /user-data-runs\n",
+    )
+    [iid] = [i["InstanceId"] for i in resp["Instances"]]
+    cleanup.track_instances([iid])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    name = h.container_name(iid)
+    h.wait_until(
+        lambda: h.docker("exec", name, "cat", "/user-data-runs", check=False).stdout == "ran\n",
+        timeout=20,
+        desc="user data's first run",
+    )
+    before = h.container_inspect(name)
+
+    aws("reboot-instances", "--instance-ids", iid).ok()
+    seen = set()
+
+    def restarted():
+        seen.update(h.states(ec2, [iid]).values())
+        info = h.container_inspect(name)
+        started_again = info["State"]["StartedAt"] != before["State"]["StartedAt"]
+        return info if started_again and info["State"]["Running"] else None
+
+    after = h.wait_until(restarted, timeout=30, interval=0.1, desc="the container's restart")
+    seen.update(h.states(ec2, [iid]).values())
+    assert seen == {"running"}, f"a rebooting instance reads running, saw {seen}"
+    assert after["Id"] == before["Id"], "reboot replaced the container"
+    assert set(after["NetworkSettings"]["Ports"]) == set(before["NetworkSettings"]["Ports"])
+    ssh = after["NetworkSettings"]["Ports"]["22/tcp"][0]
+    line = f"Instance {iid} will be accessible via SSH at: {ssh['HostIp']}:{ssh['HostPort']}"
+    h.wait_until(lambda: line in ec2d.log_path.read_text(), timeout=10, desc="the new SSH line")
+    # The boot script ran again (it keeps the container up), the user data did not.
+    time.sleep(1)
+    assert h.docker("exec", name, "cat", "/user-data-runs").stdout == "ran\n"
+
+    # Stopped instances are not rebooted, then or when started again.
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    ec2.reboot_instances(InstanceIds=[iid])
+    ec2.start_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    time.sleep(1)
+    assert h.container_inspect(name)["State"]["StartedAt"] == after["State"]["StartedAt"]
+
+    res = aws("reboot-instances", "--instance-ids", "i-0123456789abcdef0")
+    assert res.rc != 0 and res.error_code() == "InvalidInstanceID.NotFound", res.describe()

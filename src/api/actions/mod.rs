@@ -21,6 +21,7 @@ pub mod describe_vpcs;
 pub mod import_key_pair;
 pub mod key_pairs;
 pub mod network;
+pub mod reboot_instances;
 pub mod render;
 pub mod revoke_security_group;
 pub mod run_instances;
@@ -47,6 +48,7 @@ pub fn lookup(action: &str) -> Option<Call> {
         "StopInstances" => stop_instances::call,
         "StartInstances" => start_instances::call,
         "TerminateInstances" => terminate_instances::call,
+        "RebootInstances" => reboot_instances::call,
         "DescribeImages" => describe_images::call,
         "CreateImage" => create_image::call,
         "DescribeRegions" => describe_regions::call,
@@ -80,6 +82,7 @@ pub const ACTIONS: &[&str] = &[
     "StopInstances",
     "StartInstances",
     "TerminateInstances",
+    "RebootInstances",
     "DescribeImages",
     "CreateImage",
     "DescribeRegions",

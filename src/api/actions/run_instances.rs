@@ -399,6 +399,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     vpc_id: Some(subnet.vpc_id.clone()),
                     client_token: req.client_token.clone(),
                     user_transition_at: None,
+                    reboots_requested: 0,
                 },
                 status: InstanceStatus::default(),
             }

@@ -1,0 +1,82 @@
+//! `RebootInstances`: queues a reboot (a restart of the container in place); the instance stays `running`.
+
+use crate::api::error::ApiError;
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::{DesiredState, InstanceState};
+
+use super::shared;
+use super::state_change::{self, Request};
+
+/// Parses `InstanceId.N` (required) and `DryRun`.
+pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+    state_change::parse(params)
+}
+
+/// Validates every id first, then counts one more requested reboot on each instance that is
+/// meant to run. As in EC2, the call succeeds for any existing instance: a reboot of a
+/// terminated instance is ignored, and one of a stopped instance does nothing (the
+/// reconciler voids reboots of an instance not meant to run). The count moves
+/// `resourceVersion` only, never `generation`, so the instance never leaves `running`.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<String>, ApiError> {
+    let instances = shared::load_instances(state, region, &req.ids)?;
+    shared::check_dry_run(req.dry_run)?;
+    let mut rebooting = Vec::new();
+    for instance in &instances {
+        let shown = shared::shown_state(instance);
+        if instance.spec.desired != DesiredState::Running
+            || matches!(
+                shown,
+                InstanceState::Terminated | InstanceState::ShuttingDown | InstanceState::Stopped
+            )
+        {
+            continue;
+        }
+        let id = &instance.metadata.name;
+        state
+            .store
+            .instances()
+            .update_spec_same_generation::<ApiError>(id, |obj| {
+                if obj.spec.desired != DesiredState::Running {
+                    return Ok(false);
+                }
+                obj.spec.reboots_requested += 1;
+                Ok(true)
+            })?;
+        tracing::info!(instance_id = %id, "reboot requested");
+        rebooting.push(id.clone());
+    }
+    Ok(rebooting)
+}
+
+/// `return`.
+pub fn render() -> String {
+    let mut w = XmlWriter::new();
+    w.field("return", "true");
+    w.finish()
+}
+
+/// The dispatch entry.
+pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    handle(state, region, parse(params)?)?;
+    Ok(render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_required_and_checked() {
+        let e = parse(&QueryParams::from_query("")).unwrap_err();
+        assert_eq!(e.code, "MissingParameter");
+        let e = parse(&QueryParams::from_query("InstanceId.1=bogus")).unwrap_err();
+        assert_eq!(e.code, "InvalidInstanceID.Malformed");
+        let req = parse(&QueryParams::from_query(
+            "InstanceId.1=i-00000001&DryRun=true",
+        ))
+        .unwrap();
+        assert!(req.dry_run);
+    }
+}
