@@ -96,7 +96,6 @@ pub fn container_spec_for(
         binds,
         ports,
         hostname: None,
-        files: Vec::new(),
         flags: settings.docker_flags.clone(),
     }
 }

@@ -1,16 +1,14 @@
 //! The Docker implementation of [`ContainerRuntime`], via bollard; no bollard type leaves this file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::container::{
-    Config, CreateContainerOptions, DownloadFromContainerOptions, InspectContainerOptions,
-    ListContainersOptions, RemoveContainerOptions, RestartContainerOptions, StartContainerOptions,
-    StopContainerOptions, UploadToContainerOptions,
+    Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
@@ -28,9 +26,9 @@ use tracing::{debug, info, warn};
 
 use super::labels;
 use super::{
-    AmiImage, ContainerFile, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo,
-    ExecOutput, ImageCommand, ObservedContainer, Protocol, PublishedPort, RuntimeError,
-    RuntimeEvent, RuntimeResult, SignalEvidence,
+    AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
+    ImageCommand, ObservedContainer, Protocol, PublishedPort, RuntimeError, RuntimeEvent,
+    RuntimeResult, SignalEvidence,
 };
 use crate::model::{ImageId, InstanceId, Timestamp, AMI_REPOSITORY_PREFIX, CONTAINER_NAME_PREFIX};
 
@@ -233,21 +231,11 @@ impl DockerRuntime {
             .map_err(|e| map_error("start container", e))
     }
 
-    /// Copies the files into a created container, then starts it. On failure the container is
-    /// removed (no half-made instance), unless the engine is unreachable: then it cannot be
-    /// removed either, and the next attempt adopts it through the name conflict.
-    async fn upload_and_start(
-        &self,
-        docker: &Docker,
-        name: &str,
-        id: &str,
-        files: &FilePlan<'_>,
-    ) -> RuntimeResult<()> {
-        let result = async {
-            self.upload_files(docker, id, files).await?;
-            self.start_with(docker, id).await
-        }
-        .await;
+    /// Starts a created container. On failure the container is removed (no half-made
+    /// instance), unless the engine is unreachable: then it cannot be removed either, and the
+    /// next attempt adopts it through the name conflict.
+    async fn start_or_remove(&self, docker: &Docker, name: &str, id: &str) -> RuntimeResult<()> {
+        let result = self.start_with(docker, id).await;
         if let Err(e) = &result {
             if !matches!(e, RuntimeError::Unavailable(_)) {
                 let removed = docker
@@ -271,71 +259,6 @@ impl DockerRuntime {
             }
         }
         result
-    }
-
-    /// Puts the files into the container as one tar archive extracted at `/`, with explicit
-    /// entries (root, 0755) for the parent directories the image lacks.
-    async fn upload_files(
-        &self,
-        docker: &Docker,
-        id: &str,
-        files: &FilePlan<'_>,
-    ) -> RuntimeResult<()> {
-        if files.is_empty() {
-            return Ok(());
-        }
-        let missing = self.missing_dirs(docker, id, files).await?;
-        let archive = files
-            .archive(&missing, time::OffsetDateTime::now_utc().unix_timestamp())
-            .map_err(|e| RuntimeError::Failed(format!("build file archive: {e}")))?;
-        debug!(%id, files = files.len(), created_dirs = missing.len(), bytes = archive.len(), "uploading files");
-        docker
-            .upload_to_container(
-                id,
-                Some(UploadToContainerOptions {
-                    path: "/",
-                    // Never replace a directory of the image with one of our files, or back.
-                    no_overwrite_dir_non_dir: "true",
-                }),
-                archive.into(),
-            )
-            .await
-            .map_err(|e| map_error("upload files", e))
-    }
-
-    /// The parent directories of the files that do not exist in the container yet.
-    ///
-    /// An archive entry for an existing directory would reset its mode and owner (`/tmp` losing
-    /// its sticky bit, `/root` becoming 0755) and fails outright where the image has a symlink
-    /// (`/var/run`, merged `/usr`), so only missing ones get entries. Each file's parents are
-    /// checked deepest first: once one exists, so do all above it.
-    async fn missing_dirs(
-        &self,
-        docker: &Docker,
-        id: &str,
-        files: &FilePlan<'_>,
-    ) -> RuntimeResult<BTreeSet<String>> {
-        let mut exists: HashMap<String, bool> = HashMap::new();
-        for parents in files.parents_deepest_first() {
-            for dir in parents {
-                if let Some(&known) = exists.get(&dir) {
-                    if known {
-                        break;
-                    }
-                    continue;
-                }
-                let found = path_exists(docker, id, &format!("/{dir}")).await?;
-                exists.insert(dir, found);
-                if found {
-                    break;
-                }
-            }
-        }
-        Ok(exists
-            .into_iter()
-            .filter(|(_, found)| !found)
-            .map(|(dir, _)| dir)
-            .collect())
     }
 
     /// Subscribes to container and image events. Container events are filtered by our label in
@@ -567,113 +490,6 @@ fn engine_timestamp_arg(t: Timestamp) -> String {
         nanos.div_euclid(1_000_000_000),
         nanos.rem_euclid(1_000_000_000)
     )
-}
-
-/// Whether `path` exists in the container. bollard has no stat call, so this asks for the path
-/// as an archive and reads only the first chunk; dropping the stream ends the transfer.
-async fn path_exists(docker: &Docker, id: &str, path: &str) -> RuntimeResult<bool> {
-    let mut archive = std::pin::pin!(
-        docker.download_from_container(id, Some(DownloadFromContainerOptions { path }))
-    );
-    match archive.next().await {
-        Some(Ok(_)) | None => Ok(true),
-        Some(Err(e)) => match map_error("stat path in container", e) {
-            RuntimeError::NotFound(_) => Ok(false),
-            other => Err(other),
-        },
-    }
-}
-
-/// The files of a spec, checked and keyed by their path relative to `/`.
-struct FilePlan<'a> {
-    /// Relative path (`root/.ssh/authorized_keys`) to file; a repeated path keeps the last.
-    files: BTreeMap<String, &'a ContainerFile>,
-}
-
-impl<'a> FilePlan<'a> {
-    fn new(files: &'a [ContainerFile]) -> RuntimeResult<Self> {
-        let mut plan = BTreeMap::new();
-        for f in files {
-            let bad =
-                |why: &str| RuntimeError::Failed(format!("container file path {:?} {why}", f.path));
-            let Some(rest) = f.path.strip_prefix('/') else {
-                return Err(bad("is not absolute"));
-            };
-            if f.path.contains('\0') {
-                return Err(bad("contains a NUL byte"));
-            }
-            let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-            if parts.is_empty() {
-                return Err(bad("names no file"));
-            }
-            if parts.iter().any(|p| *p == "." || *p == "..") {
-                return Err(bad("has . or .. in it"));
-            }
-            plan.insert(parts.join("/"), f);
-        }
-        let plan = Self { files: plan };
-        for parents in plan.parents_deepest_first() {
-            if let Some(dir) = parents.iter().find(|d| plan.files.contains_key(*d)) {
-                return Err(RuntimeError::Failed(format!(
-                    "container file /{dir} is also the parent directory of another file"
-                )));
-            }
-        }
-        Ok(plan)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
-    fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    /// For each file, its parent directories (relative, `/` excluded), deepest first.
-    fn parents_deepest_first(&self) -> Vec<Vec<String>> {
-        self.files
-            .keys()
-            .map(|path| {
-                let mut parents = Vec::new();
-                let mut p = path.as_str();
-                while let Some((parent, _)) = p.rsplit_once('/') {
-                    parents.push(parent.to_string());
-                    p = parent;
-                }
-                parents
-            })
-            .collect()
-    }
-
-    /// One tar archive: entries for the `missing_dirs` (parents first), then the files; all
-    /// owned by root, modified at `mtime`.
-    fn archive(&self, missing_dirs: &BTreeSet<String>, mtime: i64) -> io::Result<Vec<u8>> {
-        let mtime = u64::try_from(mtime).unwrap_or(0);
-        let mut tar = tar::Builder::new(Vec::new());
-        // A set sorts every directory before its children: a prefix sorts before its extensions.
-        for dir in missing_dirs {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(mtime);
-            h.set_size(0);
-            tar.append_data(&mut h, dir, io::empty())?;
-        }
-        for (path, f) in &self.files {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(f.mode & 0o7777);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(mtime);
-            h.set_size(f.contents.len() as u64);
-            tar.append_data(&mut h, path, f.contents.as_slice())?;
-        }
-        tar.into_inner()
-    }
 }
 
 /// The engine's create request for a spec: ec2d's settings with `EC2_DOCKER_FLAGS` on top.
@@ -1125,7 +941,7 @@ impl ContainerRuntime for DockerRuntime {
         self.inspect_owned(&docker, &name, instance_id).await
     }
 
-    #[tracing::instrument(skip(self, spec), level = "debug", fields(name = %spec.name, image = %spec.image, files = spec.files.len()))]
+    #[tracing::instrument(skip(self, spec), level = "debug", fields(name = %spec.name, image = %spec.image))]
     async fn create_and_start(&self, spec: &ContainerSpec) -> RuntimeResult<String> {
         // Never create a container without an owner: it would be invisible to ec2d forever.
         let instance_id = match &spec.instance_id {
@@ -1146,8 +962,6 @@ impl ContainerRuntime for DockerRuntime {
         } else {
             spec.name.clone()
         };
-        // Bad file paths are the caller's bug: refuse before anything exists in the engine.
-        let files = FilePlan::new(&spec.files)?;
         let docker = self.docker().await?;
 
         let created = docker
@@ -1177,13 +991,10 @@ impl ContainerRuntime for DockerRuntime {
                         return Err(RuntimeError::Conflict(msg));
                     };
                     match existing.state {
-                        // Never started: we may have crashed before (or while) copying the
-                        // files in, so copy them again; it overwrites the same paths.
+                        // Never started: we crashed between create and start.
                         ContainerState::Created => {
-                            self.upload_and_start(&docker, &name, &existing.id, &files)
-                                .await?
+                            self.start_or_remove(&docker, &name, &existing.id).await?
                         }
-                        // It ran, so its files were copied before its first start.
                         ContainerState::Exited | ContainerState::Dead => {
                             self.start_with(&docker, &existing.id).await?
                         }
@@ -1198,7 +1009,7 @@ impl ContainerRuntime for DockerRuntime {
             },
         };
 
-        self.upload_and_start(&docker, &name, &id, &files).await?;
+        self.start_or_remove(&docker, &name, &id).await?;
         debug!(container = %name, %id, "container created and started");
         Ok(id)
     }
@@ -1536,6 +1347,8 @@ impl ContainerRuntime for DockerRuntime {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -1678,93 +1491,6 @@ mod tests {
         );
         assert_eq!(container_ip(None, None, Some("mynet")), None);
         assert_eq!(container_ip(None, Some(&HashMap::new()), None), None);
-    }
-
-    fn cfile(path: &str, mode: u32, contents: &str) -> ContainerFile {
-        ContainerFile {
-            path: path.into(),
-            mode,
-            contents: contents.as_bytes().to_vec(),
-        }
-    }
-
-    #[test]
-    fn file_plans_check_paths() {
-        let ok = |paths: &[&str]| {
-            let files: Vec<ContainerFile> = paths.iter().map(|p| cfile(p, 0o644, "")).collect();
-            FilePlan::new(&files).map(|p| p.files.keys().cloned().collect::<Vec<_>>())
-        };
-        assert_eq!(
-            ok(&["//root//.ssh/k", "/a"]).unwrap(),
-            vec!["a", "root/.ssh/k"]
-        );
-        assert!(ok(&[]).unwrap().is_empty());
-        for bad in ["rel", "", "/", "//", "/a/../b", "/a/./b", "/a\0b"] {
-            assert!(
-                matches!(ok(&[bad]), Err(RuntimeError::Failed(_))),
-                "{bad:?}"
-            );
-        }
-        // A file cannot also be a directory holding another file.
-        let e = ok(&["/a/b", "/a/b/c"]).unwrap_err();
-        assert!(e.to_string().contains("/a/b is also the parent"), "{e}");
-    }
-
-    #[test]
-    fn parents_are_listed_deepest_first() {
-        let files = [cfile("/a/b/c/f", 0o600, ""), cfile("/top", 0o600, "")];
-        let plan = FilePlan::new(&files).unwrap();
-        assert_eq!(
-            plan.parents_deepest_first(),
-            vec![vec!["a/b/c", "a/b", "a"], vec![]]
-        );
-    }
-
-    #[test]
-    fn the_archive_holds_missing_dirs_then_files_owned_by_root() {
-        let long = format!("/opt/{}/z", "d".repeat(150));
-        let files = [
-            cfile("/root/.ssh/authorized_keys", 0o600, "key\n"),
-            cfile("/var/lib/x/y.txt", 0o100644, "hello"),
-            cfile(&long, 0o4755, "l"),
-        ];
-        let plan = FilePlan::new(&files).unwrap();
-        let missing: BTreeSet<String> = ["var/lib/x", "root/.ssh", "var/lib"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        let bytes = plan.archive(&missing, 1_700_000_000).unwrap();
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        let mut seen = Vec::new();
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let h = entry.header().clone();
-            let mut body = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut body).unwrap();
-            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
-            assert_eq!(h.mtime().unwrap(), 1_700_000_000);
-            seen.push((
-                entry.path().unwrap().display().to_string(),
-                h.entry_type().is_dir(),
-                h.mode().unwrap(),
-                body,
-            ));
-        }
-        let want: Vec<(String, bool, u32, String)> = vec![
-            ("root/.ssh".into(), true, 0o755, "".into()),
-            ("var/lib".into(), true, 0o755, "".into()),
-            ("var/lib/x".into(), true, 0o755, "".into()),
-            (long[1..].to_string(), false, 0o4755, "l".into()),
-            (
-                "root/.ssh/authorized_keys".into(),
-                false,
-                0o600,
-                "key\n".into(),
-            ),
-            // Only permission bits are kept.
-            ("var/lib/x/y.txt".into(), false, 0o644, "hello".into()),
-        ];
-        assert_eq!(seen, want);
     }
 
     #[test]

@@ -167,23 +167,8 @@ pub struct ContainerSpec {
     pub ports: Vec<PortRequest>,
     /// Hostname inside the container.
     pub hostname: Option<String>,
-    /// Files copied into the container after it is created and before it starts, so boot
-    /// scripts find them (user data, authorized keys, the boot script itself).
-    pub files: Vec<ContainerFile>,
     /// Extra `docker run` flags from `EC2_DOCKER_FLAGS`, applied on top of the above.
     pub flags: DockerFlags,
-}
-
-/// A file to put into a container before it starts.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct ContainerFile {
-    /// Absolute path inside the container; missing parent directories are created.
-    pub path: String,
-    /// Unix permission bits, e.g. `0o600`.
-    pub mode: u32,
-    /// The file's contents.
-    #[serde(skip)]
-    pub contents: Vec<u8>,
 }
 
 /// A container as observed.
