@@ -2915,7 +2915,7 @@ fn render_markdown(doc: &Value) -> String {
          sides use the same raw HTTP/1.1 keep-alive client, and every \"until <state>\" loop \
          polls at the same interval on both sides. Needs Docker and `ec2d-test/busybox:latest` \
          (`tests/support/build-test-images.sh busybox`). Everything it creates is removed at the \
-         end. Other flags: `--poll-ms`, `--image`, `--ec2d-bin`, `--no-build`, `--data-root`, `--keep`, \
+         end. Other flags: `--poll-ms`, `--transition-poll-ms`, `--image`, `--ec2d-bin`, `--no-build`, `--data-root`, `--keep`, \
          `--publish`.\n\n",
     );
     md.push_str("## Machine\n\n| | |\n| --- | --- |\n");
