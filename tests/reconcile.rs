@@ -798,3 +798,29 @@ async fn a_reboot_of_a_stopped_instance_does_nothing_then_or_later() {
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.ops(), [Op::Unpause], "started, not also rebooted");
 }
+
+#[tokio::test]
+async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
+    let (ctx, fake) = context(true);
+    fake.set_image_command(
+        AMI_REF,
+        ec2d::runtime::ImageCommand {
+            entrypoint: vec![],
+            cmd: vec!["/sbin/init".into()],
+        },
+    );
+    let id = launch(&ctx);
+    let _ = run(&ctx, &id).await.unwrap();
+    let execs = |fake: &FakeRuntime| fake.ops().iter().filter(|op| **op == Op::Exec).count();
+    assert_eq!(execs(&fake), 1, "boot tasks beside init at the first boot");
+
+    fake.clear_calls();
+    request_reboot(&ctx, &id);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        fake.ops().iter().filter(|op| **op == Op::Restart).count(),
+        1
+    );
+    assert_eq!(execs(&fake), 1, "and again after the restart");
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+}
