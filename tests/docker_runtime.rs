@@ -1126,3 +1126,31 @@ async fn the_event_log_tells_a_docker_stop_from_the_containers_own_exit() {
     );
     rt.remove(&cid).await.unwrap();
 }
+
+#[tokio::test]
+async fn tag_image_names_an_existing_image_anew() {
+    let Some(rt) = engine().await else { return };
+    let ami = ImageId::generate();
+    let _guard = ImageGuard(format!("{AMI_REPO}:{ami}"));
+    let id = rt
+        .tag_image(TEST_IMAGE, AMI_REPO, ami.as_str())
+        .await
+        .unwrap();
+    let source = docker_cli(&["image", "inspect", "-f", "{{.Id}}", TEST_IMAGE]);
+    assert_eq!(String::from_utf8_lossy(&source.stdout).trim(), id);
+    assert!(rt
+        .list_amis()
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| a.ami_id == ami));
+    let missing = rt
+        .tag_image(
+            "ec2d-test/no-such-image:latest",
+            AMI_REPO,
+            "ami-0000000000000beef",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, RuntimeError::NotFound(_)), "{missing:?}");
+}

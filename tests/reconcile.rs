@@ -824,3 +824,40 @@ async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
     assert_eq!(execs(&fake), 1, "and again after the restart");
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
 }
+
+#[tokio::test]
+async fn create_image_of_an_instance_stopped_before_its_first_boot_tags_its_ami() {
+    let (ctx, fake) = context(true);
+    let id = launch(&ctx);
+    desire(&ctx, &id, DesiredState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
+    assert_eq!(fake.container_state(&id), None, "never booted");
+
+    let image = fixtures::committed_image(&id, "from-the-ami");
+    let reference = image.spec.reference.clone();
+    let image_id = ec2d::model::ImageId::parse(&image.metadata.name).unwrap();
+    ctx.store
+        .images()
+        .create(std::slice::from_ref(&image))
+        .unwrap();
+    fake.clear_calls();
+    let _ = reconcile::reconcile(ObjectRef::Image(image_id.clone()), ctx.clone())
+        .await
+        .unwrap();
+    let made = ctx.store.images().get(image_id.as_str()).unwrap().unwrap();
+    assert_eq!(made.display_state(), ImageState::Available);
+    assert!(fake.ops().contains(&Op::Tag));
+    assert!(!fake.ops().contains(&Op::Commit));
+    // The new AMI is the instance's AMI image under the new name.
+    use ec2d::runtime::ContainerRuntime;
+    let amis = fake.list_amis().await.unwrap();
+    let id_of = |r: &str| {
+        amis.iter()
+            .find(|a| a.reference == r)
+            .map(|a| a.docker_id.clone())
+    };
+    assert_eq!(id_of(&reference), id_of(AMI_REF));
+    assert!(id_of(&reference).is_some());
+    assert_eq!(made.status.docker_image_id, id_of(AMI_REF));
+}

@@ -1,4 +1,4 @@
-//! The CreateImage reconciler: commit the source instance's container into `localstack-ec2/<name>:<ami>`.
+//! The CreateImage reconciler: commit the source instance's container (or, with none, tag its image) as `localstack-ec2/<name>:<ami>`.
 
 use tracing::{info, warn};
 
@@ -100,19 +100,38 @@ async fn commit<R: ContainerRuntime>(
             "instance {instance_id} no longer exists"
         )));
     };
-    let Some(container) = ctx.runtime.inspect_instance(instance_id).await? else {
-        if instance.status.state.is_none()
-            || instance.status.state == Some(crate::model::InstanceState::Pending)
-        {
-            return Ok(None);
-        }
-        return Err(CommitError::Impossible(format!(
-            "instance {instance_id} has no container to commit"
-        )));
-    };
     let (repository, tag) = reference
         .rsplit_once(':')
         .ok_or_else(|| CommitError::Impossible(format!("bad image reference {reference}")))?;
+    let Some(container) = ctx.runtime.inspect_instance(instance_id).await? else {
+        use crate::model::{DesiredState, InstanceState};
+        if instance.spec.desired == DesiredState::Terminated
+            || instance.status.state == Some(InstanceState::Terminated)
+        {
+            return Err(CommitError::Impossible(format!(
+                "instance {instance_id} has no container to commit"
+            )));
+        }
+        if instance.status.state != Some(InstanceState::Stopped) {
+            // Booting, or being booted again after its container went: look again shortly.
+            return Ok(None);
+        }
+        // Stopped before its first boot, or its container removed while it was stopped: its
+        // disk is its AMI's image as launched (a start would boot that image afresh), so the
+        // new AMI is that image under the new name.
+        return match ctx
+            .runtime
+            .tag_image(&instance.spec.image_ref, repository, tag)
+            .await
+        {
+            Ok(docker_id) => Ok(Some(docker_id)),
+            Err(RuntimeError::NotFound(_)) => Err(CommitError::Impossible(format!(
+                "instance {instance_id} has no container, and its image {} is gone",
+                instance.spec.image_ref
+            ))),
+            Err(other) => Err(other.into()),
+        };
+    };
     match ctx.runtime.commit(&container.id, repository, tag).await {
         Ok(docker_id) => Ok(Some(docker_id)),
         Err(RuntimeError::NotFound(reason)) => Err(CommitError::Impossible(reason)),

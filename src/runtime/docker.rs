@@ -12,7 +12,7 @@ use bollard::container::{
 };
 use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::image::{CommitContainerOptions, ListImagesOptions};
+use bollard::image::{CommitContainerOptions, ListImagesOptions, TagImageOptions};
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary, EndpointSettings, EventMessage,
     EventMessageTypeEnum, HostConfig, PortBinding, PortMap, PortTypeEnum, ResourcesUlimits,
@@ -490,6 +490,17 @@ fn engine_timestamp_arg(t: Timestamp) -> String {
         nanos.div_euclid(1_000_000_000),
         nanos.rem_euclid(1_000_000_000)
     )
+}
+
+/// The id of the image a reference names.
+async fn image_id_of(docker: &Docker, reference: &str) -> RuntimeResult<String> {
+    let image = docker
+        .inspect_image(reference)
+        .await
+        .map_err(|e| map_error("inspect image", e))?;
+    image
+        .id
+        .ok_or_else(|| RuntimeError::Failed(format!("image {reference} has no id")))
 }
 
 /// The engine's create request for a spec: ec2d's settings with `EC2_DOCKER_FLAGS` on top.
@@ -1106,14 +1117,23 @@ impl ContainerRuntime for DockerRuntime {
         }
         // bollard 0.18 reads the answer's `ID` but the engine sends `Id`, so the id is always
         // missing: look the new tag up instead.
-        let reference = format!("{repository}:{tag}");
-        let image = docker
-            .inspect_image(&reference)
+        image_id_of(&docker, &format!("{repository}:{tag}")).await
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn tag_image(&self, source: &str, repository: &str, tag: &str) -> RuntimeResult<String> {
+        let docker = self.docker().await?;
+        docker
+            .tag_image(
+                source,
+                Some(TagImageOptions {
+                    repo: repository,
+                    tag,
+                }),
+            )
             .await
-            .map_err(|e| map_error("inspect committed image", e))?;
-        image
-            .id
-            .ok_or_else(|| RuntimeError::Failed(format!("committed image {reference} has no id")))
+            .map_err(|e| map_error("tag image", e))?;
+        image_id_of(&docker, &format!("{repository}:{tag}")).await
     }
 
     #[tracing::instrument(skip(self), level = "debug")]

@@ -41,6 +41,8 @@ pub enum Op {
     Restart,
     /// `commit`.
     Commit,
+    /// `tag_image`.
+    Tag,
     /// `list_amis`.
     ListAmis,
     /// `image_exists`.
@@ -588,6 +590,29 @@ impl ContainerRuntime for FakeRuntime {
             self.emit_for(&container, "destroy");
         }
         Ok(())
+    }
+
+    async fn tag_image(&self, source: &str, repository: &str, tag: &str) -> RuntimeResult<String> {
+        self.enter(Op::Tag, source)?;
+        let id = {
+            let mut inner = self.lock();
+            let id = match inner.images.get(source) {
+                Some(id) => id.clone(),
+                None if self.accept_any_image => {
+                    inner.next_id += 1;
+                    format!("sha256:{:064x}", inner.next_id)
+                }
+                None => return Err(RuntimeError::NotFound(format!("no such image: {source}"))),
+            };
+            inner
+                .images
+                .insert(format!("{repository}:{tag}"), id.clone());
+            id
+        };
+        self.emit(RuntimeEvent::Image {
+            action: "tag".into(),
+        });
+        Ok(id)
     }
 
     async fn commit(

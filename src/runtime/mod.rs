@@ -356,6 +356,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = RuntimeResult<String>> + Send;
+    /// Tags the existing image `source` as `repository:tag`; returns the image's id.
+    fn tag_image(
+        &self,
+        source: &str,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send;
     /// All images tagged `localstack-ec2/<AmiName>:<AmiId>` with a well-formed AMI id.
     fn list_amis(&self) -> impl Future<Output = RuntimeResult<Vec<AmiImage>>> + Send;
     /// Whether an image reference exists locally.

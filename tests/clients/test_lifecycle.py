@@ -111,6 +111,31 @@ def test_create_image(aws, ec2, launch, cleanup, test_ami):
     assert out == marker
 
 
+def test_create_image_of_a_stopped_instance_without_a_container(aws, ec2, launch, cleanup, test_ami):
+    """A stopped instance whose container is gone (removed behind ec2d's back, or never
+    booted) has its AMI's image as its disk: CreateImage tags that image as the new AMI."""
+    _, [iid] = launch()
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    h.docker("rm", "-f", h.container_name(iid))
+    h.wait_container_state(iid, "absent", timeout=10)
+    assert h.states(ec2, [iid]) == {iid: "stopped"}
+
+    name = f"from-stopped-{secrets.token_hex(3)}"
+    res = aws("create-image", "--instance-id", iid, "--name", name)
+    ami = (res.json or {}).get("ImageId")
+    if ami:
+        cleanup.track_image(ami)
+    res.ok()
+    ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig=h.WAITER)
+    assert h.image_id(f"{h.AMI_REPO_PREFIX}{name}:{ami}") == h.image_id(test_ami["tag"])
+
+    # The new AMI launches.
+    _, [iid2] = launch(image_id=ami)
+    info = h.wait_container_state(iid2, "running", timeout=10)
+    assert info["Image"] == h.image_id(test_ami["tag"])
+
+
 def test_terminate_instances(awslocal, ec2, launch):
     _, [iid] = launch()
     h.wait_container_state(iid, "running", timeout=10)
