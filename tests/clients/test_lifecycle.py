@@ -223,3 +223,37 @@ def test_reboot_instances(aws, ec2, cleanup, ec2d):
 
     res = aws("reboot-instances", "--instance-ids", "i-0123456789abcdef0")
     assert res.rc != 0 and res.error_code() == "InvalidInstanceID.NotFound", res.describe()
+
+
+def test_describe_instance_status_and_the_status_ok_waiter(aws, ec2, launch):
+    """`aws ec2 wait instance-status-ok` returns for a running instance; by default only
+    running instances are listed, IncludeAllInstances shows the others as not-applicable."""
+    _, [up, down] = launch(2)
+    ec2.stop_instances(InstanceIds=[down])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[down], WaiterConfig=h.WAITER)
+
+    res = aws("wait", "instance-status-ok", "--instance-ids", up)
+    res.ok()
+
+    res = aws("describe-instance-status", "--instance-ids", up, down).ok()
+    assert [s["InstanceId"] for s in res.json["InstanceStatuses"]] == [up], res.json
+    [st] = res.json["InstanceStatuses"]
+    assert st["InstanceState"] == {"Code": 16, "Name": "running"}
+    assert st["InstanceStatus"] == {"Status": "ok", "Details": [{"Name": "reachability", "Status": "passed"}]}
+    assert st["SystemStatus"]["Status"] == "ok"
+
+    every = ec2.describe_instance_status(InstanceIds=[up, down], IncludeAllInstances=True)["InstanceStatuses"]
+    by_id = {s["InstanceId"]: s for s in every}
+    assert set(by_id) == {up, down}
+    assert by_id[down]["InstanceState"]["Name"] == "stopped"
+    assert by_id[down]["InstanceStatus"]["Status"] == "not-applicable"
+
+    ok_only = ec2.describe_instance_status(
+        InstanceIds=[up, down],
+        IncludeAllInstances=True,
+        Filters=[{"Name": "instance-status.status", "Values": ["ok"]}],
+    )["InstanceStatuses"]
+    assert [s["InstanceId"] for s in ok_only] == [up]
+
+    res = aws("describe-instance-status", "--instance-ids", "i-0123456789abcdef0")
+    assert res.rc != 0 and res.error_code() == "InvalidInstanceID.NotFound", res.describe()

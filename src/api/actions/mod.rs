@@ -11,6 +11,7 @@ pub mod delete_tags;
 pub mod describe_availability_zones;
 pub mod describe_images;
 pub mod describe_instance_attribute;
+pub mod describe_instance_status;
 pub mod describe_instances;
 pub mod describe_key_pairs;
 pub mod describe_regions;
@@ -67,6 +68,7 @@ pub fn lookup(action: &str) -> Option<Call> {
         "RevokeSecurityGroupIngress" => revoke_security_group::call_ingress,
         "RevokeSecurityGroupEgress" => revoke_security_group::call_egress,
         "DescribeInstanceAttribute" => describe_instance_attribute::call,
+        "DescribeInstanceStatus" => describe_instance_status::call,
         "CreateTags" => create_tags::call,
         "DeleteTags" => delete_tags::call,
         "DescribeTags" => describe_tags::call,
@@ -101,6 +103,7 @@ pub const ACTIONS: &[&str] = &[
     "RevokeSecurityGroupIngress",
     "RevokeSecurityGroupEgress",
     "DescribeInstanceAttribute",
+    "DescribeInstanceStatus",
     "CreateTags",
     "DeleteTags",
     "DescribeTags",

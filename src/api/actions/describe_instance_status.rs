@@ -1,0 +1,252 @@
+//! `DescribeInstanceStatus`: the status checks of the region's instances (what `aws ec2 wait instance-status-ok` polls).
+//!
+//! ec2d has no hardware to check: a running instance's container is up, so both checks pass
+//! (`ok`, reachability `passed`); any other state has no checks (`not-applicable`). By
+//! default only running instances are listed, as in EC2; `IncludeAllInstances` lists all.
+
+use std::sync::Arc;
+
+use crate::api::error::ApiError;
+use crate::api::filter::{self, Filter};
+use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
+use crate::api::ApiState;
+use crate::model::{Instance, InstanceId, InstanceState};
+
+use super::render::render_state;
+use super::shared;
+
+/// The filter names EC2 documents for instance status.
+pub const FILTERS: &[&str] = &[
+    "availability-zone",
+    "instance-state-name",
+    "instance-state-code",
+    "instance-status.status",
+    "instance-status.reachability",
+    "system-status.status",
+    "system-status.reachability",
+];
+
+/// Page sizes EC2 accepts.
+const MAX_RESULTS: std::ops::RangeInclusive<i64> = 5..=1000;
+
+/// A validated DescribeInstanceStatus request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `InstanceId.N`; each must exist.
+    pub ids: Vec<InstanceId>,
+    /// `Filter.N`.
+    pub filters: Vec<Filter>,
+    /// `IncludeAllInstances`: every state, not only running.
+    pub include_all: bool,
+    /// `MaxResults`.
+    pub max_results: Option<usize>,
+    /// `NextToken`: the instance id the previous page ended on.
+    pub after: Option<String>,
+    /// `DryRun`.
+    pub dry_run: bool,
+}
+
+/// One instance's checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusItem {
+    /// The instance.
+    pub instance: Arc<Instance>,
+    /// The state a client sees.
+    pub state: InstanceState,
+}
+
+impl StatusItem {
+    /// `ok` for a running instance, `not-applicable` otherwise (both checks alike).
+    fn check(&self) -> &'static str {
+        if self.state == InstanceState::Running {
+            "ok"
+        } else {
+            "not-applicable"
+        }
+    }
+
+    /// The reachability check's result, when there is one.
+    fn reachability(&self) -> Option<&'static str> {
+        (self.state == InstanceState::Running).then_some("passed")
+    }
+}
+
+/// A page of statuses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The statuses, by instance id.
+    pub statuses: Vec<StatusItem>,
+    /// Where the next page starts.
+    pub next_token: Option<String>,
+}
+
+/// Parses ids, filters, `IncludeAllInstances` and paging.
+pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+    let ids = shared::instance_ids(params, false)?;
+    let filters = filter::parse_filters(params)?;
+    filter::check_names(&filters, |name| FILTERS.contains(&name))?;
+    let max_results = match params.int("MaxResults")? {
+        None => None,
+        Some(_) if !ids.is_empty() => {
+            return Err(ApiError::invalid_combination(
+                "The parameter instancesSet cannot be used with the parameter maxResults",
+            ))
+        }
+        Some(n) if !MAX_RESULTS.contains(&n) => {
+            return Err(ApiError::invalid_value(format!(
+                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
+            )))
+        }
+        Some(n) => Some(usize::try_from(n).expect("within 5..=1000")),
+    };
+    Ok(Request {
+        ids,
+        filters,
+        include_all: params.bool("IncludeAllInstances")?.unwrap_or(false),
+        max_results,
+        after: params
+            .get("NextToken")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        dry_run: shared::dry_run(params)?,
+    })
+}
+
+/// A status's values for each filter name.
+fn filter_values(name: &str, item: &StatusItem) -> Vec<String> {
+    match name {
+        "availability-zone" => vec![item.instance.spec.availability_zone.clone()],
+        "instance-state-name" => vec![item.state.name().to_string()],
+        "instance-state-code" => vec![item.state.code().to_string()],
+        "instance-status.status" | "system-status.status" => vec![item.check().to_string()],
+        "instance-status.reachability" | "system-status.reachability" => item
+            .reachability()
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads, filters and pages.
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
+    let instances = if req.ids.is_empty() {
+        shared::region_instances(state, region)?
+    } else {
+        shared::load_instances(state, region, &req.ids)?
+    };
+    shared::check_dry_run(req.dry_run)?;
+    let mut statuses: Vec<StatusItem> = instances
+        .into_iter()
+        .map(|instance| StatusItem {
+            state: shared::shown_state(&instance),
+            instance,
+        })
+        .filter(|item| req.include_all || item.state == InstanceState::Running)
+        .filter(|item| filter::matches_all(&req.filters, |name| filter_values(name, item)))
+        .filter(|item| {
+            req.after
+                .as_deref()
+                .is_none_or(|after| item.instance.metadata.name.as_str() > after)
+        })
+        .collect();
+    statuses.sort_by(|a, b| a.instance.metadata.name.cmp(&b.instance.metadata.name));
+    let next_token = match req.max_results {
+        Some(max) if statuses.len() > max => {
+            statuses.truncate(max);
+            statuses.last().map(|s| s.instance.metadata.name.clone())
+        }
+        _ => None,
+    };
+    Ok(Response {
+        statuses,
+        next_token,
+    })
+}
+
+fn render_check(w: &mut XmlWriter, element: &str, item: &StatusItem) {
+    w.el(element, |w| {
+        w.field("status", item.check());
+        match item.reachability() {
+            Some(result) => w.set("details", [result], |w, result| {
+                w.field("name", "reachability");
+                w.field("status", result);
+            }),
+            None => w.empty("details"),
+        }
+    });
+}
+
+/// `instanceStatusSet` and `nextToken`.
+pub fn render(resp: &Response) -> String {
+    let mut w = XmlWriter::new();
+    w.set("instanceStatusSet", &resp.statuses, |w, item| {
+        w.field("instanceId", &item.instance.metadata.name);
+        w.field("availabilityZone", &item.instance.spec.availability_zone);
+        render_state(w, "instanceState", item.state);
+        render_check(w, "systemStatus", item);
+        render_check(w, "instanceStatus", item);
+        w.empty("eventsSet");
+    });
+    w.opt_field("nextToken", resp.next_token.as_deref());
+    w.finish()
+}
+
+/// The dispatch entry.
+pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, parse(params)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_checks_like_ec2() {
+        let req = parse(&QueryParams::from_query(
+            "IncludeAllInstances=true&Filter.1.Name=instance-status.status&Filter.1.Value.1=ok&MaxResults=5",
+        ))
+        .unwrap();
+        assert!(req.include_all);
+        assert_eq!(req.max_results, Some(5));
+        let code = |q: &str| parse(&QueryParams::from_query(q)).unwrap_err().code;
+        assert_eq!(
+            code("InstanceId.1=i-00000001&MaxResults=5"),
+            "InvalidParameterCombination"
+        );
+        assert_eq!(code("MaxResults=4"), "InvalidParameterValue");
+        assert_eq!(
+            code("Filter.1.Name=colour&Filter.1.Value.1=x"),
+            "InvalidParameterValue"
+        );
+        assert_eq!(code("IncludeAllInstances=maybe"), "InvalidParameterValue");
+        assert_eq!(code("InstanceId.1=nope"), "InvalidInstanceID.Malformed");
+    }
+
+    #[test]
+    fn only_a_running_instance_passes_its_checks() {
+        let instance = Arc::new(crate::model::fixtures::instance());
+        let item = |state| StatusItem {
+            instance: Arc::clone(&instance),
+            state,
+        };
+        let running = item(InstanceState::Running);
+        assert_eq!(
+            (running.check(), running.reachability()),
+            ("ok", Some("passed"))
+        );
+        let stopped = item(InstanceState::Stopped);
+        assert_eq!(
+            (stopped.check(), stopped.reachability()),
+            ("not-applicable", None)
+        );
+        let xml = render(&Response {
+            statuses: vec![running],
+            next_token: None,
+        });
+        assert!(xml.contains(
+            "<instanceStatus><status>ok</status><details><item><name>reachability</name><status>passed</status></item></details></instanceStatus>"
+        ), "{xml}");
+    }
+}
