@@ -46,6 +46,8 @@ impl Report {
             "observedState": instance.status.state.map(|s| s.name()),
             "generation": instance.metadata.generation,
             "observedGeneration": instance.status.observed_generation,
+            "rebootsRequested": instance.spec.reboots_requested,
+            "rebootsDone": instance.status.reboots_done,
             "converged": is_converged(instance, shown),
             "container": instance.status.container,
             "stateReason": instance.status.state_reason,
@@ -119,6 +121,8 @@ fn is_converged(instance: &Instance, shown: crate::model::InstanceState) -> bool
     instance.status.observed_generation >= instance.metadata.generation
         && instance.status.state == Some(shown)
         && instance.status.last_error.is_none()
+        // A requested reboot not yet carried out is work left, though the state reads running.
+        && instance.status.reboots_done >= instance.spec.reboots_requested
 }
 
 #[cfg(test)]
@@ -133,6 +137,13 @@ mod tests {
         instance.status.observed_generation = instance.metadata.generation;
         assert!(is_converged(&instance, InstanceState::Running));
         assert!(!is_converged(&instance, InstanceState::Pending));
+        instance.spec.reboots_requested = 1;
+        assert!(
+            !is_converged(&instance, InstanceState::Running),
+            "a reboot is pending"
+        );
+        instance.status.reboots_done = 1;
+        assert!(is_converged(&instance, InstanceState::Running));
         instance.status.last_error = Some(ErrorRecord {
             message: "container name taken by a container ec2d does not own".into(),
             at: crate::model::now(),
