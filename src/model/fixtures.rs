@@ -35,6 +35,8 @@ pub fn instance() -> Instance {
             client_token: None,
             user_transition_at: None,
             reboots_requested: 0,
+            disable_api_termination: false,
+            disable_api_stop: false,
         },
         status: InstanceStatus::default(),
     }

@@ -77,6 +77,16 @@ pub struct InstanceSpec {
     /// container until `status.rebootsDone` catches up.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reboots_requested: u64,
+    /// `DisableApiTermination`: TerminateInstances is refused while set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disable_api_termination: bool,
+    /// `DisableApiStop`: StopInstances is refused while set.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disable_api_stop: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &u64) -> bool {

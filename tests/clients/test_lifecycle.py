@@ -4,6 +4,9 @@ run -> running -> stop (paused) -> start (unpaused) -> create-image -> terminate
 import secrets
 import time
 
+import pytest
+from botocore.exceptions import ClientError
+
 import ec2d_harness as h
 
 
@@ -257,3 +260,49 @@ def test_describe_instance_status_and_the_status_ok_waiter(aws, ec2, launch):
 
     res = aws("describe-instance-status", "--instance-ids", "i-0123456789abcdef0")
     assert res.rc != 0 and res.error_code() == "InvalidInstanceID.NotFound", res.describe()
+
+
+def test_modify_instance_attribute(aws, ec2, launch):
+    """Termination and stop protection, shutdown behaviour and (stopped) instance type, in
+    the CLI's forms; none of it moves the instance out of its state."""
+    _, [iid] = launch()
+
+    def attribute(name):
+        return aws("describe-instance-attribute", "--instance-id", iid, "--attribute", name).ok().json
+
+    aws("modify-instance-attribute", "--instance-id", iid, "--disable-api-termination").ok()
+    assert attribute("disableApiTermination")["DisableApiTermination"] == {"Value": True}
+    try:
+        res = aws("terminate-instances", "--instance-ids", iid)
+        assert res.rc != 0 and res.error_code() == "OperationNotPermitted", res.describe()
+        assert h.states(ec2, [iid]) == {iid: "running"}
+    finally:
+        aws("modify-instance-attribute", "--instance-id", iid, "--no-disable-api-termination").ok()
+    assert attribute("disableApiTermination")["DisableApiTermination"] == {"Value": False}
+
+    ec2.modify_instance_attribute(InstanceId=iid, DisableApiStop={"Value": True})
+    try:
+        with pytest.raises(ClientError) as ei:
+            ec2.stop_instances(InstanceIds=[iid])
+        assert ei.value.response["Error"]["Code"] == "OperationNotPermitted"
+    finally:
+        ec2.modify_instance_attribute(InstanceId=iid, DisableApiStop={"Value": False})
+
+    aws(
+        "modify-instance-attribute", "--instance-id", iid, "--instance-initiated-shutdown-behavior", "Value=terminate"
+    ).ok()
+    got = attribute("instanceInitiatedShutdownBehavior")
+    assert got["InstanceInitiatedShutdownBehavior"] == {"Value": "terminate"}
+    assert h.states(ec2, [iid]) == {iid: "running"}, "an attribute change is not a state change"
+
+    # The type changes only while stopped, as in EC2.
+    res = aws("modify-instance-attribute", "--instance-id", iid, "--attribute", "instanceType", "--value", "t3.large")
+    assert res.rc != 0 and res.error_code() == "IncorrectInstanceState", res.describe()
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
+    aws("modify-instance-attribute", "--instance-id", iid, "--instance-type", "Value=t3.large").ok()
+    [inst] = h.describe_instances(ec2, ids=[iid]).values()
+    assert inst["InstanceType"] == "t3.large" and inst["State"]["Name"] == "stopped", inst
+
+    res = aws("modify-instance-attribute", "--instance-id", iid, "--groups", "sg-0123456789abcdef0")
+    assert res.rc != 0 and res.error_code() == "UnsupportedOperation", res.describe()

@@ -21,6 +21,7 @@ pub mod describe_tags;
 pub mod describe_vpcs;
 pub mod import_key_pair;
 pub mod key_pairs;
+pub mod modify_instance_attribute;
 pub mod network;
 pub mod reboot_instances;
 pub mod render;
@@ -69,6 +70,7 @@ pub fn lookup(action: &str) -> Option<Call> {
         "RevokeSecurityGroupEgress" => revoke_security_group::call_egress,
         "DescribeInstanceAttribute" => describe_instance_attribute::call,
         "DescribeInstanceStatus" => describe_instance_status::call,
+        "ModifyInstanceAttribute" => modify_instance_attribute::call,
         "CreateTags" => create_tags::call,
         "DeleteTags" => delete_tags::call,
         "DescribeTags" => describe_tags::call,
@@ -104,6 +106,7 @@ pub const ACTIONS: &[&str] = &[
     "RevokeSecurityGroupEgress",
     "DescribeInstanceAttribute",
     "DescribeInstanceStatus",
+    "ModifyInstanceAttribute",
     "CreateTags",
     "DeleteTags",
     "DescribeTags",

@@ -48,6 +48,10 @@ pub struct Request {
     pub tags: BTreeMap<String, String>,
     /// `InstanceInitiatedShutdownBehavior`.
     pub shutdown_behavior: ShutdownBehavior,
+    /// `DisableApiTermination`.
+    pub disable_api_termination: bool,
+    /// `DisableApiStop`.
+    pub disable_api_stop: bool,
     /// `Placement.AvailabilityZone`, checked against the region in `handle`.
     pub availability_zone: Option<String>,
     /// `SecurityGroupId.N` then `SecurityGroup.N` (or the first network interface's
@@ -87,7 +91,7 @@ fn count(params: &QueryParams, name: &str, xml_name: &str) -> Result<i64, ApiErr
 }
 
 /// Instance types look like `t3.micro`; the family and size are not checked against a catalogue.
-fn valid_instance_type(s: &str) -> bool {
+pub fn valid_instance_type(s: &str) -> bool {
     let Some((family, size)) = s.split_once('.') else {
         return false;
     };
@@ -207,6 +211,8 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         instance_type: instance_type.to_string(),
         tags: shared::tag_specifications(params, "instance")?,
         shutdown_behavior,
+        disable_api_termination: params.bool("DisableApiTermination")?.unwrap_or(false),
+        disable_api_stop: params.bool("DisableApiStop")?.unwrap_or(false),
         availability_zone: params
             .get("Placement.AvailabilityZone")
             .filter(|z| !z.is_empty())
@@ -400,6 +406,8 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     client_token: req.client_token.clone(),
                     user_transition_at: None,
                     reboots_requested: 0,
+                    disable_api_termination: req.disable_api_termination,
+                    disable_api_stop: req.disable_api_stop,
                 },
                 status: InstanceStatus::default(),
             }
@@ -471,6 +479,12 @@ mod tests {
         assert_eq!(req.count, 2);
         assert_eq!(req.instance_type, "t3.micro");
         assert_eq!(req.shutdown_behavior, ShutdownBehavior::Terminate);
+        assert!(!req.disable_api_termination && !req.disable_api_stop);
+        let protected = parse(&QueryParams::from_query(
+            "ImageId=ami-000001&MinCount=1&MaxCount=1&DisableApiTermination=true&DisableApiStop=true",
+        ))
+        .unwrap();
+        assert!(protected.disable_api_termination && protected.disable_api_stop);
         assert_eq!(req.availability_zone.as_deref(), Some("us-west-2b"));
         assert!(req.dry_run);
         assert_eq!(req.tags["Name"], "web");

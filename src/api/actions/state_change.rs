@@ -69,6 +69,31 @@ fn guard(op: Op, instance: &Instance) -> Result<(), TransitionError> {
     }
 }
 
+/// `OperationNotPermitted` when the instance's `disableApiTermination`/`disableApiStop`
+/// protects it from `op`.
+fn protected(op: Op, instance: &Instance) -> Result<(), ApiError> {
+    let (set, verb, attribute) = match op {
+        Op::Terminate => (
+            instance.spec.disable_api_termination,
+            "terminated",
+            "disableApiTermination",
+        ),
+        Op::Stop => (instance.spec.disable_api_stop, "stopped", "disableApiStop"),
+        Op::Start => (false, "", ""),
+    };
+    if set {
+        return Err(ApiError::client(
+            "OperationNotPermitted",
+            format!(
+                "The instance '{}' may not be {verb}. Modify its '{attribute}' instance \
+                 attribute and try again.",
+                instance.metadata.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Writes the wish into the spec; returns whether anything changed (no change, no generation bump).
 fn apply(op: Op, instance: &mut Instance, at: Timestamp) -> bool {
     let shown = shared::shown_state(instance);
@@ -114,6 +139,7 @@ pub fn handle(
 ) -> Result<Vec<Change>, ApiError> {
     let instances = shared::load_instances(state, region, &req.ids)?;
     for instance in &instances {
+        protected(op, instance)?;
         guard(op, instance)?;
     }
     shared::check_dry_run(req.dry_run)?;
@@ -125,6 +151,7 @@ pub fn handle(
                 .store
                 .instances()
                 .update_spec::<ApiError>(&instance.metadata.name, |obj| {
+                    protected(op, obj)?;
                     guard(op, obj)?;
                     Ok(apply(op, obj, at))
                 })?;
