@@ -713,3 +713,31 @@ def test_describe_instances_shows_real_addresses_and_placement(inside, test_ami)
     assert subnet["VpcId"] == inst["VpcId"] and subnet["AvailabilityZone"] == zone, subnet
     [eni] = inst.get("NetworkInterfaces") or [None]
     assert eni and eni.get("PrivateIpAddress") == ip and eni.get("SubnetId") == inst["SubnetId"], eni
+
+
+def test_ssh_answers_again_after_a_reboot(inside, debian_ami):
+    """RebootInstances restarts the container: the boot script starts sshd again, on the
+    new host port that ec2d reports (Docker re-publishes a restarted container's ports)."""
+    need_ssh()
+    name = inside.unique("reboot")
+    pem = inside.create_key_pem(name, "ed25519")
+    iid = inside.run("--image-id", debian_ami["id"], "--key-name", name, "--user-data", USER_DATA)
+    acc = inside.access(iid)
+    ssh_until(iid, pem, acc["port"], "cat /myname", "root")
+    before = h.container_inspect(h.container_name(iid))
+
+    inside.ec2.reboot_instances(InstanceIds=[iid])
+
+    def restarted():
+        info = h.container_inspect(h.container_name(iid))
+        return info if info["State"]["Running"] and info["State"]["StartedAt"] != before["State"]["StartedAt"] else None
+
+    after = h.wait_until(restarted, timeout=30, interval=0.2, desc="the container's restart")
+    port = int(after["NetworkSettings"]["Ports"]["22/tcp"][0]["HostPort"])
+    h.wait_until(
+        lambda: status_ports(inside.srv, iid).get("22/tcp") == port,
+        timeout=10,
+        desc="ec2d's status to show the new SSH port",
+    )
+    took = ssh_until(iid, pem, port, "cat /myname", "root")
+    h.report_figure(f"ssh after reboot: answered {took:.1f}s after the restart (port {acc['port']} -> {port})")
