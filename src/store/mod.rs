@@ -55,6 +55,16 @@ pub struct Store {
     security_groups: Collection<SecurityGroupSpec, SecurityGroupStatus>,
 }
 
+/// How long opening waits for the store's file lock: a previous ec2d on the same data dir may
+/// still be exiting, and within one process a dropped store's flusher thread holds the lock
+/// a moment longer. A second live ec2d is still refused, after this wait.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether sled refused to open because another handle holds the database's file lock.
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// The ClientToken index key: tokens are unique per region.
 fn client_token_key(region: &str, token: &str) -> Vec<u8> {
     format!("{region}/{token}").into_bytes()
@@ -65,11 +75,21 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .flush_every_ms(Some(200))
-            .open()
-            .map_err(StoreError::from)?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new()
+                .path(dir.join("db"))
+                .flush_every_ms(Some(200))
+                .open()
+            {
+                Ok(db) => break db,
+                Err(e) if is_lock_held(&e) && std::time::Instant::now() < deadline => {
+                    tracing::debug!(dir = %dir.display(), "store locked; waiting for its holder to let go");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Self::from_db(db)
     }
 
@@ -254,22 +274,11 @@ impl Store {
     }
 }
 
-/// Opens the store in `dir` again within the same process. sled's flusher thread keeps the
-/// dropped database (and its file lock) alive for a moment, so the lock is retried briefly.
+/// Opens the store in `dir` again within the same process ([`Store::open`] waits out the
+/// lock a just-dropped store still holds).
 #[cfg(test)]
 pub(crate) fn reopen(dir: &Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match Store::open(dir) {
-            Ok(store) => return store,
-            Err(StoreError::Backend(e))
-                if e.contains("could not acquire lock") && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("reopening the store: {e}"),
-        }
-    }
+    Store::open(dir).expect("reopening the store")
 }
 
 #[cfg(test)]
@@ -332,5 +341,24 @@ mod tests {
             .instances_for_client_token("eu-west-1", "tok-1")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_store_held_by_a_live_handle_is_refused_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Store::open(dir.path()).unwrap();
+        let started = std::time::Instant::now();
+        let refused = Store::open(dir.path())
+            .err()
+            .expect("a second open is refused");
+        assert!(
+            refused.to_string().contains("could not acquire lock"),
+            "{refused}"
+        );
+        assert!(
+            started.elapsed() >= LOCK_WAIT,
+            "it waited for the holder first"
+        );
+        drop(held);
     }
 }
