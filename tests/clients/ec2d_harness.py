@@ -123,6 +123,16 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return proc
 
 
+def shut_down_from_inside(name: str, *cmd: str) -> None:
+    """`docker exec NAME CMD` where CMD ends the container's main process (`kill 1`,
+    `poweroff`): the exec itself may be cut short (137/143) as its container goes away;
+    only a refusal to run is an error."""
+    p = docker("exec", name, *cmd, check=False)
+    assert p.returncode in (0, 137, 143) or "is not running" in p.stderr, (
+        f"docker exec {name} {list(cmd)}: rc={p.returncode} {p.stderr}"
+    )
+
+
 def docker_available() -> tuple[bool, str]:
     if shutil.which("docker") is None:
         return False, "docker CLI not found"

@@ -485,7 +485,7 @@ def test_restart_adopts_containers_in_every_state(ec2d_factory):
     client = srv.client(srv.recorder)
     a, b, c, d = h.launch_on(srv, 4)
     client.stop_instances(InstanceIds=[b])
-    h.docker("exec", h.container_name(c), "kill", "1")
+    h.shut_down_from_inside(h.container_name(c), "kill", "1")
     client.terminate_instances(InstanceIds=[d])
     client.get_waiter("instance_stopped").wait(InstanceIds=[b, c], WaiterConfig=h.WAITER)
     client.get_waiter("instance_terminated").wait(InstanceIds=[d], WaiterConfig=h.WAITER)
