@@ -390,7 +390,9 @@ fn conclude<R: ContainerRuntime>(
     let status = next_status(instance, plan, after);
     // Where SSH answers moves with a new container, and with a restart too: Docker gives a
     // restarted container new ephemeral host ports.
-    let access = |c: &ContainerObservation| (c.id.clone(), c.ip_address.clone(), c.ports.clone());
+    fn access(c: &ContainerObservation) -> (&String, &Option<String>, &Vec<PortMapping>) {
+        (&c.id, &c.ip_address, &c.ports)
+    }
     let access_moved =
         status.container.as_ref().map(access) != instance.status.container.as_ref().map(access);
     if status.state == Some(InstanceState::Running)

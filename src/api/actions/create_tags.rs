@@ -2,7 +2,6 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 
 use super::shared;
@@ -48,18 +47,10 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 /// bad id leaves all untouched; then writes each resource's tags.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
     for resource in &req.resources {
-        tagging::check_exists(state, region, resource)?;
-        let mut merged = tagging::tags_of(state, region, resource)?.unwrap_or_default();
+        let mut merged = tagging::existing_tags(state, region, resource)?;
         merged.extend(req.tags.iter().cloned());
         if merged.len() > MAX_TAGS_PER_RESOURCE {
-            return Err(ApiError::client(
-                "TagLimitExceeded",
-                format!(
-                    "The maximum number of tags for a resource ({MAX_TAGS_PER_RESOURCE}) has \
-                     been exceeded for '{}'",
-                    resource.id()
-                ),
-            ));
+            return Err(tagging::tag_limit_exceeded(resource));
         }
     }
     shared::check_dry_run(req.dry_run)?;
@@ -83,17 +74,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     Ok(())
 }
 
-/// `return`.
-pub fn render() -> String {
-    let mut w = XmlWriter::new();
-    w.field("return", "true");
-    w.finish()
-}
-
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     handle(state, region, parse(params)?)?;
-    Ok(render())
+    Ok(shared::render_return_true())
 }
 
 #[cfg(test)]

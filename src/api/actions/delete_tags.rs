@@ -2,7 +2,6 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 
 use super::shared;
@@ -58,7 +57,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 /// Checks every resource exists in the region before changing any, then deletes.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
     for resource in &req.resources {
-        tagging::check_exists(state, region, resource)?;
+        tagging::existing_tags(state, region, resource)?;
     }
     shared::check_dry_run(req.dry_run)?;
     for resource in &req.resources {
@@ -79,17 +78,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     Ok(())
 }
 
-/// `return`.
-pub fn render() -> String {
-    let mut w = XmlWriter::new();
-    w.field("return", "true");
-    w.finish()
-}
-
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     handle(state, region, parse(params)?)?;
-    Ok(render())
+    Ok(shared::render_return_true())
 }
 
 #[cfg(test)]

@@ -27,9 +27,6 @@ pub const FILTERS: &[&str] = &[
     "system-status.reachability",
 ];
 
-/// Page sizes EC2 accepts.
-const MAX_RESULTS: std::ops::RangeInclusive<i64> = 5..=1000;
-
 /// A validated DescribeInstanceStatus request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
@@ -86,20 +83,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let ids = shared::instance_ids(params, false)?;
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
-    let max_results = match params.int("MaxResults")? {
-        None => None,
-        Some(_) if !ids.is_empty() => {
-            return Err(ApiError::invalid_combination(
-                "The parameter instancesSet cannot be used with the parameter maxResults",
-            ))
-        }
-        Some(n) if !MAX_RESULTS.contains(&n) => {
-            return Err(ApiError::invalid_value(format!(
-                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
-            )))
-        }
-        Some(n) => Some(usize::try_from(n).expect("within 5..=1000")),
-    };
+    let max_results = shared::max_results(
+        params,
+        (!ids.is_empty())
+            .then_some("The parameter instancesSet cannot be used with the parameter maxResults"),
+    )?;
     Ok(Request {
         ids,
         filters,
@@ -131,11 +119,7 @@ fn filter_values(name: &str, item: &StatusItem) -> Vec<String> {
 
 /// Reads, filters and pages.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    let instances = if req.ids.is_empty() {
-        shared::region_instances(state, region)?
-    } else {
-        shared::load_instances(state, region, &req.ids)?
-    };
+    let instances = shared::instances_by_ids_or_region(state, region, &req.ids)?;
     shared::check_dry_run(req.dry_run)?;
     let mut statuses: Vec<StatusItem> = instances
         .into_iter()

@@ -263,11 +263,7 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
 
 /// Reads, filters, sorts and pages.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    let instances = if req.ids.is_empty() {
-        shared::region_instances(state, region)?
-    } else {
-        shared::load_instances(state, region, &req.ids)?
-    };
+    let instances = shared::instances_by_ids_or_region(state, region, &req.ids)?;
     shared::check_dry_run(req.dry_run)?;
     // Launch order keeps a reservation's instances together and pages stable under inserts.
     // The timestamp is converted once per instance, not twice per comparison: that

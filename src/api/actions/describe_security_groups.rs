@@ -45,9 +45,6 @@ pub const FILTERS: &[&str] = &[
     "egress.ip-permission.user-id",
 ];
 
-/// Page sizes EC2 accepts.
-const MAX_RESULTS: std::ops::RangeInclusive<i64> = 5..=1000;
-
 /// A validated DescribeSecurityGroups request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
@@ -91,20 +88,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     }
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
-    let max_results = match params.int("MaxResults")? {
-        None => None,
-        Some(_) if !groups.is_empty() => {
-            return Err(ApiError::invalid_combination(
-                "The parameter groupIds cannot be used with the parameter maxResults",
-            ))
-        }
-        Some(n) if !MAX_RESULTS.contains(&n) => {
-            return Err(ApiError::invalid_value(format!(
-                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
-            )))
-        }
-        Some(n) => Some(usize::try_from(n).expect("within 5..=1000")),
-    };
+    let max_results = shared::max_results(
+        params,
+        (!groups.is_empty())
+            .then_some("The parameter groupIds cannot be used with the parameter maxResults"),
+    )?;
     let after = match params.get("NextToken").filter(|t| !t.is_empty()) {
         None => None,
         Some(token) => {

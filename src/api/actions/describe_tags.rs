@@ -69,15 +69,7 @@ fn parse_token(token: &str) -> Result<(String, String), ApiError> {
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
-    let max_results = match params.int("MaxResults")? {
-        None => None,
-        Some(n) if !(5..=1000).contains(&n) => {
-            return Err(ApiError::invalid_value(format!(
-                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
-            )))
-        }
-        Some(n) => Some(usize::try_from(n).expect("within 5..=1000")),
-    };
+    let max_results = shared::max_results(params, None)?;
     let after = match params.get("NextToken").filter(|t| !t.is_empty()) {
         Some(token) => Some(parse_token(token)?),
         None => None,

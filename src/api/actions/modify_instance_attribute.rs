@@ -2,7 +2,6 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 use crate::model::{InstanceId, InstanceState, ShutdownBehavior};
 
@@ -195,17 +194,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     Ok(())
 }
 
-/// `return`.
-pub fn render() -> String {
-    let mut w = XmlWriter::new();
-    w.field("return", "true");
-    w.finish()
-}
-
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     handle(state, region, parse(params)?)?;
-    Ok(render())
+    Ok(shared::render_return_true())
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 use crate::model::network::explode;
 use crate::model::IpPermission;
@@ -92,13 +91,6 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     Ok(())
 }
 
-/// `return`.
-pub fn render() -> String {
-    let mut w = XmlWriter::new();
-    w.field("return", true);
-    w.finish()
-}
-
 /// The dispatch entry of `RevokeSecurityGroupIngress`.
 pub fn call_ingress(
     state: &ApiState,
@@ -106,7 +98,7 @@ pub fn call_ingress(
     params: &QueryParams,
 ) -> Result<String, ApiError> {
     handle(state, region, parse(params, false)?)?;
-    Ok(render())
+    Ok(shared::render_return_true())
 }
 
 /// The dispatch entry of `RevokeSecurityGroupEgress`.
@@ -116,7 +108,7 @@ pub fn call_egress(
     params: &QueryParams,
 ) -> Result<String, ApiError> {
     handle(state, region, parse(params, true)?)?;
-    Ok(render())
+    Ok(shared::render_return_true())
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! Helpers several actions share: id lists, region-scoped store reads, AMI lookup and `TagSpecification` parsing.
+//! Helpers several actions share: id lists, region-scoped store reads, AMI lookup, `TagSpecification` parsing, page sizes and the bare `return` answer.
 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::xml::XmlWriter;
 use crate::api::ApiState;
 use crate::model::{
     display_state, Image, ImageId, ImageSource, Instance, InstanceId, InstanceState,
@@ -44,6 +45,48 @@ pub fn instance_ids(params: &QueryParams, required: bool) -> Result<Vec<Instance
 /// The state a client sees for an instance.
 pub fn shown_state(instance: &Instance) -> InstanceState {
     display_state(&instance.metadata, &instance.spec, &instance.status)
+}
+
+/// The instances a Describe* call asks about: those with these ids (each must exist), or
+/// every instance of the region when no id is given.
+pub fn instances_by_ids_or_region(
+    state: &ApiState,
+    region: &str,
+    ids: &[InstanceId],
+) -> Result<Vec<std::sync::Arc<Instance>>, ApiError> {
+    if ids.is_empty() {
+        region_instances(state, region)
+    } else {
+        load_instances(state, region, ids)
+    }
+}
+
+/// `<return>true</return>`: the whole answer of actions that only succeed or fail.
+pub fn render_return_true() -> String {
+    let mut w = XmlWriter::new();
+    w.field("return", true);
+    w.finish()
+}
+
+/// `MaxResults` as the Describe* calls that page take it: 5 to 1000. `conflict` is the
+/// `InvalidParameterCombination` message when the request also names resources, which EC2
+/// refuses together with a page size.
+pub fn max_results(
+    params: &QueryParams,
+    conflict: Option<&str>,
+) -> Result<Option<usize>, ApiError> {
+    let Some(n) = params.int("MaxResults")? else {
+        return Ok(None);
+    };
+    if let Some(message) = conflict {
+        return Err(ApiError::invalid_combination(message));
+    }
+    if !(5..=1000).contains(&n) {
+        return Err(ApiError::invalid_value(format!(
+            "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
+        )));
+    }
+    Ok(Some(usize::try_from(n).expect("within 5..=1000")))
 }
 
 /// Reads the instances with these ids in `region`; every id missing here (or living in another

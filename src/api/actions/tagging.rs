@@ -150,12 +150,25 @@ pub fn tags_of(
     })
 }
 
-/// Fails with the resource's `NotFound` error unless it exists in `region`.
-pub fn check_exists(state: &ApiState, region: &str, resource: &Resource) -> Result<(), ApiError> {
-    match tags_of(state, region, resource)? {
-        Some(_) => Ok(()),
-        None => Err(not_found(state, region, resource)),
-    }
+/// The tags of a resource that must exist in `region`; its `NotFound` error otherwise.
+pub fn existing_tags(
+    state: &ApiState,
+    region: &str,
+    resource: &Resource,
+) -> Result<Tags, ApiError> {
+    tags_of(state, region, resource)?.ok_or_else(|| not_found(state, region, resource))
+}
+
+/// `TagLimitExceeded`: the resource would carry more than [`MAX_TAGS_PER_RESOURCE`] tags.
+pub fn tag_limit_exceeded(resource: &Resource) -> ApiError {
+    ApiError::client(
+        "TagLimitExceeded",
+        format!(
+            "The maximum number of tags for a resource ({MAX_TAGS_PER_RESOURCE}) has been \
+             exceeded for '{}'",
+            resource.id()
+        ),
+    )
 }
 
 /// Why a tag write did not happen: the request's fault, or the store's (a resource deleted
@@ -189,14 +202,7 @@ pub fn change_tags(
             return Ok(false);
         }
         if tags.len() > MAX_TAGS_PER_RESOURCE {
-            return Err(WriteError::Api(ApiError::client(
-                "TagLimitExceeded",
-                format!(
-                    "The maximum number of tags for a resource ({MAX_TAGS_PER_RESOURCE}) has \
-                     been exceeded for '{}'",
-                    resource.id()
-                ),
-            )));
+            return Err(WriteError::Api(tag_limit_exceeded(resource)));
         }
         Ok(true)
     };
