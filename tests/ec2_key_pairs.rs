@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use common::api::{Harness, Node, Reply};
-use ec2d::api::actions::key_pairs::public_key_for;
+use ec2d::api::key_pairs::public_key_for;
 use sha1::Digest as _;
 
 // ---------------------------------------------------------------------------------------------

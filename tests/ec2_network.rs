@@ -364,6 +364,15 @@ async fn default_group_is_created_lazily_once_with_aws_default_rules() {
     assert_eq!(other.group("default").await.text_at("groupId"), id);
     h.groups(&[]).await;
     h.group(&id).await;
+    // Reads never write: the group is derived until a write needs the region's network.
+    assert_eq!(h.groups_in("us-east-1"), 0);
+    h.ok(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &id),
+        ("Tag.1.Key", "k"),
+    ])
+    .await;
+    h.groups(&[]).await;
     assert_eq!(h.groups_in("us-east-1"), 1);
     // Names and ids are accepted in both lists.
     assert_eq!(
@@ -376,21 +385,45 @@ async fn default_group_is_created_lazily_once_with_aws_default_rules() {
 async fn racing_first_uses_create_one_default_group() {
     let h = Arc::new(Harness::new());
     let calls: Vec<_> = (0..8)
-        .map(|_| {
+        .map(|i| {
             let h = h.clone();
             tokio::spawn(async move {
+                // A read sees the derived group; the write that follows stores it.
                 h.post_in("ap-south-1", &[("Action", "DescribeSecurityGroups")])
                     .await
-                    .ok("DescribeSecurityGroups")
-                    .items("securityGroupInfo")
-                    .len()
+                    .ok("DescribeSecurityGroups");
+                let key = format!("k{i}");
+                h.post_in(
+                    "ap-south-1",
+                    &[
+                        ("Action", "CreateTags"),
+                        (
+                            "ResourceId.1",
+                            &ec2d::model::network::default_group_id("ap-south-1"),
+                        ),
+                        ("Tag.1.Key", &key),
+                    ],
+                )
+                .await
+                .ok("CreateTags");
             })
         })
         .collect();
     for call in calls {
-        assert_eq!(call.await.unwrap(), 1);
+        call.await.unwrap();
     }
     assert_eq!(h.groups_in("ap-south-1"), 1);
+    let doc = h
+        .post_in("ap-south-1", &[("Action", "DescribeSecurityGroups")])
+        .await
+        .ok("DescribeSecurityGroups");
+    let groups = doc.items("securityGroupInfo");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0].items("tagSet").len(),
+        8,
+        "no racing write was lost"
+    );
 }
 
 #[tokio::test]

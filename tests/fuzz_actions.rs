@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use common::api::form;
-use ec2d::api::actions::ACTIONS;
+use ec2d::api::dispatch;
 use ec2d::api::{router, ApiState, Introspection};
 use ec2d::config::VmManager;
 use ec2d::store::Store;
@@ -154,7 +154,7 @@ proptest! {
 
     #[test]
     fn every_action_answers_arbitrary_parameters_with_a_well_formed_document(
-        action in prop::sample::select(ACTIONS.to_vec()),
+        action in prop::sample::select(dispatch::names()),
         params in prop::collection::vec((name(), value()), 0..10),
         mock in any::<bool>(),
     ) {

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::ApiState;
+use super::state::ApiState;
 
 /// Reports about the parts the api cannot see (controller, engine), supplied by the app.
 pub trait Introspection: Send + Sync + 'static {

@@ -2,11 +2,13 @@
 //!
 //! A request flows: request-id middleware → trace span → 1 MiB body limit → [`ec2_endpoint`],
 //! which decodes the query string and form body into [`query::QueryParams`], resolves the
-//! region from the SigV4 credential scope, looks the `Action` up in [`actions::lookup`] and
-//! runs it on a blocking thread (the store is synchronous). Every failure is an
-//! [`error::ApiError`], rendered in one place.
-
-use std::sync::Arc;
+//! region from the SigV4 credential scope, looks the `Action` up in [`dispatch::TABLE`] and
+//! runs it: reads inline, writes (which wait for the store's fsync) under `block_in_place`.
+//! Every failure is an [`error::ApiError`], rendered in one place.
+//!
+//! Beside the actions: `kind` and `kinds` (each resource kind declared once, and the generic
+//! Describe*), `paging`, `filter`, `tags`, `groups`, `rules`, `key_pairs`, `instances`,
+//! `images` and `render` (what several actions share).
 
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -18,38 +20,35 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::config::VmManager;
-use crate::store::Store;
-
 pub mod actions;
+pub mod dispatch;
 pub mod error;
 pub mod filter;
+pub mod groups;
+pub mod images;
+pub mod instances;
 pub mod introspect;
+pub mod key_pairs;
+pub mod kind;
+pub mod kinds;
+pub mod paging;
 pub mod query;
+pub mod render;
+pub mod rules;
+pub mod state;
+pub mod tags;
 pub mod xml;
 
 pub use error::ApiError;
 pub use introspect::Introspection;
 pub use query::QueryParams;
+pub use state::ApiState;
 
 /// The largest request body accepted (EC2 Query requests are small; user data is at most 16 KB).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The region of requests that carry no SigV4 credential scope.
 pub const DEFAULT_REGION: &str = "us-east-1";
-
-/// What every handler can reach: the store, a few settings and the read-only introspection.
-#[derive(Clone)]
-pub struct ApiState {
-    /// The desired/observed state store.
-    pub store: Store,
-    /// Docker or mock: decides whether an AMI must exist in the catalog.
-    pub vm_manager: VmManager,
-    /// Health and status reports supplied by the app (the api cannot see the runtime).
-    pub introspection: Arc<dyn Introspection>,
-    /// DescribeInstances' per-instance XML, reused while an instance is unchanged.
-    pub rendered_instances: Arc<actions::describe_instances::RenderedInstances>,
-}
 
 /// The id of one request, shown as `<requestId>`/`<RequestID>` and recorded on its span.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,9 +125,9 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let region = region_of(req.headers(), req.uri());
     let params = read_params(req).await?;
-    let (action, call) = actions::resolve(&params)?;
+    let action = dispatch::resolve(&params)?;
     let span = Span::current();
-    span.record("action", action.as_str());
+    span.record("action", action.name);
     if let Some(first) = params
         .list("InstanceId")
         .first()
@@ -138,8 +137,8 @@ async fn serve(
         span.record("instance_id", first);
     }
     tracing::debug!(%region, "ec2 request");
-    let run = || span.in_scope(|| call(&state, &region, &params));
-    let members = if !action.starts_with("Describe") && runs_on_worker_threads() {
+    let run = || span.in_scope(|| (action.call)(&state, &region, &params));
+    let members = if action.access == dispatch::Access::Write && runs_on_worker_threads() {
         // Writes wait for the store's fsync: the worker hands its other tasks to another
         // thread while this one waits, and the request itself never changes threads.
         tokio::task::block_in_place(run)?
@@ -148,7 +147,7 @@ async fn serve(
         // trees; a hop to the blocking pool cost more than the work, twice over on a VM.
         run()?
     };
-    Ok(xml::success(&action, &request_id.0, members))
+    Ok(xml::success(action.name, &request_id.0, members))
 }
 
 /// Whether the runtime has worker threads that can take over while a request blocks.

@@ -7,6 +7,7 @@ pub mod instance;
 pub mod keypair;
 pub mod meta;
 pub mod network;
+pub mod region;
 pub mod schema;
 pub mod state;
 

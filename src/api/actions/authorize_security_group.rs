@@ -1,16 +1,16 @@
 //! `AuthorizeSecurityGroupIngress` / `AuthorizeSecurityGroupEgress`: adds rules, in either request form, refusing duplicates.
 
 use crate::api::error::ApiError;
+use crate::api::groups::group_param;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::model::network::{explode, Rule};
 use crate::model::IpPermission;
 
-use super::network::{
-    parse_permissions, render_rules, resolve_group, resolve_peers, update_rules, GroupRef,
-};
-use super::shared;
+use crate::api::groups::{resolve_group, GroupRef};
+use crate::api::rules::{parse_permissions, render_rules, resolve_peers, update_rules};
+use crate::api::{kind, tags};
 
 /// A validated Authorize request.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,15 +36,6 @@ pub struct Response {
     pub rules: Vec<Rule>,
 }
 
-/// The group an Authorize/Revoke call names: `GroupId`, else `GroupName`.
-pub fn group_param(params: &QueryParams) -> Result<GroupRef, ApiError> {
-    let raw = params
-        .get("GroupId")
-        .or_else(|| params.get("GroupName"))
-        .ok_or_else(|| ApiError::missing_parameter("GroupId"))?;
-    GroupRef::parse(raw)
-}
-
 /// Parses and validates everything that needs no store. Rule tags (`TagSpecification`) are
 /// validated and not kept: rules are not stored as resources of their own.
 pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
@@ -53,12 +44,12 @@ pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
     if permissions.is_empty() {
         return Err(ApiError::missing_parameter("IpPermissions"));
     }
-    shared::tag_specifications(params, "security-group-rule")?;
+    tags::tag_specifications(params, "security-group-rule")?;
     Ok(Request {
         group,
         permissions,
         egress,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -74,7 +65,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             new_rules.push(rule);
         }
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     update_rules(state, region, &group, req.egress, |rules| {
         if let Some(dup) = new_rules
             .iter()

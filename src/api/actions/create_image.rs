@@ -4,16 +4,15 @@ use std::collections::BTreeMap;
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
+use crate::api::{images, instances, kind, tags};
 use crate::config::VmManager;
 use crate::model::{
     docker_repository_name, now, Image, ImageId, ImageSource, ImageSpec, ImageStatus, InstanceId,
     InstanceState, Object, ObjectMeta, AMI_REPOSITORY_PREFIX, API_VERSION, IMAGE_KIND,
     VM_MANAGER_TAG,
 };
-
-use super::shared;
 
 /// The longest `Description` EC2 accepts.
 const MAX_DESCRIPTION: usize = 255;
@@ -67,17 +66,18 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         instance_id,
         name: name.to_string(),
         description,
-        tags: shared::tag_specifications(params, "image")?,
-        dry_run: shared::dry_run(params)?,
+        tags: tags::tag_specifications(params, "image")?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
 /// Checks the instance can be imaged and the name is free in the region, then writes the Image.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, ApiError> {
-    let instance = shared::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
-        .pop()
-        .expect("load_instances returns one instance per id");
-    let shown = shared::shown_state(&instance);
+    let instance =
+        instances::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
+            .pop()
+            .expect("load_instances returns one instance per id");
+    let shown = instances::shown_state(&instance);
     if !matches!(
         shown,
         InstanceState::Running | InstanceState::Stopping | InstanceState::Stopped
@@ -87,7 +87,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
             req.instance_id
         )));
     }
-    if let Some(taken) = shared::region_images(state, region)?
+    if let Some(taken) = images::region_images(state, region)?
         .into_iter()
         .find(|i| i.spec.name == req.name)
     {
@@ -99,7 +99,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
             ),
         ));
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
 
     let id = ImageId::generate();
     let mut tags = req.tags;

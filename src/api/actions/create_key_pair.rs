@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 use crate::model::{KeyPair, KeyPairOrigin, KeyType};
 
-use super::key_pairs::{self, Secret};
-use super::shared;
+use crate::api::key_pairs::{self, Secret};
+use crate::api::{kind, tags};
 
 /// A validated CreateKeyPair request.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,8 +62,8 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     Ok(Request {
         key_name,
         key_type,
-        tags: shared::tag_specifications(params, key_pairs::TAG_RESOURCE_TYPE)?,
-        dry_run: shared::dry_run(params)?,
+        tags: tags::tag_specifications(params, key_pairs::TAG_RESOURCE_TYPE)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -74,7 +74,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Created, A
     if key_pairs::find_by_name(&state.store, region, &req.key_name)?.is_some() {
         return Err(key_pairs::duplicate(&req.key_name));
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     let generated = key_pairs::generate(req.key_type, &req.key_name)?;
     let key_pair = key_pairs::new_key_pair(
         region,

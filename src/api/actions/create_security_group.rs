@@ -4,14 +4,17 @@ use std::collections::BTreeMap;
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::model::network::{allow_all_egress, generate_group_id, security_group, GROUP_ID_PREFIX};
 use crate::model::{now, SecurityGroupSpec, DEFAULT_GROUP_NAME};
 
-use super::network::{check_vpc_id, checked_writes, region_groups, vpc, vpc_not_found};
-use super::render::render_tags;
-use super::shared;
+use crate::api::groups::{checked_writes, ensure_default_group, region_groups};
+use crate::api::kind::Kind;
+use crate::api::kinds::VpcKind;
+use crate::api::render::render_tags;
+use crate::api::{kind, tags};
+use crate::model::region;
 
 /// The longest group name and description EC2 accepts.
 const MAX_LENGTH: usize = 255;
@@ -67,23 +70,23 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     }
     let vpc_id = params.get("VpcId").filter(|v| !v.is_empty());
     if let Some(id) = vpc_id {
-        check_vpc_id(id)?;
+        VpcKind::check_id(id)?;
     }
     Ok(Request {
         group_name: group_name.to_string(),
         description: description.to_string(),
         vpc_id: vpc_id.map(str::to_string),
-        tags: shared::tag_specifications(params, "security-group")?,
-        dry_run: shared::dry_run(params)?,
+        tags: tags::tag_specifications(params, "security-group")?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
 /// Checks the VPC and that the name is free in it, then writes the group.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    let vpc_id = vpc(region).vpc_id;
+    let vpc_id = region::defaults(region).vpc.vpc_id.clone();
     if let Some(asked) = &req.vpc_id {
         if *asked != vpc_id {
-            return Err(vpc_not_found(asked));
+            return Err(VpcKind::IDS.not_found(&[asked]));
         }
     }
     if req.group_name == DEFAULT_GROUP_NAME {
@@ -106,7 +109,9 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             ),
         ));
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
+    // The region's network is written to: its `default` group is stored first.
+    ensure_default_group(state, region)?;
     let id = generate_group_id();
     let group = security_group(
         &id,

@@ -2,10 +2,10 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 
-use super::shared;
-use super::tagging::{self, Resource, MAX_TAGS_PER_RESOURCE};
+use crate::api::tags::{self, Resource, MAX_TAGS_PER_RESOURCE};
+use crate::api::{kind, render};
 
 /// A validated CreateTags request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct Request {
 
 /// Parses ids and tags; every tag is checked (length, the reserved `aws:` prefix).
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
-    let resources = tagging::resource_ids(params)?;
+    let resources = tags::resource_ids(params)?;
     let given = params.structs("Tag");
     if given.is_empty() {
         return Err(ApiError::missing_parameter("Tag"));
@@ -32,14 +32,14 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             .get("Key")
             .ok_or_else(|| ApiError::missing_parameter(&format!("Tag.{}.Key", i + 1)))?;
         let value = tag.get("Value").unwrap_or_default();
-        shared::validate_tag(key, value)?;
+        tags::validate_tag(key, value)?;
         tags.retain(|(k, _)| k != key);
         tags.push((key.to_string(), value.to_string()));
     }
     Ok(Request {
         resources,
         tags,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -47,15 +47,15 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 /// bad id leaves all untouched; then writes each resource's tags.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
     for resource in &req.resources {
-        let mut merged = tagging::existing_tags(state, region, resource)?;
+        let mut merged = tags::existing_tags(state, region, resource)?;
         merged.extend(req.tags.iter().cloned());
         if merged.len() > MAX_TAGS_PER_RESOURCE {
-            return Err(tagging::tag_limit_exceeded(resource));
+            return Err(tags::tag_limit_exceeded(resource));
         }
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     for resource in &req.resources {
-        tagging::change_tags(state, region, resource, |tags| {
+        tags::change_tags(state, region, resource, |tags| {
             let mut changed = false;
             for (key, value) in &req.tags {
                 if tags.get(key) != Some(value) {
@@ -77,7 +77,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     handle(state, region, parse(params)?)?;
-    Ok(shared::render_return_true())
+    Ok(render::render_return_true())
 }
 
 #[cfg(test)]

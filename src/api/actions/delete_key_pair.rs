@@ -2,12 +2,12 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::model::{KeyPair, KeyPairId};
 
-use super::key_pairs;
-use super::shared;
+use crate::api::key_pairs;
+use crate::api::kind;
 
 /// Which key pair to delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     };
     Ok(Request {
         target,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -50,7 +50,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Option<Key
             key_pairs::find_by_id(&state.store, region, id)?
                 .ok_or_else(|| key_pairs::not_found(id.as_str()))?;
         }
-        shared::check_dry_run(true)?;
+        kind::check_dry_run(true)?;
     }
     let deleted = key_pairs::remove(&state.store, region, |store| match &req.target {
         Target::Id(id) => key_pairs::find_by_id(store, region, id)?

@@ -2,12 +2,12 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::model::{InstanceState, DEFAULT_GROUP_NAME};
 
-use super::network::{checked_writes, region_groups, resolve_group, GroupRef};
-use super::shared;
+use crate::api::groups::{checked_writes, region_groups, resolve_group, GroupRef};
+use crate::api::{instances, kind};
 
 /// A validated DeleteSecurityGroup request.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         .ok_or_else(|| ApiError::missing_parameter("GroupId"))?;
     Ok(Request {
         group: GroupRef::parse(raw)?,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -51,9 +51,9 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<String, Ap
             format!("resource {id} has a dependent object"),
         )
     };
-    let in_use = shared::region_instances(state, region)?
+    let in_use = instances::region_instances(state, region)?
         .iter()
-        .filter(|i| shared::shown_state(i) != InstanceState::Terminated)
+        .filter(|i| instances::shown_state(i) != InstanceState::Terminated)
         .any(|i| i.spec.security_groups.iter().any(|g| g.group_id == id));
     if in_use {
         return Err(dependency());
@@ -64,7 +64,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<String, Ap
     if referenced {
         return Err(dependency());
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     state.store.security_groups().delete(&id)?;
     tracing::info!(group_id = %id, %region, "security group deleted");
     Ok(id)

@@ -2,10 +2,10 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 
-use super::shared;
-use super::tagging::{self, Resource};
+use crate::api::tags::{self, Resource};
+use crate::api::{kind, render};
 
 /// One `Tag.N` of a DeleteTags request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct Request {
 
 /// Parses ids and the tags to delete.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
-    let resources = tagging::resource_ids(params)?;
+    let resources = tags::resource_ids(params)?;
     let given = params.structs("Tag");
     let tags = if given.is_empty() {
         None
@@ -39,7 +39,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             let key = tag
                 .get("Key")
                 .ok_or_else(|| ApiError::missing_parameter(&format!("Tag.{}.Key", i + 1)))?;
-            shared::validate_tag(key, tag.get("Value").unwrap_or_default())?;
+            tags::validate_tag(key, tag.get("Value").unwrap_or_default())?;
             tags.push(TagToDelete {
                 key: key.to_string(),
                 value: tag.get("Value").map(str::to_string),
@@ -50,18 +50,18 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     Ok(Request {
         resources,
         tags,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
 /// Checks every resource exists in the region before changing any, then deletes.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
     for resource in &req.resources {
-        tagging::existing_tags(state, region, resource)?;
+        tags::existing_tags(state, region, resource)?;
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     for resource in &req.resources {
-        tagging::change_tags(state, region, resource, |tags| {
+        tags::change_tags(state, region, resource, |tags| {
             let before = tags.len();
             match &req.tags {
                 None => tags.clear(),
@@ -81,7 +81,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     handle(state, region, parse(params)?)?;
-    Ok(shared::render_return_true())
+    Ok(render::render_return_true())
 }
 
 #[cfg(test)]

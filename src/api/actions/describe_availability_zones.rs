@@ -3,10 +3,11 @@
 use crate::api::error::ApiError;
 use crate::api::filter::{self, Filter};
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 
-use super::shared;
+use crate::api::kind::{check_dry_run, dry_run};
+use crate::model::region::{zones, Zone};
 
 /// The filter names ec2d answers.
 pub const FILTERS: &[&str] = &[
@@ -20,62 +21,6 @@ pub const FILTERS: &[&str] = &[
     "opt-in-status",
     "message",
 ];
-
-/// One availability zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Zone {
-    /// `us-east-1a`.
-    pub name: String,
-    /// `use1-az1`.
-    pub id: String,
-    /// The region it belongs to.
-    pub region: String,
-}
-
-/// The zone names of a region: `<region>a`, `b`, `c`. RunInstances checks placements against these.
-pub fn zone_names(region: &str) -> Vec<String> {
-    ["a", "b", "c"]
-        .iter()
-        .map(|s| format!("{region}{s}"))
-        .collect()
-}
-
-/// AWS's short region code used in zone ids: `us-east-1` → `use1`, `ap-southeast-2` → `apse2`.
-fn region_code(region: &str) -> String {
-    let parts: Vec<&str> = region.split('-').collect();
-    match parts.as_slice() {
-        [geo, direction, number] => {
-            let dir = match *direction {
-                "east" => "e",
-                "west" => "w",
-                "north" => "n",
-                "south" => "s",
-                "central" => "c",
-                "northeast" => "ne",
-                "northwest" => "nw",
-                "southeast" => "se",
-                "southwest" => "sw",
-                other => other,
-            };
-            format!("{geo}{dir}{number}")
-        }
-        _ => region.replace('-', ""),
-    }
-}
-
-/// The region's zones.
-pub fn zones(region: &str) -> Vec<Zone> {
-    let code = region_code(region);
-    zone_names(region)
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| Zone {
-            name,
-            id: format!("{code}-az{}", i + 1),
-            region: region.to_string(),
-        })
-        .collect()
-}
 
 /// A validated DescribeAvailabilityZones request.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +52,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             .map(str::to_string)
             .collect(),
         filters,
-        dry_run: shared::dry_run(params)?,
+        dry_run: dry_run(params)?,
     })
 }
 
@@ -141,7 +86,7 @@ pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<Zone>
             "Invalid availability zone-id: [{unknown}]"
         )));
     }
-    shared::check_dry_run(req.dry_run)?;
+    check_dry_run(req.dry_run)?;
     Ok(all
         .into_iter()
         .filter(|z| req.names.is_empty() || req.names.contains(&z.name))
@@ -175,17 +120,6 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zone_ids_follow_aws_codes() {
-        let z = zones("us-east-1");
-        assert_eq!(z[0].name, "us-east-1a");
-        assert_eq!(z[0].id, "use1-az1");
-        assert_eq!(z[2].id, "use1-az3");
-        assert_eq!(region_code("ap-southeast-2"), "apse2");
-        assert_eq!(region_code("eu-central-1"), "euc1");
-        assert_eq!(region_code("weird"), "weird");
-    }
 
     #[test]
     fn parse_and_render() {

@@ -2,12 +2,12 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::model::{Instance, InstanceId, ShutdownBehavior};
 
-use super::render::{render_group_set, ROOT_DEVICE_NAME};
-use super::shared;
+use crate::api::render::{render_group_set, ROOT_DEVICE_NAME};
+use crate::api::{instances, kind};
 
 /// The attributes ec2d answers (EC2's `InstanceAttributeName` values).
 pub const ATTRIBUTES: &[&str] = &[
@@ -51,7 +51,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     Ok(Request {
         instance_id,
         attribute: attribute.to_string(),
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -61,10 +61,11 @@ pub fn handle(
     region: &str,
     req: &Request,
 ) -> Result<std::sync::Arc<Instance>, ApiError> {
-    let instance = shared::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
-        .pop()
-        .expect("load_instances returns one instance per id");
-    shared::check_dry_run(req.dry_run)?;
+    let instance =
+        instances::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
+            .pop()
+            .expect("load_instances returns one instance per id");
+    kind::check_dry_run(req.dry_run)?;
     Ok(instance)
 }
 

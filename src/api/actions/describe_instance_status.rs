@@ -9,12 +9,12 @@ use std::sync::Arc;
 use crate::api::error::ApiError;
 use crate::api::filter::{self, Filter};
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::model::{Instance, InstanceId, InstanceState};
 
-use super::render::render_state;
-use super::shared;
+use crate::api::render::render_state;
+use crate::api::{instances, kind, paging};
 
 /// The filter names EC2 documents for instance status.
 pub const FILTERS: &[&str] = &[
@@ -80,24 +80,22 @@ pub struct Response {
 
 /// Parses ids, filters, `IncludeAllInstances` and paging.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
-    let ids = shared::instance_ids(params, false)?;
+    let ids = instances::instance_ids(params, false)?;
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
-    let max_results = shared::max_results(
+    let max_results = paging::max_results(
         params,
         (!ids.is_empty())
             .then_some("The parameter instancesSet cannot be used with the parameter maxResults"),
+        paging::SizeWording::Between,
     )?;
     Ok(Request {
         ids,
         filters,
         include_all: params.bool("IncludeAllInstances")?.unwrap_or(false),
         max_results,
-        after: params
-            .get("NextToken")
-            .filter(|t| !t.is_empty())
-            .map(str::to_string),
-        dry_run: shared::dry_run(params)?,
+        after: paging::next_token(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -119,12 +117,12 @@ fn filter_values(name: &str, item: &StatusItem) -> Vec<String> {
 
 /// Reads, filters and pages.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    let instances = shared::instances_by_ids_or_region(state, region, &req.ids)?;
-    shared::check_dry_run(req.dry_run)?;
+    let instances = instances::instances_by_ids_or_region(state, region, &req.ids)?;
+    kind::check_dry_run(req.dry_run)?;
     let mut statuses: Vec<StatusItem> = instances
         .into_iter()
         .map(|instance| StatusItem {
-            state: shared::shown_state(&instance),
+            state: instances::shown_state(&instance),
             instance,
         })
         .filter(|item| req.include_all || item.state == InstanceState::Running)
@@ -136,13 +134,9 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         })
         .collect();
     statuses.sort_by(|a, b| a.instance.metadata.name.cmp(&b.instance.metadata.name));
-    let next_token = match req.max_results {
-        Some(max) if statuses.len() > max => {
-            statuses.truncate(max);
-            statuses.last().map(|s| s.instance.metadata.name.clone())
-        }
-        _ => None,
-    };
+    let next_token = paging::cut(&mut statuses, req.max_results, |s| {
+        s.instance.metadata.name.clone()
+    });
     Ok(Response {
         statuses,
         next_token,

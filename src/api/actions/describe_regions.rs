@@ -3,31 +3,11 @@
 use crate::api::error::ApiError;
 use crate::api::filter::{self, Filter};
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 
-use super::shared;
-
-/// The commercial regions every account has without opting in.
-pub const REGIONS: &[&str] = &[
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-south-1",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ca-central-1",
-    "eu-central-1",
-    "eu-north-1",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "sa-east-1",
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-];
+use crate::api::kind::{check_dry_run, dry_run};
+use crate::model::region::{endpoint, known_regions};
 
 /// The filter names ec2d answers.
 pub const FILTERS: &[&str] = &["region-name", "endpoint", "opt-in-status"];
@@ -55,13 +35,8 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             .map(str::to_string)
             .collect(),
         filters,
-        dry_run: shared::dry_run(params)?,
+        dry_run: dry_run(params)?,
     })
-}
-
-/// `ec2.<region>.amazonaws.com`.
-pub fn endpoint(region: &str) -> String {
-    format!("ec2.{region}.amazonaws.com")
 }
 
 fn filter_values(name: &str, region: &str) -> Vec<String> {
@@ -73,16 +48,6 @@ fn filter_values(name: &str, region: &str) -> Vec<String> {
     }
 }
 
-/// The known regions, the caller's included even when it is not a standard one.
-fn known_regions(current: &str) -> Vec<String> {
-    let mut all: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
-    if !all.iter().any(|r| r == current) {
-        all.push(current.to_string());
-        all.sort();
-    }
-    all
-}
-
 /// Selects regions; an unknown `RegionName` is `InvalidParameterValue`, as in EC2.
 pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<String>, ApiError> {
     let all = known_regions(region);
@@ -91,7 +56,7 @@ pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<Strin
             "Invalid region: [{unknown}]"
         )));
     }
-    shared::check_dry_run(req.dry_run)?;
+    check_dry_run(req.dry_run)?;
     Ok(all
         .into_iter()
         .filter(|r| req.names.is_empty() || req.names.contains(r))
@@ -137,11 +102,5 @@ mod tests {
             "<regionInfo><item><regionName>eu-west-1</regionName><regionEndpoint>ec2.eu-west-1.amazonaws.com</regionEndpoint>\
              <optInStatus>opt-in-not-required</optInStatus></item></regionInfo>"
         );
-    }
-
-    #[test]
-    fn current_region_is_known() {
-        assert!(known_regions("xx-test-1").contains(&"xx-test-1".to_string()));
-        assert_eq!(known_regions("us-east-1").len(), REGIONS.len());
     }
 }

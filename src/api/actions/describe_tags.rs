@@ -1,16 +1,13 @@
 //! `DescribeTags`: every tag of the region's taggable resources, filtered and paged.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
 use crate::api::error::ApiError;
 use crate::api::filter::{self, Filter};
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 
-use super::shared;
-use super::tagging;
+use crate::api::tags;
+use crate::api::{kind, paging};
 
 /// The filter names EC2 documents for DescribeTags (plus `tag:<key>`).
 pub const FILTERS: &[&str] = &["key", "value", "resource-id", "resource-type"];
@@ -50,35 +47,28 @@ pub struct Response {
     pub next_token: Option<String>,
 }
 
-fn invalid_token() -> ApiError {
-    ApiError::client("InvalidNextToken", "The specified NextToken is not valid.")
-}
-
-fn token(item: &TagItem) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}\n{}", item.resource_id, item.key))
-}
-
-fn parse_token(token: &str) -> Result<(String, String), ApiError> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid_token())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid_token())?;
-    let (id, key) = text.split_once('\n').ok_or_else(invalid_token)?;
-    Ok((id.to_string(), key.to_string()))
+/// The cursor of a page ending at `item`: its resource id and key.
+fn cursor(item: &TagItem) -> String {
+    format!("{}\n{}", item.resource_id, item.key)
 }
 
 /// Parses filters and paging (`MaxResults` 5..=1000, as EC2 accepts).
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
-    let max_results = shared::max_results(params, None)?;
-    let after = match params.get("NextToken").filter(|t| !t.is_empty()) {
-        Some(token) => Some(parse_token(token)?),
+    let max_results = paging::max_results(params, None, paging::SizeWording::Between)?;
+    let after = match paging::next_token(params)? {
+        Some(text) => {
+            let (id, key) = text.split_once('\n').ok_or_else(paging::invalid_token)?;
+            Some((id.to_string(), key.to_string()))
+        }
         None => None,
     };
     Ok(Request {
         filters,
         max_results,
         after,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -93,15 +83,15 @@ fn filter_values(
         "value" => vec![item.value.clone()],
         "resource-id" => vec![item.resource_id.clone()],
         "resource-type" => vec![item.resource_type.to_string()],
-        other => shared::tag_filter_values(other, tags).unwrap_or_default(),
+        other => tags::tag_filter_values(other, tags).unwrap_or_default(),
     }
 }
 
 /// Lists, filters and pages the region's tags.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     let mut tags = Vec::new();
-    for (resource, resource_tags) in tagging::region_tags(state, region)? {
+    for (resource, resource_tags) in tags::region_tags(state, region)? {
         for (key, value) in &resource_tags {
             let item = TagItem {
                 resource_id: resource.id().to_string(),
@@ -122,13 +112,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         }
     }
     tags.sort();
-    let next_token = match req.max_results {
-        Some(max) if tags.len() > max => {
-            tags.truncate(max);
-            tags.last().map(token)
-        }
-        _ => None,
-    };
+    let next_token = paging::cut(&mut tags, req.max_results, cursor);
     Ok(Response { tags, next_token })
 }
 
@@ -162,11 +146,17 @@ mod tests {
             resource_type: "instance",
             value: "web".into(),
         };
+        let token = paging::token(&cursor(&item));
+        let req = parse(&QueryParams::from_query(&format!("NextToken={token}"))).unwrap();
         assert_eq!(
-            parse_token(&token(&item)).unwrap(),
-            ("i-0123456789abcdef0".to_string(), "Name".to_string())
+            req.after,
+            Some(("i-0123456789abcdef0".to_string(), "Name".to_string()))
         );
-        assert_eq!(parse_token("!!").unwrap_err().code, "InvalidNextToken");
+        let junk = parse(&QueryParams::from_query("NextToken=!!")).unwrap_err();
+        assert_eq!(junk.code, "InvalidNextToken");
+        let no_key = paging::token("i-0123456789abcdef0");
+        let junk = parse(&QueryParams::from_query(&format!("NextToken={no_key}"))).unwrap_err();
+        assert_eq!(junk.code, "InvalidNextToken");
     }
 
     #[test]

@@ -7,12 +7,12 @@ use base64::Engine as _;
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 use crate::model::keypair::{imported_fingerprint, parse_public_key, ParsedPublicKey};
 use crate::model::{KeyPair, KeyPairOrigin};
 
-use super::key_pairs;
-use super::shared;
+use crate::api::key_pairs;
+use crate::api::{kind, tags};
 
 /// A validated ImportKeyPair request.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +52,8 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     Ok(Request {
         key_name,
         public_key: decode_material(material)?,
-        tags: shared::tag_specifications(params, key_pairs::TAG_RESOURCE_TYPE)?,
-        dry_run: shared::dry_run(params)?,
+        tags: tags::tag_specifications(params, key_pairs::TAG_RESOURCE_TYPE)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -62,7 +62,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<KeyPair, A
     if key_pairs::find_by_name(&state.store, region, &req.key_name)?.is_some() {
         return Err(key_pairs::duplicate(&req.key_name));
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     let fingerprint =
         imported_fingerprint(&req.public_key).map_err(|_| key_pairs::invalid_key_format())?;
     let key_pair = key_pairs::new_key_pair(

@@ -2,11 +2,11 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 use crate::model::{InstanceId, InstanceState, ShutdownBehavior};
 
-use super::run_instances::valid_instance_type;
-use super::shared;
+use crate::api::{instances, kind, render};
+use crate::model::instance::valid_instance_type;
 
 /// One attribute change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,16 +146,17 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     Ok(Request {
         instance_id,
         change,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
 /// Checks the instance and the change's precondition, then writes it. None of these asks
 /// anything of the reconciler, so the generation stays and the state a client sees with it.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
-    let instance = shared::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
-        .pop()
-        .expect("load_instances returns one instance per id");
+    let instance =
+        instances::load_instances(state, region, std::slice::from_ref(&req.instance_id))?
+            .pop()
+            .expect("load_instances returns one instance per id");
     let check = |shown: InstanceState| match &req.change {
         Change::InstanceType(_) if shown != InstanceState::Stopped => Err(ApiError::client(
             "IncorrectInstanceState",
@@ -173,13 +174,13 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
         )),
         _ => Ok(()),
     };
-    check(shared::shown_state(&instance))?;
-    shared::check_dry_run(req.dry_run)?;
+    check(instances::shown_state(&instance))?;
+    kind::check_dry_run(req.dry_run)?;
     state
         .store
         .instances()
         .update_spec_same_generation::<ApiError>(req.instance_id.as_str(), |obj| {
-            check(shared::shown_state(obj))?;
+            check(instances::shown_state(obj))?;
             let spec = &mut obj.spec;
             let before = spec.clone();
             match &req.change {
@@ -197,7 +198,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     handle(state, region, parse(params)?)?;
-    Ok(shared::render_return_true())
+    Ok(render::render_return_true())
 }
 
 #[cfg(test)]

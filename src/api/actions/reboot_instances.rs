@@ -2,15 +2,15 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 use crate::model::{DesiredState, InstanceState};
 
-use super::shared;
-use super::state_change::{self, Request};
+use super::change_instance_state::{self, Op, Request};
+use crate::api::{instances, kind, render};
 
 /// Parses `InstanceId.N` (required) and `DryRun`.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
-    state_change::parse(params)
+    change_instance_state::parse(Op::Start, params)
 }
 
 /// Validates every id first, then counts one more requested reboot on each instance that is
@@ -19,11 +19,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 /// reconciler voids reboots of an instance not meant to run). The count moves
 /// `resourceVersion` only, never `generation`, so the instance never leaves `running`.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<String>, ApiError> {
-    let instances = shared::load_instances(state, region, &req.ids)?;
-    shared::check_dry_run(req.dry_run)?;
+    let instances = instances::load_instances(state, region, &req.ids)?;
+    kind::check_dry_run(req.dry_run)?;
     let mut rebooting = Vec::new();
     for instance in &instances {
-        let shown = shared::shown_state(instance);
+        let shown = instances::shown_state(instance);
         if instance.spec.desired != DesiredState::Running
             || matches!(
                 shown,
@@ -52,7 +52,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<String
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     handle(state, region, parse(params)?)?;
-    Ok(shared::render_return_true())
+    Ok(render::render_return_true())
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 use crate::model::network::explode;
 use crate::model::IpPermission;
 
-use super::authorize_security_group::group_param;
-use super::network::{parse_permissions, resolve_group, resolve_peers, update_rules, GroupRef};
-use super::shared;
+use crate::api::groups::group_param;
+use crate::api::groups::{resolve_group, GroupRef};
+use crate::api::rules::{parse_permissions, resolve_peers, update_rules};
+use crate::api::{kind, render};
 
 /// A validated Revoke request.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +43,7 @@ pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
         permissions,
         rule_ids,
         egress,
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
@@ -54,7 +55,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     // Same completion as Authorize, so `--protocol tcp --port 8080` revokes what it authorized.
     resolve_peers(state, region, &mut permissions)?;
     let wanted = explode(&permissions);
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     update_rules(state, region, &group, req.egress, |rules| {
         for rule in &wanted {
             match rules.iter().position(|r| r.same_as(rule)) {
@@ -98,7 +99,7 @@ pub fn call_ingress(
     params: &QueryParams,
 ) -> Result<String, ApiError> {
     handle(state, region, parse(params, false)?)?;
-    Ok(shared::render_return_true())
+    Ok(render::render_return_true())
 }
 
 /// The dispatch entry of `RevokeSecurityGroupEgress`.
@@ -108,7 +109,7 @@ pub fn call_egress(
     params: &QueryParams,
 ) -> Result<String, ApiError> {
     handle(state, region, parse(params, true)?)?;
-    Ok(shared::render_return_true())
+    Ok(render::render_return_true())
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use base64::Engine;
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::config::VmManager;
 use crate::model::network::{published_ports, Subnet};
 use crate::model::{
@@ -17,11 +17,13 @@ use crate::model::{
     API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS, VM_MANAGER_TAG,
 };
 
-use super::describe_availability_zones::zone_names;
-use super::key_pairs::public_key_for;
-use super::network::{self, check_subnet_id, checked_writes, resolve_group, subnet_not_found};
-use super::render::render_instance;
-use super::shared;
+use crate::api::groups::{checked_writes, resolve_group};
+use crate::api::key_pairs::public_key_for;
+use crate::api::kind::Kind;
+use crate::api::kinds::SubnetKind;
+use crate::api::render::render_instance;
+use crate::api::{groups, images, kind, tags};
+use crate::model::region::{self, zone_names};
 
 /// The most instances one call may launch.
 pub const MAX_COUNT_LIMIT: i64 = 1000;
@@ -56,7 +58,7 @@ pub struct Request {
     pub availability_zone: Option<String>,
     /// `SecurityGroupId.N` then `SecurityGroup.N` (or the first network interface's
     /// `SecurityGroupId.N`): ids or names; empty means the region's `default`.
-    pub security_groups: Vec<network::GroupRef>,
+    pub security_groups: Vec<groups::GroupRef>,
     /// `SubnetId` (or the first network interface's); the zone's default subnet when absent.
     pub subnet_id: Option<String>,
     /// `KeyName`.
@@ -90,20 +92,6 @@ fn count(params: &QueryParams, name: &str, xml_name: &str) -> Result<i64, ApiErr
     Ok(n)
 }
 
-/// Instance types look like `t3.micro`; the family and size are not checked against a catalogue.
-pub fn valid_instance_type(s: &str) -> bool {
-    let Some((family, size)) = s.split_once('.') else {
-        return false;
-    };
-    let ok = |part: &str| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    s.len() <= 64 && ok(family) && ok(size)
-}
-
 /// `UserData` as stored: base64 of the bytes. The CLI and SDKs send base64; some Terraform
 /// versions send the script itself, which is not valid base64 (a script starts `#!`), so text
 /// that does not decode is taken as the data itself. Line breaks inside base64 (MIME-style
@@ -128,7 +116,7 @@ pub fn user_data(raw: &str) -> Result<Option<String>, ApiError> {
 /// interface; EC2 refuses both at once.
 fn network_params(
     params: &QueryParams,
-) -> Result<(Vec<network::GroupRef>, Option<String>), ApiError> {
+) -> Result<(Vec<groups::GroupRef>, Option<String>), ApiError> {
     let interfaces = params.structs("NetworkInterface");
     let interface = interfaces.first();
     let mut raw_groups: Vec<&str> = params.list("SecurityGroupId");
@@ -155,13 +143,13 @@ fn network_params(
     }
     let mut groups = Vec::new();
     for raw in raw_groups {
-        let group = network::GroupRef::parse(raw)?;
+        let group = groups::GroupRef::parse(raw)?;
         if !groups.contains(&group) {
             groups.push(group);
         }
     }
     if let Some(subnet) = subnet {
-        check_subnet_id(subnet)?;
+        SubnetKind::check_id(subnet)?;
     }
     Ok((groups, subnet.map(str::to_string)))
 }
@@ -182,7 +170,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         )));
     }
     let instance_type = params.get("InstanceType").unwrap_or(DEFAULT_INSTANCE_TYPE);
-    if !valid_instance_type(instance_type) {
+    if !crate::model::instance::valid_instance_type(instance_type) {
         return Err(ApiError::invalid_value(format!(
             "Invalid value '{instance_type}' for InstanceType."
         )));
@@ -209,7 +197,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         image_id,
         count: u32::try_from(max).expect("bounded by MAX_COUNT_LIMIT"),
         instance_type: instance_type.to_string(),
-        tags: shared::tag_specifications(params, "instance")?,
+        tags: tags::tag_specifications(params, "instance")?,
         shutdown_behavior,
         disable_api_termination: params.bool("DisableApiTermination")?.unwrap_or(false),
         disable_api_stop: params.bool("DisableApiStop")?.unwrap_or(false),
@@ -225,14 +213,14 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             .map(str::to_string),
         user_data: user_data(params.get("UserData").unwrap_or_default())?,
         client_token: client_token.map(str::to_string),
-        dry_run: shared::dry_run(params)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
 /// Resolves the container image of the AMI from the store only: in Docker mode the AMI must be
 /// known and available; in mock mode any well-formed id launches.
 fn image_ref(state: &ApiState, region: &str, id: &ImageId) -> Result<String, ApiError> {
-    let image = shared::find_image(state, region, id)?;
+    let image = images::find_image(state, region, id)?;
     match state.vm_manager {
         VmManager::Docker => match image {
             Some(image) if image.display_state() == ImageState::Available => {
@@ -257,13 +245,13 @@ fn placement(region: &str, req: &Request) -> Result<Subnet, ApiError> {
             )));
         }
     }
-    let subnets = network::subnets(region);
+    let subnets = region::defaults(region).subnets.clone();
     match &req.subnet_id {
         Some(id) => {
             let subnet = subnets
                 .into_iter()
                 .find(|s| s.subnet_id == *id)
-                .ok_or_else(|| subnet_not_found(id))?;
+                .ok_or_else(|| SubnetKind::IDS.not_found(&[id]))?;
             match &req.availability_zone {
                 Some(zone) if *zone != subnet.availability_zone => {
                     Err(ApiError::invalid_value(format!(
@@ -307,9 +295,9 @@ fn launched_with_token(
 fn groups_and_ports(
     state: &ApiState,
     region: &str,
-    requested: &[network::GroupRef],
+    requested: &[groups::GroupRef],
 ) -> Result<(Vec<GroupRef>, Vec<PortSpec>), ApiError> {
-    let default = [network::GroupRef::Name(DEFAULT_GROUP_NAME.to_string())];
+    let default = [groups::GroupRef::Name(DEFAULT_GROUP_NAME.to_string())];
     let requested = if requested.is_empty() {
         &default[..]
     } else {
@@ -357,7 +345,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
                 ));
             }
-            shared::check_dry_run(req.dry_run)?;
+            kind::check_dry_run(req.dry_run)?;
             return Ok(Response {
                 reservation_id: first.spec.reservation_id.clone(),
                 instances: launched,
@@ -370,7 +358,9 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         None => None,
     };
     let image_ref = image_ref(state, region, &req.image_id)?;
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
+    // The region's network is written to: its `default` group is stored first.
+    groups::ensure_default_group(state, region)?;
 
     let mut tags = req.tags;
     if state.vm_manager == VmManager::Docker {
@@ -576,8 +566,8 @@ mod tests {
         assert_eq!(
             req.security_groups,
             vec![
-                network::GroupRef::Id("sg-0abc".into()),
-                network::GroupRef::Name("web".into())
+                groups::GroupRef::Id("sg-0abc".into()),
+                groups::GroupRef::Name("web".into())
             ]
         );
         assert_eq!(req.subnet_id.as_deref(), Some("subnet-0abc"));
@@ -591,7 +581,7 @@ mod tests {
         assert_eq!(req.subnet_id.as_deref(), Some("subnet-1"));
         assert_eq!(
             req.security_groups,
-            vec![network::GroupRef::Name("default".into())]
+            vec![groups::GroupRef::Name("default".into())]
         );
         let code = |q: &str| parse_str(q).unwrap_err().code.to_string();
         assert_eq!(
@@ -617,10 +607,12 @@ mod tests {
 
     #[test]
     fn instance_types() {
-        assert!(valid_instance_type("t3.micro"));
-        assert!(valid_instance_type("m7i-flex.large"));
-        assert!(!valid_instance_type("micro"));
-        assert!(!valid_instance_type("T3.micro"));
-        assert!(!valid_instance_type("t3."));
+        assert!(crate::model::instance::valid_instance_type("t3.micro"));
+        assert!(crate::model::instance::valid_instance_type(
+            "m7i-flex.large"
+        ));
+        assert!(!crate::model::instance::valid_instance_type("micro"));
+        assert!(!crate::model::instance::valid_instance_type("T3.micro"));
+        assert!(!crate::model::instance::valid_instance_type("t3."));
     }
 }

@@ -1,15 +1,15 @@
-//! What Stop/Start/TerminateInstances share: validate every id first, write nothing if one fails, then change desired state per instance.
+//! `StartInstances`, `StopInstances`, `TerminateInstances`: validate every id first, write nothing if one fails, then change desired state per instance.
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
 use crate::model::{
     now, DesiredState, Instance, InstanceId, InstanceState, Timestamp, TransitionError,
 };
 
-use super::render::render_state;
-use super::shared;
+use crate::api::render::render_state;
+use crate::api::{instances, kind};
 
 /// Which state change is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,17 +42,21 @@ pub struct Change {
     pub current: InstanceState,
 }
 
-/// Parses the id list (required) and `DryRun`.
-pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
+/// Parses the id list (required), `DryRun`, and for a stop `Force`/`Hibernate`.
+pub fn parse(op: Op, params: &QueryParams) -> Result<Request, ApiError> {
+    if op == Op::Stop {
+        params.bool("Force")?;
+        params.bool("Hibernate")?;
+    }
     Ok(Request {
-        ids: shared::instance_ids(params, true)?,
-        dry_run: shared::dry_run(params)?,
+        ids: instances::instance_ids(params, true)?,
+        dry_run: kind::dry_run(params)?,
     })
 }
 
 /// The model's guard for `op` on the state the client currently sees.
 fn guard(op: Op, instance: &Instance) -> Result<(), TransitionError> {
-    let shown = shared::shown_state(instance);
+    let shown = instances::shown_state(instance);
     let (allowed, verb) = match op {
         Op::Stop => (shown.can_stop(), "stopped"),
         Op::Start => (shown.can_start(), "started"),
@@ -96,7 +100,7 @@ fn protected(op: Op, instance: &Instance) -> Result<(), ApiError> {
 
 /// Writes the wish into the spec; returns whether anything changed (no change, no generation bump).
 fn apply(op: Op, instance: &mut Instance, at: Timestamp) -> bool {
-    let shown = shared::shown_state(instance);
+    let shown = instances::shown_state(instance);
     let spec = &mut instance.spec;
     match op {
         Op::Stop => {
@@ -137,12 +141,12 @@ pub fn handle(
     op: Op,
     req: Request,
 ) -> Result<Vec<Change>, ApiError> {
-    let instances = shared::load_instances(state, region, &req.ids)?;
+    let instances = instances::load_instances(state, region, &req.ids)?;
     for instance in &instances {
         protected(op, instance)?;
         guard(op, instance)?;
     }
-    shared::check_dry_run(req.dry_run)?;
+    kind::check_dry_run(req.dry_run)?;
     let at = now();
     let mut changes = Vec::with_capacity(instances.len());
     for instance in &instances {
@@ -157,8 +161,8 @@ pub fn handle(
                 })?;
         let change = Change {
             instance_id: before.metadata.name.clone(),
-            previous: shared::shown_state(&before),
-            current: shared::shown_state(&after),
+            previous: instances::shown_state(&before),
+            current: instances::shown_state(&after),
         };
         if before.metadata.generation != after.metadata.generation {
             tracing::info!(
@@ -173,6 +177,36 @@ pub fn handle(
         changes.push(change);
     }
     Ok(changes)
+}
+
+/// `StopInstances`: desired=stopped (a paused container); running→stopping. `Force` and
+/// `Hibernate` must be booleans and are ignored: ec2d's stop is a pause, there is nothing to
+/// force or hibernate.
+pub fn call_stop(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    call(state, region, Op::Stop, params)
+}
+
+/// `StartInstances`: desired=running again; stopped→pending (`AdditionalInfo` is ignored).
+pub fn call_start(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    call(state, region, Op::Start, params)
+}
+
+/// `TerminateInstances`: desired=terminated with a deletion timestamp; →shutting-down
+/// ("if one fails, none are terminated").
+pub fn call_terminate(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
+    call(state, region, Op::Terminate, params)
+}
+
+fn call(state: &ApiState, region: &str, op: Op, params: &QueryParams) -> Result<String, ApiError> {
+    Ok(render(&handle(state, region, op, parse(op, params)?)?))
 }
 
 /// `instancesSet` of `{instanceId, currentState, previousState}`.
@@ -190,6 +224,52 @@ pub fn render(changes: &[Change]) -> String {
 mod tests {
     use super::*;
     use crate::model::fixtures;
+
+    #[test]
+    fn parse_ids() {
+        let req = parse(
+            Op::Start,
+            &QueryParams::from_query("InstanceId.2=i-00000002&InstanceId.1=i-00000001&DryRun=true"),
+        )
+        .unwrap();
+        let ids: Vec<_> = req.ids.iter().map(|i| i.as_str()).collect();
+        assert_eq!(ids, vec!["i-00000001", "i-00000002"]);
+        assert!(req.dry_run);
+        let e = parse(Op::Start, &QueryParams::from_query("InstanceId.1=nope")).unwrap_err();
+        assert_eq!(e.code, "InvalidInstanceID.Malformed");
+    }
+
+    #[test]
+    fn parse_requires_ids() {
+        let e = parse(Op::Terminate, &QueryParams::from_query("DryRun=false")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "The request must contain the parameter InstanceId"
+        );
+        assert!(parse(
+            Op::Terminate,
+            &QueryParams::from_query("InstanceId.1=i-00000001")
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn stop_accepts_force_and_rejects_garbage() {
+        let req = parse(
+            Op::Stop,
+            &QueryParams::from_query("InstanceId.1=i-00000001&Force=true"),
+        )
+        .unwrap();
+        assert_eq!(req.ids.len(), 1);
+        let e = parse(
+            Op::Stop,
+            &QueryParams::from_query("InstanceId.1=i-00000001&Force=sure"),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        let e = parse(Op::Stop, &QueryParams::from_query("Force=true")).unwrap_err();
+        assert_eq!(e.code, "MissingParameter");
+    }
 
     fn running() -> Instance {
         let mut inst = fixtures::instance();
@@ -213,7 +293,7 @@ mod tests {
         assert!(!apply(Op::Start, &mut inst, now()));
         inst.status.state = Some(InstanceState::Stopped);
         inst.status.shutdown_generation = Some(1);
-        assert_eq!(shared::shown_state(&inst), InstanceState::Stopped);
+        assert_eq!(instances::shown_state(&inst), InstanceState::Stopped);
         assert!(apply(Op::Start, &mut inst, now()));
     }
 

@@ -11,7 +11,7 @@ use crate::model::{
     StateReason, Timestamp, ACCOUNT_ID,
 };
 
-use super::shared::shown_state;
+use super::instances::shown_state;
 
 /// The root device every instance and AMI reports (ec2d has no volumes to show).
 pub const ROOT_DEVICE_NAME: &str = "/dev/sda1";
@@ -329,6 +329,13 @@ pub fn render_image(w: &mut XmlWriter, image: &Image) {
             });
         }
     }
+}
+
+/// `<return>true</return>`: the whole answer of actions that only succeed or fail.
+pub fn render_return_true() -> String {
+    let mut w = XmlWriter::new();
+    w.field("return", true);
+    w.finish()
 }
 
 #[cfg(test)]

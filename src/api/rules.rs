@@ -1,237 +1,17 @@
-//! What the VPC, subnet and security group actions and RunInstances share: the region's computed default network, the lazily created `default` group, group lookup by id or name, rule parsing and rendering.
+//! Security group rules: parsing Authorize/Revoke permissions in both request forms, resolving peers, the compare-and-swap rule update, and their XML.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use crate::api::error::ApiError;
-use crate::api::query::QueryParams;
-use crate::api::xml::XmlWriter;
-use crate::api::ApiState;
-use crate::model::network::{
-    default_group_id, default_security_group, default_subnets, default_vpc, explode, is_group_id,
-    merge, Rule, Subnet, Vpc, GROUP_ID_PREFIX,
-};
+use super::error::ApiError;
+use super::groups::{resolve_group, GroupRef};
+use super::query::QueryParams;
+use super::state::ApiState;
+use super::xml::XmlWriter;
+use crate::model::network::{explode, merge, Rule};
 use crate::model::{
-    now, IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, UserIdGroupPair, ACCOUNT_ID,
+    IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, UserIdGroupPair, ACCOUNT_ID,
 };
 use crate::store::StoreError;
-
-use super::describe_availability_zones::zones;
-use super::render::render_tags;
-
-/// Serialises the check-then-write sequences that the store cannot make atomic: a group name
-/// must stay unique per VPC (CreateSecurityGroup), a group must not be deleted while a launch
-/// is putting an instance in it (DeleteSecurityGroup, RunInstances), and a `ClientToken` must
-/// launch once. One ec2d process owns its store (sled locks it), so a process-wide lock is enough.
-static CHECKED_WRITES: Mutex<()> = Mutex::new(());
-
-/// Takes the lock of [`CHECKED_WRITES`]; a panic elsewhere while holding it leaves nothing
-/// half-written (each write is one store call), so a poisoned lock is still usable.
-pub fn checked_writes() -> MutexGuard<'static, ()> {
-    CHECKED_WRITES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A region's computed default network. It is a pure function of the region, and every
-/// launch needs it, so it is made once per region (hashing ids each time cost RunInstances
-/// about 4% of its time) and shared.
-#[derive(Debug)]
-struct RegionDefaults {
-    vpc: Vpc,
-    subnets: Vec<Subnet>,
-    group_id: String,
-}
-
-/// How many regions' defaults are kept; region names come from requests, so the memo is bounded.
-const REGION_DEFAULTS_LIMIT: usize = 64;
-
-fn region_defaults(region: &str) -> Arc<RegionDefaults> {
-    static MEMO: LazyLock<Mutex<HashMap<String, Arc<RegionDefaults>>>> =
-        LazyLock::new(Mutex::default);
-    let mut memo = MEMO.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(defaults) = memo.get(region) {
-        return defaults.clone();
-    }
-    let zones: Vec<(String, String)> = zones(region).into_iter().map(|z| (z.name, z.id)).collect();
-    let defaults = Arc::new(RegionDefaults {
-        vpc: default_vpc(region),
-        subnets: default_subnets(region, &zones),
-        group_id: default_group_id(region),
-    });
-    if memo.len() < REGION_DEFAULTS_LIMIT {
-        memo.insert(region.to_string(), defaults.clone());
-    }
-    defaults
-}
-
-/// The region's default VPC.
-pub fn vpc(region: &str) -> Vpc {
-    region_defaults(region).vpc.clone()
-}
-
-/// The region's default subnets, one per availability zone, in zone order.
-pub fn subnets(region: &str) -> Vec<Subnet> {
-    region_defaults(region).subnets.clone()
-}
-
-/// `InvalidSubnetID.NotFound`, as AWS words it.
-pub fn subnet_not_found(id: &str) -> ApiError {
-    ApiError::client(
-        "InvalidSubnetID.NotFound",
-        format!("The subnet ID '{id}' does not exist"),
-    )
-}
-
-/// `InvalidVpcID.NotFound`, as AWS words it.
-pub fn vpc_not_found(id: &str) -> ApiError {
-    ApiError::client(
-        "InvalidVpcID.NotFound",
-        format!("The vpc ID '{id}' does not exist"),
-    )
-}
-
-/// `Invalid…ID.Malformed` with the wording the other kinds use.
-pub fn malformed(code: &'static str, id: &str, prefix: &str) -> ApiError {
-    ApiError::client(
-        code,
-        format!("Invalid id: \"{id}\" (expecting \"{prefix}...\")"),
-    )
-}
-
-/// Checks the shape of a subnet id (`subnet-` and alphanumerics).
-pub fn check_subnet_id(id: &str) -> Result<(), ApiError> {
-    let ok = id.strip_prefix("subnet-").is_some_and(|r| {
-        !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_alphanumeric())
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(malformed("InvalidSubnetID.Malformed", id, "subnet-"))
-    }
-}
-
-/// Checks the shape of a VPC id (`vpc-` and alphanumerics).
-pub fn check_vpc_id(id: &str) -> Result<(), ApiError> {
-    let ok = id.strip_prefix("vpc-").is_some_and(|r| {
-        !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_alphanumeric())
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(malformed("InvalidVpcID.Malformed", id, "vpc-"))
-    }
-}
-
-/// How a request names a group: anything starting `sg-` is an id (AWS forbids such names),
-/// anything else a name, so `--group-id default` works.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupRef {
-    /// `sg-…`.
-    Id(String),
-    /// `default`, `web`, ….
-    Name(String),
-}
-
-impl GroupRef {
-    /// Classifies a reference; an `sg-` value that is not a valid id is `InvalidGroupId.Malformed`.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
-        if s.starts_with(GROUP_ID_PREFIX) || s.is_empty() {
-            if is_group_id(s) {
-                Ok(Self::Id(s.to_string()))
-            } else {
-                Err(malformed("InvalidGroupId.Malformed", s, GROUP_ID_PREFIX))
-            }
-        } else {
-            Ok(Self::Name(s.to_string()))
-        }
-    }
-
-    /// The reference as the client wrote it.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Id(s) | Self::Name(s) => s,
-        }
-    }
-
-    /// `InvalidGroup.NotFound` for this reference: ids plainly, names with the default VPC
-    /// they were looked up in, as AWS words both.
-    pub fn not_found(&self, region: &str) -> ApiError {
-        let message = match self {
-            Self::Id(id) => format!("The security group '{id}' does not exist"),
-            Self::Name(name) => format!(
-                "The security group '{name}' does not exist in default VPC '{}'",
-                vpc(region).vpc_id
-            ),
-        };
-        ApiError::client("InvalidGroup.NotFound", message)
-    }
-}
-
-/// Creates the region's `default` group when it does not exist yet. Its id is derived from the
-/// region, so a racing creation hits `AlreadyExists` on the same key and both callers agree.
-pub fn ensure_default_group(state: &ApiState, region: &str) -> Result<(), ApiError> {
-    let id = &region_defaults(region).group_id;
-    if state.store.security_groups().get(id)?.is_some() {
-        return Ok(());
-    }
-    let group = default_security_group(region, now());
-    match state
-        .store
-        .security_groups()
-        .create(std::slice::from_ref(&group))
-    {
-        Ok(()) => {
-            tracing::info!(group_id = %group.metadata.name, %region, "default security group created");
-            Ok(())
-        }
-        Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Every group of the region (the `default` one created first if needed), in id order.
-pub fn region_groups(state: &ApiState, region: &str) -> Result<Vec<SecurityGroup>, ApiError> {
-    ensure_default_group(state, region)?;
-    Ok(state
-        .store
-        .security_groups()
-        .list()?
-        .objects
-        .into_iter()
-        .filter(|g| g.metadata.namespace == region)
-        .collect())
-}
-
-/// Looks a group up in the region by id or name; `None` when there is no such group.
-pub fn find_group(
-    state: &ApiState,
-    region: &str,
-    reference: &GroupRef,
-) -> Result<Option<SecurityGroup>, ApiError> {
-    ensure_default_group(state, region)?;
-    match reference {
-        GroupRef::Id(id) => Ok(state
-            .store
-            .security_groups()
-            .get(id)?
-            .filter(|g| g.metadata.namespace == region)),
-        // Every group lives in the default VPC, so a name is unique in the region.
-        GroupRef::Name(name) => Ok(region_groups(state, region)?
-            .into_iter()
-            .find(|g| g.spec.group_name == *name)),
-    }
-}
-
-/// Like [`find_group`], but a missing group is `InvalidGroup.NotFound`.
-pub fn resolve_group(
-    state: &ApiState,
-    region: &str,
-    reference: &GroupRef,
-) -> Result<SecurityGroup, ApiError> {
-    find_group(state, region, reference)?.ok_or_else(|| reference.not_found(region))
-}
 
 /// Normalises a protocol the way EC2 stores it: names lower-cased, the numbers of TCP, UDP,
 /// ICMP and ICMPv6 turned into their names, `all` into `-1`, other numbers 0–255 kept.
@@ -477,6 +257,8 @@ pub fn update_rules(
     egress: bool,
     mut change: impl FnMut(&mut Vec<Rule>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
+    // The region's `default` group is derived until its first change stores it.
+    super::groups::ensure_default_group(state, region)?;
     let id = group.metadata.name.as_str();
     state
         .store
@@ -524,26 +306,6 @@ pub fn render_permissions(w: &mut XmlWriter, element: &str, permissions: &[IpPer
     });
 }
 
-/// One `SecurityGroup` item of DescribeSecurityGroups.
-pub fn render_group(w: &mut XmlWriter, group: &SecurityGroup) {
-    let spec = &group.spec;
-    w.field("ownerId", ACCOUNT_ID);
-    w.field("groupId", &group.metadata.name);
-    w.field("groupName", &spec.group_name);
-    w.field("groupDescription", &spec.description);
-    w.field("vpcId", &spec.vpc_id);
-    render_permissions(w, "ipPermissions", &spec.ingress);
-    render_permissions(w, "ipPermissionsEgress", &spec.egress);
-    render_tags(w, &spec.tags);
-    w.field(
-        "securityGroupArn",
-        format!(
-            "arn:aws:ec2:{}:{ACCOUNT_ID}:security-group/{}",
-            group.metadata.namespace, group.metadata.name
-        ),
-    );
-}
-
 /// `<securityGroupRuleSet>`: the rules an Authorize call added, with their ids.
 pub fn render_rules(w: &mut XmlWriter, group_id: &str, egress: bool, rules: &[Rule]) {
     use crate::model::network::Peer;
@@ -569,51 +331,12 @@ pub fn render_rules(w: &mut XmlWriter, group_id: &str, egress: bool, rules: &[Ru
     });
 }
 
-/// The name of every group of the region by id, for filters and renderings that show peers.
-pub fn names_by_id(groups: &[SecurityGroup]) -> BTreeMap<String, String> {
-    groups
-        .iter()
-        .map(|g| (g.metadata.name.clone(), g.spec.group_name.clone()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn perms(q: &str) -> Result<Vec<IpPermission>, ApiError> {
         parse_permissions(&QueryParams::from_query(q))
-    }
-
-    #[test]
-    fn group_references() {
-        assert_eq!(
-            GroupRef::parse("default").unwrap(),
-            GroupRef::Name("default".into())
-        );
-        assert_eq!(
-            GroupRef::parse("sg-0123abcd").unwrap(),
-            GroupRef::Id("sg-0123abcd".into())
-        );
-        let e = GroupRef::parse("sg-nothex!").unwrap_err();
-        assert_eq!(e.code, "InvalidGroupId.Malformed");
-        assert_eq!(
-            e.message,
-            "Invalid id: \"sg-nothex!\" (expecting \"sg-...\")"
-        );
-        let e = GroupRef::Name("web".into()).not_found("us-east-1");
-        assert_eq!(e.code, "InvalidGroup.NotFound");
-        assert_eq!(
-            e.message,
-            format!(
-                "The security group 'web' does not exist in default VPC '{}'",
-                vpc("us-east-1").vpc_id
-            )
-        );
-        assert_eq!(
-            GroupRef::Id("sg-1".into()).not_found("us-east-1").message,
-            "The security group 'sg-1' does not exist"
-        );
     }
 
     #[test]
@@ -698,18 +421,5 @@ mod tests {
         let e = perms("IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=1&IpPermissions.1.Groups.1.GroupId=sg-!")
             .unwrap_err();
         assert_eq!(e.code, "InvalidGroupId.Malformed");
-    }
-
-    #[test]
-    fn id_shapes() {
-        assert!(check_subnet_id("subnet-0abc").is_ok());
-        assert_eq!(
-            check_subnet_id("sub-1").unwrap_err().code,
-            "InvalidSubnetID.Malformed"
-        );
-        assert_eq!(
-            check_vpc_id("vpc-").unwrap_err().code,
-            "InvalidVpcID.Malformed"
-        );
     }
 }

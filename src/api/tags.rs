@@ -1,16 +1,16 @@
-//! What CreateTags, DeleteTags and DescribeTags share: which stored resource an id names, and reading and changing its tags.
+//! Tags: EC2's tag rules, `TagSpecification`, the tag filters, and which stored resource an id names for CreateTags, DeleteTags and DescribeTags.
 
 use std::collections::BTreeMap;
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
-use crate::api::ApiState;
+use crate::api::state::ApiState;
 use crate::model::{ImageId, InstanceId, KeyPairId};
 use crate::store::StoreError;
 
-use super::key_pairs;
-use super::network::{self, GroupRef};
-use super::shared;
+use crate::api::groups::GroupRef;
+use crate::api::key_pairs;
+use crate::api::{groups, instances};
 
 /// A resource's tags, by key.
 pub type Tags = BTreeMap<String, String>;
@@ -139,7 +139,7 @@ pub fn tags_of(
             .filter(|i| i.metadata.namespace == region)
             .map(|i| i.spec.tags.clone()),
         Resource::SecurityGroup(id) => {
-            network::find_group(state, region, &GroupRef::Id(id.clone()))?.map(|g| g.spec.tags)
+            groups::find_group(state, region, &GroupRef::Id(id.clone()))?.map(|g| g.spec.tags)
         }
         Resource::KeyPair(id) => key_pairs::find_by_id(store, region, id)?.map(|k| k.spec.tags),
         Resource::Image(id) => store
@@ -216,7 +216,7 @@ pub fn change_tags(
             .map(drop),
         Resource::SecurityGroup(id) => {
             // The region's `default` group is stored on first use.
-            network::ensure_default_group(state, region)?;
+            groups::ensure_default_group(state, region)?;
             store
                 .security_groups()
                 .update_spec_same_generation(id, |o| apply(&mut o.spec.tags, &o.metadata.namespace))
@@ -245,13 +245,13 @@ pub fn change_tags(
 /// Every tagged resource of the region and its tags, in id order.
 pub fn region_tags(state: &ApiState, region: &str) -> Result<Vec<(Resource, Tags)>, ApiError> {
     let mut all = Vec::new();
-    for instance in shared::region_instances(state, region)? {
+    for instance in instances::region_instances(state, region)? {
         if !instance.spec.tags.is_empty() {
             let id = InstanceId::parse(&instance.metadata.name)?;
             all.push((Resource::Instance(id), instance.spec.tags.clone()));
         }
     }
-    for group in network::region_groups(state, region)? {
+    for group in groups::region_groups(state, region)? {
         if !group.spec.tags.is_empty() {
             all.push((
                 Resource::SecurityGroup(group.metadata.name.clone()),
@@ -273,4 +273,135 @@ pub fn region_tags(state: &ApiState, region: &str) -> Result<Vec<(Resource, Tags
     }
     all.sort_by(|a, b| a.0.id().cmp(b.0.id()));
     Ok(all)
+}
+
+/// The longest tag key and value EC2 accepts.
+const MAX_TAG_KEY: usize = 127;
+const MAX_TAG_VALUE: usize = 256;
+
+/// The tags of every `TagSpecification.N` whose `ResourceType` is `resource_type`; specifications
+/// for other resource types (volumes, network interfaces) are accepted and ignored, as ec2d has
+/// no such resources. A later duplicate key wins.
+pub fn tag_specifications(
+    params: &QueryParams,
+    resource_type: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut tags = BTreeMap::new();
+    for (i, spec) in params.structs("TagSpecification").iter().enumerate() {
+        let Some(kind) = spec.get("ResourceType").filter(|k| !k.is_empty()) else {
+            return Err(ApiError::invalid_value(
+                "Tag specification resource type must have a value",
+            ));
+        };
+        for (j, tag) in spec.structs("Tag").iter().enumerate() {
+            let key = tag.get("Key").ok_or_else(|| {
+                ApiError::missing_parameter(&format!(
+                    "TagSpecification.{}.Tag.{}.Key",
+                    i + 1,
+                    j + 1
+                ))
+            })?;
+            let value = tag.get("Value").unwrap_or_default();
+            validate_tag(key, value)?;
+            if kind == resource_type {
+                tags.insert(key.to_string(), value.to_string());
+            }
+        }
+    }
+    Ok(tags)
+}
+
+/// EC2's tag rules: a key of 1..=127 characters not starting with `aws:`, a value of at most 256.
+pub fn validate_tag(key: &str, value: &str) -> Result<(), ApiError> {
+    let key_len = key.chars().count();
+    if key_len == 0 || key_len > MAX_TAG_KEY {
+        return Err(ApiError::invalid_value(format!(
+            "Tag key must be between 1 and {MAX_TAG_KEY} characters long"
+        )));
+    }
+    if key.starts_with("aws:") {
+        return Err(ApiError::invalid_value(
+            "Tag keys starting with 'aws:' are reserved for internal use",
+        ));
+    }
+    if value.chars().count() > MAX_TAG_VALUE {
+        return Err(ApiError::invalid_value(format!(
+            "Tag value must be at most {MAX_TAG_VALUE} characters long"
+        )));
+    }
+    Ok(())
+}
+
+/// The values of the generic tag filters (`tag:<key>`, `tag-key`, `tag-value`) for a resource,
+/// or `None` when `name` is not a tag filter.
+pub fn tag_filter_values(name: &str, tags: &BTreeMap<String, String>) -> Option<Vec<String>> {
+    if let Some(key) = name.strip_prefix("tag:") {
+        return Some(tags.get(key).cloned().into_iter().collect());
+    }
+    match name {
+        "tag-key" => Some(tags.keys().cloned().collect()),
+        "tag-value" => Some(tags.values().cloned().collect()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_specifications_keep_only_the_resource_type() {
+        let q = QueryParams::from_query(
+            "TagSpecification.1.ResourceType=volume&TagSpecification.1.Tag.1.Key=v&TagSpecification.1.Tag.1.Value=1\
+             &TagSpecification.2.ResourceType=instance&TagSpecification.2.Tag.1.Key=Name&TagSpecification.2.Tag.1.Value=web\
+             &TagSpecification.2.Tag.2.Key=empty",
+        );
+        let tags = tag_specifications(&q, "instance").unwrap();
+        assert_eq!(tags.len(), 2);
+        assert_eq!(tags["Name"], "web");
+        assert_eq!(tags["empty"], "");
+    }
+
+    #[test]
+    fn tag_rules() {
+        let q = QueryParams::from_query("TagSpecification.1.Tag.1.Key=a");
+        assert_eq!(
+            tag_specifications(&q, "instance").unwrap_err().message,
+            "Tag specification resource type must have a value"
+        );
+        let q = QueryParams::from_query(
+            "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=aws:x",
+        );
+        assert_eq!(
+            tag_specifications(&q, "instance").unwrap_err().code,
+            "InvalidParameterValue"
+        );
+        let q = QueryParams::from_query(
+            "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Value=x",
+        );
+        assert_eq!(
+            tag_specifications(&q, "instance").unwrap_err().code,
+            "MissingParameter"
+        );
+        let long = "k".repeat(128);
+        let q = QueryParams::from_query(&format!(
+            "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key={long}"
+        ));
+        assert!(tag_specifications(&q, "instance").is_err());
+    }
+
+    #[test]
+    fn tag_filters() {
+        let tags: BTreeMap<String, String> = [("Name".to_string(), "web".to_string())].into();
+        assert_eq!(
+            tag_filter_values("tag:Name", &tags),
+            Some(vec!["web".to_string()])
+        );
+        assert_eq!(tag_filter_values("tag:Other", &tags), Some(vec![]));
+        assert_eq!(
+            tag_filter_values("tag-key", &tags),
+            Some(vec!["Name".to_string()])
+        );
+        assert_eq!(tag_filter_values("instance-id", &tags), None);
+    }
 }

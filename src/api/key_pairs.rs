@@ -19,7 +19,7 @@ use crate::model::{
 };
 use crate::store::{Store, StoreError};
 
-use super::render::render_tags;
+use crate::api::render::render_tags;
 
 /// The size of RSA keys CreateKeyPair makes (EC2 makes 2048-bit keys only).
 pub const RSA_BITS: usize = 2048;

@@ -1,0 +1,164 @@
+//! The one dispatch table: every EC2 action ec2d answers, whether it reads or writes, and its handler.
+
+use super::actions::*;
+use super::error::ApiError;
+use super::query::QueryParams;
+use super::state::ApiState;
+
+/// An action's entry point: parse, handle against the store in the caller's region, render the
+/// response members (the envelope is added by the router). Synchronous: the store is sled.
+pub type Call = fn(&ApiState, &str, &QueryParams) -> Result<String, ApiError>;
+
+/// Whether an action only reads the store or may write it (and so waits for its fsync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads memory-resident trees only.
+    Read,
+    /// Writes desired state and waits for it to be durable.
+    Write,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Action {
+    /// The `Action` parameter, case-sensitive as in EC2.
+    pub name: &'static str,
+    /// Read or write.
+    pub access: Access,
+    /// The handler.
+    pub call: Call,
+}
+
+const fn read(name: &'static str, call: Call) -> Action {
+    Action {
+        name,
+        access: Access::Read,
+        call,
+    }
+}
+
+const fn write(name: &'static str, call: Call) -> Action {
+    Action {
+        name,
+        access: Access::Write,
+        call,
+    }
+}
+
+/// Every action ec2d answers.
+pub const TABLE: &[Action] = &[
+    write("RunInstances", run_instances::call),
+    read("DescribeInstances", describe_instances::call),
+    write("StopInstances", change_instance_state::call_stop),
+    write("StartInstances", change_instance_state::call_start),
+    write("TerminateInstances", change_instance_state::call_terminate),
+    write("RebootInstances", reboot_instances::call),
+    read(
+        "DescribeInstanceAttribute",
+        describe_instance_attribute::call,
+    ),
+    read("DescribeInstanceStatus", describe_instance_status::call),
+    write("ModifyInstanceAttribute", modify_instance_attribute::call),
+    read("DescribeImages", describe_images::call),
+    write("CreateImage", create_image::call),
+    read("DescribeRegions", describe_regions::call),
+    read(
+        "DescribeAvailabilityZones",
+        describe_availability_zones::call,
+    ),
+    write("CreateKeyPair", create_key_pair::call),
+    write("ImportKeyPair", import_key_pair::call),
+    read("DescribeKeyPairs", describe_key_pairs::call),
+    write("DeleteKeyPair", delete_key_pair::call),
+    read("DescribeVpcs", describe_vpcs::call),
+    read("DescribeSubnets", describe_subnets::call),
+    read("DescribeSecurityGroups", describe_security_groups::call),
+    write("CreateSecurityGroup", create_security_group::call),
+    write("DeleteSecurityGroup", delete_security_group::call),
+    write(
+        "AuthorizeSecurityGroupIngress",
+        authorize_security_group::call_ingress,
+    ),
+    write(
+        "AuthorizeSecurityGroupEgress",
+        authorize_security_group::call_egress,
+    ),
+    write(
+        "RevokeSecurityGroupIngress",
+        revoke_security_group::call_ingress,
+    ),
+    write(
+        "RevokeSecurityGroupEgress",
+        revoke_security_group::call_egress,
+    ),
+    write("CreateTags", create_tags::call),
+    write("DeleteTags", delete_tags::call),
+    read("DescribeTags", describe_tags::call),
+];
+
+/// The row of an action, by its exact name.
+pub fn lookup(name: &str) -> Option<&'static Action> {
+    TABLE.iter().find(|a| a.name == name)
+}
+
+/// Every action name, in table order.
+pub fn names() -> Vec<&'static str> {
+    TABLE.iter().map(|a| a.name).collect()
+}
+
+/// Resolves `Action`: absent or empty is `MissingAction`, unknown is `InvalidAction`.
+pub fn resolve(params: &QueryParams) -> Result<&'static Action, ApiError> {
+    let action = params
+        .get("Action")
+        .filter(|a| !a.is_empty())
+        .ok_or_else(ApiError::missing_action)?;
+    lookup(action).ok_or_else(|| ApiError::invalid_action(action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_case_sensitive() {
+        let mut names = names();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "an action is listed twice");
+        assert!(lookup("describeinstances").is_none());
+    }
+
+    #[test]
+    fn reads_are_the_describe_calls() {
+        for action in TABLE {
+            assert_eq!(
+                action.access == Access::Read,
+                action.name.starts_with("Describe"),
+                "{} is marked {:?}",
+                action.name,
+                action.access
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_errors() {
+        let e = resolve(&QueryParams::from_query("Version=2016-11-15")).unwrap_err();
+        assert_eq!(e.code, "MissingAction");
+        let e = resolve(&QueryParams::from_query("Action=")).unwrap_err();
+        assert_eq!(e.code, "MissingAction");
+        let e = resolve(&QueryParams::from_query("Action=LaunchRockets")).unwrap_err();
+        assert_eq!(e.code, "InvalidAction");
+        assert_eq!(
+            e.message,
+            "The action LaunchRockets is not valid for this web service."
+        );
+        assert_eq!(
+            resolve(&QueryParams::from_query("Action=DescribeRegions"))
+                .unwrap()
+                .name,
+            "DescribeRegions"
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! The instance kind: its filters, its order (launch order, so a reservation stays together), and each instance's rendered XML kept while it is unchanged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::api::error::ApiError;
+use crate::api::instances::{instance_ids, region_instances, shown_state};
+use crate::api::kind::{IdRules, Kind, Paging};
+use crate::api::paging::SizeWording;
+use crate::api::query::QueryParams;
+use crate::api::render::{
+    private_dns_name, private_ip, public_ip, render_instance, ROOT_DEVICE_NAME,
+};
+use crate::api::state::ApiState;
+use crate::api::tags::tag_filter_values;
+use crate::api::xml::XmlWriter;
+use crate::model::{format_timestamp, Instance, InstanceId, InstanceState, ACCOUNT_ID};
+
+/// Instances.
+pub struct InstanceKind;
+
+impl Kind for InstanceKind {
+    /// Shared with the store's decode cache: listing copies no instance.
+    type Item = Arc<Instance>;
+    type Ref = InstanceId;
+    type Context = ();
+    type Cursor = Cursor;
+
+    const IDS: IdRules = IdRules {
+        noun: "instance",
+        prefix: InstanceId::PREFIX,
+        malformed: "InvalidInstanceID.Malformed",
+        not_found: "InvalidInstanceID.NotFound",
+    };
+    const TAG_TYPE: Option<&'static str> = Some("instance");
+    /// Those about things ec2d does not model (spot, IAM profiles, lifecycles) are accepted and
+    /// match nothing, as for an instance without them.
+    const FILTERS: &'static [&'static str] = &[
+        "instance-id",
+        "instance-state-name",
+        "instance-state-code",
+        "image-id",
+        "instance-type",
+        "reservation-id",
+        "availability-zone",
+        "private-ip-address",
+        "ip-address",
+        "private-dns-name",
+        "dns-name",
+        "ami-launch-index",
+        "launch-time",
+        "owner-id",
+        "architecture",
+        "root-device-type",
+        "root-device-name",
+        "virtualization-type",
+        "hypervisor",
+        "tenancy",
+        "monitoring-state",
+        "platform-details",
+        "state-reason-code",
+        "tag-key",
+        "tag-value",
+        "vpc-id",
+        "subnet-id",
+        "key-name",
+        "instance.group-id",
+        "instance.group-name",
+        "group-id",
+        "group-name",
+        "client-token",
+        "network-interface.subnet-id",
+        "network-interface.vpc-id",
+        "network-interface.group-id",
+        "network-interface.group-name",
+        // Modelled as absent: match nothing.
+        "instance-lifecycle",
+        "iam-instance-profile.arn",
+        "platform",
+        "spot-instance-request-id",
+    ];
+    const PAGING: Option<Paging> = Some(Paging {
+        ids_conflict: Some(
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ),
+        wording: SizeWording::Bounds,
+    });
+    const SET: &'static str = "instancesSet";
+
+    fn id(item: &Arc<Instance>) -> &str {
+        &item.metadata.name
+    }
+
+    fn refs(params: &QueryParams) -> Result<Vec<InstanceId>, ApiError> {
+        instance_ids(params, false)
+    }
+
+    fn find(
+        state: &ApiState,
+        region: &str,
+        id: &InstanceId,
+    ) -> Result<Option<Arc<Instance>>, ApiError> {
+        // Shared with the store's decode cache: a waiter's poll reuses the rendered XML.
+        Ok(state
+            .store
+            .instances()
+            .get_shared(id.as_str())?
+            .filter(|i| i.metadata.namespace == region))
+    }
+
+    fn list(state: &ApiState, region: &str) -> Result<Vec<Arc<Instance>>, ApiError> {
+        region_instances(state, region)
+    }
+
+    fn context(_state: &ApiState, _region: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn tags(item: &Arc<Instance>) -> Option<&BTreeMap<String, String>> {
+        Some(&item.spec.tags)
+    }
+
+    fn values(name: &str, item: &Arc<Instance>, _context: &()) -> Vec<String> {
+        filter_values(name, item)
+    }
+
+    /// Launch order keeps a reservation's instances together and pages stable under inserts.
+    /// The timestamp is converted once per instance, not twice per comparison: that
+    /// conversion was most of the sort's time over a thousand instances.
+    fn sort(items: &mut [Arc<Instance>]) {
+        let mut keyed: Vec<(i128, Arc<Instance>)> = items
+            .iter()
+            .map(|i| (launched_nanos(i), Arc::clone(i)))
+            .collect();
+        keyed.sort_by(|(a_at, a), (b_at, b)| {
+            a_at.cmp(b_at).then_with(|| tie_key(a).cmp(&tie_key(b)))
+        });
+        for (slot, (_, instance)) in items.iter_mut().zip(keyed) {
+            *slot = instance;
+        }
+    }
+
+    fn cursor(item: &Arc<Instance>) -> String {
+        Cursor::of(item).text()
+    }
+
+    fn parse_cursor(text: &str) -> Option<Cursor> {
+        Cursor::parse(text)
+    }
+
+    fn after(item: &Arc<Instance>, cursor: &Cursor) -> bool {
+        Cursor::of(item) > *cursor
+    }
+
+    fn render(w: &mut XmlWriter, item: &Arc<Instance>) {
+        render_instance(w, item);
+    }
+}
+
+/// Where a page ends: the sort key of its last instance.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    launched_nanos: i128,
+    reservation_id: String,
+    launch_index: u32,
+    instance_id: String,
+}
+
+/// The first field of [`Cursor`]'s order.
+fn launched_nanos(instance: &Instance) -> i128 {
+    instance.metadata.creation_timestamp.unix_timestamp_nanos()
+}
+
+/// The rest of [`Cursor`]'s order, over borrowed fields: sorting builds no strings.
+fn tie_key(instance: &Instance) -> (&str, u32, &str) {
+    (
+        instance.spec.reservation_id.as_str(),
+        instance.spec.ami_launch_index,
+        instance.metadata.name.as_str(),
+    )
+}
+
+impl Cursor {
+    /// The cursor of a page ending at `instance`.
+    pub fn of(instance: &Instance) -> Self {
+        Self {
+            launched_nanos: launched_nanos(instance),
+            reservation_id: instance.spec.reservation_id.to_string(),
+            launch_index: instance.spec.ami_launch_index,
+            instance_id: instance.metadata.name.clone(),
+        }
+    }
+
+    /// The cursor as text (the paging module makes it an opaque token).
+    pub fn text(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.launched_nanos, self.reservation_id, self.launch_index, self.instance_id
+        )
+    }
+
+    /// Reads a cursor back; `None` for anything [`Cursor::text`] did not make.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(4, '/');
+        Some(Self {
+            launched_nanos: parts.next()?.parse().ok()?,
+            reservation_id: parts.next()?.to_string(),
+            launch_index: parts.next()?.parse().ok()?,
+            instance_id: parts.next()?.to_string(),
+        })
+    }
+}
+
+/// The instance's values for one filter name (empty: the filter cannot match).
+pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
+    if let Some(values) = tag_filter_values(name, &instance.spec.tags) {
+        return values;
+    }
+    let shown = shown_state(instance);
+    let spec = &instance.spec;
+    let one = |s: &str| vec![s.to_string()];
+    let opt = |s: &Option<String>| s.iter().cloned().collect::<Vec<_>>();
+    let group_ids = || {
+        spec.security_groups
+            .iter()
+            .map(|g| g.group_id.clone())
+            .collect()
+    };
+    let group_names = || {
+        spec.security_groups
+            .iter()
+            .map(|g| g.group_name.clone())
+            .collect()
+    };
+    // The interface exists only while the instance is not terminated (as rendered).
+    let interface = spec.subnet_id.is_some() && shown != InstanceState::Terminated;
+    match name {
+        "vpc-id" => opt(&spec.vpc_id),
+        "subnet-id" => opt(&spec.subnet_id),
+        "key-name" => opt(&spec.key_name),
+        "client-token" => opt(&spec.client_token),
+        "group-id" | "instance.group-id" => group_ids(),
+        "group-name" | "instance.group-name" => group_names(),
+        "network-interface.subnet-id" if interface => opt(&spec.subnet_id),
+        "network-interface.vpc-id" if interface => opt(&spec.vpc_id),
+        "network-interface.group-id" if interface => group_ids(),
+        "network-interface.group-name" if interface => group_names(),
+        "instance-id" => one(&instance.metadata.name),
+        "instance-state-name" => one(shown.name()),
+        "instance-state-code" => vec![shown.code().to_string()],
+        "image-id" => one(spec.image_id.as_str()),
+        "instance-type" => one(&spec.instance_type),
+        "reservation-id" => one(spec.reservation_id.as_str()),
+        "availability-zone" => one(&spec.availability_zone),
+        "private-ip-address" => private_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        "ip-address" => public_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        "private-dns-name" => private_ip(instance, shown)
+            .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
+            .into_iter()
+            .collect(),
+        "ami-launch-index" => vec![spec.ami_launch_index.to_string()],
+        "launch-time" => vec![format_timestamp(instance.metadata.creation_timestamp)],
+        "owner-id" => one(ACCOUNT_ID),
+        "architecture" => one("x86_64"),
+        "root-device-type" => one("ebs"),
+        "root-device-name" => one(ROOT_DEVICE_NAME),
+        "virtualization-type" => one("hvm"),
+        "hypervisor" => one("xen"),
+        "tenancy" => one("default"),
+        "monitoring-state" => one("disabled"),
+        "platform-details" => one("Linux/UNIX"),
+        "state-reason-code" => instance
+            .status
+            .state_reason
+            .as_ref()
+            .map(|r| r.code.clone())
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Each instance's rendered `RunningInstancesItemType`, kept while the store's decode cache
+/// holds the very same object: the store hands out one shared object per version of an
+/// instance's bytes, so an unchanged instance is never rendered twice, and a changed one
+/// (a new object) always is. Rendering was most of DescribeInstances' time.
+#[derive(Debug, Default)]
+pub struct RenderedInstances {
+    by_id: Mutex<HashMap<String, RenderedItem>>,
+}
+
+/// One instance's rendered item and the object version it was rendered from.
+type RenderedItem = (Weak<Instance>, Arc<str>);
+
+impl RenderedInstances {
+    /// The fragments of `instances`, in order, rendering those not seen in this version.
+    pub fn fragments(&self, instances: &[Arc<Instance>]) -> Vec<Arc<str>> {
+        let mut by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        let fragments = instances
+            .iter()
+            .map(|instance| {
+                if let Some((object, xml)) = by_id.get(&instance.metadata.name) {
+                    if Weak::ptr_eq(object, &Arc::downgrade(instance)) {
+                        return Arc::clone(xml);
+                    }
+                }
+                let mut w = XmlWriter::with_capacity(3 * 1024);
+                render_instance(&mut w, instance);
+                let xml: Arc<str> = w.finish().into();
+                by_id.insert(
+                    instance.metadata.name.clone(),
+                    (Arc::downgrade(instance), Arc::clone(&xml)),
+                );
+                xml
+            })
+            .collect();
+        // Records collected since leave entries behind; drop them once they pile up.
+        if by_id.len() > 2 * instances.len() + 256 {
+            by_id.retain(|_, (object, _)| object.strong_count() > 0);
+        }
+        fragments
+    }
+}

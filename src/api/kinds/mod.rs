@@ -1,0 +1,15 @@
+//! The declarations of the resource kinds the API serves, one file each.
+
+pub mod image;
+pub mod instance;
+pub mod key_pair;
+pub mod security_group;
+pub mod subnet;
+pub mod vpc;
+
+pub use image::ImageKind;
+pub use instance::InstanceKind;
+pub use key_pair::KeyPairKind;
+pub use security_group::SecurityGroupKind;
+pub use subnet::SubnetKind;
+pub use vpc::VpcKind;

@@ -1,0 +1,220 @@
+//! The subnet kind: the default subnets of the region's default VPC (derived, one per zone), with their free addresses.
+
+use std::collections::BTreeMap;
+
+use crate::api::error::ApiError;
+use crate::api::instances;
+use crate::api::kind::{IdRules, Kind, Paging};
+use crate::api::paging::SizeWording;
+use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
+use crate::api::xml::XmlWriter;
+use crate::model::network::{Subnet, SUBNET_USABLE_ADDRESSES};
+use crate::model::{region, InstanceState, ACCOUNT_ID};
+
+/// Subnets.
+pub struct SubnetKind;
+
+/// A subnet with its free addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// The subnet.
+    pub subnet: Subnet,
+    /// Addresses left: the usable ones minus the region's instances in it that are not terminated.
+    pub available: u32,
+    /// `arn:aws:ec2:<region>:<account>:subnet/<id>`.
+    pub arn: String,
+}
+
+impl SubnetKind {
+    /// Checks the shape of a subnet id (`subnet-` and alphanumerics).
+    pub fn check_id(id: &str) -> Result<String, ApiError> {
+        Self::IDS.check_alphanumeric(id)
+    }
+}
+
+/// The region's subnets, with each one's free addresses computed from the instances in it.
+pub fn shown_subnets(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiError> {
+    let instances = instances::region_instances(state, region)?;
+    Ok(region::defaults(region)
+        .subnets
+        .iter()
+        .map(|subnet| {
+            let used = instances
+                .iter()
+                .filter(|i| i.spec.subnet_id.as_deref() == Some(subnet.subnet_id.as_str()))
+                .filter(|i| instances::shown_state(i) != InstanceState::Terminated)
+                .count();
+            Shown {
+                available: SUBNET_USABLE_ADDRESSES
+                    .saturating_sub(u32::try_from(used).unwrap_or(u32::MAX)),
+                arn: format!(
+                    "arn:aws:ec2:{region}:{ACCOUNT_ID}:subnet/{}",
+                    subnet.subnet_id
+                ),
+                subnet: subnet.clone(),
+            }
+        })
+        .collect())
+}
+
+impl Kind for SubnetKind {
+    type Item = Shown;
+    type Ref = String;
+    type Context = ();
+    /// Subnets page in zone order, as EC2 lists a default VPC's.
+    type Cursor = String;
+
+    const IDS: IdRules = IdRules {
+        noun: "subnet",
+        prefix: "subnet-",
+        malformed: "InvalidSubnetID.Malformed",
+        not_found: "InvalidSubnetID.NotFound",
+    };
+    const TAG_TYPE: Option<&'static str> = None;
+    const FILTERS: &'static [&'static str] = &[
+        "subnet-id",
+        "vpc-id",
+        "availability-zone",
+        "availability-zone-id",
+        "availableIpAddressCount",
+        "available-ip-address-count",
+        "cidr",
+        "cidr-block",
+        "cidrBlock",
+        "default-for-az",
+        "defaultForAz",
+        "map-public-ip-on-launch",
+        "owner-id",
+        "state",
+        "subnet-arn",
+    ];
+    const PAGING: Option<Paging> = Some(Paging {
+        ids_conflict: None,
+        wording: SizeWording::Between,
+    });
+    const SET: &'static str = "subnetSet";
+
+    fn id(item: &Shown) -> &str {
+        &item.subnet.subnet_id
+    }
+
+    fn refs(params: &QueryParams) -> Result<Vec<String>, ApiError> {
+        params
+            .list("SubnetId")
+            .into_iter()
+            .map(Self::check_id)
+            .collect()
+    }
+
+    fn find(state: &ApiState, region: &str, id: &String) -> Result<Option<Shown>, ApiError> {
+        Ok(shown_subnets(state, region)?
+            .into_iter()
+            .find(|s| s.subnet.subnet_id == *id))
+    }
+
+    fn list(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiError> {
+        shown_subnets(state, region)
+    }
+
+    fn context(_state: &ApiState, _region: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn tags(_item: &Shown) -> Option<&BTreeMap<String, String>> {
+        None
+    }
+
+    fn values(name: &str, s: &Shown, _context: &()) -> Vec<String> {
+        let one = |v: &str| vec![v.to_string()];
+        match name {
+            "subnet-id" => one(&s.subnet.subnet_id),
+            "vpc-id" => one(&s.subnet.vpc_id),
+            "availability-zone" => one(&s.subnet.availability_zone),
+            "availability-zone-id" => one(&s.subnet.availability_zone_id),
+            "availableIpAddressCount" | "available-ip-address-count" => {
+                vec![s.available.to_string()]
+            }
+            "cidr" | "cidr-block" | "cidrBlock" => one(&s.subnet.cidr_block),
+            "default-for-az" | "defaultForAz" | "map-public-ip-on-launch" => one("true"),
+            "owner-id" => one(ACCOUNT_ID),
+            "state" => one("available"),
+            "subnet-arn" => one(&s.arn),
+            _ => Vec::new(),
+        }
+    }
+
+    fn sort(items: &mut [Shown]) {
+        items.sort_by(|a, b| a.subnet.availability_zone.cmp(&b.subnet.availability_zone));
+    }
+
+    fn cursor(item: &Shown) -> String {
+        item.subnet.availability_zone.clone()
+    }
+
+    fn parse_cursor(text: &str) -> Option<String> {
+        Some(text.to_string())
+    }
+
+    fn after(item: &Shown, zone: &String) -> bool {
+        item.subnet.availability_zone > *zone
+    }
+
+    fn render(w: &mut XmlWriter, s: &Shown) {
+        let subnet = &s.subnet;
+        w.field("subnetId", &subnet.subnet_id);
+        w.field("subnetArn", &s.arn);
+        w.field("state", "available");
+        w.field("ownerId", ACCOUNT_ID);
+        w.field("vpcId", &subnet.vpc_id);
+        w.field("cidrBlock", &subnet.cidr_block);
+        w.empty("ipv6CidrBlockAssociationSet");
+        w.field("availableIpAddressCount", s.available);
+        w.field("availabilityZone", &subnet.availability_zone);
+        w.field("availabilityZoneId", &subnet.availability_zone_id);
+        w.field("defaultForAz", true);
+        w.field("mapPublicIpOnLaunch", true);
+        w.field("mapCustomerOwnedIpOnLaunch", false);
+        w.field("assignIpv6AddressOnCreation", false);
+        w.field("enableDns64", false);
+        w.field("ipv6Native", false);
+        w.el("privateDnsNameOptionsOnLaunch", |w| {
+            w.field("hostnameType", "ip-name");
+            w.field("enableResourceNameDnsARecord", false);
+            w.field("enableResourceNameDnsAAAARecord", false);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::kind::Describe;
+
+    #[test]
+    fn parse_checks_ids_and_filters() {
+        let q = QueryParams::from_query("SubnetId.1=sn-1");
+        let e = Describe::<SubnetKind>::parse(&q).err().unwrap();
+        assert_eq!(e.code, "InvalidSubnetID.Malformed");
+        assert_eq!(e.message, "Invalid id: \"sn-1\" (expecting \"subnet-...\")");
+        let q = QueryParams::from_query("Filter.1.Name=colour&Filter.1.Value.1=x");
+        let e = Describe::<SubnetKind>::parse(&q).err().unwrap();
+        assert_eq!(e.code, "InvalidParameterValue");
+    }
+
+    #[test]
+    fn every_filter_is_answered() {
+        let s = Shown {
+            subnet: region::defaults("us-east-1").subnets[0].clone(),
+            available: 4091,
+            arn: "arn".into(),
+        };
+        for name in SubnetKind::FILTERS {
+            assert!(!SubnetKind::values(name, &s, &()).is_empty(), "{name}");
+        }
+        assert_eq!(
+            SubnetKind::values("availability-zone", &s, &()),
+            vec!["us-east-1a"]
+        );
+    }
+}

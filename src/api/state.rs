@@ -1,0 +1,21 @@
+//! What every handler can reach: the store, the AMI policy and the read-only introspection.
+
+use std::sync::Arc;
+
+use super::introspect::Introspection;
+use super::kinds::instance::RenderedInstances;
+use crate::config::VmManager;
+use crate::store::Store;
+
+/// What every handler can reach: the store, a few settings and the read-only introspection.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The desired/observed state store.
+    pub store: Store,
+    /// Docker or mock: decides whether an AMI must exist in the catalog.
+    pub vm_manager: VmManager,
+    /// Health and status reports supplied by the app (the api cannot see the runtime).
+    pub introspection: Arc<dyn Introspection>,
+    /// DescribeInstances' per-instance XML, reused while an instance is unchanged.
+    pub rendered_instances: Arc<RenderedInstances>,
+}
