@@ -14,12 +14,19 @@ use tracing::{debug, info, warn};
 
 use super::errors::map_error;
 use super::DockerRuntime;
+use crate::backoff::{Backoff, ExponentialJitterBackoff};
 use crate::model::InstanceId;
 use crate::runtime::{labels, RuntimeEvent};
 
 /// First and largest delay between event-stream resubscriptions.
 const EVENTS_FIRST_DELAY: Duration = Duration::from_millis(250);
 const EVENTS_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The delays between resubscriptions: doubling from [`EVENTS_FIRST_DELAY`] up to
+/// [`EVENTS_MAX_DELAY`], without jitter.
+fn resubscribe_backoff() -> ExponentialJitterBackoff {
+    ExponentialJitterBackoff::without_jitter(EVENTS_FIRST_DELAY, EVENTS_MAX_DELAY)
+}
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<EventMessage, BollardError>> + Send>>;
 
@@ -128,8 +135,10 @@ struct EventsState {
     stream: Option<EventStream>,
     /// Events mapped but not yet handed out (a commit yields two).
     pending: VecDeque<RuntimeEvent>,
-    /// Consecutive failures; drives the backoff and the warn-once logging.
+    /// Consecutive failures; drives the warn-once logging.
     failures: u32,
+    /// The wait before each resubscription while `failures > 0`; reset on recovery.
+    backoff: ExponentialJitterBackoff,
     /// A subscription was lost (or never made): the next successful one must say `Resubscribed`.
     gap: bool,
     /// Engine time of the last event seen; resubscriptions replay from shortly before it.
@@ -137,11 +146,6 @@ struct EventsState {
 }
 
 impl EventsState {
-    fn delay(&self) -> Duration {
-        let factor = 1u32 << self.failures.saturating_sub(1).min(6);
-        (EVENTS_FIRST_DELAY * factor).min(EVENTS_MAX_DELAY)
-    }
-
     fn note_failure(&mut self, what: &str, error: &dyn fmt::Display) {
         if self.failures == 0 {
             warn!(%error, "docker event stream {what}; resubscribing");
@@ -157,7 +161,8 @@ impl EventsState {
     async fn ensure_subscribed(&mut self) -> Option<RuntimeEvent> {
         while self.stream.is_none() {
             if self.failures > 0 {
-                tokio::time::sleep(self.delay()).await;
+                let delay = self.backoff.next_delay().unwrap_or(EVENTS_MAX_DELAY);
+                tokio::time::sleep(delay).await;
             }
             // Subscribing is lazy in bollard (the request goes out on first poll, and an idle
             // stream yields nothing), so a ping first tells a live engine from a dead one and keeps
@@ -207,6 +212,7 @@ impl EventsState {
                 Some(Ok(msg)) => {
                     if self.failures > 0 {
                         info!("docker event stream recovered");
+                        self.backoff.reset();
                     }
                     self.failures = 0;
                     if let Some(t) = msg.time {
@@ -229,6 +235,7 @@ pub(super) fn stream(runtime: DockerRuntime) -> BoxStream<'static, RuntimeEvent>
         stream: None,
         pending: VecDeque::new(),
         failures: 0,
+        backoff: resubscribe_backoff(),
         gap: false,
         last_event_time: None,
     };
@@ -242,6 +249,22 @@ pub(super) fn stream(runtime: DockerRuntime) -> BoxStream<'static, RuntimeEvent>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resubscriptions_wait_250ms_doubling_to_5s() {
+        // The delay before the k-th resubscription after a failure, as the stream computed it
+        // before it shared the controller's backoff: 250 ms * 2^(k-1), at most 5 s.
+        let old = |failures: u32| {
+            let factor = 1u32 << failures.saturating_sub(1).min(6);
+            (EVENTS_FIRST_DELAY * factor).min(EVENTS_MAX_DELAY)
+        };
+        let mut b = resubscribe_backoff();
+        for failures in 1..=12 {
+            assert_eq!(b.next_delay(), Some(old(failures)), "failure {failures}");
+        }
+        b.reset();
+        assert_eq!(b.next_delay(), Some(EVENTS_FIRST_DELAY));
+    }
 
     #[test]
     fn event_actions_are_normalised() {

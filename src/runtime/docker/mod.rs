@@ -30,6 +30,7 @@ use super::{
     AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
     ImageCommand, ObservedContainer, RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
 };
+use crate::backoff::{Backoff, ExponentialJitterBackoff};
 use crate::model::{InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
 use connect::{version_string, Inner, STOP_TIMEOUT_MARGIN};
 use convert::{
@@ -51,6 +52,16 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 /// `exec` keeps at most this much output; the rest is read and dropped so the command never
 /// blocks on a full pipe.
 const EXEC_OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// First and largest pause between `exec`'s polls for the exit code once its output has ended.
+const EXEC_POLL_FIRST: Duration = Duration::from_millis(5);
+const EXEC_POLL_MAX: Duration = Duration::from_millis(200);
+
+/// The pauses between `exec`'s exit-code polls: doubling from [`EXEC_POLL_FIRST`] up to
+/// [`EXEC_POLL_MAX`], without jitter. The command's deadline, not the backoff, ends the wait.
+fn exec_poll_backoff() -> ExponentialJitterBackoff {
+    ExponentialJitterBackoff::without_jitter(EXEC_POLL_FIRST, EXEC_POLL_MAX)
+}
 
 /// A Docker (or Podman) engine client. Cheap to clone: clones share one negotiated connection.
 #[derive(Clone)]
@@ -497,7 +508,7 @@ impl ContainerRuntime for DockerRuntime {
         }
 
         // The stream ends when the command's stdio closes; its exit code may land a moment later.
-        let mut pause = Duration::from_millis(5);
+        let mut pause = exec_poll_backoff();
         let exit_code = loop {
             let info = docker
                 .inspect_exec(&created.id)
@@ -510,8 +521,7 @@ impl ContainerRuntime for DockerRuntime {
                 warn!(%container_id, exec_id = %created.id, timeout_s = EXEC_TIMEOUT.as_secs(), "exec still running at the deadline; leaving it");
                 break None;
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
+            tokio::time::sleep(pause.next_delay().unwrap_or(EXEC_POLL_MAX)).await;
         };
         Ok(ExecOutput {
             exit_code,
@@ -589,5 +599,21 @@ impl ContainerRuntime for DockerRuntime {
 
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {
         events::stream(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_polls_5ms_doubling_to_200ms() {
+        // The pauses as `exec` computed them before it shared the controller's backoff.
+        let mut old = Duration::from_millis(5);
+        let mut b = exec_poll_backoff();
+        for poll in 0..12 {
+            assert_eq!(b.next_delay(), Some(old), "poll {poll}");
+            old = (old * 2).min(Duration::from_millis(200));
+        }
     }
 }
