@@ -10,7 +10,7 @@ use bollard::models::{
 };
 use tracing::warn;
 
-use crate::model::{ImageId, InstanceId, Timestamp, AMI_REPOSITORY_PREFIX};
+use crate::model::{InstanceId, Timestamp};
 use crate::runtime::{
     labels, ContainerSpec, ContainerState, ObservedContainer, Protocol, PublishedPort,
 };
@@ -320,38 +320,12 @@ pub(super) fn observed_from_inspect(
     }
 }
 
-/// Podman names local images `localhost/<repo>`; Docker does not.
-const PODMAN_LOCAL_PREFIX: &str = "localhost/";
-
-/// Splits `localstack-ec2/<name>:<ami-id>` (or Podman's `localhost/…`) into name and AMI id.
-pub(super) fn parse_ami_tag(repo_tag: &str) -> Option<(String, ImageId)> {
-    let rest = repo_tag
-        .strip_prefix(PODMAN_LOCAL_PREFIX)
-        .unwrap_or(repo_tag);
-    let rest = rest.strip_prefix(AMI_REPOSITORY_PREFIX)?;
-    let (name, tag) = rest.rsplit_once(':')?;
-    if name.is_empty() {
-        return None;
-    }
-    Some((name.to_string(), ImageId::parse(tag).ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
     use crate::model::CONTAINER_NAME_PREFIX;
-
-    #[test]
-    fn ami_tags_parse() {
-        let (name, ami) = parse_ami_tag("localstack-ec2/ubuntu:ami-000001").unwrap();
-        assert_eq!((name.as_str(), ami.as_str()), ("ubuntu", "ami-000001"));
-        assert!(parse_ami_tag("localhost/localstack-ec2/ubuntu:ami-00ff").is_some());
-        assert!(parse_ami_tag("localstack-ec2/ubuntu:latest").is_none());
-        assert!(parse_ami_tag("localstack-ec2:ami-local").is_none());
-        assert!(parse_ami_tag("other/ubuntu:ami-000001").is_none());
-    }
 
     #[test]
     fn status_exit_codes_and_port_keys_parse() {

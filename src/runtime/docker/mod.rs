@@ -31,11 +31,11 @@ use super::{
     ImageCommand, ObservedContainer, RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
 };
 use crate::backoff::{Backoff, ExponentialJitterBackoff};
-use crate::model::{InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
+use crate::model::{AmiTag, InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
 use connect::{version_string, Inner, STOP_TIMEOUT_MARGIN};
 use convert::{
     container_config, engine_timestamp_arg, grace_seconds, observed_from_inspect,
-    observed_from_summary, parse_ami_tag,
+    observed_from_summary,
 };
 use errors::map_error;
 
@@ -401,7 +401,7 @@ impl ContainerRuntime for DockerRuntime {
         let mut out = Vec::new();
         for img in images {
             for repo_tag in &img.repo_tags {
-                let Some((name, ami_id)) = parse_ami_tag(repo_tag) else {
+                let Some(AmiTag { name, ami_id }) = AmiTag::parse(repo_tag) else {
                     continue;
                 };
                 if !arch.contains_key(&img.id) {
