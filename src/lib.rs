@@ -6,6 +6,7 @@
 //! - [`api`]: the EC2 Query protocol front (axum); validates requests and writes desired state only.
 //! - [`store`]: the embedded sled store; spec and status kept apart, one writer each.
 //! - [`runtime`]: the container runtime seam (Docker via bollard, and an in-memory fake).
+//! - [`backoff`]: retry delays, one implementation for the controller and the runtime.
 //! - [`controller`]: a generic, EC2-agnostic controller loop (queue, runner, backoff).
 //! - [`reconcile`]: the EC2 reconcilers that make Docker match the store.
 //! - [`app`]: wires everything together; [`config`], [`shutdown`], [`telemetry`] support it.
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod controller;

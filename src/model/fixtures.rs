@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ami_tag::AmiTag;
 use super::ids::{ImageId, InstanceId, ReservationId};
 use super::image::{Image, ImageSource, ImageSpec, ImageStatus, IMAGE_KIND};
 use super::instance::{Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, INSTANCE_KIND};
@@ -55,7 +56,7 @@ pub fn committed_image(instance_id: &InstanceId, name: &str) -> Image {
             source: ImageSource::Commit {
                 instance_id: instance_id.clone(),
             },
-            reference: format!("localstack-ec2/{name}:{id}"),
+            reference: AmiTag::new(name, id.clone()).to_string(),
             tags: BTreeMap::new(),
         },
         status: ImageStatus::default(),

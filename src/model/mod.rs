@@ -1,5 +1,6 @@
 //! Pure data: resource documents, ids, state machine and guards; no IO, no async.
 
+pub mod ami_tag;
 pub mod fixtures;
 pub mod ids;
 pub mod image;
@@ -11,6 +12,7 @@ pub mod region;
 pub mod schema;
 pub mod state;
 
+pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
 pub use ids::{IdError, ImageId, InstanceId, ReservationId};
 pub use image::{docker_repository_name, IMAGE_KIND};
 pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
@@ -30,9 +32,6 @@ pub use state::{display_state, DesiredState, InstanceState, TransitionError};
 
 /// The tag every Docker-backed AMI and instance carries, as in LocalStack.
 pub const VM_MANAGER_TAG: &str = "ec2_vm_manager";
-
-/// The Docker repository prefix that turns an image into an AMI: `localstack-ec2/<AmiName>:<AmiId>`.
-pub const AMI_REPOSITORY_PREFIX: &str = "localstack-ec2/";
 
 /// The container name prefix for instances: `localstack-ec2.<InstanceId>`.
 pub const CONTAINER_NAME_PREFIX: &str = "localstack-ec2.";

@@ -14,7 +14,7 @@ use super::{
     ImageCommand, ObservedContainer, PublishedPort, RuntimeError, RuntimeEvent, RuntimeResult,
     SignalEvidence,
 };
-use crate::model::{ImageId, InstanceId, Timestamp, AMI_REPOSITORY_PREFIX};
+use crate::model::{AmiTag, InstanceId, Timestamp};
 
 /// The operations the fake records and can be told to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -641,22 +641,17 @@ impl ContainerRuntime for FakeRuntime {
     async fn list_amis(&self) -> RuntimeResult<Vec<AmiImage>> {
         self.enter(Op::ListAmis, "")?;
         let inner = self.lock();
+        // One entry per AMI id: the first of its tags in reference order.
         let mut seen = HashSet::new();
         let mut amis = Vec::new();
         for (reference, docker_id) in &inner.images {
-            let Some(rest) = reference.strip_prefix(AMI_REPOSITORY_PREFIX) else {
-                continue;
-            };
-            let Some((name, tag)) = rest.rsplit_once(':') else {
-                continue;
-            };
-            let Ok(ami_id) = ImageId::parse(tag) else {
+            let Some(AmiTag { name, ami_id }) = AmiTag::parse(reference) else {
                 continue;
             };
             if seen.insert(ami_id.clone()) {
                 amis.push(AmiImage {
                     ami_id,
-                    name: name.to_string(),
+                    name,
                     reference: reference.clone(),
                     docker_id: docker_id.clone(),
                     created: None,

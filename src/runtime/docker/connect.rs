@@ -1,0 +1,217 @@
+//! Reaching the engine: the endpoint, the lazily negotiated client, and API version negotiation.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
+use tokio::sync::OnceCell;
+use tracing::{debug, info};
+
+use super::errors::map_error;
+use super::DockerRuntime;
+use crate::runtime::{RuntimeError, RuntimeResult};
+
+/// Where the engine listens when neither the caller nor `DOCKER_HOST` says otherwise.
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Request timeout for ordinary calls (bollard's default is 120 s). A hung engine should turn
+/// into `Unavailable` well before the reconciler's patience runs out; slow calls (stop, commit)
+/// get their own, longer timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Extra time on top of the stop grace period for the engine to kill and reap the container.
+pub(super) const STOP_TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
+
+/// How to reach the engine, decided once at [`DockerRuntime::connect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    /// A Unix socket path.
+    Unix(String),
+    /// Plain HTTP, `tcp://host:port` or `http://host:port`.
+    Http(String),
+}
+
+impl Endpoint {
+    fn parse(s: &str) -> RuntimeResult<Self> {
+        if let Some(path) = s.strip_prefix("unix://") {
+            Ok(Self::Unix(path.to_string()))
+        } else if s.starts_with('/') {
+            Ok(Self::Unix(s.to_string()))
+        } else if s.starts_with("tcp://") || s.starts_with("http://") {
+            Ok(Self::Http(s.to_string()))
+        } else {
+            Err(RuntimeError::Failed(format!(
+                "unsupported docker endpoint {s:?} (expected unix://, an absolute socket path, tcp:// or http://)"
+            )))
+        }
+    }
+
+    /// Builds a client speaking API `version`. Does no IO except checking that a socket file exists.
+    fn client(&self, version: &ClientVersion) -> Result<Docker, BollardError> {
+        let secs = REQUEST_TIMEOUT.as_secs();
+        match self {
+            Self::Unix(path) => Docker::connect_with_unix(path, secs, version),
+            Self::Http(addr) => Docker::connect_with_http(addr, secs, version),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix://{path}"),
+            Self::Http(addr) => f.write_str(addr),
+        }
+    }
+}
+
+/// What every clone of a [`DockerRuntime`] shares.
+pub(super) struct Inner {
+    endpoint: Endpoint,
+    /// The negotiated client. Empty until the engine first answers; a failed negotiation leaves
+    /// it empty so the next call tries again (ec2d must run, and keep answering, without Docker).
+    client: OnceCell<Docker>,
+}
+
+impl fmt::Debug for DockerRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DockerRuntime")
+            .field("endpoint", &self.inner.endpoint.to_string())
+            .field(
+                "negotiated",
+                &self
+                    .inner
+                    .client
+                    .get()
+                    .map(|d| version_string(&d.client_version())),
+            )
+            .finish()
+    }
+}
+
+impl DockerRuntime {
+    /// Prepares a client for `endpoint`: `None` uses `DOCKER_HOST` or `/var/run/docker.sock`;
+    /// `unix:///path` or `/path` is a socket; `tcp://` or `http://` is plain HTTP.
+    ///
+    /// Never contacts the engine, so it succeeds while the engine is down; only an unsupported
+    /// endpoint scheme is an error. The API version is negotiated on first use.
+    pub fn connect(endpoint: Option<&str>) -> Result<Self, RuntimeError> {
+        let endpoint = match endpoint {
+            Some(s) => Endpoint::parse(s)?,
+            None => match std::env::var("DOCKER_HOST") {
+                Ok(host) if !host.trim().is_empty() => Endpoint::parse(host.trim())?,
+                _ => Endpoint::Unix(DEFAULT_SOCKET.to_string()),
+            },
+        };
+        debug!(%endpoint, "docker runtime configured");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                client: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// The negotiated client, negotiating first if no call has succeeded yet.
+    pub(super) async fn docker(&self) -> RuntimeResult<Docker> {
+        self.inner
+            .client
+            .get_or_try_init(|| negotiate(&self.inner.endpoint))
+            .await
+            .cloned()
+    }
+
+    /// The client for a call that blocks while the engine waits up to `t` seconds for a
+    /// container to stop: its timeout must outlast that wait.
+    pub(super) async fn docker_waiting(&self, t: i64) -> RuntimeResult<Docker> {
+        let wait = Duration::from_secs(u64::try_from(t).unwrap_or(0));
+        Ok(self
+            .docker()
+            .await?
+            .with_timeout(REQUEST_TIMEOUT.max(wait + STOP_TIMEOUT_MARGIN)))
+    }
+}
+
+/// Negotiates the API version and returns a client that speaks it.
+///
+/// bollard's `negotiate_version` asks `/v1.47/version`, which engines older than API 1.47
+/// (Docker 20.10 speaks 1.41) reject with 400 "client version 1.47 is too new. Maximum supported
+/// API version is 1.41". So: try bollard's default first; on "too new", retry at the maximum the
+/// engine named, then let bollard settle on min(ours, theirs).
+async fn negotiate(endpoint: &Endpoint) -> RuntimeResult<Docker> {
+    let first = endpoint
+        .client(API_DEFAULT_VERSION)
+        .map_err(|e| map_error("connect", e))?;
+    let docker = match first.negotiate_version().await {
+        Ok(d) => d,
+        Err(BollardError::DockerResponseServerError {
+            status_code: 400,
+            message,
+        }) if message.contains("too new") => {
+            let max = parse_max_version(&message).ok_or_else(|| {
+                RuntimeError::Failed(format!(
+                    "cannot negotiate the docker API version: {message}"
+                ))
+            })?;
+            debug!(max = %version_string(&max), "engine is older than bollard's default API; downgrading");
+            endpoint
+                .client(&max)
+                .map_err(|e| map_error("connect", e))?
+                .negotiate_version()
+                .await
+                .map_err(|e| map_error("negotiate API version", e))?
+        }
+        Err(e) => return Err(map_error("negotiate API version", e)),
+    };
+    info!(%endpoint, api_version = %version_string(&docker.client_version()), "connected to container engine");
+    Ok(docker)
+}
+
+/// Reads `1.41` out of "… Maximum supported API version is 1.41".
+fn parse_max_version(message: &str) -> Option<ClientVersion> {
+    let rest = message.split("Maximum supported API version is").nth(1)?;
+    let word = rest.split_whitespace().next()?.trim_end_matches(['.', ',']);
+    let (major, minor) = word.split_once('.')?;
+    Some(ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
+    })
+}
+
+pub(super) fn version_string(v: &ClientVersion) -> String {
+    format!("{}.{}", v.major_version, v.minor_version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("unix:///x.sock").unwrap(),
+            Endpoint::Unix("/x.sock".into())
+        );
+        assert_eq!(
+            Endpoint::parse("/x.sock").unwrap(),
+            Endpoint::Unix("/x.sock".into())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://h:2375").unwrap(),
+            Endpoint::Http("tcp://h:2375".into())
+        );
+        assert!(Endpoint::parse("ssh://h").is_err());
+    }
+
+    #[test]
+    fn max_version_is_read_from_the_too_new_message() {
+        let v = parse_max_version(
+            "client version 1.47 is too new. Maximum supported API version is 1.41",
+        )
+        .unwrap();
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
+        assert!(parse_max_version("something else").is_none());
+    }
+}
