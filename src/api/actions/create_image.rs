@@ -9,9 +9,8 @@ use crate::api::xml::XmlWriter;
 use crate::api::{images, instances, kind, tags};
 use crate::config::VmManager;
 use crate::model::{
-    docker_repository_name, now, Image, ImageId, ImageSource, ImageSpec, ImageStatus, InstanceId,
-    InstanceState, Object, ObjectMeta, AMI_REPOSITORY_PREFIX, API_VERSION, IMAGE_KIND,
-    VM_MANAGER_TAG,
+    docker_repository_name, now, AmiTag, Image, ImageId, ImageSource, ImageSpec, ImageStatus,
+    InstanceId, InstanceState, Object, ObjectMeta, API_VERSION, IMAGE_KIND, VM_MANAGER_TAG,
 };
 
 /// The longest `Description` EC2 accepts.
@@ -111,10 +110,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
         kind: IMAGE_KIND.to_string(),
         metadata: ObjectMeta::new(id.as_str(), region, now()),
         spec: ImageSpec {
-            reference: format!(
-                "{AMI_REPOSITORY_PREFIX}{}:{id}",
-                docker_repository_name(&req.name)
-            ),
+            reference: AmiTag::new(docker_repository_name(&req.name), id.clone()).to_string(),
             name: req.name,
             description: req.description,
             source: ImageSource::Commit {

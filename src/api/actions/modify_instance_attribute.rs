@@ -20,6 +20,9 @@ pub enum Change {
     /// `InstanceType`: only while the instance is stopped, as in EC2. ec2d records it (it
     /// shows in DescribeInstances); a container has no size to change.
     InstanceType(String),
+    /// An attribute EC2 defines that ec2d cannot change ([`NOT_MODIFIABLE`]): refused with
+    /// `UnsupportedOperation`, after `DryRun` has been answered as EC2 would.
+    Unsupported(&'static str),
 }
 
 /// A validated ModifyInstanceAttribute request.
@@ -131,12 +134,12 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             }
             Change::InstanceType(value)
         }
-        other if NOT_MODIFIABLE.contains(&other) => {
-            return Err(ApiError::client(
-                "UnsupportedOperation",
-                format!("ec2d cannot modify the attribute '{other}' of an instance"),
-            ))
-        }
+        other if NOT_MODIFIABLE.contains(&other) => Change::Unsupported(
+            NOT_MODIFIABLE
+                .iter()
+                .find(|a| **a == other)
+                .expect("just checked"),
+        ),
         other => {
             return Err(ApiError::invalid_value(format!(
                 "Value ({other}) for parameter attribute is invalid. Unknown attribute."
@@ -176,6 +179,12 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     };
     check(instances::shown_state(&instance))?;
     kind::check_dry_run(req.dry_run)?;
+    if let Change::Unsupported(attribute) = req.change {
+        return Err(ApiError::client(
+            "UnsupportedOperation",
+            format!("ec2d cannot modify the attribute '{attribute}' of an instance"),
+        ));
+    }
     state
         .store
         .instances()
@@ -188,6 +197,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
                 Change::DisableApiTermination(on) => spec.disable_api_termination = *on,
                 Change::DisableApiStop(on) => spec.disable_api_stop = *on,
                 Change::InstanceType(t) => spec.instance_type = t.clone(),
+                Change::Unsupported(_) => {}
             }
             Ok(*spec != before)
         })?;
@@ -255,13 +265,14 @@ mod tests {
             code("InstanceId=i-00000001&InstanceInitiatedShutdownBehavior.Value=explode"),
             "InvalidParameterValue"
         );
+        let change = |q: &str| parse(&QueryParams::from_query(q)).unwrap().change;
         assert_eq!(
-            code("InstanceId=i-00000001&GroupId.1=sg-0123456789abcdef0"),
-            "UnsupportedOperation"
+            change("InstanceId=i-00000001&GroupId.1=sg-0123456789abcdef0"),
+            Change::Unsupported("groupSet")
         );
         assert_eq!(
-            code("InstanceId=i-00000001&UserData.Value=ZWNobw=="),
-            "UnsupportedOperation"
+            change("InstanceId=i-00000001&UserData.Value=ZWNobw=="),
+            Change::Unsupported("userData")
         );
         assert_eq!(
             code("InstanceId=i-00000001&Attribute=colour&Value=red"),

@@ -1,0 +1,247 @@
+//! `DryRun=true` over the whole dispatch table: every action validates, answers `DryRunOperation` (HTTP 412) and writes nothing.
+
+mod common;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use common::api::Harness;
+use ec2d::api::dispatch;
+use ec2d::model::{InstanceState, InstanceStatus};
+
+/// What the store holds, as a client could tell: every record and its resource version.
+fn snapshot(h: &Harness) -> Vec<(String, u64)> {
+    let store = &h.store;
+    let mut all = Vec::new();
+    for i in store.instances().list().unwrap().objects {
+        all.push((i.metadata.name, i.metadata.resource_version));
+    }
+    for i in store.images().list().unwrap().objects {
+        all.push((i.metadata.name, i.metadata.resource_version));
+    }
+    for k in store.key_pairs().list().unwrap().objects {
+        all.push((k.metadata.name, k.metadata.resource_version));
+    }
+    for g in store.security_groups().list().unwrap().objects {
+        all.push((g.metadata.name, g.metadata.resource_version));
+    }
+    all
+}
+
+#[tokio::test]
+async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
+    let h = Harness::new();
+    // A world every action can act on: a key pair, a group with a rule, a running instance.
+    h.post(&[
+        ("Action", "CreateKeyPair"),
+        ("KeyName", "kp"),
+        ("KeyType", "ed25519"),
+    ])
+    .await
+    .ok("CreateKeyPair");
+    let doc = h
+        .post(&[
+            ("Action", "DescribeKeyPairs"),
+            ("KeyName.1", "kp"),
+            ("IncludePublicKey", "true"),
+        ])
+        .await
+        .ok("DescribeKeyPairs");
+    let public_key = base64::engine::general_purpose::STANDARD
+        .encode(doc.text_at("keySet/item/publicKey").as_bytes());
+    let doc = h
+        .post(&[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "web"),
+            ("GroupDescription", "web servers"),
+        ])
+        .await
+        .ok("CreateSecurityGroup");
+    let group_id = doc.text_at("groupId").to_string();
+    h.post(&[
+        ("Action", "AuthorizeSecurityGroupIngress"),
+        ("GroupId", &group_id),
+        ("IpProtocol", "tcp"),
+        ("FromPort", "80"),
+        ("ToPort", "80"),
+        ("CidrIp", "0.0.0.0/0"),
+    ])
+    .await
+    .ok("AuthorizeSecurityGroupIngress");
+    let doc = h
+        .post(&[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ])
+        .await
+        .ok("RunInstances");
+    let id = doc.text_at("instancesSet/item/instanceId").to_string();
+    let generation = h.instance(&id).metadata.generation;
+    h.store
+        .instances()
+        .write_status(
+            &id,
+            &InstanceStatus {
+                state: Some(InstanceState::Running),
+                observed_generation: generation,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    let id = id.as_str();
+    let group = group_id.as_str();
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "RunInstances",
+            vec![
+                ("ImageId", "ami-12345678"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+            ],
+        ),
+        ("DescribeInstances", vec![]),
+        ("StopInstances", vec![("InstanceId.1", id)]),
+        ("StartInstances", vec![("InstanceId.1", id)]),
+        ("TerminateInstances", vec![("InstanceId.1", id)]),
+        ("RebootInstances", vec![("InstanceId.1", id)]),
+        (
+            "DescribeInstanceAttribute",
+            vec![("InstanceId", id), ("Attribute", "instanceType")],
+        ),
+        ("DescribeInstanceStatus", vec![]),
+        (
+            "ModifyInstanceAttribute",
+            vec![("InstanceId", id), ("DisableApiTermination.Value", "true")],
+        ),
+        ("DescribeImages", vec![]),
+        ("CreateImage", vec![("InstanceId", id), ("Name", "snap")]),
+        ("DescribeRegions", vec![]),
+        ("DescribeAvailabilityZones", vec![]),
+        ("CreateKeyPair", vec![("KeyName", "other")]),
+        (
+            "ImportKeyPair",
+            vec![("KeyName", "imported"), ("PublicKeyMaterial", &public_key)],
+        ),
+        ("DescribeKeyPairs", vec![]),
+        ("DeleteKeyPair", vec![("KeyName", "kp")]),
+        ("DescribeVpcs", vec![]),
+        ("DescribeSubnets", vec![]),
+        ("DescribeSecurityGroups", vec![]),
+        (
+            "CreateSecurityGroup",
+            vec![("GroupName", "db"), ("GroupDescription", "databases")],
+        ),
+        ("DeleteSecurityGroup", vec![("GroupId", group)]),
+        (
+            "AuthorizeSecurityGroupIngress",
+            vec![
+                ("GroupId", group),
+                ("IpProtocol", "tcp"),
+                ("FromPort", "81"),
+                ("ToPort", "81"),
+                ("CidrIp", "0.0.0.0/0"),
+            ],
+        ),
+        (
+            "AuthorizeSecurityGroupEgress",
+            vec![
+                ("GroupId", group),
+                ("IpPermissions.1.IpProtocol", "tcp"),
+                ("IpPermissions.1.FromPort", "443"),
+                ("IpPermissions.1.ToPort", "443"),
+                ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/8"),
+            ],
+        ),
+        (
+            "RevokeSecurityGroupIngress",
+            vec![
+                ("GroupId", group),
+                ("IpProtocol", "tcp"),
+                ("FromPort", "80"),
+                ("ToPort", "80"),
+                ("CidrIp", "0.0.0.0/0"),
+            ],
+        ),
+        (
+            "RevokeSecurityGroupEgress",
+            vec![
+                ("GroupId", group),
+                ("IpPermissions.1.IpProtocol", "-1"),
+                ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
+            ],
+        ),
+        (
+            "CreateTags",
+            vec![
+                ("ResourceId.1", id),
+                ("Tag.1.Key", "Name"),
+                ("Tag.1.Value", "web"),
+            ],
+        ),
+        ("DeleteTags", vec![("ResourceId.1", id)]),
+        ("DescribeTags", vec![]),
+    ];
+
+    // The table and the cases agree: a new action needs its case here.
+    let mut covered: Vec<&str> = cases.iter().map(|(name, _)| *name).collect();
+    covered.sort_unstable();
+    let mut table = dispatch::names();
+    table.sort_unstable();
+    assert_eq!(
+        covered, table,
+        "every action of the table has a DryRun case"
+    );
+
+    let before = snapshot(&h);
+    for (action, params) in &cases {
+        let mut request = vec![("Action", *action), ("DryRun", "true")];
+        request.extend(params.iter().copied());
+        let message = h
+            .post(&request)
+            .await
+            .err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+        assert_eq!(
+            message, "Request would have succeeded, but DryRun flag is set.",
+            "{action}"
+        );
+        // Without DryRun the same request is valid: the case is a real request, not a stub.
+        // (Checked only for reads, which change nothing.)
+        if action.starts_with("Describe") {
+            let plain: Vec<(&str, &str)> = request
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != "DryRun")
+                .collect();
+            h.post(&plain).await.ok(action);
+        }
+    }
+    assert_eq!(snapshot(&h), before, "a DryRun wrote to the store");
+
+    // An attribute ec2d would refuse to change still answers DryRun the EC2 way.
+    h.post(&[
+        ("Action", "ModifyInstanceAttribute"),
+        ("InstanceId", id),
+        ("GroupId.1", group),
+        ("DryRun", "true"),
+    ])
+    .await
+    .err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+    h.post(&[
+        ("Action", "ModifyInstanceAttribute"),
+        ("InstanceId", id),
+        ("GroupId.1", group),
+    ])
+    .await
+    .err("UnsupportedOperation");
+
+    // Validation comes first: a malformed id is refused even with DryRun.
+    h.post(&[
+        ("Action", "StopInstances"),
+        ("InstanceId.1", "not-an-id"),
+        ("DryRun", "true"),
+    ])
+    .await
+    .err("InvalidInstanceID.Malformed");
+}
