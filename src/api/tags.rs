@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
+use crate::api::kind::Kind;
+use crate::api::kinds::{ImageKind, InstanceKind, KeyPairKind, SecurityGroupKind};
 use crate::model::{ImageId, InstanceId, KeyPairId};
 use crate::store::StoreError;
 
@@ -36,16 +38,16 @@ impl Resource {
     /// Classifies an id by its prefix, with the `Malformed` error EC2 gives for a bad one and
     /// `InvalidID` for a prefix ec2d keeps no taggable resource under.
     pub fn parse(id: &str) -> Result<Self, ApiError> {
-        if id.starts_with(InstanceId::PREFIX) {
+        if id.starts_with(InstanceKind::IDS.prefix) {
             Ok(Self::Instance(InstanceId::parse(id)?))
-        } else if id.starts_with("sg-") {
+        } else if id.starts_with(SecurityGroupKind::IDS.prefix) {
             match GroupRef::parse(id)? {
                 GroupRef::Id(id) => Ok(Self::SecurityGroup(id)),
                 GroupRef::Name(_) => Err(invalid_id(id)),
             }
-        } else if id.starts_with(KeyPairId::PREFIX) {
+        } else if id.starts_with(KeyPairKind::IDS.prefix) {
             Ok(Self::KeyPair(KeyPairId::parse(id)?))
-        } else if id.starts_with(ImageId::PREFIX) {
+        } else if id.starts_with(ImageKind::IDS.prefix) {
             Ok(Self::Image(ImageId::parse(id)?))
         } else {
             Err(invalid_id(id))
@@ -62,14 +64,15 @@ impl Resource {
         }
     }
 
-    /// DescribeTags' `resourceType`.
+    /// DescribeTags' `resourceType`, as the kind declares it.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Instance(_) => "instance",
-            Self::SecurityGroup(_) => "security-group",
-            Self::KeyPair(_) => "key-pair",
-            Self::Image(_) => "image",
-        }
+        let declared = match self {
+            Self::Instance(_) => InstanceKind::TAG_TYPE,
+            Self::SecurityGroup(_) => SecurityGroupKind::TAG_TYPE,
+            Self::KeyPair(_) => KeyPairKind::TAG_TYPE,
+            Self::Image(_) => ImageKind::TAG_TYPE,
+        };
+        declared.expect("a taggable kind declares its tag resource type")
     }
 }
 
