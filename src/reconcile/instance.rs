@@ -255,13 +255,9 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     let facts = Facts {
         stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
     };
-    // Only a boot needs to know how the image runs; ask the engine only then.
-    let needs_boot = instance.spec.desired == crate::model::DesiredState::Running
-        && instance.status.state != Some(InstanceState::Terminated)
-        && observed
-            .as_ref()
-            .is_none_or(|c| c.state == crate::runtime::ContainerState::Dead);
-    let mode = if needs_boot {
+    // Only a boot needs to know how the image runs; ask the engine only then. The plan
+    // decides what is a boot (a container created but never started is one too).
+    let mode = if plan::boots(&instance, observed.as_ref()) {
         boot_mode(ctx, &instance.spec.image_ref).await
     } else {
         BootMode::Entrypoint

@@ -8,6 +8,8 @@ mod boot;
 mod catalog;
 mod engine;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod gc;
 mod image;
 mod instance;
