@@ -54,10 +54,7 @@ pub fn container_spec_for(
         .iter()
         .map(|p| PortRequest {
             container_port: p.port,
-            protocol: match p.protocol {
-                PortProtocol::Tcp => Protocol::Tcp,
-                PortProtocol::Udp => Protocol::Udp,
-            },
+            protocol: p.protocol.into(),
             host_port: None,
         })
         .collect();
@@ -138,19 +135,7 @@ async fn freeze_on_last_observation<R: ContainerRuntime>(
         exit_code: None,
         ip_address: last.ip_address.clone(),
         image: instance.spec.image_ref.clone(),
-        ports: last
-            .ports
-            .iter()
-            .map(|p| crate::runtime::PublishedPort {
-                container_port: p.container_port,
-                protocol: match p.protocol {
-                    PortProtocol::Tcp => Protocol::Tcp,
-                    PortProtocol::Udp => Protocol::Udp,
-                },
-                host_ip: p.host_ip.clone(),
-                host_port: p.host_port,
-            })
-            .collect(),
+        ports: last.ports.iter().map(Into::into).collect(),
         labels: BTreeMap::new(),
         started_at: None,
         finished_at: None,
@@ -283,10 +268,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             status.state_reason = Some(reason);
             status.observed_generation = generation;
             status.container = None;
-            status.last_error = Some(ErrorRecord {
-                message: error.to_string(),
-                at: now(),
-            });
+            status.last_error = Some(ErrorRecord::new(error.to_string(), now()));
             ctx.store.instances().write_status(id.as_str(), &status)?;
             return Ok(Action::await_change());
         }
@@ -356,19 +338,13 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             status.record_transition(InstanceState::Terminated, Some(&reason), now());
             status.state_reason = Some(reason);
             status.observed_generation = generation;
-            status.last_error = Some(ErrorRecord {
-                message: detail,
-                at: now(),
-            });
+            status.last_error = Some(ErrorRecord::new(detail, now()));
             ctx.store.instances().write_status(id.as_str(), &status)?;
             // Look again soon: the terminated instance's leftover container is cleaned up.
             return Ok(Action::requeue(ctx.settings.converging_requeue));
         }
         let mut status = instance.status.clone();
-        status.last_error = Some(ErrorRecord {
-            message: detail.clone(),
-            at: now(),
-        });
+        status.last_error = Some(ErrorRecord::new(detail.clone(), now()));
         ctx.store.instances().write_status(id.as_str(), &status)?;
         return Err(ReconcileError::NotConverged(detail));
     }
@@ -515,19 +491,7 @@ fn next_status(
         id: c.id.clone(),
         state: c.state.as_str().to_string(),
         ip_address: c.ip_address.clone(),
-        ports: c
-            .ports
-            .iter()
-            .map(|p| PortMapping {
-                container_port: p.container_port,
-                protocol: match p.protocol {
-                    Protocol::Tcp => PortProtocol::Tcp,
-                    Protocol::Udp => PortProtocol::Udp,
-                },
-                host_ip: p.host_ip.clone(),
-                host_port: p.host_port,
-            })
-            .collect(),
+        ports: c.ports.iter().map(Into::into).collect(),
     });
     status.last_error = None;
     status.reboots_done = plan::reboots_done_after(instance, plan);
@@ -571,10 +535,7 @@ fn record_error<R: ContainerRuntime>(
     error: RuntimeError,
 ) -> ReconcileError {
     let mut status = instance.status.clone();
-    status.last_error = Some(ErrorRecord {
-        message: error.to_string(),
-        at: now(),
-    });
+    status.last_error = Some(ErrorRecord::new(error.to_string(), now()));
     // While the instance has not reached what was asked, the failure is its StateReason,
     // where EC2 clients look; a converged instance keeps its own reason.
     if status.observed_generation < instance.metadata.generation || status.state.is_none() {
