@@ -1,9 +1,11 @@
-//! Observed containers for the reconcilers' unit tests (`model::fixtures` cannot build runtime types).
+//! Observed containers and plans for the reconcilers' unit tests (`model::fixtures` cannot build runtime types).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::model::InstanceId;
-use crate::runtime::{ContainerState, ObservedContainer};
+use super::plan::{plan, Facts, Plan, PlanSettings};
+use crate::model::{Instance, InstanceId};
+use crate::runtime::{ContainerSpec, ContainerState, ObservedContainer};
 
 /// Instance `i-00000001`'s container `c1`, in `state`, with no address, ports or exit code.
 pub(crate) fn container(state: ContainerState) -> ObservedContainer {
@@ -20,4 +22,21 @@ pub(crate) fn container(state: ContainerState) -> ObservedContainer {
         started_at: None,
         finished_at: None,
     }
+}
+
+/// The plan for `instance` with its container in `observed` (or none), removing finished
+/// containers, with no facts from outside.
+pub(crate) fn plan_for(instance: &Instance, observed: Option<ContainerState>) -> Plan {
+    let settings = PlanSettings {
+        remove_containers: true,
+        stop_timeout: Duration::from_secs(1),
+    };
+    let observed = observed.map(container);
+    plan(
+        instance,
+        observed.as_ref(),
+        Facts::default(),
+        &settings,
+        ContainerSpec::default,
+    )
 }

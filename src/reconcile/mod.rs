@@ -4,6 +4,7 @@
 //! status from the store, the container from the runtime); why it was called is never passed
 //! in, only logged. Only this module writes status.
 
+mod assess;
 mod boot;
 mod catalog;
 mod engine;
