@@ -509,21 +509,31 @@ async fn a_container_that_crashes_at_boot_is_retried_with_backoff() {
         .contains("exit code 1"));
 }
 
+/// Simulates ec2d dying between create and start (the container exists, never started),
+/// reconciles, and checks the container was removed and a fresh one created; the calls made.
+async fn redo_a_boot_cut_short(
+    ctx: &Arc<Context<FakeRuntime>>,
+    fake: &FakeRuntime,
+    id: &InstanceId,
+) -> Vec<Op> {
+    fake.set_state_behind_back(id, ContainerState::Created, None);
+    fake.clear_calls();
+    let _ = run(ctx, id).await.unwrap();
+    let ops = fake.ops();
+    assert!(
+        ops.contains(&Op::Remove) && ops.contains(&Op::Create),
+        "{ops:?}"
+    );
+    ops
+}
+
 #[tokio::test]
 async fn a_boot_cut_short_before_start_is_redone_from_scratch() {
     use ec2d::runtime::ContainerRuntime;
     let (ctx, fake) = context(true);
     let id = launch(&ctx);
     let _ = run(&ctx, &id).await.unwrap();
-    // Simulate ec2d dying between create and start: the container exists, never started.
-    fake.set_state_behind_back(&id, ContainerState::Created, None);
-    fake.clear_calls();
-    let _ = run(&ctx, &id).await.unwrap();
-    let ops = fake.ops();
-    assert!(
-        ops.contains(&Op::Remove) && ops.contains(&Op::Create),
-        "{ops:?}"
-    );
+    redo_a_boot_cut_short(&ctx, &fake, &id).await;
     assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
     assert_eq!(fake.container_count(), 1);
     let _ = fake.list_managed().await.unwrap();
@@ -799,8 +809,14 @@ async fn a_reboot_of_a_stopped_instance_does_nothing_then_or_later() {
     assert_eq!(fake.ops(), [Op::Unpause], "started, not also rebooted");
 }
 
-#[tokio::test]
-async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
+/// How many times the boot tasks were run through `exec` since the calls were last cleared.
+fn execs(fake: &FakeRuntime) -> usize {
+    fake.ops().iter().filter(|op| **op == Op::Exec).count()
+}
+
+/// An instance of an image whose command is an init system, booted: that init is PID 1 and
+/// the boot tasks ran beside it once.
+async fn booted_with_its_own_init() -> (Arc<Context<FakeRuntime>>, FakeRuntime, InstanceId) {
     let (ctx, fake) = context(true);
     fake.set_image_command(
         AMI_REF,
@@ -811,8 +827,13 @@ async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
     );
     let id = launch(&ctx);
     let _ = run(&ctx, &id).await.unwrap();
-    let execs = |fake: &FakeRuntime| fake.ops().iter().filter(|op| **op == Op::Exec).count();
     assert_eq!(execs(&fake), 1, "boot tasks beside init at the first boot");
+    (ctx, fake, id)
+}
+
+#[tokio::test]
+async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
+    let (ctx, fake, id) = booted_with_its_own_init().await;
 
     fake.clear_calls();
     request_reboot(&ctx, &id);
@@ -822,6 +843,22 @@ async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
         1
     );
     assert_eq!(execs(&fake), 1, "and again after the restart");
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+}
+
+#[tokio::test]
+async fn a_boot_cut_short_of_an_image_with_its_own_init_is_redone_beside_that_init() {
+    let (ctx, fake, id) = booted_with_its_own_init().await;
+    let ops = redo_a_boot_cut_short(&ctx, &fake, &id).await;
+    // Booted again as a fresh boot of this image is: its init as PID 1, the boot tasks beside it.
+    assert!(ops.contains(&Op::ImageCommand), "{ops:?}");
+    assert_eq!(execs(&fake), 1, "boot tasks beside init again: {ops:?}");
+    let container = get(&ctx, &id).status.container.unwrap();
+    assert_eq!(
+        fake.execs().last().unwrap().0,
+        container.id,
+        "in the new container"
+    );
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
 }
 

@@ -117,3 +117,13 @@ pub struct ErrorRecord {
     #[schemars(with = "String")]
     pub at: Timestamp,
 }
+
+impl ErrorRecord {
+    /// The error `message`, met at `at`.
+    pub fn new(message: impl Into<String>, at: Timestamp) -> Self {
+        Self {
+            message: message.into(),
+            at,
+        }
+    }
+}

@@ -46,20 +46,14 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             let mut status = image.status.clone();
             status.state = Some(ImageState::Failed);
             status.state_reason = Some(StateReason::new("Client.InternalError", &reason));
-            status.last_error = Some(ErrorRecord {
-                message: reason,
-                at: now(),
-            });
+            status.last_error = Some(ErrorRecord::new(reason, now()));
             status.observed_generation = image.metadata.generation;
             ctx.store.images().write_status(id.as_str(), &status)?;
             Ok(Action::await_change())
         }
         Err(CommitError::Retry(error)) => {
             let mut status = image.status.clone();
-            status.last_error = Some(ErrorRecord {
-                message: error.to_string(),
-                at: now(),
-            });
+            status.last_error = Some(ErrorRecord::new(error.to_string(), now()));
             ctx.store.images().write_status(id.as_str(), &status)?;
             Err(error)
         }

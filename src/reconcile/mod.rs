@@ -4,10 +4,13 @@
 //! status from the store, the container from the runtime); why it was called is never passed
 //! in, only logged. Only this module writes status.
 
+mod assess;
 mod boot;
 mod catalog;
 mod engine;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod gc;
 mod image;
 mod instance;

@@ -100,6 +100,11 @@ impl Plan {
             instance_initiated: true,
         }
     }
+
+    /// Whether the plan boots a fresh container.
+    pub fn creates(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Create(_)))
+    }
 }
 
 /// Plans the steps that make the observed container match the instance's spec.
@@ -159,8 +164,8 @@ pub fn plan(
             // stop: start it again with its file system intact.
             C::Exited => Plan::reach(S::Running, vec![Step::Start(c.id.clone())]),
             // A container that was created but never started is a boot cut short (ec2d
-            // died in between), perhaps before its boot files were copied in; a dead one
-            // cannot be started again. Either way: boot a fresh one.
+            // died in between): its boot never ran, so it is not this instance's disk yet.
+            // A dead one cannot be started again. Either way: boot a fresh one.
             C::Created | C::Dead => Plan::reach(
                 S::Running,
                 vec![
@@ -194,6 +199,26 @@ pub fn plan(
             Plan::reach(S::Terminated, steps)
         }
     }
+}
+
+/// Whether [`plan`] boots a fresh container for the instance. The reconciler asks before
+/// planning, since only a boot needs to know how the image runs (an engine call). It is the
+/// plan itself, run with a placeholder container, so the two cannot disagree: facts and
+/// settings never decide a boot (they tell why a container exited and whether a finished
+/// one is removed), so defaults stand in for them.
+pub fn boots(instance: &Instance, observed: Option<&ObservedContainer>) -> bool {
+    let settings = PlanSettings {
+        remove_containers: false,
+        stop_timeout: Duration::ZERO,
+    };
+    plan(
+        instance,
+        observed,
+        Facts::default(),
+        &settings,
+        ContainerSpec::default,
+    )
+    .creates()
 }
 
 /// Whether the plan turns on why the container's main process ended: it ended while the
@@ -254,26 +279,9 @@ fn was_running_as_asked(instance: &Instance) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::model::fixtures;
-
-    fn container(state: ContainerState) -> ObservedContainer {
-        ObservedContainer {
-            id: "c1".into(),
-            name: "localstack-ec2.i-1".into(),
-            instance_id: crate::model::InstanceId::parse("i-00000001").unwrap(),
-            state,
-            exit_code: None,
-            ip_address: None,
-            image: "img".into(),
-            ports: vec![],
-            labels: BTreeMap::new(),
-            started_at: None,
-            finished_at: None,
-        }
-    }
+    use crate::reconcile::fixtures::container;
 
     fn settings(remove: bool) -> PlanSettings {
         PlanSettings {
@@ -478,26 +486,94 @@ mod tests {
         );
         assert_eq!(words(&plan2), ["stop", "remove"]);
     }
+
+    /// `boots` for an instance desired `desired`, whose status is `state` (`shut_down`: it
+    /// shut itself down at this generation), with a container in `observed`; and the plan
+    /// agrees, whatever the facts and settings.
+    fn check_boots(
+        desired: DesiredState,
+        state: Option<InstanceState>,
+        shut_down: bool,
+        observed: Option<ContainerState>,
+        expect: bool,
+    ) {
+        let mut inst = fixtures::instance();
+        inst.spec.desired = desired;
+        inst.status.state = state;
+        inst.status.observed_generation = inst.metadata.generation;
+        inst.status.shutdown_generation = shut_down.then_some(inst.metadata.generation);
+        let obs = observed.map(container);
+        let case = format!(
+            "desired={desired:?} state={state:?} shut_down={shut_down} observed={observed:?}"
+        );
+        assert_eq!(boots(&inst, obs.as_ref()), expect, "{case}");
+        for stopped_from_outside in [false, true] {
+            for remove in [false, true] {
+                let facts = Facts {
+                    stopped_from_outside,
+                };
+                let planned = plan(
+                    &inst,
+                    obs.as_ref(),
+                    facts,
+                    &settings(remove),
+                    ContainerSpec::default,
+                );
+                assert_eq!(
+                    planned.creates(),
+                    expect,
+                    "{case} {facts:?} remove={remove}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn boots_table() {
+        use ContainerState as C;
+        use DesiredState as D;
+        use InstanceState as S;
+        let running = Some(S::Running);
+        // No container, or one that can never run as this instance: a fresh boot.
+        check_boots(D::Running, None, false, None, true);
+        check_boots(D::Running, running, false, None, true);
+        check_boots(D::Running, running, false, Some(C::Created), true);
+        check_boots(D::Running, running, false, Some(C::Dead), true);
+        // A container to carry on with, or one in passing: no boot.
+        check_boots(D::Running, running, false, Some(C::Running), false);
+        check_boots(D::Running, running, false, Some(C::Paused), false);
+        check_boots(D::Running, running, false, Some(C::Exited), false);
+        check_boots(D::Running, running, false, Some(C::Restarting), false);
+        check_boots(D::Running, running, false, Some(C::Removing), false);
+        // Not meant to run: never a boot.
+        check_boots(D::Stopped, None, false, None, false);
+        check_boots(D::Stopped, Some(S::Stopped), false, Some(C::Created), false);
+        check_boots(D::Terminated, None, false, None, false);
+        check_boots(D::Terminated, running, false, Some(C::Dead), false);
+        // Terminated, or shut down by its own hand at this generation: it stays down.
+        check_boots(D::Running, Some(S::Terminated), false, None, false);
+        check_boots(
+            D::Running,
+            Some(S::Terminated),
+            false,
+            Some(C::Created),
+            false,
+        );
+        check_boots(D::Running, Some(S::Stopped), true, None, false);
+        check_boots(D::Running, Some(S::Stopped), true, Some(C::Dead), false);
+    }
 }
 
 #[cfg(test)]
 mod shutdown_tests {
     use super::*;
     use crate::model::fixtures;
+    use crate::reconcile::fixtures::container;
 
     fn exited() -> ObservedContainer {
         ObservedContainer {
-            id: "c1".into(),
-            name: "n".into(),
-            instance_id: crate::model::InstanceId::parse("i-00000001").unwrap(),
-            state: ContainerState::Exited,
             exit_code: Some(143),
-            ip_address: None,
-            image: "img".into(),
-            ports: vec![],
-            labels: Default::default(),
-            started_at: None,
-            finished_at: None,
+            ..container(ContainerState::Exited)
         }
     }
 

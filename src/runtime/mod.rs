@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use serde::Serialize;
 
-use crate::model::{ImageId, InstanceId, Timestamp};
+use crate::model::{ImageId, InstanceId, PortMapping, PortProtocol, Timestamp};
 
 pub mod docker;
 pub mod fake;
@@ -117,6 +117,26 @@ impl Protocol {
     }
 }
 
+// The model's port words and the engine's are the same two; these keep the two vocabularies
+// apart (the model never imports the runtime) without a hand-written match at every crossing.
+impl From<PortProtocol> for Protocol {
+    fn from(protocol: PortProtocol) -> Self {
+        match protocol {
+            PortProtocol::Tcp => Self::Tcp,
+            PortProtocol::Udp => Self::Udp,
+        }
+    }
+}
+
+impl From<Protocol> for PortProtocol {
+    fn from(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Tcp => Self::Tcp,
+            Protocol::Udp => Self::Udp,
+        }
+    }
+}
+
 /// A container port to publish on the host's loopback.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PortRequest {
@@ -139,6 +159,28 @@ pub struct PublishedPort {
     pub host_ip: String,
     /// The host port.
     pub host_port: u16,
+}
+
+impl From<&PortMapping> for PublishedPort {
+    fn from(port: &PortMapping) -> Self {
+        Self {
+            container_port: port.container_port,
+            protocol: port.protocol.into(),
+            host_ip: port.host_ip.clone(),
+            host_port: port.host_port,
+        }
+    }
+}
+
+impl From<&PublishedPort> for PortMapping {
+    fn from(port: &PublishedPort) -> Self {
+        Self {
+            container_port: port.container_port,
+            protocol: port.protocol.into(),
+            host_ip: port.host_ip.clone(),
+            host_port: port.host_port,
+        }
+    }
 }
 
 /// Everything needed to create one instance container. The reconciler decides the policy
