@@ -94,9 +94,9 @@ async fn commit<R: ContainerRuntime>(
             "instance {instance_id} no longer exists"
         )));
     };
-    let (repository, tag) = reference
-        .rsplit_once(':')
+    let ami_tag = crate::model::AmiTag::parse(reference)
         .ok_or_else(|| CommitError::Impossible(format!("bad image reference {reference}")))?;
+    let (repository, tag) = (ami_tag.repository(), ami_tag.ami_id.as_str());
     let Some(container) = ctx.runtime.inspect_instance(instance_id).await? else {
         use crate::model::{DesiredState, InstanceState};
         if instance.spec.desired == DesiredState::Terminated
@@ -115,7 +115,7 @@ async fn commit<R: ContainerRuntime>(
         // new AMI is that image under the new name.
         return match ctx
             .runtime
-            .tag_image(&instance.spec.image_ref, repository, tag)
+            .tag_image(&instance.spec.image_ref, &repository, tag)
             .await
         {
             Ok(docker_id) => Ok(Some(docker_id)),
@@ -126,7 +126,7 @@ async fn commit<R: ContainerRuntime>(
             Err(other) => Err(other.into()),
         };
     };
-    match ctx.runtime.commit(&container.id, repository, tag).await {
+    match ctx.runtime.commit(&container.id, &repository, tag).await {
         Ok(docker_id) => Ok(Some(docker_id)),
         Err(RuntimeError::NotFound(reason)) => Err(CommitError::Impossible(reason)),
         Err(RuntimeError::Failed(reason)) => Err(CommitError::Impossible(reason)),
