@@ -2,17 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::api::error::ApiError;
-use crate::api::query::QueryParams;
-use crate::api::state::ApiState;
 use crate::api::kind::Kind;
 use crate::api::kinds::{ImageKind, InstanceKind, KeyPairKind, SecurityGroupKind};
-use crate::model::{ImageId, InstanceId, KeyPairId};
-use crate::store::StoreError;
-
-use crate::api::groups::GroupRef;
-use crate::api::key_pairs;
-use crate::api::{groups, instances};
+use crate::api::query::QueryParams;
+use crate::api::state::ApiState;
+use crate::store::{Collection, Store, StoreError};
 
 /// A resource's tags, by key.
 pub type Tags = BTreeMap<String, String>;
@@ -20,96 +18,126 @@ pub type Tags = BTreeMap<String, String>;
 /// The most tags EC2 lets one resource carry.
 pub const MAX_TAGS_PER_RESOURCE: usize = 50;
 
-/// A taggable resource, by id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resource {
-    /// `i-…`.
-    Instance(InstanceId),
-    /// `sg-…`.
-    SecurityGroup(String),
-    /// `key-…`.
-    KeyPair(KeyPairId),
-    /// `ami-…`: only AMIs made by CreateImage carry tags; AMIs discovered from Docker tags
-    /// are observed state that image discovery rewrites.
-    Image(ImageId),
+/// A kind whose stored records carry tags. Declaring it is all CreateTags, DeleteTags,
+/// DescribeTags and `TagSpecification` need: [`TAGGABLE`] lists the kinds that do.
+pub trait Tagged: Kind {
+    /// The stored spec.
+    type Spec: Serialize + DeserializeOwned + Clone;
+    /// The stored status.
+    type Status: Serialize + DeserializeOwned + Default + Clone;
+
+    /// The kind's store collection.
+    fn collection(store: &Store) -> &Collection<Self::Spec, Self::Status>;
+    /// The tags in a spec.
+    fn spec_tags(spec: &Self::Spec) -> &Tags;
+    /// The tags in a spec, to change them.
+    fn spec_tags_mut(spec: &mut Self::Spec) -> &mut Tags;
+    /// Checks an id's shape (the kind's `Malformed` error).
+    fn parse_tag_id(id: &str) -> Result<String, ApiError>;
+
+    /// The tags of the record `id` of `region`; `None` when there is none.
+    fn read_tags(state: &ApiState, region: &str, id: &str) -> Result<Option<Tags>, ApiError> {
+        Ok(Self::collection(&state.store)
+            .get_shared(id)?
+            .filter(|o| o.metadata.namespace == region)
+            .map(|o| Self::spec_tags(&o.spec).clone()))
+    }
+    /// What a tag write on a missing record answers.
+    fn tag_not_found(_state: &ApiState, _region: &str, id: &str) -> ApiError {
+        Self::IDS.not_found(&[id])
+    }
+    /// Runs before a tag write (a derived record is stored first).
+    fn prepare_tag_write(_state: &ApiState, _region: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
+
+/// One taggable kind, as the tag actions dispatch on it.
+#[derive(Debug)]
+pub struct Taggable {
+    /// `ResourceType` (`instance`, `security-group`, …).
+    pub resource_type: &'static str,
+    prefix: &'static str,
+    parse: fn(&str) -> Result<String, ApiError>,
+    read: fn(&ApiState, &str, &str) -> Result<Option<Tags>, ApiError>,
+    not_found: fn(&ApiState, &str, &str) -> ApiError,
+    change: ChangeFn,
+    list: fn(&ApiState, &str) -> Result<Vec<(String, Tags)>, ApiError>,
+}
+
+/// Changes one record's tags: `(state, region, id, change, on_limit)`.
+type ChangeFn = fn(&ApiState, &str, &str, &dyn Fn(&mut Tags) -> bool) -> Result<(), ApiError>;
+
+impl Taggable {
+    /// The entry of kind `K`.
+    pub const fn of<K: Tagged>() -> Self {
+        Self {
+            resource_type: match K::TAG_TYPE {
+                Some(t) => t,
+                None => panic!("a tagged kind declares its TAG_TYPE"),
+            },
+            prefix: K::IDS.prefix,
+            parse: K::parse_tag_id,
+            read: K::read_tags,
+            not_found: K::tag_not_found,
+            change: change_tags_of::<K>,
+            list: tags_in_region::<K>,
+        }
+    }
+}
+
+/// Every kind that takes tags.
+pub static TAGGABLE: [Taggable; 4] = [
+    Taggable::of::<InstanceKind>(),
+    Taggable::of::<SecurityGroupKind>(),
+    Taggable::of::<KeyPairKind>(),
+    Taggable::of::<ImageKind>(),
+];
+
+/// A taggable resource, by id.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    kind: &'static Taggable,
+    id: String,
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Resource {}
 
 impl Resource {
     /// Classifies an id by its prefix, with the `Malformed` error EC2 gives for a bad one and
-    /// `InvalidID` for a prefix ec2d keeps no taggable resource under.
+    /// `InvalidID` for a prefix ec2d keeps no taggable resource under (vpc and subnet ids
+    /// included: the default network is derived from the region and stores nothing to tag).
     pub fn parse(id: &str) -> Result<Self, ApiError> {
-        if id.starts_with(InstanceKind::IDS.prefix) {
-            Ok(Self::Instance(InstanceId::parse(id)?))
-        } else if id.starts_with(SecurityGroupKind::IDS.prefix) {
-            match GroupRef::parse(id)? {
-                GroupRef::Id(id) => Ok(Self::SecurityGroup(id)),
-                GroupRef::Name(_) => Err(invalid_id(id)),
-            }
-        } else if id.starts_with(KeyPairKind::IDS.prefix) {
-            Ok(Self::KeyPair(KeyPairId::parse(id)?))
-        } else if id.starts_with(ImageKind::IDS.prefix) {
-            Ok(Self::Image(ImageId::parse(id)?))
-        } else {
-            Err(invalid_id(id))
-        }
+        let kind = TAGGABLE
+            .iter()
+            .find(|k| id.starts_with(k.prefix))
+            .ok_or_else(|| invalid_id(id))?;
+        Ok(Self {
+            kind,
+            id: (kind.parse)(id)?,
+        })
     }
 
     /// The id as the client wrote it.
     pub fn id(&self) -> &str {
-        match self {
-            Self::Instance(id) => id.as_str(),
-            Self::SecurityGroup(id) => id,
-            Self::KeyPair(id) => id.as_str(),
-            Self::Image(id) => id.as_str(),
-        }
+        &self.id
     }
 
     /// DescribeTags' `resourceType`, as the kind declares it.
     pub fn type_name(&self) -> &'static str {
-        let declared = match self {
-            Self::Instance(_) => InstanceKind::TAG_TYPE,
-            Self::SecurityGroup(_) => SecurityGroupKind::TAG_TYPE,
-            Self::KeyPair(_) => KeyPairKind::TAG_TYPE,
-            Self::Image(_) => ImageKind::TAG_TYPE,
-        };
-        declared.expect("a taggable kind declares its tag resource type")
+        self.kind.resource_type
     }
 }
 
-/// `InvalidID`: no taggable resource has ids like this one (vpc and subnet ids included: the
-/// default network is derived from the region and stores nothing to tag).
+/// `InvalidID`: no taggable resource has ids like this one.
 fn invalid_id(id: &str) -> ApiError {
     ApiError::client("InvalidID", format!("The ID '{id}' is not valid"))
-}
-
-/// The `NotFound` error EC2 gives for this kind of resource.
-fn not_found(state: &ApiState, region: &str, resource: &Resource) -> ApiError {
-    match resource {
-        Resource::Instance(id) => ApiError::instances_not_found(&[id.to_string()]),
-        Resource::SecurityGroup(id) => GroupRef::Id(id.clone()).not_found(region),
-        Resource::KeyPair(id) => key_pairs::not_found(id.as_str()),
-        Resource::Image(id) => {
-            // An AMI ec2d discovered from a Docker tag exists, but keeps no tags of its own.
-            let discovered = state
-                .store
-                .catalog()
-                .get(id.as_str())
-                .ok()
-                .flatten()
-                .is_some();
-            if discovered {
-                ApiError::client(
-                    "UnsupportedOperation",
-                    format!(
-                        "The image '{id}' comes from a Docker tag; ec2d keeps tags only for \
-                         images made by CreateImage"
-                    ),
-                )
-            } else {
-                ApiError::images_not_found(&[id.to_string()])
-            }
-        }
-    }
 }
 
 /// `ResourceId.N`, deduplicated, every one classified; at least one is required.
@@ -133,24 +161,8 @@ pub fn tags_of(
     state: &ApiState,
     region: &str,
     resource: &Resource,
-) -> Result<Option<BTreeMap<String, String>>, ApiError> {
-    let store = &state.store;
-    Ok(match resource {
-        Resource::Instance(id) => store
-            .instances()
-            .get_shared(id.as_str())?
-            .filter(|i| i.metadata.namespace == region)
-            .map(|i| i.spec.tags.clone()),
-        Resource::SecurityGroup(id) => {
-            groups::find_group(state, region, &GroupRef::Id(id.clone()))?.map(|g| g.spec.tags)
-        }
-        Resource::KeyPair(id) => key_pairs::find_by_id(store, region, id)?.map(|k| k.spec.tags),
-        Resource::Image(id) => store
-            .images()
-            .get_shared(id.as_str())?
-            .filter(|i| i.metadata.namespace == region)
-            .map(|i| i.spec.tags.clone()),
-    })
+) -> Result<Option<Tags>, ApiError> {
+    (resource.kind.read)(state, region, &resource.id)
 }
 
 /// The tags of a resource that must exist in `region`; its `NotFound` error otherwise.
@@ -159,19 +171,32 @@ pub fn existing_tags(
     region: &str,
     resource: &Resource,
 ) -> Result<Tags, ApiError> {
-    tags_of(state, region, resource)?.ok_or_else(|| not_found(state, region, resource))
+    tags_of(state, region, resource)?
+        .ok_or_else(|| (resource.kind.not_found)(state, region, &resource.id))
 }
 
 /// `TagLimitExceeded`: the resource would carry more than [`MAX_TAGS_PER_RESOURCE`] tags.
-pub fn tag_limit_exceeded(resource: &Resource) -> ApiError {
+pub fn tag_limit_exceeded(id: &str) -> ApiError {
     ApiError::client(
         "TagLimitExceeded",
         format!(
             "The maximum number of tags for a resource ({MAX_TAGS_PER_RESOURCE}) has been \
-             exceeded for '{}'",
-            resource.id()
+             exceeded for '{id}'"
         ),
     )
+}
+
+/// Changes a resource's tags with the store's compare-and-swap. Tags ask nothing of the
+/// reconciler, so the generation stays: an instance never reads `pending` for being tagged.
+/// `change` returns whether it changed anything; a result over [`MAX_TAGS_PER_RESOURCE`] is
+/// `TagLimitExceeded` and writes nothing.
+pub fn change_tags(
+    state: &ApiState,
+    region: &str,
+    resource: &Resource,
+    change: impl Fn(&mut Tags) -> bool,
+) -> Result<(), ApiError> {
+    (resource.kind.change)(state, region, &resource.id, &change)
 }
 
 /// Why a tag write did not happen: the request's fault, or the store's (a resource deleted
@@ -187,94 +212,58 @@ impl From<StoreError> for WriteError {
     }
 }
 
-/// Changes a resource's tags with the store's compare-and-swap. Tags ask nothing of the
-/// reconciler, so the generation stays: an instance never reads `pending` for being tagged.
-/// `change` returns whether it changed anything; a result over [`MAX_TAGS_PER_RESOURCE`] is
-/// `TagLimitExceeded` and writes nothing.
-pub fn change_tags(
+fn change_tags_of<K: Tagged>(
     state: &ApiState,
     region: &str,
-    resource: &Resource,
-    change: impl Fn(&mut BTreeMap<String, String>) -> bool,
+    id: &str,
+    change: &dyn Fn(&mut Tags) -> bool,
 ) -> Result<(), ApiError> {
-    let apply = |tags: &mut BTreeMap<String, String>, namespace: &str| {
-        if namespace != region {
-            return Err(WriteError::Api(not_found(state, region, resource)));
-        }
-        if !change(tags) {
-            return Ok(false);
-        }
-        if tags.len() > MAX_TAGS_PER_RESOURCE {
-            return Err(WriteError::Api(tag_limit_exceeded(resource)));
-        }
-        Ok(true)
-    };
-    let store = &state.store;
-    let written = match resource {
-        Resource::Instance(id) => store
-            .instances()
-            .update_spec_same_generation(id.as_str(), |o| {
-                apply(&mut o.spec.tags, &o.metadata.namespace)
-            })
-            .map(drop),
-        Resource::SecurityGroup(id) => {
-            // The region's `default` group is stored on first use.
-            groups::ensure_default_group(state, region)?;
-            store
-                .security_groups()
-                .update_spec_same_generation(id, |o| apply(&mut o.spec.tags, &o.metadata.namespace))
-                .map(drop)
-        }
-        Resource::KeyPair(id) => store
-            .key_pairs()
-            .update_spec_same_generation(id.as_str(), |o| {
-                apply(&mut o.spec.tags, &o.metadata.namespace)
-            })
-            .map(drop),
-        Resource::Image(id) => store
-            .images()
-            .update_spec_same_generation(id.as_str(), |o| {
-                apply(&mut o.spec.tags, &o.metadata.namespace)
-            })
-            .map(drop),
-    };
-    written.map_err(|e| match e {
-        WriteError::Api(e) => e,
-        WriteError::Store(StoreError::NotFound { .. }) => not_found(state, region, resource),
-        WriteError::Store(other) => other.into(),
-    })
+    K::prepare_tag_write(state, region)?;
+    K::collection(&state.store)
+        .update_spec_same_generation(id, |o| {
+            if o.metadata.namespace != region {
+                return Err(WriteError::Api(K::tag_not_found(state, region, id)));
+            }
+            let tags = K::spec_tags_mut(&mut o.spec);
+            if !change(tags) {
+                return Ok(false);
+            }
+            if tags.len() > MAX_TAGS_PER_RESOURCE {
+                return Err(WriteError::Api(tag_limit_exceeded(id)));
+            }
+            Ok(true)
+        })
+        .map(drop)
+        .map_err(|e| match e {
+            WriteError::Api(e) => e,
+            WriteError::Store(StoreError::NotFound { .. }) => K::tag_not_found(state, region, id),
+            WriteError::Store(other) => other.into(),
+        })
+}
+
+fn tags_in_region<K: Tagged>(
+    state: &ApiState,
+    region: &str,
+) -> Result<Vec<(String, Tags)>, ApiError> {
+    Ok(K::collection(&state.store)
+        .list_shared()?
+        .objects
+        .into_iter()
+        .filter(|o| o.metadata.namespace == region)
+        .filter(|o| !K::spec_tags(&o.spec).is_empty())
+        .map(|o| (o.metadata.name.clone(), K::spec_tags(&o.spec).clone()))
+        .collect())
 }
 
 /// Every tagged resource of the region and its tags, in id order.
 pub fn region_tags(state: &ApiState, region: &str) -> Result<Vec<(Resource, Tags)>, ApiError> {
     let mut all = Vec::new();
-    for instance in instances::region_instances(state, region)? {
-        if !instance.spec.tags.is_empty() {
-            let id = InstanceId::parse(&instance.metadata.name)?;
-            all.push((Resource::Instance(id), instance.spec.tags.clone()));
+    for kind in &TAGGABLE {
+        for (id, tags) in (kind.list)(state, region)? {
+            all.push((Resource { kind, id }, tags));
         }
     }
-    for group in groups::region_groups(state, region)? {
-        if !group.spec.tags.is_empty() {
-            all.push((
-                Resource::SecurityGroup(group.metadata.name.clone()),
-                group.spec.tags,
-            ));
-        }
-    }
-    for key_pair in key_pairs::region_key_pairs(&state.store, region)? {
-        if !key_pair.spec.tags.is_empty() {
-            let id = KeyPairId::parse(&key_pair.metadata.name)?;
-            all.push((Resource::KeyPair(id), key_pair.spec.tags));
-        }
-    }
-    for image in state.store.images().list_shared()?.objects {
-        if image.metadata.namespace == region && !image.spec.tags.is_empty() {
-            let id = ImageId::parse(&image.metadata.name)?;
-            all.push((Resource::Image(id), image.spec.tags.clone()));
-        }
-    }
-    all.sort_by(|a, b| a.0.id().cmp(b.0.id()));
+    all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     Ok(all)
 }
 

@@ -50,7 +50,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
         let mut merged = tags::existing_tags(state, region, resource)?;
         merged.extend(req.tags.iter().cloned());
         if merged.len() > MAX_TAGS_PER_RESOURCE {
-            return Err(tags::tag_limit_exceeded(resource));
+            return Err(tags::tag_limit_exceeded(resource.id()));
         }
     }
     kind::check_dry_run(req.dry_run)?;

@@ -8,8 +8,11 @@ use crate::api::kind::{IdRules, Kind, Paging};
 use crate::api::query::QueryParams;
 use crate::api::render::{image_architecture, render_image, ROOT_DEVICE_NAME};
 use crate::api::state::ApiState;
+use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::{format_timestamp, Image, ImageId, ACCOUNT_ID};
+use crate::model::{ImageSpec, ImageStatus};
+use crate::store::{Collection, Store};
 
 /// AMIs.
 pub struct ImageKind;
@@ -140,6 +143,51 @@ impl Kind for ImageKind {
 
     fn render(w: &mut XmlWriter, item: &Image) {
         render_image(w, item);
+    }
+}
+
+/// Only AMIs made by CreateImage carry tags: AMIs discovered from Docker tags are observed
+/// state that image discovery rewrites.
+impl Tagged for ImageKind {
+    type Spec = ImageSpec;
+    type Status = ImageStatus;
+
+    fn collection(store: &Store) -> &Collection<ImageSpec, ImageStatus> {
+        store.images()
+    }
+
+    fn spec_tags(spec: &ImageSpec) -> &Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut ImageSpec) -> &mut Tags {
+        &mut spec.tags
+    }
+
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        Ok(ImageId::parse(id)?.to_string())
+    }
+
+    /// An AMI ec2d discovered from a Docker tag exists, but keeps no tags of its own.
+    fn tag_not_found(state: &ApiState, _region: &str, id: &str) -> ApiError {
+        let discovered = state
+            .store
+            .catalog()
+            .get_shared(id)
+            .ok()
+            .flatten()
+            .is_some();
+        if discovered {
+            ApiError::client(
+                "UnsupportedOperation",
+                format!(
+                    "The image '{id}' comes from a Docker tag; ec2d keeps tags only for \
+                     images made by CreateImage"
+                ),
+            )
+        } else {
+            ApiError::images_not_found(&[id.to_string()])
+        }
     }
 }
 

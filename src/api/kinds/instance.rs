@@ -13,8 +13,11 @@ use crate::api::render::{
 };
 use crate::api::state::ApiState;
 use crate::api::tags::tag_filter_values;
+use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::{format_timestamp, Instance, InstanceId, InstanceState, ACCOUNT_ID};
+use crate::model::{InstanceSpec, InstanceStatus};
+use crate::store::{Collection, Store};
 
 /// Instances.
 pub struct InstanceKind;
@@ -325,5 +328,25 @@ impl RenderedInstances {
             by_id.retain(|_, (object, _)| object.strong_count() > 0);
         }
         fragments
+    }
+}
+impl Tagged for InstanceKind {
+    type Spec = InstanceSpec;
+    type Status = InstanceStatus;
+
+    fn collection(store: &Store) -> &Collection<InstanceSpec, InstanceStatus> {
+        store.instances()
+    }
+
+    fn spec_tags(spec: &InstanceSpec) -> &Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut InstanceSpec) -> &mut Tags {
+        &mut spec.tags
+    }
+
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        Ok(InstanceId::parse(id)?.to_string())
     }
 }

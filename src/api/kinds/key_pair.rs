@@ -8,8 +8,11 @@ use crate::api::key_pairs;
 use crate::api::kind::{IdRules, Kind, Paging};
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
+use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::{KeyPair, KeyPairId};
+use crate::model::{KeyPairSpec, KeyPairStatus};
+use crate::store::{Collection, Store};
 
 /// Key pairs.
 pub struct KeyPairKind;
@@ -135,5 +138,29 @@ impl Kind for KeyPairKind {
 
     fn render(w: &mut XmlWriter, item: &KeyPair) {
         key_pairs::render_item(w, item, false);
+    }
+}
+impl Tagged for KeyPairKind {
+    type Spec = KeyPairSpec;
+    type Status = KeyPairStatus;
+
+    fn collection(store: &Store) -> &Collection<KeyPairSpec, KeyPairStatus> {
+        store.key_pairs()
+    }
+
+    fn spec_tags(spec: &KeyPairSpec) -> &Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut KeyPairSpec) -> &mut Tags {
+        &mut spec.tags
+    }
+
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        Ok(KeyPairId::parse(id)?.to_string())
+    }
+
+    fn tag_not_found(_state: &ApiState, _region: &str, id: &str) -> ApiError {
+        key_pairs::not_found(id)
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::error::ApiError;
+use crate::api::groups::ensure_default_group;
 use crate::api::groups::{find_group, names_by_id, region_groups, GroupRef};
 use crate::api::kind::{IdRules, Kind, Paging};
 use crate::api::paging::SizeWording;
@@ -10,9 +11,12 @@ use crate::api::query::QueryParams;
 use crate::api::render::render_tags;
 use crate::api::rules::render_permissions;
 use crate::api::state::ApiState;
+use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::network::{is_group_id, GROUP_ID_PREFIX};
 use crate::model::{IpPermission, SecurityGroup, ACCOUNT_ID};
+use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
+use crate::store::{Collection, Store};
 
 /// Security groups.
 pub struct SecurityGroupKind;
@@ -189,6 +193,48 @@ fn permission_values(
         }
     }
     out
+}
+
+impl Tagged for SecurityGroupKind {
+    type Spec = SecurityGroupSpec;
+    type Status = SecurityGroupStatus;
+
+    fn collection(store: &Store) -> &Collection<SecurityGroupSpec, SecurityGroupStatus> {
+        store.security_groups()
+    }
+
+    fn spec_tags(spec: &SecurityGroupSpec) -> &Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut SecurityGroupSpec) -> &mut Tags {
+        &mut spec.tags
+    }
+
+    /// Only ids: a name is not a resource id.
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        match GroupRef::parse(id)? {
+            GroupRef::Id(id) => Ok(id),
+            GroupRef::Name(_) => Err(ApiError::client(
+                "InvalidID",
+                format!("The ID '{id}' is not valid"),
+            )),
+        }
+    }
+
+    /// The region's `default` group reads as it is derived until stored.
+    fn read_tags(state: &ApiState, region: &str, id: &str) -> Result<Option<Tags>, ApiError> {
+        Ok(find_group(state, region, &GroupRef::Id(id.to_string()))?.map(|g| g.spec.tags))
+    }
+
+    fn tag_not_found(_state: &ApiState, region: &str, id: &str) -> ApiError {
+        GroupRef::Id(id.to_string()).not_found(region)
+    }
+
+    /// The region's `default` group is stored before its first tag.
+    fn prepare_tag_write(state: &ApiState, region: &str) -> Result<(), ApiError> {
+        ensure_default_group(state, region)
+    }
 }
 
 #[cfg(test)]
