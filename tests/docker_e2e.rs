@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{docker, docker_available, Ec2};
+use common::{docker, docker_available, Ec2, TEST_IMAGE};
 use ec2d::config::VmManager;
 use ec2d::{App, Config};
 
@@ -38,7 +38,7 @@ async fn the_walkthrough_against_the_real_engine() {
         images: vec![source.clone()],
         containers: Vec::new(),
     };
-    assert!(docker(&["tag", "ec2d-test/busybox:latest", &source]).0);
+    assert!(docker(&["tag", TEST_IMAGE, &source]).0);
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path().to_path_buf());

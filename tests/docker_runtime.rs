@@ -1,9 +1,12 @@
 //! `DockerRuntime` against the real local engine; skipped (loudly) without one unless `EC2D_REQUIRE_DOCKER=1`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{docker_available, TEST_IMAGE};
 use ec2d::model::{ImageId, InstanceId};
 use ec2d::runtime::labels;
 use ec2d::runtime::{
@@ -12,36 +15,14 @@ use ec2d::runtime::{
 };
 use futures::StreamExt;
 
-const TEST_IMAGE: &str = "ec2d-test/busybox:latest";
 const AMI_REPO: &str = "localstack-ec2/rt-test";
 const LOOP_CMD: &str = "while :; do sleep 3600; done";
 
-/// The runtime for the local engine, or `None` (test skipped) when there is no engine.
-async fn engine() -> Option<DockerRuntime> {
-    let rt = DockerRuntime::connect(None).expect("connect never contacts the engine");
-    let required = std::env::var("EC2D_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    if let Err(e) = rt.info().await {
-        if required {
-            panic!("EC2D_REQUIRE_DOCKER=1 but the docker engine is not answering: {e}");
-        }
-        eprintln!("\n**************** SKIPPED: no docker engine ({e}) ****************\n");
-        return None;
-    }
-    if !rt.image_exists(TEST_IMAGE).await.unwrap() {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/build-test-images.sh"
-        );
-        let status = Command::new(script).arg("busybox").status();
-        if !matches!(status, Ok(s) if s.success()) {
-            if required {
-                panic!("test image {TEST_IMAGE} is missing and {script} failed: {status:?}");
-            }
-            eprintln!("\n**************** SKIPPED: no test image {TEST_IMAGE} ****************\n");
-            return None;
-        }
-    }
-    Some(rt)
+/// The runtime for the local engine, or `None` when the test is skipped (see
+/// [`docker_available`]).
+fn engine() -> Option<DockerRuntime> {
+    docker_available()
+        .then(|| DockerRuntime::connect(None).expect("connect never contacts the engine"))
 }
 
 fn docker_cli(args: &[&str]) -> std::process::Output {
@@ -112,7 +93,7 @@ fn median(v: &[Duration]) -> Duration {
 
 #[tokio::test]
 async fn lifecycle_create_pause_commit_stop_start_remove() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let info = rt.info().await.unwrap();
     eprintln!("engine {} api {}", info.version, info.api_version);
     assert!(!info.api_version.is_empty());
@@ -249,7 +230,7 @@ async fn lifecycle_create_pause_commit_stop_start_remove() {
 
 #[tokio::test]
 async fn create_and_start_adopts_its_own_container_after_a_name_conflict() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let (id, spec, _guard) = looping_spec();
     let first = rt.create_and_start(&spec).await.unwrap();
     // As after a crash between create and recording the id: same id back, nothing new made.
@@ -264,7 +245,7 @@ async fn create_and_start_adopts_its_own_container_after_a_name_conflict() {
 
 #[tokio::test]
 async fn failed_start_leaves_no_container_behind() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let (id, mut spec, _guard) = looping_spec();
     spec.cmd = Some(vec!["/no/such/binary".into()]);
     spec.init = false;
@@ -284,7 +265,7 @@ async fn failed_start_leaves_no_container_behind() {
 
 #[tokio::test]
 async fn foreign_container_with_our_name_is_refused_and_left_alone() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let (id, spec, guard) = looping_spec();
     let out = docker_cli(&["create", "--name", &guard.0, TEST_IMAGE, "sleep", "600"]);
     assert!(
@@ -321,7 +302,7 @@ async fn foreign_container_with_our_name_is_refused_and_left_alone() {
 
 #[tokio::test]
 async fn list_managed_never_lists_unlabelled_containers() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let foreign = ContainerGuard(format!("ec2d-rt-test-foreign-{}", InstanceId::generate()));
     let out = docker_cli(&[
         "run", "-d", "--name", &foreign.0, TEST_IMAGE, "sleep", "600",
@@ -345,7 +326,7 @@ async fn list_managed_never_lists_unlabelled_containers() {
 
 #[tokio::test]
 async fn list_amis_only_lists_ami_tags() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let ami = ImageId::generate();
     let good = format!("{AMI_REPO}:{ami}");
     let not_ami = format!("{AMI_REPO}:latest-{}", &ami.as_str()[4..]);
@@ -392,36 +373,38 @@ async fn expect_event(
     assert_eq!(found, Ok(true), "no {what} event within {within:?}");
 }
 
-#[tokio::test]
-async fn events_report_container_and_image_changes() {
-    let Some(rt) = engine().await else { return };
-    let mut events = rt.events();
+/// Tags the test image under a fresh AMI name every 250 ms until `events` reports an image tag
+/// (failing after 10 s). The subscription is made on first poll, so this proves both that image
+/// events arrive and that the stream is live before the test goes on. The guard removes the tag.
+async fn prime_events(
+    events: &mut (impl futures::Stream<Item = RuntimeEvent> + Unpin),
+) -> ImageGuard {
     let tag = format!("{AMI_REPO}:{}", ImageId::generate());
-    let _image_guard = ImageGuard(tag.clone());
-
-    // The subscription is made on first poll, so keep tagging until one is seen: that proves
-    // both that image events arrive and that the stream is live before the container part.
-    let tagger = tokio::spawn({
-        let tag = tag.clone();
-        async move {
-            for _ in 0..20 {
-                let _ = tokio::task::spawn_blocking({
-                    let tag = tag.clone();
-                    move || docker_cli(&["tag", TEST_IMAGE, &tag])
-                })
-                .await;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+    let guard = ImageGuard(tag.clone());
+    let tagger = tokio::spawn(async move {
+        for _ in 0..20 {
+            let tag = tag.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || docker_cli(&["tag", TEST_IMAGE, &tag])).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
     expect_event(
-        &mut events,
+        events,
         Duration::from_secs(10),
         "image tag",
         |e| matches!(e, RuntimeEvent::Image { action } if action == "tag"),
     )
     .await;
     tagger.abort();
+    guard
+}
+
+#[tokio::test]
+async fn events_report_container_and_image_changes() {
+    let Some(rt) = engine() else { return };
+    let mut events = rt.events();
+    let _image_guard = prime_events(&mut events).await;
 
     let (id, spec, _guard) = looping_spec();
     let cid = rt.create_and_start(&spec).await.unwrap();
@@ -502,7 +485,7 @@ async fn unreachable_engine_is_unavailable_quickly_and_connect_still_succeeds() 
 /// Not a correctness test: prints create_and_start timings next to `docker run -d`.
 #[tokio::test]
 async fn create_and_start_timing() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let mut ours = Vec::new();
     let mut cli = Vec::new();
     for _ in 0..5 {
@@ -597,34 +580,14 @@ impl Drop for FlakyProxy {
 
 #[tokio::test]
 async fn events_resubscribe_and_replay_after_the_connection_drops() {
-    let Some(_) = engine().await else { return };
+    let Some(_) = engine() else { return };
     let mut proxy = FlakyProxy::start(0).await;
     let rt = DockerRuntime::connect(Some(&format!("tcp://127.0.0.1:{}", proxy.port))).unwrap();
     rt.info().await.unwrap();
     let mut events = rt.events();
 
-    // Make sure the first subscription is live (see events_report_container_and_image_changes).
-    let tag = format!("{AMI_REPO}:{}", ImageId::generate());
-    let _image_guard = ImageGuard(tag.clone());
-    let tagger = tokio::spawn({
-        let tag = tag.clone();
-        async move {
-            for _ in 0..20 {
-                let tag = tag.clone();
-                let _ = tokio::task::spawn_blocking(move || docker_cli(&["tag", TEST_IMAGE, &tag]))
-                    .await;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    });
-    expect_event(
-        &mut events,
-        Duration::from_secs(10),
-        "image tag",
-        |e| matches!(e, RuntimeEvent::Image { action } if action == "tag"),
-    )
-    .await;
-    tagger.abort();
+    // Make sure the first subscription is live.
+    let _image_guard = prime_events(&mut events).await;
 
     // Cut the connection; the stream must neither end nor announce anything while down.
     proxy.stop();
@@ -702,7 +665,7 @@ impl Drop for NetworkGuard {
 
 #[tokio::test]
 async fn docker_flags_are_applied_to_the_container() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let host_dir = tempfile::tempdir().unwrap();
     std::fs::write(host_dir.path().join("hello.txt"), "from the host\n").unwrap();
 
@@ -816,7 +779,7 @@ async fn docker_flags_are_applied_to_the_container() {
 
 #[tokio::test]
 async fn network_and_platform_flags() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let net = NetworkGuard(format!("ec2d-rt-test-{}", InstanceId::generate()));
     let out = docker_cli(&["network", "create", &net.0]);
     assert!(
@@ -860,7 +823,7 @@ async fn network_and_platform_flags() {
 
 #[tokio::test]
 async fn privileged_flag_reaches_the_engine() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     // Some sandboxes cannot grant every capability, so `docker run --privileged` itself fails
     // there ("unable to apply caps"); then the same refusal from us proves the flag got through.
     let probe = docker_cli(&[
@@ -901,7 +864,7 @@ async fn privileged_flag_reaches_the_engine() {
 
 #[tokio::test]
 async fn adopting_a_created_container_starts_it() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let (id, spec, guard) = looping_spec();
     // As after a crash between create and start: ours, created, never started.
     let label = format!("{}={id}", labels::INSTANCE_ID);
@@ -924,7 +887,7 @@ async fn adopting_a_created_container_starts_it() {
 
 #[tokio::test]
 async fn exec_returns_exit_code_and_output() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let (_, spec, _guard) = looping_spec();
     let cid = rt.create_and_start(&spec).await.unwrap();
     let run = |cmd: &[&str]| rt.exec(&cid, cmd.iter().map(|s| s.to_string()).collect());
@@ -971,7 +934,7 @@ async fn exec_returns_exit_code_and_output() {
 
 #[tokio::test]
 async fn image_command_reads_the_image_config() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     assert_eq!(
         rt.image_command(TEST_IMAGE).await.unwrap(),
         Some(ImageCommand {
@@ -1021,7 +984,7 @@ async fn image_command_reads_the_image_config() {
 
 #[tokio::test]
 async fn started_and_finished_times_follow_the_lifecycle() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let (id, spec, _guard) = looping_spec();
     let before = time::OffsetDateTime::now_utc() - Duration::from_secs(5);
     let cid = rt.create_and_start(&spec).await.unwrap();
@@ -1049,7 +1012,7 @@ async fn started_and_finished_times_follow_the_lifecycle() {
 
 #[tokio::test]
 async fn restart_keeps_the_container_and_starts_it_anew() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let (id, spec, _guard) = looping_spec();
     let cid = rt.create_and_start(&spec).await.unwrap();
     let before = rt.inspect_instance(&id).await.unwrap().unwrap();
@@ -1086,7 +1049,7 @@ async fn wait_exited(rt: &DockerRuntime, id: &InstanceId) -> ec2d::runtime::Obse
 #[tokio::test]
 async fn the_event_log_tells_a_docker_stop_from_the_containers_own_exit() {
     use ec2d::runtime::SignalEvidence;
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
 
     // `docker stop` from the CLI, behind the runtime's back: the log holds its `kill`.
     let (id, spec, _guard) = looping_spec();
@@ -1129,7 +1092,7 @@ async fn the_event_log_tells_a_docker_stop_from_the_containers_own_exit() {
 
 #[tokio::test]
 async fn tag_image_names_an_existing_image_anew() {
-    let Some(rt) = engine().await else { return };
+    let Some(rt) = engine() else { return };
     let ami = ImageId::generate();
     let _guard = ImageGuard(format!("{AMI_REPO}:{ami}"));
     let id = rt

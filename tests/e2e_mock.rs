@@ -2,31 +2,42 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
-use common::Ec2;
+use common::{Ec2, Reply};
+use ec2d::app::RunningApp;
 use ec2d::{App, Config};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// An in-process ec2d in mock mode over the data directory `dir`.
+async fn spawn(dir: &Path) -> RunningApp {
+    App::spawn(Config::for_tests(dir.to_path_buf()))
+        .await
+        .unwrap()
+}
+
+/// RunInstances of `count` instances of a mock AMI, which must succeed.
+async fn run_instances(ec2: &Ec2, count: &str) -> Reply {
+    ec2.ok(
+        "RunInstances",
+        &[
+            ("ImageId", "ami-0123abcd"),
+            ("MinCount", count),
+            ("MaxCount", count),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn lifecycle_through_http_and_state_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
-        .await
-        .unwrap();
+    let app = spawn(dir.path()).await;
     let ec2 = Ec2::new(app.url(), "us-east-1");
 
-    let run = ec2
-        .ok(
-            "RunInstances",
-            &[
-                ("ImageId", "ami-0123abcd"),
-                ("MinCount", "2"),
-                ("MaxCount", "2"),
-            ],
-        )
-        .await;
+    let run = run_instances(&ec2, "2").await;
     let ids = run.all("instanceId");
     assert_eq!(ids.len(), 2);
     assert_eq!(run.all("reservationId").len(), 1);
@@ -75,9 +86,7 @@ async fn lifecycle_through_http_and_state_survives_restart() {
     app.shutdown().await.unwrap();
 
     // A new process on the same data directory still knows every instance.
-    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
-        .await
-        .unwrap();
+    let app = spawn(dir.path()).await;
     let ec2 = Ec2::new(app.url(), "us-east-1");
     let described = ec2.ok("DescribeInstances", &[]).await;
     let mut seen = described.all("instanceId");
@@ -93,21 +102,10 @@ async fn lifecycle_through_http_and_state_survives_restart() {
 #[tokio::test]
 async fn regions_are_separate() {
     let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
-        .await
-        .unwrap();
+    let app = spawn(dir.path()).await;
     let east = Ec2::new(app.url(), "us-east-1");
     let west = Ec2::new(app.url(), "eu-west-1");
-    let run = west
-        .ok(
-            "RunInstances",
-            &[
-                ("ImageId", "ami-0123abcd"),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-            ],
-        )
-        .await;
+    let run = run_instances(&west, "1").await;
     let id = run.one("instanceId");
     assert!(run.body.contains("eu-west-1a"), "{}", run.body);
     assert!(west.ok("DescribeInstances", &[]).await.body.contains(&id));
@@ -137,9 +135,7 @@ async fn a_corrupt_record_is_reported_and_skipped_never_fatal() {
             .unwrap();
         store.flush().await.unwrap();
     }
-    let app = App::spawn(Config::for_tests(dir.path().to_path_buf()))
-        .await
-        .unwrap();
+    let app = spawn(dir.path()).await;
     let ec2 = Ec2::new(app.url(), "us-east-1");
 
     let described = ec2.ok("DescribeInstances", &[]).await;
@@ -156,16 +152,7 @@ async fn a_corrupt_record_is_reported_and_skipped_never_fatal() {
     assert_eq!(corrupt[0]["key"], "i-0badbadbadbadbad0");
 
     // The rest of the store keeps working: new launches succeed.
-    let run = ec2
-        .ok(
-            "RunInstances",
-            &[
-                ("ImageId", "ami-0123abcd"),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-            ],
-        )
-        .await;
+    let run = run_instances(&ec2, "1").await;
     ec2.wait_state(&run.one("instanceId"), "running", WAIT)
         .await;
     // Asking for the corrupt one by id is an error envelope, not a crash.

@@ -247,15 +247,7 @@ async fn describe_subnets_answers_one_default_subnet_per_zone() {
     let vpc = default_vpc_id(&h, "us-east-1").await;
     let doc = h.ok(&[("Action", "DescribeSubnets")]).await;
     let subnets = doc.items("subnetSet");
-    let shown: Vec<(String, String)> = subnets
-        .iter()
-        .map(|s| {
-            (
-                s.text_at("availabilityZone").to_string(),
-                s.text_at("cidrBlock").to_string(),
-            )
-        })
-        .collect();
+    let shown = doc.pairs("subnetSet", "availabilityZone", "cidrBlock");
     assert_eq!(
         shown,
         vec![
@@ -1198,16 +1190,7 @@ async fn run_instances_resolves_groups_by_id_or_name_and_publishes_their_ports()
         .await
         .ok("RunInstances");
     let item = doc.path("instancesSet/item");
-    let shown: Vec<(String, String)> = item
-        .items("groupSet")
-        .iter()
-        .map(|g| {
-            (
-                g.text_at("groupId").to_string(),
-                g.text_at("groupName").to_string(),
-            )
-        })
-        .collect();
+    let shown = item.pairs("groupSet", "groupId", "groupName");
     assert_eq!(
         shown,
         vec![

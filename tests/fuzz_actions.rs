@@ -1,31 +1,23 @@
-//! Property test over every action in the dispatch table: arbitrary parameters (names each
-//! action reads, plus noise) never panic, never corrupt the store, and always answer either a
-//! success document or a well-formed EC2 error envelope with a matching HTTP status.
+//! Properties over arbitrary requests, driven through `api::router` with `oneshot` (no socket):
+//!
+//! - every action in the dispatch table, given arbitrary parameters (names each action reads,
+//!   plus noise), never panics, never corrupts the store, and answers either a success document
+//!   or a well-formed EC2 error envelope with a matching HTTP status;
+//! - whatever arrives at the endpoint (any keys and values, any action name or none, GET or POST,
+//!   raw bytes as the body, any query string, any signing region) is answered with a well-formed
+//!   EC2 document: an `…Response` whose first child is `requestId`, or the error envelope.
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use axum::http::{header, Method, Request};
-use common::api::form;
+use axum::http::{header, Method, Request, StatusCode};
+use common::api::{form, parse_xml, Harness, Reply, AMI};
 use ec2d::api::dispatch;
-use ec2d::api::{router, ApiState, Introspection};
 use ec2d::config::VmManager;
-use ec2d::store::Store;
 use proptest::prelude::*;
-use tower::ServiceExt;
 
-struct NoIntrospection;
-
-impl Introspection for NoIntrospection {
-    fn health(&self) -> serde_json::Value {
-        serde_json::json!({ "ok": true })
-    }
-    fn status(&self, _: Option<&str>) -> Option<serde_json::Value> {
-        None
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// Every action, arbitrary parameters
 
 /// Parameter names the actions read, with list and structure indexes.
 fn name() -> impl Strategy<Value = String> {
@@ -159,13 +151,8 @@ proptest! {
         mock in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let store = Store::temporary().unwrap();
-        let app = router(ApiState {
-            store: store.clone(),
-            vm_manager: if mock { VmManager::Mock } else { VmManager::Docker },
-            introspection: Arc::new(NoIntrospection),
-            rendered_instances: Default::default(),
-        });
+        let h = Harness::unsigned(if mock { VmManager::Mock } else { VmManager::Docker });
+        let store = &h.store;
         let mut encoded = form(&[("Action", action), ("Version", "2016-11-15")]);
         let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         encoded.push('&');
@@ -176,18 +163,127 @@ proptest! {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(encoded))
             .unwrap();
-        let (status, body) = rt.block_on(async {
-            let response = app.clone().oneshot(request).await.unwrap();
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        });
-        well_formed(status, &body)?;
+        let reply = rt.block_on(h.send(request));
+        well_formed(reply.status.as_u16(), &reply.body)?;
         // Whatever was written is still readable: no request corrupts the store.
         let instances = store.instances().list().unwrap();
         prop_assert!(instances.corrupt.is_empty());
         prop_assert!(store.security_groups().list().unwrap().corrupt.is_empty());
         prop_assert!(store.key_pairs().list().unwrap().corrupt.is_empty());
         prop_assert!(store.images().list().unwrap().corrupt.is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The endpoint: whatever arrives, the answer is a well-formed EC2 document.
+
+fn assert_ec2_document(reply: &Reply) -> Result<(), TestCaseError> {
+    prop_assert_eq!(
+        reply.content_type.as_str(),
+        "text/xml;charset=UTF-8",
+        "body: {}",
+        reply.body
+    );
+    prop_assert!(
+        matches!(reply.status.as_u16(), 200 | 400 | 412 | 413),
+        "status {} body {}",
+        reply.status,
+        reply.body
+    );
+    let doc = parse_xml(&reply.body);
+    if reply.status == StatusCode::OK {
+        prop_assert!(doc.name.ends_with("Response") && doc.name != "Response");
+        prop_assert_eq!(doc.children[0].name.as_str(), "requestId");
+    } else {
+        prop_assert_eq!(doc.name.as_str(), "Response");
+        let error = doc.path("Errors/Error");
+        prop_assert!(!error.child("Code").text.is_empty());
+        error.child("Message");
+        doc.child("RequestID");
+    }
+    Ok(())
+}
+
+fn key_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        // Weighted so most cases name an action, and some name it twice.
+        6 => Just("Action".to_string()),
+        1 => Just("DryRun".to_string()),
+        1 => Just("MaxResults".to_string()),
+        1 => Just("NextToken".to_string()),
+        1 => Just("ImageId".to_string()),
+        1 => Just("MinCount".to_string()),
+        1 => Just("MaxCount".to_string()),
+        1 => Just("Name".to_string()),
+        1 => Just("InstanceId".to_string()),
+        1 => (1u32..4).prop_map(|n| format!("InstanceId.{n}")),
+        1 => (1u32..3, 1u32..3).prop_map(|(n, m)| format!("Filter.{n}.Value.{m}")),
+        1 => (1u32..3).prop_map(|n| format!("Filter.{n}.Name")),
+        1 => (1u32..3, 1u32..3).prop_map(|(n, m)| format!("TagSpecification.{n}.Tag.{m}.Key")),
+        1 => (1u32..3).prop_map(|n| format!("TagSpecification.{n}.ResourceType")),
+        1 => ".{0,12}",
+    ]
+}
+
+fn value_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => Just("RunInstances".to_string()),
+        1 => Just("DescribeInstances".to_string()),
+        1 => Just("StopInstances".to_string()),
+        1 => Just("StartInstances".to_string()),
+        1 => Just("TerminateInstances".to_string()),
+        1 => Just("DescribeImages".to_string()),
+        1 => Just("CreateImage".to_string()),
+        1 => Just("DescribeRegions".to_string()),
+        1 => Just("DescribeAvailabilityZones".to_string()),
+        1 => Just(AMI.to_string()),
+        1 => Just("true".to_string()),
+        1 => Just("1".to_string()),
+        1 => Just("instance".to_string()),
+        1 => Just("tag:Name".to_string()),
+        1 => "i-[0-9a-f]{17}",
+        1 => "[0-9]{1,4}",
+        // Markup and the control characters XML cannot carry: echoed back in error messages.
+        6 => "[\\x00-\\x1f<>&\"'\\]]{1,10}",
+        1 => ".{0,40}",
+        1 => any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_form_bodies_get_well_formed_answers(
+        pairs in prop::collection::vec((key_strategy(), value_strategy()), 0..8),
+        region in prop_oneof![Just(None), Just(Some("us-west-2")), Just(Some("eu-central-1"))],
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let h = Harness::docker();
+        let params: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let reply = rt.block_on(h.post_in(region, &params));
+        assert_ec2_document(&reply)?;
+        let reply = rt.block_on(h.get(&params));
+        assert_ec2_document(&reply)?;
+    }
+
+    #[test]
+    fn arbitrary_raw_bodies_and_query_strings_get_well_formed_answers(
+        body in prop::collection::vec(any::<u8>(), 0..300),
+        query in "[A-Za-z0-9=&.%_~+*'()!$,;:@/?-]{0,120}",
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let h = Harness::docker();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/?{query}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        let reply = rt.block_on(h.send(req));
+        assert_ec2_document(&reply)?;
+        let req = Request::builder().method(Method::GET).uri(format!("/?{query}")).body(Body::empty()).unwrap();
+        let reply = rt.block_on(h.send(req));
+        assert_ec2_document(&reply)?;
     }
 }

@@ -62,10 +62,13 @@ pub struct Taggable {
     read: fn(&ApiState, &str, &str) -> Result<Option<Tags>, ApiError>,
     not_found: fn(&ApiState, &str, &str) -> ApiError,
     change: ChangeFn,
-    list: fn(&ApiState, &str) -> Result<Vec<(String, Tags)>, ApiError>,
+    list: ListFn,
 }
 
-/// Changes one record's tags: `(state, region, id, change, on_limit)`.
+/// Every tagged record of a region: `(state, region)` to `(id, tags)`.
+type ListFn = fn(&ApiState, &str) -> Result<Vec<(String, Tags)>, ApiError>;
+
+/// Changes one record's tags: `(state, region, id, change)`.
 type ChangeFn = fn(&ApiState, &str, &str, &dyn Fn(&mut Tags) -> bool) -> Result<(), ApiError>;
 
 impl Taggable {

@@ -93,7 +93,7 @@ def docker_cleanup():
 
 
 @pytest.fixture(scope="session")
-def test_ami(docker_cleanup):
+def busybox_ami(docker_cleanup):
     """ec2d-test/busybox:latest tagged as the AMI localstack-ec2/test-ami:ami-000001."""
     if h.image_id(h.BUSYBOX_IMAGE) is None:
         pytest.fail(f"test image {h.BUSYBOX_IMAGE} missing: run tests/support/build-test-images.sh", pytrace=False)
@@ -114,7 +114,7 @@ def _start(srv) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def ec2d(test_ami, workdir):
+def ec2d(busybox_ami, workdir):
     """The shared ec2d server for the session (an h.Ec2dServer; .url is the endpoint)."""
     srv = h.Ec2dServer(h.ec2d_binary(), workdir / "data", workdir / "ec2d.log", name="ec2d")
     err = _start(srv)
@@ -211,7 +211,7 @@ def _safe(name: str) -> str:
 
 
 @pytest.fixture
-def ec2d_factory(request, test_ami, workdir, recorder):
+def ec2d_factory(request, busybox_ami, workdir, recorder):
     """make(tag="", extra_env=None, start=True, require_healthy=True) -> h.Ec2dServer
 
     Each server has its own port, data dir and log; srv.recorder is the test's

@@ -923,6 +923,50 @@ def wait_instance_status(srv: Ec2dServer, instance_id: str, pred: Callable[[dict
     return last[0]
 
 
+def wait_resyncs(srv: Ec2dServer, n: int = 1, timeout: float = 60, since_start: bool = False) -> dict:
+    """Wait until `n` full resyncs have run and the reconciles they queued have finished;
+    return the controller stats of /_ec2d/status at that point. For "nothing happens"
+    checks: after this, the controller has had `n` full passes over everything to (wrongly)
+    act, however slow the machine, so the caller's assertions mean something.
+
+    What /_ec2d/status offers (src/controller/mod.rs, ControllerStats): `last_resync_at`, set
+    when a resync *queues* every key; `reconciles_total`, counting reconciles that finished
+    (whatever their outcome); `in_flight`. (`queue_depth` also counts keys requeued minutes
+    ahead, so it is never 0 and cannot say "idle".) So a resync is counted when
+    `last_resync_at` changes, and the last one is complete when, after it, at least one
+    reconcile has finished and none is running (the resync's due keys are all dispatched at
+    once, up to the concurrency limit, so in_flight == 0 means they are done). Keys held by
+    an error backoff (engine away) run when their hold ends, not at the resync.
+
+    Counts resyncs after the call, or, with since_start=True, since the process started
+    (for a server just (re)started: its initial resync, which adopts what it finds, counts).
+    Several resyncs between two polls count as one: it can only wait longer, never less."""
+    deadline = time.monotonic() + timeout
+    if since_start:
+        last_at, prev_total = None, 0
+    else:
+        c = srv.status()["controller"]
+        last_at, prev_total = c["last_resync_at"], c["reconciles_total"]
+    seen = 0
+    total_before = 0  # reconciles_total just before the n-th resync was seen
+    while True:
+        c = srv.status()["controller"]
+        if seen < n:
+            if c["last_resync_at"] != last_at:
+                seen += 1
+                last_at = c["last_resync_at"]
+                # The previous poll still showed the old timestamp: nothing of this resync
+                # had run then (it sets the timestamp as it queues the keys).
+                total_before = prev_total
+            prev_total = c["reconciles_total"]
+        if seen == n and c["in_flight"] == 0 and c["reconciles_total"] > total_before:
+            return c
+        if time.monotonic() >= deadline:
+            what = f"{seen} of {n} resync(s) seen" if seen < n else f"the reconciles of resync {n} not finished"
+            raise AssertionError(f"{srv.name}: {what} within {timeout}s; controller: {c}")
+        time.sleep(0.1)
+
+
 def brief(doc: dict | None) -> dict | None:
     """The interesting fields of an instance status doc, for messages."""
     if doc is None:

@@ -23,7 +23,7 @@ def _safe(name: str) -> str:
 
 
 @pytest.fixture
-def server(request, test_ami, debian_ami, workdir, recorder):
+def server(request, busybox_ami, debian_ami, workdir, recorder):
     """server(env) -> a started h.Ec2dServer with DEFAULTS overridden by env; server(env,
     start=False) only makes it. srv.launch(image_id) runs one instance and waits for running."""
     made: list[h.Ec2dServer] = []
@@ -48,7 +48,7 @@ def server(request, test_ami, debian_ami, workdir, recorder):
             if err:
                 pytest.fail(err, pytrace=False)
 
-        def launch(image_id: str = test_ami["id"]) -> str:
+        def launch(image_id: str = busybox_ami["id"]) -> str:
             client = srv.client(recorder)
             _wait_ami(client, image_id)
             resp = client.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="t3.micro")

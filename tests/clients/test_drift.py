@@ -161,7 +161,7 @@ def _assert_back_running(srv, a, cid, how, took_from, bound=EVENT_BOUND + 10):
     took = time.monotonic() - took_from
     assert info["Id"] == cid, f"docker {how}: a new container instead of restarting the instance's own"
     assert h.docker("exec", name, "cat", "/root/marker").stdout.strip() == "kept", "file system not kept"
-    time.sleep(3)  # a resync or two (every 2 s): it stays up, not taken for the instance's own shutdown
+    h.wait_resyncs(srv, 2)  # two full resyncs: it stays up, not taken for the instance's own shutdown
     assert h.container_state(name) == "running", h.container_state(name)
     inst = h.describe_instances(client, [a])[a]
     assert inst["State"]["Name"] == "running", inst["State"]

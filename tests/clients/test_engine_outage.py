@@ -102,7 +102,7 @@ def test_outage_api_answers_backs_off_and_converges_after(proxy, ec2d_factory):
     # the window than in the first.
     samples = [srv.status()["controller"]]
     for _ in range(2):
-        time.sleep(ERROR_WINDOW / 2)
+        time.sleep(ERROR_WINDOW / 2)  # a rate over wall-clock time: the window itself is measured
         samples.append(srv.status()["controller"])
     first = samples[1]["errors_total"] - samples[0]["errors_total"]
     second = samples[2]["errors_total"] - samples[1]["errors_total"]
@@ -158,7 +158,7 @@ def test_containers_stopped_by_the_engine_during_an_outage_are_started_again(pro
         _wait_health(srv, False, DETECT_BOUND)
     h.docker("stop", name)  # through the real socket, as an engine restart would
     assert h.container_state(name) == "exited"
-    time.sleep(3)  # a resync or two with the engine still away
+    h.wait_resyncs(srv, 2)  # two resyncs with the engine still away (their reconciles fail)
     proxy.up()
     t_up = time.monotonic()
     h.wait_until(lambda: h.container_state(name) == "running", RECOVER_BOUND, 0.25, f"{name} running again")
@@ -171,7 +171,7 @@ def test_containers_stopped_by_the_engine_during_an_outage_are_started_again(pro
     inst = h.describe_instances(client, [a])[a]
     assert inst["State"]["Name"] == "running"
     assert (inst.get("StateReason") or {}).get("Code") != "Client.InstanceInitiatedShutdown", inst.get("StateReason")
-    time.sleep(3)
+    h.wait_resyncs(srv, 2)
     assert h.container_state(name) == "running"
     assert h.container_inspect(h.container_name(other))["Id"] == other_cid
     assert h.states(client, [a, other]) == {a: "running", other: "running"}
@@ -235,7 +235,7 @@ def test_restart_with_the_engine_down_serves_and_converges(proxy, ec2d_factory):
     h.assert_state(resp["Instances"][0]["State"], "pending")
     start = client.start_instances(InstanceIds=[b])["StartingInstances"][0]
     h.assert_state(start["CurrentState"], "pending")
-    time.sleep(3)
+    h.wait_resyncs(srv, 2)  # the engine is still away: their reconciles fail
     assert h.states(client, [a, b, c]) == {a: "running", b: "pending", c: "pending"}
 
     proxy.up()

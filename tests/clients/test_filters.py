@@ -9,18 +9,18 @@ import ec2d_harness as h
 
 
 @pytest.fixture(scope="module")
-def tagged(ec2d, workdir, test_ami):
+def tagged(ec2d, workdir, busybox_ami):
     """Two running 'web-<sfx>' instances and one stopped 'db-<sfx>' instance,
     launched with the aws CLI's --tag-specifications (shared by this module)."""
     cleanup = h.Ec2Cleanup(lambda: ec2d.client())
     try:
-        yield _launch_tagged(h.AwsCli(ec2d, "aws", workdir), ec2d.client(), cleanup, test_ami)
+        yield _launch_tagged(h.AwsCli(ec2d, "aws", workdir), ec2d.client(), cleanup, busybox_ami)
     finally:
         for p in cleanup.run():
             print(f"[ec2d-tests] cleanup problem: {p}")
 
 
-def _launch_tagged(aws, ec2, cleanup, test_ami):
+def _launch_tagged(aws, ec2, cleanup, busybox_ami):
     sfx = secrets.token_hex(4)
     web, db = f"web-{sfx}", f"db-{sfx}"
 
@@ -28,7 +28,7 @@ def _launch_tagged(aws, ec2, cleanup, test_ami):
         res = aws(
             "run-instances",
             "--image-id",
-            test_ami["id"],
+            busybox_ami["id"],
             "--count",
             str(count),
             "--tag-specifications",

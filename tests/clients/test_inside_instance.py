@@ -68,7 +68,7 @@ LOG_TIMEOUT = 20.0
 
 
 @pytest.fixture(scope="module")
-def srv(test_ami, debian_ami, workdir):
+def srv(busybox_ami, debian_ami, workdir):
     """This module's own ec2d (default settings, quick resync so a rule change would have had
     every chance to reach a running instance), knowing both AMIs."""
     s = h.Ec2dServer(
@@ -92,7 +92,7 @@ def srv(test_ami, debian_ami, workdir):
     if err:
         pytest.fail(err, pytrace=False)
     client = s.client()
-    for ami in (test_ami["id"], debian_ami["id"]):
+    for ami in (busybox_ami["id"], debian_ami["id"]):
         wait_ami(client, ami)
     yield s
     rc = s.stop()
@@ -494,9 +494,9 @@ def test_ssh_with_imported_key(inside, debian_ami, key_type):
 # --------------------------------------------------------------------------- web server (busybox AMI)
 
 
-def _serve_and_fetch(inside, test_ami, port: int) -> None:
+def _serve_and_fetch(inside, busybox_ami, port: int) -> None:
     marker = secrets.token_hex(6)
-    iid = inside.run("--image-id", test_ami["id"], "--user-data", web_user_data(port, marker))
+    iid = inside.run("--image-id", busybox_ami["id"], "--user-data", web_user_data(port, marker))
     acc = inside.access(iid)
     key = f"{port}/tcp"
     assert key in acc["ports"] and "22/tcp" in acc["ports"], acc["ports_line"]
@@ -517,7 +517,7 @@ def _serve_and_fetch(inside, test_ami, port: int) -> None:
         assert p.returncode == 0 and f"<h1>ec2d {marker}</h1>" in p.stdout, (p.returncode, p.stdout, p.stderr)
 
 
-def test_web_server_port_form(inside, test_ami):
+def test_web_server_port_form(inside, busybox_ami):
     # The user's command, verbatim.
     res = inside.authorize(
         "default", tcp_permission(8080), "--group-id", "default", "--protocol", "tcp", "--port", "8080"
@@ -527,22 +527,22 @@ def test_web_server_port_form(inside, test_ami):
     [group] = inside.awslocal("describe-security-groups", "--group-names", "default").ok().json["SecurityGroups"]
     assert group["GroupName"] == "default" and group["GroupId"].startswith("sg-"), group
     assert has_tcp_rule(group, 8080, 8080), group["IpPermissions"]
-    _serve_and_fetch(inside, test_ami, 8080)
+    _serve_and_fetch(inside, busybox_ami, 8080)
 
 
-def test_web_server_ip_permissions_form(inside, test_ami):
+def test_web_server_ip_permissions_form(inside, busybox_ami):
     perm = tcp_permission(8081)
     inside.authorize("default", perm, "--group-name", "default", "--ip-permissions", json.dumps([perm])).ok()
     [group] = inside.awslocal("describe-security-groups", "--group-names", "default").ok().json["SecurityGroups"]
     assert has_tcp_rule(group, 8081, 8081), group["IpPermissions"]
-    _serve_and_fetch(inside, test_ami, 8081)
+    _serve_and_fetch(inside, busybox_ami, 8081)
 
 
 # --------------------------------------------------------------------------- user data
 
 
-def test_user_data_file_output_log_and_attribute(inside, test_ami):
-    iid = inside.run("--image-id", test_ami["id"], "--user-data", USER_DATA)
+def test_user_data_file_output_log_and_attribute(inside, busybox_ami):
+    iid = inside.run("--image-id", busybox_ami["id"], "--user-data", USER_DATA)
     log_text = wait_file_contains(iid, CLOUD_OUTPUT_LOG, "localstack")
     lines = log_text.splitlines()
     assert "root" in lines and "localstack" in lines, log_text
@@ -565,7 +565,7 @@ def _post(srv: h.Ec2dServer, params: dict) -> tuple[int, str]:
     return status, body
 
 
-def test_user_data_raw_text_over_http_is_tolerated(inside, test_ami):
+def test_user_data_raw_text_over_http_is_tolerated(inside, busybox_ami):
     marker = secrets.token_hex(6)
     raw = f"#!/bin/sh\necho raw-{marker} | tee /raw-marker\n"
     status, body = _post(
@@ -573,7 +573,7 @@ def test_user_data_raw_text_over_http_is_tolerated(inside, test_ami):
         {
             "Action": "RunInstances",
             "Version": "2016-11-15",
-            "ImageId": test_ami["id"],
+            "ImageId": busybox_ami["id"],
             "MinCount": "1",
             "MaxCount": "1",
             "UserData": raw,  # not base64: some Terraform versions send the script itself
@@ -591,16 +591,16 @@ def test_user_data_raw_text_over_http_is_tolerated(inside, test_ami):
     assert base64.b64decode(attr["UserData"]["Value"]).decode() == raw, attr
 
 
-def test_user_data_over_16k_is_refused(inside, test_ami):
+def test_user_data_over_16k_is_refused(inside, busybox_ami):
     before = inside.instance_ids()
     limit = 16384
     # exactly the limit is accepted (DryRun: nothing launched)
     with pytest.raises(ClientError) as ok:
-        inside.ec2.run_instances(ImageId=test_ami["id"], MinCount=1, MaxCount=1, UserData="a" * limit, DryRun=True)
+        inside.ec2.run_instances(ImageId=busybox_ami["id"], MinCount=1, MaxCount=1, UserData="a" * limit, DryRun=True)
     assert ok.value.response["Error"]["Code"] == "DryRunOperation", ok.value.response
     # one byte more is refused, through boto3 (base64 on the wire) ...
     with pytest.raises(ClientError) as big:
-        inside.ec2.run_instances(ImageId=test_ami["id"], MinCount=1, MaxCount=1, UserData="a" * (limit + 1))
+        inside.ec2.run_instances(ImageId=busybox_ami["id"], MinCount=1, MaxCount=1, UserData="a" * (limit + 1))
     assert big.value.response["Error"]["Code"] == "InvalidParameterValue", big.value.response
     # ... and as raw text over HTTP
     status, body = _post(
@@ -608,7 +608,7 @@ def test_user_data_over_16k_is_refused(inside, test_ami):
         {
             "Action": "RunInstances",
             "Version": "2016-11-15",
-            "ImageId": test_ami["id"],
+            "ImageId": busybox_ami["id"],
             "MinCount": "1",
             "MaxCount": "1",
             "UserData": "#!/bin/sh\n" + "#" * limit,
@@ -622,8 +622,8 @@ def test_user_data_over_16k_is_refused(inside, test_ami):
 # --------------------------------------------------------------------------- ports follow the groups at launch only
 
 
-def test_rule_added_after_launch_applies_to_next_instance_only(inside, test_ami):
-    first = inside.run("--image-id", test_ami["id"])
+def test_rule_added_after_launch_applies_to_next_instance_only(inside, busybox_ami):
+    first = inside.run("--image-id", busybox_ami["id"])
     acc1 = inside.access(first)
     container1 = h.container_inspect(h.container_name(first))["Id"]
     docker1, status1 = docker_host_ports(first), status_ports(inside.srv, first)
@@ -633,19 +633,19 @@ def test_rule_added_after_launch_applies_to_next_instance_only(inside, test_ami)
     inside.authorize("default", perm, "--group-id", "default", "--protocol", "tcp", "--port", "8090").ok()
     # Several resyncs (EC2D_RESYNC_SECONDS=2 on this server) pass: the running instance keeps
     # what it was launched with, and is not re-created to get the new port.
-    time.sleep(6)
+    h.wait_resyncs(inside.srv, 3)
     assert h.container_inspect(h.container_name(first))["Id"] == container1, "the instance's container was replaced"
     assert docker_host_ports(first) == docker1
     assert status_ports(inside.srv, first) == status1
     assert h.states(inside.ec2, [first]) == {first: "running"}
 
-    second = inside.run("--image-id", test_ami["id"])
+    second = inside.run("--image-id", busybox_ami["id"])
     acc2 = inside.access(second)
     assert "8090/tcp" in acc2["ports"] and "22/tcp" in acc2["ports"], acc2["ports_line"]
     assert docker_host_ports(second).get("8090/tcp") == {acc2["ports"]["8090/tcp"]}, docker_host_ports(second)
 
 
-def test_more_than_32_ports_refused_nothing_launched(inside, test_ami):
+def test_more_than_32_ports_refused_nothing_launched(inside, busybox_ami):
     gid = inside.create_group(inside.unique("ec2d-many-ports"))
     # 40 ports (+ 22/tcp): refused
     inside.authorize(
@@ -654,7 +654,7 @@ def test_more_than_32_ports_refused_nothing_launched(inside, test_ami):
         "--group-id", gid, "--protocol", "tcp", "--port", "9000-9039",
     ).ok()  # fmt: skip
     before = inside.instance_ids()
-    res = inside.awslocal("run-instances", "--image-id", test_ami["id"], "--security-group-ids", gid)
+    res = inside.awslocal("run-instances", "--image-id", busybox_ami["id"], "--security-group-ids", gid)
     inside.instances.track_instances(i["InstanceId"] for i in (res.json or {}).get("Instances", []))
     assert res.rc != 0, f"a launch publishing 41 ports was accepted:\n{res.describe()}"
     assert res.error_code() == "InvalidParameterValue", res.describe()
@@ -665,13 +665,13 @@ def test_more_than_32_ports_refused_nothing_launched(inside, test_ami):
     inside.authorize(gid31, {"IpProtocol": "tcp", "FromPort": 9100, "ToPort": 9130, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
                      "--group-id", gid31, "--protocol", "tcp", "--port", "9100-9130").ok()  # fmt: skip
     with pytest.raises(ClientError) as dry:
-        inside.ec2.run_instances(ImageId=test_ami["id"], MinCount=1, MaxCount=1, SecurityGroupIds=[gid31], DryRun=True)
+        inside.ec2.run_instances(ImageId=busybox_ami["id"], MinCount=1, MaxCount=1, SecurityGroupIds=[gid31], DryRun=True)
     assert dry.value.response["Error"]["Code"] == "DryRunOperation", dry.value.response
     gid32 = inside.create_group(inside.unique("ec2d-32-ports"))
     inside.authorize(gid32, {"IpProtocol": "tcp", "FromPort": 9200, "ToPort": 9231, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
                      "--group-id", gid32, "--protocol", "tcp", "--port", "9200-9231").ok()  # fmt: skip
     with pytest.raises(ClientError) as over:
-        inside.ec2.run_instances(ImageId=test_ami["id"], MinCount=1, MaxCount=1, SecurityGroupIds=[gid32], DryRun=True)
+        inside.ec2.run_instances(ImageId=busybox_ami["id"], MinCount=1, MaxCount=1, SecurityGroupIds=[gid32], DryRun=True)
     assert over.value.response["Error"]["Code"] == "InvalidParameterValue", over.value.response
     assert inside.instance_ids() == before
 
@@ -679,11 +679,11 @@ def test_more_than_32_ports_refused_nothing_launched(inside, test_ami):
 # --------------------------------------------------------------------------- addresses
 
 
-def test_describe_instances_shows_real_addresses_and_placement(inside, test_ami):
+def test_describe_instances_shows_real_addresses_and_placement(inside, busybox_ami):
     key = inside.unique("addr")
     inside.key_names.append(key)
     inside.ec2.create_key_pair(KeyName=key, KeyType="ed25519")
-    iid = inside.run("--image-id", test_ami["id"], "--key-name", key)
+    iid = inside.run("--image-id", busybox_ami["id"], "--key-name", key)
     acc = inside.access(iid)
 
     info = h.container_inspect(h.container_name(iid))

@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError
 import ec2d_harness as h
 
 
-def test_run_instances_two(aws, ec2, cleanup, test_ami):
-    res = aws("run-instances", "--image-id", test_ami["id"], "--count", "2", "--instance-type", "t3.micro")
+def test_run_instances_two(aws, ec2, cleanup, busybox_ami):
+    res = aws("run-instances", "--image-id", busybox_ami["id"], "--count", "2", "--instance-type", "t3.micro")
     ids = [i["InstanceId"] for i in (res.json or {}).get("Instances", [])]
     cleanup.track_instances(ids)
     res.ok()
@@ -23,7 +23,7 @@ def test_run_instances_two(aws, ec2, cleanup, test_ami):
     assert len(set(ids)) == 2, ids
     for inst in insts:
         assert h.INSTANCE_ID_RE.match(inst["InstanceId"]), inst["InstanceId"]
-        assert inst["ImageId"] == test_ami["id"], inst
+        assert inst["ImageId"] == busybox_ami["id"], inst
         h.assert_state(inst["State"], "pending")
     assert sorted(i["AmiLaunchIndex"] for i in insts) == [0, 1], [i.get("AmiLaunchIndex") for i in insts]
 
@@ -36,7 +36,7 @@ def test_run_instances_two(aws, ec2, cleanup, test_ami):
     for i in ids:
         info = h.wait_container_state(i, "running", timeout=10)
         assert info["State"]["Running"] is True and info["State"]["Paused"] is False, info["State"]
-        assert info["Image"] == test_ami["image_id"], (info["Image"], test_ami)
+        assert info["Image"] == busybox_ami["image_id"], (info["Image"], busybox_ami)
 
 
 def test_stop_instances(aws, ec2, launch):
@@ -76,7 +76,7 @@ def test_start_instances(awslocal, ec2, launch):
     assert after["Id"] == before["Id"], "start-instances replaced the container instead of unpausing it"
 
 
-def test_create_image(aws, ec2, launch, cleanup, test_ami):
+def test_create_image(aws, ec2, launch, cleanup, busybox_ami):
     _, [iid] = launch()
     h.wait_container_state(iid, "running", timeout=10)
     # Leave a mark in the instance's filesystem; the new AMI must carry it.
@@ -93,7 +93,7 @@ def test_create_image(aws, ec2, launch, cleanup, test_ami):
         cleanup.track_image(ami)
     res.ok()
     assert ami and h.AMI_ID_RE.match(ami), res.json
-    assert ami != test_ami["id"]
+    assert ami != busybox_ami["id"]
 
     ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig=h.WAITER)
     tag = f"{h.AMI_REPO_PREFIX}{name}:{ami}"
@@ -114,7 +114,7 @@ def test_create_image(aws, ec2, launch, cleanup, test_ami):
     assert out == marker
 
 
-def test_create_image_of_a_stopped_instance_without_a_container(aws, ec2, launch, cleanup, test_ami):
+def test_create_image_of_a_stopped_instance_without_a_container(aws, ec2, launch, cleanup, busybox_ami):
     """A stopped instance whose container is gone (removed behind ec2d's back, or never
     booted) has its AMI's image as its disk: CreateImage tags that image as the new AMI."""
     _, [iid] = launch()
@@ -131,12 +131,12 @@ def test_create_image_of_a_stopped_instance_without_a_container(aws, ec2, launch
         cleanup.track_image(ami)
     res.ok()
     ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig=h.WAITER)
-    assert h.image_id(f"{h.AMI_REPO_PREFIX}{name}:{ami}") == h.image_id(test_ami["tag"])
+    assert h.image_id(f"{h.AMI_REPO_PREFIX}{name}:{ami}") == h.image_id(busybox_ami["tag"])
 
     # The new AMI launches.
     _, [iid2] = launch(image_id=ami)
     info = h.wait_container_state(iid2, "running", timeout=10)
-    assert info["Image"] == h.image_id(test_ami["tag"])
+    assert info["Image"] == h.image_id(busybox_ami["tag"])
 
 
 def test_terminate_instances(awslocal, ec2, launch):
@@ -211,8 +211,13 @@ def test_reboot_instances(aws, ec2, cleanup, ec2d):
     ssh = after["NetworkSettings"]["Ports"]["22/tcp"][0]
     line = f"Instance {iid} will be accessible via SSH at: {ssh['HostIp']}:{ssh['HostPort']}"
     h.wait_until(lambda: line in ec2d.log_path.read_text(), timeout=10, desc="the new SSH line")
-    # The boot script ran again (it keeps the container up), the user data did not.
-    time.sleep(1)
+    # The boot script ran again (it keeps the container up), the user data did not: once the
+    # script is in its keep-alive loop it has long passed the point where user data starts.
+    h.wait_until(
+        lambda: "sleep 3600" in h.docker("exec", name, "ps", check=False).stdout,
+        timeout=20,
+        desc="the boot script's keep-alive loop after the reboot",
+    )
     assert h.docker("exec", name, "cat", "/user-data-runs").stdout == "ran\n"
 
     # Stopped instances are not rebooted, then or when started again.
@@ -221,7 +226,9 @@ def test_reboot_instances(aws, ec2, cleanup, ec2d):
     ec2.reboot_instances(InstanceIds=[iid])
     ec2.start_instances(InstanceIds=[iid])
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
-    time.sleep(1)
+    # Converged (rebootsDone caught up with rebootsRequested, the start's generation observed):
+    # a reboot still owed would have been carried out by now.
+    h.wait_instance_status(ec2d, iid, lambda d: d["state"] == "running" and d["converged"], 15, "converged")
     assert h.container_inspect(name)["State"]["StartedAt"] == after["State"]["StartedAt"]
 
     res = aws("reboot-instances", "--instance-ids", "i-0123456789abcdef0")

@@ -1,4 +1,13 @@
-"""Crash recovery under load, adoption and garbage collection.
+"""Crash recovery at scale and the start-up sweep: repeated SIGKILLs under a random
+workload (the crash-restart loop, with a per-cycle table), many running instances
+recovering within a bound, adoption of containers in every state (running, paused,
+self-exited, gone), orphan containers of this store removed (or kept and reported with
+EC2_REMOVE_CONTAINERS=0), foreign containers never touched even when one takes an
+instance's name, prompt action after a failed reconcile, and terminated records
+collected after their retention.
+
+The single-crash basics with fixed instances (settled instances, a launch just before
+the kill, a terminated instance) are in test_restart.py.
 
 Every test runs its own ec2d (own port, own data dir) through the ec2d_factory
 fixture, so the session server and other people's ec2d processes are not
@@ -306,7 +315,7 @@ def test_crash_restart_loop(ec2d_factory):
         # 1. a few sequential operations
         for op in choose_ops(rng, model, rng.randint(2, 4), token, cycle):
             execute(client, model, cycle, op)
-            time.sleep(rng.uniform(0, 0.3))
+            time.sleep(rng.uniform(0, 0.3))  # random pacing of the workload (seeded), not a wait
         # 2. the kill: mid-burst (requests in flight) or while the reconciler works
         mode = "burst" if cycle % 2 == 0 or rng.random() < 0.3 else "settle"
         burst_outcomes = []
@@ -324,7 +333,7 @@ def test_crash_restart_loop(ec2d_factory):
             kill_note = f"burst of {len(ops)}, kill after {delay * 1000:.0f}ms: {burst_outcomes}"
         else:
             delay = rng.uniform(0.0, 1.5)
-            time.sleep(delay)
+            time.sleep(delay)  # the kill lands at a random point of the reconciler's work, on purpose
             srv.kill()
             kill_note = f"kill {delay * 1000:.0f}ms after the last answer"
         h.log(f"cycle {cycle}: {kill_note}")
@@ -497,7 +506,7 @@ def test_restart_adopts_containers_in_every_state(ec2d_factory):
     srv.kill()
     srv.start()
     client = srv.client(srv.recorder)
-    time.sleep(5)  # initial resync + two periodic ones
+    h.wait_resyncs(srv, 3, since_start=True)  # the start-up resync + two periodic ones
     after = {i: (h.container_inspect(h.container_name(i))["Id"], _started_at(i)) for i in (a, b, c)}
     assert after == before, f"containers were recreated or restarted: before {before} after {after}"
     seen = {i: (h.container_state(h.container_name(i))) for i in (a, b, c, d)}
@@ -552,7 +561,7 @@ def test_orphan_of_this_store_removed_at_start(ec2d_factory, hand_made):
     srv.start()
     h.wait_until(lambda: h.container_inspect(orphan) is None, 15, 0.2, f"orphan {orphan_iid} removed at start")
     removed_after = time.monotonic() - t0
-    time.sleep(1)
+    h.wait_resyncs(srv, 1, since_start=True)  # the start-up resync (and its sweep) has finished
     for cid, what in ((other, "another store's container"), (foreign, "unlabelled container")):
         info = h.container_inspect(cid)
         assert info is not None and info["State"]["Running"], f"{what} was touched: {info and info['State']}"
@@ -578,7 +587,7 @@ def test_orphan_kept_and_reported_without_container_removal(ec2d_factory, hand_m
     [entry] = h.wait_until(lambda: [o for o in kept() if o["state"] == "running"], 15, 0.25,
                            f"{orphan_iid} listed in keptOrphans as running")
     assert entry["containerId"] == orphan and entry["name"] == h.container_name(orphan_iid), entry
-    time.sleep(3)  # a few more sweeps
+    h.wait_resyncs(srv, 3)  # a few more sweeps
     assert kept(), "orphan dropped from keptOrphans"
     info = h.container_inspect(orphan)
     assert info is not None and info["State"]["Running"], "kept orphan was touched"
@@ -605,10 +614,10 @@ def test_foreign_container_never_touched(ec2d_factory, hand_made):
     foreign = _run_labelled(h.container_name(foreign_iid), {})
     hand_made.append(foreign)
     started = h.container_inspect(foreign)["State"]["StartedAt"]
-    time.sleep(3)
+    h.wait_resyncs(srv, 3)
     srv.kill()
     srv.start()
-    time.sleep(3)
+    h.wait_resyncs(srv, 3, since_start=True)
     info = h.container_inspect(foreign)
     assert info is not None and info["State"]["Running"] and info["State"]["StartedAt"] == started, info and info["State"]
 
@@ -627,7 +636,7 @@ def test_foreign_container_never_touched(ec2d_factory, hand_made):
     # It has no container of its own, so it is not running: pending until it can boot.
     assert brief_taken["describe"] == "pending" and brief_taken["container"] is None, brief_taken
     assert not brief_taken["converged"], brief_taken
-    time.sleep(3)
+    h.wait_resyncs(srv, 3)  # (the instance's own key is held by the error policy; the sweep runs)
     info = h.container_inspect(h.container_name(a))
     assert info["Id"] == squatter and info["State"]["Running"], f"foreign container touched: {info['Id']} {info['State']}"
     assert not (info["Config"].get("Labels") or {}).get(h.INSTANCE_ID_LABEL)
@@ -709,7 +718,7 @@ def test_terminated_records_collected_after_retention(ec2d_factory):
         assert a in listed and listed[a]["State"]["Name"] == "terminated", (
             f"{a} gone {age():.1f}s after termination (retention {RETENTION}s)"
         )
-        time.sleep(0.5)
+        time.sleep(0.5)  # re-check pace while the record must stay (the loop is bounded by its age)
     assert age() < RETENTION, "too slow to check the record before the retention elapsed"
 
     def gone():

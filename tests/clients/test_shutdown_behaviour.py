@@ -51,7 +51,7 @@ def test_shutdown_from_inside_stops_the_instance(ec2d_factory, how):
         reason = _reason(client, a)
         assert reason.get("Code") == "Client.InstanceInitiatedShutdown", reason
         if round_ == 1:
-            time.sleep(4.5)  # two resyncs: it stays down, nobody restarts it
+            h.wait_resyncs(srv, 2)  # two full resyncs: it stays down, nobody restarts it
         assert h.states(client, [a]) == {a: "stopped"}
         assert h.container_state(name) == "exited", f"round {round_}: {h.container_state(name)}"
         doc = srv.instance_status(a)
@@ -77,7 +77,7 @@ def test_shutdown_from_inside_with_terminate_behaviour(ec2d_factory, how):
     h.wait_container_state(a, "absent", timeout=15)
     reason = _reason(client, a)
     assert reason.get("Code") == "Client.InstanceInitiatedShutdown", reason
-    time.sleep(4.5)  # two resyncs: never booted again
+    h.wait_resyncs(srv, 2)  # two full resyncs: never booted again
     assert h.container_state(name) == "absent"
     assert h.states(client, [a, keep]) == {a: "terminated", keep: "running"}
     assert h.container_state(h.container_name(keep)) == "running"

@@ -14,7 +14,10 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use ec2d::api::{router, ApiState, Introspection};
 use ec2d::config::VmManager;
-use ec2d::model::Instance;
+use ec2d::model::{
+    now, ContainerObservation, Image, ImageSource, ImageSpec, ImageState, ImageStatus, Instance,
+    InstanceState, Object, ObjectMeta, API_VERSION, IMAGE_KIND,
+};
 use ec2d::store::Store;
 use quick_xml::events::Event;
 use tower::ServiceExt;
@@ -161,6 +164,100 @@ pub fn form(params: &[(&str, &str)]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Docker mode with one discovered AMI, as the per-resource protocol tests use it
+
+/// The one AMI [`Harness::docker`] puts in the catalog.
+pub const AMI: &str = "ami-0a1b2c3d4e5f6a7b8";
+
+impl Harness {
+    /// Docker mode with one available AMI in the catalog, as discovery would have written it.
+    pub fn docker() -> Self {
+        let h = Self::unsigned(VmManager::Docker);
+        h.store
+            .catalog()
+            .replace_all(&[catalog_image(
+                AMI,
+                "ubuntu-22.04",
+                Some(ImageState::Available),
+            )])
+            .unwrap();
+        h
+    }
+
+    /// RunInstances of one instance of [`AMI`]; `extra` adds or overrides parameters.
+    pub async fn run(&self, extra: &[(&str, &str)]) -> Node {
+        let mut params = vec![
+            ("Action", "RunInstances"),
+            ("ImageId", AMI),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ];
+        for (k, v) in extra {
+            params.retain(|(pk, _)| pk != k);
+            params.push((k, v));
+        }
+        self.post(&params).await.ok("RunInstances")
+    }
+
+    /// Launches one instance of [`AMI`] and returns its id.
+    pub async fn run_one(&self) -> String {
+        self.run(&[])
+            .await
+            .path("instancesSet/item/instanceId")
+            .text
+            .clone()
+    }
+
+    /// Emulates the reconciler reaching `state` for the current generation.
+    pub fn observe(&self, id: &str, state: InstanceState, ip: Option<&str>) {
+        let inst = self.instance(id);
+        let mut status = inst.status.clone();
+        status.observed_generation = inst.metadata.generation;
+        status.state = Some(state);
+        status.container = ip.map(|ip| ContainerObservation {
+            id: "c0ffee".into(),
+            state: "running".into(),
+            ip_address: Some(ip.into()),
+            ports: Vec::new(),
+        });
+        self.store.instances().write_status(id, &status).unwrap();
+    }
+
+    /// The state name DescribeInstances shows for `id`.
+    pub async fn shown(&self, id: &str) -> String {
+        let doc = self
+            .post(&[("Action", "DescribeInstances"), ("InstanceId.1", id)])
+            .await
+            .ok("DescribeInstances");
+        doc.path("reservationSet/item/instancesSet/item/instanceState/name")
+            .text
+            .clone()
+    }
+}
+
+/// A catalog image as discovery writes it from a `localstack-ec2/<name>:<id>` tag.
+pub fn catalog_image(id: &str, name: &str, state: Option<ImageState>) -> Image {
+    Object {
+        api_version: API_VERSION.to_string(),
+        kind: IMAGE_KIND.to_string(),
+        metadata: ObjectMeta::new(id, "us-east-1", now()),
+        spec: ImageSpec {
+            name: name.to_string(),
+            description: Some("from docker".to_string()),
+            source: ImageSource::Docker,
+            reference: format!("localstack-ec2/{name}:{id}"),
+            tags: [("ec2_vm_manager".to_string(), "docker".to_string())].into(),
+        },
+        status: ImageStatus {
+            observed_generation: 1,
+            state,
+            architecture: Some("amd64".into()),
+            ..ImageStatus::default()
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Replies
 
 /// One answer: status, `Content-Type` and body.
@@ -283,6 +380,14 @@ impl Node {
             "{path} holds only <item>s"
         );
         set.children.iter().collect()
+    }
+
+    /// The pairs `(a, b)` of texts at paths `a` and `b` in each `<item>` of the set at `path`.
+    pub fn pairs(&self, path: &str, a: &str, b: &str) -> Vec<(String, String)> {
+        self.items(path)
+            .iter()
+            .map(|i| (i.text_at(a).to_string(), i.text_at(b).to_string()))
+            .collect()
     }
 
     /// The names of the child elements, in document order.
