@@ -761,6 +761,31 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_is_not_reused_while_a_write_is_under_way() {
+        let store = Store::temporary().unwrap();
+        let instances = store.instances();
+        assert!(instances.list_shared().unwrap().objects.is_empty());
+        let writing = instances.writing();
+        // Committed but not yet counted, as a transaction's write is before its guard drops:
+        // a reader that saw it elsewhere (an index tree) must see it in a listing too.
+        let inst = fixtures::instance();
+        let bytes = instances.encode_spec(&inst).unwrap();
+        instances
+            .spec
+            .insert(inst.metadata.name.as_bytes(), bytes)
+            .unwrap();
+        assert_eq!(instances.list_shared().unwrap().objects.len(), 1);
+        drop(writing);
+        let listed = instances.list_shared().unwrap();
+        assert_eq!(listed.objects.len(), 1);
+        let again = instances.list_shared().unwrap();
+        assert!(
+            Arc::ptr_eq(&listed.objects[0], &again.objects[0]),
+            "reused once settled"
+        );
+    }
+
+    #[test]
     fn a_listing_made_during_concurrent_writes_sees_every_finished_write() {
         let store = Store::temporary().unwrap();
         let instances = store.instances().clone();

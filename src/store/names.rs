@@ -438,3 +438,362 @@ fn live_launch(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+    use crate::model::network::{allow_all_egress, generate_group_id, security_group};
+    use crate::model::{
+        fixtures, now, GroupRef, InstanceId, KeyPairId, KeyPairOrigin, KeyPairSpec, KeyPairStatus,
+        KeyType, ObjectMeta, SecurityGroupSpec, API_VERSION,
+    };
+
+    const REGION: &str = "us-east-1";
+    const VPC: &str = "vpc-0123456789abcdef0";
+
+    fn key_pair(name: &str) -> KeyPair {
+        let id = KeyPairId::generate();
+        Object {
+            api_version: API_VERSION.to_string(),
+            kind: KEY_PAIR_KIND.to_string(),
+            metadata: ObjectMeta::new(id.as_str(), REGION, now()),
+            spec: KeyPairSpec {
+                key_name: name.to_string(),
+                key_type: KeyType::Ed25519,
+                origin: KeyPairOrigin::Imported,
+                public_key: format!("ssh-ed25519 AAAA {name}"),
+                fingerprint: "fp".into(),
+                tags: BTreeMap::new(),
+            },
+            status: KeyPairStatus::default(),
+        }
+    }
+
+    fn group(name: &str) -> SecurityGroup {
+        security_group(
+            &generate_group_id(),
+            REGION,
+            SecurityGroupSpec {
+                group_name: name.to_string(),
+                description: "d".into(),
+                vpc_id: VPC.into(),
+                ingress: Vec::new(),
+                egress: allow_all_egress(),
+                tags: BTreeMap::new(),
+            },
+            now(),
+        )
+    }
+
+    fn image(name: &str) -> Image {
+        fixtures::committed_image(&InstanceId::generate(), name)
+    }
+
+    /// Instances of one launch joining `group`.
+    fn launch(count: u32, group: &SecurityGroup) -> Vec<Instance> {
+        (0..count)
+            .map(|index| {
+                let mut instance = fixtures::instance();
+                instance.spec.ami_launch_index = index;
+                instance.spec.security_groups = vec![GroupRef {
+                    group_id: group.metadata.name.clone(),
+                    group_name: group.spec.group_name.clone(),
+                }];
+                instance
+            })
+            .collect()
+    }
+
+    /// `THREADS` threads released together each create their own record of one name through
+    /// `create`; returns how many won and checks every loser was told `NameTaken`.
+    fn race<O: Send + 'static>(
+        store: &Store,
+        make: fn(&str) -> O,
+        create: fn(&Store, &O) -> Result<(), StoreError>,
+        name: &str,
+    ) -> usize {
+        const THREADS: usize = 8;
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (store, barrier, object) = (store.clone(), barrier.clone(), make(name));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    create(&store, &object)
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for thread in threads {
+            match thread.join().unwrap() {
+                Ok(()) => wins += 1,
+                Err(StoreError::NameTaken { name: taken, .. }) => assert_eq!(taken, name),
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        wins
+    }
+
+    #[test]
+    fn racing_creates_of_one_name_leave_one_record() {
+        let store = Store::temporary().unwrap();
+        for round in 0..10 {
+            let name = format!("race-{round}");
+            assert_eq!(
+                race(&store, key_pair, Store::create_key_pair, &name),
+                1,
+                "key pairs, round {round}"
+            );
+            assert_eq!(
+                race(&store, group, Store::create_security_group, &name),
+                1,
+                "groups, round {round}"
+            );
+            assert_eq!(
+                race(&store, image, Store::create_image, &name),
+                1,
+                "images, round {round}"
+            );
+        }
+        assert_eq!(store.key_pairs().len(), 10);
+        assert_eq!(store.security_groups().len(), 10);
+        assert_eq!(store.images().len(), 10);
+        assert_eq!(store.key_pair_names.len(), 10);
+        assert_eq!(store.group_names.len(), 10);
+        assert_eq!(store.image_names.len(), 10);
+    }
+
+    #[test]
+    fn a_refused_create_writes_neither_record_nor_name() {
+        let store = Store::temporary().unwrap();
+        let first = key_pair("dev");
+        store.create_key_pair(&first).unwrap();
+        let second = key_pair("dev");
+        assert_eq!(
+            store.create_key_pair(&second),
+            Err(StoreError::NameTaken {
+                kind: KEY_PAIR_KIND,
+                name: "dev".into(),
+                holder: first.metadata.name.clone(),
+            })
+        );
+        assert!(store
+            .key_pairs()
+            .get(&second.metadata.name)
+            .unwrap()
+            .is_none());
+        // An id collision claims no name either.
+        let mut same_id = key_pair("other");
+        same_id.metadata.name = first.metadata.name.clone();
+        assert!(matches!(
+            store.create_key_pair(&same_id),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let names: Vec<_> = store
+            .key_pair_names
+            .iter()
+            .map(|e| e.unwrap())
+            .map(|(k, v)| (lossy(&k), lossy(&v)))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("us-east-1/dev".to_string(), first.metadata.name.clone())]
+        );
+        // Names are scoped: the same name in another region, or another VPC, is free.
+        let mut elsewhere = key_pair("dev");
+        elsewhere.metadata.namespace = "eu-west-1".into();
+        store.create_key_pair(&elsewhere).unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let mut other_vpc = group("web");
+        other_vpc.spec.vpc_id = "vpc-1".into();
+        store.create_security_group(&other_vpc).unwrap();
+        assert!(matches!(
+            store.create_security_group(&group("web")),
+            Err(StoreError::NameTaken { .. })
+        ));
+    }
+
+    #[test]
+    fn a_name_is_free_again_after_delete() {
+        let store = Store::temporary().unwrap();
+        let first = key_pair("dev");
+        store.create_key_pair(&first).unwrap();
+        let deleted = store
+            .delete_key_pair(&first.metadata.name)
+            .unwrap()
+            .unwrap();
+        assert_eq!(deleted.spec, first.spec);
+        assert!(store.key_pair_names.is_empty(), "the entry went with it");
+        assert!(store
+            .delete_key_pair(&first.metadata.name)
+            .unwrap()
+            .is_none());
+        store.create_key_pair(&key_pair("dev")).unwrap();
+
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let deleted = store
+            .delete_security_group::<StoreError>(&web.metadata.name, || Ok(()))
+            .unwrap();
+        assert_eq!(deleted.unwrap().metadata.name, web.metadata.name);
+        assert!(store.group_names.is_empty());
+        assert!(store.security_groups().is_empty());
+        store.create_security_group(&group("web")).unwrap();
+    }
+
+    #[test]
+    fn a_launch_into_a_deleted_group_writes_nothing() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        store
+            .delete_security_group::<StoreError>(&web.metadata.name, || Ok(()))
+            .unwrap();
+        let refused = store.create_instances(&launch(2, &web), REGION, Some("tok"));
+        assert_eq!(
+            refused,
+            Err(StoreError::NotFound {
+                kind: SECURITY_GROUP_KIND,
+                id: web.metadata.name.clone(),
+            })
+        );
+        assert!(store.instances().is_empty());
+        assert!(store.client_tokens.is_empty(), "the token is not claimed");
+        assert!(store.group_uses.is_empty());
+    }
+
+    #[test]
+    fn a_launch_during_the_dependency_check_makes_the_delete_check_again() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let mut checks = 0;
+        let outcome = store.delete_security_group(&web.metadata.name, || {
+            checks += 1;
+            let in_use = store
+                .instances()
+                .list_shared()?
+                .objects
+                .iter()
+                .any(|i| i.spec.security_groups[0].group_id == web.metadata.name);
+            if in_use {
+                return Err(StoreError::Backend("in use".into()));
+            }
+            // A launch lands between this check and the delete.
+            store.create_instances(&launch(1, &web), REGION, None)?;
+            Ok(())
+        });
+        assert_eq!(outcome, Err(StoreError::Backend("in use".into())));
+        assert_eq!(checks, 2, "the moved count ran the check again");
+        assert!(store
+            .security_groups()
+            .get(&web.metadata.name)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn racing_launches_with_one_client_token_launch_once() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        for round in 0..10 {
+            let token = format!("tok-{round}");
+            const THREADS: usize = 6;
+            let barrier = Arc::new(Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (store, barrier, token) = (store.clone(), barrier.clone(), token.clone());
+                    let instances = launch(2, &web);
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let first = instances[0].metadata.name.clone();
+                        (
+                            first,
+                            store.create_instances(&instances, REGION, Some(&token)),
+                        )
+                    })
+                })
+                .collect();
+            let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let winners: Vec<&String> = outcomes
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(first, _)| first)
+                .collect();
+            assert_eq!(winners.len(), 1, "round {round}");
+            for (_, outcome) in &outcomes {
+                if let Err(e) = outcome {
+                    assert_eq!(
+                        *e,
+                        StoreError::NameTaken {
+                            kind: CLIENT_TOKEN_KIND,
+                            name: token.clone(),
+                            holder: winners[0].clone(),
+                        }
+                    );
+                }
+            }
+            assert_eq!(
+                store.instances_for_client_token(REGION, &token).unwrap()[0],
+                *winners[0]
+            );
+        }
+        assert_eq!(store.instances().len(), 20);
+        assert_eq!(
+            uses_count(store.group_uses.get(&web.metadata.name).unwrap().as_deref()),
+            10,
+            "only committed launches count"
+        );
+    }
+
+    #[test]
+    fn a_token_whose_instances_were_collected_launches_again() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let first = launch(1, &web);
+        store.create_instances(&first, REGION, Some("tok")).unwrap();
+        store.instances().delete(&first[0].metadata.name).unwrap();
+        let second = launch(1, &web);
+        store
+            .create_instances(&second, REGION, Some("tok"))
+            .unwrap();
+        assert_eq!(
+            store.instances_for_client_token(REGION, "tok").unwrap(),
+            vec![second[0].metadata.name.clone()]
+        );
+    }
+
+    #[test]
+    fn records_without_name_entries_get_them_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_key, old_group, old_image) = (key_pair("old"), group("old"), image("old-ami"));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            // As an older version wrote them: records only.
+            store
+                .key_pairs()
+                .create(std::slice::from_ref(&old_key))
+                .unwrap();
+            store
+                .security_groups()
+                .create(std::slice::from_ref(&old_group))
+                .unwrap();
+            store
+                .images()
+                .create(std::slice::from_ref(&old_image))
+                .unwrap();
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        let store = crate::store::reopen(dir.path());
+        let taken = |r: Result<(), StoreError>| matches!(r, Err(StoreError::NameTaken { .. }));
+        assert!(taken(store.create_key_pair(&key_pair("old"))));
+        assert!(taken(store.create_security_group(&group("old"))));
+        assert!(taken(store.create_image(&image("old-ami"))));
+    }
+}
