@@ -1,7 +1,5 @@
 //! Key pair plumbing shared by the four key pair actions and RunInstances: lookups, name rules, key generation and rendering.
 
-use std::collections::BTreeMap;
-
 use rand::rngs::OsRng;
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, LineEnding, PrivateKey, PublicKey};
@@ -9,13 +7,11 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey, PublicKey};
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::xml::XmlWriter;
+pub use crate::model::keypair::new_key_pair;
 use crate::model::keypair::{
     created_rsa_fingerprint, ed25519_fingerprint, ParsedPublicKey, MAX_KEY_NAME,
 };
-use crate::model::{
-    format_timestamp, now, KeyPair, KeyPairId, KeyPairOrigin, KeyPairSpec, KeyPairStatus, KeyType,
-    Object, ObjectMeta, API_VERSION, KEY_PAIR_KIND,
-};
+use crate::model::{format_timestamp, KeyPair, KeyPairId, KeyType};
 use crate::store::{Store, StoreError};
 
 use crate::api::render::render_tags;
@@ -116,33 +112,6 @@ pub fn public_key_for(store: &Store, region: &str, key_name: &str) -> Result<Str
     find_by_name(store, region, key_name)?
         .map(|k| k.spec.public_key)
         .ok_or_else(|| not_found(key_name))
-}
-
-/// A new key pair document (not yet stored).
-pub fn new_key_pair(
-    region: &str,
-    key_name: &str,
-    origin: KeyPairOrigin,
-    key_type: KeyType,
-    public_key: String,
-    fingerprint: String,
-    tags: BTreeMap<String, String>,
-) -> KeyPair {
-    let id = KeyPairId::generate();
-    Object {
-        api_version: API_VERSION.to_string(),
-        kind: KEY_PAIR_KIND.to_string(),
-        metadata: ObjectMeta::new(id.as_str(), region, now()),
-        spec: KeyPairSpec {
-            key_name: key_name.to_string(),
-            key_type,
-            origin,
-            public_key,
-            fingerprint,
-            tags,
-        },
-        status: KeyPairStatus::default(),
-    }
 }
 
 /// Stores a new key pair unless its name is taken in its region (`InvalidKeyPair.Duplicate`).
@@ -267,7 +236,10 @@ pub fn render_item(w: &mut XmlWriter, key_pair: &KeyPair, include_public_key: bo
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::model::KeyPairOrigin;
 
     fn stored(store: &Store, region: &str, name: &str) -> KeyPair {
         let generated = generate(KeyType::Ed25519, name).unwrap();

@@ -101,113 +101,105 @@ fn claim(
     Ok(())
 }
 
-/// Inside a transaction: removes a record (spec and status) and its name entry when the entry
-/// is the record's. Returns the removed record, `None` when there was none.
-fn release<S, T>(
-    collection: &Collection<S, T>,
-    (spec, status, names): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
-    id: &str,
-    name_key: fn(&Object<S, T>) -> Vec<u8>,
-) -> ConflictableTransactionResult<Option<Object<S, T>>, StoreError>
+/// Writes of one record with its name entry. The records' name is their `metadata.name` (the
+/// id); `name_key` gives the entry a record claims.
+impl<S, T> Collection<S, T>
 where
     S: serde::Serialize + serde::de::DeserializeOwned + Clone,
     T: serde::Serialize + serde::de::DeserializeOwned + Default + Clone,
 {
-    let Some(spec_bytes) = spec.get(id.as_bytes())? else {
-        return Ok(None);
-    };
-    let status_bytes = status.get(id.as_bytes())?;
-    let object = match collection.decode_object(id.as_bytes(), &spec_bytes, status_bytes.as_deref())
-    {
-        Ok(object) => object,
-        Err(e) => return fail(e),
-    };
-    spec.remove(id.as_bytes())?;
-    status.remove(id.as_bytes())?;
-    let key = name_key(&object);
-    if names.get(&key)?.as_deref() == Some(id.as_bytes()) {
-        names.remove(key)?;
-    }
-    Ok(Some(object))
-}
-
-/// Creates one record and its name entry in one transaction, then makes it durable.
-fn create_named<S, T>(
-    collection: &Collection<S, T>,
-    kind: &'static str,
-    names: &sled::Tree,
-    object: &Object<S, T>,
-    name_key: Vec<u8>,
-    name: &str,
-) -> Result<(), StoreError>
-where
-    S: serde::Serialize + serde::de::DeserializeOwned + Clone,
-    T: serde::Serialize + serde::de::DeserializeOwned + Default + Clone,
-{
-    let bytes = collection.encode_spec(object)?;
-    let id = object.metadata.name.as_str();
-    let writing = collection.writing();
-    finish(
-        (collection.spec_tree(), names)
-            .transaction(|(spec, names)| claim(kind, spec, names, id, &bytes, &name_key, name)),
-    )?;
-    drop(writing);
-    collection.make_durable()
-}
-
-/// Deletes one record and its name entry in one transaction, then makes it durable. Returns
-/// the deleted record, `None` when there was none.
-fn delete_named<S, T>(
-    collection: &Collection<S, T>,
-    names: &sled::Tree,
-    id: &str,
-    name_key: fn(&Object<S, T>) -> Vec<u8>,
-) -> Result<Option<Object<S, T>>, StoreError>
-where
-    S: serde::Serialize + serde::de::DeserializeOwned + Clone,
-    T: serde::Serialize + serde::de::DeserializeOwned + Default + Clone,
-{
-    let writing = collection.writing();
-    let deleted = finish(
-        (collection.spec_tree(), collection.status_tree(), names)
-            .transaction(|trees| release(collection, (&trees.0, &trees.1, &trees.2), id, name_key)),
-    )?;
-    collection.forget(id);
-    drop(writing);
-    if deleted.is_some() {
-        collection.make_durable()?;
-    }
-    Ok(deleted)
-}
-
-/// Adds the name entries records lack (stores written before the indexes existed, or records
-/// written past them by tests); returns how many were added. Two records holding one name (an
-/// older version's race) keep the first in id order, and the other is logged.
-fn repair_names<S, T>(
-    collection: &Collection<S, T>,
-    names: &sled::Tree,
-    name_key: fn(&Object<S, T>) -> Vec<u8>,
-) -> Result<usize, StoreError>
-where
-    S: serde::Serialize + serde::de::DeserializeOwned + Clone,
-    T: serde::Serialize + serde::de::DeserializeOwned + Default + Clone,
-{
-    let mut added = 0;
-    for object in collection.list_shared()?.objects {
+    /// Inside a transaction: removes a record (spec and status) and its name entry when the
+    /// entry is the record's. Returns the removed record, `None` when there was none.
+    fn release(
+        &self,
+        (spec, status, names): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
+        id: &str,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+    ) -> ConflictableTransactionResult<Option<Object<S, T>>, StoreError> {
+        let Some(spec_bytes) = spec.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let status_bytes = status.get(id.as_bytes())?;
+        let object = match self.decode_object(id.as_bytes(), &spec_bytes, status_bytes.as_deref()) {
+            Ok(object) => object,
+            Err(e) => return fail(e),
+        };
+        spec.remove(id.as_bytes())?;
+        status.remove(id.as_bytes())?;
         let key = name_key(&object);
-        let id = object.metadata.name.as_bytes();
-        match names.get(&key)? {
-            Some(holder) if holder.as_ref() == id => {}
-            Some(holder) if collection.spec_tree().contains_key(&holder)? => {
-                tracing::warn!(name = %lossy(&key), holder = %lossy(&holder), duplicate = %object.metadata.name, "two records hold one name; the index keeps the first");
-            }
-            _ => {
-                names.insert(&key, id)?;
-                added += 1;
+        if names.get(&key)?.as_deref() == Some(id.as_bytes()) {
+            names.remove(key)?;
+        }
+        Ok(Some(object))
+    }
+
+    /// Creates one record and its name entry in one transaction, then makes it durable.
+    fn create_named(
+        &self,
+        kind: &'static str,
+        names: &sled::Tree,
+        object: &Object<S, T>,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let bytes = self.encode_spec(object)?;
+        let key = name_key(object);
+        let id = object.metadata.name.as_str();
+        let writing = self.writing();
+        finish(
+            (self.spec_tree(), names)
+                .transaction(|(spec, names)| claim(kind, spec, names, id, &bytes, &key, name)),
+        )?;
+        drop(writing);
+        self.make_durable()
+    }
+
+    /// Deletes one record and its name entry in one transaction, then makes it durable.
+    /// Returns the deleted record, `None` when there was none.
+    fn delete_named(
+        &self,
+        names: &sled::Tree,
+        id: &str,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+    ) -> Result<Option<Object<S, T>>, StoreError> {
+        let writing = self.writing();
+        let deleted = finish(
+            (self.spec_tree(), self.status_tree(), names)
+                .transaction(|trees| self.release((&trees.0, &trees.1, &trees.2), id, name_key)),
+        )?;
+        self.forget(id);
+        drop(writing);
+        if deleted.is_some() {
+            self.make_durable()?;
+        }
+        Ok(deleted)
+    }
+
+    /// Adds the name entries records lack (stores written before the indexes existed, or
+    /// records written past them by tests); returns how many were added. Two records holding
+    /// one name (an older version's race) keep the first in id order, and the other is logged.
+    fn repair_names(
+        &self,
+        names: &sled::Tree,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+    ) -> Result<usize, StoreError> {
+        let mut added = 0;
+        for object in self.list_shared()?.objects {
+            let key = name_key(&object);
+            let id = object.metadata.name.as_bytes();
+            match names.get(&key)? {
+                Some(holder) if holder.as_ref() == id => {}
+                Some(holder) if self.spec_tree().contains_key(&holder)? => {
+                    tracing::warn!(name = %lossy(&key), holder = %lossy(&holder), duplicate = %object.metadata.name, "two records hold one name; the index keeps the first");
+                }
+                _ => {
+                    names.insert(&key, id)?;
+                    added += 1;
+                }
             }
         }
+        Ok(added)
     }
-    Ok(added)
 }
 
 /// The launches recorded for a group, as stored in `security_groups.uses`.
@@ -230,30 +222,29 @@ impl Store {
     /// Stores a new key pair and claims its name in its region, in one transaction:
     /// `NameTaken` (and nothing written) when another key pair of the region has the name.
     pub fn create_key_pair(&self, key_pair: &KeyPair) -> Result<(), StoreError> {
-        create_named(
-            &self.key_pairs,
+        self.key_pairs.create_named(
             KEY_PAIR_KIND,
             &self.key_pair_names,
             key_pair,
-            key_pair_name_key(key_pair),
+            key_pair_name_key,
             &key_pair.spec.key_name,
         )
     }
 
     /// Deletes a key pair and frees its name; returns it, `None` when there was none.
     pub fn delete_key_pair(&self, id: &str) -> Result<Option<KeyPair>, StoreError> {
-        delete_named(&self.key_pairs, &self.key_pair_names, id, key_pair_name_key)
+        self.key_pairs
+            .delete_named(&self.key_pair_names, id, key_pair_name_key)
     }
 
     /// Stores a new security group and claims its name in its VPC, in one transaction:
     /// `NameTaken` (and nothing written) when another group of the VPC has the name.
     pub fn create_security_group(&self, group: &SecurityGroup) -> Result<(), StoreError> {
-        create_named(
-            &self.security_groups,
+        self.security_groups.create_named(
             SECURITY_GROUP_KIND,
             &self.group_names,
             group,
-            group_name_key(group),
+            group_name_key,
             &group.spec.group_name,
         )
     }
@@ -293,7 +284,7 @@ impl Store {
                         if uses_tree.get(id.as_bytes())? != uses {
                             return Ok(GroupDelete::Used);
                         }
-                        let deleted = release(groups, (spec, status, names), id, group_name_key)?;
+                        let deleted = groups.release((spec, status, names), id, group_name_key)?;
                         uses_tree.remove(id.as_bytes())?;
                         Ok(GroupDelete::Done(Box::new(deleted)))
                     }),
@@ -315,12 +306,11 @@ impl Store {
     /// Stores a CreateImage record and claims its AMI name in its region, in one transaction:
     /// `NameTaken` (and nothing written) when another CreateImage record of the region has it.
     pub fn create_image(&self, image: &Image) -> Result<(), StoreError> {
-        create_named(
-            &self.images,
+        self.images.create_named(
             IMAGE_KIND,
             &self.image_names,
             image,
-            image_name_key(image),
+            image_name_key,
             &image.spec.name,
         )
     }
@@ -404,11 +394,17 @@ impl Store {
         self.instances.make_durable()
     }
 
-    /// Adds the name-index entries that stored records lack (see [`repair_names`]).
+    /// Adds the name-index entries that stored records lack (see [`Collection::repair_names`]).
     pub(super) fn repair_name_indexes(&self) -> Result<(), StoreError> {
-        let added = repair_names(&self.key_pairs, &self.key_pair_names, key_pair_name_key)?
-            + repair_names(&self.security_groups, &self.group_names, group_name_key)?
-            + repair_names(&self.images, &self.image_names, image_name_key)?;
+        let added = self
+            .key_pairs
+            .repair_names(&self.key_pair_names, key_pair_name_key)?
+            + self
+                .security_groups
+                .repair_names(&self.group_names, group_name_key)?
+            + self
+                .images
+                .repair_names(&self.image_names, image_name_key)?;
         if added > 0 {
             tracing::info!(
                 added,
@@ -447,29 +443,22 @@ mod tests {
     use super::*;
     use crate::model::network::{allow_all_egress, generate_group_id, security_group};
     use crate::model::{
-        fixtures, now, GroupRef, InstanceId, KeyPairId, KeyPairOrigin, KeyPairSpec, KeyPairStatus,
-        KeyType, ObjectMeta, SecurityGroupSpec, API_VERSION,
+        fixtures, now, GroupRef, InstanceId, KeyPairOrigin, KeyType, SecurityGroupSpec,
     };
 
     const REGION: &str = "us-east-1";
     const VPC: &str = "vpc-0123456789abcdef0";
 
     fn key_pair(name: &str) -> KeyPair {
-        let id = KeyPairId::generate();
-        Object {
-            api_version: API_VERSION.to_string(),
-            kind: KEY_PAIR_KIND.to_string(),
-            metadata: ObjectMeta::new(id.as_str(), REGION, now()),
-            spec: KeyPairSpec {
-                key_name: name.to_string(),
-                key_type: KeyType::Ed25519,
-                origin: KeyPairOrigin::Imported,
-                public_key: format!("ssh-ed25519 AAAA {name}"),
-                fingerprint: "fp".into(),
-                tags: BTreeMap::new(),
-            },
-            status: KeyPairStatus::default(),
-        }
+        crate::model::keypair::new_key_pair(
+            REGION,
+            name,
+            KeyPairOrigin::Imported,
+            KeyType::Ed25519,
+            format!("ssh-ed25519 AAAA {name}"),
+            "fp".into(),
+            BTreeMap::new(),
+        )
     }
 
     fn group(name: &str) -> SecurityGroup {
