@@ -4,7 +4,8 @@
 //! written only by the reconciler, so the two writers never race on one value (the
 //! Kubernetes status subresource). Values are JSON: the spec tree holds
 //! `{apiVersion, kind, metadata, spec}`, the status tree holds the status object, and
-//! reads join them into one Kubernetes-shaped document.
+//! reads join them into one Kubernetes-shaped document. Names that must be unique are kept
+//! in index trees written in the same transaction as their records (`names.rs`).
 
 mod collection;
 mod error;
