@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
 
 use super::error::ApiError;
 use super::query::QueryParams;
@@ -12,20 +11,6 @@ use crate::api::kinds::SecurityGroupKind;
 use crate::model::network::{default_security_group, is_group_id, GROUP_ID_PREFIX};
 use crate::model::{now, region, SecurityGroup};
 use crate::store::StoreError;
-
-/// Serialises the check-then-write sequences that the store cannot make atomic: a group name
-/// must stay unique per VPC (CreateSecurityGroup), a group must not be deleted while a launch
-/// is putting an instance in it (DeleteSecurityGroup, RunInstances), and a `ClientToken` must
-/// launch once. One ec2d process owns its store (sled locks it), so a process-wide lock is enough.
-static CHECKED_WRITES: Mutex<()> = Mutex::new(());
-
-/// Takes the lock of [`CHECKED_WRITES`]; a panic elsewhere while holding it leaves nothing
-/// half-written (each write is one store call), so a poisoned lock is still usable.
-pub fn checked_writes() -> MutexGuard<'static, ()> {
-    CHECKED_WRITES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// How a request names a group: anything starting `sg-` is an id (AWS forbids such names),
 /// anything else a name, so `--group-id default` works.
@@ -88,11 +73,7 @@ pub fn ensure_default_group(state: &ApiState, region: &str) -> Result<(), ApiErr
         return Ok(());
     }
     let group = default_security_group(region, now());
-    match state
-        .store
-        .security_groups()
-        .create(std::slice::from_ref(&group))
-    {
+    match state.store.create_security_group(&group) {
         Ok(()) => {
             tracing::info!(group_id = %group.metadata.name, %region, "default security group created");
             Ok(())

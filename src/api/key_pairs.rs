@@ -1,7 +1,4 @@
-//! Key pair plumbing shared by the four key pair actions and RunInstances: lookups, name rules, the write lock, key generation and rendering.
-
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+//! Key pair plumbing shared by the four key pair actions and RunInstances: lookups, name rules, key generation and rendering.
 
 use rand::rngs::OsRng;
 use ssh_key::public::KeyData;
@@ -10,13 +7,11 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey, PublicKey};
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::xml::XmlWriter;
+pub use crate::model::keypair::new_key_pair;
 use crate::model::keypair::{
     created_rsa_fingerprint, ed25519_fingerprint, ParsedPublicKey, MAX_KEY_NAME,
 };
-use crate::model::{
-    format_timestamp, now, KeyPair, KeyPairId, KeyPairOrigin, KeyPairSpec, KeyPairStatus, KeyType,
-    Object, ObjectMeta, API_VERSION, KEY_PAIR_KIND,
-};
+use crate::model::{format_timestamp, KeyPair, KeyPairId, KeyType};
 use crate::store::{Store, StoreError};
 
 use crate::api::render::render_tags;
@@ -26,18 +21,6 @@ pub const RSA_BITS: usize = 2048;
 
 /// The `ResourceType` of key pair `TagSpecification`s.
 pub const TAG_RESOURCE_TYPE: &str = "key-pair";
-
-/// Serialises "is this name free? then insert" and deletes. Names are unique per region but the
-/// store is keyed by id, and a sled transaction cannot see "no other key with this name", so
-/// the check and the write must not interleave with another request's. sled holds an exclusive
-/// lock on its directory, so one process is the only writer and a process-wide lock suffices.
-static WRITE_LOCK: Mutex<()> = Mutex::new(());
-
-fn write_lock() -> std::sync::MutexGuard<'static, ()> {
-    // A panic while holding the lock cannot leave half a key pair behind (one store write), so
-    // a poisoned lock is still safe to use.
-    WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// `InvalidKeyPair.NotFound` for a key name or id, in AWS's wording.
 pub fn not_found(name_or_id: &str) -> ApiError {
@@ -131,44 +114,13 @@ pub fn public_key_for(store: &Store, region: &str, key_name: &str) -> Result<Str
         .ok_or_else(|| not_found(key_name))
 }
 
-/// A new key pair document (not yet stored).
-pub fn new_key_pair(
-    region: &str,
-    key_name: &str,
-    origin: KeyPairOrigin,
-    key_type: KeyType,
-    public_key: String,
-    fingerprint: String,
-    tags: BTreeMap<String, String>,
-) -> KeyPair {
-    let id = KeyPairId::generate();
-    Object {
-        api_version: API_VERSION.to_string(),
-        kind: KEY_PAIR_KIND.to_string(),
-        metadata: ObjectMeta::new(id.as_str(), region, now()),
-        spec: KeyPairSpec {
-            key_name: key_name.to_string(),
-            key_type,
-            origin,
-            public_key,
-            fingerprint,
-            tags,
-        },
-        status: KeyPairStatus::default(),
-    }
-}
-
 /// Stores a new key pair unless its name is taken in its region (`InvalidKeyPair.Duplicate`).
-/// The check and the insert run under the write lock, so two concurrent requests for one name
-/// cannot both succeed.
+/// The store claims the name in the same transaction as the write, so two concurrent requests
+/// for one name cannot both succeed.
 pub fn insert_unique(store: &Store, key_pair: &KeyPair) -> Result<(), ApiError> {
-    let _guard = write_lock();
-    let region = &key_pair.metadata.namespace;
-    if find_by_name(store, region, &key_pair.spec.key_name)?.is_some() {
-        return Err(duplicate(&key_pair.spec.key_name));
-    }
-    match store.key_pairs().create(std::slice::from_ref(key_pair)) {
+    match store.create_key_pair(key_pair) {
         Ok(()) => Ok(()),
+        Err(StoreError::NameTaken { .. }) => Err(duplicate(&key_pair.spec.key_name)),
         // A random id collision: 68 bits make it practically impossible, but never overwrite.
         Err(StoreError::AlreadyExists { id, .. }) => Err(ApiError::internal(format!(
             "key pair id {id} generated twice"
@@ -177,20 +129,18 @@ pub fn insert_unique(store: &Store, key_pair: &KeyPair) -> Result<(), ApiError> 
     }
 }
 
-/// Deletes the key pair `select` picks among the region's, under the write lock so a delete
-/// cannot interleave with a create's name check. Returns the deleted key pair, if one was picked.
+/// Deletes the key pair `select` picks among the region's, with its name. Returns the deleted
+/// key pair: `None` when none was picked, or a concurrent delete removed it first.
 pub fn remove(
     store: &Store,
     region: &str,
     select: impl FnOnce(&Store) -> Result<Option<KeyPair>, ApiError>,
 ) -> Result<Option<KeyPair>, ApiError> {
-    let _guard = write_lock();
     let Some(key_pair) = select(store)? else {
         return Ok(None);
     };
     debug_assert_eq!(key_pair.metadata.namespace, region);
-    store.key_pairs().delete(&key_pair.metadata.name)?;
-    Ok(Some(key_pair))
+    Ok(store.delete_key_pair(&key_pair.metadata.name)?)
 }
 
 /// Secret text wiped from memory when dropped (the `zeroize` crate, as re-exported by `der`).
@@ -286,7 +236,10 @@ pub fn render_item(w: &mut XmlWriter, key_pair: &KeyPair, include_public_key: bo
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::model::KeyPairOrigin;
 
     fn stored(store: &Store, region: &str, name: &str) -> KeyPair {
         let generated = generate(KeyType::Ed25519, name).unwrap();
@@ -340,8 +293,8 @@ mod tests {
 
     #[test]
     fn concurrent_creates_of_one_name_leave_one_key_pair() {
-        // Many rounds of threads released together by a barrier: without the write lock the
-        // check-then-insert race shows up within a few rounds.
+        // Many rounds of threads released together by a barrier: without the store's name
+        // index the check-then-insert race shows up within a few rounds.
         let store = Store::temporary().unwrap();
         const THREADS: usize = 8;
         for round in 0..25 {

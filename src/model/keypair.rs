@@ -15,13 +15,40 @@ use ssh_key::public::KeyData;
 use ssh_key::PublicKey;
 
 use super::ids::IdError;
-use super::meta::Object;
+use super::meta::{Object, ObjectMeta, API_VERSION};
 
 /// A key pair document. The private key is never stored: EC2 hands it out once, at creation.
 pub type KeyPair = Object<KeyPairSpec, KeyPairStatus>;
 
 /// The kind name stored in `kind`.
 pub const KEY_PAIR_KIND: &str = "KeyPair";
+
+/// A new key pair document with a fresh id, created now (not yet stored).
+pub fn new_key_pair(
+    region: &str,
+    key_name: &str,
+    origin: KeyPairOrigin,
+    key_type: KeyType,
+    public_key: String,
+    fingerprint: String,
+    tags: BTreeMap<String, String>,
+) -> KeyPair {
+    let id = KeyPairId::generate();
+    Object {
+        api_version: API_VERSION.to_string(),
+        kind: KEY_PAIR_KIND.to_string(),
+        metadata: ObjectMeta::new(id.as_str(), region, super::now()),
+        spec: KeyPairSpec {
+            key_name: key_name.to_string(),
+            key_type,
+            origin,
+            public_key,
+            fingerprint,
+            tags,
+        },
+        status: KeyPairStatus::default(),
+    }
+}
 
 /// The longest key name EC2 accepts ("Up to 255 ASCII characters").
 pub const MAX_KEY_NAME: usize = 255;

@@ -54,10 +54,11 @@ pub struct Collection<S, T: Default> {
     spec: sled::Tree,
     status: sled::Tree,
     decoded: Arc<Mutex<HashMap<sled::IVec, Decoded<S, T>>>>,
-    /// Counts finished writes to either tree: a listing made while the count was `n` holds
-    /// until it moves. Every write goes through this type (sled's lock keeps any other
-    /// process out), so nothing can change the trees without moving it.
-    writes: Arc<AtomicU64>,
+    /// Counts finished writes to either tree and the writes under way: a listing made while
+    /// the count was `n` holds until it moves, and is never reused while a write is under way.
+    /// Every write goes through this type or the store's transactions (sled's lock keeps any
+    /// other process out), so nothing can change the trees without moving it.
+    writes: Arc<WriteCount>,
     /// The last full listing and the write count it was made at. Repeated DescribeInstances
     /// over an unchanged store were mostly sled's iterator and comparing stored bytes.
     listed: Arc<Mutex<Option<CachedListing<S, T>>>>,
@@ -67,13 +68,42 @@ pub struct Collection<S, T: Default> {
 /// A full listing and the write count it was made at.
 type CachedListing<S, T> = (u64, Listing<Arc<Object<S, T>>>);
 
-/// Moves a collection's write count when dropped, so every way out of a write (success,
-/// error, early return) ends the cached listing made before it.
-struct WriteDone<'a>(&'a AtomicU64);
+/// A collection's write counts: `finished` moves when a write ends, `under_way` is how many
+/// have begun and not ended. A reader that has seen a write's effect somewhere else (a
+/// transaction also writes index trees, which another request may read first) must not be
+/// answered a listing made before it: while the write is under way no listing is reused, and
+/// once it ends the count has moved.
+#[derive(Default)]
+struct WriteCount {
+    finished: AtomicU64,
+    under_way: AtomicU64,
+}
+
+impl WriteCount {
+    /// The count a listing may be cached at, and whether no write is under way (a listing
+    /// made while one is may be cached, but no cached listing is reused then). `under_way` is
+    /// read first: a write that ended before this call moved `finished` before leaving it.
+    fn settled(&self) -> (u64, bool) {
+        let busy = self.under_way.load(Ordering::SeqCst) > 0;
+        (self.finished.load(Ordering::SeqCst), !busy)
+    }
+}
+
+/// Marks a write under way until dropped, then moves the collection's write count, so every
+/// way out of a write (success, error, early return) ends the cached listing made before it.
+pub(super) struct WriteDone<'a>(&'a WriteCount);
+
+impl<'a> WriteDone<'a> {
+    fn begin(count: &'a WriteCount) -> Self {
+        count.under_way.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
 
 impl Drop for WriteDone<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.0.finished.fetch_add(1, Ordering::SeqCst);
+        self.0.under_way.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -135,8 +165,48 @@ where
     }
 
     /// Call at the start of every write; the write counts as done when the guard drops.
-    fn writing(&self) -> WriteDone<'_> {
-        WriteDone(&self.writes)
+    pub(super) fn writing(&self) -> WriteDone<'_> {
+        WriteDone::begin(&self.writes)
+    }
+
+    /// The spec tree, for the store's transactions over several trees (which take
+    /// [`Collection::writing`] themselves).
+    pub(super) fn spec_tree(&self) -> &sled::Tree {
+        &self.spec
+    }
+
+    /// The status tree, for the store's transactions over several trees.
+    pub(super) fn status_tree(&self) -> &sled::Tree {
+        &self.status
+    }
+
+    /// Drops an object's decoded copy (after a delete).
+    pub(super) fn forget(&self, id: &str) {
+        self.decoded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id.as_bytes());
+    }
+
+    /// The bytes of an object's spec document as the spec tree holds them.
+    pub(super) fn encode_spec(&self, object: &Object<S, T>) -> Result<Vec<u8>, StoreError> {
+        encode(&SpecDoc {
+            api_version: API_VERSION.to_string(),
+            kind: self.kind.to_string(),
+            metadata: object.metadata.clone(),
+            spec: object.spec.clone(),
+        })
+    }
+
+    /// Decodes a spec document and a status read inside a transaction into an object.
+    pub(super) fn decode_object(
+        &self,
+        key: &[u8],
+        spec_bytes: &[u8],
+        status_bytes: Option<&[u8]>,
+    ) -> Result<Object<S, T>, StoreError> {
+        let doc = self.decode_spec(key, spec_bytes)?;
+        Ok(self.join(doc, self.decode_status(key, status_bytes)))
     }
 
     fn corrupt(&self, key: &[u8], reason: impl ToString) -> StoreError {
@@ -179,16 +249,10 @@ where
 
     /// Inserts new objects atomically: all of them or none (one RunInstances call is one write).
     pub fn create(&self, objects: &[Object<S, T>]) -> Result<(), StoreError> {
-        let _done = self.writing();
+        let writing = self.writing();
         let mut encoded = Vec::with_capacity(objects.len());
         for object in objects {
-            let doc = SpecDoc {
-                api_version: API_VERSION.to_string(),
-                kind: self.kind.to_string(),
-                metadata: object.metadata.clone(),
-                spec: object.spec.clone(),
-            };
-            encoded.push((object.metadata.name.clone(), encode(&doc)?));
+            encoded.push((object.metadata.name.clone(), self.encode_spec(object)?));
         }
         let kind = self.kind;
         if let [(id, bytes)] = encoded.as_slice() {
@@ -200,7 +264,10 @@ where
                 None as Option<&[u8]>,
                 Some(bytes.as_slice()),
             )? {
-                Ok(()) => self.make_durable(),
+                Ok(()) => {
+                    drop(writing);
+                    self.make_durable()
+                }
                 Err(_) => Err(StoreError::AlreadyExists {
                     kind,
                     id: id.clone(),
@@ -224,13 +291,15 @@ where
                 sled::transaction::TransactionError::Abort(e) => e,
                 sled::transaction::TransactionError::Storage(e) => e.into(),
             })?;
+        // The write is visible once committed: listings need not wait for the fsync.
+        drop(writing);
         self.make_durable()
     }
 
     /// Forces desired state to disk before the API answers: an acknowledged request must
     /// survive a SIGKILL. Status needs no such care (the reconciler observes it again), so
     /// only spec writes pay for the fsync; concurrent callers share one sled flush.
-    fn make_durable(&self) -> Result<(), StoreError> {
+    pub(super) fn make_durable(&self) -> Result<(), StoreError> {
         self.spec.flush()?;
         Ok(())
     }
@@ -309,9 +378,9 @@ where
     pub fn list_shared(&self) -> Result<Listing<Arc<Object<S, T>>>, StoreError> {
         // Read before walking the trees: a write that lands during the walk moves the count
         // past this one, so a listing that may have missed it is never reused.
-        let writes = self.writes.load(Ordering::Acquire);
+        let (writes, settled) = self.writes.settled();
         if let Some((at, listing)) = &*self.listed.lock().unwrap_or_else(|p| p.into_inner()) {
-            if *at == writes {
+            if settled && *at == writes {
                 return Ok(listing.clone());
             }
         }
@@ -418,7 +487,7 @@ where
     where
         E: From<StoreError>,
     {
-        let _done = self.writing();
+        let writing = self.writing();
         loop {
             let Some(current_bytes) = self.spec.get(id.as_bytes()).map_err(StoreError::from)?
             else {
@@ -451,6 +520,7 @@ where
                 .map_err(StoreError::from)?
             {
                 Ok(()) => {
+                    drop(writing);
                     self.make_durable()?;
                     return Ok((before, after));
                 }
@@ -476,10 +546,7 @@ where
         let _done = self.writing();
         self.spec.remove(id.as_bytes())?;
         self.status.remove(id.as_bytes())?;
-        self.decoded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id.as_bytes());
+        self.forget(id);
         Ok(())
     }
 
@@ -504,13 +571,7 @@ where
             let unchanged = matches!(self.get(id), Ok(Some(ref existing))
                 if existing.spec == object.spec && existing.status == object.status);
             if !unchanged {
-                let doc = SpecDoc {
-                    api_version: API_VERSION.to_string(),
-                    kind: self.kind.to_string(),
-                    metadata: object.metadata.clone(),
-                    spec: object.spec.clone(),
-                };
-                self.spec.insert(id.as_bytes(), encode(&doc)?)?;
+                self.spec.insert(id.as_bytes(), self.encode_spec(object)?)?;
                 self.status.insert(id.as_bytes(), encode(&object.status)?)?;
             }
         }
@@ -697,6 +758,31 @@ mod tests {
             .map(|o| o.metadata.name.clone())
             .collect();
         assert_eq!(left, vec!["i-0000000000000000b".to_string()]);
+    }
+
+    #[test]
+    fn a_listing_is_not_reused_while_a_write_is_under_way() {
+        let store = Store::temporary().unwrap();
+        let instances = store.instances();
+        assert!(instances.list_shared().unwrap().objects.is_empty());
+        let writing = instances.writing();
+        // Committed but not yet counted, as a transaction's write is before its guard drops:
+        // a reader that saw it elsewhere (an index tree) must see it in a listing too.
+        let inst = fixtures::instance();
+        let bytes = instances.encode_spec(&inst).unwrap();
+        instances
+            .spec
+            .insert(inst.metadata.name.as_bytes(), bytes)
+            .unwrap();
+        assert_eq!(instances.list_shared().unwrap().objects.len(), 1);
+        drop(writing);
+        let listed = instances.list_shared().unwrap();
+        assert_eq!(listed.objects.len(), 1);
+        let again = instances.list_shared().unwrap();
+        assert!(
+            Arc::ptr_eq(&listed.objects[0], &again.objects[0]),
+            "reused once settled"
+        );
     }
 
     #[test]

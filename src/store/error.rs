@@ -19,6 +19,17 @@ pub enum StoreError {
         /// The clashing id.
         id: String,
     },
+    /// A name that must be unique in its scope (a key pair's in its region, a security
+    /// group's in its VPC, an AMI's in its region, a ClientToken in its region) is taken.
+    #[error("{kind} name {name} is taken by {holder}")]
+    NameTaken {
+        /// The kind whose name index refused the write.
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The id of the record that holds it.
+        holder: String,
+    },
     /// A stored value could not be decoded.
     #[error("corrupt {kind} record {key}: {reason}")]
     Corrupt {

@@ -4,10 +4,12 @@
 //! written only by the reconciler, so the two writers never race on one value (the
 //! Kubernetes status subresource). Values are JSON: the spec tree holds
 //! `{apiVersion, kind, metadata, spec}`, the status tree holds the status object, and
-//! reads join them into one Kubernetes-shaped document.
+//! reads join them into one Kubernetes-shaped document. Names that must be unique are kept
+//! in index trees written in the same transaction as their records (`names.rs`).
 
 mod collection;
 mod error;
+mod names;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +19,7 @@ use futures::StreamExt;
 
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
+pub use names::CLIENT_TOKEN_KIND;
 
 use crate::model::{
     Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
@@ -47,6 +50,14 @@ pub struct Store {
     db: sled::Db,
     /// RunInstances' ClientToken index: `<region>/<token>` -> the instance ids it launched.
     client_tokens: sled::Tree,
+    /// `<region>/<key name>` -> key pair id (see [`names`]).
+    key_pair_names: sled::Tree,
+    /// `<region>/<vpc id>/<group name>` -> group id.
+    group_names: sled::Tree,
+    /// Group id -> how many launches put instances in it (DeleteSecurityGroup's check).
+    group_uses: sled::Tree,
+    /// `<region>/<AMI name>` -> CreateImage record id.
+    image_names: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -118,6 +129,10 @@ impl Store {
         };
         let store = Self {
             client_tokens: db.open_tree("instances.client-tokens")?,
+            key_pair_names: db.open_tree("key_pairs.names")?,
+            group_names: db.open_tree("security_groups.names")?,
+            group_uses: db.open_tree("security_groups.uses")?,
+            image_names: db.open_tree("images.names")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
@@ -131,6 +146,7 @@ impl Store {
             db,
         };
         store.repair_client_token_index()?;
+        store.repair_name_indexes()?;
         Ok(store)
     }
 
@@ -166,29 +182,10 @@ impl Store {
         &self.security_groups
     }
 
-    /// Creates the instances of one RunInstances call, recording its ClientToken (when
-    /// given) in the same transaction, so a retried call finds them without a scan.
-    pub fn create_instances(
-        &self,
-        instances: &[crate::model::Instance],
-        region: &str,
-        client_token: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.instances.create(instances)?;
-        if let Some(token) = client_token {
-            // The index is derived from the specs (each carries its token) and written after
-            // them, outside their durable write: a crash in between leaves specs without an
-            // index entry, which `repair_client_token_index` restores at the next open.
-            let ids: Vec<&str> = instances.iter().map(|i| i.metadata.name.as_str()).collect();
-            let value = serde_json::to_vec(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
-            self.client_tokens
-                .insert(client_token_key(region, token), value)?;
-        }
-        Ok(())
-    }
-
-    /// Restores ClientToken index entries missing for stored instances (a crash between a
-    /// launch's durable write and its index entry), so a retried launch never runs twice.
+    /// Restores ClientToken index entries missing for stored instances, so a retried launch
+    /// never runs twice. Launches write their entry in the same transaction as their
+    /// instances; stores written by older versions wrote it after them, and a crash in
+    /// between lost it.
     fn repair_client_token_index(&self) -> Result<usize, StoreError> {
         let mut launches: BTreeMap<Vec<u8>, Vec<(u32, String)>> = BTreeMap::new();
         for instance in self.instances.list_shared()?.objects {

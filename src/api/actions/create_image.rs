@@ -12,6 +12,7 @@ use crate::model::{
     docker_repository_name, now, AmiTag, Image, ImageId, ImageSource, ImageSpec, ImageStatus,
     InstanceId, InstanceState, Object, ObjectMeta, API_VERSION, IMAGE_KIND, VM_MANAGER_TAG,
 };
+use crate::store::StoreError;
 
 /// The longest `Description` EC2 accepts.
 const MAX_DESCRIPTION: usize = 255;
@@ -86,17 +87,19 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
             req.instance_id
         )));
     }
+    let duplicate = |name: &str, holder: &str| {
+        ApiError::client(
+            "InvalidAMIName.Duplicate",
+            format!("AMI name {name} is already in use by AMI {holder}"),
+        )
+    };
+    // The Docker catalog's names too (observed state, not indexed); among CreateImage records
+    // the store's name index decides at the write.
     if let Some(taken) = images::region_images(state, region)?
         .into_iter()
         .find(|i| i.spec.name == req.name)
     {
-        return Err(ApiError::client(
-            "InvalidAMIName.Duplicate",
-            format!(
-                "AMI name {} is already in use by AMI {}",
-                req.name, taken.metadata.name
-            ),
-        ));
+        return Err(duplicate(&req.name, &taken.metadata.name));
     }
     kind::check_dry_run(req.dry_run)?;
 
@@ -120,7 +123,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
         },
         status: ImageStatus::default(),
     };
-    state.store.images().create(std::slice::from_ref(&image))?;
+    match state.store.create_image(&image) {
+        Ok(()) => {}
+        Err(StoreError::NameTaken { name, holder, .. }) => return Err(duplicate(&name, &holder)),
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(image_id = %id, instance_id = %req.instance_id, reference = %image.spec.reference, "image requested");
     Ok(id)
 }

@@ -70,7 +70,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 /// Checks the name is free, makes the key and stores its public half.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Created, ApiError> {
     // Fail fast before the (comparatively slow) key generation; `insert_unique` checks again
-    // under the write lock, which is what makes the name unique.
+    // in the same store transaction as the write, which is what makes the name unique.
     if key_pairs::find_by_name(&state.store, region, &req.key_name)?.is_some() {
         return Err(key_pairs::duplicate(&req.key_name));
     }

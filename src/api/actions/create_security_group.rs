@@ -9,12 +9,13 @@ use crate::api::xml::XmlWriter;
 use crate::model::network::{allow_all_egress, generate_group_id, security_group, GROUP_ID_PREFIX};
 use crate::model::{now, SecurityGroupSpec, DEFAULT_GROUP_NAME};
 
-use crate::api::groups::{checked_writes, ensure_default_group, region_groups};
+use crate::api::groups::{ensure_default_group, region_groups};
 use crate::api::kind::Kind;
 use crate::api::kinds::VpcKind;
 use crate::api::render::render_tags;
 use crate::api::{kind, tags};
 use crate::model::region;
+use crate::store::StoreError;
 
 /// The longest group name and description EC2 accepts.
 const MAX_LENGTH: usize = 255;
@@ -95,19 +96,19 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             "The security group 'default' is reserved",
         ));
     }
-    // Held across the check and the write so two concurrent creations cannot both see the name free.
-    let _guard = checked_writes();
+    let duplicate = {
+        let message = format!(
+            "The security group '{}' already exists for VPC '{vpc_id}'",
+            req.group_name
+        );
+        move || ApiError::client("InvalidGroup.Duplicate", message.clone())
+    };
+    // Answers a taken name before DryRun; the store's name index decides at the write.
     if region_groups(state, region)?
         .iter()
         .any(|g| g.spec.group_name == req.group_name && g.spec.vpc_id == vpc_id)
     {
-        return Err(ApiError::client(
-            "InvalidGroup.Duplicate",
-            format!(
-                "The security group '{}' already exists for VPC '{vpc_id}'",
-                req.group_name
-            ),
-        ));
+        return Err(duplicate());
     }
     kind::check_dry_run(req.dry_run)?;
     // The region's network is written to: its `default` group is stored first.
@@ -126,10 +127,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         },
         now(),
     );
-    state
-        .store
-        .security_groups()
-        .create(std::slice::from_ref(&group))?;
+    match state.store.create_security_group(&group) {
+        Ok(()) => {}
+        Err(StoreError::NameTaken { .. }) => return Err(duplicate()),
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(group_id = %id, group_name = %group.spec.group_name, %region, "security group created");
     Ok(Response {
         group_id: id,

@@ -6,7 +6,7 @@ use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::{InstanceState, DEFAULT_GROUP_NAME};
 
-use crate::api::groups::{checked_writes, region_groups, resolve_group, GroupRef};
+use crate::api::groups::{region_groups, resolve_group, GroupRef};
 use crate::api::{instances, kind};
 
 /// A validated DeleteSecurityGroup request.
@@ -31,10 +31,10 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 }
 
 /// Refuses `default` and groups that an instance (not terminated) or another group's rule
-/// still uses, as EC2 does; otherwise deletes. Returns the deleted group's id.
+/// still uses, as EC2 does; otherwise deletes. Returns the deleted group's id. The store
+/// runs the dependency check again whenever a launch put instances in the group meanwhile
+/// ([`crate::store::Store::delete_security_group`]), so no launch can slip in between.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<String, ApiError> {
-    // Held so no launch can put an instance in the group between the check and the delete.
-    let _guard = checked_writes();
     let group = resolve_group(state, region, &req.group)?;
     let id = group.metadata.name.clone();
     if group.spec.group_name == DEFAULT_GROUP_NAME {
@@ -51,21 +51,30 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<String, Ap
             format!("resource {id} has a dependent object"),
         )
     };
-    let in_use = instances::region_instances(state, region)?
-        .iter()
-        .filter(|i| instances::shown_state(i) != InstanceState::Terminated)
-        .any(|i| i.spec.security_groups.iter().any(|g| g.group_id == id));
-    if in_use {
-        return Err(dependency());
+    let still_deletable = || {
+        let in_use = instances::region_instances(state, region)?
+            .iter()
+            .filter(|i| instances::shown_state(i) != InstanceState::Terminated)
+            .any(|i| i.spec.security_groups.iter().any(|g| g.group_id == id));
+        if in_use {
+            return Err(dependency());
+        }
+        let referenced = region_groups(state, region)?
+            .iter()
+            .any(|g| g.metadata.name != id && g.spec.references(&id));
+        if referenced {
+            return Err(dependency());
+        }
+        kind::check_dry_run(req.dry_run)
+    };
+    if state
+        .store
+        .delete_security_group(&id, still_deletable)?
+        .is_none()
+    {
+        // Deleted by a concurrent request since it was resolved.
+        return Err(req.group.not_found(region));
     }
-    let referenced = region_groups(state, region)?
-        .iter()
-        .any(|g| g.metadata.name != id && g.spec.references(&id));
-    if referenced {
-        return Err(dependency());
-    }
-    kind::check_dry_run(req.dry_run)?;
-    state.store.security_groups().delete(&id)?;
     tracing::info!(group_id = %id, %region, "security group deleted");
     Ok(id)
 }

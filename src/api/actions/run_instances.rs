@@ -17,13 +17,15 @@ use crate::model::{
     API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS, VM_MANAGER_TAG,
 };
 
-use crate::api::groups::{checked_writes, resolve_group};
+use crate::api::groups::resolve_group;
 use crate::api::key_pairs::public_key_for;
 use crate::api::kind::Kind;
 use crate::api::kinds::SubnetKind;
 use crate::api::render::render_instance;
 use crate::api::{groups, images, kind, tags};
 use crate::model::region::{self, zone_names};
+use crate::model::SECURITY_GROUP_KIND;
+use crate::store::{StoreError, CLIENT_TOKEN_KIND};
 
 /// The most instances one call may launch.
 pub const MAX_COUNT_LIMIT: i64 = 1000;
@@ -328,28 +330,40 @@ fn groups_and_ports(
     Ok((refs, ports))
 }
 
+/// The answer to a call whose `ClientToken` launched instances before in the region: that
+/// call's reservation, or `IdempotentParameterMismatch`; `None` when the token is new.
+fn earlier_launch(
+    state: &ApiState,
+    region: &str,
+    token: &str,
+    req: &Request,
+) -> Result<Option<Response>, ApiError> {
+    let launched = launched_with_token(state, region, token)?;
+    let Some(first) = launched.first() else {
+        return Ok(None);
+    };
+    if first.spec.image_id != req.image_id || first.spec.instance_type != req.instance_type {
+        return Err(ApiError::client(
+            "IdempotentParameterMismatch",
+            "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+        ));
+    }
+    kind::check_dry_run(req.dry_run)?;
+    Ok(Some(Response {
+        reservation_id: first.spec.reservation_id.clone(),
+        instances: launched,
+    }))
+}
+
 /// Checks the placement, groups, key and AMI, then writes all instances in one store call.
 /// A `ClientToken` seen before in the region answers that call's reservation and writes nothing.
+/// No lock is held: the store's transaction claims the token and checks that every group still
+/// exists, so a retried call never launches twice and a deleted group is never joined.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
     let subnet = placement(region, &req)?;
-    // Held from the token and group checks to the write: a retried call cannot launch twice,
-    // and a group cannot be deleted between being resolved and being used.
-    let _guard = checked_writes();
     if let Some(token) = &req.client_token {
-        let launched = launched_with_token(state, region, token)?;
-        if let Some(first) = launched.first() {
-            if first.spec.image_id != req.image_id || first.spec.instance_type != req.instance_type
-            {
-                return Err(ApiError::client(
-                    "IdempotentParameterMismatch",
-                    "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
-                ));
-            }
-            kind::check_dry_run(req.dry_run)?;
-            return Ok(Response {
-                reservation_id: first.spec.reservation_id.clone(),
-                instances: launched,
-            });
+        if let Some(earlier) = earlier_launch(state, region, token, &req)? {
+            return Ok(earlier);
         }
     }
     let (security_groups, ports) = groups_and_ports(state, region, &req.security_groups)?;
@@ -362,7 +376,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
     // The region's network is written to: its `default` group is stored first.
     groups::ensure_default_group(state, region)?;
 
-    let mut tags = req.tags;
+    let mut tags = req.tags.clone();
     if state.vm_manager == VmManager::Docker {
         tags.insert(VM_MANAGER_TAG.to_string(), "docker".to_string());
     }
@@ -403,9 +417,23 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             }
         })
         .collect();
-    state
+    match state
         .store
-        .create_instances(&instances, region, req.client_token.as_deref())?;
+        .create_instances(&instances, region, req.client_token.as_deref())
+    {
+        Ok(()) => {}
+        // A concurrent call with the same token launched first: answer with its launch.
+        Err(StoreError::NameTaken { kind, name, .. }) if kind == CLIENT_TOKEN_KIND => {
+            return earlier_launch(state, region, &name, &req)?.ok_or_else(|| {
+                ApiError::internal(format!("the launch of ClientToken {name} vanished"))
+            });
+        }
+        // A group was deleted since it was resolved.
+        Err(StoreError::NotFound { kind, id }) if kind == SECURITY_GROUP_KIND => {
+            return Err(groups::GroupRef::Id(id).not_found(region));
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(
         reservation_id = %reservation_id,
         count = instances.len(),

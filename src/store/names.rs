@@ -1,0 +1,788 @@
+//! Uniqueness the store keeps itself: name-index trees written in the same sled transaction as
+//! the records they index, so no API lock is needed for "is this name free? then write".
+//!
+//! | tree | key | value | written by |
+//! |---|---|---|---|
+//! | `key_pairs.names` | `<region>/<key name>` | key pair id | [`Store::create_key_pair`], [`Store::delete_key_pair`] |
+//! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
+//! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`] |
+//! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
+//! | `security_groups.uses` | group id | u64 (big endian): launches into the group | [`Store::create_instances`], removed by [`Store::delete_security_group`] |
+//!
+//! Regions and VPC ids hold no `/`, so a key names one scope and one name even when the name
+//! itself holds `/`. A create checks the record's id and its name in one transaction and aborts
+//! with [`StoreError::NameTaken`] (writing nothing) when another record holds the name; a
+//! delete removes the record and its entry together. sled runs transactions one at a time
+//! against each other (0.34 takes its global concurrency lock for the commit), so two creates
+//! of one name cannot both succeed.
+//!
+//! An entry whose holder no longer exists (its record was removed by something that does not
+//! know the index, such as garbage collection of instances for ClientTokens) is stale: a create
+//! takes it over. [`Store::open`] adds the entries records written by older versions lack.
+
+use sled::transaction::{
+    abort, ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+use sled::Transactional;
+
+use super::{client_token_key, Collection, Store, StoreError};
+use crate::model::{
+    Image, Instance, KeyPair, Object, SecurityGroup, IMAGE_KIND, KEY_PAIR_KIND, SECURITY_GROUP_KIND,
+};
+
+/// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
+pub const CLIENT_TOKEN_KIND: &str = "ClientToken";
+
+/// `<region>/<key name>`: key pair names are unique per region.
+pub(super) fn key_pair_name_key(key_pair: &KeyPair) -> Vec<u8> {
+    format!("{}/{}", key_pair.metadata.namespace, key_pair.spec.key_name).into_bytes()
+}
+
+/// `<region>/<vpc id>/<group name>`: group names are unique per VPC.
+pub(super) fn group_name_key(group: &SecurityGroup) -> Vec<u8> {
+    format!(
+        "{}/{}/{}",
+        group.metadata.namespace, group.spec.vpc_id, group.spec.group_name
+    )
+    .into_bytes()
+}
+
+/// `<region>/<AMI name>`: CreateImage's names are unique per region.
+pub(super) fn image_name_key(image: &Image) -> Vec<u8> {
+    format!("{}/{}", image.metadata.namespace, image.spec.name).into_bytes()
+}
+
+/// Unwraps a transaction's result: an abort is the store error it carries.
+fn finish<R>(result: Result<R, TransactionError<StoreError>>) -> Result<R, StoreError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    })
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Fails the transaction with `e`, writing nothing.
+fn fail<T>(e: StoreError) -> ConflictableTransactionResult<T, StoreError> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+/// Inside a transaction: writes a new record's spec and claims its name. Aborts with
+/// `AlreadyExists` when the id is taken and `NameTaken` when a live record holds the name.
+fn claim(
+    kind: &'static str,
+    spec: &TransactionalTree,
+    names: &TransactionalTree,
+    id: &str,
+    bytes: &[u8],
+    name_key: &[u8],
+    name: &str,
+) -> ConflictableTransactionResult<(), StoreError> {
+    if spec.get(id.as_bytes())?.is_some() {
+        return abort(StoreError::AlreadyExists {
+            kind,
+            id: id.to_string(),
+        });
+    }
+    if let Some(holder) = names.get(name_key)? {
+        if spec.get(&holder)?.is_some() {
+            return abort(StoreError::NameTaken {
+                kind,
+                name: name.to_string(),
+                holder: lossy(&holder),
+            });
+        }
+    }
+    spec.insert(id.as_bytes(), bytes)?;
+    names.insert(name_key, id.as_bytes())?;
+    Ok(())
+}
+
+/// Writes of one record with its name entry. The records' name is their `metadata.name` (the
+/// id); `name_key` gives the entry a record claims.
+impl<S, T> Collection<S, T>
+where
+    S: serde::Serialize + serde::de::DeserializeOwned + Clone,
+    T: serde::Serialize + serde::de::DeserializeOwned + Default + Clone,
+{
+    /// Inside a transaction: removes a record (spec and status) and its name entry when the
+    /// entry is the record's. Returns the removed record, `None` when there was none.
+    fn release(
+        &self,
+        (spec, status, names): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
+        id: &str,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+    ) -> ConflictableTransactionResult<Option<Object<S, T>>, StoreError> {
+        let Some(spec_bytes) = spec.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let status_bytes = status.get(id.as_bytes())?;
+        let object = match self.decode_object(id.as_bytes(), &spec_bytes, status_bytes.as_deref()) {
+            Ok(object) => object,
+            Err(e) => return fail(e),
+        };
+        spec.remove(id.as_bytes())?;
+        status.remove(id.as_bytes())?;
+        let key = name_key(&object);
+        if names.get(&key)?.as_deref() == Some(id.as_bytes()) {
+            names.remove(key)?;
+        }
+        Ok(Some(object))
+    }
+
+    /// Creates one record and its name entry in one transaction, then makes it durable.
+    fn create_named(
+        &self,
+        kind: &'static str,
+        names: &sled::Tree,
+        object: &Object<S, T>,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let bytes = self.encode_spec(object)?;
+        let key = name_key(object);
+        let id = object.metadata.name.as_str();
+        let writing = self.writing();
+        finish(
+            (self.spec_tree(), names)
+                .transaction(|(spec, names)| claim(kind, spec, names, id, &bytes, &key, name)),
+        )?;
+        drop(writing);
+        self.make_durable()
+    }
+
+    /// Deletes one record and its name entry in one transaction, then makes it durable.
+    /// Returns the deleted record, `None` when there was none.
+    fn delete_named(
+        &self,
+        names: &sled::Tree,
+        id: &str,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+    ) -> Result<Option<Object<S, T>>, StoreError> {
+        let writing = self.writing();
+        let deleted = finish(
+            (self.spec_tree(), self.status_tree(), names)
+                .transaction(|trees| self.release((&trees.0, &trees.1, &trees.2), id, name_key)),
+        )?;
+        self.forget(id);
+        drop(writing);
+        if deleted.is_some() {
+            self.make_durable()?;
+        }
+        Ok(deleted)
+    }
+
+    /// Adds the name entries records lack (stores written before the indexes existed, or
+    /// records written past them by tests); returns how many were added. Two records holding
+    /// one name (an older version's race) keep the first in id order, and the other is logged.
+    fn repair_names(
+        &self,
+        names: &sled::Tree,
+        name_key: fn(&Object<S, T>) -> Vec<u8>,
+    ) -> Result<usize, StoreError> {
+        let mut added = 0;
+        for object in self.list_shared()?.objects {
+            let key = name_key(&object);
+            let id = object.metadata.name.as_bytes();
+            match names.get(&key)? {
+                Some(holder) if holder.as_ref() == id => {}
+                Some(holder) if self.spec_tree().contains_key(&holder)? => {
+                    tracing::warn!(name = %lossy(&key), holder = %lossy(&holder), duplicate = %object.metadata.name, "two records hold one name; the index keeps the first");
+                }
+                _ => {
+                    names.insert(&key, id)?;
+                    added += 1;
+                }
+            }
+        }
+        Ok(added)
+    }
+}
+
+/// The launches recorded for a group, as stored in `security_groups.uses`.
+fn uses_count(bytes: Option<&[u8]>) -> u64 {
+    bytes
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// What one attempt of [`Store::delete_security_group`]'s transaction found.
+enum GroupDelete {
+    /// Deleted (or there was nothing to delete).
+    Done(Box<Option<SecurityGroup>>),
+    /// A launch put instances in the group since its check: check again.
+    Used,
+}
+
+impl Store {
+    /// Stores a new key pair and claims its name in its region, in one transaction:
+    /// `NameTaken` (and nothing written) when another key pair of the region has the name.
+    pub fn create_key_pair(&self, key_pair: &KeyPair) -> Result<(), StoreError> {
+        self.key_pairs.create_named(
+            KEY_PAIR_KIND,
+            &self.key_pair_names,
+            key_pair,
+            key_pair_name_key,
+            &key_pair.spec.key_name,
+        )
+    }
+
+    /// Deletes a key pair and frees its name; returns it, `None` when there was none.
+    pub fn delete_key_pair(&self, id: &str) -> Result<Option<KeyPair>, StoreError> {
+        self.key_pairs
+            .delete_named(&self.key_pair_names, id, key_pair_name_key)
+    }
+
+    /// Stores a new security group and claims its name in its VPC, in one transaction:
+    /// `NameTaken` (and nothing written) when another group of the VPC has the name.
+    pub fn create_security_group(&self, group: &SecurityGroup) -> Result<(), StoreError> {
+        self.security_groups.create_named(
+            SECURITY_GROUP_KIND,
+            &self.group_names,
+            group,
+            group_name_key,
+            &group.spec.group_name,
+        )
+    }
+
+    /// Deletes a security group once `still_deletable` (which looks at what depends on the
+    /// group: live instances, other groups' rules) agrees; returns it, `None` when there was none.
+    ///
+    /// Race-free against RunInstances without a lock: each launch's transaction bumps
+    /// `security_groups.uses` for every group its instances join (and aborts with `NotFound`
+    /// when a group is gone). This reads the group's count, runs the check, then removes the
+    /// group in a transaction only if the count is unchanged; otherwise a launch committed in
+    /// between, and the check runs again. A launch committed before the count was read wrote
+    /// its instances in the same transaction, so the check sees them (a collection's listing
+    /// is never reused while a write is under way); one committed after it either moved the
+    /// count (the delete retries) or finds the group gone (the launch fails).
+    pub fn delete_security_group<E: From<StoreError>>(
+        &self,
+        id: &str,
+        mut still_deletable: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<SecurityGroup>, E> {
+        let groups = &self.security_groups;
+        loop {
+            let uses = self
+                .group_uses
+                .get(id.as_bytes())
+                .map_err(StoreError::from)?;
+            still_deletable()?;
+            let writing = groups.writing();
+            let outcome = finish(
+                (
+                    groups.spec_tree(),
+                    groups.status_tree(),
+                    &self.group_names,
+                    &self.group_uses,
+                )
+                    .transaction(|(spec, status, names, uses_tree)| {
+                        if uses_tree.get(id.as_bytes())? != uses {
+                            return Ok(GroupDelete::Used);
+                        }
+                        let deleted = groups.release((spec, status, names), id, group_name_key)?;
+                        uses_tree.remove(id.as_bytes())?;
+                        Ok(GroupDelete::Done(Box::new(deleted)))
+                    }),
+            )?;
+            match outcome {
+                GroupDelete::Used => continue,
+                GroupDelete::Done(deleted) => {
+                    groups.forget(id);
+                    drop(writing);
+                    if deleted.is_some() {
+                        groups.make_durable()?;
+                    }
+                    return Ok(*deleted);
+                }
+            }
+        }
+    }
+
+    /// Stores a CreateImage record and claims its AMI name in its region, in one transaction:
+    /// `NameTaken` (and nothing written) when another CreateImage record of the region has it.
+    pub fn create_image(&self, image: &Image) -> Result<(), StoreError> {
+        self.images.create_named(
+            IMAGE_KIND,
+            &self.image_names,
+            image,
+            image_name_key,
+            &image.spec.name,
+        )
+    }
+
+    /// Creates the instances of one RunInstances call in one transaction, which also records
+    /// the call's ClientToken (when given) and counts a use of each security group the
+    /// instances join. Aborts, writing nothing, with `NameTaken` (kind
+    /// [`CLIENT_TOKEN_KIND`], holder the first instance of the earlier launch) when the token
+    /// already launched instances that still exist in the region, `NotFound` when a group is
+    /// gone (deleted since it was resolved), and `AlreadyExists` on an id collision.
+    pub fn create_instances(
+        &self,
+        instances: &[Instance],
+        region: &str,
+        client_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut encoded = Vec::with_capacity(instances.len());
+        let mut groups: Vec<&str> = Vec::new();
+        for instance in instances {
+            encoded.push((
+                instance.metadata.name.as_str(),
+                self.instances.encode_spec(instance)?,
+            ));
+            for group in &instance.spec.security_groups {
+                if !groups.contains(&group.group_id.as_str()) {
+                    groups.push(&group.group_id);
+                }
+            }
+        }
+        let token = match client_token {
+            Some(token) => {
+                let ids: Vec<&str> = instances.iter().map(|i| i.metadata.name.as_str()).collect();
+                let ids =
+                    serde_json::to_vec(&ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+                Some((token, client_token_key(region, token), ids))
+            }
+            None => None,
+        };
+        let writing = self.instances.writing();
+        finish(
+            (
+                self.instances.spec_tree(),
+                &self.client_tokens,
+                self.security_groups.spec_tree(),
+                &self.group_uses,
+            )
+                .transaction(|(spec, tokens, group_specs, uses)| {
+                    if let Some((token, key, ids)) = &token {
+                        if let Some(holder) = live_launch(spec, tokens.get(key)?.as_deref())? {
+                            return abort(StoreError::NameTaken {
+                                kind: CLIENT_TOKEN_KIND,
+                                name: token.to_string(),
+                                holder,
+                            });
+                        }
+                        tokens.insert(key.as_slice(), ids.as_slice())?;
+                    }
+                    for group in &groups {
+                        if group_specs.get(group.as_bytes())?.is_none() {
+                            return abort(StoreError::NotFound {
+                                kind: SECURITY_GROUP_KIND,
+                                id: group.to_string(),
+                            });
+                        }
+                        let count = uses_count(uses.get(group.as_bytes())?.as_deref());
+                        uses.insert(group.as_bytes(), &(count + 1).to_be_bytes())?;
+                    }
+                    for (id, bytes) in &encoded {
+                        if spec.get(id.as_bytes())?.is_some() {
+                            return abort(StoreError::AlreadyExists {
+                                kind: crate::model::INSTANCE_KIND,
+                                id: id.to_string(),
+                            });
+                        }
+                        spec.insert(id.as_bytes(), bytes.as_slice())?;
+                    }
+                    Ok(())
+                }),
+        )?;
+        drop(writing);
+        self.instances.make_durable()
+    }
+
+    /// Adds the name-index entries that stored records lack (see [`Collection::repair_names`]).
+    pub(super) fn repair_name_indexes(&self) -> Result<(), StoreError> {
+        let added = self
+            .key_pairs
+            .repair_names(&self.key_pair_names, key_pair_name_key)?
+            + self
+                .security_groups
+                .repair_names(&self.group_names, group_name_key)?
+            + self
+                .images
+                .repair_names(&self.image_names, image_name_key)?;
+        if added > 0 {
+            tracing::info!(
+                added,
+                "added name-index entries for records written without them"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Inside RunInstances' transaction: the first instance of an earlier launch with this
+/// token's entry that still exists, `None` when the token is new or its instances were all
+/// collected since (then the entry is stale and the launch takes it over).
+fn live_launch(
+    spec: &TransactionalTree,
+    entry: Option<&[u8]>,
+) -> ConflictableTransactionResult<Option<String>, StoreError> {
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    // An entry that cannot be read names no launch this store can answer with.
+    let ids: Vec<String> = serde_json::from_slice(entry).unwrap_or_default();
+    for id in ids {
+        if spec.get(id.as_bytes())?.is_some() {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+    use crate::model::network::{allow_all_egress, generate_group_id, security_group};
+    use crate::model::{
+        fixtures, now, GroupRef, InstanceId, KeyPairOrigin, KeyType, SecurityGroupSpec,
+    };
+
+    const REGION: &str = "us-east-1";
+    const VPC: &str = "vpc-0123456789abcdef0";
+
+    fn key_pair(name: &str) -> KeyPair {
+        crate::model::keypair::new_key_pair(
+            REGION,
+            name,
+            KeyPairOrigin::Imported,
+            KeyType::Ed25519,
+            format!("ssh-ed25519 AAAA {name}"),
+            "fp".into(),
+            BTreeMap::new(),
+        )
+    }
+
+    fn group(name: &str) -> SecurityGroup {
+        security_group(
+            &generate_group_id(),
+            REGION,
+            SecurityGroupSpec {
+                group_name: name.to_string(),
+                description: "d".into(),
+                vpc_id: VPC.into(),
+                ingress: Vec::new(),
+                egress: allow_all_egress(),
+                tags: BTreeMap::new(),
+            },
+            now(),
+        )
+    }
+
+    fn image(name: &str) -> Image {
+        fixtures::committed_image(&InstanceId::generate(), name)
+    }
+
+    /// Instances of one launch joining `group`.
+    fn launch(count: u32, group: &SecurityGroup) -> Vec<Instance> {
+        (0..count)
+            .map(|index| {
+                let mut instance = fixtures::instance();
+                instance.spec.ami_launch_index = index;
+                instance.spec.security_groups = vec![GroupRef {
+                    group_id: group.metadata.name.clone(),
+                    group_name: group.spec.group_name.clone(),
+                }];
+                instance
+            })
+            .collect()
+    }
+
+    /// `THREADS` threads released together each create their own record of one name through
+    /// `create`; returns how many won and checks every loser was told `NameTaken`.
+    fn race<O: Send + 'static>(
+        store: &Store,
+        make: fn(&str) -> O,
+        create: fn(&Store, &O) -> Result<(), StoreError>,
+        name: &str,
+    ) -> usize {
+        const THREADS: usize = 8;
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (store, barrier, object) = (store.clone(), barrier.clone(), make(name));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    create(&store, &object)
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for thread in threads {
+            match thread.join().unwrap() {
+                Ok(()) => wins += 1,
+                Err(StoreError::NameTaken { name: taken, .. }) => assert_eq!(taken, name),
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        wins
+    }
+
+    #[test]
+    fn racing_creates_of_one_name_leave_one_record() {
+        let store = Store::temporary().unwrap();
+        for round in 0..10 {
+            let name = format!("race-{round}");
+            assert_eq!(
+                race(&store, key_pair, Store::create_key_pair, &name),
+                1,
+                "key pairs, round {round}"
+            );
+            assert_eq!(
+                race(&store, group, Store::create_security_group, &name),
+                1,
+                "groups, round {round}"
+            );
+            assert_eq!(
+                race(&store, image, Store::create_image, &name),
+                1,
+                "images, round {round}"
+            );
+        }
+        assert_eq!(store.key_pairs().len(), 10);
+        assert_eq!(store.security_groups().len(), 10);
+        assert_eq!(store.images().len(), 10);
+        assert_eq!(store.key_pair_names.len(), 10);
+        assert_eq!(store.group_names.len(), 10);
+        assert_eq!(store.image_names.len(), 10);
+    }
+
+    #[test]
+    fn a_refused_create_writes_neither_record_nor_name() {
+        let store = Store::temporary().unwrap();
+        let first = key_pair("dev");
+        store.create_key_pair(&first).unwrap();
+        let second = key_pair("dev");
+        assert_eq!(
+            store.create_key_pair(&second),
+            Err(StoreError::NameTaken {
+                kind: KEY_PAIR_KIND,
+                name: "dev".into(),
+                holder: first.metadata.name.clone(),
+            })
+        );
+        assert!(store
+            .key_pairs()
+            .get(&second.metadata.name)
+            .unwrap()
+            .is_none());
+        // An id collision claims no name either.
+        let mut same_id = key_pair("other");
+        same_id.metadata.name = first.metadata.name.clone();
+        assert!(matches!(
+            store.create_key_pair(&same_id),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let names: Vec<_> = store
+            .key_pair_names
+            .iter()
+            .map(|e| e.unwrap())
+            .map(|(k, v)| (lossy(&k), lossy(&v)))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("us-east-1/dev".to_string(), first.metadata.name.clone())]
+        );
+        // Names are scoped: the same name in another region, or another VPC, is free.
+        let mut elsewhere = key_pair("dev");
+        elsewhere.metadata.namespace = "eu-west-1".into();
+        store.create_key_pair(&elsewhere).unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let mut other_vpc = group("web");
+        other_vpc.spec.vpc_id = "vpc-1".into();
+        store.create_security_group(&other_vpc).unwrap();
+        assert!(matches!(
+            store.create_security_group(&group("web")),
+            Err(StoreError::NameTaken { .. })
+        ));
+    }
+
+    #[test]
+    fn a_name_is_free_again_after_delete() {
+        let store = Store::temporary().unwrap();
+        let first = key_pair("dev");
+        store.create_key_pair(&first).unwrap();
+        let deleted = store
+            .delete_key_pair(&first.metadata.name)
+            .unwrap()
+            .unwrap();
+        assert_eq!(deleted.spec, first.spec);
+        assert!(store.key_pair_names.is_empty(), "the entry went with it");
+        assert!(store
+            .delete_key_pair(&first.metadata.name)
+            .unwrap()
+            .is_none());
+        store.create_key_pair(&key_pair("dev")).unwrap();
+
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let deleted = store
+            .delete_security_group::<StoreError>(&web.metadata.name, || Ok(()))
+            .unwrap();
+        assert_eq!(deleted.unwrap().metadata.name, web.metadata.name);
+        assert!(store.group_names.is_empty());
+        assert!(store.security_groups().is_empty());
+        store.create_security_group(&group("web")).unwrap();
+    }
+
+    #[test]
+    fn a_launch_into_a_deleted_group_writes_nothing() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        store
+            .delete_security_group::<StoreError>(&web.metadata.name, || Ok(()))
+            .unwrap();
+        let refused = store.create_instances(&launch(2, &web), REGION, Some("tok"));
+        assert_eq!(
+            refused,
+            Err(StoreError::NotFound {
+                kind: SECURITY_GROUP_KIND,
+                id: web.metadata.name.clone(),
+            })
+        );
+        assert!(store.instances().is_empty());
+        assert!(store.client_tokens.is_empty(), "the token is not claimed");
+        assert!(store.group_uses.is_empty());
+    }
+
+    #[test]
+    fn a_launch_during_the_dependency_check_makes_the_delete_check_again() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let mut checks = 0;
+        let outcome = store.delete_security_group(&web.metadata.name, || {
+            checks += 1;
+            let in_use = store
+                .instances()
+                .list_shared()?
+                .objects
+                .iter()
+                .any(|i| i.spec.security_groups[0].group_id == web.metadata.name);
+            if in_use {
+                return Err(StoreError::Backend("in use".into()));
+            }
+            // A launch lands between this check and the delete.
+            store.create_instances(&launch(1, &web), REGION, None)?;
+            Ok(())
+        });
+        assert_eq!(outcome, Err(StoreError::Backend("in use".into())));
+        assert_eq!(checks, 2, "the moved count ran the check again");
+        assert!(store
+            .security_groups()
+            .get(&web.metadata.name)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn racing_launches_with_one_client_token_launch_once() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        for round in 0..10 {
+            let token = format!("tok-{round}");
+            const THREADS: usize = 6;
+            let barrier = Arc::new(Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (store, barrier, token) = (store.clone(), barrier.clone(), token.clone());
+                    let instances = launch(2, &web);
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let first = instances[0].metadata.name.clone();
+                        (
+                            first,
+                            store.create_instances(&instances, REGION, Some(&token)),
+                        )
+                    })
+                })
+                .collect();
+            let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let winners: Vec<&String> = outcomes
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(first, _)| first)
+                .collect();
+            assert_eq!(winners.len(), 1, "round {round}");
+            for (_, outcome) in &outcomes {
+                if let Err(e) = outcome {
+                    assert_eq!(
+                        *e,
+                        StoreError::NameTaken {
+                            kind: CLIENT_TOKEN_KIND,
+                            name: token.clone(),
+                            holder: winners[0].clone(),
+                        }
+                    );
+                }
+            }
+            assert_eq!(
+                store.instances_for_client_token(REGION, &token).unwrap()[0],
+                *winners[0]
+            );
+        }
+        assert_eq!(store.instances().len(), 20);
+        assert_eq!(
+            uses_count(store.group_uses.get(&web.metadata.name).unwrap().as_deref()),
+            10,
+            "only committed launches count"
+        );
+    }
+
+    #[test]
+    fn a_token_whose_instances_were_collected_launches_again() {
+        let store = Store::temporary().unwrap();
+        let web = group("web");
+        store.create_security_group(&web).unwrap();
+        let first = launch(1, &web);
+        store.create_instances(&first, REGION, Some("tok")).unwrap();
+        store.instances().delete(&first[0].metadata.name).unwrap();
+        let second = launch(1, &web);
+        store
+            .create_instances(&second, REGION, Some("tok"))
+            .unwrap();
+        assert_eq!(
+            store.instances_for_client_token(REGION, "tok").unwrap(),
+            vec![second[0].metadata.name.clone()]
+        );
+    }
+
+    #[test]
+    fn records_without_name_entries_get_them_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_key, old_group, old_image) = (key_pair("old"), group("old"), image("old-ami"));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            // As an older version wrote them: records only.
+            store
+                .key_pairs()
+                .create(std::slice::from_ref(&old_key))
+                .unwrap();
+            store
+                .security_groups()
+                .create(std::slice::from_ref(&old_group))
+                .unwrap();
+            store
+                .images()
+                .create(std::slice::from_ref(&old_image))
+                .unwrap();
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        let store = crate::store::reopen(dir.path());
+        let taken = |r: Result<(), StoreError>| matches!(r, Err(StoreError::NameTaken { .. }));
+        assert!(taken(store.create_key_pair(&key_pair("old"))));
+        assert!(taken(store.create_security_group(&group("old"))));
+        assert!(taken(store.create_image(&image("old-ami"))));
+    }
+}

@@ -1,0 +1,176 @@
+//! Uniqueness under real concurrency, through `api::router` on a multi-threaded runtime: names
+//! (security groups), ClientTokens, and DeleteSecurityGroup racing RunInstances. The store
+//! decides each race in one sled transaction; no API lock serialises the requests.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use common::api::{Harness, Reply};
+
+const AMI: &str = "ami-000001";
+const ROUNDS: usize = 10;
+const CALLS: usize = 8;
+
+/// Runs `CALLS` copies of the request made by `params(i)` at once and returns the replies.
+async fn together(h: &Arc<Harness>, params: impl Fn(usize) -> Vec<(String, String)>) -> Vec<Reply> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(CALLS));
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let (h, barrier, params) = (h.clone(), barrier.clone(), params(i));
+            tokio::spawn(async move {
+                let params: Vec<(&str, &str)> = params
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                barrier.wait().await;
+                h.post(&params).await
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for call in calls {
+        replies.push(call.await.unwrap());
+    }
+    replies
+}
+
+fn owned(params: &[(&str, &str)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn racing_creates_of_one_group_name_make_one_group() {
+    let h = Arc::new(Harness::new());
+    let vpc = ec2d::model::region::defaults("us-east-1")
+        .vpc
+        .vpc_id
+        .clone();
+    for round in 0..ROUNDS {
+        let name = format!("web-{round}");
+        let replies = together(&h, |_| {
+            owned(&[
+                ("Action", "CreateSecurityGroup"),
+                ("GroupName", &name),
+                ("GroupDescription", "d"),
+            ])
+        })
+        .await;
+        let mut created = 0;
+        for reply in replies {
+            if reply.status == StatusCode::OK {
+                reply.ok("CreateSecurityGroup");
+                created += 1;
+            } else {
+                assert_eq!(
+                    reply.err("InvalidGroup.Duplicate"),
+                    format!("The security group '{name}' already exists for VPC '{vpc}'")
+                );
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+    }
+    // The rounds' groups and the default group.
+    assert_eq!(h.store.security_groups().len(), ROUNDS + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn racing_launches_with_one_client_token_launch_once() {
+    let h = Arc::new(Harness::new());
+    for round in 0..ROUNDS {
+        let token = format!("deploy-{round}");
+        let replies = together(&h, |_| {
+            owned(&[
+                ("Action", "RunInstances"),
+                ("ImageId", AMI),
+                ("MinCount", "2"),
+                ("MaxCount", "2"),
+                ("ClientToken", &token),
+            ])
+        })
+        .await;
+        let answers: Vec<(String, Vec<String>)> = replies
+            .iter()
+            .map(|reply| {
+                let doc = reply.ok("RunInstances");
+                let ids = doc
+                    .items("instancesSet")
+                    .iter()
+                    .map(|i| i.text("instanceId").to_string())
+                    .collect();
+                (doc.text("reservationId").to_string(), ids)
+            })
+            .collect();
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "every call answers the one launch: {answers:?}"
+        );
+        assert_eq!(answers[0].1.len(), 2);
+    }
+    assert_eq!(h.store.instances().len(), 2 * ROUNDS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_group_is_never_deleted_while_a_launch_puts_an_instance_in_it() {
+    let h = Arc::new(Harness::new());
+    for round in 0..100 {
+        let group_id = h
+            .post(&[
+                ("Action", "CreateSecurityGroup"),
+                ("GroupName", &format!("g-{round}")),
+                ("GroupDescription", "d"),
+            ])
+            .await
+            .ok("CreateSecurityGroup")
+            .text("groupId")
+            .to_string();
+        // Half the calls launch into the group, half delete it.
+        let replies = together(&h, |i| {
+            if i % 2 == 0 {
+                owned(&[
+                    ("Action", "RunInstances"),
+                    ("ImageId", AMI),
+                    ("MinCount", "1"),
+                    ("MaxCount", "1"),
+                    ("SecurityGroupId.1", &group_id),
+                ])
+            } else {
+                owned(&[("Action", "DeleteSecurityGroup"), ("GroupId", &group_id)])
+            }
+        })
+        .await;
+        let (mut launched, mut deleted) = (0, 0);
+        for (i, reply) in replies.iter().enumerate() {
+            match (i % 2 == 0, reply.status == StatusCode::OK) {
+                (true, true) => launched += 1,
+                (false, true) => deleted += 1,
+                (true, false) => {
+                    reply.err("InvalidGroup.NotFound");
+                }
+                (false, false) => {
+                    let code = parse_code(&reply.body);
+                    assert!(
+                        code == "DependencyViolation" || code == "InvalidGroup.NotFound",
+                        "{}",
+                        reply.body
+                    );
+                }
+            }
+        }
+        assert!(deleted <= 1, "round {round}: deleted {deleted} times");
+        let stored = h.store.security_groups().get(&group_id).unwrap();
+        // Every launched instance is in a group that still exists.
+        assert_eq!(stored.is_some(), launched > 0, "round {round}");
+        assert_eq!(deleted == 1, launched == 0, "round {round}");
+    }
+}
+
+fn parse_code(body: &str) -> String {
+    let start = body.find("<Code>").expect("an error") + "<Code>".len();
+    let end = body[start..].find("</Code>").unwrap() + start;
+    body[start..end].to_string()
+}
