@@ -255,7 +255,7 @@ async fn create_rsa_returns_a_pkcs1_key_matching_the_stored_public_key() {
     let derived = ssh_key::PublicKey::new(ssh_key::public::KeyData::Rsa(derived), "deploy");
     assert_eq!(public, derived.to_openssh().unwrap());
     assert_eq!(
-        public_key_for(&h.store, "us-east-1", "deploy").unwrap(),
+        public_key_for(&h.store.spec_view(), "us-east-1", "deploy").unwrap(),
         public
     );
     assert_eq!(items[0].text("keyType"), "rsa");
@@ -670,8 +670,8 @@ async fn resources_are_scoped_per_region() {
     .await
     .ok("DeleteKeyPair");
     assert_eq!(h.described_names(&[]).await, vec!["east"]);
-    assert!(public_key_for(&h.store, "us-east-1", "east").is_ok());
-    let e = public_key_for(&h.store, "eu-west-1", "east").unwrap_err();
+    assert!(public_key_for(&h.store.spec_view(), "us-east-1", "east").is_ok());
+    let e = public_key_for(&h.store.spec_view(), "eu-west-1", "east").unwrap_err();
     assert_eq!(e.code, "InvalidKeyPair.NotFound");
     assert_eq!(e.message, "The key pair 'east' does not exist");
 }

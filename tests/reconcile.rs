@@ -13,32 +13,31 @@ use ec2d::store::{Store, StoreError};
 
 const AMI_REF: &str = "localstack-ec2/test-ami:ami-000001";
 
-fn context(remove_containers: bool) -> (Arc<Context<FakeRuntime>>, FakeRuntime) {
+/// A reconciler on a fake engine, and the store it reconciles; tests write desired state
+/// through the store as the API would (the reconciler's own view cannot write spec).
+fn context(remove_containers: bool) -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store) {
     let fake = FakeRuntime::new();
     fake.add_image(AMI_REF);
     let settings = Settings {
         remove_containers,
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(
-        Store::temporary().unwrap(),
-        fake.clone(),
-        settings,
-    ));
-    (ctx, fake)
+    let store = Store::temporary().unwrap();
+    let ctx = Arc::new(Context::new(store.clone(), fake.clone(), settings));
+    (ctx, fake, store)
 }
 
-fn launch(ctx: &Context<FakeRuntime>) -> InstanceId {
+fn launch(store: &Store) -> InstanceId {
     let inst = fixtures::instance();
-    ctx.store
+    store
         .instances()
         .create(std::slice::from_ref(&inst))
         .unwrap();
     InstanceId::parse(&inst.metadata.name).unwrap()
 }
 
-fn desire(ctx: &Context<FakeRuntime>, id: &InstanceId, desired: DesiredState) {
-    ctx.store
+fn desire(store: &Store, id: &InstanceId, desired: DesiredState) {
+    store
         .instances()
         .update_spec::<StoreError>(id.as_str(), |o| {
             o.spec.desired = desired;
@@ -65,8 +64,8 @@ async fn run(
 
 #[tokio::test]
 async fn lifecycle_run_stop_start_terminate() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     assert_eq!(shown(&ctx, &id), InstanceState::Pending);
 
     let _ = run(&ctx, &id).await.unwrap();
@@ -76,7 +75,7 @@ async fn lifecycle_run_stop_start_terminate() {
     assert_eq!(status.observed_generation, 1);
     assert!(status.container.as_ref().unwrap().ip_address.is_some());
 
-    desire(&ctx, &id, DesiredState::Stopped);
+    desire(&store, &id, DesiredState::Stopped);
     assert_eq!(shown(&ctx, &id), InstanceState::Stopping);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.container_state(&id), Some(ContainerState::Paused));
@@ -86,13 +85,13 @@ async fn lifecycle_run_stop_start_terminate() {
         "Client.UserInitiatedShutdown"
     );
 
-    desire(&ctx, &id, DesiredState::Running);
+    desire(&store, &id, DesiredState::Running);
     assert_eq!(shown(&ctx, &id), InstanceState::Pending);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
 
-    desire(&ctx, &id, DesiredState::Terminated);
+    desire(&store, &id, DesiredState::Terminated);
     assert_eq!(shown(&ctx, &id), InstanceState::ShuttingDown);
     let action = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.container_state(&id), None, "container removed");
@@ -117,8 +116,8 @@ async fn lifecycle_run_stop_start_terminate() {
 
 #[tokio::test]
 async fn converged_reconcile_has_no_side_effects() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     fake.clear_calls();
     let _ = run(&ctx, &id).await.unwrap();
@@ -128,12 +127,12 @@ async fn converged_reconcile_has_no_side_effects() {
 
 #[tokio::test]
 async fn terminate_keeps_a_stopped_container_when_removal_is_off() {
-    let (ctx, fake) = context(false);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(false);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
-    desire(&ctx, &id, DesiredState::Stopped);
+    desire(&store, &id, DesiredState::Stopped);
     let _ = run(&ctx, &id).await.unwrap();
-    desire(&ctx, &id, DesiredState::Terminated);
+    desire(&store, &id, DesiredState::Terminated);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.container_state(&id), Some(ContainerState::Exited));
     assert_eq!(shown(&ctx, &id), InstanceState::Terminated);
@@ -145,9 +144,9 @@ async fn terminate_keeps_a_stopped_container_when_removal_is_off() {
 
 #[tokio::test]
 async fn a_missing_image_ends_terminated_with_a_reason() {
-    let (ctx, fake) = context(true);
+    let (ctx, fake, store) = context(true);
     fake.remove_image(AMI_REF);
-    let id = launch(&ctx);
+    let id = launch(&store);
     let action = run(&ctx, &id).await.unwrap();
     assert_eq!(action, Action::await_change());
     assert_eq!(shown(&ctx, &id), InstanceState::Terminated);
@@ -158,8 +157,8 @@ async fn a_missing_image_ends_terminated_with_a_reason() {
 
 #[tokio::test]
 async fn transient_failures_surface_and_then_converge() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     fake.fail_next(
         Op::Create,
         RuntimeError::Unavailable("engine restarting".into()),
@@ -198,8 +197,8 @@ async fn transient_failures_surface_and_then_converge() {
 
 #[tokio::test]
 async fn drift_is_converged_back() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
 
     fake.set_state_behind_back(&id, ContainerState::Paused, None);
@@ -215,7 +214,7 @@ async fn drift_is_converged_back() {
     );
     assert_eq!(fake.container_count(), 1);
 
-    desire(&ctx, &id, DesiredState::Stopped);
+    desire(&store, &id, DesiredState::Stopped);
     let _ = run(&ctx, &id).await.unwrap();
     fake.set_state_behind_back(&id, ContainerState::Running, None);
     let _ = run(&ctx, &id).await.unwrap();
@@ -228,15 +227,12 @@ async fn drift_is_converged_back() {
 
 #[tokio::test]
 async fn create_image_commits_once_and_fails_without_source() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     let image = fixtures::committed_image(&id, "my-snap");
     let image_id = ec2d::model::ImageId::parse(&image.metadata.name).unwrap();
-    ctx.store
-        .images()
-        .create(std::slice::from_ref(&image))
-        .unwrap();
+    store.images().create(std::slice::from_ref(&image)).unwrap();
 
     let _ = reconcile::reconcile(ObjectRef::Image(image_id.clone()), ctx.clone())
         .await
@@ -264,11 +260,11 @@ async fn create_image_commits_once_and_fails_without_source() {
         .is_some());
 
     // An image of an instance without a container fails with a reason.
-    let other = launch(&ctx);
-    desire(&ctx, &other, DesiredState::Terminated);
+    let other = launch(&store);
+    desire(&store, &other, DesiredState::Terminated);
     let _ = run(&ctx, &other).await.unwrap();
     let orphan = fixtures::committed_image(&other, "nope");
-    ctx.store
+    store
         .images()
         .create(std::slice::from_ref(&orphan))
         .unwrap();
@@ -283,7 +279,7 @@ async fn create_image_commits_once_and_fails_without_source() {
 
 #[tokio::test]
 async fn catalog_follows_docker_tags() {
-    let (ctx, fake) = context(true);
+    let (ctx, fake, _store) = context(true);
     fake.add_image("localstack-ec2/other:ami-0abc1234");
     fake.add_image("localstack-ec2:ami-local");
     fake.add_image("localstack-ec2/latest-only:latest");
@@ -309,8 +305,8 @@ async fn catalog_follows_docker_tags() {
 
 #[tokio::test]
 async fn instance_initiated_shutdown_follows_the_shutdown_behaviour() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     // `poweroff` inside: the main process ends.
     fake.set_state_behind_back(&id, ContainerState::Exited, Some(143));
@@ -324,15 +320,15 @@ async fn instance_initiated_shutdown_follows_the_shutdown_behaviour() {
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.container_state(&id), Some(ContainerState::Exited));
     // ...until StartInstances asks again (a new generation).
-    desire(&ctx, &id, DesiredState::Running);
+    desire(&store, &id, DesiredState::Running);
     assert_eq!(shown(&ctx, &id), InstanceState::Pending);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
 
     // With `terminate` behaviour the instance ends terminated and its container is removed.
-    let other = launch(&ctx);
-    ctx.store
+    let other = launch(&store);
+    store
         .instances()
         .update_spec::<StoreError>(other.as_str(), |o| {
             o.spec.shutdown_behavior = ec2d::model::ShutdownBehavior::Terminate;
@@ -366,8 +362,8 @@ fn stray_container(
 #[tokio::test]
 async fn sweep_removes_only_this_stores_orphans() {
     use ec2d::runtime::ContainerRuntime;
-    let (ctx, fake) = context(true);
-    let owned = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let owned = launch(&store);
     let _ = run(&ctx, &owned).await.unwrap();
     let orphan = InstanceId::generate();
     let foreign = InstanceId::generate();
@@ -405,7 +401,7 @@ async fn sweep_removes_only_this_stores_orphans() {
 #[tokio::test]
 async fn sweep_keeps_and_reports_orphans_when_removal_is_off() {
     use ec2d::runtime::ContainerRuntime;
-    let (ctx, fake) = context(false);
+    let (ctx, fake, _store) = context(false);
     let orphan = InstanceId::generate();
     fake.create_and_start(&stray_container(&orphan, Some(ctx.store.id())))
         .await
@@ -427,17 +423,14 @@ async fn terminated_records_are_collected_after_the_retention() {
         terminated_retention: std::time::Duration::ZERO,
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(
-        Store::temporary().unwrap(),
-        fake.clone(),
-        settings,
-    ));
-    let gone = launch(&ctx);
-    let alive = launch(&ctx);
+    let store = Store::temporary().unwrap();
+    let ctx = Arc::new(Context::new(store.clone(), fake.clone(), settings));
+    let gone = launch(&store);
+    let alive = launch(&store);
     for id in [&gone, &alive] {
         let _ = run(&ctx, id).await.unwrap();
     }
-    desire(&ctx, &gone, DesiredState::Terminated);
+    desire(&store, &gone, DesiredState::Terminated);
     let _ = run(&ctx, &gone).await.unwrap();
     assert_eq!(shown(&ctx, &gone), InstanceState::Terminated);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -454,10 +447,10 @@ async fn terminated_records_are_collected_after_the_retention() {
     );
 
     // With the default retention of an hour, a fresh termination is kept.
-    let (ctx, _fake) = context(true);
-    let recent = launch(&ctx);
+    let (ctx, _fake, store) = context(true);
+    let recent = launch(&store);
     let _ = run(&ctx, &recent).await.unwrap();
-    desire(&ctx, &recent, DesiredState::Terminated);
+    desire(&store, &recent, DesiredState::Terminated);
     let _ = run(&ctx, &recent).await.unwrap();
     let _ = reconcile::reconcile(ObjectRef::Sweep, ctx.clone())
         .await
@@ -472,9 +465,9 @@ async fn terminated_records_are_collected_after_the_retention() {
 
 #[tokio::test]
 async fn a_container_that_cannot_run_its_command_ends_terminated() {
-    let (ctx, fake) = context(true);
+    let (ctx, fake, store) = context(true);
     fake.exit_on_start(Some(127));
-    let id = launch(&ctx);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(shown(&ctx, &id), InstanceState::Terminated);
     let reason = get(&ctx, &id).status.state_reason.unwrap();
@@ -491,9 +484,9 @@ async fn a_container_that_cannot_run_its_command_ends_terminated() {
 
 #[tokio::test]
 async fn a_container_that_crashes_at_boot_is_retried_with_backoff() {
-    let (ctx, fake) = context(true);
+    let (ctx, fake, store) = context(true);
     fake.exit_on_start(Some(1));
-    let id = launch(&ctx);
+    let id = launch(&store);
     let error = run(&ctx, &id).await.unwrap_err();
     assert!(error.is_transient(), "{error}");
     assert_eq!(
@@ -530,8 +523,8 @@ async fn redo_a_boot_cut_short(
 #[tokio::test]
 async fn a_boot_cut_short_before_start_is_redone_from_scratch() {
     use ec2d::runtime::ContainerRuntime;
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     redo_a_boot_cut_short(&ctx, &fake, &id).await;
     assert_eq!(fake.container_state(&id), Some(ContainerState::Running));
@@ -541,8 +534,8 @@ async fn a_boot_cut_short_before_start_is_redone_from_scratch() {
 
 #[tokio::test]
 async fn a_docker_stop_from_outside_is_drift_and_is_converged_back() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     // `docker stop` / `docker kill`: the engine signals the container (a `kill` event), then it dies.
     ctx.engine.record_signal(id.as_str());
@@ -558,9 +551,9 @@ async fn a_docker_stop_from_outside_is_drift_and_is_converged_back() {
 
 #[tokio::test]
 async fn an_instance_initiated_termination_keeps_its_reason() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
-    ctx.store
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    store
         .instances()
         .update_spec::<StoreError>(id.as_str(), |o| {
             o.spec.shutdown_behavior = ec2d::model::ShutdownBehavior::Terminate;
@@ -582,8 +575,8 @@ async fn an_instance_initiated_termination_keeps_its_reason() {
 
 #[tokio::test]
 async fn a_docker_stop_whose_event_was_lost_is_found_in_the_engines_log() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     let first = fake.calls().len();
     // ec2d was down, or its stream lost the `kill`: only the engine's log holds it.
@@ -600,10 +593,10 @@ async fn a_docker_stop_whose_event_was_lost_is_found_in_the_engines_log() {
 
 #[tokio::test]
 async fn without_an_event_log_only_a_clean_exit_is_the_instances_own_shutdown() {
-    let (ctx, fake) = context(true);
+    let (ctx, fake, store) = context(true);
     // The engine restarted while ec2d was away: its log is gone. SIGTERM's 143 came from
     // the engine or a `docker stop`: converged back.
-    let stopped = launch(&ctx);
+    let stopped = launch(&store);
     let _ = run(&ctx, &stopped).await.unwrap();
     fake.signal_behind_back(&stopped, 143, false);
     fake.lose_event_log();
@@ -615,7 +608,7 @@ async fn without_an_event_log_only_a_clean_exit_is_the_instances_own_shutdown() 
     assert_eq!(shown(&ctx, &stopped), InstanceState::Running);
 
     // `poweroff` inside exits 0 through the boot script: the instance's own shutdown.
-    let powered_off = launch(&ctx);
+    let powered_off = launch(&store);
     let _ = run(&ctx, &powered_off).await.unwrap();
     fake.set_state_behind_back(&powered_off, ContainerState::Exited, Some(0));
     fake.lose_event_log();
@@ -633,8 +626,8 @@ async fn without_an_event_log_only_a_clean_exit_is_the_instances_own_shutdown() 
 
 #[tokio::test]
 async fn the_event_log_is_not_asked_when_nothing_turns_on_it() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     fake.set_state_behind_back(&id, ContainerState::Exited, Some(0));
     let _ = run(&ctx, &id).await.unwrap();
@@ -653,8 +646,8 @@ async fn the_event_log_is_not_asked_when_nothing_turns_on_it() {
 #[tokio::test]
 async fn an_instance_whose_name_a_foreign_container_holds_is_not_running() {
     use ec2d::runtime::ContainerRuntime;
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
     // While ec2d looked away its container went, and someone else's took the name.
@@ -686,11 +679,11 @@ async fn an_instance_whose_name_a_foreign_container_holds_is_not_running() {
 
 #[tokio::test]
 async fn stop_and_start_act_on_the_last_observation_without_inspecting_first() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     fake.clear_calls();
-    desire(&ctx, &id, DesiredState::Stopped);
+    desire(&store, &id, DesiredState::Stopped);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.ops(), [Op::Pause], "one engine call for a stop");
     assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
@@ -701,7 +694,7 @@ async fn stop_and_start_act_on_the_last_observation_without_inspecting_first() {
         "the observation moves with the step"
     );
     fake.clear_calls();
-    desire(&ctx, &id, DesiredState::Running);
+    desire(&store, &id, DesiredState::Running);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.ops(), [Op::Unpause]);
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
@@ -713,14 +706,14 @@ async fn stop_and_start_act_on_the_last_observation_without_inspecting_first() {
 
 #[tokio::test]
 async fn a_stale_last_observation_falls_back_to_observing() {
-    let (ctx, fake) = context(true);
+    let (ctx, fake, store) = context(true);
     // The container ended behind ec2d's back, unseen: pausing it fails, ec2d looks, and the
     // instance is stopped all the same (an exited container is a stopped instance).
-    let exited = launch(&ctx);
+    let exited = launch(&store);
     let _ = run(&ctx, &exited).await.unwrap();
     fake.set_state_behind_back(&exited, ContainerState::Exited, Some(143));
     fake.clear_calls();
-    desire(&ctx, &exited, DesiredState::Stopped);
+    desire(&store, &exited, DesiredState::Stopped);
     let _ = run(&ctx, &exited).await.unwrap();
     assert_eq!(fake.ops()[..2], [Op::Pause, Op::Inspect]);
     assert_eq!(shown(&ctx, &exited), InstanceState::Stopped);
@@ -728,13 +721,13 @@ async fn a_stale_last_observation_falls_back_to_observing() {
 
     // Removed behind its back and then started: the unpause fails, ec2d looks, and boots a
     // fresh container.
-    let removed = launch(&ctx);
+    let removed = launch(&store);
     let _ = run(&ctx, &removed).await.unwrap();
-    desire(&ctx, &removed, DesiredState::Stopped);
+    desire(&store, &removed, DesiredState::Stopped);
     let _ = run(&ctx, &removed).await.unwrap();
     let old = get(&ctx, &removed).status.container.unwrap().id;
     fake.remove_behind_back(&removed);
-    desire(&ctx, &removed, DesiredState::Running);
+    desire(&store, &removed, DesiredState::Running);
     fake.clear_calls();
     let _ = run(&ctx, &removed).await.unwrap();
     assert_eq!(fake.ops()[..2], [Op::Unpause, Op::Inspect]);
@@ -743,8 +736,8 @@ async fn a_stale_last_observation_falls_back_to_observing() {
     assert_ne!(get(&ctx, &removed).status.container.unwrap().id, old);
 }
 
-fn request_reboot(ctx: &Context<FakeRuntime>, id: &InstanceId) {
-    ctx.store
+fn request_reboot(store: &Store, id: &InstanceId) {
+    store
         .instances()
         .update_spec_same_generation::<StoreError>(id.as_str(), |o| {
             o.spec.reboots_requested += 1;
@@ -755,12 +748,12 @@ fn request_reboot(ctx: &Context<FakeRuntime>, id: &InstanceId) {
 
 #[tokio::test]
 async fn a_reboot_restarts_the_same_container_once_and_the_instance_stays_running() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     let before = get(&ctx, &id).status.container.unwrap().id;
 
-    request_reboot(&ctx, &id);
+    request_reboot(&store, &id);
     // Queued, not yet carried out: still running, as EC2 shows a rebooting instance.
     assert_eq!(shown(&ctx, &id), InstanceState::Running);
     fake.clear_calls();
@@ -784,7 +777,7 @@ async fn a_reboot_restarts_the_same_container_once_and_the_instance_stays_runnin
     assert!(!fake.ops().contains(&Op::Restart));
 
     // A failed restart is retried, never taken as done.
-    request_reboot(&ctx, &id);
+    request_reboot(&store, &id);
     fake.fail_next(Op::Restart, RuntimeError::Conflict("busy".into()), 1);
     assert!(run(&ctx, &id).await.is_err());
     assert_eq!(get(&ctx, &id).status.reboots_done, 1);
@@ -794,17 +787,17 @@ async fn a_reboot_restarts_the_same_container_once_and_the_instance_stays_runnin
 
 #[tokio::test]
 async fn a_reboot_of_a_stopped_instance_does_nothing_then_or_later() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
-    desire(&ctx, &id, DesiredState::Stopped);
+    desire(&store, &id, DesiredState::Stopped);
     let _ = run(&ctx, &id).await.unwrap();
-    request_reboot(&ctx, &id);
+    request_reboot(&store, &id);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
     assert_eq!(get(&ctx, &id).status.reboots_done, 1, "void, not pending");
     fake.clear_calls();
-    desire(&ctx, &id, DesiredState::Running);
+    desire(&store, &id, DesiredState::Running);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(fake.ops(), [Op::Unpause], "started, not also rebooted");
 }
@@ -816,8 +809,8 @@ fn execs(fake: &FakeRuntime) -> usize {
 
 /// An instance of an image whose command is an init system, booted: that init is PID 1 and
 /// the boot tasks ran beside it once.
-async fn booted_with_its_own_init() -> (Arc<Context<FakeRuntime>>, FakeRuntime, InstanceId) {
-    let (ctx, fake) = context(true);
+async fn booted_with_its_own_init() -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store, InstanceId) {
+    let (ctx, fake, store) = context(true);
     fake.set_image_command(
         AMI_REF,
         ec2d::runtime::ImageCommand {
@@ -825,18 +818,18 @@ async fn booted_with_its_own_init() -> (Arc<Context<FakeRuntime>>, FakeRuntime, 
             cmd: vec!["/sbin/init".into()],
         },
     );
-    let id = launch(&ctx);
+    let id = launch(&store);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(execs(&fake), 1, "boot tasks beside init at the first boot");
-    (ctx, fake, id)
+    (ctx, fake, store, id)
 }
 
 #[tokio::test]
 async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
-    let (ctx, fake, id) = booted_with_its_own_init().await;
+    let (ctx, fake, store, id) = booted_with_its_own_init().await;
 
     fake.clear_calls();
-    request_reboot(&ctx, &id);
+    request_reboot(&store, &id);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(
         fake.ops().iter().filter(|op| **op == Op::Restart).count(),
@@ -848,7 +841,7 @@ async fn an_image_with_its_own_init_gets_its_boot_tasks_again_after_a_reboot() {
 
 #[tokio::test]
 async fn a_boot_cut_short_of_an_image_with_its_own_init_is_redone_beside_that_init() {
-    let (ctx, fake, id) = booted_with_its_own_init().await;
+    let (ctx, fake, _store, id) = booted_with_its_own_init().await;
     let ops = redo_a_boot_cut_short(&ctx, &fake, &id).await;
     // Booted again as a fresh boot of this image is: its init as PID 1, the boot tasks beside it.
     assert!(ops.contains(&Op::ImageCommand), "{ops:?}");
@@ -864,9 +857,9 @@ async fn a_boot_cut_short_of_an_image_with_its_own_init_is_redone_beside_that_in
 
 #[tokio::test]
 async fn create_image_of_an_instance_stopped_before_its_first_boot_tags_its_ami() {
-    let (ctx, fake) = context(true);
-    let id = launch(&ctx);
-    desire(&ctx, &id, DesiredState::Stopped);
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    desire(&store, &id, DesiredState::Stopped);
     let _ = run(&ctx, &id).await.unwrap();
     assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
     assert_eq!(fake.container_state(&id), None, "never booted");
@@ -874,10 +867,7 @@ async fn create_image_of_an_instance_stopped_before_its_first_boot_tags_its_ami(
     let image = fixtures::committed_image(&id, "from-the-ami");
     let reference = image.spec.reference.clone();
     let image_id = ec2d::model::ImageId::parse(&image.metadata.name).unwrap();
-    ctx.store
-        .images()
-        .create(std::slice::from_ref(&image))
-        .unwrap();
+    store.images().create(std::slice::from_ref(&image)).unwrap();
     fake.clear_calls();
     let _ = reconcile::reconcile(ObjectRef::Image(image_id.clone()), ctx.clone())
         .await

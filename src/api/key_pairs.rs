@@ -12,7 +12,7 @@ use crate::model::keypair::{
     created_rsa_fingerprint, ed25519_fingerprint, ParsedPublicKey, MAX_KEY_NAME,
 };
 use crate::model::{format_timestamp, KeyPair, KeyPairId, KeyType};
-use crate::store::{Store, StoreError};
+use crate::store::{SpecStore, StoreError};
 
 use crate::api::render::render_tags;
 
@@ -73,7 +73,7 @@ pub fn key_name_param(params: &QueryParams) -> Result<String, ApiError> {
 }
 
 /// Every readable key pair of `region`, ordered by name (corrupt records are skipped; the store logs them).
-pub fn region_key_pairs(store: &Store, region: &str) -> Result<Vec<KeyPair>, ApiError> {
+pub fn region_key_pairs(store: &SpecStore, region: &str) -> Result<Vec<KeyPair>, ApiError> {
     let mut found: Vec<KeyPair> = store
         .key_pairs()
         .list()?
@@ -88,7 +88,11 @@ pub fn region_key_pairs(store: &Store, region: &str) -> Result<Vec<KeyPair>, Api
 }
 
 /// The key pair called `name` in `region`, if any.
-pub fn find_by_name(store: &Store, region: &str, name: &str) -> Result<Option<KeyPair>, ApiError> {
+pub fn find_by_name(
+    store: &SpecStore,
+    region: &str,
+    name: &str,
+) -> Result<Option<KeyPair>, ApiError> {
     Ok(region_key_pairs(store, region)?
         .into_iter()
         .find(|k| k.spec.key_name == name))
@@ -96,7 +100,7 @@ pub fn find_by_name(store: &Store, region: &str, name: &str) -> Result<Option<Ke
 
 /// The key pair with this id in `region`; one of another region is not found, as in EC2.
 pub fn find_by_id(
-    store: &Store,
+    store: &SpecStore,
     region: &str,
     id: &KeyPairId,
 ) -> Result<Option<KeyPair>, ApiError> {
@@ -108,7 +112,7 @@ pub fn find_by_id(
 
 /// The OpenSSH public key line (`ssh-rsa AAAA… name`) of the key pair `key_name` in `region`, for
 /// RunInstances' `KeyName`; `InvalidKeyPair.NotFound` when there is none.
-pub fn public_key_for(store: &Store, region: &str, key_name: &str) -> Result<String, ApiError> {
+pub fn public_key_for(store: &SpecStore, region: &str, key_name: &str) -> Result<String, ApiError> {
     find_by_name(store, region, key_name)?
         .map(|k| k.spec.public_key)
         .ok_or_else(|| not_found(key_name))
@@ -117,7 +121,7 @@ pub fn public_key_for(store: &Store, region: &str, key_name: &str) -> Result<Str
 /// Stores a new key pair unless its name is taken in its region (`InvalidKeyPair.Duplicate`).
 /// The store claims the name in the same transaction as the write, so two concurrent requests
 /// for one name cannot both succeed.
-pub fn insert_unique(store: &Store, key_pair: &KeyPair) -> Result<(), ApiError> {
+pub fn insert_unique(store: &SpecStore, key_pair: &KeyPair) -> Result<(), ApiError> {
     match store.create_key_pair(key_pair) {
         Ok(()) => Ok(()),
         Err(StoreError::NameTaken { .. }) => Err(duplicate(&key_pair.spec.key_name)),
@@ -132,9 +136,9 @@ pub fn insert_unique(store: &Store, key_pair: &KeyPair) -> Result<(), ApiError> 
 /// Deletes the key pair `select` picks among the region's, with its name. Returns the deleted
 /// key pair: `None` when none was picked, or a concurrent delete removed it first.
 pub fn remove(
-    store: &Store,
+    store: &SpecStore,
     region: &str,
-    select: impl FnOnce(&Store) -> Result<Option<KeyPair>, ApiError>,
+    select: impl FnOnce(&SpecStore) -> Result<Option<KeyPair>, ApiError>,
 ) -> Result<Option<KeyPair>, ApiError> {
     let Some(key_pair) = select(store)? else {
         return Ok(None);
@@ -241,7 +245,7 @@ mod tests {
     use super::*;
     use crate::model::KeyPairOrigin;
 
-    fn stored(store: &Store, region: &str, name: &str) -> KeyPair {
+    fn stored(store: &SpecStore, region: &str, name: &str) -> KeyPair {
         let generated = generate(KeyType::Ed25519, name).unwrap();
         let kp = new_key_pair(
             region,
@@ -258,7 +262,7 @@ mod tests {
 
     #[test]
     fn public_key_for_is_region_scoped() {
-        let store = Store::temporary().unwrap();
+        let store = crate::store::Store::temporary().unwrap().spec_view();
         let kp = stored(&store, "us-east-1", "dev");
         assert_eq!(
             public_key_for(&store, "us-east-1", "dev").unwrap(),
@@ -273,7 +277,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_per_region() {
-        let store = Store::temporary().unwrap();
+        let store = crate::store::Store::temporary().unwrap().spec_view();
         stored(&store, "us-east-1", "dev");
         stored(&store, "eu-west-1", "dev");
         let again = new_key_pair(
@@ -295,7 +299,7 @@ mod tests {
     fn concurrent_creates_of_one_name_leave_one_key_pair() {
         // Many rounds of threads released together by a barrier: without the store's name
         // index the check-then-insert race shows up within a few rounds.
-        let store = Store::temporary().unwrap();
+        let store = crate::store::Store::temporary().unwrap().spec_view();
         const THREADS: usize = 8;
         for round in 0..25 {
             let name = format!("race-{round}");
@@ -349,7 +353,7 @@ mod tests {
 
     #[test]
     fn remove_returns_what_it_deleted() {
-        let store = Store::temporary().unwrap();
+        let store = crate::store::Store::temporary().unwrap().spec_view();
         let kp = stored(&store, "us-east-1", "gone");
         let removed = remove(&store, "us-east-1", |s| {
             find_by_name(s, "us-east-1", "gone")

@@ -1,17 +1,17 @@
-//! What every handler can reach: the store, the AMI policy and the read-only introspection.
+//! What every handler can reach: the store's spec-writing view, a few settings and the read-only introspection.
 
 use std::sync::Arc;
 
 use super::introspect::Introspection;
 use super::kinds::instance::RenderedInstances;
 use crate::config::VmManager;
-use crate::store::Store;
+use crate::store::SpecStore;
 
 /// What every handler can reach: the store, a few settings and the read-only introspection.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The desired/observed state store.
-    pub store: Store,
+    /// The store, as the API may use it: reads, and spec writes only.
+    pub store: SpecStore,
     /// Docker or mock: decides whether an AMI must exist in the catalog.
     pub vm_manager: VmManager,
     /// Health and status reports supplied by the app (the api cannot see the runtime).

@@ -10,7 +10,7 @@ use crate::api::kind::Kind;
 use crate::api::kinds::{ImageKind, InstanceKind, KeyPairKind, SecurityGroupKind};
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
-use crate::store::{Collection, Store, StoreError};
+use crate::store::{SpecStore, Specs, StoreError};
 
 /// A resource's tags, by key.
 pub type Tags = BTreeMap<String, String>;
@@ -27,7 +27,7 @@ pub trait Tagged: Kind {
     type Status: Serialize + DeserializeOwned + Default + Clone;
 
     /// The kind's store collection.
-    fn collection(store: &Store) -> &Collection<Self::Spec, Self::Status>;
+    fn collection(store: &SpecStore) -> Specs<'_, Self::Spec, Self::Status>;
     /// The tags in a spec.
     fn spec_tags(spec: &Self::Spec) -> &Tags;
     /// The tags in a spec, to change them.

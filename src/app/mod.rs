@@ -180,7 +180,7 @@ impl App {
             ctx.sweep_report.clone(),
         ));
         let router = api::router(ApiState {
-            store: store.clone(),
+            store: store.spec_view(),
             vm_manager: config.vm_manager,
             introspection: report,
             rendered_instances: Default::default(),
@@ -190,7 +190,7 @@ impl App {
         // What users asked for goes through the handle: it runs at once, past any backoff.
         tokio::spawn({
             let handle = handle.clone();
-            let mut specs = reconcile::spec_changes(&store);
+            let mut specs = reconcile::spec_changes(&store.status_view());
             let stop = stop.clone();
             async move {
                 loop {
@@ -213,7 +213,7 @@ impl App {
                 controller
                     .run(
                         triggers,
-                        move || reconcile::all_keys(&resync_store),
+                        move || reconcile::all_keys(&resync_store.status_view()),
                         move |key| reconcile::reconcile(key, ctx.clone()),
                         move |key, error| reconcile::error_policy(key, error, &policy_ctx),
                         stop.recv(),

@@ -30,7 +30,7 @@ pub use instance::{container_spec_for, BootMode};
 use crate::controller::{Action, ControllerHandle};
 use crate::model::{ImageId, InstanceId};
 use crate::runtime::{ContainerRuntime, RuntimeEvent};
-use crate::store::{KindKey, Store};
+use crate::store::{KindKey, StatusStore, Store};
 
 /// What a reconcile is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -83,8 +83,8 @@ impl Default for Settings {
 
 /// Everything a reconcile needs; generic over the runtime so tests use the fake.
 pub struct Context<R: ContainerRuntime> {
-    /// The store (spec to read, status to write).
-    pub store: Store,
+    /// The store, as the reconciler may use it: reads, and status writes only.
+    pub store: StatusStore,
     /// The container engine.
     pub runtime: R,
     /// Settings.
@@ -96,10 +96,10 @@ pub struct Context<R: ContainerRuntime> {
 }
 
 impl<R: ContainerRuntime> Context<R> {
-    /// Builds a context.
+    /// Builds a context on the store's status-writing view.
     pub fn new(store: Store, runtime: R, settings: Settings) -> Self {
         Self {
-            store,
+            store: store.status_view(),
             runtime,
             settings,
             engine: EngineMonitor::default(),
@@ -139,7 +139,7 @@ pub fn error_policy<R: ContainerRuntime>(
 }
 
 /// Every key the store and engine know of: the resync list (kube's "list" half of list-watch).
-pub fn all_keys(store: &Store) -> Vec<ObjectRef> {
+pub fn all_keys(store: &StatusStore) -> Vec<ObjectRef> {
     let mut keys = vec![ObjectRef::Catalog, ObjectRef::Sweep];
     match store.instances().ids() {
         Ok(ids) => keys.extend(
@@ -163,7 +163,7 @@ pub fn all_keys(store: &Store) -> Vec<ObjectRef> {
 /// Spec changes from the store, as keys: what users asked for. The app feeds these through
 /// the controller handle, so a new generation runs at once even while its key is backing
 /// off after a failure (a user's StopInstances must not wait out a retry delay).
-pub fn spec_changes(store: &Store) -> BoxStream<'static, ObjectRef> {
+pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
     store
         .watch_specs()
         .filter_map(|changed| async move {
@@ -218,7 +218,7 @@ pub fn engine_triggers<R: ContainerRuntime>(
 }
 
 /// Enqueues every key at once, past any backoff: the engine is back, or events were lost.
-pub fn enqueue_everything(store: &Store, handle: &ControllerHandle<ObjectRef>) {
+pub fn enqueue_everything(store: &StatusStore, handle: &ControllerHandle<ObjectRef>) {
     for key in all_keys(store) {
         handle.enqueue(key);
     }

@@ -10,6 +10,7 @@
 mod collection;
 mod error;
 mod names;
+mod views;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,7 @@ use futures::StreamExt;
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
 pub use names::CLIENT_TOKEN_KIND;
+pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 
 use crate::model::{
     Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,

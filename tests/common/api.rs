@@ -50,7 +50,7 @@ impl Harness {
     pub fn with(vm_manager: VmManager, region: Option<&'static str>) -> Self {
         let store = Store::temporary().expect("temporary store");
         let state = ApiState {
-            store: store.clone(),
+            store: store.spec_view(),
             vm_manager,
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),

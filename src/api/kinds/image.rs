@@ -12,7 +12,7 @@ use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::{format_timestamp, Image, ImageId, ACCOUNT_ID};
 use crate::model::{ImageSpec, ImageStatus};
-use crate::store::{Collection, Store};
+use crate::store::{SpecStore, Specs};
 
 /// AMIs.
 pub struct ImageKind;
@@ -152,7 +152,7 @@ impl Tagged for ImageKind {
     type Spec = ImageSpec;
     type Status = ImageStatus;
 
-    fn collection(store: &Store) -> &Collection<ImageSpec, ImageStatus> {
+    fn collection(store: &SpecStore) -> Specs<'_, ImageSpec, ImageStatus> {
         store.images()
     }
 

@@ -17,7 +17,7 @@ use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::{format_timestamp, Instance, InstanceId, InstanceState, ACCOUNT_ID};
 use crate::model::{InstanceSpec, InstanceStatus};
-use crate::store::{Collection, Store};
+use crate::store::{SpecStore, Specs};
 
 /// Instances.
 pub struct InstanceKind;
@@ -334,7 +334,7 @@ impl Tagged for InstanceKind {
     type Spec = InstanceSpec;
     type Status = InstanceStatus;
 
-    fn collection(store: &Store) -> &Collection<InstanceSpec, InstanceStatus> {
+    fn collection(store: &SpecStore) -> Specs<'_, InstanceSpec, InstanceStatus> {
         store.instances()
     }
 

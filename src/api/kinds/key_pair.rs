@@ -12,7 +12,7 @@ use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::{KeyPair, KeyPairId};
 use crate::model::{KeyPairSpec, KeyPairStatus};
-use crate::store::{Collection, Store};
+use crate::store::{SpecStore, Specs};
 
 /// Key pairs.
 pub struct KeyPairKind;
@@ -144,7 +144,7 @@ impl Tagged for KeyPairKind {
     type Spec = KeyPairSpec;
     type Status = KeyPairStatus;
 
-    fn collection(store: &Store) -> &Collection<KeyPairSpec, KeyPairStatus> {
+    fn collection(store: &SpecStore) -> Specs<'_, KeyPairSpec, KeyPairStatus> {
         store.key_pairs()
     }
 

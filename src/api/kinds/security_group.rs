@@ -16,7 +16,7 @@ use crate::api::xml::XmlWriter;
 use crate::model::network::{is_group_id, GROUP_ID_PREFIX};
 use crate::model::{IpPermission, SecurityGroup, ACCOUNT_ID};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
-use crate::store::{Collection, Store};
+use crate::store::{SpecStore, Specs};
 
 /// Security groups.
 pub struct SecurityGroupKind;
@@ -199,7 +199,7 @@ impl Tagged for SecurityGroupKind {
     type Spec = SecurityGroupSpec;
     type Status = SecurityGroupStatus;
 
-    fn collection(store: &Store) -> &Collection<SecurityGroupSpec, SecurityGroupStatus> {
+    fn collection(store: &SpecStore) -> Specs<'_, SecurityGroupSpec, SecurityGroupStatus> {
         store.security_groups()
     }
 

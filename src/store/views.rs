@@ -1,0 +1,289 @@
+//! The store's two writers as types (kube's `Writer`/`Store` split): the API's view writes spec only, the reconciler's status only, so "one writer per tree" is checked by the compiler.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::collection::{Change, Collection, Listing};
+use super::{SpecChanged, Store, StoreError};
+use crate::model::{
+    Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec,
+    KeyPairStatus, Object, SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
+};
+
+/// A collection that can only be read.
+pub struct Reads<'a, S, T: Default>(&'a Collection<S, T>);
+
+impl<S, T> Reads<'_, S, T>
+where
+    S: Serialize + DeserializeOwned + Clone,
+    T: Serialize + DeserializeOwned + Default + Clone,
+{
+    /// See [`Collection::get`].
+    pub fn get(&self, id: &str) -> Result<Option<Object<S, T>>, StoreError> {
+        self.0.get(id)
+    }
+
+    /// See [`Collection::get_shared`].
+    pub fn get_shared(&self, id: &str) -> Result<Option<Arc<Object<S, T>>>, StoreError> {
+        self.0.get_shared(id)
+    }
+
+    /// See [`Collection::list`].
+    pub fn list(&self) -> Result<Listing<Object<S, T>>, StoreError> {
+        self.0.list()
+    }
+
+    /// See [`Collection::list_shared`].
+    pub fn list_shared(&self) -> Result<Listing<Arc<Object<S, T>>>, StoreError> {
+        self.0.list_shared()
+    }
+
+    /// See [`Collection::ids`].
+    pub fn ids(&self) -> Result<Vec<String>, StoreError> {
+        self.0.ids()
+    }
+
+    /// See [`Collection::len`].
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// See [`Collection::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A collection as the API sees it: reads, and spec changes.
+pub struct Specs<'a, S, T: Default>(Reads<'a, S, T>);
+
+impl<'a, S, T: Default> Deref for Specs<'a, S, T> {
+    type Target = Reads<'a, S, T>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S, T> Specs<'_, S, T>
+where
+    S: Serialize + DeserializeOwned + Clone,
+    T: Serialize + DeserializeOwned + Default + Clone,
+{
+    /// See [`Collection::update_spec`].
+    pub fn update_spec<E>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut Object<S, T>) -> Result<bool, E>,
+    ) -> Result<Change<S, T>, E>
+    where
+        E: From<StoreError>,
+    {
+        self.0 .0.update_spec(id, change)
+    }
+
+    /// See [`Collection::update_spec_same_generation`].
+    pub fn update_spec_same_generation<E>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut Object<S, T>) -> Result<bool, E>,
+    ) -> Result<Change<S, T>, E>
+    where
+        E: From<StoreError>,
+    {
+        self.0 .0.update_spec_same_generation(id, change)
+    }
+}
+
+/// A collection as the reconciler sees it: reads, and status writes (and, for records it
+/// collects or observed state it mirrors, deletes and replacement).
+pub struct Statuses<'a, S, T: Default>(Reads<'a, S, T>);
+
+impl<'a, S, T: Default> Deref for Statuses<'a, S, T> {
+    type Target = Reads<'a, S, T>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S, T> Statuses<'_, S, T>
+where
+    S: Serialize + DeserializeOwned + Clone,
+    T: Serialize + DeserializeOwned + Default + Clone,
+{
+    /// See [`Collection::write_status`].
+    pub fn write_status(&self, id: &str, status: &T) -> Result<(), StoreError> {
+        self.0 .0.write_status(id, status)
+    }
+
+    /// See [`Collection::delete`]: garbage collection of finished records.
+    pub fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.0 .0.delete(id)
+    }
+
+    /// See [`Collection::replace_all`]: for observed-state mirrors such as the AMI catalog.
+    pub fn replace_all(&self, objects: &[Object<S, T>]) -> Result<(), StoreError>
+    where
+        S: PartialEq,
+        T: PartialEq,
+    {
+        self.0 .0.replace_all(objects)
+    }
+}
+
+/// The API's view of the store: it reads everything and writes desired state only.
+#[derive(Clone)]
+pub struct SpecStore(Store);
+
+/// The reconciler's view of the store: it reads everything and writes observed state only.
+#[derive(Clone)]
+pub struct StatusStore(Store);
+
+impl Store {
+    /// The view the API is handed.
+    pub fn spec_view(&self) -> SpecStore {
+        SpecStore(self.clone())
+    }
+
+    /// The view the reconciler is handed.
+    pub fn status_view(&self) -> StatusStore {
+        StatusStore(self.clone())
+    }
+}
+
+/// What both views share: the store's identity, health, and the AMI lookup.
+macro_rules! shared_reads {
+    ($view:ident) => {
+        impl $view {
+            /// This store's stable identity.
+            pub fn id(&self) -> &str {
+                self.0.id()
+            }
+
+            /// Whether the store answers.
+            pub fn is_healthy(&self) -> bool {
+                self.0.is_healthy()
+            }
+
+            /// Looks an AMI up by id: a CreateImage record first, then the Docker catalog.
+            pub fn find_image(&self, id: &str) -> Result<Option<Image>, StoreError> {
+                self.0.find_image(id)
+            }
+        }
+    };
+}
+
+shared_reads!(SpecStore);
+shared_reads!(StatusStore);
+
+impl SpecStore {
+    /// Instances.
+    pub fn instances(&self) -> Specs<'_, InstanceSpec, InstanceStatus> {
+        Specs(Reads(self.0.instances()))
+    }
+
+    /// AMIs made by CreateImage.
+    pub fn images(&self) -> Specs<'_, ImageSpec, ImageStatus> {
+        Specs(Reads(self.0.images()))
+    }
+
+    /// AMIs discovered from Docker tags: observed state, so the API only reads it.
+    pub fn catalog(&self) -> Reads<'_, ImageSpec, ImageStatus> {
+        Reads(self.0.catalog())
+    }
+
+    /// Key pairs.
+    pub fn key_pairs(&self) -> Specs<'_, KeyPairSpec, KeyPairStatus> {
+        Specs(Reads(self.0.key_pairs()))
+    }
+
+    /// Security groups.
+    pub fn security_groups(&self) -> Specs<'_, SecurityGroupSpec, SecurityGroupStatus> {
+        Specs(Reads(self.0.security_groups()))
+    }
+
+    /// See [`Store::create_instances`].
+    pub fn create_instances(
+        &self,
+        instances: &[crate::model::Instance],
+        region: &str,
+        client_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.0.create_instances(instances, region, client_token)
+    }
+
+    /// See [`Store::instances_for_client_token`].
+    pub fn instances_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.0.instances_for_client_token(region, token)
+    }
+
+    /// See [`Store::create_key_pair`].
+    pub fn create_key_pair(&self, key_pair: &KeyPair) -> Result<(), StoreError> {
+        self.0.create_key_pair(key_pair)
+    }
+
+    /// See [`Store::delete_key_pair`].
+    pub fn delete_key_pair(&self, id: &str) -> Result<Option<KeyPair>, StoreError> {
+        self.0.delete_key_pair(id)
+    }
+
+    /// See [`Store::create_security_group`].
+    pub fn create_security_group(&self, group: &SecurityGroup) -> Result<(), StoreError> {
+        self.0.create_security_group(group)
+    }
+
+    /// See [`Store::create_image`].
+    pub fn create_image(&self, image: &Image) -> Result<(), StoreError> {
+        self.0.create_image(image)
+    }
+
+    /// See [`Store::delete_security_group`].
+    pub fn delete_security_group<E: From<StoreError>>(
+        &self,
+        id: &str,
+        still_deletable: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<SecurityGroup>, E> {
+        self.0.delete_security_group(id, still_deletable)
+    }
+}
+
+impl StatusStore {
+    /// Instances.
+    pub fn instances(&self) -> Statuses<'_, InstanceSpec, InstanceStatus> {
+        Statuses(Reads(self.0.instances()))
+    }
+
+    /// AMIs made by CreateImage.
+    pub fn images(&self) -> Statuses<'_, ImageSpec, ImageStatus> {
+        Statuses(Reads(self.0.images()))
+    }
+
+    /// AMIs discovered from Docker tags: the reconciler's discovery mirrors them.
+    pub fn catalog(&self) -> Statuses<'_, ImageSpec, ImageStatus> {
+        Statuses(Reads(self.0.catalog()))
+    }
+
+    /// Key pairs (read: they have no reconciler).
+    pub fn key_pairs(&self) -> Reads<'_, KeyPairSpec, KeyPairStatus> {
+        Reads(self.0.key_pairs())
+    }
+
+    /// Security groups (read: they have no reconciler).
+    pub fn security_groups(&self) -> Reads<'_, SecurityGroupSpec, SecurityGroupStatus> {
+        Reads(self.0.security_groups())
+    }
+
+    /// See [`Store::watch_specs`].
+    pub fn watch_specs(&self) -> BoxStream<'static, SpecChanged> {
+        self.0.watch_specs()
+    }
+}
