@@ -1,6 +1,6 @@
 //! A resource kind as the API sees it, declared once (ids and their errors, filters, tags, order, rendering), and the one Describe* built on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Display;
 
 use super::error::ApiError;
@@ -251,10 +251,12 @@ impl<K: Kind> Describe<K> {
             K::list(state, region)?
         } else {
             let mut found: Vec<K::Item> = Vec::with_capacity(self.refs.len());
+            let mut seen = HashSet::with_capacity(self.refs.len());
             let mut missing = Vec::new();
             for reference in &self.refs {
                 match K::find(state, region, reference)? {
-                    Some(item) if found.iter().any(|f| K::id(f) == K::id(&item)) => {}
+                    // Named twice (by id and by name): shown once.
+                    Some(item) if !seen.insert(K::id(&item).to_string()) => {}
                     Some(item) => found.push(item),
                     None => missing.push(reference.clone()),
                 }
