@@ -102,13 +102,11 @@ impl ApiError {
         )
     }
 
-    /// `InvalidInstanceID.NotFound` for one or several ids, in AWS's singular/plural wording.
+    /// `InvalidInstanceID.NotFound` for one or several ids, in AWS's singular/plural wording
+    /// (the instance kind's declaration words it).
     pub fn instances_not_found(ids: &[String]) -> Self {
-        let message = match ids {
-            [one] => format!("The instance ID '{one}' does not exist"),
-            many => format!("The instance IDs '{}' do not exist", many.join(", ")),
-        };
-        Self::client("InvalidInstanceID.NotFound", message)
+        use super::kind::Kind;
+        super::kinds::InstanceKind::IDS.not_found(ids)
     }
 
     /// `InvalidAMIID.NotFound`, with AWS's bracketed id.

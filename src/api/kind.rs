@@ -88,7 +88,7 @@ pub trait Kind: Sized + 'static {
 
     /// Id prefix, codes and the noun of the kind's messages.
     const IDS: IdRules;
-    /// The `ResourceType` of its tags (`TagSpecification`, DescribeTags), when it takes tags.
+    /// The `ResourceType` of its tags (DescribeTags' `resourceType`), when it takes tags.
     const TAG_TYPE: Option<&'static str>;
     /// The filter names its Describe accepts (`tag:<key>` always is).
     const FILTERS: &'static [&'static str];
@@ -138,6 +138,9 @@ pub trait Kind: Sized + 'static {
 /// The part of a kind's declaration for kinds ordered and paged by id (most of them).
 macro_rules! ordered_by_id {
     ($item:ty) => {
+        $crate::api::kind::ordered_by_id!($item, |text: &str| text.starts_with(Self::IDS.prefix));
+    };
+    ($item:ty, $is_id:expr) => {
         type Cursor = String;
 
         fn sort(items: &mut [$item]) {
@@ -149,7 +152,8 @@ macro_rules! ordered_by_id {
         }
 
         fn parse_cursor(text: &str) -> Option<String> {
-            text.starts_with(Self::IDS.prefix).then(|| text.to_string())
+            let is_id: fn(&str) -> bool = $is_id;
+            is_id(text).then(|| text.to_string())
         }
 
         fn after(item: &$item, cursor: &String) -> bool {
@@ -197,11 +201,6 @@ pub fn check_dry_run(dry_run: bool) -> Result<(), ApiError> {
     }
 }
 
-/// Whether a filter name is one the kind answers: its list, and `tag:<key>` always.
-pub fn knows_filter<K: Kind>(name: &str) -> bool {
-    K::FILTERS.contains(&name)
-}
-
 /// The item's values for any filter name the kind accepts, tag filters included.
 pub fn filter_values<K: Kind>(name: &str, item: &K::Item, context: &K::Context) -> Vec<String> {
     if let Some(tags) = K::tags(item) {
@@ -222,7 +221,8 @@ impl<K: Kind> Describe<K> {
             }
         }
         let filters = filter::parse_filters(params)?;
-        filter::check_names(&filters, knows_filter::<K>)?;
+        // `tag:<key>` is always known (`check_names`); the rest is the kind's list.
+        filter::check_names(&filters, |name| K::FILTERS.contains(&name))?;
         let (max_results, after) = match K::PAGING {
             None => (None, None),
             Some(paging) => {

@@ -247,7 +247,9 @@ where
         }
     }
 
-    /// Inserts new objects atomically: all of them or none (one RunInstances call is one write).
+    /// Inserts new objects atomically, all of them or none, with no index entries: for kinds
+    /// without names to keep unique, and for tests (the API's creates go through `Store`'s
+    /// named creates in `names.rs`, which write the index in the same transaction).
     pub fn create(&self, objects: &[Object<S, T>]) -> Result<(), StoreError> {
         let writing = self.writing();
         let mut encoded = Vec::with_capacity(objects.len());

@@ -94,7 +94,10 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         filters,
         include_all: params.bool("IncludeAllInstances")?.unwrap_or(false),
         max_results,
-        after: paging::next_token(params)?,
+        after: match paging::next_token(params)? {
+            Some(id) if InstanceId::parse(&id).is_err() => return Err(paging::invalid_token()),
+            after => after,
+        },
         dry_run: kind::dry_run(params)?,
     })
 }
@@ -179,6 +182,17 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_must_name_an_instance() {
+        let q =
+            |cursor: &str| QueryParams::from_query(&format!("NextToken={}", paging::token(cursor)));
+        assert_eq!(
+            parse(&q("i-0123456789abcdef0")).unwrap().after.as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+        assert_eq!(parse(&q("sg-1")).unwrap_err().code, "InvalidNextToken");
+    }
 
     #[test]
     fn parses_and_checks_like_ec2() {

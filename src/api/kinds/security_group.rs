@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::api::error::ApiError;
 use crate::api::groups::ensure_default_group;
 use crate::api::groups::{find_group, names_by_id, region_groups, GroupRef};
-use crate::api::kind::{IdRules, Kind, Paging};
+use crate::api::kind::{ordered_by_id, IdRules, Kind, Paging};
 use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
 use crate::api::render::render_tags;
@@ -26,7 +26,7 @@ impl Kind for SecurityGroupKind {
     type Ref = GroupRef;
     /// The name of every group of the region by id (the `*.group-name` filters).
     type Context = BTreeMap<String, String>;
-    type Cursor = String;
+    ordered_by_id!(SecurityGroup, is_group_id);
 
     const IDS: IdRules = IdRules {
         noun: "security group",
@@ -126,22 +126,6 @@ impl Kind for SecurityGroupKind {
         }
     }
 
-    fn sort(items: &mut [SecurityGroup]) {
-        items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    }
-
-    fn cursor(item: &SecurityGroup) -> String {
-        item.metadata.name.clone()
-    }
-
-    fn parse_cursor(text: &str) -> Option<String> {
-        is_group_id(text).then(|| text.to_string())
-    }
-
-    fn after(item: &SecurityGroup, cursor: &String) -> bool {
-        item.metadata.name > *cursor
-    }
-
     fn render(w: &mut XmlWriter, group: &SecurityGroup) {
         let spec = &group.spec;
         w.field("ownerId", ACCOUNT_ID);
@@ -211,14 +195,12 @@ impl Tagged for SecurityGroupKind {
         &mut spec.tags
     }
 
-    /// Only ids: a name is not a resource id.
+    /// Reached only for `sg-…` ids, so a reference is always an id here.
     fn parse_tag_id(id: &str) -> Result<String, ApiError> {
-        match GroupRef::parse(id)? {
-            GroupRef::Id(id) => Ok(id),
-            GroupRef::Name(_) => Err(ApiError::client(
-                "InvalidID",
-                format!("The ID '{id}' is not valid"),
-            )),
+        if is_group_id(id) {
+            Ok(id.to_string())
+        } else {
+            Err(Self::IDS.malformed(id))
         }
     }
 

@@ -152,8 +152,15 @@ impl Kind for SubnetKind {
         item.subnet.availability_zone.clone()
     }
 
+    /// A zone name (`<region><letter>`); anything else is not a cursor ec2d made.
     fn parse_cursor(text: &str) -> Option<String> {
-        Some(text.to_string())
+        let (region, letter) = text.split_at(text.len().checked_sub(1)?);
+        let plausible = letter.bytes().all(|b| b.is_ascii_lowercase())
+            && region.contains('-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        plausible.then(|| text.to_string())
     }
 
     fn after(item: &Shown, zone: &String) -> bool {
@@ -216,5 +223,24 @@ mod tests {
             SubnetKind::values("availability-zone", &s, &()),
             vec!["us-east-1a"]
         );
+    }
+
+    #[test]
+    fn only_zone_cursors_are_tokens() {
+        let parse = |cursor: &str| {
+            let q = format!("NextToken={}", crate::api::paging::token(cursor));
+            Describe::<SubnetKind>::parse(&QueryParams::from_query(&q))
+        };
+        assert_eq!(
+            parse("us-east-1b").ok().unwrap().after.as_deref(),
+            Some("us-east-1b")
+        );
+        for junk in ["x", "subnet-1/2", "US-EAST-1B", "us-east-1"] {
+            assert_eq!(
+                parse(junk).err().unwrap().code,
+                "InvalidNextToken",
+                "{junk:?}"
+            );
+        }
     }
 }
