@@ -31,20 +31,6 @@ pub fn shown_state(instance: &Instance) -> InstanceState {
     display_state(&instance.metadata, &instance.spec, &instance.status)
 }
 
-/// The instances a Describe* call asks about: those with these ids (each must exist), or
-/// every instance of the region when no id is given.
-pub fn instances_by_ids_or_region(
-    state: &ApiState,
-    region: &str,
-    ids: &[InstanceId],
-) -> Result<Vec<Arc<Instance>>, ApiError> {
-    if ids.is_empty() {
-        region_instances(state, region)
-    } else {
-        load_instances(state, region, ids)
-    }
-}
-
 /// Reads the instances with these ids in `region`; every id missing here (or living in another
 /// region) is reported at once, in AWS's singular/plural wording.
 pub fn load_instances(

@@ -247,6 +247,17 @@ impl<K: Kind> Describe<K> {
     /// Reads what the request names (every reference must exist, else the kind's `NotFound`
     /// naming all that do not) or the whole region, answers `DryRun`, then filters, orders and pages.
     pub fn select(self, state: &ApiState, region: &str) -> Result<Page<K::Item>, ApiError> {
+        self.select_where(state, region, |_| true)
+    }
+
+    /// Like [`Describe::select`], keeping only the items `keep` accepts before paging (an
+    /// action's own parameter that narrows, such as `IncludeAllInstances`).
+    pub fn select_where(
+        self,
+        state: &ApiState,
+        region: &str,
+        keep: impl Fn(&K::Item) -> bool,
+    ) -> Result<Page<K::Item>, ApiError> {
         let mut items = if self.refs.is_empty() {
             K::list(state, region)?
         } else {
@@ -267,6 +278,7 @@ impl<K: Kind> Describe<K> {
             found
         };
         check_dry_run(self.dry_run)?;
+        items.retain(&keep);
         if !self.filters.is_empty() {
             let context = K::context(state, region)?;
             items.retain(|item| {

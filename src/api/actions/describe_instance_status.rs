@@ -4,45 +4,19 @@
 //! (`ok`, reachability `passed`); any other state has no checks (`not-applicable`). By
 //! default only running instances are listed, as in EC2; `IncludeAllInstances` lists all.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::api::error::ApiError;
-use crate::api::filter::{self, Filter};
+use crate::api::instances::{instance_ids, region_instances, shown_state};
+use crate::api::kind::{ordered_by_id, render_page, Describe, IdRules, Kind, Paging};
+use crate::api::kinds::InstanceKind;
+use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
+use crate::api::render::render_state;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::{Instance, InstanceId, InstanceState};
-
-use crate::api::render::render_state;
-use crate::api::{instances, kind, paging};
-
-/// The filter names EC2 documents for instance status.
-pub const FILTERS: &[&str] = &[
-    "availability-zone",
-    "instance-state-name",
-    "instance-state-code",
-    "instance-status.status",
-    "instance-status.reachability",
-    "system-status.status",
-    "system-status.reachability",
-];
-
-/// A validated DescribeInstanceStatus request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    /// `InstanceId.N`; each must exist.
-    pub ids: Vec<InstanceId>,
-    /// `Filter.N`.
-    pub filters: Vec<Filter>,
-    /// `IncludeAllInstances`: every state, not only running.
-    pub include_all: bool,
-    /// `MaxResults`.
-    pub max_results: Option<usize>,
-    /// `NextToken`: the instance id the previous page ended on.
-    pub after: Option<String>,
-    /// `DryRun`.
-    pub dry_run: bool,
-}
 
 /// One instance's checks.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +28,14 @@ pub struct StatusItem {
 }
 
 impl StatusItem {
+    /// The checks of an instance, in the state a client sees.
+    fn of(instance: Arc<Instance>) -> Self {
+        Self {
+            state: shown_state(&instance),
+            instance,
+        }
+    }
+
     /// `ok` for a running instance, `not-applicable` otherwise (both checks alike).
     fn check(&self) -> &'static str {
         if self.state == InstanceState::Running {
@@ -69,81 +51,90 @@ impl StatusItem {
     }
 }
 
-/// A page of statuses.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    /// The statuses, by instance id.
-    pub statuses: Vec<StatusItem>,
-    /// Where the next page starts.
-    pub next_token: Option<String>,
-}
+/// The instances' checks as a Describe sees them: the instance kind's ids and errors, its own
+/// filters, items and set.
+pub struct InstanceStatusKind;
 
-/// Parses ids, filters, `IncludeAllInstances` and paging.
-pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
-    let ids = instances::instance_ids(params, false)?;
-    let filters = filter::parse_filters(params)?;
-    filter::check_names(&filters, |name| FILTERS.contains(&name))?;
-    let max_results = paging::max_results(
-        params,
-        (!ids.is_empty())
-            .then_some("The parameter instancesSet cannot be used with the parameter maxResults"),
-        paging::SizeWording::Between,
-    )?;
-    Ok(Request {
-        ids,
-        filters,
-        include_all: params.bool("IncludeAllInstances")?.unwrap_or(false),
-        max_results,
-        after: match paging::next_token(params)? {
-            Some(id) if InstanceId::parse(&id).is_err() => return Err(paging::invalid_token()),
-            after => after,
-        },
-        dry_run: kind::dry_run(params)?,
-    })
-}
+impl Kind for InstanceStatusKind {
+    type Item = StatusItem;
+    type Ref = InstanceId;
+    type Context = ();
+    ordered_by_id!(StatusItem, |text: &str| InstanceId::parse(text).is_ok());
 
-/// A status's values for each filter name.
-fn filter_values(name: &str, item: &StatusItem) -> Vec<String> {
-    match name {
-        "availability-zone" => vec![item.instance.spec.availability_zone.clone()],
-        "instance-state-name" => vec![item.state.name().to_string()],
-        "instance-state-code" => vec![item.state.code().to_string()],
-        "instance-status.status" | "system-status.status" => vec![item.check().to_string()],
-        "instance-status.reachability" | "system-status.reachability" => item
-            .reachability()
-            .map(str::to_string)
-            .into_iter()
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Reads, filters and pages.
-pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    let instances = instances::instances_by_ids_or_region(state, region, &req.ids)?;
-    kind::check_dry_run(req.dry_run)?;
-    let mut statuses: Vec<StatusItem> = instances
-        .into_iter()
-        .map(|instance| StatusItem {
-            state: instances::shown_state(&instance),
-            instance,
-        })
-        .filter(|item| req.include_all || item.state == InstanceState::Running)
-        .filter(|item| filter::matches_all(&req.filters, |name| filter_values(name, item)))
-        .filter(|item| {
-            req.after
-                .as_deref()
-                .is_none_or(|after| item.instance.metadata.name.as_str() > after)
-        })
-        .collect();
-    statuses.sort_by(|a, b| a.instance.metadata.name.cmp(&b.instance.metadata.name));
-    let next_token = paging::cut(&mut statuses, req.max_results, |s| {
-        s.instance.metadata.name.clone()
+    const IDS: IdRules = InstanceKind::IDS;
+    const TAG_TYPE: Option<&'static str> = None;
+    /// The filter names EC2 documents for instance status.
+    const FILTERS: &'static [&'static str] = &[
+        "availability-zone",
+        "instance-state-name",
+        "instance-state-code",
+        "instance-status.status",
+        "instance-status.reachability",
+        "system-status.status",
+        "system-status.reachability",
+    ];
+    const PAGING: Option<Paging> = Some(Paging {
+        ids_conflict: Some(
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ),
+        wording: SizeWording::Between,
     });
-    Ok(Response {
-        statuses,
-        next_token,
-    })
+    const SET: &'static str = "instanceStatusSet";
+
+    fn id(item: &StatusItem) -> &str {
+        &item.instance.metadata.name
+    }
+
+    fn refs(params: &QueryParams) -> Result<Vec<InstanceId>, ApiError> {
+        instance_ids(params, false)
+    }
+
+    fn find(
+        state: &ApiState,
+        region: &str,
+        id: &InstanceId,
+    ) -> Result<Option<StatusItem>, ApiError> {
+        Ok(InstanceKind::find(state, region, id)?.map(StatusItem::of))
+    }
+
+    fn list(state: &ApiState, region: &str) -> Result<Vec<StatusItem>, ApiError> {
+        Ok(region_instances(state, region)?
+            .into_iter()
+            .map(StatusItem::of)
+            .collect())
+    }
+
+    fn context(_state: &ApiState, _region: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn tags(_item: &StatusItem) -> Option<&BTreeMap<String, String>> {
+        None
+    }
+
+    fn values(name: &str, item: &StatusItem, _context: &()) -> Vec<String> {
+        match name {
+            "availability-zone" => vec![item.instance.spec.availability_zone.clone()],
+            "instance-state-name" => vec![item.state.name().to_string()],
+            "instance-state-code" => vec![item.state.code().to_string()],
+            "instance-status.status" | "system-status.status" => vec![item.check().to_string()],
+            "instance-status.reachability" | "system-status.reachability" => item
+                .reachability()
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn render(w: &mut XmlWriter, item: &StatusItem) {
+        w.field("instanceId", &item.instance.metadata.name);
+        w.field("availabilityZone", &item.instance.spec.availability_zone);
+        render_state(w, "instanceState", item.state);
+        render_check(w, "systemStatus", item);
+        render_check(w, "instanceStatus", item);
+        w.empty("eventsSet");
+    }
 }
 
 fn render_check(w: &mut XmlWriter, element: &str, item: &StatusItem) {
@@ -159,39 +150,46 @@ fn render_check(w: &mut XmlWriter, element: &str, item: &StatusItem) {
     });
 }
 
-/// `instanceStatusSet` and `nextToken`.
-pub fn render(resp: &Response) -> String {
-    let mut w = XmlWriter::new();
-    w.set("instanceStatusSet", &resp.statuses, |w, item| {
-        w.field("instanceId", &item.instance.metadata.name);
-        w.field("availabilityZone", &item.instance.spec.availability_zone);
-        render_state(w, "instanceState", item.state);
-        render_check(w, "systemStatus", item);
-        render_check(w, "instanceStatus", item);
-        w.empty("eventsSet");
-    });
-    w.opt_field("nextToken", resp.next_token.as_deref());
-    w.finish()
-}
-
-/// The dispatch entry.
+/// The dispatch entry: the kind's Describe, narrowed to running instances unless
+/// `IncludeAllInstances` asks for every state.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
-    Ok(render(&handle(state, region, parse(params)?)?))
+    let include_all = params.bool("IncludeAllInstances")?.unwrap_or(false);
+    let page =
+        Describe::<InstanceStatusKind>::parse(params)?.select_where(state, region, |item| {
+            include_all || item.state == InstanceState::Running
+        })?;
+    Ok(render_page::<InstanceStatusKind>(&page))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::kind::Page;
+    use crate::api::paging;
+
+    fn parse(q: &QueryParams) -> Result<Describe<InstanceStatusKind>, ApiError> {
+        params_ok(q)?;
+        Describe::parse(q)
+    }
+
+    /// What the action checks besides the Describe.
+    fn params_ok(q: &QueryParams) -> Result<(), ApiError> {
+        q.bool("IncludeAllInstances").map(drop)
+    }
 
     #[test]
     fn a_token_must_name_an_instance() {
         let q =
             |cursor: &str| QueryParams::from_query(&format!("NextToken={}", paging::token(cursor)));
         assert_eq!(
-            parse(&q("i-0123456789abcdef0")).unwrap().after.as_deref(),
+            parse(&q("i-0123456789abcdef0"))
+                .ok()
+                .unwrap()
+                .after
+                .as_deref(),
             Some("i-0123456789abcdef0")
         );
-        assert_eq!(parse(&q("sg-1")).unwrap_err().code, "InvalidNextToken");
+        assert_eq!(parse(&q("sg-1")).err().unwrap().code, "InvalidNextToken");
     }
 
     #[test]
@@ -199,10 +197,10 @@ mod tests {
         let req = parse(&QueryParams::from_query(
             "IncludeAllInstances=true&Filter.1.Name=instance-status.status&Filter.1.Value.1=ok&MaxResults=5",
         ))
+        .ok()
         .unwrap();
-        assert!(req.include_all);
         assert_eq!(req.max_results, Some(5));
-        let code = |q: &str| parse(&QueryParams::from_query(q)).unwrap_err().code;
+        let code = |q: &str| parse(&QueryParams::from_query(q)).err().unwrap().code;
         assert_eq!(
             code("InstanceId.1=i-00000001&MaxResults=5"),
             "InvalidParameterCombination"
@@ -233,8 +231,8 @@ mod tests {
             (stopped.check(), stopped.reachability()),
             ("not-applicable", None)
         );
-        let xml = render(&Response {
-            statuses: vec![running],
+        let xml = render_page::<InstanceStatusKind>(&Page {
+            items: vec![running],
             next_token: None,
         });
         assert!(xml.contains(
