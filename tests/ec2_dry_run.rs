@@ -115,6 +115,14 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             "ModifyInstanceAttribute",
             vec![("InstanceId", id), ("DisableApiTermination.Value", "true")],
         ),
+        (
+            "DescribeInstanceTypes",
+            vec![("InstanceType.1", "t3.micro")],
+        ),
+        (
+            "DescribeInstanceTypeOfferings",
+            vec![("LocationType", "availability-zone")],
+        ),
         ("DescribeImages", vec![]),
         ("CreateImage", vec![("InstanceId", id), ("Name", "snap")]),
         ("DescribeRegions", vec![]),

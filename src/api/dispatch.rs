@@ -59,6 +59,11 @@ pub const TABLE: &[Action] = &[
     ),
     read("DescribeInstanceStatus", describe_instance_status::call),
     write("ModifyInstanceAttribute", modify_instance_attribute::call),
+    read("DescribeInstanceTypes", describe_instance_types::call),
+    read(
+        "DescribeInstanceTypeOfferings",
+        describe_instance_type_offerings::call,
+    ),
     read("DescribeImages", describe_images::call),
     write("CreateImage", create_image::call),
     read("DescribeRegions", describe_regions::call),

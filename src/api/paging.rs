@@ -6,8 +6,10 @@ use base64::Engine;
 use super::error::ApiError;
 use super::query::QueryParams;
 
-/// The page sizes EC2 accepts.
-const RANGE: std::ops::RangeInclusive<i64> = 5..=1000;
+/// The smallest page EC2 accepts.
+const MIN_PAGE: i64 = 5;
+/// The largest page most of EC2's Describe* calls accept (DescribeInstanceTypes: 100).
+pub const MAX_PAGE: i64 = 1000;
 
 /// How an action words a page size out of range: EC2's actions differ, and clients show the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,23 +27,33 @@ pub fn max_results(
     conflict: Option<&str>,
     wording: SizeWording,
 ) -> Result<Option<usize>, ApiError> {
+    max_results_up_to(params, conflict, wording, MAX_PAGE)
+}
+
+/// `MaxResults`, 5 to `max`, as [`max_results`] for an action with a smaller largest page.
+pub fn max_results_up_to(
+    params: &QueryParams,
+    conflict: Option<&str>,
+    wording: SizeWording,
+    max: i64,
+) -> Result<Option<usize>, ApiError> {
     let Some(n) = params.int("MaxResults")? else {
         return Ok(None);
     };
     if let Some(message) = conflict {
         return Err(ApiError::invalid_combination(message));
     }
-    if !RANGE.contains(&n) {
+    if !(MIN_PAGE..=max).contains(&n) {
         let expecting = match wording {
-            SizeWording::Between => "a value between 5 and 1000".to_string(),
-            SizeWording::Bounds if n < *RANGE.start() => "a value greater than 5".to_string(),
-            SizeWording::Bounds => "a value less than or equal to 1000".to_string(),
+            SizeWording::Between => format!("a value between {MIN_PAGE} and {max}"),
+            SizeWording::Bounds if n < MIN_PAGE => format!("a value greater than {MIN_PAGE}"),
+            SizeWording::Bounds => format!("a value less than or equal to {max}"),
         };
         return Err(ApiError::invalid_value(format!(
             "Value ( {n} ) for parameter maxResults is invalid. Expecting {expecting}."
         )));
     }
-    Ok(Some(usize::try_from(n).expect("within 5..=1000")))
+    Ok(Some(usize::try_from(n).expect("at least 5")))
 }
 
 /// `InvalidNextToken`, for any token ec2d did not make.
@@ -63,6 +75,22 @@ pub fn next_token(params: &QueryParams) -> Result<Option<String>, ApiError> {
     String::from_utf8(bytes)
         .map(Some)
         .map_err(|_| invalid_token())
+}
+
+/// A cursor of two parts (a resource and a key within it), for listings ordered by both.
+pub fn pair_cursor(first: &str, second: &str) -> String {
+    format!("{first}\n{second}")
+}
+
+/// `NextToken` made from a [`pair_cursor`], decoded back to its two parts.
+pub fn next_pair(params: &QueryParams) -> Result<Option<(String, String)>, ApiError> {
+    match next_token(params)? {
+        Some(text) => {
+            let (first, second) = text.split_once('\n').ok_or_else(invalid_token)?;
+            Ok(Some((first.to_string(), second.to_string())))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Cuts `items` (already in order and past the cursor) to a page; the next token is made from

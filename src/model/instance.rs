@@ -256,16 +256,3 @@ pub struct ContainerObservation {
     #[serde(default)]
     pub ports: Vec<PortMapping>,
 }
-/// Instance types look like `t3.micro`; the family and size are not checked against a catalogue.
-pub fn valid_instance_type(s: &str) -> bool {
-    let Some((family, size)) = s.split_once('.') else {
-        return false;
-    };
-    let ok = |part: &str| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    s.len() <= 64 && ok(family) && ok(size)
-}

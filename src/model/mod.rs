@@ -5,6 +5,7 @@ pub mod fixtures;
 pub mod ids;
 pub mod image;
 pub mod instance;
+pub mod instance_types;
 pub mod keypair;
 pub mod meta;
 pub mod network;

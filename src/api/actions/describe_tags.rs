@@ -49,7 +49,7 @@ pub struct Response {
 
 /// The cursor of a page ending at `item`: its resource id and key.
 fn cursor(item: &TagItem) -> String {
-    format!("{}\n{}", item.resource_id, item.key)
+    paging::pair_cursor(&item.resource_id, &item.key)
 }
 
 /// Parses filters and paging (`MaxResults` 5..=1000, as EC2 accepts).
@@ -57,13 +57,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let filters = filter::parse_filters(params)?;
     filter::check_names(&filters, |name| FILTERS.contains(&name))?;
     let max_results = paging::max_results(params, None, paging::SizeWording::Between)?;
-    let after = match paging::next_token(params)? {
-        Some(text) => {
-            let (id, key) = text.split_once('\n').ok_or_else(paging::invalid_token)?;
-            Some((id.to_string(), key.to_string()))
-        }
-        None => None,
-    };
+    let after = paging::next_pair(params)?;
     Ok(Request {
         filters,
         max_results,

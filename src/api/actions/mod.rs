@@ -13,6 +13,8 @@ pub mod describe_availability_zones;
 pub mod describe_images;
 pub mod describe_instance_attribute;
 pub mod describe_instance_status;
+pub mod describe_instance_type_offerings;
+pub mod describe_instance_types;
 pub mod describe_instances;
 pub mod describe_key_pairs;
 pub mod describe_regions;

@@ -5,8 +5,8 @@ use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::model::{InstanceId, InstanceState, ShutdownBehavior};
 
+use crate::api::kinds::instance_type::known_type;
 use crate::api::{instances, kind, render};
-use crate::model::instance::valid_instance_type;
 
 /// One attribute change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,11 +127,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         }
         "disableApiStop" => Change::DisableApiStop(boolean("disableApiStop", &value)?),
         "instanceType" => {
-            if !valid_instance_type(&value) {
-                return Err(ApiError::invalid_value(format!(
-                    "Invalid value '{value}' for InstanceType."
-                )));
-            }
+            known_type(&value)?;
             Change::InstanceType(value)
         }
         other if NOT_MODIFIABLE.contains(&other) => Change::Unsupported(

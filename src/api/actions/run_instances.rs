@@ -20,6 +20,7 @@ use crate::model::{
 use crate::api::groups::resolve_group;
 use crate::api::key_pairs::public_key_for;
 use crate::api::kind::Kind;
+use crate::api::kinds::instance_type::known_type;
 use crate::api::kinds::SubnetKind;
 use crate::api::render::render_instance;
 use crate::api::{groups, images, kind, tags};
@@ -172,11 +173,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         )));
     }
     let instance_type = params.get("InstanceType").unwrap_or(DEFAULT_INSTANCE_TYPE);
-    if !crate::model::instance::valid_instance_type(instance_type) {
-        return Err(ApiError::invalid_value(format!(
-            "Invalid value '{instance_type}' for InstanceType."
-        )));
-    }
+    known_type(instance_type)?;
     let shutdown_behavior = match params.get("InstanceInitiatedShutdownBehavior") {
         None | Some("stop") => ShutdownBehavior::Stop,
         Some("terminate") => ShutdownBehavior::Terminate,
@@ -634,13 +631,20 @@ mod tests {
     }
 
     #[test]
-    fn instance_types() {
-        assert!(crate::model::instance::valid_instance_type("t3.micro"));
-        assert!(crate::model::instance::valid_instance_type(
-            "m7i-flex.large"
-        ));
-        assert!(!crate::model::instance::valid_instance_type("micro"));
-        assert!(!crate::model::instance::valid_instance_type("T3.micro"));
-        assert!(!crate::model::instance::valid_instance_type("t3."));
+    fn instance_types_come_from_the_catalogue() {
+        assert!(parse(&QueryParams::from_query(
+            "ImageId=ami-1&MinCount=1&MaxCount=1"
+        ))
+        .is_ok());
+        for bad in ["micro", "T3.micro", "t3.", "t3.mega"] {
+            let e = parse(&QueryParams::from_query(&format!(
+                "ImageId=ami-1&MinCount=1&MaxCount=1&InstanceType={bad}"
+            )))
+            .unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("Invalid value '{bad}' for InstanceType.")
+            );
+        }
     }
 }

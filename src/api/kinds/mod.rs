@@ -2,6 +2,7 @@
 
 pub mod image;
 pub mod instance;
+pub mod instance_type;
 pub mod key_pair;
 pub mod security_group;
 pub mod subnet;
@@ -9,6 +10,7 @@ pub mod vpc;
 
 pub use image::ImageKind;
 pub use instance::InstanceKind;
+pub use instance_type::InstanceTypeKind;
 pub use key_pair::KeyPairKind;
 pub use security_group::SecurityGroupKind;
 pub use subnet::SubnetKind;
