@@ -336,6 +336,24 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
             .map(|g| g.group_name.clone())
             .collect()
     };
+    let private_ips = || -> Vec<String> {
+        private_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    };
+    let public_ips = || -> Vec<String> {
+        public_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    };
+    let private_dns_names = || -> Vec<String> {
+        private_ip(instance, shown)
+            .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
+            .into_iter()
+            .collect()
+    };
     // The interface exists only while the instance is not terminated (as rendered).
     let interface = spec.subnet_id.is_some() && shown != InstanceState::Terminated;
     match name {
@@ -353,27 +371,18 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         | "network-interface.addresses.private-ip-address"
             if interface =>
         {
-            private_ip(instance, shown)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
+            private_ips()
         }
         "network-interface.private-dns-name" | "network-interface.addresses.private-dns-name"
             if interface =>
         {
-            private_ip(instance, shown)
-                .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
-                .into_iter()
-                .collect()
+            private_dns_names()
         }
         "network-interface.association.public-ip"
         | "network-interface.addresses.association.public-ip"
             if interface =>
         {
-            public_ip(instance, shown)
-                .map(str::to_string)
-                .into_iter()
-                .collect()
+            public_ips()
         }
         "network-interface.network-interface-id" if interface => {
             one(&derived_id("eni", &instance.metadata.name))
@@ -413,18 +422,9 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         "instance-type" => one(&spec.instance_type),
         "reservation-id" => one(spec.reservation_id.as_str()),
         "availability-zone" => one(&spec.availability_zone),
-        "private-ip-address" => private_ip(instance, shown)
-            .map(str::to_string)
-            .into_iter()
-            .collect(),
-        "ip-address" => public_ip(instance, shown)
-            .map(str::to_string)
-            .into_iter()
-            .collect(),
-        "private-dns-name" => private_ip(instance, shown)
-            .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
-            .into_iter()
-            .collect(),
+        "private-ip-address" => private_ips(),
+        "ip-address" => public_ips(),
+        "private-dns-name" => private_dns_names(),
         "ami-launch-index" | "launch-index" => vec![spec.ami_launch_index.to_string()],
         "availability-zone-id" => zones(&instance.metadata.namespace)
             .into_iter()
