@@ -930,3 +930,63 @@ async fn multi_instance_state_change_answers_in_request_order() {
     assert_eq!(answered, vec![ids[2].as_str(), ids[0].as_str()]);
     assert_eq!(h.instance(&ids[1]).spec.desired, DesiredState::Running);
 }
+
+#[tokio::test]
+async fn every_filter_of_the_api_reference_is_accepted() {
+    let h = Harness::docker();
+    let id = h.run_one().await;
+    let count = |name: &'static str, value: &'static str| {
+        let h = &h;
+        async move {
+            h.post(&[
+                ("Action", "DescribeInstances"),
+                ("Filter.1.Name", name),
+                ("Filter.1.Value.1", value),
+            ])
+            .await
+            .ok("DescribeInstances")
+            .items("reservationSet")
+            .len()
+        }
+    };
+    // What ec2d shows, answered.
+    for (name, value) in [
+        ("launch-index", "0"),
+        ("availability-zone-id", "use1-az1"),
+        ("metadata-options.http-tokens", "optional"),
+        ("metadata-options.http-endpoint", "enabled"),
+        ("source-dest-check", "true"),
+        ("ebs-optimized", "false"),
+        ("boot-mode", "legacy-bios"),
+        ("network-interface.status", "in-use"),
+        ("network-interface.attachment.device-index", "0"),
+        ("network-interface.owner-id", "000000000000"),
+    ] {
+        assert_eq!(count(name, value).await, 1, "{name}={value}");
+    }
+    assert_eq!(count("launch-index", "1").await, 0);
+    // What ec2d does not model: accepted, matching nothing.
+    for name in [
+        "affinity",
+        "block-device-mapping.volume-id",
+        "block-device-mapping.status",
+        "host-id",
+        "iam-instance-profile.id",
+        "instance-lifecycle",
+        "kernel-id",
+        "ipv6-address",
+        "network-interface.ipv6-address",
+        "placement-partition-number",
+        "spot-instance-request-id",
+    ] {
+        assert_eq!(count(name, "*").await, 0, "{name}");
+    }
+    h.post(&[
+        ("Action", "DescribeInstances"),
+        ("Filter.1.Name", "launch-index-typo"),
+        ("Filter.1.Value.1", "0"),
+    ])
+    .await
+    .err("InvalidParameterValue");
+    assert!(!id.is_empty());
+}

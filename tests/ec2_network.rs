@@ -204,6 +204,8 @@ async fn describe_vpcs_answers_one_default_vpc_per_region() {
     for (name, value, expect) in [
         ("is-default", "true", 1),
         ("is-default", "false", 0),
+        ("isDefault", "true", 1),
+        ("isDefault", "false", 0),
         ("cidr", "172.31.0.0/16", 1),
         ("cidr", "10.*", 0),
         ("state", "available", 1),
@@ -254,6 +256,9 @@ async fn describe_subnets_answers_one_default_subnet_per_zone() {
             ("us-east-1a".to_string(), "172.31.0.0/20".to_string()),
             ("us-east-1b".to_string(), "172.31.16.0/20".to_string()),
             ("us-east-1c".to_string(), "172.31.32.0/20".to_string()),
+            ("us-east-1d".to_string(), "172.31.48.0/20".to_string()),
+            ("us-east-1e".to_string(), "172.31.64.0/20".to_string()),
+            ("us-east-1f".to_string(), "172.31.80.0/20".to_string()),
         ]
     );
     for s in &subnets {
@@ -288,13 +293,16 @@ async fn describe_subnets_answers_one_default_subnet_per_zone() {
     assert_eq!(count(doc), "4091");
 
     for (name, value, expect) in [
-        ("default-for-az", "true", 3),
-        ("vpc-id", vpc.as_str(), 3),
+        ("default-for-az", "true", 6),
+        ("defaultForAz", "true", 6),
+        ("vpc-id", vpc.as_str(), 6),
         ("vpc-id", "vpc-other", 0),
         ("cidr-block", "172.31.32.0/20", 1),
         ("subnet-id", b.as_str(), 1),
-        ("availability-zone", "us-east-1?", 3),
-        ("state", "available", 3),
+        ("availability-zone", "us-east-1?", 6),
+        ("availabilityZone", "us-east-1b", 1),
+        ("availability-zone-id", "use1-az6", 1),
+        ("state", "available", 6),
     ] {
         let doc = h
             .ok(&[

@@ -225,3 +225,121 @@ async fn describe_regions_and_zones() {
         "Invalid availability zone: [us-east-1z]"
     );
 }
+
+#[tokio::test]
+async fn opt_in_regions_are_listed_with_all_regions() {
+    let h = Harness::docker();
+    let names = |doc: &common::api::Node| -> Vec<(String, String)> {
+        doc.pairs("regionInfo", "regionName", "optInStatus")
+    };
+    let enabled = names(
+        &h.post(&[("Action", "DescribeRegions")])
+            .await
+            .ok("DescribeRegions"),
+    );
+    assert_eq!(enabled.len(), 17, "the default regions only");
+    assert!(enabled.iter().all(|(_, s)| s == "opt-in-not-required"));
+    let all = names(
+        &h.post(&[("Action", "DescribeRegions"), ("AllRegions", "true")])
+            .await
+            .ok("DescribeRegions"),
+    );
+    assert_eq!(all.len(), 34);
+    for opt_in in [
+        "af-south-1",
+        "ap-southeast-7",
+        "il-central-1",
+        "mx-central-1",
+        "ca-west-1",
+    ] {
+        assert!(
+            all.contains(&(opt_in.to_string(), "not-opted-in".to_string())),
+            "{opt_in}"
+        );
+    }
+    // The caller's own opt-in region is enabled: listed, `opted-in`.
+    let doc = h
+        .post_in(
+            "af-south-1",
+            &[
+                ("Action", "DescribeRegions"),
+                ("Filter.1.Name", "opt-in-status"),
+                ("Filter.1.Value.1", "opted-in"),
+            ],
+        )
+        .await
+        .ok("DescribeRegions");
+    assert_eq!(
+        names(&doc),
+        vec![("af-south-1".to_string(), "opted-in".to_string())]
+    );
+    let doc = h
+        .post(&[
+            ("Action", "DescribeRegions"),
+            ("AllRegions", "true"),
+            ("Filter.1.Name", "opt-in-status"),
+            ("Filter.1.Value.1", "not-opted-in"),
+        ])
+        .await
+        .ok("DescribeRegions");
+    assert_eq!(doc.items("regionInfo").len(), 17);
+    // A region named is described even when not enabled.
+    let doc = h
+        .post(&[
+            ("Action", "DescribeRegions"),
+            ("RegionName.1", "eu-south-2"),
+        ])
+        .await
+        .ok("DescribeRegions");
+    assert_eq!(
+        names(&doc),
+        vec![("eu-south-2".to_string(), "not-opted-in".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn zones_have_aws_ids_and_counts() {
+    let h = Harness::docker();
+    let zones = |region: &'static str| {
+        let h = &h;
+        async move {
+            h.post_in(region, &[("Action", "DescribeAvailabilityZones")])
+                .await
+                .ok("DescribeAvailabilityZones")
+                .pairs("availabilityZoneInfo", "zoneName", "zoneId")
+        }
+    };
+    let east = zones("us-east-1").await;
+    assert_eq!(east.len(), 6);
+    assert_eq!(east[5], ("us-east-1f".to_string(), "use1-az6".to_string()));
+    assert_eq!(zones("us-west-2").await.len(), 4);
+    assert_eq!(
+        zones("us-gov-west-1").await[0],
+        ("us-gov-west-1a".to_string(), "usgw1-az1".to_string())
+    );
+    assert_eq!(
+        zones("us-gov-east-1").await[1],
+        ("us-gov-east-1b".to_string(), "usge1-az2".to_string())
+    );
+    assert_eq!(
+        zones("ca-central-1").await[2],
+        ("ca-central-1d".to_string(), "cac1-az4".to_string())
+    );
+    let doc = h
+        .post(&[
+            ("Action", "DescribeAvailabilityZones"),
+            ("ZoneId.1", "use1-az5"),
+        ])
+        .await
+        .ok("DescribeAvailabilityZones");
+    let z = doc.path("availabilityZoneInfo/item");
+    assert_eq!(z.text("zoneName"), "us-east-1e");
+    assert_eq!(z.text("groupName"), "us-east-1");
+    assert_eq!(z.text("zoneType"), "availability-zone");
+    // A launch may go to any of them, into that zone's default subnet.
+    let doc = h.run(&[("Placement.AvailabilityZone", "us-east-1f")]).await;
+    assert_eq!(
+        doc.text_at("instancesSet/item/placement/availabilityZone"),
+        "us-east-1f"
+    );
+}

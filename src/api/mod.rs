@@ -5,6 +5,8 @@
 //! region from the SigV4 credential scope, looks the `Action` up in [`dispatch::TABLE`] and
 //! runs it: reads inline, writes (which wait for the store's fsync) under `block_in_place`.
 //! Every failure is an [`error::ApiError`], rendered in one place.
+//! STS and IAM requests (told apart by their `Version`, else by the signing service) go to
+//! [`identity`] instead, which has its own small table, envelope and error document.
 //!
 //! Beside the actions: `kind` and `kinds` (each resource kind declared once, and the generic
 //! Describe*), `paging`, `filter`, `tags`, `groups`, `rules`, `key_pairs`, `instances`,
@@ -25,6 +27,7 @@ pub mod dispatch;
 pub mod error;
 pub mod filter;
 pub mod groups;
+pub mod identity;
 pub mod images;
 pub mod instances;
 pub mod introspect;
@@ -123,8 +126,13 @@ async fn serve(
     request_id: &RequestId,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let region = region_of(req.headers(), req.uri());
+    let scope = Scope::of(req.headers(), req.uri());
     let params = read_params(req).await?;
+    // STS and IAM share the endpoint (tools ask who they are before any EC2 call).
+    if let Some(service) = identity::Service::of(&params, scope.service.as_deref()) {
+        return Ok(identity::serve(service, &scope, &request_id.0, &params));
+    }
+    let region = scope.region.unwrap_or_else(|| DEFAULT_REGION.to_string());
     let action = dispatch::resolve(&params)?;
     let span = Span::current();
     span.record("action", action.name);
@@ -202,9 +210,9 @@ async fn read_params(req: Request) -> Result<QueryParams, ApiError> {
     Ok(QueryParams::new(pairs))
 }
 
-/// The region of a request: the SigV4 credential scope (`Credential=AKID/20240101/us-west-2/ec2/aws4_request`)
-/// of the `Authorization` header or of a presigned URL's `X-Amz-Credential`, else [`DEFAULT_REGION`].
-pub fn region_of(headers: &HeaderMap, uri: &Uri) -> String {
+/// The SigV4 credential of a request (`AKID/20240101/us-west-2/ec2/aws4_request`): the
+/// `Credential=` of the `Authorization` header, else a presigned URL's `X-Amz-Credential`.
+pub fn credential_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -212,30 +220,66 @@ pub fn region_of(headers: &HeaderMap, uri: &Uri) -> String {
             let start = auth.find("Credential=")? + "Credential=".len();
             let rest = &auth[start..];
             let end = rest.find([',', ' ']).unwrap_or(rest.len());
-            region_of_scope(&rest[..end])
+            Some(rest[..end].to_string())
         });
-    let from_query = || {
+    from_header.or_else(|| {
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
         pairs
-            .iter()
+            .into_iter()
             .find(|(k, _)| k == "X-Amz-Credential")
-            .and_then(|(_, v)| region_of_scope(v))
-    };
-    from_header
-        .or_else(from_query)
-        .unwrap_or_else(|| DEFAULT_REGION.to_string())
+            .map(|(_, v)| v)
+    })
 }
 
-/// `AKID/date/region/service/aws4_request` → `region`, when it looks like a region name.
-fn region_of_scope(credential: &str) -> Option<String> {
-    let mut parts = credential.rsplit('/');
-    let (_terminator, _service, region) = (parts.next()?, parts.next()?, parts.next()?);
-    let plausible = !region.is_empty()
-        && region.len() <= 32
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    plausible.then(|| region.to_string())
+/// The parts of a credential scope ec2d reads: `AKID/date/region/service/aws4_request`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The access key id (the first part), when there is one.
+    pub access_key: Option<String>,
+    /// The region, when it looks like a region name.
+    pub region: Option<String>,
+    /// The signing service (`ec2`, `sts`, `iam`), when it looks like one.
+    pub service: Option<String>,
+}
+
+impl Scope {
+    /// The scope of a request's credential; empty when it carries none.
+    pub fn of(headers: &HeaderMap, uri: &Uri) -> Self {
+        credential_of(headers, uri)
+            .map(|c| Self::parse(&c))
+            .unwrap_or_default()
+    }
+
+    /// Reads a credential; each part that is absent or implausible is `None`.
+    pub fn parse(credential: &str) -> Self {
+        let plausible = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        let mut parts = credential.rsplit('/');
+        let (_terminator, service, region) = (parts.next(), parts.next(), parts.next());
+        let key = credential.split('/').next().filter(|k| {
+            credential.contains('/')
+                && !k.is_empty()
+                && k.len() <= 128
+                && k.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+        Self {
+            access_key: key.map(str::to_string),
+            region: region.filter(|r| plausible(r)).map(str::to_string),
+            service: service.filter(|s| plausible(s)).map(str::to_string),
+        }
+    }
+}
+
+/// The region of a request: the SigV4 credential scope (`Credential=AKID/20240101/us-west-2/ec2/aws4_request`)
+/// of the `Authorization` header or of a presigned URL's `X-Amz-Credential`, else [`DEFAULT_REGION`].
+pub fn region_of(headers: &HeaderMap, uri: &Uri) -> String {
+    Scope::of(headers, uri)
+        .region
+        .unwrap_or_else(|| DEFAULT_REGION.to_string())
 }
 
 #[cfg(test)]

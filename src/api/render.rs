@@ -99,7 +99,7 @@ fn is_down(shown: InstanceState) -> bool {
 }
 
 /// `StateTransitionReason`: set when the user stopped or terminated the instance through the API.
-fn transition_reason(instance: &Instance, shown: InstanceState) -> String {
+pub(crate) fn transition_reason(instance: &Instance, shown: InstanceState) -> String {
     match instance.spec.user_transition_at {
         Some(at) if is_down(shown) && instance.spec.desired != DesiredState::Running => {
             user_initiated_reason(at)
@@ -136,7 +136,7 @@ pub fn render_group_set(w: &mut XmlWriter, groups: &[GroupRef]) {
 
 /// An id derived from the instance id (`eni-…`, `eni-attach-…`): the interface is not stored,
 /// so its ids must come out the same on every describe.
-fn derived_id(prefix: &str, instance_id: &str) -> String {
+pub(crate) fn derived_id(prefix: &str, instance_id: &str) -> String {
     let digest = Sha256::digest(format!("{prefix}/{instance_id}").as_bytes());
     let mut id = format!("{prefix}-");
     push_hex(&mut id, &digest[..9]);
@@ -145,7 +145,7 @@ fn derived_id(prefix: &str, instance_id: &str) -> String {
 }
 
 /// A locally administered MAC address derived from the instance id, as `02:…` on EC2.
-fn derived_mac(instance_id: &str) -> String {
+pub(crate) fn derived_mac(instance_id: &str) -> String {
     let digest = Sha256::digest(format!("mac/{instance_id}").as_bytes());
     let mut mac = String::from("02");
     for byte in &digest[..5] {

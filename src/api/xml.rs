@@ -36,6 +36,17 @@ impl XmlWriter {
         self.close(name);
     }
 
+    /// `<name xmlns="namespace">…</name>`: a document's root element (the namespace is ours).
+    pub fn root(&mut self, name: &str, namespace: &str, body: impl FnOnce(&mut Self)) {
+        self.buf.push('<');
+        self.buf.push_str(name);
+        self.buf.push_str(" xmlns=\"");
+        self.buf.push_str(namespace);
+        self.buf.push_str("\">");
+        body(self);
+        self.close(name);
+    }
+
     /// `<name>text</name>`, with the text escaped.
     pub fn field(&mut self, name: &str, value: impl Display) {
         self.open(name);

@@ -583,11 +583,11 @@ class AwsCli:
             env["LOCALSTACK_HOST"] = f"127.0.0.1:{self.server.port}"
         return env
 
-    def __call__(self, *args: str, timeout: float = 90) -> CliResult:
+    def __call__(self, *args: str, timeout: float = 90, service: str = "ec2") -> CliResult:
         if self.kind == "aws":
-            argv = [self.exe, "--endpoint-url", self.server.url, "--output", "json", "ec2", *args]
+            argv = [self.exe, "--endpoint-url", self.server.url, "--output", "json", service, *args]
         else:
-            argv = [self.exe, "ec2", *args, "--output", "json"]
+            argv = [self.exe, service, *args, "--output", "json"]
         p = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=self.env(), stdin=subprocess.DEVNULL
         )

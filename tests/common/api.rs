@@ -119,6 +119,25 @@ impl Harness {
         self.send(req.body(Body::from(form(params))).unwrap()).await
     }
 
+    /// POSTs form parameters with `Credential=<credential>` in the `Authorization` header
+    /// (`AKID/20240101/us-east-1/sts/aws4_request`: another key, region or signing service).
+    pub async fn post_signed(&self, credential: &str, params: &[(&str, &str)]) -> Reply {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header(
+                header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .header(
+                header::AUTHORIZATION,
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, Signature=deadbeef"
+                ),
+            );
+        self.send(req.body(Body::from(form(params))).unwrap()).await
+    }
+
     /// POSTs form parameters signed for the harness's region (see [`Harness::with`]).
     pub async fn post(&self, params: &[(&str, &str)]) -> Reply {
         self.post_in(self.region, params).await

@@ -1,4 +1,4 @@
-//! `DescribeAvailabilityZones`: zones a, b and c of the caller's region, by name, id and filter.
+//! `DescribeAvailabilityZones`: the zones of the caller's region (AWS's zone ids; us-east-1 has six), by name, id and filter.
 
 use crate::api::error::ApiError;
 use crate::api::filter::{self, Filter};

@@ -9,12 +9,14 @@ use crate::api::kind::{IdRules, Kind, Paging};
 use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
 use crate::api::render::{
-    private_dns_name, private_ip, public_ip, render_instance, ROOT_DEVICE_NAME,
+    derived_id, derived_mac, private_dns_name, private_ip, public_ip, render_instance,
+    transition_reason, ROOT_DEVICE_NAME,
 };
 use crate::api::state::ApiState;
 use crate::api::tags::tag_filter_values;
 use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
+use crate::model::region::zones;
 use crate::model::{format_timestamp, Instance, InstanceId, InstanceState, ACCOUNT_ID};
 use crate::model::{InstanceSpec, InstanceStatus};
 use crate::store::{SpecStore, Specs};
@@ -76,11 +78,110 @@ impl Kind for InstanceKind {
         "network-interface.vpc-id",
         "network-interface.group-id",
         "network-interface.group-name",
-        // Modelled as absent: match nothing.
-        "instance-lifecycle",
+        // Every other name of the API reference's list. Those ec2d shows a value for answer
+        // it; those about what ec2d does not model (EBS volumes, host placement, ENI
+        // associations, IPv6, Outposts, …) are accepted and match nothing, as an instance
+        // without that attribute does in EC2.
+        "affinity",
+        "availability-zone-id",
+        "block-device-mapping.attach-time",
+        "block-device-mapping.delete-on-termination",
+        "block-device-mapping.device-name",
+        "block-device-mapping.status",
+        "block-device-mapping.volume-id",
+        "boot-mode",
+        "capacity-reservation-id",
+        "capacity-reservation-specification.capacity-reservation-preference",
+        "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id",
+        "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-resource-group-arn",
+        "current-instance-boot-mode",
+        "ebs-optimized",
+        "ena-support",
+        "enclave-options.enabled",
+        "hibernation-options.configured",
+        "host-id",
         "iam-instance-profile.arn",
+        "iam-instance-profile.id",
+        "instance-lifecycle",
+        "ipv6-address",
+        "kernel-id",
+        "launch-index",
+        "license-pool",
+        "maintenance-options.auto-recovery",
+        "metadata-options.http-endpoint",
+        "metadata-options.http-protocol-ipv4",
+        "metadata-options.http-protocol-ipv6",
+        "metadata-options.http-put-response-hop-limit",
+        "metadata-options.http-tokens",
+        "metadata-options.instance-metadata-tags",
+        "network-interface.addresses.association.allocation-id",
+        "network-interface.addresses.association.association-id",
+        "network-interface.addresses.association.carrier-ip",
+        "network-interface.addresses.association.customer-owned-ip",
+        "network-interface.addresses.association.ip-owner-id",
+        "network-interface.addresses.association.public-dns-name",
+        "network-interface.addresses.association.public-ip",
+        "network-interface.addresses.primary",
+        "network-interface.addresses.private-dns-name",
+        "network-interface.addresses.private-ip-address",
+        "network-interface.association.allocation-id",
+        "network-interface.association.association-id",
+        "network-interface.association.carrier-ip",
+        "network-interface.association.customer-owned-ip",
+        "network-interface.association.ip-owner-id",
+        "network-interface.association.public-dns-name",
+        "network-interface.association.public-ip",
+        "network-interface.attachment.attach-time",
+        "network-interface.attachment.attachment-id",
+        "network-interface.attachment.delete-on-termination",
+        "network-interface.attachment.device-index",
+        "network-interface.attachment.instance-id",
+        "network-interface.attachment.instance-owner-id",
+        "network-interface.attachment.network-card-index",
+        "network-interface.attachment.status",
+        "network-interface.availability-zone",
+        "network-interface.deny-all-igw-traffic",
+        "network-interface.description",
+        "network-interface.ipv4-prefixes.ipv4-prefix",
+        "network-interface.ipv6-address",
+        "network-interface.ipv6-address-only",
+        "network-interface.ipv6-addresses.ipv6-address",
+        "network-interface.ipv6-addresses.is-primary-ipv6",
+        "network-interface.ipv6-native",
+        "network-interface.ipv6-prefixes.ipv6-prefix",
+        "network-interface.mac-address",
+        "network-interface.network-interface-id",
+        "network-interface.outpost-arn",
+        "network-interface.owner-id",
+        "network-interface.private-dns-name",
+        "network-interface.private-ip-address",
+        "network-interface.public-dns-name",
+        "network-interface.requester-id",
+        "network-interface.requester-managed",
+        "network-interface.source-dest-check",
+        "network-interface.status",
+        "network-interface.tag-key",
+        "network-interface.tag-value",
+        "network-performance-options.bandwidth-weighting",
+        "outpost-arn",
+        "placement-group-name",
+        "placement-partition-number",
         "platform",
+        "private-dns-name-options.enable-resource-name-dns-a-record",
+        "private-dns-name-options.enable-resource-name-dns-aaaa-record",
+        "private-dns-name-options.hostname-type",
+        "product-code",
+        "product-code.type",
+        "ramdisk-id",
+        "reason",
+        "requester-id",
+        "source-dest-check",
         "spot-instance-request-id",
+        "state-reason-message",
+        "tpm-support",
+        "update-time",
+        "usage-operation",
+        "usage-operation-update-time",
     ];
     const PAGING: Option<Paging> = Some(Paging {
         ids_conflict: Some(
@@ -235,6 +336,24 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
             .map(|g| g.group_name.clone())
             .collect()
     };
+    let private_ips = || -> Vec<String> {
+        private_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    };
+    let public_ips = || -> Vec<String> {
+        public_ip(instance, shown)
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    };
+    let private_dns_names = || -> Vec<String> {
+        private_ip(instance, shown)
+            .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
+            .into_iter()
+            .collect()
+    };
     // The interface exists only while the instance is not terminated (as rendered).
     let interface = spec.subnet_id.is_some() && shown != InstanceState::Terminated;
     match name {
@@ -248,6 +367,54 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         "network-interface.vpc-id" if interface => opt(&spec.vpc_id),
         "network-interface.group-id" if interface => group_ids(),
         "network-interface.group-name" if interface => group_names(),
+        "network-interface.private-ip-address"
+        | "network-interface.addresses.private-ip-address"
+            if interface =>
+        {
+            private_ips()
+        }
+        "network-interface.private-dns-name" | "network-interface.addresses.private-dns-name"
+            if interface =>
+        {
+            private_dns_names()
+        }
+        "network-interface.association.public-ip"
+        | "network-interface.addresses.association.public-ip"
+            if interface =>
+        {
+            public_ips()
+        }
+        "network-interface.network-interface-id" if interface => {
+            one(&derived_id("eni", &instance.metadata.name))
+        }
+        "network-interface.attachment.attachment-id" if interface => {
+            one(&derived_id("eni-attach", &instance.metadata.name))
+        }
+        "network-interface.mac-address" if interface => one(&derived_mac(&instance.metadata.name)),
+        "network-interface.attachment.instance-id" if interface => one(&instance.metadata.name),
+        "network-interface.owner-id" | "network-interface.attachment.instance-owner-id"
+            if interface =>
+        {
+            one(ACCOUNT_ID)
+        }
+        "network-interface.availability-zone" if interface => one(&spec.availability_zone),
+        "network-interface.status" if interface => one("in-use"),
+        "network-interface.attachment.status" if interface => one("attached"),
+        "network-interface.attachment.device-index"
+        | "network-interface.attachment.network-card-index"
+            if interface =>
+        {
+            one("0")
+        }
+        "network-interface.attachment.delete-on-termination"
+        | "network-interface.addresses.primary"
+        | "network-interface.source-dest-check"
+            if interface =>
+        {
+            one("true")
+        }
+        "network-interface.requester-managed" if interface => one("false"),
+        "network-interface.description" if interface => one(""),
         "instance-id" => one(&instance.metadata.name),
         "instance-state-name" => one(shown.name()),
         "instance-state-code" => vec![shown.code().to_string()],
@@ -255,19 +422,33 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         "instance-type" => one(&spec.instance_type),
         "reservation-id" => one(spec.reservation_id.as_str()),
         "availability-zone" => one(&spec.availability_zone),
-        "private-ip-address" => private_ip(instance, shown)
-            .map(str::to_string)
+        "private-ip-address" => private_ips(),
+        "ip-address" => public_ips(),
+        "private-dns-name" => private_dns_names(),
+        "ami-launch-index" | "launch-index" => vec![spec.ami_launch_index.to_string()],
+        "availability-zone-id" => zones(&instance.metadata.namespace)
             .into_iter()
+            .filter(|z| z.name == spec.availability_zone)
+            .map(|z| z.id)
             .collect(),
-        "ip-address" => public_ip(instance, shown)
-            .map(str::to_string)
-            .into_iter()
-            .collect(),
-        "private-dns-name" => private_ip(instance, shown)
-            .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
-            .into_iter()
-            .collect(),
-        "ami-launch-index" => vec![spec.ami_launch_index.to_string()],
+        "reason" => one(&transition_reason(instance, shown)),
+        "source-dest-check" | "ena-support" => one("true"),
+        "ebs-optimized" => one("false"),
+        "boot-mode" | "current-instance-boot-mode" => one("legacy-bios"),
+        "usage-operation" => one("RunInstances"),
+        // EC2's defaults for what ec2d does not let a launch change (yet).
+        "metadata-options.http-endpoint" | "metadata-options.http-protocol-ipv4" => one("enabled"),
+        "metadata-options.http-protocol-ipv6" | "metadata-options.instance-metadata-tags" => {
+            one("disabled")
+        }
+        "metadata-options.http-put-response-hop-limit" => one("1"),
+        "metadata-options.http-tokens" => one("optional"),
+        "hibernation-options.configured" | "enclave-options.enabled" => one("false"),
+        "maintenance-options.auto-recovery" => one("default"),
+        "capacity-reservation-specification.capacity-reservation-preference" => one("open"),
+        "private-dns-name-options.hostname-type" => one("ip-name"),
+        "private-dns-name-options.enable-resource-name-dns-a-record"
+        | "private-dns-name-options.enable-resource-name-dns-aaaa-record" => one("false"),
         "launch-time" => vec![format_timestamp(instance.metadata.creation_timestamp)],
         "owner-id" => one(ACCOUNT_ID),
         "architecture" => one("x86_64"),

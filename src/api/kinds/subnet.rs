@@ -76,6 +76,7 @@ impl Kind for SubnetKind {
         "subnet-id",
         "vpc-id",
         "availability-zone",
+        "availabilityZone",
         "availability-zone-id",
         "availableIpAddressCount",
         "available-ip-address-count",
@@ -130,7 +131,7 @@ impl Kind for SubnetKind {
         match name {
             "subnet-id" => one(&s.subnet.subnet_id),
             "vpc-id" => one(&s.subnet.vpc_id),
-            "availability-zone" => one(&s.subnet.availability_zone),
+            "availability-zone" | "availabilityZone" => one(&s.subnet.availability_zone),
             "availability-zone-id" => one(&s.subnet.availability_zone_id),
             "availableIpAddressCount" | "available-ip-address-count" => {
                 vec![s.available.to_string()]

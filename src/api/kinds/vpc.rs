@@ -42,6 +42,9 @@ impl Kind for VpcKind {
         "cidr-block-association.state",
         "dhcp-options-id",
         "is-default",
+        // The older spelling, which AWS still accepts: Ansible's ec2_instance and Terraform's
+        // `data "aws_vpc"` (`default = true`) send it.
+        "isDefault",
         "owner-id",
         "state",
     ];
@@ -88,7 +91,7 @@ impl Kind for VpcKind {
             "cidr-block-association.association-id" => one(&vpc.cidr_association_id),
             "cidr-block-association.state" => one("associated"),
             "dhcp-options-id" => one(&vpc.dhcp_options_id),
-            "is-default" => one("true"),
+            "is-default" | "isDefault" => one("true"),
             "owner-id" => one(ACCOUNT_ID),
             "state" => one("available"),
             _ => Vec::new(),
