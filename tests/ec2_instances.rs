@@ -897,11 +897,19 @@ async fn nothing_is_written_when_one_id_is_bad() {
     assert_eq!(before.metadata.generation, after.metadata.generation);
     assert_eq!(after.spec.desired, DesiredState::Stopped);
 
-    let reply = h.post(&[("Action", "TerminateInstances")]).await;
-    assert_eq!(
-        reply.err_status(StatusCode::BAD_REQUEST, "MissingParameter"),
-        "The request must contain the parameter InstanceId"
-    );
+    for action in [
+        "TerminateInstances",
+        "StopInstances",
+        "StartInstances",
+        "RebootInstances",
+    ] {
+        let reply = h.post(&[("Action", action)]).await;
+        assert_eq!(
+            reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterCombination"),
+            "No instances specified",
+            "{action}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -929,4 +937,54 @@ async fn multi_instance_state_change_answers_in_request_order() {
         .collect();
     assert_eq!(answered, vec![ids[2].as_str(), ids[0].as_str()]);
     assert_eq!(h.instance(&ids[1]).spec.desired, DesiredState::Running);
+}
+
+/// EC2 refuses to stop an instance whose first launch has not reached `running` yet, with its
+/// own wording; once it ran, a stop (and a pending restart's stop) is accepted. Mock mode holds
+/// the instance pending: no reconciler runs behind the router here, so the status is written by
+/// hand.
+#[tokio::test]
+async fn stopping_a_first_launch_still_pending_is_incorrect_instance_state() {
+    let h = Harness::unsigned(VmManager::Mock);
+    let id = h.run_one().await;
+    for dry_run in ["false", "true"] {
+        let reply = h
+            .post(&[
+                ("Action", "StopInstances"),
+                ("InstanceId.1", &id),
+                ("DryRun", dry_run),
+            ])
+            .await;
+        assert_eq!(
+            reply.err_status(StatusCode::BAD_REQUEST, "IncorrectInstanceState"),
+            format!(
+                "Instance '{id}' cannot be stopped as it has never reached the 'running' state."
+            )
+        );
+    }
+    assert_eq!(h.instance(&id).spec.desired, DesiredState::Running);
+    assert_eq!(h.instance(&id).metadata.generation, 1);
+    // Terminating a pending instance stays allowed.
+    let other = h.run_one().await;
+    h.post(&[("Action", "TerminateInstances"), ("InstanceId.1", &other)])
+        .await
+        .ok("TerminateInstances");
+
+    h.observe(&id, InstanceState::Running, None);
+    h.post(&[("Action", "StopInstances"), ("InstanceId.1", &id)])
+        .await
+        .ok("StopInstances");
+    h.observe(&id, InstanceState::Stopped, None);
+    let doc = h
+        .post(&[("Action", "StartInstances"), ("InstanceId.1", &id)])
+        .await
+        .ok("StartInstances");
+    assert_eq!(
+        doc.path("instancesSet/item/currentState/name").text,
+        "pending"
+    );
+    // Pending again, but it has run: the stop is accepted.
+    h.post(&[("Action", "StopInstances"), ("InstanceId.1", &id)])
+        .await
+        .ok("StopInstances");
 }
