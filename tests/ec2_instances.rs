@@ -988,3 +988,37 @@ async fn stopping_a_first_launch_still_pending_is_incorrect_instance_state() {
         .await
         .ok("StopInstances");
 }
+
+/// RunInstances tags what EC2 lets it tag at launch (its instance, volumes, network interfaces,
+/// Spot requests: the latter are accepted and dropped) and refuses any other resource type.
+#[tokio::test]
+async fn run_instances_refuses_a_tag_specification_it_cannot_tag() {
+    let h = Harness::unsigned(VmManager::Mock);
+    let doc = h
+        .run(&[
+            ("TagSpecification.1.ResourceType", "instance"),
+            ("TagSpecification.1.Tag.1.Key", "Name"),
+            ("TagSpecification.1.Tag.1.Value", "web"),
+            ("TagSpecification.2.ResourceType", "volume"),
+            ("TagSpecification.2.Tag.1.Key", "disk"),
+        ])
+        .await;
+    let id = doc.path("instancesSet/item/instanceId").text.clone();
+    let tags = h.instance(&id).spec.tags;
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags["Name"], "web");
+    let reply = h
+        .post(&[
+            ("Action", "RunInstances"),
+            ("ImageId", common::api::AMI),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("TagSpecification.1.ResourceType", "security-group"),
+            ("TagSpecification.1.Tag.1.Key", "k"),
+        ])
+        .await;
+    assert_eq!(
+        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+        "'security-group' is not a valid taggable resource type for this operation."
+    );
+}
