@@ -1007,18 +1007,14 @@ async fn run_instances_refuses_a_tag_specification_it_cannot_tag() {
     let tags = h.instance(&id).spec.tags;
     assert_eq!(tags.len(), 1);
     assert_eq!(tags["Name"], "web");
-    let reply = h
-        .post(&[
+    h.refuses_tag_type(
+        &[
             ("Action", "RunInstances"),
             ("ImageId", common::api::AMI),
             ("MinCount", "1"),
             ("MaxCount", "1"),
-            ("TagSpecification.1.ResourceType", "security-group"),
-            ("TagSpecification.1.Tag.1.Key", "k"),
-        ])
-        .await;
-    assert_eq!(
-        reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterValue"),
-        "'security-group' is not a valid taggable resource type for this operation."
-    );
+        ],
+        "security-group",
+    )
+    .await;
 }

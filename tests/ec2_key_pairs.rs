@@ -764,19 +764,11 @@ async fn resources_are_scoped_per_region() {
 async fn describe_renders_what_boto3_expects() {
     let h = Harness::new();
     // A key pair's TagSpecification may only name `key-pair`.
-    let e = h
-        .post(&[
-            ("Action", "CreateKeyPair"),
-            ("KeyName", "tagged"),
-            ("TagSpecification.1.ResourceType", "instance"),
-            ("TagSpecification.1.Tag.1.Key", "k"),
-        ])
-        .await
-        .err("InvalidParameterValue");
-    assert_eq!(
-        e,
-        "'instance' is not a valid taggable resource type for this operation."
-    );
+    h.refuses_tag_type(
+        &[("Action", "CreateKeyPair"), ("KeyName", "tagged")],
+        "instance",
+    )
+    .await;
     h.post(&[
         ("Action", "CreateKeyPair"),
         ("KeyName", "tagged"),
