@@ -897,11 +897,19 @@ async fn nothing_is_written_when_one_id_is_bad() {
     assert_eq!(before.metadata.generation, after.metadata.generation);
     assert_eq!(after.spec.desired, DesiredState::Stopped);
 
-    let reply = h.post(&[("Action", "TerminateInstances")]).await;
-    assert_eq!(
-        reply.err_status(StatusCode::BAD_REQUEST, "MissingParameter"),
-        "The request must contain the parameter InstanceId"
-    );
+    for action in [
+        "TerminateInstances",
+        "StopInstances",
+        "StartInstances",
+        "RebootInstances",
+    ] {
+        let reply = h.post(&[("Action", action)]).await;
+        assert_eq!(
+            reply.err_status(StatusCode::BAD_REQUEST, "InvalidParameterCombination"),
+            "No instances specified",
+            "{action}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -989,4 +997,84 @@ async fn every_filter_of_the_api_reference_is_accepted() {
     .await
     .err("InvalidParameterValue");
     assert!(!id.is_empty());
+}
+
+/// EC2 refuses to stop an instance whose first launch has not reached `running` yet, with its
+/// own wording; once it ran, a stop (and a pending restart's stop) is accepted. Mock mode holds
+/// the instance pending: no reconciler runs behind the router here, so the status is written by
+/// hand.
+#[tokio::test]
+async fn stopping_a_first_launch_still_pending_is_incorrect_instance_state() {
+    let h = Harness::unsigned(VmManager::Mock);
+    let id = h.run_one().await;
+    for dry_run in ["false", "true"] {
+        let reply = h
+            .post(&[
+                ("Action", "StopInstances"),
+                ("InstanceId.1", &id),
+                ("DryRun", dry_run),
+            ])
+            .await;
+        assert_eq!(
+            reply.err_status(StatusCode::BAD_REQUEST, "IncorrectInstanceState"),
+            format!(
+                "Instance '{id}' cannot be stopped as it has never reached the 'running' state."
+            )
+        );
+    }
+    assert_eq!(h.instance(&id).spec.desired, DesiredState::Running);
+    assert_eq!(h.instance(&id).metadata.generation, 1);
+    // Terminating a pending instance stays allowed.
+    let other = h.run_one().await;
+    h.post(&[("Action", "TerminateInstances"), ("InstanceId.1", &other)])
+        .await
+        .ok("TerminateInstances");
+
+    h.observe(&id, InstanceState::Running, None);
+    h.post(&[("Action", "StopInstances"), ("InstanceId.1", &id)])
+        .await
+        .ok("StopInstances");
+    h.observe(&id, InstanceState::Stopped, None);
+    let doc = h
+        .post(&[("Action", "StartInstances"), ("InstanceId.1", &id)])
+        .await
+        .ok("StartInstances");
+    assert_eq!(
+        doc.path("instancesSet/item/currentState/name").text,
+        "pending"
+    );
+    // Pending again, but it has run: the stop is accepted.
+    h.post(&[("Action", "StopInstances"), ("InstanceId.1", &id)])
+        .await
+        .ok("StopInstances");
+}
+
+/// RunInstances tags what EC2 lets it tag at launch (its instance, volumes, network interfaces,
+/// Spot requests: the latter are accepted and dropped) and refuses any other resource type.
+#[tokio::test]
+async fn run_instances_refuses_a_tag_specification_it_cannot_tag() {
+    let h = Harness::unsigned(VmManager::Mock);
+    let doc = h
+        .run(&[
+            ("TagSpecification.1.ResourceType", "instance"),
+            ("TagSpecification.1.Tag.1.Key", "Name"),
+            ("TagSpecification.1.Tag.1.Value", "web"),
+            ("TagSpecification.2.ResourceType", "volume"),
+            ("TagSpecification.2.Tag.1.Key", "disk"),
+        ])
+        .await;
+    let id = doc.path("instancesSet/item/instanceId").text.clone();
+    let tags = h.instance(&id).spec.tags;
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags["Name"], "web");
+    h.refuses_tag_type(
+        &[
+            ("Action", "RunInstances"),
+            ("ImageId", common::api::AMI),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ],
+        "security-group",
+    )
+    .await;
 }

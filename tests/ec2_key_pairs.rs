@@ -575,6 +575,87 @@ async fn import_refuses_what_is_not_an_rsa_or_ed25519_public_key() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ImportKeyPair's formats: one 2048-bit RSA key (made once with `ssh-keygen -t rsa -b 2048`) in
+// each format AWS documents, converted with `ssh-keygen -e -m RFC4716|PKCS8|PEM` and
+// `openssl pkey -pubin -outform DER`; its fingerprint is `openssl md5 -c` of that DER.
+
+/// `id_rsa.pub`.
+const RSA_OPENSSH: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDbckzN6bEirEqb96qxeJczV+T5EGyRJL76t8JHDJKfsyxt+D/a0BQ4zACfAFWtSBei79Bluxts+UPeEk/BEwJ2FApFxCsc0fTr7TSt/CNGR9VowTEXZZMB9V0V+eXjL/PgjIUEqYJlYXNC6g9+TIFe101IZ+oH5JazdvHE2BZjGRRqNmr9v/rsPsITw+uP0VDrnAAJpf6K0Ujje/NngKVb2uwSD+QNnHn6zdddK0bvNwK2v4/RIdWJaLXmPdFpseUL7uGwrJoyETvx89bKL1GBz7utQL3+9VEG/hCizXH5/mHO/AX4W/eYDaacuD/blbtHjXj2k9egXI5XT/uhDVeP vec@ec2d";
+/// `ssh-keygen -e -m RFC4716`.
+const RSA_RFC4716: &str = "---- BEGIN SSH2 PUBLIC KEY ----\nComment: \"2048-bit RSA, converted by root@vm from OpenSSH\"\nAAAAB3NzaC1yc2EAAAADAQABAAABAQDbckzN6bEirEqb96qxeJczV+T5EGyRJL76t8JHDJ\nKfsyxt+D/a0BQ4zACfAFWtSBei79Bluxts+UPeEk/BEwJ2FApFxCsc0fTr7TSt/CNGR9Vo\nwTEXZZMB9V0V+eXjL/PgjIUEqYJlYXNC6g9+TIFe101IZ+oH5JazdvHE2BZjGRRqNmr9v/\nrsPsITw+uP0VDrnAAJpf6K0Ujje/NngKVb2uwSD+QNnHn6zdddK0bvNwK2v4/RIdWJaLXm\nPdFpseUL7uGwrJoyETvx89bKL1GBz7utQL3+9VEG/hCizXH5/mHO/AX4W/eYDaacuD/blb\ntHjXj2k9egXI5XT/uhDVeP\n---- END SSH2 PUBLIC KEY ----\n";
+/// `ssh-keygen -e -m PKCS8`: a PEM SubjectPublicKeyInfo.
+const RSA_SPKI_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA23JMzemxIqxKm/eqsXiX\nM1fk+RBskSS++rfCRwySn7Msbfg/2tAUOMwAnwBVrUgXou/QZbsbbPlD3hJPwRMC\ndhQKRcQrHNH06+00rfwjRkfVaMExF2WTAfVdFfnl4y/z4IyFBKmCZWFzQuoPfkyB\nXtdNSGfqB+SWs3bxxNgWYxkUajZq/b/67D7CE8Prj9FQ65wACaX+itFI43vzZ4Cl\nW9rsEg/kDZx5+s3XXStG7zcCtr+P0SHViWi15j3RabHlC+7hsKyaMhE78fPWyi9R\ngc+7rUC9/vVRBv4Qos1x+f5hzvwF+Fv3mA2mnLg/25W7R4149pPXoFyOV0/7oQ1X\njwIDAQAB\n-----END PUBLIC KEY-----\n";
+/// `ssh-keygen -e -m PEM`: a PEM PKCS#1 RSAPublicKey.
+const RSA_PKCS1_PEM: &str = "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEA23JMzemxIqxKm/eqsXiXM1fk+RBskSS++rfCRwySn7Msbfg/2tAU\nOMwAnwBVrUgXou/QZbsbbPlD3hJPwRMCdhQKRcQrHNH06+00rfwjRkfVaMExF2WT\nAfVdFfnl4y/z4IyFBKmCZWFzQuoPfkyBXtdNSGfqB+SWs3bxxNgWYxkUajZq/b/6\n7D7CE8Prj9FQ65wACaX+itFI43vzZ4ClW9rsEg/kDZx5+s3XXStG7zcCtr+P0SHV\niWi15j3RabHlC+7hsKyaMhE78fPWyi9Rgc+7rUC9/vVRBv4Qos1x+f5hzvwF+Fv3\nmA2mnLg/25W7R4149pPXoFyOV0/7oQ1XjwIDAQAB\n-----END RSA PUBLIC KEY-----\n";
+/// The SubjectPublicKeyInfo's DER, base64 (what `fileb://key.der` sends).
+const RSA_DER_BASE64: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA23JMzemxIqxKm/eqsXiXM1fk+RBskSS++rfCRwySn7Msbfg/2tAUOMwAnwBVrUgXou/QZbsbbPlD3hJPwRMCdhQKRcQrHNH06+00rfwjRkfVaMExF2WTAfVdFfnl4y/z4IyFBKmCZWFzQuoPfkyBXtdNSGfqB+SWs3bxxNgWYxkUajZq/b/67D7CE8Prj9FQ65wACaX+itFI43vzZ4ClW9rsEg/kDZx5+s3XXStG7zcCtr+P0SHViWi15j3RabHlC+7hsKyaMhE78fPWyi9Rgc+7rUC9/vVRBv4Qos1x+f5hzvwF+Fv3mA2mnLg/25W7R4149pPXoFyOV0/7oQ1XjwIDAQAB";
+/// `openssl md5 -c` of the DER: AWS's fingerprint of an imported RSA key.
+const RSA_FINGERPRINT: &str = "5d:8c:ee:30:64:94:88:07:aa:7a:52:70:f9:14:74:72";
+/// A 1024-bit RSA key (`ssh-keygen -e -m PKCS8`): under EC2's 2048 bits.
+const RSA_1024_SPKI_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCz0DwjtNj+JUFmuJ02rfX/CPQM\nH7yqnGJCz/5Y/52Erlox1YRznv4T0nkoWLHWMqCej37kBrpDXZQVErmRjKJpbCKG\no4tA2I2xS081gGKDSUeBUQQa5ZmcE2BsP7E1UzxsISbdwH+tSs613Qe8BXGeydxr\nvPrcahl+RaEilOSDJQIDAQAB\n-----END PUBLIC KEY-----\n";
+/// A P-256 key (`openssl ec -pubout`): EC2 imports only RSA and ED25519.
+const EC_SPKI_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPV4ut0kIgcaQpQiWCT5Q3rrQWxJC\nr5SiBuNnrpQmfSHbnxBBTfbxB2P+s6LKsArXN/zCdedPOUdxkhYRMei/hw==\n-----END PUBLIC KEY-----\n";
+/// `ssh-keygen -t dsa`.
+const DSA_OPENSSH: &str = "ssh-dss AAAAB3NzaC1kc3MAAACBAMj9c/+8jdU3nrtjKNKhr+/0tOPtHfxb4YsXWJwech81ZLl6/ncWsX3VgnbgqnRo3d5VZW8fXbzQmi8PYYBlkSQl9urSRMDFRAaMnnDCZpVnxPyOh3Fk/gpQUlO003Acuf2unhgTnwNIsJ1YzRXQMmshyLvz2K6y8vScHsGIW6/XAAAAFQDMhSmpeQmoHJhEcJds13AtF39WGwAAAIEAx4WbdPrOlxwNkC8VY2Ol8rkyMtzt3er6w7RrSPJ241XjTF15Hd/aqqme2NxjqX4uGJyDq6vXyIEuUXY82RW+LOMnoPKLivhFU68qigbbFsK5jGWbNEcD/JFPakHlXFg60iVZ+bSwTTAZ5MDZKqM6qm9uqu4PfqqvxtcbLZdthzEAAACAU1w/c8wAt+yeJHMlxla4mU5B8zNHrz2YDYHeZLqstupBnbY+1FMrDghq4wYArB8BxcpJxHjHLMykBEtPXi6K/k5ze3OjcDiiOiUxpSk1/Pih17QFcPoiXqkBpX6nI63SBXhBKkv1g+qCo82B7zjqAq0tpmCExp2QZo0kVdgiR90= root@vm";
+
+#[tokio::test]
+async fn import_takes_every_format_aws_documents_for_one_rsa_key() {
+    let h = Harness::new();
+    let blob = RSA_OPENSSH.split(' ').nth(1).unwrap();
+    let formats = [
+        ("openssh", STANDARD.encode(format!("{RSA_OPENSSH}\n"))),
+        ("rfc4716", STANDARD.encode(RSA_RFC4716)),
+        ("spki-pem", STANDARD.encode(RSA_SPKI_PEM)),
+        ("pkcs1-pem", STANDARD.encode(RSA_PKCS1_PEM)),
+        ("der", RSA_DER_BASE64.to_string()),
+        // The PEM text itself, as hand-made requests and CLI v1's `file://` send it.
+        ("raw-pem", RSA_SPKI_PEM.to_string()),
+    ];
+    for (name, material) in &formats {
+        let doc = h.import(name, material).await.ok("ImportKeyPair");
+        assert_eq!(doc.text("keyFingerprint"), RSA_FINGERPRINT, "{name}");
+    }
+    assert_eq!(
+        RSA_FINGERPRINT,
+        imported_rsa_fingerprint_by_hand(RSA_OPENSSH),
+        "the vector's fingerprint"
+    );
+    // Whatever the format, DescribeKeyPairs shows the OpenSSH line, named after the key pair.
+    for item in h.describe(&[("IncludePublicKey", "true")]).await {
+        let name = item.text("keyName");
+        assert_eq!(item.text("keyType"), "rsa");
+        assert_eq!(item.text("publicKey"), format!("ssh-rsa {blob} {name}"));
+    }
+}
+
+#[tokio::test]
+async fn import_refuses_short_rsa_dsa_and_ecdsa_in_any_format() {
+    let h = Harness::new();
+    let ec_der = {
+        let body: String = EC_SPKI_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        body
+    };
+    for material in [
+        STANDARD.encode(RSA_1024_SPKI_PEM),
+        STANDARD.encode(EC_SPKI_PEM),
+        ec_der,
+        STANDARD.encode(DSA_OPENSSH),
+        STANDARD.encode(RSA_SPKI_PEM.replace("MIIBIjAN", "MIIBIjAA")),
+    ] {
+        let e = h.import("k", &material).await;
+        assert_eq!(
+            e.err("InvalidKey.Format"),
+            "Key is not in valid OpenSSH public key format",
+            "{material}"
+        );
+    }
+    assert!(h.store.key_pairs().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Names, ids, regions
 
 #[tokio::test]
@@ -682,6 +763,12 @@ async fn resources_are_scoped_per_region() {
 #[tokio::test]
 async fn describe_renders_what_boto3_expects() {
     let h = Harness::new();
+    // A key pair's TagSpecification may only name `key-pair`.
+    h.refuses_tag_type(
+        &[("Action", "CreateKeyPair"), ("KeyName", "tagged")],
+        "instance",
+    )
+    .await;
     h.post(&[
         ("Action", "CreateKeyPair"),
         ("KeyName", "tagged"),
@@ -689,8 +776,6 @@ async fn describe_renders_what_boto3_expects() {
         ("TagSpecification.1.ResourceType", "key-pair"),
         ("TagSpecification.1.Tag.1.Key", "team"),
         ("TagSpecification.1.Tag.1.Value", "platform"),
-        ("TagSpecification.2.ResourceType", "instance"),
-        ("TagSpecification.2.Tag.1.Key", "ignored"),
     ])
     .await
     .ok("CreateKeyPair");

@@ -871,6 +871,36 @@ async fn create_and_delete_security_groups() {
         .await
         .err("MissingParameter");
     assert_eq!(e, "The request must contain the parameter GroupDescription");
+    // An empty description reads as none; one outside EC2's set has EC2's own wording.
+    for (description, code, message) in [
+        (
+            "",
+            "MissingParameter",
+            "The request must contain the parameter GroupDescription",
+        ),
+        (
+            "d\u{e9}j\u{e0} vu",
+            "InvalidParameterValue",
+            "Invalid security group description. Valid descriptions are strings less than 256 \
+             characters from the following set:  a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*",
+        ),
+    ] {
+        let params = [
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "db"),
+            ("GroupDescription", description),
+        ];
+        assert_eq!(h.post(&params).await.err(code), message);
+    }
+    h.refuses_tag_type(
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "db"),
+            ("GroupDescription", "d"),
+        ],
+        "instance",
+    )
+    .await;
     assert_eq!(h.groups_in("us-east-1"), 2, "default and web only");
 
     // Delete by name; it is gone by name and by id, in AWS's two wordings.
@@ -1770,4 +1800,32 @@ async fn network_resources_are_scoped_per_region() {
         .await
         .ok("DescribeSecurityGroups");
     assert_eq!(west.items("securityGroupInfo/item/ipPermissions").len(), 1);
+}
+
+/// CreateTags and DeleteTags answer EC2's errors: no `ResourceId` names `resourceIdSet`, and an
+/// id ec2d keeps nothing taggable under (the derived default VPC and subnets, unknown prefixes)
+/// is `InvalidID`.
+#[tokio::test]
+async fn tag_actions_answer_ec2s_errors() {
+    let h = Harness::new();
+    let defaults = ec2d::model::region::defaults("us-east-1");
+    for action in ["CreateTags", "DeleteTags"] {
+        let e = h
+            .post(&[("Action", action), ("Tag.1.Key", "k")])
+            .await
+            .err("MissingParameter");
+        assert_eq!(e, "The request must contain the parameter resourceIdSet");
+        for id in [
+            defaults.vpc.vpc_id.as_str(),
+            defaults.subnets[0].subnet_id.as_str(),
+            "eni-0123456789abcdef0",
+            "bogus",
+        ] {
+            let e = h
+                .post(&[("Action", action), ("ResourceId.1", id), ("Tag.1.Key", "k")])
+                .await
+                .err("InvalidID");
+            assert_eq!(e, format!("The ID '{id}' is not valid"), "{action} {id}");
+        }
+    }
 }

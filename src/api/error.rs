@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::xml::XmlWriter;
 use crate::model::{
-    IdError, ImageId, InstanceId, ReservationId, TransitionError, IMAGE_KIND, INSTANCE_KIND,
+    IdError, ImageId, InstanceId, NeverRanError, ReservationId, TransitionError, IMAGE_KIND,
+    INSTANCE_KIND,
 };
 use crate::store::StoreError;
 
@@ -220,6 +221,12 @@ impl From<IdError> for ApiError {
 
 impl From<TransitionError> for ApiError {
     fn from(e: TransitionError) -> Self {
+        Self::client("IncorrectInstanceState", e.to_string())
+    }
+}
+
+impl From<NeverRanError> for ApiError {
+    fn from(e: NeverRanError) -> Self {
         Self::client("IncorrectInstanceState", e.to_string())
     }
 }

@@ -26,6 +26,18 @@ pub fn instance_ids(params: &QueryParams, required: bool) -> Result<Vec<Instance
     Ok(ids)
 }
 
+/// `InstanceId.N` of StopInstances, StartInstances, TerminateInstances and RebootInstances: at
+/// least one is required, and EC2 answers none with `InvalidParameterCombination`, `No
+/// instances specified` (not `MissingParameter`; seen from real EC2, e.g.
+/// gruntwork-io/cloud-nuke#731).
+pub fn required_instance_ids(params: &QueryParams) -> Result<Vec<InstanceId>, ApiError> {
+    let ids = instance_ids(params, false)?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid_combination("No instances specified"));
+    }
+    Ok(ids)
+}
+
 /// The state a client sees for an instance.
 pub fn shown_state(instance: &Instance) -> InstanceState {
     display_state(&instance.metadata, &instance.spec, &instance.status)

@@ -143,11 +143,13 @@ fn invalid_id(id: &str) -> ApiError {
     ApiError::client("InvalidID", format!("The ID '{id}' is not valid"))
 }
 
-/// `ResourceId.N`, deduplicated, every one classified; at least one is required.
+/// `ResourceId.N`, deduplicated, every one classified; at least one is required. EC2 names the
+/// missing list by its internal name, `resourceIdSet` (as real EC2 answered in fog/fog#591 and
+/// awsdocs/aws-doc-sdk-examples#1302).
 pub fn resource_ids(params: &QueryParams) -> Result<Vec<Resource>, ApiError> {
     let raw = params.list("ResourceId");
     if raw.is_empty() {
-        return Err(ApiError::missing_parameter("ResourceId"));
+        return Err(ApiError::missing_parameter("resourceIdSet"));
     }
     let mut resources: Vec<Resource> = Vec::with_capacity(raw.len());
     for id in raw {
@@ -274,12 +276,16 @@ pub fn region_tags(state: &ApiState, region: &str) -> Result<Vec<(Resource, Tags
 const MAX_TAG_KEY: usize = 127;
 const MAX_TAG_VALUE: usize = 256;
 
-/// The tags of every `TagSpecification.N` whose `ResourceType` is `resource_type`; specifications
-/// for other resource types (volumes, network interfaces) are accepted and ignored, as ec2d has
-/// no such resources. A later duplicate key wins.
+/// The tags of every `TagSpecification.N` whose `ResourceType` is `taggable[0]`, the resource
+/// the action stores. The other types of `taggable` are those the action can tag in EC2 (its
+/// API reference's list): their specifications are checked and ignored, as ec2d has no such
+/// resources (RunInstances' volumes, network interfaces). Any other type is refused as EC2
+/// refuses it (`InvalidParameterValue`, `'<type>' is not a valid taggable resource type for this
+/// operation.`, as real EC2 answered in aws/aws-cli#2865, boto/boto3#1806 and
+/// aws/aws-sdk-ruby#1718). A later duplicate key wins.
 pub fn tag_specifications(
     params: &QueryParams,
-    resource_type: &str,
+    taggable: &[&str],
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let mut tags = BTreeMap::new();
     for (i, spec) in params.structs("TagSpecification").iter().enumerate() {
@@ -288,6 +294,11 @@ pub fn tag_specifications(
                 "Tag specification resource type must have a value",
             ));
         };
+        if !taggable.contains(&kind) {
+            return Err(ApiError::invalid_value(format!(
+                "'{kind}' is not a valid taggable resource type for this operation."
+            )));
+        }
         for (j, tag) in spec.structs("Tag").iter().enumerate() {
             let key = tag.get("Key").ok_or_else(|| {
                 ApiError::missing_parameter(&format!(
@@ -298,7 +309,7 @@ pub fn tag_specifications(
             })?;
             let value = tag.get("Value").unwrap_or_default();
             validate_tag(key, value)?;
-            if kind == resource_type {
+            if taggable.first() == Some(&kind) {
                 tags.insert(key.to_string(), value.to_string());
             }
         }
@@ -351,38 +362,51 @@ mod tests {
              &TagSpecification.2.ResourceType=instance&TagSpecification.2.Tag.1.Key=Name&TagSpecification.2.Tag.1.Value=web\
              &TagSpecification.2.Tag.2.Key=empty",
         );
-        let tags = tag_specifications(&q, "instance").unwrap();
+        let tags = tag_specifications(&q, &["instance", "volume"]).unwrap();
         assert_eq!(tags.len(), 2);
         assert_eq!(tags["Name"], "web");
         assert_eq!(tags["empty"], "");
     }
 
     #[test]
+    fn a_type_the_action_cannot_tag_is_refused() {
+        let q = QueryParams::from_query(
+            "TagSpecification.1.ResourceType=volume&TagSpecification.1.Tag.1.Key=v",
+        );
+        let e = tag_specifications(&q, &["security-group"]).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert_eq!(
+            e.message,
+            "'volume' is not a valid taggable resource type for this operation."
+        );
+    }
+
+    #[test]
     fn tag_rules() {
         let q = QueryParams::from_query("TagSpecification.1.Tag.1.Key=a");
         assert_eq!(
-            tag_specifications(&q, "instance").unwrap_err().message,
+            tag_specifications(&q, &["instance"]).unwrap_err().message,
             "Tag specification resource type must have a value"
         );
         let q = QueryParams::from_query(
             "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=aws:x",
         );
         assert_eq!(
-            tag_specifications(&q, "instance").unwrap_err().code,
+            tag_specifications(&q, &["instance"]).unwrap_err().code,
             "InvalidParameterValue"
         );
         let q = QueryParams::from_query(
             "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Value=x",
         );
         assert_eq!(
-            tag_specifications(&q, "instance").unwrap_err().code,
+            tag_specifications(&q, &["instance"]).unwrap_err().code,
             "MissingParameter"
         );
         let long = "k".repeat(128);
         let q = QueryParams::from_query(&format!(
             "TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key={long}"
         ));
-        assert!(tag_specifications(&q, "instance").is_err());
+        assert!(tag_specifications(&q, &["instance"]).is_err());
     }
 
     #[test]

@@ -199,6 +199,23 @@ pub struct InstanceStatus {
 pub const MAX_TRANSITIONS: usize = 10;
 
 impl InstanceStatus {
+    /// Whether the instance has ever reached `running`, read from what the status already
+    /// records (no field of its own, so records of any age answer): a reached state that only
+    /// follows running (`running`, `stopping`, `stopped`: an instance stops only once it ran,
+    /// or shuts itself down from inside, which needs it running), a reboot carried out, or a
+    /// transition to or from running in the kept history (the reconciler records `pending`
+    /// again only from `running`, when a foreign container takes the name).
+    pub fn has_reached_running(&self) -> bool {
+        matches!(
+            self.state,
+            Some(InstanceState::Running | InstanceState::Stopping | InstanceState::Stopped)
+        ) || self.reboots_done > 0
+            || self
+                .transitions
+                .iter()
+                .any(|t| t.to == InstanceState::Running || t.from == Some(InstanceState::Running))
+    }
+
     /// Records a change of reached state (bounded history); a no-op when unchanged.
     pub fn record_transition(
         &mut self,

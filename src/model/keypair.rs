@@ -53,9 +53,10 @@ pub fn new_key_pair(
 /// The longest key name EC2 accepts ("Up to 255 ASCII characters").
 pub const MAX_KEY_NAME: usize = 255;
 
-/// The RSA sizes ImportKeyPair accepts: AWS documents 1024, 2048 and 4096 bits but real
-/// clients upload `ssh-keygen`'s 3072-bit default too, so a range is checked, not a list.
-pub const RSA_IMPORT_BITS: std::ops::RangeInclusive<usize> = 1024..=16384;
+/// The RSA sizes ImportKeyPair accepts: 2048 to 4096 bits, a range rather than AWS's list
+/// (2048 and 4096) because real clients upload `ssh-keygen`'s 3072-bit default too. AWS's
+/// import requirements also list 1024 bits; ec2d follows issue 11, which asks for 2048–4096.
+pub const RSA_IMPORT_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
 
 /// A key pair id, `key-` and 17 hex digits when generated.
 #[derive(
@@ -193,18 +194,33 @@ impl ParsedPublicKey {
     }
 }
 
-/// Reads an OpenSSH public key line (`ssh-rsa AAAA… comment`) or an RFC 4716 block
-/// (`---- BEGIN SSH2 PUBLIC KEY ----`). Only RSA (≥1024 bits) and ED25519 are accepted, as in EC2.
+/// Reads the formats ImportKeyPair takes (AWS's API reference: "OpenSSH public key format",
+/// "Base64 encoded DER format", "SSH public key file format as specified in RFC4716"): an
+/// OpenSSH public key line (`ssh-rsa AAAA… comment`), an RFC 4716 block (`---- BEGIN SSH2
+/// PUBLIC KEY ----`), or a PEM RSA public key, SubjectPublicKeyInfo (`-----BEGIN PUBLIC
+/// KEY-----`, what `openssl rsa -pubout` writes) or PKCS#1 (`-----BEGIN RSA PUBLIC KEY-----`).
+/// Only RSA of [`RSA_IMPORT_BITS`] and ED25519 are accepted, as in EC2.
 pub fn parse_public_key(text: &str) -> Result<ParsedPublicKey, PublicKeyError> {
     let text = text.trim_start_matches('\u{feff}').trim();
     let key = if text.starts_with("---- BEGIN SSH2 PUBLIC KEY ----") {
         let blob = rfc4716_blob(text)?;
         PublicKey::from_bytes(&blob).map_err(|e| PublicKeyError::Format(e.to_string()))?
+    } else if text.starts_with("-----BEGIN PUBLIC KEY-----") {
+        use rsa::pkcs8::DecodePublicKey;
+        ssh_rsa_key(rsa::RsaPublicKey::from_public_key_pem(text))?
+    } else if text.starts_with("-----BEGIN RSA PUBLIC KEY-----") {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        ssh_rsa_key(rsa::RsaPublicKey::from_pkcs1_pem(text))?
     } else {
         // A `.pub` file is one line; anything after it (a second key) is not part of this one.
         let line = text.lines().next().unwrap_or_default().trim();
         PublicKey::from_openssh(line).map_err(|e| PublicKeyError::Format(e.to_string()))?
     };
+    accepted(key)
+}
+
+/// The key, if EC2 takes its algorithm and size.
+fn accepted(key: PublicKey) -> Result<ParsedPublicKey, PublicKeyError> {
     let key_type = match key.key_data() {
         KeyData::Ed25519(_) => KeyType::Ed25519,
         KeyData::Rsa(rsa) => {
@@ -224,6 +240,29 @@ pub fn parse_public_key(text: &str) -> Result<ParsedPublicKey, PublicKeyError> {
         key_type,
         blob: key_blob(key.key_data())?,
     })
+}
+
+/// Reads a DER RSA public key, SubjectPublicKeyInfo or PKCS#1 (the "Base64 encoded DER format"
+/// once the wire's base64 is decoded), checked as [`parse_public_key`] checks the others.
+pub fn parse_public_key_der(der: &[u8]) -> Result<ParsedPublicKey, PublicKeyError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    let key = match rsa::RsaPublicKey::from_public_key_der(der) {
+        Ok(key) => Ok(key),
+        Err(_) => rsa::RsaPublicKey::from_pkcs1_der(der).map_err(|e| e.to_string()),
+    };
+    accepted(ssh_rsa_key(key)?)
+}
+
+/// An `rsa` crate key (what the PEM and DER readers give) as an SSH key; a key the `rsa` crate
+/// refuses (not RSA, as an EC or DSA SubjectPublicKeyInfo; over 4096 bits) is a format error.
+fn ssh_rsa_key<E: ToString>(
+    key: Result<rsa::RsaPublicKey, E>,
+) -> Result<PublicKey, PublicKeyError> {
+    let key = key.map_err(|e| PublicKeyError::Format(e.to_string()))?;
+    let rsa = ssh_key::public::RsaPublicKey::try_from(&key)
+        .map_err(|e| PublicKeyError::Format(e.to_string()))?;
+    Ok(PublicKey::new(KeyData::Rsa(rsa), ""))
 }
 
 /// A key's SSH wire blob: a `PublicKey`'s bytes are exactly its key data (the comment is not encoded).
@@ -431,15 +470,42 @@ mod tests {
     }
 
     #[test]
-    fn rsa_sizes_below_1024_bits_are_refused() {
+    fn rsa_sizes_below_2048_bits_are_refused() {
         assert!(matches!(
-            parse_public_key(&rsa_line(512)),
+            parse_public_key(&rsa_line(1024)),
             Err(PublicKeyError::Unsupported(_))
         ));
-        let parsed = parse_public_key(&rsa_line(1024)).unwrap();
+        let parsed = parse_public_key(&rsa_line(2048)).unwrap();
         assert_eq!(parsed.key_type, KeyType::Rsa);
         let fp = imported_fingerprint(&parsed).unwrap();
         assert_eq!(fp.len(), 16 * 3 - 1, "MD5, colon-separated: {fp}");
+    }
+
+    #[test]
+    fn pem_and_der_rsa_keys_read_as_their_openssh_line() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        use rsa::pkcs8::EncodePublicKey;
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
+            .unwrap()
+            .to_public_key();
+        let public = ssh_key::public::RsaPublicKey::try_from(&key).unwrap();
+        let line = PublicKey::new(KeyData::Rsa(public), "c")
+            .to_openssh()
+            .unwrap();
+        let want = parse_public_key(&line).unwrap();
+        let lf = rsa::pkcs8::LineEnding::LF;
+        let spki_pem = key.to_public_key_pem(lf).unwrap();
+        let pkcs1_pem = key.to_pkcs1_pem(lf).unwrap();
+        assert_eq!(parse_public_key(&spki_pem).unwrap(), want);
+        assert_eq!(parse_public_key(&pkcs1_pem).unwrap(), want);
+        let spki_der = key.to_public_key_der().unwrap();
+        let pkcs1_der = key.to_pkcs1_der().unwrap();
+        assert_eq!(parse_public_key_der(spki_der.as_bytes()).unwrap(), want);
+        assert_eq!(parse_public_key_der(pkcs1_der.as_bytes()).unwrap(), want);
+        assert!(parse_public_key_der(b"\x30\x03\x02\x01\x00").is_err());
+        assert!(
+            parse_public_key("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----").is_err()
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub use network::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, SecurityGroupSpec,
     SecurityGroupStatus, UserIdGroupPair, DEFAULT_GROUP_NAME, SECURITY_GROUP_KIND,
 };
-pub use state::{display_state, DesiredState, InstanceState, TransitionError};
+pub use state::{
+    display_state, stop_never_ran, DesiredState, InstanceState, NeverRanError, TransitionError,
+};
 
 /// The tag every Docker-backed AMI and instance carries, as in LocalStack.
 pub const VM_MANAGER_TAG: &str = "ec2_vm_manager";

@@ -73,8 +73,8 @@ impl InstanceState {
         Self::Stopped,
     ];
 
-    /// StopInstances is accepted from here. Stopping a pending instance is allowed (as
-    /// LocalStack and moto do) because scripts often stop right after launching.
+    /// StopInstances is accepted from here, as far as the state goes; a `pending` instance
+    /// must also have reached `running` before (see [`stop_never_ran`]).
     pub fn can_stop(self) -> bool {
         !matches!(self, Self::ShuttingDown | Self::Terminated)
     }
@@ -100,6 +100,24 @@ pub struct TransitionError {
     pub instance_id: String,
     /// `started` or `stopped`.
     pub verb: &'static str,
+}
+
+/// StopInstances on an instance whose first launch is still `pending`: EC2 refuses it with
+/// `IncorrectInstanceState` and this wording (seen from real EC2, e.g.
+/// cloud-custodian/cloud-custodian#6014, flatcar/mantle#315), unlike the generic
+/// [`TransitionError`] wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Instance '{instance_id}' cannot be stopped as it has never reached the 'running' state.")]
+pub struct NeverRanError {
+    /// The instance concerned.
+    pub instance_id: String,
+}
+
+/// Whether StopInstances must be refused because the instance, shown `shown`, is pending and
+/// has never reached running ([`InstanceStatus::has_reached_running`]). A pending instance that
+/// ran before (StartInstances after a stop) may be stopped.
+pub fn stop_never_ran(shown: InstanceState, status: &InstanceStatus) -> bool {
+    shown == InstanceState::Pending && !status.has_reached_running()
 }
 
 /// The state a client sees: a pure function of spec and status, so API handlers can answer
@@ -178,6 +196,39 @@ mod tests {
         check(D::Terminated, Some(S::Terminated), 2, 2, S::Terminated);
         // A failed boot ends terminated whatever was desired, so waiters fail fast.
         check(D::Running, Some(S::Terminated), 1, 1, S::Terminated);
+    }
+
+    #[test]
+    fn a_first_launch_still_pending_cannot_stop() {
+        use crate::model::Transition;
+        let mut status = InstanceStatus::default();
+        assert!(stop_never_ran(InstanceState::Pending, &status));
+        assert!(!stop_never_ran(InstanceState::Running, &status));
+        // Restarted after a stop: pending again, but it ran.
+        status.state = Some(InstanceState::Stopped);
+        assert!(!stop_never_ran(InstanceState::Pending, &status));
+        // Back to pending from running (a foreign container took the name).
+        status.state = Some(InstanceState::Pending);
+        assert!(stop_never_ran(InstanceState::Pending, &status));
+        status.transitions.push(Transition {
+            from: Some(InstanceState::Running),
+            to: InstanceState::Pending,
+            reason: None,
+            at: crate::model::now(),
+        });
+        assert!(!stop_never_ran(InstanceState::Pending, &status));
+        let status = InstanceStatus {
+            reboots_done: 1,
+            ..InstanceStatus::default()
+        };
+        assert!(!stop_never_ran(InstanceState::Pending, &status));
+        assert_eq!(
+            NeverRanError {
+                instance_id: "i-1".into()
+            }
+            .to_string(),
+            "Instance 'i-1' cannot be stopped as it has never reached the 'running' state."
+        );
     }
 
     #[test]

@@ -99,3 +99,81 @@ def test_health_and_status_endpoints(endpoint_url):
     except json.JSONDecodeError as e:
         raise AssertionError(f"/_ec2d/status is not JSON ({e}): {body[:500]!r}") from None
     assert isinstance(doc, dict), doc
+
+
+# --- issue 11: EC2's exact errors and key formats, as boto3 sends and reads them -------------
+
+
+def _error(excinfo) -> tuple[str, str, int]:
+    err = excinfo.value.response
+    return (
+        err.get("Error", {}).get("Code"),
+        err.get("Error", {}).get("Message"),
+        err.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+    )
+
+
+def test_state_changes_without_ids_are_no_instances_specified(ec2):
+    # An empty list passes botocore's validation and sends no InstanceId at all.
+    for call in (ec2.terminate_instances, ec2.stop_instances, ec2.start_instances, ec2.reboot_instances):
+        with pytest.raises(ClientError) as ei:
+            call(InstanceIds=[])
+        assert _error(ei) == ("InvalidParameterCombination", "No instances specified", 400), call
+
+
+def test_tags_without_resources_name_resource_id_set(ec2):
+    with pytest.raises(ClientError) as ei:
+        ec2.create_tags(Resources=[], Tags=[{"Key": "k", "Value": "v"}])
+    assert _error(ei) == ("MissingParameter", "The request must contain the parameter resourceIdSet", 400)
+    with pytest.raises(ClientError) as ei:
+        ec2.create_tags(Resources=["vpc-0123456789abcdef0"], Tags=[{"Key": "k", "Value": "v"}])
+    assert _error(ei) == ("InvalidID", "The ID 'vpc-0123456789abcdef0' is not valid", 400)
+
+
+def test_key_pair_tag_specification_of_another_type_is_refused(ec2):
+    with pytest.raises(ClientError) as ei:
+        ec2.create_key_pair(
+            KeyName="issue11-bad-tags",
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}],
+        )
+    assert _error(ei) == (
+        "InvalidParameterValue",
+        "'instance' is not a valid taggable resource type for this operation.",
+        400,
+    )
+
+
+def test_import_pem_rsa_public_key(ec2):
+    """boto3 base64-encodes PublicKeyMaterial (a blob); a PEM SubjectPublicKeyInfo is accepted,
+    fingerprinted as AWS fingerprints imported RSA keys (MD5 of the DER), and described as the
+    OpenSSH line named after the key pair."""
+    import base64
+    import hashlib
+
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    openssh = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    name = "issue11-pem"
+    try:
+        resp = ec2.import_key_pair(KeyName=name, PublicKeyMaterial=pem)
+        digest = hashlib.md5(der).hexdigest()
+        assert resp["KeyFingerprint"] == ":".join(digest[i : i + 2] for i in range(0, 32, 2))
+        got = ec2.describe_key_pairs(KeyNames=[name], IncludePublicKey=True)["KeyPairs"][0]
+        assert got["KeyType"] == "rsa"
+        assert got["PublicKey"] == f"{openssh} {name}"
+        assert base64.b64decode(got["PublicKey"].split()[1])  # a well-formed OpenSSH blob
+    finally:
+        ec2.delete_key_pair(KeyName=name)
+    # A 1024-bit key is under EC2's sizes.
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    with pytest.raises(ClientError) as ei:
+        ec2.import_key_pair(
+            KeyName="issue11-small",
+            PublicKeyMaterial=small.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
+    assert _error(ei) == ("InvalidKey.Format", "Key is not in valid OpenSSH public key format", 400)

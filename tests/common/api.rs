@@ -218,6 +218,18 @@ impl Harness {
         self.post(&params).await.ok("RunInstances")
     }
 
+    /// Posts `params` with a `TagSpecification` of `resource_type`, a type the action cannot
+    /// tag, and checks EC2's refusal (`InvalidParameterValue`, its own wording).
+    pub async fn refuses_tag_type(&self, params: &[(&str, &str)], resource_type: &str) {
+        let mut all = params.to_vec();
+        all.push(("TagSpecification.1.ResourceType", resource_type));
+        all.push(("TagSpecification.1.Tag.1.Key", "k"));
+        assert_eq!(
+            self.post(&all).await.err("InvalidParameterValue"),
+            format!("'{resource_type}' is not a valid taggable resource type for this operation.")
+        );
+    }
+
     /// Launches one instance of [`AMI`] and returns its id.
     pub async fn run_one(&self) -> String {
         self.run(&[])

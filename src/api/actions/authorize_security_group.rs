@@ -44,7 +44,7 @@ pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
     if permissions.is_empty() {
         return Err(ApiError::missing_parameter("IpPermissions"));
     }
-    tags::tag_specifications(params, "security-group-rule")?;
+    tags::tag_specifications(params, &["security-group-rule"])?;
     Ok(Request {
         group,
         permissions,

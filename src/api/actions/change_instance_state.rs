@@ -5,7 +5,8 @@ use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::{
-    now, DesiredState, Instance, InstanceId, InstanceState, Timestamp, TransitionError,
+    now, stop_never_ran, DesiredState, Instance, InstanceId, InstanceState, NeverRanError,
+    Timestamp, TransitionError,
 };
 
 use crate::api::render::render_state;
@@ -49,14 +50,20 @@ pub fn parse(op: Op, params: &QueryParams) -> Result<Request, ApiError> {
         params.bool("Hibernate")?;
     }
     Ok(Request {
-        ids: instances::instance_ids(params, true)?,
+        ids: instances::required_instance_ids(params)?,
         dry_run: kind::dry_run(params)?,
     })
 }
 
-/// The model's guard for `op` on the state the client currently sees.
-fn guard(op: Op, instance: &Instance) -> Result<(), TransitionError> {
+/// The model's guards for `op` on the state the client currently sees.
+fn guard(op: Op, instance: &Instance) -> Result<(), ApiError> {
     let shown = instances::shown_state(instance);
+    if op == Op::Stop && stop_never_ran(shown, &instance.status) {
+        return Err(NeverRanError {
+            instance_id: instance.metadata.name.clone(),
+        }
+        .into());
+    }
     let (allowed, verb) = match op {
         Op::Stop => (shown.can_stop(), "stopped"),
         Op::Start => (shown.can_start(), "started"),
@@ -69,7 +76,8 @@ fn guard(op: Op, instance: &Instance) -> Result<(), TransitionError> {
         Err(TransitionError {
             instance_id: instance.metadata.name.clone(),
             verb,
-        })
+        }
+        .into())
     }
 }
 
@@ -241,11 +249,11 @@ mod tests {
 
     #[test]
     fn parse_requires_ids() {
-        let e = parse(Op::Terminate, &QueryParams::from_query("DryRun=false")).unwrap_err();
-        assert_eq!(
-            e.message,
-            "The request must contain the parameter InstanceId"
-        );
+        for op in [Op::Stop, Op::Start, Op::Terminate] {
+            let e = parse(op, &QueryParams::from_query("DryRun=false")).unwrap_err();
+            assert_eq!(e.code, "InvalidParameterCombination");
+            assert_eq!(e.message, "No instances specified");
+        }
         assert!(parse(
             Op::Terminate,
             &QueryParams::from_query("InstanceId.1=i-00000001")
@@ -268,7 +276,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.code, "InvalidParameterValue");
         let e = parse(Op::Stop, &QueryParams::from_query("Force=true")).unwrap_err();
-        assert_eq!(e.code, "MissingParameter");
+        assert_eq!(e.code, "InvalidParameterCombination");
     }
 
     fn running() -> Instance {
@@ -312,9 +320,32 @@ mod tests {
         inst.spec.desired = DesiredState::Terminated;
         inst.metadata.generation = 2;
         let e = guard(Op::Start, &inst).unwrap_err();
-        assert_eq!(e.verb, "started");
+        assert_eq!(
+            e.message,
+            format!(
+                "The instance '{}' is not in a state from which it can be started.",
+                inst.metadata.name
+            )
+        );
         assert!(guard(Op::Stop, &inst).is_err());
         assert!(guard(Op::Terminate, &inst).is_ok());
+    }
+
+    #[test]
+    fn a_first_launch_still_pending_cannot_be_stopped() {
+        let inst = fixtures::instance();
+        assert_eq!(instances::shown_state(&inst), InstanceState::Pending);
+        let e = guard(Op::Stop, &inst).unwrap_err();
+        assert_eq!(e.code, "IncorrectInstanceState");
+        assert_eq!(
+            e.message,
+            format!(
+                "Instance '{}' cannot be stopped as it has never reached the 'running' state.",
+                inst.metadata.name
+            )
+        );
+        assert!(guard(Op::Terminate, &inst).is_ok());
+        assert!(guard(Op::Stop, &running()).is_ok());
     }
 
     #[test]

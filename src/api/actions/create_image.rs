@@ -66,7 +66,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         instance_id,
         name: name.to_string(),
         description,
-        tags: tags::tag_specifications(params, "image")?,
+        tags: tags::tag_specifications(params, &["image", "snapshot"])?,
         dry_run: kind::dry_run(params)?,
     })
 }

@@ -62,7 +62,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     Ok(Request {
         key_name,
         key_type,
-        tags: tags::tag_specifications(params, key_pairs::TAG_RESOURCE_TYPE)?,
+        tags: tags::tag_specifications(params, &[key_pairs::TAG_RESOURCE_TYPE])?,
         dry_run: kind::dry_run(params)?,
     })
 }

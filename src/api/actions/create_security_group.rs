@@ -64,10 +64,17 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             "Group names may not be in the format sg-*.",
         ));
     }
+    // EC2 requires a description; an empty one reads as none given (AWS refuses to create a
+    // group with an empty description: ansible/ansible#19791).
+    if description.is_empty() {
+        return Err(ApiError::missing_parameter("GroupDescription"));
+    }
+    // Real EC2's wording (cds-snc/notification-terraform#561), two spaces included.
     if description.chars().count() > MAX_LENGTH || !valid_text(description) {
-        return Err(ApiError::invalid_value(format!(
-            "Value ({description}) for parameter GroupDescription is invalid. Up to {MAX_LENGTH} characters of a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{{}}!$*."
-        )));
+        return Err(ApiError::invalid_value(
+            "Invalid security group description. Valid descriptions are strings less than 256 \
+             characters from the following set:  a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*",
+        ));
     }
     let vpc_id = params.get("VpcId").filter(|v| !v.is_empty());
     if let Some(id) = vpc_id {
@@ -77,7 +84,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         group_name: group_name.to_string(),
         description: description.to_string(),
         vpc_id: vpc_id.map(str::to_string),
-        tags: tags::tag_specifications(params, "security-group")?,
+        tags: tags::tag_specifications(params, &["security-group"])?,
         dry_run: kind::dry_run(params)?,
     })
 }
@@ -196,8 +203,28 @@ mod tests {
                 .code,
             "InvalidParameterValue"
         );
+        assert_eq!(
+            parse_str("GroupName=web&GroupDescription=")
+                .unwrap_err()
+                .message,
+            "The request must contain the parameter GroupDescription"
+        );
+        let e = parse_str("GroupName=web&GroupDescription=caf%C3%A9").unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert!(e.message.starts_with("Invalid security group description."));
         let long = "n".repeat(256);
         assert!(parse_str(&format!("GroupName={long}&GroupDescription=d")).is_err());
+        assert!(parse_str(&format!("GroupName=w&GroupDescription={long}")).is_err());
+        assert!(parse_str(&format!("GroupName=w&GroupDescription={}", &long[1..])).is_ok());
+        assert_eq!(
+            parse_str(
+                "GroupName=w&GroupDescription=d&TagSpecification.1.ResourceType=instance\
+                 &TagSpecification.1.Tag.1.Key=k"
+            )
+            .unwrap_err()
+            .message,
+            "'instance' is not a valid taggable resource type for this operation."
+        );
         assert_eq!(
             parse_str("GroupName=w&GroupDescription=d&VpcId=x")
                 .unwrap_err()

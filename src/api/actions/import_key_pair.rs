@@ -8,7 +8,9 @@ use base64::Engine as _;
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
-use crate::model::keypair::{imported_fingerprint, parse_public_key, ParsedPublicKey};
+use crate::model::keypair::{
+    imported_fingerprint, parse_public_key, parse_public_key_der, ParsedPublicKey,
+};
 use crate::model::{KeyPair, KeyPairOrigin};
 
 use crate::api::key_pairs;
@@ -28,15 +30,19 @@ pub struct Request {
 }
 
 /// `PublicKeyMaterial` is a blob, so on the wire it is the base64 of the key file (what
-/// `fileb://` and boto3 send). Clients that pass the OpenSSH line itself (`file://` with CLI v1,
-/// hand-made requests) are tolerated: if the base64 reading is not a key, the raw text is tried.
+/// `fileb://` and boto3 send): an OpenSSH line, an RFC 4716 block, a PEM RSA public key, or DER
+/// (AWS's "Base64 encoded DER format": the base64 decodes to the DER itself). Clients that pass
+/// the key text itself (`file://` with CLI v1, hand-made requests) are tolerated: if the base64
+/// reading is not a key, the raw text is tried.
 pub fn decode_material(raw: &str) -> Result<ParsedPublicKey, ApiError> {
     let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
     if let Ok(bytes) = STANDARD.decode(compact) {
-        if let Ok(text) = String::from_utf8(bytes) {
-            if let Ok(key) = parse_public_key(&text) {
-                return Ok(key);
-            }
+        let key = match std::str::from_utf8(&bytes) {
+            Ok(text) => parse_public_key(text),
+            Err(_) => parse_public_key_der(&bytes),
+        };
+        if let Ok(key) = key {
+            return Ok(key);
         }
     }
     parse_public_key(raw).map_err(|e| {
@@ -52,7 +58,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     Ok(Request {
         key_name,
         public_key: decode_material(material)?,
-        tags: tags::tag_specifications(params, key_pairs::TAG_RESOURCE_TYPE)?,
+        tags: tags::tag_specifications(params, &[key_pairs::TAG_RESOURCE_TYPE])?,
         dry_run: kind::dry_run(params)?,
     })
 }

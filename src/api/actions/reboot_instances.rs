@@ -62,7 +62,8 @@ mod tests {
     #[test]
     fn ids_are_required_and_checked() {
         let e = parse(&QueryParams::from_query("")).unwrap_err();
-        assert_eq!(e.code, "MissingParameter");
+        assert_eq!(e.code, "InvalidParameterCombination");
+        assert_eq!(e.message, "No instances specified");
         let e = parse(&QueryParams::from_query("InstanceId.1=bogus")).unwrap_err();
         assert_eq!(e.code, "InvalidInstanceID.Malformed");
         let req = parse(&QueryParams::from_query(

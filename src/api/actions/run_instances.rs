@@ -31,6 +31,16 @@ use crate::store::{StoreError, CLIENT_TOKEN_KIND};
 /// The most instances one call may launch.
 pub const MAX_COUNT_LIMIT: i64 = 1000;
 
+/// The resource types RunInstances' `TagSpecification` may name (its API reference: "You can
+/// specify tags for the following resources only: Instances, Volumes, Spot Instance requests,
+/// Network interfaces"); only the instance's are kept, the others are checked and accepted.
+const RUN_INSTANCES_TAGGABLE: &[&str] = &[
+    "instance",
+    "volume",
+    "network-interface",
+    "spot-instances-request",
+];
+
 /// The instance type used when the request names none (EC2's historical default).
 pub const DEFAULT_INSTANCE_TYPE: &str = "m1.small";
 
@@ -196,7 +206,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         image_id,
         count: u32::try_from(max).expect("bounded by MAX_COUNT_LIMIT"),
         instance_type: instance_type.to_string(),
-        tags: tags::tag_specifications(params, "instance")?,
+        tags: tags::tag_specifications(params, RUN_INSTANCES_TAGGABLE)?,
         shutdown_behavior,
         disable_api_termination: params.bool("DisableApiTermination")?.unwrap_or(false),
         disable_api_stop: params.bool("DisableApiStop")?.unwrap_or(false),
