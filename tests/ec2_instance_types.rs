@@ -208,7 +208,14 @@ async fn offerings_per_region_zone_and_zone_id() {
     let items = doc.items("instanceTypeOfferingSet");
     assert_eq!(
         texts(&items, "location"),
-        vec!["us-east-1a", "us-east-1b", "us-east-1c"]
+        vec![
+            "us-east-1a",
+            "us-east-1b",
+            "us-east-1c",
+            "us-east-1d",
+            "us-east-1e",
+            "us-east-1f"
+        ]
     );
     assert!(items
         .iter()
