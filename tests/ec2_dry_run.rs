@@ -115,6 +115,20 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             "ModifyInstanceAttribute",
             vec![("InstanceId", id), ("DisableApiTermination.Value", "true")],
         ),
+        ("DescribeInstanceCreditSpecifications", vec![]),
+        (
+            "ModifyInstanceCreditSpecification",
+            vec![
+                ("InstanceCreditSpecification.1.InstanceId", id),
+                ("InstanceCreditSpecification.1.CpuCredits", "standard"),
+            ],
+        ),
+        (
+            "ModifyInstanceMetadataOptions",
+            vec![("InstanceId", id), ("HttpTokens", "required")],
+        ),
+        ("MonitorInstances", vec![("InstanceId.1", id)]),
+        ("UnmonitorInstances", vec![("InstanceId.1", id)]),
         (
             "DescribeInstanceTypes",
             vec![("InstanceType.1", "t3.micro")],
@@ -231,7 +245,7 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
     h.post(&[
         ("Action", "ModifyInstanceAttribute"),
         ("InstanceId", id),
-        ("GroupId.1", group),
+        ("Kernel.Value", "aki-12345678"),
         ("DryRun", "true"),
     ])
     .await
@@ -239,7 +253,7 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
     h.post(&[
         ("Action", "ModifyInstanceAttribute"),
         ("InstanceId", id),
-        ("GroupId.1", group),
+        ("Kernel.Value", "aki-12345678"),
     ])
     .await
     .err("UnsupportedOperation");

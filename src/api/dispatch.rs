@@ -59,6 +59,20 @@ pub const TABLE: &[Action] = &[
     ),
     read("DescribeInstanceStatus", describe_instance_status::call),
     write("ModifyInstanceAttribute", modify_instance_attribute::call),
+    read(
+        "DescribeInstanceCreditSpecifications",
+        describe_instance_credit_specifications::call,
+    ),
+    write(
+        "ModifyInstanceCreditSpecification",
+        modify_instance_credit_specification::call,
+    ),
+    write(
+        "ModifyInstanceMetadataOptions",
+        modify_instance_metadata_options::call,
+    ),
+    write("MonitorInstances", monitor_instances::call_monitor),
+    write("UnmonitorInstances", monitor_instances::call_unmonitor),
     read("DescribeInstanceTypes", describe_instance_types::call),
     read(
         "DescribeInstanceTypeOfferings",

@@ -29,6 +29,7 @@ pub mod filter;
 pub mod groups;
 pub mod identity;
 pub mod images;
+pub mod instance_options;
 pub mod instances;
 pub mod introspect;
 pub mod key_pairs;

@@ -11,6 +11,7 @@ use crate::model::{
     StateReason, Timestamp, ACCOUNT_ID,
 };
 
+use super::instance_options::{monitoring_state, render_option_blocks};
 use super::instances::shown_state;
 
 /// The root device every instance and AMI reports (ec2d has no volumes to show).
@@ -199,7 +200,7 @@ fn render_network_interfaces(w: &mut XmlWriter, instance: &Instance, shown: Inst
         w.field("macAddress", derived_mac(id));
         w.opt_field("privateIpAddress", private);
         w.opt_field("privateDnsName", dns.as_deref());
-        w.field("sourceDestCheck", true);
+        w.field("sourceDestCheck", spec.options.source_dest_check);
         render_group_set(w, &spec.security_groups);
         w.el("attachment", |w| {
             w.field("attachmentId", derived_id("eni-attach", id));
@@ -255,12 +256,14 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
         w.field("groupName", "");
         w.field("tenancy", "default");
     });
-    w.el("monitoring", |w| w.field("state", "disabled"));
+    w.el("monitoring", |w| {
+        w.field("state", monitoring_state(instance))
+    });
     w.opt_field("subnetId", spec.subnet_id.as_deref());
     w.opt_field("vpcId", spec.vpc_id.as_deref());
     w.opt_field("privateIpAddress", private);
     w.opt_field("ipAddress", public_ip(instance, shown));
-    w.field("sourceDestCheck", true);
+    w.field("sourceDestCheck", spec.options.source_dest_check);
     render_group_set(w, &spec.security_groups);
     if let Some(reason) = state_reason(instance, shown) {
         w.el("stateReason", |w| {
@@ -280,11 +283,17 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
     render_tags(w, &spec.tags);
     w.field("hypervisor", "xen");
     render_network_interfaces(w, instance, shown);
-    w.field("ebsOptimized", false);
+    w.field("ebsOptimized", spec.options.ebs_optimized);
     w.field("enaSupport", true);
     w.field("bootMode", "legacy-bios");
     w.field("platformDetails", "Linux/UNIX");
     w.field("usageOperation", "RunInstances");
+    w.field(
+        "usageOperationUpdateTime",
+        format_timestamp(instance.metadata.creation_timestamp),
+    );
+    render_option_blocks(w, instance);
+    w.field("currentInstanceBootMode", "legacy-bios");
 }
 
 /// EC2's architecture word for the AMI's Docker architecture (`amd64`, `arm64`).

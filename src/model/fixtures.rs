@@ -38,6 +38,7 @@ pub fn instance() -> Instance {
             reboots_requested: 0,
             disable_api_termination: false,
             disable_api_stop: false,
+            options: Default::default(),
         },
         status: InstanceStatus::default(),
     }

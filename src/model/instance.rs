@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ImageId, ReservationId};
+use super::instance_options::InstanceOptions;
 use super::meta::{ErrorRecord, Object, StateReason};
 use super::state::{DesiredState, InstanceState};
 use super::Timestamp;
@@ -83,6 +84,9 @@ pub struct InstanceSpec {
     /// `DisableApiStop`: StopInstances is refused while set.
     #[serde(default, skip_serializing_if = "is_false")]
     pub disable_api_stop: bool,
+    /// The launch options EC2 records and shows (metadata, credits, monitoring, …).
+    #[serde(default)]
+    pub options: InstanceOptions,
 }
 
 fn is_false(b: &bool) -> bool {

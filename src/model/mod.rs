@@ -5,6 +5,7 @@ pub mod fixtures;
 pub mod ids;
 pub mod image;
 pub mod instance;
+pub mod instance_options;
 pub mod instance_types;
 pub mod keypair;
 pub mod meta;
@@ -20,6 +21,10 @@ pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
 pub use instance::{
     ContainerObservation, GroupRef, Instance, InstanceSpec, InstanceStatus, PortMapping,
     PortProtocol, PortSpec, ShutdownBehavior, Transition, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
+};
+pub use instance_options::{
+    CpuCredits, CpuOptions, HostnameType, HttpTokens, InstanceOptions, MetadataOptions,
+    PrivateDnsNameOptions, Switch,
 };
 pub use keypair::{
     KeyPair, KeyPairId, KeyPairOrigin, KeyPairSpec, KeyPairStatus, KeyType, KEY_PAIR_KIND,

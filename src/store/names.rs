@@ -7,7 +7,7 @@
 //! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
 //! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`] |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
-//! | `security_groups.uses` | group id | u64 (big endian): launches into the group | [`Store::create_instances`], removed by [`Store::delete_security_group`] |
+//! | `security_groups.uses` | group id | u64 (big endian): launches into the group and instances moved into it | [`Store::create_instances`], [`Store::count_group_uses`], removed by [`Store::delete_security_group`] |
 //!
 //! Regions and VPC ids hold no `/`, so a key names one scope and one name even when the name
 //! itself holds `/`. A create checks the record's id and its name in one transaction and aborts
@@ -301,6 +301,30 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Counts one more use of each group, in one transaction that aborts with `NotFound` (and
+    /// counts nothing) when a group is gone. ModifyInstanceAttribute calls it after writing
+    /// an instance's new groups: a concurrent delete of a group then either sees the
+    /// instance in the group (its check runs after the count moved) or has already removed
+    /// the group, which this reports so the caller undoes its write.
+    pub fn count_group_uses(&self, group_ids: &[&str]) -> Result<(), StoreError> {
+        let groups = &self.security_groups;
+        finish(
+            (groups.spec_tree(), &self.group_uses).transaction(|(group_specs, uses)| {
+                for group in group_ids {
+                    if group_specs.get(group.as_bytes())?.is_none() {
+                        return fail(StoreError::NotFound {
+                            kind: SECURITY_GROUP_KIND,
+                            id: group.to_string(),
+                        });
+                    }
+                    let count = uses_count(uses.get(group.as_bytes())?.as_deref());
+                    uses.insert(group.as_bytes(), &(count + 1).to_be_bytes())?;
+                }
+                Ok(())
+            }),
+        )
     }
 
     /// Stores a CreateImage record and claims its AMI name in its region, in one transaction:

@@ -246,6 +246,11 @@ impl SpecStore {
         self.0.create_image(image)
     }
 
+    /// See [`Store::count_group_uses`].
+    pub fn count_group_uses(&self, group_ids: &[&str]) -> Result<(), StoreError> {
+        self.0.count_group_uses(group_ids)
+    }
+
     /// See [`Store::delete_security_group`].
     pub fn delete_security_group<E: From<StoreError>>(
         &self,

@@ -311,5 +311,13 @@ def test_modify_instance_attribute(aws, ec2, launch):
     [inst] = h.describe_instances(ec2, ids=[iid]).values()
     assert inst["InstanceType"] == "t3.large" and inst["State"]["Name"] == "stopped", inst
 
+    # Groups are recorded (the ports published at launch stay); an unknown group is refused.
     res = aws("modify-instance-attribute", "--instance-id", iid, "--groups", "sg-0123456789abcdef0")
-    assert res.rc != 0 and res.error_code() == "UnsupportedOperation", res.describe()
+    assert res.rc != 0 and res.error_code() == "InvalidGroup.NotFound", res.describe()
+    group = ec2.create_security_group(GroupName=f"moved-{iid}", Description="moved here")["GroupId"]
+    aws("modify-instance-attribute", "--instance-id", iid, "--groups", group).ok()
+    assert attribute("groupSet")["Groups"] == [{"GroupId": group, "GroupName": f"moved-{iid}"}]
+    aws("modify-instance-attribute", "--instance-id", iid, "--no-source-dest-check").ok()
+    assert attribute("sourceDestCheck")["SourceDestCheck"] == {"Value": False}
+    [inst] = h.describe_instances(ec2, ids=[iid]).values()
+    assert inst["SourceDestCheck"] is False and inst["SecurityGroups"][0]["GroupId"] == group, inst

@@ -1,12 +1,20 @@
-//! `ModifyInstanceAttribute`: changes one attribute of one instance (shutdown behaviour, termination and stop protection, type).
+//! `ModifyInstanceAttribute`: changes one attribute of one instance (shutdown behaviour, protections, type, user data, groups, source/dest check, EBS optimization).
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
-use crate::model::{InstanceId, InstanceState, ShutdownBehavior};
+use crate::model::instance_types::find as find_type;
+use crate::model::{
+    CpuCredits, GroupRef as ModelGroupRef, InstanceId, InstanceState, ShutdownBehavior,
+};
+use crate::store::StoreError;
 
+use crate::api::actions::run_instances::user_data;
+use crate::api::groups::{resolve_group, GroupRef};
+use crate::api::kind::Kind;
 use crate::api::kinds::instance_type::known_type;
-use crate::api::{instances, kind, render};
+use crate::api::kinds::SecurityGroupKind;
+use crate::api::{groups, instances, kind, render};
 
 /// One attribute change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +25,19 @@ pub enum Change {
     DisableApiTermination(bool),
     /// `DisableApiStop`.
     DisableApiStop(bool),
-    /// `InstanceType`: only while the instance is stopped, as in EC2. ec2d records it (it
-    /// shows in DescribeInstances); a container has no size to change.
+    /// `InstanceType`: only while the instance is stopped, as in EC2.
     InstanceType(String),
+    /// `UserData` (canonical base64): only while stopped, as in EC2. Recorded and shown;
+    /// like EC2's default cloud-init, the instance does not run user data a second time.
+    UserData(Option<String>),
+    /// `GroupId.N`: the instance's new groups. Recorded and shown; the host ports published
+    /// when its container was created stay as they are (a container's published ports are
+    /// fixed at creation).
+    Groups(Vec<String>),
+    /// `SourceDestCheck`.
+    SourceDestCheck(bool),
+    /// `EbsOptimized`: only while stopped, as in EC2.
+    EbsOptimized(bool),
     /// An attribute EC2 defines that ec2d cannot change ([`NOT_MODIFIABLE`]): refused with
     /// `UnsupportedOperation`, after `DryRun` has been answered as EC2 would.
     Unsupported(&'static str),
@@ -36,16 +54,10 @@ pub struct Request {
     pub dry_run: bool,
 }
 
-/// Attributes EC2 defines that ec2d cannot change: the groups (an instance's ports are
-/// published when its container is created), user data (the container was made with it),
-/// and what a container does not have.
+/// Attributes EC2 defines that ec2d cannot change: what a container does not have.
 const NOT_MODIFIABLE: &[&str] = &[
-    "groupSet",
-    "userData",
     "kernel",
     "ramdisk",
-    "sourceDestCheck",
-    "ebsOptimized",
     "enaSupport",
     "sriovNetSupport",
     "blockDeviceMapping",
@@ -93,7 +105,8 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             given.push((attribute, value.to_string()));
         }
     }
-    if !params.list("GroupId").is_empty() {
+    let group_ids = params.list("GroupId");
+    if !group_ids.is_empty() {
         given.push(("groupSet", String::new()));
     }
     if params
@@ -130,6 +143,24 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             known_type(&value)?;
             Change::InstanceType(value)
         }
+        "userData" => Change::UserData(user_data(&value)?),
+        "sourceDestCheck" => Change::SourceDestCheck(boolean("sourceDestCheck", &value)?),
+        "ebsOptimized" => Change::EbsOptimized(boolean("ebsOptimized", &value)?),
+        "groupSet" => {
+            let mut ids: Vec<String> = Vec::new();
+            for raw in group_ids {
+                // Only ids: EC2's reference says the groups are named by id here.
+                match GroupRef::parse(raw)? {
+                    GroupRef::Id(id) if !ids.contains(&id) => ids.push(id),
+                    GroupRef::Id(_) => {}
+                    GroupRef::Name(name) => return Err(SecurityGroupKind::IDS.malformed(&name)),
+                }
+            }
+            if ids.is_empty() {
+                return Err(ApiError::missing_parameter("GroupId"));
+            }
+            Change::Groups(ids)
+        }
         other if NOT_MODIFIABLE.contains(&other) => Change::Unsupported(
             NOT_MODIFIABLE
                 .iter()
@@ -157,13 +188,17 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
             .pop()
             .expect("load_instances returns one instance per id");
     let check = |shown: InstanceState| match &req.change {
-        Change::InstanceType(_) if shown != InstanceState::Stopped => Err(ApiError::client(
-            "IncorrectInstanceState",
-            format!(
-                "The instance '{}' is not in the 'stopped' state.",
-                req.instance_id
-            ),
-        )),
+        Change::InstanceType(_) | Change::UserData(_) | Change::EbsOptimized(_)
+            if shown != InstanceState::Stopped =>
+        {
+            Err(ApiError::client(
+                "IncorrectInstanceState",
+                format!(
+                    "The instance '{}' is not in the 'stopped' state.",
+                    req.instance_id
+                ),
+            ))
+        }
         _ if shown == InstanceState::Terminated => Err(ApiError::client(
             "IncorrectInstanceState",
             format!(
@@ -174,12 +209,19 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
         _ => Ok(()),
     };
     check(instances::shown_state(&instance))?;
+    let groups = match &req.change {
+        Change::Groups(ids) => Some(resolve_groups(state, region, ids)?),
+        _ => None,
+    };
     kind::check_dry_run(req.dry_run)?;
     if let Change::Unsupported(attribute) = req.change {
         return Err(ApiError::client(
             "UnsupportedOperation",
             format!("ec2d cannot modify the attribute '{attribute}' of an instance"),
         ));
+    }
+    if let Some(groups) = groups {
+        return move_to_groups(state, region, &req.instance_id, groups, check);
     }
     state
         .store
@@ -192,12 +234,93 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
                 Change::ShutdownBehavior(b) => spec.shutdown_behavior = *b,
                 Change::DisableApiTermination(on) => spec.disable_api_termination = *on,
                 Change::DisableApiStop(on) => spec.disable_api_stop = *on,
-                Change::InstanceType(t) => spec.instance_type = t.clone(),
-                Change::Unsupported(_) => {}
+                Change::InstanceType(t) => {
+                    spec.instance_type = t.clone();
+                    // A resize onto a burstable type gets its family's credit option if the
+                    // instance had none; one it had stays (EC2 keeps it across resizes).
+                    if spec.options.cpu_credits.is_none() {
+                        spec.options.cpu_credits = find_type(t).and_then(CpuCredits::default_for);
+                    }
+                }
+                Change::UserData(data) => spec.user_data = data.clone(),
+                Change::SourceDestCheck(on) => spec.options.source_dest_check = *on,
+                Change::EbsOptimized(on) => spec.options.ebs_optimized = *on,
+                Change::Groups(_) | Change::Unsupported(_) => {}
             }
             Ok(*spec != before)
         })?;
     tracing::info!(instance_id = %req.instance_id, change = ?req.change, "instance attribute modified");
+    Ok(())
+}
+
+/// The groups named by id, each existing in the region (the `default` group stored first
+/// when named, so its uses can be counted).
+fn resolve_groups(
+    state: &ApiState,
+    region: &str,
+    ids: &[String],
+) -> Result<Vec<ModelGroupRef>, ApiError> {
+    let mut resolved = Vec::with_capacity(ids.len());
+    for id in ids {
+        let group = resolve_group(state, region, &GroupRef::Id(id.clone()))?;
+        resolved.push(ModelGroupRef {
+            group_id: group.metadata.name,
+            group_name: group.spec.group_name,
+        });
+    }
+    groups::ensure_default_group(state, region)?;
+    Ok(resolved)
+}
+
+/// Writes the instance's new groups, then counts a use of each in the store, so that a
+/// concurrent DeleteSecurityGroup either sees the instance in the group or has already
+/// deleted it; in that case the write is undone and the group reported missing.
+fn move_to_groups(
+    state: &ApiState,
+    region: &str,
+    instance_id: &InstanceId,
+    groups: Vec<ModelGroupRef>,
+    check: impl Fn(InstanceState) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let (before, _) = state
+        .store
+        .instances()
+        .update_spec_same_generation::<ApiError>(instance_id.as_str(), |obj| {
+            check(instances::shown_state(obj))?;
+            let changed = obj.spec.security_groups != groups;
+            obj.spec.security_groups = groups.clone();
+            Ok(changed)
+        })?;
+    let ids: Vec<&str> = groups.iter().map(|g| g.group_id.as_str()).collect();
+    match state.store.count_group_uses(&ids) {
+        Ok(()) => {}
+        Err(StoreError::NotFound { id, .. }) => {
+            state
+                .store
+                .instances()
+                .update_spec_same_generation::<ApiError>(instance_id.as_str(), |obj| {
+                    let ours = obj.spec.security_groups == groups;
+                    if ours {
+                        obj.spec.security_groups = before.spec.security_groups.clone();
+                    }
+                    Ok(ours)
+                })?;
+            return Err(GroupRef::Id(id).not_found(region));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let ports: Vec<String> = before
+        .spec
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", p.port, p.protocol.as_str()))
+        .collect();
+    tracing::info!(
+        instance_id = %instance_id,
+        groups = ?ids,
+        published_ports = ?ports,
+        "instance security groups changed; its published host ports stay those fixed when its container was created"
+    );
     Ok(())
 }
 
@@ -263,12 +386,28 @@ mod tests {
         );
         let change = |q: &str| parse(&QueryParams::from_query(q)).unwrap().change;
         assert_eq!(
-            change("InstanceId=i-00000001&GroupId.1=sg-0123456789abcdef0"),
-            Change::Unsupported("groupSet")
+            change("InstanceId=i-00000001&GroupId.1=sg-0123456789abcdef0&GroupId.2=sg-0123456789abcdef0"),
+            Change::Groups(vec!["sg-0123456789abcdef0".into()])
+        );
+        assert_eq!(
+            code("InstanceId=i-00000001&GroupId.1=web"),
+            "InvalidGroupId.Malformed"
         );
         assert_eq!(
             change("InstanceId=i-00000001&UserData.Value=ZWNobw=="),
-            Change::Unsupported("userData")
+            Change::UserData(Some("ZWNobw==".into()))
+        );
+        assert_eq!(
+            change("InstanceId=i-00000001&SourceDestCheck.Value=false"),
+            Change::SourceDestCheck(false)
+        );
+        assert_eq!(
+            change("InstanceId=i-00000001&Attribute=ebsOptimized&Value=true"),
+            Change::EbsOptimized(true)
+        );
+        assert_eq!(
+            change("InstanceId=i-00000001&Attribute=kernel&Value=aki-1"),
+            Change::Unsupported("kernel")
         );
         assert_eq!(
             code("InstanceId=i-00000001&Attribute=colour&Value=red"),

@@ -12,12 +12,14 @@ use crate::api::xml::XmlWriter;
 use crate::config::VmManager;
 use crate::model::network::{published_ports, Subnet};
 use crate::model::{
-    now, DesiredState, GroupRef, ImageId, ImageState, Instance, InstanceId, InstanceSpec,
-    InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior, ACCOUNT_ID,
-    API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS, VM_MANAGER_TAG,
+    now, DesiredState, GroupRef, ImageId, ImageState, Instance, InstanceId, InstanceOptions,
+    InstanceSpec, InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior,
+    ACCOUNT_ID, API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
+    VM_MANAGER_TAG,
 };
 
 use crate::api::groups::resolve_group;
+use crate::api::instance_options::launch_options;
 use crate::api::key_pairs::public_key_for;
 use crate::api::kind::Kind;
 use crate::api::kinds::instance_type::known_type;
@@ -80,6 +82,8 @@ pub struct Request {
     pub user_data: Option<String>,
     /// `ClientToken`.
     pub client_token: Option<String>,
+    /// `MetadataOptions`, `CreditSpecification`, `Monitoring` and the other recorded options.
+    pub options: InstanceOptions,
     /// `DryRun`.
     pub dry_run: bool,
 }
@@ -222,6 +226,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             .map(str::to_string),
         user_data: user_data(params.get("UserData").unwrap_or_default())?,
         client_token: client_token.map(str::to_string),
+        options: launch_options(params, instance_type)?,
         dry_run: kind::dry_run(params)?,
     })
 }
@@ -419,6 +424,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     reboots_requested: 0,
                     disable_api_termination: req.disable_api_termination,
                     disable_api_stop: req.disable_api_stop,
+                    options: req.options,
                 },
                 status: InstanceStatus::default(),
             }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::api::error::ApiError;
+use crate::api::instance_options::monitoring_state;
 use crate::api::instances::{instance_ids, region_instances, shown_state};
 use crate::api::kind::{IdRules, Kind, Paging};
 use crate::api::paging::SizeWording;
@@ -322,6 +323,7 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
     }
     let shown = shown_state(instance);
     let spec = &instance.spec;
+    let options = &spec.options;
     let one = |s: &str| vec![s.to_string()];
     let opt = |s: &Option<String>| s.iter().cloned().collect::<Vec<_>>();
     let group_ids = || {
@@ -408,10 +410,12 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         }
         "network-interface.attachment.delete-on-termination"
         | "network-interface.addresses.primary"
-        | "network-interface.source-dest-check"
             if interface =>
         {
             one("true")
+        }
+        "network-interface.source-dest-check" if interface => {
+            one(&options.source_dest_check.to_string())
         }
         "network-interface.requester-managed" if interface => one("false"),
         "network-interface.description" if interface => one(""),
@@ -432,23 +436,36 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
             .map(|z| z.id)
             .collect(),
         "reason" => one(&transition_reason(instance, shown)),
-        "source-dest-check" | "ena-support" => one("true"),
-        "ebs-optimized" => one("false"),
+        "source-dest-check" => one(&options.source_dest_check.to_string()),
+        "ena-support" => one("true"),
+        "ebs-optimized" => one(&options.ebs_optimized.to_string()),
         "boot-mode" | "current-instance-boot-mode" => one("legacy-bios"),
         "usage-operation" => one("RunInstances"),
-        // EC2's defaults for what ec2d does not let a launch change (yet).
-        "metadata-options.http-endpoint" | "metadata-options.http-protocol-ipv4" => one("enabled"),
-        "metadata-options.http-protocol-ipv6" | "metadata-options.instance-metadata-tags" => {
-            one("disabled")
+        "metadata-options.http-endpoint" => one(options.metadata.http_endpoint.as_str()),
+        "metadata-options.http-protocol-ipv4" => one("enabled"),
+        "metadata-options.http-protocol-ipv6" => one(options.metadata.http_protocol_ipv6.as_str()),
+        "metadata-options.instance-metadata-tags" => {
+            one(options.metadata.instance_metadata_tags.as_str())
         }
-        "metadata-options.http-put-response-hop-limit" => one("1"),
-        "metadata-options.http-tokens" => one("optional"),
-        "hibernation-options.configured" | "enclave-options.enabled" => one("false"),
-        "maintenance-options.auto-recovery" => one("default"),
+        "metadata-options.http-put-response-hop-limit" => {
+            vec![options.metadata.hop_limit.to_string()]
+        }
+        "metadata-options.http-tokens" => one(options.metadata.http_tokens.as_str()),
+        "hibernation-options.configured" => one(&options.hibernation.to_string()),
+        "enclave-options.enabled" => one(&options.enclave.to_string()),
+        "maintenance-options.auto-recovery" => one(if options.auto_recovery_disabled {
+            "disabled"
+        } else {
+            "default"
+        }),
         "capacity-reservation-specification.capacity-reservation-preference" => one("open"),
-        "private-dns-name-options.hostname-type" => one("ip-name"),
-        "private-dns-name-options.enable-resource-name-dns-a-record"
-        | "private-dns-name-options.enable-resource-name-dns-aaaa-record" => one("false"),
+        "private-dns-name-options.hostname-type" => one(options.private_dns.hostname_type.as_str()),
+        "private-dns-name-options.enable-resource-name-dns-a-record" => {
+            one(&options.private_dns.a_record.to_string())
+        }
+        "private-dns-name-options.enable-resource-name-dns-aaaa-record" => {
+            one(&options.private_dns.aaaa_record.to_string())
+        }
         "launch-time" => vec![format_timestamp(instance.metadata.creation_timestamp)],
         "owner-id" => one(ACCOUNT_ID),
         "architecture" => one("x86_64"),
@@ -457,7 +474,7 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         "virtualization-type" => one("hvm"),
         "hypervisor" => one("xen"),
         "tenancy" => one("default"),
-        "monitoring-state" => one("disabled"),
+        "monitoring-state" => one(monitoring_state(instance)),
         "platform-details" => one("Linux/UNIX"),
         "state-reason-code" => instance
             .status

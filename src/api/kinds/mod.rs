@@ -1,5 +1,6 @@
 //! The declarations of the resource kinds the API serves, one file each.
 
+pub mod credit_specification;
 pub mod image;
 pub mod instance;
 pub mod instance_type;
