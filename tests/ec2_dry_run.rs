@@ -233,7 +233,10 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             "ModifyLaunchTemplate",
             vec![("LaunchTemplateName", "world"), ("SetDefaultVersion", "2")],
         ),
-        ("DeleteLaunchTemplate", vec![("LaunchTemplateName", "world")]),
+        (
+            "DeleteLaunchTemplate",
+            vec![("LaunchTemplateName", "world")],
+        ),
         (
             "DeleteLaunchTemplateVersions",
             vec![

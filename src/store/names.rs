@@ -573,6 +573,17 @@ mod tests {
         fixtures::committed_image(&InstanceId::generate(), name)
     }
 
+    fn template(name: &str) -> LaunchTemplate {
+        crate::model::launch_template::new_launch_template(
+            REGION,
+            name,
+            "arn",
+            (None, Default::default()),
+            BTreeMap::new(),
+            None,
+        )
+    }
+
     /// Instances of one launch joining `group`.
     fn launch(count: u32, group: &SecurityGroup) -> Vec<Instance> {
         (0..count)
@@ -638,6 +649,11 @@ mod tests {
                 1,
                 "images, round {round}"
             );
+            assert_eq!(
+                race(&store, template, Store::create_launch_template, &name),
+                1,
+                "launch templates, round {round}"
+            );
         }
         assert_eq!(store.key_pairs().len(), 10);
         assert_eq!(store.security_groups().len(), 10);
@@ -645,6 +661,58 @@ mod tests {
         assert_eq!(store.key_pair_names.len(), 10);
         assert_eq!(store.group_names.len(), 10);
         assert_eq!(store.image_names.len(), 10);
+        assert_eq!(store.launch_templates().len(), 10);
+        assert_eq!(store.launch_template_names.len(), 10);
+    }
+
+    #[test]
+    fn a_launch_template_client_token_is_claimed_with_the_template() {
+        let store = Store::temporary().unwrap();
+        let mut first = template("web");
+        first.spec.client_token = Some("tok".into());
+        store.create_launch_template(&first).unwrap();
+        let mut second = template("other");
+        second.spec.client_token = Some("tok".into());
+        assert_eq!(
+            store.create_launch_template(&second),
+            Err(StoreError::NameTaken {
+                kind: CLIENT_TOKEN_KIND,
+                name: "tok".into(),
+                holder: first.metadata.name.clone(),
+            })
+        );
+        assert!(store
+            .launch_templates()
+            .get(&second.metadata.name)
+            .unwrap()
+            .is_none());
+        assert!(
+            store
+                .launch_template_names
+                .get(b"us-east-1/other")
+                .unwrap()
+                .is_none(),
+            "nothing of the refused create was written"
+        );
+        assert_eq!(
+            store
+                .launch_template_for_client_token(REGION, "tok")
+                .unwrap(),
+            Some(first.metadata.name.clone())
+        );
+        // Deleted: the name and the token are free again.
+        store
+            .delete_launch_template(&first.metadata.name)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .launch_template_for_client_token(REGION, "tok")
+                .unwrap(),
+            None
+        );
+        store.create_launch_template(&second).unwrap();
+        store.create_launch_template(&template("web")).unwrap();
     }
 
     #[test]
