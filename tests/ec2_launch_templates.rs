@@ -73,7 +73,7 @@ fn numbers(versions: &[Node]) -> Vec<u64> {
         .collect()
 }
 
-fn texts<'a>(set: &'a Node) -> Vec<&'a str> {
+fn texts(set: &Node) -> Vec<&str> {
     set.children.iter().map(|i| i.text.as_str()).collect()
 }
 

@@ -660,13 +660,19 @@ pub fn resolve_launch<'a>(
     let named: BTreeSet<&str> = from_template.0.keys().map(String::as_str).collect();
     // The request's own values of what the template names are laid over it; an empty one
     // (how some clients write "not given") leaves the template's.
-    let (overridden, kept): (Vec<&(String, String)>, Vec<&(String, String)>) = params
+    let own = LaunchTemplateData::from_pairs(
+        params
+            .pairs()
+            .iter()
+            .filter(|(key, value)| named.contains(top(key)) && !value.is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let mut pairs: Vec<(String, String)> = params
         .pairs()
         .iter()
-        .partition(|(key, _)| named.contains(top(key)));
-    let overridden = overridden.into_iter().filter(|(_, v)| !v.is_empty());
-    let own = LaunchTemplateData::from_pairs(overridden.map(|(k, v)| (k.as_str(), v.as_str())));
-    let mut pairs: Vec<(String, String)> = kept.into_iter().cloned().collect();
+        .filter(|(key, _)| !named.contains(top(key)))
+        .cloned()
+        .collect();
     pairs.extend(from_template.overlaid_with(&own).to_pairs());
     Ok(Launch {
         params: Cow::Owned(QueryParams::new(pairs)),
