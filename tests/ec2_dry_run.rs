@@ -24,6 +24,9 @@ fn snapshot(h: &Harness) -> Vec<(String, u64)> {
     for g in store.security_groups().list().unwrap().objects {
         all.push((g.metadata.name, g.metadata.resource_version));
     }
+    for t in store.launch_templates().list().unwrap().objects {
+        all.push((t.metadata.name, t.metadata.resource_version));
+    }
     all
 }
 
@@ -77,6 +80,22 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .await
         .ok("RunInstances");
     let id = doc.text_at("instancesSet/item/instanceId").to_string();
+    // A launch template with two versions.
+    h.post(&[
+        ("Action", "CreateLaunchTemplate"),
+        ("LaunchTemplateName", "world"),
+        ("LaunchTemplateData.ImageId", "ami-12345678"),
+    ])
+    .await
+    .ok("CreateLaunchTemplate");
+    h.post(&[
+        ("Action", "CreateLaunchTemplateVersion"),
+        ("LaunchTemplateName", "world"),
+        ("SourceVersion", "1"),
+        ("LaunchTemplateData.InstanceType", "t3.micro"),
+    ])
+    .await
+    .ok("CreateLaunchTemplateVersion");
     let generation = h.instance(&id).metadata.generation;
     h.store
         .instances()
@@ -204,6 +223,41 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ),
         ("DeleteTags", vec![("ResourceId.1", id)]),
         ("DescribeTags", vec![]),
+        (
+            "CreateLaunchTemplate",
+            vec![
+                ("LaunchTemplateName", "other"),
+                ("LaunchTemplateData.ImageId", "ami-12345678"),
+            ],
+        ),
+        (
+            "CreateLaunchTemplateVersion",
+            vec![
+                ("LaunchTemplateName", "world"),
+                ("SourceVersion", "1"),
+                ("LaunchTemplateData.InstanceType", "t3.small"),
+            ],
+        ),
+        ("DescribeLaunchTemplates", vec![]),
+        (
+            "DescribeLaunchTemplateVersions",
+            vec![("LaunchTemplateName", "world")],
+        ),
+        (
+            "ModifyLaunchTemplate",
+            vec![("LaunchTemplateName", "world"), ("SetDefaultVersion", "2")],
+        ),
+        (
+            "DeleteLaunchTemplate",
+            vec![("LaunchTemplateName", "world")],
+        ),
+        (
+            "DeleteLaunchTemplateVersions",
+            vec![
+                ("LaunchTemplateName", "world"),
+                ("LaunchTemplateVersion.1", "2"),
+            ],
+        ),
     ];
 
     // The table and the cases agree: a new action needs its case here.
@@ -257,6 +311,29 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
     ])
     .await
     .err("UnsupportedOperation");
+
+    // A launch from a template answers DryRun once the template and the launch are valid.
+    h.post(&[
+        ("Action", "RunInstances"),
+        ("LaunchTemplate.LaunchTemplateName", "world"),
+        ("LaunchTemplate.Version", "$Latest"),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+        ("DryRun", "true"),
+    ])
+    .await
+    .err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+    h.post(&[
+        ("Action", "RunInstances"),
+        ("LaunchTemplate.LaunchTemplateName", "world"),
+        ("LaunchTemplate.Version", "7"),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+        ("DryRun", "true"),
+    ])
+    .await
+    .err("InvalidLaunchTemplateId.VersionNotFound");
+    assert_eq!(snapshot(&h), before, "a DryRun wrote to the store");
 
     // Validation comes first: a malformed id is refused even with DryRun.
     h.post(&[

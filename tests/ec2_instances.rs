@@ -283,6 +283,15 @@ async fn describe_instances_renders_what_boto3_expects() {
             "bootMode",
             "platformDetails",
             "usageOperation",
+            "usageOperationUpdateTime",
+            "hibernationOptions",
+            "cpuOptions",
+            "capacityReservationSpecification",
+            "metadataOptions",
+            "enclaveOptions",
+            "privateDnsNameOptions",
+            "maintenanceOptions",
+            "currentInstanceBootMode",
         ]
     );
     assert_eq!(item.text_at("instanceId"), id);

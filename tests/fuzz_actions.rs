@@ -55,6 +55,20 @@ fn name() -> impl Strategy<Value = String> {
         "Force",
         "InstanceInitiatedShutdownBehavior",
         "Placement.AvailabilityZone",
+        "LaunchTemplateName",
+        "LaunchTemplateId",
+        "SourceVersion",
+        "SetDefaultVersion",
+        "VersionDescription",
+        "MinVersion",
+        "MaxVersion",
+        "LaunchTemplateData.ImageId",
+        "LaunchTemplateData.InstanceType",
+        "LaunchTemplateData.UserData",
+        "LaunchTemplateData.MetadataOptions.HttpTokens",
+        "LaunchTemplate.LaunchTemplateName",
+        "LaunchTemplate.LaunchTemplateId",
+        "LaunchTemplate.Version",
     ]);
     let listed = prop::sample::select(vec![
         "InstanceId",
@@ -71,6 +85,10 @@ fn name() -> impl Strategy<Value = String> {
         "RegionName",
         "ZoneName",
         "ResourceId",
+        "LaunchTemplateId",
+        "LaunchTemplateName",
+        "LaunchTemplateVersion",
+        "LaunchTemplateData.SecurityGroupId",
     ]);
     prop_oneof![
         4 => plain.prop_map(str::to_string),
@@ -97,6 +115,7 @@ fn value() -> impl Strategy<Value = String> {
             "1001", "true", "false", "rsa", "ed25519", "ppk", "0.0.0.0/0", "10.0.0.0/33",
             "userData", "instanceType", "stop", "terminate", "us-east-1a", "tag:Name",
             "instance-state-name", "c3NoLXJzYSBBQUFB", "key-0123456789abcdef0",
+            "web-template", "lt-0123456789abcdef0", "$Latest", "$Default",
         ]).prop_map(str::to_string),
         2 => "[\\x00-\\x1f<>&\"'\\]]{1,8}",
         1 => "[0-9]{1,25}",
@@ -171,6 +190,7 @@ proptest! {
         prop_assert!(store.security_groups().list().unwrap().corrupt.is_empty());
         prop_assert!(store.key_pairs().list().unwrap().corrupt.is_empty());
         prop_assert!(store.images().list().unwrap().corrupt.is_empty());
+        prop_assert!(store.launch_templates().list().unwrap().corrupt.is_empty());
     }
 }
 

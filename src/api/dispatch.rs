@@ -113,6 +113,22 @@ pub const TABLE: &[Action] = &[
     write("CreateTags", create_tags::call),
     write("DeleteTags", delete_tags::call),
     read("DescribeTags", describe_tags::call),
+    write("CreateLaunchTemplate", create_launch_template::call),
+    write(
+        "CreateLaunchTemplateVersion",
+        create_launch_template_version::call,
+    ),
+    read("DescribeLaunchTemplates", describe_launch_templates::call),
+    read(
+        "DescribeLaunchTemplateVersions",
+        describe_launch_template_versions::call,
+    ),
+    write("ModifyLaunchTemplate", modify_launch_template::call),
+    write("DeleteLaunchTemplate", delete_launch_template::call),
+    write(
+        "DeleteLaunchTemplateVersions",
+        delete_launch_template_versions::call,
+    ),
 ];
 
 /// The row of an action, by its exact name.

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::xml::XmlWriter;
 use crate::model::{
     IdError, ImageId, InstanceId, NeverRanError, ReservationId, TransitionError, IMAGE_KIND,
-    INSTANCE_KIND,
+    INSTANCE_KIND, LAUNCH_TEMPLATE_KIND,
 };
 use crate::store::StoreError;
 
@@ -201,6 +201,10 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound { kind, id } if kind == IMAGE_KIND => {
                 Self::images_not_found(&[id])
+            }
+            // A template deleted while a request changed it.
+            StoreError::NotFound { kind, id } if kind == LAUNCH_TEMPLATE_KIND => {
+                super::launch_templates::id_not_found(&id)
             }
             other => Self::internal(other),
         }

@@ -96,6 +96,8 @@ pub trait Kind: Sized + 'static {
     const PAGING: Option<Paging>;
     /// The largest `MaxResults` its Describe takes (most take 5 to 1000).
     const MAX_PAGE: i64 = paging::MAX_PAGE;
+    /// The smallest `MaxResults` its Describe takes.
+    const MIN_PAGE: i64 = paging::MIN_PAGE;
     /// The set element of its Describe answer (`vpcSet`).
     const SET: &'static str;
 
@@ -229,7 +231,12 @@ impl<K: Kind> Describe<K> {
             None => (None, None),
             Some(paging) => {
                 let conflict = paging.ids_conflict.filter(|_| !refs.is_empty());
-                let max = paging::max_results_up_to(params, conflict, paging.wording, K::MAX_PAGE)?;
+                let max = paging::max_results_in(
+                    params,
+                    conflict,
+                    paging.wording,
+                    K::MIN_PAGE..=K::MAX_PAGE,
+                )?;
                 let after = match paging::next_token(params)? {
                     None => None,
                     Some(text) => Some(K::parse_cursor(&text).ok_or_else(paging::invalid_token)?),

@@ -9,8 +9,8 @@
 //! [`identity`] instead, which has its own small table, envelope and error document.
 //!
 //! Beside the actions: `kind` and `kinds` (each resource kind declared once, and the generic
-//! Describe*), `paging`, `filter`, `tags`, `groups`, `rules`, `key_pairs`, `instances`,
-//! `images` and `render` (what several actions share).
+//! Describe*), `paging`, `filter`, `tags`, `groups`, `rules`, `key_pairs`,
+//! `launch_templates`, `instances`, `images` and `render` (what several actions share).
 
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -35,6 +35,7 @@ pub mod introspect;
 pub mod key_pairs;
 pub mod kind;
 pub mod kinds;
+pub mod launch_templates;
 pub mod paging;
 pub mod query;
 pub mod render;

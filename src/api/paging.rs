@@ -6,8 +6,8 @@ use base64::Engine;
 use super::error::ApiError;
 use super::query::QueryParams;
 
-/// The smallest page EC2 accepts.
-const MIN_PAGE: i64 = 5;
+/// The smallest page most of EC2's Describe* calls accept (the launch template ones: 1).
+pub const MIN_PAGE: i64 = 5;
 /// The largest page most of EC2's Describe* calls accept (DescribeInstanceTypes: 100).
 pub const MAX_PAGE: i64 = 1000;
 
@@ -37,23 +37,36 @@ pub fn max_results_up_to(
     wording: SizeWording,
     max: i64,
 ) -> Result<Option<usize>, ApiError> {
+    max_results_in(params, conflict, wording, MIN_PAGE..=max)
+}
+
+/// `MaxResults` within `range`, as [`max_results`] for an action with other page bounds.
+pub fn max_results_in(
+    params: &QueryParams,
+    conflict: Option<&str>,
+    wording: SizeWording,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<usize>, ApiError> {
+    let (min, max) = (*range.start(), *range.end());
     let Some(n) = params.int("MaxResults")? else {
         return Ok(None);
     };
     if let Some(message) = conflict {
         return Err(ApiError::invalid_combination(message));
     }
-    if !(MIN_PAGE..=max).contains(&n) {
+    if !range.contains(&n) {
         let expecting = match wording {
-            SizeWording::Between => format!("a value between {MIN_PAGE} and {max}"),
-            SizeWording::Bounds if n < MIN_PAGE => format!("a value greater than {MIN_PAGE}"),
+            SizeWording::Between => format!("a value between {min} and {max}"),
+            SizeWording::Bounds if n < min => format!("a value greater than {min}"),
             SizeWording::Bounds => format!("a value less than or equal to {max}"),
         };
         return Err(ApiError::invalid_value(format!(
             "Value ( {n} ) for parameter maxResults is invalid. Expecting {expecting}."
         )));
     }
-    Ok(Some(usize::try_from(n).expect("at least 5")))
+    Ok(Some(
+        usize::try_from(n).expect("every range starts at 1 or more"),
+    ))
 }
 
 /// `InvalidNextToken`, for any token ec2d did not make.

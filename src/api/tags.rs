@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::api::error::ApiError;
 use crate::api::kind::Kind;
-use crate::api::kinds::{ImageKind, InstanceKind, KeyPairKind, SecurityGroupKind};
+use crate::api::kinds::{
+    ImageKind, InstanceKind, KeyPairKind, LaunchTemplateKind, SecurityGroupKind,
+};
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::store::{SpecStore, Specs, StoreError};
@@ -15,8 +17,19 @@ use crate::store::{SpecStore, Specs, StoreError};
 /// A resource's tags, by key.
 pub type Tags = BTreeMap<String, String>;
 
-/// The most tags EC2 lets one resource carry.
+/// The most tags EC2 lets one resource carry (its own `aws:` tags not counted).
 pub const MAX_TAGS_PER_RESOURCE: usize = 50;
+
+/// The prefix of the tags EC2 sets itself (`aws:ec2launchtemplate:id`): users cannot create,
+/// change or delete them, and they do not count against [`MAX_TAGS_PER_RESOURCE`].
+pub const RESERVED_PREFIX: &str = "aws:";
+
+/// How many of `tags` count against [`MAX_TAGS_PER_RESOURCE`]: those the user set.
+pub fn user_tag_count(tags: &Tags) -> usize {
+    tags.keys()
+        .filter(|k| !k.starts_with(RESERVED_PREFIX))
+        .count()
+}
 
 /// A kind whose stored records carry tags. Declaring it is all CreateTags, DeleteTags,
 /// DescribeTags and `TagSpecification` need: [`TAGGABLE`] lists the kinds that do.
@@ -90,11 +103,12 @@ impl Taggable {
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 4] = [
+pub static TAGGABLE: [Taggable; 5] = [
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
     Taggable::of::<KeyPairKind>(),
     Taggable::of::<ImageKind>(),
+    Taggable::of::<LaunchTemplateKind>(),
 ];
 
 /// A taggable resource, by id.
@@ -233,7 +247,7 @@ fn change_tags_of<K: Tagged>(
             if !change(tags) {
                 return Ok(false);
             }
-            if tags.len() > MAX_TAGS_PER_RESOURCE {
+            if user_tag_count(tags) > MAX_TAGS_PER_RESOURCE {
                 return Err(WriteError::Api(tag_limit_exceeded(id)));
             }
             Ok(true)
@@ -325,7 +339,7 @@ pub fn validate_tag(key: &str, value: &str) -> Result<(), ApiError> {
             "Tag key must be between 1 and {MAX_TAG_KEY} characters long"
         )));
     }
-    if key.starts_with("aws:") {
+    if key.starts_with(RESERVED_PREFIX) {
         return Err(ApiError::invalid_value(
             "Tag keys starting with 'aws:' are reserved for internal use",
         ));

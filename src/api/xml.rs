@@ -56,6 +56,12 @@ impl XmlWriter {
         self.close(name);
     }
 
+    /// Escaped text in the element being written: the value of a plain list's `<item>`.
+    pub fn text(&mut self, value: impl Display) {
+        let mut text = Escaping(&mut self.buf);
+        write!(text, "{value}").expect("writing to a String cannot fail");
+    }
+
     /// Appends a fragment this writer (or another `XmlWriter`) made earlier, as it is: for
     /// elements rendered once and reused while their object is unchanged.
     pub fn fragment(&mut self, xml: &str) {
@@ -231,6 +237,16 @@ mod tests {
         assert_eq!(
             w.finish(),
             "<instancesSet><item><instanceId>i-1</instanceId></item><item><instanceId>i-2</instanceId></item></instancesSet><groupSet/>"
+        );
+    }
+
+    #[test]
+    fn plain_list_items_are_escaped_text() {
+        let mut w = XmlWriter::new();
+        w.set("securityGroupIdSet", ["sg-1", "<x>"], |w, id| w.text(id));
+        assert_eq!(
+            w.finish(),
+            "<securityGroupIdSet><item>sg-1</item><item>&lt;x&gt;</item></securityGroupIdSet>"
         );
     }
 

@@ -88,6 +88,10 @@ id_type!(
     /// A reservation id, `r-` and 17 hex digits.
     ReservationId, "r-", 17, &[]
 );
+id_type!(
+    /// A launch template id, `lt-` and 17 hex digits (the only length AWS makes).
+    LaunchTemplateId, "lt-", 17, &[17]
+);
 
 #[cfg(test)]
 mod tests {

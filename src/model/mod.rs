@@ -8,6 +8,7 @@ pub mod instance;
 pub mod instance_options;
 pub mod instance_types;
 pub mod keypair;
+pub mod launch_template;
 pub mod meta;
 pub mod network;
 pub mod region;
@@ -15,7 +16,7 @@ pub mod schema;
 pub mod state;
 
 pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
-pub use ids::{IdError, ImageId, InstanceId, ReservationId};
+pub use ids::{IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId};
 pub use image::{docker_repository_name, IMAGE_KIND};
 pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
 pub use instance::{
@@ -28,6 +29,10 @@ pub use instance_options::{
 };
 pub use keypair::{
     KeyPair, KeyPairId, KeyPairOrigin, KeyPairSpec, KeyPairStatus, KeyType, KEY_PAIR_KIND,
+};
+pub use launch_template::{
+    LaunchTemplate, LaunchTemplateData, LaunchTemplateSpec, LaunchTemplateStatus,
+    LaunchTemplateVersion, VersionRef, LAUNCH_TEMPLATE_KIND,
 };
 pub use meta::{ErrorRecord, Object, ObjectMeta, StateReason, API_VERSION};
 pub use network::{

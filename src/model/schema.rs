@@ -3,7 +3,7 @@
 use schemars::schema::RootSchema;
 use schemars::schema_for;
 
-use super::{Image, Instance, KeyPair, SecurityGroup};
+use super::{Image, Instance, KeyPair, LaunchTemplate, SecurityGroup};
 
 /// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
 pub fn all() -> Vec<(&'static str, RootSchema)> {
@@ -15,11 +15,14 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
     titled(&mut security_group, "SecurityGroup");
     let mut key_pair = schema_for!(KeyPair);
     titled(&mut key_pair, "KeyPair");
+    let mut launch_template = schema_for!(LaunchTemplate);
+    titled(&mut launch_template, "LaunchTemplate");
     vec![
         ("instance.v1alpha1.schema.json", instance),
         ("image.v1alpha1.schema.json", image),
         ("securitygroup.v1alpha1.schema.json", security_group),
         ("keypair.v1alpha1.schema.json", key_pair),
+        ("launchtemplate.v1alpha1.schema.json", launch_template),
     ]
 }
 

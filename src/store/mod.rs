@@ -26,6 +26,7 @@ pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 use crate::model::{
     Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
 };
+use crate::model::{LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
 
 /// Which collection a watch event or key belongs to.
@@ -60,12 +61,17 @@ pub struct Store {
     group_uses: sled::Tree,
     /// `<region>/<AMI name>` -> CreateImage record id.
     image_names: sled::Tree,
+    /// `<region>/<template name>` -> launch template id.
+    launch_template_names: sled::Tree,
+    /// CreateLaunchTemplate's ClientToken index: `<region>/<token>` -> launch template id.
+    launch_template_tokens: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
     catalog: Collection<ImageSpec, ImageStatus>,
     key_pairs: Collection<KeyPairSpec, KeyPairStatus>,
     security_groups: Collection<SecurityGroupSpec, SecurityGroupStatus>,
+    launch_templates: Collection<LaunchTemplateSpec, LaunchTemplateStatus>,
 }
 
 /// How long opening waits for the store's file lock: a previous ec2d on the same data dir may
@@ -135,6 +141,8 @@ impl Store {
             group_names: db.open_tree("security_groups.names")?,
             group_uses: db.open_tree("security_groups.uses")?,
             image_names: db.open_tree("images.names")?,
+            launch_template_names: db.open_tree("launch_templates.names")?,
+            launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
@@ -144,6 +152,11 @@ impl Store {
                 &db,
                 "security_groups",
                 crate::model::SECURITY_GROUP_KIND,
+            )?,
+            launch_templates: Collection::open(
+                &db,
+                "launch_templates",
+                crate::model::LAUNCH_TEMPLATE_KIND,
             )?,
             db,
         };
@@ -182,6 +195,12 @@ impl Store {
     /// (instances copy their ports at launch), so the status stays empty.
     pub fn security_groups(&self) -> &Collection<SecurityGroupSpec, SecurityGroupStatus> {
         &self.security_groups
+    }
+
+    /// Launch templates and their versions: spec from the launch template actions; no
+    /// reconciler (nothing in Docker backs them), so the status stays empty.
+    pub fn launch_templates(&self) -> &Collection<LaunchTemplateSpec, LaunchTemplateStatus> {
+        &self.launch_templates
     }
 
     /// Restores ClientToken index entries missing for stored instances, so a retried launch

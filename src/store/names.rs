@@ -6,6 +6,8 @@
 //! | `key_pairs.names` | `<region>/<key name>` | key pair id | [`Store::create_key_pair`], [`Store::delete_key_pair`] |
 //! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
 //! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`] |
+//! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
+//! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`] (stale once its template is deleted) |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
 //! | `security_groups.uses` | group id | u64 (big endian): launches into the group and instances moved into it | [`Store::create_instances`], [`Store::count_group_uses`], removed by [`Store::delete_security_group`] |
 //!
@@ -28,7 +30,8 @@ use sled::Transactional;
 
 use super::{client_token_key, Collection, Store, StoreError};
 use crate::model::{
-    Image, Instance, KeyPair, Object, SecurityGroup, IMAGE_KIND, KEY_PAIR_KIND, SECURITY_GROUP_KIND,
+    Image, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup, IMAGE_KIND, KEY_PAIR_KIND,
+    LAUNCH_TEMPLATE_KIND, SECURITY_GROUP_KIND,
 };
 
 /// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
@@ -51,6 +54,15 @@ pub(super) fn group_name_key(group: &SecurityGroup) -> Vec<u8> {
 /// `<region>/<AMI name>`: CreateImage's names are unique per region.
 pub(super) fn image_name_key(image: &Image) -> Vec<u8> {
     format!("{}/{}", image.metadata.namespace, image.spec.name).into_bytes()
+}
+
+/// `<region>/<template name>`: launch template names are unique per region.
+pub(super) fn launch_template_name_key(template: &LaunchTemplate) -> Vec<u8> {
+    format!(
+        "{}/{}",
+        template.metadata.namespace, template.spec.launch_template_name
+    )
+    .into_bytes()
 }
 
 /// Unwraps a transaction's result: an abort is the store error it carries.
@@ -339,6 +351,83 @@ impl Store {
         )
     }
 
+    /// Stores a new launch template, claiming its name in its region and, when it has one,
+    /// its ClientToken there, in one transaction: `NameTaken` (and nothing written) when
+    /// another template of the region has the name (kind [`LAUNCH_TEMPLATE_KIND`]) or was
+    /// created with the token (kind [`CLIENT_TOKEN_KIND`], holder that template's id). A
+    /// token whose template was deleted since is taken over.
+    pub fn create_launch_template(&self, template: &LaunchTemplate) -> Result<(), StoreError> {
+        let templates = &self.launch_templates;
+        let bytes = templates.encode_spec(template)?;
+        let name_key = launch_template_name_key(template);
+        let id = template.metadata.name.as_str();
+        let token_key = template
+            .spec
+            .client_token
+            .as_deref()
+            .map(|t| client_token_key(&template.metadata.namespace, t));
+        let writing = templates.writing();
+        finish(
+            (
+                templates.spec_tree(),
+                &self.launch_template_names,
+                &self.launch_template_tokens,
+            )
+                .transaction(|(spec, names, tokens)| {
+                    if let Some(key) = &token_key {
+                        if let Some(holder) = tokens.get(key)? {
+                            if spec.get(&holder)?.is_some() {
+                                return abort(StoreError::NameTaken {
+                                    kind: CLIENT_TOKEN_KIND,
+                                    name: template.spec.client_token.clone().unwrap_or_default(),
+                                    holder: lossy(&holder),
+                                });
+                            }
+                        }
+                        tokens.insert(key.as_slice(), id.as_bytes())?;
+                    }
+                    claim(
+                        LAUNCH_TEMPLATE_KIND,
+                        spec,
+                        names,
+                        id,
+                        &bytes,
+                        &name_key,
+                        &template.spec.launch_template_name,
+                    )
+                }),
+        )?;
+        drop(writing);
+        templates.make_durable()
+    }
+
+    /// Deletes a launch template (all its versions) and frees its name; returns it, `None`
+    /// when there was none.
+    pub fn delete_launch_template(&self, id: &str) -> Result<Option<LaunchTemplate>, StoreError> {
+        self.launch_templates.delete_named(
+            &self.launch_template_names,
+            id,
+            launch_template_name_key,
+        )
+    }
+
+    /// The id of the launch template CreateLaunchTemplate made with this ClientToken in the
+    /// region, while that template exists.
+    pub fn launch_template_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(holder) = self
+            .launch_template_tokens
+            .get(client_token_key(region, token))?
+        else {
+            return Ok(None);
+        };
+        let id = lossy(&holder);
+        Ok(self.launch_templates.get(&id)?.map(|_| id))
+    }
+
     /// Creates the instances of one RunInstances call in one transaction, which also records
     /// the call's ClientToken (when given) and counts a use of each security group the
     /// instances join. Aborts, writing nothing, with `NameTaken` (kind
@@ -428,7 +517,10 @@ impl Store {
                 .repair_names(&self.group_names, group_name_key)?
             + self
                 .images
-                .repair_names(&self.image_names, image_name_key)?;
+                .repair_names(&self.image_names, image_name_key)?
+            + self
+                .launch_templates
+                .repair_names(&self.launch_template_names, launch_template_name_key)?;
         if added > 0 {
             tracing::info!(
                 added,
@@ -505,6 +597,17 @@ mod tests {
         fixtures::committed_image(&InstanceId::generate(), name)
     }
 
+    fn template(name: &str) -> LaunchTemplate {
+        crate::model::launch_template::new_launch_template(
+            REGION,
+            name,
+            "arn",
+            (None, Default::default()),
+            BTreeMap::new(),
+            None,
+        )
+    }
+
     /// Instances of one launch joining `group`.
     fn launch(count: u32, group: &SecurityGroup) -> Vec<Instance> {
         (0..count)
@@ -570,6 +673,11 @@ mod tests {
                 1,
                 "images, round {round}"
             );
+            assert_eq!(
+                race(&store, template, Store::create_launch_template, &name),
+                1,
+                "launch templates, round {round}"
+            );
         }
         assert_eq!(store.key_pairs().len(), 10);
         assert_eq!(store.security_groups().len(), 10);
@@ -577,6 +685,58 @@ mod tests {
         assert_eq!(store.key_pair_names.len(), 10);
         assert_eq!(store.group_names.len(), 10);
         assert_eq!(store.image_names.len(), 10);
+        assert_eq!(store.launch_templates().len(), 10);
+        assert_eq!(store.launch_template_names.len(), 10);
+    }
+
+    #[test]
+    fn a_launch_template_client_token_is_claimed_with_the_template() {
+        let store = Store::temporary().unwrap();
+        let mut first = template("web");
+        first.spec.client_token = Some("tok".into());
+        store.create_launch_template(&first).unwrap();
+        let mut second = template("other");
+        second.spec.client_token = Some("tok".into());
+        assert_eq!(
+            store.create_launch_template(&second),
+            Err(StoreError::NameTaken {
+                kind: CLIENT_TOKEN_KIND,
+                name: "tok".into(),
+                holder: first.metadata.name.clone(),
+            })
+        );
+        assert!(store
+            .launch_templates()
+            .get(&second.metadata.name)
+            .unwrap()
+            .is_none());
+        assert!(
+            store
+                .launch_template_names
+                .get(b"us-east-1/other")
+                .unwrap()
+                .is_none(),
+            "nothing of the refused create was written"
+        );
+        assert_eq!(
+            store
+                .launch_template_for_client_token(REGION, "tok")
+                .unwrap(),
+            Some(first.metadata.name.clone())
+        );
+        // Deleted: the name and the token are free again.
+        store
+            .delete_launch_template(&first.metadata.name)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .launch_template_for_client_token(REGION, "tok")
+                .unwrap(),
+            None
+        );
+        store.create_launch_template(&second).unwrap();
+        store.create_launch_template(&template("web")).unwrap();
     }
 
     #[test]

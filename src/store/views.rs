@@ -11,7 +11,8 @@ use super::collection::{Change, Collection, Listing};
 use super::{SpecChanged, Store, StoreError};
 use crate::model::{
     Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec,
-    KeyPairStatus, Object, SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
+    KeyPairStatus, LaunchTemplate, LaunchTemplateSpec, LaunchTemplateStatus, Object, SecurityGroup,
+    SecurityGroupSpec, SecurityGroupStatus,
 };
 
 /// A collection that can only be read.
@@ -207,6 +208,30 @@ impl SpecStore {
         Specs(Reads(self.0.security_groups()))
     }
 
+    /// Launch templates.
+    pub fn launch_templates(&self) -> Specs<'_, LaunchTemplateSpec, LaunchTemplateStatus> {
+        Specs(Reads(self.0.launch_templates()))
+    }
+
+    /// See [`Store::create_launch_template`].
+    pub fn create_launch_template(&self, template: &LaunchTemplate) -> Result<(), StoreError> {
+        self.0.create_launch_template(template)
+    }
+
+    /// See [`Store::delete_launch_template`].
+    pub fn delete_launch_template(&self, id: &str) -> Result<Option<LaunchTemplate>, StoreError> {
+        self.0.delete_launch_template(id)
+    }
+
+    /// See [`Store::launch_template_for_client_token`].
+    pub fn launch_template_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.launch_template_for_client_token(region, token)
+    }
+
     /// See [`Store::create_instances`].
     pub fn create_instances(
         &self,
@@ -285,6 +310,11 @@ impl StatusStore {
     /// Security groups (read: they have no reconciler).
     pub fn security_groups(&self) -> Reads<'_, SecurityGroupSpec, SecurityGroupStatus> {
         Reads(self.0.security_groups())
+    }
+
+    /// Launch templates (read: they have no reconciler).
+    pub fn launch_templates(&self) -> Reads<'_, LaunchTemplateSpec, LaunchTemplateStatus> {
+        Reads(self.0.launch_templates())
     }
 
     /// See [`Store::watch_specs`].

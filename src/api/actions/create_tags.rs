@@ -1,10 +1,10 @@
-//! `CreateTags`: adds or overwrites tags on instances, security groups, key pairs and CreateImage AMIs.
+//! `CreateTags`: adds or overwrites tags on instances, security groups, key pairs, CreateImage AMIs and launch templates.
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 
-use crate::api::tags::{self, Resource, MAX_TAGS_PER_RESOURCE};
+use crate::api::tags::{self, user_tag_count, Resource, MAX_TAGS_PER_RESOURCE};
 use crate::api::{kind, render};
 
 /// A validated CreateTags request.
@@ -49,7 +49,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     for resource in &req.resources {
         let mut merged = tags::existing_tags(state, region, resource)?;
         merged.extend(req.tags.iter().cloned());
-        if merged.len() > MAX_TAGS_PER_RESOURCE {
+        if user_tag_count(&merged) > MAX_TAGS_PER_RESOURCE {
             return Err(tags::tag_limit_exceeded(resource.id()));
         }
     }

@@ -1,4 +1,4 @@
-//! `DeleteTags`: removes tags (all of them, those keys, or those key-value pairs) from taggable resources.
+//! `DeleteTags`: removes tags (all the user's, those keys, or those key-value pairs) from taggable resources.
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
@@ -21,7 +21,8 @@ pub struct TagToDelete {
 pub struct Request {
     /// `ResourceId.N`, deduplicated.
     pub resources: Vec<Resource>,
-    /// `Tag.N`; `None` (no `Tag` at all) deletes every tag of the resources, as in EC2.
+    /// `Tag.N`; `None` (no `Tag` at all) deletes every tag the user set on the resources, as in
+    /// EC2 (its own `aws:` tags stay).
     pub tags: Option<Vec<TagToDelete>>,
     /// `DryRun`.
     pub dry_run: bool,
@@ -64,7 +65,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
         tags::change_tags(state, region, resource, |tags| {
             let before = tags.len();
             match &req.tags {
-                None => tags.clear(),
+                None => tags.retain(|key, _| key.starts_with(tags::RESERVED_PREFIX)),
                 Some(wanted) => tags.retain(|key, value| {
                     !wanted
                         .iter()

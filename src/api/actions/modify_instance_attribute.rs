@@ -12,6 +12,7 @@ use crate::store::StoreError;
 use crate::api::actions::run_instances::user_data;
 use crate::api::groups::{resolve_group, GroupRef};
 use crate::api::kind::Kind;
+use crate::api::kinds::credit_specification::credits;
 use crate::api::kinds::instance_type::known_type;
 use crate::api::kinds::SecurityGroupKind;
 use crate::api::{groups, instances, kind, render};
@@ -228,6 +229,8 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
         .instances()
         .update_spec_same_generation::<ApiError>(req.instance_id.as_str(), |obj| {
             check(instances::shown_state(obj))?;
+            // The credit option the instance had (stored, or its type's for an older record).
+            let credits_before = credits(obj);
             let spec = &mut obj.spec;
             let before = spec.clone();
             match &req.change {
@@ -236,11 +239,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
                 Change::DisableApiStop(on) => spec.disable_api_stop = *on,
                 Change::InstanceType(t) => {
                     spec.instance_type = t.clone();
-                    // A resize onto a burstable type gets its family's credit option if the
-                    // instance had none; one it had stays (EC2 keeps it across resizes).
-                    if spec.options.cpu_credits.is_none() {
-                        spec.options.cpu_credits = find_type(t).and_then(CpuCredits::default_for);
-                    }
+                    // The option stays across resizes (as in EC2); a resize onto a burstable
+                    // type gives an instance that had none its family's default.
+                    spec.options.cpu_credits =
+                        credits_before.or_else(|| find_type(t).and_then(CpuCredits::default_for));
                 }
                 Change::UserData(data) => spec.user_data = data.clone(),
                 Change::SourceDestCheck(on) => spec.options.source_dest_check = *on,

@@ -1,4 +1,4 @@
-//! `RunInstances`: validates the launch, resolves the AMI, subnet, security groups (and their ports), key pair and user data, and writes MaxCount desired-running instances in one reservation.
+//! `RunInstances`: applies a launch template when one is named, validates the launch, resolves the AMI, subnet, security groups (and their ports), key pair and user data, and writes MaxCount desired-running instances in one reservation.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +25,7 @@ use crate::api::kind::Kind;
 use crate::api::kinds::instance_type::known_type;
 use crate::api::kinds::SubnetKind;
 use crate::api::render::render_instance;
-use crate::api::{groups, images, kind, tags};
+use crate::api::{groups, images, kind, launch_templates, tags};
 use crate::model::region::{self, zone_names};
 use crate::model::SECURITY_GROUP_KIND;
 use crate::store::{StoreError, CLIENT_TOKEN_KIND};
@@ -474,9 +474,14 @@ pub fn render(resp: &Response) -> String {
     w.finish()
 }
 
-/// The dispatch entry.
+/// The dispatch entry. A `LaunchTemplate` fills in what the request leaves out before the
+/// launch is parsed like any other (so every parameter RunInstances takes can come from a
+/// template), and its instances get the template's `aws:ec2launchtemplate:*` tags.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
-    Ok(render(&handle(state, region, parse(params)?)?))
+    let launch = launch_templates::resolve_launch(state, region, params)?;
+    let mut req = parse(launch.params())?;
+    req.tags.extend(launch.tags());
+    Ok(render(&handle(state, region, req)?))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
+use crate::model::instance_types;
 use crate::model::{CpuCredits, Instance, InstanceId};
 
 use super::InstanceKind;
@@ -19,9 +20,12 @@ use super::InstanceKind;
 /// resized to) a burstable type, and keeps it, as EC2 does.
 pub struct CreditSpecificationKind;
 
-/// The instance's credit option; `None` when it never had one.
+/// The instance's credit option; `None` when it never had one. A record written before
+/// options were recorded reads as its type's default, as it was launched with it.
 pub fn credits(instance: &Instance) -> Option<CpuCredits> {
-    instance.spec.options.cpu_credits
+    instance.spec.options.cpu_credits.or_else(|| {
+        instance_types::find(&instance.spec.instance_type).and_then(CpuCredits::default_for)
+    })
 }
 
 /// EC2's answer when a request names an instance that has no credit option.
