@@ -246,6 +246,20 @@ impl SpecStore {
         self.0.create_image(image)
     }
 
+    /// See [`Store::deregister_image`].
+    pub fn deregister_image(&self, id: &str, region: &str) -> Result<bool, StoreError> {
+        self.0.deregister_image(id, region)
+    }
+
+    /// DeregisterImage of an AMI discovered from a Docker tag: stores `image`, a record of the
+    /// same id already marked deregistered (the catalog itself is observed state the API never
+    /// writes). It hides the discovered AMI at once; the reconciler removes the tag, then the
+    /// record. `AlreadyExists` when a record of that id is there already.
+    pub fn deregister_discovered_image(&self, image: &Image) -> Result<(), StoreError> {
+        debug_assert!(image.spec.deregistered);
+        self.0.images().create(std::slice::from_ref(image))
+    }
+
     /// See [`Store::delete_security_group`].
     pub fn delete_security_group<E: From<StoreError>>(
         &self,

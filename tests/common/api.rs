@@ -47,11 +47,23 @@ pub struct Harness {
 
 impl Harness {
     /// `vm_manager` mode; [`Harness::post`] signs its requests for `region` (none when `None`).
+    /// The public AMI catalogue is off, so listings show only what a test made.
     pub fn with(vm_manager: VmManager, region: Option<&'static str>) -> Self {
+        Self::build(vm_manager, region, false)
+    }
+
+    /// `vm_manager` mode with the public AMI catalogue listed (ec2d's default), requests
+    /// signed for `us-east-1`.
+    pub fn with_public_amis(vm_manager: VmManager) -> Self {
+        Self::build(vm_manager, Some("us-east-1"), true)
+    }
+
+    fn build(vm_manager: VmManager, region: Option<&'static str>, public_amis: bool) -> Self {
         let store = Store::temporary().expect("temporary store");
         let state = ApiState {
             store: store.spec_view(),
             vm_manager,
+            public_amis,
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),
         };
@@ -273,11 +285,13 @@ pub fn catalog_image(id: &str, name: &str, state: Option<ImageState>) -> Image {
         kind: IMAGE_KIND.to_string(),
         metadata: ObjectMeta::new(id, "us-east-1", now()),
         spec: ImageSpec {
-            name: name.to_string(),
             description: Some("from docker".to_string()),
-            source: ImageSource::Docker,
-            reference: format!("localstack-ec2/{name}:{id}"),
             tags: [("ec2_vm_manager".to_string(), "docker".to_string())].into(),
+            ..ImageSpec::new(
+                name,
+                ImageSource::Docker,
+                format!("localstack-ec2/{name}:{id}"),
+            )
         },
         status: ImageStatus {
             observed_generation: 1,
