@@ -53,9 +53,11 @@ impl Harness {
     }
 
     /// `vm_manager` mode with the public AMI catalogue listed (ec2d's default), requests
-    /// signed for `us-east-1`.
+    /// signed for `us-east-1`, and [`AMI`] discovered as in [`Harness::docker`].
     pub fn with_public_amis(vm_manager: VmManager) -> Self {
-        Self::build(vm_manager, Some("us-east-1"), true)
+        let h = Self::build(vm_manager, Some("us-east-1"), true);
+        h.discover_ami();
+        h
     }
 
     fn build(vm_manager: VmManager, region: Option<&'static str>, public_amis: bool) -> Self {
@@ -204,7 +206,13 @@ impl Harness {
     /// Docker mode with one available AMI in the catalog, as discovery would have written it.
     pub fn docker() -> Self {
         let h = Self::unsigned(VmManager::Docker);
-        h.store
+        h.discover_ami();
+        h
+    }
+
+    /// Puts [`AMI`] in the catalog, available, as discovery would have written it.
+    fn discover_ami(&self) {
+        self.store
             .catalog()
             .replace_all(&[catalog_image(
                 AMI,
@@ -212,7 +220,6 @@ impl Harness {
                 Some(ImageState::Available),
             )])
             .unwrap();
-        h
     }
 
     /// RunInstances of one instance of [`AMI`]; `extra` adds or overrides parameters.
