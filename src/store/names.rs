@@ -840,4 +840,33 @@ mod tests {
         assert!(taken(store.create_security_group(&group("old"))));
         assert!(taken(store.create_image(&image("old-ami"))));
     }
+
+    #[test]
+    fn deregistering_an_image_frees_its_name_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = image("golden");
+        let id = old.metadata.name.clone();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.create_image(&old).unwrap();
+            assert!(
+                !store.deregister_image(&id, "eu-west-1").unwrap(),
+                "another region's"
+            );
+            assert!(store.deregister_image(&id, REGION).unwrap());
+            assert!(!store.deregister_image(&id, REGION).unwrap(), "once");
+            let marked = store.images().get(&id).unwrap().unwrap();
+            assert!(marked.spec.deregistered);
+            assert_eq!(marked.metadata.generation, old.metadata.generation + 1);
+            assert!(store.image_names.is_empty());
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        // The record waits for the reconciler; opening again does not give it its name back.
+        let store = crate::store::reopen(dir.path());
+        assert!(store.image_names.is_empty());
+        store.create_image(&image("golden")).unwrap();
+        assert!(store
+            .deregister_image("ami-0000000000000beef", REGION)
+            .is_ok_and(|done| !done));
+    }
 }

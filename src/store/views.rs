@@ -156,7 +156,7 @@ impl Store {
     }
 }
 
-/// What both views share: the store's identity, health, and the AMI lookup.
+/// What both views share: the store's identity and health.
 macro_rules! shared_reads {
     ($view:ident) => {
         impl $view {
@@ -168,11 +168,6 @@ macro_rules! shared_reads {
             /// Whether the store answers.
             pub fn is_healthy(&self) -> bool {
                 self.0.is_healthy()
-            }
-
-            /// Looks an AMI up by id: a CreateImage record first, then the Docker catalog.
-            pub fn find_image(&self, id: &str) -> Result<Option<Image>, StoreError> {
-                self.0.find_image(id)
             }
         }
     };

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::actions::describe_image_attribute::{unknown_attribute, ATTRIBUTES};
+use crate::api::actions::describe_image_attribute::unknown_attribute;
 use crate::api::error::ApiError;
 use crate::api::images::{self, Ami};
 use crate::api::kind;
@@ -50,7 +50,8 @@ pub struct Request {
     pub dry_run: bool,
 }
 
-/// The attributes ModifyImageAttribute changes (EC2's valid values for `Attribute`).
+/// The attributes ModifyImageAttribute changes (EC2's valid values for `Attribute`); the
+/// other image attributes (`bootMode`, `kernel`, …) are read-only and read as unknown here.
 const MODIFIABLE: &[&str] = &["description", "launchPermission", "imdsSupport"];
 
 fn combination(message: &str) -> ApiError {
@@ -170,9 +171,6 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let image_id = ImageId::parse(params.require("ImageId")?)?;
     let mut changes = Vec::new();
     if let Some(attribute) = params.get("Attribute").filter(|a| !a.is_empty()) {
-        if !ATTRIBUTES.contains(&attribute) && !MODIFIABLE.contains(&attribute) {
-            return Err(unknown_attribute(attribute));
-        }
         changes.push(by_attribute(params, attribute)?);
     }
     if let Some(value) = params.get("Description.Value") {
