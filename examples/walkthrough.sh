@@ -53,11 +53,30 @@ step awslocal ec2 terminate-instances --instance-ids $ids $snap
 ec2 terminate-instances --instance-ids $ids "$snap" --query 'TerminatingInstances[].[InstanceId,CurrentState.Name]' --output text
 ec2 wait instance-terminated --instance-ids $ids "$snap"
 
+step awslocal ec2 copy-image --source-image-id "$ami" --source-region us-east-1 --name my-snap-eu --region eu-west-1
+copy=$(ec2 copy-image --source-image-id "$ami" --source-region "$AWS_DEFAULT_REGION" --name "my-snap-eu-$$" \
+    --region eu-west-1 --query ImageId --output text)
+ec2 wait image-available --image-ids "$copy" --region eu-west-1
+docker image ls "localstack-ec2/my-snap-eu-$$"
+
+step awslocal ec2 deregister-image --image-id "$ami"
+ec2 deregister-image --image-id "$ami"
+ec2 deregister-image --image-id "$copy" --region eu-west-1
+# Gone for clients at once; the tags (and the committed image with the last one) follow.
+for tag in "localstack-ec2/my-snap-$$:$ami" "localstack-ec2/my-snap-eu-$$:$copy"; do
+    for _ in $(seq 50); do docker image inspect "$tag" >/dev/null 2>&1 || break; sleep 0.2; done
+    if docker image inspect "$tag" >/dev/null 2>&1; then echo "unexpected: $tag is still there" >&2; exit 1; fi
+done
+
 step awslocal ec2 run-instances --image-id ami-12345678
 if ec2 run-instances --image-id ami-12345678 2>&1; then
     echo "unexpected: a mocked AMI launched" >&2
     exit 1
 fi
 
-docker rmi "localstack-ec2/my-snap-$$:$ami" localstack-ec2/test-ami:ami-000001 >/dev/null
+step awslocal ec2 describe-images --owners amazon --filters Name=name,Values=al2023-ami-*
+ec2 describe-images --owners amazon --filters 'Name=name,Values=al2023-ami-*' \
+    --query 'Images[].[ImageId,Name,Architecture]' --output table
+
+docker rmi localstack-ec2/test-ami:ami-000001 >/dev/null
 echo; echo "walkthrough complete"

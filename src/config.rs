@@ -80,6 +80,12 @@ pub struct Config {
     #[arg(long, env = "EC2_MOUNT_DOCKER_SOCKET", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub mount_docker_socket: bool,
 
+    /// List the built-in catalogue of well-known public AMIs (Amazon Linux, Ubuntu, Debian,
+    /// Windows) in DescribeImages; in `docker` mode one launches once a Docker image is tagged
+    /// `localstack-ec2/<name>:<its id>`.
+    #[arg(long, env = "EC2D_PUBLIC_AMIS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub public_amis: bool,
+
     /// Seconds a terminated instance stays describable before its record is collected.
     #[arg(
         long,
@@ -158,6 +164,8 @@ mod tests {
         assert!(c.remove_containers);
         assert_eq!(c.listen.port(), 5000);
         assert!(Config::try_parse_from(["ec2d", "--vm-manager", "libvirt"]).is_err());
+        assert!(Config::parse_from(["ec2d"]).public_amis);
+        assert!(!Config::parse_from(["ec2d", "--public-amis", "0"]).public_amis);
     }
 
     #[test]

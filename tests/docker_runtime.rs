@@ -1117,3 +1117,42 @@ async fn tag_image_names_an_existing_image_anew() {
         .unwrap_err();
     assert!(matches!(missing, RuntimeError::NotFound(_)), "{missing:?}");
 }
+
+#[tokio::test]
+async fn remove_image_tag_keeps_an_image_in_use_and_deletes_it_with_its_last_tag() {
+    let Some(rt) = engine() else { return };
+    // An image only AMI tags name: a commit of a running container.
+    let (_, source_spec, _source_guard) = looping_spec();
+    let source = rt.create_and_start(&source_spec).await.unwrap();
+    let ami = ImageId::generate();
+    let reference = format!("{AMI_REPO}:{ami}");
+    let _tag_guard = ImageGuard(reference.clone());
+    let image = rt.commit(&source, AMI_REPO, ami.as_str()).await.unwrap();
+    let _image_guard = ImageGuard(image.clone());
+    let second = ImageId::generate();
+    let second_reference = format!("{AMI_REPO}:{second}");
+    let _second_guard = ImageGuard(second_reference.clone());
+    rt.tag_image(&reference, AMI_REPO, second.as_str())
+        .await
+        .unwrap();
+    // An instance launched from it.
+    let (_, mut user_spec, _user_guard) = looping_spec();
+    user_spec.image = reference.clone();
+    let user = rt.create_and_start(&user_spec).await.unwrap();
+
+    // One of two tags goes; the image stays.
+    rt.remove_image_tag(&reference).await.unwrap();
+    assert!(!rt.image_exists(&reference).await.unwrap());
+    assert!(rt.image_exists(&image).await.unwrap());
+    // The last tag of an image a container uses stays: the engine refuses without force.
+    let refused = rt.remove_image_tag(&second_reference).await.unwrap_err();
+    assert!(matches!(refused, RuntimeError::Conflict(_)), "{refused:?}");
+    assert!(rt.image_exists(&second_reference).await.unwrap());
+    // Once the container is gone, the last tag takes the image with it; its parent stays.
+    rt.remove(&user).await.unwrap();
+    rt.remove_image_tag(&second_reference).await.unwrap();
+    assert!(!rt.image_exists(&image).await.unwrap(), "image deleted");
+    assert!(rt.image_exists(TEST_IMAGE).await.unwrap(), "parent kept");
+    let missing = rt.remove_image_tag(&second_reference).await.unwrap_err();
+    assert!(matches!(missing, RuntimeError::NotFound(_)), "{missing:?}");
+}

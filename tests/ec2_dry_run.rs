@@ -109,7 +109,32 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         )
         .unwrap();
 
+    // An available AMI of the account's own, for the image actions.
+    let ami = h
+        .post(&[
+            ("Action", "CreateImage"),
+            ("InstanceId", &id),
+            ("Name", "base"),
+        ])
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let made = h.store.images().get(&ami).unwrap().unwrap();
+    h.store
+        .images()
+        .write_status(
+            &ami,
+            &ec2d::model::ImageStatus {
+                state: Some(ec2d::model::ImageState::Available),
+                observed_generation: made.metadata.generation,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
     let id = id.as_str();
+    let ami = ami.as_str();
     let group = group_id.as_str();
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
@@ -158,6 +183,23 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ),
         ("DescribeImages", vec![]),
         ("CreateImage", vec![("InstanceId", id), ("Name", "snap")]),
+        (
+            "CopyImage",
+            vec![
+                ("SourceImageId", ami),
+                ("SourceRegion", "us-east-1"),
+                ("Name", "copy"),
+            ],
+        ),
+        ("DeregisterImage", vec![("ImageId", ami)]),
+        (
+            "DescribeImageAttribute",
+            vec![("ImageId", ami), ("Attribute", "description")],
+        ),
+        (
+            "ModifyImageAttribute",
+            vec![("ImageId", ami), ("Description.Value", "new")],
+        ),
         ("DescribeRegions", vec![]),
         ("DescribeAvailabilityZones", vec![]),
         ("CreateKeyPair", vec![("KeyName", "other")]),

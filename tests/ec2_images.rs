@@ -1,5 +1,6 @@
 //! Image actions through `api::router` with `oneshot` (no socket), a temporary store and no
-//! runtime: CreateImage, DescribeImages, and tags on AMIs.
+//! runtime: CreateImage, CopyImage, DeregisterImage, DescribeImages (filters, owners, the public
+//! catalogue), Describe/ModifyImageAttribute, and tags on AMIs.
 
 mod common;
 
@@ -96,8 +97,10 @@ async fn create_image_records_a_commit_and_describe_images_shows_it() {
             "enaSupport",
             "platformDetails",
             "usageOperation",
+            "sourceInstanceId",
         ]
     );
+    assert_eq!(item.text_at("sourceInstanceId"), id);
     assert_eq!(item.text_at("imageState"), "pending");
     assert_eq!(item.text_at("name"), "My Snap (v2)");
     assert_eq!(item.text_at("imageLocation"), "000000000000/My Snap (v2)");
@@ -197,8 +200,13 @@ async fn describe_images_ids_owners_and_filters() {
         described_images(&h, &[("Owner.1", "amazon"), ("Owner.2", "self")]).await,
         both
     );
+    // `all` is the public AMIs (none here: the catalogue is off and own AMIs are private);
+    // `self` what the account may launch, its own included.
+    assert!(described_images(&h, &[("ExecutableBy.1", "all")])
+        .await
+        .is_empty());
     assert_eq!(
-        described_images(&h, &[("ExecutableBy.1", "all")]).await,
+        described_images(&h, &[("ExecutableBy.1", "self")]).await,
         both
     );
     assert_eq!(
@@ -373,4 +381,939 @@ async fn create_image_amis_take_tags_and_discovered_amis_refuse_them() {
         item.tags().get("Name").map(String::as_str),
         Some("<web & co>")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public AMI catalogue
+
+use common::api::{catalog_image, Node};
+use ec2d::config::VmManager;
+
+/// The catalogue's current Amazon Linux 2023 x86_64 AMI (the id LocalStack documents).
+const AL2023: &str = "ami-024f768332f0";
+/// An older, still current AL2023 build, and a deprecated one.
+const AL2023_OLDER: &str = "ami-04e2d9f26611c0709";
+const AL2023_DEPRECATED: &str = "ami-04bb900bd6b90688e";
+const AL2023_ARM: &str = "ami-0ee25f51fa8ae8bb1";
+/// Ubuntu 22.04 amd64, the id of LocalStack's examples.
+const JAMMY: &str = "ami-df5de72bdb3b";
+const WINDOWS: &str = "ami-09551167c0aa323b6";
+
+async fn describe(h: &Harness, extra: &[(&str, &str)]) -> Node {
+    let mut params = vec![("Action", "DescribeImages")];
+    params.extend_from_slice(extra);
+    h.post(&params).await.ok("DescribeImages")
+}
+
+/// One `Filter.1` with one value.
+fn filter<'a>(name: &'a str, value: &'a str) -> [(&'a str, &'a str); 2] {
+    [("Filter.1.Name", name), ("Filter.1.Value.1", value)]
+}
+
+fn sorted(mut ids: Vec<&str>) -> Vec<String> {
+    ids.sort();
+    ids.into_iter().map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn the_public_catalogue_lists_amazon_linux_2023_by_owner_and_name() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let al2023 = [
+        ("Owner.1", "amazon"),
+        ("Filter.1.Name", "name"),
+        ("Filter.1.Value.1", "al2023-ami-*"),
+    ];
+    assert_eq!(
+        described_images(&h, &al2023).await,
+        sorted(vec![AL2023, AL2023_OLDER, AL2023_ARM]),
+        "the deprecated build is left out"
+    );
+    let mut with_deprecated = al2023.to_vec();
+    with_deprecated.push(("IncludeDeprecated", "true"));
+    assert_eq!(
+        described_images(&h, &with_deprecated).await,
+        sorted(vec![AL2023, AL2023_OLDER, AL2023_ARM, AL2023_DEPRECATED])
+    );
+    // Named by id, a deprecated AMI is shown, with its deprecation time.
+    let doc = describe(&h, &[("ImageId.1", AL2023_DEPRECATED)]).await;
+    assert_eq!(
+        doc.text_at("imagesSet/item/deprecationTime"),
+        "2026-09-11T00:12:00.000Z"
+    );
+    h.post(&[
+        ("Action", "DescribeImages"),
+        ("IncludeDeprecated", "sometimes"),
+    ])
+    .await
+    .err("InvalidParameterValue");
+
+    let doc = describe(&h, &[("ImageId.1", AL2023)]).await;
+    let item = doc.items("imagesSet")[0];
+    assert_eq!(
+        item.names(),
+        vec![
+            "imageId",
+            "imageLocation",
+            "imageState",
+            "imageOwnerId",
+            "creationDate",
+            "isPublic",
+            "architecture",
+            "imageType",
+            "imageOwnerAlias",
+            "name",
+            "description",
+            "rootDeviceType",
+            "rootDeviceName",
+            "blockDeviceMapping",
+            "virtualizationType",
+            "hypervisor",
+            "enaSupport",
+            "sriovNetSupport",
+            "bootMode",
+            "platformDetails",
+            "usageOperation",
+            "imdsSupport",
+        ]
+    );
+    assert_eq!(
+        item.text_at("name"),
+        "al2023-ami-2023.9.20261110.0-kernel-6.1-x86_64"
+    );
+    assert_eq!(
+        item.text_at("imageLocation"),
+        "amazon/al2023-ami-2023.9.20261110.0-kernel-6.1-x86_64"
+    );
+    assert_eq!(item.text_at("imageOwnerId"), "137112412989");
+    assert_eq!(item.text_at("imageOwnerAlias"), "amazon");
+    assert_eq!(item.text_at("imageState"), "available");
+    assert_eq!(item.text_at("isPublic"), "true");
+    assert_eq!(item.text_at("architecture"), "x86_64");
+    assert_eq!(item.text_at("creationDate"), "2026-11-11T21:04:11.000Z");
+    assert_eq!(item.text_at("rootDeviceName"), "/dev/xvda");
+    let bdm = item.path("blockDeviceMapping/item");
+    assert_eq!(bdm.text_at("deviceName"), "/dev/xvda");
+    assert_eq!(bdm.text_at("ebs/volumeSize"), "8");
+    assert_eq!(bdm.text_at("ebs/volumeType"), "gp3");
+    assert_eq!(bdm.text_at("ebs/deleteOnTermination"), "true");
+    assert!(bdm.text_at("ebs/snapshotId").starts_with("snap-"));
+    assert_eq!(item.text_at("bootMode"), "uefi-preferred");
+    assert!(item.opt("tagSet").is_none(), "nobody backs it: no tags");
+}
+
+#[tokio::test]
+async fn owners_executable_users_and_filters_over_the_catalogue() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    let mine = create_image(&h, &id, "web-nightly")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let all = described_images(&h, &[]).await;
+    assert!(
+        all.contains(&mine) && all.contains(&AMI.to_string()) && all.contains(&JAMMY.to_string())
+    );
+    assert_eq!(
+        all.len(),
+        2 + 14,
+        "own AMIs and the catalogue's current builds"
+    );
+
+    let mut own = vec![AMI.to_string(), mine.clone()];
+    own.sort();
+    assert_eq!(described_images(&h, &[("Owner.1", "self")]).await, own);
+    assert_eq!(
+        described_images(&h, &[("ExecutableBy.1", "self")]).await,
+        own
+    );
+    let ubuntu = described_images(&h, &[("Owner.1", "099720109477")]).await;
+    assert_eq!(ubuntu.len(), 6);
+    assert!(ubuntu.contains(&JAMMY.to_string()));
+    let amazon = described_images(&h, &[("Owner.1", "amazon")]).await;
+    assert_eq!(amazon.len(), 6, "AL2023 x3, AL2 x2, Windows");
+    assert!(!amazon.contains(&JAMMY.to_string()));
+    assert_eq!(
+        described_images(&h, &[("Owner.1", "amazon"), ("Owner.2", "self")])
+            .await
+            .len(),
+        8
+    );
+    assert!(described_images(&h, &[("Owner.1", "aws-marketplace")])
+        .await
+        .is_empty());
+    let public = described_images(&h, &[("ExecutableBy.1", "all")]).await;
+    assert_eq!(public.len(), 14);
+    assert!(!public.contains(&mine));
+    assert_eq!(
+        described_images(
+            &h,
+            &[("Filter.1.Name", "is-public"), ("Filter.1.Value.1", "true")]
+        )
+        .await,
+        public
+    );
+
+    assert_eq!(
+        described_images(&h, &filter("platform", "windows")).await,
+        vec![WINDOWS.to_string()]
+    );
+    assert_eq!(
+        described_images(&h, &filter("owner-alias", "amazon")).await,
+        amazon
+    );
+    assert_eq!(
+        described_images(&h, &filter("owner-id", "099720109477")).await,
+        ubuntu
+    );
+    assert_eq!(
+        described_images(&h, &filter("description", "Canonical, Ubuntu, 22.04*"))
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        described_images(
+            &h,
+            &filter(
+                "name",
+                "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+            )
+        )
+        .await,
+        vec!["ami-00abfc5e36249c28c".to_string()]
+    );
+    assert_eq!(
+        described_images(&h, &filter("name", "debian-12-???64-*"))
+            .await
+            .len(),
+        2,
+        "`?` is one character"
+    );
+    let arm = described_images(&h, &filter("architecture", "arm64")).await;
+    assert_eq!(arm.len(), 6);
+    assert!(arm.contains(&AL2023_ARM.to_string()));
+    assert_eq!(
+        described_images(&h, &filter("virtualization-type", "hvm")).await,
+        all
+    );
+    assert_eq!(
+        described_images(&h, &filter("root-device-type", "ebs")).await,
+        all
+    );
+    assert!(
+        described_images(&h, &filter("root-device-type", "instance-store"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        described_images(&h, &filter("source-instance-id", &id)).await,
+        vec![mine.clone()]
+    );
+    assert_eq!(
+        described_images(&h, &filter("block-device-mapping.volume-size", "30")).await,
+        vec![WINDOWS.to_string()]
+    );
+    assert_eq!(
+        described_images(
+            &h,
+            &[
+                ("Owner.1", "amazon"),
+                ("Filter.1.Name", "architecture"),
+                ("Filter.1.Value.1", "x86_64"),
+                ("Filter.2.Name", "name"),
+                ("Filter.2.Value.1", "amzn2-ami-kernel-5.10-hvm-*"),
+            ]
+        )
+        .await,
+        vec!["ami-0beb066562eed4a35".to_string()]
+    );
+    // The catalogue's names never stop the account from using one.
+    create_image(&h, &id, "al2023-ami-2023.9.20261110.0-kernel-6.1-x86_64")
+        .await
+        .ok("CreateImage");
+}
+
+/// Terraform's `data "aws_ami"` read, as the provider makes it: DescribeImages with
+/// `IncludeDeprecated=false`, the owners and the filters, then the most recent by
+/// `CreationDate`, then GetInstanceUefiData, whose error the provider ignores.
+#[tokio::test]
+async fn terraform_data_aws_ami_picks_the_most_recent_of_its_query() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let doc = describe(
+        &h,
+        &[
+            ("IncludeDeprecated", "false"),
+            ("Owner.1", "amazon"),
+            ("Filter.1.Name", "name"),
+            ("Filter.1.Value.1", "al2023-ami-2023.*-kernel-6.1-x86_64"),
+            ("Filter.2.Name", "virtualization-type"),
+            ("Filter.2.Value.1", "hvm"),
+        ],
+    )
+    .await;
+    let items = doc.items("imagesSet");
+    assert_eq!(items.len(), 2);
+    let newest = items
+        .iter()
+        .max_by_key(|i| i.text_at("creationDate").to_string())
+        .unwrap();
+    assert_eq!(newest.text_at("imageId"), AL2023);
+    for field in [
+        "architecture",
+        "name",
+        "imageOwnerId",
+        "rootDeviceName",
+        "rootDeviceType",
+        "imageState",
+        "virtualizationType",
+    ] {
+        assert!(!newest.text_at(field).is_empty(), "{field}");
+    }
+    h.post(&[("Action", "GetInstanceUefiData"), ("InstanceId", AL2023)])
+        .await
+        .err("InvalidAction");
+}
+
+#[tokio::test]
+async fn a_public_ami_launches_in_docker_mode_once_a_docker_tag_backs_it() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let launch = [
+        ("Action", "RunInstances"),
+        ("ImageId", JAMMY),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+    ];
+    assert_eq!(
+        h.post(&launch).await.err("InvalidAMIID.NotFound"),
+        "The image id '[ami-df5de72bdb3b]' does not exist: it is a public AMI of ec2d's \
+         catalogue with no Docker image behind it; back it with \
+         `docker tag <image> localstack-ec2/ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20261107:ami-df5de72bdb3b`"
+    );
+    // `docker tag …` then discovery: the tag backs the public AMI.
+    h.store
+        .catalog()
+        .replace_all(&[
+            catalog_image(AMI, "ubuntu-22.04", Some(ImageState::Available)),
+            catalog_image(JAMMY, "jammy", Some(ImageState::Available)),
+        ])
+        .unwrap();
+    let doc = h.post(&launch).await.ok("RunInstances");
+    let id = doc.text_at("instancesSet/item/instanceId").to_string();
+    assert_eq!(
+        h.instance(&id).spec.image_ref,
+        "localstack-ec2/jammy:ami-df5de72bdb3b"
+    );
+    // Shown once, as the public AMI, carrying the Docker marker tag; not the account's own.
+    let doc = describe(&h, &[("ImageId.1", JAMMY)]).await;
+    let item = doc.items("imagesSet")[0];
+    assert_eq!(item.text_at("imageOwnerId"), "099720109477");
+    assert_eq!(
+        item.tags().get("ec2_vm_manager").map(String::as_str),
+        Some("docker")
+    );
+    assert_eq!(
+        described_images(
+            &h,
+            &[("Filter.1.Name", "image-id"), ("Filter.1.Value.1", JAMMY)]
+        )
+        .await,
+        vec![JAMMY.to_string()]
+    );
+    assert_eq!(
+        described_images(&h, &[("Owner.1", "self")]).await,
+        vec![AMI.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn public_amis_launch_in_mock_mode_and_hide_when_the_catalogue_is_off() {
+    let h = Harness::with_public_amis(VmManager::Mock);
+    let doc = h
+        .post(&[
+            ("Action", "RunInstances"),
+            ("ImageId", AL2023),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ])
+        .await
+        .ok("RunInstances");
+    let id = doc.text_at("instancesSet/item/instanceId").to_string();
+    assert_eq!(doc.text_at("instancesSet/item/imageId"), AL2023);
+    // An image of it keeps its boot mode.
+    h.observe(&id, InstanceState::Running, None);
+    let ami = create_image(&h, &id, "from-al2023")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let doc = describe(&h, &[("ImageId.1", &ami)]).await;
+    assert_eq!(doc.text_at("imagesSet/item/bootMode"), "uefi-preferred");
+
+    let off = Harness::docker();
+    assert_eq!(
+        off.post(&[("Action", "DescribeImages"), ("ImageId.1", JAMMY)])
+            .await
+            .err("InvalidAMIID.NotFound"),
+        "The image id '[ami-df5de72bdb3b]' does not exist"
+    );
+    assert_eq!(described_images(&off, &[]).await, vec![AMI.to_string()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeregisterImage
+
+async fn deregister(h: &Harness, ami: &str) -> Reply {
+    h.post(&[("Action", "DeregisterImage"), ("ImageId", ami)])
+        .await
+}
+
+#[tokio::test]
+async fn deregister_image_hides_the_ami_at_once_and_frees_its_name() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    let ami = create_image(&h, &id, "golden")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let before = h.store.images().get(&ami).unwrap().unwrap();
+    let doc = deregister(&h, &ami).await.ok("DeregisterImage");
+    assert_eq!(doc.text_at("return"), "true");
+
+    let stored = h
+        .store
+        .images()
+        .get(&ami)
+        .unwrap()
+        .expect("kept for the reconciler");
+    assert!(stored.spec.deregistered);
+    assert_eq!(stored.metadata.generation, before.metadata.generation + 1);
+    assert_eq!(
+        h.post(&[("Action", "DescribeImages"), ("ImageId.1", &ami)])
+            .await
+            .err("InvalidAMIID.NotFound"),
+        format!("The image id '[{ami}]' does not exist")
+    );
+    assert!(!described_images(&h, &[]).await.contains(&ami));
+    deregister(&h, &ami).await.err("InvalidAMIID.NotFound");
+    // Gone for tags and attributes too.
+    h.post(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &ami),
+        ("Tag.1.Key", "k"),
+    ])
+    .await
+    .err("InvalidAMIID.NotFound");
+    let tags = h
+        .post(&[("Action", "DescribeTags")])
+        .await
+        .ok("DescribeTags");
+    assert!(tags
+        .pairs("tagSet", "resourceId", "key")
+        .iter()
+        .all(|(r, _)| *r != ami));
+    h.post(&[
+        ("Action", "DescribeImageAttribute"),
+        ("ImageId", &ami),
+        ("Attribute", "description"),
+    ])
+    .await
+    .err("InvalidAMIID.NotFound");
+    h.post(&[
+        ("Action", "RunInstances"),
+        ("ImageId", &ami),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+    ])
+    .await
+    .err("InvalidAMIID.NotFound");
+    // The name is free again at once.
+    let again = create_image(&h, &id, "golden")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    assert_ne!(again, ami);
+
+    // Errors: a public AMI is another account's; unknown and malformed ids; no id.
+    assert_eq!(
+        deregister(&h, AL2023).await.err("AuthFailure"),
+        format!("Not authorized for image:{AL2023}")
+    );
+    deregister(&h, "ami-0000000000000beef")
+        .await
+        .err("InvalidAMIID.NotFound");
+    deregister(&h, "image-1")
+        .await
+        .err("InvalidAMIID.Malformed");
+    assert_eq!(
+        h.post(&[("Action", "DeregisterImage")])
+            .await
+            .err("MissingParameter"),
+        "The request must contain the parameter ImageId"
+    );
+}
+
+#[tokio::test]
+async fn deregister_image_of_a_discovered_ami_records_the_wish_to_untag_it() {
+    let h = Harness::docker();
+    assert_eq!(described_images(&h, &[]).await, vec![AMI.to_string()]);
+    deregister(&h, AMI).await.ok("DeregisterImage");
+    let record = h
+        .store
+        .images()
+        .get(AMI)
+        .unwrap()
+        .expect("a record hides it");
+    assert!(record.spec.deregistered);
+    assert_eq!(record.metadata.namespace, "*");
+    assert_eq!(
+        record.spec.reference,
+        format!("localstack-ec2/ubuntu-22.04:{AMI}")
+    );
+    assert!(
+        described_images(&h, &[]).await.is_empty(),
+        "though discovery still has the tag"
+    );
+    h.post(&[
+        ("Action", "RunInstances"),
+        ("ImageId", AMI),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+    ])
+    .await
+    .err("InvalidAMIID.NotFound");
+    deregister(&h, AMI).await.err("InvalidAMIID.NotFound");
+    // No other region sees it either.
+    h.post_in(
+        Some("eu-west-1"),
+        &[("Action", "DescribeImages"), ("ImageId.1", AMI)],
+    )
+    .await
+    .err("InvalidAMIID.NotFound");
+}
+
+// ---------------------------------------------------------------------------------------------
+// DescribeImageAttribute, ModifyImageAttribute
+
+async fn attribute(h: &Harness, ami: &str, name: &str) -> Reply {
+    h.post(&[
+        ("Action", "DescribeImageAttribute"),
+        ("ImageId", ami),
+        ("Attribute", name),
+    ])
+    .await
+}
+
+async fn modify(h: &Harness, ami: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut params = vec![("Action", "ModifyImageAttribute"), ("ImageId", ami)];
+    params.extend_from_slice(extra);
+    h.post(&params).await
+}
+
+#[tokio::test]
+async fn image_attributes_are_read_and_changed_by_their_owner() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    let ami = create_image(&h, &id, "attrs")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let generation = h
+        .store
+        .images()
+        .get(&ami)
+        .unwrap()
+        .unwrap()
+        .metadata
+        .generation;
+
+    let doc = attribute(&h, &ami, "description")
+        .await
+        .ok("DescribeImageAttribute");
+    assert_eq!(doc.names(), vec!["requestId", "imageId", "description"]);
+    assert_eq!(doc.text_at("imageId"), ami);
+    assert_eq!(doc.text_at("description/value"), "nightly");
+    let doc = attribute(&h, &ami, "launchPermission")
+        .await
+        .ok("DescribeImageAttribute");
+    assert!(doc.path("launchPermission").children.is_empty());
+    let doc = attribute(&h, &ami, "bootMode")
+        .await
+        .ok("DescribeImageAttribute");
+    assert!(
+        doc.path("bootMode").children.is_empty(),
+        "a Docker AMI has no boot mode"
+    );
+    let doc = attribute(&h, &ami, "kernel")
+        .await
+        .ok("DescribeImageAttribute");
+    assert!(doc.has("kernel"));
+    assert_eq!(
+        attribute(&h, &ami, "deregistrationProtection")
+            .await
+            .ok("DescribeImageAttribute")
+            .text_at("deregistrationProtection/value"),
+        "disabled"
+    );
+
+    // Both spellings of a description change.
+    modify(&h, &ami, &[("Description.Value", "first <draft>")])
+        .await
+        .ok("ModifyImageAttribute");
+    let doc = attribute(&h, &ami, "description")
+        .await
+        .ok("DescribeImageAttribute");
+    assert_eq!(doc.text_at("description/value"), "first <draft>");
+    let doc = modify(
+        &h,
+        &ami,
+        &[("Attribute", "description"), ("Value", "final")],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(doc.text_at("return"), "true");
+    let doc = describe(&h, &[("ImageId.1", &ami)]).await;
+    assert_eq!(doc.text_at("imagesSet/item/description"), "final");
+
+    // Launch permissions: public, then shared, then private again.
+    modify(&h, &ami, &[("LaunchPermission.Add.1.Group", "all")])
+        .await
+        .ok("ModifyImageAttribute");
+    let doc = describe(&h, &[("ImageId.1", &ami)]).await;
+    assert_eq!(doc.text_at("imagesSet/item/isPublic"), "true");
+    assert!(described_images(&h, &[("ExecutableBy.1", "all")])
+        .await
+        .contains(&ami));
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("OperationType", "add"),
+            ("UserId.1", "123456789012"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    let doc = attribute(&h, &ami, "launchPermission")
+        .await
+        .ok("DescribeImageAttribute");
+    let items = doc.items("launchPermission");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].text_at("group"), "all");
+    assert_eq!(items[1].text_at("userId"), "123456789012");
+    assert_eq!(
+        described_images(&h, &[("ExecutableBy.1", "123456789012")]).await,
+        vec![ami.clone()]
+    );
+    modify(
+        &h,
+        &ami,
+        &[
+            ("LaunchPermission.Remove.1.Group", "all"),
+            ("LaunchPermission.Remove.2.UserId", "123456789012"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    let doc = describe(&h, &[("ImageId.1", &ami)]).await;
+    assert_eq!(doc.text_at("imagesSet/item/isPublic"), "false");
+    modify(&h, &ami, &[("ImdsSupport.Value", "v2.0")])
+        .await
+        .ok("ModifyImageAttribute");
+    assert_eq!(
+        attribute(&h, &ami, "imdsSupport")
+            .await
+            .ok("DescribeImageAttribute")
+            .text_at("imdsSupport/value"),
+        "v2.0"
+    );
+    assert_eq!(
+        h.store
+            .images()
+            .get(&ami)
+            .unwrap()
+            .unwrap()
+            .metadata
+            .generation,
+        generation,
+        "nothing for the reconciler"
+    );
+
+    // Errors.
+    assert_eq!(
+        attribute(&h, &ami, "colour")
+            .await
+            .err("InvalidParameterValue"),
+        "Value (colour) for parameter attribute is invalid. Unknown attribute."
+    );
+    assert_eq!(
+        attribute(&h, &ami, "blockDeviceMapping")
+            .await
+            .err("AuthFailure"),
+        format!("Not authorized for image:{ami}")
+    );
+    attribute(&h, AL2023, "description")
+        .await
+        .err("AuthFailure");
+    attribute(&h, "ami-0000000000000beef", "description")
+        .await
+        .err("InvalidAMIID.NotFound");
+    // A discovered AMI reads as a plain Docker image, and keeps no attributes of its own.
+    let doc = attribute(&h, AMI, "description")
+        .await
+        .ok("DescribeImageAttribute");
+    assert_eq!(doc.text_at("description/value"), "from docker");
+    modify(&h, AMI, &[("Description.Value", "x")])
+        .await
+        .err("UnsupportedOperation");
+    assert_eq!(
+        modify(&h, AL2023, &[("Description.Value", "x")])
+            .await
+            .err("AuthFailure"),
+        format!("Not authorized for image:{AL2023}")
+    );
+    assert_eq!(
+        modify(&h, &ami, &[])
+            .await
+            .err("InvalidParameterCombination"),
+        "No attributes specified."
+    );
+    modify(&h, &ami, &[("Attribute", "bootMode"), ("Value", "uefi")])
+        .await
+        .err("InvalidParameterValue");
+    assert_eq!(
+        modify(&h, &ami, &[("LaunchPermission.Add.1.UserId", "alice")])
+            .await
+            .err("InvalidAMIAttributeItemValue"),
+        "Invalid attribute item value \"alice\" for userId item type."
+    );
+    modify(&h, "ami-0000000000000beef", &[("Description.Value", "x")])
+        .await
+        .err("InvalidAMIID.NotFound");
+}
+
+// ---------------------------------------------------------------------------------------------
+// CopyImage
+
+async fn copy(h: &Harness, region: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut params = vec![("Action", "CopyImage")];
+    params.extend_from_slice(extra);
+    h.post_in(Some(region), &params).await
+}
+
+fn available(h: &Harness, ami: &str) {
+    let image = h.store.images().get(ami).unwrap().unwrap();
+    let mut status = image.status.clone();
+    status.state = Some(ImageState::Available);
+    status.observed_generation = image.metadata.generation;
+    h.store.images().write_status(ami, &status).unwrap();
+}
+
+#[tokio::test]
+async fn copy_image_records_a_new_ami_in_the_callers_region() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    let source = create_image(&h, &id, "golden")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let from_east = [
+        ("SourceImageId", source.as_str()),
+        ("SourceRegion", "us-east-1"),
+        ("Name", "golden-eu"),
+    ];
+    assert_eq!(
+        copy(&h, "eu-west-1", &from_east)
+            .await
+            .err("IncorrectState"),
+        format!(
+            "The image '{source}' is in the 'pending' state; only an available image can be copied"
+        )
+    );
+    available(&h, &source);
+    let mut params = from_east.to_vec();
+    params.extend([
+        ("Description", "for Europe"),
+        ("CopyImageTags", "true"),
+        ("Encrypted", "false"),
+        ("TagSpecification.1.ResourceType", "image"),
+        ("TagSpecification.1.Tag.1.Key", "copied"),
+        ("TagSpecification.1.Tag.1.Value", "yes"),
+        ("TagSpecification.2.ResourceType", "snapshot"),
+        ("TagSpecification.2.Tag.1.Key", "ignored"),
+    ]);
+    let doc = copy(&h, "eu-west-1", &params).await.ok("CopyImage");
+    assert_eq!(doc.names(), vec!["requestId", "imageId"]);
+    let copied = doc.text_at("imageId").to_string();
+    assert_ne!(copied, source);
+
+    let stored = h.store.images().get(&copied).unwrap().unwrap();
+    assert_eq!(stored.metadata.namespace, "eu-west-1");
+    assert_eq!(
+        stored.spec.reference,
+        format!("localstack-ec2/golden-eu:{copied}")
+    );
+    match &stored.spec.source {
+        ImageSource::Copy {
+            source_image_id,
+            source_region,
+            source_reference,
+        } => {
+            assert_eq!(source_image_id.as_str(), source);
+            assert_eq!(source_region, "us-east-1");
+            assert_eq!(source_reference, &format!("localstack-ec2/golden:{source}"));
+        }
+        other => panic!("source {other:?}"),
+    }
+    let doc = h
+        .post_in(
+            Some("eu-west-1"),
+            &[("Action", "DescribeImages"), ("ImageId.1", &copied)],
+        )
+        .await
+        .ok("DescribeImages");
+    let item = doc.items("imagesSet")[0];
+    assert_eq!(item.text_at("imageState"), "pending");
+    assert_eq!(item.text_at("name"), "golden-eu");
+    assert_eq!(item.text_at("description"), "for Europe");
+    assert_eq!(item.text_at("sourceImageId"), source);
+    assert_eq!(item.text_at("sourceImageRegion"), "us-east-1");
+    let tags = item.tags();
+    assert_eq!(
+        tags.get("team").map(String::as_str),
+        Some("infra"),
+        "CopyImageTags"
+    );
+    assert_eq!(tags.get("copied").map(String::as_str), Some("yes"));
+    assert_eq!(
+        tags.get("ec2_vm_manager").map(String::as_str),
+        Some("docker")
+    );
+    assert!(!tags.contains_key("ignored"));
+    assert_eq!(
+        described_images(&h, &filter("source-image-id", &source)).await,
+        Vec::<String>::new(),
+        "the copy lives in eu-west-1, not in us-east-1"
+    );
+    h.post(&[("Action", "DescribeImages"), ("ImageId.1", &copied)])
+        .await
+        .err("InvalidAMIID.NotFound");
+
+    // The name is taken in eu-west-1 now, not in us-east-1.
+    assert_eq!(
+        copy(&h, "eu-west-1", &from_east)
+            .await
+            .err("InvalidAMIName.Duplicate"),
+        format!("AMI name golden-eu is already in use by AMI {copied}")
+    );
+    copy(&h, "us-east-1", &from_east).await.ok("CopyImage");
+
+    // Errors.
+    copy(
+        &h,
+        "eu-west-1",
+        &[
+            ("SourceImageId", "ami-0000000000000beef"),
+            ("SourceRegion", "us-east-1"),
+            ("Name", "x-copy"),
+        ],
+    )
+    .await
+    .err("InvalidAMIID.NotFound");
+    assert_eq!(
+        copy(
+            &h,
+            "eu-west-1",
+            &[
+                ("SourceImageId", source.as_str()),
+                ("SourceRegion", "mars-1"),
+                ("Name", "x-copy")
+            ],
+        )
+        .await
+        .err("InvalidParameterValue"),
+        "Invalid region: [mars-1]"
+    );
+    h.post(&[
+        ("Action", "CopyImage"),
+        ("SourceRegion", "us-east-1"),
+        ("Name", "x-copy"),
+    ])
+    .await
+    .err("MissingParameter");
+    h.refuses_tag_type(
+        &[
+            ("Action", "CopyImage"),
+            ("SourceImageId", source.as_str()),
+            ("SourceRegion", "us-east-1"),
+            ("Name", "tagged-copy"),
+        ],
+        "instance",
+    )
+    .await;
+    // A public AMI copies only once a Docker image backs it (in docker mode).
+    copy(
+        &h,
+        "eu-west-1",
+        &[
+            ("SourceImageId", JAMMY),
+            ("SourceRegion", "us-east-1"),
+            ("Name", "my-jammy"),
+        ],
+    )
+    .await
+    .err("InvalidAMIID.NotFound");
+}
+
+#[tokio::test]
+async fn copy_image_of_a_public_ami_in_mock_mode_keeps_its_boot_mode() {
+    let h = Harness::with_public_amis(VmManager::Mock);
+    let copied = copy(
+        &h,
+        "us-east-1",
+        &[
+            ("SourceImageId", JAMMY),
+            ("SourceRegion", "us-west-2"),
+            ("Name", "my-jammy"),
+        ],
+    )
+    .await
+    .ok("CopyImage")
+    .text_at("imageId")
+    .to_string();
+    let stored = h.store.images().get(&copied).unwrap().unwrap();
+    assert_eq!(stored.spec.boot_mode.as_deref(), Some("uefi-preferred"));
+    assert!(
+        !stored.spec.tags.contains_key("ec2_vm_manager"),
+        "mock mode"
+    );
+    let doc = describe(&h, &[("ImageId.1", &copied)]).await;
+    assert_eq!(doc.text_at("imagesSet/item/imageOwnerId"), "000000000000");
+    assert_eq!(doc.text_at("imagesSet/item/sourceImageRegion"), "us-west-2");
+}
+
+#[tokio::test]
+async fn create_image_refuses_tags_for_other_resource_types() {
+    let h = Harness::docker();
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    h.refuses_tag_type(
+        &[
+            ("Action", "CreateImage"),
+            ("InstanceId", &id),
+            ("Name", "tagged"),
+        ],
+        "instance",
+    )
+    .await;
+    assert_eq!(h.store.images().len(), 0);
 }

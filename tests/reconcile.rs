@@ -888,3 +888,260 @@ async fn create_image_of_an_instance_stopped_before_its_first_boot_tags_its_ami(
     assert!(id_of(&reference).is_some());
     assert_eq!(made.status.docker_image_id, id_of(AMI_REF));
 }
+
+// ---------------------------------------------------------------------------------------------
+// CopyImage and DeregisterImage
+
+async fn reconcile_image(ctx: &Arc<Context<FakeRuntime>>, id: &str) {
+    let id = ec2d::model::ImageId::parse(id).unwrap();
+    let action = reconcile::reconcile(ObjectRef::Image(id), ctx.clone())
+        .await
+        .unwrap();
+    assert_ne!(
+        action,
+        Action::requeue(Settings::default().converging_requeue),
+        "done in one pass"
+    );
+}
+
+async fn discover(ctx: &Arc<Context<FakeRuntime>>) -> Action {
+    reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
+        .await
+        .unwrap()
+}
+
+/// A CreateImage record of instance `id`, committed and available.
+async fn committed(
+    ctx: &Arc<Context<FakeRuntime>>,
+    store: &Store,
+    id: &InstanceId,
+    name: &str,
+) -> ec2d::model::Image {
+    let image = fixtures::committed_image(id, name);
+    store.images().create(std::slice::from_ref(&image)).unwrap();
+    reconcile_image(ctx, &image.metadata.name).await;
+    let made = store.images().get(&image.metadata.name).unwrap().unwrap();
+    assert_eq!(made.display_state(), ImageState::Available);
+    made
+}
+
+/// A CopyImage record of the AMI whose Docker image is `source_reference`.
+fn copy_of(source: &ec2d::model::Image, source_reference: &str, name: &str) -> ec2d::model::Image {
+    let id = ec2d::model::ImageId::generate();
+    let mut copy = source.clone();
+    copy.metadata = ec2d::model::ObjectMeta::new(id.as_str(), "eu-west-1", ec2d::model::now());
+    copy.spec = ec2d::model::ImageSpec::new(
+        name,
+        ec2d::model::ImageSource::Copy {
+            source_image_id: ec2d::model::ImageId::parse(&source.metadata.name).unwrap(),
+            source_region: source.metadata.namespace.clone(),
+            source_reference: source_reference.to_string(),
+        },
+        ec2d::model::AmiTag::new(name, id).to_string(),
+    );
+    copy.status = Default::default();
+    copy
+}
+
+fn tagged(fake: &FakeRuntime, reference: &str) -> bool {
+    use ec2d::runtime::ContainerRuntime;
+    futures::executor::block_on(fake.image_exists(reference)).unwrap()
+}
+
+#[tokio::test]
+async fn copy_image_tags_the_source_image_once_and_fails_when_it_is_gone() {
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    let source = committed(&ctx, &store, &id, "golden").await;
+
+    let copy = copy_of(&source, &source.spec.reference, "golden-copy");
+    store.images().create(std::slice::from_ref(&copy)).unwrap();
+    fake.clear_calls();
+    reconcile_image(&ctx, &copy.metadata.name).await;
+    let made = store.images().get(&copy.metadata.name).unwrap().unwrap();
+    assert_eq!(made.display_state(), ImageState::Available);
+    assert_eq!(fake.ops(), vec![Op::ImageExists, Op::Tag]);
+    assert!(tagged(&fake, &copy.spec.reference));
+    assert_eq!(
+        made.status.docker_image_id, source.status.docker_image_id,
+        "the copy is the same image under another tag"
+    );
+    fake.clear_calls();
+    reconcile_image(&ctx, &copy.metadata.name).await;
+    assert!(fake.ops().is_empty(), "a finished copy is left alone");
+
+    let lost = copy_of(&source, "localstack-ec2/gone:ami-0000dead", "lost-copy");
+    store.images().create(std::slice::from_ref(&lost)).unwrap();
+    reconcile_image(&ctx, &lost.metadata.name).await;
+    let failed = store.images().get(&lost.metadata.name).unwrap().unwrap();
+    assert_eq!(failed.display_state(), ImageState::Failed);
+    assert_eq!(
+        failed.status.state_reason.unwrap().message,
+        "Client.InternalError: the image localstack-ec2/gone:ami-0000dead of the source AMI is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_deregistered_image_loses_its_tag_then_its_record() {
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    let image = committed(&ctx, &store, &id, "short-lived").await;
+    let ami = image.metadata.name.clone();
+    // A second tag of the same image (a copy): the image stays while it has one.
+    let copy = copy_of(&image, &image.spec.reference, "copy");
+    store.images().create(std::slice::from_ref(&copy)).unwrap();
+    reconcile_image(&ctx, &copy.metadata.name).await;
+    let _ = discover(&ctx).await;
+    assert!(store.catalog().get(&ami).unwrap().is_some());
+
+    assert!(store
+        .spec_view()
+        .deregister_image(&ami, "us-east-1")
+        .unwrap());
+    assert!(
+        !store
+            .spec_view()
+            .deregister_image(&ami, "us-east-1")
+            .unwrap(),
+        "once"
+    );
+    // Discovery removes the tag at once, but keeps the record until the record's own key has
+    // acknowledged that no commit will run for it any more; it looks again soon.
+    let action = discover(&ctx).await;
+    assert!(fake.ops().contains(&Op::Untag));
+    assert!(!tagged(&fake, &image.spec.reference));
+    assert!(tagged(&fake, &copy.spec.reference), "the other tag stays");
+    assert!(store.catalog().get(&ami).unwrap().is_none());
+    assert!(store.images().get(&ami).unwrap().is_some());
+    assert_eq!(
+        action,
+        Action::requeue(Settings::default().converging_requeue)
+    );
+
+    fake.clear_calls();
+    reconcile_image(&ctx, &ami).await;
+    assert!(
+        fake.ops().is_empty(),
+        "acknowledging asks nothing of the engine"
+    );
+    let acknowledged = store.images().get(&ami).unwrap().unwrap();
+    assert_eq!(acknowledged.status.state, Some(ImageState::Deregistered));
+    let action = discover(&ctx).await;
+    assert!(store.images().get(&ami).unwrap().is_none(), "collected");
+    assert_eq!(
+        action,
+        Action::requeue(Settings::default().converged_requeue)
+    );
+    let _ = discover(&ctx).await;
+    assert!(store.catalog().get(&ami).unwrap().is_none(), "never back");
+    assert!(
+        store.catalog().get(&copy.metadata.name).unwrap().is_some(),
+        "the copy's tag is still discovered"
+    );
+}
+
+#[tokio::test]
+async fn a_deregistered_image_a_container_uses_keeps_its_last_tag_until_the_container_goes() {
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    let image = committed(&ctx, &store, &id, "in-use").await;
+    let ami = image.metadata.name.clone();
+    // An instance launched from the new AMI.
+    let mut user = fixtures::instance();
+    user.spec.image_id = ec2d::model::ImageId::parse(&ami).unwrap();
+    user.spec.image_ref = image.spec.reference.clone();
+    store
+        .instances()
+        .create(std::slice::from_ref(&user))
+        .unwrap();
+    let user_id = InstanceId::parse(&user.metadata.name).unwrap();
+    let _ = run(&ctx, &user_id).await.unwrap();
+    assert_eq!(shown(&ctx, &user_id), InstanceState::Running);
+
+    assert!(store
+        .spec_view()
+        .deregister_image(&ami, "us-east-1")
+        .unwrap());
+    reconcile_image(&ctx, &ami).await;
+    let action = discover(&ctx).await;
+    assert!(tagged(&fake, &image.spec.reference), "the engine refuses");
+    assert!(store.images().get(&ami).unwrap().is_some(), "kept, hidden");
+    assert!(store.catalog().get(&ami).unwrap().is_none());
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(5)));
+
+    desire(&store, &user_id, DesiredState::Terminated);
+    let _ = run(&ctx, &user_id).await.unwrap();
+    assert_eq!(fake.container_state(&user_id), None, "container removed");
+    let _ = discover(&ctx).await;
+    assert!(!tagged(&fake, &image.spec.reference));
+    assert!(store.images().get(&ami).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_deregistered_discovered_ami_is_untagged_and_a_failed_pass_converges_later() {
+    let (ctx, fake, store) = context(true);
+    fake.add_image("localstack-ec2/found:ami-0abc1234");
+    let _ = discover(&ctx).await;
+    let found = store.catalog().get("ami-0abc1234").unwrap().unwrap();
+    let mut record = found.clone();
+    record.metadata.namespace = ec2d::model::DISCOVERED_NAMESPACE.to_string();
+    record.spec.deregistered = true;
+    record.status = Default::default();
+    store
+        .spec_view()
+        .deregister_discovered_image(&record)
+        .unwrap();
+
+    // The engine fails mid-way: the record stays, and the next pass (a resync, or ec2d
+    // started again) carries on from what it finds.
+    fake.fail_next(
+        Op::Untag,
+        RuntimeError::Unavailable("engine restarting".into()),
+        1,
+    );
+    assert!(reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
+        .await
+        .is_err());
+    assert!(tagged(&fake, "localstack-ec2/found:ami-0abc1234"));
+    let restarted = Arc::new(Context::new(
+        store.clone(),
+        fake.clone(),
+        Settings::default(),
+    ));
+    for key in reconcile::all_keys(&restarted.store) {
+        if !matches!(key, ObjectRef::Sweep) {
+            let _ = reconcile::reconcile(key, restarted.clone()).await.unwrap();
+        }
+    }
+    let _ = discover(&restarted).await;
+    assert!(!tagged(&fake, "localstack-ec2/found:ami-0abc1234"));
+    assert!(store.images().get("ami-0abc1234").unwrap().is_none());
+    assert!(store.catalog().get("ami-0abc1234").unwrap().is_none());
+
+    // Tagged again later, it is a new discovery like any other.
+    fake.add_image("localstack-ec2/found:ami-0abc1234");
+    let _ = discover(&ctx).await;
+    assert!(store.catalog().get("ami-0abc1234").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_commit_deregistered_before_it_ran_never_runs() {
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    let image = fixtures::committed_image(&id, "never");
+    store.images().create(std::slice::from_ref(&image)).unwrap();
+    assert!(store
+        .spec_view()
+        .deregister_image(&image.metadata.name, "us-east-1")
+        .unwrap());
+    fake.clear_calls();
+    reconcile_image(&ctx, &image.metadata.name).await;
+    let _ = discover(&ctx).await;
+    assert!(!fake.ops().contains(&Op::Commit));
+    assert!(store.images().get(&image.metadata.name).unwrap().is_none());
+    assert!(!tagged(&fake, &image.spec.reference));
+}

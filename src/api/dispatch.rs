@@ -80,6 +80,10 @@ pub const TABLE: &[Action] = &[
     ),
     read("DescribeImages", describe_images::call),
     write("CreateImage", create_image::call),
+    write("CopyImage", copy_image::call),
+    write("DeregisterImage", deregister_image::call),
+    read("DescribeImageAttribute", describe_image_attribute::call),
+    write("ModifyImageAttribute", modify_image_attribute::call),
     read("DescribeRegions", describe_regions::call),
     read(
         "DescribeAvailabilityZones",

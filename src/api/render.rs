@@ -11,6 +11,7 @@ use crate::model::{
     StateReason, Timestamp, ACCOUNT_ID,
 };
 
+use super::images::Ami;
 use super::instance_options::{monitoring_state, render_option_blocks};
 use super::instances::shown_state;
 
@@ -304,34 +305,62 @@ pub fn image_architecture(image: &Image) -> &'static str {
     }
 }
 
-/// One `DescribeImagesResponseItemType`.
-pub fn render_image(w: &mut XmlWriter, image: &Image) {
-    let spec = &image.spec;
-    let state = image.display_state();
-    w.field("imageId", &image.metadata.name);
-    w.field("imageLocation", format!("{ACCOUNT_ID}/{}", spec.name));
+/// One `DescribeImagesResponseItemType`, in the order EC2 writes its members.
+pub fn render_image(w: &mut XmlWriter, ami: &Ami) {
+    let state = ami.state();
+    w.field("imageId", ami.id());
+    w.field("imageLocation", ami.location());
     w.field("imageState", state.name());
-    w.field("imageOwnerId", ACCOUNT_ID);
-    w.field(
-        "creationDate",
-        format_timestamp(image.metadata.creation_timestamp),
-    );
-    w.field("isPublic", false);
-    w.field("architecture", image_architecture(image));
+    w.field("imageOwnerId", ami.owner_id());
+    w.field("creationDate", ami.creation_date());
+    w.field("isPublic", ami.is_public());
+    w.field("architecture", ami.architecture());
     w.field("imageType", "machine");
-    w.field("name", &spec.name);
-    w.opt_field("description", spec.description.as_deref());
+    w.opt_field("platform", ami.platform());
+    w.opt_field("imageOwnerAlias", ami.owner_alias());
+    w.field("name", ami.name());
+    w.opt_field("description", ami.description());
     w.field("rootDeviceType", "ebs");
-    w.field("rootDeviceName", ROOT_DEVICE_NAME);
-    w.empty("blockDeviceMapping");
+    w.field("rootDeviceName", ami.root_device_name());
+    match ami.root_device() {
+        Some(root) => w.el("blockDeviceMapping", |w| {
+            w.el("item", |w| {
+                w.field("deviceName", root.device_name);
+                w.el("ebs", |w| {
+                    w.field("deleteOnTermination", true);
+                    w.field("snapshotId", root.snapshot_id);
+                    w.field("volumeSize", root.volume_size);
+                    w.field("volumeType", root.volume_type);
+                    w.field("encrypted", false);
+                    // gp3's baseline, which EC2 reports for every gp3 root volume.
+                    if root.volume_type == "gp3" {
+                        w.field("iops", 3000);
+                        w.field("throughput", 125);
+                    }
+                });
+            });
+        }),
+        None => w.empty("blockDeviceMapping"),
+    }
     w.field("virtualizationType", "hvm");
-    render_tags(w, &spec.tags);
+    render_tags(w, ami.tags());
     w.field("hypervisor", "xen");
     w.field("enaSupport", true);
-    w.field("platformDetails", "Linux/UNIX");
-    w.field("usageOperation", "RunInstances");
+    if !ami.is_own() {
+        w.field("sriovNetSupport", "simple");
+    }
+    w.opt_field("bootMode", ami.boot_mode());
+    w.field("platformDetails", ami.platform_details());
+    w.field("usageOperation", ami.usage_operation());
+    w.opt_field("deprecationTime", ami.deprecation_time());
+    w.opt_field("imdsSupport", ami.imds_support());
+    w.opt_field("sourceInstanceId", ami.source_instance_id());
+    if let Some((image_id, region)) = ami.copied_from() {
+        w.field("sourceImageId", image_id);
+        w.field("sourceImageRegion", region);
+    }
     if state == ImageState::Failed {
-        if let Some(reason) = &image.status.state_reason {
+        if let Some(reason) = ami.state_reason() {
             w.el("stateReason", |w| {
                 w.field("code", &reason.code);
                 w.field("message", &reason.message);

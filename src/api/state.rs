@@ -14,6 +14,8 @@ pub struct ApiState {
     pub store: SpecStore,
     /// Docker or mock: decides whether an AMI must exist in the catalog.
     pub vm_manager: VmManager,
+    /// Whether DescribeImages lists the built-in public AMI catalogue (`EC2D_PUBLIC_AMIS`).
+    pub public_amis: bool,
     /// Health and status reports supplied by the app (the api cannot see the runtime).
     pub introspection: Arc<dyn Introspection>,
     /// DescribeInstances' per-instance XML, reused while an instance is unchanged.

@@ -48,11 +48,16 @@ pub trait Tagged: Kind {
     /// Checks an id's shape (the kind's `Malformed` error).
     fn parse_tag_id(id: &str) -> Result<String, ApiError>;
 
+    /// Whether a stored record is gone for the API though still stored (a deregistered AMI
+    /// waiting for the reconciler): it has no tags to read or write.
+    fn gone(_spec: &Self::Spec) -> bool {
+        false
+    }
     /// The tags of the record `id` of `region`; `None` when there is none.
     fn read_tags(state: &ApiState, region: &str, id: &str) -> Result<Option<Tags>, ApiError> {
         Ok(Self::collection(&state.store)
             .get_shared(id)?
-            .filter(|o| o.metadata.namespace == region)
+            .filter(|o| o.metadata.namespace == region && !Self::gone(&o.spec))
             .map(|o| Self::spec_tags(&o.spec).clone()))
     }
     /// What a tag write on a missing record answers.
@@ -240,7 +245,7 @@ fn change_tags_of<K: Tagged>(
     K::prepare_tag_write(state, region)?;
     K::collection(&state.store)
         .update_spec_same_generation(id, |o| {
-            if o.metadata.namespace != region {
+            if o.metadata.namespace != region || K::gone(&o.spec) {
                 return Err(WriteError::Api(K::tag_not_found(state, region, id)));
             }
             let tags = K::spec_tags_mut(&mut o.spec);
@@ -268,7 +273,7 @@ fn tags_in_region<K: Tagged>(
         .list_shared()?
         .objects
         .into_iter()
-        .filter(|o| o.metadata.namespace == region)
+        .filter(|o| o.metadata.namespace == region && !K::gone(&o.spec))
         .filter(|o| !K::spec_tags(&o.spec).is_empty())
         .map(|o| (o.metadata.name.clone(), K::spec_tags(&o.spec).clone()))
         .collect())

@@ -182,6 +182,7 @@ impl App {
         let router = api::router(ApiState {
             store: store.spec_view(),
             vm_manager: config.vm_manager,
+            public_amis: config.public_amis,
             introspection: report,
             rendered_instances: Default::default(),
         });

@@ -51,15 +51,13 @@ pub fn committed_image(instance_id: &InstanceId, name: &str) -> Image {
         api_version: API_VERSION.to_string(),
         kind: IMAGE_KIND.to_string(),
         metadata: ObjectMeta::new(id.as_str(), "us-east-1", super::now()),
-        spec: ImageSpec {
-            name: name.to_string(),
-            description: None,
-            source: ImageSource::Commit {
+        spec: ImageSpec::new(
+            name,
+            ImageSource::Commit {
                 instance_id: instance_id.clone(),
             },
-            reference: AmiTag::new(name, id.clone()).to_string(),
-            tags: BTreeMap::new(),
-        },
+            AmiTag::new(name, id.clone()).to_string(),
+        ),
         status: ImageStatus::default(),
     }
 }

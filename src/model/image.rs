@@ -1,11 +1,11 @@
-//! The Image kind: AMIs, either discovered from Docker tags or made by CreateImage (docker commit).
+//! The Image kind: AMIs, either discovered from Docker tags or made by CreateImage (docker commit) and CopyImage (docker tag).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ids::InstanceId;
+use super::ids::{ImageId, InstanceId};
 use super::meta::{ErrorRecord, Object, StateReason};
 
 /// An AMI document.
@@ -13,6 +13,10 @@ pub type Image = Object<ImageSpec, ImageStatus>;
 
 /// The kind name stored in `kind`.
 pub const IMAGE_KIND: &str = "Image";
+
+/// The namespace of AMIs discovered from Docker tags (and of the records that deregister
+/// them): not a region, as they are visible from every region.
+pub const DISCOVERED_NAMESPACE: &str = "*";
 
 /// The AMI's definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -30,6 +34,56 @@ pub struct ImageSpec {
     /// User tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// DeregisterImage asked for the AMI to be gone: it is hidden at once, and the reconciler
+    /// removes its Docker tag and then the record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deregistered: bool,
+    /// Who may launch it besides the owner (ModifyImageAttribute's `launchPermission`).
+    #[serde(default, skip_serializing_if = "LaunchPermissions::is_empty")]
+    pub launch_permissions: LaunchPermissions,
+    /// `bootMode`, inherited from the AMI it was made from (`uefi`, `legacy-bios`,
+    /// `uefi-preferred`); Docker images have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_mode: Option<String>,
+    /// `imdsSupport` (`v2.0`), set by ModifyImageAttribute; it cannot be unset, as in EC2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imds_support: Option<String>,
+}
+
+impl ImageSpec {
+    /// A spec with no description, tags or attributes.
+    pub fn new(name: impl Into<String>, source: ImageSource, reference: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: None,
+            source,
+            reference: reference.into(),
+            tags: BTreeMap::new(),
+            deregistered: false,
+            launch_permissions: LaunchPermissions::default(),
+            boot_mode: None,
+            imds_support: None,
+        }
+    }
+}
+
+/// An AMI's launch permissions beyond its owner's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchPermissions {
+    /// The `all` group: the AMI is public.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    /// Accounts it is shared with.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub user_ids: BTreeSet<String>,
+}
+
+impl LaunchPermissions {
+    /// Neither public nor shared.
+    pub fn is_empty(&self) -> bool {
+        !self.public && self.user_ids.is_empty()
+    }
 }
 
 /// Where an AMI comes from.
@@ -44,6 +98,16 @@ pub enum ImageSource {
         #[serde(rename = "instanceId")]
         instance_id: InstanceId,
     },
+    /// CopyImage: tag the source AMI's Docker image with the new AMI's reference.
+    #[serde(rename_all = "camelCase")]
+    Copy {
+        /// The AMI copied.
+        source_image_id: ImageId,
+        /// The region it was copied from.
+        source_region: String,
+        /// The Docker image of the source AMI, resolved when the copy was asked for.
+        source_reference: String,
+    },
 }
 
 /// EC2's image states that ec2d uses.
@@ -56,6 +120,9 @@ pub enum ImageState {
     Available,
     /// The commit could not be made; see the state reason.
     Failed,
+    /// DeregisterImage was acknowledged: no commit or copy will run for it any more. The
+    /// record waits for its Docker tags to go, then is collected; clients never see it.
+    Deregistered,
 }
 
 impl ImageState {
@@ -65,6 +132,7 @@ impl ImageState {
             Self::Pending => "pending",
             Self::Available => "available",
             Self::Failed => "failed",
+            Self::Deregistered => "deregistered",
         }
     }
 }
@@ -96,8 +164,12 @@ pub struct ImageStatus {
 }
 
 impl Image {
-    /// The state a client sees (pending until the reconciler says otherwise).
+    /// The state a client sees (pending until the reconciler says otherwise; deregistered at
+    /// once when DeregisterImage asked for it).
     pub fn display_state(&self) -> ImageState {
+        if self.spec.deregistered {
+            return ImageState::Deregistered;
+        }
         self.status.state.unwrap_or(ImageState::Pending)
     }
 }

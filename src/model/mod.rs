@@ -11,14 +11,15 @@ pub mod keypair;
 pub mod launch_template;
 pub mod meta;
 pub mod network;
+pub mod public_amis;
 pub mod region;
 pub mod schema;
 pub mod state;
 
 pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
 pub use ids::{IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId};
-pub use image::{docker_repository_name, IMAGE_KIND};
-pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus};
+pub use image::{docker_repository_name, DISCOVERED_NAMESPACE, IMAGE_KIND};
+pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions};
 pub use instance::{
     ContainerObservation, GroupRef, Instance, InstanceSpec, InstanceStatus, PortMapping,
     PortProtocol, PortSpec, ShutdownBehavior, Transition, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
@@ -39,6 +40,7 @@ pub use network::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, SecurityGroupSpec,
     SecurityGroupStatus, UserIdGroupPair, DEFAULT_GROUP_NAME, SECURITY_GROUP_KIND,
 };
+pub use public_amis::PublicAmi;
 pub use state::{
     display_state, stop_never_ran, DesiredState, InstanceState, NeverRanError, TransitionError,
 };

@@ -1,56 +1,139 @@
-//! AMI discovery: mirrors Docker's `localstack-ec2/<name>:<ami>` tags into the store's catalog.
+//! AMI discovery and deregistration: mirrors Docker's `localstack-ec2/<name>:<ami>` tags into the store's catalog, and removes the tags of deregistered AMIs before collecting their records.
+//!
+//! Deregistration is carried out here, by the one catalog key, rather than by each AMI's own
+//! key: the catalog is written from a listing of the engine's tags, and a pass that listed a
+//! tag just before another key removed it, and wrote the catalog just after that key deleted
+//! the record hiding it, would bring the AMI back. One key never runs twice at once, so here
+//! a record is deleted only in a pass whose own listing (taken after its tags were removed)
+//! no longer has the AMI, and every later pass lists afresh.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+
+use tracing::{debug, info};
 
 use super::{Context, ReconcileError};
 use crate::controller::Action;
 use crate::model::{
-    ImageSource, ImageSpec, ImageState, ImageStatus, Object, ObjectMeta, API_VERSION, IMAGE_KIND,
-    VM_MANAGER_TAG,
+    ImageSource, ImageSpec, ImageState, ImageStatus, Object, ObjectMeta, API_VERSION,
+    DISCOVERED_NAMESPACE, IMAGE_KIND, VM_MANAGER_TAG,
 };
-use crate::runtime::ContainerRuntime;
+use crate::runtime::{AmiImage, ContainerRuntime, RuntimeError};
 
 /// The region catalog entries are filed under; they are visible in every region.
-pub const CATALOG_REGION: &str = "*";
+pub const CATALOG_REGION: &str = DISCOVERED_NAMESPACE;
 
-/// Re-lists the engine's AMI images and replaces the catalog with them.
+/// How soon to look again while a deregistered AMI's tag cannot go yet: the engine keeps an
+/// image's last tag while a container (an instance launched from it) uses the image.
+const IN_USE_REQUEUE: Duration = Duration::from_secs(5);
+
+/// List-and-untag rounds one pass makes at most (a tag listed again after its removal was
+/// added meanwhile; the next pass takes it).
+const UNTAG_ROUNDS: usize = 8;
+
+/// Removes the tags of deregistered AMIs, re-lists the engine's AMI images, replaces the
+/// catalog with them (less the deregistered), then collects the deregistered records whose
+/// tags are gone.
 pub(super) async fn reconcile<R: ContainerRuntime>(
     ctx: &Context<R>,
 ) -> Result<Action, ReconcileError> {
-    let amis = ctx.runtime.list_amis().await?;
+    // Read before listing: a record deregistered later is handled by the pass its spec
+    // change triggers (the API hides it meanwhile).
+    let deregistered: Vec<_> = ctx
+        .store
+        .images()
+        .list_shared()?
+        .objects
+        .into_iter()
+        .filter(|image| image.spec.deregistered)
+        .collect();
+    let gone: HashSet<&str> = deregistered
+        .iter()
+        .map(|image| image.metadata.name.as_str())
+        .collect();
+    let mut amis = ctx.runtime.list_amis().await?;
+    let mut in_use: BTreeMap<String, String> = BTreeMap::new();
+    for _ in 0..UNTAG_ROUNDS {
+        let doomed: Vec<String> = amis
+            .iter()
+            .filter(|a| gone.contains(a.ami_id.as_str()) && !in_use.contains_key(&a.reference))
+            .map(|a| a.reference.clone())
+            .collect();
+        if doomed.is_empty() {
+            break;
+        }
+        for reference in doomed {
+            match ctx.runtime.remove_image_tag(&reference).await {
+                Ok(()) | Err(RuntimeError::NotFound(_)) => {
+                    info!(%reference, "tag of a deregistered AMI removed");
+                }
+                Err(RuntimeError::Conflict(reason)) => {
+                    debug!(%reference, %reason, "tag of a deregistered AMI kept while its image is in use");
+                    in_use.insert(reference, reason);
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        amis = ctx.runtime.list_amis().await?;
+    }
+    let still_tagged: BTreeSet<String> = amis
+        .iter()
+        .filter(|a| gone.contains(a.ami_id.as_str()))
+        .map(|a| a.ami_id.to_string())
+        .collect();
     let objects: Vec<_> = amis
         .into_iter()
-        .map(|ami| {
-            let created = ami.created.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            let mut tags = BTreeMap::new();
-            tags.insert(VM_MANAGER_TAG.to_string(), "docker".to_string());
-            let mut meta = ObjectMeta::new(ami.ami_id.as_str(), CATALOG_REGION, created);
-            meta.generation = 1;
-            Object {
-                api_version: API_VERSION.to_string(),
-                kind: IMAGE_KIND.to_string(),
-                metadata: meta,
-                spec: ImageSpec {
-                    name: ami.name,
-                    description: None,
-                    source: ImageSource::Docker,
-                    reference: ami.reference,
-                    tags,
-                },
-                status: ImageStatus {
-                    observed_generation: 1,
-                    state: Some(ImageState::Available),
-                    state_reason: None,
-                    docker_image_id: Some(ami.docker_id),
-                    size_bytes: ami.size_bytes,
-                    architecture: ami.architecture,
-                    last_error: None,
-                },
-            }
-        })
+        .filter(|a| !gone.contains(a.ami_id.as_str()))
+        .map(discovered)
         .collect();
     let count = objects.len();
     ctx.store.catalog().replace_all(&objects)?;
     tracing::debug!(count, "ami catalog refreshed");
-    Ok(Action::requeue(ctx.settings.converged_requeue))
+
+    let mut unacknowledged = false;
+    for image in &deregistered {
+        let id = image.metadata.name.as_str();
+        // Until its own key acknowledged the deregistration, a commit or copy may still tag
+        // an image for it.
+        let acknowledged = image.status.state == Some(ImageState::Deregistered)
+            && image.status.observed_generation >= image.metadata.generation;
+        if !acknowledged {
+            unacknowledged = true;
+        } else if !still_tagged.contains(id) {
+            ctx.store.images().delete(id)?;
+            info!(image_id = %id, "deregistered AMI collected");
+        }
+    }
+    Ok(if unacknowledged {
+        Action::requeue(ctx.settings.converging_requeue)
+    } else if !still_tagged.is_empty() {
+        Action::requeue(IN_USE_REQUEUE.min(ctx.settings.converged_requeue))
+    } else {
+        Action::requeue(ctx.settings.converged_requeue)
+    })
+}
+
+/// The catalog entry of one discovered tag.
+fn discovered(ami: AmiImage) -> Object<ImageSpec, ImageStatus> {
+    let created = ami.created.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let mut meta = ObjectMeta::new(ami.ami_id.as_str(), CATALOG_REGION, created);
+    meta.generation = 1;
+    let mut spec = ImageSpec::new(ami.name, ImageSource::Docker, ami.reference);
+    spec.tags
+        .insert(VM_MANAGER_TAG.to_string(), "docker".to_string());
+    Object {
+        api_version: API_VERSION.to_string(),
+        kind: IMAGE_KIND.to_string(),
+        metadata: meta,
+        spec,
+        status: ImageStatus {
+            observed_generation: 1,
+            state: Some(ImageState::Available),
+            state_reason: None,
+            docker_image_id: Some(ami.docker_id),
+            size_bytes: ami.size_bytes,
+            architecture: ami.architecture,
+            last_error: None,
+        },
+    }
 }

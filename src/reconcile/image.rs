@@ -1,4 +1,4 @@
-//! The CreateImage reconciler: commit the source instance's container (or, with none, tag its image) as `localstack-ec2/<name>:<ami>`.
+//! The AMI record reconciler: CreateImage commits the source instance's container (or, with none, tags its image) and CopyImage tags the source AMI's image, as `localstack-ec2/<name>:<ami>`; DeregisterImage is acknowledged here and carried out by discovery (`catalog`).
 
 use tracing::{info, warn};
 
@@ -17,6 +17,9 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     let Some(image) = ctx.store.images().get(id.as_str())? else {
         return Ok(Action::await_change());
     };
+    if image.spec.deregistered {
+        return acknowledge_deregistration(&image, ctx);
+    }
     let done = matches!(
         image.status.state,
         Some(ImageState::Available | ImageState::Failed)
@@ -24,10 +27,14 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     if done {
         return Ok(Action::await_change());
     }
-    let ImageSource::Commit { instance_id } = &image.spec.source else {
-        return Ok(Action::await_change());
+    let made = match &image.spec.source {
+        ImageSource::Commit { instance_id } => commit(&image, instance_id, ctx).await,
+        ImageSource::Copy {
+            source_reference, ..
+        } => copy(&image, source_reference, ctx).await,
+        ImageSource::Docker => return Ok(Action::await_change()),
     };
-    match commit(&image, instance_id, ctx).await {
+    match made {
         Ok(Some(docker_id)) => {
             info!(image_id = %id, reference = %image.spec.reference, "image available");
             let mut status = image.status.clone();
@@ -58,6 +65,30 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             Err(error)
         }
     }
+}
+
+/// DeregisterImage: records that this key will commit or copy nothing more for the AMI
+/// (a commit under way when the request came finished before this runs: one key never runs
+/// twice at once). Discovery removes the AMI's Docker tags and collects the record only after
+/// this, so a commit can never tag an image after its record is gone.
+fn acknowledge_deregistration<R: ContainerRuntime>(
+    image: &Image,
+    ctx: &Context<R>,
+) -> Result<Action, ReconcileError> {
+    let acknowledged = image.status.state == Some(ImageState::Deregistered)
+        && image.status.observed_generation >= image.metadata.generation;
+    if !acknowledged {
+        let mut status = image.status.clone();
+        status.state = Some(ImageState::Deregistered);
+        status.state_reason = None;
+        status.last_error = None;
+        status.observed_generation = image.metadata.generation;
+        ctx.store
+            .images()
+            .write_status(&image.metadata.name, &status)?;
+        info!(image_id = %image.metadata.name, reference = %image.spec.reference, "image deregistered");
+    }
+    Ok(Action::await_change())
 }
 
 enum CommitError {
@@ -130,6 +161,36 @@ async fn commit<R: ContainerRuntime>(
         Ok(docker_id) => Ok(Some(docker_id)),
         Err(RuntimeError::NotFound(reason)) => Err(CommitError::Impossible(reason)),
         Err(RuntimeError::Failed(reason)) => Err(CommitError::Impossible(reason)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Tags the source AMI's image with the copy's reference, unless a previous attempt already
+/// did. The source's image gone is final: the copy fails.
+async fn copy<R: ContainerRuntime>(
+    image: &Image,
+    source_reference: &str,
+    ctx: &Context<R>,
+) -> Result<Option<String>, CommitError> {
+    let reference = &image.spec.reference;
+    if ctx.runtime.image_exists(reference).await? {
+        return Ok(Some(existing_id(ctx, reference).await));
+    }
+    let ami_tag = crate::model::AmiTag::parse(reference)
+        .ok_or_else(|| CommitError::Impossible(format!("bad image reference {reference}")))?;
+    match ctx
+        .runtime
+        .tag_image(
+            source_reference,
+            &ami_tag.repository(),
+            ami_tag.ami_id.as_str(),
+        )
+        .await
+    {
+        Ok(docker_id) => Ok(Some(docker_id)),
+        Err(RuntimeError::NotFound(_)) => Err(CommitError::Impossible(format!(
+            "the image {source_reference} of the source AMI is gone"
+        ))),
         Err(other) => Err(other.into()),
     }
 }

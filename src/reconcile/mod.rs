@@ -37,9 +37,9 @@ use crate::store::{KindKey, StatusStore, Store};
 pub enum ObjectRef {
     /// One instance and its container.
     Instance(InstanceId),
-    /// One CreateImage record and its commit.
+    /// One CreateImage or CopyImage record and its commit or tag.
     Image(ImageId),
-    /// The AMI catalog discovered from Docker's image tags.
+    /// The AMI catalog discovered from Docker's image tags, and deregistered AMIs' tags.
     Catalog,
     /// Orphaned containers and expired terminated records.
     Sweep,
@@ -163,14 +163,25 @@ pub fn all_keys(store: &StatusStore) -> Vec<ObjectRef> {
 /// Spec changes from the store, as keys: what users asked for. The app feeds these through
 /// the controller handle, so a new generation runs at once even while its key is backing
 /// off after a failure (a user's StopInstances must not wait out a retry delay).
+///
+/// An AMI record's change also wakes discovery, which carries out deregistrations (see
+/// `catalog`): the record's own key acknowledges one, discovery removes the tags.
 pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
     store
         .watch_specs()
-        .filter_map(|changed| async move {
-            match changed.kind {
-                KindKey::Instance => InstanceId::parse(&changed.id).ok().map(ObjectRef::Instance),
-                KindKey::Image => ImageId::parse(&changed.id).ok().map(ObjectRef::Image),
-            }
+        .flat_map(|changed| {
+            let keys = match changed.kind {
+                KindKey::Instance => InstanceId::parse(&changed.id)
+                    .ok()
+                    .map(ObjectRef::Instance)
+                    .into_iter()
+                    .collect(),
+                KindKey::Image => match ImageId::parse(&changed.id) {
+                    Ok(id) => vec![ObjectRef::Image(id), ObjectRef::Catalog],
+                    Err(_) => Vec::new(),
+                },
+            };
+            futures::stream::iter(keys)
         })
         .boxed()
 }

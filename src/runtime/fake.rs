@@ -43,6 +43,8 @@ pub enum Op {
     Commit,
     /// `tag_image`.
     Tag,
+    /// `remove_image_tag`.
+    Untag,
     /// `list_amis`.
     ListAmis,
     /// `image_exists`.
@@ -636,6 +638,37 @@ impl ContainerRuntime for FakeRuntime {
             .cloned()
             .unwrap_or_default();
         Ok(id)
+    }
+
+    async fn remove_image_tag(&self, reference: &str) -> RuntimeResult<()> {
+        self.enter(Op::Untag, reference)?;
+        {
+            let mut inner = self.lock();
+            let Some(id) = inner.images.get(reference).cloned() else {
+                return Err(RuntimeError::NotFound(format!(
+                    "no such image: {reference}"
+                )));
+            };
+            // The engine's rule: the last tag of an image a container uses stays.
+            let last = !inner
+                .images
+                .iter()
+                .any(|(other, other_id)| other != reference && *other_id == id);
+            let user = inner.containers.values().find(|c| {
+                c.spec.image == reference || inner.images.get(&c.spec.image) == Some(&id)
+            });
+            if let (true, Some(user)) = (last, user) {
+                return Err(RuntimeError::Conflict(format!(
+                    "unable to remove repository reference {reference} (must force) - container {} is using its referenced image",
+                    user.id
+                )));
+            }
+            inner.images.remove(reference);
+        }
+        self.emit(RuntimeEvent::Image {
+            action: "untag".into(),
+        });
+        Ok(())
     }
 
     async fn list_amis(&self) -> RuntimeResult<Vec<AmiImage>> {

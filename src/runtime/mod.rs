@@ -405,6 +405,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = RuntimeResult<String>> + Send;
+    /// Removes the tag `reference`, as `docker rmi` without force and keeping untagged
+    /// parents: the engine deletes the image with its last tag unless a container (of any
+    /// state) uses it, which is a `Conflict`; a missing tag is `NotFound`.
+    fn remove_image_tag(&self, reference: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// All images tagged `localstack-ec2/<AmiName>:<AmiId>` with a well-formed AMI id.
     fn list_amis(&self) -> impl Future<Output = RuntimeResult<Vec<AmiImage>>> + Send;
     /// Whether an image reference exists locally.

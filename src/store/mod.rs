@@ -24,7 +24,7 @@ pub use names::CLIENT_TOKEN_KIND;
 pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 
 use crate::model::{
-    Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
+    ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
 };
 use crate::model::{LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
@@ -254,14 +254,6 @@ impl Store {
             reason: e.to_string(),
         })?;
         Ok(ids)
-    }
-
-    /// Looks an AMI up by id: a CreateImage record first, then the Docker catalog.
-    pub fn find_image(&self, id: &str) -> Result<Option<Image>, StoreError> {
-        match self.images.get(id)? {
-            Some(image) => Ok(Some(image)),
-            None => self.catalog.get(id),
-        }
     }
 
     /// A stream of spec changes of every kind, for the controller's triggers.

@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | `key_pairs.names` | `<region>/<key name>` | key pair id | [`Store::create_key_pair`], [`Store::delete_key_pair`] |
 //! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
-//! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`] |
+//! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`], [`Store::deregister_image`] |
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`] (stale once its template is deleted) |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
@@ -190,13 +190,18 @@ where
     /// Adds the name entries records lack (stores written before the indexes existed, or
     /// records written past them by tests); returns how many were added. Two records holding
     /// one name (an older version's race) keep the first in id order, and the other is logged.
+    /// Records `holds_name` refuses (a deregistered AMI) hold no name.
     fn repair_names(
         &self,
         names: &sled::Tree,
         name_key: fn(&Object<S, T>) -> Vec<u8>,
+        holds_name: fn(&Object<S, T>) -> bool,
     ) -> Result<usize, StoreError> {
         let mut added = 0;
         for object in self.list_shared()?.objects {
+            if !holds_name(&object) {
+                continue;
+            }
             let key = name_key(&object);
             let id = object.metadata.name.as_bytes();
             match names.get(&key)? {
@@ -428,6 +433,54 @@ impl Store {
         Ok(self.launch_templates.get(&id)?.map(|_| id))
     }
 
+    /// DeregisterImage of a CreateImage or CopyImage record of `region`: marks it deregistered
+    /// (a new generation, for the reconciler, which removes its Docker tag and then the record)
+    /// and frees its name, in one transaction, so the name is free again at once and no crash
+    /// separates the two. `false` (nothing written) when the region has no such live record.
+    pub fn deregister_image(&self, id: &str, region: &str) -> Result<bool, StoreError> {
+        let images = &self.images;
+        let writing = images.writing();
+        let done = finish(
+            (images.spec_tree(), images.status_tree(), &self.image_names).transaction(
+                |(spec, status, names)| {
+                    let Some(bytes) = spec.get(id.as_bytes())? else {
+                        return Ok(false);
+                    };
+                    let status_bytes = status.get(id.as_bytes())?;
+                    let mut image = match images.decode_object(
+                        id.as_bytes(),
+                        &bytes,
+                        status_bytes.as_deref(),
+                    ) {
+                        Ok(image) => image,
+                        Err(e) => return fail(e),
+                    };
+                    if image.metadata.namespace != region || image.spec.deregistered {
+                        return Ok(false);
+                    }
+                    image.spec.deregistered = true;
+                    image.metadata.generation += 1;
+                    image.metadata.resource_version += 1;
+                    let encoded = match images.encode_spec(&image) {
+                        Ok(encoded) => encoded,
+                        Err(e) => return fail(e),
+                    };
+                    spec.insert(id.as_bytes(), encoded)?;
+                    let key = image_name_key(&image);
+                    if names.get(&key)?.as_deref() == Some(id.as_bytes()) {
+                        names.remove(key)?;
+                    }
+                    Ok(true)
+                },
+            ),
+        )?;
+        drop(writing);
+        if done {
+            images.make_durable()?;
+        }
+        Ok(done)
+    }
+
     /// Creates the instances of one RunInstances call in one transaction, which also records
     /// the call's ClientToken (when given) and counts a use of each security group the
     /// instances join. Aborts, writing nothing, with `NameTaken` (kind
@@ -511,16 +564,20 @@ impl Store {
     pub(super) fn repair_name_indexes(&self) -> Result<(), StoreError> {
         let added = self
             .key_pairs
-            .repair_names(&self.key_pair_names, key_pair_name_key)?
+            .repair_names(&self.key_pair_names, key_pair_name_key, |_| true)?
             + self
                 .security_groups
-                .repair_names(&self.group_names, group_name_key)?
+                .repair_names(&self.group_names, group_name_key, |_| true)?
             + self
                 .images
-                .repair_names(&self.image_names, image_name_key)?
-            + self
-                .launch_templates
-                .repair_names(&self.launch_template_names, launch_template_name_key)?;
+                .repair_names(&self.image_names, image_name_key, |image| {
+                    !image.spec.deregistered
+                })?
+            + self.launch_templates.repair_names(
+                &self.launch_template_names,
+                launch_template_name_key,
+                |_| true,
+            )?;
         if added > 0 {
             tracing::info!(
                 added,
@@ -968,5 +1025,34 @@ mod tests {
         assert!(taken(store.create_key_pair(&key_pair("old"))));
         assert!(taken(store.create_security_group(&group("old"))));
         assert!(taken(store.create_image(&image("old-ami"))));
+    }
+
+    #[test]
+    fn deregistering_an_image_frees_its_name_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = image("golden");
+        let id = old.metadata.name.clone();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.create_image(&old).unwrap();
+            assert!(
+                !store.deregister_image(&id, "eu-west-1").unwrap(),
+                "another region's"
+            );
+            assert!(store.deregister_image(&id, REGION).unwrap());
+            assert!(!store.deregister_image(&id, REGION).unwrap(), "once");
+            let marked = store.images().get(&id).unwrap().unwrap();
+            assert!(marked.spec.deregistered);
+            assert_eq!(marked.metadata.generation, old.metadata.generation + 1);
+            assert!(store.image_names.is_empty());
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        // The record waits for the reconciler; opening again does not give it its name back.
+        let store = crate::store::reopen(dir.path());
+        assert!(store.image_names.is_empty());
+        store.create_image(&image("golden")).unwrap();
+        assert!(store
+            .deregister_image("ami-0000000000000beef", REGION)
+            .is_ok_and(|done| !done));
     }
 }

@@ -157,7 +157,7 @@ impl Store {
     }
 }
 
-/// What both views share: the store's identity, health, and the AMI lookup.
+/// What both views share: the store's identity and health.
 macro_rules! shared_reads {
     ($view:ident) => {
         impl $view {
@@ -169,11 +169,6 @@ macro_rules! shared_reads {
             /// Whether the store answers.
             pub fn is_healthy(&self) -> bool {
                 self.0.is_healthy()
-            }
-
-            /// Looks an AMI up by id: a CreateImage record first, then the Docker catalog.
-            pub fn find_image(&self, id: &str) -> Result<Option<Image>, StoreError> {
-                self.0.find_image(id)
             }
         }
     };
@@ -274,6 +269,20 @@ impl SpecStore {
     /// See [`Store::count_group_uses`].
     pub fn count_group_uses(&self, group_ids: &[&str]) -> Result<(), StoreError> {
         self.0.count_group_uses(group_ids)
+    }
+
+    /// See [`Store::deregister_image`].
+    pub fn deregister_image(&self, id: &str, region: &str) -> Result<bool, StoreError> {
+        self.0.deregister_image(id, region)
+    }
+
+    /// DeregisterImage of an AMI discovered from a Docker tag: stores `image`, a record of the
+    /// same id already marked deregistered (the catalog itself is observed state the API never
+    /// writes). It hides the discovered AMI at once; the reconciler removes the tag, then the
+    /// record. `AlreadyExists` when a record of that id is there already.
+    pub fn deregister_discovered_image(&self, image: &Image) -> Result<(), StoreError> {
+        debug_assert!(image.spec.deregistered);
+        self.0.images().create(std::slice::from_ref(image))
     }
 
     /// See [`Store::delete_security_group`].

@@ -47,11 +47,25 @@ pub struct Harness {
 
 impl Harness {
     /// `vm_manager` mode; [`Harness::post`] signs its requests for `region` (none when `None`).
+    /// The public AMI catalogue is off, so listings show only what a test made.
     pub fn with(vm_manager: VmManager, region: Option<&'static str>) -> Self {
+        Self::build(vm_manager, region, false)
+    }
+
+    /// `vm_manager` mode with the public AMI catalogue listed (ec2d's default), requests
+    /// signed for `us-east-1`, and [`AMI`] discovered as in [`Harness::docker`].
+    pub fn with_public_amis(vm_manager: VmManager) -> Self {
+        let h = Self::build(vm_manager, Some("us-east-1"), true);
+        h.discover_ami();
+        h
+    }
+
+    fn build(vm_manager: VmManager, region: Option<&'static str>, public_amis: bool) -> Self {
         let store = Store::temporary().expect("temporary store");
         let state = ApiState {
             store: store.spec_view(),
             vm_manager,
+            public_amis,
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),
         };
@@ -192,7 +206,13 @@ impl Harness {
     /// Docker mode with one available AMI in the catalog, as discovery would have written it.
     pub fn docker() -> Self {
         let h = Self::unsigned(VmManager::Docker);
-        h.store
+        h.discover_ami();
+        h
+    }
+
+    /// Puts [`AMI`] in the catalog, available, as discovery would have written it.
+    fn discover_ami(&self) {
+        self.store
             .catalog()
             .replace_all(&[catalog_image(
                 AMI,
@@ -200,7 +220,6 @@ impl Harness {
                 Some(ImageState::Available),
             )])
             .unwrap();
-        h
     }
 
     /// RunInstances of one instance of [`AMI`]; `extra` adds or overrides parameters.
@@ -273,11 +292,13 @@ pub fn catalog_image(id: &str, name: &str, state: Option<ImageState>) -> Image {
         kind: IMAGE_KIND.to_string(),
         metadata: ObjectMeta::new(id, "us-east-1", now()),
         spec: ImageSpec {
-            name: name.to_string(),
             description: Some("from docker".to_string()),
-            source: ImageSource::Docker,
-            reference: format!("localstack-ec2/{name}:{id}"),
             tags: [("ec2_vm_manager".to_string(), "docker".to_string())].into(),
+            ..ImageSpec::new(
+                name,
+                ImageSource::Docker,
+                format!("localstack-ec2/{name}:{id}"),
+            )
         },
         status: ImageStatus {
             observed_generation: 1,

@@ -87,20 +87,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
             req.instance_id
         )));
     }
-    let duplicate = |name: &str, holder: &str| {
-        ApiError::client(
-            "InvalidAMIName.Duplicate",
-            format!("AMI name {name} is already in use by AMI {holder}"),
-        )
-    };
-    // The Docker catalog's names too (observed state, not indexed); among CreateImage records
-    // the store's name index decides at the write.
-    if let Some(taken) = images::region_images(state, region)?
-        .into_iter()
-        .find(|i| i.spec.name == req.name)
-    {
-        return Err(duplicate(&req.name, &taken.metadata.name));
-    }
+    check_name_free(state, region, &req.name)?;
     kind::check_dry_run(req.dry_run)?;
 
     let id = ImageId::generate();
@@ -108,28 +95,60 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
     if state.vm_manager == VmManager::Docker {
         tags.insert(VM_MANAGER_TAG.to_string(), "docker".to_string());
     }
+    // The new AMI boots as the instance's did: it keeps its AMI's boot mode.
+    let boot_mode = images::find_ami(state, region, &instance.spec.image_id)?
+        .and_then(|ami| ami.boot_mode().map(str::to_string));
     let image: Image = Object {
         api_version: API_VERSION.to_string(),
         kind: IMAGE_KIND.to_string(),
         metadata: ObjectMeta::new(id.as_str(), region, now()),
         spec: ImageSpec {
-            reference: AmiTag::new(docker_repository_name(&req.name), id.clone()).to_string(),
-            name: req.name,
             description: req.description,
-            source: ImageSource::Commit {
-                instance_id: req.instance_id.clone(),
-            },
             tags,
+            boot_mode,
+            ..ImageSpec::new(
+                req.name.clone(),
+                ImageSource::Commit {
+                    instance_id: req.instance_id.clone(),
+                },
+                AmiTag::new(docker_repository_name(&req.name), id.clone()).to_string(),
+            )
         },
         status: ImageStatus::default(),
     };
-    match state.store.create_image(&image) {
-        Ok(()) => {}
-        Err(StoreError::NameTaken { name, holder, .. }) => return Err(duplicate(&name, &holder)),
-        Err(e) => return Err(e.into()),
-    }
+    store_image(state, &image)?;
     tracing::info!(image_id = %id, instance_id = %req.instance_id, reference = %image.spec.reference, "image requested");
     Ok(id)
+}
+
+/// `InvalidAMIName.Duplicate`, as EC2 words it.
+fn duplicate(name: &str, holder: &str) -> ApiError {
+    ApiError::client(
+        "InvalidAMIName.Duplicate",
+        format!("AMI name {name} is already in use by AMI {holder}"),
+    )
+}
+
+/// Checks no AMI the account owns in the region has the name yet. The Docker catalog's names
+/// count too (observed state, not indexed); among records the store's name index decides at
+/// the write ([`store_image`]). Public AMIs are other accounts' and never conflict.
+pub fn check_name_free(state: &ApiState, region: &str, name: &str) -> Result<(), ApiError> {
+    match images::own_images(state, region)?
+        .into_iter()
+        .find(|i| i.spec.name == name)
+    {
+        Some(taken) => Err(duplicate(name, &taken.metadata.name)),
+        None => Ok(()),
+    }
+}
+
+/// Stores a new AMI record, claiming its name in its region.
+pub fn store_image(state: &ApiState, image: &Image) -> Result<(), ApiError> {
+    match state.store.create_image(image) {
+        Ok(()) => Ok(()),
+        Err(StoreError::NameTaken { name, holder, .. }) => Err(duplicate(&name, &holder)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `imageId`.

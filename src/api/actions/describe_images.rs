@@ -1,31 +1,59 @@
-//! `DescribeImages`: the image kind's Describe (CreateImage records of the region plus the Docker AMI catalog), narrowed by `Owner.N`.
+//! `DescribeImages`: the image kind's Describe (the account's AMIs of the region and the public catalogue), narrowed by `Owner.N`, `ExecutableBy.N` and `IncludeDeprecated`.
 
 use crate::api::error::ApiError;
+use crate::api::images::Ami;
 use crate::api::kind::{render_page, Describe};
 use crate::api::kinds::ImageKind;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
-use crate::model::ACCOUNT_ID;
+use crate::model::{format_timestamp, now, ACCOUNT_ID};
 
-/// Whether `Owner.N` selects ec2d's AMIs: `self` or the account id; `amazon`, `aws-marketplace`
-/// and other accounts own nothing here.
-fn owned_by_any(owners: &[&str]) -> bool {
-    owners.is_empty() || owners.iter().any(|o| *o == "self" || *o == ACCOUNT_ID)
+/// Whether `Owner.N` selects the AMI (any of them; none given selects all): `self` the
+/// account's own, `amazon` (and any other alias) the AMIs of owners with that alias, an
+/// account id that account's.
+fn owned_by(ami: &Ami, owners: &[&str]) -> bool {
+    owners.is_empty()
+        || owners.iter().any(|owner| match *owner {
+            "self" => ami.is_own(),
+            other => ami.owner_id() == other || ami.owner_alias() == Some(other),
+        })
 }
 
-/// The dispatch entry. `ExecutableBy.N` is ignored: every AMI is launchable by the one
-/// account ec2d has.
+/// Whether `ExecutableBy.N` selects the AMI (any of them; none given selects all): `all`
+/// the public AMIs, `self` (or the account's id) those the account owns or was given an
+/// explicit launch permission for, another account id the account's AMIs shared with it.
+fn executable_by(ami: &Ami, users: &[&str]) -> bool {
+    users.is_empty()
+        || users.iter().any(|user| match *user {
+            "all" => ami.is_public(),
+            "self" => ami.shared_with(ACCOUNT_ID),
+            account => ami.shared_with(account),
+        })
+}
+
+/// The dispatch entry. Deprecated AMIs (only the catalogue has them) are left out unless
+/// `IncludeDeprecated` is true or the request names AMIs by id, as in EC2; `IncludeDisabled`
+/// is accepted (ec2d disables no AMIs).
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
-    let mut page = Describe::<ImageKind>::parse(params)?.select(state, region)?;
-    if !owned_by_any(&params.list("Owner")) {
-        page.items.clear();
-    }
+    let request = Describe::<ImageKind>::parse(params)?;
+    let owners = params.list("Owner");
+    let users = params.list("ExecutableBy");
+    let include_deprecated =
+        params.bool("IncludeDeprecated")?.unwrap_or(false) || !request.refs.is_empty();
+    params.bool("IncludeDisabled")?;
+    let now = format_timestamp(now());
+    let page = request.select_where(state, region, |ami| {
+        owned_by(ami, &owners)
+            && executable_by(ami, &users)
+            && (include_deprecated || !ami.is_deprecated(&now))
+    })?;
     Ok(render_page::<ImageKind>(&page))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{fixtures, public_amis, InstanceId};
 
     #[test]
     fn parse_ids_owners_filters() {
@@ -47,11 +75,42 @@ mod tests {
     }
 
     #[test]
-    fn owners() {
-        assert!(owned_by_any(&[]));
-        assert!(owned_by_any(&["self"]));
-        assert!(owned_by_any(&["amazon", ACCOUNT_ID]));
-        assert!(!owned_by_any(&["amazon"]));
-        assert!(!owned_by_any(&["123456789012"]));
+    fn owners_and_executable_users() {
+        let mut image =
+            fixtures::committed_image(&InstanceId::parse("i-00000001").unwrap(), "mine");
+        let mine = Ami::Own(image.clone());
+        let amazon = Ami::Public {
+            ami: public_amis::find("ami-024f768332f0").unwrap(),
+            backing: None,
+        };
+        let canonical = Ami::Public {
+            ami: public_amis::find("ami-df5de72bdb3b").unwrap(),
+            backing: None,
+        };
+        assert!(owned_by(&mine, &[]));
+        assert!(owned_by(&mine, &["self"]));
+        assert!(owned_by(&mine, &["amazon", ACCOUNT_ID]));
+        assert!(!owned_by(&mine, &["amazon"]));
+        assert!(owned_by(&amazon, &["amazon"]));
+        assert!(!owned_by(&amazon, &["self"]));
+        assert!(owned_by(&amazon, &["137112412989"]));
+        assert!(!owned_by(&canonical, &["amazon"]));
+        assert!(owned_by(&canonical, &["099720109477"]));
+
+        assert!(executable_by(&mine, &["self"]));
+        assert!(executable_by(&mine, &[ACCOUNT_ID]));
+        assert!(!executable_by(&mine, &["all"]));
+        assert!(!executable_by(&mine, &["123456789012"]));
+        assert!(executable_by(&amazon, &["all"]));
+        assert!(!executable_by(&amazon, &["self"]));
+        image.spec.launch_permissions.public = true;
+        image
+            .spec
+            .launch_permissions
+            .user_ids
+            .insert("123456789012".into());
+        let shared = Ami::Own(image);
+        assert!(executable_by(&shared, &["all"]));
+        assert!(executable_by(&shared, &["123456789012"]));
     }
 }

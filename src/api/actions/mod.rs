@@ -2,6 +2,7 @@
 
 pub mod authorize_security_group;
 pub mod change_instance_state;
+pub mod copy_image;
 pub mod create_image;
 pub mod create_key_pair;
 pub mod create_launch_template;
@@ -13,7 +14,9 @@ pub mod delete_launch_template;
 pub mod delete_launch_template_versions;
 pub mod delete_security_group;
 pub mod delete_tags;
+pub mod deregister_image;
 pub mod describe_availability_zones;
+pub mod describe_image_attribute;
 pub mod describe_images;
 pub mod describe_instance_attribute;
 pub mod describe_instance_credit_specifications;
@@ -30,6 +33,7 @@ pub mod describe_subnets;
 pub mod describe_tags;
 pub mod describe_vpcs;
 pub mod import_key_pair;
+pub mod modify_image_attribute;
 pub mod modify_instance_attribute;
 pub mod modify_instance_credit_specification;
 pub mod modify_instance_metadata_options;

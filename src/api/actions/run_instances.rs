@@ -12,10 +12,9 @@ use crate::api::xml::XmlWriter;
 use crate::config::VmManager;
 use crate::model::network::{published_ports, Subnet};
 use crate::model::{
-    now, DesiredState, GroupRef, ImageId, ImageState, Instance, InstanceId, InstanceOptions,
-    InstanceSpec, InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior,
-    ACCOUNT_ID, API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
-    VM_MANAGER_TAG,
+    now, DesiredState, GroupRef, ImageId, Instance, InstanceId, InstanceOptions, InstanceSpec,
+    InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior, ACCOUNT_ID,
+    API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS, VM_MANAGER_TAG,
 };
 
 use crate::api::groups::resolve_group;
@@ -231,23 +230,6 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     })
 }
 
-/// Resolves the container image of the AMI from the store only: in Docker mode the AMI must be
-/// known and available; in mock mode any well-formed id launches.
-fn image_ref(state: &ApiState, region: &str, id: &ImageId) -> Result<String, ApiError> {
-    let image = images::find_image(state, region, id)?;
-    match state.vm_manager {
-        VmManager::Docker => match image {
-            Some(image) if image.display_state() == ImageState::Available => {
-                Ok(image.spec.reference)
-            }
-            _ => Err(ApiError::images_not_found(&[id.to_string()])),
-        },
-        VmManager::Mock => Ok(image
-            .map(|i| i.spec.reference)
-            .unwrap_or_else(|| id.to_string())),
-    }
-}
-
 /// The subnet of the launch: the one named (which fixes the zone), else the default subnet of
 /// the zone asked for (or of the region's first zone).
 fn placement(region: &str, req: &Request) -> Result<Subnet, ApiError> {
@@ -383,7 +365,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         Some(name) => Some(public_key_for(&state.store, region, name)?),
         None => None,
     };
-    let image_ref = image_ref(state, region, &req.image_id)?;
+    let image_ref = images::launch_reference(state, region, &req.image_id)?;
     kind::check_dry_run(req.dry_run)?;
     // The region's network is written to: its `default` group is stored first.
     groups::ensure_default_group(state, region)?;

@@ -1,16 +1,16 @@
-//! The image (AMI) kind: CreateImage records of the region over the Docker catalog.
+//! The image (AMI) kind: the account's AMIs of the region (CreateImage and CopyImage records, Docker-discovered AMIs) and the public catalogue.
 
 use std::collections::BTreeMap;
 
 use crate::api::error::ApiError;
-use crate::api::images;
+use crate::api::images::{self, Ami};
 use crate::api::kind::{IdRules, Kind, Paging};
 use crate::api::query::QueryParams;
-use crate::api::render::{image_architecture, render_image, ROOT_DEVICE_NAME};
+use crate::api::render::render_image;
 use crate::api::state::ApiState;
 use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
-use crate::model::{format_timestamp, Image, ImageId, ACCOUNT_ID};
+use crate::model::ImageId;
 use crate::model::{ImageSpec, ImageStatus};
 use crate::store::{SpecStore, Specs};
 
@@ -18,7 +18,7 @@ use crate::store::{SpecStore, Specs};
 pub struct ImageKind;
 
 impl Kind for ImageKind {
-    type Item = Image;
+    type Item = Ami;
     type Ref = ImageId;
     type Context = ();
     type Cursor = ();
@@ -30,36 +30,54 @@ impl Kind for ImageKind {
         not_found: "InvalidAMIID.NotFound",
     };
     const TAG_TYPE: Option<&'static str> = Some("image");
-    /// `owner-alias` and `platform` are accepted and match nothing: ec2d's AMIs have no alias
-    /// and are all Linux.
+    /// EC2's DescribeImages filters. Those about things ec2d's AMIs never have (kernels, RAM
+    /// disks, product codes) are accepted and match nothing.
     const FILTERS: &'static [&'static str] = &[
-        "image-id",
-        "name",
-        "state",
-        "owner-id",
-        "is-public",
         "architecture",
-        "image-type",
-        "root-device-type",
-        "root-device-name",
-        "virtualization-type",
-        "hypervisor",
-        "description",
-        "platform-details",
-        "usage-operation",
+        "block-device-mapping.delete-on-termination",
+        "block-device-mapping.device-name",
+        "block-device-mapping.snapshot-id",
+        "block-device-mapping.volume-size",
+        "block-device-mapping.volume-type",
+        "block-device-mapping.encrypted",
         "creation-date",
+        "description",
         "ena-support",
+        "free-tier-eligible",
+        "hypervisor",
+        "image-allowed",
+        "image-id",
+        "image-type",
+        "is-public",
+        "kernel-id",
+        "manifest-location",
+        "name",
+        "owner-alias",
+        "owner-id",
+        "platform",
+        "platform-details",
+        "product-code",
+        "product-code.type",
+        "ramdisk-id",
+        "root-device-name",
+        "root-device-type",
+        "source-image-id",
+        "source-image-region",
+        "source-instance-id",
+        "state",
         "state-reason-code",
+        "state-reason-message",
+        "sriov-net-support",
         "tag-key",
         "tag-value",
-        "owner-alias",
-        "platform",
+        "usage-operation",
+        "virtualization-type",
     ];
     const PAGING: Option<Paging> = None;
     const SET: &'static str = "imagesSet";
 
-    fn id(item: &Image) -> &str {
-        &item.metadata.name
+    fn id(item: &Ami) -> &str {
+        item.id()
     }
 
     fn refs(params: &QueryParams) -> Result<Vec<ImageId>, ApiError> {
@@ -70,12 +88,12 @@ impl Kind for ImageKind {
             .collect()
     }
 
-    fn find(state: &ApiState, region: &str, id: &ImageId) -> Result<Option<Image>, ApiError> {
-        images::find_image(state, region, id)
+    fn find(state: &ApiState, region: &str, id: &ImageId) -> Result<Option<Ami>, ApiError> {
+        images::find_ami(state, region, id)
     }
 
-    fn list(state: &ApiState, region: &str) -> Result<Vec<Image>, ApiError> {
-        images::region_images(state, region)
+    fn list(state: &ApiState, region: &str) -> Result<Vec<Ami>, ApiError> {
+        images::region_amis(state, region)
     }
 
     /// EC2's quirk: the ids in brackets, one message for one or many.
@@ -88,66 +106,86 @@ impl Kind for ImageKind {
         Ok(())
     }
 
-    fn tags(item: &Image) -> Option<&BTreeMap<String, String>> {
-        Some(&item.spec.tags)
+    fn tags(item: &Ami) -> Option<&BTreeMap<String, String>> {
+        Some(item.tags())
     }
 
-    fn values(name: &str, image: &Image, _context: &()) -> Vec<String> {
+    fn values(name: &str, ami: &Ami, _context: &()) -> Vec<String> {
         let one = |s: &str| vec![s.to_string()];
+        let opt = |s: Option<&str>| s.map(str::to_string).into_iter().collect();
+        let root = ami.root_device();
+        let root_value = |f: &dyn Fn(&crate::api::images::RootDevice) -> String| {
+            root.iter().map(f).collect::<Vec<String>>()
+        };
         match name {
-            "image-id" => one(&image.metadata.name),
-            "name" => one(&image.spec.name),
-            "state" => one(image.display_state().name()),
-            "owner-id" => one(ACCOUNT_ID),
-            "is-public" => one("false"),
-            "architecture" => one(image_architecture(image)),
-            "image-type" => one("machine"),
-            "root-device-type" => one("ebs"),
-            "root-device-name" => one(ROOT_DEVICE_NAME),
-            "virtualization-type" => one("hvm"),
-            "hypervisor" => one("xen"),
-            "description" => image.spec.description.iter().cloned().collect(),
-            "platform-details" => one("Linux/UNIX"),
-            "usage-operation" => one("RunInstances"),
-            "creation-date" => vec![format_timestamp(image.metadata.creation_timestamp)],
+            "architecture" => one(ami.architecture()),
+            "block-device-mapping.delete-on-termination" => root_value(&|_| "true".into()),
+            "block-device-mapping.device-name" => root_value(&|r| r.device_name.into()),
+            "block-device-mapping.snapshot-id" => root_value(&|r| r.snapshot_id.into()),
+            "block-device-mapping.volume-size" => root_value(&|r| r.volume_size.to_string()),
+            "block-device-mapping.volume-type" => root_value(&|r| r.volume_type.into()),
+            "block-device-mapping.encrypted" => root_value(&|_| "false".into()),
+            "creation-date" => vec![ami.creation_date()],
+            "description" => opt(ami.description()),
             "ena-support" => one("true"),
-            "state-reason-code" => image
-                .status
-                .state_reason
-                .iter()
-                .map(|r| r.code.clone())
-                .collect(),
+            // The catalogue's AMIs run on the free tier's types; ec2d's own are not AWS's.
+            "free-tier-eligible" => one(if ami.is_own() { "false" } else { "true" }),
+            "hypervisor" => one("xen"),
+            "image-allowed" => one("true"),
+            "image-id" => one(ami.id()),
+            "image-type" => one("machine"),
+            "is-public" => one(if ami.is_public() { "true" } else { "false" }),
+            "manifest-location" => vec![ami.location()],
+            "name" => one(ami.name()),
+            "owner-alias" => opt(ami.owner_alias()),
+            "owner-id" => one(ami.owner_id()),
+            "platform" => opt(ami.platform()),
+            "platform-details" => one(ami.platform_details()),
+            "root-device-name" => one(ami.root_device_name()),
+            "root-device-type" => one("ebs"),
+            "source-image-id" => opt(ami.copied_from().map(|(id, _)| id)),
+            "source-image-region" => opt(ami.copied_from().map(|(_, region)| region)),
+            "source-instance-id" => opt(ami.source_instance_id()),
+            "state" => one(ami.state().name()),
+            "state-reason-code" => opt(ami.state_reason().map(|r| r.code.as_str())),
+            "state-reason-message" => opt(ami.state_reason().map(|r| r.message.as_str())),
+            "sriov-net-support" => {
+                if ami.is_own() {
+                    Vec::new()
+                } else {
+                    one("simple")
+                }
+            }
+            "usage-operation" => one(ami.usage_operation()),
+            "virtualization-type" => one("hvm"),
             _ => Vec::new(),
         }
     }
 
-    /// Oldest first.
-    fn sort(items: &mut [Image]) {
-        items.sort_by(|a, b| {
-            (a.metadata.creation_timestamp, &a.metadata.name)
-                .cmp(&(b.metadata.creation_timestamp, &b.metadata.name))
-        });
+    /// Oldest first (creation dates as EC2 writes them sort as the times do), then by id.
+    fn sort(items: &mut [Ami]) {
+        items.sort_by_cached_key(|a| (a.creation_date(), a.id().to_string()));
     }
 
-    fn cursor(item: &Image) -> String {
-        item.metadata.name.clone()
+    fn cursor(item: &Ami) -> String {
+        item.id().to_string()
     }
 
     fn parse_cursor(_text: &str) -> Option<()> {
         None
     }
 
-    fn after(_item: &Image, _cursor: &()) -> bool {
+    fn after(_item: &Ami, _cursor: &()) -> bool {
         true
     }
 
-    fn render(w: &mut XmlWriter, item: &Image) {
+    fn render(w: &mut XmlWriter, item: &Ami) {
         render_image(w, item);
     }
 }
 
-/// Only AMIs made by CreateImage carry tags: AMIs discovered from Docker tags are observed
-/// state that image discovery rewrites.
+/// Only AMIs made by CreateImage and CopyImage carry tags: AMIs discovered from Docker tags
+/// are observed state that image discovery rewrites, and the public catalogue is static.
 impl Tagged for ImageKind {
     type Spec = ImageSpec;
     type Status = ImageStatus;
@@ -168,25 +206,32 @@ impl Tagged for ImageKind {
         Ok(ImageId::parse(id)?.to_string())
     }
 
-    /// An AMI ec2d discovered from a Docker tag exists, but keeps no tags of its own.
-    fn tag_not_found(state: &ApiState, _region: &str, id: &str) -> ApiError {
-        let discovered = state
-            .store
-            .catalog()
-            .get_shared(id)
+    /// A deregistered AMI is gone for tags too, though its record waits for the reconciler.
+    fn gone(spec: &ImageSpec) -> bool {
+        spec.deregistered
+    }
+
+    /// An AMI ec2d discovered from a Docker tag, or a public one, exists but keeps no tags.
+    fn tag_not_found(state: &ApiState, region: &str, id: &str) -> ApiError {
+        let found = ImageId::parse(id)
             .ok()
-            .flatten()
-            .is_some();
-        if discovered {
-            ApiError::client(
+            .and_then(|id| images::find_ami(state, region, &id).ok().flatten());
+        match found {
+            Some(Ami::Own(_)) => ApiError::client(
                 "UnsupportedOperation",
                 format!(
                     "The image '{id}' comes from a Docker tag; ec2d keeps tags only for \
-                     images made by CreateImage"
+                     images made by CreateImage or CopyImage"
                 ),
-            )
-        } else {
-            ApiError::images_not_found(&[id.to_string()])
+            ),
+            Some(Ami::Public { .. }) => ApiError::client(
+                "UnsupportedOperation",
+                format!(
+                    "The image '{id}' is a public AMI of ec2d's catalogue; ec2d keeps tags \
+                     only for images made by CreateImage or CopyImage"
+                ),
+            ),
+            _ => ApiError::images_not_found(&[id.to_string()]),
         }
     }
 }
@@ -194,18 +239,42 @@ impl Tagged for ImageKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{fixtures, ImageState, InstanceId};
+    use crate::model::{fixtures, public_amis, ImageState, InstanceId};
 
     #[test]
     fn values() {
         let mut image =
             fixtures::committed_image(&InstanceId::parse("i-00000001").unwrap(), "web-1");
         image.status.state = Some(ImageState::Available);
-        assert_eq!(ImageKind::values("name", &image, &()), vec!["web-1"]);
-        assert_eq!(ImageKind::values("state", &image, &()), vec!["available"]);
-        assert!(ImageKind::values("owner-alias", &image, &()).is_empty());
+        let own = Ami::Own(image);
+        assert_eq!(ImageKind::values("name", &own, &()), vec!["web-1"]);
+        assert_eq!(ImageKind::values("state", &own, &()), vec!["available"]);
+        assert_eq!(
+            ImageKind::values("source-instance-id", &own, &()),
+            vec!["i-00000001"]
+        );
+        assert!(ImageKind::values("owner-alias", &own, &()).is_empty());
+        assert!(ImageKind::values("block-device-mapping.device-name", &own, &()).is_empty());
+        let public = Ami::Public {
+            ami: public_amis::find("ami-024f768332f0").unwrap(),
+            backing: None,
+        };
+        assert_eq!(
+            ImageKind::values("owner-alias", &public, &()),
+            vec!["amazon"]
+        );
+        assert_eq!(
+            ImageKind::values("owner-id", &public, &()),
+            vec!["137112412989"]
+        );
+        assert_eq!(
+            ImageKind::values("block-device-mapping.volume-type", &public, &()),
+            vec!["gp3"]
+        );
+        assert!(ImageKind::values("platform", &public, &()).is_empty());
         for name in ImageKind::FILTERS {
-            let _ = ImageKind::values(name, &image, &());
+            let _ = ImageKind::values(name, &own, &());
+            let _ = ImageKind::values(name, &public, &());
         }
     }
 }

@@ -18,7 +18,9 @@ use bollard::container::{
     RemoveContainerOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::image::{CommitContainerOptions, ListImagesOptions, TagImageOptions};
+use bollard::image::{
+    CommitContainerOptions, ListImagesOptions, RemoveImageOptions, TagImageOptions,
+};
 use bollard::models::ContainerInspectResponse;
 use bollard::system::EventsOptions;
 use bollard::Docker;
@@ -384,6 +386,25 @@ impl ContainerRuntime for DockerRuntime {
             .await
             .map_err(|e| map_error("tag image", e))?;
         image_id_of(&docker, &format!("{repository}:{tag}")).await
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn remove_image_tag(&self, reference: &str) -> RuntimeResult<()> {
+        let docker = self.docker().await?;
+        // No force: the engine refuses (409) to drop an image's last tag while a container
+        // uses it, rather than leave an untagged image behind; noprune: only what is named goes.
+        docker
+            .remove_image(
+                reference,
+                Some(RemoveImageOptions {
+                    force: false,
+                    noprune: true,
+                }),
+                None,
+            )
+            .await
+            .map(drop)
+            .map_err(|e| map_error("remove image", e))
     }
 
     #[tracing::instrument(skip(self), level = "debug")]
