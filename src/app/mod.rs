@@ -134,6 +134,7 @@ impl App {
             docker_init: config.docker_init,
             mount_docker_socket: config.mount_docker_socket,
             docker_flags: config.docker_flags.clone(),
+            instance_type_limits: config.instance_type_limits,
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             ..Settings::default()
         };

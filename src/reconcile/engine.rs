@@ -19,6 +19,9 @@ pub struct EngineHealth {
     pub version: Option<String>,
     /// The negotiated API version, once known.
     pub api_version: Option<String>,
+    /// The engine host's CPU count, once known: the most CPUs a container may be given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
     /// The last error talking to the engine.
     pub last_error: Option<String>,
     /// When reachability was last established or lost (RFC 3339).
@@ -51,6 +54,11 @@ pub struct EngineMonitor {
 const SIGNAL_WINDOW: time::Duration = time::Duration::seconds(30);
 
 impl EngineMonitor {
+    /// The engine host's CPU count, as last reported by a ping.
+    pub fn host_cpus(&self) -> Option<u32> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).cpus
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> EngineHealth {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -69,6 +77,10 @@ impl EngineMonitor {
                 h.reachable = Some(true);
                 h.version = Some(info.version.clone());
                 h.api_version = Some(info.api_version.clone());
+                // Kept when the engine did not say: the host has not changed for that.
+                if info.cpus.is_some() {
+                    h.cpus = info.cpus;
+                }
                 h.last_error = None;
                 let at = now();
                 if let Some(since) = h.down_since.take() {
@@ -176,16 +188,23 @@ mod tests {
         let info = EngineInfo {
             version: "20.10".into(),
             api_version: "1.41".into(),
+            cpus: Some(4),
         };
         monitor.record_ping(&Ok(info.clone()));
+        assert_eq!(monitor.host_cpus(), Some(4));
         let before = now();
         assert!(!monitor.was_down_at(before));
         monitor.record_ping(&Err(RuntimeError::Unavailable("gone".into())));
         assert!(!monitor.is_reachable());
         let during = now();
         assert!(monitor.was_down_at(during));
-        monitor.record_ping(&Ok(info));
+        monitor.record_ping(&Ok(EngineInfo { cpus: None, ..info }));
         assert!(monitor.is_reachable());
+        assert_eq!(
+            monitor.host_cpus(),
+            Some(4),
+            "an engine that did not say keeps its count"
+        );
         assert!(monitor.was_down_at(during), "the window is remembered");
         let after = now() + time::Duration::seconds(5);
         assert!(!monitor.was_down_at(after));

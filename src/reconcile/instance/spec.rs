@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::super::{boot, Context, Settings};
-use crate::model::{Instance, InstanceId, CONTAINER_NAME_PREFIX};
-use crate::runtime::{labels, ContainerRuntime, ContainerSpec, PortRequest, Protocol};
+use crate::model::{instance_types, Instance, InstanceId, CONTAINER_NAME_PREFIX};
+use crate::runtime::{
+    labels, ContainerRuntime, ContainerSpec, PortRequest, Protocol, ResourceLimits,
+};
 
 /// How the boot script runs in a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,12 +17,43 @@ pub enum BootMode {
     BesideInit,
 }
 
+/// The CPU and memory limits an instance's type asks of its container: its vCPUs as a CPU
+/// quota, at most the host's CPU count (the engine refuses more) and left out while that count
+/// is unknown, and its memory. A limit `EC2_DOCKER_FLAGS` sets (`--cpus`, `--memory`) wins: it
+/// is left out here, since the flags fix it at create. None with `EC2D_INSTANCE_TYPE_LIMITS=0`,
+/// or for a type the catalogue does not know (the API accepts only known ones).
+pub fn limits_for(
+    instance: &Instance,
+    settings: &Settings,
+    host_cpus: Option<u32>,
+) -> ResourceLimits {
+    let Some(info) = instance_types::find(&instance.spec.instance_type) else {
+        return ResourceLimits::default();
+    };
+    if !settings.instance_type_limits {
+        return ResourceLimits::default();
+    }
+    let flags = &settings.docker_flags;
+    let cpus = host_cpus.map(|host| info.vcpus.min(host));
+    ResourceLimits {
+        nano_cpus: cpus
+            .filter(|_| flags.nano_cpus.is_none())
+            .map(|cpus| i64::from(cpus) * 1_000_000_000),
+        memory_bytes: flags
+            .memory_bytes
+            .is_none()
+            .then(|| i64::try_from(info.memory_mib << 20).unwrap_or(i64::MAX)),
+    }
+}
+
 /// Builds the container for an instance: the one place that decides how an instance boots.
+/// `limits` are the type's, from [`limits_for`].
 pub fn container_spec_for(
     instance: &Instance,
     settings: &Settings,
     store_id: &str,
     mode: BootMode,
+    limits: ResourceLimits,
 ) -> ContainerSpec {
     let mut container_labels = BTreeMap::new();
     container_labels.insert(labels::MANAGED.to_string(), "true".to_string());
@@ -82,6 +115,7 @@ pub fn container_spec_for(
         binds,
         ports,
         hostname: None,
+        limits,
         flags: settings.docker_flags.clone(),
     }
 }
@@ -93,5 +127,100 @@ pub(super) async fn boot_mode<R: ContainerRuntime>(ctx: &Context<R>, image: &str
             BootMode::BesideInit
         }
         _ => BootMode::Entrypoint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+    use crate::runtime::DockerFlags;
+
+    fn limits(instance_type: &str, settings: &Settings, host_cpus: Option<u32>) -> ResourceLimits {
+        let mut instance = fixtures::instance();
+        instance.spec.instance_type = instance_type.to_string();
+        limits_for(&instance, settings, host_cpus)
+    }
+
+    const GIB: i64 = 1 << 30;
+
+    #[test]
+    fn a_type_gives_its_vcpus_capped_at_the_host_and_its_memory() {
+        let on = Settings::default();
+        let both = |nano_cpus, memory_bytes| ResourceLimits {
+            nano_cpus,
+            memory_bytes,
+        };
+        // t3.micro: 2 vCPUs, 1 GiB; t3.small: 2 vCPUs, 2 GiB; m5.4xlarge: 16 vCPUs, 64 GiB.
+        assert_eq!(
+            limits("t3.micro", &on, Some(8)),
+            both(Some(2_000_000_000), Some(GIB))
+        );
+        assert_eq!(
+            limits("t3.small", &on, Some(2)),
+            both(Some(2_000_000_000), Some(2 * GIB))
+        );
+        assert_eq!(
+            limits("m5.4xlarge", &on, Some(2)),
+            both(Some(2_000_000_000), Some(64 * GIB)),
+            "the engine refuses more CPUs than the host has"
+        );
+        assert_eq!(
+            limits("t2.nano", &on, Some(1)),
+            both(Some(1_000_000_000), Some(GIB / 2))
+        );
+        assert_eq!(
+            limits("t3.micro", &on, None),
+            both(None, Some(GIB)),
+            "the CPU count is not known yet"
+        );
+        assert_eq!(
+            limits("x9.imaginary", &on, Some(2)),
+            ResourceLimits::default()
+        );
+    }
+
+    #[test]
+    fn flags_win_and_the_limits_can_be_turned_off() {
+        let flagged = |input: &str| Settings {
+            docker_flags: DockerFlags::parse(input).unwrap(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            limits("t3.micro", &flagged("--memory 256m"), Some(2)),
+            ResourceLimits {
+                nano_cpus: Some(2_000_000_000),
+                memory_bytes: None
+            }
+        );
+        assert_eq!(
+            limits("t3.micro", &flagged("--cpus 0.5"), Some(2)),
+            ResourceLimits {
+                nano_cpus: None,
+                memory_bytes: Some(GIB)
+            }
+        );
+        let off = Settings {
+            instance_type_limits: false,
+            ..Settings::default()
+        };
+        assert!(limits("t3.micro", &off, Some(2)).is_empty());
+    }
+
+    #[test]
+    fn the_container_carries_the_limits() {
+        let instance = fixtures::instance();
+        let wanted = ResourceLimits {
+            nano_cpus: Some(1_000_000_000),
+            memory_bytes: Some(GIB),
+        };
+        let spec = container_spec_for(
+            &instance,
+            &Settings::default(),
+            "store",
+            BootMode::Entrypoint,
+            wanted,
+        );
+        assert_eq!(spec.limits, wanted);
     }
 }
