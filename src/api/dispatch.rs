@@ -59,6 +59,7 @@ pub const TABLE: &[Action] = &[
     ),
     read("DescribeInstanceStatus", describe_instance_status::call),
     write("ModifyInstanceAttribute", modify_instance_attribute::call),
+    read("GetConsoleOutput", get_console_output::call),
     read("DescribeInstanceTypes", describe_instance_types::call),
     read(
         "DescribeInstanceTypeOfferings",
@@ -135,11 +136,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_are_the_describe_calls() {
+    fn reads_are_the_describe_and_get_calls() {
         for action in TABLE {
             assert_eq!(
                 action.access == Access::Read,
-                action.name.starts_with("Describe"),
+                action.name.starts_with("Describe") || action.name.starts_with("Get"),
                 "{} is marked {:?}",
                 action.name,
                 action.access

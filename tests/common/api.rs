@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use ec2d::api::{router, ApiState, Introspection};
+use ec2d::api::{router, ApiState, Introspection, Nudge};
 use ec2d::config::VmManager;
 use ec2d::model::{
     now, ContainerObservation, Image, ImageSource, ImageSpec, ImageState, ImageStatus, Instance,
@@ -48,12 +48,23 @@ pub struct Harness {
 impl Harness {
     /// `vm_manager` mode; [`Harness::post`] signs its requests for `region` (none when `None`).
     pub fn with(vm_manager: VmManager, region: Option<&'static str>) -> Self {
+        Self::with_nudge(vm_manager, region, Arc::new(ec2d::api::NoNudge))
+    }
+
+    /// As [`Harness::with`], handing the api's nudges to `nudge` (to see what it asks of the
+    /// reconciler there is none of).
+    pub fn with_nudge(
+        vm_manager: VmManager,
+        region: Option<&'static str>,
+        nudge: Arc<dyn Nudge>,
+    ) -> Self {
         let store = Store::temporary().expect("temporary store");
         let state = ApiState {
             store: store.spec_view(),
             vm_manager,
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),
+            nudge,
         };
         Self {
             app: router(state),
