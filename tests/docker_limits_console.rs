@@ -75,12 +75,14 @@ fn host_limits(cid: &str) -> (i64, i64, i64) {
 #[tokio::test]
 async fn limits_are_set_at_create_observed_and_updated_in_place_even_while_paused() {
     let Some(rt) = engine() else { return };
-    let cpus = rt
+    let host = rt
         .info()
         .await
         .unwrap()
-        .cpus
-        .expect("the engine reports NCPU");
+        .host
+        .expect("the engine reports its host");
+    assert!(host.cpu_quota && host.memory_limit, "{host:?}");
+    let cpus = host.cpus;
     assert!(cpus >= 1);
     let nano = |n: i64| n * 1_000_000_000;
 

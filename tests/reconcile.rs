@@ -9,7 +9,8 @@ use ec2d::model::{
 use ec2d::reconcile::{self, Context, ObjectRef, Settings};
 use ec2d::runtime::fake::Op;
 use ec2d::runtime::{
-    ContainerRuntime, ContainerState, DockerFlags, FakeRuntime, ResourceLimits, RuntimeError,
+    ContainerRuntime, ContainerState, DockerFlags, FakeRuntime, HostLimits, ResourceLimits,
+    RuntimeError,
 };
 use ec2d::store::{Store, StoreError};
 
@@ -903,7 +904,11 @@ async fn context_with(
 ) -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store) {
     let fake = FakeRuntime::new();
     fake.add_image(AMI_REF);
-    fake.set_cpus(Some(cpus));
+    fake.set_host_limits(Some(HostLimits {
+        cpus,
+        cpu_quota: true,
+        memory_limit: true,
+    }));
     let store = Store::temporary().unwrap();
     let ctx = Arc::new(Context::new(store.clone(), fake.clone(), settings));
     ctx.engine.record_ping(&fake.info().await);

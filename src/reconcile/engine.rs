@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::ReconcileError;
 use crate::model::{format_timestamp, now, Timestamp};
-use crate::runtime::{EngineInfo, RuntimeError, RuntimeResult};
+use crate::runtime::{EngineInfo, HostLimits, RuntimeError, RuntimeResult};
 
 /// The engine's health as last observed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -19,9 +19,9 @@ pub struct EngineHealth {
     pub version: Option<String>,
     /// The negotiated API version, once known.
     pub api_version: Option<String>,
-    /// The engine host's CPU count, once known: the most CPUs a container may be given.
+    /// What the engine's host lets containers be limited to, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<u32>,
+    pub host: Option<HostLimits>,
     /// The last error talking to the engine.
     pub last_error: Option<String>,
     /// When reachability was last established or lost (RFC 3339).
@@ -54,9 +54,9 @@ pub struct EngineMonitor {
 const SIGNAL_WINDOW: time::Duration = time::Duration::seconds(30);
 
 impl EngineMonitor {
-    /// The engine host's CPU count, as last reported by a ping.
-    pub fn host_cpus(&self) -> Option<u32> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).cpus
+    /// What the engine's host lets containers be limited to, as last reported by a ping.
+    pub fn host_limits(&self) -> Option<HostLimits> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).host
     }
 
     /// A snapshot.
@@ -78,8 +78,8 @@ impl EngineMonitor {
                 h.version = Some(info.version.clone());
                 h.api_version = Some(info.api_version.clone());
                 // Kept when the engine did not say: the host has not changed for that.
-                if info.cpus.is_some() {
-                    h.cpus = info.cpus;
+                if info.host.is_some() {
+                    h.host = info.host;
                 }
                 h.last_error = None;
                 let at = now();
@@ -188,20 +188,24 @@ mod tests {
         let info = EngineInfo {
             version: "20.10".into(),
             api_version: "1.41".into(),
-            cpus: Some(4),
+            host: Some(HostLimits {
+                cpus: 4,
+                cpu_quota: true,
+                memory_limit: true,
+            }),
         };
         monitor.record_ping(&Ok(info.clone()));
-        assert_eq!(monitor.host_cpus(), Some(4));
+        assert_eq!(monitor.host_limits().map(|h| h.cpus), Some(4));
         let before = now();
         assert!(!monitor.was_down_at(before));
         monitor.record_ping(&Err(RuntimeError::Unavailable("gone".into())));
         assert!(!monitor.is_reachable());
         let during = now();
         assert!(monitor.was_down_at(during));
-        monitor.record_ping(&Ok(EngineInfo { cpus: None, ..info }));
+        monitor.record_ping(&Ok(EngineInfo { host: None, ..info }));
         assert!(monitor.is_reachable());
         assert_eq!(
-            monitor.host_cpus(),
+            monitor.host_limits().map(|h| h.cpus),
             Some(4),
             "an engine that did not say keeps its count"
         );

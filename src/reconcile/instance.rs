@@ -49,7 +49,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         Ok(observed) => observed,
         Err(error) => return Err(record_error(ctx, &instance, error)),
     };
-    let limits = spec::limits_for(&instance, &ctx.settings, ctx.engine.host_cpus());
+    let limits = spec::limits_for(&instance, &ctx.settings, ctx.engine.host_limits());
     let facts = Facts {
         stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
         limits,

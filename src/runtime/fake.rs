@@ -11,8 +11,8 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::{
     labels, AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo,
-    ExecOutput, ImageCommand, ObservedContainer, PublishedPort, ResourceLimits, RuntimeError,
-    RuntimeEvent, RuntimeResult, SignalEvidence,
+    ExecOutput, HostLimits, ImageCommand, ObservedContainer, PublishedPort, ResourceLimits,
+    RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
 };
 use crate::model::{AmiTag, InstanceId, Timestamp};
 
@@ -106,8 +106,8 @@ struct Inner {
     image_commands: HashMap<String, ImageCommand>,
     /// When set, containers exit with this code as soon as they start (a broken image).
     exit_on_start: Option<i64>,
-    /// The host's CPU count `info` reports.
-    cpus: Option<u32>,
+    /// What `info` reports of the host's limits.
+    host: Option<HostLimits>,
 }
 
 /// The fake runtime. Cloning shares the same world.
@@ -132,7 +132,11 @@ impl FakeRuntime {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 next_port: 40000,
-                cpus: Some(2),
+                host: Some(HostLimits {
+                    cpus: 2,
+                    cpu_quota: true,
+                    memory_limit: true,
+                }),
                 ..Inner::default()
             })),
             events,
@@ -199,9 +203,10 @@ impl FakeRuntime {
         self.lock().exit_on_start = code;
     }
 
-    /// Sets the host CPU count `info` reports (2 unless set).
-    pub fn set_cpus(&self, cpus: Option<u32>) {
-        self.lock().cpus = cpus;
+    /// Sets what `info` reports of the host's limits (2 CPUs, quotas and memory limits
+    /// supported, unless set).
+    pub fn set_host_limits(&self, host: Option<HostLimits>) {
+        self.lock().host = host;
     }
 
     /// The CPU and memory limits of an instance's container, if it has one.
@@ -467,7 +472,7 @@ impl ContainerRuntime for FakeRuntime {
         Ok(EngineInfo {
             version: "fake".into(),
             api_version: "fake".into(),
-            cpus: self.lock().cpus,
+            host: self.lock().host,
         })
     }
 

@@ -354,9 +354,21 @@ pub struct EngineInfo {
     pub version: String,
     /// The API version negotiated with it.
     pub api_version: String,
-    /// How many CPUs the engine's host has (`docker info`'s `NCPU`): the most a container's
-    /// CPU quota may be. `None` when the engine did not say.
-    pub cpus: Option<u32>,
+    /// What its host lets a container be limited to; `None` when the engine did not say.
+    pub host: Option<HostLimits>,
+}
+
+/// What an engine's host lets a container's CPU and memory limits be (`docker info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostLimits {
+    /// The host's CPU count (`NCPU`): the most a container's CPU quota may be.
+    pub cpus: u32,
+    /// Whether the engine can give a container a CPU quota (`CPUCfsQuota`; rootless Docker on
+    /// cgroup v1 cannot, and refuses a container asking for one).
+    pub cpu_quota: bool,
+    /// Whether the engine can limit a container's memory (`MemoryLimit`).
+    pub memory_limit: bool,
 }
 
 /// What the engine's event log says about how one run of a container ended.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::super::{boot, Context, Settings};
 use crate::model::{instance_types, Instance, InstanceId, CONTAINER_NAME_PREFIX};
 use crate::runtime::{
-    labels, ContainerRuntime, ContainerSpec, PortRequest, Protocol, ResourceLimits,
+    labels, ContainerRuntime, ContainerSpec, HostLimits, PortRequest, Protocol, ResourceLimits,
 };
 
 /// How the boot script runs in a container.
@@ -18,14 +18,15 @@ pub enum BootMode {
 }
 
 /// The CPU and memory limits an instance's type asks of its container: its vCPUs as a CPU
-/// quota, at most the host's CPU count (the engine refuses more) and left out while that count
-/// is unknown, and its memory. A limit `EC2_DOCKER_FLAGS` sets (`--cpus`, `--memory`) wins: it
+/// quota, at most the host's CPU count (the engine refuses more), and its memory. A limit the
+/// engine cannot set (it would refuse the container) is left out, and so is the CPU quota
+/// while the host is unknown. A limit `EC2_DOCKER_FLAGS` sets (`--cpus`, `--memory`) wins: it
 /// is left out here, since the flags fix it at create. None with `EC2D_INSTANCE_TYPE_LIMITS=0`,
 /// or for a type the catalogue does not know (the API accepts only known ones).
 pub fn limits_for(
     instance: &Instance,
     settings: &Settings,
-    host_cpus: Option<u32>,
+    host: Option<HostLimits>,
 ) -> ResourceLimits {
     let Some(info) = instance_types::find(&instance.spec.instance_type) else {
         return ResourceLimits::default();
@@ -34,15 +35,14 @@ pub fn limits_for(
         return ResourceLimits::default();
     }
     let flags = &settings.docker_flags;
-    let cpus = host_cpus.map(|host| info.vcpus.min(host));
+    let cpus = host
+        .filter(|h| h.cpu_quota && flags.nano_cpus.is_none())
+        .map(|h| info.vcpus.min(h.cpus));
+    // An unknown host is assumed to limit memory, as every engine with cgroups does.
+    let memory = host.is_none_or(|h| h.memory_limit) && flags.memory_bytes.is_none();
     ResourceLimits {
-        nano_cpus: cpus
-            .filter(|_| flags.nano_cpus.is_none())
-            .map(|cpus| i64::from(cpus) * 1_000_000_000),
-        memory_bytes: flags
-            .memory_bytes
-            .is_none()
-            .then(|| i64::try_from(info.memory_mib << 20).unwrap_or(i64::MAX)),
+        nano_cpus: cpus.map(|cpus| i64::from(cpus) * 1_000_000_000),
+        memory_bytes: memory.then(|| i64::try_from(info.memory_mib << 20).unwrap_or(i64::MAX)),
     }
 }
 
@@ -136,10 +136,25 @@ mod tests {
     use crate::model::fixtures;
     use crate::runtime::DockerFlags;
 
+    /// The limits of `instance_type` on a host with `host_cpus` CPUs (`None`: not known yet)
+    /// whose engine can set both kinds of limit.
     fn limits(instance_type: &str, settings: &Settings, host_cpus: Option<u32>) -> ResourceLimits {
+        let host = host_cpus.map(|cpus| HostLimits {
+            cpus,
+            cpu_quota: true,
+            memory_limit: true,
+        });
+        on_host(instance_type, settings, host)
+    }
+
+    fn on_host(
+        instance_type: &str,
+        settings: &Settings,
+        host: Option<HostLimits>,
+    ) -> ResourceLimits {
         let mut instance = fixtures::instance();
         instance.spec.instance_type = instance_type.to_string();
-        limits_for(&instance, settings, host_cpus)
+        limits_for(&instance, settings, host)
     }
 
     const GIB: i64 = 1 << 30;
@@ -205,6 +220,34 @@ mod tests {
             ..Settings::default()
         };
         assert!(limits("t3.micro", &off, Some(2)).is_empty());
+    }
+
+    #[test]
+    fn a_limit_the_engine_cannot_set_is_left_out() {
+        let on = Settings::default();
+        let host = |cpu_quota, memory_limit| {
+            Some(HostLimits {
+                cpus: 4,
+                cpu_quota,
+                memory_limit,
+            })
+        };
+        // Rootless Docker on cgroup v1: neither.
+        assert!(on_host("t3.micro", &on, host(false, false)).is_empty());
+        assert_eq!(
+            on_host("t3.micro", &on, host(false, true)),
+            ResourceLimits {
+                nano_cpus: None,
+                memory_bytes: Some(GIB)
+            }
+        );
+        assert_eq!(
+            on_host("t3.micro", &on, host(true, false)),
+            ResourceLimits {
+                nano_cpus: Some(2_000_000_000),
+                memory_bytes: None
+            }
+        );
     }
 
     #[test]

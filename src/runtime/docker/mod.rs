@@ -29,8 +29,8 @@ use tracing::{debug, info, warn};
 use super::labels;
 use super::{
     AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
-    ImageCommand, ObservedContainer, ResourceLimits, RuntimeError, RuntimeEvent, RuntimeResult,
-    SignalEvidence,
+    HostLimits, ImageCommand, ObservedContainer, ResourceLimits, RuntimeError, RuntimeEvent,
+    RuntimeResult, SignalEvidence,
 };
 use crate::backoff::{Backoff, ExponentialJitterBackoff};
 use crate::model::{AmiTag, InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
@@ -177,19 +177,28 @@ impl ContainerRuntime for DockerRuntime {
             .version()
             .await
             .map_err(|e| map_error("version", e))?;
-        // The host's CPU count caps instance types' CPU quotas. Only `/info` has it; an engine
-        // that does not answer it is still reachable, the count is just unknown.
-        let cpus = match docker.info().await {
-            Ok(info) => info.ncpu.and_then(|n| u32::try_from(n).ok()),
+        // What instance types' limits may be: the host's CPU count caps a CPU quota, and an
+        // engine that cannot set one or the other refuses a container asking for it. Only
+        // `/info` says; an engine that does not answer it is still reachable, and the limits
+        // wait until it does.
+        let host = match docker.info().await {
+            Ok(info) => info
+                .ncpu
+                .and_then(|n| u32::try_from(n).ok())
+                .map(|cpus| HostLimits {
+                    cpus,
+                    cpu_quota: info.cpu_cfs_quota.unwrap_or(true),
+                    memory_limit: info.memory_limit.unwrap_or(true),
+                }),
             Err(e) => {
-                debug!(error = %map_error("info", e), "engine info unavailable; CPU count unknown");
+                debug!(error = %map_error("info", e), "engine info unavailable; host limits unknown");
                 None
             }
         };
         Ok(EngineInfo {
             version: v.version.unwrap_or_default(),
             api_version: version_string(&docker.client_version()),
-            cpus,
+            host,
         })
     }
 
