@@ -75,6 +75,11 @@ pub struct Config {
     #[arg(long, env = "EC2_DOCKER_FLAGS", default_value = "", value_parser = parse_docker_flags, allow_hyphen_values = true)]
     pub docker_flags: DockerFlags,
 
+    /// Give each instance's container its type's vCPUs (at most the host's CPUs) and memory
+    /// as limits; EC2_DOCKER_FLAGS' --cpus/--memory win. Off: containers get no limits of ours.
+    #[arg(long, env = "EC2D_INSTANCE_TYPE_LIMITS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub instance_type_limits: bool,
+
     /// Mount the Docker socket at /var/run/docker.sock in every instance, as LocalStack does.
     /// Anything in the instance can then control the host's Docker engine.
     #[arg(long, env = "EC2_MOUNT_DOCKER_SOCKET", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
@@ -166,6 +171,9 @@ mod tests {
         assert!(Config::try_parse_from(["ec2d", "--vm-manager", "libvirt"]).is_err());
         assert!(Config::parse_from(["ec2d"]).public_amis);
         assert!(!Config::parse_from(["ec2d", "--public-amis", "0"]).public_amis);
+        assert!(Config::parse_from(["ec2d"]).instance_type_limits);
+        let c = Config::parse_from(["ec2d", "--instance-type-limits", "0"]);
+        assert!(!c.instance_type_limits);
     }
 
     #[test]

@@ -174,6 +174,10 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ("MonitorInstances", vec![("InstanceId.1", id)]),
         ("UnmonitorInstances", vec![("InstanceId.1", id)]),
         (
+            "GetConsoleOutput",
+            vec![("InstanceId", id), ("Latest", "true")],
+        ),
+        (
             "DescribeInstanceTypes",
             vec![("InstanceType.1", "t3.micro")],
         ),
@@ -326,7 +330,7 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         );
         // Without DryRun the same request is valid: the case is a real request, not a stub.
         // (Checked only for reads, which change nothing.)
-        if action.starts_with("Describe") {
+        if dispatch::lookup(action).map(|a| a.access) == Some(dispatch::Access::Read) {
             let plain: Vec<(&str, &str)> = request
                 .iter()
                 .copied()

@@ -8,7 +8,10 @@ use ec2d::model::{
 };
 use ec2d::reconcile::{self, Context, ObjectRef, Settings};
 use ec2d::runtime::fake::Op;
-use ec2d::runtime::{ContainerState, FakeRuntime, RuntimeError};
+use ec2d::runtime::{
+    ContainerRuntime, ContainerState, DockerFlags, FakeRuntime, HostLimits, ResourceLimits,
+    RuntimeError,
+};
 use ec2d::store::{Store, StoreError};
 
 const AMI_REF: &str = "localstack-ec2/test-ami:ami-000001";
@@ -1144,4 +1147,334 @@ async fn a_commit_deregistered_before_it_ran_never_runs() {
     assert!(!fake.ops().contains(&Op::Commit));
     assert!(store.images().get(&image.metadata.name).unwrap().is_none());
     assert!(!tagged(&fake, &image.spec.reference));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instance types as limits
+
+const GIB: i64 = 1 << 30;
+
+/// A reconciler whose engine reports `cpus` host CPUs (as the app's ping records them).
+async fn context_with(
+    settings: Settings,
+    cpus: u32,
+) -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store) {
+    let fake = FakeRuntime::new();
+    fake.add_image(AMI_REF);
+    fake.set_host_limits(Some(HostLimits {
+        cpus,
+        cpu_quota: true,
+        memory_limit: true,
+    }));
+    let store = Store::temporary().unwrap();
+    let ctx = Arc::new(Context::new(store.clone(), fake.clone(), settings));
+    ctx.engine.record_ping(&fake.info().await);
+    (ctx, fake, store)
+}
+
+fn limits(cpus: Option<i64>, gib: Option<i64>) -> ResourceLimits {
+    ResourceLimits {
+        nano_cpus: cpus.map(|c| c * 1_000_000_000),
+        memory_bytes: gib.map(|g| g * GIB),
+    }
+}
+
+fn set_type(store: &Store, id: &InstanceId, instance_type: &str) {
+    store
+        .instances()
+        .update_spec_same_generation::<StoreError>(id.as_str(), |o| {
+            o.spec.instance_type = instance_type.to_string();
+            Ok(true)
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_t3_micro_gets_2_cpus_and_1_gib_capped_at_the_hosts_cpus() {
+    let (ctx, fake, store) = context_with(Settings::default(), 8).await;
+    let id = launch(&store);
+    assert_eq!(get(&ctx, &id).spec.instance_type, "t3.micro");
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_limits(&id), Some(limits(Some(2), Some(1))));
+
+    // A host with one CPU: the engine refuses a quota above it, so the type gets one.
+    let (ctx, fake, store) = context_with(Settings::default(), 1).await;
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_limits(&id), Some(limits(Some(1), Some(1))));
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+}
+
+#[tokio::test]
+async fn a_type_changed_while_stopped_is_applied_in_place_before_the_start() {
+    let (ctx, fake, store) = context_with(Settings::default(), 2).await;
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    let container = fake.container_id(&id).unwrap();
+    desire(&store, &id, DesiredState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
+
+    // ModifyInstanceAttribute InstanceType=t3.small (2 GiB) moves only resourceVersion.
+    set_type(&store, &id, "t3.small");
+    fake.clear_calls();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.ops(), [Op::Inspect, Op::UpdateLimits, Op::Inspect]);
+    assert_eq!(fake.container_limits(&id), Some(limits(Some(2), Some(2))));
+    assert_eq!(fake.container_state(&id), Some(ContainerState::Paused));
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped, "still stopped");
+
+    desire(&store, &id, DesiredState::Running);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(shown(&ctx, &id), InstanceState::Running);
+    assert_eq!(
+        fake.container_id(&id),
+        Some(container),
+        "the same container"
+    );
+    assert_eq!(fake.container_limits(&id), Some(limits(Some(2), Some(2))));
+
+    // Converged: later passes leave the limits alone.
+    fake.clear_calls();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert!(!fake.ops().contains(&Op::UpdateLimits));
+}
+
+#[tokio::test]
+async fn a_container_found_without_its_limits_gets_them_in_place() {
+    // Made while the limits were off (or by an older ec2d), then reconciled with them on.
+    let off = Settings {
+        instance_type_limits: false,
+        ..Settings::default()
+    };
+    let (ctx, fake, store) = context_with(off, 2).await;
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_limits(&id), Some(ResourceLimits::default()));
+    let container = fake.container_id(&id);
+
+    let on = Arc::new(Context::new(
+        store.clone(),
+        fake.clone(),
+        Settings::default(),
+    ));
+    on.engine.record_ping(&fake.info().await);
+    let _ = run(&on, &id).await.unwrap();
+    assert_eq!(fake.container_limits(&id), Some(limits(Some(2), Some(1))));
+    assert_eq!(fake.container_id(&id), container, "updated, not re-created");
+
+    // Turned off again: what the container has is left as it is (the engine cannot lift a
+    // limit in place), and nothing is updated.
+    fake.clear_calls();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert!(!fake.ops().contains(&Op::UpdateLimits));
+}
+
+#[tokio::test]
+async fn the_operators_flags_win_over_the_type() {
+    let flagged = Settings {
+        docker_flags: DockerFlags::parse("--memory 256m").unwrap(),
+        ..Settings::default()
+    };
+    let (ctx, fake, store) = context_with(flagged, 2).await;
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        fake.container_limits(&id),
+        Some(ResourceLimits {
+            nano_cpus: Some(2_000_000_000),
+            memory_bytes: Some(256 << 20),
+        })
+    );
+    // A type change never overrides the flag either.
+    desire(&store, &id, DesiredState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    set_type(&store, &id, "t3.small");
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        fake.container_limits(&id).unwrap().memory_bytes,
+        Some(256 << 20)
+    );
+}
+
+#[tokio::test]
+async fn while_the_hosts_cpu_count_is_unknown_only_memory_is_limited_then_cpus_follow() {
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_limits(&id), Some(limits(None, Some(1))));
+    ctx.engine.record_ping(&fake.info().await);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_limits(&id), Some(limits(Some(2), Some(1))));
+}
+
+#[tokio::test]
+async fn a_refused_limit_update_is_recorded_and_retried() {
+    let (ctx, fake, store) = context_with(Settings::default(), 2).await;
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    desire(&store, &id, DesiredState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    set_type(&store, &id, "t3.small");
+    fake.fail_next(
+        Op::UpdateLimits,
+        RuntimeError::Failed("Range of CPUs is from 0.01 to 1.00".into()),
+        1,
+    );
+    assert!(run(&ctx, &id).await.is_err());
+    assert!(get(&ctx, &id).status.last_error.is_some());
+    assert_eq!(shown(&ctx, &id), InstanceState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(fake.container_limits(&id), Some(limits(Some(2), Some(2))));
+    assert!(get(&ctx, &id).status.last_error.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console output
+
+/// A reconciler that reads logs on every pass (no spacing), so each pass shows its effect.
+fn console_context() -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store) {
+    let fake = FakeRuntime::new();
+    fake.add_image(AMI_REF);
+    let settings = Settings {
+        console_refresh_every: std::time::Duration::ZERO,
+        ..Settings::default()
+    };
+    let store = Store::temporary().unwrap();
+    let ctx = Arc::new(Context::new(store.clone(), fake.clone(), settings));
+    (ctx, fake, store)
+}
+
+fn console(ctx: &Context<FakeRuntime>, id: &InstanceId) -> Option<String> {
+    ctx.store
+        .console_output(id.as_str())
+        .unwrap()
+        .map(|c| String::from_utf8(c.bytes()).unwrap())
+}
+
+#[tokio::test]
+async fn the_containers_console_is_copied_and_grows_with_it() {
+    let (ctx, fake, store) = console_context();
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        console(&ctx, &id),
+        None,
+        "nothing printed yet: nothing kept"
+    );
+
+    fake.print(&id, "ec2d boot\n");
+    fake.print(&id, "user data says hi\n");
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        console(&ctx, &id).as_deref(),
+        Some("ec2d boot\nuser data says hi\n")
+    );
+    let first = ctx.store.console_output(id.as_str()).unwrap().unwrap();
+
+    // Only what is new is read and appended; nothing new writes nothing.
+    fake.print(&id, "later\n");
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        console(&ctx, &id).as_deref(),
+        Some("ec2d boot\nuser data says hi\nlater\n")
+    );
+    let second = ctx.store.console_output(id.as_str()).unwrap().unwrap();
+    assert!(second.updated_at >= first.updated_at);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        ctx.store.console_output(id.as_str()).unwrap().unwrap(),
+        second,
+        "unchanged copy, unchanged time"
+    );
+
+    // A stopped (frozen) instance's console is still there.
+    desire(&store, &id, DesiredState::Stopped);
+    let _ = run(&ctx, &id).await.unwrap();
+    let _ = run(&ctx, &id).await.unwrap();
+    assert!(console(&ctx, &id).unwrap().ends_with("later\n"));
+}
+
+#[tokio::test]
+async fn a_fresh_container_starts_a_fresh_console() {
+    let (ctx, fake, store) = console_context();
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.print(&id, "first boot\n");
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.remove_behind_back(&id);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        console(&ctx, &id).as_deref(),
+        Some(""),
+        "the old boot's output is gone"
+    );
+    fake.print(&id, "second boot\n");
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(console(&ctx, &id).as_deref(), Some("second boot\n"));
+}
+
+#[tokio::test]
+async fn reads_of_the_log_are_spaced_out_and_a_failed_one_changes_nothing() {
+    // The default spacing: a burst of passes reads the log once.
+    let (ctx, fake, store) = context(true);
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.print(&id, "hello\n");
+    for _ in 0..3 {
+        let _ = run(&ctx, &id).await.unwrap();
+    }
+    let reads = fake
+        .ops()
+        .iter()
+        .filter(|op| **op == Op::ConsoleLog)
+        .count();
+    assert_eq!(reads, 1, "read once, right after the boot");
+
+    // A failed read is no failed pass.
+    let (ctx, fake, store) = console_context();
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.print(&id, "hello\n");
+    fake.fail_next(
+        Op::ConsoleLog,
+        RuntimeError::Failed("logging driver does not support reading".into()),
+        1,
+    );
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(console(&ctx, &id), None);
+    assert!(get(&ctx, &id).status.last_error.is_none());
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(console(&ctx, &id).as_deref(), Some("hello\n"));
+}
+
+#[tokio::test]
+async fn a_collected_instance_takes_its_console_with_it() {
+    let fake = FakeRuntime::new();
+    fake.add_image(AMI_REF);
+    let settings = Settings {
+        terminated_retention: std::time::Duration::ZERO,
+        console_refresh_every: std::time::Duration::ZERO,
+        remove_containers: true,
+        ..Settings::default()
+    };
+    let store = Store::temporary().unwrap();
+    let ctx = Arc::new(Context::new(store.clone(), fake.clone(), settings));
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    fake.print(&id, "bye\n");
+    let _ = run(&ctx, &id).await.unwrap();
+    desire(&store, &id, DesiredState::Terminated);
+    let _ = run(&ctx, &id).await.unwrap();
+    assert_eq!(
+        console(&ctx, &id).as_deref(),
+        Some("bye\n"),
+        "a terminated instance's console stays until its record goes"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let _ = reconcile::reconcile(ObjectRef::Sweep, ctx.clone())
+        .await
+        .unwrap();
+    assert!(ctx.store.instances().get(id.as_str()).unwrap().is_none());
+    assert_eq!(console(&ctx, &id), None);
 }

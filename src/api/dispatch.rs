@@ -73,6 +73,7 @@ pub const TABLE: &[Action] = &[
     ),
     write("MonitorInstances", monitor_instances::call_monitor),
     write("UnmonitorInstances", monitor_instances::call_unmonitor),
+    read("GetConsoleOutput", get_console_output::call),
     read("DescribeInstanceTypes", describe_instance_types::call),
     read(
         "DescribeInstanceTypeOfferings",
@@ -169,11 +170,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_are_the_describe_calls() {
+    fn reads_are_the_describe_and_get_calls() {
         for action in TABLE {
             assert_eq!(
                 action.access == Access::Read,
-                action.name.starts_with("Describe"),
+                action.name.starts_with("Describe") || action.name.starts_with("Get"),
                 "{} is marked {:?}",
                 action.name,
                 action.access

@@ -47,7 +47,7 @@ pub mod xml;
 pub use error::ApiError;
 pub use introspect::Introspection;
 pub use query::QueryParams;
-pub use state::ApiState;
+pub use state::{ApiState, NoNudge, Nudge};
 
 /// The largest request body accepted (EC2 Query requests are small; user data is at most 16 KB).
 pub const BODY_LIMIT: usize = 1024 * 1024;

@@ -5,7 +5,24 @@ use std::sync::Arc;
 use super::introspect::Introspection;
 use super::kinds::instance::RenderedInstances;
 use crate::config::VmManager;
+use crate::model::InstanceId;
 use crate::store::SpecStore;
+
+/// Asks the reconciler to look at an instance soon, for an answer made from what it observes
+/// (GetConsoleOutput's copy of the console). Supplied by the app: the api never reaches the
+/// reconciler or the engine itself, and a nudge only enqueues.
+pub trait Nudge: Send + Sync + 'static {
+    /// The instance's observed state is wanted fresh.
+    fn instance(&self, instance_id: &InstanceId);
+}
+
+/// A nudge that goes nowhere, for an api without a reconciler (protocol tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoNudge;
+
+impl Nudge for NoNudge {
+    fn instance(&self, _instance_id: &InstanceId) {}
+}
 
 /// What every handler can reach: the store, a few settings and the read-only introspection.
 #[derive(Clone)]
@@ -20,4 +37,6 @@ pub struct ApiState {
     pub introspection: Arc<dyn Introspection>,
     /// DescribeInstances' per-instance XML, reused while an instance is unchanged.
     pub rendered_instances: Arc<RenderedInstances>,
+    /// Hints to the reconciler, supplied by the app.
+    pub nudge: Arc<dyn Nudge>,
 }

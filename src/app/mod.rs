@@ -13,9 +13,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, Nudge};
 use crate::config::{Config, VmManager};
 use crate::controller::{Controller, ControllerConfig, ControllerHandle};
+use crate::model::InstanceId;
 use crate::reconcile::{self, Context, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
 use crate::shutdown::{self, Shutdown};
@@ -134,6 +135,7 @@ impl App {
             docker_init: config.docker_init,
             mount_docker_socket: config.mount_docker_socket,
             docker_flags: config.docker_flags.clone(),
+            instance_type_limits: config.instance_type_limits,
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             ..Settings::default()
         };
@@ -185,6 +187,7 @@ impl App {
             public_amis: config.public_amis,
             introspection: report,
             rendered_instances: Default::default(),
+            nudge: Arc::new(NudgeController(handle.clone())),
         });
 
         let triggers = reconcile::engine_triggers(&ctx, handle.clone());
@@ -237,6 +240,20 @@ impl App {
         store.flush().await?;
         info!("ec2d stopped; store flushed");
         served.map_err(AppError::Io)
+    }
+}
+
+/// How soon a nudged instance is reconciled. A short delay, not "now": the queue keeps the
+/// earliest run, so a client polling in a tight loop costs at most one pass per delay.
+const NUDGE_DELAY: Duration = Duration::from_secs(1);
+
+/// The api's nudges, as keys for the controller.
+struct NudgeController(ControllerHandle<ObjectRef>);
+
+impl Nudge for NudgeController {
+    fn instance(&self, instance_id: &InstanceId) {
+        self.0
+            .enqueue_after(ObjectRef::Instance(instance_id.clone()), NUDGE_DELAY);
     }
 }
 

@@ -25,7 +25,7 @@ pub struct InstanceSpec {
     pub image_id: ImageId,
     /// The container image reference resolved from the AMI at launch (`localstack-ec2/<name>:<ami>`).
     pub image_ref: String,
-    /// E.g. `t3.micro`; recorded, not enforced.
+    /// E.g. `t3.micro`; its vCPUs and memory become the container's limits (unless off).
     pub instance_type: String,
     /// Running, stopped or terminated.
     pub desired: DesiredState,

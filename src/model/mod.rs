@@ -1,6 +1,7 @@
 //! Pure data: resource documents, ids, state machine and guards; no IO, no async.
 
 pub mod ami_tag;
+pub mod console;
 pub mod fixtures;
 pub mod ids;
 pub mod image;
@@ -17,6 +18,7 @@ pub mod schema;
 pub mod state;
 
 pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
+pub use console::ConsoleOutput;
 pub use ids::{IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId};
 pub use image::{docker_repository_name, DISCOVERED_NAMESPACE, IMAGE_KIND};
 pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions};

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::ReconcileError;
 use crate::model::{format_timestamp, now, Timestamp};
-use crate::runtime::{EngineInfo, RuntimeError, RuntimeResult};
+use crate::runtime::{EngineInfo, HostLimits, RuntimeError, RuntimeResult};
 
 /// The engine's health as last observed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -19,6 +19,9 @@ pub struct EngineHealth {
     pub version: Option<String>,
     /// The negotiated API version, once known.
     pub api_version: Option<String>,
+    /// What the engine's host lets containers be limited to, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostLimits>,
     /// The last error talking to the engine.
     pub last_error: Option<String>,
     /// When reachability was last established or lost (RFC 3339).
@@ -51,6 +54,11 @@ pub struct EngineMonitor {
 const SIGNAL_WINDOW: time::Duration = time::Duration::seconds(30);
 
 impl EngineMonitor {
+    /// What the engine's host lets containers be limited to, as last reported by a ping.
+    pub fn host_limits(&self) -> Option<HostLimits> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).host
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> EngineHealth {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -69,6 +77,10 @@ impl EngineMonitor {
                 h.reachable = Some(true);
                 h.version = Some(info.version.clone());
                 h.api_version = Some(info.api_version.clone());
+                // Kept when the engine did not say: the host has not changed for that.
+                if info.host.is_some() {
+                    h.host = info.host;
+                }
                 h.last_error = None;
                 let at = now();
                 if let Some(since) = h.down_since.take() {
@@ -176,16 +188,27 @@ mod tests {
         let info = EngineInfo {
             version: "20.10".into(),
             api_version: "1.41".into(),
+            host: Some(HostLimits {
+                cpus: 4,
+                cpu_quota: true,
+                memory_limit: true,
+            }),
         };
         monitor.record_ping(&Ok(info.clone()));
+        assert_eq!(monitor.host_limits().map(|h| h.cpus), Some(4));
         let before = now();
         assert!(!monitor.was_down_at(before));
         monitor.record_ping(&Err(RuntimeError::Unavailable("gone".into())));
         assert!(!monitor.is_reachable());
         let during = now();
         assert!(monitor.was_down_at(during));
-        monitor.record_ping(&Ok(info));
+        monitor.record_ping(&Ok(EngineInfo { host: None, ..info }));
         assert!(monitor.is_reachable());
+        assert_eq!(
+            monitor.host_limits().map(|h| h.cpus),
+            Some(4),
+            "an engine that did not say keeps its count"
+        );
         assert!(monitor.was_down_at(during), "the window is remembered");
         let after = now() + time::Duration::seconds(5);
         assert!(!monitor.was_down_at(after));

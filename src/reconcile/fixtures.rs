@@ -21,6 +21,7 @@ pub(crate) fn container(state: ContainerState) -> ObservedContainer {
         labels: BTreeMap::new(),
         started_at: None,
         finished_at: None,
+        limits: None,
     }
 }
 

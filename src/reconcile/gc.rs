@@ -103,6 +103,8 @@ fn collect_terminated<R: ContainerRuntime>(ctx: &Context<R>) -> Result<(), Recon
         if terminated_at < cutoff && container_gone {
             info!(instance_id = %instance.metadata.name, "collecting terminated instance record");
             ctx.store.instances().delete(&instance.metadata.name)?;
+            ctx.store.delete_console_output(&instance.metadata.name)?;
+            ctx.console_reads.forget(&instance.metadata.name);
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ pub use spec::{container_spec_for, BootMode};
 
 use super::assess::{self, Applied, Verdict};
 use super::boot;
+use super::console;
 use super::plan::{self, Facts, Plan, PlanSettings, Step};
 use super::{Context, ReconcileError};
 use crate::controller::Action;
@@ -48,8 +49,10 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         Ok(observed) => observed,
         Err(error) => return Err(record_error(ctx, &instance, error)),
     };
+    let limits = spec::limits_for(&instance, &ctx.settings, ctx.engine.host_limits());
     let facts = Facts {
         stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
+        limits,
     };
 
     // Plan. Only a boot needs to know how the image runs: the engine is asked only then.
@@ -59,7 +62,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         BootMode::Entrypoint
     };
     let plan = plan::plan(&instance, observed.as_ref(), facts, &settings, || {
-        container_spec_for(&instance, &ctx.settings, ctx.store.id(), mode)
+        container_spec_for(&instance, &ctx.settings, ctx.store.id(), mode, limits)
     });
     let steps: Vec<String> = plan.steps.iter().map(Step::summary).collect();
     debug!(instance_id = %id, generation = instance.metadata.generation, ?steps, reaches = ?plan.reaches, "planned");
@@ -67,8 +70,18 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     // Apply, and gather what it came to.
     let applied = carry_out(ctx, id, &instance, &plan, &settings, mode, observed).await;
 
-    // Record what the verdict names.
-    record(ctx, id, &instance, &plan, assess::assess(&plan, applied))
+    // Record what the verdict names; then copy what the container printed (its boot, its
+    // user data) for GetConsoleOutput, after the status so a state change is never held up.
+    let verdict = assess::assess(&plan, applied);
+    let container = match &verdict {
+        Verdict::Reached(Some(container)) => Some(container.clone()),
+        _ => None,
+    };
+    let action = record(ctx, id, &instance, &plan, verdict);
+    if let Some(container) = container {
+        console::refresh(ctx, id, &container).await;
+    }
+    action
 }
 
 /// Observe, the fast path: StopInstances/StartInstances on an instance last seen running or
@@ -104,6 +117,8 @@ async fn freeze_on_last_observation<R: ContainerRuntime>(
         labels: BTreeMap::new(),
         started_at: None,
         finished_at: None,
+        // Unknown: the plan leaves the limits alone, so it stays a freeze or a thaw.
+        limits: None,
     };
     // A plan that would boot is never applied here, so no real container spec is needed.
     let plan = plan::plan(
@@ -230,12 +245,17 @@ async fn apply<R: ContainerRuntime>(
             Step::Stop(id) => runtime.stop(id, settings.stop_timeout).await,
             Step::Remove(id) => runtime.remove(id).await,
             Step::Restart(id) => runtime.restart(id, settings.stop_timeout).await,
+            Step::UpdateLimits(id, limits) => runtime.update_limits(id, *limits).await,
         };
         match result {
             Ok(()) => {}
-            // A refused restart is a reboot not done: it is retried, never taken as done.
+            // A refused restart is a reboot not done, refused limits are not applied: both
+            // are retried, never taken as done.
             Err(RuntimeError::Conflict(reason))
-                if !matches!(step, Step::Create(_) | Step::Restart(_)) =>
+                if !matches!(
+                    step,
+                    Step::Create(_) | Step::Restart(_) | Step::UpdateLimits(..)
+                ) =>
             {
                 debug!(step = %step.summary(), %reason, "step already satisfied");
             }

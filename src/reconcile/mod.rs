@@ -7,6 +7,7 @@
 mod assess;
 mod boot;
 mod catalog;
+mod console;
 mod engine;
 mod error;
 #[cfg(test)]
@@ -22,6 +23,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
+pub use console::ConsoleReads;
 pub use engine::{EngineHealth, EngineMonitor};
 pub use error::ReconcileError;
 pub use gc::{KeptOrphan, SweepReport};
@@ -58,12 +60,17 @@ pub struct Settings {
     pub mount_docker_socket: bool,
     /// Extra `docker run` flags for every instance (`EC2_DOCKER_FLAGS`).
     pub docker_flags: crate::runtime::DockerFlags,
+    /// Give each container its instance type's vCPUs and memory as limits
+    /// (`EC2D_INSTANCE_TYPE_LIMITS`).
+    pub instance_type_limits: bool,
     /// How long a terminated instance stays describable before its record is collected.
     pub terminated_retention: Duration,
     /// How soon to look again at a resource that is still converging.
     pub converging_requeue: Duration,
     /// How often a converged resource is looked at again (missed-event safety net).
     pub converged_requeue: Duration,
+    /// The least time between two reads of one instance's log for its console output.
+    pub console_refresh_every: Duration,
 }
 
 impl Default for Settings {
@@ -74,9 +81,11 @@ impl Default for Settings {
             docker_init: true,
             mount_docker_socket: true,
             docker_flags: crate::runtime::DockerFlags::default(),
+            instance_type_limits: true,
             terminated_retention: Duration::from_secs(3600),
             converging_requeue: Duration::from_millis(500),
             converged_requeue: Duration::from_secs(300),
+            console_refresh_every: console::REFRESH_EVERY,
         }
     }
 }
@@ -93,6 +102,8 @@ pub struct Context<R: ContainerRuntime> {
     pub engine: EngineMonitor,
     /// Orphans the last sweep kept.
     pub sweep_report: SweepReport,
+    /// When each instance's log was last copied, so bursts of passes read it once.
+    pub console_reads: ConsoleReads,
 }
 
 impl<R: ContainerRuntime> Context<R> {
@@ -104,6 +115,7 @@ impl<R: ContainerRuntime> Context<R> {
             settings,
             engine: EngineMonitor::default(),
             sweep_report: SweepReport::default(),
+            console_reads: ConsoleReads::default(),
         }
     }
 }

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use crate::model::{DesiredState, Instance, InstanceState, ShutdownBehavior};
-use crate::runtime::{ContainerSpec, ContainerState, ObservedContainer, SignalEvidence};
+use crate::runtime::{
+    ContainerSpec, ContainerState, ObservedContainer, ResourceLimits, SignalEvidence,
+};
 
 /// Facts about the world the planner cannot see in the container alone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -16,6 +18,9 @@ pub struct Facts {
     /// engine signalled it (`docker stop`, `docker kill`) or was down or restarting. That is
     /// drift to converge back, not the instance's own shutdown.
     pub stopped_from_outside: bool,
+    /// The CPU and memory limits the instance's type asks of its container (with the host's
+    /// CPU count and `EC2_DOCKER_FLAGS` taken into account); `None` ones are not asked for.
+    pub limits: ResourceLimits,
 }
 
 /// Settings the planner needs.
@@ -45,6 +50,10 @@ pub enum Step {
     /// Restart the running container in place (RebootInstances): same container, same
     /// file system, same published ports; the boot script runs again.
     Restart(String),
+    /// Give the container the CPU and memory limits its instance type asks for, in place
+    /// (`docker update`): a type changed by ModifyInstanceAttribute, or a container made
+    /// without them.
+    UpdateLimits(String, ResourceLimits),
 }
 
 impl Step {
@@ -59,6 +68,12 @@ impl Step {
             Self::Stop(id) => format!("stop {}", short(id)),
             Self::Remove(id) => format!("remove {}", short(id)),
             Self::Restart(id) => format!("restart {}", short(id)),
+            Self::UpdateLimits(id, limits) => format!(
+                "update {} to cpus={:?} memory={:?}",
+                short(id),
+                limits.nano_cpus,
+                limits.memory_bytes
+            ),
         }
     }
 }
@@ -140,11 +155,15 @@ pub fn plan(
             Plan::reach(S::Running, vec![Step::Create(Box::new(container_spec()))])
         }
         (DesiredState::Running, Some(c)) => match c.state {
-            C::Running if reboot_pending(instance) => {
-                Plan::reach(S::Running, vec![Step::Restart(c.id.clone())])
-            }
-            C::Running => Plan::reach(S::Running, vec![]),
-            C::Paused => Plan::reach(S::Running, vec![Step::Unpause(c.id.clone())]),
+            C::Running if reboot_pending(instance) => Plan::reach(
+                S::Running,
+                limited(c, &facts, vec![Step::Restart(c.id.clone())]),
+            ),
+            C::Running => Plan::reach(S::Running, limited(c, &facts, vec![])),
+            C::Paused => Plan::reach(
+                S::Running,
+                limited(c, &facts, vec![Step::Unpause(c.id.clone())]),
+            ),
             // The main process ended on its own (poweroff, `kill 1`) while the instance was
             // running as asked: EC2's instance-initiated shutdown, per its shutdown behaviour.
             C::Exited if was_running_as_asked(instance) && !facts.stopped_from_outside => {
@@ -162,7 +181,10 @@ pub fn plan(
             }
             // Stopped by the engine (restart), or StartInstances after an instance-initiated
             // stop: start it again with its file system intact.
-            C::Exited => Plan::reach(S::Running, vec![Step::Start(c.id.clone())]),
+            C::Exited => Plan::reach(
+                S::Running,
+                limited(c, &facts, vec![Step::Start(c.id.clone())]),
+            ),
             // A container that was created but never started is a boot cut short (ec2d
             // died in between): its boot never ran, so it is not this instance's disk yet.
             // A dead one cannot be started again. Either way: boot a fresh one.
@@ -176,9 +198,15 @@ pub fn plan(
             C::Restarting | C::Removing => Plan::wait(),
         },
         (DesiredState::Stopped, None) => Plan::reach(S::Stopped, vec![]),
+        // A stopped instance's container gets its type's limits while frozen, so a type
+        // changed while stopped (the only time EC2 allows it) holds from the next start.
         (DesiredState::Stopped, Some(c)) => match c.state {
-            C::Running => Plan::reach(S::Stopped, vec![Step::Pause(c.id.clone())]),
-            C::Paused | C::Created | C::Exited | C::Dead => Plan::reach(S::Stopped, vec![]),
+            C::Running => Plan::reach(
+                S::Stopped,
+                limited(c, &facts, vec![Step::Pause(c.id.clone())]),
+            ),
+            C::Paused | C::Exited => Plan::reach(S::Stopped, limited(c, &facts, vec![])),
+            C::Created | C::Dead => Plan::reach(S::Stopped, vec![]),
             C::Restarting | C::Removing => Plan::wait(),
         },
         (DesiredState::Terminated, None) => Plan::reach(S::Terminated, vec![]),
@@ -198,6 +226,20 @@ pub fn plan(
             }
             Plan::reach(S::Terminated, steps)
         }
+    }
+}
+
+/// `steps` on a container that will go on as the instance's, preceded by giving it the limits
+/// its type asks for when it lacks them, so a start or thaw already runs within them. Only
+/// an inspected container's limits are known: one seen otherwise is left as it is.
+fn limited(c: &ObservedContainer, facts: &Facts, steps: Vec<Step>) -> Vec<Step> {
+    match c.limits {
+        Some(seen) if !facts.limits.satisfied_by(&seen) => {
+            let mut all = vec![Step::UpdateLimits(c.id.clone(), facts.limits)];
+            all.extend(steps);
+            all
+        }
+        _ => steps,
     }
 }
 
@@ -302,6 +344,7 @@ mod tests {
                 Step::Stop(_) => "stop",
                 Step::Remove(_) => "remove",
                 Step::Restart(_) => "restart",
+                Step::UpdateLimits(..) => "update",
             })
             .collect()
     }
@@ -507,23 +550,30 @@ mod tests {
             "desired={desired:?} state={state:?} shut_down={shut_down} observed={observed:?}"
         );
         assert_eq!(boots(&inst, obs.as_ref()), expect, "{case}");
+        let limits = ResourceLimits {
+            nano_cpus: Some(1),
+            memory_bytes: Some(1),
+        };
         for stopped_from_outside in [false, true] {
-            for remove in [false, true] {
-                let facts = Facts {
-                    stopped_from_outside,
-                };
-                let planned = plan(
-                    &inst,
-                    obs.as_ref(),
-                    facts,
-                    &settings(remove),
-                    ContainerSpec::default,
-                );
-                assert_eq!(
-                    planned.creates(),
-                    expect,
-                    "{case} {facts:?} remove={remove}"
-                );
+            for limits in [ResourceLimits::default(), limits] {
+                for remove in [false, true] {
+                    let facts = Facts {
+                        stopped_from_outside,
+                        limits,
+                    };
+                    let planned = plan(
+                        &inst,
+                        obs.as_ref(),
+                        facts,
+                        &settings(remove),
+                        ContainerSpec::default,
+                    );
+                    assert_eq!(
+                        planned.creates(),
+                        expect,
+                        "{case} {facts:?} remove={remove}"
+                    );
+                }
             }
         }
     }
@@ -561,6 +611,135 @@ mod tests {
         );
         check_boots(D::Running, Some(S::Stopped), true, None, false);
         check_boots(D::Running, Some(S::Stopped), true, Some(C::Dead), false);
+    }
+
+    const MICRO: ResourceLimits = ResourceLimits {
+        nano_cpus: Some(2_000_000_000),
+        memory_bytes: Some(1 << 30),
+    };
+
+    /// The plan for an instance desired `desired` whose type asks for `wanted`, with its
+    /// container in `state` and limits `seen` (`None`: not inspected); an update step carries
+    /// exactly `wanted`.
+    fn check_limits(
+        desired: DesiredState,
+        state: ContainerState,
+        wanted: ResourceLimits,
+        seen: Option<ResourceLimits>,
+        expect: &[&str],
+    ) {
+        let mut inst = fixtures::instance();
+        inst.spec.desired = desired;
+        let observed = ObservedContainer {
+            limits: seen,
+            ..container(state)
+        };
+        let facts = Facts {
+            limits: wanted,
+            ..Facts::default()
+        };
+        let planned = plan(
+            &inst,
+            Some(&observed),
+            facts,
+            &settings(true),
+            ContainerSpec::default,
+        );
+        let case = format!("desired={desired:?} state={state:?} wanted={wanted:?} seen={seen:?}");
+        assert_eq!(words(&planned), expect, "{case}");
+        for step in &planned.steps {
+            if let Step::UpdateLimits(id, limits) = step {
+                assert_eq!((id.as_str(), *limits), ("c1", wanted), "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn limits_table() {
+        use ContainerState as C;
+        use DesiredState as D;
+        let none = Some(ResourceLimits::default());
+        let small = Some(ResourceLimits {
+            memory_bytes: Some(2 << 30),
+            ..MICRO
+        });
+        // Already there, or not known (not inspected): nothing to do.
+        check_limits(D::Running, C::Running, MICRO, Some(MICRO), &[]);
+        check_limits(D::Running, C::Running, MICRO, None, &[]);
+        // Missing or different: updated in place, before a start or thaw.
+        check_limits(D::Running, C::Running, MICRO, none, &["update"]);
+        check_limits(D::Running, C::Running, MICRO, small, &["update"]);
+        check_limits(D::Running, C::Paused, MICRO, small, &["update", "unpause"]);
+        check_limits(D::Running, C::Exited, MICRO, small, &["update", "start"]);
+        // Stopped: the container gets them while frozen (the type changes only then).
+        check_limits(D::Stopped, C::Paused, MICRO, small, &["update"]);
+        check_limits(D::Stopped, C::Exited, MICRO, small, &["update"]);
+        check_limits(D::Stopped, C::Running, MICRO, small, &["update", "pause"]);
+        check_limits(D::Stopped, C::Created, MICRO, small, &[]);
+        // A container on its way out, or about to be replaced, is not updated.
+        check_limits(D::Terminated, C::Running, MICRO, small, &["stop", "remove"]);
+        check_limits(D::Running, C::Dead, MICRO, small, &["remove", "create"]);
+        check_limits(D::Running, C::Restarting, MICRO, small, &[]);
+        // Limits not asked for are left as they are: turned off, the CPU count unknown, or
+        // set by EC2_DOCKER_FLAGS.
+        check_limits(
+            D::Running,
+            C::Running,
+            ResourceLimits::default(),
+            small,
+            &[],
+        );
+        let memory_only = ResourceLimits {
+            nano_cpus: None,
+            ..MICRO
+        };
+        let seen = Some(ResourceLimits {
+            nano_cpus: None,
+            ..MICRO
+        });
+        check_limits(D::Running, C::Running, memory_only, seen, &[]);
+        check_limits(D::Running, C::Running, memory_only, small, &["update"]);
+    }
+
+    #[test]
+    fn a_reboot_or_an_instance_initiated_shutdown_and_limits() {
+        let facts = Facts {
+            limits: MICRO,
+            ..Facts::default()
+        };
+        let unlimited = ObservedContainer {
+            limits: Some(ResourceLimits::default()),
+            ..container(ContainerState::Running)
+        };
+        // A reboot restarts within the limits.
+        let mut inst = fixtures::instance();
+        inst.spec.reboots_requested = 1;
+        let rebooting = plan(
+            &inst,
+            Some(&unlimited),
+            facts,
+            &settings(true),
+            ContainerSpec::default,
+        );
+        assert_eq!(words(&rebooting), ["update", "restart"]);
+        // A container that shut itself down stays as it is until started again.
+        let mut inst = fixtures::instance();
+        inst.status.state = Some(InstanceState::Running);
+        inst.status.observed_generation = inst.metadata.generation;
+        let exited = ObservedContainer {
+            state: ContainerState::Exited,
+            exit_code: Some(0),
+            ..unlimited
+        };
+        let shut_down = plan(
+            &inst,
+            Some(&exited),
+            facts,
+            &settings(true),
+            ContainerSpec::default,
+        );
+        assert!(shut_down.instance_initiated);
+        assert!(shut_down.steps.is_empty());
     }
 }
 
@@ -623,6 +802,7 @@ mod shutdown_tests {
         let inst = running_instance(ShutdownBehavior::Stop);
         let facts = Facts {
             stopped_from_outside: true,
+            ..Facts::default()
         };
         let plan = plan(
             &inst,

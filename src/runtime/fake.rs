@@ -10,9 +10,9 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{
-    labels, AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
-    ImageCommand, ObservedContainer, PublishedPort, RuntimeError, RuntimeEvent, RuntimeResult,
-    SignalEvidence,
+    labels, AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo,
+    ExecOutput, HostLimits, ImageCommand, ObservedContainer, PublishedPort, ResourceLimits,
+    RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
 };
 use crate::model::{AmiTag, InstanceId, Timestamp};
 
@@ -55,6 +55,10 @@ pub enum Op {
     ImageCommand,
     /// `signal_evidence`.
     EventLog,
+    /// `update_limits`.
+    UpdateLimits,
+    /// `console_log`.
+    ConsoleLog,
 }
 
 /// One recorded call: the operation and its main argument (container name or id, image).
@@ -78,6 +82,10 @@ struct FakeContainer {
     finished_at: Option<Timestamp>,
     /// The engine's event log for this container: `start` and `kill`, with their times.
     log: Vec<(&'static str, i128)>,
+    /// Its CPU and memory limits, as the engine would report them.
+    limits: ResourceLimits,
+    /// What it wrote to its console, line by line, with the time of each.
+    console: Vec<(Timestamp, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -100,6 +108,8 @@ struct Inner {
     image_commands: HashMap<String, ImageCommand>,
     /// When set, containers exit with this code as soon as they start (a broken image).
     exit_on_start: Option<i64>,
+    /// What `info` reports of the host's limits.
+    host: Option<HostLimits>,
 }
 
 /// The fake runtime. Cloning shares the same world.
@@ -124,6 +134,11 @@ impl FakeRuntime {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 next_port: 40000,
+                host: Some(HostLimits {
+                    cpus: 2,
+                    cpu_quota: true,
+                    memory_limit: true,
+                }),
                 ..Inner::default()
             })),
             events,
@@ -188,6 +203,50 @@ impl FakeRuntime {
     /// command cannot run; `None` restores normal behaviour.
     pub fn exit_on_start(&self, code: Option<i64>) {
         self.lock().exit_on_start = code;
+    }
+
+    /// Sets what `info` reports of the host's limits (2 CPUs, quotas and memory limits
+    /// supported, unless set).
+    pub fn set_host_limits(&self, host: Option<HostLimits>) {
+        self.lock().host = host;
+    }
+
+    /// The CPU and memory limits of an instance's container, if it has one.
+    pub fn container_limits(&self, instance_id: &InstanceId) -> Option<ResourceLimits> {
+        self.lock()
+            .containers
+            .values()
+            .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
+            .map(|c| c.limits)
+    }
+
+    /// The id of an instance's container, if it has one.
+    pub fn container_id(&self, instance_id: &InstanceId) -> Option<String> {
+        self.lock()
+            .containers
+            .values()
+            .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
+            .map(|c| c.id.clone())
+    }
+
+    /// The instance's container writes `text` to its console (stdout), as its boot or user
+    /// data would.
+    pub fn print(&self, instance_id: &InstanceId, text: &str) {
+        let mut inner = self.lock();
+        if let Some(c) = inner
+            .containers
+            .values_mut()
+            .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
+        {
+            // Nanosecond times, as the engine's log has: two lines are never at the same time.
+            let at = c
+                .console
+                .last()
+                .map(|(last, _)| *last + time::Duration::nanoseconds(1))
+                .unwrap_or_else(crate::model::now)
+                .max(time::OffsetDateTime::now_utc());
+            c.console.push((at, text.as_bytes().to_vec()));
+        }
     }
 
     /// Makes every call fail with `Unavailable` until set back, like an engine outage.
@@ -367,6 +426,7 @@ impl FakeRuntime {
             image: c.spec.image.clone(),
             ports: c.ports.clone(),
             labels,
+            limits: Some(c.limits),
         })
     }
 
@@ -414,6 +474,7 @@ impl ContainerRuntime for FakeRuntime {
         Ok(EngineInfo {
             version: "fake".into(),
             api_version: "fake".into(),
+            host: self.lock().host,
         })
     }
 
@@ -507,6 +568,12 @@ impl ContainerRuntime for FakeRuntime {
             started_at: Some(started_at),
             finished_at: exit.map(|_| crate::model::now()),
             log: vec![("start", started_at.unix_timestamp_nanos())],
+            // As the engine merges them: the operator's flags win over the spec's limits.
+            limits: ResourceLimits {
+                nano_cpus: spec.flags.nano_cpus.or(spec.limits.nano_cpus),
+                memory_bytes: spec.flags.memory_bytes.or(spec.limits.memory_bytes),
+            },
+            console: Vec::new(),
         };
         inner.names.insert(spec.name.clone(), id.clone());
         inner.containers.insert(id.clone(), container.clone());
@@ -576,6 +643,42 @@ impl ContainerRuntime for FakeRuntime {
         };
         self.emit_for(&snapshot, "restart");
         Ok(())
+    }
+
+    async fn update_limits(&self, container_id: &str, limits: ResourceLimits) -> RuntimeResult<()> {
+        self.enter(Op::UpdateLimits, container_id)?;
+        let mut inner = self.lock();
+        let container = inner
+            .containers
+            .get_mut(container_id)
+            .ok_or_else(|| RuntimeError::NotFound(format!("no such container: {container_id}")))?;
+        if let Some(nano_cpus) = limits.nano_cpus {
+            container.limits.nano_cpus = Some(nano_cpus);
+        }
+        if let Some(memory) = limits.memory_bytes {
+            container.limits.memory_bytes = Some(memory);
+        }
+        Ok(())
+    }
+
+    async fn console_log(
+        &self,
+        container_id: &str,
+        after: Option<Timestamp>,
+    ) -> RuntimeResult<ConsoleLog> {
+        self.enter(Op::ConsoleLog, container_id)?;
+        let inner = self.lock();
+        let container = inner
+            .containers
+            .get(container_id)
+            .ok_or_else(|| RuntimeError::NotFound(format!("no such container: {container_id}")))?;
+        let mut log = ConsoleLog::default();
+        for (at, line) in &container.console {
+            if after.is_none_or(|after| *at > after) {
+                log.push(line, Some(*at));
+            }
+        }
+        Ok(log.finish())
     }
 
     async fn remove(&self, container_id: &str) -> RuntimeResult<()> {

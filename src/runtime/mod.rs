@@ -209,8 +209,74 @@ pub struct ContainerSpec {
     pub ports: Vec<PortRequest>,
     /// Hostname inside the container.
     pub hostname: Option<String>,
+    /// The CPU and memory limits the instance's type gives the container; `EC2_DOCKER_FLAGS`'
+    /// `--cpus`/`--memory` win over them.
+    pub limits: ResourceLimits,
     /// Extra `docker run` flags from `EC2_DOCKER_FLAGS`, applied on top of the above.
     pub flags: DockerFlags,
+}
+
+/// A container's CPU and memory limits; `None` is no limit (or, when asked of the runtime,
+/// "leave this one as it is").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ResourceLimits {
+    /// CPU quota in billionths of a CPU (`docker run --cpus 2` is 2e9).
+    pub nano_cpus: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<i64>,
+}
+
+impl ResourceLimits {
+    /// Whether `observed` already has every limit set here (limits left `None` here are
+    /// not asked for, so whatever the container has for them is fine).
+    pub fn satisfied_by(&self, observed: &ResourceLimits) -> bool {
+        let holds = |wanted: Option<i64>, seen: Option<i64>| wanted.is_none() || wanted == seen;
+        holds(self.nano_cpus, observed.nano_cpus) && holds(self.memory_bytes, observed.memory_bytes)
+    }
+
+    /// Whether no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.nano_cpus.is_none() && self.memory_bytes.is_none()
+    }
+}
+
+/// The console output a container wrote after some moment (`docker logs`), bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ConsoleLog {
+    /// Its stdout and stderr as they were interleaved, the last [`CONSOLE_LIMIT`] bytes at most.
+    pub bytes: Vec<u8>,
+    /// When the last line read was written (nanosecond precision); `None` when there was none.
+    pub last_at: Option<Timestamp>,
+    /// Lines written after that moment may be missing before these: the runtime reads only
+    /// the log's last lines, so a very chatty container's earlier ones were skipped.
+    pub cut: bool,
+}
+
+/// The most console output kept: EC2 returns only the most recent 64 KB.
+pub const CONSOLE_LIMIT: usize = crate::model::console::CONSOLE_OUTPUT_LIMIT;
+
+impl ConsoleLog {
+    /// Adds a line written at `at`, dropping the oldest bytes beyond [`CONSOLE_LIMIT`] (in
+    /// batches, so a long log is not shifted once per line).
+    pub fn push(&mut self, line: &[u8], at: Option<Timestamp>) {
+        self.bytes.extend_from_slice(line);
+        if self.bytes.len() > 2 * CONSOLE_LIMIT {
+            let excess = self.bytes.len() - CONSOLE_LIMIT;
+            self.bytes.drain(..excess);
+        }
+        if at.is_some() {
+            self.last_at = at;
+        }
+    }
+
+    /// The log once read to its end: at most the last [`CONSOLE_LIMIT`] bytes.
+    pub fn finish(mut self) -> Self {
+        if self.bytes.len() > CONSOLE_LIMIT {
+            let excess = self.bytes.len() - CONSOLE_LIMIT;
+            self.bytes.drain(..excess);
+        }
+        self
+    }
 }
 
 /// A container as observed.
@@ -240,6 +306,8 @@ pub struct ObservedContainer {
     pub started_at: Option<Timestamp>,
     /// When the container's main process last ended; kept across a restart, as Docker does.
     pub finished_at: Option<Timestamp>,
+    /// Its CPU and memory limits. Only inspection knows them: `list_managed` leaves `None`.
+    pub limits: Option<ResourceLimits>,
 }
 
 /// What a command run inside a container with [`ContainerRuntime::exec`] produced.
@@ -286,6 +354,21 @@ pub struct EngineInfo {
     pub version: String,
     /// The API version negotiated with it.
     pub api_version: String,
+    /// What its host lets a container be limited to; `None` when the engine did not say.
+    pub host: Option<HostLimits>,
+}
+
+/// What an engine's host lets a container's CPU and memory limits be (`docker info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostLimits {
+    /// The host's CPU count (`NCPU`): the most a container's CPU quota may be.
+    pub cpus: u32,
+    /// Whether the engine can give a container a CPU quota (`CPUCfsQuota`; rootless Docker on
+    /// cgroup v1 cannot, and refuses a container asking for one).
+    pub cpu_quota: bool,
+    /// Whether the engine can limit a container's memory (`MemoryLimit`).
+    pub memory_limit: bool,
 }
 
 /// What the engine's event log says about how one run of a container ended.
@@ -389,6 +472,20 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         container_id: &str,
         grace: Duration,
     ) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Changes a container's CPU and memory limits in place (`docker update`), in any state but
+    /// removed; limits left `None` are left as they are.
+    fn update_limits(
+        &self,
+        container_id: &str,
+        limits: ResourceLimits,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// The container's console output (stdout and stderr, `docker logs`) written after
+    /// `after`, or all of it, keeping the last [`CONSOLE_LIMIT`] bytes.
+    fn console_log(
+        &self,
+        container_id: &str,
+        after: Option<Timestamp>,
+    ) -> impl Future<Output = RuntimeResult<ConsoleLog>> + Send;
     /// Removes a container (forcefully) with its anonymous volumes.
     fn remove(&self, container_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Commits a container into `repository:tag`; returns the new image's id.

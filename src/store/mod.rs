@@ -24,7 +24,7 @@ pub use names::CLIENT_TOKEN_KIND;
 pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 
 use crate::model::{
-    ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
+    ConsoleOutput, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
 };
 use crate::model::{LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
@@ -65,6 +65,10 @@ pub struct Store {
     launch_template_names: sled::Tree,
     /// CreateLaunchTemplate's ClientToken index: `<region>/<token>` -> launch template id.
     launch_template_tokens: sled::Tree,
+    /// Instance id -> its console output ([`ConsoleOutput`]): observed state the reconciler
+    /// alone writes. A tree of its own rather than a status field: up to 64 KiB per instance
+    /// would otherwise be decoded, cloned and rewritten with every status of every pass.
+    console: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -143,6 +147,7 @@ impl Store {
             image_names: db.open_tree("images.names")?,
             launch_template_names: db.open_tree("launch_templates.names")?,
             launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,
+            console: db.open_tree("instances.console")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
@@ -256,6 +261,38 @@ impl Store {
         Ok(ids)
     }
 
+    /// The console output kept for an instance, if any.
+    pub fn console_output(&self, instance_id: &str) -> Result<Option<ConsoleOutput>, StoreError> {
+        let Some(bytes) = self.console.get(instance_id.as_bytes())? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                kind: "ConsoleOutput",
+                key: instance_id.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Replaces an instance's console output. Not flushed at once: like status, it is
+    /// observed again after a restart.
+    pub fn write_console_output(
+        &self,
+        instance_id: &str,
+        console: &ConsoleOutput,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(console).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.console.insert(instance_id.as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Forgets an instance's console output (its record is being collected).
+    pub fn delete_console_output(&self, instance_id: &str) -> Result<(), StoreError> {
+        self.console.remove(instance_id.as_bytes())?;
+        Ok(())
+    }
+
     /// A stream of spec changes of every kind, for the controller's triggers.
     pub fn watch_specs(&self) -> BoxStream<'static, SpecChanged> {
         let instances = self.instances.watch_spec_ids().map(|id| SpecChanged {
@@ -351,6 +388,18 @@ mod tests {
             .instances_for_client_token("eu-west-1", "tok-1")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn console_output_is_kept_per_instance_and_forgotten_on_delete() {
+        let store = Store::temporary().unwrap();
+        assert_eq!(store.console_output("i-00000001").unwrap(), None);
+        let copy = ConsoleOutput::new("c1", b"booted\n", crate::model::now(), None);
+        store.write_console_output("i-00000001", &copy).unwrap();
+        assert_eq!(store.console_output("i-00000001").unwrap(), Some(copy));
+        assert_eq!(store.console_output("i-00000002").unwrap(), None);
+        store.delete_console_output("i-00000001").unwrap();
+        assert_eq!(store.console_output("i-00000001").unwrap(), None);
     }
 
     #[test]

@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::collection::{Change, Collection, Listing};
 use super::{SpecChanged, Store, StoreError};
 use crate::model::{
-    Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec,
-    KeyPairStatus, LaunchTemplate, LaunchTemplateSpec, LaunchTemplateStatus, Object, SecurityGroup,
-    SecurityGroupSpec, SecurityGroupStatus,
+    ConsoleOutput, Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPair,
+    KeyPairSpec, KeyPairStatus, LaunchTemplate, LaunchTemplateSpec, LaunchTemplateStatus, Object,
+    SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
 };
 
 /// A collection that can only be read.
@@ -169,6 +169,14 @@ macro_rules! shared_reads {
             /// Whether the store answers.
             pub fn is_healthy(&self) -> bool {
                 self.0.is_healthy()
+            }
+
+            /// See [`Store::console_output`].
+            pub fn console_output(
+                &self,
+                instance_id: &str,
+            ) -> Result<Option<ConsoleOutput>, StoreError> {
+                self.0.console_output(instance_id)
             }
         }
     };
@@ -329,5 +337,19 @@ impl StatusStore {
     /// See [`Store::watch_specs`].
     pub fn watch_specs(&self) -> BoxStream<'static, SpecChanged> {
         self.0.watch_specs()
+    }
+
+    /// See [`Store::write_console_output`]: observed state, the reconciler's to write.
+    pub fn write_console_output(
+        &self,
+        instance_id: &str,
+        console: &ConsoleOutput,
+    ) -> Result<(), StoreError> {
+        self.0.write_console_output(instance_id, console)
+    }
+
+    /// See [`Store::delete_console_output`].
+    pub fn delete_console_output(&self, instance_id: &str) -> Result<(), StoreError> {
+        self.0.delete_console_output(instance_id)
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use ec2d::api::{router, ApiState, Introspection};
+use ec2d::api::{router, ApiState, Introspection, Nudge};
 use ec2d::config::VmManager;
 use ec2d::model::{
     now, ContainerObservation, Image, ImageSource, ImageSpec, ImageState, ImageStatus, Instance,
@@ -49,18 +49,38 @@ impl Harness {
     /// `vm_manager` mode; [`Harness::post`] signs its requests for `region` (none when `None`).
     /// The public AMI catalogue is off, so listings show only what a test made.
     pub fn with(vm_manager: VmManager, region: Option<&'static str>) -> Self {
-        Self::build(vm_manager, region, false)
+        Self::build(vm_manager, region, false, Arc::new(ec2d::api::NoNudge))
     }
 
     /// `vm_manager` mode with the public AMI catalogue listed (ec2d's default), requests
     /// signed for `us-east-1`, and [`AMI`] discovered as in [`Harness::docker`].
     pub fn with_public_amis(vm_manager: VmManager) -> Self {
-        let h = Self::build(vm_manager, Some("us-east-1"), true);
+        let h = Self::build(
+            vm_manager,
+            Some("us-east-1"),
+            true,
+            Arc::new(ec2d::api::NoNudge),
+        );
         h.discover_ami();
         h
     }
 
-    fn build(vm_manager: VmManager, region: Option<&'static str>, public_amis: bool) -> Self {
+    /// As [`Harness::with`], handing the api's nudges to `nudge` (to see what it asks of the
+    /// reconciler there is none of).
+    pub fn with_nudge(
+        vm_manager: VmManager,
+        region: Option<&'static str>,
+        nudge: Arc<dyn Nudge>,
+    ) -> Self {
+        Self::build(vm_manager, region, false, nudge)
+    }
+
+    fn build(
+        vm_manager: VmManager,
+        region: Option<&'static str>,
+        public_amis: bool,
+        nudge: Arc<dyn Nudge>,
+    ) -> Self {
         let store = Store::temporary().expect("temporary store");
         let state = ApiState {
             store: store.spec_view(),
@@ -68,6 +88,7 @@ impl Harness {
             public_amis,
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),
+            nudge,
         };
         Self {
             app: router(state),

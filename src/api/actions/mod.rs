@@ -32,6 +32,7 @@ pub mod describe_security_groups;
 pub mod describe_subnets;
 pub mod describe_tags;
 pub mod describe_vpcs;
+pub mod get_console_output;
 pub mod import_key_pair;
 pub mod modify_image_attribute;
 pub mod modify_instance_attribute;

@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::super::{boot, Context, Settings};
-use crate::model::{Instance, InstanceId, CONTAINER_NAME_PREFIX};
-use crate::runtime::{labels, ContainerRuntime, ContainerSpec, PortRequest, Protocol};
+use crate::model::{instance_types, Instance, InstanceId, CONTAINER_NAME_PREFIX};
+use crate::runtime::{
+    labels, ContainerRuntime, ContainerSpec, HostLimits, PortRequest, Protocol, ResourceLimits,
+};
 
 /// How the boot script runs in a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,12 +17,43 @@ pub enum BootMode {
     BesideInit,
 }
 
+/// The CPU and memory limits an instance's type asks of its container: its vCPUs as a CPU
+/// quota, at most the host's CPU count (the engine refuses more), and its memory. A limit the
+/// engine cannot set (it would refuse the container) is left out, and so is the CPU quota
+/// while the host is unknown. A limit `EC2_DOCKER_FLAGS` sets (`--cpus`, `--memory`) wins: it
+/// is left out here, since the flags fix it at create. None with `EC2D_INSTANCE_TYPE_LIMITS=0`,
+/// or for a type the catalogue does not know (the API accepts only known ones).
+pub fn limits_for(
+    instance: &Instance,
+    settings: &Settings,
+    host: Option<HostLimits>,
+) -> ResourceLimits {
+    let Some(info) = instance_types::find(&instance.spec.instance_type) else {
+        return ResourceLimits::default();
+    };
+    if !settings.instance_type_limits {
+        return ResourceLimits::default();
+    }
+    let flags = &settings.docker_flags;
+    let cpus = host
+        .filter(|h| h.cpu_quota && flags.nano_cpus.is_none())
+        .map(|h| info.vcpus.min(h.cpus));
+    // An unknown host is assumed to limit memory, as every engine with cgroups does.
+    let memory = host.is_none_or(|h| h.memory_limit) && flags.memory_bytes.is_none();
+    ResourceLimits {
+        nano_cpus: cpus.map(|cpus| i64::from(cpus) * 1_000_000_000),
+        memory_bytes: memory.then(|| i64::try_from(info.memory_mib << 20).unwrap_or(i64::MAX)),
+    }
+}
+
 /// Builds the container for an instance: the one place that decides how an instance boots.
+/// `limits` are the type's, from [`limits_for`].
 pub fn container_spec_for(
     instance: &Instance,
     settings: &Settings,
     store_id: &str,
     mode: BootMode,
+    limits: ResourceLimits,
 ) -> ContainerSpec {
     let mut container_labels = BTreeMap::new();
     container_labels.insert(labels::MANAGED.to_string(), "true".to_string());
@@ -82,6 +115,7 @@ pub fn container_spec_for(
         binds,
         ports,
         hostname: None,
+        limits,
         flags: settings.docker_flags.clone(),
     }
 }
@@ -93,5 +127,143 @@ pub(super) async fn boot_mode<R: ContainerRuntime>(ctx: &Context<R>, image: &str
             BootMode::BesideInit
         }
         _ => BootMode::Entrypoint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+    use crate::runtime::DockerFlags;
+
+    /// The limits of `instance_type` on a host with `host_cpus` CPUs (`None`: not known yet)
+    /// whose engine can set both kinds of limit.
+    fn limits(instance_type: &str, settings: &Settings, host_cpus: Option<u32>) -> ResourceLimits {
+        let host = host_cpus.map(|cpus| HostLimits {
+            cpus,
+            cpu_quota: true,
+            memory_limit: true,
+        });
+        on_host(instance_type, settings, host)
+    }
+
+    fn on_host(
+        instance_type: &str,
+        settings: &Settings,
+        host: Option<HostLimits>,
+    ) -> ResourceLimits {
+        let mut instance = fixtures::instance();
+        instance.spec.instance_type = instance_type.to_string();
+        limits_for(&instance, settings, host)
+    }
+
+    const GIB: i64 = 1 << 30;
+
+    #[test]
+    fn a_type_gives_its_vcpus_capped_at_the_host_and_its_memory() {
+        let on = Settings::default();
+        let both = |nano_cpus, memory_bytes| ResourceLimits {
+            nano_cpus,
+            memory_bytes,
+        };
+        // t3.micro: 2 vCPUs, 1 GiB; t3.small: 2 vCPUs, 2 GiB; m5.4xlarge: 16 vCPUs, 64 GiB.
+        assert_eq!(
+            limits("t3.micro", &on, Some(8)),
+            both(Some(2_000_000_000), Some(GIB))
+        );
+        assert_eq!(
+            limits("t3.small", &on, Some(2)),
+            both(Some(2_000_000_000), Some(2 * GIB))
+        );
+        assert_eq!(
+            limits("m5.4xlarge", &on, Some(2)),
+            both(Some(2_000_000_000), Some(64 * GIB)),
+            "the engine refuses more CPUs than the host has"
+        );
+        assert_eq!(
+            limits("t2.nano", &on, Some(1)),
+            both(Some(1_000_000_000), Some(GIB / 2))
+        );
+        assert_eq!(
+            limits("t3.micro", &on, None),
+            both(None, Some(GIB)),
+            "the CPU count is not known yet"
+        );
+        assert_eq!(
+            limits("x9.imaginary", &on, Some(2)),
+            ResourceLimits::default()
+        );
+    }
+
+    #[test]
+    fn flags_win_and_the_limits_can_be_turned_off() {
+        let flagged = |input: &str| Settings {
+            docker_flags: DockerFlags::parse(input).unwrap(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            limits("t3.micro", &flagged("--memory 256m"), Some(2)),
+            ResourceLimits {
+                nano_cpus: Some(2_000_000_000),
+                memory_bytes: None
+            }
+        );
+        assert_eq!(
+            limits("t3.micro", &flagged("--cpus 0.5"), Some(2)),
+            ResourceLimits {
+                nano_cpus: None,
+                memory_bytes: Some(GIB)
+            }
+        );
+        let off = Settings {
+            instance_type_limits: false,
+            ..Settings::default()
+        };
+        assert!(limits("t3.micro", &off, Some(2)).is_empty());
+    }
+
+    #[test]
+    fn a_limit_the_engine_cannot_set_is_left_out() {
+        let on = Settings::default();
+        let host = |cpu_quota, memory_limit| {
+            Some(HostLimits {
+                cpus: 4,
+                cpu_quota,
+                memory_limit,
+            })
+        };
+        // Rootless Docker on cgroup v1: neither.
+        assert!(on_host("t3.micro", &on, host(false, false)).is_empty());
+        assert_eq!(
+            on_host("t3.micro", &on, host(false, true)),
+            ResourceLimits {
+                nano_cpus: None,
+                memory_bytes: Some(GIB)
+            }
+        );
+        assert_eq!(
+            on_host("t3.micro", &on, host(true, false)),
+            ResourceLimits {
+                nano_cpus: Some(2_000_000_000),
+                memory_bytes: None
+            }
+        );
+    }
+
+    #[test]
+    fn the_container_carries_the_limits() {
+        let instance = fixtures::instance();
+        let wanted = ResourceLimits {
+            nano_cpus: Some(1_000_000_000),
+            memory_bytes: Some(GIB),
+        };
+        let spec = container_spec_for(
+            &instance,
+            &Settings::default(),
+            "store",
+            BootMode::Entrypoint,
+            wanted,
+        );
+        assert_eq!(spec.limits, wanted);
     }
 }

@@ -13,6 +13,7 @@ use tracing::warn;
 use crate::model::{InstanceId, Timestamp};
 use crate::runtime::{
     labels, ContainerSpec, ContainerState, ObservedContainer, Protocol, PublishedPort,
+    ResourceLimits,
 };
 
 /// Docker's stop timeout `t` for a grace period: whole seconds, and at least 1, since 0
@@ -100,6 +101,25 @@ fn engine_time(s: Option<&str>) -> Option<Timestamp> {
         .ok()
 }
 
+/// Splits a log line read with `timestamps=true` into the engine's RFC 3339 time (kept to the
+/// nanosecond, so consecutive reads can tell which lines they already had) and the line.
+/// A line without a readable time is returned whole.
+pub(super) fn split_log_line(message: &[u8]) -> (Option<Timestamp>, &[u8]) {
+    let Some(space) = message.iter().position(|b| *b == b' ') else {
+        return (None, message);
+    };
+    let at = std::str::from_utf8(&message[..space])
+        .ok()
+        .and_then(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| t.to_offset(time::UtcOffset::UTC));
+    match at {
+        Some(at) => (Some(at), &message[space + 1..]),
+        None => (None, message),
+    }
+}
+
 /// A time as the events API's `since`/`until` take it: `seconds.nanoseconds` since the epoch.
 pub(super) fn engine_timestamp_arg(t: Timestamp) -> String {
     let nanos = t.unix_timestamp_nanos();
@@ -148,6 +168,17 @@ pub(super) fn container_config(spec: &ContainerSpec, instance_id: &InstanceId) -
             });
     }
 
+    // The operator's `--cpus`/`--memory` win over the instance type's limits. A type's memory
+    // comes without swap beyond it, like an EC2 instance without a swap volume; saying so also
+    // lets `docker update` raise it later (the engine refuses a memory limit above the swap
+    // limit it set at create, twice the memory by default).
+    let nano_cpus = flags.nano_cpus.or(spec.limits.nano_cpus);
+    let memory = flags.memory_bytes.or(spec.limits.memory_bytes);
+    let memory_swap = match flags.memory_bytes {
+        Some(_) => None,
+        None => spec.limits.memory_bytes,
+    };
+
     let env: Vec<String> = spec.env.iter().chain(&flags.env).cloned().collect();
     let binds: Vec<String> = spec.binds.iter().chain(&flags.volumes).cloned().collect();
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
@@ -188,8 +219,9 @@ pub(super) fn container_config(spec: &ContainerSpec, instance_id: &InstanceId) -
             extra_hosts: non_empty(&flags.add_hosts),
             network_mode: flags.network.clone(),
             dns: non_empty(&flags.dns),
-            nano_cpus: flags.nano_cpus,
-            memory: flags.memory_bytes,
+            nano_cpus,
+            memory,
+            memory_swap,
             ulimits: (!ulimits.is_empty()).then_some(ulimits),
             cap_add: non_empty(&flags.cap_add),
             tmpfs: (!flags.tmpfs.is_empty()).then(|| flags.tmpfs.clone().into_iter().collect()),
@@ -245,6 +277,7 @@ pub(super) fn observed_from_summary(c: ContainerSummary) -> Option<ObservedConta
         // inspect per container would make every resync cost N requests.
         started_at: None,
         finished_at: None,
+        limits: None,
         id: c.id.unwrap_or_default(),
         name: c
             .names
@@ -294,6 +327,11 @@ pub(super) fn observed_from_inspect(
     );
     let started_at = engine_time(c.state.as_ref().and_then(|s| s.started_at.as_deref()));
     let finished_at = engine_time(c.state.as_ref().and_then(|s| s.finished_at.as_deref()));
+    // The engine writes 0 for "no limit".
+    let limits = c.host_config.as_ref().map(|h| ResourceLimits {
+        nano_cpus: h.nano_cpus.filter(|n| *n > 0),
+        memory_bytes: h.memory.filter(|m| *m > 0),
+    });
     let (labels, image) = match c.config {
         Some(cfg) => (
             cfg.labels.unwrap_or_default().into_iter().collect(),
@@ -304,6 +342,7 @@ pub(super) fn observed_from_inspect(
     ObservedContainer {
         started_at,
         finished_at,
+        limits,
         id: c.id.unwrap_or_default(),
         name: c
             .name

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::container::{
-    Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
+    Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions, LogOutput,
+    LogsOptions, RemoveContainerOptions, RestartContainerOptions, StartContainerOptions,
+    StopContainerOptions, UpdateContainerOptions,
 };
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::image::{
@@ -29,20 +30,30 @@ use tracing::{debug, info, warn};
 
 use super::labels;
 use super::{
-    AmiImage, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
-    ImageCommand, ObservedContainer, RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
+    AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
+    HostLimits, ImageCommand, ObservedContainer, ResourceLimits, RuntimeError, RuntimeEvent,
+    RuntimeResult, SignalEvidence,
 };
 use crate::backoff::{Backoff, ExponentialJitterBackoff};
 use crate::model::{AmiTag, InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
 use connect::{version_string, Inner, STOP_TIMEOUT_MARGIN};
 use convert::{
     container_config, engine_timestamp_arg, grace_seconds, observed_from_inspect,
-    observed_from_summary,
+    observed_from_summary, split_log_line,
 };
 use errors::map_error;
 
 /// How long reading the engine's event log for one container run may take.
 const EVENT_LOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long reading a container's console output (`docker logs`, not followed) may take.
+const CONSOLE_LOG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many of a container's last log lines one console read asks for. With `since` alone the
+/// engine scans the whole log file (json-file keeps it unrotated by default) on every read;
+/// with a tail it reads backwards and stops. 4096 lines hold 64 KiB unless lines average
+/// under 16 bytes; a read that fills the tail says so (`cut`), and the copy restarts from it.
+const CONSOLE_TAIL_LINES: usize = 4096;
 
 /// Commit copies the container's writable layer; a big one can take minutes.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -168,9 +179,28 @@ impl ContainerRuntime for DockerRuntime {
             .version()
             .await
             .map_err(|e| map_error("version", e))?;
+        // What instance types' limits may be: the host's CPU count caps a CPU quota, and an
+        // engine that cannot set one or the other refuses a container asking for it. Only
+        // `/info` says; an engine that does not answer it is still reachable, and the limits
+        // wait until it does.
+        let host = match docker.info().await {
+            Ok(info) => info
+                .ncpu
+                .and_then(|n| u32::try_from(n).ok())
+                .map(|cpus| HostLimits {
+                    cpus,
+                    cpu_quota: info.cpu_cfs_quota.unwrap_or(true),
+                    memory_limit: info.memory_limit.unwrap_or(true),
+                }),
+            Err(e) => {
+                debug!(error = %map_error("info", e), "engine info unavailable; host limits unknown");
+                None
+            }
+        };
         Ok(EngineInfo {
             version: v.version.unwrap_or_default(),
             api_version: version_string(&docker.client_version()),
+            host,
         })
     }
 
@@ -322,6 +352,77 @@ impl ContainerRuntime for DockerRuntime {
             )
             .await
             .map_err(|e| map_error("restart container", e))
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn update_limits(&self, container_id: &str, limits: ResourceLimits) -> RuntimeResult<()> {
+        let docker = self.docker().await?;
+        // The swap limit moves with the memory limit: the engine refuses a memory limit above
+        // the swap limit already set, and the instance has no swap beyond its memory.
+        let options = UpdateContainerOptions::<String> {
+            nano_cpus: limits.nano_cpus,
+            memory: limits.memory_bytes,
+            memory_swap: limits.memory_bytes,
+            ..Default::default()
+        };
+        docker
+            .update_container(container_id, options)
+            .await
+            .map_err(|e| map_error("update container", e))
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn console_log(
+        &self,
+        container_id: &str,
+        after: Option<Timestamp>,
+    ) -> RuntimeResult<ConsoleLog> {
+        let docker = self.docker().await?;
+        // `since` takes whole seconds and keeps the lines of that second: lines at or before
+        // `after` (read last time) are dropped by their own nanosecond timestamps.
+        let stream = docker.logs(
+            container_id,
+            Some(LogsOptions::<String> {
+                follow: false,
+                stdout: true,
+                stderr: true,
+                since: after.map_or(0, |t| t.unix_timestamp()),
+                until: 0,
+                timestamps: true,
+                tail: CONSOLE_TAIL_LINES.to_string(),
+            }),
+        );
+        let read = async {
+            let mut log = ConsoleLog::default();
+            let mut lines = 0usize;
+            let mut stream = std::pin::pin!(stream);
+            while let Some(frame) = stream.next().await {
+                lines += 1;
+                let message = match frame.map_err(|e| map_error("container logs", e))? {
+                    LogOutput::StdOut { message }
+                    | LogOutput::StdErr { message }
+                    | LogOutput::Console { message } => message,
+                    LogOutput::StdIn { .. } => continue,
+                };
+                let (at, line) = split_log_line(&message);
+                if let (Some(at), Some(after)) = (at, after) {
+                    if at <= after {
+                        continue;
+                    }
+                }
+                log.push(line, at);
+            }
+            // The engine filters by `since` within the tail: a full tail may have left lines
+            // after `after` out.
+            log.cut = lines >= CONSOLE_TAIL_LINES;
+            Ok(log.finish())
+        };
+        match tokio::time::timeout(CONSOLE_LOG_TIMEOUT, read).await {
+            Ok(result) => result,
+            Err(_) => Err(RuntimeError::Unavailable(format!(
+                "reading the logs of container {container_id} timed out"
+            ))),
+        }
     }
 
     #[tracing::instrument(skip(self), level = "debug")]
