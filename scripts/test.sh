@@ -167,13 +167,21 @@ setup_packages() {
         note "Debian packages present (busybox-static, openssh-client, docker, debootstrap if needed)"
     fi
 
-    # Python: pytest, boto3, awscli, awscli-local (same interpreter as the tests)
+    # Python: pytest, boto3, awscli, awscli-local, ansible (same interpreter as the tests;
+    # `ansible` is the full package: ansible-core plus the amazon.aws and ansible.posix
+    # collections tests/clients/test_ansible.py runs)
     # One interpreter start: print the pip names whose module cannot be found.
     local pips=()
     read -r -a pips <<<"$("$PYTHON" - <<'PY'
 import importlib.util
-need = {"pytest": "pytest", "boto3": "boto3", "awscli": "awscli", "localstack_client": "awscli-local"}
-print(" ".join(pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None))
+need = {"pytest": "pytest", "boto3": "boto3", "awscli": "awscli", "localstack_client": "awscli-local",
+        "ansible_collections.amazon.aws": "ansible", "ansible_collections.ansible.posix": "ansible"}
+def missing(mod):
+    try:
+        return importlib.util.find_spec(mod) is None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return True
+print(" ".join(sorted({pkg for mod, pkg in need.items() if missing(mod)})))
 PY
 )"
     if ! awslocal_path >/dev/null 2>&1; then
@@ -187,10 +195,10 @@ PY
                 --break-system-packages "${pips[@]}"
         if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     else
-        note "python packages present (pytest, boto3, awscli, awscli-local)"
+        note "python packages present (pytest, boto3, awscli, awscli-local, ansible)"
     fi
     local versions
-    versions="$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__)')"
+    versions="$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client, ansible.release; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__, "| ansible-core", ansible.release.__version__)')"
     note "$versions"
     awslocal_path >/dev/null || { note "awslocal script not found after install"; return 1; }
     note "awslocal: $(awslocal_path)"
