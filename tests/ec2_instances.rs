@@ -1087,3 +1087,112 @@ async fn run_instances_refuses_a_tag_specification_it_cannot_tag() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// DescribeInstanceStatus
+
+/// The one item DescribeInstanceStatus lists for `id`, or `None`.
+async fn status_of(h: &Harness, id: &str, extra: &[(&str, &str)]) -> Option<Node> {
+    let mut params = vec![("Action", "DescribeInstanceStatus"), ("InstanceId.1", id)];
+    params.extend_from_slice(extra);
+    let doc = h.post(&params).await.ok("DescribeInstanceStatus");
+    let mut items = doc.items("instanceStatusSet");
+    assert!(items.len() <= 1, "{items:?}");
+    items.pop().cloned()
+}
+
+#[tokio::test]
+async fn instance_status_shows_zone_id_operator_and_every_check() {
+    let h = Harness::docker();
+    let id = h
+        .run(&[("Placement.AvailabilityZone", "us-east-1b")])
+        .await
+        .path("instancesSet/item/instanceId")
+        .text
+        .clone();
+    // not running yet: listed only with IncludeAllInstances, with no checks
+    assert!(status_of(&h, &id, &[]).await.is_none());
+    let item = status_of(&h, &id, &[("IncludeAllInstances", "true")])
+        .await
+        .expect("listed with IncludeAllInstances");
+    assert_eq!(item.text_at("instanceState/name"), "pending");
+    for check in ["systemStatus", "instanceStatus", "attachedEbsStatus"] {
+        assert_eq!(item.text_at(&format!("{check}/status")), "not-applicable");
+        assert!(item.items(&format!("{check}/details")).is_empty());
+    }
+
+    h.observe(&id, InstanceState::Running, Some("172.17.0.2"));
+    let item = status_of(&h, &id, &[])
+        .await
+        .expect("a running instance is listed");
+    assert_eq!(item.text_at("availabilityZone"), "us-east-1b");
+    assert_eq!(item.text_at("availabilityZoneId"), "use1-az2");
+    assert_eq!(item.text_at("operator/managed"), "false");
+    assert_eq!(item.text_at("instanceState/name"), "running");
+    for check in ["systemStatus", "instanceStatus", "attachedEbsStatus"] {
+        assert_eq!(item.text_at(&format!("{check}/status")), "ok", "{check}");
+        assert_eq!(
+            item.pairs(&format!("{check}/details"), "name", "status"),
+            vec![("reachability".to_string(), "passed".to_string())],
+            "{check}"
+        );
+    }
+    assert!(item.items("eventsSet").is_empty());
+}
+
+#[tokio::test]
+async fn instance_status_filters_ec2_documents() {
+    let h = Harness::docker();
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, Some("172.17.0.2"));
+    let filtered = |name: &'static str, value: &'static str| {
+        let h = &h;
+        let id = id.clone();
+        async move {
+            status_of(
+                h,
+                &id,
+                &[("Filter.1.Name", name), ("Filter.1.Value.1", value)],
+            )
+            .await
+            .is_some()
+        }
+    };
+    for (name, value) in [
+        ("availability-zone", "us-east-1a"),
+        ("availability-zone-id", "use1-az1"),
+        ("operator.managed", "false"),
+        ("attached-ebs-status.status", "ok"),
+        ("instance-status.reachability", "passed"),
+        ("system-status.status", "ok"),
+    ] {
+        assert!(filtered(name, value).await, "{name}={value} should match");
+    }
+    // ec2d schedules no events and manages nothing for a service: those match nothing
+    for (name, value) in [
+        ("availability-zone-id", "use1-az2"),
+        ("operator.managed", "true"),
+        ("operator.principal", "*"),
+        ("event.code", "instance-reboot"),
+        ("event.description", "*"),
+        ("event.instance-event-id", "*"),
+        ("event.not-after", "*"),
+        ("event.not-before", "*"),
+        ("event.not-before-deadline", "*"),
+        ("attached-ebs-status.status", "impaired"),
+    ] {
+        assert!(
+            !filtered(name, value).await,
+            "{name}={value} should not match"
+        );
+    }
+    let err = h
+        .post(&[
+            ("Action", "DescribeInstanceStatus"),
+            ("Filter.1.Name", "event.colour"),
+            ("Filter.1.Value.1", "x"),
+        ])
+        .await
+        .err("InvalidParameterValue");
+    assert_eq!(err, "The filter 'event.colour' is invalid");
+}

@@ -684,6 +684,12 @@ def test_ansible_ec2_instance_lifecycle(ansible, ec2, cleanup, prefix, busybox_a
         h.wait_container_state(i, "running", timeout=10)
     # a start unpauses: the same container's process goes on
     assert {i: _started_at(i) for i in ids} == booted
+    # `started` waited on instance_status_ok: DescribeInstanceStatus, every check passed
+    for st in ec2.describe_instance_status(InstanceIds=ids)["InstanceStatuses"]:
+        assert st["AvailabilityZone"] == "us-east-1a" and st["AvailabilityZoneId"] == "use1-az1", st
+        assert st["Operator"] == {"Managed": False}, st
+        for check in ("SystemStatus", "InstanceStatus", "AttachedEbsStatus"):
+            assert st[check] == {"Status": "ok", "Details": [{"Name": "reachability", "Status": "passed"}]}, st
 
     ansible.run(
         """

@@ -1,8 +1,10 @@
 //! `DescribeInstanceStatus`: the status checks of the region's instances (what `aws ec2 wait instance-status-ok` polls).
 //!
-//! ec2d has no hardware to check: a running instance's container is up, so both checks pass
-//! (`ok`, reachability `passed`); any other state has no checks (`not-applicable`). By
-//! default only running instances are listed, as in EC2; `IncludeAllInstances` lists all.
+//! ec2d has no hardware to check: a running instance's container is up, so every check passes
+//! (system, instance and attached EBS: `ok`, reachability `passed`); any other state has no
+//! checks (`not-applicable`). ec2d schedules no events and manages no instance for a service
+//! (`operator.managed` is false), so the `event.*` filters match nothing. By default only running
+//! instances are listed, as in EC2; `IncludeAllInstances` lists all.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::api::query::QueryParams;
 use crate::api::render::render_state;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
+use crate::model::region;
 use crate::model::{Instance, InstanceId, InstanceState};
 
 /// One instance's checks.
@@ -25,6 +28,8 @@ pub struct StatusItem {
     pub instance: Arc<Instance>,
     /// The state a client sees.
     pub state: InstanceState,
+    /// The id of the instance's zone (`use1-az1`), when its region has that zone.
+    pub zone_id: Option<String>,
 }
 
 impl StatusItem {
@@ -32,6 +37,7 @@ impl StatusItem {
     fn of(instance: Arc<Instance>) -> Self {
         Self {
             state: shown_state(&instance),
+            zone_id: zone_id(&instance),
             instance,
         }
     }
@@ -66,12 +72,22 @@ impl Kind for InstanceStatusKind {
     /// The filter names EC2 documents for instance status.
     const FILTERS: &'static [&'static str] = &[
         "availability-zone",
+        "availability-zone-id",
+        "event.code",
+        "event.description",
+        "event.instance-event-id",
+        "event.not-after",
+        "event.not-before",
+        "event.not-before-deadline",
         "instance-state-name",
         "instance-state-code",
         "instance-status.status",
         "instance-status.reachability",
+        "operator.managed",
+        "operator.principal",
         "system-status.status",
         "system-status.reachability",
+        "attached-ebs-status.status",
     ];
     const PAGING: Option<Paging> = Some(Paging {
         ids_conflict: Some(
@@ -115,14 +131,19 @@ impl Kind for InstanceStatusKind {
     fn values(name: &str, item: &StatusItem, _context: &()) -> Vec<String> {
         match name {
             "availability-zone" => vec![item.instance.spec.availability_zone.clone()],
+            "availability-zone-id" => item.zone_id.iter().cloned().collect(),
+            "operator.managed" => vec!["false".to_string()],
             "instance-state-name" => vec![item.state.name().to_string()],
             "instance-state-code" => vec![item.state.code().to_string()],
-            "instance-status.status" | "system-status.status" => vec![item.check().to_string()],
+            "instance-status.status" | "system-status.status" | "attached-ebs-status.status" => {
+                vec![item.check().to_string()]
+            }
             "instance-status.reachability" | "system-status.reachability" => item
                 .reachability()
                 .map(str::to_string)
                 .into_iter()
                 .collect(),
+            // no events, no operator principal: those filters match nothing
             _ => Vec::new(),
         }
     }
@@ -130,11 +151,23 @@ impl Kind for InstanceStatusKind {
     fn render(w: &mut XmlWriter, item: &StatusItem) {
         w.field("instanceId", &item.instance.metadata.name);
         w.field("availabilityZone", &item.instance.spec.availability_zone);
+        w.opt_field("availabilityZoneId", item.zone_id.as_deref());
+        w.el("operator", |w| w.field("managed", false));
         render_state(w, "instanceState", item.state);
         render_check(w, "systemStatus", item);
         render_check(w, "instanceStatus", item);
+        render_check(w, "attachedEbsStatus", item);
         w.empty("eventsSet");
     }
+}
+
+/// The id AWS gives the instance's zone (`us-east-1a` is `use1-az1`), from its region's zones.
+fn zone_id(instance: &Instance) -> Option<String> {
+    region::defaults(&instance.metadata.namespace)
+        .subnets
+        .iter()
+        .find(|s| s.availability_zone == instance.spec.availability_zone)
+        .map(|s| s.availability_zone_id.clone())
 }
 
 fn render_check(w: &mut XmlWriter, element: &str, item: &StatusItem) {
@@ -220,6 +253,7 @@ mod tests {
         let item = |state| StatusItem {
             instance: Arc::clone(&instance),
             state,
+            zone_id: None,
         };
         let running = item(InstanceState::Running);
         assert_eq!(
