@@ -11,7 +11,8 @@ Covered: ec2_key (generated, imported, deleted), ec2_key_info,
 ec2_security_group (rules, idempotent rerun, update, delete),
 ec2_security_group_info, ec2_instance (wait, exact_count by Name tag,
 idempotent rerun, stopped, started, restarted, absent), ec2_instance_info,
-ec2_tag, ec2_tag_info, ec2_ami (from an instance, wait, absent), ec2_ami_info.
+ec2_tag, ec2_tag_info, ec2_ami (from an instance, wait, absent), ec2_ami_info,
+and the aws_ec2 inventory plugin.
 """
 
 from __future__ import annotations
@@ -143,8 +144,8 @@ class Ansible:
         self.tmp = tmp
         self.home = tmp / "ansible-home"
         self.home.mkdir(exist_ok=True)
-        self.inventory = tmp / "inventory.ini"
-        self.inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+        self.hosts_file = tmp / "inventory.ini"
+        self.hosts_file.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
         self.config = tmp / "ansible.cfg"
         self.config.write_text("[defaults]\n")
         self.hooks = tmp / "pyhooks"
@@ -208,7 +209,7 @@ class Ansible:
         book.write_text(play)
         vars_file = self.tmp / f"{stem}-vars.json"
         vars_file.write_text(json.dumps({"ec2d_url": self.endpoint, "ec2d_region": h.REGION, **(extra_vars or {})}))
-        argv = [ansible_playbook_path(), "-i", str(self.inventory), "-e", f"@{vars_file}", str(book)]
+        argv = [ansible_playbook_path(), "-i", str(self.hosts_file), "-e", f"@{vars_file}", str(book)]
         t0 = time.monotonic()
         p = subprocess.run(
             argv,
@@ -227,6 +228,50 @@ class Ansible:
             + ", ".join(f"{n!r} {d:.1f}s" for n, d in slowest)
         )
         return PlaybookRun(book, p.returncode, p.stdout, p.stderr, took, results, durations)
+
+    def inventory(self, config: dict) -> dict:
+        """`ansible-inventory --list` of the amazon.aws.aws_ec2 inventory plugin with `config`
+        (pointed at ec2d, in the test region)."""
+        self.runs += 1
+        source = self.tmp / f"{self.runs:02d}-inventory.aws_ec2.yml"
+        source.write_text(
+            json.dumps(
+                {
+                    "plugin": "amazon.aws.aws_ec2",
+                    "endpoint_url": self.endpoint,
+                    "access_key": "test",
+                    "secret_key": "ec2d-ansible-secret",
+                    "regions": [h.REGION],
+                    **config,
+                }
+            )
+        )
+        tool = str(Path(ansible_playbook_path()).with_name("ansible-inventory"))
+        t0 = time.monotonic()
+        p = subprocess.run(
+            [tool, "-i", str(source), "--list"],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=self.tmp,
+            timeout=PLAYBOOK_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        h.log(f"ansible-inventory {source.name}: rc={p.returncode} in {time.monotonic() - t0:.1f}s")
+        # a source that fails to parse is only a warning, and the inventory is then empty
+        assert p.returncode == 0 and "Failed to parse" not in p.stderr, f"rc={p.returncode}\n{p.stderr}"
+        return _unwrap(json.loads(p.stdout))
+
+
+def _unwrap(value):
+    """ansible-inventory's JSON without ansible-core's `{"__ansible_unsafe": v}` wrappers."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
 
 
 def _brief(res: dict) -> dict:
@@ -620,6 +665,26 @@ def test_ansible_ec2_instance_lifecycle(ansible, ec2, cleanup, prefix, busybox_a
         info = h.wait_container_state(i, "running", timeout=10)
         assert info["Image"] == busybox_ami["image_id"], info["Image"]
     booted = {i: _started_at(i) for i in ids}
+
+    # the aws_ec2 inventory plugin finds them: named by private DNS name (ec2d gives no
+    # public one), reachable at the container's address, grouped by a tag
+    inv = ansible.inventory(
+        {
+            "filters": {"tag:Name": name},
+            "keyed_groups": [{"key": "tags.team", "prefix": "team"}],
+            "compose": {"ansible_host": "private_ip_address"},
+        }
+    )
+    hostvars = inv["_meta"]["hostvars"]
+    by_id = {v["instance_id"]: host for host, v in hostvars.items()}
+    assert sorted(by_id) == ids, inv
+    for i, host in by_id.items():
+        nets = h.container_inspect(h.container_name(i))["NetworkSettings"]["Networks"]
+        (ip,) = {n["IPAddress"] for n in nets.values() if n.get("IPAddress")}
+        assert host == "ip-" + ip.replace(".", "-") + ".ec2.internal", (host, ip)
+        assert hostvars[host]["ansible_host"] == ip, hostvars[host]
+        assert hostvars[host]["state"]["name"] == "running", hostvars[host]
+    assert sorted(inv["team_ansible"]["hosts"]) == sorted(by_id.values()), inv
 
     ids_var = {"ids": ids, "fleet": name}
     run = ansible.run(
