@@ -10,7 +10,8 @@ the region and static keys through `module_defaults` (group amazon.aws.aws).
 Covered: ec2_key (generated, imported, deleted), ec2_key_info,
 ec2_security_group (rules, idempotent rerun, update, delete),
 ec2_security_group_info, ec2_instance (wait, exact_count by Name tag,
-idempotent rerun, stopped, started, restarted, absent), ec2_instance_info,
+idempotent rerun, stopped, started, restarted, absent; options compared and
+changed in place), ec2_instance_info,
 ec2_tag, ec2_tag_info, ec2_ami (from an instance, wait, absent), ec2_ami_info,
 and the aws_ec2 inventory plugin.
 """
@@ -891,6 +892,120 @@ def test_ansible_ec2_instance_lifecycle(ansible, ec2, cleanup, prefix, busybox_a
     assert h.states(ec2, ids) == {i: "terminated" for i in ids}
     for i in ids:
         h.wait_container_state(i, "absent", timeout=20)
+
+
+def test_ansible_ec2_instance_options(ansible, ec2, cleanup, prefix, busybox_ami):
+    """The options ec2_instance compares on every run (DescribeInstanceAttribute, the
+    instance's MetadataOptions) and changes in place (ModifyInstanceAttribute,
+    ModifyInstanceMetadataOptions): a rerun with the same options changes nothing."""
+    launch = """
+        - name: "{title}"
+          amazon.aws.ec2_instance:
+            name: "{{ prefix }}-opts"
+            image_id: "{{ ami }}"
+            instance_type: t3.micro
+            detailed_monitoring: true
+            cpu_credit_specification: unlimited
+            metadata_options:
+              http_tokens: required
+              http_put_response_hop_limit: 2
+            termination_protection: true
+            instance_initiated_shutdown_behavior: terminate
+            state: running
+            wait: true
+          register: {reg}
+    """
+    run = ansible.run(
+        """
+        - name: a group to move to
+          amazon.aws.ec2_security_group:
+            name: "{{ prefix }}-moved"
+            description: moved here
+          register: moved
+        """
+        + launch.replace("{title}", "launch with options").replace("{reg}", "launched")
+        + launch.replace("{title}", "launch with options again").replace("{reg}", "relaunched")
+        + """
+        - name: move it to the group
+          amazon.aws.ec2_instance:
+            instance_ids: "{{ launched.instance_ids }}"
+            security_groups: ["{{ prefix }}-moved"]
+            source_dest_check: false
+          register: regrouped
+        - name: move it again
+          amazon.aws.ec2_instance:
+            instance_ids: "{{ launched.instance_ids }}"
+            security_groups: ["{{ prefix }}-moved"]
+            source_dest_check: false
+          register: regrouped_again
+        - name: terminate it while protected
+          amazon.aws.ec2_instance:
+            instance_ids: "{{ launched.instance_ids }}"
+            state: absent
+          register: refused
+          ignore_errors: true
+        - name: check the options
+          ansible.builtin.assert:
+            that:
+              - launched is changed
+              - launched.instances[0].monitoring.state == 'enabled'
+              - launched.instances[0].metadata_options.http_tokens == 'required'
+              - launched.instances[0].metadata_options.http_put_response_hop_limit == 2
+              - relaunched is not changed
+              - regrouped is changed
+              - regrouped.instances[0].security_groups | map(attribute='group_id') | list == [moved.group_id]
+              - regrouped.instances[0].source_dest_check == false
+              - regrouped_again is not changed
+              - refused is failed
+              - refused.msg is search('OperationNotPermitted')
+        """,
+        {"prefix": prefix, "ami": busybox_ami["id"]},
+        name="instance-options",
+    )
+    ids = (run.results.get("launch with options") or {}).get("instance_ids") or []
+    cleanup.track_instances(ids)
+    run.ok()
+    (iid,) = ids
+    inst = h.describe_instances(ec2, [iid])[iid]
+    assert inst["Monitoring"] == {"State": "enabled"}, inst["Monitoring"]
+    assert inst["MetadataOptions"]["HttpTokens"] == "required", inst["MetadataOptions"]
+    assert [g["GroupName"] for g in inst["SecurityGroups"]] == [f"{prefix}-moved"], inst["SecurityGroups"]
+    assert inst["SourceDestCheck"] is False, inst
+    attr = ec2.describe_instance_attribute(InstanceId=iid, Attribute="instanceInitiatedShutdownBehavior")
+    assert attr["InstanceInitiatedShutdownBehavior"] == {"Value": "terminate"}, attr
+    credits = ec2.describe_instance_credit_specifications(InstanceIds=[iid])["InstanceCreditSpecifications"]
+    assert credits == [{"InstanceId": iid, "CpuCredits": "unlimited"}], credits
+    h.wait_container_state(iid, "running", timeout=10)
+
+    ansible.run(
+        """
+        - name: unprotect it
+          amazon.aws.ec2_instance:
+            instance_ids: ["{{ iid }}"]
+            termination_protection: false
+          register: unprotected
+        - name: terminate it
+          amazon.aws.ec2_instance:
+            instance_ids: ["{{ iid }}"]
+            state: absent
+            wait: true
+          register: terminated
+        - name: delete the group
+          amazon.aws.ec2_security_group:
+            name: "{{ prefix }}-moved"
+            state: absent
+          register: deleted
+        - name: check the teardown
+          ansible.builtin.assert:
+            that:
+              - unprotected is changed
+              - terminated is changed
+              - deleted is changed
+        """,
+        {"prefix": prefix, "iid": iid},
+        name="instance-options-teardown",
+    ).ok()
+    h.wait_container_state(iid, "absent", timeout=20)
 
 
 # --------------------------------------------------------------------------- ec2_ami, ec2_ami_info
