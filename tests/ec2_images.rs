@@ -791,12 +791,32 @@ async fn deregister_image_hides_the_ami_at_once_and_frees_its_name() {
         .expect("kept for the reconciler");
     assert!(stored.spec.deregistered);
     assert_eq!(stored.metadata.generation, before.metadata.generation + 1);
+    // By id, a deregistered AMI lists nothing (EC2's empty result, what Ansible waits
+    // for), now and after the reconciler collected its record; with an unknown id beside it,
+    // only that one is NotFound; in another region it was never known.
+    assert!(described_images(&h, &[("ImageId.1", &ami)])
+        .await
+        .is_empty());
+    h.store.images().delete(&ami).unwrap();
+    assert!(described_images(&h, &[("ImageId.1", &ami)])
+        .await
+        .is_empty());
     assert_eq!(
-        h.post(&[("Action", "DescribeImages"), ("ImageId.1", &ami)])
-            .await
-            .err("InvalidAMIID.NotFound"),
-        format!("The image id '[{ami}]' does not exist")
+        h.post(&[
+            ("Action", "DescribeImages"),
+            ("ImageId.1", &ami),
+            ("ImageId.2", "ami-0000000000000beef")
+        ])
+        .await
+        .err("InvalidAMIID.NotFound"),
+        "The image id '[ami-0000000000000beef]' does not exist"
     );
+    h.post_in(
+        Some("eu-west-1"),
+        &[("Action", "DescribeImages"), ("ImageId.1", &ami)],
+    )
+    .await
+    .err("InvalidAMIID.NotFound");
     assert!(!described_images(&h, &[]).await.contains(&ami));
     deregister(&h, &ami).await.err("InvalidAMIID.NotFound");
     // Gone for tags and attributes too.
@@ -887,13 +907,17 @@ async fn deregister_image_of_a_discovered_ami_records_the_wish_to_untag_it() {
     .await
     .err("InvalidAMIID.NotFound");
     deregister(&h, AMI).await.err("InvalidAMIID.NotFound");
-    // No other region sees it either.
-    h.post_in(
-        Some("eu-west-1"),
-        &[("Action", "DescribeImages"), ("ImageId.1", AMI)],
-    )
-    .await
-    .err("InvalidAMIID.NotFound");
+    // Discovered AMIs belong to every region: deregistered, none lists it by id.
+    for region in ["us-east-1", "eu-west-1"] {
+        let doc = h
+            .post_in(
+                Some(region),
+                &[("Action", "DescribeImages"), ("ImageId.1", AMI)],
+            )
+            .await
+            .ok("DescribeImages");
+        assert!(doc.items("imagesSet").is_empty(), "{region}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

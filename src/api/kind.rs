@@ -113,6 +113,12 @@ pub trait Kind: Sized + 'static {
     ) -> Result<Option<Self::Item>, ApiError>;
     /// Every item of the region, in the kind's order.
     fn list(state: &ApiState, region: &str) -> Result<Vec<Self::Item>, ApiError>;
+    /// Whether a reference that names nothing names something the kind forgot on purpose
+    /// (a deregistered AMI): Describe leaves it out of its answer instead of failing.
+    fn forgotten(state: &ApiState, region: &str, reference: &Self::Ref) -> Result<bool, ApiError> {
+        let _ = (state, region, reference);
+        Ok(false)
+    }
     /// The `NotFound` error for references that name nothing.
     fn not_found(region: &str, missing: &[Self::Ref]) -> ApiError {
         let _ = region;
@@ -278,6 +284,7 @@ impl<K: Kind> Describe<K> {
                     // Named twice (by id and by name): shown once.
                     Some(item) if !seen.insert(K::id(&item).to_string()) => {}
                     Some(item) => found.push(item),
+                    None if K::forgotten(state, region, reference)? => {}
                     None => missing.push(reference.clone()),
                 }
             }

@@ -6,6 +6,7 @@
 //! | `key_pairs.names` | `<region>/<key name>` | key pair id | [`Store::create_key_pair`], [`Store::delete_key_pair`] |
 //! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
 //! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`], [`Store::deregister_image`] |
+//! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good |
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`] (stale once its template is deleted) |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
@@ -30,8 +31,8 @@ use sled::Transactional;
 
 use super::{client_token_key, Collection, Store, StoreError};
 use crate::model::{
-    Image, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup, IMAGE_KIND, KEY_PAIR_KIND,
-    LAUNCH_TEMPLATE_KIND, SECURITY_GROUP_KIND,
+    Image, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup, DISCOVERED_NAMESPACE,
+    IMAGE_KIND, KEY_PAIR_KIND, LAUNCH_TEMPLATE_KIND, SECURITY_GROUP_KIND,
 };
 
 /// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
@@ -441,8 +442,13 @@ impl Store {
         let images = &self.images;
         let writing = images.writing();
         let done = finish(
-            (images.spec_tree(), images.status_tree(), &self.image_names).transaction(
-                |(spec, status, names)| {
+            (
+                images.spec_tree(),
+                images.status_tree(),
+                &self.image_names,
+                &self.deregistered_images,
+            )
+                .transaction(|(spec, status, names, deregistered)| {
                     let Some(bytes) = spec.get(id.as_bytes())? else {
                         return Ok(false);
                     };
@@ -470,15 +476,34 @@ impl Store {
                     if names.get(&key)?.as_deref() == Some(id.as_bytes()) {
                         names.remove(key)?;
                     }
+                    deregistered.insert(id.as_bytes(), region.as_bytes())?;
                     Ok(true)
-                },
-            ),
+                }),
         )?;
         drop(writing);
         if done {
             images.make_durable()?;
         }
         Ok(done)
+    }
+
+    /// Remembers that the AMI `id`, discovered from a Docker tag, was deregistered (see
+    /// `images.deregistered`). Written before the record that carries out the deregistration:
+    /// a crash in between leaves the AMI visible, and the memory then only ever applies to an
+    /// id nothing shows any more.
+    pub fn remember_deregistered(&self, id: &str, region: &str) -> Result<(), StoreError> {
+        self.deregistered_images
+            .insert(id.as_bytes(), region.as_bytes())?;
+        Ok(())
+    }
+
+    /// Whether the AMI `id` was deregistered in `region` (or, discovered from a Docker tag,
+    /// in every region).
+    pub fn was_deregistered(&self, id: &str, region: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .deregistered_images
+            .get(id.as_bytes())?
+            .is_some_and(|r| *r == *region.as_bytes() || *r == *DISCOVERED_NAMESPACE.as_bytes()))
     }
 
     /// Creates the instances of one RunInstances call in one transaction, which also records

@@ -12,7 +12,7 @@ use super::{SpecChanged, Store, StoreError};
 use crate::model::{
     ConsoleOutput, Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPair,
     KeyPairSpec, KeyPairStatus, LaunchTemplate, LaunchTemplateSpec, LaunchTemplateStatus, Object,
-    SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
+    SecurityGroup, SecurityGroupSpec, SecurityGroupStatus, DISCOVERED_NAMESPACE,
 };
 
 /// A collection that can only be read.
@@ -290,7 +290,14 @@ impl SpecStore {
     /// record. `AlreadyExists` when a record of that id is there already.
     pub fn deregister_discovered_image(&self, image: &Image) -> Result<(), StoreError> {
         debug_assert!(image.spec.deregistered);
+        self.0
+            .remember_deregistered(&image.metadata.name, DISCOVERED_NAMESPACE)?;
         self.0.images().create(std::slice::from_ref(image))
+    }
+
+    /// See [`Store::was_deregistered`].
+    pub fn was_deregistered(&self, id: &str, region: &str) -> Result<bool, StoreError> {
+        self.0.was_deregistered(id, region)
     }
 
     /// See [`Store::delete_security_group`].

@@ -96,6 +96,13 @@ impl Kind for ImageKind {
         images::region_amis(state, region)
     }
 
+    /// A deregistered AMI is left out of the answer (EC2: "recently deregistered images
+    /// appear in the returned results for a short interval and then return empty results"),
+    /// which is what Ansible's `ec2_ami` waits for after deregistering.
+    fn forgotten(state: &ApiState, region: &str, id: &ImageId) -> Result<bool, ApiError> {
+        Ok(state.store.was_deregistered(id.as_str(), region)?)
+    }
+
     /// EC2's quirk: the ids in brackets, one message for one or many.
     fn not_found(_region: &str, missing: &[ImageId]) -> ApiError {
         let ids: Vec<String> = missing.iter().map(ToString::to_string).collect();
