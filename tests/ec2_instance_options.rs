@@ -581,3 +581,41 @@ async fn modify_instance_attribute_records_groups_source_dest_check_and_user_dat
     .await
     .err("UnsupportedOperation");
 }
+
+#[tokio::test]
+async fn an_imds_v2_only_ami_launches_with_tokens_required_unless_the_launch_says_otherwise() {
+    // Amazon Linux 2023 of the public catalogue has `imdsSupport` `v2.0`.
+    const AL2023: &str = "ami-024f768332f0";
+    let h = Harness::with_public_amis(ec2d::config::VmManager::Mock);
+    let launch = |extra: &'static [(&'static str, &'static str)]| {
+        let h = &h;
+        async move {
+            let mut params = vec![("ImageId", AL2023)];
+            params.extend_from_slice(extra);
+            h.run(&params)
+                .await
+                .text_at("instancesSet/item/instanceId")
+                .to_string()
+        }
+    };
+    let plain = launch(&[]).await;
+    let i = describe(&h, &plain).await;
+    assert_eq!(i.text_at("metadataOptions/httpTokens"), "required");
+    assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "2");
+    let optional = launch(&[("MetadataOptions.HttpTokens", "optional")]).await;
+    let i = describe(&h, &optional).await;
+    assert_eq!(i.text_at("metadataOptions/httpTokens"), "optional");
+    assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "2");
+    let one_hop = launch(&[("MetadataOptions.HttpPutResponseHopLimit", "1")]).await;
+    let i = describe(&h, &one_hop).await;
+    assert_eq!(i.text_at("metadataOptions/httpTokens"), "required");
+    assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "1");
+    // Any other AMI keeps EC2's general defaults.
+    let other = h.run_one().await;
+    assert_eq!(
+        describe(&h, &other)
+            .await
+            .text_at("metadataOptions/httpTokens"),
+        "optional"
+    );
+}

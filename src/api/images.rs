@@ -385,6 +385,12 @@ pub fn unbacked(ami: &PublicAmi) -> ApiError {
     )
 }
 
+/// Whether instances of AMI `id` must use IMDSv2 by default (`imdsSupport` `v2.0`: EC2 then
+/// launches them with `HttpTokens=required` and a hop limit of 2 unless the launch says otherwise).
+pub fn requires_imds_v2(state: &ApiState, region: &str, id: &ImageId) -> Result<bool, ApiError> {
+    Ok(find_ami(state, region, id)?.is_some_and(|ami| ami.imds_support() == Some("v2.0")))
+}
+
 /// The Docker image AMI `id` launches from, from the store only. In `docker` mode the AMI
 /// must be visible and available, and a public AMI backed by a Docker tag; in `mock` mode an
 /// AMI that is not known launches too (its id stands for the image).

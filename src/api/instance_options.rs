@@ -89,6 +89,38 @@ pub fn metadata_options(
     Ok(options)
 }
 
+/// The metadata defaults of an AMI whose `imdsSupport` is `v2.0`, for what the launch left
+/// unset: tokens required and a hop limit of 2 (EC2's documented defaults for such AMIs).
+pub fn imds_v2_defaults(asked: MetadataAsked, options: &mut MetadataOptions) {
+    if !asked.http_tokens {
+        options.http_tokens = HttpTokens::Required;
+    }
+    if !asked.hop_limit {
+        options.hop_limit = 2;
+    }
+}
+
+/// Which metadata options a launch named itself (the AMI's defaults fill in the others).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetadataAsked {
+    /// `MetadataOptions.HttpTokens` was given.
+    pub http_tokens: bool,
+    /// `MetadataOptions.HttpPutResponseHopLimit` was given.
+    pub hop_limit: bool,
+}
+
+impl MetadataAsked {
+    /// Reads which of them RunInstances' parameters name.
+    pub fn of(params: &QueryParams) -> Self {
+        Self {
+            http_tokens: params.get("MetadataOptions.HttpTokens").is_some(),
+            hop_limit: params
+                .get("MetadataOptions.HttpPutResponseHopLimit")
+                .is_some(),
+        }
+    }
+}
+
 /// `InstanceCreditSpecification.NotSupported`, EC2's answer to a credit option on a type
 /// that earns no credits.
 pub fn credits_not_supported(instance_type: &str) -> ApiError {

@@ -102,8 +102,10 @@ fn collect_terminated<R: ContainerRuntime>(ctx: &Context<R>) -> Result<(), Recon
         let container_gone = instance.status.container.is_none() || !ctx.settings.remove_containers;
         if terminated_at < cutoff && container_gone {
             info!(instance_id = %instance.metadata.name, "collecting terminated instance record");
-            ctx.store.instances().delete(&instance.metadata.name)?;
+            // The copy first: a crash in between then leaves a record whose copy is gone
+            // (collected again next sweep), never a copy that nothing will ever collect.
             ctx.store.delete_console_output(&instance.metadata.name)?;
+            ctx.store.instances().delete(&instance.metadata.name)?;
             ctx.console_reads.forget(&instance.metadata.name);
         }
     }

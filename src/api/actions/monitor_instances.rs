@@ -7,7 +7,8 @@ use crate::api::xml::XmlWriter;
 use crate::api::{instances, kind};
 use crate::model::InstanceState;
 
-/// Sets monitoring on every named instance (all must exist, else none changes), answering
+/// Sets monitoring on every named instance (all must exist and not be terminated, else none
+/// changes), answering
 /// each with EC2's transitional state, `pending` or `disabling`.
 fn set_monitoring(
     state: &ApiState,
@@ -31,11 +32,17 @@ fn set_monitoring(
         ));
     }
     kind::check_dry_run(dry_run)?;
+    // One write per instance (the store has no multi-record update for specs): an instance
+    // terminated since the check above is re-checked in its own write and left alone, as
+    // monitoring means nothing to it any more.
     for id in &ids {
         state
             .store
             .instances()
             .update_spec_same_generation::<ApiError>(id.as_str(), |obj| {
+                if instances::shown_state(obj) == InstanceState::Terminated {
+                    return Ok(false);
+                }
                 let changed = obj.spec.options.monitoring != enabled;
                 obj.spec.options.monitoring = enabled;
                 Ok(changed)

@@ -18,7 +18,7 @@ use crate::model::{
 };
 
 use crate::api::groups::resolve_group;
-use crate::api::instance_options::launch_options;
+use crate::api::instance_options::{imds_v2_defaults, launch_options, MetadataAsked};
 use crate::api::key_pairs::public_key_for;
 use crate::api::kind::Kind;
 use crate::api::kinds::instance_type::known_type;
@@ -83,6 +83,8 @@ pub struct Request {
     pub client_token: Option<String>,
     /// `MetadataOptions`, `CreditSpecification`, `Monitoring` and the other recorded options.
     pub options: InstanceOptions,
+    /// Which metadata options the launch named (an IMDSv2-only AMI sets the others).
+    pub metadata_asked: MetadataAsked,
     /// `DryRun`.
     pub dry_run: bool,
 }
@@ -226,6 +228,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         user_data: user_data(params.get("UserData").unwrap_or_default())?,
         client_token: client_token.map(str::to_string),
         options: launch_options(params, instance_type)?,
+        metadata_asked: MetadataAsked::of(params),
         dry_run: kind::dry_run(params)?,
     })
 }
@@ -366,6 +369,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         None => None,
     };
     let image_ref = images::launch_reference(state, region, &req.image_id)?;
+    let mut options = req.options;
+    if images::requires_imds_v2(state, region, &req.image_id)? {
+        imds_v2_defaults(req.metadata_asked, &mut options.metadata);
+    }
     kind::check_dry_run(req.dry_run)?;
     // The region's network is written to: its `default` group is stored first.
     groups::ensure_default_group(state, region)?;
@@ -406,7 +413,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     reboots_requested: 0,
                     disable_api_termination: req.disable_api_termination,
                     disable_api_stop: req.disable_api_stop,
-                    options: req.options,
+                    options,
                 },
                 status: InstanceStatus::default(),
             }
