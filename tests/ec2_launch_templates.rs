@@ -247,6 +247,86 @@ async fn creation_errors_are_ec2s() {
 }
 
 #[tokio::test]
+async fn list_indexes_are_small_numbers_never_element_names() {
+    let h = Harness::docker();
+    let create = |name: &'static str, key: String| {
+        let h = &h;
+        async move {
+            h.post(&[
+                ("Action", "CreateLaunchTemplate"),
+                ("LaunchTemplateName", name),
+                ("LaunchTemplateData.ImageId", AMI),
+                (&key, "sg-1"),
+            ])
+            .await
+        }
+    };
+    // Past u64, past the bound, zero: refused in parsing, nothing stored.
+    for index in [
+        "99999999999999999999",
+        "18446744073709551616",
+        "1001",
+        "0",
+        "00",
+    ] {
+        for key in [
+            format!("LaunchTemplateData.SecurityGroupId.{index}"),
+            format!("LaunchTemplateData.NetworkInterface.{index}.SecurityGroupId.1"),
+            format!("LaunchTemplateData.NetworkInterface.1.SecurityGroupId.{index}"),
+        ] {
+            assert_eq!(
+                create("web", key.clone()).await.err("InvalidParameterValue"),
+                format!("The list index {index} in parameter {key} is invalid. Expected an index from 1 to 1000."),
+            );
+        }
+    }
+    assert_eq!(h.store.launch_templates().len(), 0);
+    // CreateLaunchTemplateVersion parses its data the same way.
+    create("web", "LaunchTemplateData.SecurityGroupId.1000".into())
+        .await
+        .ok("CreateLaunchTemplate");
+    h.post(&[
+        ("Action", "CreateLaunchTemplateVersion"),
+        ("LaunchTemplateName", "web"),
+        (
+            "LaunchTemplateData.SecurityGroupId.99999999999999999999",
+            "sg-2",
+        ),
+    ])
+    .await
+    .err("InvalidParameterValue");
+    // The bound itself is a list member; every listing stays well-formed XML.
+    let [version] = &h.versions(&[("LaunchTemplateVersion.1", "$Latest")]).await[..] else {
+        panic!("one version")
+    };
+    assert_eq!(
+        texts(version.path("launchTemplateData/securityGroupIdSet")),
+        vec!["sg-1"]
+    );
+    // RunInstances' own parameters laid over the template's are held to the same rule.
+    let launch = |key: &'static str| {
+        let h = &h;
+        async move {
+            h.post(&[
+                ("Action", "RunInstances"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("LaunchTemplate.LaunchTemplateName", "web"),
+                (key, "sg-3"),
+            ])
+            .await
+        }
+    };
+    assert_eq!(
+        launch("SecurityGroupId.99999999999999999999")
+            .await
+            .err("InvalidParameterValue"),
+        "The list index 99999999999999999999 in parameter SecurityGroupId.99999999999999999999 is invalid. Expected an index from 1 to 1000."
+    );
+    assert_eq!(h.store.instances().len(), 0);
+}
+
+#[tokio::test]
 async fn a_client_token_creates_once() {
     let h = Harness::new();
     let params = [
