@@ -558,6 +558,53 @@ async fn versions_latest_default_ranges_filters_and_pages() {
     assert!(doc.items("launchTemplateVersionSet").is_empty());
 }
 
+/// `http-protocol-ipv4` ("whether the IPv4 endpoint for the instance metadata service is
+/// enabled"): launch template data has no such member, the endpoint serves IPv4 whenever the
+/// metadata service is on, so a version reads `disabled` only when its `HttpEndpoint` is.
+#[tokio::test]
+async fn the_ipv4_metadata_filter_follows_the_http_endpoint() {
+    let h = Harness::new();
+    h.create_template("web", &[("LaunchTemplateData.ImageId", "ami-11111111")])
+        .await;
+    for endpoint in ["enabled", "disabled"] {
+        h.create_version(&[
+            ("LaunchTemplateName", "web"),
+            ("LaunchTemplateData.MetadataOptions.HttpEndpoint", endpoint),
+        ])
+        .await;
+    }
+    h.create_version(&[
+        ("LaunchTemplateName", "web"),
+        ("LaunchTemplateData.MetadataOptions.HttpTokens", "required"),
+    ])
+    .await;
+    let filtered = |value: &'static str| {
+        [
+            ("LaunchTemplateName", "web"),
+            ("Filter.1.Name", "http-protocol-ipv4"),
+            ("Filter.1.Value.1", value),
+        ]
+    };
+    assert_eq!(
+        numbers(&h.versions(&filtered("enabled")).await),
+        vec![1, 2, 4]
+    );
+    assert_eq!(numbers(&h.versions(&filtered("disabled")).await), vec![3]);
+    assert_eq!(numbers(&h.versions(&filtered("dis*")).await), vec![3]);
+    // Account-wide too.
+    assert_eq!(
+        numbers(
+            &h.versions(&[
+                ("LaunchTemplateVersion.1", "$Latest"),
+                ("Filter.1.Name", "http-protocol-ipv4"),
+                ("Filter.1.Value.1", "enabled"),
+            ])
+            .await
+        ),
+        vec![4]
+    );
+}
+
 #[tokio::test]
 async fn version_errors_are_ec2s() {
     let h = Harness::new();
