@@ -247,6 +247,86 @@ async fn creation_errors_are_ec2s() {
 }
 
 #[tokio::test]
+async fn list_indexes_are_small_numbers_never_element_names() {
+    let h = Harness::docker();
+    let create = |name: &'static str, key: String| {
+        let h = &h;
+        async move {
+            h.post(&[
+                ("Action", "CreateLaunchTemplate"),
+                ("LaunchTemplateName", name),
+                ("LaunchTemplateData.ImageId", AMI),
+                (&key, "sg-1"),
+            ])
+            .await
+        }
+    };
+    // Past u64, past the bound, zero: refused in parsing, nothing stored.
+    for index in [
+        "99999999999999999999",
+        "18446744073709551616",
+        "1001",
+        "0",
+        "00",
+    ] {
+        for key in [
+            format!("LaunchTemplateData.SecurityGroupId.{index}"),
+            format!("LaunchTemplateData.NetworkInterface.{index}.SecurityGroupId.1"),
+            format!("LaunchTemplateData.NetworkInterface.1.SecurityGroupId.{index}"),
+        ] {
+            assert_eq!(
+                create("web", key.clone()).await.err("InvalidParameterValue"),
+                format!("The list index {index} in parameter {key} is invalid. Expected an index from 1 to 1000."),
+            );
+        }
+    }
+    assert_eq!(h.store.launch_templates().len(), 0);
+    // CreateLaunchTemplateVersion parses its data the same way.
+    create("web", "LaunchTemplateData.SecurityGroupId.1000".into())
+        .await
+        .ok("CreateLaunchTemplate");
+    h.post(&[
+        ("Action", "CreateLaunchTemplateVersion"),
+        ("LaunchTemplateName", "web"),
+        (
+            "LaunchTemplateData.SecurityGroupId.99999999999999999999",
+            "sg-2",
+        ),
+    ])
+    .await
+    .err("InvalidParameterValue");
+    // The bound itself is a list member; every listing stays well-formed XML.
+    let [version] = &h.versions(&[("LaunchTemplateVersion.1", "$Latest")]).await[..] else {
+        panic!("one version")
+    };
+    assert_eq!(
+        texts(version.path("launchTemplateData/securityGroupIdSet")),
+        vec!["sg-1"]
+    );
+    // RunInstances' own parameters laid over the template's are held to the same rule.
+    let launch = |key: &'static str| {
+        let h = &h;
+        async move {
+            h.post(&[
+                ("Action", "RunInstances"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("LaunchTemplate.LaunchTemplateName", "web"),
+                (key, "sg-3"),
+            ])
+            .await
+        }
+    };
+    assert_eq!(
+        launch("SecurityGroupId.99999999999999999999")
+            .await
+            .err("InvalidParameterValue"),
+        "The list index 99999999999999999999 in parameter SecurityGroupId.99999999999999999999 is invalid. Expected an index from 1 to 1000."
+    );
+    assert_eq!(h.store.instances().len(), 0);
+}
+
+#[tokio::test]
 async fn a_client_token_creates_once() {
     let h = Harness::new();
     let params = [
@@ -476,6 +556,53 @@ async fn versions_latest_default_ranges_filters_and_pages() {
         .await
         .ok("DescribeLaunchTemplateVersions");
     assert!(doc.items("launchTemplateVersionSet").is_empty());
+}
+
+/// `http-protocol-ipv4` ("whether the IPv4 endpoint for the instance metadata service is
+/// enabled"): launch template data has no such member, the endpoint serves IPv4 whenever the
+/// metadata service is on, so a version reads `disabled` only when its `HttpEndpoint` is.
+#[tokio::test]
+async fn the_ipv4_metadata_filter_follows_the_http_endpoint() {
+    let h = Harness::new();
+    h.create_template("web", &[("LaunchTemplateData.ImageId", "ami-11111111")])
+        .await;
+    for endpoint in ["enabled", "disabled"] {
+        h.create_version(&[
+            ("LaunchTemplateName", "web"),
+            ("LaunchTemplateData.MetadataOptions.HttpEndpoint", endpoint),
+        ])
+        .await;
+    }
+    h.create_version(&[
+        ("LaunchTemplateName", "web"),
+        ("LaunchTemplateData.MetadataOptions.HttpTokens", "required"),
+    ])
+    .await;
+    let filtered = |value: &'static str| {
+        [
+            ("LaunchTemplateName", "web"),
+            ("Filter.1.Name", "http-protocol-ipv4"),
+            ("Filter.1.Value.1", value),
+        ]
+    };
+    assert_eq!(
+        numbers(&h.versions(&filtered("enabled")).await),
+        vec![1, 2, 4]
+    );
+    assert_eq!(numbers(&h.versions(&filtered("disabled")).await), vec![3]);
+    assert_eq!(numbers(&h.versions(&filtered("dis*")).await), vec![3]);
+    // Account-wide too.
+    assert_eq!(
+        numbers(
+            &h.versions(&[
+                ("LaunchTemplateVersion.1", "$Latest"),
+                ("Filter.1.Name", "http-protocol-ipv4"),
+                ("Filter.1.Value.1", "enabled"),
+            ])
+            .await
+        ),
+        vec![4]
+    );
 }
 
 #[tokio::test]

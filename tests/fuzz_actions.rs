@@ -5,13 +5,16 @@
 //!   or a well-formed EC2 error envelope with a matching HTTP status;
 //! - whatever arrives at the endpoint (any keys and values, any action name or none, GET or POST,
 //!   raw bytes as the body, any query string, any signing region) is answered with a well-formed
-//!   EC2 document: an `…Response` whose first child is `requestId`, or the error envelope.
+//!   EC2 document: an `…Response` whose first child is `requestId`, or the error envelope;
+//! - whatever `LaunchTemplateData` a template is created with (any field, odd list indexes,
+//!   unicode, markup, control characters), DescribeLaunchTemplateVersions and a launch from the
+//!   template answer well-formed XML whose element names are XML names.
 
 mod common;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use common::api::{form, parse_xml, Harness, Reply, AMI};
+use common::api::{form, is_xml_name, parse_xml, Harness, Reply, AMI};
 use ec2d::api::dispatch;
 use ec2d::config::VmManager;
 use proptest::prelude::*;
@@ -130,7 +133,11 @@ fn well_formed(status: u16, body: &str) -> Result<(), TestCaseError> {
     loop {
         match reader.read_event() {
             Ok(quick_xml::events::Event::Eof) => break,
-            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::Start(e)) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                prop_assert!(is_xml_name(&name), "<{}> in {}", name, body);
+                depth += 1
+            }
             Ok(quick_xml::events::Event::End(_)) => depth -= 1,
             Ok(_) => {}
             Err(e) => return Err(TestCaseError::fail(format!("bad XML ({e}): {body}"))),
@@ -305,5 +312,186 @@ proptest! {
         let req = Request::builder().method(Method::GET).uri(format!("/?{query}")).body(Body::empty()).unwrap();
         let reply = rt.block_on(h.send(req));
         assert_ec2_document(&reply)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Launch template data: whatever was stored, it is described as well-formed XML.
+
+/// A list index: mostly ones EC2 takes, and zero, leading zeros, the bound and past it, past `u64`.
+fn index() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (1u32..4).prop_map(|n| n.to_string()),
+        1 => prop::sample::select(vec![
+            "0", "00", "007", "1000", "1001", "4294967296", "18446744073709551615",
+            "18446744073709551616", "99999999999999999999",
+        ]).prop_map(str::to_string),
+        1 => "[0-9]{1,25}",
+    ]
+}
+
+/// A segment where a member name belongs that is not one: markup, unicode, spaces, nothing.
+fn odd_segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "",
+            " ",
+            "a b",
+            "<x>",
+            "&amp;",
+            "\"",
+            "]]>",
+            "-1",
+            "ü",
+            "\u{1F600}",
+            "1e3",
+            "N",
+        ])
+        .prop_map(str::to_string),
+        "[<>&\"'a-zA-Z0-9\u{80}-\u{10FF}]{1,8}",
+    ]
+}
+
+/// One of EC2's data fields with its `N`s filled in.
+fn filled_field() -> impl Strategy<Value = String> {
+    let field = prop::sample::select(vec![
+        "ImageId",
+        "InstanceType",
+        "UserData",
+        "EbsOptimized",
+        "RamDiskId",
+        "KernelId",
+        "CpuOptions.CoreCount",
+        "MetadataOptions.HttpTokens",
+        "MetadataOptions.HttpEndpoint",
+        "MetadataOptions.HttpPutResponseHopLimit",
+        "InstanceMarketOptions.SpotOptions.ValidUntil",
+        "InstanceRequirements.MemoryGiBPerVCpu.Min",
+        "SecurityGroupId.N",
+        "SecurityGroup.N",
+        "InstanceRequirements.CpuManufacturer.N",
+        "NetworkInterface.N.DeviceIndex",
+        "NetworkInterface.N.SecurityGroupId.N",
+        "NetworkInterface.N.PrivateIpAddresses.N.PrivateIpAddress",
+        "BlockDeviceMapping.N.DeviceName",
+        "BlockDeviceMapping.N.Ebs.VolumeSize",
+        "TagSpecification.N.ResourceType",
+        "TagSpecification.N.Tag.N.Key",
+        "TagSpecification.N.Tag.N.Value",
+        "LicenseSpecification.N.LicenseConfigurationArn",
+        "SecondaryInterface.N.PrivateIpAddress.N.PrivateIpAddress",
+    ]);
+    (field, prop::collection::vec(index(), 3)).prop_map(|(field, indexes)| {
+        let mut indexes = indexes.into_iter();
+        field
+            .split('.')
+            .map(|s| match s {
+                "N" => indexes.next().unwrap_or_else(|| "1".into()),
+                s => s.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    })
+}
+
+/// A `LaunchTemplateData.*` key: one of EC2's fields, sometimes with one member swapped for an
+/// odd segment, or anything at all.
+fn data_key() -> impl Strategy<Value = String> {
+    let swapped =
+        (filled_field(), odd_segment(), any::<prop::sample::Index>()).prop_map(|(key, odd, at)| {
+            let mut segments: Vec<String> = key.split('.').map(str::to_string).collect();
+            let i = at.index(segments.len());
+            segments[i] = odd;
+            segments.join(".")
+        });
+    prop_oneof![8 => filled_field(), 2 => swapped, 1 => ".{0,24}"]
+        .prop_map(|key| format!("LaunchTemplateData.{key}"))
+}
+
+/// A data value: plausible for some field, or hostile.
+fn data_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => prop::sample::select(vec![
+            "true", "False", "2", "required", "enabled", "disabled", "instance", "volume",
+            "2030-01-01T00:00:00Z", "0.5", "sg-1", "/dev/xvda", "t3.micro", "ami-000001",
+        ]).prop_map(str::to_string),
+        2 => value(),
+    ]
+}
+
+/// Every element name and character of `body` is XML's, and the document is the action's
+/// answer or the error envelope.
+fn parses(status: u16, body: &str) -> Result<(), TestCaseError> {
+    well_formed(status, body)?;
+    std::panic::catch_unwind(|| parse_xml(body))
+        .map_err(|_| TestCaseError::fail(format!("not XML: {body}")))?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_launch_template_data_is_described_as_well_formed_xml(
+        data in prop::collection::vec((data_key(), data_value()), 1..10),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let h = Harness::docker();
+        let data: Vec<(&str, &str)> = data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let send = |params: Vec<(&str, &str)>| rt.block_on(h.post(&params));
+
+        // All of it at once (refused whole when one parameter is bad) ...
+        let mut create = vec![("Action", "CreateLaunchTemplate"), ("LaunchTemplateName", "all")];
+        create.extend_from_slice(&data);
+        let created = send(create);
+        parses(created.status.as_u16(), &created.body)?;
+        // ... and one parameter per version, each on the last, so whatever EC2 takes piles up.
+        let made = send(vec![
+            ("Action", "CreateLaunchTemplate"),
+            ("LaunchTemplateName", "each"),
+            ("LaunchTemplateData.ImageId", AMI),
+        ]);
+        parses(made.status.as_u16(), &made.body)?;
+        for pair in &data {
+            let reply = send(vec![
+                ("Action", "CreateLaunchTemplateVersion"),
+                ("LaunchTemplateName", "each"),
+                ("SourceVersion", "$Latest"),
+                *pair,
+            ]);
+            parses(reply.status.as_u16(), &reply.body)?;
+        }
+        prop_assert!(h.store.launch_templates().list().unwrap().corrupt.is_empty());
+
+        let mut describes = vec![
+            vec![("LaunchTemplateVersion.1", "$Latest"), ("LaunchTemplateVersion.2", "$Default")],
+            vec![("LaunchTemplateName", "each")],
+            vec![
+                ("LaunchTemplateName", "each"),
+                ("Filter.1.Name", "http-protocol-ipv4"),
+                ("Filter.1.Value.1", "enabled"),
+            ],
+        ];
+        if created.status.is_success() {
+            describes.push(vec![("LaunchTemplateName", "all")]);
+        }
+        for describe in describes {
+            let mut params = vec![("Action", "DescribeLaunchTemplateVersions")];
+            params.extend(describe);
+            let reply = send(params);
+            prop_assert_eq!(reply.status.as_u16(), 200, "{}", reply.body);
+            parses(200, &reply.body)?;
+        }
+
+        // A launch from the template, the same parameters as its own laid over the template's.
+        let mut run = vec![
+            ("Action", "RunInstances"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("LaunchTemplate.LaunchTemplateName", "each"),
+        ];
+        run.extend(data.iter().map(|(k, v)| (k.trim_start_matches("LaunchTemplateData."), *v)));
+        let ran = send(run);
+        parses(ran.status.as_u16(), &ran.body)?;
     }
 }

@@ -1,7 +1,8 @@
 //! Launch template plumbing shared by the seven launch template actions and RunInstances: `LaunchTemplateData`'s parameters and their XML, template references and their errors, and a launch's template applied under its own parameters.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 use crate::api::error::ApiError;
 use crate::api::identity::DEFAULT_USER;
@@ -10,7 +11,9 @@ use crate::api::render::render_tags;
 use crate::api::state::ApiState;
 use crate::api::tags;
 use crate::api::xml::XmlWriter;
-use crate::model::launch_template::{DataValue, TEMPLATE_ID_TAG, TEMPLATE_VERSION_TAG};
+use crate::model::launch_template::{
+    is_index, list_index, DataValue, MAX_LIST_INDEX, TEMPLATE_ID_TAG, TEMPLATE_VERSION_TAG,
+};
 use crate::model::{
     format_timestamp, LaunchTemplate, LaunchTemplateData, LaunchTemplateId, LaunchTemplateVersion,
     VersionRef, ACCOUNT_ID,
@@ -340,15 +343,24 @@ pub fn created_by() -> String {
 /// A parameter name with its list indexes written `N` (`SecurityGroupId.1` -> `SecurityGroupId.N`).
 fn pattern(key: &str) -> String {
     key.split('.')
-        .map(|s| {
-            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                "N"
-            } else {
-                s
-            }
-        })
+        .map(|s| if is_index(s) { "N" } else { s })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// Refuses a parameter (`full` as the client named it) with a list index EC2 would not take:
+/// one that is not 1 to [`MAX_LIST_INDEX`] (zero, or past `u64`, whose digits would otherwise
+/// be kept as a structure member's name).
+fn check_indexes(full: &str) -> Result<(), ApiError> {
+    match full
+        .split('.')
+        .find(|s| is_index(s) && list_index(s).is_none())
+    {
+        None => Ok(()),
+        Some(index) => Err(ApiError::invalid_value(format!(
+            "The list index {index} in parameter {full} is invalid. Expected an index from 1 to {MAX_LIST_INDEX}."
+        ))),
+    }
 }
 
 /// The value as stored: checked against its type, booleans canonical.
@@ -379,8 +391,8 @@ fn checked(full: &str, field: Field, raw: &str) -> Result<String, ApiError> {
 }
 
 /// `LaunchTemplateData.*`: every parameter must be one of EC2's ([`FIELDS`]; anything else is
-/// `UnknownParameter`), booleans and numbers must read as such, and its `TagSpecification`s
-/// follow the tag rules. The values are not checked further: EC2 does not fully validate a
+/// `UnknownParameter`) with list indexes from 1 to [`MAX_LIST_INDEX`], booleans and numbers
+/// must read as such, and its `TagSpecification`s follow the tag rules. The values are not checked further: EC2 does not fully validate a
 /// template when it is created, RunInstances checks what a launch uses.
 pub fn parse_data(params: &QueryParams) -> Result<LaunchTemplateData, ApiError> {
     let data = params.sub("LaunchTemplateData");
@@ -393,6 +405,7 @@ pub fn parse_data(params: &QueryParams) -> Result<LaunchTemplateData, ApiError> 
                 format!("The parameter {full} is not recognized"),
             ));
         };
+        check_indexes(&full)?;
         pairs.push((key.clone(), checked(&full, *field, raw)?));
     }
     tags::tag_specifications(&data, DATA_TAGGABLE)?;
@@ -410,31 +423,69 @@ fn element(name: &str) -> String {
     }
 }
 
-/// One member of the data as `ResponseLaunchTemplateData` shows it; `path` is its member path.
-fn render_member(w: &mut XmlWriter, path: &str, name: &str, value: &DataValue) {
-    match value {
-        DataValue::Text(text) => w.field(&element(name), text),
-        DataValue::Struct(members) => w.el(&element(name), |w| {
-            for (member, value) in members {
-                render_member(w, &format!("{path}.{member}"), member, value);
+/// One member of the model as XML shows it: its element (a list's is its set's) and its shape.
+struct Element {
+    /// `imageId`, `metadataOptions`, `securityGroupIdSet`, `groupSet`.
+    name: String,
+    /// A list (`Name.N`): its members are `<item>`s.
+    list: bool,
+    /// A scalar (or a list of scalars); otherwise a structure (or a list of them).
+    scalar: bool,
+}
+
+/// Every member path of EC2's model (list indexes left out: `NetworkInterface.SecurityGroupId`)
+/// with its element and shape, made from [`FIELDS`] and [`LIST_ELEMENTS`] alone: the renderer
+/// takes every element name from here, so nothing a request sent or a record holds can become one.
+static ELEMENTS: LazyLock<HashMap<String, Element>> = LazyLock::new(|| {
+    let mut elements = HashMap::new();
+    for (field, _) in FIELDS {
+        let segments: Vec<&str> = field.split('.').collect();
+        let mut path = String::new();
+        for (i, member) in segments.iter().enumerate().filter(|(_, s)| **s != "N") {
+            if !path.is_empty() {
+                path.push('.');
             }
-        }),
-        DataValue::List(items) => {
-            let set = LIST_ELEMENTS
-                .iter()
-                .find(|(p, _)| *p == path)
-                .map(|(_, set)| (*set).to_string())
-                .unwrap_or_else(|| format!("{}Set", element(name)));
-            w.set(&set, items, |w, item| match item {
-                DataValue::Text(text) => w.text(text),
-                DataValue::Struct(members) => {
-                    for (member, value) in members {
-                        render_member(w, &format!("{path}.{member}"), member, value);
-                    }
-                }
-                // EC2 has no list directly inside a list.
-                DataValue::List(_) => {}
-            });
+            path.push_str(member);
+            let list = segments.get(i + 1) == Some(&"N");
+            let scalar = segments[i + 1..].iter().all(|s| *s == "N");
+            let name = match LIST_ELEMENTS.iter().find(|(p, _)| *p == path) {
+                Some((_, set)) => (*set).to_string(),
+                None if list => format!("{}Set", element(member)),
+                None => element(member),
+            };
+            elements
+                .entry(path.clone())
+                .or_insert(Element { name, list, scalar });
+        }
+    }
+    elements
+});
+
+/// One member of the data as `ResponseLaunchTemplateData` shows it; `path` is its member path.
+/// A member the model does not have, or of another shape than the model's (a record written
+/// before its keys were checked), is left out with its subtree.
+fn render_member(w: &mut XmlWriter, path: &str, value: &DataValue) {
+    let Some(element) = ELEMENTS.get(path) else {
+        tracing::debug!(%path, "launch template data member outside EC2's model not rendered");
+        return;
+    };
+    let members = |w: &mut XmlWriter, members: &std::collections::BTreeMap<String, DataValue>| {
+        for (member, value) in members {
+            render_member(w, &format!("{path}.{member}"), value);
+        }
+    };
+    match (element.list, element.scalar, value) {
+        (false, true, DataValue::Text(text)) => w.field(&element.name, text),
+        (false, false, DataValue::Struct(items)) => w.el(&element.name, |w| members(w, items)),
+        (true, scalar, DataValue::List(items)) => {
+            w.set(&element.name, items, |w, item| match (scalar, item) {
+                (true, DataValue::Text(text)) => w.text(text),
+                (false, DataValue::Struct(items)) => members(w, items),
+                _ => {}
+            })
+        }
+        _ => {
+            tracing::debug!(%path, "launch template data member of another shape than EC2's model not rendered")
         }
     }
 }
@@ -444,7 +495,7 @@ fn render_member(w: &mut XmlWriter, path: &str, name: &str, value: &DataValue) {
 pub fn render_data(w: &mut XmlWriter, data: &LaunchTemplateData) {
     w.el("launchTemplateData", |w| {
         for (name, value) in &data.0 {
-            render_member(w, name, name, value);
+            render_member(w, name, value);
         }
     });
 }
@@ -659,14 +710,18 @@ pub fn resolve_launch<'a>(
     );
     let named: BTreeSet<&str> = from_template.0.keys().map(String::as_str).collect();
     // The request's own values of what the template names are laid over it; an empty one
-    // (how some clients write "not given") leaves the template's.
-    let own = LaunchTemplateData::from_pairs(
-        params
-            .pairs()
-            .iter()
-            .filter(|(key, value)| named.contains(top(key)) && !value.is_empty())
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
+    // (how some clients write "not given") leaves the template's. They become a data tree, so
+    // their list indexes are held to the data's rule.
+    let own: Vec<(&str, &str)> = params
+        .pairs()
+        .iter()
+        .filter(|(key, value)| named.contains(top(key)) && !value.is_empty())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for (key, _) in &own {
+        check_indexes(key)?;
+    }
+    let own = LaunchTemplateData::from_pairs(own);
     let mut pairs: Vec<(String, String)> = params
         .pairs()
         .iter()
@@ -764,6 +819,44 @@ mod tests {
              <tagSpecificationSet><item><resourceType>instance</resourceType><tagSet><item><key>a&lt;b</key><value>v</value></item></tagSet></item></tagSpecificationSet>\
              </launchTemplateData>"
         );
+    }
+
+    #[test]
+    fn element_names_come_from_the_model_only() {
+        // A record written before indexes were checked, or by hand: digits, markup and
+        // unknown names as members. None of them becomes an element.
+        let stored: LaunchTemplateData = serde_json::from_value(serde_json::json!({
+            "ImageId": "ami-1",
+            "SecurityGroupId": {"99999999999999999999": "sg-1"},
+            "NetworkInterface": [{"DeviceIndex": "0", "<x>": "y", "SecurityGroupId": ["sg-2"]}],
+            "MetadataOptions": {"HttpTokens": "required", "a b": "c"},
+            "Evil><script": "z",
+            "12": "n",
+        }))
+        .unwrap();
+        let mut w = XmlWriter::new();
+        render_data(&mut w, &stored);
+        assert_eq!(
+            w.finish(),
+            "<launchTemplateData><imageId>ami-1</imageId>\
+             <metadataOptions><httpTokens>required</httpTokens></metadataOptions>\
+             <networkInterfaceSet><item><deviceIndex>0</deviceIndex><groupSet><item>sg-2</item></groupSet></item></networkInterfaceSet>\
+             </launchTemplateData>"
+        );
+        // Every element the model can name is a plain XML name.
+        let plain = |name: &str| {
+            name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric())
+        };
+        assert!(ELEMENTS.len() > FIELDS.len() / 2);
+        for (path, element) in ELEMENTS.iter() {
+            assert!(plain(&element.name), "{path}");
+            assert_eq!(element.list, element.name.ends_with("Set"), "{path}");
+        }
+        // An index past the bound is refused before anything is stored.
+        let e = data("LaunchTemplateData.SecurityGroupId.99999999999999999999=sg-1").unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert!(data("LaunchTemplateData.SecurityGroupId.1000=sg-1").is_ok());
     }
 
     #[test]

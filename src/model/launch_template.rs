@@ -58,6 +58,28 @@ const MERGED_BY_KEY: &[(&str, &str)] = &[
     ("NetworkInterface", "DeviceIndex"),
 ];
 
+/// The largest list index a data parameter may carry (`SecurityGroupId.1000`). SDKs number
+/// list members from 1, and EC2's lists in launch template data are short (50 tags per
+/// resource, a few groups, interfaces, devices), so 1 to 1000 takes every request EC2 takes
+/// while keeping an index a small number: one past `u64` must never become a name.
+pub const MAX_LIST_INDEX: u64 = 1000;
+
+/// Whether a parameter segment is spelled as a list index (decimal digits only).
+pub fn is_index(segment: &str) -> bool {
+    !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The list index a segment names, when it is one EC2 takes: 1 to [`MAX_LIST_INDEX`].
+pub fn list_index(segment: &str) -> Option<u64> {
+    if !is_index(segment) {
+        return None;
+    }
+    segment
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=MAX_LIST_INDEX).contains(n))
+}
+
 /// A tree being built from parameters: lists keep their EC2 indexes until the end.
 #[derive(Default)]
 enum Node {
@@ -71,7 +93,8 @@ enum Node {
 impl Node {
     /// Puts `value` at the dotted path `segments`; a decimal segment is a list index. The first
     /// value of a path wins (as `QueryParams` reads repeated keys), and a path that disagrees
-    /// with the shape already built (`A=1` then `A.B=2`) is dropped.
+    /// with the shape already built (`A=1` then `A.B=2`) is dropped, as is one with an index
+    /// out of 1 to [`MAX_LIST_INDEX`] (the API refuses those first): digits are never a member name.
     fn insert(&mut self, segments: &[&str], value: &str) {
         let Some((first, rest)) = segments.split_first() else {
             if matches!(self, Self::Empty) {
@@ -79,9 +102,10 @@ impl Node {
             }
             return;
         };
-        let index = (!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| first.parse::<u64>().ok())
-            .flatten();
+        let index = match (is_index(first), list_index(first)) {
+            (true, None) => return,
+            (_, index) => index,
+        };
         match (index, &mut *self) {
             (Some(_), Self::Empty) => *self = Self::List(BTreeMap::new()),
             (None, Self::Empty) => *self = Self::Struct(BTreeMap::new()),
@@ -446,6 +470,20 @@ mod tests {
         let d = data(&[("A.7", "x"), ("A.3", "y"), ("B", "1"), ("B.C", "2")]);
         assert_eq!(d.values_at("A"), vec!["y", "x"]);
         assert_eq!(d.text("B"), Some("1"));
+        // An index out of 1..=1000 is dropped, never kept as a member named by its digits.
+        let d = data(&[
+            ("A.99999999999999999999", "huge"),
+            ("A.1001", "big"),
+            ("A.0", "zero"),
+            ("A.1000", "last"),
+            ("S.99999999999999999999.K", "v"),
+        ]);
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({"A": ["last"]})
+        );
+        assert_eq!(list_index("007"), Some(7));
+        assert_eq!(list_index("x1"), None);
         // Stored as the JSON a reader expects.
         let json = serde_json::to_value(data(&[("A.1.K", "v"), ("S", "t")])).unwrap();
         assert_eq!(json, serde_json::json!({"A": [{"K": "v"}], "S": "t"}));

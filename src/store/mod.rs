@@ -172,6 +172,7 @@ impl Store {
         };
         store.repair_client_token_index()?;
         store.repair_name_indexes()?;
+        store.prune_launch_template_tokens()?;
         Ok(store)
     }
 

@@ -8,7 +8,7 @@
 //! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`], [`Store::deregister_image`] |
 //! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good |
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
-//! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`] (stale once its template is deleted) |
+//! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`]; entries older versions left stale are pruned at open |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
 //! | `security_groups.uses` | group id | u64 (big endian): launches into the group and instances moved into it | [`Store::create_instances`], [`Store::count_group_uses`], removed by [`Store::delete_security_group`] |
 //!
@@ -407,14 +407,67 @@ impl Store {
         templates.make_durable()
     }
 
-    /// Deletes a launch template (all its versions) and frees its name; returns it, `None`
-    /// when there was none.
+    /// Deletes a launch template (all its versions), frees its name and removes its
+    /// ClientToken entry, in one transaction (so the token index never outgrows the
+    /// templates there are); returns it, `None` when there was none. An entry another
+    /// template holds is left alone.
     pub fn delete_launch_template(&self, id: &str) -> Result<Option<LaunchTemplate>, StoreError> {
-        self.launch_templates.delete_named(
-            &self.launch_template_names,
-            id,
-            launch_template_name_key,
-        )
+        let templates = &self.launch_templates;
+        let writing = templates.writing();
+        let deleted = finish(
+            (
+                templates.spec_tree(),
+                templates.status_tree(),
+                &self.launch_template_names,
+                &self.launch_template_tokens,
+            )
+                .transaction(|(spec, status, names, tokens)| {
+                    let deleted =
+                        templates.release((spec, status, names), id, launch_template_name_key)?;
+                    if let Some(template) = &deleted {
+                        if let Some(token) = &template.spec.client_token {
+                            let key = client_token_key(&template.metadata.namespace, token);
+                            if tokens.get(&key)?.as_deref() == Some(id.as_bytes()) {
+                                tokens.remove(key)?;
+                            }
+                        }
+                    }
+                    Ok(deleted)
+                }),
+        )?;
+        templates.forget(id);
+        drop(writing);
+        if deleted.is_some() {
+            templates.make_durable()?;
+        }
+        Ok(deleted)
+    }
+
+    /// Removes the ClientToken entries whose template is gone: versions before
+    /// [`Store::delete_launch_template`] removed the entry left it behind. Run at open, before
+    /// any request, so no create races it; returns how many were removed.
+    pub(super) fn prune_launch_template_tokens(&self) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self.launch_template_tokens.iter() {
+            let (key, holder) = entry?;
+            if !self.launch_templates.spec_tree().contains_key(&holder)? {
+                // Only if it still names that holder (nothing else writes at open, but be exact).
+                if self
+                    .launch_template_tokens
+                    .compare_and_swap(&key, Some(holder), None as Option<&[u8]>)?
+                    .is_ok()
+                {
+                    pruned += 1;
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(
+                pruned,
+                "removed ClientToken entries of deleted launch templates"
+            );
+        }
+        Ok(pruned)
     }
 
     /// The id of the launch template CreateLaunchTemplate made with this ClientToken in the
@@ -819,6 +872,73 @@ mod tests {
         );
         store.create_launch_template(&second).unwrap();
         store.create_launch_template(&template("web")).unwrap();
+    }
+
+    #[test]
+    fn a_deleted_launch_template_takes_its_client_token_entry_with_it() {
+        let store = Store::temporary().unwrap();
+        let key = client_token_key(REGION, "tok");
+        for round in 0..3 {
+            let mut lt = template("web");
+            lt.spec.client_token = Some("tok".into());
+            store.create_launch_template(&lt).unwrap();
+            assert_eq!(store.launch_template_tokens.len(), 1, "round {round}");
+            store
+                .delete_launch_template(&lt.metadata.name)
+                .unwrap()
+                .unwrap();
+            assert!(
+                store.launch_template_tokens.is_empty(),
+                "round {round}: the entry goes with its template"
+            );
+            assert!(store.launch_template_names.is_empty());
+        }
+        // An entry another template holds (it took a stale one over) is not this one's to remove.
+        let mut mine = template("mine");
+        mine.spec.client_token = Some("tok".into());
+        store.create_launch_template(&mine).unwrap();
+        store
+            .launch_template_tokens
+            .insert(&key, b"lt-0123456789abcdef0".as_slice())
+            .unwrap();
+        store
+            .delete_launch_template(&mine.metadata.name)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.launch_template_tokens.get(&key).unwrap().as_deref(),
+            Some(b"lt-0123456789abcdef0".as_slice())
+        );
+    }
+
+    #[test]
+    fn stale_launch_template_client_tokens_are_pruned_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut live = template("live");
+        live.spec.client_token = Some("kept".into());
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.create_launch_template(&live).unwrap();
+            // As an older version left them: entries of templates deleted since.
+            for n in 0..5 {
+                store
+                    .launch_template_tokens
+                    .insert(
+                        client_token_key(REGION, &format!("gone-{n}")),
+                        format!("lt-000000000000000{n}a").as_bytes(),
+                    )
+                    .unwrap();
+            }
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        let store = crate::store::reopen(dir.path());
+        assert_eq!(store.launch_template_tokens.len(), 1);
+        assert_eq!(
+            store
+                .launch_template_for_client_token(REGION, "kept")
+                .unwrap(),
+            Some(live.metadata.name.clone())
+        );
     }
 
     #[test]

@@ -486,7 +486,26 @@ pub fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
-/// Parses one XML document into its root element; panics on anything not well-formed.
+/// XML 1.0's `Name` production (fifth edition): quick-xml does not check it either, and
+/// `<123>` or `<a<b>` would read as elements.
+pub fn is_xml_name(name: &str) -> bool {
+    fn start(c: char) -> bool {
+        matches!(c, ':' | 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+            | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+            | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+            | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+            | '\u{10000}'..='\u{EFFFF}')
+    }
+    fn rest(c: char) -> bool {
+        start(c)
+            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    }
+    let mut chars = name.chars();
+    chars.next().is_some_and(start) && chars.all(rest)
+}
+
+/// Parses one XML document into its root element; panics on anything not well-formed
+/// (characters XML cannot carry and element names it does not allow included).
 pub fn parse_xml(s: &str) -> Node {
     if let Some(bad) = s.chars().find(|c| !is_xml_char(*c)) {
         panic!("character {bad:?} is not allowed in XML: {s:?}");
@@ -494,7 +513,14 @@ pub fn parse_xml(s: &str) -> Node {
     let mut reader = quick_xml::Reader::from_str(s);
     let mut stack = vec![Node::default()];
     let element = |e: &quick_xml::events::BytesStart| Node {
-        name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
+        name: {
+            let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+            assert!(
+                is_xml_name(&name),
+                "<{name}> is not an XML element name: {s}"
+            );
+            name
+        },
         attrs: e
             .attributes()
             .map(|a| {

@@ -120,7 +120,16 @@ fn filter_values(name: &str, (template, version): &Item) -> Vec<String> {
         "create-time" => vec![format_timestamp(version.create_time)],
         "ebs-optimized" => at("EbsOptimized"),
         "http-endpoint" => at("MetadataOptions.HttpEndpoint"),
-        "http-protocol-ipv4" => at("MetadataOptions.HttpProtocolIpv4"),
+        // EC2 documents it as "whether the IPv4 endpoint for the instance metadata service
+        // is enabled", but launch template data has no such member (only `HttpProtocolIpv6`,
+        // default disabled): the IPv4 endpoint is the service itself, on whenever
+        // `HttpEndpoint` is (its default, `enabled`), off when it is `disabled`.
+        "http-protocol-ipv4" => {
+            let off = data
+                .values_at("MetadataOptions.HttpEndpoint")
+                .contains(&"disabled");
+            vec![if off { "disabled" } else { "enabled" }.to_string()]
+        }
         "host-resource-group-arn" => at("Placement.HostResourceGroupArn"),
         "http-tokens" => at("MetadataOptions.HttpTokens"),
         "iam-instance-profile" => {
