@@ -881,6 +881,11 @@ async fn deregister_image_hides_the_ami_at_once_and_frees_its_name() {
 async fn deregister_image_of_a_discovered_ami_records_the_wish_to_untag_it() {
     let h = Harness::docker();
     assert_eq!(described_images(&h, &[]).await, vec![AMI.to_string()]);
+    let discovered = h.store.catalog().get(AMI).unwrap().unwrap();
+    assert_eq!(
+        discovered.metadata.namespace, "*",
+        "the fixture files it where discovery does"
+    );
     deregister(&h, AMI).await.ok("DeregisterImage");
     let record = h
         .store

@@ -298,6 +298,11 @@ async fn catalog_follows_docker_tags() {
         Some("docker")
     );
     assert_eq!(entry.spec.name, "other");
+    assert_eq!(
+        entry.metadata.namespace,
+        ec2d::model::DISCOVERED_NAMESPACE,
+        "seen from every region; tests/common/api.rs `catalog_image` files its entries so too"
+    );
 
     fake.remove_image("localstack-ec2/other:ami-0abc1234");
     let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
