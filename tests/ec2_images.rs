@@ -1128,6 +1128,171 @@ async fn image_attributes_are_read_and_changed_by_their_owner() {
         .err("InvalidAMIID.NotFound");
 }
 
+/// The shapes Terraform and Ansible send: `Attribute` naming the attribute their structured
+/// parameter changes too (Terraform's `aws_ami_launch_permission`, Ansible's `ec2_ami` update
+/// of launch permissions and of the description), in Ansible's capitals on its create path.
+#[tokio::test]
+async fn modify_image_attribute_takes_the_shapes_terraform_and_ansible_send() {
+    let h = Harness::docker();
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    let ami = create_image(&h, &id, "clients")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let shared = |h: &Harness, ami: &str| {
+        let permissions = h
+            .store
+            .images()
+            .get(ami)
+            .unwrap()
+            .unwrap()
+            .spec
+            .launch_permissions;
+        (
+            permissions.public,
+            permissions.user_ids.into_iter().collect::<Vec<_>>(),
+        )
+    };
+
+    // Terraform's aws_ami_launch_permission (create, then destroy).
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Add.1.UserId", "111122223333"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(shared(&h, &ami), (false, vec!["111122223333".to_string()]));
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Remove.1.UserId", "111122223333"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(shared(&h, &ami), (false, vec![]));
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Add.1.Group", "all"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(shared(&h, &ami), (true, vec![]));
+
+    // Ansible's ec2_ami at create (`LaunchPermission`, capital L), then its update (both lists).
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "LaunchPermission"),
+            ("LaunchPermission.Add.1.UserId", "123456789012"),
+            ("LaunchPermission.Add.2.UserId", "210987654321"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Add.1.UserId", "111122223333"),
+            ("LaunchPermission.Remove.1.Group", "all"),
+            ("LaunchPermission.Remove.2.UserId", "210987654321"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(
+        shared(&h, &ami),
+        (
+            false,
+            vec!["111122223333".to_string(), "123456789012".to_string()]
+        )
+    );
+    // Ansible's description update: `Attribute=Description` with `Description.Value`.
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "Description"),
+            ("Description.Value", "by ansible"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    let doc = attribute(&h, &ami, "description")
+        .await
+        .ok("DescribeImageAttribute");
+    assert_eq!(doc.text_at("description/value"), "by ansible");
+
+    // Still one attribute at a time, and still a known one.
+    assert_eq!(
+        modify(
+            &h,
+            &ami,
+            &[("Attribute", "description"), ("ImdsSupport.Value", "v2.0")],
+        )
+        .await
+        .err("InvalidParameterCombination"),
+        "Only one attribute can be modified at a time."
+    );
+    assert_eq!(
+        modify(
+            &h,
+            &ami,
+            &[
+                ("Attribute", "launchpermission"),
+                ("Description.Value", "x"),
+                ("LaunchPermission.Add.1.Group", "all"),
+            ],
+        )
+        .await
+        .err("InvalidParameterCombination"),
+        "Only one attribute can be modified at a time."
+    );
+    assert_eq!(
+        modify(&h, &ami, &[("Attribute", "Colour"), ("Value", "red")])
+            .await
+            .err("InvalidParameterValue"),
+        "Value (Colour) for parameter attribute is invalid. Unknown attribute."
+    );
+    // Without its structured parameter, `Attribute=launchPermission` needs `OperationType`.
+    assert_eq!(
+        modify(
+            &h,
+            &ami,
+            &[
+                ("Attribute", "LaunchPermission"),
+                ("UserId.1", "123456789012")
+            ],
+        )
+        .await
+        .err("MissingParameter"),
+        "The request must contain the parameter OperationType"
+    );
+    assert_eq!(
+        shared(&h, &ami),
+        (
+            false,
+            vec!["111122223333".to_string(), "123456789012".to_string()]
+        ),
+        "refused requests change nothing"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // CopyImage
 
