@@ -1361,6 +1361,7 @@ async fn copy_image_records_a_new_ami_in_the_callers_region() {
             source_image_id,
             source_region,
             source_reference,
+            ..
         } => {
             assert_eq!(source_image_id.as_str(), source);
             assert_eq!(source_region, "us-east-1");
@@ -1466,6 +1467,85 @@ async fn copy_image_records_a_new_ami_in_the_callers_region() {
     )
     .await
     .err("InvalidAMIID.NotFound");
+}
+
+/// botocore fills `ClientToken` in for every CopyImage (an idempotency token): its retry of a
+/// call whose answer was lost must get the same AMI, not a second copy.
+#[tokio::test]
+async fn copy_image_with_a_client_token_copies_once() {
+    let h = Harness::with_public_amis(VmManager::Mock);
+    let request = |name: &'static str, token: &'static str| {
+        vec![
+            ("SourceImageId", JAMMY),
+            ("SourceRegion", "us-west-2"),
+            ("Name", name),
+            ("Description", "retried"),
+            ("ClientToken", token),
+        ]
+    };
+    let first = copy(&h, "us-east-1", &request("my-jammy", "tok-1"))
+        .await
+        .ok("CopyImage")
+        .text_at("imageId")
+        .to_string();
+    let again = copy(&h, "us-east-1", &request("my-jammy", "tok-1"))
+        .await
+        .ok("CopyImage")
+        .text_at("imageId")
+        .to_string();
+    assert_eq!(again, first, "the retry answers the same AMI");
+    assert_eq!(h.store.images().len(), 1, "and copies nothing more");
+    // Still the same AMI once its description changed; a dry run of the retry is allowed.
+    modify(&h, &first, &[("Description.Value", "changed")])
+        .await
+        .ok("ModifyImageAttribute");
+    let mut dry = request("my-jammy", "tok-1");
+    dry.push(("DryRun", "true"));
+    copy(&h, "us-east-1", &dry)
+        .await
+        .err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+    // The same token for another copy is a mismatch, whatever differs.
+    let mismatch = "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).";
+    assert_eq!(
+        copy(&h, "us-east-1", &request("other-name", "tok-1"))
+            .await
+            .err("IdempotentParameterMismatch"),
+        mismatch
+    );
+    let mut other_source = request("my-jammy", "tok-1");
+    other_source[0] = ("SourceImageId", AL2023);
+    assert_eq!(
+        copy(&h, "us-east-1", &other_source)
+            .await
+            .err("IdempotentParameterMismatch"),
+        mismatch
+    );
+    // Tokens are per region; another token is another copy (whose name must then be free).
+    let elsewhere = copy(&h, "eu-west-1", &request("my-jammy", "tok-1"))
+        .await
+        .ok("CopyImage")
+        .text_at("imageId")
+        .to_string();
+    assert_ne!(elsewhere, first);
+    copy(&h, "us-east-1", &request("my-jammy", "tok-2"))
+        .await
+        .err("InvalidAMIName.Duplicate");
+    assert_eq!(h.store.images().len(), 2);
+    let long = "t".repeat(65);
+    let mut too_long = request("my-jammy", "x");
+    too_long[4] = ("ClientToken", &long);
+    copy(&h, "us-east-1", &too_long)
+        .await
+        .err("InvalidParameterValue");
+    // A retry after the copy was deregistered still answers it, while its record is kept.
+    deregister(&h, &first).await.ok("DeregisterImage");
+    assert_eq!(
+        copy(&h, "us-east-1", &request("my-jammy", "tok-1"))
+            .await
+            .ok("CopyImage")
+            .text_at("imageId"),
+        first
+    );
 }
 
 #[tokio::test]

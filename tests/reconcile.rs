@@ -944,6 +944,7 @@ fn copy_of(source: &ec2d::model::Image, source_reference: &str, name: &str) -> e
             source_image_id: ec2d::model::ImageId::parse(&source.metadata.name).unwrap(),
             source_region: source.metadata.namespace.clone(),
             source_reference: source_reference.to_string(),
+            client_token: None,
         },
         ec2d::model::AmiTag::new(name, id).to_string(),
     );

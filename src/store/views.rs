@@ -274,6 +274,15 @@ impl SpecStore {
         self.0.create_image(image)
     }
 
+    /// See [`Store::image_for_client_token`].
+    pub fn image_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.image_for_client_token(region, token)
+    }
+
     /// See [`Store::count_group_uses`].
     pub fn count_group_uses(&self, group_ids: &[&str]) -> Result<(), StoreError> {
         self.0.count_group_uses(group_ids)
