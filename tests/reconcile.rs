@@ -1111,10 +1111,9 @@ async fn a_deregistered_discovered_ami_is_untagged_and_a_failed_pass_converges_l
         RuntimeError::Unavailable("engine restarting".into()),
         1,
     );
-    assert!(reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
-        .await
-        .is_err());
+    let _ = discover(&ctx).await;
     assert!(tagged(&fake, "localstack-ec2/found:ami-0abc1234"));
+    assert!(store.images().get("ami-0abc1234").unwrap().is_some());
     let restarted = Arc::new(Context::new(
         store.clone(),
         fake.clone(),
@@ -1134,6 +1133,72 @@ async fn a_deregistered_discovered_ami_is_untagged_and_a_failed_pass_converges_l
     fake.add_image("localstack-ec2/found:ami-0abc1234");
     let _ = discover(&ctx).await;
     assert!(store.catalog().get("ami-0abc1234").unwrap().is_some());
+}
+
+/// DeregisterImage of a discovered AMI, as the API writes it: a record of its id, marked.
+fn deregister_discovered(store: &Store, id: &str) {
+    let mut record = store.catalog().get(id).unwrap().unwrap();
+    record.spec.deregistered = true;
+    record.status = Default::default();
+    store
+        .spec_view()
+        .deregister_discovered_image(&record)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_untag_keeps_its_record_for_the_next_pass_and_discovery_goes_on() {
+    let (ctx, fake, store) = context(true);
+    fake.add_image("localstack-ec2/first:ami-0abc1234");
+    fake.add_image("localstack-ec2/second:ami-0def5678");
+    let _ = discover(&ctx).await;
+    for id in ["ami-0abc1234", "ami-0def5678"] {
+        deregister_discovered(&store, id);
+        reconcile_image(&ctx, id).await;
+    }
+    fake.add_image("localstack-ec2/new:ami-0123abcd");
+    // The first removal fails (not "in use", not "gone"): logged, and the pass goes on.
+    fake.fail_next(
+        Op::Untag,
+        RuntimeError::Failed("layer store: input/output error".into()),
+        1,
+    );
+    let action = discover(&ctx).await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(5)));
+    let untagged: Vec<_> = [
+        "localstack-ec2/first:ami-0abc1234",
+        "localstack-ec2/second:ami-0def5678",
+    ]
+    .into_iter()
+    .filter(|r| !tagged(&fake, r))
+    .collect();
+    assert_eq!(untagged.len(), 1, "the other tag went in the same pass");
+    let (failed, done) = if untagged[0].ends_with("ami-0abc1234") {
+        ("ami-0def5678", "ami-0abc1234")
+    } else {
+        ("ami-0abc1234", "ami-0def5678")
+    };
+    assert!(
+        store.images().get(failed).unwrap().is_some(),
+        "kept for the next pass"
+    );
+    assert!(store.images().get(done).unwrap().is_none());
+    assert!(
+        store.catalog().get("ami-0123abcd").unwrap().is_some(),
+        "discovery was not stopped"
+    );
+    assert!(
+        store.catalog().get(failed).unwrap().is_none(),
+        "still hidden"
+    );
+
+    let action = discover(&ctx).await;
+    assert_eq!(
+        action,
+        Action::requeue(Settings::default().converged_requeue)
+    );
+    assert!(store.images().get(failed).unwrap().is_none());
+    assert!(store.catalog().get(failed).unwrap().is_none());
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{Context, ReconcileError};
 use crate::controller::Action;
@@ -24,7 +24,8 @@ use crate::runtime::{AmiImage, ContainerRuntime, RuntimeError};
 pub const CATALOG_REGION: &str = DISCOVERED_NAMESPACE;
 
 /// How soon to look again while a deregistered AMI's tag cannot go yet: the engine keeps an
-/// image's last tag while a container (an instance launched from it) uses the image.
+/// image's last tag while a container (an instance launched from it) uses the image, and a
+/// removal that failed otherwise is tried again.
 const IN_USE_REQUEUE: Duration = Duration::from_secs(5);
 
 /// List-and-untag rounds one pass makes at most (a tag listed again after its removal was
@@ -34,6 +35,10 @@ const UNTAG_ROUNDS: usize = 8;
 /// Removes the tags of deregistered AMIs, re-lists the engine's AMI images, replaces the
 /// catalog with them (less the deregistered), then collects the deregistered records whose
 /// tags are gone.
+///
+/// A tag that cannot go yet stays for a later pass: while a container uses its image (the
+/// engine refuses), or when its removal failed otherwise (logged); its record is kept, and the
+/// pass carries on.
 pub(super) async fn reconcile<R: ContainerRuntime>(
     ctx: &Context<R>,
 ) -> Result<Action, ReconcileError> {
@@ -52,26 +57,30 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         .map(|image| image.metadata.name.as_str())
         .collect();
     let mut amis = ctx.runtime.list_amis().await?;
-    let mut in_use: BTreeMap<String, String> = BTreeMap::new();
+    // Tags that stay for a later pass, and why.
+    let mut kept: BTreeMap<String, String> = BTreeMap::new();
     for _ in 0..UNTAG_ROUNDS {
-        let doomed: Vec<String> = amis
+        let doomed: Vec<(String, String)> = amis
             .iter()
-            .filter(|a| gone.contains(a.ami_id.as_str()) && !in_use.contains_key(&a.reference))
-            .map(|a| a.reference.clone())
+            .filter(|a| gone.contains(a.ami_id.as_str()) && !kept.contains_key(&a.reference))
+            .map(|a| (a.ami_id.to_string(), a.reference.clone()))
             .collect();
         if doomed.is_empty() {
             break;
         }
-        for reference in doomed {
+        for (image_id, reference) in doomed {
             match ctx.runtime.remove_image_tag(&reference).await {
                 Ok(()) | Err(RuntimeError::NotFound(_)) => {
-                    info!(%reference, "tag of a deregistered AMI removed");
+                    info!(%image_id, %reference, "tag of a deregistered AMI removed");
                 }
                 Err(RuntimeError::Conflict(reason)) => {
-                    debug!(%reference, %reason, "tag of a deregistered AMI kept while its image is in use");
-                    in_use.insert(reference, reason);
+                    debug!(%image_id, %reference, %reason, "tag of a deregistered AMI kept while its image is in use");
+                    kept.insert(reference, reason);
                 }
-                Err(other) => return Err(other.into()),
+                Err(error) => {
+                    warn!(%image_id, %reference, %error, "could not remove the tag of a deregistered AMI; its record waits for the next pass");
+                    kept.insert(reference, error.to_string());
+                }
             }
         }
         amis = ctx.runtime.list_amis().await?;
