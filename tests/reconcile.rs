@@ -1202,6 +1202,98 @@ async fn a_failed_untag_keeps_its_record_for_the_next_pass_and_discovery_goes_on
 }
 
 #[tokio::test]
+async fn deregistering_another_ec2ds_ami_here_keeps_its_tag() {
+    let (ctx, fake, store) = context(true);
+    let ours = ctx.store.id().to_string();
+    let label = |store_id: &str| {
+        std::collections::BTreeMap::from([(
+            ec2d::runtime::labels::STORE_ID.to_string(),
+            store_id.to_string(),
+        )])
+    };
+    // Another ec2d on the same engine committed this one; the user tagged the second; this
+    // ec2d's own store id is on the third (a tag the user added to an image ec2d committed).
+    let theirs = "localstack-ec2/theirs:ami-0abc1234";
+    let users = "localstack-ec2/users:ami-0def5678";
+    let own = "localstack-ec2/own:ami-0123abcd";
+    fake.add_labelled_image(theirs, label("6c1d0cf4-other-store"));
+    fake.add_image(users);
+    fake.add_labelled_image(own, label(&ours));
+    let _ = discover(&ctx).await;
+    for id in ["ami-0abc1234", "ami-0def5678", "ami-0123abcd"] {
+        assert!(
+            store.catalog().get(id).unwrap().is_some(),
+            "{id} discovered"
+        );
+        deregister_discovered(&store, id);
+        reconcile_image(&ctx, id).await;
+    }
+    let action = discover(&ctx).await;
+    assert_eq!(
+        action,
+        Action::requeue(Settings::default().converged_requeue)
+    );
+    assert!(tagged(&fake, theirs), "the other ec2d's AMI keeps its tag");
+    assert!(!tagged(&fake, users));
+    assert!(!tagged(&fake, own));
+    for id in ["ami-0abc1234", "ami-0def5678", "ami-0123abcd"] {
+        assert!(
+            store.images().get(id).unwrap().is_none(),
+            "{id}'s record dropped"
+        );
+    }
+    // Its record is gone, and still the AMI stays deregistered here.
+    for _ in 0..2 {
+        let _ = discover(&ctx).await;
+        assert!(store.catalog().get("ami-0abc1234").unwrap().is_none());
+        assert!(tagged(&fake, theirs));
+    }
+    // A tag of an image this ec2d's CreateImage committed carries this store's id.
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    let committed = committed(&ctx, &store, &id, "mine").await;
+    let listed = fake.list_amis().await.unwrap();
+    let entry = listed
+        .iter()
+        .find(|a| a.ami_id.as_str() == committed.metadata.name)
+        .unwrap();
+    assert_eq!(entry.store_id.as_deref(), Some(ours.as_str()));
+}
+
+#[tokio::test]
+async fn a_copy_of_another_ec2ds_ami_loses_its_own_tag_when_deregistered() {
+    let (ctx, fake, store) = context(true);
+    let theirs = "localstack-ec2/theirs:ami-0abc1234";
+    fake.add_labelled_image(
+        theirs,
+        std::collections::BTreeMap::from([(
+            ec2d::runtime::labels::STORE_ID.to_string(),
+            "6c1d0cf4-other-store".to_string(),
+        )]),
+    );
+    let _ = discover(&ctx).await;
+    let source = store.catalog().get("ami-0abc1234").unwrap().unwrap();
+    // CopyImage here tags the other ec2d's image anew: that tag is this ec2d's own.
+    let copy = copy_of(&source, theirs, "copy");
+    store.images().create(std::slice::from_ref(&copy)).unwrap();
+    reconcile_image(&ctx, &copy.metadata.name).await;
+    assert!(tagged(&fake, &copy.spec.reference));
+    assert!(store
+        .spec_view()
+        .deregister_image(&copy.metadata.name, "eu-west-1")
+        .unwrap());
+    reconcile_image(&ctx, &copy.metadata.name).await;
+    let _ = discover(&ctx).await;
+    assert!(!tagged(&fake, &copy.spec.reference));
+    assert!(tagged(&fake, theirs));
+    assert!(store.images().get(&copy.metadata.name).unwrap().is_none());
+    assert!(
+        store.catalog().get("ami-0abc1234").unwrap().is_some(),
+        "the source is still discovered"
+    );
+}
+
+#[tokio::test]
 async fn a_commit_deregistered_before_it_ran_never_runs() {
     let (ctx, fake, store) = context(true);
     let id = launch(&store);

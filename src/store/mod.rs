@@ -65,7 +65,9 @@ pub struct Store {
     image_tokens: sled::Tree,
     /// Deregistered AMI ids -> the region they belonged to (`*` for one discovered from a
     /// Docker tag): DescribeImages leaves such an id out of its answer instead of calling it
-    /// unknown, as EC2 does for a deregistered AMI. Kept for good: AMI ids are never reused.
+    /// unknown, as EC2 does for a deregistered AMI; discovery leaves out another ec2d's image
+    /// under such a discovered id (its tag is kept for that ec2d). Kept for good: AMI ids are
+    /// never reused.
     deregistered_images: sled::Tree,
     /// `<region>/<template name>` -> launch template id.
     launch_template_names: sled::Tree,

@@ -7,7 +7,7 @@
 //! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
 //! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`], [`Store::deregister_image`] |
 //! | `images.client-tokens` | `<region>/<token>` | image id | [`Store::create_image`] for a CopyImage with a ClientToken (stale once its record is collected) |
-//! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good |
+//! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good (read by DescribeImages and discovery) |
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`] (stale once its template is deleted) |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |

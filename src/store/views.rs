@@ -355,6 +355,11 @@ impl StatusStore {
         self.0.watch_specs()
     }
 
+    /// See [`Store::was_deregistered`] (read: DeregisterImage remembers the ids).
+    pub fn was_deregistered(&self, id: &str, region: &str) -> Result<bool, StoreError> {
+        self.0.was_deregistered(id, region)
+    }
+
     /// See [`Store::write_console_output`]: observed state, the reconciler's to write.
     pub fn write_console_output(
         &self,
