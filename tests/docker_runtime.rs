@@ -54,6 +54,9 @@ fn container_name(id: &InstanceId) -> String {
     format!("localstack-ec2.{id}")
 }
 
+/// The store id this file's containers are labelled with (no ec2d store has it).
+const TEST_STORE_ID: &str = "docker-runtime-test-store";
+
 /// A looping busybox container spec for a fresh instance, with its cleanup guard.
 fn looping_spec() -> (InstanceId, ContainerSpec, ContainerGuard) {
     let id = InstanceId::generate();
@@ -64,7 +67,10 @@ fn looping_spec() -> (InstanceId, ContainerSpec, ContainerGuard) {
         image: TEST_IMAGE.to_string(),
         cmd: Some(vec!["sh".into(), "-c".into(), LOOP_CMD.into()]),
         env: vec!["EC2D_TEST=1".into()],
-        labels: BTreeMap::from([("ec2d.test".to_string(), "docker_runtime".to_string())]),
+        labels: BTreeMap::from([
+            ("ec2d.test".to_string(), "docker_runtime".to_string()),
+            (labels::STORE_ID.to_string(), TEST_STORE_ID.to_string()),
+        ]),
         init: true,
         ports: vec![PortRequest {
             container_port: 22,
@@ -184,6 +190,11 @@ async fn lifecycle_create_pause_commit_stop_start_remove() {
     assert_eq!(found.docker_id, image_id);
     assert!(found.created.is_some() && found.size_bytes.is_some());
     assert!(found.architecture.as_deref().is_some_and(|a| !a.is_empty()));
+    assert_eq!(
+        found.store_id.as_deref(),
+        Some(TEST_STORE_ID),
+        "a commit keeps the container's labels, the store id with them"
+    );
 
     rt.unpause(&cid).await.unwrap();
     assert_eq!(state_of(&rt, &id).await, ContainerState::Running);

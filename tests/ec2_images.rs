@@ -881,6 +881,11 @@ async fn deregister_image_hides_the_ami_at_once_and_frees_its_name() {
 async fn deregister_image_of_a_discovered_ami_records_the_wish_to_untag_it() {
     let h = Harness::docker();
     assert_eq!(described_images(&h, &[]).await, vec![AMI.to_string()]);
+    let discovered = h.store.catalog().get(AMI).unwrap().unwrap();
+    assert_eq!(
+        discovered.metadata.namespace, "*",
+        "the fixture files it where discovery does"
+    );
     deregister(&h, AMI).await.ok("DeregisterImage");
     let record = h
         .store
@@ -1123,6 +1128,171 @@ async fn image_attributes_are_read_and_changed_by_their_owner() {
         .err("InvalidAMIID.NotFound");
 }
 
+/// The shapes Terraform and Ansible send: `Attribute` naming the attribute their structured
+/// parameter changes too (Terraform's `aws_ami_launch_permission`, Ansible's `ec2_ami` update
+/// of launch permissions and of the description), in Ansible's capitals on its create path.
+#[tokio::test]
+async fn modify_image_attribute_takes_the_shapes_terraform_and_ansible_send() {
+    let h = Harness::docker();
+    let id = h.run_one().await;
+    h.observe(&id, InstanceState::Running, None);
+    let ami = create_image(&h, &id, "clients")
+        .await
+        .ok("CreateImage")
+        .text_at("imageId")
+        .to_string();
+    let shared = |h: &Harness, ami: &str| {
+        let permissions = h
+            .store
+            .images()
+            .get(ami)
+            .unwrap()
+            .unwrap()
+            .spec
+            .launch_permissions;
+        (
+            permissions.public,
+            permissions.user_ids.into_iter().collect::<Vec<_>>(),
+        )
+    };
+
+    // Terraform's aws_ami_launch_permission (create, then destroy).
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Add.1.UserId", "111122223333"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(shared(&h, &ami), (false, vec!["111122223333".to_string()]));
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Remove.1.UserId", "111122223333"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(shared(&h, &ami), (false, vec![]));
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Add.1.Group", "all"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(shared(&h, &ami), (true, vec![]));
+
+    // Ansible's ec2_ami at create (`LaunchPermission`, capital L), then its update (both lists).
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "LaunchPermission"),
+            ("LaunchPermission.Add.1.UserId", "123456789012"),
+            ("LaunchPermission.Add.2.UserId", "210987654321"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "launchPermission"),
+            ("LaunchPermission.Add.1.UserId", "111122223333"),
+            ("LaunchPermission.Remove.1.Group", "all"),
+            ("LaunchPermission.Remove.2.UserId", "210987654321"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    assert_eq!(
+        shared(&h, &ami),
+        (
+            false,
+            vec!["111122223333".to_string(), "123456789012".to_string()]
+        )
+    );
+    // Ansible's description update: `Attribute=Description` with `Description.Value`.
+    modify(
+        &h,
+        &ami,
+        &[
+            ("Attribute", "Description"),
+            ("Description.Value", "by ansible"),
+        ],
+    )
+    .await
+    .ok("ModifyImageAttribute");
+    let doc = attribute(&h, &ami, "description")
+        .await
+        .ok("DescribeImageAttribute");
+    assert_eq!(doc.text_at("description/value"), "by ansible");
+
+    // Still one attribute at a time, and still a known one.
+    assert_eq!(
+        modify(
+            &h,
+            &ami,
+            &[("Attribute", "description"), ("ImdsSupport.Value", "v2.0")],
+        )
+        .await
+        .err("InvalidParameterCombination"),
+        "Only one attribute can be modified at a time."
+    );
+    assert_eq!(
+        modify(
+            &h,
+            &ami,
+            &[
+                ("Attribute", "launchpermission"),
+                ("Description.Value", "x"),
+                ("LaunchPermission.Add.1.Group", "all"),
+            ],
+        )
+        .await
+        .err("InvalidParameterCombination"),
+        "Only one attribute can be modified at a time."
+    );
+    assert_eq!(
+        modify(&h, &ami, &[("Attribute", "Colour"), ("Value", "red")])
+            .await
+            .err("InvalidParameterValue"),
+        "Value (Colour) for parameter attribute is invalid. Unknown attribute."
+    );
+    // Without its structured parameter, `Attribute=launchPermission` needs `OperationType`.
+    assert_eq!(
+        modify(
+            &h,
+            &ami,
+            &[
+                ("Attribute", "LaunchPermission"),
+                ("UserId.1", "123456789012")
+            ],
+        )
+        .await
+        .err("MissingParameter"),
+        "The request must contain the parameter OperationType"
+    );
+    assert_eq!(
+        shared(&h, &ami),
+        (
+            false,
+            vec!["111122223333".to_string(), "123456789012".to_string()]
+        ),
+        "refused requests change nothing"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // CopyImage
 
@@ -1191,6 +1361,7 @@ async fn copy_image_records_a_new_ami_in_the_callers_region() {
             source_image_id,
             source_region,
             source_reference,
+            ..
         } => {
             assert_eq!(source_image_id.as_str(), source);
             assert_eq!(source_region, "us-east-1");
@@ -1296,6 +1467,85 @@ async fn copy_image_records_a_new_ami_in_the_callers_region() {
     )
     .await
     .err("InvalidAMIID.NotFound");
+}
+
+/// botocore fills `ClientToken` in for every CopyImage (an idempotency token): its retry of a
+/// call whose answer was lost must get the same AMI, not a second copy.
+#[tokio::test]
+async fn copy_image_with_a_client_token_copies_once() {
+    let h = Harness::with_public_amis(VmManager::Mock);
+    let request = |name: &'static str, token: &'static str| {
+        vec![
+            ("SourceImageId", JAMMY),
+            ("SourceRegion", "us-west-2"),
+            ("Name", name),
+            ("Description", "retried"),
+            ("ClientToken", token),
+        ]
+    };
+    let first = copy(&h, "us-east-1", &request("my-jammy", "tok-1"))
+        .await
+        .ok("CopyImage")
+        .text_at("imageId")
+        .to_string();
+    let again = copy(&h, "us-east-1", &request("my-jammy", "tok-1"))
+        .await
+        .ok("CopyImage")
+        .text_at("imageId")
+        .to_string();
+    assert_eq!(again, first, "the retry answers the same AMI");
+    assert_eq!(h.store.images().len(), 1, "and copies nothing more");
+    // Still the same AMI once its description changed; a dry run of the retry is allowed.
+    modify(&h, &first, &[("Description.Value", "changed")])
+        .await
+        .ok("ModifyImageAttribute");
+    let mut dry = request("my-jammy", "tok-1");
+    dry.push(("DryRun", "true"));
+    copy(&h, "us-east-1", &dry)
+        .await
+        .err_status(StatusCode::PRECONDITION_FAILED, "DryRunOperation");
+    // The same token for another copy is a mismatch, whatever differs.
+    let mismatch = "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).";
+    assert_eq!(
+        copy(&h, "us-east-1", &request("other-name", "tok-1"))
+            .await
+            .err("IdempotentParameterMismatch"),
+        mismatch
+    );
+    let mut other_source = request("my-jammy", "tok-1");
+    other_source[0] = ("SourceImageId", AL2023);
+    assert_eq!(
+        copy(&h, "us-east-1", &other_source)
+            .await
+            .err("IdempotentParameterMismatch"),
+        mismatch
+    );
+    // Tokens are per region; another token is another copy (whose name must then be free).
+    let elsewhere = copy(&h, "eu-west-1", &request("my-jammy", "tok-1"))
+        .await
+        .ok("CopyImage")
+        .text_at("imageId")
+        .to_string();
+    assert_ne!(elsewhere, first);
+    copy(&h, "us-east-1", &request("my-jammy", "tok-2"))
+        .await
+        .err("InvalidAMIName.Duplicate");
+    assert_eq!(h.store.images().len(), 2);
+    let long = "t".repeat(65);
+    let mut too_long = request("my-jammy", "x");
+    too_long[4] = ("ClientToken", &long);
+    copy(&h, "us-east-1", &too_long)
+        .await
+        .err("InvalidParameterValue");
+    // A retry after the copy was deregistered still answers it, while its record is kept.
+    deregister(&h, &first).await.ok("DeregisterImage");
+    assert_eq!(
+        copy(&h, "us-east-1", &request("my-jammy", "tok-1"))
+            .await
+            .ok("CopyImage")
+            .text_at("imageId"),
+        first
+    );
 }
 
 #[tokio::test]

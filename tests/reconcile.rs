@@ -298,6 +298,11 @@ async fn catalog_follows_docker_tags() {
         Some("docker")
     );
     assert_eq!(entry.spec.name, "other");
+    assert_eq!(
+        entry.metadata.namespace,
+        ec2d::model::DISCOVERED_NAMESPACE,
+        "seen from every region; tests/common/api.rs `catalog_image` files its entries so too"
+    );
 
     fake.remove_image("localstack-ec2/other:ami-0abc1234");
     let _ = reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
@@ -939,6 +944,7 @@ fn copy_of(source: &ec2d::model::Image, source_reference: &str, name: &str) -> e
             source_image_id: ec2d::model::ImageId::parse(&source.metadata.name).unwrap(),
             source_region: source.metadata.namespace.clone(),
             source_reference: source_reference.to_string(),
+            client_token: None,
         },
         ec2d::model::AmiTag::new(name, id).to_string(),
     );
@@ -1105,10 +1111,9 @@ async fn a_deregistered_discovered_ami_is_untagged_and_a_failed_pass_converges_l
         RuntimeError::Unavailable("engine restarting".into()),
         1,
     );
-    assert!(reconcile::reconcile(ObjectRef::Catalog, ctx.clone())
-        .await
-        .is_err());
+    let _ = discover(&ctx).await;
     assert!(tagged(&fake, "localstack-ec2/found:ami-0abc1234"));
+    assert!(store.images().get("ami-0abc1234").unwrap().is_some());
     let restarted = Arc::new(Context::new(
         store.clone(),
         fake.clone(),
@@ -1128,6 +1133,164 @@ async fn a_deregistered_discovered_ami_is_untagged_and_a_failed_pass_converges_l
     fake.add_image("localstack-ec2/found:ami-0abc1234");
     let _ = discover(&ctx).await;
     assert!(store.catalog().get("ami-0abc1234").unwrap().is_some());
+}
+
+/// DeregisterImage of a discovered AMI, as the API writes it: a record of its id, marked.
+fn deregister_discovered(store: &Store, id: &str) {
+    let mut record = store.catalog().get(id).unwrap().unwrap();
+    record.spec.deregistered = true;
+    record.status = Default::default();
+    store
+        .spec_view()
+        .deregister_discovered_image(&record)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_untag_keeps_its_record_for_the_next_pass_and_discovery_goes_on() {
+    let (ctx, fake, store) = context(true);
+    fake.add_image("localstack-ec2/first:ami-0abc1234");
+    fake.add_image("localstack-ec2/second:ami-0def5678");
+    let _ = discover(&ctx).await;
+    for id in ["ami-0abc1234", "ami-0def5678"] {
+        deregister_discovered(&store, id);
+        reconcile_image(&ctx, id).await;
+    }
+    fake.add_image("localstack-ec2/new:ami-0123abcd");
+    // The first removal fails (not "in use", not "gone"): logged, and the pass goes on.
+    fake.fail_next(
+        Op::Untag,
+        RuntimeError::Failed("layer store: input/output error".into()),
+        1,
+    );
+    let action = discover(&ctx).await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(5)));
+    let untagged: Vec<_> = [
+        "localstack-ec2/first:ami-0abc1234",
+        "localstack-ec2/second:ami-0def5678",
+    ]
+    .into_iter()
+    .filter(|r| !tagged(&fake, r))
+    .collect();
+    assert_eq!(untagged.len(), 1, "the other tag went in the same pass");
+    let (failed, done) = if untagged[0].ends_with("ami-0abc1234") {
+        ("ami-0def5678", "ami-0abc1234")
+    } else {
+        ("ami-0abc1234", "ami-0def5678")
+    };
+    assert!(
+        store.images().get(failed).unwrap().is_some(),
+        "kept for the next pass"
+    );
+    assert!(store.images().get(done).unwrap().is_none());
+    assert!(
+        store.catalog().get("ami-0123abcd").unwrap().is_some(),
+        "discovery was not stopped"
+    );
+    assert!(
+        store.catalog().get(failed).unwrap().is_none(),
+        "still hidden"
+    );
+
+    let action = discover(&ctx).await;
+    assert_eq!(
+        action,
+        Action::requeue(Settings::default().converged_requeue)
+    );
+    assert!(store.images().get(failed).unwrap().is_none());
+    assert!(store.catalog().get(failed).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn deregistering_another_ec2ds_ami_here_keeps_its_tag() {
+    let (ctx, fake, store) = context(true);
+    let ours = ctx.store.id().to_string();
+    let label = |store_id: &str| {
+        std::collections::BTreeMap::from([(
+            ec2d::runtime::labels::STORE_ID.to_string(),
+            store_id.to_string(),
+        )])
+    };
+    // Another ec2d on the same engine committed this one; the user tagged the second; this
+    // ec2d's own store id is on the third (a tag the user added to an image ec2d committed).
+    let theirs = "localstack-ec2/theirs:ami-0abc1234";
+    let users = "localstack-ec2/users:ami-0def5678";
+    let own = "localstack-ec2/own:ami-0123abcd";
+    fake.add_labelled_image(theirs, label("6c1d0cf4-other-store"));
+    fake.add_image(users);
+    fake.add_labelled_image(own, label(&ours));
+    let _ = discover(&ctx).await;
+    for id in ["ami-0abc1234", "ami-0def5678", "ami-0123abcd"] {
+        assert!(
+            store.catalog().get(id).unwrap().is_some(),
+            "{id} discovered"
+        );
+        deregister_discovered(&store, id);
+        reconcile_image(&ctx, id).await;
+    }
+    let action = discover(&ctx).await;
+    assert_eq!(
+        action,
+        Action::requeue(Settings::default().converged_requeue)
+    );
+    assert!(tagged(&fake, theirs), "the other ec2d's AMI keeps its tag");
+    assert!(!tagged(&fake, users));
+    assert!(!tagged(&fake, own));
+    for id in ["ami-0abc1234", "ami-0def5678", "ami-0123abcd"] {
+        assert!(
+            store.images().get(id).unwrap().is_none(),
+            "{id}'s record dropped"
+        );
+    }
+    // Its record is gone, and still the AMI stays deregistered here.
+    for _ in 0..2 {
+        let _ = discover(&ctx).await;
+        assert!(store.catalog().get("ami-0abc1234").unwrap().is_none());
+        assert!(tagged(&fake, theirs));
+    }
+    // A tag of an image this ec2d's CreateImage committed carries this store's id.
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await.unwrap();
+    let committed = committed(&ctx, &store, &id, "mine").await;
+    let listed = fake.list_amis().await.unwrap();
+    let entry = listed
+        .iter()
+        .find(|a| a.ami_id.as_str() == committed.metadata.name)
+        .unwrap();
+    assert_eq!(entry.store_id.as_deref(), Some(ours.as_str()));
+}
+
+#[tokio::test]
+async fn a_copy_of_another_ec2ds_ami_loses_its_own_tag_when_deregistered() {
+    let (ctx, fake, store) = context(true);
+    let theirs = "localstack-ec2/theirs:ami-0abc1234";
+    fake.add_labelled_image(
+        theirs,
+        std::collections::BTreeMap::from([(
+            ec2d::runtime::labels::STORE_ID.to_string(),
+            "6c1d0cf4-other-store".to_string(),
+        )]),
+    );
+    let _ = discover(&ctx).await;
+    let source = store.catalog().get("ami-0abc1234").unwrap().unwrap();
+    // CopyImage here tags the other ec2d's image anew: that tag is this ec2d's own.
+    let copy = copy_of(&source, theirs, "copy");
+    store.images().create(std::slice::from_ref(&copy)).unwrap();
+    reconcile_image(&ctx, &copy.metadata.name).await;
+    assert!(tagged(&fake, &copy.spec.reference));
+    assert!(store
+        .spec_view()
+        .deregister_image(&copy.metadata.name, "eu-west-1")
+        .unwrap());
+    reconcile_image(&ctx, &copy.metadata.name).await;
+    let _ = discover(&ctx).await;
+    assert!(!tagged(&fake, &copy.spec.reference));
+    assert!(tagged(&fake, theirs));
+    assert!(store.images().get(&copy.metadata.name).unwrap().is_none());
+    assert!(
+        store.catalog().get("ami-0abc1234").unwrap().is_some(),
+        "the source is still discovered"
+    );
 }
 
 #[tokio::test]

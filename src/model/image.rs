@@ -107,6 +107,10 @@ pub enum ImageSource {
         source_region: String,
         /// The Docker image of the source AMI, resolved when the copy was asked for.
         source_reference: String,
+        /// The request's `ClientToken`: a retry with it answers this AMI (the store indexes
+        /// it per region, `images.client-tokens`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_token: Option<String>,
     },
 }
 

@@ -7,10 +7,10 @@
 //! a record is deleted only in a pass whose own listing (taken after its tags were removed)
 //! no longer has the AMI, and every later pass lists afresh.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{Context, ReconcileError};
 use crate::controller::Action;
@@ -24,16 +24,32 @@ use crate::runtime::{AmiImage, ContainerRuntime, RuntimeError};
 pub const CATALOG_REGION: &str = DISCOVERED_NAMESPACE;
 
 /// How soon to look again while a deregistered AMI's tag cannot go yet: the engine keeps an
-/// image's last tag while a container (an instance launched from it) uses the image.
+/// image's last tag while a container (an instance launched from it) uses the image, and a
+/// removal that failed otherwise is tried again.
 const IN_USE_REQUEUE: Duration = Duration::from_secs(5);
 
 /// List-and-untag rounds one pass makes at most (a tag listed again after its removal was
 /// added meanwhile; the next pass takes it).
 const UNTAG_ROUNDS: usize = 8;
 
+/// Whether an image listed with an AMI tag was committed by another ec2d process sharing the
+/// engine (its `ec2d.store-id` label names another store).
+fn foreign(ami: &AmiImage, store_id: &str) -> bool {
+    ami.store_id
+        .as_deref()
+        .is_some_and(|owner| owner != store_id)
+}
+
 /// Removes the tags of deregistered AMIs, re-lists the engine's AMI images, replaces the
 /// catalog with them (less the deregistered), then collects the deregistered records whose
 /// tags are gone.
+///
+/// A tag that cannot go yet stays for a later pass: while a container uses its image (the
+/// engine refuses), or when its removal failed otherwise (logged); its record is kept, and the
+/// pass carries on. A discovered AMI's tag on an image another ec2d committed (see
+/// [`foreign`]) is never removed: that ec2d's AMI relies on it. Its record is dropped, and the
+/// catalog leaves out such a tag of an id DeregisterImage remembers (`images.deregistered`),
+/// so the AMI stays deregistered here.
 pub(super) async fn reconcile<R: ContainerRuntime>(
     ctx: &Context<R>,
 ) -> Result<Action, ReconcileError> {
@@ -47,45 +63,77 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         .into_iter()
         .filter(|image| image.spec.deregistered)
         .collect();
-    let gone: HashSet<&str> = deregistered
+    let gone: HashMap<&str, &ImageSource> = deregistered
         .iter()
-        .map(|image| image.metadata.name.as_str())
+        .map(|image| (image.metadata.name.as_str(), &image.spec.source))
         .collect();
+    let store_id = ctx.store.id();
+    // Tags a deregistration leaves: another ec2d's image under a discovered AMI's tag.
+    let spared = |ami: &AmiImage| {
+        foreign(ami, store_id) && matches!(gone.get(ami.ami_id.as_str()), Some(ImageSource::Docker))
+    };
     let mut amis = ctx.runtime.list_amis().await?;
-    let mut in_use: BTreeMap<String, String> = BTreeMap::new();
+    // Tags that stay for a later pass, and why.
+    let mut kept: BTreeMap<String, String> = BTreeMap::new();
     for _ in 0..UNTAG_ROUNDS {
-        let doomed: Vec<String> = amis
+        let doomed: Vec<(String, String)> = amis
             .iter()
-            .filter(|a| gone.contains(a.ami_id.as_str()) && !in_use.contains_key(&a.reference))
-            .map(|a| a.reference.clone())
+            .filter(|a| {
+                gone.contains_key(a.ami_id.as_str())
+                    && !kept.contains_key(&a.reference)
+                    && !spared(a)
+            })
+            .map(|a| (a.ami_id.to_string(), a.reference.clone()))
             .collect();
         if doomed.is_empty() {
             break;
         }
-        for reference in doomed {
+        for (image_id, reference) in doomed {
             match ctx.runtime.remove_image_tag(&reference).await {
                 Ok(()) | Err(RuntimeError::NotFound(_)) => {
-                    info!(%reference, "tag of a deregistered AMI removed");
+                    info!(%image_id, %reference, "tag of a deregistered AMI removed");
                 }
                 Err(RuntimeError::Conflict(reason)) => {
-                    debug!(%reference, %reason, "tag of a deregistered AMI kept while its image is in use");
-                    in_use.insert(reference, reason);
+                    debug!(%image_id, %reference, %reason, "tag of a deregistered AMI kept while its image is in use");
+                    kept.insert(reference, reason);
                 }
-                Err(other) => return Err(other.into()),
+                Err(error) => {
+                    warn!(%image_id, %reference, %error, "could not remove the tag of a deregistered AMI; its record waits for the next pass");
+                    kept.insert(reference, error.to_string());
+                }
             }
         }
         amis = ctx.runtime.list_amis().await?;
     }
     let still_tagged: BTreeSet<String> = amis
         .iter()
-        .filter(|a| gone.contains(a.ami_id.as_str()))
+        .filter(|a| gone.contains_key(a.ami_id.as_str()) && !spared(a))
         .map(|a| a.ami_id.to_string())
         .collect();
-    let objects: Vec<_> = amis
-        .into_iter()
-        .filter(|a| !gone.contains(a.ami_id.as_str()))
-        .map(discovered)
-        .collect();
+    // Per AMI, the tags left to another ec2d, each with that ec2d's store id.
+    let mut left_to_others: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ami in amis.iter().filter(|a| spared(a)) {
+        left_to_others
+            .entry(ami.ami_id.to_string())
+            .or_default()
+            .push(format!(
+                "{} (store {})",
+                ami.reference,
+                ami.store_id.as_deref().unwrap_or_default()
+            ));
+    }
+    let mut objects = Vec::with_capacity(amis.len());
+    for ami in amis {
+        if gone.contains_key(ami.ami_id.as_str())
+            || (foreign(&ami, store_id)
+                && ctx
+                    .store
+                    .was_deregistered(ami.ami_id.as_str(), DISCOVERED_NAMESPACE)?)
+        {
+            continue;
+        }
+        objects.push(discovered(ami));
+    }
     let count = objects.len();
     ctx.store.catalog().replace_all(&objects)?;
     tracing::debug!(count, "ami catalog refreshed");
@@ -100,6 +148,9 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         if !acknowledged {
             unacknowledged = true;
         } else if !still_tagged.contains(id) {
+            if let Some(tags) = left_to_others.get(id) {
+                info!(image_id = %id, ?tags, "tag of a deregistered AMI kept: its image was committed by another ec2d sharing the engine (its store id label), whose AMI relies on it; the record goes and the AMI stays deregistered here");
+            }
             ctx.store.images().delete(id)?;
             info!(image_id = %id, "deregistered AMI collected");
         }

@@ -95,6 +95,8 @@ struct Inner {
     /// scan every container (mock mode holds thousands).
     names: HashMap<String, String>,
     images: BTreeMap<String, String>,
+    /// Labels by Docker image id: a commit's image carries its container's labels.
+    image_labels: HashMap<String, BTreeMap<String, String>>,
     calls: Vec<Call>,
     failures: HashMap<Op, (RuntimeError, usize)>,
     next_id: u64,
@@ -169,6 +171,14 @@ impl FakeRuntime {
         self.emit(RuntimeEvent::Image {
             action: "tag".into(),
         });
+    }
+
+    /// Adds an image with labels, as `docker build --label` (or another ec2d's commit) would.
+    pub fn add_labelled_image(&self, reference: &str, labels: BTreeMap<String, String>) {
+        self.add_image(reference);
+        let mut inner = self.lock();
+        let id = inner.images[reference].clone();
+        inner.image_labels.insert(id, labels);
     }
 
     /// Removes an image, as `docker rmi` would.
@@ -727,13 +737,19 @@ impl ContainerRuntime for FakeRuntime {
         tag: &str,
     ) -> RuntimeResult<String> {
         self.enter(Op::Commit, container_id)?;
-        if !self.lock().containers.contains_key(container_id) {
+        let Some(labels) = self
+            .lock()
+            .containers
+            .get(container_id)
+            .map(|c| c.spec.labels.clone())
+        else {
             return Err(RuntimeError::NotFound(format!(
                 "no such container: {container_id}"
             )));
-        }
+        };
         let reference = format!("{repository}:{tag}");
-        self.add_image(&reference);
+        // The engine's commit keeps the container's configuration, labels included.
+        self.add_labelled_image(&reference, labels);
         let id = self
             .lock()
             .images
@@ -793,6 +809,11 @@ impl ContainerRuntime for FakeRuntime {
                     created: None,
                     size_bytes: Some(1024),
                     architecture: Some("amd64".into()),
+                    store_id: inner
+                        .image_labels
+                        .get(docker_id)
+                        .and_then(|l| l.get(labels::STORE_ID))
+                        .cloned(),
                 });
             }
         }

@@ -345,6 +345,10 @@ pub struct AmiImage {
     pub size_bytes: Option<i64>,
     /// Architecture word (`amd64`, `arm64`).
     pub architecture: Option<String>,
+    /// The image's `ec2d.store-id` label ([`labels::STORE_ID`]): an image committed from an
+    /// instance's container carries the container's labels, so this names the ec2d store
+    /// whose CreateImage made it (`None` for an image the user built or pulled).
+    pub store_id: Option<String>,
 }
 
 /// What the engine said about itself.

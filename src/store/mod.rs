@@ -61,9 +61,13 @@ pub struct Store {
     group_uses: sled::Tree,
     /// `<region>/<AMI name>` -> CreateImage record id.
     image_names: sled::Tree,
+    /// CopyImage's ClientToken index: `<region>/<token>` -> the copy's image id.
+    image_tokens: sled::Tree,
     /// Deregistered AMI ids -> the region they belonged to (`*` for one discovered from a
     /// Docker tag): DescribeImages leaves such an id out of its answer instead of calling it
-    /// unknown, as EC2 does for a deregistered AMI. Kept for good: AMI ids are never reused.
+    /// unknown, as EC2 does for a deregistered AMI; discovery leaves out another ec2d's image
+    /// under such a discovered id (its tag is kept for that ec2d). Kept for good: AMI ids are
+    /// never reused.
     deregistered_images: sled::Tree,
     /// `<region>/<template name>` -> launch template id.
     launch_template_names: sled::Tree,
@@ -149,6 +153,7 @@ impl Store {
             group_names: db.open_tree("security_groups.names")?,
             group_uses: db.open_tree("security_groups.uses")?,
             image_names: db.open_tree("images.names")?,
+            image_tokens: db.open_tree("images.client-tokens")?,
             deregistered_images: db.open_tree("images.deregistered")?,
             launch_template_names: db.open_tree("launch_templates.names")?,
             launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,

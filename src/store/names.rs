@@ -6,7 +6,8 @@
 //! | `key_pairs.names` | `<region>/<key name>` | key pair id | [`Store::create_key_pair`], [`Store::delete_key_pair`] |
 //! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
 //! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`], [`Store::deregister_image`] |
-//! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good |
+//! | `images.client-tokens` | `<region>/<token>` | image id | [`Store::create_image`] for a CopyImage with a ClientToken (stale once its record is collected) |
+//! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good (read by DescribeImages and discovery) |
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`]; entries older versions left stale are pruned at open |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
@@ -31,8 +32,8 @@ use sled::Transactional;
 
 use super::{client_token_key, Collection, Store, StoreError};
 use crate::model::{
-    Image, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup, DISCOVERED_NAMESPACE,
-    IMAGE_KIND, KEY_PAIR_KIND, LAUNCH_TEMPLATE_KIND, SECURITY_GROUP_KIND,
+    Image, ImageSource, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup,
+    DISCOVERED_NAMESPACE, IMAGE_KIND, KEY_PAIR_KIND, LAUNCH_TEMPLATE_KIND, SECURITY_GROUP_KIND,
 };
 
 /// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
@@ -81,6 +82,29 @@ fn lossy(bytes: &[u8]) -> String {
 /// Fails the transaction with `e`, writing nothing.
 fn fail<T>(e: StoreError) -> ConflictableTransactionResult<T, StoreError> {
     Err(ConflictableTransactionError::Abort(e))
+}
+
+/// Inside a transaction: claims a ClientToken's entry `key` for the record `id`. Aborts with
+/// `NameTaken` (kind [`CLIENT_TOKEN_KIND`], holder the record the token made) while that
+/// record exists; an entry whose record is gone is stale and taken over.
+fn claim_token(
+    spec: &TransactionalTree,
+    tokens: &TransactionalTree,
+    key: &[u8],
+    token: &str,
+    id: &str,
+) -> ConflictableTransactionResult<(), StoreError> {
+    if let Some(holder) = tokens.get(key)? {
+        if spec.get(&holder)?.is_some() {
+            return abort(StoreError::NameTaken {
+                kind: CLIENT_TOKEN_KIND,
+                name: token.to_string(),
+                holder: lossy(&holder),
+            });
+        }
+    }
+    tokens.insert(key, id.as_bytes())?;
+    Ok(())
 }
 
 /// Inside a transaction: writes a new record's spec and claims its name. Aborts with
@@ -345,16 +369,58 @@ impl Store {
         )
     }
 
-    /// Stores a CreateImage record and claims its AMI name in its region, in one transaction:
-    /// `NameTaken` (and nothing written) when another CreateImage record of the region has it.
+    /// Stores a CreateImage or CopyImage record, claiming its AMI name in its region and, for
+    /// a copy asked for with a ClientToken, the token there, in one transaction: `NameTaken`
+    /// (and nothing written) when another record of the region has the name (kind
+    /// [`IMAGE_KIND`]) or the token made a copy that still has its record (kind
+    /// [`CLIENT_TOKEN_KIND`], holder that copy's id).
     pub fn create_image(&self, image: &Image) -> Result<(), StoreError> {
-        self.images.create_named(
-            IMAGE_KIND,
-            &self.image_names,
-            image,
-            image_name_key,
-            &image.spec.name,
-        )
+        let images = &self.images;
+        let bytes = images.encode_spec(image)?;
+        let name_key = image_name_key(image);
+        let id = image.metadata.name.as_str();
+        let token = match &image.spec.source {
+            ImageSource::Copy {
+                client_token: Some(token),
+                ..
+            } => Some((token, client_token_key(&image.metadata.namespace, token))),
+            _ => None,
+        };
+        let writing = images.writing();
+        finish(
+            (images.spec_tree(), &self.image_names, &self.image_tokens).transaction(
+                |(spec, names, tokens)| {
+                    if let Some((token, key)) = &token {
+                        claim_token(spec, tokens, key, token, id)?;
+                    }
+                    claim(
+                        IMAGE_KIND,
+                        spec,
+                        names,
+                        id,
+                        &bytes,
+                        &name_key,
+                        &image.spec.name,
+                    )
+                },
+            ),
+        )?;
+        drop(writing);
+        images.make_durable()
+    }
+
+    /// The id of the AMI a CopyImage with this ClientToken made in the region, while its
+    /// record exists (deregistered or not: the same request still answers the same AMI).
+    pub fn image_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(holder) = self.image_tokens.get(client_token_key(region, token))? else {
+            return Ok(None);
+        };
+        let id = lossy(&holder);
+        Ok(self.images.get(&id)?.map(|_| id))
     }
 
     /// Stores a new launch template, claiming its name in its region and, when it has one,
@@ -380,17 +446,8 @@ impl Store {
                 &self.launch_template_tokens,
             )
                 .transaction(|(spec, names, tokens)| {
-                    if let Some(key) = &token_key {
-                        if let Some(holder) = tokens.get(key)? {
-                            if spec.get(&holder)?.is_some() {
-                                return abort(StoreError::NameTaken {
-                                    kind: CLIENT_TOKEN_KIND,
-                                    name: template.spec.client_token.clone().unwrap_or_default(),
-                                    holder: lossy(&holder),
-                                });
-                            }
-                        }
-                        tokens.insert(key.as_slice(), id.as_bytes())?;
+                    if let (Some(key), Some(token)) = (&token_key, &template.spec.client_token) {
+                        claim_token(spec, tokens, key, token, id)?;
                     }
                     claim(
                         LAUNCH_TEMPLATE_KIND,
@@ -872,6 +929,76 @@ mod tests {
         );
         store.create_launch_template(&second).unwrap();
         store.create_launch_template(&template("web")).unwrap();
+    }
+
+    /// A CopyImage record asked for with `token`.
+    fn copy(name: &str, token: &str) -> Image {
+        let mut image = image(name);
+        image.spec.source = ImageSource::Copy {
+            source_image_id: crate::model::ImageId::generate(),
+            source_region: REGION.into(),
+            source_reference: "localstack-ec2/source:ami-12345678".into(),
+            client_token: Some(token.into()),
+        };
+        image
+    }
+
+    #[test]
+    fn racing_copies_with_one_client_token_copy_once() {
+        let store = Store::temporary().unwrap();
+        for round in 0..10 {
+            const THREADS: usize = 6;
+            let token = format!("tok-{round}");
+            let barrier = Arc::new(Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|n| {
+                    let (store, barrier) = (store.clone(), barrier.clone());
+                    let image = copy(&format!("copy-{round}-{n}"), &token);
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let id = image.metadata.name.clone();
+                        (id, store.create_image(&image))
+                    })
+                })
+                .collect();
+            let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let winners: Vec<&String> = outcomes
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(winners.len(), 1, "round {round}");
+            for (_, outcome) in &outcomes {
+                if let Err(e) = outcome {
+                    assert_eq!(
+                        *e,
+                        StoreError::NameTaken {
+                            kind: CLIENT_TOKEN_KIND,
+                            name: token.clone(),
+                            holder: winners[0].clone(),
+                        }
+                    );
+                }
+            }
+            assert_eq!(
+                store.image_for_client_token(REGION, &token).unwrap(),
+                Some(winners[0].clone())
+            );
+        }
+        assert_eq!(store.images().len(), 10);
+        assert_eq!(store.image_names.len(), 10, "losers claimed no name");
+        // Tokens are per region, and a token whose copy was collected is free again.
+        assert_eq!(
+            store.image_for_client_token("eu-west-1", "tok-0").unwrap(),
+            None
+        );
+        let holder = store
+            .image_for_client_token(REGION, "tok-0")
+            .unwrap()
+            .unwrap();
+        store.images().delete(&holder).unwrap();
+        assert_eq!(store.image_for_client_token(REGION, "tok-0").unwrap(), None);
+        store.create_image(&copy("again", "tok-0")).unwrap();
     }
 
     #[test]

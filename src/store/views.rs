@@ -274,6 +274,15 @@ impl SpecStore {
         self.0.create_image(image)
     }
 
+    /// See [`Store::image_for_client_token`].
+    pub fn image_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.image_for_client_token(region, token)
+    }
+
     /// See [`Store::count_group_uses`].
     pub fn count_group_uses(&self, group_ids: &[&str]) -> Result<(), StoreError> {
         self.0.count_group_uses(group_ids)
@@ -344,6 +353,11 @@ impl StatusStore {
     /// See [`Store::watch_specs`].
     pub fn watch_specs(&self) -> BoxStream<'static, SpecChanged> {
         self.0.watch_specs()
+    }
+
+    /// See [`Store::was_deregistered`] (read: DeregisterImage remembers the ids).
+    pub fn was_deregistered(&self, id: &str, region: &str) -> Result<bool, StoreError> {
+        self.0.was_deregistered(id, region)
     }
 
     /// See [`Store::write_console_output`]: observed state, the reconciler's to write.

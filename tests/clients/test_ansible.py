@@ -12,7 +12,8 @@ ec2_security_group (rules, idempotent rerun, update, delete),
 ec2_security_group_info, ec2_instance (wait, exact_count by Name tag,
 idempotent rerun, stopped, started, restarted, absent; options compared and
 changed in place), ec2_instance_info,
-ec2_tag, ec2_tag_info, ec2_ami (from an instance, wait, absent), ec2_ami_info,
+ec2_tag, ec2_tag_info, ec2_ami (from an instance, wait, launch permissions at
+create and update, absent), ec2_ami_info,
 and the aws_ec2 inventory plugin.
 """
 
@@ -1030,6 +1031,10 @@ def test_ansible_ec2_ami(ansible, ec2, cleanup, prefix, busybox_ami):
             description: made by ansible
             tags:
               team: ansible
+            # shared after the wait: ModifyImageAttribute with Attribute=LaunchPermission
+            # (capital L) and LaunchPermission.Add.N.UserId
+            launch_permissions:
+              user_ids: ["123456789012"]
             wait: true
             wait_timeout: 120
           register: image
@@ -1049,7 +1054,17 @@ def test_ansible_ec2_ami(ansible, ec2, cleanup, prefix, busybox_ami):
               team: ansible
             # ec2d tags every AMI ec2_vm_manager=docker, as LocalStack does
             purge_tags: false
+            launch_permissions:
+              user_ids: ["123456789012"]
           register: same
+        - name: share it with another account instead
+          amazon.aws.ec2_ami:
+            image_id: "{{ image.image_id }}"
+            purge_tags: false
+            # Attribute=launchPermission with LaunchPermission.Add and .Remove
+            launch_permissions:
+              user_ids: ["210987654321"]
+          register: reshared
         - name: check the image
           ansible.builtin.assert:
             that:
@@ -1059,13 +1074,15 @@ def test_ansible_ec2_ami(ansible, ec2, cleanup, prefix, busybox_ami):
               - image.description == 'made by ansible'
               - image.state == 'available'
               - image.tags.team == 'ansible'
-              - image.launch_permissions == []
+              - image.launch_permissions | map(attribute='user_id') | list == ['123456789012']
               # without an image_id ec2_ami always calls CreateImage, and EC2 refuses a
               # name in use (the module drops the error code; boto3 checks it below)
               - duplicate is failed
               - duplicate.msg is search('Error registering/creating image')
               - same is not changed
               - same.image_id == image.image_id
+              - reshared is changed
+              - reshared.launch_permissions | map(attribute='user_id') | list == ['210987654321']
         - name: find it by name
           amazon.aws.ec2_ami_info:
             owners: self
@@ -1086,7 +1103,7 @@ def test_ansible_ec2_ami(ansible, ec2, cleanup, prefix, busybox_ami):
               - mine.images[0].state == 'available'
               - mine.images[0].name == image_name
               - mine.images[0].tags.team == 'ansible'
-              - mine.images[0].launch_permissions == []
+              - mine.images[0].launch_permissions | map(attribute='user_id') | list == ['210987654321']
               - nothing.images == []
         """,
         {"prefix": prefix, "ami": busybox_ami["id"], "image_name": image_name},
@@ -1106,6 +1123,8 @@ def test_ansible_ec2_ami(ansible, ec2, cleanup, prefix, busybox_ami):
     assert img["Name"] == image_name and img["State"] == "available", img
     assert img.get("Description") == "made by ansible", img
     assert h.tag_dict(img.get("Tags")) == {"team": "ansible", "ec2_vm_manager": "docker"}, img
+    shared = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
+    assert shared == [{"UserId": "210987654321"}], shared
     with pytest.raises(ClientError) as dup:
         ec2.create_image(InstanceId=source[0], Name=image_name)
     assert dup.value.response["Error"]["Code"] == "InvalidAMIName.Duplicate", dup.value.response

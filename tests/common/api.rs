@@ -16,7 +16,7 @@ use ec2d::api::{router, ApiState, Introspection, Nudge};
 use ec2d::config::VmManager;
 use ec2d::model::{
     now, ContainerObservation, Image, ImageSource, ImageSpec, ImageState, ImageStatus, Instance,
-    InstanceState, Object, ObjectMeta, API_VERSION, IMAGE_KIND,
+    InstanceState, Object, ObjectMeta, API_VERSION, DISCOVERED_NAMESPACE, IMAGE_KIND,
 };
 use ec2d::store::Store;
 use quick_xml::events::Event;
@@ -306,12 +306,13 @@ impl Harness {
     }
 }
 
-/// A catalog image as discovery writes it from a `localstack-ec2/<name>:<id>` tag.
+/// A catalog image as discovery writes it from a `localstack-ec2/<name>:<id>` tag: filed under
+/// the catalog's namespace ([`DISCOVERED_NAMESPACE`]), not a region, as it is seen from all.
 pub fn catalog_image(id: &str, name: &str, state: Option<ImageState>) -> Image {
     Object {
         api_version: API_VERSION.to_string(),
         kind: IMAGE_KIND.to_string(),
-        metadata: ObjectMeta::new(id, "us-east-1", now()),
+        metadata: ObjectMeta::new(id, DISCOVERED_NAMESPACE, now()),
         spec: ImageSpec {
             description: Some("from docker".to_string()),
             tags: [("ec2_vm_manager".to_string(), "docker".to_string())].into(),

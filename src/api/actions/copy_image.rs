@@ -1,10 +1,12 @@
-//! `CopyImage`: records a new AMI in the caller's region backed by the source AMI's Docker image (the reconciler tags that image with the copy's `localstack-ec2/<name>:<ami>`).
+//! `CopyImage`: records a new AMI in the caller's region backed by the source AMI's Docker image (the reconciler tags that image with the copy's `localstack-ec2/<name>:<ami>`); a ClientToken seen before answers its copy.
 
 use std::collections::BTreeMap;
 
-use crate::api::actions::create_image::{check_name_free, store_image, valid_ami_name};
+use crate::api::actions::create_image::{check_name_free, store_error, valid_ami_name};
+use crate::api::actions::run_instances::MAX_CLIENT_TOKEN;
 use crate::api::error::ApiError;
 use crate::api::images::{self, Ami};
+use crate::api::launch_templates::idempotent_mismatch;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
@@ -15,6 +17,7 @@ use crate::model::{
     docker_repository_name, now, AmiTag, Image, ImageId, ImageSource, ImageSpec, ImageState,
     ImageStatus, Object, ObjectMeta, API_VERSION, IMAGE_KIND, VM_MANAGER_TAG,
 };
+use crate::store::{StoreError, CLIENT_TOKEN_KIND};
 
 /// The longest `Description` EC2 accepts.
 const MAX_DESCRIPTION: usize = 255;
@@ -35,13 +38,28 @@ pub struct Request {
     /// Tags of `TagSpecification`s with `ResourceType=image` (snapshot tags are checked and
     /// ignored: ec2d has no snapshots yet).
     pub tags: BTreeMap<String, String>,
+    /// `ClientToken` (botocore fills one in for every call): a retry answers the same AMI.
+    pub client_token: Option<String>,
     /// `DryRun`.
     pub dry_run: bool,
 }
 
-/// Parses and validates everything that needs no store. `Encrypted`, `KmsKeyId` and
-/// `ClientToken` are accepted (ec2d's AMIs have no snapshots to encrypt); copies to an
-/// Outpost or a Local Zone are refused.
+/// `ClientToken`: at most 64 ASCII characters, as EC2's idempotency tokens; empty is none.
+fn client_token(params: &QueryParams) -> Result<Option<String>, ApiError> {
+    match params.get("ClientToken").filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(token) if token.len() <= MAX_CLIENT_TOKEN && token.is_ascii() => {
+            Ok(Some(token.to_string()))
+        }
+        Some(token) => Err(ApiError::invalid_value(format!(
+            "Value ({token}) for parameter clientToken is invalid. Expected at most {MAX_CLIENT_TOKEN} ASCII characters."
+        ))),
+    }
+}
+
+/// Parses and validates everything that needs no store. `Encrypted` and `KmsKeyId` are
+/// accepted (ec2d's AMIs have no snapshots to encrypt); copies to an Outpost or a Local Zone
+/// are refused.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let source_image_id = ImageId::parse(params.require("SourceImageId")?)?;
     let source_region = params.require("SourceRegion")?.to_string();
@@ -81,14 +99,54 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         description,
         copy_tags: params.bool("CopyImageTags")?.unwrap_or(false),
         tags: tags::tag_specifications(params, &["image", "snapshot"])?,
+        client_token: client_token(params)?,
         dry_run: kind::dry_run(params)?,
     })
+}
+
+/// The AMI an earlier CopyImage with this `ClientToken` made in the region, while its record
+/// exists; `IdempotentParameterMismatch` when that call copied another AMI or named the copy
+/// otherwise (what a copy keeps unchanged: its description and tags may have changed since).
+fn earlier(
+    state: &ApiState,
+    region: &str,
+    token: &str,
+    req: &Request,
+) -> Result<Option<ImageId>, ApiError> {
+    let Some(id) = state.store.image_for_client_token(region, token)? else {
+        return Ok(None);
+    };
+    let Some(image) = state.store.images().get(&id)? else {
+        return Ok(None);
+    };
+    let same = match &image.spec.source {
+        ImageSource::Copy {
+            source_image_id,
+            source_region,
+            ..
+        } => {
+            *source_image_id == req.source_image_id
+                && *source_region == req.source_region
+                && image.spec.name == req.name
+        }
+        _ => false,
+    };
+    if !same {
+        return Err(idempotent_mismatch());
+    }
+    kind::check_dry_run(req.dry_run)?;
+    Ok(Some(ImageId::parse(&id)?))
 }
 
 /// Checks the source (in `SourceRegion`: it must exist there and be available, and in
 /// `docker` mode have a Docker image) and the name (free in the caller's region), then writes
 /// the copy's record in the caller's region.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, ApiError> {
+    if let Some(token) = &req.client_token {
+        if let Some(id) = earlier(state, region, token, &req)? {
+            return Ok(id);
+        }
+    }
     if !all_regions(region).contains(&req.source_region) {
         return Err(ApiError::invalid_value(format!(
             "Invalid region: [{}]",
@@ -117,7 +175,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
             tags.extend(image.spec.tags.clone());
         }
     }
-    tags.extend(req.tags);
+    tags.extend(req.tags.clone());
     if state.vm_manager == VmManager::Docker {
         tags.insert(VM_MANAGER_TAG.to_string(), "docker".to_string());
     }
@@ -127,7 +185,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
         kind: IMAGE_KIND.to_string(),
         metadata: ObjectMeta::new(id.as_str(), region, now()),
         spec: ImageSpec {
-            description: req.description,
+            description: req.description.clone(),
             tags,
             boot_mode: source.boot_mode().map(str::to_string),
             ..ImageSpec::new(
@@ -136,13 +194,23 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
                     source_image_id: source_id.clone(),
                     source_region: req.source_region.clone(),
                     source_reference,
+                    client_token: req.client_token.clone(),
                 },
                 AmiTag::new(docker_repository_name(&req.name), id.clone()).to_string(),
             )
         },
         status: ImageStatus::default(),
     };
-    store_image(state, &image)?;
+    match state.store.create_image(&image) {
+        // A concurrent call with the same token won: answer with its copy.
+        Err(StoreError::NameTaken { kind, name, .. }) if kind == CLIENT_TOKEN_KIND => {
+            return earlier(state, region, &name, &req)?.ok_or_else(|| {
+                ApiError::internal(format!("the copy of ClientToken {name} vanished"))
+            });
+        }
+        Err(e) => return Err(store_error(e)),
+        Ok(()) => {}
+    }
     tracing::info!(image_id = %id, source = %source_id, source_region = %req.source_region, reference = %image.spec.reference, "image copy requested");
     Ok(id)
 }
@@ -170,8 +238,10 @@ mod tests {
     #[test]
     fn parse_happy_and_errors() {
         let req = q("SourceImageId=ami-12345678&SourceRegion=us-west-2&Name=copy&Description=d&CopyImageTags=true&Encrypted=false\
-                     &TagSpecification.1.ResourceType=image&TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=v")
+                     &TagSpecification.1.ResourceType=image&TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=v\
+                     &ClientToken=0f6e-retry")
         .unwrap();
+        assert_eq!(req.client_token.as_deref(), Some("0f6e-retry"));
         assert_eq!(req.source_region, "us-west-2");
         assert!(req.copy_tags);
         assert_eq!(req.tags["k"], "v");

@@ -144,10 +144,15 @@ pub fn check_name_free(state: &ApiState, region: &str, name: &str) -> Result<(),
 
 /// Stores a new AMI record, claiming its name in its region.
 pub fn store_image(state: &ApiState, image: &Image) -> Result<(), ApiError> {
-    match state.store.create_image(image) {
-        Ok(()) => Ok(()),
-        Err(StoreError::NameTaken { name, holder, .. }) => Err(duplicate(&name, &holder)),
-        Err(e) => Err(e.into()),
+    state.store.create_image(image).map_err(store_error)
+}
+
+/// A refused store of an AMI record as the client sees it: a name another record of the
+/// region holds is `InvalidAMIName.Duplicate`.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NameTaken { name, holder, .. } => duplicate(&name, &holder),
+        e => e.into(),
     }
 }
 

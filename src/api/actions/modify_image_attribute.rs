@@ -54,6 +54,27 @@ pub struct Request {
 /// other image attributes (`bootMode`, `kernel`, …) are read-only and read as unknown here.
 const MODIFIABLE: &[&str] = &["description", "launchPermission", "imdsSupport"];
 
+impl Change {
+    /// The attribute it changes, as [`MODIFIABLE`] spells it.
+    fn attribute(&self) -> &'static str {
+        match self {
+            Self::Description(_) => "description",
+            Self::LaunchPermission { .. } => "launchPermission",
+            Self::ImdsSupport => "imdsSupport",
+        }
+    }
+}
+
+/// `Attribute` as [`MODIFIABLE`] spells it. Compared without regard to case, as EC2 takes it:
+/// Ansible's `ec2_ami` sends `LaunchPermission` and `Description`.
+fn modifiable(attribute: &str) -> Result<&'static str, ApiError> {
+    MODIFIABLE
+        .iter()
+        .copied()
+        .find(|known| known.eq_ignore_ascii_case(attribute))
+        .ok_or_else(|| unknown_attribute(attribute))
+}
+
 fn combination(message: &str) -> ApiError {
     ApiError::invalid_combination(message)
 }
@@ -125,11 +146,8 @@ fn imds(value: &str) -> Result<Change, ApiError> {
     }
 }
 
-/// The `Attribute`/`Value`/`OperationType` spelling.
+/// The `Attribute`/`Value`/`OperationType` spelling of `attribute` (one of [`MODIFIABLE`]).
 fn by_attribute(params: &QueryParams, attribute: &str) -> Result<Change, ApiError> {
-    if !MODIFIABLE.contains(&attribute) {
-        return Err(unknown_attribute(attribute));
-    }
     match attribute {
         "description" => description(params.require("Value")?),
         "imdsSupport" => imds(params.require("Value")?),
@@ -166,28 +184,93 @@ fn by_attribute(params: &QueryParams, attribute: &str) -> Result<Change, ApiErro
     }
 }
 
-/// Parses and validates the request: exactly one attribute, in either spelling.
+/// Whether the request also spells a change of `attribute` the `Attribute` way (`Value`, or
+/// `UserId.N`/`UserGroup.N`/`Organization…Arn.N`), besides its structured parameter.
+fn has_plain_spelling(params: &QueryParams, attribute: &str) -> bool {
+    match attribute {
+        "launchPermission" => [
+            "UserId",
+            "UserGroup",
+            "OrganizationArn",
+            "OrganizationalUnitArn",
+        ]
+        .iter()
+        .any(|list| !params.list(list).is_empty()),
+        _ => params.get("Value").is_some(),
+    }
+}
+
+/// One change spelled both ways: launch permissions add up; a value must be the same.
+fn merge(structured: Change, plain: Change) -> Result<Change, ApiError> {
+    match (structured, plain) {
+        (
+            Change::LaunchPermission {
+                mut add,
+                mut remove,
+            },
+            Change::LaunchPermission {
+                add: more_add,
+                remove: more_remove,
+            },
+        ) => {
+            add.extend(more_add);
+            remove.extend(more_remove);
+            Ok(Change::LaunchPermission { add, remove })
+        }
+        (structured, plain) if structured == plain => Ok(structured),
+        (structured, _) => Err(combination(&format!(
+            "Value and {} name different values for the {} attribute.",
+            match structured.attribute() {
+                "description" => "Description.Value",
+                _ => "ImdsSupport.Value",
+            },
+            structured.attribute()
+        ))),
+    }
+}
+
+/// Parses and validates the request: exactly one attribute, named by `Attribute` (any case),
+/// by its own parameter (`Description.Value`, `ImdsSupport.Value`, `LaunchPermission.*`), or
+/// both, as Terraform's `aws_ami_launch_permission` and Ansible's `ec2_ami` send it
+/// (`Attribute=launchPermission` with `LaunchPermission.Add.N.UserId`). `Value` or
+/// `OperationType` with `UserId.N`/`UserGroup.N` is needed only when `Attribute` names an
+/// attribute its own parameter does not give.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let image_id = ImageId::parse(params.require("ImageId")?)?;
-    let mut changes = Vec::new();
-    if let Some(attribute) = params.get("Attribute").filter(|a| !a.is_empty()) {
-        changes.push(by_attribute(params, attribute)?);
-    }
+    let mut structured = Vec::new();
     if let Some(value) = params.get("Description.Value") {
-        changes.push(description(value)?);
+        structured.push(description(value)?);
     }
     if let Some(value) = params.get("ImdsSupport.Value") {
-        changes.push(imds(value)?);
+        structured.push(imds(value)?);
     }
     let add = grants(params, "LaunchPermission.Add")?;
     let remove = grants(params, "LaunchPermission.Remove")?;
     if !add.is_empty() || !remove.is_empty() {
-        changes.push(Change::LaunchPermission { add, remove });
+        structured.push(Change::LaunchPermission { add, remove });
     }
-    let change = match changes.len() {
-        0 => return Err(combination("No attributes specified.")),
-        1 => changes.pop().expect("one change"),
-        _ => return Err(combination("Only one attribute can be modified at a time.")),
+    let named = match params.get("Attribute").filter(|a| !a.is_empty()) {
+        Some(attribute) => Some(modifiable(attribute)?),
+        None => None,
+    };
+    let change = match named {
+        None => match structured.len() {
+            0 => return Err(combination("No attributes specified.")),
+            1 => structured.pop().expect("one change"),
+            _ => return Err(combination("Only one attribute can be modified at a time.")),
+        },
+        Some(attribute) => {
+            if structured.iter().any(|c| c.attribute() != attribute) {
+                return Err(combination("Only one attribute can be modified at a time."));
+            }
+            match structured.pop() {
+                None => by_attribute(params, attribute)?,
+                Some(change) if has_plain_spelling(params, attribute) => {
+                    merge(change, by_attribute(params, attribute)?)?
+                }
+                Some(change) => change,
+            }
+        }
     };
     Ok(Request {
         image_id,
@@ -317,6 +400,79 @@ mod tests {
                 .unwrap()
                 .change,
             Change::ImdsSupport
+        );
+    }
+
+    /// `Attribute` naming what the structured parameter changes is one change (Terraform's
+    /// and Ansible's requests), in any case; both spellings of one change add up.
+    #[test]
+    fn attribute_with_its_structured_parameter() {
+        let user = |id: &str| Grantee::User(id.into());
+        assert_eq!(
+            q("ImageId=ami-12345678&Attribute=launchPermission&LaunchPermission.Add.1.UserId=123456789012")
+                .unwrap()
+                .change,
+            Change::LaunchPermission {
+                add: [user("123456789012")].into(),
+                remove: BTreeSet::new(),
+            }
+        );
+        assert_eq!(
+            q("ImageId=ami-12345678&Attribute=LaunchPermission&LaunchPermission.Add.1.Group=all&LaunchPermission.Add.2.UserId=123456789012")
+                .unwrap()
+                .change,
+            Change::LaunchPermission {
+                add: [Grantee::All, user("123456789012")].into(),
+                remove: BTreeSet::new(),
+            }
+        );
+        assert_eq!(
+            q("ImageId=ami-12345678&Attribute=Description&Description.Value=new")
+                .unwrap()
+                .change,
+            Change::Description("new".into())
+        );
+        assert_eq!(
+            q("ImageId=ami-12345678&Attribute=IMDSSUPPORT&ImdsSupport.Value=v2.0")
+                .unwrap()
+                .change,
+            Change::ImdsSupport
+        );
+        assert_eq!(
+            q("ImageId=ami-12345678&Attribute=description&Value=same&Description.Value=same")
+                .unwrap()
+                .change,
+            Change::Description("same".into())
+        );
+        assert_eq!(
+            q("ImageId=ami-12345678&Attribute=launchPermission&LaunchPermission.Add.1.Group=all&OperationType=remove&UserId.1=123456789012")
+                .unwrap()
+                .change,
+            Change::LaunchPermission {
+                add: [Grantee::All].into(),
+                remove: [user("123456789012")].into(),
+            }
+        );
+        let message = |s: &str| q(s).unwrap_err().message;
+        assert_eq!(
+            message("ImageId=ami-12345678&Attribute=description&ImdsSupport.Value=v2.0"),
+            "Only one attribute can be modified at a time."
+        );
+        assert_eq!(
+            message("ImageId=ami-12345678&Attribute=description&Value=a&Description.Value=b"),
+            "Value and Description.Value name different values for the description attribute."
+        );
+        assert_eq!(
+            message("ImageId=ami-12345678&Attribute=launchPermission&LaunchPermission.Add.1.Group=all&UserId.1=123456789012"),
+            "The request must contain the parameter OperationType"
+        );
+        assert_eq!(
+            message("ImageId=ami-12345678&Attribute=LaunchPermission&UserId.1=123456789012"),
+            "The request must contain the parameter OperationType"
+        );
+        assert_eq!(
+            message("ImageId=ami-12345678&Attribute=launchPermission"),
+            "No attributes specified."
         );
     }
 

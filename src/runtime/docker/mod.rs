@@ -545,6 +545,7 @@ impl ContainerRuntime for DockerRuntime {
                     created: time::OffsetDateTime::from_unix_timestamp(img.created).ok(),
                     size_bytes: Some(img.size),
                     architecture: arch.get(&img.id).cloned().flatten(),
+                    store_id: img.labels.get(labels::STORE_ID).cloned(),
                 });
             }
         }
