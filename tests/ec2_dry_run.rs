@@ -215,6 +215,7 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ("DeleteKeyPair", vec![("KeyName", "kp")]),
         ("DescribeVpcs", vec![]),
         ("DescribeSubnets", vec![]),
+        ("DescribeNetworkInterfaces", vec![]),
         ("DescribeSecurityGroups", vec![]),
         (
             "CreateSecurityGroup",

@@ -97,6 +97,10 @@ pub const TABLE: &[Action] = &[
     read("DescribeVpcs", describe_vpcs::call),
     read("DescribeSubnets", describe_subnets::call),
     read("DescribeSecurityGroups", describe_security_groups::call),
+    read(
+        "DescribeNetworkInterfaces",
+        describe_network_interfaces::call,
+    ),
     write("CreateSecurityGroup", create_security_group::call),
     write("DeleteSecurityGroup", delete_security_group::call),
     write(

@@ -27,6 +27,7 @@ pub mod describe_instances;
 pub mod describe_key_pairs;
 pub mod describe_launch_template_versions;
 pub mod describe_launch_templates;
+pub mod describe_network_interfaces;
 pub mod describe_regions;
 pub mod describe_security_groups;
 pub mod describe_subnets;
