@@ -1,5 +1,6 @@
 //! The EC2 actions, one file each (the table in `dispatch` says which handler answers which `Action`).
 
+pub mod allocate_address;
 pub mod authorize_security_group;
 pub mod change_instance_state;
 pub mod copy_image;
@@ -15,6 +16,8 @@ pub mod delete_launch_template_versions;
 pub mod delete_security_group;
 pub mod delete_tags;
 pub mod deregister_image;
+pub mod describe_addresses;
+pub mod describe_addresses_attribute;
 pub mod describe_availability_zones;
 pub mod describe_image_attribute;
 pub mod describe_images;
@@ -42,5 +45,6 @@ pub mod modify_instance_metadata_options;
 pub mod modify_launch_template;
 pub mod monitor_instances;
 pub mod reboot_instances;
+pub mod release_address;
 pub mod revoke_security_group;
 pub mod run_instances;

@@ -1,5 +1,6 @@
 //! The declarations of the resource kinds the API serves, one file each.
 
+pub mod address;
 pub mod credit_specification;
 pub mod image;
 pub mod instance;
@@ -11,6 +12,7 @@ pub mod security_group;
 pub mod subnet;
 pub mod vpc;
 
+pub use address::AddressKind;
 pub use image::ImageKind;
 pub use instance::InstanceKind;
 pub use instance_type::InstanceTypeKind;
