@@ -133,8 +133,16 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         )
         .unwrap();
 
+    let address = h
+        .post(&[("Action", "AllocateAddress"), ("Domain", "vpc")])
+        .await
+        .ok("AllocateAddress")
+        .text_at("allocationId")
+        .to_string();
+
     let id = id.as_str();
     let ami = ami.as_str();
+    let address = address.as_str();
     let group = group_id.as_str();
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
@@ -215,6 +223,14 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ("DeleteKeyPair", vec![("KeyName", "kp")]),
         ("DescribeVpcs", vec![]),
         ("DescribeSubnets", vec![]),
+        ("DescribeNetworkInterfaces", vec![]),
+        ("AllocateAddress", vec![("Domain", "vpc")]),
+        ("DescribeAddresses", vec![]),
+        (
+            "DescribeAddressesAttribute",
+            vec![("Attribute", "domain-name")],
+        ),
+        ("ReleaseAddress", vec![("AllocationId", address)]),
         ("DescribeSecurityGroups", vec![]),
         (
             "CreateSecurityGroup",

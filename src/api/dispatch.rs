@@ -97,6 +97,17 @@ pub const TABLE: &[Action] = &[
     read("DescribeVpcs", describe_vpcs::call),
     read("DescribeSubnets", describe_subnets::call),
     read("DescribeSecurityGroups", describe_security_groups::call),
+    write("AllocateAddress", allocate_address::call),
+    read("DescribeAddresses", describe_addresses::call),
+    read(
+        "DescribeAddressesAttribute",
+        describe_addresses_attribute::call,
+    ),
+    write("ReleaseAddress", release_address::call),
+    read(
+        "DescribeNetworkInterfaces",
+        describe_network_interfaces::call,
+    ),
     write("CreateSecurityGroup", create_security_group::call),
     write("DeleteSecurityGroup", delete_security_group::call),
     write(

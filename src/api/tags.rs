@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::api::error::ApiError;
 use crate::api::kind::Kind;
 use crate::api::kinds::{
-    ImageKind, InstanceKind, KeyPairKind, LaunchTemplateKind, SecurityGroupKind,
+    AddressKind, ImageKind, InstanceKind, KeyPairKind, LaunchTemplateKind, SecurityGroupKind,
 };
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
@@ -108,7 +108,8 @@ impl Taggable {
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 5] = [
+pub static TAGGABLE: [Taggable; 6] = [
+    Taggable::of::<AddressKind>(),
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
     Taggable::of::<KeyPairKind>(),

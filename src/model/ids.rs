@@ -93,6 +93,11 @@ id_type!(
     LaunchTemplateId, "lt-", 17, &[17]
 );
 
+id_type!(
+    /// An Elastic IP's allocation id, `eipalloc-` and 17 hex digits.
+    AllocationId, "eipalloc-", 17, &[]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

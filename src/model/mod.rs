@@ -1,5 +1,6 @@
 //! Pure data: resource documents, ids, state machine and guards; no IO, no async.
 
+pub mod address;
 pub mod ami_tag;
 pub mod console;
 pub mod fixtures;
@@ -17,9 +18,10 @@ pub mod region;
 pub mod schema;
 pub mod state;
 
+pub use address::{Address, AddressSpec, AddressStatus, ADDRESS_KIND};
 pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
 pub use console::ConsoleOutput;
-pub use ids::{IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId};
+pub use ids::{AllocationId, IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId};
 pub use image::{docker_repository_name, DISCOVERED_NAMESPACE, IMAGE_KIND};
 pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions};
 pub use instance::{

@@ -3,7 +3,7 @@
 use schemars::schema::RootSchema;
 use schemars::schema_for;
 
-use super::{Image, Instance, KeyPair, LaunchTemplate, SecurityGroup};
+use super::{Address, Image, Instance, KeyPair, LaunchTemplate, SecurityGroup};
 
 /// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
 pub fn all() -> Vec<(&'static str, RootSchema)> {
@@ -17,12 +17,15 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
     titled(&mut key_pair, "KeyPair");
     let mut launch_template = schema_for!(LaunchTemplate);
     titled(&mut launch_template, "LaunchTemplate");
+    let mut address = schema_for!(Address);
+    titled(&mut address, "Address");
     vec![
         ("instance.v1alpha1.schema.json", instance),
         ("image.v1alpha1.schema.json", image),
         ("securitygroup.v1alpha1.schema.json", security_group),
         ("keypair.v1alpha1.schema.json", key_pair),
         ("launchtemplate.v1alpha1.schema.json", launch_template),
+        ("address.v1alpha1.schema.json", address),
     ]
 }
 

@@ -23,10 +23,10 @@ pub use error::StoreError;
 pub use names::CLIENT_TOKEN_KIND;
 pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 
+use crate::model::{AddressSpec, AddressStatus, LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{
     ConsoleOutput, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
 };
-use crate::model::{LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
 
 /// Which collection a watch event or key belongs to.
@@ -77,6 +77,8 @@ pub struct Store {
     /// alone writes. A tree of its own rather than a status field: up to 64 KiB per instance
     /// would otherwise be decoded, cloned and rewritten with every status of every pass.
     console: sled::Tree,
+    /// Elastic IP public address -> its allocation id: an address is allocated once per store.
+    address_ips: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -84,6 +86,7 @@ pub struct Store {
     key_pairs: Collection<KeyPairSpec, KeyPairStatus>,
     security_groups: Collection<SecurityGroupSpec, SecurityGroupStatus>,
     launch_templates: Collection<LaunchTemplateSpec, LaunchTemplateStatus>,
+    addresses: Collection<AddressSpec, AddressStatus>,
 }
 
 /// How long opening waits for the store's file lock: a previous ec2d on the same data dir may
@@ -158,6 +161,7 @@ impl Store {
             launch_template_names: db.open_tree("launch_templates.names")?,
             launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,
             console: db.open_tree("instances.console")?,
+            address_ips: db.open_tree("addresses.ips")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
@@ -173,6 +177,7 @@ impl Store {
                 "launch_templates",
                 crate::model::LAUNCH_TEMPLATE_KIND,
             )?,
+            addresses: Collection::open(&db, "addresses", crate::model::ADDRESS_KIND)?,
             db,
         };
         store.repair_client_token_index()?;
@@ -217,6 +222,12 @@ impl Store {
     /// reconciler (nothing in Docker backs them), so the status stays empty.
     pub fn launch_templates(&self) -> &Collection<LaunchTemplateSpec, LaunchTemplateStatus> {
         &self.launch_templates
+    }
+
+    /// Elastic IPs: spec from AllocateAddress and the tag actions; no reconciler, so the
+    /// status stays empty.
+    pub fn addresses(&self) -> &Collection<AddressSpec, AddressStatus> {
+        &self.addresses
     }
 
     /// Restores ClientToken index entries missing for stored instances, so a retried launch

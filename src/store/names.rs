@@ -32,12 +32,18 @@ use sled::Transactional;
 
 use super::{client_token_key, Collection, Store, StoreError};
 use crate::model::{
-    Image, ImageSource, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup,
-    DISCOVERED_NAMESPACE, IMAGE_KIND, KEY_PAIR_KIND, LAUNCH_TEMPLATE_KIND, SECURITY_GROUP_KIND,
+    Address, Image, ImageSource, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup,
+    ADDRESS_KIND, DISCOVERED_NAMESPACE, IMAGE_KIND, KEY_PAIR_KIND, LAUNCH_TEMPLATE_KIND,
+    SECURITY_GROUP_KIND,
 };
 
 /// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
 pub const CLIENT_TOKEN_KIND: &str = "ClientToken";
+
+/// The public address: an Elastic IP is allocated once per store, whatever the region.
+pub(super) fn address_ip_key(address: &Address) -> Vec<u8> {
+    address.spec.public_ip.clone().into_bytes()
+}
 
 /// `<region>/<key name>`: key pair names are unique per region.
 pub(super) fn key_pair_name_key(key_pair: &KeyPair) -> Vec<u8> {
@@ -261,6 +267,24 @@ enum GroupDelete {
 }
 
 impl Store {
+    /// Stores a new Elastic IP and claims its address in one transaction: `NameTaken` (and
+    /// nothing written) when another Elastic IP has the address.
+    pub fn create_address(&self, address: &Address) -> Result<(), StoreError> {
+        self.addresses.create_named(
+            ADDRESS_KIND,
+            &self.address_ips,
+            address,
+            address_ip_key,
+            &address.spec.public_ip,
+        )
+    }
+
+    /// Releases an Elastic IP and frees its address; returns it, `None` when there was none.
+    pub fn delete_address(&self, id: &str) -> Result<Option<Address>, StoreError> {
+        self.addresses
+            .delete_named(&self.address_ips, id, address_ip_key)
+    }
+
     /// Stores a new key pair and claims its name in its region, in one transaction:
     /// `NameTaken` (and nothing written) when another key pair of the region has the name.
     pub fn create_key_pair(&self, key_pair: &KeyPair) -> Result<(), StoreError> {

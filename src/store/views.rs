@@ -10,9 +10,10 @@ use serde::Serialize;
 use super::collection::{Change, Collection, Listing};
 use super::{SpecChanged, Store, StoreError};
 use crate::model::{
-    ConsoleOutput, Image, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPair,
-    KeyPairSpec, KeyPairStatus, LaunchTemplate, LaunchTemplateSpec, LaunchTemplateStatus, Object,
-    SecurityGroup, SecurityGroupSpec, SecurityGroupStatus, DISCOVERED_NAMESPACE,
+    Address, AddressSpec, AddressStatus, ConsoleOutput, Image, ImageSpec, ImageStatus,
+    InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec, KeyPairStatus, LaunchTemplate,
+    LaunchTemplateSpec, LaunchTemplateStatus, Object, SecurityGroup, SecurityGroupSpec,
+    SecurityGroupStatus, DISCOVERED_NAMESPACE,
 };
 
 /// A collection that can only be read.
@@ -214,6 +215,21 @@ impl SpecStore {
     /// Launch templates.
     pub fn launch_templates(&self) -> Specs<'_, LaunchTemplateSpec, LaunchTemplateStatus> {
         Specs(Reads(self.0.launch_templates()))
+    }
+
+    /// Elastic IPs.
+    pub fn addresses(&self) -> Specs<'_, AddressSpec, AddressStatus> {
+        Specs(Reads(self.0.addresses()))
+    }
+
+    /// See [`Store::create_address`].
+    pub fn create_address(&self, address: &Address) -> Result<(), StoreError> {
+        self.0.create_address(address)
+    }
+
+    /// See [`Store::delete_address`].
+    pub fn delete_address(&self, id: &str) -> Result<Option<Address>, StoreError> {
+        self.0.delete_address(id)
     }
 
     /// See [`Store::create_launch_template`].

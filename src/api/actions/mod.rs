@@ -1,5 +1,6 @@
 //! The EC2 actions, one file each (the table in `dispatch` says which handler answers which `Action`).
 
+pub mod allocate_address;
 pub mod authorize_security_group;
 pub mod change_instance_state;
 pub mod copy_image;
@@ -15,6 +16,8 @@ pub mod delete_launch_template_versions;
 pub mod delete_security_group;
 pub mod delete_tags;
 pub mod deregister_image;
+pub mod describe_addresses;
+pub mod describe_addresses_attribute;
 pub mod describe_availability_zones;
 pub mod describe_image_attribute;
 pub mod describe_images;
@@ -27,6 +30,7 @@ pub mod describe_instances;
 pub mod describe_key_pairs;
 pub mod describe_launch_template_versions;
 pub mod describe_launch_templates;
+pub mod describe_network_interfaces;
 pub mod describe_regions;
 pub mod describe_security_groups;
 pub mod describe_subnets;
@@ -41,5 +45,6 @@ pub mod modify_instance_metadata_options;
 pub mod modify_launch_template;
 pub mod monitor_instances;
 pub mod reboot_instances;
+pub mod release_address;
 pub mod revoke_security_group;
 pub mod run_instances;
