@@ -3,7 +3,7 @@
 use schemars::schema::RootSchema;
 use schemars::schema_for;
 
-use super::{Image, Instance, KeyPair, LaunchTemplate, SecurityGroup};
+use super::{Image, Instance, KeyPair, LaunchTemplate, SecurityGroup, SubnetRecord, VpcRecord};
 
 /// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
 pub fn all() -> Vec<(&'static str, RootSchema)> {
@@ -17,12 +17,18 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
     titled(&mut key_pair, "KeyPair");
     let mut launch_template = schema_for!(LaunchTemplate);
     titled(&mut launch_template, "LaunchTemplate");
+    let mut vpc = schema_for!(VpcRecord);
+    titled(&mut vpc, "Vpc");
+    let mut subnet = schema_for!(SubnetRecord);
+    titled(&mut subnet, "Subnet");
     vec![
         ("instance.v1alpha1.schema.json", instance),
         ("image.v1alpha1.schema.json", image),
         ("securitygroup.v1alpha1.schema.json", security_group),
         ("keypair.v1alpha1.schema.json", key_pair),
         ("launchtemplate.v1alpha1.schema.json", launch_template),
+        ("vpc.v1alpha1.schema.json", vpc),
+        ("subnet.v1alpha1.schema.json", subnet),
     ]
 }
 

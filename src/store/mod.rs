@@ -28,6 +28,7 @@ use crate::model::{
 };
 use crate::model::{LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
+use crate::model::{SubnetSpec, SubnetStatus, VpcSpec, VpcStatus};
 
 /// Which collection a watch event or key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +81,8 @@ pub struct Store {
     key_pairs: Collection<KeyPairSpec, KeyPairStatus>,
     security_groups: Collection<SecurityGroupSpec, SecurityGroupStatus>,
     launch_templates: Collection<LaunchTemplateSpec, LaunchTemplateStatus>,
+    vpcs: Collection<VpcSpec, VpcStatus>,
+    subnets: Collection<SubnetSpec, SubnetStatus>,
 }
 
 /// How long opening waits for the store's file lock: a previous ec2d on the same data dir may
@@ -168,6 +171,8 @@ impl Store {
                 "launch_templates",
                 crate::model::LAUNCH_TEMPLATE_KIND,
             )?,
+            vpcs: Collection::open(&db, "vpcs", crate::model::VPC_KIND)?,
+            subnets: Collection::open(&db, "subnets", crate::model::SUBNET_KIND)?,
             db,
         };
         store.repair_client_token_index()?;
@@ -195,6 +200,16 @@ impl Store {
     /// reconciler's image discovery (like a reflector cache), so both its trees have one writer.
     pub fn catalog(&self) -> &Collection<ImageSpec, ImageStatus> {
         &self.catalog
+    }
+
+    /// VPCs made by CreateVpc (the default VPC is derived): spec only, no reconciler yet.
+    pub fn vpcs(&self) -> &Collection<VpcSpec, VpcStatus> {
+        &self.vpcs
+    }
+
+    /// Subnets made by CreateSubnet (the default subnets are derived): spec only.
+    pub fn subnets(&self) -> &Collection<SubnetSpec, SubnetStatus> {
+        &self.subnets
     }
 
     /// Key pairs: spec from CreateKeyPair/ImportKeyPair; no reconciler, so the status stays empty.
