@@ -246,6 +246,14 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ("DescribeVpcs", vec![]),
         ("CreateVpc", vec![("CidrBlock", "10.2.0.0/16")]),
         ("DeleteVpc", vec![("VpcId", &empty_vpc)]),
+        (
+            "DescribeVpcAttribute",
+            vec![("VpcId", &vpc), ("Attribute", "enableDnsSupport")],
+        ),
+        (
+            "ModifyVpcAttribute",
+            vec![("VpcId", &vpc), ("EnableDnsHostnames.Value", "true")],
+        ),
         ("DescribeSubnets", vec![]),
         (
             "CreateSubnet",

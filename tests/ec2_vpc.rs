@@ -475,3 +475,96 @@ async fn launches_land_in_a_created_subnet_and_hold_it() {
         .await
         .ok("DeleteVpc");
 }
+
+#[tokio::test]
+async fn vpc_attributes_one_per_call() {
+    let h = Harness::new();
+    let vpc = create_vpc(&h, "10.0.0.0/16").await;
+    let attribute = |name: &'static str| {
+        let h = &h;
+        let vpc = vpc.clone();
+        async move {
+            let doc = h
+                .post(&[
+                    ("Action", "DescribeVpcAttribute"),
+                    ("VpcId", &vpc),
+                    ("Attribute", name),
+                ])
+                .await
+                .ok("DescribeVpcAttribute");
+            assert_eq!(doc.text("vpcId"), vpc);
+            doc.text_at(&format!("{name}/value")).to_string()
+        }
+    };
+    assert_eq!(attribute("enableDnsSupport").await, "true");
+    assert_eq!(attribute("enableDnsHostnames").await, "false");
+    assert_eq!(attribute("enableNetworkAddressUsageMetrics").await, "false");
+    h.post(&[
+        ("Action", "ModifyVpcAttribute"),
+        ("VpcId", &vpc),
+        ("EnableDnsHostnames.Value", "true"),
+    ])
+    .await
+    .ok("ModifyVpcAttribute");
+    assert_eq!(attribute("enableDnsHostnames").await, "true");
+    // Turning DNS support off under hostnames is refused; one attribute per call.
+    h.post(&[
+        ("Action", "ModifyVpcAttribute"),
+        ("VpcId", &vpc),
+        ("EnableDnsSupport.Value", "false"),
+    ])
+    .await
+    .err("InvalidParameterValue");
+    h.post(&[
+        ("Action", "ModifyVpcAttribute"),
+        ("VpcId", &vpc),
+        ("EnableDnsSupport.Value", "true"),
+        ("EnableDnsHostnames.Value", "true"),
+    ])
+    .await
+    .err("InvalidParameterCombination");
+    h.post(&[("Action", "ModifyVpcAttribute"), ("VpcId", &vpc)])
+        .await
+        .err("MissingParameter");
+    h.post(&[
+        ("Action", "ModifyVpcAttribute"),
+        ("VpcId", &vpc),
+        ("EnableNetworkAddressUsageMetrics.Value", "maybe"),
+    ])
+    .await
+    .err("InvalidParameterValue");
+    h.post(&[
+        ("Action", "DescribeVpcAttribute"),
+        ("VpcId", &vpc),
+        ("Attribute", "colour"),
+    ])
+    .await
+    .err("InvalidParameterValue");
+    h.post(&[
+        ("Action", "DescribeVpcAttribute"),
+        ("VpcId", "vpc-0000000000000000a"),
+        ("Attribute", "enableDnsSupport"),
+    ])
+    .await
+    .err("InvalidVpcID.NotFound");
+    // The derived default VPC answers its attributes.
+    let default = h
+        .post(&[
+            ("Action", "DescribeVpcs"),
+            ("Filter.1.Name", "is-default"),
+            ("Filter.1.Value.1", "true"),
+        ])
+        .await
+        .ok("DescribeVpcs")
+        .text_at("vpcSet/item/vpcId")
+        .to_string();
+    let doc = h
+        .post(&[
+            ("Action", "DescribeVpcAttribute"),
+            ("VpcId", &default),
+            ("Attribute", "enableDnsHostnames"),
+        ])
+        .await
+        .ok("DescribeVpcAttribute");
+    assert_eq!(doc.text_at("enableDnsHostnames/value"), "true");
+}

@@ -97,6 +97,8 @@ pub const TABLE: &[Action] = &[
     read("DescribeVpcs", describe_vpcs::call),
     write("CreateVpc", create_vpc::call),
     write("DeleteVpc", delete_vpc::call),
+    read("DescribeVpcAttribute", vpc_attribute::call_describe),
+    write("ModifyVpcAttribute", vpc_attribute::call_modify),
     read("DescribeSubnets", describe_subnets::call),
     write("CreateSubnet", create_subnet::call),
     write("DeleteSubnet", delete_subnet::call),

@@ -372,6 +372,8 @@ pub struct Vpc {
     pub instance_tenancy: String,
     /// User tags (none on the derived default VPC).
     pub tags: BTreeMap<String, String>,
+    /// `enableDnsSupport`, `enableDnsHostnames`, `enableNetworkAddressUsageMetrics`.
+    pub attributes: [bool; 3],
 }
 
 /// A default subnet: one per availability zone.
@@ -410,6 +412,8 @@ pub fn default_vpc(region: &str) -> Vpc {
         is_default: true,
         instance_tenancy: "default".to_string(),
         tags: BTreeMap::new(),
+        // A default VPC resolves DNS and gives hostnames.
+        attributes: [true, true, false],
     }
 }
 

@@ -47,3 +47,4 @@ pub mod monitor_instances;
 pub mod reboot_instances;
 pub mod revoke_security_group;
 pub mod run_instances;
+pub mod vpc_attribute;

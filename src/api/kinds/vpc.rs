@@ -32,6 +32,11 @@ pub fn vpc_view(record: &VpcRecord) -> Vpc {
         is_default: false,
         instance_tenancy: record.spec.instance_tenancy.clone(),
         tags: record.spec.tags.clone(),
+        attributes: [
+            record.spec.enable_dns_support,
+            record.spec.enable_dns_hostnames,
+            record.spec.enable_network_address_usage_metrics,
+        ],
     }
 }
 
