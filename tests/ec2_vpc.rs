@@ -568,3 +568,55 @@ async fn vpc_attributes_one_per_call() {
         .ok("DescribeVpcAttribute");
     assert_eq!(doc.text_at("enableDnsHostnames/value"), "true");
 }
+
+#[tokio::test]
+async fn created_vpcs_and_subnets_take_tags() {
+    let h = Harness::new();
+    let vpc = create_vpc(&h, "10.0.0.0/16").await;
+    let subnet = create_subnet(&h, &vpc, "10.0.1.0/24", "us-east-1a").await;
+    h.post(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &vpc),
+        ("ResourceId.2", &subnet),
+        ("Tag.1.Key", "Name"),
+        ("Tag.1.Value", "net"),
+    ])
+    .await
+    .ok("CreateTags");
+    let doc = h
+        .post(&[
+            ("Action", "DescribeTags"),
+            ("Filter.1.Name", "value"),
+            ("Filter.1.Value.1", "net"),
+        ])
+        .await
+        .ok("DescribeTags");
+    let mut types: Vec<String> = doc
+        .items("tagSet")
+        .iter()
+        .map(|i| i.text("resourceType").to_string())
+        .collect();
+    types.sort();
+    assert_eq!(types, vec!["subnet", "vpc"]);
+    let doc = h
+        .post(&[
+            ("Action", "DescribeSubnets"),
+            ("Filter.1.Name", "tag:Name"),
+            ("Filter.1.Value.1", "net"),
+        ])
+        .await
+        .ok("DescribeSubnets");
+    assert_eq!(doc.text_at("subnetSet/item/subnetId"), subnet);
+    h.post(&[
+        ("Action", "DeleteTags"),
+        ("ResourceId.1", &vpc),
+        ("Tag.1.Key", "Name"),
+    ])
+    .await
+    .ok("DeleteTags");
+    let doc = h
+        .post(&[("Action", "DescribeVpcs"), ("VpcId.1", &vpc)])
+        .await
+        .ok("DescribeVpcs");
+    assert!(!doc.path("vpcSet/item").has("tagSet"));
+}

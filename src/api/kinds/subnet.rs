@@ -122,7 +122,7 @@ impl Kind for SubnetKind {
         malformed: "InvalidSubnetID.Malformed",
         not_found: "InvalidSubnetID.NotFound",
     };
-    const TAG_TYPE: Option<&'static str> = None;
+    const TAG_TYPE: Option<&'static str> = Some("subnet");
     const FILTERS: &'static [&'static str] = &[
         "subnet-id",
         "vpc-id",
@@ -280,6 +280,30 @@ fn bool_text(b: bool) -> &'static str {
         "true"
     } else {
         "false"
+    }
+}
+
+/// Tags of stored subnets (the derived default ones store nothing to tag).
+impl crate::api::tags::Tagged for SubnetKind {
+    type Spec = crate::model::SubnetSpec;
+    type Status = crate::model::SubnetStatus;
+
+    fn collection(
+        store: &crate::store::SpecStore,
+    ) -> crate::store::Specs<'_, crate::model::SubnetSpec, crate::model::SubnetStatus> {
+        store.subnets()
+    }
+
+    fn spec_tags(spec: &crate::model::SubnetSpec) -> &crate::api::tags::Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut crate::model::SubnetSpec) -> &mut crate::api::tags::Tags {
+        &mut spec.tags
+    }
+
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        Self::check_id(id)
     }
 }
 

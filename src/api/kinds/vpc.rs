@@ -82,7 +82,7 @@ impl Kind for VpcKind {
         malformed: "InvalidVpcID.Malformed",
         not_found: "InvalidVpcID.NotFound",
     };
-    const TAG_TYPE: Option<&'static str> = None;
+    const TAG_TYPE: Option<&'static str> = Some("vpc");
     const FILTERS: &'static [&'static str] = &[
         "vpc-id",
         "cidr",
@@ -171,6 +171,30 @@ pub fn render_vpc(w: &mut XmlWriter, v: &Vpc, state: &str) {
         w.field("instanceTenancy", &v.instance_tenancy);
         w.field("isDefault", v.is_default);
         crate::api::render::render_tags(w, &v.tags);
+    }
+}
+
+/// Tags of stored vpcs (the derived default ones store nothing to tag).
+impl crate::api::tags::Tagged for VpcKind {
+    type Spec = crate::model::VpcSpec;
+    type Status = crate::model::VpcStatus;
+
+    fn collection(
+        store: &crate::store::SpecStore,
+    ) -> crate::store::Specs<'_, crate::model::VpcSpec, crate::model::VpcStatus> {
+        store.vpcs()
+    }
+
+    fn spec_tags(spec: &crate::model::VpcSpec) -> &crate::api::tags::Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut crate::model::VpcSpec) -> &mut crate::api::tags::Tags {
+        &mut spec.tags
+    }
+
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        Self::check_id(id)
     }
 }
 
