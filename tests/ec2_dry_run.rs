@@ -27,6 +27,12 @@ fn snapshot(h: &Harness) -> Vec<(String, u64)> {
     for t in store.launch_templates().list().unwrap().objects {
         all.push((t.metadata.name, t.metadata.resource_version));
     }
+    for v in store.vpcs().list().unwrap().objects {
+        all.push((v.metadata.name, v.metadata.resource_version));
+    }
+    for s in store.subnets().list().unwrap().objects {
+        all.push((s.metadata.name, s.metadata.resource_version));
+    }
     all
 }
 
@@ -139,6 +145,29 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .ok("AllocateAddress")
         .text_at("allocationId")
         .to_string();
+    // An empty VPC, and another with a subnet.
+    let empty_vpc = h
+        .post(&[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")])
+        .await
+        .ok("CreateVpc")
+        .text_at("vpc/vpcId")
+        .to_string();
+    let vpc = h
+        .post(&[("Action", "CreateVpc"), ("CidrBlock", "10.1.0.0/16")])
+        .await
+        .ok("CreateVpc")
+        .text_at("vpc/vpcId")
+        .to_string();
+    let subnet = h
+        .post(&[
+            ("Action", "CreateSubnet"),
+            ("VpcId", &vpc),
+            ("CidrBlock", "10.1.0.0/24"),
+        ])
+        .await
+        .ok("CreateSubnet")
+        .text_at("subnet/subnetId")
+        .to_string();
 
     let id = id.as_str();
     let ami = ami.as_str();
@@ -222,6 +251,16 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ("DescribeKeyPairs", vec![]),
         ("DeleteKeyPair", vec![("KeyName", "kp")]),
         ("DescribeVpcs", vec![]),
+        ("CreateVpc", vec![("CidrBlock", "10.2.0.0/16")]),
+        ("DeleteVpc", vec![("VpcId", &empty_vpc)]),
+        (
+            "DescribeVpcAttribute",
+            vec![("VpcId", &vpc), ("Attribute", "enableDnsSupport")],
+        ),
+        (
+            "ModifyVpcAttribute",
+            vec![("VpcId", &vpc), ("EnableDnsHostnames.Value", "true")],
+        ),
         ("DescribeSubnets", vec![]),
         ("DescribeNetworkInterfaces", vec![]),
         ("AllocateAddress", vec![("Domain", "vpc")]),
@@ -231,6 +270,11 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             vec![("Attribute", "domain-name")],
         ),
         ("ReleaseAddress", vec![("AllocationId", address)]),
+        (
+            "CreateSubnet",
+            vec![("VpcId", &vpc), ("CidrBlock", "10.1.1.0/24")],
+        ),
+        ("DeleteSubnet", vec![("SubnetId", &subnet)]),
         ("DescribeSecurityGroups", vec![]),
         (
             "CreateSecurityGroup",

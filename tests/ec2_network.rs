@@ -1802,9 +1802,9 @@ async fn network_resources_are_scoped_per_region() {
     assert_eq!(west.items("securityGroupInfo/item/ipPermissions").len(), 1);
 }
 
-/// CreateTags and DeleteTags answer EC2's errors: no `ResourceId` names `resourceIdSet`, and an
-/// id ec2d keeps nothing taggable under (the derived default VPC and subnets, unknown prefixes)
-/// is `InvalidID`.
+/// CreateTags and DeleteTags answer EC2's errors: no `ResourceId` names `resourceIdSet`, an id
+/// ec2d keeps nothing taggable under (unknown prefixes) is `InvalidID`, and the derived default
+/// VPC and subnets, which store nothing, are not found.
 #[tokio::test]
 async fn tag_actions_answer_ec2s_errors() {
     let h = Harness::new();
@@ -1815,12 +1815,19 @@ async fn tag_actions_answer_ec2s_errors() {
             .await
             .err("MissingParameter");
         assert_eq!(e, "The request must contain the parameter resourceIdSet");
-        for id in [
-            defaults.vpc.vpc_id.as_str(),
-            defaults.subnets[0].subnet_id.as_str(),
-            "eni-0123456789abcdef0",
-            "bogus",
+        // The derived default VPC and subnets store nothing to tag: their kinds' NotFound.
+        for (id, code) in [
+            (defaults.vpc.vpc_id.as_str(), "InvalidVpcID.NotFound"),
+            (
+                defaults.subnets[0].subnet_id.as_str(),
+                "InvalidSubnetID.NotFound",
+            ),
         ] {
+            h.post(&[("Action", action), ("ResourceId.1", id), ("Tag.1.Key", "k")])
+                .await
+                .err(code);
+        }
+        for id in ["eni-0123456789abcdef0", "bogus"] {
             let e = h
                 .post(&[("Action", action), ("ResourceId.1", id), ("Tag.1.Key", "k")])
                 .await

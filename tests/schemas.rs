@@ -71,6 +71,16 @@ fn example_objects_round_trip() {
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 serde_json::to_value(&object).unwrap()
             }
+            Some("Vpc") => {
+                let object: ec2d::model::VpcRecord = serde_json::from_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_json::to_value(&object).unwrap()
+            }
+            Some("Subnet") => {
+                let object: ec2d::model::SubnetRecord = serde_json::from_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_json::to_value(&object).unwrap()
+            }
             other => panic!("{}: unknown kind {other:?}", path.display()),
         };
         assert_eq!(reparsed, value, "{} does not round-trip", path.display());

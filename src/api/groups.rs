@@ -123,10 +123,13 @@ pub fn find_group(
             };
             Ok(stored.or_else(derived))
         }
-        // Every group lives in the default VPC, so a name is unique in the region.
-        GroupRef::Name(name) => Ok(region_groups(state, region)?
-            .into_iter()
-            .find(|g| g.spec.group_name == *name)),
+        // A name names a group of the default VPC, as in EC2 (names are unique per VPC).
+        GroupRef::Name(name) => {
+            let vpc_id = &region::defaults(region).vpc.vpc_id;
+            Ok(region_groups(state, region)?
+                .into_iter()
+                .find(|g| g.spec.group_name == *name && g.spec.vpc_id == *vpc_id))
+        }
     }
 }
 

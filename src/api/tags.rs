@@ -9,6 +9,7 @@ use crate::api::error::ApiError;
 use crate::api::kind::Kind;
 use crate::api::kinds::{
     AddressKind, ImageKind, InstanceKind, KeyPairKind, LaunchTemplateKind, SecurityGroupKind,
+    SubnetKind, VpcKind,
 };
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
@@ -108,13 +109,15 @@ impl Taggable {
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 6] = [
+pub static TAGGABLE: [Taggable; 8] = [
     Taggable::of::<AddressKind>(),
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
     Taggable::of::<KeyPairKind>(),
     Taggable::of::<ImageKind>(),
     Taggable::of::<LaunchTemplateKind>(),
+    Taggable::of::<VpcKind>(),
+    Taggable::of::<SubnetKind>(),
 ];
 
 /// A taggable resource, by id.
@@ -134,8 +137,8 @@ impl Eq for Resource {}
 
 impl Resource {
     /// Classifies an id by its prefix, with the `Malformed` error EC2 gives for a bad one and
-    /// `InvalidID` for a prefix ec2d keeps no taggable resource under (vpc and subnet ids
-    /// included: the default network is derived from the region and stores nothing to tag).
+    /// `InvalidID` for a prefix ec2d keeps no taggable resource under (the derived default VPC
+    /// and subnets store nothing to tag: their ids answer the kind's `NotFound`).
     pub fn parse(id: &str) -> Result<Self, ApiError> {
         let kind = TAGGABLE
             .iter()

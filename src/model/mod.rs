@@ -17,6 +17,7 @@ pub mod public_amis;
 pub mod region;
 pub mod schema;
 pub mod state;
+pub mod vpc;
 
 pub use address::{Address, AddressSpec, AddressStatus, ADDRESS_KIND};
 pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
@@ -47,6 +48,9 @@ pub use network::{
 pub use public_amis::PublicAmi;
 pub use state::{
     display_state, stop_never_ran, DesiredState, InstanceState, NeverRanError, TransitionError,
+};
+pub use vpc::{
+    SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus, SUBNET_KIND, VPC_KIND,
 };
 
 /// The tag every Docker-backed AMI and instance carries, as in LocalStack.

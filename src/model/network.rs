@@ -366,6 +366,14 @@ pub struct Vpc {
     pub cidr_association_id: String,
     /// `dopt-…`.
     pub dhcp_options_id: String,
+    /// Whether this is the region's default VPC.
+    pub is_default: bool,
+    /// `default` or `dedicated`.
+    pub instance_tenancy: String,
+    /// User tags (none on the derived default VPC).
+    pub tags: BTreeMap<String, String>,
+    /// `enableDnsSupport`, `enableDnsHostnames`, `enableNetworkAddressUsageMetrics`.
+    pub attributes: [bool; 3],
 }
 
 /// A default subnet: one per availability zone.
@@ -381,6 +389,14 @@ pub struct Subnet {
     pub availability_zone: String,
     /// `use1-az1`.
     pub availability_zone_id: String,
+    /// Whether this is its zone's default subnet.
+    pub default_for_az: bool,
+    /// Whether launches in it get a public address.
+    pub map_public_ip_on_launch: bool,
+    /// Its usable addresses: the block's size minus the 5 AWS reserves.
+    pub usable: u32,
+    /// User tags (none on the derived default subnets).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The default VPC of `region`; computed, never stored.
@@ -393,6 +409,11 @@ pub fn default_vpc(region: &str) -> Vpc {
             hashed_hex(&format!("vpc-cidr/{region}"))
         ),
         dhcp_options_id: format!("dopt-{}", hashed_hex(&format!("dopt/{region}"))),
+        is_default: true,
+        instance_tenancy: "default".to_string(),
+        tags: BTreeMap::new(),
+        // A default VPC resolves DNS and gives hostnames.
+        attributes: [true, true, false],
     }
 }
 
@@ -409,6 +430,10 @@ pub fn default_subnets(region: &str, zones: &[(String, String)]) -> Vec<Subnet> 
             cidr_block: format!("172.31.{}.0/20", 16 * i),
             availability_zone: name.clone(),
             availability_zone_id: id.clone(),
+            default_for_az: true,
+            map_public_ip_on_launch: true,
+            usable: SUBNET_USABLE_ADDRESSES,
+            tags: BTreeMap::new(),
         })
         .collect()
 }
@@ -463,7 +488,22 @@ pub fn allow_all_egress() -> Vec<IpPermission> {
 /// `region`'s `default` group with AWS's default rules: all traffic out to anywhere, all
 /// traffic in from members of the group itself.
 pub fn default_security_group(region: &str, now: Timestamp) -> SecurityGroup {
-    let id = default_group_id(region);
+    vpc_default_security_group(
+        &default_group_id(region),
+        &default_vpc(region).vpc_id,
+        region,
+        now,
+    )
+}
+
+/// The `default` group of a VPC, `id`: all traffic from its own members in, all out.
+pub fn vpc_default_security_group(
+    id: &str,
+    vpc_id: &str,
+    region: &str,
+    now: Timestamp,
+) -> SecurityGroup {
+    let id = id.to_string();
     let mut from_self = IpPermission::new("-1", None, None);
     from_self.user_id_group_pairs.push(UserIdGroupPair {
         group_id: id.clone(),
@@ -473,7 +513,7 @@ pub fn default_security_group(region: &str, now: Timestamp) -> SecurityGroup {
     let spec = SecurityGroupSpec {
         group_name: DEFAULT_GROUP_NAME.to_string(),
         description: "default VPC security group".to_string(),
-        vpc_id: default_vpc(region).vpc_id,
+        vpc_id: vpc_id.to_string(),
         ingress: vec![from_self],
         egress: allow_all_egress(),
         tags: BTreeMap::new(),

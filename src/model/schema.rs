@@ -3,7 +3,9 @@
 use schemars::schema::RootSchema;
 use schemars::schema_for;
 
-use super::{Address, Image, Instance, KeyPair, LaunchTemplate, SecurityGroup};
+use super::{
+    Address, Image, Instance, KeyPair, LaunchTemplate, SecurityGroup, SubnetRecord, VpcRecord,
+};
 
 /// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
 pub fn all() -> Vec<(&'static str, RootSchema)> {
@@ -19,6 +21,10 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
     titled(&mut launch_template, "LaunchTemplate");
     let mut address = schema_for!(Address);
     titled(&mut address, "Address");
+    let mut vpc = schema_for!(VpcRecord);
+    titled(&mut vpc, "Vpc");
+    let mut subnet = schema_for!(SubnetRecord);
+    titled(&mut subnet, "Subnet");
     vec![
         ("instance.v1alpha1.schema.json", instance),
         ("image.v1alpha1.schema.json", image),
@@ -26,6 +32,8 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
         ("keypair.v1alpha1.schema.json", key_pair),
         ("launchtemplate.v1alpha1.schema.json", launch_template),
         ("address.v1alpha1.schema.json", address),
+        ("vpc.v1alpha1.schema.json", vpc),
+        ("subnet.v1alpha1.schema.json", subnet),
     ]
 }
 

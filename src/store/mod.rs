@@ -28,6 +28,7 @@ use crate::model::{
     ConsoleOutput, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
 };
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
+use crate::model::{SubnetSpec, SubnetStatus, VpcSpec, VpcStatus};
 
 /// Which collection a watch event or key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +88,8 @@ pub struct Store {
     security_groups: Collection<SecurityGroupSpec, SecurityGroupStatus>,
     launch_templates: Collection<LaunchTemplateSpec, LaunchTemplateStatus>,
     addresses: Collection<AddressSpec, AddressStatus>,
+    vpcs: Collection<VpcSpec, VpcStatus>,
+    subnets: Collection<SubnetSpec, SubnetStatus>,
 }
 
 /// How long opening waits for the store's file lock: a previous ec2d on the same data dir may
@@ -178,6 +181,8 @@ impl Store {
                 crate::model::LAUNCH_TEMPLATE_KIND,
             )?,
             addresses: Collection::open(&db, "addresses", crate::model::ADDRESS_KIND)?,
+            vpcs: Collection::open(&db, "vpcs", crate::model::VPC_KIND)?,
+            subnets: Collection::open(&db, "subnets", crate::model::SUBNET_KIND)?,
             db,
         };
         store.repair_client_token_index()?;
@@ -205,6 +210,16 @@ impl Store {
     /// reconciler's image discovery (like a reflector cache), so both its trees have one writer.
     pub fn catalog(&self) -> &Collection<ImageSpec, ImageStatus> {
         &self.catalog
+    }
+
+    /// VPCs made by CreateVpc (the default VPC is derived): spec only, no reconciler yet.
+    pub fn vpcs(&self) -> &Collection<VpcSpec, VpcStatus> {
+        &self.vpcs
+    }
+
+    /// Subnets made by CreateSubnet (the default subnets are derived): spec only.
+    pub fn subnets(&self) -> &Collection<SubnetSpec, SubnetStatus> {
+        &self.subnets
     }
 
     /// Key pairs: spec from CreateKeyPair/ImportKeyPair; no reconciler, so the status stays empty.

@@ -13,7 +13,8 @@ use crate::model::{
     Address, AddressSpec, AddressStatus, ConsoleOutput, Image, ImageSpec, ImageStatus,
     InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec, KeyPairStatus, LaunchTemplate,
     LaunchTemplateSpec, LaunchTemplateStatus, Object, SecurityGroup, SecurityGroupSpec,
-    SecurityGroupStatus, DISCOVERED_NAMESPACE,
+    SecurityGroupStatus, SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus,
+    DISCOVERED_NAMESPACE,
 };
 
 /// A collection that can only be read.
@@ -230,6 +231,38 @@ impl SpecStore {
     /// See [`Store::delete_address`].
     pub fn delete_address(&self, id: &str) -> Result<Option<Address>, StoreError> {
         self.0.delete_address(id)
+    }
+
+    /// VPCs made by CreateVpc.
+    pub fn vpcs(&self) -> Specs<'_, VpcSpec, VpcStatus> {
+        Specs(Reads(self.0.vpcs()))
+    }
+
+    /// Subnets made by CreateSubnet.
+    pub fn subnets(&self) -> Specs<'_, SubnetSpec, SubnetStatus> {
+        Specs(Reads(self.0.subnets()))
+    }
+
+    /// CreateVpc: stores the VPC (`AlreadyExists` for a taken id).
+    pub fn create_vpc(&self, vpc: &VpcRecord) -> Result<(), StoreError> {
+        self.0.vpcs().create(std::slice::from_ref(vpc))
+    }
+
+    /// DeleteVpc: removes the VPC's record.
+    pub fn delete_vpc(&self, id: &str) -> Result<(), StoreError> {
+        self.0.vpcs().delete(id)?;
+        self.0.vpcs().make_durable()
+    }
+
+    /// CreateSubnet: stores the subnet (`AlreadyExists` for a taken id).
+    pub fn create_subnet(&self, subnet: &SubnetRecord) -> Result<(), StoreError> {
+        self.0.subnets().create(std::slice::from_ref(subnet))
+    }
+
+    /// DeleteSubnet: removes the subnet's record.
+    pub fn delete_subnet(&self, id: &str) -> Result<(), StoreError> {
+        self.0.subnets().delete(id)?;
+        self.0.subnets().make_durable()
     }
 
     /// See [`Store::create_launch_template`].

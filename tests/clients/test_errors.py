@@ -126,8 +126,11 @@ def test_tags_without_resources_name_resource_id_set(ec2):
         ec2.create_tags(Resources=[], Tags=[{"Key": "k", "Value": "v"}])
     assert _error(ei) == ("MissingParameter", "The request must contain the parameter resourceIdSet", 400)
     with pytest.raises(ClientError) as ei:
+        ec2.create_tags(Resources=["eni-0123456789abcdef0"], Tags=[{"Key": "k", "Value": "v"}])
+    assert _error(ei) == ("InvalidID", "The ID 'eni-0123456789abcdef0' is not valid", 400)
+    with pytest.raises(ClientError) as ei:
         ec2.create_tags(Resources=["vpc-0123456789abcdef0"], Tags=[{"Key": "k", "Value": "v"}])
-    assert _error(ei) == ("InvalidID", "The ID 'vpc-0123456789abcdef0' is not valid", 400)
+    assert _error(ei) == ("InvalidVpcID.NotFound", "The vpc ID 'vpc-0123456789abcdef0' does not exist", 400)
 
 
 def test_key_pair_tag_specification_of_another_type_is_refused(ec2):

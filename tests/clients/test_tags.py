@@ -125,7 +125,8 @@ def test_tag_errors(aws, ec2, launch):
 
     cases = [
         (["--resources", "i-zzz", "--tags", "Key=a,Value=b"], "InvalidInstanceID.Malformed"),
-        (["--resources", "vpc-12345678", "--tags", "Key=a,Value=b"], "InvalidID"),
+        (["--resources", "eni-12345678", "--tags", "Key=a,Value=b"], "InvalidID"),
+        (["--resources", "vpc-12345678", "--tags", "Key=a,Value=b"], "InvalidVpcID.NotFound"),
         (["--resources", "sg-0123456789abcdef0", "--tags", "Key=a,Value=b"], "InvalidGroup.NotFound"),
         (["--resources", "key-0123456789abcdef0", "--tags", "Key=a,Value=b"], "InvalidKeyPair.NotFound"),
         (["--resources", iid, "--tags", "Key=aws:reserved,Value=b"], "InvalidParameterValue"),

@@ -91,12 +91,14 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 
 /// Checks the VPC and that the name is free in it, then writes the group.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    let vpc_id = region::defaults(region).vpc.vpc_id.clone();
-    if let Some(asked) = &req.vpc_id {
-        if *asked != vpc_id {
-            return Err(VpcKind::IDS.not_found(&[asked]));
+    let vpc_id = match &req.vpc_id {
+        Some(asked) => {
+            crate::api::kinds::vpc::find_vpc(state, region, asked)?
+                .ok_or_else(|| VpcKind::IDS.not_found(&[asked]))?
+                .vpc_id
         }
-    }
+        None => region::defaults(region).vpc.vpc_id.clone(),
+    };
     if req.group_name == DEFAULT_GROUP_NAME {
         return Err(ApiError::client(
             "InvalidGroup.Reserved",

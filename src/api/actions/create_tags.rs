@@ -119,7 +119,11 @@ mod tests {
             code("ResourceId.1=i-zz&Tag.1.Key=a"),
             "InvalidInstanceID.Malformed"
         );
-        assert_eq!(code("ResourceId.1=vpc-12345678&Tag.1.Key=a"), "InvalidID");
+        assert_eq!(
+            code("ResourceId.1=vpc-12!&Tag.1.Key=a"),
+            "InvalidVpcID.Malformed"
+        );
+        assert_eq!(code("ResourceId.1=eni-12345678&Tag.1.Key=a"), "InvalidID");
         assert_eq!(code("ResourceId.1=bogus&Tag.1.Key=a"), "InvalidID");
         assert_eq!(
             code("ResourceId.1=i-0123456789abcdef0&Tag.1.Key=aws:x"),

@@ -235,7 +235,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 
 /// The subnet of the launch: the one named (which fixes the zone), else the default subnet of
 /// the zone asked for (or of the region's first zone).
-fn placement(region: &str, req: &Request) -> Result<Subnet, ApiError> {
+fn placement(state: &ApiState, region: &str, req: &Request) -> Result<Subnet, ApiError> {
     let zones = zone_names(region);
     if let Some(zone) = &req.availability_zone {
         if !zones.contains(zone) {
@@ -247,9 +247,7 @@ fn placement(region: &str, req: &Request) -> Result<Subnet, ApiError> {
     let subnets = region::defaults(region).subnets.clone();
     match &req.subnet_id {
         Some(id) => {
-            let subnet = subnets
-                .into_iter()
-                .find(|s| s.subnet_id == *id)
+            let subnet = crate::api::kinds::subnet::find_subnet(state, region, id)?
                 .ok_or_else(|| SubnetKind::IDS.not_found(&[id]))?;
             match &req.availability_zone {
                 Some(zone) if *zone != subnet.availability_zone => {
@@ -294,9 +292,14 @@ fn launched_with_token(
 fn groups_and_ports(
     state: &ApiState,
     region: &str,
+    vpc_id: &str,
     requested: &[groups::GroupRef],
 ) -> Result<(Vec<GroupRef>, Vec<PortSpec>), ApiError> {
-    let default = [groups::GroupRef::Name(DEFAULT_GROUP_NAME.to_string())];
+    // Without groups a launch joins its VPC's `default` group.
+    let default = [match state.store.vpcs().get_shared(vpc_id)? {
+        Some(vpc) => groups::GroupRef::Id(vpc.spec.default_group_id.clone()),
+        None => groups::GroupRef::Name(DEFAULT_GROUP_NAME.to_string()),
+    }];
     let requested = if requested.is_empty() {
         &default[..]
     } else {
@@ -357,13 +360,14 @@ fn earlier_launch(
 /// No lock is held: the store's transaction claims the token and checks that every group still
 /// exists, so a retried call never launches twice and a deleted group is never joined.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
-    let subnet = placement(region, &req)?;
+    let subnet = placement(state, region, &req)?;
     if let Some(token) = &req.client_token {
         if let Some(earlier) = earlier_launch(state, region, token, &req)? {
             return Ok(earlier);
         }
     }
-    let (security_groups, ports) = groups_and_ports(state, region, &req.security_groups)?;
+    let (security_groups, ports) =
+        groups_and_ports(state, region, &subnet.vpc_id, &req.security_groups)?;
     let public_key = match &req.key_name {
         Some(name) => Some(public_key_for(&state.store, region, name)?),
         None => None,

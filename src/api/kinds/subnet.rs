@@ -1,4 +1,4 @@
-//! The subnet kind: the default subnets of the region's default VPC (derived, one per zone), with their free addresses.
+//! The subnet kind: the default subnets of the region's default VPC (derived, one per zone) and the subnets CreateSubnet stored, with their free addresses.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +9,9 @@ use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::model::network::{Subnet, SUBNET_USABLE_ADDRESSES};
-use crate::model::{region, InstanceState, ACCOUNT_ID};
+use crate::model::network::Subnet;
+use crate::model::vpc::usable_addresses;
+use crate::model::{region, InstanceState, SubnetRecord, ACCOUNT_ID};
 
 /// Subnets.
 pub struct SubnetKind;
@@ -33,11 +34,58 @@ impl SubnetKind {
     }
 }
 
+/// A stored subnet as the API shows it.
+pub fn subnet_view(record: &SubnetRecord) -> Subnet {
+    Subnet {
+        subnet_id: record.metadata.name.clone(),
+        vpc_id: record.spec.vpc_id.clone(),
+        cidr_block: record.spec.cidr_block.clone(),
+        availability_zone: record.spec.availability_zone.clone(),
+        availability_zone_id: record.spec.availability_zone_id.clone(),
+        default_for_az: false,
+        map_public_ip_on_launch: record.spec.map_public_ip_on_launch,
+        usable: usable_addresses(&record.spec.cidr_block),
+        tags: record.spec.tags.clone(),
+    }
+}
+
+/// Every subnet of the region, without free addresses: the default ones and the stored ones.
+pub fn region_subnets(state: &ApiState, region: &str) -> Result<Vec<Subnet>, ApiError> {
+    let mut subnets = region::defaults(region).subnets.clone();
+    subnets.extend(
+        state
+            .store
+            .subnets()
+            .list_shared()?
+            .objects
+            .iter()
+            .filter(|s| s.metadata.namespace == region)
+            .map(|s| subnet_view(s)),
+    );
+    Ok(subnets)
+}
+
+/// The subnet `id` of the region, without free addresses.
+pub fn find_subnet(state: &ApiState, region: &str, id: &str) -> Result<Option<Subnet>, ApiError> {
+    if let Some(default) = region::defaults(region)
+        .subnets
+        .iter()
+        .find(|s| s.subnet_id == id)
+    {
+        return Ok(Some(default.clone()));
+    }
+    Ok(state
+        .store
+        .subnets()
+        .get_shared(id)?
+        .filter(|s| s.metadata.namespace == region)
+        .map(|s| subnet_view(&s)))
+}
+
 /// The region's subnets, with each one's free addresses computed from the instances in it.
 pub fn shown_subnets(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiError> {
     let instances = instances::region_instances(state, region)?;
-    Ok(region::defaults(region)
-        .subnets
+    Ok(region_subnets(state, region)?
         .iter()
         .map(|subnet| {
             let used = instances
@@ -46,7 +94,8 @@ pub fn shown_subnets(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiEr
                 .filter(|i| instances::shown_state(i) != InstanceState::Terminated)
                 .count();
             Shown {
-                available: SUBNET_USABLE_ADDRESSES
+                available: subnet
+                    .usable
                     .saturating_sub(u32::try_from(used).unwrap_or(u32::MAX)),
                 arn: format!(
                     "arn:aws:ec2:{region}:{ACCOUNT_ID}:subnet/{}",
@@ -62,7 +111,9 @@ impl Kind for SubnetKind {
     type Item = Shown;
     type Ref = String;
     type Context = ();
-    /// Subnets page in zone order, as EC2 lists a default VPC's.
+    /// Subnets page in zone order, as EC2 lists a default VPC's, then by id within a zone;
+    /// a cursor is `<zone>/<subnet id>` (a bare zone, as earlier versions made, is past the
+    /// whole zone).
     type Cursor = String;
 
     const IDS: IdRules = IdRules {
@@ -71,7 +122,7 @@ impl Kind for SubnetKind {
         malformed: "InvalidSubnetID.Malformed",
         not_found: "InvalidSubnetID.NotFound",
     };
-    const TAG_TYPE: Option<&'static str> = None;
+    const TAG_TYPE: Option<&'static str> = Some("subnet");
     const FILTERS: &'static [&'static str] = &[
         "subnet-id",
         "vpc-id",
@@ -89,6 +140,8 @@ impl Kind for SubnetKind {
         "owner-id",
         "state",
         "subnet-arn",
+        "tag-key",
+        "tag-value",
     ];
     const PAGING: Option<Paging> = Some(Paging {
         ids_conflict: None,
@@ -122,8 +175,8 @@ impl Kind for SubnetKind {
         Ok(())
     }
 
-    fn tags(_item: &Shown) -> Option<&BTreeMap<String, String>> {
-        None
+    fn tags(item: &Shown) -> Option<&BTreeMap<String, String>> {
+        Some(&item.subnet.tags)
     }
 
     fn values(name: &str, s: &Shown, _context: &()) -> Vec<String> {
@@ -137,7 +190,8 @@ impl Kind for SubnetKind {
                 vec![s.available.to_string()]
             }
             "cidr" | "cidr-block" | "cidrBlock" => one(&s.subnet.cidr_block),
-            "default-for-az" | "defaultForAz" | "map-public-ip-on-launch" => one("true"),
+            "default-for-az" | "defaultForAz" => one(bool_text(s.subnet.default_for_az)),
+            "map-public-ip-on-launch" => one(bool_text(s.subnet.map_public_ip_on_launch)),
             "owner-id" => one(ACCOUNT_ID),
             "state" => one("available"),
             "subnet-arn" => one(&s.arn),
@@ -146,16 +200,27 @@ impl Kind for SubnetKind {
     }
 
     fn sort(items: &mut [Shown]) {
-        items.sort_by(|a, b| a.subnet.availability_zone.cmp(&b.subnet.availability_zone));
+        items.sort_by(|a, b| position(a).cmp(&position(b)));
     }
 
     fn cursor(item: &Shown) -> String {
-        item.subnet.availability_zone.clone()
+        format!(
+            "{}/{}",
+            item.subnet.availability_zone, item.subnet.subnet_id
+        )
     }
 
-    /// A zone name (`<region><letter>`); anything else is not a cursor ec2d made.
+    /// A zone name (`<region><letter>`), optionally with `/<subnet id>`; anything else is not
+    /// a cursor ec2d made.
     fn parse_cursor(text: &str) -> Option<String> {
-        let (region, letter) = text.split_at(text.len().checked_sub(1)?);
+        let (zone, id) = match text.split_once('/') {
+            Some((zone, id)) => (zone, Some(id)),
+            None => (text, None),
+        };
+        if let Some(id) = id {
+            SubnetKind::check_id(id).ok()?;
+        }
+        let (region, letter) = zone.split_at(zone.len().checked_sub(1)?);
         let plausible = letter.bytes().all(|b| b.is_ascii_lowercase())
             && region.contains('-')
             && region
@@ -164,15 +229,25 @@ impl Kind for SubnetKind {
         plausible.then(|| text.to_string())
     }
 
-    fn after(item: &Shown, zone: &String) -> bool {
-        item.subnet.availability_zone > *zone
+    fn after(item: &Shown, cursor: &String) -> bool {
+        match cursor.split_once('/') {
+            Some((zone, id)) => position(item) > (zone, id),
+            None => item.subnet.availability_zone > *cursor,
+        }
     }
 
     fn render(w: &mut XmlWriter, s: &Shown) {
+        render_subnet(w, s, "available");
+    }
+}
+
+/// A subnet's members, in the state given (CreateSubnet answers `pending`, as EC2 does).
+pub fn render_subnet(w: &mut XmlWriter, s: &Shown, state: &str) {
+    {
         let subnet = &s.subnet;
         w.field("subnetId", &subnet.subnet_id);
         w.field("subnetArn", &s.arn);
-        w.field("state", "available");
+        w.field("state", state);
         w.field("ownerId", ACCOUNT_ID);
         w.field("vpcId", &subnet.vpc_id);
         w.field("cidrBlock", &subnet.cidr_block);
@@ -180,8 +255,8 @@ impl Kind for SubnetKind {
         w.field("availableIpAddressCount", s.available);
         w.field("availabilityZone", &subnet.availability_zone);
         w.field("availabilityZoneId", &subnet.availability_zone_id);
-        w.field("defaultForAz", true);
-        w.field("mapPublicIpOnLaunch", true);
+        w.field("defaultForAz", subnet.default_for_az);
+        w.field("mapPublicIpOnLaunch", subnet.map_public_ip_on_launch);
         w.field("mapCustomerOwnedIpOnLaunch", false);
         w.field("assignIpv6AddressOnCreation", false);
         w.field("enableDns64", false);
@@ -191,6 +266,44 @@ impl Kind for SubnetKind {
             w.field("enableResourceNameDnsARecord", false);
             w.field("enableResourceNameDnsAAAARecord", false);
         });
+        crate::api::render::render_tags(w, &subnet.tags);
+    }
+}
+
+/// Where a subnet sorts: its zone, then its id.
+fn position(s: &Shown) -> (&str, &str) {
+    (&s.subnet.availability_zone, &s.subnet.subnet_id)
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+/// Tags of stored subnets (the derived default ones store nothing to tag).
+impl crate::api::tags::Tagged for SubnetKind {
+    type Spec = crate::model::SubnetSpec;
+    type Status = crate::model::SubnetStatus;
+
+    fn collection(
+        store: &crate::store::SpecStore,
+    ) -> crate::store::Specs<'_, crate::model::SubnetSpec, crate::model::SubnetStatus> {
+        store.subnets()
+    }
+
+    fn spec_tags(spec: &crate::model::SubnetSpec) -> &crate::api::tags::Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut crate::model::SubnetSpec) -> &mut crate::api::tags::Tags {
+        &mut spec.tags
+    }
+
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        Self::check_id(id)
     }
 }
 
@@ -218,7 +331,10 @@ mod tests {
             arn: "arn".into(),
         };
         for name in SubnetKind::FILTERS {
-            assert!(!SubnetKind::values(name, &s, &()).is_empty(), "{name}");
+            assert!(
+                !SubnetKind::values(name, &s, &()).is_empty() || name.starts_with("tag"),
+                "{name}"
+            );
         }
         assert_eq!(
             SubnetKind::values("availability-zone", &s, &()),

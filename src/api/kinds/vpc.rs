@@ -1,4 +1,4 @@
-//! The VPC kind: the region's default VPC (derived from the region, never stored).
+//! The VPC kind: the region's default VPC (derived from the region, never stored) and the VPCs CreateVpc stored.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::network::Vpc;
-use crate::model::{region, ACCOUNT_ID};
+use crate::model::{region, VpcRecord, ACCOUNT_ID};
 
 /// VPCs.
 pub struct VpcKind;
@@ -19,6 +19,55 @@ impl VpcKind {
     pub fn check_id(id: &str) -> Result<String, ApiError> {
         Self::IDS.check_alphanumeric(id)
     }
+}
+
+/// A stored VPC as the API shows it.
+pub fn vpc_view(record: &VpcRecord) -> Vpc {
+    let default = region::defaults(&record.metadata.namespace);
+    Vpc {
+        vpc_id: record.metadata.name.clone(),
+        cidr_block: record.spec.cidr_block.clone(),
+        cidr_association_id: record.spec.cidr_association_id.clone(),
+        dhcp_options_id: default.vpc.dhcp_options_id.clone(),
+        is_default: false,
+        instance_tenancy: record.spec.instance_tenancy.clone(),
+        tags: record.spec.tags.clone(),
+        attributes: [
+            record.spec.enable_dns_support,
+            record.spec.enable_dns_hostnames,
+            record.spec.enable_network_address_usage_metrics,
+        ],
+    }
+}
+
+/// The VPC `id` of the region: the default one, or a stored one.
+pub fn find_vpc(state: &ApiState, region: &str, id: &str) -> Result<Option<Vpc>, ApiError> {
+    let default = &region::defaults(region).vpc;
+    if default.vpc_id == id {
+        return Ok(Some(default.clone()));
+    }
+    Ok(state
+        .store
+        .vpcs()
+        .get_shared(id)?
+        .filter(|v| v.metadata.namespace == region)
+        .map(|v| vpc_view(&v)))
+}
+
+/// Every VPC of the region: the default one and the stored ones.
+pub fn region_vpcs(state: &ApiState, region: &str) -> Result<Vec<Vpc>, ApiError> {
+    let mut vpcs = vec![region::defaults(region).vpc.clone()];
+    vpcs.extend(
+        state
+            .store
+            .vpcs()
+            .list_shared()?
+            .objects
+            .iter()
+            .filter(|v| v.metadata.namespace == region)
+            .map(|v| vpc_view(v)),
+    );
+    Ok(vpcs)
 }
 
 impl Kind for VpcKind {
@@ -33,7 +82,7 @@ impl Kind for VpcKind {
         malformed: "InvalidVpcID.Malformed",
         not_found: "InvalidVpcID.NotFound",
     };
-    const TAG_TYPE: Option<&'static str> = None;
+    const TAG_TYPE: Option<&'static str> = Some("vpc");
     const FILTERS: &'static [&'static str] = &[
         "vpc-id",
         "cidr",
@@ -45,6 +94,9 @@ impl Kind for VpcKind {
         // The older spelling, which AWS still accepts: Ansible's ec2_instance and Terraform's
         // `data "aws_vpc"` (`default = true`) send it.
         "isDefault",
+        "instance-tenancy",
+        "tag-key",
+        "tag-value",
         "owner-id",
         "state",
     ];
@@ -66,21 +118,20 @@ impl Kind for VpcKind {
             .collect()
     }
 
-    fn find(_state: &ApiState, region: &str, id: &String) -> Result<Option<Vpc>, ApiError> {
-        let vpc = &region::defaults(region).vpc;
-        Ok((vpc.vpc_id == *id).then(|| vpc.clone()))
+    fn find(state: &ApiState, region: &str, id: &String) -> Result<Option<Vpc>, ApiError> {
+        find_vpc(state, region, id)
     }
 
-    fn list(_state: &ApiState, region: &str) -> Result<Vec<Vpc>, ApiError> {
-        Ok(vec![region::defaults(region).vpc.clone()])
+    fn list(state: &ApiState, region: &str) -> Result<Vec<Vpc>, ApiError> {
+        region_vpcs(state, region)
     }
 
     fn context(_state: &ApiState, _region: &str) -> Result<(), ApiError> {
         Ok(())
     }
 
-    fn tags(_item: &Vpc) -> Option<&BTreeMap<String, String>> {
-        None
+    fn tags(item: &Vpc) -> Option<&BTreeMap<String, String>> {
+        Some(&item.tags)
     }
 
     fn values(name: &str, vpc: &Vpc, _context: &()) -> Vec<String> {
@@ -91,7 +142,8 @@ impl Kind for VpcKind {
             "cidr-block-association.association-id" => one(&vpc.cidr_association_id),
             "cidr-block-association.state" => one("associated"),
             "dhcp-options-id" => one(&vpc.dhcp_options_id),
-            "is-default" | "isDefault" => one("true"),
+            "is-default" | "isDefault" => one(if vpc.is_default { "true" } else { "false" }),
+            "instance-tenancy" => one(&vpc.instance_tenancy),
             "owner-id" => one(ACCOUNT_ID),
             "state" => one("available"),
             _ => Vec::new(),
@@ -99,9 +151,16 @@ impl Kind for VpcKind {
     }
 
     fn render(w: &mut XmlWriter, v: &Vpc) {
+        render_vpc(w, v, "available");
+    }
+}
+
+/// A VPC's members, in the state given (CreateVpc answers `pending`, as EC2 does).
+pub fn render_vpc(w: &mut XmlWriter, v: &Vpc, state: &str) {
+    {
         w.field("vpcId", &v.vpc_id);
         w.field("ownerId", ACCOUNT_ID);
-        w.field("state", "available");
+        w.field("state", state);
         w.field("cidrBlock", &v.cidr_block);
         w.set("cidrBlockAssociationSet", [v], |w, v| {
             w.field("cidrBlock", &v.cidr_block);
@@ -109,8 +168,33 @@ impl Kind for VpcKind {
             w.el("cidrBlockState", |w| w.field("state", "associated"));
         });
         w.field("dhcpOptionsId", &v.dhcp_options_id);
-        w.field("instanceTenancy", "default");
-        w.field("isDefault", true);
+        w.field("instanceTenancy", &v.instance_tenancy);
+        w.field("isDefault", v.is_default);
+        crate::api::render::render_tags(w, &v.tags);
+    }
+}
+
+/// Tags of stored vpcs (the derived default ones store nothing to tag).
+impl crate::api::tags::Tagged for VpcKind {
+    type Spec = crate::model::VpcSpec;
+    type Status = crate::model::VpcStatus;
+
+    fn collection(
+        store: &crate::store::SpecStore,
+    ) -> crate::store::Specs<'_, crate::model::VpcSpec, crate::model::VpcStatus> {
+        store.vpcs()
+    }
+
+    fn spec_tags(spec: &crate::model::VpcSpec) -> &crate::api::tags::Tags {
+        &spec.tags
+    }
+
+    fn spec_tags_mut(spec: &mut crate::model::VpcSpec) -> &mut crate::api::tags::Tags {
+        &mut spec.tags
+    }
+
+    fn parse_tag_id(id: &str) -> Result<String, ApiError> {
+        Self::check_id(id)
     }
 }
 
@@ -136,7 +220,7 @@ mod tests {
         assert_eq!(VpcKind::values("cidr", &v, &()), vec!["172.31.0.0/16"]);
         for name in VpcKind::FILTERS {
             assert!(
-                !VpcKind::values(name, &v, &()).is_empty(),
+                !VpcKind::values(name, &v, &()).is_empty() || name.starts_with("tag"),
                 "{name} answered"
             );
         }
