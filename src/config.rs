@@ -80,6 +80,12 @@ pub struct Config {
     #[arg(long, env = "EC2D_INSTANCE_TYPE_LIMITS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub instance_type_limits: bool,
 
+    /// Give each VPC a Docker bridge network with its CIDR and each instance the private
+    /// address RunInstances allocated from its subnet; `0` keeps every container on Docker's
+    /// default bridge (and shows the bridge's address).
+    #[arg(long, env = "EC2D_VPC_NETWORKS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub vpc_networks: bool,
+
     /// Mount the Docker socket at /var/run/docker.sock in every instance, as LocalStack does.
     /// Anything in the instance can then control the host's Docker engine.
     #[arg(long, env = "EC2_MOUNT_DOCKER_SOCKET", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]

@@ -37,6 +37,7 @@ pub mod kind;
 pub mod kinds;
 pub mod launch_templates;
 pub mod paging;
+pub mod private_ips;
 pub mod query;
 pub mod render;
 pub mod rules;

@@ -37,7 +37,9 @@ pub fn render_tags(w: &mut XmlWriter, tags: &BTreeMap<String, String>) {
     });
 }
 
-/// The instance's IPv4 address as the reconciler last observed it; a terminated instance has none.
+/// The instance's private IPv4 address: its container's as last observed (the truth, also on
+/// Docker's default bridge when its VPC's network was refused), else the one RunInstances
+/// allocated; a terminated instance has none.
 pub fn private_ip(instance: &Instance, shown: InstanceState) -> Option<&str> {
     if shown == InstanceState::Terminated {
         return None;
@@ -48,6 +50,7 @@ pub fn private_ip(instance: &Instance, shown: InstanceState) -> Option<&str> {
         .as_ref()
         .and_then(|c| c.ip_address.as_deref())
         .filter(|ip| !ip.is_empty())
+        .or(instance.spec.private_ip.as_deref())
 }
 
 /// The public address: the same container address, shown only while the instance can serve,

@@ -33,6 +33,9 @@ pub struct ApiState {
     pub vm_manager: VmManager,
     /// Whether DescribeImages lists the built-in public AMI catalogue (`EC2D_PUBLIC_AMIS`).
     pub public_amis: bool,
+    /// Whether RunInstances gives each instance a private address from its subnet (VPC
+    /// networks on, or mock mode); off, the address shown is the engine's bridge address.
+    pub allocate_private_ips: bool,
     /// Health and status reports supplied by the app (the api cannot see the runtime).
     pub introspection: Arc<dyn Introspection>,
     /// DescribeInstances' per-instance XML, reused while an instance is unchanged.

@@ -136,6 +136,7 @@ impl App {
             mount_docker_socket: config.mount_docker_socket,
             docker_flags: config.docker_flags.clone(),
             instance_type_limits: config.instance_type_limits,
+            vpc_networks: config.vpc_networks,
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             ..Settings::default()
         };
@@ -180,11 +181,14 @@ impl App {
             handle.clone(),
             config.vm_manager,
             ctx.sweep_report.clone(),
+            ctx.networks.clone(),
         ));
         let router = api::router(ApiState {
             store: store.spec_view(),
             vm_manager: config.vm_manager,
             public_amis: config.public_amis,
+            // Mock instances get addresses too: IaC reads them, and no engine is involved.
+            allocate_private_ips: config.vpc_networks || config.vm_manager == VmManager::Mock,
             introspection: report,
             rendered_instances: Default::default(),
             nudge: Arc::new(NudgeController(handle.clone())),

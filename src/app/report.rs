@@ -6,7 +6,7 @@ use crate::api::Introspection;
 use crate::config::VmManager;
 use crate::controller::ControllerHandle;
 use crate::model::{display_state, format_timestamp, Image, Instance};
-use crate::reconcile::{EngineMonitor, ObjectRef, SweepReport};
+use crate::reconcile::{EngineMonitor, Networks, ObjectRef, SweepReport};
 use crate::store::Store;
 
 /// Builds `/_ec2d/health` and `/_ec2d/status` from the store, the controller and the engine monitor.
@@ -16,6 +16,7 @@ pub struct Report {
     controller: ControllerHandle<ObjectRef>,
     vm_manager: VmManager,
     sweep: SweepReport,
+    networks: Networks,
 }
 
 impl Report {
@@ -26,6 +27,7 @@ impl Report {
         controller: ControllerHandle<ObjectRef>,
         vm_manager: VmManager,
         sweep: SweepReport,
+        networks: Networks,
     ) -> Self {
         Self {
             store,
@@ -33,6 +35,7 @@ impl Report {
             controller,
             vm_manager,
             sweep,
+            networks,
         }
     }
 
@@ -50,6 +53,9 @@ impl Report {
             "rebootsDone": instance.status.reboots_done,
             "converged": is_converged(instance, shown),
             "container": instance.status.container,
+            // What DescribeInstances shows: the container's address, else the allocated one.
+            "privateIpAddress": crate::api::render::private_ip(instance, shown),
+            "networkWarning": instance.status.network_warning,
             "stateReason": instance.status.state_reason,
             "lastError": instance.status.last_error,
             "transitions": instance.status.transitions,
@@ -110,6 +116,7 @@ impl Introspection for Report {
             "images": images.objects.iter().chain(catalog.objects.iter()).map(Self::image_doc).collect::<Vec<_>>(),
             "corruptRecords": corrupt,
             "keptOrphans": self.sweep.kept(),
+            "refusedVpcNetworks": self.networks.refusals().into_iter().map(|(vpc_id, reason)| json!({"vpcId": vpc_id, "reason": reason})).collect::<Vec<_>>(),
         }))
     }
 }

@@ -17,6 +17,7 @@ pub fn instance() -> Instance {
         kind: INSTANCE_KIND.to_string(),
         metadata: ObjectMeta::new(id.as_str(), "us-east-1", super::now()),
         spec: InstanceSpec {
+            private_ip: None,
             image_id: ImageId::parse("ami-000001").expect("valid id"),
             image_ref: "localstack-ec2/test-ami:ami-000001".to_string(),
             instance_type: "t3.micro".to_string(),

@@ -62,6 +62,12 @@ pub struct InstanceSpec {
     /// `VpcId` of the subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_id: Option<String>,
+    /// The private IPv4 address the API allocated from the subnet at launch (written with the
+    /// instance, so a crash never leaks or duplicates one); the container gets it on its VPC's
+    /// Docker network and keeps it across stop, start and reboot. `None` in records from before
+    /// VPC networks, and with `EC2D_VPC_NETWORKS=0` (the engine's bridge address is shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
     /// `ClientToken`, for RunInstances idempotency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -197,6 +203,10 @@ pub struct InstanceStatus {
     /// instance not being meant to run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reboots_done: u64,
+    /// Why the container is on Docker's default bridge rather than its VPC's network (the
+    /// engine refused the VPC's block); the address shown is then the bridge's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_warning: Option<String>,
 }
 
 /// How many transitions a status keeps.

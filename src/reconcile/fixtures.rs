@@ -22,6 +22,7 @@ pub(crate) fn container(state: ContainerState) -> ObservedContainer {
         started_at: None,
         finished_at: None,
         limits: None,
+        networks: BTreeMap::new(),
     }
 }
 

@@ -76,6 +76,10 @@ pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Actio
         }
     }
     ctx.sweep_report.set(kept);
+    // Networks no instance needs: a VPC's last instance went while ec2d was down, or its
+    // removal was refused then.
+    // A network still being left is tried again by its own key, or by the next sweep.
+    let _when_busy = super::network::remove_unneeded(ctx, &[]).await?;
     Ok(Action::requeue(ctx.settings.converged_requeue))
 }
 

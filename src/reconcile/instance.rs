@@ -16,12 +16,13 @@ pub use spec::{container_spec_for, BootMode};
 use super::assess::{self, Applied, Verdict};
 use super::boot;
 use super::console;
+use super::network::{self, Placement};
 use super::plan::{self, Facts, Plan, PlanSettings, Step};
 use super::{Context, ReconcileError};
 use crate::controller::Action;
 use crate::model::{
-    now, ContainerObservation, Instance, InstanceId, InstanceState, PortMapping, PortProtocol,
-    Timestamp, CONTAINER_NAME_PREFIX,
+    now, ContainerObservation, DesiredState, Instance, InstanceId, InstanceState, PortMapping,
+    PortProtocol, Timestamp, CONTAINER_NAME_PREFIX,
 };
 use crate::runtime::{
     ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, RuntimeError,
@@ -43,16 +44,38 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         stop_timeout: ctx.settings.stop_timeout,
     };
     if let Some((plan, after)) = freeze_on_last_observation(ctx, &instance, &settings).await {
-        return record(ctx, id, &instance, &plan, Verdict::Reached(Some(after)));
+        // A freeze or a thaw moves no network: the warning recorded stays.
+        let placement = match instance.status.network_warning.clone() {
+            Some(reason) => Placement::Refused(reason),
+            None => Placement::Bridge,
+        };
+        return record(
+            ctx,
+            id,
+            &instance,
+            &plan,
+            Verdict::Reached(Some(after)),
+            &placement,
+        );
     }
     let observed = match ctx.runtime.inspect_instance(id).await {
         Ok(observed) => observed,
         Err(error) => return Err(record_error(ctx, &instance, error)),
     };
     let limits = spec::limits_for(&instance, &ctx.settings, ctx.engine.host_limits());
+    let placement = match place(ctx, &instance, observed.as_ref()).await {
+        Ok(placement) => placement,
+        Err(error) => return Err(record_error(ctx, &instance, error)),
+    };
     let facts = Facts {
         stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
         limits,
+        network: match &placement {
+            Placement::Vpc(attachment, network_id) => {
+                Some((attachment.clone(), network_id.clone()))
+            }
+            _ => None,
+        },
     };
 
     // Plan. Only a boot needs to know how the image runs: the engine is asked only then.
@@ -62,13 +85,23 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         BootMode::Entrypoint
     };
     let plan = plan::plan(&instance, observed.as_ref(), facts, &settings, || {
-        container_spec_for(&instance, &ctx.settings, ctx.store.id(), mode, limits)
+        let mut spec = container_spec_for(&instance, &ctx.settings, ctx.store.id(), mode, limits);
+        if let Placement::Vpc(attachment, _) = &placement {
+            spec.network = Some(attachment.clone());
+        }
+        spec
     });
     let steps: Vec<String> = plan.steps.iter().map(Step::summary).collect();
     debug!(instance_id = %id, generation = instance.metadata.generation, ?steps, reaches = ?plan.reaches, "planned");
 
     // Apply, and gather what it came to.
     let applied = carry_out(ctx, id, &instance, &plan, &settings, mode, observed).await;
+    if let (Applied::Failed { error, .. }, Some(vpc_id)) = (&applied, &instance.spec.vpc_id) {
+        // A step that found the VPC's network gone: the next pass asks the engine again.
+        if error.to_string().contains("network") {
+            ctx.networks.forget(vpc_id);
+        }
+    }
 
     // Record what the verdict names; then copy what the container printed (its boot, its
     // user data) for GetConsoleOutput, after the status so a state change is never held up.
@@ -77,11 +110,41 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         Verdict::Reached(Some(container)) => Some(container.clone()),
         _ => None,
     };
-    let action = record(ctx, id, &instance, &plan, verdict);
+    let action = record(ctx, id, &instance, &plan, verdict, &placement);
     if let Some(container) = container {
         console::refresh(ctx, id, &container).await;
     }
     action
+}
+
+/// Where the instance's container belongs, for a pass that may boot, start or keep it
+/// running (a stopped or terminated instance needs no network now). A container attached to
+/// a network id other than the one known (made again behind ec2d's back) makes the VPC's
+/// network be looked up afresh.
+async fn place<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    instance: &Instance,
+    observed: Option<&ObservedContainer>,
+) -> Result<Placement, RuntimeError> {
+    if instance.spec.desired != DesiredState::Running
+        || instance.status.state == Some(InstanceState::Terminated)
+    {
+        return Ok(Placement::Bridge);
+    }
+    let placement = network::placement(ctx, instance).await?;
+    if let (Placement::Vpc(attachment, network_id), Some(container)) = (&placement, observed) {
+        let stale = container
+            .networks
+            .get(&attachment.network)
+            .is_some_and(|attached_to| attached_to != network_id);
+        if stale {
+            if let Some(vpc_id) = &instance.spec.vpc_id {
+                ctx.networks.forget(vpc_id);
+                return network::placement(ctx, instance).await;
+            }
+        }
+    }
+    Ok(placement)
 }
 
 /// Observe, the fast path: StopInstances/StartInstances on an instance last seen running or
@@ -119,6 +182,7 @@ async fn freeze_on_last_observation<R: ContainerRuntime>(
         finished_at: None,
         // Unknown: the plan leaves the limits alone, so it stays a freeze or a thaw.
         limits: None,
+        networks: BTreeMap::new(),
     };
     // A plan that would boot is never applied here, so no real container spec is needed.
     let plan = plan::plan(
@@ -246,6 +310,7 @@ async fn apply<R: ContainerRuntime>(
             Step::Remove(id) => runtime.remove(id).await,
             Step::Restart(id) => runtime.restart(id, settings.stop_timeout).await,
             Step::UpdateLimits(id, limits) => runtime.update_limits(id, *limits).await,
+            Step::Connect(id, attachment) => runtime.connect_network(id, attachment).await,
         };
         match result {
             Ok(()) => {}
@@ -254,7 +319,7 @@ async fn apply<R: ContainerRuntime>(
             Err(RuntimeError::Conflict(reason))
                 if !matches!(
                     step,
-                    Step::Create(_) | Step::Restart(_) | Step::UpdateLimits(..)
+                    Step::Create(_) | Step::Restart(_) | Step::UpdateLimits(..) | Step::Connect(..)
                 ) =>
             {
                 debug!(step = %step.summary(), %reason, "step already satisfied");
@@ -351,10 +416,11 @@ fn record<R: ContainerRuntime>(
     instance: &Instance,
     plan: &Plan,
     verdict: Verdict,
+    placement: &Placement,
 ) -> Result<Action, ReconcileError> {
     let at = now();
     match verdict {
-        Verdict::Reached(after) => conclude(ctx, id, instance, plan, after.as_ref(), at),
+        Verdict::Reached(after) => conclude(ctx, id, instance, plan, after.as_ref(), placement, at),
         Verdict::ImageGone(error) => {
             warn!(instance_id = %id, %error, "boot impossible; instance terminated");
             let status = status::image_gone(instance, &error, at);
@@ -385,9 +451,15 @@ fn conclude<R: ContainerRuntime>(
     instance: &Instance,
     plan: &Plan,
     after: Option<&ObservedContainer>,
+    placement: &Placement,
     at: Timestamp,
 ) -> Result<Action, ReconcileError> {
-    let status = status::next_status(instance, plan, after, at);
+    let mut status = status::next_status(instance, plan, after, at);
+    status.network_warning = network_warning(instance, placement, after);
+    if status.network_warning.is_some() && status.network_warning != instance.status.network_warning
+    {
+        warn!(instance_id = %id, warning = ?status.network_warning, "instance is not on its VPC's network");
+    }
     // Where SSH answers moves with a new container, and with a restart too: Docker gives a
     // restarted container new ephemeral host ports.
     fn access(c: &ContainerObservation) -> (&String, &Option<String>, &Vec<PortMapping>) {
@@ -418,6 +490,30 @@ fn conclude<R: ContainerRuntime>(
         _ if plan.reaches.is_none() => Action::requeue(ctx.settings.converging_requeue),
         _ => Action::requeue(ctx.settings.converged_requeue),
     })
+}
+
+/// Why the container is not on its VPC's network: the refusal this pass met, or the one an
+/// earlier pass recorded while the container it booted stays on the default bridge.
+fn network_warning(
+    instance: &Instance,
+    placement: &Placement,
+    after: Option<&ObservedContainer>,
+) -> Option<String> {
+    let container = after?;
+    let on_bridge_only = !container.networks.is_empty()
+        && container
+            .networks
+            .keys()
+            .all(|name| !name.starts_with("ec2d-"));
+    match placement {
+        Placement::Refused(reason) if on_bridge_only => Some(reason.clone()),
+        Placement::Vpc(..) | Placement::Refused(_) if on_bridge_only => instance
+            .status
+            .network_warning
+            .clone()
+            .or_else(|| Some("the instance booted on Docker's default bridge".to_string())),
+        _ => None,
+    }
 }
 
 /// The two lines LocalStack users grep for: where SSH answers, and the port mapping.

@@ -15,6 +15,7 @@ mod fixtures;
 mod gc;
 mod image;
 mod instance;
+mod network;
 pub mod plan;
 
 use std::sync::Arc;
@@ -28,10 +29,11 @@ pub use engine::{EngineHealth, EngineMonitor};
 pub use error::ReconcileError;
 pub use gc::{KeptOrphan, SweepReport};
 pub use instance::{container_spec_for, BootMode};
+pub use network::Networks;
 
 use crate::controller::{Action, ControllerHandle};
 use crate::model::{ImageId, InstanceId};
-use crate::runtime::{ContainerRuntime, RuntimeEvent};
+use crate::runtime::{labels, ContainerRuntime, RuntimeEvent};
 use crate::store::{KindKey, StatusStore, Store};
 
 /// What a reconcile is about.
@@ -43,8 +45,11 @@ pub enum ObjectRef {
     Image(ImageId),
     /// The AMI catalog discovered from Docker's image tags, and deregistered AMIs' tags.
     Catalog,
-    /// Orphaned containers and expired terminated records.
+    /// Orphaned containers and networks, and expired terminated records.
     Sweep,
+    /// One VPC's Docker network: made again when removed while instances need it, removed
+    /// when none does.
+    Network(String),
 }
 
 /// Reconciler settings.
@@ -63,6 +68,9 @@ pub struct Settings {
     /// Give each container its instance type's vCPUs and memory as limits
     /// (`EC2D_INSTANCE_TYPE_LIMITS`).
     pub instance_type_limits: bool,
+    /// Put each VPC's instances on a Docker network of their own at the addresses the API
+    /// allocated (`EC2D_VPC_NETWORKS`); off, every container is on Docker's default bridge.
+    pub vpc_networks: bool,
     /// How long a terminated instance stays describable before its record is collected.
     pub terminated_retention: Duration,
     /// How soon to look again at a resource that is still converging.
@@ -82,6 +90,7 @@ impl Default for Settings {
             mount_docker_socket: true,
             docker_flags: crate::runtime::DockerFlags::default(),
             instance_type_limits: true,
+            vpc_networks: true,
             terminated_retention: Duration::from_secs(3600),
             converging_requeue: Duration::from_millis(500),
             converged_requeue: Duration::from_secs(300),
@@ -104,6 +113,8 @@ pub struct Context<R: ContainerRuntime> {
     pub sweep_report: SweepReport,
     /// When each instance's log was last copied, so bursts of passes read it once.
     pub console_reads: ConsoleReads,
+    /// What is known of each VPC's Docker network.
+    pub networks: Networks,
 }
 
 impl<R: ContainerRuntime> Context<R> {
@@ -116,6 +127,7 @@ impl<R: ContainerRuntime> Context<R> {
             engine: EngineMonitor::default(),
             sweep_report: SweepReport::default(),
             console_reads: ConsoleReads::default(),
+            networks: Networks::default(),
         }
     }
 }
@@ -131,6 +143,7 @@ pub async fn reconcile<R: ContainerRuntime>(
         ObjectRef::Image(id) => image::reconcile(id, &ctx).await,
         ObjectRef::Catalog => catalog::reconcile(&ctx).await,
         ObjectRef::Sweep => gc::sweep(&ctx).await,
+        ObjectRef::Network(vpc_id) => network::reconcile(vpc_id, &ctx).await,
     };
     ctx.engine.observe(&result);
     result
@@ -149,6 +162,9 @@ pub fn error_policy<R: ContainerRuntime>(
         Action::requeue(ctx.settings.converged_requeue.min(Duration::from_secs(60)))
     }
 }
+
+/// How long after a container leaves its VPC's network its instance is looked at again.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(3);
 
 /// Every key the store and engine know of: the resync list (kube's "list" half of list-watch).
 pub fn all_keys(store: &StatusStore) -> Vec<ObjectRef> {
@@ -179,15 +195,23 @@ pub fn all_keys(store: &StatusStore) -> Vec<ObjectRef> {
 /// An AMI record's change also wakes discovery, which carries out deregistrations (see
 /// `catalog`): the record's own key acknowledges one, discovery removes the tags.
 pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
-    store
+    let watched = store.clone();
+    let store = store.clone();
+    watched
         .watch_specs()
-        .flat_map(|changed| {
+        .flat_map(move |changed| {
             let keys = match changed.kind {
-                KindKey::Instance => InstanceId::parse(&changed.id)
-                    .ok()
-                    .map(ObjectRef::Instance)
-                    .into_iter()
-                    .collect(),
+                KindKey::Instance => match InstanceId::parse(&changed.id) {
+                    Ok(id) => {
+                        let mut keys = vec![ObjectRef::Instance(id)];
+                        // A terminated instance may have been its VPC network's last user.
+                        if let Some(vpc_id) = terminated_in_vpc(&store, &changed.id) {
+                            keys.push(ObjectRef::Network(vpc_id));
+                        }
+                        keys
+                    }
+                    Err(_) => Vec::new(),
+                },
                 KindKey::Image => match ImageId::parse(&changed.id) {
                     Ok(id) => vec![ObjectRef::Image(id), ObjectRef::Catalog],
                     Err(_) => Vec::new(),
@@ -208,6 +232,7 @@ pub fn engine_triggers<R: ContainerRuntime>(
 ) -> BoxStream<'static, ObjectRef> {
     let store = ctx.store.clone();
     let engine = ctx.engine.clone();
+    let networks = ctx.networks.clone();
     ctx.runtime
         .events()
         .flat_map(move |event| {
@@ -228,6 +253,28 @@ pub fn engine_triggers<R: ContainerRuntime>(
                     tracing::debug!(%action, "image event");
                     vec![ObjectRef::Catalog]
                 }
+                RuntimeEvent::Network { name, action } => {
+                    match labels::vpc_of_network(store.id(), &name) {
+                        // Removed: made again at once, and its instances put back on it.
+                        Some(vpc_id) if action == "destroy" => {
+                            tracing::info!(%vpc_id, network = %name, "VPC network removed; converging");
+                            networks.forget(&vpc_id);
+                            let mut keys = instances_in_vpc(&store, &vpc_id);
+                            keys.push(ObjectRef::Network(vpc_id));
+                            keys
+                        }
+                        // A container taken off it (ec2d's own removals too): looked at after a
+                        // grace, so a user's `disconnect -f` then `network rm` is not raced.
+                        Some(vpc_id) => {
+                            tracing::debug!(%vpc_id, network = %name, %action, "VPC network endpoint changed");
+                            for key in instances_in_vpc(&store, &vpc_id) {
+                                handle.enqueue_after(key, DISCONNECT_GRACE);
+                            }
+                            Vec::new()
+                        }
+                        None => Vec::new(),
+                    }
+                }
                 RuntimeEvent::Resubscribed => {
                     tracing::info!("engine event stream resubscribed; resyncing everything");
                     engine.record_event_gap();
@@ -238,6 +285,31 @@ pub fn engine_triggers<R: ContainerRuntime>(
             futures::stream::iter(keys)
         })
         .boxed()
+}
+
+/// The VPC of an instance the user asked to terminate.
+fn terminated_in_vpc(store: &StatusStore, id: &str) -> Option<String> {
+    let instance = store.instances().get_shared(id).ok()??;
+    (instance.spec.desired == crate::model::DesiredState::Terminated)
+        .then(|| instance.spec.vpc_id.clone())
+        .flatten()
+}
+
+/// The instances of a VPC, as keys (an event about its network concerns them all).
+fn instances_in_vpc(store: &StatusStore, vpc_id: &str) -> Vec<ObjectRef> {
+    match store.instances().list_shared() {
+        Ok(listing) => listing
+            .objects
+            .iter()
+            .filter(|i| i.spec.vpc_id.as_deref() == Some(vpc_id))
+            .filter_map(|i| InstanceId::parse(&i.metadata.name).ok())
+            .map(ObjectRef::Instance)
+            .collect(),
+        Err(error) => {
+            tracing::error!(%error, "cannot list instances for a network event");
+            Vec::new()
+        }
+    }
 }
 
 /// Enqueues every key at once, past any backoff: the engine is back, or events were lost.

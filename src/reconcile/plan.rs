@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use crate::model::{DesiredState, Instance, InstanceState, ShutdownBehavior};
 use crate::runtime::{
-    ContainerSpec, ContainerState, ObservedContainer, ResourceLimits, SignalEvidence,
+    ContainerSpec, ContainerState, NetworkAttachment, ObservedContainer, ResourceLimits,
+    SignalEvidence,
 };
 
 /// Facts about the world the planner cannot see in the container alone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     /// The container's main process ended because of something outside the instance: the
     /// engine signalled it (`docker stop`, `docker kill`) or was down or restarting. That is
@@ -21,6 +22,9 @@ pub struct Facts {
     /// The CPU and memory limits the instance's type asks of its container (with the host's
     /// CPU count and `EC2_DOCKER_FLAGS` taken into account); `None` ones are not asked for.
     pub limits: ResourceLimits,
+    /// The instance's place on its VPC's network and that network's live Docker id; `None`
+    /// when the instance is not meant to be on one (or its network was refused).
+    pub network: Option<(NetworkAttachment, String)>,
 }
 
 /// Settings the planner needs.
@@ -54,6 +58,9 @@ pub enum Step {
     /// (`docker update`): a type changed by ModifyInstanceAttribute, or a container made
     /// without them.
     UpdateLimits(String, ResourceLimits),
+    /// Put the container back on its VPC's network at its address (`docker network connect`):
+    /// the network was removed behind its back (and made again), or it was disconnected.
+    Connect(String, NetworkAttachment),
 }
 
 impl Step {
@@ -73,6 +80,12 @@ impl Step {
                 short(id),
                 limits.nano_cpus,
                 limits.memory_bytes
+            ),
+            Self::Connect(id, attachment) => format!(
+                "connect {} to {} at {}",
+                short(id),
+                attachment.network,
+                attachment.ipv4_address
             ),
         }
     }
@@ -125,6 +138,53 @@ impl Plan {
 /// Plans the steps that make the observed container match the instance's spec.
 /// `container_spec` builds the container to create; it is only called when a boot is needed.
 pub fn plan(
+    instance: &Instance,
+    observed: Option<&ObservedContainer>,
+    facts: Facts,
+    settings: &PlanSettings,
+    container_spec: impl FnOnce() -> ContainerSpec,
+) -> Plan {
+    let network = facts.network.clone();
+    let plan = plan_container(instance, observed, facts, settings, container_spec);
+    reattached(plan, observed, network.as_ref())
+}
+
+/// A container meant to run on its VPC's network whose attachment is gone (disconnected) or
+/// names a network since removed gets its place back, at the same address, before it starts
+/// (the engine refuses to start it otherwise), or at once when it runs. A container that has a
+/// network, but not its VPC's, booted on the default bridge when its VPC's network was refused,
+/// and stays there: moving it would change its address under the user.
+fn reattached(
+    mut plan: Plan,
+    observed: Option<&ObservedContainer>,
+    network: Option<&(NetworkAttachment, String)>,
+) -> Plan {
+    let (Some(container), Some((attachment, network_id))) = (observed, network) else {
+        return plan;
+    };
+    if plan.reaches != Some(InstanceState::Running) || plan.creates() {
+        return plan;
+    }
+    let detached = match container.networks.get(&attachment.network) {
+        Some(attached_to) => attached_to != network_id,
+        None => container.networks.is_empty(),
+    };
+    if !detached {
+        return plan;
+    }
+    let connect = Step::Connect(container.id.clone(), attachment.clone());
+    match plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Start(_) | Step::Restart(_)))
+    {
+        Some(at) => plan.steps.insert(at, connect),
+        None => plan.steps.push(connect),
+    }
+    plan
+}
+
+fn plan_container(
     instance: &Instance,
     observed: Option<&ObservedContainer>,
     facts: Facts,
@@ -345,6 +405,7 @@ mod tests {
                 Step::Remove(_) => "remove",
                 Step::Restart(_) => "restart",
                 Step::UpdateLimits(..) => "update",
+                Step::Connect(..) => "connect",
             })
             .collect()
     }
@@ -560,11 +621,12 @@ mod tests {
                     let facts = Facts {
                         stopped_from_outside,
                         limits,
+                        network: None,
                     };
                     let planned = plan(
                         &inst,
                         obs.as_ref(),
-                        facts,
+                        facts.clone(),
                         &settings(remove),
                         ContainerSpec::default,
                     );
@@ -717,7 +779,7 @@ mod tests {
         let rebooting = plan(
             &inst,
             Some(&unlimited),
-            facts,
+            facts.clone(),
             &settings(true),
             ContainerSpec::default,
         );
@@ -734,7 +796,7 @@ mod tests {
         let shut_down = plan(
             &inst,
             Some(&exited),
-            facts,
+            facts.clone(),
             &settings(true),
             ContainerSpec::default,
         );

@@ -11,8 +11,9 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::{
     labels, AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo,
-    ExecOutput, HostLimits, ImageCommand, ObservedContainer, PublishedPort, ResourceLimits,
-    RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
+    ExecOutput, HostLimits, ImageCommand, NetworkAttachment, NetworkSpec, ObservedContainer,
+    ObservedNetwork, PublishedPort, ResourceLimits, RuntimeError, RuntimeEvent, RuntimeResult,
+    SignalEvidence,
 };
 use crate::model::{AmiTag, InstanceId, Timestamp};
 
@@ -59,6 +60,14 @@ pub enum Op {
     UpdateLimits,
     /// `console_log`.
     ConsoleLog,
+    /// `list_networks`.
+    ListNetworks,
+    /// `create_network`.
+    CreateNetwork,
+    /// `remove_network`.
+    RemoveNetwork,
+    /// `connect_network`.
+    ConnectNetwork,
 }
 
 /// One recorded call: the operation and its main argument (container name or id, image).
@@ -86,6 +95,8 @@ struct FakeContainer {
     limits: ResourceLimits,
     /// What it wrote to its console, line by line, with the time of each.
     console: Vec<(Timestamp, Vec<u8>)>,
+    /// The networks it is attached to: name to network id (which may be one since removed).
+    networks: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -112,6 +123,8 @@ struct Inner {
     exit_on_start: Option<i64>,
     /// What `info` reports of the host's limits.
     host: Option<HostLimits>,
+    /// Networks by id.
+    networks: BTreeMap<String, NetworkSpec>,
 }
 
 /// The fake runtime. Cloning shares the same world.
@@ -437,6 +450,80 @@ impl FakeRuntime {
             ports: c.ports.clone(),
             labels,
             limits: Some(c.limits),
+            networks: c.networks.clone(),
+        })
+    }
+
+    /// The id of the live network named `name`.
+    fn network_id(inner: &Inner, name: &str) -> Option<String> {
+        inner
+            .networks
+            .iter()
+            .find(|(_, spec)| spec.name == name)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// `docker network disconnect -f` of every container, then `docker network rm`, as a user
+    /// would do behind ec2d's back; `false` when no such network exists.
+    pub fn remove_network_behind_back(&self, name: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(id) = Self::network_id(&inner, name) else {
+            return false;
+        };
+        inner.networks.remove(&id);
+        for container in inner.containers.values_mut() {
+            container.networks.remove(name);
+        }
+        drop(inner);
+        self.emit(RuntimeEvent::Network {
+            name: name.to_string(),
+            action: "destroy".into(),
+        });
+        true
+    }
+
+    /// The networks that exist, as `(name, block)`.
+    pub fn networks(&self) -> Vec<(String, String)> {
+        self.lock()
+            .networks
+            .values()
+            .map(|n| (n.name.clone(), n.cidr.clone()))
+            .collect()
+    }
+
+    /// The networks an instance's container is attached to, name to address.
+    pub fn container_networks(&self, instance_id: &InstanceId) -> BTreeMap<String, String> {
+        let inner = self.lock();
+        inner
+            .containers
+            .values()
+            .find(|c| c.spec.instance_id.as_ref() == Some(instance_id))
+            .map(|c| {
+                c.networks
+                    .keys()
+                    .map(|name| (name.clone(), c.ip.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A network id the container is attached to that no longer exists.
+    fn stale_network(&self, container_id: &str) -> Option<String> {
+        let inner = self.lock();
+        let container = inner.containers.get(container_id)?;
+        container
+            .networks
+            .values()
+            .find(|id| *id != "bridge" && !inner.networks.contains_key(*id))
+            .cloned()
+    }
+
+    /// Whether a live container on the network holds the address.
+    fn address_taken(inner: &Inner, network_id: &str, ip: &str) -> bool {
+        inner.containers.values().any(|c| {
+            c.ip == ip
+                && c.networks.values().any(|n| n == network_id)
+                && matches!(c.state, ContainerState::Running | ContainerState::Paused)
         })
     }
 
@@ -541,11 +628,35 @@ impl ContainerRuntime for FakeRuntime {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let ip = format!(
-            "172.17.{}.{}",
-            (inner.next_id / 250) % 250,
-            inner.next_id % 250 + 2
-        );
+        let mut networks = BTreeMap::new();
+        let ip = match spec
+            .network
+            .as_ref()
+            .filter(|_| spec.flags.network.is_none())
+        {
+            Some(attachment) => {
+                let Some(network_id) = Self::network_id(&inner, &attachment.network) else {
+                    return Err(RuntimeError::Conflict(format!(
+                        "network {} not found",
+                        attachment.network
+                    )));
+                };
+                if Self::address_taken(&inner, &network_id, &attachment.ipv4_address) {
+                    return Err(RuntimeError::Conflict("Address already in use".into()));
+                }
+                networks.insert(attachment.network.clone(), network_id);
+                attachment.ipv4_address.clone()
+            }
+            None => {
+                // Docker's default bridge, as the engine names it in a container's networks.
+                networks.insert("bridge".to_string(), "bridge".to_string());
+                format!(
+                    "172.17.{}.{}",
+                    (inner.next_id / 250) % 250,
+                    inner.next_id % 250 + 2
+                )
+            }
+        };
         let mut ports = Vec::new();
         for request in &spec.ports {
             let host_port = match request.host_port {
@@ -584,6 +695,7 @@ impl ContainerRuntime for FakeRuntime {
                 memory_bytes: spec.flags.memory_bytes.or(spec.limits.memory_bytes),
             },
             console: Vec::new(),
+            networks,
         };
         inner.names.insert(spec.name.clone(), id.clone());
         inner.containers.insert(id.clone(), container.clone());
@@ -594,6 +706,11 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn start(&self, container_id: &str) -> RuntimeResult<()> {
         use ContainerState::*;
+        // As the engine: a container attached to a network since removed cannot start.
+        if let Some(stale) = self.stale_network(container_id) {
+            self.enter(Op::Start, container_id)?;
+            return Err(RuntimeError::Conflict(format!("network {stale} not found")));
+        }
         self.transition(
             Op::Start,
             container_id,
@@ -881,6 +998,98 @@ impl ContainerRuntime for FakeRuntime {
             started_at,
             finished_at,
         ))
+    }
+
+    async fn list_networks(&self) -> RuntimeResult<Vec<ObservedNetwork>> {
+        self.enter(Op::ListNetworks, "")?;
+        Ok(self
+            .lock()
+            .networks
+            .iter()
+            .map(|(id, spec)| ObservedNetwork {
+                id: id.clone(),
+                name: spec.name.clone(),
+                vpc_id: spec.vpc_id.clone(),
+                store_id: Some(spec.store_id.clone()),
+                cidr: Some(spec.cidr.clone()),
+            })
+            .collect())
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> RuntimeResult<String> {
+        self.enter(Op::CreateNetwork, &spec.name)?;
+        let mut inner = self.lock();
+        // As the engine: blocks may not overlap (mock mode has no engine, so no such limit).
+        if !self.accept_any_image {
+            let block = crate::model::vpc::Cidr::parse(&spec.cidr);
+            let clash = inner.networks.values().find(|other| {
+                match (block, crate::model::vpc::Cidr::parse(&other.cidr)) {
+                    (Some(a), Some(b)) => a.overlaps(&b),
+                    _ => false,
+                }
+            });
+            if let Some(other) = clash {
+                return Err(RuntimeError::Failed(format!(
+                    "create network: Pool overlaps with other one on this address space ({})",
+                    other.name
+                )));
+            }
+        }
+        inner.next_id += 1;
+        let id = format!("net{:061}", inner.next_id);
+        inner.networks.insert(id.clone(), spec.clone());
+        Ok(id)
+    }
+
+    async fn remove_network(&self, network_id: &str) -> RuntimeResult<()> {
+        self.enter(Op::RemoveNetwork, network_id)?;
+        let mut inner = self.lock();
+        let Some(spec) = inner.networks.get(network_id).cloned() else {
+            return Err(RuntimeError::NotFound(format!(
+                "network {network_id} not found"
+            )));
+        };
+        let active = inner.containers.values().any(|c| {
+            c.networks.values().any(|n| n == network_id)
+                && matches!(c.state, ContainerState::Running | ContainerState::Paused)
+        });
+        if active {
+            return Err(RuntimeError::Conflict(format!(
+                "network {} has active endpoints",
+                spec.name
+            )));
+        }
+        inner.networks.remove(network_id);
+        drop(inner);
+        self.emit(RuntimeEvent::Network {
+            name: spec.name,
+            action: "destroy".into(),
+        });
+        Ok(())
+    }
+
+    async fn connect_network(
+        &self,
+        container_id: &str,
+        attachment: &NetworkAttachment,
+    ) -> RuntimeResult<()> {
+        self.enter(Op::ConnectNetwork, container_id)?;
+        let mut inner = self.lock();
+        let Some(network_id) = Self::network_id(&inner, &attachment.network) else {
+            return Err(RuntimeError::NotFound(format!(
+                "network {} not found",
+                attachment.network
+            )));
+        };
+        let container = inner
+            .containers
+            .get_mut(container_id)
+            .ok_or_else(|| RuntimeError::NotFound(format!("no such container: {container_id}")))?;
+        container
+            .networks
+            .insert(attachment.network.clone(), network_id);
+        container.ip = attachment.ipv4_address.clone();
+        Ok(())
     }
 
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {

@@ -14,3 +14,41 @@ pub const REGION: &str = "ec2d.region";
 
 /// The id of the ec2d store that owns the container; garbage collection only touches its own.
 pub const STORE_ID: &str = "ec2d.store-id";
+
+/// The VPC a network backs. Networks without it are never touched.
+pub const VPC_ID: &str = "ec2d.vpc-id";
+
+/// The Docker network of a VPC in a store: `ec2d-<store>-<vpc-id>`, with the store's id cut to
+/// 8 characters, so two stores sharing an engine (each with the region's default VPC, whose id
+/// is the same everywhere) never share a network.
+pub fn network_name(store_id: &str, vpc_id: &str) -> String {
+    let store: String = store_id.chars().take(8).collect();
+    format!("ec2d-{store}-{vpc_id}")
+}
+
+/// The VPC id in a [`network_name`] made by the store `store_id`; `None` for any other name.
+pub fn vpc_of_network(store_id: &str, name: &str) -> Option<String> {
+    let store: String = store_id.chars().take(8).collect();
+    let vpc = name
+        .strip_prefix("ec2d-")?
+        .strip_prefix(store.as_str())?
+        .strip_prefix('-')?;
+    vpc.starts_with("vpc-").then(|| vpc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_names_round_trip_per_store() {
+        let name = network_name("0123456789abcdef", "vpc-0a1b2c3d4e5f60718");
+        assert_eq!(name, "ec2d-01234567-vpc-0a1b2c3d4e5f60718");
+        assert_eq!(
+            vpc_of_network("0123456789abcdef", &name).as_deref(),
+            Some("vpc-0a1b2c3d4e5f60718")
+        );
+        assert_eq!(vpc_of_network("fedcba9876543210", &name), None);
+        assert_eq!(vpc_of_network("0123456789abcdef", "bridge"), None);
+    }
+}

@@ -214,6 +214,47 @@ pub struct ContainerSpec {
     pub limits: ResourceLimits,
     /// Extra `docker run` flags from `EC2_DOCKER_FLAGS`, applied on top of the above.
     pub flags: DockerFlags,
+    /// The VPC network to join with the instance's private address; `None` is Docker's
+    /// default bridge (or `EC2_DOCKER_FLAGS`' `--network`, which wins).
+    pub network: Option<NetworkAttachment>,
+}
+
+/// A container's place on a VPC's network: the network's name and the fixed address the API
+/// gave the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkAttachment {
+    /// The Docker network's name.
+    pub network: String,
+    /// The instance's private IPv4 address on it.
+    pub ipv4_address: String,
+}
+
+/// The bridge network ec2d asks for a VPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkSpec {
+    /// The network's name ([`labels::network_name`]).
+    pub name: String,
+    /// The VPC's CIDR block, the network's one subnet.
+    pub cidr: String,
+    /// The VPC it backs; becomes the [`labels::VPC_ID`] label.
+    pub vpc_id: String,
+    /// The owning store; becomes the [`labels::STORE_ID`] label.
+    pub store_id: String,
+}
+
+/// A network carrying ec2d's [`labels::VPC_ID`] label, as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedNetwork {
+    /// Docker's network id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The VPC from its label.
+    pub vpc_id: String,
+    /// The owning store from its label.
+    pub store_id: Option<String>,
+    /// Its first IPv4 subnet.
+    pub cidr: Option<String>,
 }
 
 /// A container's CPU and memory limits; `None` is no limit (or, when asked of the runtime,
@@ -308,6 +349,9 @@ pub struct ObservedContainer {
     pub finished_at: Option<Timestamp>,
     /// Its CPU and memory limits. Only inspection knows them: `list_managed` leaves `None`.
     pub limits: Option<ResourceLimits>,
+    /// The networks it is attached to: name to Docker's network id. A name whose id is not the
+    /// live network's is a network removed (and maybe re-created) behind the container's back.
+    pub networks: BTreeMap<String, String>,
 }
 
 /// What a command run inside a container with [`ContainerRuntime::exec`] produced.
@@ -433,6 +477,14 @@ pub enum RuntimeEvent {
         /// Docker's action word.
         action: String,
     },
+    /// A network changed (`action`: connect, disconnect, destroy, create); ec2d's own networks
+    /// are the ones named by [`labels::network_name`].
+    Network {
+        /// The network's name.
+        name: String,
+        /// Docker's action word.
+        action: String,
+    },
     /// The event stream was re-established after a gap: events may have been missed.
     Resubscribed,
 }
@@ -536,6 +588,23 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         started_at: Timestamp,
         finished_at: Timestamp,
     ) -> impl Future<Output = RuntimeResult<SignalEvidence>> + Send;
+    /// Networks carrying ec2d's [`labels::VPC_ID`] label (any store's).
+    fn list_networks(&self) -> impl Future<Output = RuntimeResult<Vec<ObservedNetwork>>> + Send;
+    /// Creates a labelled bridge network; returns its id. `Failed` when the engine (or the
+    /// host's routes) refuse its block: it overlaps a network that exists.
+    fn create_network(
+        &self,
+        spec: &NetworkSpec,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send;
+    /// Removes a network; `Conflict` while a running container is attached, `NotFound` when gone.
+    fn remove_network(&self, network_id: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Attaches a container to a network with a fixed address (replacing a stale attachment of
+    /// the same name, one to a network since removed).
+    fn connect_network(
+        &self,
+        container_id: &str,
+        attachment: &NetworkAttachment,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
     /// Engine events relevant to ec2d; reconnects by itself and says so with `Resubscribed`.
     fn events(&self) -> BoxStream<'static, RuntimeEvent>;
 }

@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
-pub use names::CLIENT_TOKEN_KIND;
+pub use names::{CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
 pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 
 use crate::model::{AddressSpec, AddressStatus, LaunchTemplateSpec, LaunchTemplateStatus};
@@ -80,6 +80,8 @@ pub struct Store {
     console: sled::Tree,
     /// Elastic IP public address -> its allocation id: an address is allocated once per store.
     address_ips: sled::Tree,
+    /// `<vpc-id>/<ip>` to the instance holding that private address (see `names.rs`).
+    private_ips: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -165,6 +167,7 @@ impl Store {
             launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,
             console: db.open_tree("instances.console")?,
             address_ips: db.open_tree("addresses.ips")?,
+            private_ips: db.open_tree("instances.private-ips")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,

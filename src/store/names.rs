@@ -40,6 +40,31 @@ use crate::model::{
 /// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
 pub const CLIENT_TOKEN_KIND: &str = "ClientToken";
 
+/// The `kind` of a [`StoreError::NameTaken`] for a private address held by a live instance.
+pub const PRIVATE_IP_KIND: &str = "PrivateIpAddress";
+
+/// The private-address index key: addresses are unique per VPC.
+fn private_ip_key(vpc_id: &str, ip: &str) -> Vec<u8> {
+    format!("{vpc_id}/{ip}").into_bytes()
+}
+
+/// Whether the instance record `spec` (its stored bytes) still holds its private address: it
+/// exists and is not meant to be terminated. EC2 frees an address at termination; an index
+/// entry whose holder is gone or terminated is stale and taken over, so nothing has to delete
+/// entries (no crash can leak one).
+fn holds_address(spec: Option<&[u8]>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Desired {
+        desired: crate::model::DesiredState,
+    }
+    #[derive(serde::Deserialize)]
+    struct SpecOnly {
+        spec: Desired,
+    }
+    spec.and_then(|bytes| serde_json::from_slice::<SpecOnly>(bytes).ok())
+        .is_some_and(|d| d.spec.desired != crate::model::DesiredState::Terminated)
+}
+
 /// The public address: an Elastic IP is allocated once per store, whatever the region.
 pub(super) fn address_ip_key(address: &Address) -> Vec<u8> {
     address.spec.public_ip.clone().into_bytes()
@@ -674,6 +699,14 @@ impl Store {
             }
             None => None,
         };
+        let addresses: Vec<(Vec<u8>, &str, &str)> = instances
+            .iter()
+            .filter_map(|i| {
+                let ip = i.spec.private_ip.as_deref()?;
+                let vpc = i.spec.vpc_id.as_deref()?;
+                Some((private_ip_key(vpc, ip), ip, i.metadata.name.as_str()))
+            })
+            .collect();
         let writing = self.instances.writing();
         finish(
             (
@@ -681,8 +714,9 @@ impl Store {
                 &self.client_tokens,
                 self.security_groups.spec_tree(),
                 &self.group_uses,
+                &self.private_ips,
             )
-                .transaction(|(spec, tokens, group_specs, uses)| {
+                .transaction(|(spec, tokens, group_specs, uses, private_ips)| {
                     if let Some((token, key, ids)) = &token {
                         if let Some(holder) = live_launch(spec, tokens.get(key)?.as_deref())? {
                             return abort(StoreError::NameTaken {
@@ -712,11 +746,38 @@ impl Store {
                         }
                         spec.insert(id.as_bytes(), bytes.as_slice())?;
                     }
+                    for (key, ip, id) in &addresses {
+                        if let Some(holder) = private_ips.get(key)? {
+                            if holder.as_ref() != id.as_bytes()
+                                && holds_address(spec.get(&holder)?.as_deref())
+                            {
+                                return abort(StoreError::NameTaken {
+                                    kind: PRIVATE_IP_KIND,
+                                    name: ip.to_string(),
+                                    holder: lossy(&holder),
+                                });
+                            }
+                        }
+                        private_ips.insert(key.as_slice(), id.as_bytes())?;
+                    }
                     Ok(())
                 }),
         )?;
         drop(writing);
         self.instances.make_durable()
+    }
+
+    /// The private addresses live instances hold in a VPC (see [`PRIVATE_IP_KIND`]).
+    pub fn private_ips_in_use(&self, vpc_id: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{vpc_id}/");
+        let mut out = Vec::new();
+        for entry in self.private_ips.scan_prefix(prefix.as_bytes()) {
+            let (key, holder) = entry?;
+            if holds_address(self.instances.spec_tree().get(&holder)?.as_deref()) {
+                out.push(lossy(&key[prefix.len()..]));
+            }
+        }
+        Ok(out)
     }
 
     /// Adds the name-index entries that stored records lack (see [`Collection::repair_names`]).

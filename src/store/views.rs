@@ -294,6 +294,11 @@ impl SpecStore {
         self.0.create_instances(instances, region, client_token)
     }
 
+    /// See [`Store::private_ips_in_use`].
+    pub fn private_ips_in_use(&self, vpc_id: &str) -> Result<Vec<String>, StoreError> {
+        self.0.private_ips_in_use(vpc_id)
+    }
+
     /// See [`Store::instances_for_client_token`].
     pub fn instances_for_client_token(
         &self,
@@ -392,6 +397,11 @@ impl StatusStore {
     /// Security groups (read: they have no reconciler).
     pub fn security_groups(&self) -> Reads<'_, SecurityGroupSpec, SecurityGroupStatus> {
         Reads(self.0.security_groups())
+    }
+
+    /// VPCs (read: their networks are converged from the instances that need them).
+    pub fn vpcs(&self) -> Reads<'_, VpcSpec, VpcStatus> {
+        Reads(self.0.vpcs())
     }
 
     /// Launch templates (read: they have no reconciler).

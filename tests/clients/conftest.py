@@ -266,6 +266,7 @@ def ec2d_factory(request, busybox_ami, workdir, recorder):
             names += [h.container_name(i) for i in srv.cleanup.instances
                       if h.container_label(h.container_name(i), h.STORE_ID_LABEL) in store_ids]
             problems = h.remove_containers(sorted(set(names)))
+            problems += h.remove_store_networks(store_ids)
             if srv.cleanup.images:
                 problems += h.remove_tags(t for t in h.list_ami_tags() if t.rsplit(":", 1)[-1] in srv.cleanup.images)
             for p in problems:

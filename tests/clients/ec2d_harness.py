@@ -208,7 +208,9 @@ def cleanup_owned() -> tuple[list[str], list[str], list[str]]:
     tags of OWNED_AMIS. Returns (containers removed, tags removed, problems)."""
     present = set(list_ec2_containers().values())
     names = sorted(container_name(i) for i in OWNED_INSTANCES if container_name(i) in present)
+    stores = {container_label(n, STORE_ID_LABEL) for n in names} - {None, ""}
     problems = remove_containers(names)
+    problems += remove_store_networks(stores)
     tags = sorted(t for t in list_ami_tags() if t.rsplit(":", 1)[-1] in OWNED_AMIS)
     problems += remove_tags(tags)
     return names, tags, problems
@@ -231,6 +233,32 @@ def remove_containers(names_or_ids: Iterable[str]) -> list[str]:
         p = docker("rm", "-f", "-v", c, check=False)
         if p.returncode != 0 and "No such" not in p.stderr:
             problems.append(f"docker rm -f {c}: {p.stderr.strip()}")
+    return problems
+
+
+VPC_ID_LABEL = "ec2d.vpc-id"
+
+
+def store_networks(store_id: str) -> list[dict]:
+    """The VPC networks ec2d made for a store: [{id, name, vpc_id}]."""
+    fmt = "{{.ID}}\t{{.Name}}\t{{.Label \"" + VPC_ID_LABEL + "\"}}"
+    p = docker("network", "ls", "--no-trunc", "--filter", f"label={STORE_ID_LABEL}={store_id}", "--format", fmt)
+    out = []
+    for line in p.stdout.splitlines():
+        if line.strip():
+            nid, name, vpc = (line.split("\t") + ["", "", ""])[:3]
+            out.append({"id": nid, "name": name, "vpc_id": vpc})
+    return out
+
+
+def remove_store_networks(store_ids: Iterable[str]) -> list[str]:
+    """Remove the VPC networks of these stores (their containers must be gone first)."""
+    problems = []
+    for sid in store_ids:
+        for n in store_networks(sid):
+            p = docker("network", "rm", n["id"], check=False)
+            if p.returncode != 0 and "No such" not in p.stderr and "not found" not in p.stderr:
+                problems.append(f"docker network rm {n['name']}: {p.stderr.strip()}")
     return problems
 
 

@@ -86,6 +86,7 @@ impl Harness {
             store: store.spec_view(),
             vm_manager,
             public_amis,
+            allocate_private_ips: true,
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),
             nudge,

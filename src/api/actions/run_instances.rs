@@ -24,10 +24,10 @@ use crate::api::kind::Kind;
 use crate::api::kinds::instance_type::known_type;
 use crate::api::kinds::SubnetKind;
 use crate::api::render::render_instance;
-use crate::api::{groups, images, kind, launch_templates, tags};
+use crate::api::{groups, images, kind, launch_templates, private_ips, tags};
 use crate::model::region::{self, zone_names};
 use crate::model::SECURITY_GROUP_KIND;
-use crate::store::{StoreError, CLIENT_TOKEN_KIND};
+use crate::store::{StoreError, CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
 
 /// The most instances one call may launch.
 pub const MAX_COUNT_LIMIT: i64 = 1000;
@@ -81,6 +81,11 @@ pub struct Request {
     pub user_data: Option<String>,
     /// `ClientToken`.
     pub client_token: Option<String>,
+    /// `MinCount`: the fewest instances the launch accepts (the subnet's free addresses may
+    /// hold fewer than `count`).
+    pub min_count: u32,
+    /// `PrivateIpAddress` (or the first network interface's): the address of the one instance.
+    pub private_ip: Option<String>,
     /// `MetadataOptions`, `CreditSpecification`, `Monitoring` and the other recorded options.
     pub options: InstanceOptions,
     /// Which metadata options the launch named (an IMDSv2-only AMI sets the others).
@@ -207,9 +212,22 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
             )));
         }
     }
+    let private_ip = params
+        .get("PrivateIpAddress")
+        .or_else(|| params.get("NetworkInterface.1.PrivateIpAddress"))
+        .filter(|ip| !ip.is_empty())
+        .map(str::to_string);
+    if private_ip.is_some() && max > 1 {
+        return Err(ApiError::client(
+            "InvalidParameterCombination",
+            "A private IP address can only be specified for a single instance (MaxCount 1).",
+        ));
+    }
     Ok(Request {
         image_id,
         count: u32::try_from(max).expect("bounded by MAX_COUNT_LIMIT"),
+        min_count: u32::try_from(min).expect("bounded by MaxCount"),
+        private_ip,
         instance_type: instance_type.to_string(),
         tags: tags::tag_specifications(params, RUN_INSTANCES_TAGGABLE)?,
         shutdown_behavior,
@@ -388,7 +406,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
     let reservation_id = ReservationId::generate();
     // One timestamp for the whole reservation: it is launched by one call.
     let launched_at = now();
-    let instances: Vec<Instance> = (0..req.count)
+    let mut instances: Vec<Instance> = (0..req.count)
         .map(|index| {
             let id = InstanceId::generate();
             Object {
@@ -412,6 +430,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     ports: ports.clone(),
                     subnet_id: Some(subnet.subnet_id.clone()),
                     vpc_id: Some(subnet.vpc_id.clone()),
+                    private_ip: None,
                     client_token: req.client_token.clone(),
                     user_transition_at: None,
                     reboots_requested: 0,
@@ -423,10 +442,27 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             }
         })
         .collect();
-    match state
-        .store
-        .create_instances(&instances, region, req.client_token.as_deref())
-    {
+    // Addresses are picked from what live instances hold, then claimed in the launch's own
+    // transaction; a concurrent launch that claimed one first makes this one pick again.
+    let mut attempts = 0;
+    let written = loop {
+        attempts += 1;
+        if state.allocate_private_ips && !subnet.default_for_az {
+            instances = with_private_ips(state, &subnet, &req, instances)?;
+        }
+        match state
+            .store
+            .create_instances(&instances, region, req.client_token.as_deref())
+        {
+            Err(StoreError::NameTaken { kind, name, .. }) if kind == PRIVATE_IP_KIND => {
+                if req.private_ip.is_some() || attempts >= MAX_ADDRESS_ATTEMPTS {
+                    return Err(private_ips::in_use_error(&name));
+                }
+            }
+            other => break other,
+        }
+    };
+    match written {
         Ok(()) => {}
         // A concurrent call with the same token launched first: answer with its launch.
         Err(StoreError::NameTaken { kind, name, .. }) if kind == CLIENT_TOKEN_KIND => {
@@ -453,6 +489,39 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         reservation_id,
         instances,
     })
+}
+
+/// How many times a launch picks addresses again after concurrent launches took its picks.
+const MAX_ADDRESS_ATTEMPTS: u32 = 8;
+
+/// Gives each instance of a created subnet its private address: the one asked for, or the
+/// subnet's lowest free ones. (The region's default VPC keeps LocalStack's layout: its
+/// instances are on Docker's default bridge at the engine's address, so any number of ec2d
+/// stores share one engine and `docker inspect`'s `.NetworkSettings.IPAddress` still answers.) When the subnet holds fewer than `MaxCount` but at least `MinCount`, the launch is
+/// cut to what fits, as EC2 launches as many as it can.
+fn with_private_ips(
+    state: &ApiState,
+    subnet: &Subnet,
+    req: &Request,
+    mut instances: Vec<Instance>,
+) -> Result<Vec<Instance>, ApiError> {
+    let in_use = state.store.private_ips_in_use(&subnet.vpc_id)?;
+    let addresses = match &req.private_ip {
+        Some(asked) => vec![private_ips::check_requested(
+            asked,
+            &subnet.cidr_block,
+            &in_use,
+        )?],
+        None => private_ips::pick_free(&subnet.cidr_block, &in_use, req.count),
+    };
+    if addresses.len() < req.min_count.max(1) as usize {
+        return Err(private_ips::exhausted(&subnet.subnet_id));
+    }
+    instances.truncate(addresses.len());
+    for (instance, address) in instances.iter_mut().zip(addresses) {
+        instance.spec.private_ip = Some(address);
+    }
+    Ok(instances)
 }
 
 /// `reservationId`, `ownerId`, `groupSet`, `instancesSet`.

@@ -104,6 +104,7 @@ pub fn container_spec_for(
         BootMode::BesideInit => (None, None, false),
     };
     ContainerSpec {
+        network: None,
         name: format!("{CONTAINER_NAME_PREFIX}{}", instance.metadata.name),
         instance_id: InstanceId::parse(&instance.metadata.name).ok(),
         image: instance.spec.image_ref.clone(),

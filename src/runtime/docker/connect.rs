@@ -114,6 +114,11 @@ impl DockerRuntime {
         })
     }
 
+    /// Whether the engine listens on a local socket, so it shares this host's routes.
+    pub(super) fn engine_is_local(&self) -> bool {
+        matches!(self.inner.endpoint, Endpoint::Unix(_))
+    }
+
     /// The negotiated client, negotiating first if no call has succeeded yet.
     pub(super) async fn docker(&self) -> RuntimeResult<Docker> {
         self.inner

@@ -3,10 +3,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bollard::container::Config;
+use bollard::container::{Config, NetworkingConfig};
 use bollard::models::{
-    ContainerInspectResponse, ContainerSummary, EndpointSettings, HostConfig, PortBinding, PortMap,
-    PortTypeEnum, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    ContainerInspectResponse, ContainerSummary, EndpointIpamConfig, EndpointSettings, HostConfig,
+    PortBinding, PortMap, PortTypeEnum, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use tracing::warn;
 
@@ -217,7 +217,11 @@ pub(super) fn container_config(spec: &ContainerSpec, instance_id: &InstanceId) -
             }),
             privileged: Some(flags.privileged),
             extra_hosts: non_empty(&flags.add_hosts),
-            network_mode: flags.network.clone(),
+            // The operator's `--network` wins over the VPC's network.
+            network_mode: flags
+                .network
+                .clone()
+                .or_else(|| spec.network.as_ref().map(|n| n.network.clone())),
             dns: non_empty(&flags.dns),
             nano_cpus,
             memory,
@@ -227,8 +231,50 @@ pub(super) fn container_config(spec: &ContainerSpec, instance_id: &InstanceId) -
             tmpfs: (!flags.tmpfs.is_empty()).then(|| flags.tmpfs.clone().into_iter().collect()),
             ..Default::default()
         }),
+        networking_config: endpoint_config(spec),
         ..Default::default()
     }
+}
+
+/// The fixed address on the VPC's network, unless the operator's `--network` replaced it.
+fn endpoint_config(spec: &ContainerSpec) -> Option<NetworkingConfig<String>> {
+    let attachment = spec
+        .network
+        .as_ref()
+        .filter(|_| spec.flags.network.is_none())?;
+    Some(NetworkingConfig {
+        endpoints_config: HashMap::from([(
+            attachment.network.clone(),
+            endpoint_settings(&attachment.ipv4_address),
+        )]),
+    })
+}
+
+/// An endpoint with a fixed IPv4 address.
+pub(super) fn endpoint_settings(ipv4_address: &str) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(ipv4_address.to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Network name to Docker's network id, for each network a container is attached to.
+fn attached_networks(
+    networks: Option<&HashMap<String, EndpointSettings>>,
+) -> BTreeMap<String, String> {
+    networks
+        .into_iter()
+        .flatten()
+        .map(|(name, endpoint)| {
+            (
+                name.clone(),
+                endpoint.network_id.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// The summary has no exit code field; its status reads "Exited (137) 5 seconds ago".
@@ -296,6 +342,11 @@ pub(super) fn observed_from_summary(c: ContainerSummary) -> Option<ObservedConta
                 .as_ref()
                 .and_then(|h| h.network_mode.as_deref()),
         ),
+        networks: attached_networks(
+            c.network_settings
+                .as_ref()
+                .and_then(|n| n.networks.as_ref()),
+        ),
         image: c.image.unwrap_or_default(),
         ports,
         labels,
@@ -355,6 +406,7 @@ pub(super) fn observed_from_inspect(
         ip_address,
         image,
         ports: ports_from_map(net.and_then(|n| n.ports.as_ref())),
+        networks: attached_networks(net.and_then(|n| n.networks.as_ref())),
         labels,
     }
 }

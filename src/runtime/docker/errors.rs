@@ -56,6 +56,9 @@ fn looks_like_conflict(message: &str) -> bool {
             "is already paused",
             "is not paused",
             "is not running",
+            // A fixed address still held by a container on its way out (a terminated
+            // instance's): free again in a moment.
+            "address already in use",
         ],
     )
 }

@@ -30,12 +30,16 @@ fn resubscribe_backoff() -> ExponentialJitterBackoff {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<EventMessage, BollardError>> + Send>>;
 
-/// Subscribes to container and image events. Container events are filtered by our label in
+/// Subscribes to container, image and network events. Container events are filtered by our label in
 /// code: Docker ANDs filters of different keys, so `label=` would drop every image event.
 fn subscribe(docker: &Docker, since: Option<i64>) -> EventStream {
     let filters = HashMap::from([(
         "type".to_string(),
-        vec!["container".to_string(), "image".to_string()],
+        vec![
+            "container".to_string(),
+            "image".to_string(),
+            "network".to_string(),
+        ],
     )]);
     docker
         .events(Some(EventsOptions::<String> {
@@ -124,6 +128,24 @@ fn map_event(msg: EventMessage) -> Vec<RuntimeEvent> {
         }
         Some(EventMessageTypeEnum::IMAGE) if relevant_image_action(&action) => {
             vec![RuntimeEvent::Image { action }]
+        }
+        // A VPC's network removed, or a container taken off it, behind ec2d's back. The event
+        // names the network but carries no labels: ec2d's networks are told by their name.
+        Some(EventMessageTypeEnum::NETWORK)
+            if matches!(action.as_str(), "destroy" | "disconnect") =>
+        {
+            let name = msg
+                .actor
+                .as_ref()
+                .and_then(|a| a.attributes.as_ref())
+                .and_then(|a| a.get("name"))
+                .filter(|name| name.starts_with("ec2d-"));
+            name.map(|name| RuntimeEvent::Network {
+                name: name.clone(),
+                action,
+            })
+            .into_iter()
+            .collect()
         }
         _ => Vec::new(),
     }

@@ -8,6 +8,7 @@ mod connect;
 mod convert;
 mod errors;
 mod events;
+mod networks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use bollard::image::{
     CommitContainerOptions, ListImagesOptions, RemoveImageOptions, TagImageOptions,
 };
 use bollard::models::ContainerInspectResponse;
+use bollard::network::{ConnectNetworkOptions, ListNetworksOptions};
 use bollard::system::EventsOptions;
 use bollard::Docker;
 use futures::stream::{BoxStream, StreamExt};
@@ -31,15 +33,15 @@ use tracing::{debug, info, warn};
 use super::labels;
 use super::{
     AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
-    HostLimits, ImageCommand, ObservedContainer, ResourceLimits, RuntimeError, RuntimeEvent,
-    RuntimeResult, SignalEvidence,
+    HostLimits, ImageCommand, NetworkAttachment, NetworkSpec, ObservedContainer, ObservedNetwork,
+    ResourceLimits, RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
 };
 use crate::backoff::{Backoff, ExponentialJitterBackoff};
 use crate::model::{AmiTag, InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
 use connect::{version_string, Inner, STOP_TIMEOUT_MARGIN};
 use convert::{
-    container_config, engine_timestamp_arg, grace_seconds, observed_from_inspect,
-    observed_from_summary, split_log_line,
+    container_config, endpoint_settings, engine_timestamp_arg, grace_seconds,
+    observed_from_inspect, observed_from_summary, split_log_line,
 };
 use errors::map_error;
 
@@ -127,7 +129,14 @@ impl DockerRuntime {
         docker
             .start_container(container_id, None::<StartContainerOptions<String>>)
             .await
-            .map_err(|e| map_error("start container", e))
+            .map_err(|e| match map_error("start container", e) {
+                // Attached to a network removed since: the reconciler re-attaches it and
+                // starts it again.
+                RuntimeError::NotFound(msg) if msg.contains("network") => {
+                    RuntimeError::Conflict(msg)
+                }
+                other => other,
+            })
     }
 
     /// Starts a created container. On failure the container is removed (no half-made
@@ -296,6 +305,10 @@ impl ContainerRuntime for DockerRuntime {
                     info!(container = %name, id = %existing.id, "adopted existing container");
                     return Ok(existing.id);
                 }
+                // A network removed since it was observed: the next pass makes it again.
+                RuntimeError::NotFound(msg) if msg.contains("network") => {
+                    return Err(RuntimeError::Conflict(msg))
+                }
                 // A missing image is a bad image, not a vanished object: retrying will not help.
                 RuntimeError::NotFound(msg) => return Err(RuntimeError::Failed(msg)),
                 other => return Err(other),
@@ -305,6 +318,75 @@ impl ContainerRuntime for DockerRuntime {
         self.start_or_remove(&docker, &name, &id).await?;
         debug!(container = %name, %id, "container created and started");
         Ok(id)
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn list_networks(&self) -> RuntimeResult<Vec<ObservedNetwork>> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([("label".to_string(), vec![labels::VPC_ID.to_string()])]);
+        let list = docker
+            .list_networks(Some(ListNetworksOptions { filters }))
+            .await
+            .map_err(|e| map_error("list networks", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(networks::observed_network)
+            .collect())
+    }
+
+    #[tracing::instrument(skip(self), level = "debug", fields(name = %spec.name, cidr = %spec.cidr))]
+    async fn create_network(&self, spec: &NetworkSpec) -> RuntimeResult<String> {
+        if self.engine_is_local() {
+            if let Some(route) = networks::shadowed_host_route(&spec.cidr) {
+                return Err(RuntimeError::Failed(format!(
+                    "create network: {} overlaps the host's route {route}",
+                    spec.cidr
+                )));
+            }
+        }
+        let docker = self.docker().await?;
+        let created = docker
+            .create_network(networks::create_options(spec))
+            .await
+            .map_err(|e| map_error("create network", e))?;
+        if !created.warning.is_empty() {
+            warn!(network = %spec.name, warning = %created.warning, "engine warning on network create");
+        }
+        Ok(created.id)
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn remove_network(&self, network_id: &str) -> RuntimeResult<()> {
+        let docker = self.docker().await?;
+        docker
+            .remove_network(network_id)
+            .await
+            .map_err(|e| match map_error("remove network", e) {
+                // "has active endpoints": a running container is still attached.
+                RuntimeError::Failed(msg) if msg.contains("active endpoints") => {
+                    RuntimeError::Conflict(msg)
+                }
+                other => other,
+            })
+    }
+
+    #[tracing::instrument(skip(self, attachment), level = "debug", fields(network = %attachment.network, ip = %attachment.ipv4_address))]
+    async fn connect_network(
+        &self,
+        container_id: &str,
+        attachment: &NetworkAttachment,
+    ) -> RuntimeResult<()> {
+        let docker = self.docker().await?;
+        docker
+            .connect_network(
+                &attachment.network,
+                ConnectNetworkOptions {
+                    container: container_id.to_string(),
+                    endpoint_config: endpoint_settings(&attachment.ipv4_address),
+                },
+            )
+            .await
+            .map_err(|e| map_error("connect network", e))
     }
 
     #[tracing::instrument(skip(self), level = "debug")]
