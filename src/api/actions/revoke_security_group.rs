@@ -8,8 +8,10 @@ use crate::model::IpPermission;
 
 use crate::api::groups::group_param;
 use crate::api::groups::{resolve_group, GroupRef};
+use crate::api::kind::{self, Kind};
+use crate::api::kinds::SecurityGroupRuleKind;
+use crate::api::render;
 use crate::api::rules::{parse_permissions, resolve_peers, update_rules};
-use crate::api::{kind, render};
 
 /// A validated Revoke request.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,11 +32,11 @@ pub struct Request {
 pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
     let group = group_param(params)?;
     let permissions = parse_permissions(params)?;
-    let rule_ids: Vec<String> = params
+    let rule_ids = params
         .list("SecurityGroupRuleId")
         .into_iter()
-        .map(str::to_string)
-        .collect();
+        .map(SecurityGroupRuleKind::check_id)
+        .collect::<Result<Vec<_>, _>>()?;
     if permissions.is_empty() && rule_ids.is_empty() {
         return Err(ApiError::missing_parameter("IpPermissions"));
     }
@@ -71,19 +73,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
             }
         }
         for id in &req.rule_ids {
-            match rules
-                .iter()
-                .position(|r| r.id(&group_id, req.egress) == *id)
-            {
+            match rules.iter().position(|r| r.id.as_ref() == Some(id)) {
                 Some(at) => {
                     rules.remove(at);
                 }
-                None => {
-                    return Err(ApiError::client(
-                        "InvalidSecurityGroupRuleId.NotFound",
-                        format!("The security group rule ID '{id}' does not exist"),
-                    ))
-                }
+                None => return Err(SecurityGroupRuleKind::IDS.not_found(&[id])),
             }
         }
         Ok(())
@@ -121,6 +115,11 @@ mod tests {
         let q = QueryParams::from_query("GroupId=default&SecurityGroupRuleId.1=sgr-1");
         let req = parse(&q, false).unwrap();
         assert_eq!(req.rule_ids, vec!["sgr-1"]);
+        let q = QueryParams::from_query("GroupId=default&SecurityGroupRuleId.1=sgr-!");
+        assert_eq!(
+            parse(&q, false).unwrap_err().code,
+            "InvalidSecurityGroupRuleId.Malformed"
+        );
         assert!(req.permissions.is_empty());
         let e = parse(&QueryParams::from_query("GroupId=default"), true).unwrap_err();
         assert_eq!(e.code, "MissingParameter");
