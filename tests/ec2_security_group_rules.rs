@@ -38,6 +38,16 @@ async fn authorize_https(h: &Harness, group: &str) -> Node {
     .ok("AuthorizeSecurityGroupIngress")
 }
 
+/// A new group `web` with the https rule; the group's id and the rule's.
+async fn https_rule(h: &Harness) -> (String, String) {
+    let group = create_group(h, "web", None).await;
+    let id = authorize_https(h, &group)
+        .await
+        .text_at("securityGroupRuleSet/item/securityGroupRuleId")
+        .to_string();
+    (group, id)
+}
+
 async fn describe_rules(h: &Harness, extra: &[(&str, &str)]) -> Node {
     let mut params = vec![("Action", "DescribeSecurityGroupRules")];
     params.extend_from_slice(extra);
@@ -108,11 +118,7 @@ async fn authorize_answers_each_new_rule_with_its_id_and_tags() {
 #[tokio::test]
 async fn describe_filters_pages_and_errors() {
     let h = Harness::new();
-    let group = create_group(&h, "web", None).await;
-    let https = authorize_https(&h, &group).await;
-    let https_id = https
-        .text_at("securityGroupRuleSet/item/securityGroupRuleId")
-        .to_string();
+    let (group, https_id) = https_rule(&h).await;
 
     // The new group's default egress rule and the https rule.
     let doc = describe_rules(
@@ -228,11 +234,7 @@ async fn describe_filters_pages_and_errors() {
 #[tokio::test]
 async fn rules_take_tags_through_the_tag_actions() {
     let h = Harness::new();
-    let group = create_group(&h, "web", None).await;
-    let id = authorize_https(&h, &group)
-        .await
-        .text_at("securityGroupRuleSet/item/securityGroupRuleId")
-        .to_string();
+    let (group, id) = https_rule(&h).await;
     h.post(&[
         ("Action", "CreateTags"),
         ("ResourceId.1", &id),
@@ -321,35 +323,41 @@ async fn rules_take_tags_through_the_tag_actions() {
 #[tokio::test]
 async fn modify_keeps_the_id_and_tags_and_revoke_takes_rule_ids() {
     let h = Harness::new();
-    let group = create_group(&h, "web", None).await;
-    let id = authorize_https(&h, &group)
-        .await
-        .text_at("securityGroupRuleSet/item/securityGroupRuleId")
-        .to_string();
-    let modify = |port: &'static str, description: &'static str| {
-        let (h, group, id) = (&h, group.clone(), id.clone());
+    let (group, id) = https_rule(&h).await;
+    let modify = |rule_id: &str, port: &str, description: &str| {
+        let params: Vec<(String, String)> = [
+            ("Action", "ModifySecurityGroupRules"),
+            ("GroupId", group.as_str()),
+            ("SecurityGroupRule.1.SecurityGroupRuleId", rule_id),
+            ("SecurityGroupRule.1.SecurityGroupRule.IpProtocol", "tcp"),
+            ("SecurityGroupRule.1.SecurityGroupRule.FromPort", port),
+            ("SecurityGroupRule.1.SecurityGroupRule.ToPort", port),
+            (
+                "SecurityGroupRule.1.SecurityGroupRule.CidrIpv4",
+                "10.0.0.0/8",
+            ),
+            (
+                "SecurityGroupRule.1.SecurityGroupRule.Description",
+                description,
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        params
+    };
+    let post = |params: Vec<(String, String)>| {
+        let h = &h;
         async move {
-            h.post(&[
-                ("Action", "ModifySecurityGroupRules"),
-                ("GroupId", &group),
-                ("SecurityGroupRule.1.SecurityGroupRuleId", &id),
-                ("SecurityGroupRule.1.SecurityGroupRule.IpProtocol", "tcp"),
-                ("SecurityGroupRule.1.SecurityGroupRule.FromPort", port),
-                ("SecurityGroupRule.1.SecurityGroupRule.ToPort", port),
-                (
-                    "SecurityGroupRule.1.SecurityGroupRule.CidrIpv4",
-                    "10.0.0.0/8",
-                ),
-                (
-                    "SecurityGroupRule.1.SecurityGroupRule.Description",
-                    description,
-                ),
-            ])
-            .await
+            let params: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            h.post(&params).await
         }
     };
     assert_eq!(
-        modify("8443", "alt")
+        post(modify(&id, "8443", "alt"))
             .await
             .ok("ModifySecurityGroupRules")
             .text("return"),
@@ -385,34 +393,14 @@ async fn modify_keeps_the_id_and_tags_and_revoke_takes_rule_ids() {
         .text_at("securityGroupRuleSet/item/securityGroupRuleId")
         .to_string();
     assert_ne!(other_id, id);
-    h.post(&[
-        ("Action", "ModifySecurityGroupRules"),
-        ("GroupId", &group),
-        ("SecurityGroupRule.1.SecurityGroupRuleId", &other_id),
-        ("SecurityGroupRule.1.SecurityGroupRule.IpProtocol", "tcp"),
-        ("SecurityGroupRule.1.SecurityGroupRule.FromPort", "8443"),
-        ("SecurityGroupRule.1.SecurityGroupRule.ToPort", "8443"),
-        (
-            "SecurityGroupRule.1.SecurityGroupRule.CidrIpv4",
-            "10.0.0.0/8",
-        ),
-    ])
-    .await
-    .err("InvalidPermission.Duplicate");
+    post(modify(&other_id, "8443", ""))
+        .await
+        .err("InvalidPermission.Duplicate");
 
     let missing = "sgr-0123456789abcdef0";
-    h.post(&[
-        ("Action", "ModifySecurityGroupRules"),
-        ("GroupId", &group),
-        ("SecurityGroupRule.1.SecurityGroupRuleId", missing),
-        ("SecurityGroupRule.1.SecurityGroupRule.IpProtocol", "-1"),
-        (
-            "SecurityGroupRule.1.SecurityGroupRule.CidrIpv4",
-            "1.2.3.4/32",
-        ),
-    ])
-    .await
-    .err("InvalidSecurityGroupRuleId.NotFound");
+    post(modify(missing, "1", ""))
+        .await
+        .err("InvalidSecurityGroupRuleId.NotFound");
 
     // Revoke by rule id: an ingress id is not an egress rule; a wrong id removes nothing.
     h.post(&[
