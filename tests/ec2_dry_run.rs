@@ -341,6 +341,26 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             ],
         ),
         (
+            "UpdateSecurityGroupRuleDescriptionsIngress",
+            vec![
+                ("GroupId", group),
+                (
+                    "SecurityGroupRuleDescription.1.SecurityGroupRuleId",
+                    rule_id.as_str(),
+                ),
+                ("SecurityGroupRuleDescription.1.Description", "web"),
+            ],
+        ),
+        (
+            "UpdateSecurityGroupRuleDescriptionsEgress",
+            vec![
+                ("GroupId", group),
+                ("IpPermissions.1.IpProtocol", "-1"),
+                ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
+                ("IpPermissions.1.IpRanges.1.Description", "out"),
+            ],
+        ),
+        (
             "CreateTags",
             vec![
                 ("ResourceId.1", id),

@@ -442,6 +442,70 @@ async fn modify_keeps_the_id_and_tags_and_revoke_takes_rule_ids() {
     assert!(left.contains(&other_id) && !left.contains(&id) && left.len() == 2);
 }
 
+/// The description and tags DescribeSecurityGroupRules shows for rule `id`.
+async fn shown(
+    h: &Harness,
+    id: &str,
+) -> (Option<String>, std::collections::BTreeMap<String, String>) {
+    let doc = describe_rules(h, &[("SecurityGroupRuleId.1", id)]).await;
+    let r = doc.items("securityGroupRuleSet")[0];
+    (r.opt("description").map(|d| d.text.clone()), r.tags())
+}
+
+#[tokio::test]
+async fn descriptions_change_by_content_or_id_and_the_id_stays() {
+    let h = Harness::new();
+    let (group, id) = https_rule(&h).await;
+    // By content, as the CLI's --ip-permissions sends it.
+    h.post(&[
+        ("Action", "UpdateSecurityGroupRuleDescriptionsIngress"),
+        ("GroupId", &group),
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "443"),
+        ("IpPermissions.1.ToPort", "443"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/8"),
+        ("IpPermissions.1.IpRanges.1.Description", "lan"),
+    ])
+    .await
+    .ok("UpdateSecurityGroupRuleDescriptionsIngress");
+    let (description, tags) = shown(&h, &id).await;
+    assert_eq!(description.as_deref(), Some("lan"));
+    assert_eq!(tags.get("Name").map(String::as_str), Some("https"));
+    // By id, without a description: removed.
+    h.post(&[
+        ("Action", "UpdateSecurityGroupRuleDescriptionsIngress"),
+        ("GroupId", &group),
+        ("SecurityGroupRuleDescription.1.SecurityGroupRuleId", &id),
+    ])
+    .await
+    .ok("UpdateSecurityGroupRuleDescriptionsIngress");
+    assert_eq!(shown(&h, &id).await.0, None);
+    // A rule the group does not have, by content or by id (an ingress id is no egress rule).
+    let e = h
+        .post(&[
+            ("Action", "UpdateSecurityGroupRuleDescriptionsIngress"),
+            ("GroupId", &group),
+            ("IpProtocol", "tcp"),
+            ("FromPort", "1"),
+            ("ToPort", "1"),
+            ("CidrIp", "10.0.0.0/8"),
+        ])
+        .await
+        .err("InvalidPermission.NotFound");
+    assert_eq!(
+        e,
+        "The specified rule does not exist in this security group."
+    );
+    h.post(&[
+        ("Action", "UpdateSecurityGroupRuleDescriptionsEgress"),
+        ("GroupId", &group),
+        ("SecurityGroupRuleDescription.1.SecurityGroupRuleId", &id),
+        ("SecurityGroupRuleDescription.1.Description", "x"),
+    ])
+    .await
+    .err("InvalidSecurityGroupRuleId.NotFound");
+}
+
 #[tokio::test]
 async fn a_launch_refuses_groups_of_another_vpc() {
     let h = Harness::docker();

@@ -140,6 +140,14 @@ pub const TABLE: &[Action] = &[
         "ModifySecurityGroupRules",
         modify_security_group_rules::call,
     ),
+    write(
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        update_security_group_rule_descriptions::call_ingress,
+    ),
+    write(
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+        update_security_group_rule_descriptions::call_egress,
+    ),
     write("CreateTags", create_tags::call),
     write("DeleteTags", delete_tags::call),
     read("DescribeTags", describe_tags::call),

@@ -299,6 +299,14 @@ pub fn duplicate_rule(rule: &Rule) -> ApiError {
     )
 }
 
+/// `InvalidPermission.NotFound` for a rule the group does not have.
+pub fn rule_not_found() -> ApiError {
+    ApiError::client(
+        "InvalidPermission.NotFound",
+        "The specified rule does not exist in this security group.",
+    )
+}
+
 /// A failure inside a rule update: the store's, or the change's own (duplicate, not found).
 enum UpdateError {
     Store(StoreError),

@@ -142,6 +142,24 @@ def test_terraform_vpc_security_group_ingress_rule(ec2, vpc_id):
     by_tag = ec2.describe_security_group_rules(Filters=[{"Name": "tag:Name", "Values": ["tls"]}])
     assert [r["SecurityGroupRuleId"] for r in by_tag["SecurityGroupRules"]] == [rule_id]
 
+    # a description-only change, as the older aws_security_group_rule makes it: the id stays
+    ec2.update_security_group_rule_descriptions_ingress(
+        GroupId=group_id,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "tls from the LAN"}],
+            }
+        ],
+    )
+    assert read()["Description"] == "tls from the LAN"
+    ec2.update_security_group_rule_descriptions_ingress(
+        GroupId=group_id, SecurityGroupRuleDescriptions=[{"SecurityGroupRuleId": rule_id}]
+    )
+    assert "Description" not in read()
+
     # delete by rule id; a second delete is the NotFound Terraform tolerates
     ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=[rule_id])
     with pytest.raises(ClientError) as e:

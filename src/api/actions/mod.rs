@@ -54,4 +54,5 @@ pub mod reboot_instances;
 pub mod release_address;
 pub mod revoke_security_group;
 pub mod run_instances;
+pub mod update_security_group_rule_descriptions;
 pub mod vpc_attribute;

@@ -11,7 +11,7 @@ use crate::api::groups::{resolve_group, GroupRef};
 use crate::api::kind::{self, Kind};
 use crate::api::kinds::SecurityGroupRuleKind;
 use crate::api::render;
-use crate::api::rules::{parse_permissions, resolve_peers, update_rules};
+use crate::api::rules::{parse_permissions, resolve_peers, rule_not_found, update_rules};
 
 /// A validated Revoke request.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,12 +64,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
                 Some(at) => {
                     rules.remove(at);
                 }
-                None => {
-                    return Err(ApiError::client(
-                        "InvalidPermission.NotFound",
-                        "The specified rule does not exist in this security group.",
-                    ))
-                }
+                None => return Err(rule_not_found()),
             }
         }
         for id in &req.rule_ids {
