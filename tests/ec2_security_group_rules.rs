@@ -425,13 +425,21 @@ async fn modify_keeps_the_id_and_tags_and_revoke_takes_rule_ids() {
     ])
     .await
     .err("InvalidSecurityGroupRuleId.Malformed");
-    h.post(&[
-        ("Action", "RevokeSecurityGroupIngress"),
-        ("GroupId", &group),
-        ("SecurityGroupRuleId.1", &id),
-    ])
-    .await
-    .ok("RevokeSecurityGroupIngress");
+    let doc = h
+        .post(&[
+            ("Action", "RevokeSecurityGroupIngress"),
+            ("GroupId", &group),
+            ("SecurityGroupRuleId.1", &id),
+        ])
+        .await
+        .ok("RevokeSecurityGroupIngress");
+    let revoked = doc.items("revokedSecurityGroupRuleSet");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].text("securityGroupRuleId"), id);
+    assert_eq!(revoked[0].text("groupId"), group);
+    assert_eq!(revoked[0].text("isEgress"), "false");
+    assert_eq!(revoked[0].text("fromPort"), "8443");
+    assert_eq!(revoked[0].text("cidrIpv4"), "10.0.0.0/8");
     let left = describe_rules(
         &h,
         &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &group)],

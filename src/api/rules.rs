@@ -424,10 +424,31 @@ pub fn render_rules(w: &mut XmlWriter, region: &str, group_id: &str, egress: boo
 
 /// One `SecurityGroupRule`: a single-peer rule with its id, group and tags.
 pub fn render_rule(w: &mut XmlWriter, region: &str, group_id: &str, egress: bool, r: &Rule) {
-    let id = r.id.as_deref().unwrap_or_default();
-    w.field("securityGroupRuleId", id);
+    rule_fields(w, group_id, Some(ACCOUNT_ID), egress, r);
+    render_tags(w, &r.tags);
+    w.field(
+        "securityGroupRuleArn",
+        format!(
+            "arn:aws:ec2:{region}:{ACCOUNT_ID}:security-group-rule/{}",
+            r.id.as_deref().unwrap_or_default()
+        ),
+    );
+}
+
+/// `<revokedSecurityGroupRuleSet>`: the rules a Revoke call removed (EC2's
+/// `RevokedSecurityGroupRule`: no owner or tags, a group peer as a bare `referencedGroupId`).
+pub fn render_revoked_rules(w: &mut XmlWriter, group_id: &str, egress: bool, rules: &[Rule]) {
+    w.set("revokedSecurityGroupRuleSet", rules, |w, r| {
+        rule_fields(w, group_id, None, egress, r);
+    });
+}
+
+/// The fields a rule and a revoked rule share; `owner` is the group's owner, shown (with the
+/// group peer's account) in a `SecurityGroupRule` only.
+fn rule_fields(w: &mut XmlWriter, group_id: &str, owner: Option<&str>, egress: bool, r: &Rule) {
+    w.field("securityGroupRuleId", r.id.as_deref().unwrap_or_default());
     w.field("groupId", group_id);
-    w.field("groupOwnerId", ACCOUNT_ID);
+    w.opt_field("groupOwnerId", owner);
     w.field("isEgress", egress);
     w.field("ipProtocol", &r.ip_protocol);
     // SecurityGroupRule shows -1 where a permission has no ports.
@@ -437,17 +458,13 @@ pub fn render_rule(w: &mut XmlWriter, region: &str, group_id: &str, egress: bool
         Peer::Cidr(c) => w.field("cidrIpv4", c),
         Peer::Ipv6(c) => w.field("cidrIpv6", c),
         Peer::PrefixList(p) => w.field("prefixListId", p),
-        Peer::Group(g) => w.el("referencedGroupInfo", |w| {
+        Peer::Group(g) if owner.is_some() => w.el("referencedGroupInfo", |w| {
             w.field("groupId", g);
             w.opt_field("userId", r.user_id.as_deref());
         }),
+        Peer::Group(g) => w.field("referencedGroupId", g),
     }
     w.opt_field("description", r.description.as_deref());
-    render_tags(w, &r.tags);
-    w.field(
-        "securityGroupRuleArn",
-        format!("arn:aws:ec2:{region}:{ACCOUNT_ID}:security-group-rule/{id}"),
-    );
 }
 
 #[cfg(test)]

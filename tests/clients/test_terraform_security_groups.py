@@ -161,7 +161,9 @@ def test_terraform_vpc_security_group_ingress_rule(ec2, vpc_id):
     assert "Description" not in read()
 
     # delete by rule id; a second delete is the NotFound Terraform tolerates
-    ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=[rule_id])
+    revoked = ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=[rule_id])
+    assert [r["SecurityGroupRuleId"] for r in revoked["RevokedSecurityGroupRules"]] == [rule_id]
+    assert revoked["RevokedSecurityGroupRules"][0]["CidrIpv4"] == "10.0.0.0/8"
     with pytest.raises(ClientError) as e:
         ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=[rule_id])
     assert _code(e) == "InvalidSecurityGroupRuleId.NotFound"
