@@ -23,7 +23,12 @@ pub struct Request {
 
 /// Parses and validates everything that needs no store.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
-    let group = GroupRef::parse(params.require("GroupId")?)?;
+    // EC2 names the missing group by its internal name, `groupId` (as real EC2 answered in
+    // aws/aws-sdk-java-v2#5437).
+    let group = params
+        .get("GroupId")
+        .ok_or_else(|| ApiError::missing_parameter("groupId"))?;
+    let group = GroupRef::parse(group)?;
     let mut updates = Vec::new();
     for (i, update) in params.structs("SecurityGroupRule").iter().enumerate() {
         let path = format!("SecurityGroupRule.{}", i + 1);
@@ -116,8 +121,8 @@ mod tests {
         assert_eq!(
             parse_str("SecurityGroupRule.1.SecurityGroupRuleId=sgr-1")
                 .unwrap_err()
-                .code,
-            "MissingParameter"
+                .message,
+            "The request must contain the parameter groupId"
         );
         assert_eq!(
             parse_str("GroupId=sg-1").unwrap_err().message,
