@@ -66,16 +66,19 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .await
         .ok("CreateSecurityGroup");
     let group_id = doc.text_at("groupId").to_string();
-    h.post(&[
-        ("Action", "AuthorizeSecurityGroupIngress"),
-        ("GroupId", &group_id),
-        ("IpProtocol", "tcp"),
-        ("FromPort", "80"),
-        ("ToPort", "80"),
-        ("CidrIp", "0.0.0.0/0"),
-    ])
-    .await
-    .ok("AuthorizeSecurityGroupIngress");
+    let rule_id = h
+        .post(&[
+            ("Action", "AuthorizeSecurityGroupIngress"),
+            ("GroupId", &group_id),
+            ("IpProtocol", "tcp"),
+            ("FromPort", "80"),
+            ("ToPort", "80"),
+            ("CidrIp", "0.0.0.0/0"),
+        ])
+        .await
+        .ok("AuthorizeSecurityGroupIngress")
+        .text_at("securityGroupRuleSet/item/securityGroupRuleId")
+        .to_string();
     let doc = h
         .post(&[
             ("Action", "RunInstances"),
@@ -317,6 +320,44 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
                 ("GroupId", group),
                 ("IpPermissions.1.IpProtocol", "-1"),
                 ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
+            ],
+        ),
+        (
+            "DescribeSecurityGroupRules",
+            vec![("SecurityGroupRuleId.1", rule_id.as_str())],
+        ),
+        (
+            "ModifySecurityGroupRules",
+            vec![
+                ("GroupId", group),
+                ("SecurityGroupRule.1.SecurityGroupRuleId", rule_id.as_str()),
+                ("SecurityGroupRule.1.SecurityGroupRule.IpProtocol", "tcp"),
+                ("SecurityGroupRule.1.SecurityGroupRule.FromPort", "8080"),
+                ("SecurityGroupRule.1.SecurityGroupRule.ToPort", "8080"),
+                (
+                    "SecurityGroupRule.1.SecurityGroupRule.CidrIpv4",
+                    "0.0.0.0/0",
+                ),
+            ],
+        ),
+        (
+            "UpdateSecurityGroupRuleDescriptionsIngress",
+            vec![
+                ("GroupId", group),
+                (
+                    "SecurityGroupRuleDescription.1.SecurityGroupRuleId",
+                    rule_id.as_str(),
+                ),
+                ("SecurityGroupRuleDescription.1.Description", "web"),
+            ],
+        ),
+        (
+            "UpdateSecurityGroupRuleDescriptionsEgress",
+            vec![
+                ("GroupId", group),
+                ("IpPermissions.1.IpProtocol", "-1"),
+                ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
+                ("IpPermissions.1.IpRanges.1.Description", "out"),
             ],
         ),
         (

@@ -738,10 +738,23 @@ async fn revoke_removes_exactly_the_named_rules() {
         e,
         "The specified rule does not exist in this security group."
     );
-    // By rule id: the id Authorize answered names the rule until it is gone.
-    h.open_port("default", "tcp", "8080", "8080")
+    // By rule id: the id Authorize answered names the rule until it is gone. Authorized
+    // again, the same rule has a new id, as in EC2: the revoked one names nothing.
+    let again = h
+        .open_port("default", "tcp", "8080", "8080")
         .await
-        .ok("AuthorizeSecurityGroupIngress");
+        .ok("AuthorizeSecurityGroupIngress")
+        .text_at("securityGroupRuleSet/item/securityGroupRuleId")
+        .to_string();
+    assert_ne!(again, rule_id);
+    h.post(&[
+        ("Action", "RevokeSecurityGroupIngress"),
+        ("GroupId", "default"),
+        ("SecurityGroupRuleId.1", &rule_id),
+    ])
+    .await
+    .err("InvalidSecurityGroupRuleId.NotFound");
+    let rule_id = again;
     h.ok(&[
         ("Action", "RevokeSecurityGroupIngress"),
         ("GroupId", "default"),

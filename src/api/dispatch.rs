@@ -132,6 +132,22 @@ pub const TABLE: &[Action] = &[
         "RevokeSecurityGroupEgress",
         revoke_security_group::call_egress,
     ),
+    read(
+        "DescribeSecurityGroupRules",
+        describe_security_group_rules::call,
+    ),
+    write(
+        "ModifySecurityGroupRules",
+        modify_security_group_rules::call,
+    ),
+    write(
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        update_security_group_rule_descriptions::call_ingress,
+    ),
+    write(
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+        update_security_group_rule_descriptions::call_egress,
+    ),
     write("CreateTags", create_tags::call),
     write("DeleteTags", delete_tags::call),
     read("DescribeTags", describe_tags::call),

@@ -8,7 +8,7 @@ use super::query::QueryParams;
 use super::state::ApiState;
 use crate::api::kind::Kind;
 use crate::api::kinds::SecurityGroupKind;
-use crate::model::network::{default_security_group, is_group_id, GROUP_ID_PREFIX};
+use crate::model::network::{default_security_group, is_group_id, Subnet, GROUP_ID_PREFIX};
 use crate::model::{now, region, SecurityGroup};
 use crate::store::StoreError;
 
@@ -140,6 +140,20 @@ pub fn resolve_group(
     reference: &GroupRef,
 ) -> Result<SecurityGroup, ApiError> {
     find_group(state, region, reference)?.ok_or_else(|| reference.not_found(region))
+}
+
+/// Checks a launch's group is in its subnet's VPC, with EC2's `InvalidParameter`.
+pub fn check_same_network(group: &SecurityGroup, subnet: &Subnet) -> Result<(), ApiError> {
+    if group.spec.vpc_id == subnet.vpc_id {
+        return Ok(());
+    }
+    Err(ApiError::client(
+        "InvalidParameter",
+        format!(
+            "Security group {} and subnet {} belong to different networks.",
+            group.metadata.name, subnet.subnet_id
+        ),
+    ))
 }
 
 /// The name of every group of the region by id, for filters and renderings that show peers.

@@ -5,11 +5,13 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::error::ApiError;
 use super::groups::{resolve_group, GroupRef};
 use super::query::QueryParams;
+use super::render::render_tags;
 use super::state::ApiState;
 use super::xml::XmlWriter;
-use crate::model::network::{explode, merge, Rule};
+use crate::model::network::{Peer, Rule};
 use crate::model::{
-    IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, UserIdGroupPair, ACCOUNT_ID,
+    IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, SecurityGroupSpec,
+    UserIdGroupPair, ACCOUNT_ID,
 };
 use crate::store::StoreError;
 
@@ -172,6 +174,60 @@ fn permission(params: &QueryParams, path: &str) -> Result<IpPermission, ApiError
     Ok(p)
 }
 
+/// One rule of ModifySecurityGroupRules (`SecurityGroupRule.N.SecurityGroupRule`, EC2's
+/// `SecurityGroupRuleRequest`): a protocol, ports and exactly one peer, checked as Authorize
+/// checks them; a group peer is still as written (resolve it with [`resolve_peer`]).
+pub fn parse_rule_request(params: &QueryParams, path: &str) -> Result<Rule, ApiError> {
+    let raw = params
+        .get("IpProtocol")
+        .ok_or_else(|| ApiError::missing_parameter(&format!("{path}.IpProtocol")))?;
+    let protocol = normalize_protocol(raw)?;
+    let (from_port, to_port) =
+        normalize_ports(&protocol, params.int("FromPort")?, params.int("ToPort")?)?;
+    let mut peers = Vec::new();
+    if let Some(cidr) = params.get("CidrIpv4") {
+        check_cidr(cidr)?;
+        peers.push(Peer::Cidr(cidr.to_string()));
+    }
+    if let Some(cidr) = params.get("CidrIpv6") {
+        check_cidr_v6(cidr)?;
+        peers.push(Peer::Ipv6(cidr.to_string()));
+    }
+    if let Some(id) = params.get("PrefixListId") {
+        peers.push(Peer::PrefixList(id.to_string()));
+    }
+    if let Some(group) = params.get("ReferencedGroupId") {
+        GroupRef::parse(group)?;
+        peers.push(Peer::Group(group.to_string()));
+    }
+    let Ok([peer]) = <[Peer; 1]>::try_from(peers) else {
+        return Err(ApiError::invalid_value(format!(
+            "{path} must specify exactly one of CidrIpv4, CidrIpv6, PrefixListId and ReferencedGroupId."
+        )));
+    };
+    Ok(Rule {
+        ip_protocol: protocol,
+        from_port,
+        to_port,
+        peer,
+        user_id: None,
+        description: description(params),
+        id: None,
+        tags: Default::default(),
+    })
+}
+
+/// Resolves a single rule's group peer (an id or a name) to an id in the region, with our
+/// account, as [`resolve_peers`] does for permissions.
+pub fn resolve_peer(state: &ApiState, region: &str, rule: &mut Rule) -> Result<(), ApiError> {
+    if let Peer::Group(reference) = &rule.peer {
+        let reference = GroupRef::parse(reference)?;
+        rule.peer = Peer::Group(resolve_group(state, region, &reference)?.metadata.name);
+        rule.user_id.get_or_insert_with(|| ACCOUNT_ID.to_string());
+    }
+    Ok(())
+}
+
 /// The permissions of an Authorize/Revoke request, in either form clients send:
 /// `IpPermissions.N.…` (SDKs, and the CLI's `--protocol/--port/--cidr/--source-group`), or the
 /// older top-level `IpProtocol`/`FromPort`/`ToPort`/`CidrIp`/`SourceSecurityGroupName`. A
@@ -235,6 +291,22 @@ pub fn resolve_peers(
     Ok(())
 }
 
+/// `InvalidPermission.Duplicate` for a rule the group already has.
+pub fn duplicate_rule(rule: &Rule) -> ApiError {
+    ApiError::client(
+        "InvalidPermission.Duplicate",
+        format!("the specified rule \"{}\" already exists", rule.describe()),
+    )
+}
+
+/// `InvalidPermission.NotFound` for a rule the group does not have.
+pub fn rule_not_found() -> ApiError {
+    ApiError::client(
+        "InvalidPermission.NotFound",
+        "The specified rule does not exist in this security group.",
+    )
+}
+
 /// A failure inside a rule update: the store's, or the change's own (duplicate, not found).
 enum UpdateError {
     Store(StoreError),
@@ -247,9 +319,64 @@ impl From<StoreError> for UpdateError {
     }
 }
 
-/// Applies `change` to the group's inbound or outbound rules with the store's compare-and-swap,
-/// so concurrent Authorize/Revoke calls never lose each other's rules; a `change` error leaves
-/// the group untouched. Instances are never touched: their ports were fixed at launch.
+/// Changes a stored group's spec with the store's compare-and-swap (`change` returns whether
+/// it changed anything); a `change` error leaves the group untouched, and a group deleted
+/// since it was resolved is `InvalidGroup.NotFound`. `bump` says whether the change moves the
+/// generation (rules do; tags ask nothing of anyone and do not).
+pub fn update_group(
+    state: &ApiState,
+    region: &str,
+    group_id: &str,
+    bump: bool,
+    mut change: impl FnMut(&mut SecurityGroupSpec) -> Result<bool, ApiError>,
+) -> Result<(), ApiError> {
+    let groups = state.store.security_groups();
+    let apply = |g: &mut SecurityGroup| {
+        if g.metadata.namespace != region {
+            return Err(UpdateError::Api(
+                GroupRef::Id(group_id.to_string()).not_found(region),
+            ));
+        }
+        change(&mut g.spec).map_err(UpdateError::Api)
+    };
+    let result = if bump {
+        groups.update_spec(group_id, apply)
+    } else {
+        groups.update_spec_same_generation(group_id, apply)
+    };
+    result.map(drop).map_err(|e| match e {
+        UpdateError::Api(e) => e,
+        UpdateError::Store(StoreError::NotFound { .. }) => {
+            GroupRef::Id(group_id.to_string()).not_found(region)
+        }
+        UpdateError::Store(e) => e.into(),
+    })
+}
+
+/// Applies `change` to the group's rules, `[inbound, outbound]`, each with its id and tags,
+/// with the store's compare-and-swap, so concurrent Authorize/Revoke/Modify calls never lose
+/// each other's rules; a `change` error leaves the group untouched. Instances are never
+/// touched: their ports were fixed at launch.
+pub fn update_all_rules(
+    state: &ApiState,
+    region: &str,
+    group: &SecurityGroup,
+    mut change: impl FnMut(&mut [Vec<Rule>; 2]) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    // The region's `default` group is derived until its first change stores it.
+    super::groups::ensure_default_group(state, region)?;
+    let id = group.metadata.name.as_str();
+    update_group(state, region, id, true, |spec| {
+        let mut rules = [spec.rules(id, false), spec.rules(id, true)];
+        change(&mut rules)?;
+        let [ingress, egress] = rules;
+        spec.set_rules(false, &ingress);
+        spec.set_rules(true, &egress);
+        Ok(true)
+    })
+}
+
+/// [`update_all_rules`] for the rules of one direction.
 pub fn update_rules(
     state: &ApiState,
     region: &str,
@@ -257,27 +384,9 @@ pub fn update_rules(
     egress: bool,
     mut change: impl FnMut(&mut Vec<Rule>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    // The region's `default` group is derived until its first change stores it.
-    super::groups::ensure_default_group(state, region)?;
-    let id = group.metadata.name.as_str();
-    state
-        .store
-        .security_groups()
-        .update_spec(id, |g| {
-            let mut rules = explode(g.spec.permissions(egress));
-            change(&mut rules).map_err(UpdateError::Api)?;
-            *g.spec.permissions_mut(egress) = merge(&rules);
-            Ok(true)
-        })
-        .map(|_| ())
-        .map_err(|e| match e {
-            UpdateError::Api(e) => e,
-            // Deleted since it was resolved.
-            UpdateError::Store(StoreError::NotFound { .. }) => {
-                GroupRef::Id(id.to_string()).not_found(region)
-            }
-            UpdateError::Store(e) => e.into(),
-        })
+    update_all_rules(state, region, group, |rules| {
+        change(&mut rules[usize::from(egress)])
+    })
 }
 
 /// `<ipPermissions>` / `<ipPermissionsEgress>`: EC2's `IpPermissionList`.
@@ -306,29 +415,56 @@ pub fn render_permissions(w: &mut XmlWriter, element: &str, permissions: &[IpPer
     });
 }
 
-/// `<securityGroupRuleSet>`: the rules an Authorize call added, with their ids.
-pub fn render_rules(w: &mut XmlWriter, group_id: &str, egress: bool, rules: &[Rule]) {
-    use crate::model::network::Peer;
+/// `<securityGroupRuleSet>`: rules with their ids (those an Authorize call added).
+pub fn render_rules(w: &mut XmlWriter, region: &str, group_id: &str, egress: bool, rules: &[Rule]) {
     w.set("securityGroupRuleSet", rules, |w, r| {
-        w.field("securityGroupRuleId", r.id(group_id, egress));
-        w.field("groupId", group_id);
-        w.field("groupOwnerId", ACCOUNT_ID);
-        w.field("isEgress", egress);
-        w.field("ipProtocol", &r.ip_protocol);
-        // SecurityGroupRule shows -1 where a permission has no ports.
-        w.field("fromPort", r.from_port.unwrap_or(-1));
-        w.field("toPort", r.to_port.unwrap_or(-1));
-        match &r.peer {
-            Peer::Cidr(c) => w.field("cidrIpv4", c),
-            Peer::Ipv6(c) => w.field("cidrIpv6", c),
-            Peer::PrefixList(p) => w.field("prefixListId", p),
-            Peer::Group(g) => w.el("referencedGroupInfo", |w| {
-                w.field("groupId", g);
-                w.opt_field("userId", r.user_id.as_deref());
-            }),
-        }
-        w.opt_field("description", r.description.as_deref());
+        render_rule(w, region, group_id, egress, r);
     });
+}
+
+/// One `SecurityGroupRule`: a single-peer rule with its id, group and tags.
+pub fn render_rule(w: &mut XmlWriter, region: &str, group_id: &str, egress: bool, r: &Rule) {
+    rule_fields(w, group_id, Some(ACCOUNT_ID), egress, r);
+    render_tags(w, &r.tags);
+    w.field(
+        "securityGroupRuleArn",
+        format!(
+            "arn:aws:ec2:{region}:{ACCOUNT_ID}:security-group-rule/{}",
+            r.id.as_deref().unwrap_or_default()
+        ),
+    );
+}
+
+/// `<revokedSecurityGroupRuleSet>`: the rules a Revoke call removed (EC2's
+/// `RevokedSecurityGroupRule`: no owner or tags, a group peer as a bare `referencedGroupId`).
+pub fn render_revoked_rules(w: &mut XmlWriter, group_id: &str, egress: bool, rules: &[Rule]) {
+    w.set("revokedSecurityGroupRuleSet", rules, |w, r| {
+        rule_fields(w, group_id, None, egress, r);
+    });
+}
+
+/// The fields a rule and a revoked rule share; `owner` is the group's owner, shown (with the
+/// group peer's account) in a `SecurityGroupRule` only.
+fn rule_fields(w: &mut XmlWriter, group_id: &str, owner: Option<&str>, egress: bool, r: &Rule) {
+    w.field("securityGroupRuleId", r.id.as_deref().unwrap_or_default());
+    w.field("groupId", group_id);
+    w.opt_field("groupOwnerId", owner);
+    w.field("isEgress", egress);
+    w.field("ipProtocol", &r.ip_protocol);
+    // SecurityGroupRule shows -1 where a permission has no ports.
+    w.field("fromPort", r.from_port.unwrap_or(-1));
+    w.field("toPort", r.to_port.unwrap_or(-1));
+    match &r.peer {
+        Peer::Cidr(c) => w.field("cidrIpv4", c),
+        Peer::Ipv6(c) => w.field("cidrIpv6", c),
+        Peer::PrefixList(p) => w.field("prefixListId", p),
+        Peer::Group(g) if owner.is_some() => w.el("referencedGroupInfo", |w| {
+            w.field("groupId", g);
+            w.opt_field("userId", r.user_id.as_deref());
+        }),
+        Peer::Group(g) => w.field("referencedGroupId", g),
+    }
+    w.opt_field("description", r.description.as_deref());
 }
 
 #[cfg(test)]
@@ -390,7 +526,7 @@ mod tests {
         assert_eq!(peers, vec!["web", "sg-0abc"]);
         assert_eq!(p[0].ipv6_ranges[0].cidr_ipv6, "::/0");
         assert!(p[1].has_no_peer());
-        assert_eq!(explode(&p).len(), 4);
+        assert_eq!(crate::model::network::explode(&p).len(), 4);
     }
 
     #[test]

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use crate::api::error::ApiError;
 use crate::api::kind::Kind;
+use crate::api::kinds::security_group_rule;
 use crate::api::kinds::{
     AddressKind, ImageKind, InstanceKind, KeyPairKind, LaunchTemplateKind, SecurityGroupKind,
-    SubnetKind, VpcKind,
+    SecurityGroupRuleKind, SubnetKind, VpcKind,
 };
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
@@ -106,10 +107,23 @@ impl Taggable {
             list: tags_in_region::<K>,
         }
     }
+
+    /// Security group rules: kept in their group's record, so reached through it by rule id.
+    const fn security_group_rules() -> Self {
+        Self {
+            resource_type: "security-group-rule",
+            prefix: SecurityGroupRuleKind::IDS.prefix,
+            parse: SecurityGroupRuleKind::check_id,
+            read: security_group_rule::read_rule_tags,
+            not_found: security_group_rule::rule_tag_not_found,
+            change: security_group_rule::change_rule_tags,
+            list: security_group_rule::region_rule_tags,
+        }
+    }
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 8] = [
+pub static TAGGABLE: [Taggable; 9] = [
     Taggable::of::<AddressKind>(),
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
@@ -118,6 +132,7 @@ pub static TAGGABLE: [Taggable; 8] = [
     Taggable::of::<LaunchTemplateKind>(),
     Taggable::of::<VpcKind>(),
     Taggable::of::<SubnetKind>(),
+    Taggable::security_group_rules(),
 ];
 
 /// A taggable resource, by id.
@@ -240,6 +255,23 @@ impl From<StoreError> for WriteError {
     }
 }
 
+/// Applies a tag change to a resource's tags: whether it changed anything, or
+/// `TagLimitExceeded` when the result is over [`MAX_TAGS_PER_RESOURCE`] (the caller then
+/// writes nothing).
+pub fn apply_tag_change(
+    tags: &mut Tags,
+    change: &dyn Fn(&mut Tags) -> bool,
+    id: &str,
+) -> Result<bool, ApiError> {
+    if !change(tags) {
+        return Ok(false);
+    }
+    if user_tag_count(tags) > MAX_TAGS_PER_RESOURCE {
+        return Err(tag_limit_exceeded(id));
+    }
+    Ok(true)
+}
+
 fn change_tags_of<K: Tagged>(
     state: &ApiState,
     region: &str,
@@ -252,14 +284,7 @@ fn change_tags_of<K: Tagged>(
             if o.metadata.namespace != region || K::gone(&o.spec) {
                 return Err(WriteError::Api(K::tag_not_found(state, region, id)));
             }
-            let tags = K::spec_tags_mut(&mut o.spec);
-            if !change(tags) {
-                return Ok(false);
-            }
-            if user_tag_count(tags) > MAX_TAGS_PER_RESOURCE {
-                return Err(WriteError::Api(tag_limit_exceeded(id)));
-            }
-            Ok(true)
+            apply_tag_change(K::spec_tags_mut(&mut o.spec), change, id).map_err(WriteError::Api)
         })
         .map(drop)
         .map_err(|e| match e {

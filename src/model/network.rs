@@ -49,7 +49,26 @@ pub struct SecurityGroupSpec {
     /// User tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Each rule's id and tags, by the rule's content ([`Rule::key`]): EC2 gives a rule a new
+    /// id each time it is authorized and keeps it through description changes. A rule without
+    /// an entry (stored before rules had ids) has its derived id ([`Rule::derived_id`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rule_meta: BTreeMap<String, RuleMeta>,
 }
+
+/// What EC2 keeps about a rule besides its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleMeta {
+    /// `sgr-…`.
+    pub id: String,
+    /// User tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The prefix of every security group rule id.
+pub const RULE_ID_PREFIX: &str = "sgr-";
 
 /// Nothing is observed about a security group: the status stays empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -165,6 +184,22 @@ pub struct Rule {
     pub user_id: Option<String>,
     /// The rule's description.
     pub description: Option<String>,
+    /// Its `sgr-…` id: `None` for a rule read from a request, until it is stored.
+    pub id: Option<String>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Peer {
+    /// The peer in a rule's key: its kind and value.
+    fn key(&self) -> String {
+        match self {
+            Self::Cidr(s) => format!("cidr {s}"),
+            Self::Ipv6(s) => format!("ipv6 {s}"),
+            Self::Group(s) => format!("group {s}"),
+            Self::PrefixList(s) => format!("prefix-list {s}"),
+        }
+    }
 }
 
 impl Rule {
@@ -200,14 +235,43 @@ impl Rule {
         }
     }
 
-    /// A deterministic `sgr-…` id, so a rule keeps its id without being stored on its own.
-    pub fn id(&self, group_id: &str, egress: bool) -> String {
+    /// What identifies the rule within its group (descriptions aside), as [`SecurityGroupSpec::rule_meta`]
+    /// keys it: `ingress tcp 443 443 cidr 10.0.0.0/8`.
+    pub fn key(&self, egress: bool) -> String {
+        let port = |p: Option<i32>| p.map_or("-".to_string(), |p| p.to_string());
+        format!(
+            "{} {} {} {} {}",
+            direction(egress),
+            self.ip_protocol,
+            port(self.from_port),
+            port(self.to_port),
+            self.peer.key()
+        )
+    }
+
+    /// The `sgr-…` id of a rule stored before rules had ids of their own (the region's derived
+    /// `default` group's too): derived from its content, so it is stable.
+    pub fn derived_id(&self, group_id: &str, egress: bool) -> String {
         let key = format!(
             "{group_id}/{egress}/{}/{:?}/{:?}/{:?}",
             self.ip_protocol, self.from_port, self.to_port, self.peer
         );
-        format!("sgr-{}", hashed_hex(&key))
+        format!("{RULE_ID_PREFIX}{}", hashed_hex(&key))
     }
+}
+
+/// The word a rule key starts with.
+fn direction(egress: bool) -> &'static str {
+    if egress {
+        "egress"
+    } else {
+        "ingress"
+    }
+}
+
+/// A fresh random rule id in AWS's long format.
+pub fn generate_rule_id() -> String {
+    format!("{RULE_ID_PREFIX}{}", super::ids::random_hex(17))
 }
 
 impl IpPermission {
@@ -241,6 +305,8 @@ impl IpPermission {
             peer,
             user_id,
             description: description.clone(),
+            id: None,
+            tags: BTreeMap::new(),
         };
         let mut out = Vec::new();
         for r in &self.ip_ranges {
@@ -334,6 +400,36 @@ impl SecurityGroupSpec {
         } else {
             &mut self.ingress
         }
+    }
+
+    /// The rules of one direction, each with its id and tags.
+    pub fn rules(&self, group_id: &str, egress: bool) -> Vec<Rule> {
+        let mut rules = explode(self.permissions(egress));
+        for rule in &mut rules {
+            match self.rule_meta.get(&rule.key(egress)) {
+                Some(meta) => {
+                    rule.id = Some(meta.id.clone());
+                    rule.tags = meta.tags.clone();
+                }
+                None => rule.id = Some(rule.derived_id(group_id, egress)),
+            }
+        }
+        rules
+    }
+
+    /// Replaces the rules of one direction with `rules`, their ids and tags included (a rule
+    /// without an id gets a fresh one).
+    pub fn set_rules(&mut self, egress: bool, rules: &[Rule]) {
+        let prefix = format!("{} ", direction(egress));
+        self.rule_meta.retain(|key, _| !key.starts_with(&prefix));
+        for rule in rules {
+            let meta = RuleMeta {
+                id: rule.id.clone().unwrap_or_else(generate_rule_id),
+                tags: rule.tags.clone(),
+            };
+            self.rule_meta.insert(rule.key(egress), meta);
+        }
+        *self.permissions_mut(egress) = merge(rules);
     }
 
     /// Whether any rule (either direction) names `group_id` as its peer.
@@ -459,6 +555,13 @@ pub fn is_group_id(s: &str) -> bool {
     })
 }
 
+/// Whether `s` is a well-formed rule id: `sgr-` and 1..=32 hex digits (AWS makes 17).
+pub fn is_rule_id(s: &str) -> bool {
+    s.strip_prefix(RULE_ID_PREFIX).is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 32 && rest.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// A security group document for a region, at generation 1.
 pub fn security_group(
     id: &str,
@@ -517,6 +620,7 @@ pub fn vpc_default_security_group(
         ingress: vec![from_self],
         egress: allow_all_egress(),
         tags: BTreeMap::new(),
+        rule_meta: BTreeMap::new(),
     };
     security_group(&id, region, spec, now)
 }
@@ -599,6 +703,7 @@ mod tests {
             ingress,
             egress: Vec::new(),
             tags: BTreeMap::new(),
+            rule_meta: BTreeMap::new(),
         }
     }
 
@@ -686,13 +791,41 @@ mod tests {
         let mut other = r.clone();
         other.description = Some("x".into());
         assert!(r.same_as(&other), "descriptions are not identity");
-        assert_eq!(r.id("sg-1", false), other.id("sg-1", false));
-        assert_ne!(r.id("sg-1", false), r.id("sg-1", true));
+        assert_eq!(r.derived_id("sg-1", false), other.derived_id("sg-1", false));
+        assert_ne!(r.derived_id("sg-1", false), r.derived_id("sg-1", true));
+        assert_eq!(r.key(false), other.key(false));
+        assert_eq!(r.key(false), "ingress tcp 8080 8080 cidr 0.0.0.0/0");
         other.to_port = Some(8081);
         assert!(!r.same_as(&other));
         let all = &allow_all_egress()[0].rules()[0];
         assert_eq!(all.describe(), "peer: 0.0.0.0/0, ALL, ALLOW");
-        assert!(r.id("sg-1", false).starts_with("sgr-"));
+        assert!(is_rule_id(&r.derived_id("sg-1", false)));
+        assert_eq!(all.key(true), "egress -1 - - cidr 0.0.0.0/0");
+    }
+
+    #[test]
+    fn rules_keep_their_ids_and_tags_through_a_merge() {
+        let mut spec = group(vec![tcp(80, 80)]);
+        // A rule stored before rules had ids reads with its derived id.
+        let old = spec.rules("sg-1", false);
+        assert_eq!(old[0].id, Some(old[0].derived_id("sg-1", false)));
+        let mut fresh = tcp(443, 443).rules().remove(0);
+        fresh.tags.insert("Name".into(), "https".into());
+        let mut rules = old.clone();
+        rules.push(fresh);
+        spec.set_rules(false, &rules);
+        let read = spec.rules("sg-1", false);
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].id, old[0].id);
+        assert!(is_rule_id(read[1].id.as_deref().unwrap()));
+        assert_ne!(read[1].id, Some(read[1].derived_id("sg-1", false)));
+        assert_eq!(read[1].tags["Name"], "https");
+        assert_eq!(spec.ingress.len(), 2, "merged back into permissions");
+        // Egress is untouched by an ingress change, and a revoked rule's entry goes.
+        spec.set_rules(true, &allow_all_egress()[0].rules());
+        spec.set_rules(false, &read[1..]);
+        assert_eq!(spec.rule_meta.len(), 2);
+        assert_eq!(spec.rules("sg-1", false)[0].id, read[1].id);
     }
 
     #[test]

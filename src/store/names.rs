@@ -865,6 +865,7 @@ mod tests {
                 ingress: Vec::new(),
                 egress: allow_all_egress(),
                 tags: BTreeMap::new(),
+                rule_meta: BTreeMap::new(),
             },
             now(),
         )

@@ -5,12 +5,15 @@ use crate::api::groups::group_param;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::model::network::{explode, Rule};
+use crate::model::network::{explode, generate_rule_id, Rule};
 use crate::model::IpPermission;
 
 use crate::api::groups::{resolve_group, GroupRef};
-use crate::api::rules::{parse_permissions, render_rules, resolve_peers, update_rules};
-use crate::api::{kind, tags};
+use crate::api::kind;
+use crate::api::rules::{
+    duplicate_rule, parse_permissions, render_rules, resolve_peers, update_rules,
+};
+use crate::api::tags::{self, Tags};
 
 /// A validated Authorize request.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +22,8 @@ pub struct Request {
     pub group: GroupRef,
     /// The permissions to add (group peers still as written).
     pub permissions: Vec<IpPermission>,
+    /// The tags of `TagSpecification.N` for `security-group-rule`: every new rule gets them.
+    pub tags: Tags,
     /// Outbound (`…Egress`) rather than inbound.
     pub egress: bool,
     /// `DryRun`.
@@ -28,6 +33,8 @@ pub struct Request {
 /// What was added.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The group's region.
+    pub region: String,
     /// The group's id.
     pub group_id: String,
     /// Outbound rather than inbound.
@@ -36,32 +43,35 @@ pub struct Response {
     pub rules: Vec<Rule>,
 }
 
-/// Parses and validates everything that needs no store. Rule tags (`TagSpecification`) are
-/// validated and not kept: rules are not stored as resources of their own.
+/// Parses and validates everything that needs no store.
 pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
     let group = group_param(params)?;
     let permissions = parse_permissions(params)?;
     if permissions.is_empty() {
         return Err(ApiError::missing_parameter("IpPermissions"));
     }
-    tags::tag_specifications(params, &["security-group-rule"])?;
+    let tags = tags::tag_specifications(params, &["security-group-rule"])?;
     Ok(Request {
         group,
         permissions,
+        tags,
         egress,
         dry_run: kind::dry_run(params)?,
     })
 }
 
-/// Resolves the group and the peers, then adds the rules; any rule the group already has fails
-/// the whole call with `InvalidPermission.Duplicate` and adds nothing.
+/// Resolves the group and the peers, then adds the rules, each with a fresh id and the
+/// request's rule tags; any rule the group already has fails the whole call with
+/// `InvalidPermission.Duplicate` and adds nothing.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
     let group = resolve_group(state, region, &req.group)?;
     let mut permissions = req.permissions;
     resolve_peers(state, region, &mut permissions)?;
     let mut new_rules: Vec<Rule> = Vec::new();
-    for rule in explode(&permissions) {
+    for mut rule in explode(&permissions) {
         if !new_rules.iter().any(|r| r.same_as(&rule)) {
+            rule.id = Some(generate_rule_id());
+            rule.tags = req.tags.clone();
             new_rules.push(rule);
         }
     }
@@ -71,16 +81,14 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             .iter()
             .find(|new| rules.iter().any(|old| old.same_as(new)))
         {
-            return Err(ApiError::client(
-                "InvalidPermission.Duplicate",
-                format!("the specified rule \"{}\" already exists", dup.describe()),
-            ));
+            return Err(duplicate_rule(dup));
         }
         rules.extend(new_rules.iter().cloned());
         Ok(())
     })?;
     tracing::info!(group_id = %group.metadata.name, egress = req.egress, added = new_rules.len(), "security group rules authorized");
     Ok(Response {
+        region: region.to_string(),
         group_id: group.metadata.name,
         egress: req.egress,
         rules: new_rules,
@@ -91,7 +99,13 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
 pub fn render(resp: &Response) -> String {
     let mut w = XmlWriter::new();
     w.field("return", true);
-    render_rules(&mut w, &resp.group_id, resp.egress, &resp.rules);
+    render_rules(
+        &mut w,
+        &resp.region,
+        &resp.group_id,
+        resp.egress,
+        &resp.rules,
+    );
     w.finish()
 }
 

@@ -133,6 +133,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             ingress: Vec::new(),
             egress: allow_all_egress(),
             tags: req.tags.clone(),
+            rule_meta: Default::default(),
         },
         now(),
     );

@@ -1,15 +1,19 @@
-//! `RevokeSecurityGroupIngress` / `RevokeSecurityGroupEgress`: removes rules given as permissions (either form) or rule ids.
+//! `RevokeSecurityGroupIngress` / `RevokeSecurityGroupEgress`: removes rules given as permissions (either form) or rule ids, and answers which rules went.
 
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
-use crate::model::network::explode;
+use crate::model::network::{explode, Rule};
 use crate::model::IpPermission;
 
 use crate::api::groups::group_param;
 use crate::api::groups::{resolve_group, GroupRef};
-use crate::api::rules::{parse_permissions, resolve_peers, update_rules};
-use crate::api::{kind, render};
+use crate::api::kind::{self, Kind};
+use crate::api::kinds::SecurityGroupRuleKind;
+use crate::api::rules::{
+    parse_permissions, render_revoked_rules, resolve_peers, rule_not_found, update_rules,
+};
+use crate::api::xml::XmlWriter;
 
 /// A validated Revoke request.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,11 +34,11 @@ pub struct Request {
 pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
     let group = group_param(params)?;
     let permissions = parse_permissions(params)?;
-    let rule_ids: Vec<String> = params
+    let rule_ids = params
         .list("SecurityGroupRuleId")
         .into_iter()
-        .map(str::to_string)
-        .collect();
+        .map(SecurityGroupRuleKind::check_id)
+        .collect::<Result<Vec<_>, _>>()?;
     if permissions.is_empty() && rule_ids.is_empty() {
         return Err(ApiError::missing_parameter("IpPermissions"));
     }
@@ -47,8 +51,19 @@ pub fn parse(params: &QueryParams, egress: bool) -> Result<Request, ApiError> {
     })
 }
 
+/// What was removed.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The group's id.
+    pub group_id: String,
+    /// Outbound rather than inbound.
+    pub egress: bool,
+    /// The rules removed, with their ids.
+    pub revoked: Vec<Rule>,
+}
+
 /// Removes every named rule; one the group does not have fails the whole call and removes nothing.
-pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
+pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, ApiError> {
     let group = resolve_group(state, region, &req.group)?;
     let group_id = group.metadata.name.clone();
     let mut permissions = req.permissions;
@@ -56,40 +71,40 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     resolve_peers(state, region, &mut permissions)?;
     let wanted = explode(&permissions);
     kind::check_dry_run(req.dry_run)?;
+    let mut revoked = Vec::new();
     update_rules(state, region, &group, req.egress, |rules| {
+        // A compare-and-swap retry starts again from the group as it is then.
+        revoked.clear();
         for rule in &wanted {
-            match rules.iter().position(|r| r.same_as(rule)) {
-                Some(at) => {
-                    rules.remove(at);
-                }
-                None => {
-                    return Err(ApiError::client(
-                        "InvalidPermission.NotFound",
-                        "The specified rule does not exist in this security group.",
-                    ))
-                }
-            }
+            let at = rules
+                .iter()
+                .position(|r| r.same_as(rule))
+                .ok_or_else(rule_not_found)?;
+            revoked.push(rules.remove(at));
         }
         for id in &req.rule_ids {
-            match rules
+            let at = rules
                 .iter()
-                .position(|r| r.id(&group_id, req.egress) == *id)
-            {
-                Some(at) => {
-                    rules.remove(at);
-                }
-                None => {
-                    return Err(ApiError::client(
-                        "InvalidSecurityGroupRuleId.NotFound",
-                        format!("The security group rule ID '{id}' does not exist"),
-                    ))
-                }
-            }
+                .position(|r| r.id.as_ref() == Some(id))
+                .ok_or_else(|| SecurityGroupRuleKind::IDS.not_found(&[id]))?;
+            revoked.push(rules.remove(at));
         }
         Ok(())
     })?;
-    tracing::info!(group_id = %group_id, egress = req.egress, "security group rules revoked");
-    Ok(())
+    tracing::info!(group_id = %group_id, egress = req.egress, revoked = revoked.len(), "security group rules revoked");
+    Ok(Response {
+        group_id,
+        egress: req.egress,
+        revoked,
+    })
+}
+
+/// `return` and `revokedSecurityGroupRuleSet`.
+pub fn render(resp: &Response) -> String {
+    let mut w = XmlWriter::new();
+    w.field("return", true);
+    render_revoked_rules(&mut w, &resp.group_id, resp.egress, &resp.revoked);
+    w.finish()
 }
 
 /// The dispatch entry of `RevokeSecurityGroupIngress`.
@@ -98,8 +113,7 @@ pub fn call_ingress(
     region: &str,
     params: &QueryParams,
 ) -> Result<String, ApiError> {
-    handle(state, region, parse(params, false)?)?;
-    Ok(render::render_return_true())
+    Ok(render(&handle(state, region, parse(params, false)?)?))
 }
 
 /// The dispatch entry of `RevokeSecurityGroupEgress`.
@@ -108,8 +122,7 @@ pub fn call_egress(
     region: &str,
     params: &QueryParams,
 ) -> Result<String, ApiError> {
-    handle(state, region, parse(params, true)?)?;
-    Ok(render::render_return_true())
+    Ok(render(&handle(state, region, parse(params, true)?)?))
 }
 
 #[cfg(test)]
@@ -121,6 +134,11 @@ mod tests {
         let q = QueryParams::from_query("GroupId=default&SecurityGroupRuleId.1=sgr-1");
         let req = parse(&q, false).unwrap();
         assert_eq!(req.rule_ids, vec!["sgr-1"]);
+        let q = QueryParams::from_query("GroupId=default&SecurityGroupRuleId.1=sgr-!");
+        assert_eq!(
+            parse(&q, false).unwrap_err().code,
+            "InvalidSecurityGroupRuleId.Malformed"
+        );
         assert!(req.permissions.is_empty());
         let e = parse(&QueryParams::from_query("GroupId=default"), true).unwrap_err();
         assert_eq!(e.code, "MissingParameter");

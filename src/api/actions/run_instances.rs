@@ -310,9 +310,10 @@ fn launched_with_token(
 fn groups_and_ports(
     state: &ApiState,
     region: &str,
-    vpc_id: &str,
+    subnet: &Subnet,
     requested: &[groups::GroupRef],
 ) -> Result<(Vec<GroupRef>, Vec<PortSpec>), ApiError> {
+    let vpc_id = subnet.vpc_id.as_str();
     // Without groups a launch joins its VPC's `default` group.
     let default = [match state.store.vpcs().get_shared(vpc_id)? {
         Some(vpc) => groups::GroupRef::Id(vpc.spec.default_group_id.clone()),
@@ -326,6 +327,7 @@ fn groups_and_ports(
     let mut groups = Vec::new();
     for reference in requested {
         let group = resolve_group(state, region, reference)?;
+        groups::check_same_network(&group, subnet)?;
         if !groups
             .iter()
             .any(|g: &crate::model::SecurityGroup| g.metadata.name == group.metadata.name)
@@ -384,8 +386,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
             return Ok(earlier);
         }
     }
-    let (security_groups, ports) =
-        groups_and_ports(state, region, &subnet.vpc_id, &req.security_groups)?;
+    let (security_groups, ports) = groups_and_ports(state, region, &subnet, &req.security_groups)?;
     let public_key = match &req.key_name {
         Some(name) => Some(public_key_for(&state.store, region, name)?),
         None => None,

@@ -9,6 +9,7 @@ pub mod key_pair;
 pub mod launch_template;
 pub mod network_interface;
 pub mod security_group;
+pub mod security_group_rule;
 pub mod subnet;
 pub mod vpc;
 
@@ -20,5 +21,6 @@ pub use key_pair::KeyPairKind;
 pub use launch_template::LaunchTemplateKind;
 pub use network_interface::NetworkInterfaceKind;
 pub use security_group::SecurityGroupKind;
+pub use security_group_rule::SecurityGroupRuleKind;
 pub use subnet::SubnetKind;
 pub use vpc::VpcKind;
