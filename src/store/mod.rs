@@ -7,6 +7,7 @@
 //! reads join them into one Kubernetes-shaped document. Names that must be unique are kept
 //! in index trees written in the same transaction as their records (`names.rs`).
 
+mod addresses;
 mod collection;
 mod error;
 mod names;
@@ -18,6 +19,7 @@ use std::path::Path;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
+pub use addresses::AddressWrite;
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
 pub use names::CLIENT_TOKEN_KIND;
@@ -80,6 +82,8 @@ pub struct Store {
     console: sled::Tree,
     /// Elastic IP public address -> its allocation id: an address is allocated once per store.
     address_ips: sled::Tree,
+    /// Instance id -> the allocation id of the Elastic IP it holds (see [`addresses`]).
+    address_instances: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -165,6 +169,7 @@ impl Store {
             launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,
             console: db.open_tree("instances.console")?,
             address_ips: db.open_tree("addresses.ips")?,
+            address_instances: db.open_tree("addresses.instances")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
