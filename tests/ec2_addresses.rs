@@ -169,19 +169,23 @@ async fn errors_are_ec2s() {
     .err("InvalidParameterValue");
 }
 
+/// A launched instance, `pending`.
+async fn launch(h: &Harness) -> String {
+    h.post(&[
+        ("Action", "RunInstances"),
+        ("ImageId", "ami-12345678"),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+    ])
+    .await
+    .ok("RunInstances")
+    .text_at("instancesSet/item/instanceId")
+    .to_string()
+}
+
 /// A running instance (as the reconciler would have it) with `ip` as its private address.
 async fn running(h: &Harness, ip: &str) -> String {
-    let id = h
-        .post(&[
-            ("Action", "RunInstances"),
-            ("ImageId", "ami-12345678"),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-        ])
-        .await
-        .ok("RunInstances")
-        .text_at("instancesSet/item/instanceId")
-        .to_string();
+    let id = launch(h).await;
     h.observe(&id, InstanceState::Running, Some(ip));
     id
 }
@@ -194,15 +198,6 @@ async fn associate(h: &Harness, extra: &[(&str, &str)]) -> String {
         .ok("AssociateAddress")
         .text("associationId")
         .to_string()
-}
-
-/// The instance's item in DescribeInstances.
-async fn instance_item(h: &Harness, id: &str) -> Node {
-    h.post(&[("Action", "DescribeInstances"), ("InstanceId.1", id)])
-        .await
-        .ok("DescribeInstances")
-        .path("reservationSet/item/instancesSet/item")
-        .clone()
 }
 
 async fn address_item(h: &Harness, id: &str) -> Node {
@@ -220,7 +215,7 @@ async fn association_shows_on_the_address_the_instance_and_its_interface() {
     let a = allocate(&h, &[]).await;
     let a_id = a.text("allocationId").to_string();
     // Rendered (and kept) before the association: it must show at once after it.
-    let before = instance_item(&h, &id).await;
+    let before = h.instance_item(&id).await;
     assert!(before
         .opt("ipAddress")
         .is_some_and(|n| n.text == "172.17.0.5"));
@@ -229,7 +224,7 @@ async fn association_shows_on_the_address_the_instance_and_its_interface() {
     let assoc = associate(&h, &[("AllocationId", &a_id), ("InstanceId", &id)]).await;
     assert!(assoc.starts_with("eipassoc-"), "{assoc}");
 
-    let item = instance_item(&h, &id).await;
+    let item = h.instance_item(&id).await;
     let eni = item
         .text_at("networkInterfaceSet/item/networkInterfaceId")
         .to_string();
@@ -281,15 +276,11 @@ async fn association_shows_on_the_address_the_instance_and_its_interface() {
         ),
         ("dns-name", "ec2-198-51-100-1.compute-1.amazonaws.com"),
     ] {
-        let doc = h
-            .post(&[
-                ("Action", "DescribeInstances"),
-                ("Filter.1.Name", name),
-                ("Filter.1.Value.1", value),
-            ])
-            .await
-            .ok("DescribeInstances");
-        assert_eq!(doc.items("reservationSet").len(), 1, "{name}");
+        assert_eq!(
+            h.instance_ids_matching(name, value).await,
+            vec![id.clone()],
+            "{name}"
+        );
     }
     let interfaces = h
         .post(&[
@@ -321,7 +312,7 @@ async fn association_shows_on_the_address_the_instance_and_its_interface() {
         .await
         .ok("StopInstances");
     h.observe(&id, InstanceState::Stopped, None);
-    let item = instance_item(&h, &id).await;
+    let item = h.instance_item(&id).await;
     assert_eq!(item.text_at("instanceState/name"), "stopped");
     assert_eq!(item.text("ipAddress"), "198.51.100.1");
     assert_eq!(address_item(&h, &a_id).await.text("instanceId"), id);
@@ -330,7 +321,7 @@ async fn association_shows_on_the_address_the_instance_and_its_interface() {
     h.post(&[("Action", "DisassociateAddress"), ("AssociationId", &assoc)])
         .await
         .ok("DisassociateAddress");
-    let item = instance_item(&h, &id).await;
+    let item = h.instance_item(&id).await;
     assert!(item.opt("ipAddress").is_none());
     assert_eq!(item.text("dnsName"), "");
     let address = address_item(&h, &a_id).await;
@@ -386,16 +377,18 @@ async fn reassociation_moves_addresses_and_an_instance_holds_one() {
     let moved = associate(&h, &[("AllocationId", &a_id), ("InstanceId", &two)]).await;
     assert_ne!(moved, first);
     assert_eq!(address_item(&h, &a_id).await.text("instanceId"), two);
-    assert!(instance_item(&h, &one)
+    assert!(h
+        .instance_item(&one)
         .await
         .opt("ipAddress")
         .is_some_and(|n| n.text == "172.17.0.5"));
     assert_eq!(
-        instance_item(&h, &two).await.text("ipAddress"),
+        h.instance_item(&two).await.text("ipAddress"),
         "198.51.100.1"
     );
     // A second address for instance two (by its interface) takes the first one's place.
-    let eni = instance_item(&h, &two)
+    let eni = h
+        .instance_item(&two)
         .await
         .text_at("networkInterfaceSet/item/networkInterfaceId")
         .to_string();
@@ -413,13 +406,13 @@ async fn reassociation_moves_addresses_and_an_instance_holds_one() {
     assert_eq!(b.text("instanceId"), two);
     assert_eq!(b.text("networkInterfaceId"), eni);
     assert_eq!(
-        instance_item(&h, &two).await.text("ipAddress"),
+        h.instance_item(&two).await.text("ipAddress"),
         "198.51.100.2"
     );
     // The legacy PublicIp forms.
     associate(&h, &[("PublicIp", "198.51.100.1"), ("InstanceId", &one)]).await;
     assert_eq!(
-        instance_item(&h, &one).await.text("ipAddress"),
+        h.instance_item(&one).await.text("ipAddress"),
         "198.51.100.1"
     );
     h.post(&[
@@ -443,7 +436,7 @@ async fn termination_ends_the_association() {
     // Over as soon as the termination is recorded, before the reconciler gets to it.
     let address = address_item(&h, &a_id).await;
     assert!(address.opt("associationId").is_none());
-    assert!(instance_item(&h, &id).await.opt("ipAddress").is_none());
+    assert!(h.instance_item(&id).await.opt("ipAddress").is_none());
     assert!(described(
         &h,
         &[("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", &id)]
@@ -474,17 +467,7 @@ async fn termination_ends_the_association() {
 async fn association_errors_are_ec2s() {
     let h = Harness::new();
     let a_id = allocate(&h, &[]).await.text("allocationId").to_string();
-    let pending = h
-        .post(&[
-            ("Action", "RunInstances"),
-            ("ImageId", "ami-12345678"),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-        ])
-        .await
-        .ok("RunInstances")
-        .text_at("instancesSet/item/instanceId")
-        .to_string();
+    let pending = launch(&h).await;
     let message = h
         .post(&[
             ("Action", "AssociateAddress"),

@@ -67,6 +67,13 @@ def test_aws_eip_end_to_end(ec2):
     assert e.value.response["Error"]["Code"] == "InvalidAllocationID.NotFound"
 
 
+def error_code(call, **params) -> str:
+    """The EC2 error code `call(**params)` fails with."""
+    with pytest.raises(ClientError) as e:
+        call(**params)
+    return e.value.response["Error"]["Code"]
+
+
 def find_by_association(ec2, association_id: str) -> dict | None:
     """FindEIPByAssociationID: DescribeAddresses filtered by association-id."""
     addresses = ec2.describe_addresses(Filters=[{"Name": "association-id", "Values": [association_id]}])[
@@ -126,15 +133,12 @@ def test_aws_eip_with_instance(ec2, launch):
     assert iface["Association"]["AssociationId"] == association_id
 
     # Releasing while associated is refused.
-    with pytest.raises(ClientError) as e:
-        ec2.release_address(AllocationId=allocation_id)
-    assert e.value.response["Error"]["Code"] == "InvalidIPAddress.InUse"
+    assert error_code(ec2.release_address, AllocationId=allocation_id) == "InvalidIPAddress.InUse"
 
     # Destroy: disassociate (a second time is tolerated as InvalidAssociationID.NotFound), release.
     ec2.disassociate_address(AssociationId=association_id)
-    with pytest.raises(ClientError) as e:
-        ec2.disassociate_address(AssociationId=association_id)
-    assert e.value.response["Error"]["Code"] == "InvalidAssociationID.NotFound"
+    gone = error_code(ec2.disassociate_address, AssociationId=association_id)
+    assert gone == "InvalidAssociationID.NotFound"
     assert find_by_association(ec2, association_id) is None
     inst = instance_of(ec2, instance_id)
     assert inst.get("PublicIpAddress") != public_ip
@@ -150,9 +154,10 @@ def test_aws_eip_association_and_termination(ec2, launch):
     eni = instance_of(ec2, second)["NetworkInterfaces"][0]["NetworkInterfaceId"]
     allocation_id = ec2.allocate_address(Domain="vpc")["AllocationId"]
     one = ec2.associate_address(AllocationId=allocation_id, InstanceId=first)["AssociationId"]
-    with pytest.raises(ClientError) as e:
-        ec2.associate_address(AllocationId=allocation_id, NetworkInterfaceId=eni, AllowReassociation=False)
-    assert e.value.response["Error"]["Code"] == "Resource.AlreadyAssociated"
+    refused = error_code(
+        ec2.associate_address, AllocationId=allocation_id, NetworkInterfaceId=eni, AllowReassociation=False
+    )
+    assert refused == "Resource.AlreadyAssociated"
     two = ec2.associate_address(AllocationId=allocation_id, NetworkInterfaceId=eni, AllowReassociation=True)[
         "AssociationId"
     ]
@@ -165,7 +170,5 @@ def test_aws_eip_association_and_termination(ec2, launch):
     [address] = ec2.describe_addresses(AllocationIds=[allocation_id])["Addresses"]
     assert "InstanceId" not in address and "AssociationId" not in address
     # aws_eip_association's delete tolerates the association being gone.
-    with pytest.raises(ClientError) as e:
-        ec2.disassociate_address(AssociationId=two)
-    assert e.value.response["Error"]["Code"] == "InvalidAssociationID.NotFound"
+    assert error_code(ec2.disassociate_address, AssociationId=two) == "InvalidAssociationID.NotFound"
     ec2.release_address(AllocationId=allocation_id)

@@ -182,24 +182,17 @@ impl Kind for AddressKind {
         let one = |v: &str| vec![v.to_string()];
         let a = &s.address;
         let association = s.association.as_ref().map(|(a, _)| a);
+        // A value of the association's, none without one.
+        let of_association = |value: fn(&AddressAssociation) -> Option<String>| {
+            association.and_then(value).into_iter().collect::<Vec<_>>()
+        };
         match name {
-            "association-id" => association
-                .map(|a| a.association_id.clone())
-                .into_iter()
-                .collect(),
-            "instance-id" => association
-                .map(|a| a.instance_id.clone())
-                .into_iter()
-                .collect(),
-            "network-interface-id" => association
-                .and_then(|a| a.network_interface_id.clone())
-                .into_iter()
-                .collect(),
-            "network-interface-owner-id" => association
-                .and_then(|a| a.network_interface_id.as_ref())
-                .map(|_| ACCOUNT_ID.to_string())
-                .into_iter()
-                .collect(),
+            "association-id" => of_association(|a| Some(a.association_id.clone())),
+            "instance-id" => of_association(|a| Some(a.instance_id.clone())),
+            "network-interface-id" => of_association(|a| a.network_interface_id.clone()),
+            "network-interface-owner-id" => {
+                of_association(|a| a.network_interface_id.as_ref().map(|_| ACCOUNT_ID.into()))
+            }
             "private-ip-address" => s.private_ip().map(str::to_string).into_iter().collect(),
             "allocation-id" => one(&a.metadata.name),
             "domain" => one(&a.spec.domain),
