@@ -33,6 +33,16 @@ fn snapshot(h: &Harness) -> Vec<(String, u64)> {
     for s in store.subnets().list().unwrap().objects {
         all.push((s.metadata.name, s.metadata.resource_version));
     }
+    for a in store.addresses().list().unwrap().objects {
+        all.push((a.metadata.name, a.metadata.resource_version));
+    }
+    all.extend(
+        store
+            .instance_addresses()
+            .unwrap()
+            .into_iter()
+            .map(|(instance, address)| (format!("{instance}={address}"), 0)),
+    );
     all
 }
 
@@ -147,6 +157,23 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .await
         .ok("AllocateAddress")
         .text_at("allocationId")
+        .to_string();
+    // A second address, associated with the running instance.
+    let associated = h
+        .post(&[("Action", "AllocateAddress"), ("Domain", "vpc")])
+        .await
+        .ok("AllocateAddress")
+        .text_at("allocationId")
+        .to_string();
+    let association = h
+        .post(&[
+            ("Action", "AssociateAddress"),
+            ("AllocationId", &associated),
+            ("InstanceId", &id),
+        ])
+        .await
+        .ok("AssociateAddress")
+        .text_at("associationId")
         .to_string();
     // An empty VPC, and another with a subnet.
     let empty_vpc = h
@@ -273,6 +300,11 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             vec![("Attribute", "domain-name")],
         ),
         ("ReleaseAddress", vec![("AllocationId", address)]),
+        (
+            "AssociateAddress",
+            vec![("AllocationId", address), ("InstanceId", id)],
+        ),
+        ("DisassociateAddress", vec![("AssociationId", &association)]),
         (
             "CreateSubnet",
             vec![("VpcId", &vpc), ("CidrBlock", "10.1.1.0/24")],

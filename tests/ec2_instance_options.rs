@@ -7,30 +7,6 @@ mod common;
 use common::api::Harness;
 use ec2d::model::InstanceState;
 
-async fn describe(h: &Harness, id: &str) -> common::api::Node {
-    let doc = h
-        .post(&[("Action", "DescribeInstances"), ("InstanceId.1", id)])
-        .await
-        .ok("DescribeInstances");
-    doc.path("reservationSet/item/instancesSet/item").clone()
-}
-
-async fn ids_matching(h: &Harness, name: &str, value: &str) -> Vec<String> {
-    let doc = h
-        .post(&[
-            ("Action", "DescribeInstances"),
-            ("Filter.1.Name", name),
-            ("Filter.1.Value.1", value),
-        ])
-        .await
-        .ok("DescribeInstances");
-    doc.items("reservationSet")
-        .iter()
-        .flat_map(|r| r.items("instancesSet"))
-        .map(|i| i.text("instanceId").to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_plain_launch_echoes_ec2s_defaults_in_every_block_terraform_reads() {
     let h = Harness::new();
@@ -39,7 +15,7 @@ async fn a_plain_launch_echoes_ec2s_defaults_in_every_block_terraform_reads() {
         .await
         .text_at("instancesSet/item/instanceId")
         .to_string();
-    let i = describe(&h, &id).await;
+    let i = h.instance_item(&id).await;
     assert_eq!(i.text_at("monitoring/state"), "disabled");
     assert_eq!(i.text_at("metadataOptions/state"), "applied");
     assert_eq!(i.text_at("metadataOptions/httpTokens"), "optional");
@@ -98,7 +74,7 @@ async fn launch_options_are_recorded_shown_and_filterable() {
         .text_at("instancesSet/item/instanceId")
         .to_string();
     let other = h.run_one().await;
-    let i = describe(&h, &id).await;
+    let i = h.instance_item(&id).await;
     assert_eq!(i.text_at("metadataOptions/httpTokens"), "required");
     assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "2");
     assert_eq!(i.text_at("metadataOptions/instanceMetadataTags"), "enabled");
@@ -120,13 +96,14 @@ async fn launch_options_are_recorded_shown_and_filterable() {
         ("private-dns-name-options.hostname-type", "resource-name"),
     ] {
         assert_eq!(
-            ids_matching(&h, name, value).await,
+            h.instance_ids_matching(name, value).await,
             vec![id.clone()],
             "{name}"
         );
     }
     assert_eq!(
-        ids_matching(&h, "metadata-options.http-tokens", "optional").await,
+        h.instance_ids_matching("metadata-options.http-tokens", "optional")
+            .await,
         vec![other]
     );
 }
@@ -208,7 +185,7 @@ async fn modify_instance_metadata_options_changes_only_what_it_names() {
     ])
     .await
     .ok("ModifyInstanceMetadataOptions");
-    let i = describe(&h, &id).await;
+    let i = h.instance_item(&id).await;
     assert_eq!(i.text_at("metadataOptions/state"), "applied");
     assert_eq!(i.text_at("metadataOptions/httpTokens"), "required");
     assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "3");
@@ -416,7 +393,7 @@ async fn monitor_and_unmonitor_switch_the_monitoring_state() {
         vec![(a.clone(), "pending".into()), (b.clone(), "pending".into())]
     );
     assert_eq!(
-        describe(&h, &a).await.text_at("monitoring/state"),
+        h.instance_item(&a).await.text_at("monitoring/state"),
         "enabled"
     );
     let doc = h
@@ -428,11 +405,11 @@ async fn monitor_and_unmonitor_switch_the_monitoring_state() {
         "disabling"
     );
     assert_eq!(
-        describe(&h, &a).await.text_at("monitoring/state"),
+        h.instance_item(&a).await.text_at("monitoring/state"),
         "disabled"
     );
     assert_eq!(
-        describe(&h, &b).await.text_at("monitoring/state"),
+        h.instance_item(&b).await.text_at("monitoring/state"),
         "enabled"
     );
     // All or nothing: one unknown id changes none.
@@ -444,7 +421,7 @@ async fn monitor_and_unmonitor_switch_the_monitoring_state() {
     .await
     .err("InvalidInstanceID.NotFound");
     assert_eq!(
-        describe(&h, &b).await.text_at("monitoring/state"),
+        h.instance_item(&b).await.text_at("monitoring/state"),
         "enabled"
     );
     h.post(&[("Action", "MonitorInstances")])
@@ -474,7 +451,7 @@ async fn modify_instance_attribute_records_groups_source_dest_check_and_user_dat
     ])
     .await
     .ok("ModifyInstanceAttribute");
-    let i = describe(&h, &id).await;
+    let i = h.instance_item(&id).await;
     assert_eq!(
         i.pairs("groupSet", "groupId", "groupName"),
         vec![(group.clone(), "web".to_string())]
@@ -508,14 +485,14 @@ async fn modify_instance_attribute_records_groups_source_dest_check_and_user_dat
     ])
     .await
     .ok("ModifyInstanceAttribute");
-    let i = describe(&h, &id).await;
+    let i = h.instance_item(&id).await;
     assert_eq!(i.text("sourceDestCheck"), "false");
     assert_eq!(
         i.text_at("networkInterfaceSet/item/sourceDestCheck"),
         "false"
     );
     assert_eq!(
-        ids_matching(&h, "source-dest-check", "false").await,
+        h.instance_ids_matching("source-dest-check", "false").await,
         vec![id.clone()]
     );
     let doc = h
@@ -571,7 +548,7 @@ async fn modify_instance_attribute_records_groups_source_dest_check_and_user_dat
         .await
         .ok("DescribeInstanceAttribute");
     assert_eq!(doc.text_at("userData/value"), "ZWNobyBoaQ==");
-    assert_eq!(describe(&h, &id).await.text("ebsOptimized"), "true");
+    assert_eq!(h.instance_item(&id).await.text("ebsOptimized"), "true");
     // What a container cannot have is still refused, after DryRun.
     h.post(&[
         ("Action", "ModifyInstanceAttribute"),
@@ -599,21 +576,21 @@ async fn an_imds_v2_only_ami_launches_with_tokens_required_unless_the_launch_say
         }
     };
     let plain = launch(&[]).await;
-    let i = describe(&h, &plain).await;
+    let i = h.instance_item(&plain).await;
     assert_eq!(i.text_at("metadataOptions/httpTokens"), "required");
     assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "2");
     let optional = launch(&[("MetadataOptions.HttpTokens", "optional")]).await;
-    let i = describe(&h, &optional).await;
+    let i = h.instance_item(&optional).await;
     assert_eq!(i.text_at("metadataOptions/httpTokens"), "optional");
     assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "2");
     let one_hop = launch(&[("MetadataOptions.HttpPutResponseHopLimit", "1")]).await;
-    let i = describe(&h, &one_hop).await;
+    let i = h.instance_item(&one_hop).await;
     assert_eq!(i.text_at("metadataOptions/httpTokens"), "required");
     assert_eq!(i.text_at("metadataOptions/httpPutResponseHopLimit"), "1");
     // Any other AMI keeps EC2's general defaults.
     let other = h.run_one().await;
     assert_eq!(
-        describe(&h, &other)
+        h.instance_item(&other)
             .await
             .text_at("metadataOptions/httpTokens"),
         "optional"

@@ -110,6 +110,8 @@ pub const TABLE: &[Action] = &[
         describe_addresses_attribute::call,
     ),
     write("ReleaseAddress", release_address::call),
+    write("AssociateAddress", associate_address::call),
+    write("DisassociateAddress", disassociate_address::call),
     read(
         "DescribeNetworkInterfaces",
         describe_network_interfaces::call,

@@ -23,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 pub mod actions;
+pub mod addresses;
 pub mod dispatch;
 pub mod error;
 pub mod filter;

@@ -7,9 +7,11 @@ use crate::api::xml::XmlWriter;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    format_timestamp, DesiredState, GroupRef, Image, ImageState, Instance, InstanceState,
+    format_timestamp, Address, DesiredState, GroupRef, Image, ImageState, Instance, InstanceState,
     StateReason, Timestamp, ACCOUNT_ID,
 };
+
+use super::addresses::{public_dns_name, render_association, shown_public_ip};
 
 use super::images::Ami;
 use super::instance_options::{monitoring_state, render_option_blocks};
@@ -172,7 +174,12 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 
 /// The instance's one network interface (device 0) in its subnet, as a VPC instance has.
 /// Shown only for instances launched into a subnet and not terminated (EC2 detaches it then).
-fn render_network_interfaces(w: &mut XmlWriter, instance: &Instance, shown: InstanceState) {
+fn render_network_interfaces(
+    w: &mut XmlWriter,
+    instance: &Instance,
+    shown: InstanceState,
+    eip: Option<&Address>,
+) {
     let spec = &instance.spec;
     let (Some(subnet_id), Some(vpc_id)) = (&spec.subnet_id, &spec.vpc_id) else {
         return;
@@ -184,16 +191,8 @@ fn render_network_interfaces(w: &mut XmlWriter, instance: &Instance, shown: Inst
     let id = instance.metadata.name.as_str();
     let private = private_ip(instance, shown);
     let dns = private.map(|ip| private_dns_name(ip, &instance.metadata.namespace));
-    let public = public_ip(instance, shown);
-    let association = |w: &mut XmlWriter| {
-        if let Some(ip) = public {
-            w.el("association", |w| {
-                w.field("publicIp", ip);
-                w.field("publicDnsName", "");
-                w.field("ipOwnerId", "amazon");
-            });
-        }
-    };
+    let public = shown_public_ip(instance, shown, eip);
+    let association = |w: &mut XmlWriter| render_association(w, public, eip, false);
     w.set("networkInterfaceSet", [()], |w, ()| {
         w.field("networkInterfaceId", derived_id("eni", id));
         w.field("subnetId", subnet_id);
@@ -230,8 +229,9 @@ fn render_network_interfaces(w: &mut XmlWriter, instance: &Instance, shown: Inst
 }
 
 /// One `RunningInstancesItemType`: the element list boto3 and the aws CLI expect, with
-/// ec2d's fixed answers for what it does not model (EBS root, hvm).
-pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
+/// ec2d's fixed answers for what it does not model (EBS root, hvm). `eip` is the Elastic IP
+/// the instance holds (`api::addresses::HeldAddresses::of`).
+pub fn render_instance(w: &mut XmlWriter, instance: &Instance, eip: Option<&Address>) {
     let shown = shown_state(instance);
     let spec = &instance.spec;
     let private = private_ip(instance, shown);
@@ -244,8 +244,13 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
             .map(|ip| private_dns_name(ip, &instance.metadata.namespace))
             .unwrap_or_default(),
     );
-    // No public DNS: a made-up name would not resolve, and tools prefer it over the address.
-    w.field("dnsName", "");
+    // No public DNS for the launch address: a made-up name would not resolve, and tools
+    // prefer it over the address. An Elastic IP has EC2's name, as clients expect of one.
+    w.field(
+        "dnsName",
+        eip.map(|a| public_dns_name(&a.spec.public_ip, &instance.metadata.namespace))
+            .unwrap_or_default(),
+    );
     w.field("reason", transition_reason(instance, shown));
     w.opt_field("keyName", spec.key_name.as_deref());
     w.field("amiLaunchIndex", spec.ami_launch_index);
@@ -266,7 +271,7 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
     w.opt_field("subnetId", spec.subnet_id.as_deref());
     w.opt_field("vpcId", spec.vpc_id.as_deref());
     w.opt_field("privateIpAddress", private);
-    w.opt_field("ipAddress", public_ip(instance, shown));
+    w.opt_field("ipAddress", shown_public_ip(instance, shown, eip));
     w.field("sourceDestCheck", spec.options.source_dest_check);
     render_group_set(w, &spec.security_groups);
     if let Some(reason) = state_reason(instance, shown) {
@@ -286,7 +291,7 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance) {
     );
     render_tags(w, &spec.tags);
     w.field("hypervisor", "xen");
-    render_network_interfaces(w, instance, shown);
+    render_network_interfaces(w, instance, shown, eip);
     w.field("ebsOptimized", spec.options.ebs_optimized);
     w.field("enaSupport", true);
     w.field("bootMode", "legacy-bios");
@@ -386,7 +391,7 @@ mod tests {
 
     fn xml(instance: &Instance) -> String {
         let mut w = XmlWriter::new();
-        render_instance(&mut w, instance);
+        render_instance(&mut w, instance, None);
         w.finish()
     }
 

@@ -1,5 +1,6 @@
 //! Elastic IP addresses: an address allocated to the account (AllocateAddress) from a
-//! documentation range, with its tags. Nothing in Docker backs one, so its status is empty.
+//! documentation range, with its tags and its association with an instance
+//! (AssociateAddress). Nothing in Docker backs one, so its status is empty.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -28,6 +29,29 @@ pub struct AddressSpec {
     /// User tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// What AssociateAddress associated it with; `None` while unassociated. An association
+    /// whose instance is terminated (or collected) is over, whatever is recorded here: see
+    /// `api::addresses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association: Option<AddressAssociation>,
+}
+
+/// An Elastic IP's association with an instance's primary network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressAssociation {
+    /// `eipassoc-…`, made by AssociateAddress.
+    pub association_id: String,
+    /// The instance the address is associated with.
+    pub instance_id: String,
+    /// The instance's primary interface (`eni-…`, derived from the instance id); `None` for
+    /// an instance recorded without a subnet, which has no interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_id: Option<String>,
+    /// The private address AssociateAddress named; `None`: the interface's primary address,
+    /// whatever it is observed to be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
 }
 
 /// Empty: no reconciler looks at Elastic IPs.
@@ -67,6 +91,7 @@ pub fn new_address(
             domain: "vpc".to_string(),
             network_border_group: region.to_string(),
             tags,
+            association: None,
         },
         status: AddressStatus::default(),
     }

@@ -97,6 +97,10 @@ id_type!(
     /// An Elastic IP's allocation id, `eipalloc-` and 17 hex digits.
     AllocationId, "eipalloc-", 17, &[]
 );
+id_type!(
+    /// An Elastic IP association's id, `eipassoc-` and 17 hex digits.
+    AssociationId, "eipassoc-", 17, &[]
+);
 
 #[cfg(test)]
 mod tests {

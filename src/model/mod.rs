@@ -19,10 +19,12 @@ pub mod schema;
 pub mod state;
 pub mod vpc;
 
-pub use address::{Address, AddressSpec, AddressStatus, ADDRESS_KIND};
+pub use address::{Address, AddressAssociation, AddressSpec, AddressStatus, ADDRESS_KIND};
 pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
 pub use console::ConsoleOutput;
-pub use ids::{AllocationId, IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId};
+pub use ids::{
+    AllocationId, AssociationId, IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId,
+};
 pub use image::{docker_repository_name, DISCOVERED_NAMESPACE, IMAGE_KIND};
 pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions};
 pub use instance::{

@@ -7,6 +7,7 @@
 //! reads join them into one Kubernetes-shaped document. Names that must be unique are kept
 //! in index trees written in the same transaction as their records (`names.rs`).
 
+mod addresses;
 mod collection;
 mod error;
 mod names;
@@ -18,6 +19,7 @@ use std::path::Path;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
+pub use addresses::AddressWrite;
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
 pub use names::{CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
@@ -82,6 +84,8 @@ pub struct Store {
     address_ips: sled::Tree,
     /// `<vpc-id>/<ip>` to the instance holding that private address (see `names.rs`).
     private_ips: sled::Tree,
+    /// Instance id -> the allocation id of the Elastic IP it holds (see [`addresses`]).
+    address_instances: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -168,6 +172,7 @@ impl Store {
             console: db.open_tree("instances.console")?,
             address_ips: db.open_tree("addresses.ips")?,
             private_ips: db.open_tree("instances.private-ips")?,
+            address_instances: db.open_tree("addresses.instances")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,

@@ -3,6 +3,8 @@
 //!
 //! | tree | key | value | written by |
 //! |---|---|---|---|
+//! | `addresses.ips` | public address | allocation id | [`Store::create_address`], [`Store::release_address`] |
+//! | `addresses.instances` | instance id | allocation id of the Elastic IP it holds | [`Store::associate_address`], [`Store::release_address`] (see `store/addresses.rs`) |
 //! | `key_pairs.names` | `<region>/<key name>` | key pair id | [`Store::create_key_pair`], [`Store::delete_key_pair`] |
 //! | `security_groups.names` | `<region>/<vpc id>/<group name>` | group id | [`Store::create_security_group`], [`Store::delete_security_group`] |
 //! | `images.names` | `<region>/<AMI name>` | image id | [`Store::create_image`], [`Store::deregister_image`] |
@@ -302,12 +304,6 @@ impl Store {
             address_ip_key,
             &address.spec.public_ip,
         )
-    }
-
-    /// Releases an Elastic IP and frees its address; returns it, `None` when there was none.
-    pub fn delete_address(&self, id: &str) -> Result<Option<Address>, StoreError> {
-        self.addresses
-            .delete_named(&self.address_ips, id, address_ip_key)
     }
 
     /// Stores a new key pair and claims its name in its region, in one transaction:

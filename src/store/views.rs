@@ -8,10 +8,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::collection::{Change, Collection, Listing};
-use super::{SpecChanged, Store, StoreError};
+use super::{AddressWrite, SpecChanged, Store, StoreError};
 use crate::model::{
-    Address, AddressSpec, AddressStatus, ConsoleOutput, Image, ImageSpec, ImageStatus,
-    InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec, KeyPairStatus, LaunchTemplate,
+    Address, AddressAssociation, AddressSpec, AddressStatus, ConsoleOutput, Image, ImageSpec,
+    ImageStatus, InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec, KeyPairStatus, LaunchTemplate,
     LaunchTemplateSpec, LaunchTemplateStatus, Object, SecurityGroup, SecurityGroupSpec,
     SecurityGroupStatus, SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus,
     DISCOVERED_NAMESPACE,
@@ -228,9 +228,29 @@ impl SpecStore {
         self.0.create_address(address)
     }
 
-    /// See [`Store::delete_address`].
-    pub fn delete_address(&self, id: &str) -> Result<Option<Address>, StoreError> {
-        self.0.delete_address(id)
+    /// See [`Store::release_address`].
+    pub fn release_address(&self, id: &str, version: u64) -> Result<AddressWrite, StoreError> {
+        self.0.release_address(id, version)
+    }
+
+    /// See [`Store::associate_address`].
+    pub fn associate_address(
+        &self,
+        id: &str,
+        version: u64,
+        association: Option<AddressAssociation>,
+    ) -> Result<AddressWrite, StoreError> {
+        self.0.associate_address(id, version, association)
+    }
+
+    /// See [`Store::address_of_instance`].
+    pub fn address_of_instance(&self, instance_id: &str) -> Result<Option<String>, StoreError> {
+        self.0.address_of_instance(instance_id)
+    }
+
+    /// See [`Store::instance_addresses`].
+    pub fn instance_addresses(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.0.instance_addresses()
     }
 
     /// VPCs made by CreateVpc.

@@ -13,7 +13,8 @@ ec2_security_group_info, ec2_instance (wait, exact_count by Name tag,
 idempotent rerun, stopped, started, restarted, absent; options compared and
 changed in place), ec2_instance_info,
 ec2_tag, ec2_tag_info, ec2_ami (from an instance, wait, launch permissions at
-create and update, absent), ec2_ami_info,
+create and update, absent), ec2_ami_info, ec2_eip (allocated and associated with
+an instance, idempotent rerun, disassociated and released),
 and the aws_ec2 inventory plugin.
 """
 
@@ -1164,3 +1165,63 @@ def test_ansible_ec2_ami(ansible, ec2, cleanup, prefix, busybox_ami):
     h.wait_until(lambda: h.image_id(tag) is None, 20, desc=f"image tag {tag} to be removed")
     # Long after its tag went, the id still lists nothing rather than being unknown.
     assert ec2.describe_images(ImageIds=[ami])["Images"] == []
+
+
+def test_ansible_ec2_eip(ansible, ec2, launch):
+    """ec2_eip with `device_id`: allocates an address and associates it (AllowReassociation
+    false, as the module sends it); a rerun finds it by `instance-id` and changes nothing;
+    `state: absent` with `release_on_disassociation` disassociates and releases it."""
+    _, [instance_id] = launch()
+    tasks = """
+        - name: "{{ title }}"
+          amazon.aws.ec2_eip:
+            device_id: "{{ instance_id }}"
+            in_vpc: true
+          register: "{{ reg }}"
+        """
+    run = ansible.run(
+        tasks.replace('"{{ title }}"', "associate").replace('"{{ reg }}"', "eip")
+        + tasks.replace('"{{ title }}"', "associate again").replace('"{{ reg }}"', "again")
+        + """
+        - name: check
+          ansible.builtin.assert:
+            that:
+              - eip is changed
+              - again is not changed
+              - again.allocation_id == eip.allocation_id
+              - again.public_ip == eip.public_ip
+        """,
+        {"instance_id": instance_id},
+        name="eip-present",
+    ).ok()
+    allocation_id, public_ip = run["associate"]["allocation_id"], run["associate"]["public_ip"]
+    [address] = ec2.describe_addresses(AllocationIds=[allocation_id])["Addresses"]
+    assert address["InstanceId"] == instance_id and address["PublicIp"] == public_ip
+    [r] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    assert r["Instances"][0]["PublicIpAddress"] == public_ip
+
+    run = ansible.run(
+        """
+        - name: release
+          amazon.aws.ec2_eip:
+            device_id: "{{ instance_id }}"
+            public_ip: "{{ public_ip }}"
+            in_vpc: true
+            release_on_disassociation: true
+            state: absent
+          register: gone
+        - name: check
+          ansible.builtin.assert:
+            that:
+              - gone is changed
+              - gone.disassociated
+              - gone.released
+        """,
+        {"instance_id": instance_id, "public_ip": public_ip},
+        name="eip-absent",
+    ).ok()
+    with pytest.raises(ClientError) as e:
+        ec2.describe_addresses(AllocationIds=[allocation_id])
+    assert e.value.response["Error"]["Code"] == "InvalidAllocationID.NotFound"
+    [r] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    assert r["Instances"][0].get("PublicIpAddress") != public_ip

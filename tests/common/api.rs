@@ -295,6 +295,32 @@ impl Harness {
         self.store.instances().write_status(id, &status).unwrap();
     }
 
+    /// The item DescribeInstances shows for `id`.
+    pub async fn instance_item(&self, id: &str) -> Node {
+        let doc = self
+            .post(&[("Action", "DescribeInstances"), ("InstanceId.1", id)])
+            .await
+            .ok("DescribeInstances");
+        doc.path("reservationSet/item/instancesSet/item").clone()
+    }
+
+    /// The ids of the instances DescribeInstances lists with filter `name` = `value`.
+    pub async fn instance_ids_matching(&self, name: &str, value: &str) -> Vec<String> {
+        let doc = self
+            .post(&[
+                ("Action", "DescribeInstances"),
+                ("Filter.1.Name", name),
+                ("Filter.1.Value.1", value),
+            ])
+            .await
+            .ok("DescribeInstances");
+        doc.items("reservationSet")
+            .iter()
+            .flat_map(|r| r.items("instancesSet"))
+            .map(|i| i.text("instanceId").to_string())
+            .collect()
+    }
+
     /// The state name DescribeInstances shows for `id`.
     pub async fn shown(&self, id: &str) -> String {
         let doc = self

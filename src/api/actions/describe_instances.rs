@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::api::addresses::HeldAddresses;
 use crate::api::error::ApiError;
 use crate::api::kind::{Describe, Page};
 use crate::api::kinds::instance::RenderedInstances;
@@ -14,7 +15,11 @@ use crate::model::{Instance, ACCOUNT_ID};
 
 /// `reservationSet` (one item per reservation, in first-appearance order) and `nextToken`.
 /// Each instance's `item` comes from `rendered`, made again only when the instance changed.
-pub fn render(resp: &Page<Arc<Instance>>, rendered: &RenderedInstances) -> String {
+pub fn render(
+    resp: &Page<Arc<Instance>>,
+    rendered: &RenderedInstances,
+    held: &HeldAddresses,
+) -> String {
     let mut groups: Vec<(&str, Vec<&Arc<Instance>>)> = Vec::new();
     // Index by reservation: a thousand one-instance reservations must not cost n² lookups.
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -32,7 +37,7 @@ pub fn render(resp: &Page<Arc<Instance>>, rendered: &RenderedInstances) -> Strin
         .iter()
         .flat_map(|(_, members)| members.iter().map(|i| Arc::clone(i)))
         .collect();
-    let fragments = rendered.fragments(&in_group_order);
+    let fragments = rendered.fragments(&in_group_order, held);
     let size: usize = fragments.iter().map(|f| f.len() + 16).sum();
     let mut w = XmlWriter::with_capacity(size + groups.len() * 160 + 64);
     let mut next_fragment = fragments.iter();
@@ -52,7 +57,12 @@ pub fn render(resp: &Page<Arc<Instance>>, rendered: &RenderedInstances) -> Strin
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     let page = Describe::<InstanceKind>::parse(params)?.select(state, region)?;
-    Ok(render(&page, &state.rendered_instances))
+    // A waiter polling one instance reads its own index entry only.
+    let held = match page.items.as_slice() {
+        [one] => HeldAddresses::of_instance(state, &one.metadata.name)?,
+        _ => HeldAddresses::read(state)?,
+    };
+    Ok(render(&page, &state.rendered_instances, &held))
 }
 
 #[cfg(test)]
@@ -184,6 +194,7 @@ mod tests {
                 next_token: Some("tok".into()),
             },
             &RenderedInstances::default(),
+            &HeldAddresses::default(),
         );
         assert_eq!(doc.matches("<reservationId>").count(), 2);
         assert_eq!(doc.matches("<instanceId>").count(), 3);
@@ -203,22 +214,35 @@ mod tests {
             next_token: None,
         };
         // b comes after c but belongs to a's reservation: its item must land there.
-        let first = render(&page(vec![a.clone(), c.clone(), b.clone()]), &rendered);
+        let first = render(
+            &page(vec![a.clone(), c.clone(), b.clone()]),
+            &rendered,
+            &HeldAddresses::default(),
+        );
         let reservation_of_a = &first[..first.find(c.spec.reservation_id.as_str()).unwrap()];
         assert!(reservation_of_a.contains(&format!("<instanceId>{}</instanceId>", b.metadata.name)));
         // Unchanged objects: the same document from the cache.
         let uncached = render(
             &page(vec![a.clone(), c.clone(), b.clone()]),
             &RenderedInstances::default(),
+            &HeldAddresses::default(),
         );
-        let again = render(&page(vec![a.clone(), c.clone(), b.clone()]), &rendered);
+        let again = render(
+            &page(vec![a.clone(), c.clone(), b.clone()]),
+            &rendered,
+            &HeldAddresses::default(),
+        );
         assert_eq!(again, first);
         assert_eq!(again, uncached);
         // A new version of an instance (a new object) is rendered again, never served stale.
         let mut changed = (*c).clone();
         changed.spec.instance_type = "m5.large".into();
         let changed = Arc::new(changed);
-        let after = render(&page(vec![a.clone(), changed, b.clone()]), &rendered);
+        let after = render(
+            &page(vec![a.clone(), changed, b.clone()]),
+            &rendered,
+            &HeldAddresses::default(),
+        );
         assert!(
             after.contains("<instanceType>m5.large</instanceType>"),
             "{after}"

@@ -1,6 +1,7 @@
 //! The EC2 actions, one file each (the table in `dispatch` says which handler answers which `Action`).
 
 pub mod allocate_address;
+pub mod associate_address;
 pub mod authorize_security_group;
 pub mod change_instance_state;
 pub mod copy_image;
@@ -41,6 +42,7 @@ pub mod describe_security_groups;
 pub mod describe_subnets;
 pub mod describe_tags;
 pub mod describe_vpcs;
+pub mod disassociate_address;
 pub mod get_console_output;
 pub mod import_key_pair;
 pub mod modify_image_attribute;

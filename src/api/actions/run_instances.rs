@@ -532,7 +532,7 @@ pub fn render(resp: &Response) -> String {
     w.field("ownerId", ACCOUNT_ID);
     w.empty("groupSet");
     w.set("instancesSet", &resp.instances, |w, i| {
-        render_instance(w, i)
+        render_instance(w, i, None)
     });
     w.finish()
 }

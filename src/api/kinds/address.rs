@@ -1,17 +1,20 @@
-//! The Elastic IP kind: addresses AllocateAddress stored, by allocation id or public address.
+//! The Elastic IP kind: addresses AllocateAddress stored, by allocation id or public address,
+//! each with its association in force (see `api::addresses`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::api::addresses::live_association;
 use crate::api::error::ApiError;
+use crate::api::instances::shown_state;
 use crate::api::kind::{ordered_by_id, IdRules, Kind};
 use crate::api::query::QueryParams;
-use crate::api::render::render_tags;
+use crate::api::render::{private_ip, render_tags};
 use crate::api::state::ApiState;
 use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
-use crate::model::{Address, AddressSpec, AddressStatus};
+use crate::model::{Address, AddressAssociation, AddressSpec, AddressStatus, Instance, ACCOUNT_ID};
 use crate::store::{SpecStore, Specs};
 
 /// Elastic IPs.
@@ -32,6 +35,45 @@ impl AddressKind {
     }
 }
 
+/// An Elastic IP as DescribeAddresses shows it.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// The record (shared with the store's decode cache).
+    pub address: Arc<Address>,
+    /// Its association and that association's instance, while in force.
+    pub association: Option<(AddressAssociation, Arc<Instance>)>,
+}
+
+impl Shown {
+    /// `address` with its association in force.
+    pub fn of(state: &ApiState, address: Arc<Address>) -> Result<Self, ApiError> {
+        let association = live_association(state, &address)?
+            .map(|(association, instance)| (association.clone(), instance));
+        Ok(Self {
+            address,
+            association,
+        })
+    }
+
+    /// The association's private address: the one AssociateAddress named, else the
+    /// interface's primary address as last observed.
+    fn private_ip(&self) -> Option<&str> {
+        let (association, instance) = self.association.as_ref()?;
+        association
+            .private_ip_address
+            .as_deref()
+            .or_else(|| private_ip(instance, shown_state(instance)))
+    }
+}
+
+/// The region's Elastic IPs, each with its association in force.
+fn shown_addresses(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiError> {
+    region_addresses(state, region)?
+        .into_iter()
+        .map(|a| Shown::of(state, a))
+        .collect()
+}
+
 /// The region's Elastic IPs.
 pub fn region_addresses(state: &ApiState, region: &str) -> Result<Vec<Arc<Address>>, ApiError> {
     Ok(state
@@ -45,7 +87,7 @@ pub fn region_addresses(state: &ApiState, region: &str) -> Result<Vec<Arc<Addres
 }
 
 impl Kind for AddressKind {
-    type Item = Arc<Address>;
+    type Item = Shown;
     /// An allocation id or a public address.
     type Ref = String;
     type Context = ();
@@ -57,8 +99,7 @@ impl Kind for AddressKind {
         not_found: "InvalidAllocationID.NotFound",
     };
     const TAG_TYPE: Option<&'static str> = Some("elastic-ip");
-    /// The API reference's list; the association filters match nothing until addresses can
-    /// be associated.
+    /// The API reference's list.
     const FILTERS: &'static [&'static str] = &[
         "allocation-id",
         "association-id",
@@ -76,8 +117,8 @@ impl Kind for AddressKind {
     const PAGING: Option<crate::api::kind::Paging> = None;
     const SET: &'static str = "addressesSet";
 
-    fn id(item: &Arc<Address>) -> &str {
-        &item.metadata.name
+    fn id(item: &Shown) -> &str {
+        &item.address.metadata.name
     }
 
     fn refs(params: &QueryParams) -> Result<Vec<String>, ApiError> {
@@ -96,25 +137,23 @@ impl Kind for AddressKind {
         Ok(refs)
     }
 
-    fn find(
-        state: &ApiState,
-        region: &str,
-        reference: &String,
-    ) -> Result<Option<Arc<Address>>, ApiError> {
-        if reference.starts_with(Self::IDS.prefix) {
-            return Ok(state
+    fn find(state: &ApiState, region: &str, reference: &String) -> Result<Option<Shown>, ApiError> {
+        let found = if reference.starts_with(Self::IDS.prefix) {
+            state
                 .store
                 .addresses()
                 .get_shared(reference)?
-                .filter(|a| a.metadata.namespace == region));
-        }
-        Ok(region_addresses(state, region)?
-            .into_iter()
-            .find(|a| a.spec.public_ip == *reference))
+                .filter(|a| a.metadata.namespace == region)
+        } else {
+            region_addresses(state, region)?
+                .into_iter()
+                .find(|a| a.spec.public_ip == *reference)
+        };
+        found.map(|a| Shown::of(state, a)).transpose()
     }
 
-    fn list(state: &ApiState, region: &str) -> Result<Vec<Arc<Address>>, ApiError> {
-        region_addresses(state, region)
+    fn list(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiError> {
+        shown_addresses(state, region)
     }
 
     /// Allocation ids are `InvalidAllocationID.NotFound`; public addresses
@@ -135,13 +174,26 @@ impl Kind for AddressKind {
         Ok(())
     }
 
-    fn tags(item: &Arc<Address>) -> Option<&BTreeMap<String, String>> {
-        Some(&item.spec.tags)
+    fn tags(item: &Shown) -> Option<&BTreeMap<String, String>> {
+        Some(&item.address.spec.tags)
     }
 
-    fn values(name: &str, a: &Arc<Address>, _context: &()) -> Vec<String> {
+    fn values(name: &str, s: &Shown, _context: &()) -> Vec<String> {
         let one = |v: &str| vec![v.to_string()];
+        let a = &s.address;
+        let association = s.association.as_ref().map(|(a, _)| a);
+        // A value of the association's, none without one.
+        let of_association = |value: fn(&AddressAssociation) -> Option<String>| {
+            association.and_then(value).into_iter().collect::<Vec<_>>()
+        };
         match name {
+            "association-id" => of_association(|a| Some(a.association_id.clone())),
+            "instance-id" => of_association(|a| Some(a.instance_id.clone())),
+            "network-interface-id" => of_association(|a| a.network_interface_id.clone()),
+            "network-interface-owner-id" => {
+                of_association(|a| a.network_interface_id.as_ref().map(|_| ACCOUNT_ID.into()))
+            }
+            "private-ip-address" => s.private_ip().map(str::to_string).into_iter().collect(),
             "allocation-id" => one(&a.metadata.name),
             "domain" => one(&a.spec.domain),
             "network-border-group" => one(&a.spec.network_border_group),
@@ -151,12 +203,22 @@ impl Kind for AddressKind {
         }
     }
 
-    ordered_by_id!(Arc<Address>);
+    ordered_by_id!(Shown);
 
-    fn render(w: &mut XmlWriter, a: &Arc<Address>) {
+    fn render(w: &mut XmlWriter, s: &Shown) {
+        let a = &s.address;
         w.field("publicIp", &a.spec.public_ip);
         w.field("allocationId", &a.metadata.name);
         w.field("domain", &a.spec.domain);
+        if let Some((association, _)) = &s.association {
+            w.field("instanceId", &association.instance_id);
+            w.field("associationId", &association.association_id);
+            if let Some(eni) = &association.network_interface_id {
+                w.field("networkInterfaceId", eni);
+                w.field("networkInterfaceOwnerId", ACCOUNT_ID);
+            }
+            w.opt_field("privateIpAddress", s.private_ip());
+        }
         w.field("publicIpv4Pool", "amazon");
         w.field("networkBorderGroup", &a.spec.network_border_group);
         render_tags(w, &a.spec.tags);

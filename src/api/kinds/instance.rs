@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::api::addresses::{public_dns_name, HeldAddresses};
 use crate::api::error::ApiError;
 use crate::api::instance_options::monitoring_state;
 use crate::api::instances::{instance_ids, region_instances, shown_state};
@@ -18,7 +19,7 @@ use crate::api::tags::tag_filter_values;
 use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::region::zones;
-use crate::model::{format_timestamp, Instance, InstanceId, InstanceState, ACCOUNT_ID};
+use crate::model::{format_timestamp, Address, Instance, InstanceId, InstanceState, ACCOUNT_ID};
 use crate::model::{InstanceSpec, InstanceStatus};
 use crate::store::{SpecStore, Specs};
 
@@ -29,7 +30,8 @@ impl Kind for InstanceKind {
     /// Shared with the store's decode cache: listing copies no instance.
     type Item = Arc<Instance>;
     type Ref = InstanceId;
-    type Context = ();
+    /// The Elastic IPs instances hold (the address filters read them).
+    type Context = HeldAddresses;
     type Cursor = Cursor;
 
     const IDS: IdRules = IdRules {
@@ -217,16 +219,21 @@ impl Kind for InstanceKind {
         region_instances(state, region)
     }
 
-    fn context(_state: &ApiState, _region: &str) -> Result<(), ApiError> {
-        Ok(())
+    fn context(state: &ApiState, _region: &str) -> Result<HeldAddresses, ApiError> {
+        HeldAddresses::read(state)
     }
 
     fn tags(item: &Arc<Instance>) -> Option<&BTreeMap<String, String>> {
         Some(&item.spec.tags)
     }
 
-    fn values(name: &str, item: &Arc<Instance>, _context: &()) -> Vec<String> {
-        filter_values(name, item)
+    fn values(name: &str, item: &Arc<Instance>, held: &HeldAddresses) -> Vec<String> {
+        match held.of(item) {
+            Some(address) => {
+                eip_filter_values(name, item, address).unwrap_or_else(|| filter_values(name, item))
+            }
+            None => filter_values(name, item),
+        }
     }
 
     /// Launch order keeps a reservation's instances together and pages stable under inserts.
@@ -257,8 +264,10 @@ impl Kind for InstanceKind {
         Cursor::of(item) > *cursor
     }
 
+    /// Unused by DescribeInstances, which renders through [`RenderedInstances`] with the
+    /// Elastic IPs instances hold; this renders an instance as holding none.
     fn render(w: &mut XmlWriter, item: &Arc<Instance>) {
-        render_instance(w, item);
+        render_instance(w, item, None);
     }
 }
 
@@ -487,43 +496,102 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
     }
 }
 
+/// The values of the filters an Elastic IP answers for an instance that holds `address`;
+/// `None` for the other filters.
+fn eip_filter_values(name: &str, instance: &Instance, address: &Address) -> Option<Vec<String>> {
+    let public_ip = &address.spec.public_ip;
+    let interface = instance.spec.subnet_id.is_some();
+    let association = address.spec.association.as_ref()?;
+    let values = match name {
+        "ip-address" => vec![public_ip.clone()],
+        "dns-name" => vec![public_dns_name(public_ip, &instance.metadata.namespace)],
+        "network-interface.association.public-ip"
+        | "network-interface.addresses.association.public-ip"
+            if interface =>
+        {
+            vec![public_ip.clone()]
+        }
+        "network-interface.association.ip-owner-id"
+        | "network-interface.addresses.association.ip-owner-id"
+            if interface =>
+        {
+            vec![ACCOUNT_ID.to_string()]
+        }
+        "network-interface.association.public-dns-name"
+        | "network-interface.addresses.association.public-dns-name"
+        | "network-interface.public-dns-name"
+            if interface =>
+        {
+            vec![public_dns_name(public_ip, &instance.metadata.namespace)]
+        }
+        "network-interface.association.allocation-id"
+        | "network-interface.addresses.association.allocation-id"
+            if interface =>
+        {
+            vec![address.metadata.name.clone()]
+        }
+        "network-interface.association.association-id"
+        | "network-interface.addresses.association.association-id"
+            if interface =>
+        {
+            vec![association.association_id.clone()]
+        }
+        _ => return None,
+    };
+    Some(values)
+}
+
 /// Each instance's rendered `RunningInstancesItemType`, kept while the store's decode cache
 /// holds the very same object: the store hands out one shared object per version of an
 /// instance's bytes, so an unchanged instance is never rendered twice, and a changed one
-/// (a new object) always is. Rendering was most of DescribeInstances' time.
+/// (a new object) always is. Rendering was most of DescribeInstances' time. The Elastic IP an
+/// instance holds is kept in another record, so an item is reused only with the very same
+/// version of that record too (or with none, as rendered): an association, a move or a
+/// disassociation shows at once.
 #[derive(Debug, Default)]
 pub struct RenderedInstances {
     by_id: Mutex<HashMap<String, RenderedItem>>,
 }
 
-/// One instance's rendered item and the object version it was rendered from.
-type RenderedItem = (Weak<Instance>, Arc<str>);
+/// One instance's rendered item, the object version it was rendered from and that of the
+/// Elastic IP it held then.
+type RenderedItem = (Weak<Instance>, Option<Weak<Address>>, Arc<str>);
 
 impl RenderedInstances {
     /// The fragments of `instances`, in order, rendering those not seen in this version.
-    pub fn fragments(&self, instances: &[Arc<Instance>]) -> Vec<Arc<str>> {
+    pub fn fragments(&self, instances: &[Arc<Instance>], held: &HeldAddresses) -> Vec<Arc<str>> {
         let mut by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         let fragments = instances
             .iter()
             .map(|instance| {
-                if let Some((object, xml)) = by_id.get(&instance.metadata.name) {
-                    if Weak::ptr_eq(object, &Arc::downgrade(instance)) {
+                let eip = held.of(instance);
+                if let Some((object, address, xml)) = by_id.get(&instance.metadata.name) {
+                    let same_address = match (address, eip) {
+                        (None, None) => true,
+                        (Some(was), Some(is)) => Weak::ptr_eq(was, &Arc::downgrade(is)),
+                        _ => false,
+                    };
+                    if same_address && Weak::ptr_eq(object, &Arc::downgrade(instance)) {
                         return Arc::clone(xml);
                     }
                 }
                 let mut w = XmlWriter::with_capacity(3 * 1024);
-                render_instance(&mut w, instance);
+                render_instance(&mut w, instance, eip.map(|a| &**a));
                 let xml: Arc<str> = w.finish().into();
                 by_id.insert(
                     instance.metadata.name.clone(),
-                    (Arc::downgrade(instance), Arc::clone(&xml)),
+                    (
+                        Arc::downgrade(instance),
+                        eip.map(Arc::downgrade),
+                        Arc::clone(&xml),
+                    ),
                 );
                 xml
             })
             .collect();
         // Records collected since leave entries behind; drop them once they pile up.
         if by_id.len() > 2 * instances.len() + 256 {
-            by_id.retain(|_, (object, _)| object.strong_count() > 0);
+            by_id.retain(|_, (object, _, _)| object.strong_count() > 0);
         }
         fragments
     }

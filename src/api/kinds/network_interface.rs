@@ -1,21 +1,22 @@
 //! The network interface kind: each VPC instance's primary interface (device 0), derived from
 //! the instance (its ids, MAC and attachment are derived from the instance id, as
-//! DescribeInstances shows them), never stored. A terminated instance has none.
+//! DescribeInstances shows them), never stored. A terminated instance has none. The Elastic IP
+//! its instance holds is its association.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::api::addresses::shown_public_ip;
+use crate::api::addresses::{public_dns_name, render_association, HeldAddresses};
 use crate::api::error::ApiError;
 use crate::api::instances::{region_instances, shown_state};
 use crate::api::kind::{ordered_by_id, IdRules, Kind, Paging};
 use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
-use crate::api::render::{
-    derived_id, derived_mac, private_dns_name, private_ip, public_ip, render_group_set,
-};
+use crate::api::render::{derived_id, derived_mac, private_dns_name, private_ip, render_group_set};
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::model::{format_timestamp, Instance, InstanceState, ACCOUNT_ID};
+use crate::model::{format_timestamp, Address, Instance, InstanceState, ACCOUNT_ID};
 
 /// Network interfaces.
 pub struct NetworkInterfaceKind;
@@ -31,11 +32,13 @@ pub struct Shown {
     pub instance: Arc<Instance>,
     /// The state the instance shows.
     pub shown: InstanceState,
+    /// The Elastic IP associated with it (its instance's).
+    pub address: Option<Arc<Address>>,
 }
 
 impl Shown {
     /// The interface of `instance`, when it has one: a VPC instance that is not terminated.
-    pub fn of(instance: &Arc<Instance>) -> Option<Self> {
+    pub fn of(instance: &Arc<Instance>, held: &HeldAddresses) -> Option<Self> {
         let shown = shown_state(instance);
         let in_vpc = instance.spec.subnet_id.is_some() && instance.spec.vpc_id.is_some();
         (in_vpc && shown != InstanceState::Terminated).then(|| Self {
@@ -43,6 +46,7 @@ impl Shown {
             attachment_id: derived_id("eni-attach", &instance.metadata.name),
             instance: Arc::clone(instance),
             shown,
+            address: held.of(instance).cloned(),
         })
     }
 
@@ -51,7 +55,7 @@ impl Shown {
     }
 
     fn public_ip(&self) -> Option<&str> {
-        public_ip(&self.instance, self.shown)
+        shown_public_ip(&self.instance, self.shown, self.address.as_deref())
     }
 
     fn private_dns_name(&self) -> Option<String> {
@@ -62,9 +66,10 @@ impl Shown {
 
 /// The region's interfaces.
 pub fn shown_interfaces(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiError> {
+    let held = HeldAddresses::read(state)?;
     Ok(region_instances(state, region)?
         .iter()
-        .filter_map(Shown::of)
+        .filter_map(|i| Shown::of(i, &held))
         .collect())
 }
 
@@ -84,8 +89,8 @@ impl Kind for NetworkInterfaceKind {
         not_found: "InvalidNetworkInterfaceID.NotFound",
     };
     const TAG_TYPE: Option<&'static str> = None;
-    /// The API reference's list; those about what ec2d does not model (IPv6, Elastic IP
-    /// associations, requesters) are accepted and match nothing.
+    /// The API reference's list; those about what ec2d does not model (IPv6, requesters) are
+    /// accepted and match nothing.
     const FILTERS: &'static [&'static str] = &[
         "network-interface-id",
         "attachment.attachment-id",
@@ -191,9 +196,24 @@ impl Kind for NetworkInterfaceKind {
             "private-ip-address" | "addresses.private-ip-address" => opt(s.private_ip()),
             "addresses.association.public-ip" | "association.public-ip" => opt(s.public_ip()),
             "addresses.association.owner-id" | "association.ip-owner-id" => {
-                opt(s.public_ip().map(|_| "amazon"))
+                opt(s.public_ip().map(|_| match s.address {
+                    Some(_) => ACCOUNT_ID,
+                    None => "amazon",
+                }))
             }
-            "association.public-dns-name" => opt(s.public_ip().map(|_| "")),
+            "association.public-dns-name" => match &s.address {
+                Some(a) => vec![public_dns_name(&a.spec.public_ip, &a.metadata.namespace)],
+                None => opt(s.public_ip().map(|_| "")),
+            },
+            "association.allocation-id" => {
+                s.address.iter().map(|a| a.metadata.name.clone()).collect()
+            }
+            "association.association-id" => s
+                .address
+                .iter()
+                .filter_map(|a| a.spec.association.as_ref())
+                .map(|a| a.association_id.clone())
+                .collect(),
             "requester-managed" => one("false"),
             "source-dest-check" => vec![spec.options.source_dest_check.to_string()],
             "status" => one("in-use"),
@@ -211,15 +231,8 @@ impl Kind for NetworkInterfaceKind {
         let private = s.private_ip();
         let dns = s.private_dns_name();
         let public = s.public_ip();
-        let association = |w: &mut XmlWriter| {
-            if let Some(ip) = public {
-                w.el("association", |w| {
-                    w.field("publicIp", ip);
-                    w.field("publicDnsName", "");
-                    w.field("ipOwnerId", "amazon");
-                });
-            }
-        };
+        let association =
+            |w: &mut XmlWriter| render_association(w, public, s.address.as_deref(), true);
         w.field("networkInterfaceId", &s.id);
         w.opt_field("subnetId", spec.subnet_id.as_deref());
         w.opt_field("vpcId", spec.vpc_id.as_deref());
