@@ -43,6 +43,12 @@ fn snapshot(h: &Harness) -> Vec<(String, u64)> {
             .into_iter()
             .map(|(instance, address)| (format!("{instance}={address}"), 0)),
     );
+    for g in store.internet_gateways().list().unwrap().objects {
+        all.push((g.metadata.name, g.metadata.resource_version));
+    }
+    for t in store.route_tables().list().unwrap().objects {
+        all.push((t.metadata.name, t.metadata.resource_version));
+    }
     all
 }
 
@@ -199,6 +205,61 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .text_at("subnet/subnetId")
         .to_string();
 
+    let subnet2 = h
+        .post(&[
+            ("Action", "CreateSubnet"),
+            ("VpcId", &vpc),
+            ("CidrBlock", "10.1.2.0/24"),
+        ])
+        .await
+        .ok("CreateSubnet")
+        .text_at("subnet/subnetId")
+        .to_string();
+    // Gateways (one attached to `vpc`), two tables of `vpc` (one with a route and a subnet).
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let doc = h
+            .post(&[("Action", "CreateInternetGateway")])
+            .await
+            .ok("CreateInternetGateway");
+        gateways.push(doc.text_at("internetGateway/internetGatewayId").to_string());
+    }
+    let (igw_attached, igw_free) = (gateways[0].clone(), gateways[1].clone());
+    h.post(&[
+        ("Action", "AttachInternetGateway"),
+        ("InternetGatewayId", &igw_attached),
+        ("VpcId", &vpc),
+    ])
+    .await
+    .ok("AttachInternetGateway");
+    let mut tables = Vec::new();
+    for _ in 0..2 {
+        let doc = h
+            .post(&[("Action", "CreateRouteTable"), ("VpcId", &vpc)])
+            .await
+            .ok("CreateRouteTable");
+        tables.push(doc.text_at("routeTable/routeTableId").to_string());
+    }
+    let (table, table2) = (tables[0].clone(), tables[1].clone());
+    h.post(&[
+        ("Action", "CreateRoute"),
+        ("RouteTableId", &table),
+        ("DestinationCidrBlock", "0.0.0.0/0"),
+        ("GatewayId", &igw_attached),
+    ])
+    .await
+    .ok("CreateRoute");
+    let association = h
+        .post(&[
+            ("Action", "AssociateRouteTable"),
+            ("RouteTableId", &table),
+            ("SubnetId", &subnet),
+        ])
+        .await
+        .ok("AssociateRouteTable")
+        .text_at("associationId")
+        .to_string();
+
     let id = id.as_str();
     let ami = ami.as_str();
     let address = address.as_str();
@@ -310,6 +371,63 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             vec![("VpcId", &vpc), ("CidrBlock", "10.1.1.0/24")],
         ),
         ("DeleteSubnet", vec![("SubnetId", &subnet)]),
+        (
+            "ModifySubnetAttribute",
+            vec![("SubnetId", &subnet), ("MapPublicIpOnLaunch.Value", "true")],
+        ),
+        ("CreateInternetGateway", vec![]),
+        (
+            "AttachInternetGateway",
+            vec![("InternetGatewayId", &igw_free), ("VpcId", &empty_vpc)],
+        ),
+        (
+            "DetachInternetGateway",
+            vec![("InternetGatewayId", &igw_attached), ("VpcId", &vpc)],
+        ),
+        (
+            "DeleteInternetGateway",
+            vec![("InternetGatewayId", &igw_free)],
+        ),
+        ("DescribeInternetGateways", vec![]),
+        ("CreateRouteTable", vec![("VpcId", &vpc)]),
+        ("DeleteRouteTable", vec![("RouteTableId", &table2)]),
+        ("DescribeRouteTables", vec![]),
+        (
+            "CreateRoute",
+            vec![
+                ("RouteTableId", &table),
+                ("DestinationCidrBlock", "10.9.0.0/16"),
+                ("GatewayId", &igw_attached),
+            ],
+        ),
+        (
+            "ReplaceRoute",
+            vec![
+                ("RouteTableId", &table),
+                ("DestinationCidrBlock", "0.0.0.0/0"),
+                ("GatewayId", &igw_attached),
+            ],
+        ),
+        (
+            "DeleteRoute",
+            vec![
+                ("RouteTableId", &table),
+                ("DestinationCidrBlock", "0.0.0.0/0"),
+            ],
+        ),
+        (
+            "AssociateRouteTable",
+            vec![("RouteTableId", &table), ("SubnetId", &subnet2)],
+        ),
+        (
+            "DisassociateRouteTable",
+            vec![("AssociationId", &association)],
+        ),
+        (
+            "ReplaceRouteTableAssociation",
+            vec![("AssociationId", &association), ("RouteTableId", &table2)],
+        ),
+        ("DescribeNetworkAcls", vec![]),
         ("DescribeSecurityGroups", vec![]),
         (
             "CreateSecurityGroup",

@@ -81,6 +81,16 @@ fn example_objects_round_trip() {
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 serde_json::to_value(&object).unwrap()
             }
+            Some("InternetGateway") => {
+                let object: ec2d::model::InternetGateway = serde_json::from_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_json::to_value(&object).unwrap()
+            }
+            Some("RouteTable") => {
+                let object: ec2d::model::RouteTable = serde_json::from_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_json::to_value(&object).unwrap()
+            }
             other => panic!("{}: unknown kind {other:?}", path.display()),
         };
         assert_eq!(reparsed, value, "{} does not round-trip", path.display());

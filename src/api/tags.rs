@@ -9,8 +9,8 @@ use crate::api::error::ApiError;
 use crate::api::kind::Kind;
 use crate::api::kinds::security_group_rule;
 use crate::api::kinds::{
-    AddressKind, ImageKind, InstanceKind, KeyPairKind, LaunchTemplateKind, SecurityGroupKind,
-    SecurityGroupRuleKind, SubnetKind, VpcKind,
+    AddressKind, ImageKind, InstanceKind, InternetGatewayKind, KeyPairKind, LaunchTemplateKind,
+    RouteTableKind, SecurityGroupKind, SecurityGroupRuleKind, SubnetKind, VpcKind,
 };
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
@@ -123,7 +123,7 @@ impl Taggable {
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 9] = [
+pub static TAGGABLE: [Taggable; 11] = [
     Taggable::of::<AddressKind>(),
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
@@ -133,6 +133,8 @@ pub static TAGGABLE: [Taggable; 9] = [
     Taggable::of::<VpcKind>(),
     Taggable::of::<SubnetKind>(),
     Taggable::security_group_rules(),
+    Taggable::of::<InternetGatewayKind>(),
+    Taggable::of::<RouteTableKind>(),
 ];
 
 /// A taggable resource, by id.

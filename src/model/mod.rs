@@ -15,6 +15,7 @@ pub mod meta;
 pub mod network;
 pub mod public_amis;
 pub mod region;
+pub mod routing;
 pub mod schema;
 pub mod state;
 pub mod vpc;
@@ -48,6 +49,10 @@ pub use network::{
     SecurityGroupStatus, UserIdGroupPair, DEFAULT_GROUP_NAME, SECURITY_GROUP_KIND,
 };
 pub use public_amis::PublicAmi;
+pub use routing::{
+    InternetGateway, InternetGatewaySpec, InternetGatewayStatus, RouteTable, RouteTableSpec,
+    RouteTableStatus, INTERNET_GATEWAY_KIND, ROUTE_TABLE_KIND,
+};
 pub use state::{
     display_state, stop_never_ran, DesiredState, InstanceState, NeverRanError, TransitionError,
 };

@@ -443,7 +443,7 @@ impl SecurityGroupSpec {
 }
 
 /// The first 17 hex digits of SHA-256 of `key`: the length of AWS's long ids.
-fn hashed_hex(key: &str) -> String {
+pub(crate) fn hashed_hex(key: &str) -> String {
     Sha256::digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -491,6 +491,8 @@ pub struct Subnet {
     pub map_public_ip_on_launch: bool,
     /// Its usable addresses: the block's size minus the 5 AWS reserves.
     pub usable: u32,
+    /// ModifySubnetAttribute's other attributes.
+    pub options: super::vpc::SubnetOptions,
     /// User tags (none on the derived default subnets).
     pub tags: BTreeMap<String, String>,
 }
@@ -529,6 +531,7 @@ pub fn default_subnets(region: &str, zones: &[(String, String)]) -> Vec<Subnet> 
             default_for_az: true,
             map_public_ip_on_launch: true,
             usable: SUBNET_USABLE_ADDRESSES,
+            options: super::vpc::SubnetOptions::default(),
             tags: BTreeMap::new(),
         })
         .collect()

@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use super::network::{default_group_id, default_subnets, default_vpc, Subnet, Vpc};
+use super::routing::{
+    default_internet_gateway, default_main_route_table, InternetGateway, RouteTable,
+};
 
 /// The commercial regions every account has without opting in.
 pub const REGIONS: &[&str] = &[
@@ -183,6 +186,10 @@ pub struct RegionDefaults {
     pub subnets: Vec<Subnet>,
     /// The id of the region's `default` security group.
     pub group_id: String,
+    /// The default VPC's internet gateway, attached to it (derived, as AWS makes one).
+    pub internet_gateway: InternetGateway,
+    /// The default VPC's main route table: `local` and `0.0.0.0/0` through the gateway.
+    pub main_route_table: RouteTable,
 }
 
 /// How many regions' defaults are kept; region names come from requests, so the memo is bounded.
@@ -197,10 +204,20 @@ pub fn defaults(region: &str) -> Arc<RegionDefaults> {
         return defaults.clone();
     }
     let zones: Vec<(String, String)> = zones(region).into_iter().map(|z| (z.name, z.id)).collect();
+    let vpc = default_vpc(region);
+    let internet_gateway = default_internet_gateway(region, &vpc.vpc_id);
+    let main_route_table = default_main_route_table(
+        region,
+        &vpc.vpc_id,
+        &vpc.cidr_block,
+        &internet_gateway.metadata.name,
+    );
     let defaults = Arc::new(RegionDefaults {
-        vpc: default_vpc(region),
         subnets: default_subnets(region, &zones),
         group_id: default_group_id(region),
+        vpc,
+        internet_gateway,
+        main_route_table,
     });
     if memo.len() < REGION_DEFAULTS_LIMIT {
         memo.insert(region.to_string(), defaults.clone());

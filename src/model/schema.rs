@@ -4,7 +4,8 @@ use schemars::schema::RootSchema;
 use schemars::schema_for;
 
 use super::{
-    Address, Image, Instance, KeyPair, LaunchTemplate, SecurityGroup, SubnetRecord, VpcRecord,
+    Address, Image, Instance, InternetGateway, KeyPair, LaunchTemplate, RouteTable, SecurityGroup,
+    SubnetRecord, VpcRecord,
 };
 
 /// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
@@ -25,6 +26,10 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
     titled(&mut vpc, "Vpc");
     let mut subnet = schema_for!(SubnetRecord);
     titled(&mut subnet, "Subnet");
+    let mut internet_gateway = schema_for!(InternetGateway);
+    titled(&mut internet_gateway, "InternetGateway");
+    let mut route_table = schema_for!(RouteTable);
+    titled(&mut route_table, "RouteTable");
     vec![
         ("instance.v1alpha1.schema.json", instance),
         ("image.v1alpha1.schema.json", image),
@@ -34,6 +39,8 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
         ("address.v1alpha1.schema.json", address),
         ("vpc.v1alpha1.schema.json", vpc),
         ("subnet.v1alpha1.schema.json", subnet),
+        ("internetgateway.v1alpha1.schema.json", internet_gateway),
+        ("routetable.v1alpha1.schema.json", route_table),
     ]
 }
 

@@ -77,9 +77,53 @@ pub struct SubnetSpec {
     /// `MapPublicIpOnLaunch` (default off for a non-default subnet).
     #[serde(default)]
     pub map_public_ip_on_launch: bool,
+    /// Whether this is a default subnet of the default VPC, stored by its first write.
+    #[serde(default)]
+    pub default_for_az: bool,
+    /// The other attributes ModifySubnetAttribute changes.
+    #[serde(default)]
+    pub options: SubnetOptions,
     /// User tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+/// A subnet's launch attributes besides `MapPublicIpOnLaunch`, each ModifySubnetAttribute's
+/// (defaults: EC2's for a new subnet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetOptions {
+    /// `AssignIpv6AddressOnCreation`.
+    #[serde(default)]
+    pub assign_ipv6_address_on_creation: bool,
+    /// `EnableDns64`.
+    #[serde(default)]
+    pub enable_dns64: bool,
+    /// `PrivateDnsHostnameTypeOnLaunch`: `ip-name` or `resource-name`.
+    #[serde(default = "ip_name")]
+    pub hostname_type: String,
+    /// `EnableResourceNameDnsARecordOnLaunch`.
+    #[serde(default)]
+    pub enable_resource_name_dns_a_record: bool,
+    /// `EnableResourceNameDnsAAAARecordOnLaunch`.
+    #[serde(default)]
+    pub enable_resource_name_dns_aaaa_record: bool,
+}
+
+fn ip_name() -> String {
+    "ip-name".to_string()
+}
+
+impl Default for SubnetOptions {
+    fn default() -> Self {
+        Self {
+            assign_ipv6_address_on_creation: false,
+            enable_dns64: false,
+            hostname_type: ip_name(),
+            enable_resource_name_dns_a_record: false,
+            enable_resource_name_dns_aaaa_record: false,
+        }
+    }
 }
 
 /// Nothing is observed about a subnet yet: the status stays empty.

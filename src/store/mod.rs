@@ -11,6 +11,7 @@ mod addresses;
 mod collection;
 mod error;
 mod names;
+mod routing;
 mod views;
 
 use std::collections::BTreeMap;
@@ -23,12 +24,15 @@ pub use addresses::AddressWrite;
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
 pub use names::{CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
+pub use names::CLIENT_TOKEN_KIND;
+pub use routing::RoutingTx;
 pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 
 use crate::model::{AddressSpec, AddressStatus, LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{
     ConsoleOutput, ImageSpec, ImageStatus, InstanceSpec, InstanceStatus, KeyPairSpec, KeyPairStatus,
 };
+use crate::model::{InternetGatewaySpec, InternetGatewayStatus, RouteTableSpec, RouteTableStatus};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
 use crate::model::{SubnetSpec, SubnetStatus, VpcSpec, VpcStatus};
 
@@ -86,6 +90,10 @@ pub struct Store {
     private_ips: sled::Tree,
     /// Instance id -> the allocation id of the Elastic IP it holds (see [`addresses`]).
     address_instances: sled::Tree,
+    /// VPC id -> the internet gateway attached to it (see [`routing`]).
+    vpc_gateways: sled::Tree,
+    /// Subnet id -> the route table it is explicitly associated with (see [`routing`]).
+    subnet_tables: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -96,6 +104,8 @@ pub struct Store {
     addresses: Collection<AddressSpec, AddressStatus>,
     vpcs: Collection<VpcSpec, VpcStatus>,
     subnets: Collection<SubnetSpec, SubnetStatus>,
+    internet_gateways: Collection<InternetGatewaySpec, InternetGatewayStatus>,
+    route_tables: Collection<RouteTableSpec, RouteTableStatus>,
 }
 
 /// How long opening waits for the store's file lock: a previous ec2d on the same data dir may
@@ -173,6 +183,8 @@ impl Store {
             address_ips: db.open_tree("addresses.ips")?,
             private_ips: db.open_tree("instances.private-ips")?,
             address_instances: db.open_tree("addresses.instances")?,
+            vpc_gateways: db.open_tree("internet_gateways.vpcs")?,
+            subnet_tables: db.open_tree("route_tables.subnets")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
@@ -191,6 +203,12 @@ impl Store {
             addresses: Collection::open(&db, "addresses", crate::model::ADDRESS_KIND)?,
             vpcs: Collection::open(&db, "vpcs", crate::model::VPC_KIND)?,
             subnets: Collection::open(&db, "subnets", crate::model::SUBNET_KIND)?,
+            internet_gateways: Collection::open(
+                &db,
+                "internet_gateways",
+                crate::model::INTERNET_GATEWAY_KIND,
+            )?,
+            route_tables: Collection::open(&db, "route_tables", crate::model::ROUTE_TABLE_KIND)?,
             db,
         };
         store.repair_client_token_index()?;
@@ -228,6 +246,16 @@ impl Store {
     /// Subnets made by CreateSubnet (the default subnets are derived): spec only.
     pub fn subnets(&self) -> &Collection<SubnetSpec, SubnetStatus> {
         &self.subnets
+    }
+
+    /// Internet gateways made by CreateInternetGateway (the default VPC's is derived).
+    pub fn internet_gateways(&self) -> &Collection<InternetGatewaySpec, InternetGatewayStatus> {
+        &self.internet_gateways
+    }
+
+    /// Route tables: created VPCs' main tables and CreateRouteTable's.
+    pub fn route_tables(&self) -> &Collection<RouteTableSpec, RouteTableStatus> {
+        &self.route_tables
     }
 
     /// Key pairs: spec from CreateKeyPair/ImportKeyPair; no reconciler, so the status stays empty.

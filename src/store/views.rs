@@ -8,13 +8,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::collection::{Change, Collection, Listing};
-use super::{AddressWrite, SpecChanged, Store, StoreError};
+use super::{AddressWrite, RoutingTx, SpecChanged, Store, StoreError};
 use crate::model::{
     Address, AddressAssociation, AddressSpec, AddressStatus, ConsoleOutput, Image, ImageSpec,
-    ImageStatus, InstanceSpec, InstanceStatus, KeyPair, KeyPairSpec, KeyPairStatus, LaunchTemplate,
-    LaunchTemplateSpec, LaunchTemplateStatus, Object, SecurityGroup, SecurityGroupSpec,
-    SecurityGroupStatus, SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus,
-    DISCOVERED_NAMESPACE,
+    ImageStatus, InstanceSpec, InstanceStatus, InternetGatewaySpec, InternetGatewayStatus, KeyPair,
+    KeyPairSpec, KeyPairStatus, LaunchTemplate, LaunchTemplateSpec, LaunchTemplateStatus, Object,
+    RouteTableSpec, RouteTableStatus, SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
+    SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus, DISCOVERED_NAMESPACE,
 };
 
 /// A collection that can only be read.
@@ -263,15 +263,22 @@ impl SpecStore {
         Specs(Reads(self.0.subnets()))
     }
 
-    /// CreateVpc: stores the VPC (`AlreadyExists` for a taken id).
-    pub fn create_vpc(&self, vpc: &VpcRecord) -> Result<(), StoreError> {
-        self.0.vpcs().create(std::slice::from_ref(vpc))
+    /// Internet gateways.
+    pub fn internet_gateways(&self) -> Specs<'_, InternetGatewaySpec, InternetGatewayStatus> {
+        Specs(Reads(self.0.internet_gateways()))
     }
 
-    /// DeleteVpc: removes the VPC's record.
-    pub fn delete_vpc(&self, id: &str) -> Result<(), StoreError> {
-        self.0.vpcs().delete(id)?;
-        self.0.vpcs().make_durable()
+    /// Route tables.
+    pub fn route_tables(&self) -> Specs<'_, RouteTableSpec, RouteTableStatus> {
+        Specs(Reads(self.0.route_tables()))
+    }
+
+    /// See [`Store::routing`]: VPCs, gateways and route tables changed in one transaction.
+    pub fn routing<R, E: From<StoreError>>(
+        &self,
+        change: impl Fn(&RoutingTx<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.0.routing(change)
     }
 
     /// CreateSubnet: stores the subnet (`AlreadyExists` for a taken id).

@@ -5,8 +5,8 @@ The calls, their parameters and their order follow ../shared/design/terraform-ca
 wait for available (boto3's vpc_available/subnet_available waiters too) -> read (with the
 VPC's three DescribeVpcAttribute calls and its default group) -> tag update -> destroy, with
 DeleteVpc refused while the subnet lives (DependencyViolation, which Terraform retries).
-DescribeNetworkAcls/DescribeRouteTables (tolerated by Terraform) and DescribeNetworkInterfaces
-(subnet delete) are not served by ec2d yet and are not replayed.
+The VPC read's DescribeNetworkAcls (default=true) and DescribeRouteTables (association.main=true),
+each expecting exactly one answer, are replayed; DescribeNetworkInterfaces (subnet delete) is not.
 """
 
 from __future__ import annotations
@@ -44,6 +44,24 @@ def test_terraform_vpc_and_subnet(ec2):
         Filters=[{"Name": "group-name", "Values": ["default"]}, {"Name": "vpc-id", "Values": [vpc_id]}]
     )["SecurityGroups"]
     assert len(groups) == 1
+    acls = ec2.describe_network_acls(
+        Filters=[{"Name": "default", "Values": ["true"]}, {"Name": "vpc-id", "Values": [vpc_id]}]
+    )["NetworkAcls"]
+    assert len(acls) == 1
+    assert acls[0]["IsDefault"] is True and acls[0]["NetworkAclId"].startswith("acl-")
+    tables = ec2.describe_route_tables(
+        Filters=[{"Name": "association.main", "Values": ["true"]}, {"Name": "vpc-id", "Values": [vpc_id]}]
+    )["RouteTables"]
+    assert len(tables) == 1
+    assert tables[0]["RouteTableId"].startswith("rtb-")
+    assert tables[0]["Routes"] == [
+        {
+            "DestinationCidrBlock": "10.0.0.0/16",
+            "GatewayId": "local",
+            "Origin": "CreateRouteTable",
+            "State": "active",
+        }
+    ]
     # enable_dns_hostnames = true: one ModifyVpcAttribute, then its DescribeVpcAttribute waiter
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
     assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]

@@ -124,6 +124,8 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Shown, Api
             availability_zone: zone.name.clone(),
             availability_zone_id: zone.id.clone(),
             map_public_ip_on_launch: false,
+            default_for_az: false,
+            options: Default::default(),
             tags: req.tags,
         },
         now(),

@@ -1,4 +1,4 @@
-//! `CreateVpc`: validates the block (/16 to /28) and tenancy, then records the VPC and its own `default` security group.
+//! `CreateVpc`: validates the block (/16 to /28) and tenancy, then records the VPC with its main route table, and its own `default` security group.
 
 use std::collections::BTreeMap;
 
@@ -10,10 +10,14 @@ use crate::api::state::ApiState;
 use crate::api::tags;
 use crate::api::xml::XmlWriter;
 use crate::model::network::{generate_group_id, vpc_default_security_group};
+use crate::model::routing::{
+    generate_association_id, generate_route_table_id, main_route_table_spec, route_table_record,
+};
 use crate::model::vpc::{
     generate_cidr_association_id, generate_vpc_id, vpc_record, Cidr, PREFIX_RANGE,
 };
-use crate::model::{now, VpcRecord, VpcSpec};
+use crate::model::{now, VpcRecord, VpcSpec, VPC_KIND};
+use crate::store::StoreError;
 
 /// A validated CreateVpc request.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,10 +99,29 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<VpcRecord,
         },
         at,
     );
-    state.store.create_vpc(&vpc)?;
+    let table = route_table_record(
+        &generate_route_table_id(),
+        region,
+        main_route_table_spec(&id, &vpc.spec.cidr_block, &generate_association_id()),
+        at,
+    );
+    // The VPC and its main route table are one write: no reader sees a VPC without one.
+    state.store.routing(|tx| {
+        if tx.vpc(&id)?.is_some() {
+            return Err(StoreError::AlreadyExists {
+                kind: VPC_KIND,
+                id: id.clone(),
+            });
+        }
+        tx.put_vpc(&vpc)?;
+        tx.put_route_table(&table)
+    })?;
     let group = vpc_default_security_group(&group_id, &id, region, at);
     if let Err(e) = state.store.create_security_group(&group) {
-        state.store.delete_vpc(&id)?;
+        state.store.routing(|tx| {
+            tx.delete_route_table(&table.metadata.name)?;
+            tx.delete_vpc(&id)
+        })?;
         return Err(e.into());
     }
     tracing::info!(vpc_id = %id, cidr = %vpc.spec.cidr_block, %region, "vpc created");

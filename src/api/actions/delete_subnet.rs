@@ -1,9 +1,9 @@
-//! `DeleteSubnet`: removes a created subnet unless instances still live in it.
+//! `DeleteSubnet`: removes a created subnet (and its route table association) unless instances still live in it.
 
 use crate::api::error::ApiError;
 use crate::api::instances;
 use crate::api::kind::{self, Kind};
-use crate::api::kinds::SubnetKind;
+use crate::api::kinds::{route_table, SubnetKind};
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
@@ -59,6 +59,31 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     }
     kind::check_dry_run(req.dry_run)?;
     state.store.delete_subnet(&id)?;
+    // EC2 drops a deleted subnet's route table association with it.
+    let holders: Vec<String> = route_table::region_tables(state, region)?
+        .iter()
+        .filter(|t| {
+            t.spec
+                .associations
+                .iter()
+                .any(|a| a.subnet_id.as_deref() == Some(id.as_str()))
+        })
+        .map(|t| t.metadata.name.clone())
+        .collect();
+    if !holders.is_empty() {
+        state.store.routing(|tx| {
+            for holder in &holders {
+                if let Some(mut table) = tx.route_table(holder)? {
+                    table
+                        .spec
+                        .associations
+                        .retain(|a| a.subnet_id.as_deref() != Some(id.as_str()));
+                    tx.put_route_table(&table)?;
+                }
+            }
+            tx.set_table_of_subnet(&id, None)
+        })?;
+    }
     tracing::info!(subnet_id = %id, %region, "subnet deleted");
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! `DeleteVpc`: removes a created VPC and its `default` group unless subnets, other groups or instances still live in it.
+//! `DeleteVpc`: removes a created VPC with its main route table and its `default` group unless subnets, other groups or route tables, an attached internet gateway or instances still live in it.
 
 use crate::api::error::ApiError;
 use crate::api::instances;
 use crate::api::kind::{self, Kind};
+use crate::api::kinds::route_table;
 use crate::api::kinds::VpcKind;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
@@ -37,7 +38,8 @@ fn has_dependencies(id: &str) -> ApiError {
 }
 
 /// Refuses the default VPC (its default subnets depend on it) and a VPC with subnets,
-/// security groups other than its `default` one, or instances that are not terminated.
+/// security groups other than its `default` one, route tables other than its main one, an
+/// attached internet gateway, or instances that are not terminated.
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiError> {
     let id = req.vpc_id;
     if region::defaults(region).vpc.vpc_id == id {
@@ -59,14 +61,33 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
             i.spec.vpc_id.as_deref() == Some(id.as_str())
                 && instances::shown_state(i) != InstanceState::Terminated
         });
-    if busy {
+    let tables: Vec<_> = route_table::region_tables(state, region)?
+        .into_iter()
+        .filter(|t| t.spec.vpc_id == id)
+        .collect();
+    let main_tables: Vec<String> = tables
+        .iter()
+        .filter(|t| t.spec.is_main())
+        .map(|t| t.metadata.name.clone())
+        .collect();
+    if busy || tables.len() > main_tables.len() {
         return Err(has_dependencies(&id));
     }
     kind::check_dry_run(req.dry_run)?;
+    // The VPC goes with its main table, in the transaction that sees any gateway attached
+    // to it: an attach that committed first refuses the delete.
+    state.store.routing(|tx| {
+        if tx.gateway_of_vpc(&id)?.is_some() {
+            return Err(has_dependencies(&id));
+        }
+        for table in &main_tables {
+            tx.delete_route_table(table)?;
+        }
+        Ok(tx.delete_vpc(&id)?)
+    })?;
     state
         .store
         .delete_security_group(&vpc.spec.default_group_id, || Ok::<(), StoreError>(()))?;
-    state.store.delete_vpc(&id)?;
     tracing::info!(vpc_id = %id, %region, "vpc deleted");
     Ok(())
 }

@@ -42,44 +42,51 @@ pub fn subnet_view(record: &SubnetRecord) -> Subnet {
         cidr_block: record.spec.cidr_block.clone(),
         availability_zone: record.spec.availability_zone.clone(),
         availability_zone_id: record.spec.availability_zone_id.clone(),
-        default_for_az: false,
+        default_for_az: record.spec.default_for_az,
         map_public_ip_on_launch: record.spec.map_public_ip_on_launch,
         usable: usable_addresses(&record.spec.cidr_block),
+        options: record.spec.options.clone(),
         tags: record.spec.tags.clone(),
     }
 }
 
-/// Every subnet of the region, without free addresses: the default ones and the stored ones.
+/// Every subnet of the region, without free addresses: the default ones (a stored record of
+/// one, written by its first ModifySubnetAttribute, stands for it) and the created ones.
 pub fn region_subnets(state: &ApiState, region: &str) -> Result<Vec<Subnet>, ApiError> {
-    let mut subnets = region::defaults(region).subnets.clone();
-    subnets.extend(
-        state
-            .store
-            .subnets()
-            .list_shared()?
-            .objects
-            .iter()
-            .filter(|s| s.metadata.namespace == region)
-            .map(|s| subnet_view(s)),
-    );
+    let stored: Vec<Subnet> = state
+        .store
+        .subnets()
+        .list_shared()?
+        .objects
+        .iter()
+        .filter(|s| s.metadata.namespace == region)
+        .map(|s| subnet_view(s))
+        .collect();
+    let mut subnets: Vec<Subnet> = region::defaults(region)
+        .subnets
+        .iter()
+        .filter(|d| !stored.iter().any(|s| s.subnet_id == d.subnet_id))
+        .cloned()
+        .collect();
+    subnets.extend(stored);
     Ok(subnets)
 }
 
 /// The subnet `id` of the region, without free addresses.
 pub fn find_subnet(state: &ApiState, region: &str, id: &str) -> Result<Option<Subnet>, ApiError> {
-    if let Some(default) = region::defaults(region)
-        .subnets
-        .iter()
-        .find(|s| s.subnet_id == id)
-    {
-        return Ok(Some(default.clone()));
-    }
-    Ok(state
+    if let Some(stored) = state
         .store
         .subnets()
         .get_shared(id)?
         .filter(|s| s.metadata.namespace == region)
-        .map(|s| subnet_view(&s)))
+    {
+        return Ok(Some(subnet_view(&stored)));
+    }
+    Ok(region::defaults(region)
+        .subnets
+        .iter()
+        .find(|s| s.subnet_id == id)
+        .cloned())
 }
 
 /// The region's subnets, with each one's free addresses computed from the instances in it.
@@ -257,14 +264,24 @@ pub fn render_subnet(w: &mut XmlWriter, s: &Shown, state: &str) {
         w.field("availabilityZoneId", &subnet.availability_zone_id);
         w.field("defaultForAz", subnet.default_for_az);
         w.field("mapPublicIpOnLaunch", subnet.map_public_ip_on_launch);
+        let options = &subnet.options;
         w.field("mapCustomerOwnedIpOnLaunch", false);
-        w.field("assignIpv6AddressOnCreation", false);
-        w.field("enableDns64", false);
+        w.field(
+            "assignIpv6AddressOnCreation",
+            options.assign_ipv6_address_on_creation,
+        );
+        w.field("enableDns64", options.enable_dns64);
         w.field("ipv6Native", false);
         w.el("privateDnsNameOptionsOnLaunch", |w| {
-            w.field("hostnameType", "ip-name");
-            w.field("enableResourceNameDnsARecord", false);
-            w.field("enableResourceNameDnsAAAARecord", false);
+            w.field("hostnameType", &options.hostname_type);
+            w.field(
+                "enableResourceNameDnsARecord",
+                options.enable_resource_name_dns_a_record,
+            );
+            w.field(
+                "enableResourceNameDnsAAAARecord",
+                options.enable_resource_name_dns_aaaa_record,
+            );
         });
         crate::api::render::render_tags(w, &subnet.tags);
     }
