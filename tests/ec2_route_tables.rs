@@ -495,7 +495,7 @@ async fn the_default_vpc_has_a_derived_gateway_main_table_and_acl() {
     assert_eq!(acls.len(), 1);
     let acl = acls[0];
     assert!(acl.text("networkAclId").starts_with("acl-"));
-    assert_eq!(acl.text("isDefault"), "true");
+    assert_eq!(acl.text("default"), "true");
     let entries = acl.items("entrySet");
     assert_eq!(entries.len(), 4);
     let rules: Vec<(&str, &str, &str)> = entries

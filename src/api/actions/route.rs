@@ -13,12 +13,13 @@ use crate::model::{region, RouteTable};
 use crate::store::RoutingTx;
 
 /// Targets ec2d does not model: naming one is `UnsupportedOperation`, not a silent no-op.
-const UNSUPPORTED_TARGETS: [&str; 5] = [
+const UNSUPPORTED_TARGETS: [&str; 6] = [
     "EgressOnlyInternetGatewayId",
     "LocalGatewayId",
     "CarrierGatewayId",
     "VpcEndpointId",
     "CoreNetworkArn",
+    "OdbNetworkArn",
 ];
 
 /// The route a request names: its table and normalised destination.
@@ -59,10 +60,14 @@ fn target(params: &QueryParams) -> Result<(RouteTarget, String), ApiError> {
             format!("ec2d does not support {name} route targets"),
         ));
     }
-    let given: Vec<(RouteTarget, &str)> = RouteTarget::ALL
+    let mut given: Vec<(RouteTarget, &str)> = RouteTarget::ALL
         .iter()
         .filter_map(|t| params.get(t.parameter()).map(|v| (*t, v)))
         .collect();
+    // ReplaceRoute's `LocalTarget=true`: back to the VPC's own `local` target.
+    if params.bool("LocalTarget")? == Some(true) {
+        given.push((RouteTarget::Gateway, LOCAL_GATEWAY));
+    }
     const MESSAGE: &str = "The request must contain exactly one of gatewayId, natGatewayId, networkInterfaceId, instanceId, vpcPeeringConnectionId or transitGatewayId";
     match given.as_slice() {
         [(t, id)] => Ok((*t, id.to_string())),
@@ -152,10 +157,12 @@ fn write_route(
                     format!("The route identified by {} already exists.", dest.cidr),
                 ))
             }
-            (None, true) => return Err(ApiError::invalid_value(format!(
+            (None, true) => {
+                return Err(ApiError::invalid_value(format!(
                 "There is no route defined for '{}' in the route table. Use CreateRoute instead.",
                 dest.cidr
-            ))),
+            )))
+            }
             (None, false) => {
                 kind::check_dry_run(dest.dry_run)?;
                 table.spec.routes.push(route);

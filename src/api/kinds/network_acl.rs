@@ -109,7 +109,8 @@ impl Kind for NetworkAclKind {
     fn render(w: &mut XmlWriter, acl: &NetworkAcl) {
         w.field("networkAclId", &acl.network_acl_id);
         w.field("vpcId", &acl.vpc_id);
-        w.field("isDefault", true);
+        // botocore reads `IsDefault` from `<default>`.
+        w.field("default", true);
         w.set(
             "entrySet",
             DEFAULT_ACL_ENTRIES,

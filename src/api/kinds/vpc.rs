@@ -86,6 +86,8 @@ impl Kind for VpcKind {
     const FILTERS: &'static [&'static str] = &[
         "vpc-id",
         "cidr",
+        // An older spelling AWS still accepts: Ansible's ec2_vpc_net finds its VPC by it.
+        "cidr-block",
         "cidr-block-association.cidr-block",
         "cidr-block-association.association-id",
         "cidr-block-association.state",
@@ -138,7 +140,7 @@ impl Kind for VpcKind {
         let one = |s: &str| vec![s.to_string()];
         match name {
             "vpc-id" => one(&vpc.vpc_id),
-            "cidr" | "cidr-block-association.cidr-block" => one(&vpc.cidr_block),
+            "cidr" | "cidr-block" | "cidr-block-association.cidr-block" => one(&vpc.cidr_block),
             "cidr-block-association.association-id" => one(&vpc.cidr_association_id),
             "cidr-block-association.state" => one("associated"),
             "dhcp-options-id" => one(&vpc.dhcp_options_id),
