@@ -4,26 +4,6 @@ mod common;
 
 use common::api::Harness;
 
-async fn create_vpc(h: &Harness, cidr: &str) -> String {
-    h.post(&[("Action", "CreateVpc"), ("CidrBlock", cidr)])
-        .await
-        .ok("CreateVpc")
-        .text_at("vpc/vpcId")
-        .to_string()
-}
-
-async fn create_subnet(h: &Harness, vpc: &str, cidr: &str) -> String {
-    h.post(&[
-        ("Action", "CreateSubnet"),
-        ("VpcId", vpc),
-        ("CidrBlock", cidr),
-    ])
-    .await
-    .ok("CreateSubnet")
-    .text_at("subnet/subnetId")
-    .to_string()
-}
-
 async fn create_gateway(h: &Harness) -> String {
     h.post(&[("Action", "CreateInternetGateway")])
         .await
@@ -54,20 +34,24 @@ async fn tables_where(h: &Harness, filter: &str, value: &str) -> Vec<String> {
     .collect()
 }
 
+/// DescribeRouteTables of `vpc`'s main table (Terraform's aws_vpc read asks so).
+async fn main_table_of(h: &Harness, vpc: &str) -> common::api::Node {
+    h.post(&[
+        ("Action", "DescribeRouteTables"),
+        ("Filter.1.Name", "vpc-id"),
+        ("Filter.1.Value.1", vpc),
+        ("Filter.2.Name", "association.main"),
+        ("Filter.2.Value.1", "true"),
+    ])
+    .await
+    .ok("DescribeRouteTables")
+}
+
 #[tokio::test]
 async fn a_created_vpc_has_a_main_table_with_its_local_route() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
-    let doc = h
-        .post(&[
-            ("Action", "DescribeRouteTables"),
-            ("Filter.1.Name", "vpc-id"),
-            ("Filter.1.Value.1", &vpc),
-            ("Filter.2.Name", "association.main"),
-            ("Filter.2.Value.1", "true"),
-        ])
-        .await
-        .ok("DescribeRouteTables");
+    let vpc = h.create_vpc("10.0.0.0/16").await;
+    let doc = main_table_of(&h, &vpc).await;
     let tables = doc.items("routeTableSet");
     assert_eq!(tables.len(), 1);
     let table = tables[0];
@@ -111,8 +95,8 @@ async fn a_created_vpc_has_a_main_table_with_its_local_route() {
 #[tokio::test]
 async fn internet_gateway_attach_detach_delete_and_their_errors() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
-    let other = create_vpc(&h, "10.1.0.0/16").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
+    let other = h.create_vpc("10.1.0.0/16").await;
     let doc = h
         .post(&[
             ("Action", "CreateInternetGateway"),
@@ -235,8 +219,8 @@ async fn internet_gateway_attach_detach_delete_and_their_errors() {
 #[tokio::test]
 async fn routes_and_associations() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
-    let subnet = create_subnet(&h, &vpc, "10.0.1.0/24").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
+    let subnet = h.create_subnet(&vpc, "10.0.1.0/24", None).await;
     let igw = create_gateway(&h).await;
     let table = create_table(&h, &vpc).await;
 
@@ -284,34 +268,31 @@ async fn routes_and_associations() {
     )
     .await
     .err("MissingParameter");
-    route(
-        "CreateRoute",
-        vec![
-            ("DestinationCidrBlock", "10.9.0.0/16".into()),
-            ("GatewayId", igw.clone()),
-            ("NatGatewayId", "nat-0123456789abcdef0".into()),
-        ],
-    )
-    .await
-    .err("InvalidParameterCombination");
-    route(
-        "CreateRoute",
-        vec![
-            ("DestinationCidrBlock", "10.9.0.0/16".into()),
-            ("NatGatewayId", "nat-0123456789abcdef0".into()),
-        ],
-    )
-    .await
-    .ok("CreateRoute");
-    route(
-        "ReplaceRoute",
-        vec![
-            ("DestinationCidrBlock", "10.9.0.0/16".into()),
-            ("TransitGatewayId", "tgw-0123456789abcdef0".into()),
-        ],
-    )
-    .await
-    .ok("ReplaceRoute");
+    // Exactly one target; targets ec2d does not model are taken as given.
+    let nat = ("NatGatewayId", "nat-0123456789abcdef0".to_string());
+    let tgw = ("TransitGatewayId", "tgw-0123456789abcdef0".to_string());
+    let dest = ("DestinationCidrBlock", "10.9.0.0/16".to_string());
+    for (action, targets, code) in [
+        (
+            "CreateRoute",
+            vec![("GatewayId", igw.clone()), nat.clone()],
+            Some("InvalidParameterCombination"),
+        ),
+        ("CreateRoute", vec![nat.clone()], None),
+        ("ReplaceRoute", vec![tgw.clone()], None),
+    ] {
+        let mut params = vec![dest.clone()];
+        params.extend(targets);
+        let reply = route(action, params).await;
+        match code {
+            Some(code) => {
+                reply.err(code);
+            }
+            None => {
+                reply.ok(action);
+            }
+        }
+    }
     route("ReplaceRoute", to("10.8.0.0/16", &igw))
         .await
         .err("InvalidParameterValue");
@@ -450,16 +431,7 @@ async fn the_default_vpc_has_a_derived_gateway_main_table_and_acl() {
     let igw = doc
         .text_at("internetGatewaySet/item/internetGatewayId")
         .to_string();
-    let doc = h
-        .post(&[
-            ("Action", "DescribeRouteTables"),
-            ("Filter.1.Name", "vpc-id"),
-            ("Filter.1.Value.1", &vpc),
-            ("Filter.2.Name", "association.main"),
-            ("Filter.2.Value.1", "true"),
-        ])
-        .await
-        .ok("DescribeRouteTables");
+    let doc = main_table_of(&h, &vpc).await;
     let routes = doc.items("routeTableSet/item/routeSet");
     assert_eq!(routes.len(), 2);
     assert_eq!(routes[0].text("destinationCidrBlock"), "172.31.0.0/16");
@@ -530,8 +502,8 @@ async fn the_default_vpc_has_a_derived_gateway_main_table_and_acl() {
 #[tokio::test]
 async fn modify_subnet_attribute_one_at_a_time_and_a_default_subnet_stored_on_first_write() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
-    let subnet = create_subnet(&h, &vpc, "10.0.1.0/24").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
+    let subnet = h.create_subnet(&vpc, "10.0.1.0/24", None).await;
     h.post(&[
         ("Action", "ModifySubnetAttribute"),
         ("SubnetId", &subnet),

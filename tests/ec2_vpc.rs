@@ -4,27 +4,6 @@ mod common;
 
 use common::api::Harness;
 
-async fn create_vpc(h: &Harness, cidr: &str) -> String {
-    h.post(&[("Action", "CreateVpc"), ("CidrBlock", cidr)])
-        .await
-        .ok("CreateVpc")
-        .text_at("vpc/vpcId")
-        .to_string()
-}
-
-async fn create_subnet(h: &Harness, vpc: &str, cidr: &str, zone: &str) -> String {
-    h.post(&[
-        ("Action", "CreateSubnet"),
-        ("VpcId", vpc),
-        ("CidrBlock", cidr),
-        ("AvailabilityZone", zone),
-    ])
-    .await
-    .ok("CreateSubnet")
-    .text_at("subnet/subnetId")
-    .to_string()
-}
-
 #[tokio::test]
 async fn create_vpc_answers_pending_and_describe_shows_it_available() {
     let h = Harness::new();
@@ -142,7 +121,7 @@ async fn create_vpc_errors() {
 #[tokio::test]
 async fn each_vpc_has_its_own_default_group() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
     let doc = h
         .post(&[
             ("Action", "DescribeSecurityGroups"),
@@ -188,8 +167,10 @@ async fn each_vpc_has_its_own_default_group() {
 #[tokio::test]
 async fn delete_vpc_refuses_while_things_live_in_it() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
-    let subnet = create_subnet(&h, &vpc, "10.0.1.0/24", "us-east-1a").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
+    let subnet = h
+        .create_subnet(&vpc, "10.0.1.0/24", Some("us-east-1a"))
+        .await;
     let message = h
         .post(&[("Action", "DeleteVpc"), ("VpcId", &vpc)])
         .await
@@ -261,7 +242,7 @@ async fn delete_vpc_refuses_while_things_live_in_it() {
 #[tokio::test]
 async fn create_subnet_checks_range_conflict_and_zone() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
     let doc = h
         .post(&[
             ("Action", "CreateSubnet"),
@@ -383,9 +364,10 @@ async fn create_subnet_checks_range_conflict_and_zone() {
 #[tokio::test]
 async fn subnets_page_through_zones_with_several_per_zone() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
     for i in 0..3 {
-        create_subnet(&h, &vpc, &format!("10.0.{i}.0/24"), "us-east-1a").await;
+        h.create_subnet(&vpc, &format!("10.0.{i}.0/24"), Some("us-east-1a"))
+            .await;
     }
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
@@ -413,8 +395,10 @@ async fn subnets_page_through_zones_with_several_per_zone() {
 #[tokio::test]
 async fn launches_land_in_a_created_subnet_and_hold_it() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
-    let subnet = create_subnet(&h, &vpc, "10.0.1.0/28", "us-east-1c").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
+    let subnet = h
+        .create_subnet(&vpc, "10.0.1.0/28", Some("us-east-1c"))
+        .await;
     let doc = h
         .post(&[
             ("Action", "RunInstances"),
@@ -479,7 +463,7 @@ async fn launches_land_in_a_created_subnet_and_hold_it() {
 #[tokio::test]
 async fn vpc_attributes_one_per_call() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
     let attribute = |name: &'static str| {
         let h = &h;
         let vpc = vpc.clone();
@@ -572,8 +556,10 @@ async fn vpc_attributes_one_per_call() {
 #[tokio::test]
 async fn created_vpcs_and_subnets_take_tags() {
     let h = Harness::new();
-    let vpc = create_vpc(&h, "10.0.0.0/16").await;
-    let subnet = create_subnet(&h, &vpc, "10.0.1.0/24", "us-east-1a").await;
+    let vpc = h.create_vpc("10.0.0.0/16").await;
+    let subnet = h
+        .create_subnet(&vpc, "10.0.1.0/24", Some("us-east-1a"))
+        .await;
     h.post(&[
         ("Action", "CreateTags"),
         ("ResourceId.1", &vpc),

@@ -24,6 +24,7 @@ use tracing::Span;
 
 pub mod actions;
 pub mod addresses;
+pub mod attributes;
 pub mod dispatch;
 pub mod error;
 pub mod filter;

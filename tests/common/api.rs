@@ -189,6 +189,32 @@ impl Harness {
         self.send(req).await
     }
 
+    /// CreateVpc of `cidr`; the new VPC's id.
+    pub async fn create_vpc(&self, cidr: &str) -> String {
+        self.post(&[("Action", "CreateVpc"), ("CidrBlock", cidr)])
+            .await
+            .ok("CreateVpc")
+            .text_at("vpc/vpcId")
+            .to_string()
+    }
+
+    /// CreateSubnet of `cidr` in `vpc` (in `zone` when given); the new subnet's id.
+    pub async fn create_subnet(&self, vpc: &str, cidr: &str, zone: Option<&str>) -> String {
+        let mut params = vec![
+            ("Action", "CreateSubnet"),
+            ("VpcId", vpc),
+            ("CidrBlock", cidr),
+        ];
+        if let Some(zone) = zone {
+            params.push(("AvailabilityZone", zone));
+        }
+        self.post(&params)
+            .await
+            .ok("CreateSubnet")
+            .text_at("subnet/subnetId")
+            .to_string()
+    }
+
     /// The stored instance `id`.
     pub fn instance(&self, id: &str) -> Instance {
         self.store

@@ -1,5 +1,6 @@
 //! `ModifySubnetAttribute`: one launch attribute per call, as EC2 documents; a default subnet is stored (under its derived id) by its first change, as the default group is.
 
+use crate::api::attributes;
 use crate::api::error::ApiError;
 use crate::api::kind::{self, Kind};
 use crate::api::kinds::SubnetKind;
@@ -44,24 +45,11 @@ fn parse_change(params: &QueryParams) -> Result<Change, ApiError> {
             format!("ec2d does not support {name} (an Outposts attribute)"),
         ));
     }
-    let given: Vec<(usize, &str)> = PARAMETERS
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| params.get(p).map(|v| (i, v)))
-        .collect();
-    let (index, value) = match given.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(ApiError::missing_parameter(
-                "MapPublicIpOnLaunch, AssignIpv6AddressOnCreation, EnableDns64, PrivateDnsHostnameTypeOnLaunch, EnableResourceNameDnsARecordOnLaunch or EnableResourceNameDnsAAAARecordOnLaunch",
-            ))
-        }
-        _ => {
-            return Err(ApiError::invalid_combination(
-                "Only one attribute can be modified at a time",
-            ))
-        }
-    };
+    let (index, value) = attributes::exactly_one(
+        params,
+        &PARAMETERS,
+        "MapPublicIpOnLaunch, AssignIpv6AddressOnCreation, EnableDns64, PrivateDnsHostnameTypeOnLaunch, EnableResourceNameDnsARecordOnLaunch or EnableResourceNameDnsAAAARecordOnLaunch",
+    )?;
     if index == 3 {
         return match value {
             "ip-name" | "resource-name" => Ok(Change::HostnameType(value.to_string())),
@@ -70,16 +58,7 @@ fn parse_change(params: &QueryParams) -> Result<Change, ApiError> {
             ))),
         };
     }
-    let flag = match value.to_ascii_lowercase().as_str() {
-        "true" => true,
-        "false" => false,
-        _ => {
-            return Err(ApiError::invalid_value(format!(
-                "Value ({value}) for parameter {} is invalid. Expected: 'true' or 'false'.",
-                PARAMETERS[index]
-            )))
-        }
-    };
+    let flag = attributes::bool_value(value, PARAMETERS[index])?;
     Ok(Change::Flag(index, flag))
 }
 

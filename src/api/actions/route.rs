@@ -135,7 +135,7 @@ fn write_route(
     region: &str,
     params: &QueryParams,
     replace: bool,
-) -> Result<(), ApiError> {
+) -> Result<String, ApiError> {
     let dest = destination(params)?;
     let (target, target_id) = target(params)?;
     stored_table(state, region, &dest.table_id)?;
@@ -177,11 +177,15 @@ fn write_route(
         Ok(tx.put_route_table(&table)?)
     })?;
     tracing::info!(route_table_id = %dest.table_id, destination = %dest.cidr, target = %target_id, replace, %region, "route written");
-    Ok(())
+    Ok(render_return_true())
 }
 
-/// Removes a route; the VPC's `local` route stays.
-fn delete_route(state: &ApiState, region: &str, params: &QueryParams) -> Result<(), ApiError> {
+/// `DeleteRoute`'s dispatch entry: removes a route; the VPC's `local` route stays.
+pub fn call_delete(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
     let dest = destination(params)?;
     stored_table(state, region, &dest.table_id)?;
     state.store.routing(|tx| {
@@ -203,7 +207,7 @@ fn delete_route(state: &ApiState, region: &str, params: &QueryParams) -> Result<
         Ok(tx.put_route_table(&table)?)
     })?;
     tracing::info!(route_table_id = %dest.table_id, destination = %dest.cidr, %region, "route deleted");
-    Ok(())
+    Ok(render_return_true())
 }
 
 /// `CreateRoute`'s dispatch entry.
@@ -212,8 +216,7 @@ pub fn call_create(
     region: &str,
     params: &QueryParams,
 ) -> Result<String, ApiError> {
-    write_route(state, region, params, false)?;
-    Ok(render_return_true())
+    write_route(state, region, params, false)
 }
 
 /// `ReplaceRoute`'s dispatch entry.
@@ -222,16 +225,5 @@ pub fn call_replace(
     region: &str,
     params: &QueryParams,
 ) -> Result<String, ApiError> {
-    write_route(state, region, params, true)?;
-    Ok(render_return_true())
-}
-
-/// `DeleteRoute`'s dispatch entry.
-pub fn call_delete(
-    state: &ApiState,
-    region: &str,
-    params: &QueryParams,
-) -> Result<String, ApiError> {
-    delete_route(state, region, params)?;
-    Ok(render_return_true())
+    write_route(state, region, params, true)
 }

@@ -43,8 +43,13 @@ fn different_networks(table_id: &str, other: &str) -> ApiError {
     ))
 }
 
-/// Associates a subnet (of the table's VPC, with no table of its own yet) with a table.
-fn associate(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+/// `AssociateRouteTable`'s dispatch entry: associates a subnet (of the table's VPC, with no
+/// table of its own yet) with a table; `associationId` and `associationState`.
+pub fn call_associate(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
     let table_id = RouteTableKind::check_id(params.require("RouteTableId")?)?;
     if params.get("GatewayId").is_some() {
         return Err(ApiError::client(
@@ -132,8 +137,13 @@ fn take_association(
     Ok(association)
 }
 
-/// Removes a subnet's association (the subnet falls back to the main table).
-fn disassociate(state: &ApiState, region: &str, params: &QueryParams) -> Result<(), ApiError> {
+/// `DisassociateRouteTable`'s dispatch entry: removes a subnet's association (the subnet
+/// falls back to the main table).
+pub fn call_disassociate(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
     let dry_run = kind::dry_run(params)?;
     let (id, association, table_id) = named_association(state, region, params)?;
     if association.main {
@@ -146,12 +156,17 @@ fn disassociate(state: &ApiState, region: &str, params: &QueryParams) -> Result<
         .store
         .routing(|tx| take_association(tx, region, &table_id, &id).map(|_| ()))?;
     tracing::info!(association_id = %id, route_table_id = %table_id, %region, "route table disassociated");
-    Ok(())
+    Ok(render_return_true())
 }
 
-/// Moves an association (a subnet's, or the VPC's main one) to another table of the VPC,
-/// under a new id.
-fn replace(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+/// `ReplaceRouteTableAssociation`'s dispatch entry: moves an association (a subnet's, or the
+/// VPC's main one) to another table of the VPC, under a new id; `newAssociationId` and
+/// `associationState`.
+pub fn call_replace(
+    state: &ApiState,
+    region: &str,
+    params: &QueryParams,
+) -> Result<String, ApiError> {
     let new_table_id = RouteTableKind::check_id(params.require("RouteTableId")?)?;
     let dry_run = kind::dry_run(params)?;
     let (id, association, old_table_id) = named_association(state, region, params)?;
@@ -183,32 +198,4 @@ fn replace(state: &ApiState, region: &str, params: &QueryParams) -> Result<Strin
     w.field("newAssociationId", &new_id);
     render_association_state(&mut w);
     Ok(w.finish())
-}
-
-/// `AssociateRouteTable`'s dispatch entry: `associationId` and `associationState`.
-pub fn call_associate(
-    state: &ApiState,
-    region: &str,
-    params: &QueryParams,
-) -> Result<String, ApiError> {
-    associate(state, region, params)
-}
-
-/// `DisassociateRouteTable`'s dispatch entry.
-pub fn call_disassociate(
-    state: &ApiState,
-    region: &str,
-    params: &QueryParams,
-) -> Result<String, ApiError> {
-    disassociate(state, region, params)?;
-    Ok(render_return_true())
-}
-
-/// `ReplaceRouteTableAssociation`'s dispatch entry: `newAssociationId` and `associationState`.
-pub fn call_replace(
-    state: &ApiState,
-    region: &str,
-    params: &QueryParams,
-) -> Result<String, ApiError> {
-    replace(state, region, params)
 }

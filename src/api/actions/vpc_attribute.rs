@@ -1,5 +1,6 @@
 //! `DescribeVpcAttribute` and `ModifyVpcAttribute`: `enableDnsSupport`, `enableDnsHostnames` and `enableNetworkAddressUsageMetrics`, one per call as in EC2.
 
+use crate::api::attributes;
 use crate::api::error::ApiError;
 use crate::api::kind::{self, Kind};
 use crate::api::kinds::vpc::find_vpc;
@@ -59,34 +60,12 @@ pub fn call_modify(
     params: &QueryParams,
 ) -> Result<String, ApiError> {
     let id = vpc_id(params)?;
-    let given: Vec<(usize, &str)> = PARAMETERS
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| params.get(p).map(|v| (i, v)))
-        .collect();
-    let (index, value) = match given.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(ApiError::missing_parameter(
-                "EnableDnsSupport, EnableDnsHostnames or EnableNetworkAddressUsageMetrics",
-            ))
-        }
-        _ => {
-            return Err(ApiError::invalid_combination(
-                "Only one attribute can be modified at a time",
-            ))
-        }
-    };
-    let value = match value.to_ascii_lowercase().as_str() {
-        "true" => true,
-        "false" => false,
-        _ => {
-            return Err(ApiError::invalid_value(format!(
-                "Value ({value}) for parameter {} is invalid. Expected: 'true' or 'false'.",
-                PARAMETERS[index]
-            )))
-        }
-    };
+    let (index, value) = attributes::exactly_one(
+        params,
+        &PARAMETERS,
+        "EnableDnsSupport, EnableDnsHostnames or EnableNetworkAddressUsageMetrics",
+    )?;
+    let value = attributes::bool_value(value, PARAMETERS[index])?;
     let dry_run = kind::dry_run(params)?;
     if region::defaults(region).vpc.vpc_id == id {
         return Err(ApiError::client(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::api::error::ApiError;
 use crate::api::kind::{ordered_by_id, IdRules, Kind, Paging};
+use crate::api::kinds::{derived_and_stored, derived_or_stored};
 use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
 use crate::api::render::render_tags;
@@ -36,17 +37,12 @@ pub fn region_gateways(
     state: &ApiState,
     region: &str,
 ) -> Result<Vec<Arc<InternetGateway>>, ApiError> {
-    let mut gateways = vec![Arc::new(region::defaults(region).internet_gateway.clone())];
-    gateways.extend(
-        state
-            .store
-            .internet_gateways()
-            .list_shared()?
-            .objects
-            .into_iter()
-            .filter(|g| g.metadata.namespace == region),
-    );
-    Ok(gateways)
+    let defaults = region::defaults(region);
+    derived_and_stored(
+        &defaults.internet_gateway,
+        state.store.internet_gateways(),
+        region,
+    )
 }
 
 /// The gateway `id` of the region.
@@ -55,16 +51,13 @@ pub fn find_gateway(
     region: &str,
     id: &str,
 ) -> Result<Option<Arc<InternetGateway>>, ApiError> {
-    if InternetGatewayKind::is_default(region, id) {
-        return Ok(Some(Arc::new(
-            region::defaults(region).internet_gateway.clone(),
-        )));
-    }
-    Ok(state
-        .store
-        .internet_gateways()
-        .get_shared(id)?
-        .filter(|g| g.metadata.namespace == region))
+    let defaults = region::defaults(region);
+    derived_or_stored(
+        &defaults.internet_gateway,
+        state.store.internet_gateways(),
+        region,
+        id,
+    )
 }
 
 impl Kind for InternetGatewayKind {

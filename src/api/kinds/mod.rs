@@ -30,3 +30,52 @@ pub use security_group::SecurityGroupKind;
 pub use security_group_rule::SecurityGroupRuleKind;
 pub use subnet::SubnetKind;
 pub use vpc::VpcKind;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::error::ApiError;
+use crate::model::Object;
+use crate::store::Specs;
+
+/// A region's derived record (the default VPC's gateway or main table), then its stored ones.
+pub fn derived_and_stored<S, T>(
+    derived: &Object<S, T>,
+    stored: Specs<'_, S, T>,
+    region: &str,
+) -> Result<Vec<Arc<Object<S, T>>>, ApiError>
+where
+    S: Serialize + DeserializeOwned + Clone,
+    T: Serialize + DeserializeOwned + Default + Clone,
+{
+    let mut all = vec![Arc::new(derived.clone())];
+    all.extend(
+        stored
+            .list_shared()?
+            .objects
+            .into_iter()
+            .filter(|o| o.metadata.namespace == region),
+    );
+    Ok(all)
+}
+
+/// The derived record when `id` names it, else the stored record `id` of the region.
+pub fn derived_or_stored<S, T>(
+    derived: &Object<S, T>,
+    stored: Specs<'_, S, T>,
+    region: &str,
+    id: &str,
+) -> Result<Option<Arc<Object<S, T>>>, ApiError>
+where
+    S: Serialize + DeserializeOwned + Clone,
+    T: Serialize + DeserializeOwned + Default + Clone,
+{
+    if derived.metadata.name == id {
+        return Ok(Some(Arc::new(derived.clone())));
+    }
+    Ok(stored
+        .get_shared(id)?
+        .filter(|o| o.metadata.namespace == region))
+}

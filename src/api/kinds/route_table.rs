@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::api::error::ApiError;
 use crate::api::kind::{ordered_by_id, IdRules, Kind, Paging};
+use crate::api::kinds::{derived_and_stored, derived_or_stored};
 use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
 use crate::api::render::render_tags;
@@ -40,17 +41,12 @@ impl RouteTableKind {
 
 /// Every route table of the region: the default VPC's main one and the stored ones.
 pub fn region_tables(state: &ApiState, region: &str) -> Result<Vec<Arc<RouteTable>>, ApiError> {
-    let mut tables = vec![Arc::new(region::defaults(region).main_route_table.clone())];
-    tables.extend(
-        state
-            .store
-            .route_tables()
-            .list_shared()?
-            .objects
-            .into_iter()
-            .filter(|t| t.metadata.namespace == region),
-    );
-    Ok(tables)
+    let defaults = region::defaults(region);
+    derived_and_stored(
+        &defaults.main_route_table,
+        state.store.route_tables(),
+        region,
+    )
 }
 
 /// The route table `id` of the region.
@@ -59,16 +55,13 @@ pub fn find_table(
     region: &str,
     id: &str,
 ) -> Result<Option<Arc<RouteTable>>, ApiError> {
-    if RouteTableKind::is_default(region, id) {
-        return Ok(Some(Arc::new(
-            region::defaults(region).main_route_table.clone(),
-        )));
-    }
-    Ok(state
-        .store
-        .route_tables()
-        .get_shared(id)?
-        .filter(|t| t.metadata.namespace == region))
+    let defaults = region::defaults(region);
+    derived_or_stored(
+        &defaults.main_route_table,
+        state.store.route_tables(),
+        region,
+        id,
+    )
 }
 
 /// The stored table `id` of the region, for a change: the derived default main table is
