@@ -600,3 +600,100 @@ async fn modify_subnet_attribute_one_at_a_time_and_a_default_subnet_stored_on_fi
         .await
         .err("DependencyViolation");
 }
+
+#[tokio::test]
+async fn the_default_vpc_is_stored_by_its_first_write_and_reads_never_store_it() {
+    let h = Harness::new();
+    let doc = h
+        .post(&[
+            ("Action", "DescribeVpcs"),
+            ("Filter.1.Name", "is-default"),
+            ("Filter.1.Value.1", "true"),
+        ])
+        .await
+        .ok("DescribeVpcs");
+    let vpc = doc.text_at("vpcSet/item/vpcId").to_string();
+    h.post(&[
+        ("Action", "DescribeVpcAttribute"),
+        ("VpcId", &vpc),
+        ("Attribute", "enableDnsHostnames"),
+    ])
+    .await
+    .ok("DescribeVpcAttribute");
+    h.post(&[("Action", "DescribeTags")])
+        .await
+        .ok("DescribeTags");
+    assert!(
+        h.store.vpcs().is_empty(),
+        "reads never store the default VPC"
+    );
+    // Tagging another VPC leaves the default one derived.
+    let other = h.create_vpc("10.0.0.0/16").await;
+    h.post(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &other),
+        ("Tag.1.Key", "Name"),
+        ("Tag.1.Value", "other"),
+    ])
+    .await
+    .ok("CreateTags");
+    assert_eq!(h.store.vpcs().len(), 1);
+
+    h.post(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &vpc),
+        ("Tag.1.Key", "Name"),
+        ("Tag.1.Value", "default"),
+    ])
+    .await
+    .ok("CreateTags");
+    assert_eq!(h.store.vpcs().len(), 2);
+    h.post(&[
+        ("Action", "ModifyVpcAttribute"),
+        ("VpcId", &vpc),
+        ("EnableDnsHostnames.Value", "false"),
+    ])
+    .await
+    .ok("ModifyVpcAttribute");
+    let doc = h
+        .post(&[
+            ("Action", "DescribeVpcs"),
+            ("Filter.1.Name", "is-default"),
+            ("Filter.1.Value.1", "true"),
+        ])
+        .await
+        .ok("DescribeVpcs");
+    let items = doc.items("vpcSet");
+    assert_eq!(items.len(), 1, "the record stands for the derived VPC");
+    assert_eq!(items[0].text("vpcId"), vpc);
+    assert_eq!(items[0].text("isDefault"), "true");
+    assert_eq!(items[0].text("cidrBlock"), "172.31.0.0/16");
+    assert_eq!(
+        items[0].tags().get("Name").map(String::as_str),
+        Some("default")
+    );
+    let doc = h
+        .post(&[
+            ("Action", "DescribeVpcAttribute"),
+            ("VpcId", &vpc),
+            ("Attribute", "enableDnsHostnames"),
+        ])
+        .await
+        .ok("DescribeVpcAttribute");
+    assert_eq!(doc.text_at("enableDnsHostnames/value"), "false");
+    let doc = h
+        .post(&[
+            ("Action", "DescribeVpcs"),
+            ("Filter.1.Name", "tag:Name"),
+            ("Filter.1.Value.1", "default"),
+        ])
+        .await
+        .ok("DescribeVpcs");
+    assert_eq!(doc.items("vpcSet").len(), 1);
+    // Still the default VPC: it cannot be deleted, and its derived routing stays.
+    h.post(&[("Action", "DeleteVpc"), ("VpcId", &vpc)])
+        .await
+        .err("DependencyViolation");
+    let doc = main_table_of(&h, &vpc).await;
+    assert_eq!(doc.items("routeTableSet").len(), 1);
+}

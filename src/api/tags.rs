@@ -70,6 +70,12 @@ pub trait Tagged: Kind {
     fn prepare_tag_write(_state: &ApiState, _region: &str) -> Result<(), ApiError> {
         Ok(())
     }
+    /// Runs before a tag write on `id`: [`Tagged::prepare_tag_write`] unless the kind stores
+    /// a derived record only when the write names it (the default VPC).
+    fn prepare_tag_write_on(state: &ApiState, region: &str, id: &str) -> Result<(), ApiError> {
+        let _ = id;
+        Self::prepare_tag_write(state, region)
+    }
 }
 
 /// One taggable kind, as the tag actions dispatch on it.
@@ -280,7 +286,7 @@ fn change_tags_of<K: Tagged>(
     id: &str,
     change: &dyn Fn(&mut Tags) -> bool,
 ) -> Result<(), ApiError> {
-    K::prepare_tag_write(state, region)?;
+    K::prepare_tag_write_on(state, region, id)?;
     K::collection(&state.store)
         .update_spec_same_generation(id, |o| {
             if o.metadata.namespace != region || K::gone(&o.spec) {

@@ -52,6 +52,10 @@ pub struct VpcSpec {
     /// `enableNetworkAddressUsageMetrics` (default off).
     #[serde(default)]
     pub enable_network_address_usage_metrics: bool,
+    /// Whether this is the region's default VPC, stored (under its derived id) by its first
+    /// write: CreateTags or ModifyVpcAttribute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_default: bool,
     /// User tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

@@ -3,12 +3,11 @@
 use crate::api::attributes;
 use crate::api::error::ApiError;
 use crate::api::kind::{self, Kind};
-use crate::api::kinds::vpc::find_vpc;
+use crate::api::kinds::vpc::{ensure_default_vpc, find_vpc};
 use crate::api::kinds::VpcKind;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::model::region;
 use crate::store::StoreError;
 
 /// The attributes, by their `Attribute` name, in the order of `Vpc::attributes`.
@@ -53,7 +52,7 @@ pub fn call_describe(
     Ok(w.finish())
 }
 
-/// `ModifyVpcAttribute`: exactly one attribute; the derived default VPC cannot be changed.
+/// `ModifyVpcAttribute`: exactly one attribute; the default VPC is stored by its first change.
 pub fn call_modify(
     state: &ApiState,
     region: &str,
@@ -67,12 +66,6 @@ pub fn call_modify(
     )?;
     let value = attributes::bool_value(value, PARAMETERS[index])?;
     let dry_run = kind::dry_run(params)?;
-    if region::defaults(region).vpc.vpc_id == id {
-        return Err(ApiError::client(
-            "UnsupportedOperation",
-            "ec2d derives the default VPC; its attributes cannot be modified",
-        ));
-    }
     let vpc = find_vpc(state, region, &id)?.ok_or_else(|| VpcKind::IDS.not_found(&[&id]))?;
     // EC2 refuses DNS hostnames without DNS support.
     let mut after = vpc.attributes;
@@ -83,6 +76,9 @@ pub fn call_modify(
         ));
     }
     kind::check_dry_run(dry_run)?;
+    if vpc.is_default {
+        ensure_default_vpc(state, region)?;
+    }
     state.store.vpcs().update_spec(&id, |v| {
         let slot = match index {
             0 => &mut v.spec.enable_dns_support,

@@ -1,4 +1,4 @@
-//! The VPC kind: the region's default VPC (derived from the region, never stored) and the VPCs CreateVpc stored.
+//! The VPC kind: the region's default VPC (derived from the region until a write stores it) and the VPCs CreateVpc stored.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,9 @@ use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::network::Vpc;
-use crate::model::{region, VpcRecord, ACCOUNT_ID};
+use crate::model::vpc::vpc_record;
+use crate::model::{now, region, VpcRecord, VpcSpec, ACCOUNT_ID};
+use crate::store::StoreError;
 
 /// VPCs.
 pub struct VpcKind;
@@ -29,7 +31,7 @@ pub fn vpc_view(record: &VpcRecord) -> Vpc {
         cidr_block: record.spec.cidr_block.clone(),
         cidr_association_id: record.spec.cidr_association_id.clone(),
         dhcp_options_id: default.vpc.dhcp_options_id.clone(),
-        is_default: false,
+        is_default: record.spec.is_default,
         instance_tenancy: record.spec.instance_tenancy.clone(),
         tags: record.spec.tags.clone(),
         attributes: [
@@ -40,34 +42,78 @@ pub fn vpc_view(record: &VpcRecord) -> Vpc {
     }
 }
 
-/// The VPC `id` of the region: the default one, or a stored one.
+/// The VPC `id` of the region: a stored one (the default one too, once a write stored it),
+/// else the derived default one.
 pub fn find_vpc(state: &ApiState, region: &str, id: &str) -> Result<Option<Vpc>, ApiError> {
-    let default = &region::defaults(region).vpc;
-    if default.vpc_id == id {
-        return Ok(Some(default.clone()));
-    }
-    Ok(state
+    if let Some(stored) = state
         .store
         .vpcs()
         .get_shared(id)?
         .filter(|v| v.metadata.namespace == region)
-        .map(|v| vpc_view(&v)))
+    {
+        return Ok(Some(vpc_view(&stored)));
+    }
+    let default = &region::defaults(region).vpc;
+    Ok((default.vpc_id == id).then(|| default.clone()))
 }
 
-/// Every VPC of the region: the default one and the stored ones.
+/// Every VPC of the region: the default one (its stored record once a write stored it) and
+/// the created ones.
 pub fn region_vpcs(state: &ApiState, region: &str) -> Result<Vec<Vpc>, ApiError> {
-    let mut vpcs = vec![region::defaults(region).vpc.clone()];
-    vpcs.extend(
-        state
-            .store
-            .vpcs()
-            .list_shared()?
-            .objects
-            .iter()
-            .filter(|v| v.metadata.namespace == region)
-            .map(|v| vpc_view(v)),
-    );
+    let stored: Vec<Vpc> = state
+        .store
+        .vpcs()
+        .list_shared()?
+        .objects
+        .iter()
+        .filter(|v| v.metadata.namespace == region)
+        .map(|v| vpc_view(v))
+        .collect();
+    let default = &region::defaults(region).vpc;
+    let mut vpcs = Vec::with_capacity(stored.len() + 1);
+    if !stored.iter().any(|v| v.vpc_id == default.vpc_id) {
+        vpcs.push(default.clone());
+    }
+    vpcs.extend(stored);
     Ok(vpcs)
+}
+
+/// Stores the region's default VPC under its derived id when it has no record yet, so a write
+/// (CreateTags, ModifyVpcAttribute) can change it; reads never call this. The record is
+/// written in a transaction only when absent, so racing writers store one.
+pub fn ensure_default_vpc(state: &ApiState, region: &str) -> Result<(), ApiError> {
+    let defaults = region::defaults(region);
+    let vpc = &defaults.vpc;
+    if state.store.vpcs().get_shared(&vpc.vpc_id)?.is_some() {
+        return Ok(());
+    }
+    let record = vpc_record(
+        &vpc.vpc_id,
+        region,
+        VpcSpec {
+            cidr_block: vpc.cidr_block.clone(),
+            cidr_association_id: vpc.cidr_association_id.clone(),
+            instance_tenancy: vpc.instance_tenancy.clone(),
+            default_group_id: defaults.group_id.clone(),
+            enable_dns_support: vpc.attributes[0],
+            enable_dns_hostnames: vpc.attributes[1],
+            enable_network_address_usage_metrics: vpc.attributes[2],
+            is_default: true,
+            tags: vpc.tags.clone(),
+        },
+        now(),
+    );
+    let stored = state.store.routing(|tx| {
+        if tx.vpc(&vpc.vpc_id)?.is_some() {
+            return Ok::<bool, StoreError>(false);
+        }
+        tx.put_vpc(&record)?;
+        Ok(true)
+    })?;
+    if stored {
+        tracing::info!(vpc_id = %vpc.vpc_id, %region, "default vpc stored");
+    }
+    Ok(())
 }
 
 impl Kind for VpcKind {
@@ -176,7 +222,7 @@ pub fn render_vpc(w: &mut XmlWriter, v: &Vpc, state: &str) {
     }
 }
 
-/// Tags of stored vpcs (the derived default ones store nothing to tag).
+/// Tags of stored VPCs; the default VPC is stored by its first tag write.
 impl crate::api::tags::Tagged for VpcKind {
     type Spec = crate::model::VpcSpec;
     type Status = crate::model::VpcStatus;
@@ -197,6 +243,23 @@ impl crate::api::tags::Tagged for VpcKind {
 
     fn parse_tag_id(id: &str) -> Result<String, ApiError> {
         Self::check_id(id)
+    }
+
+    /// The derived default VPC has no tags until a write stores it.
+    fn read_tags(
+        state: &ApiState,
+        region: &str,
+        id: &str,
+    ) -> Result<Option<crate::api::tags::Tags>, ApiError> {
+        Ok(find_vpc(state, region, id)?.map(|v| v.tags))
+    }
+
+    /// A tag write on the default VPC stores it first.
+    fn prepare_tag_write_on(state: &ApiState, region: &str, id: &str) -> Result<(), ApiError> {
+        if region::defaults(region).vpc.vpc_id == id {
+            ensure_default_vpc(state, region)?;
+        }
+        Ok(())
     }
 }
 
