@@ -1,6 +1,7 @@
 //! Uniqueness under real concurrency, through `api::router` on a multi-threaded runtime: names
-//! (security groups), ClientTokens, and DeleteSecurityGroup racing RunInstances. The store
-//! decides each race in one sled transaction; no API lock serialises the requests.
+//! (security groups), ClientTokens, DeleteSecurityGroup racing RunInstances, one internet
+//! gateway per VPC, one route table per subnet, and one stored default VPC. The store decides
+//! each race in one sled transaction; no API lock serialises the requests.
 
 mod common;
 
@@ -173,4 +174,93 @@ fn parse_code(body: &str) -> String {
     let start = body.find("<Code>").expect("an error") + "<Code>".len();
     let end = body[start..].find("</Code>").unwrap() + start;
     body[start..end].to_string()
+}
+
+/// How many of the replies succeeded; the others must be `code`.
+fn successes(replies: &[Reply], code: &str) -> usize {
+    let mut ok = 0;
+    for reply in replies {
+        if reply.status == StatusCode::OK {
+            ok += 1;
+        } else {
+            reply.err(code);
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn racing_attaches_and_associations_keep_one_gateway_per_vpc_and_one_table_per_subnet() {
+    let h = Arc::new(Harness::new());
+    for _ in 0..ROUNDS {
+        let vpc = h.create_vpc("10.0.0.0/16").await;
+        let subnet = h.create_subnet(&vpc, "10.0.1.0/24", None).await;
+        let mut gateways = Vec::new();
+        let mut tables = Vec::new();
+        for _ in 0..CALLS {
+            let doc = h
+                .post(&[("Action", "CreateInternetGateway")])
+                .await
+                .ok("CreateInternetGateway");
+            gateways.push(doc.text_at("internetGateway/internetGatewayId").to_string());
+            let doc = h
+                .post(&[("Action", "CreateRouteTable"), ("VpcId", &vpc)])
+                .await
+                .ok("CreateRouteTable");
+            tables.push(doc.text_at("routeTable/routeTableId").to_string());
+        }
+        let replies = together(&h, |i| {
+            owned(&[
+                ("Action", "AttachInternetGateway"),
+                ("InternetGatewayId", &gateways[i]),
+                ("VpcId", &vpc),
+            ])
+        })
+        .await;
+        assert_eq!(successes(&replies, "Resource.AlreadyAssociated"), 1);
+        let replies = together(&h, |i| {
+            owned(&[
+                ("Action", "AssociateRouteTable"),
+                ("RouteTableId", &tables[i]),
+                ("SubnetId", &subnet),
+            ])
+        })
+        .await;
+        assert_eq!(successes(&replies, "Resource.AlreadyAssociated"), 1);
+        let doc = h
+            .post(&[
+                ("Action", "DescribeRouteTables"),
+                ("Filter.1.Name", "association.subnet-id"),
+                ("Filter.1.Value.1", &subnet),
+            ])
+            .await
+            .ok("DescribeRouteTables");
+        assert_eq!(doc.items("routeTableSet").len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn racing_first_writes_store_one_default_vpc() {
+    let h = Arc::new(Harness::new());
+    let vpc = ec2d::model::region::defaults("us-east-1")
+        .vpc
+        .vpc_id
+        .clone();
+    let replies = together(&h, |i| {
+        let key = format!("k{i}");
+        owned(&[
+            ("Action", "CreateTags"),
+            ("ResourceId.1", &vpc),
+            ("Tag.1.Key", &key),
+            ("Tag.1.Value", "v"),
+        ])
+    })
+    .await;
+    assert_eq!(successes(&replies, "none"), CALLS);
+    assert_eq!(h.store.vpcs().len(), 1);
+    let doc = h
+        .post(&[("Action", "DescribeVpcs"), ("VpcId.1", &vpc)])
+        .await
+        .ok("DescribeVpcs");
+    assert_eq!(doc.path("vpcSet/item").tags().len(), CALLS);
 }
