@@ -264,3 +264,43 @@ async fn racing_first_writes_store_one_default_vpc() {
         .ok("DescribeVpcs");
     assert_eq!(doc.path("vpcSet/item").tags().len(), CALLS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_route_table_never_outlives_its_vpc() {
+    let h = Arc::new(Harness::new());
+    for _ in 0..ROUNDS {
+        let vpc = h.create_vpc("10.0.0.0/16").await;
+        let replies = together(&h, |i| {
+            if i % 2 == 0 {
+                owned(&[("Action", "DeleteVpc"), ("VpcId", &vpc)])
+            } else {
+                owned(&[("Action", "CreateRouteTable"), ("VpcId", &vpc)])
+            }
+        })
+        .await;
+        let vpc_gone = h.store.vpcs().get(&vpc).unwrap().is_none();
+        let tables: Vec<_> = h
+            .store
+            .route_tables()
+            .list()
+            .unwrap()
+            .objects
+            .into_iter()
+            .filter(|t| t.spec.vpc_id == vpc)
+            .collect();
+        if vpc_gone {
+            assert!(tables.is_empty(), "tables outlived their VPC: {tables:?}");
+        } else {
+            let created = replies
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| i % 2 == 1 && r.status == StatusCode::OK)
+                .count();
+            assert_eq!(
+                tables.len(),
+                created + 1,
+                "the main table and each one created"
+            );
+        }
+    }
+}

@@ -94,6 +94,8 @@ pub struct Store {
     vpc_gateways: sled::Tree,
     /// Subnet id -> the route table it is explicitly associated with (see [`routing`]).
     subnet_tables: sled::Tree,
+    /// VPC id -> how many stored route tables it has (see [`routing`]).
+    vpc_tables: sled::Tree,
     id: std::sync::Arc<str>,
     instances: Collection<InstanceSpec, InstanceStatus>,
     images: Collection<ImageSpec, ImageStatus>,
@@ -185,6 +187,7 @@ impl Store {
             address_instances: db.open_tree("addresses.instances")?,
             vpc_gateways: db.open_tree("internet_gateways.vpcs")?,
             subnet_tables: db.open_tree("route_tables.subnets")?,
+            vpc_tables: db.open_tree("route_tables.vpcs")?,
             id: id.into(),
             instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,

@@ -4,11 +4,12 @@
 //! |---|---|---|
 //! | `internet_gateways.vpcs` | VPC id | the id of the gateway attached to it |
 //! | `route_tables.subnets` | subnet id | the id of the route table it is explicitly associated with |
+//! | `route_tables.vpcs` | VPC id | how many stored route tables the VPC has (u64, big endian) |
 //!
 //! Both are written only inside [`Store::routing`], in the same transaction as the records
 //! they describe, so "is the VPC free? then attach" needs no lock: two attaches of one VPC
-//! (or one gateway) cannot both commit, and DeleteVpc's transaction sees an attachment
-//! committed before it.
+//! (or one gateway) cannot both commit, and DeleteVpc's transaction sees an attachment or a
+//! route table committed before it.
 
 use std::cell::RefCell;
 
@@ -41,6 +42,7 @@ pub struct RoutingTx<'t> {
     vpcs: Part<'t, VpcSpec, VpcStatus>,
     vpc_gateways: &'t TransactionalTree,
     subnet_tables: &'t TransactionalTree,
+    vpc_tables: &'t TransactionalTree,
     failure: RefCell<Option<UnabortableTransactionError>>,
     deleted: RefCell<Vec<String>>,
 }
@@ -176,6 +178,27 @@ impl RoutingTx<'_> {
         self.index(self.subnet_tables, subnet_id)
     }
 
+    /// How many stored route tables the index counts for `vpc_id`.
+    pub fn table_count(&self, vpc_id: &str) -> Result<u64, StoreError> {
+        let bytes = self.tree(self.vpc_tables.get(vpc_id.as_bytes()))?;
+        Ok(bytes
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Sets the count of `vpc_id`'s stored route tables (0 removes the entry).
+    pub fn set_table_count(&self, vpc_id: &str, count: u64) -> Result<(), StoreError> {
+        if count == 0 {
+            self.tree(self.vpc_tables.remove(vpc_id.as_bytes()))?;
+        } else {
+            self.tree(
+                self.vpc_tables
+                    .insert(vpc_id.as_bytes(), &count.to_be_bytes()),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Records (or, with `None`, forgets) the table `subnet_id` is associated with.
     pub fn set_table_of_subnet(
         &self,
@@ -206,8 +229,9 @@ impl Store {
             vpcs.status_tree(),
             &self.vpc_gateways,
             &self.subnet_tables,
+            &self.vpc_tables,
         )
-            .transaction(|(gs, gst, ts, tst, vs, vst, vg, st)| {
+            .transaction(|(gs, gst, ts, tst, vs, vst, vg, st, vt)| {
                 let tx = RoutingTx {
                     gateways: Part {
                         collection: gateways,
@@ -226,6 +250,7 @@ impl Store {
                     },
                     vpc_gateways: vg,
                     subnet_tables: st,
+                    vpc_tables: vt,
                     failure: RefCell::default(),
                     deleted: RefCell::default(),
                 };

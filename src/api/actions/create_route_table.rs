@@ -12,8 +12,9 @@ use crate::api::xml::XmlWriter;
 use crate::model::routing::{generate_route_table_id, local_route, route_table_record};
 use crate::model::{now, region, RouteTable, RouteTableSpec};
 
-/// Checks the VPC, answers `DryRun`, then writes the table (in a transaction that sees the
-/// VPC still stored, so a table never outlives a DeleteVpc that committed first).
+/// Checks the VPC, answers `DryRun`, then writes the table and counts it for its VPC (in a
+/// transaction that sees the VPC still stored, so a table never outlives a DeleteVpc that
+/// committed first, and a DeleteVpc that commits after sees the count).
 pub fn handle(
     state: &ApiState,
     region: &str,
@@ -41,7 +42,10 @@ pub fn handle(
         if !is_default && tx.vpc(&vpc_id)?.is_none() {
             return Err(VpcKind::IDS.not_found(&[&vpc_id]));
         }
-        Ok(tx.put_route_table(&table)?)
+        tx.put_route_table(&table)?;
+        // Counted in the VPC's entry, which DeleteVpc's transaction checks.
+        let count = tx.table_count(&vpc_id)?;
+        Ok(tx.set_table_count(&vpc_id, count + 1)?)
     })?;
     tracing::info!(route_table_id = %table.metadata.name, %vpc_id, %region, "route table created");
     Ok(table)

@@ -115,12 +115,14 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<VpcRecord,
             });
         }
         tx.put_vpc(&vpc)?;
-        tx.put_route_table(&table)
+        tx.put_route_table(&table)?;
+        tx.set_table_count(&id, 1)
     })?;
     let group = vpc_default_security_group(&group_id, &id, region, at);
     if let Err(e) = state.store.create_security_group(&group) {
         state.store.routing(|tx| {
             tx.delete_route_table(&table.metadata.name)?;
+            tx.set_table_count(&id, 0)?;
             tx.delete_vpc(&id)
         })?;
         return Err(e.into());

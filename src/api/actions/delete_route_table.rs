@@ -32,7 +32,9 @@ pub fn handle(state: &ApiState, region: &str, params: &QueryParams) -> Result<()
             return Err(has_dependencies(&id));
         }
         kind::check_dry_run(dry_run)?;
-        Ok(tx.delete_route_table(&id)?)
+        tx.delete_route_table(&id)?;
+        let count = tx.table_count(&table.spec.vpc_id)?;
+        Ok(tx.set_table_count(&table.spec.vpc_id, count.saturating_sub(1))?)
     })?;
     tracing::info!(route_table_id = %id, %region, "route table deleted");
     Ok(())

@@ -75,14 +75,17 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     }
     kind::check_dry_run(req.dry_run)?;
     // The VPC goes with its main table, in the transaction that sees any gateway attached
-    // to it: an attach that committed first refuses the delete.
+    // to it and its count of tables: an attach or a CreateRouteTable that committed after the
+    // checks above refuses the delete.
     state.store.routing(|tx| {
-        if tx.gateway_of_vpc(&id)?.is_some() {
+        let count = tx.table_count(&id)?;
+        if tx.gateway_of_vpc(&id)?.is_some() || count > main_tables.len() as u64 {
             return Err(has_dependencies(&id));
         }
         for table in &main_tables {
             tx.delete_route_table(table)?;
         }
+        tx.set_table_count(&id, 0)?;
         Ok(tx.delete_vpc(&id)?)
     })?;
     state
