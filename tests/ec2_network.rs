@@ -1828,18 +1828,15 @@ async fn tag_actions_answer_ec2s_errors() {
             .await
             .err("MissingParameter");
         assert_eq!(e, "The request must contain the parameter resourceIdSet");
-        // The default VPC is stored by its first tag write; a derived default subnet stores
-        // nothing to tag (until a ModifySubnetAttribute stores it): its kind's NotFound.
+        // The default VPC and subnets are stored by their first tag write.
+        for id in [&defaults.vpc.vpc_id, &defaults.subnets[0].subnet_id] {
+            h.post(&[("Action", action), ("ResourceId.1", id), ("Tag.1.Key", "k")])
+                .await
+                .ok(action);
+        }
         h.post(&[
             ("Action", action),
-            ("ResourceId.1", &defaults.vpc.vpc_id),
-            ("Tag.1.Key", "k"),
-        ])
-        .await
-        .ok(action);
-        h.post(&[
-            ("Action", action),
-            ("ResourceId.1", &defaults.subnets[0].subnet_id),
+            ("ResourceId.1", "subnet-0123456789abcdef0"),
             ("Tag.1.Key", "k"),
         ])
         .await

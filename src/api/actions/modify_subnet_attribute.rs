@@ -3,12 +3,12 @@
 use crate::api::attributes;
 use crate::api::error::ApiError;
 use crate::api::kind::{self, Kind};
+use crate::api::kinds::subnet::ensure_default_subnet;
 use crate::api::kinds::SubnetKind;
 use crate::api::query::QueryParams;
 use crate::api::render::render_return_true;
 use crate::api::state::ApiState;
-use crate::model::vpc::subnet_record;
-use crate::model::{now, region, SubnetSpec};
+use crate::model::{region, SubnetSpec};
 use crate::store::StoreError;
 
 /// The attributes, by their parameter.
@@ -86,37 +86,6 @@ fn apply(spec: &mut SubnetSpec, change: &Change) -> bool {
     }
 }
 
-/// Stores the derived default subnet `id` when it is one and has no record yet. Two requests
-/// racing here write the same document under the same id; the store keeps the first.
-fn store_default_subnet(state: &ApiState, region: &str, id: &str) -> Result<(), ApiError> {
-    let defaults = region::defaults(region);
-    let Some(subnet) = defaults.subnets.iter().find(|s| s.subnet_id == id) else {
-        return Ok(());
-    };
-    if state.store.subnets().get_shared(id)?.is_some() {
-        return Ok(());
-    }
-    let record = subnet_record(
-        id,
-        region,
-        SubnetSpec {
-            vpc_id: subnet.vpc_id.clone(),
-            cidr_block: subnet.cidr_block.clone(),
-            availability_zone: subnet.availability_zone.clone(),
-            availability_zone_id: subnet.availability_zone_id.clone(),
-            map_public_ip_on_launch: subnet.map_public_ip_on_launch,
-            default_for_az: true,
-            options: subnet.options.clone(),
-            tags: subnet.tags.clone(),
-        },
-        now(),
-    );
-    match state.store.create_subnet(&record) {
-        Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Validates, answers `DryRun`, stores a default subnet on its first change, then writes.
 pub fn handle(state: &ApiState, region: &str, params: &QueryParams) -> Result<(), ApiError> {
     let id = SubnetKind::check_id(params.require("SubnetId")?)?;
@@ -140,7 +109,7 @@ pub fn handle(state: &ApiState, region: &str, params: &QueryParams) -> Result<()
         )));
     }
     kind::check_dry_run(dry_run)?;
-    store_default_subnet(state, region, &id)?;
+    ensure_default_subnet(state, region, &id)?;
     state
         .store
         .subnets()

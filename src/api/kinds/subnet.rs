@@ -10,8 +10,10 @@ use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::network::Subnet;
+use crate::model::vpc::subnet_record;
 use crate::model::vpc::usable_addresses;
-use crate::model::{region, InstanceState, SubnetRecord, ACCOUNT_ID};
+use crate::model::{now, region, InstanceState, SubnetRecord, SubnetSpec, ACCOUNT_ID};
+use crate::store::StoreError;
 
 /// Subnets.
 pub struct SubnetKind;
@@ -112,6 +114,38 @@ pub fn shown_subnets(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiEr
             }
         })
         .collect())
+}
+
+/// Stores the derived default subnet `id` when it is one and has no record yet, for a write
+/// (ModifySubnetAttribute, a tag write); reads never call this. Two requests racing here
+/// write the same document under the same id; the store keeps the first.
+pub fn ensure_default_subnet(state: &ApiState, region: &str, id: &str) -> Result<(), ApiError> {
+    let defaults = region::defaults(region);
+    let Some(subnet) = defaults.subnets.iter().find(|s| s.subnet_id == id) else {
+        return Ok(());
+    };
+    if state.store.subnets().get_shared(id)?.is_some() {
+        return Ok(());
+    }
+    let record = subnet_record(
+        id,
+        region,
+        SubnetSpec {
+            vpc_id: subnet.vpc_id.clone(),
+            cidr_block: subnet.cidr_block.clone(),
+            availability_zone: subnet.availability_zone.clone(),
+            availability_zone_id: subnet.availability_zone_id.clone(),
+            map_public_ip_on_launch: subnet.map_public_ip_on_launch,
+            default_for_az: true,
+            options: subnet.options.clone(),
+            tags: subnet.tags.clone(),
+        },
+        now(),
+    );
+    match state.store.create_subnet(&record) {
+        Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Kind for SubnetKind {
@@ -300,7 +334,7 @@ fn bool_text(b: bool) -> &'static str {
     }
 }
 
-/// Tags of stored subnets (the derived default ones store nothing to tag).
+/// Tags of stored subnets; a default subnet is stored by its first tag write.
 impl crate::api::tags::Tagged for SubnetKind {
     type Spec = crate::model::SubnetSpec;
     type Status = crate::model::SubnetStatus;
@@ -321,6 +355,20 @@ impl crate::api::tags::Tagged for SubnetKind {
 
     fn parse_tag_id(id: &str) -> Result<String, ApiError> {
         Self::check_id(id)
+    }
+
+    /// A derived default subnet has no tags until a write stores it.
+    fn read_tags(
+        state: &ApiState,
+        region: &str,
+        id: &str,
+    ) -> Result<Option<crate::api::tags::Tags>, ApiError> {
+        Ok(find_subnet(state, region, id)?.map(|s| s.tags))
+    }
+
+    /// A tag write on a default subnet stores it first.
+    fn prepare_tag_write_on(state: &ApiState, region: &str, id: &str) -> Result<(), ApiError> {
+        ensure_default_subnet(state, region, id)
     }
 }
 
