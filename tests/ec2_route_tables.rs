@@ -34,6 +34,17 @@ async fn tables_where(h: &Harness, filter: &str, value: &str) -> Vec<String> {
     .collect()
 }
 
+/// DescribeVpcs of the default VPC (`is-default`).
+async fn default_vpcs(h: &Harness) -> common::api::Node {
+    h.post(&[
+        ("Action", "DescribeVpcs"),
+        ("Filter.1.Name", "is-default"),
+        ("Filter.1.Value.1", "true"),
+    ])
+    .await
+    .ok("DescribeVpcs")
+}
+
 /// DescribeRouteTables of `vpc`'s main table (Terraform's aws_vpc read asks so).
 async fn main_table_of(h: &Harness, vpc: &str) -> common::api::Node {
     h.post(&[
@@ -411,14 +422,7 @@ async fn routes_and_associations() {
 #[tokio::test]
 async fn the_default_vpc_has_a_derived_gateway_main_table_and_acl() {
     let h = Harness::new();
-    let doc = h
-        .post(&[
-            ("Action", "DescribeVpcs"),
-            ("Filter.1.Name", "is-default"),
-            ("Filter.1.Value.1", "true"),
-        ])
-        .await
-        .ok("DescribeVpcs");
+    let doc = default_vpcs(&h).await;
     let vpc = doc.text_at("vpcSet/item/vpcId").to_string();
     let doc = h
         .post(&[
@@ -604,14 +608,7 @@ async fn modify_subnet_attribute_one_at_a_time_and_a_default_subnet_stored_on_fi
 #[tokio::test]
 async fn the_default_vpc_is_stored_by_its_first_write_and_reads_never_store_it() {
     let h = Harness::new();
-    let doc = h
-        .post(&[
-            ("Action", "DescribeVpcs"),
-            ("Filter.1.Name", "is-default"),
-            ("Filter.1.Value.1", "true"),
-        ])
-        .await
-        .ok("DescribeVpcs");
+    let doc = default_vpcs(&h).await;
     let vpc = doc.text_at("vpcSet/item/vpcId").to_string();
     h.post(&[
         ("Action", "DescribeVpcAttribute"),
@@ -655,14 +652,7 @@ async fn the_default_vpc_is_stored_by_its_first_write_and_reads_never_store_it()
     ])
     .await
     .ok("ModifyVpcAttribute");
-    let doc = h
-        .post(&[
-            ("Action", "DescribeVpcs"),
-            ("Filter.1.Name", "is-default"),
-            ("Filter.1.Value.1", "true"),
-        ])
-        .await
-        .ok("DescribeVpcs");
+    let doc = default_vpcs(&h).await;
     let items = doc.items("vpcSet");
     assert_eq!(items.len(), 1, "the record stands for the derived VPC");
     assert_eq!(items[0].text("vpcId"), vpc);
