@@ -41,6 +41,7 @@ fn store_vpc(store: &Store, id: &str, cidr: &str) {
         enable_dns_support: true,
         enable_dns_hostnames: false,
         enable_network_address_usage_metrics: false,
+        is_default: false,
         tags: Default::default(),
     };
     store

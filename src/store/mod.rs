@@ -24,7 +24,6 @@ pub use addresses::AddressWrite;
 pub use collection::{Change, Collection, CorruptRecord, Listing};
 pub use error::StoreError;
 pub use names::{CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
-pub use names::CLIENT_TOKEN_KIND;
 pub use routing::RoutingTx;
 pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
 

@@ -273,6 +273,12 @@ impl SpecStore {
         Specs(Reads(self.0.route_tables()))
     }
 
+    /// Stores a VPC alone (`AlreadyExists` for a taken id), for tests; CreateVpc stores it
+    /// with its main route table through [`SpecStore::routing`].
+    pub fn create_vpc(&self, vpc: &VpcRecord) -> Result<(), StoreError> {
+        self.0.vpcs().create(std::slice::from_ref(vpc))
+    }
+
     /// See [`Store::routing`]: VPCs, gateways and route tables changed in one transaction.
     pub fn routing<R, E: From<StoreError>>(
         &self,
