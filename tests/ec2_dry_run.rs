@@ -249,7 +249,7 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
     ])
     .await
     .ok("CreateRoute");
-    let association = h
+    let rtb_association = h
         .post(&[
             ("Action", "AssociateRouteTable"),
             ("RouteTableId", &table),
@@ -421,11 +421,14 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ),
         (
             "DisassociateRouteTable",
-            vec![("AssociationId", &association)],
+            vec![("AssociationId", &rtb_association)],
         ),
         (
             "ReplaceRouteTableAssociation",
-            vec![("AssociationId", &association), ("RouteTableId", &table2)],
+            vec![
+                ("AssociationId", &rtb_association),
+                ("RouteTableId", &table2),
+            ],
         ),
         ("DescribeNetworkAcls", vec![]),
         ("DescribeSecurityGroups", vec![]),
