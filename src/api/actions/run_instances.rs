@@ -448,7 +448,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
     let mut attempts = 0;
     let written = loop {
         attempts += 1;
-        if state.allocate_private_ips && !subnet.default_for_az {
+        if state.allocate_private_ips && subnet.vpc_id != region::defaults(region).vpc.vpc_id {
             instances = with_private_ips(state, &subnet, &req, instances)?;
         }
         match state
@@ -495,7 +495,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
 /// How many times a launch picks addresses again after concurrent launches took its picks.
 const MAX_ADDRESS_ATTEMPTS: u32 = 8;
 
-/// Gives each instance of a created subnet its private address: the one asked for, or the
+/// Gives each instance in a created VPC its private address: the one asked for, or the
 /// subnet's lowest free ones. (The region's default VPC keeps LocalStack's layout: its
 /// instances are on Docker's default bridge at the engine's address, so any number of ec2d
 /// stores share one engine and `docker inspect`'s `.NetworkSettings.IPAddress` still answers.) When the subnet holds fewer than `MaxCount` but at least `MinCount`, the launch is
