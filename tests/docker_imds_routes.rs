@@ -7,36 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{docker, docker_available, Ec2, TEST_IMAGE};
+use common::{docker, docker_available, tagged_test_ami, Ec2, TEST_IMAGE};
 use ec2d::config::VmManager;
 use ec2d::hostnet::{Firewall, SystemIptables};
 use ec2d::{App, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Removes the test's AMI tag, containers and VPC network whatever happens.
-struct Cleanup {
-    image: String,
-    containers: Vec<String>,
-    vpc: Option<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = docker(&["rm", "-f", c]);
-        }
-        let _ = docker(&["rmi", "-f", &self.image]);
-        if let Some(vpc) = &self.vpc {
-            let label = format!("label=ec2d.vpc-id={vpc}");
-            let (_, networks) = docker(&["network", "ls", "-q", "--filter", &label]);
-            for network in networks.split_whitespace() {
-                let _ = docker(&["network", "rm", network]);
-            }
-        }
-    }
-}
 
 /// A stand-in for the IMDS listener: answers every request with the address it came from.
 async fn stub_imds() -> u16 {
@@ -127,14 +104,7 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
             return;
         }
     };
-    let ami = ec2d::model::ImageId::generate();
-    let source = format!("localstack-ec2/imds-busybox:{ami}");
-    let mut cleanup = Cleanup {
-        image: source.clone(),
-        containers: Vec::new(),
-        vpc: None,
-    };
-    assert!(docker(&["tag", TEST_IMAGE, &source]).0);
+    let (ami, mut cleanup) = tagged_test_ami("imds-busybox");
 
     let port = stub_imds().await;
     let dir = tempfile::tempdir().unwrap();
@@ -167,7 +137,7 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
         .ok("CreateVpc", &[("CidrBlock", "10.213.0.0/16")])
         .await
         .one("vpcId");
-    cleanup.vpc = Some(vpc.clone());
+    cleanup.vpcs.push(vpc.clone());
     let subnet = ec2
         .ok(
             "CreateSubnet",

@@ -17,6 +17,12 @@ async fn wired(fake: &Arc<FakeFirewall>, port: u16) -> ImdsRoutes {
     ImdsRoutes::setup(fake.clone(), STORE, port).await
 }
 
+/// A fresh nat table, wired for port 4567.
+async fn fresh() -> (Arc<FakeFirewall>, ImdsRoutes) {
+    let (fake, routes) = fresh().await;
+    (fake, routes)
+}
+
 #[test]
 fn the_chain_is_named_after_the_store() {
     assert_eq!(chain_name(STORE), CHAIN);
@@ -25,8 +31,7 @@ fn the_chain_is_named_after_the_store() {
 
 #[tokio::test]
 async fn setup_makes_the_chain_and_one_jump_for_metadata_traffic_only() {
-    let fake = Arc::new(FakeFirewall::new());
-    let routes = wired(&fake, 4567).await;
+    let (fake, routes) = fresh().await;
     assert!(routes.is_active());
     assert_eq!(fake.chain(CHAIN), Some(vec![]));
     let jump = format!("-d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j {CHAIN}");
@@ -38,8 +43,7 @@ async fn setup_makes_the_chain_and_one_jump_for_metadata_traffic_only() {
 
 #[tokio::test]
 async fn one_rule_per_running_instance_added_and_removed() {
-    let fake = Arc::new(FakeFirewall::new());
-    let routes = wired(&fake, 4567).await;
+    let (fake, routes) = fresh().await;
     routes.converge("i-1", Some(ip(2))).await;
     routes.converge("i-2", Some(ip(3))).await;
     assert_eq!(fake.chain(CHAIN), Some(vec![rule(2, 4567), rule(3, 4567)]));
@@ -57,8 +61,7 @@ async fn one_rule_per_running_instance_added_and_removed() {
 
 #[tokio::test]
 async fn an_address_taken_over_by_another_instance_keeps_its_rule() {
-    let fake = Arc::new(FakeFirewall::new());
-    let routes = wired(&fake, 4567).await;
+    let (fake, routes) = fresh().await;
     routes.converge("i-old", Some(ip(2))).await;
     routes.converge("i-new", Some(ip(2))).await;
     routes.converge("i-old", None).await;
@@ -108,8 +111,7 @@ async fn the_sweep_rewires_a_chain_removed_behind_ec2ds_back_and_drops_stale_rul
 
 #[tokio::test]
 async fn teardown_removes_everything_it_added() {
-    let fake = Arc::new(FakeFirewall::new());
-    let routes = wired(&fake, 4567).await;
+    let (fake, routes) = fresh().await;
     routes.converge("i-1", Some(ip(2))).await;
     routes.teardown().await;
     assert_eq!(fake.chain(CHAIN), None);
