@@ -19,7 +19,8 @@ async fn wired(fake: &Arc<FakeFirewall>, port: u16) -> ImdsRoutes {
 
 /// A fresh nat table, wired for port 4567.
 async fn fresh() -> (Arc<FakeFirewall>, ImdsRoutes) {
-    let (fake, routes) = fresh().await;
+    let fake = Arc::new(FakeFirewall::new());
+    let routes = wired(&fake, 4567).await;
     (fake, routes)
 }
 
