@@ -105,6 +105,18 @@ pub struct Config {
     )]
     pub terminated_retention_seconds: u64,
 
+    /// Serve the instance metadata service to instances at 169.254.169.254 (a listener of
+    /// ec2d's, and NAT rules on the host that send each instance's requests there).
+    #[arg(long, env = "EC2D_IMDS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub imds: bool,
+
+    /// Address the instance metadata service listens on. The host's NAT rules redirect an
+    /// instance's requests to this port on the gateway address of the instance's own Docker
+    /// network, so the default listens on every address and answers only instances (by their
+    /// connection's source address); everyone else gets an empty 404.
+    #[arg(long, env = "EC2D_IMDS_LISTEN", default_value = "0.0.0.0:4567")]
+    pub imds_listen: SocketAddr,
+
     /// Log filter, in `tracing` EnvFilter syntax (`info`, `ec2d=debug`).
     #[arg(long, env = "EC2D_LOG", default_value = "info")]
     pub log: String,
@@ -138,6 +150,8 @@ impl Config {
         config.listen = "127.0.0.1:0".parse().expect("valid address");
         config.data_dir = Some(data_dir);
         config.vm_manager = VmManager::Mock;
+        // Tests never touch the host's NAT table unless they ask to.
+        config.imds = false;
         config
     }
 

@@ -9,6 +9,7 @@
 //! - [`backoff`]: retry delays, one implementation for the controller and the runtime.
 //! - [`controller`]: a generic, EC2-agnostic controller loop (queue, runner, backoff).
 //! - [`reconcile`]: the EC2 reconcilers that make Docker match the store.
+//! - [`hostnet`]: the host's NAT rules that send instances' metadata requests to ec2d.
 //! - [`app`]: wires everything together; [`config`], [`shutdown`], [`telemetry`] support it.
 //! - [`cli`]: the `ec2d status` table.
 
@@ -18,6 +19,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod hostnet;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;

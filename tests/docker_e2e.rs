@@ -4,41 +4,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{docker, docker_available, Ec2, TEST_IMAGE};
+use common::{docker, docker_available, tagged_test_ami, Ec2};
 use ec2d::config::VmManager;
 use ec2d::{App, Config};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Removes the test's AMI tags and instance containers whatever happens.
-struct Cleanup {
-    images: Vec<String>,
-    containers: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = docker(&["rm", "-f", c]);
-        }
-        for i in &self.images {
-            let _ = docker(&["rmi", "-f", i]);
-        }
-    }
-}
 
 #[tokio::test]
 async fn the_walkthrough_against_the_real_engine() {
     if !docker_available() {
         return;
     }
-    let ami = ec2d::model::ImageId::generate();
-    let source = format!("localstack-ec2/e2e-busybox:{ami}");
-    let mut cleanup = Cleanup {
-        images: vec![source.clone()],
-        containers: Vec::new(),
-    };
-    assert!(docker(&["tag", TEST_IMAGE, &source]).0);
+    let (ami, mut cleanup) = tagged_test_ami("e2e-busybox");
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path().to_path_buf());

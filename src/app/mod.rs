@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use crate::api::{self, ApiState, Nudge};
 use crate::config::{Config, VmManager};
 use crate::controller::{Controller, ControllerConfig, ControllerHandle};
+use crate::hostnet::{ImdsRoutes, SystemIptables};
 use crate::model::InstanceId;
 use crate::reconcile::{self, Context, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
@@ -140,7 +141,10 @@ impl App {
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             ..Settings::default()
         };
-        let ctx = Arc::new(Context::new(store.clone(), runtime, settings));
+        let imds_routes = wire_imds_routes(&config, store.id(), config.imds_listen.port()).await;
+        let ctx = Arc::new(
+            Context::new(store.clone(), runtime, settings).with_imds_routes(imds_routes.clone()),
+        );
 
         let (trigger, stop) = shutdown::channel();
         tokio::spawn({
@@ -175,14 +179,17 @@ impl App {
             ..ControllerConfig::default()
         });
         let handle = controller.handle();
-        let report = Arc::new(Report::new(
-            store.clone(),
-            ctx.engine.clone(),
-            handle.clone(),
-            config.vm_manager,
-            ctx.sweep_report.clone(),
-            ctx.networks.clone(),
-        ));
+        let report = Arc::new(
+            Report::new(
+                store.clone(),
+                ctx.engine.clone(),
+                handle.clone(),
+                config.vm_manager,
+                ctx.sweep_report.clone(),
+                ctx.networks.clone(),
+            )
+            .with_imds_routes(imds_routes.clone()),
+        );
         let router = api::router(ApiState {
             store: store.spec_view(),
             vm_manager: config.vm_manager,
@@ -241,9 +248,47 @@ impl App {
         if let Err(join_error) = controller_task.await {
             error!(%join_error, "controller task failed");
         }
+        // After the last reconcile, so none adds a rule back.
+        imds_routes.teardown().await;
         store.flush().await?;
         info!("ec2d stopped; store flushed");
         served.map_err(AppError::Io)
+    }
+}
+
+/// The host's NAT rules for IMDS (`hostnet`), redirecting to `port`; off, with the reason
+/// logged and in `/_ec2d/status`, when they cannot work here. Only ec2d's own rules change.
+async fn wire_imds_routes(config: &Config, store_id: &str, port: u16) -> ImdsRoutes {
+    let remote = config
+        .docker_host
+        .as_deref()
+        .filter(|host| !host.starts_with("unix://") && !host.starts_with("npipe://"));
+    let why_not = if !config.imds {
+        Some("IMDS is off (EC2D_IMDS=0)".to_string())
+    } else if config.vm_manager == VmManager::Mock {
+        Some("no containers in mock mode".to_string())
+    } else if let Some(host) = remote {
+        Some(format!("IMDS is unreachable from instances: the engine is remote (DOCKER_HOST={host}), so its containers' traffic never crosses this host's NAT table"))
+    } else if port == 0 {
+        Some("IMDS is unreachable from instances: its listener has no fixed port".to_string())
+    } else {
+        None
+    };
+    if let Some(reason) = why_not {
+        if config.imds && config.vm_manager == VmManager::Docker {
+            warn!("{reason}");
+        }
+        return ImdsRoutes::off(reason);
+    }
+    let detected = tokio::task::spawn_blocking(SystemIptables::detect).await;
+    match detected {
+        Ok(Ok(iptables)) => ImdsRoutes::setup(Arc::new(iptables), store_id, port).await,
+        Ok(Err(error)) => {
+            let reason = format!("IMDS is unreachable from instances: no usable iptables to redirect 169.254.169.254 ({error}); run ec2d as root with iptables installed, or with CAP_NET_ADMIN");
+            warn!("{reason}");
+            ImdsRoutes::off(reason)
+        }
+        Err(join_error) => ImdsRoutes::off(format!("iptables detection failed: {join_error}")),
     }
 }
 

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use crate::api::Introspection;
 use crate::config::VmManager;
 use crate::controller::ControllerHandle;
+use crate::hostnet::ImdsRoutes;
 use crate::model::{display_state, format_timestamp, Image, Instance};
 use crate::reconcile::{EngineMonitor, Networks, ObjectRef, SweepReport};
 use crate::store::Store;
@@ -17,6 +18,7 @@ pub struct Report {
     vm_manager: VmManager,
     sweep: SweepReport,
     networks: Networks,
+    imds_routes: ImdsRoutes,
 }
 
 impl Report {
@@ -36,7 +38,14 @@ impl Report {
             vm_manager,
             sweep,
             networks,
+            imds_routes: ImdsRoutes::off("IMDS routes not wired"),
         }
+    }
+
+    /// The same report, showing these IMDS NAT rules (whether instances reach IMDS, and why not).
+    pub fn with_imds_routes(mut self, imds_routes: ImdsRoutes) -> Self {
+        self.imds_routes = imds_routes;
+        self
     }
 
     fn instance_doc(instance: &Instance) -> Value {
@@ -116,6 +125,7 @@ impl Introspection for Report {
             "images": images.objects.iter().chain(catalog.objects.iter()).map(Self::image_doc).collect::<Vec<_>>(),
             "corruptRecords": corrupt,
             "keptOrphans": self.sweep.kept(),
+            "imdsRoutes": self.imds_routes.report(),
             "refusedVpcNetworks": self.networks.refusals().into_iter().map(|(vpc_id, reason)| json!({"vpcId": vpc_id, "reason": reason})).collect::<Vec<_>>(),
         }))
     }

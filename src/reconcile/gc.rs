@@ -45,6 +45,9 @@ impl SweepReport {
 /// terminated instance records older than the retention.
 pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Action, ReconcileError> {
     collect_terminated(ctx)?;
+    // The IMDS NAT rules' full sync (whatever a lost event or a hand edit left), before
+    // anything that needs the engine.
+    super::imds_routes::sync(ctx).await;
     let containers = ctx.runtime.list_managed().await?;
     let mut kept = Vec::new();
     for container in containers {

@@ -14,6 +14,7 @@ mod error;
 mod fixtures;
 mod gc;
 mod image;
+mod imds_routes;
 mod instance;
 mod network;
 pub mod plan;
@@ -28,10 +29,12 @@ pub use console::ConsoleReads;
 pub use engine::{EngineHealth, EngineMonitor};
 pub use error::ReconcileError;
 pub use gc::{KeptOrphan, SweepReport};
+pub use imds_routes::route_address;
 pub use instance::{container_spec_for, BootMode};
 pub use network::Networks;
 
 use crate::controller::{Action, ControllerHandle};
+use crate::hostnet::ImdsRoutes;
 use crate::model::{ImageId, InstanceId};
 use crate::runtime::{labels, ContainerRuntime, RuntimeEvent};
 use crate::store::{KindKey, StatusStore, Store};
@@ -115,6 +118,9 @@ pub struct Context<R: ContainerRuntime> {
     pub console_reads: ConsoleReads,
     /// What is known of each VPC's Docker network.
     pub networks: Networks,
+    /// The host's NAT rules that send instances' metadata requests to ec2d (off unless the
+    /// app wired them).
+    pub imds_routes: ImdsRoutes,
 }
 
 impl<R: ContainerRuntime> Context<R> {
@@ -128,7 +134,14 @@ impl<R: ContainerRuntime> Context<R> {
             sweep_report: SweepReport::default(),
             console_reads: ConsoleReads::default(),
             networks: Networks::default(),
+            imds_routes: ImdsRoutes::off("IMDS routes not wired"),
         }
+    }
+
+    /// The same context, converging the given IMDS NAT rules.
+    pub fn with_imds_routes(mut self, imds_routes: ImdsRoutes) -> Self {
+        self.imds_routes = imds_routes;
+        self
     }
 }
 
@@ -139,7 +152,12 @@ pub async fn reconcile<R: ContainerRuntime>(
     ctx: Arc<Context<R>>,
 ) -> Result<Action, ReconcileError> {
     let result = match &key {
-        ObjectRef::Instance(id) => instance::reconcile(id, &ctx).await,
+        ObjectRef::Instance(id) => {
+            let result = instance::reconcile(id, &ctx).await;
+            // Whatever the pass came to, the rule follows the status it left.
+            imds_routes::converge(id, &ctx).await;
+            result
+        }
         ObjectRef::Image(id) => image::reconcile(id, &ctx).await,
         ObjectRef::Catalog => catalog::reconcile(&ctx).await,
         ObjectRef::Sweep => gc::sweep(&ctx).await,

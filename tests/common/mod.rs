@@ -176,6 +176,47 @@ pub fn docker_available() -> bool {
     true
 }
 
+/// What a real-engine test made, removed whatever happens (on drop): containers, AMI tags, and
+/// the Docker networks of its VPCs.
+#[derive(Default)]
+pub struct Cleanup {
+    pub images: Vec<String>,
+    pub containers: Vec<String>,
+    pub vpcs: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = docker(&["rm", "-f", c]);
+        }
+        for i in &self.images {
+            let _ = docker(&["rmi", "-f", i]);
+        }
+        for vpc in &self.vpcs {
+            let label = format!("label=ec2d.vpc-id={vpc}");
+            let (_, networks) = docker(&["network", "ls", "-q", "--filter", &label]);
+            for network in networks.split_whitespace() {
+                let _ = docker(&["network", "rm", network]);
+            }
+        }
+    }
+}
+
+/// A fresh AMI: the test image tagged `localstack-ec2/<name>:<id>`, with the cleanup that
+/// removes the tag (and, once the test adds them, its containers and VPC networks).
+pub fn tagged_test_ami(name: &str) -> (ec2d::model::ImageId, Cleanup) {
+    let ami = ec2d::model::ImageId::generate();
+    let source = format!("localstack-ec2/{name}:{ami}");
+    let mut cleanup = Cleanup::default();
+    cleanup.images.push(source.clone());
+    assert!(
+        docker(&["tag", TEST_IMAGE, &source]).0,
+        "docker tag {source}"
+    );
+    (ami, cleanup)
+}
+
 /// Runs the docker CLI; returns success and trimmed stdout.
 pub fn docker(args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new("docker")
