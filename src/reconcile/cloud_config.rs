@@ -62,6 +62,8 @@ ec2d_run() {
     status=$?
     [ "$status" = 0 ] || ec2d_log "$1 failed with exit status $status"
 }
+# The next free id from 1000 in /etc/passwd or /etc/group.
+ec2d_next_id() { awk -F: '$3 >= 1000 && $3 < 60000 && $3 > max { max = $3 } END { print (max ? max + 1 : 1000) }' "$1"; }
 ec2d_add_user() {
     if awk -F: -v u="$1" '$1 == u { found = 1 } END { exit !found }' /etc/passwd; then
         ec2d_log "users: $1 already exists"
@@ -70,12 +72,29 @@ ec2d_add_user() {
     elif command -v adduser >/dev/null 2>&1; then
         adduser -D ${2:+-s "$2"} ${3:+-h "$3"} ${4:+-g "$4"} "$1" || ec2d_log "users: adduser $1 failed"
     else
-        ec2d_log "users: cannot add $1 (no useradd or adduser in this image)"
+        # Minimal images (busybox without its adduser applet): what adduser would write.
+        uid=$(ec2d_next_id /etc/passwd)
+        home=${3:-/home/$1}
+        echo "$1:x:$uid:$uid:$4:$home:${2:-/bin/sh}" >> /etc/passwd
+        echo "$1:x:$uid:" >> /etc/group
+        if [ -f /etc/shadow ]; then echo "$1:!:19000:0:99999:7:::" >> /etc/shadow; fi
+        mkdir -p "$home"
+        chown "$uid:$uid" "$home"
     fi
 }
 ec2d_add_group() {
-    grep -q "^$2:" /etc/group || groupadd "$2" 2>/dev/null || addgroup "$2" 2>/dev/null
-    usermod -aG "$2" "$1" 2>/dev/null || addgroup "$1" "$2" 2>/dev/null || ec2d_log "users: cannot add $1 to group $2"
+    if command -v usermod >/dev/null 2>&1; then
+        grep -q "^$2:" /etc/group || groupadd "$2"
+        usermod -aG "$2" "$1" || ec2d_log "users: cannot add $1 to group $2"
+        return
+    fi
+    if ! grep -q "^$2:" /etc/group; then
+        gid=$(ec2d_next_id /etc/group)
+        echo "$2:x:$gid:" >> /etc/group
+    fi
+    awk -F: -v g="$2" -v u="$1" 'BEGIN { OFS = ":" } $1 == g { $4 = ($4 == "" ? u : $4 "," u) } 1' /etc/group > /etc/group.ec2d \
+        && cat /etc/group.ec2d > /etc/group
+    rm -f /etc/group.ec2d
 }
 ec2d_add_key() {
     home=$(ec2d_home "$1")
