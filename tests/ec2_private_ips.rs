@@ -2,25 +2,28 @@
 
 mod common;
 
-use common::api::Harness;
+use common::api::{Harness, Reply};
 use ec2d::model::InstanceState;
 
 async fn subnet_in_new_vpc(h: &Harness, vpc_cidr: &str, subnet_cidr: &str) -> String {
-    let vpc = h
-        .post(&[("Action", "CreateVpc"), ("CidrBlock", vpc_cidr)])
-        .await
-        .ok("CreateVpc")
-        .text_at("vpc/vpcId")
-        .to_string();
-    h.post(&[
-        ("Action", "CreateSubnet"),
-        ("VpcId", &vpc),
-        ("CidrBlock", subnet_cidr),
-    ])
-    .await
-    .ok("CreateSubnet")
-    .text_at("subnet/subnetId")
-    .to_string()
+    let vpc = h.create_vpc(vpc_cidr).await;
+    h.create_subnet(&vpc, subnet_cidr, None).await
+}
+
+/// RunInstances of [`common::api::AMI`] with `extra` parameters, answered as it comes (the
+/// refusals are the point).
+async fn run_instances(h: &Harness, extra: &[(&str, &str)]) -> Reply {
+    let mut params = vec![
+        ("Action", "RunInstances"),
+        ("ImageId", common::api::AMI),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+    ];
+    for (key, value) in extra {
+        params.retain(|(k, _)| k != key);
+        params.push((key, value));
+    }
+    h.post(&params).await
 }
 
 fn addresses(doc: &common::api::Node) -> Vec<(String, String)> {
@@ -84,19 +87,8 @@ async fn a_requested_address_is_honoured_and_checked() {
     assert_eq!(addresses(&doc)[0].0, "10.1.2.77");
 
     let refused = |ip: &'static str| {
-        let h = &h;
-        let subnet = subnet.clone();
-        async move {
-            h.post(&[
-                ("Action", "RunInstances"),
-                ("ImageId", common::api::AMI),
-                ("MinCount", "1"),
-                ("MaxCount", "1"),
-                ("SubnetId", &subnet),
-                ("PrivateIpAddress", ip),
-            ])
-            .await
-        }
+        let (h, subnet) = (&h, subnet.clone());
+        async move { run_instances(h, &[("SubnetId", &subnet), ("PrivateIpAddress", ip)]).await }
     };
     assert_eq!(
         refused("10.1.2.77").await.err("InvalidIPAddress.InUse"),
@@ -112,16 +104,14 @@ async fn a_requested_address_is_honoured_and_checked() {
     );
     refused("10.1.2.255").await.err("InvalidParameterValue");
     refused("not-an-ip").await.err("InvalidParameterValue");
-    h.post(&[
-        ("Action", "RunInstances"),
-        ("ImageId", common::api::AMI),
-        ("MinCount", "1"),
-        ("MaxCount", "2"),
-        ("SubnetId", &subnet),
+    let two = [
+        ("SubnetId", subnet.as_str()),
         ("PrivateIpAddress", "10.1.2.80"),
-    ])
-    .await
-    .err("InvalidParameterCombination");
+        ("MaxCount", "2"),
+    ];
+    run_instances(&h, &two)
+        .await
+        .err("InvalidParameterCombination");
     // The same address in another VPC is free: addresses are unique per VPC.
     let elsewhere = subnet_in_new_vpc(&h, "10.1.0.0/16", "10.1.2.0/24").await;
     let doc = h
@@ -141,14 +131,8 @@ async fn a_full_subnet_refuses_below_min_count_and_termination_frees_an_address(
     assert_eq!(doc.items("instancesSet").len(), 11, "as many as fit");
     let first = doc.items("instancesSet")[0].text("instanceId").to_string();
     assert_eq!(
-        h.post(&[
-            ("Action", "RunInstances"),
-            ("ImageId", common::api::AMI),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("SubnetId", &subnet),
-        ])
-        .await
+        run_instances(&h, &[("SubnetId", &subnet)])
+            .await
         .err("InsufficientFreeAddressesInSubnet"),
         format!(
             "There are not enough free addresses in subnet '{subnet}' to satisfy the requested number of instances."

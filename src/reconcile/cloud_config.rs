@@ -508,30 +508,29 @@ fn merge(into: &mut Mapping, next: Mapping) {
     }
 }
 
+/// cloud-init's first-line headers and the part type each stands for; the longer prefix first.
+const HEADERS: &[(&str, &str)] = &[
+    ("#cloud-config-archive", "text/cloud-config-archive"),
+    ("#cloud-config", "text/cloud-config"),
+    ("#cloud-boothook", "text/cloud-boothook"),
+    ("#!", "text/x-shellscript"),
+    ("#include", "text/x-include-url"),
+    ("#part-handler", "text/part-handler"),
+    ("## template: jinja", "text/jinja2"),
+];
+
 /// What kind of user data `data` is, by its first line, as cloud-init tells them apart.
 fn sniff(data: &[u8]) -> &'static str {
     let head = &data[..data.len().min(4096)];
     let lower = String::from_utf8_lossy(head).to_ascii_lowercase();
     let start = lower.trim_start();
     if lower.contains("mime-version:") || start.starts_with("content-type: multipart") {
-        "multipart"
-    } else if start.starts_with("#cloud-config-archive") {
-        "text/cloud-config-archive"
-    } else if start.starts_with("#cloud-config") {
-        "text/cloud-config"
-    } else if start.starts_with("#cloud-boothook") {
-        "text/cloud-boothook"
-    } else if start.starts_with("#!") {
-        "text/x-shellscript"
-    } else if start.starts_with("#include") {
-        "text/x-include-url"
-    } else if start.starts_with("#part-handler") {
-        "text/part-handler"
-    } else if start.starts_with("## template: jinja") {
-        "text/jinja2"
-    } else {
-        "unknown"
+        return "multipart";
     }
+    HEADERS
+        .iter()
+        .find(|(header, _)| start.starts_with(header))
+        .map_or("unknown", |(_, kind)| kind)
 }
 
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, String> {
