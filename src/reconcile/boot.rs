@@ -81,8 +81,11 @@ fi
 # systemd nothing else starts its stages. Under an init system its own units do.
 if [ -x /usr/bin/cloud-init ]; then
     if [ "$1" != exec ]; then
-        ( cd / && /usr/bin/cloud-init init && /usr/bin/cloud-init modules --mode=config \
-            && /usr/bin/cloud-init modules --mode=final ) </dev/null >>/var/log/ec2d-cloud-init-stages.log 2>&1 &
+        # Each stage runs whatever the one before said, as systemd's units do: a failing
+        # module makes its stage exit non-zero without stopping the rest.
+        ( cd / && for stage in init "modules --mode=config" "modules --mode=final"; do
+            /usr/bin/cloud-init $stage
+        done ) </dev/null >>/var/log/ec2d-cloud-init-stages.log 2>&1 &
     fi
 # Otherwise the translated user data runs on every boot; its once-per-instance parts only
 # when the marker is new. The marker is written first, so a restart never runs them twice.

@@ -65,7 +65,7 @@ DEBIAN_MIRROR="${EC2D_TEST_DEBIAN_MIRROR:-$(apt_mirror)}"
 # Bump when a recipe below changes, so cached images get rebuilt.
 BUSYBOX_RECIPE=1
 DEBIAN_RECIPE=2
-CLOUDINIT_RECIPE=1
+CLOUDINIT_RECIPE=2
 RECIPE_LABEL="org.ec2d.test.recipe"
 
 log() { printf '[build-test-images] %s\n' "$*" >&2; }
@@ -217,6 +217,13 @@ datasource:
     timeout: 5
 # No network configuration from the datasource: Docker owns the container's interfaces.
 network: {config: disabled}
+# ec2d's instances are logged in to as root with the key pair's key (its boot script puts it
+# there): cloud-init must neither lock root out nor replace the host keys sshd already uses.
+disable_root: false
+ssh_deletekeys: false
+# Debian's default locale (en_US.UTF-8) is not generated in a minbase image: its module
+# would fail the config stage. C.UTF-8 is always there.
+locale: C.UTF-8
 EOF
     # cloud-init's per-instance state must start empty in every instance.
     rm -rf "$root/var/lib/cloud"/* "$root"/var/log/cloud-init*.log
