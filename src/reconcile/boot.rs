@@ -211,6 +211,33 @@ mod tests {
     }
 
     #[test]
+    fn a_large_translation_travels_in_chunks_under_the_kernels_limit() {
+        use std::io::Write as _;
+        // 200 KB of script, gzip-compressed to a few hundred bytes of user data.
+        let body = format!(
+            "#!/bin/sh\n{}",
+            "echo 0123456789abcdef0123456789abcdef\n".repeat(5_000)
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(body.as_bytes()).unwrap();
+        let user_data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let env = user_script_env(&user_data);
+        let (count, chunks) = env.split_last().unwrap();
+        assert_eq!(count, &format!("EC2D_USER_SCRIPT_PARTS={}", chunks.len()));
+        assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+        let mut joined = String::new();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let value = chunk
+                .strip_prefix(&format!("EC2D_USER_SCRIPT_{n}="))
+                .unwrap();
+            assert!(value.len() <= SCRIPT_CHUNK);
+            joined.push_str(value);
+        }
+        assert_eq!(Some(joined), cloud_config::translate(body.as_bytes()));
+        assert!(user_script_env("not base64!").is_empty());
+    }
+
+    #[test]
     fn the_script_is_posix_shell_and_exec_mode_skips_the_keep_alive() {
         let entry = entrypoint();
         assert_eq!(&entry[..2], ["/bin/sh", "-c"]);
