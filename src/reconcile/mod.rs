@@ -7,6 +7,7 @@
 mod assess;
 mod boot;
 mod catalog;
+mod cloud_config;
 mod console;
 mod engine;
 mod error;

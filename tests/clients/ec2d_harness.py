@@ -149,6 +149,29 @@ def container_name(instance_id: str) -> str:
     return f"{CONTAINER_PREFIX}{instance_id}"
 
 
+def dexec(iid: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`docker exec` in an instance's container."""
+    return docker("exec", container_name(iid), *cmd, check=check, timeout=30)
+
+
+def wait_file_contains(iid: str, path: str, needle: str, timeout: float = 20.0) -> str:
+    """The text of a file inside an instance once it contains needle."""
+    last = [""]
+
+    def check():
+        p = dexec(iid, "cat", path, check=False)
+        last[0] = p.stdout + p.stderr
+        return p.returncode == 0 and needle in p.stdout
+
+    try:
+        wait_until(check, timeout, 0.5, f"{path} in {iid} to contain {needle!r}")
+    except AssertionError:
+        raise AssertionError(
+            f"{path} in {iid} never contained {needle!r} within {timeout}s; last:\n{last[0]}"
+        ) from None
+    return last[0]
+
+
 def container_inspect(name: str) -> dict | None:
     """docker inspect of a container, or None if there is no such container."""
     p = docker("inspect", "--type", "container", name, check=False)

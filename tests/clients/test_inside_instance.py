@@ -43,6 +43,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import ec2d_harness as h
+from ec2d_harness import dexec, wait_file_contains
 
 # The user data of the flow, byte for byte (the second line's indentation included).
 USER_DATA = '#!/bin/sh\n    whoami | tee /myname && echo localstack; echo "not printed">/dev/null;'
@@ -284,10 +285,6 @@ def need_ssh():
             pytest.fail(f"{tool} not found: apt-get install openssh-client (scripts/test.sh does)", pytrace=False)
 
 
-def dexec(iid: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    return h.docker("exec", h.container_name(iid), *cmd, check=check, timeout=30)
-
-
 def ssh_argv(pem: Path, port: int, *cmd: str) -> list[str]:
     return [
         "ssh", "-F", "/dev/null", "-i", str(pem), "-p", str(port),
@@ -393,24 +390,6 @@ def status_ports(srv: h.Ec2dServer, iid: str) -> dict[str, int]:
     doc = json.loads(body)
     container = doc.get("container") or {}
     return {f"{p['containerPort']}/{p['protocol']}": int(p["hostPort"]) for p in container.get("ports", [])}
-
-
-def wait_file_contains(iid: str, path: str, needle: str, timeout: float = LOG_TIMEOUT) -> str:
-    """The file's text once it contains needle."""
-    last = [""]
-
-    def check():
-        p = dexec(iid, "cat", path, check=False)
-        last[0] = p.stdout + p.stderr
-        return p.returncode == 0 and needle in p.stdout
-
-    try:
-        h.wait_until(check, timeout, 0.5, f"{path} in {iid} to contain {needle!r}")
-    except AssertionError:
-        raise AssertionError(
-            f"{path} in {iid} never contained {needle!r} within {timeout}s; last:\n{last[0]}"
-        ) from None
-    return last[0]
 
 
 def web_user_data(port: int, marker: str) -> str:

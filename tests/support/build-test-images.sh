@@ -6,8 +6,8 @@
 # tag plus a recipe-version label; an image is rebuilt only when it is missing,
 # its recipe version changed, or --force is given.
 #
-# Usage: tests/support/build-test-images.sh [--force] [busybox] [debian]
-#   (no image names = the default set: busybox debian)
+# Usage: tests/support/build-test-images.sh [--force] [busybox] [debian] [cloudinit]
+#   (no image names = the default set: busybox debian cloudinit)
 #
 #   busybox  ec2d-test/busybox:latest   static busybox root fs, CMD ["/bin/sh"]
 #   debian   ec2d-test/debian-ssh:latest  debootstrap --variant=minbase of the
@@ -15,17 +15,23 @@
 #            python3-minimal; CMD ["/bin/bash"]. No SSH host keys are baked in:
 #            ec2d's boot script runs `ssh-keygen -A` per instance. Needs the
 #            Debian mirror apt is configured with; ~1-2 min on a cold cache.
+#   cloudinit ec2d-test/debian-cloudinit:latest  the debian recipe + Debian's
+#            cloud-init package, configured as an EC2 AMI is (datasource_list
+#            [Ec2, None]); CMD ["/bin/bash"]. ec2d's boot script starts cloud-init's
+#            stages itself (no systemd in the container) and leaves the user data
+#            to it; cloud-init reads it from ec2d's IMDS. ~2-3 min on a cold cache.
 #
 # Needs: docker CLI + a running engine; busybox-static (/bin/busybox) for the
 # busybox image; debootstrap for the debian image. scripts/test.sh installs them.
 #
 # Env: EC2D_TEST_BUSYBOX_IMAGE, EC2D_TEST_DEBIAN_IMAGE (tags),
-#      EC2D_TEST_DEBIAN_SUITE (default: the host's VERSION_CODENAME if it is a
+#      EC2D_TEST_CLOUDINIT_IMAGE, EC2D_TEST_DEBIAN_SUITE (default: the host's VERSION_CODENAME if it is a
 #      Debian release, else bookworm), EC2D_TEST_DEBIAN_MIRROR.
 set -euo pipefail
 
 BUSYBOX_TAG="${EC2D_TEST_BUSYBOX_IMAGE:-ec2d-test/busybox:latest}"
 DEBIAN_TAG="${EC2D_TEST_DEBIAN_IMAGE:-ec2d-test/debian-ssh:latest}"
+CLOUDINIT_TAG="${EC2D_TEST_CLOUDINIT_IMAGE:-ec2d-test/debian-cloudinit:latest}"
 # The host's suite when the host is a Debian release debootstrap knows, else bookworm.
 host_suite() {
     local id="" codename=""
@@ -43,6 +49,9 @@ host_suite() {
 }
 DEBIAN_SUITE="${EC2D_TEST_DEBIAN_SUITE:-$(host_suite)}"
 DEBIAN_PACKAGES="openssh-server,procps,iproute2,python3-minimal"
+# debootstrap resolves no virtual packages: python3-cffi-backend provides the
+# python3-cffi-backend-api-* that python3-cryptography (oauthlib, for cloud-init) needs.
+CLOUDINIT_PACKAGES="$DEBIAN_PACKAGES,cloud-init,python3-cffi-backend"
 # The mirror this machine's apt already uses (the first main-archive URI in its sources), so
 # the image comes from the same package registry as every other package.
 apt_mirror() {
@@ -56,6 +65,7 @@ DEBIAN_MIRROR="${EC2D_TEST_DEBIAN_MIRROR:-$(apt_mirror)}"
 # Bump when a recipe below changes, so cached images get rebuilt.
 BUSYBOX_RECIPE=1
 DEBIAN_RECIPE=2
+CLOUDINIT_RECIPE=2
 RECIPE_LABEL="org.ec2d.test.recipe"
 
 log() { printf '[build-test-images] %s\n' "$*" >&2; }
@@ -66,12 +76,12 @@ images=()
 for arg in "$@"; do
     case "$arg" in
         --force | -f) force=1 ;;
-        busybox | debian) images+=("$arg") ;;
-        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+        busybox | debian | cloudinit) images+=("$arg") ;;
+        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
         *) die "unknown argument: $arg" ;;
     esac
 done
-[ "${#images[@]}" -gt 0 ] || images=(busybox debian)
+[ "${#images[@]}" -gt 0 ] || images=(busybox debian cloudinit)
 
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "docker engine is not answering (docker info failed)"
@@ -183,16 +193,55 @@ EOF
 
 # A Debian AMI with an SSH server: what the "ssh into the instance" tests log in to.
 build_debian() {
-    if [ "$force" = 0 ] && up_to_date "$DEBIAN_TAG" "$DEBIAN_RECIPE"; then
-        log "$DEBIAN_TAG is up to date (cached)"
+    build_debootstrap "$DEBIAN_TAG" "$DEBIAN_RECIPE" "$DEBIAN_PACKAGES" debian-ssh
+}
+
+# The same Debian with cloud-init, set up as an EC2 AMI is: the Ec2 datasource only (no
+# ds-identify guessing in a container without DMI data), found through ec2d's IMDS.
+build_cloudinit() {
+    build_debootstrap "$CLOUDINIT_TAG" "$CLOUDINIT_RECIPE" "$CLOUDINIT_PACKAGES" debian-cloudinit
+}
+
+# Debian's cloud-init, configured for a container that is an EC2 instance.
+configure_cloudinit() {
+    local root="$1"
+    mkdir -p "$root/etc/cloud/cloud.cfg.d"
+    cat >"$root/etc/cloud/cloud.cfg.d/90-ec2d.cfg" <<'EOF'
+# ec2d test AMI: an EC2 instance whose metadata service is ec2d's IMDS.
+datasource_list: [ Ec2, None ]
+datasource:
+  Ec2:
+    strict_id: false
+    metadata_urls: [ "http://169.254.169.254" ]
+    max_wait: 30
+    timeout: 5
+# No network configuration from the datasource: Docker owns the container's interfaces.
+network: {config: disabled}
+# ec2d's instances are logged in to as root with the key pair's key (its boot script puts it
+# there): cloud-init must neither lock root out nor replace the host keys sshd already uses.
+disable_root: false
+ssh_deletekeys: false
+# Debian's default locale (en_US.UTF-8) is not generated in a minbase image: its module
+# would fail the config stage. C.UTF-8 is always there.
+locale: C.UTF-8
+EOF
+    # cloud-init's per-instance state must start empty in every instance.
+    rm -rf "$root/var/lib/cloud"/* "$root"/var/log/cloud-init*.log
+}
+
+# build_debootstrap TAG RECIPE PACKAGES LABEL: a minbase Debian with PACKAGES as image TAG.
+build_debootstrap() {
+    local tag="$1" recipe="$2" packages="$3" label="$4"
+    if [ "$force" = 0 ] && up_to_date "$tag" "$recipe"; then
+        log "$tag is up to date (cached)"
         return 0
     fi
     command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
     local t0=$SECONDS
-    log "building $DEBIAN_TAG: debootstrap --variant=minbase --include=$DEBIAN_PACKAGES $DEBIAN_SUITE from $DEBIAN_MIRROR"
+    log "building $tag: debootstrap --variant=minbase --include=$packages $DEBIAN_SUITE from $DEBIAN_MIRROR"
     workdir="$(mktemp -d /tmp/ec2d-debian-rootfs.XXXXXX)"
     local root="$workdir/rootfs"
-    debootstrap --variant=minbase --include="$DEBIAN_PACKAGES" \
+    debootstrap --variant=minbase --include="$packages" \
         "$DEBIAN_SUITE" "$root" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$workdir/debootstrap.log" 2>&1 || {
         tail -n 30 "$workdir/debootstrap.log" >&2
         if [ -f "$root/debootstrap/debootstrap.log" ]; then tail -n 30 "$root/debootstrap/debootstrap.log" >&2; fi
@@ -211,23 +260,29 @@ build_debian() {
     mkdir -p "$root/run/sshd"
     echo 'ec2d-test' >"$root/etc/hostname"
     : >"$root/etc/resolv.conf"
+    local check='test -x /usr/sbin/sshd && command -v ssh-keygen >/dev/null && ps -p 1 -o comm= >/dev/null && ip -V >/dev/null && python3 -c "print(\"ok\")"'
+    case ",$packages," in
+        *,cloud-init,*)
+            configure_cloudinit "$root"
+            check="test -x /usr/bin/cloud-init && $check"
+            ;;
+    esac
     tar --numeric-owner -C "$root" -cf - . |
         docker import \
             --change 'CMD ["/bin/bash"]' \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-            --change "LABEL $RECIPE_LABEL=$DEBIAN_RECIPE" \
-            --change 'LABEL org.ec2d.test.image=debian-ssh' \
+            --change "LABEL $RECIPE_LABEL=$recipe" \
+            --change "LABEL org.ec2d.test.image=$label" \
             --change "LABEL org.ec2d.test.suite=$DEBIAN_SUITE" \
-            --message "ec2d test image: debian $DEBIAN_SUITE minbase + $DEBIAN_PACKAGES" \
-            - "$DEBIAN_TAG" >/dev/null
+            --message "ec2d test image: debian $DEBIAN_SUITE minbase + $packages" \
+            - "$tag" >/dev/null
     remove_workdir
-    # Smoke test: sshd, ssh-keygen and the extras (ps, ip, python3) are there.
+    # Smoke test: sshd, ssh-keygen and the extras (ps, ip, python3, cloud-init) are there.
     local out
-    out="$(docker run --rm --network none "$DEBIAN_TAG" sh -c \
-        'test -x /usr/sbin/sshd && command -v ssh-keygen >/dev/null && ps -p 1 -o comm= >/dev/null && ip -V >/dev/null && python3 -c "print(\"ok\")"' 2>&1)" ||
-        die "smoke test of $DEBIAN_TAG failed: $out"
-    case "$out" in *ok) ;; *) die "smoke test of $DEBIAN_TAG printed: $out" ;; esac
-    log "built $DEBIAN_TAG in $((SECONDS - t0))s ($(docker image inspect --format '{{.Size}}' "$DEBIAN_TAG" | awk '{printf "%.0f MB", $1/1e6}'))"
+    out="$(docker run --rm --network none "$tag" sh -c "$check" 2>&1)" ||
+        die "smoke test of $tag failed: $out"
+    case "$out" in *ok) ;; *) die "smoke test of $tag printed: $out" ;; esac
+    log "built $tag in $((SECONDS - t0))s ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
 for img in "${images[@]}"; do
