@@ -37,6 +37,21 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
+    /// Serve the instance metadata service (IMDS) that instances reach at 169.254.169.254.
+    #[arg(long, env = "EC2D_IMDS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new(), global = true)]
+    pub imds: bool,
+
+    /// Address the instance metadata service listens on. It answers only connections whose
+    /// source address is one of this store's instances'; anything else gets 404. Cannot be
+    /// bound (another ec2d has it): ec2d runs without it and says so.
+    #[arg(
+        long,
+        env = "EC2D_IMDS_LISTEN",
+        default_value = "0.0.0.0:4567",
+        global = true
+    )]
+    pub imds_listen: SocketAddr,
+
     /// Directory of the embedded sled store [default: $XDG_DATA_HOME/ec2d, else ~/.local/share/ec2d].
     #[arg(long, env = "EC2D_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -136,6 +151,7 @@ impl Config {
     pub fn for_tests(data_dir: PathBuf) -> Self {
         let mut config = Self::parse_from(["ec2d"]);
         config.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.imds_listen = "127.0.0.1:0".parse().expect("valid address");
         config.data_dir = Some(data_dir);
         config.vm_manager = VmManager::Mock;
         config
@@ -180,6 +196,12 @@ mod tests {
         assert!(Config::parse_from(["ec2d"]).instance_type_limits);
         let c = Config::parse_from(["ec2d", "--instance-type-limits", "0"]);
         assert!(!c.instance_type_limits);
+        let c = Config::parse_from(["ec2d"]);
+        assert!(c.imds);
+        assert_eq!(c.imds_listen.port(), 4567);
+        let c = Config::parse_from(["ec2d", "--imds", "0", "--imds-listen", "127.0.0.1:80"]);
+        assert!(!c.imds);
+        assert_eq!(c.imds_listen.port(), 80);
     }
 
     #[test]

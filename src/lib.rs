@@ -18,6 +18,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod imds;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;

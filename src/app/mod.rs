@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use crate::api::{self, ApiState, Nudge};
 use crate::config::{Config, VmManager};
 use crate::controller::{Controller, ControllerConfig, ControllerHandle};
+use crate::imds;
 use crate::model::InstanceId;
 use crate::reconcile::{self, Context, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
@@ -231,6 +232,7 @@ impl App {
         });
 
         tokio::spawn(ping_engine(ctx.clone(), handle.clone(), stop.clone()));
+        start_imds(&config, &store, stop.clone()).await;
         info!(addr = %listener.local_addr()?, "ec2d listening");
         let listener = without_nagle(listener);
         let served = axum::serve(listener, router)
@@ -245,6 +247,32 @@ impl App {
         info!("ec2d stopped; store flushed");
         served.map_err(AppError::Io)
     }
+}
+
+/// Starts the instance metadata service on `config.imds_listen` until `stop`, unless it is
+/// off. A listener that cannot be bound leaves ec2d running without it (the API matters more),
+/// with one warning saying what that means.
+async fn start_imds(config: &Config, store: &Store, stop: Shutdown) -> Option<SocketAddr> {
+    if !config.imds {
+        info!("instance metadata service off (EC2D_IMDS=0)");
+        return None;
+    }
+    let listener = match TcpListener::bind(config.imds_listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            warn!(addr = %config.imds_listen, %error, "instance metadata service not started: instances get no metadata at 169.254.169.254 (set EC2D_IMDS_LISTEN to a free address)");
+            return None;
+        }
+    };
+    let addr = listener.local_addr().ok()?;
+    info!(%addr, "instance metadata service listening");
+    let state = imds::ImdsState::new(store.spec_view());
+    tokio::spawn(async move {
+        if let Err(error) = imds::serve(listener, state, stop.recv()).await {
+            error!(%error, "instance metadata service failed");
+        }
+    });
+    Some(addr)
 }
 
 /// How soon a nudged instance is reconciled. A short delay, not "now": the queue keeps the
