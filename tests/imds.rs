@@ -96,6 +96,14 @@ impl World {
         answer.body
     }
 
+    /// Each `(path, value)` read by `peer` under `prefix` answers 200 with that value.
+    async fn expect(&self, peer: &str, prefix: &str, table: &[(&str, &str)]) {
+        for (path, value) in table {
+            let path = format!("{prefix}{path}");
+            assert_eq!(&self.value(peer, &path).await, value, "{path}");
+        }
+    }
+
     /// IMDSv2 token for `peer`.
     async fn token(&self, peer: &str, ttl: &str) -> Answer {
         self.send(
@@ -165,21 +173,20 @@ async fn each_instance_reads_its_own_metadata_and_nobody_else_any() {
         .await,
         "use1-az2"
     );
-    assert_eq!(
-        w.value("172.17.0.2", "/latest/meta-data/placement/region")
-            .await,
-        "us-east-1"
-    );
-    assert_eq!(
-        w.value("172.17.0.2", "/latest/meta-data/local-ipv4").await,
-        "172.17.0.2"
-    );
-    assert_eq!(
-        w.value("172.17.0.2", "/latest/meta-data/local-hostname")
-            .await,
-        "ip-172-17-0-2.ec2.internal"
-    );
-    assert_eq!(w.value("172.17.0.2", "/latest/user-data").await, user_data);
+    w.expect(
+        "172.17.0.2",
+        "",
+        &[
+            ("/latest/meta-data/placement/region", "us-east-1"),
+            ("/latest/meta-data/local-ipv4", "172.17.0.2"),
+            (
+                "/latest/meta-data/local-hostname",
+                "ip-172-17-0-2.ec2.internal",
+            ),
+            ("/latest/user-data", user_data),
+        ],
+    )
+    .await;
     // No user data: 404, and `user-data` is not listed.
     assert_eq!(
         w.get("172.17.0.3", "/latest/user-data").await.status,
@@ -271,55 +278,34 @@ async fn the_meta_data_listing_and_its_categories() {
     );
 
     let item = w.h.instance_item(&id).await;
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/ami-id").await,
-        common::api::AMI
-    );
-    assert_eq!(w.value(ip, "/latest/meta-data/ami-launch-index").await, "0");
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/reservation-id").await,
-        w.h.post(&[("Action", "DescribeInstances"), ("InstanceId.1", &id)])
-            .await
-            .ok("DescribeInstances")
-            .text_at("reservationSet/item/reservationId")
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/security-groups").await,
-        "default"
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/instance-action").await,
-        "none"
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/instance-life-cycle").await,
-        "on-demand"
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/block-device-mapping/").await,
-        "ami\nroot"
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/services/domain").await,
-        "amazonaws.com"
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/public-keys/").await,
-        "0=laptop"
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/public-keys/0/").await,
-        "openssh-key"
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/public-keys/0/openssh-key")
-            .await,
-        w.h.instance(&id).spec.public_key.unwrap()
-    );
-    assert_eq!(
-        w.value(ip, "/latest/meta-data/hostname").await,
-        item.text("privateDnsName")
-    );
+    w.expect(
+        ip,
+        "",
+        &[
+            ("/latest/meta-data/ami-id", common::api::AMI),
+            ("/latest/meta-data/ami-launch-index", "0"),
+            (
+                "/latest/meta-data/reservation-id",
+                w.h.post(&[("Action", "DescribeInstances"), ("InstanceId.1", &id)])
+                    .await
+                    .ok("DescribeInstances")
+                    .text_at("reservationSet/item/reservationId"),
+            ),
+            ("/latest/meta-data/security-groups", "default"),
+            ("/latest/meta-data/instance-action", "none"),
+            ("/latest/meta-data/instance-life-cycle", "on-demand"),
+            ("/latest/meta-data/block-device-mapping/", "ami\nroot"),
+            ("/latest/meta-data/services/domain", "amazonaws.com"),
+            ("/latest/meta-data/public-keys/", "0=laptop"),
+            ("/latest/meta-data/public-keys/0/", "openssh-key"),
+            (
+                "/latest/meta-data/public-keys/0/openssh-key",
+                &w.h.instance(&id).spec.public_key.unwrap(),
+            ),
+            ("/latest/meta-data/hostname", item.text("privateDnsName")),
+        ],
+    )
+    .await;
 
     // The interface under its MAC: the MAC DescribeInstances would show for a VPC instance.
     let mac = w.value(ip, "/latest/meta-data/mac").await;
@@ -330,13 +316,17 @@ async fn the_meta_data_listing_and_its_categories() {
         format!("{mac}/")
     );
     let iface = format!("/latest/meta-data/network/interfaces/macs/{mac}/");
-    assert_eq!(w.value(ip, &format!("{iface}local-ipv4s")).await, ip);
-    assert_eq!(w.value(ip, &format!("{iface}device-number")).await, "0");
-    assert_eq!(w.value(ip, &format!("{iface}mac")).await, mac);
-    assert_eq!(
-        w.value(ip, &format!("{iface}owner-id")).await,
-        ec2d::model::ACCOUNT_ID
-    );
+    w.expect(
+        ip,
+        &iface,
+        &[
+            ("local-ipv4s", ip),
+            ("device-number", "0"),
+            ("mac", &mac),
+            ("owner-id", ec2d::model::ACCOUNT_ID),
+        ],
+    )
+    .await;
     assert_eq!(
         w.get(ip, "/latest/meta-data/no-such-thing").await.status,
         StatusCode::NOT_FOUND
@@ -360,24 +350,22 @@ async fn instances_in_a_created_vpc_see_their_subnet_and_interface() {
     let mac = w.value(ip, "/latest/meta-data/mac").await;
     assert_eq!(mac, item.text_at("networkInterfaceSet/item/macAddress"));
     let iface = format!("/latest/meta-data/network/interfaces/macs/{mac}/");
-    assert_eq!(
-        w.value(ip, &format!("{iface}interface-id")).await,
-        item.text_at("networkInterfaceSet/item/networkInterfaceId")
-    );
-    assert_eq!(w.value(ip, &format!("{iface}subnet-id")).await, subnet);
-    assert_eq!(w.value(ip, &format!("{iface}vpc-id")).await, vpc);
-    assert_eq!(
-        w.value(ip, &format!("{iface}subnet-ipv4-cidr-block")).await,
-        "10.20.1.0/24"
-    );
-    assert_eq!(
-        w.value(ip, &format!("{iface}vpc-ipv4-cidr-block")).await,
-        "10.20.0.0/16"
-    );
-    assert_eq!(
-        w.value(ip, &format!("{iface}security-group-ids")).await,
-        item.text_at("groupSet/item/groupId")
-    );
+    w.expect(
+        ip,
+        &iface,
+        &[
+            (
+                "interface-id",
+                item.text_at("networkInterfaceSet/item/networkInterfaceId"),
+            ),
+            ("subnet-id", &subnet),
+            ("vpc-id", &vpc),
+            ("subnet-ipv4-cidr-block", "10.20.1.0/24"),
+            ("vpc-ipv4-cidr-block", "10.20.0.0/16"),
+            ("security-group-ids", item.text_at("groupSet/item/groupId")),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

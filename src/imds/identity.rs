@@ -41,16 +41,14 @@ impl Signer {
 
 /// `2024-01-01T00:00:00Z`: the identity document's and IAM's timestamps (whole seconds).
 pub fn seconds_timestamp(t: Timestamp) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// The instance identity document, as EC2 lays it out.
@@ -88,4 +86,15 @@ pub fn dynamic(document: &str) -> Node {
             dir.leaf(name, "")
         });
     Node::dir().with("instance-identity", identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_whole_seconds_in_utc() {
+        let t = time::macros::datetime!(2024-05-06 07:08:09.123 +02:00);
+        assert_eq!(seconds_timestamp(t), "2024-05-06T05:08:09Z");
+    }
 }

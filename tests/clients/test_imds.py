@@ -37,11 +37,8 @@ def srv(busybox_ami, workdir):
     s.cleanup = h.Ec2Cleanup(lambda: s.client())
     try:
         s.start()
-        err = None
     except RuntimeError as e:
-        err = str(e)
-    if err:
-        pytest.fail(err, pytrace=False)
+        pytest.fail(str(e), pytrace=False)
     yield s
     problems = s.cleanup.run()
     rc = s.stop()
