@@ -201,6 +201,15 @@ async fn each_instance_reads_its_own_metadata_and_nobody_else_any() {
         "dynamic/\nmeta-data/\nuser-data"
     );
 
+    // An instance's refusals carry EC2's page; anyone else's body is empty.
+    let missing = w.get("172.17.0.3", "/latest/meta-data/nothing-here").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.body.contains("<h1>404 - Not Found</h1>"),
+        "{}",
+        missing.body
+    );
+
     // The host, another container, and IPv6: nothing at all.
     for peer in ["127.0.0.1", "172.17.0.9", "::1"] {
         for path in ["/", "/latest/meta-data/instance-id", "/latest/api/token"] {

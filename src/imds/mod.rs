@@ -162,6 +162,29 @@ fn empty(status: StatusCode) -> Response {
     (status, Body::empty()).into_response()
 }
 
+/// A refusal to an instance: the XHTML page EC2 sends with 400, 401, 404 (and the others),
+/// `<h1>404 - Not Found</h1>`. Only a caller that is no instance gets an empty body.
+fn refused(status: StatusCode) -> Response {
+    let title = format!(
+        "{} - {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    );
+    let page = format!(
+        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n\
+         <!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\
+         \t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n\
+         <html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n \
+         <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n </body>\n</html>\n"
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/html"))],
+        page,
+    )
+        .into_response()
+}
+
 /// A `text/plain` answer.
 fn text(body: impl Into<Body>) -> Response {
     (
@@ -200,14 +223,14 @@ fn respond(
     };
     let metadata = instance.spec.options.metadata;
     if metadata.http_endpoint == Switch::Disabled {
-        return Ok(empty(StatusCode::FORBIDDEN));
+        return Ok(refused(StatusCode::FORBIDDEN));
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let Some((version, rest)) = segments.split_first() else {
         return Ok(read_only(method).unwrap_or_else(|| text(VERSIONS.join("\n"))));
     };
     if !VERSIONS.contains(version) {
-        return Ok(empty(StatusCode::NOT_FOUND));
+        return Ok(refused(StatusCode::NOT_FOUND));
     }
     if rest == ["api", "token"] {
         return Ok(issue_token(state, &instance, method, headers));
@@ -220,18 +243,19 @@ fn respond(
     match headers.get(TOKEN_HEADER).map(|v| v.to_str()) {
         Some(Ok(token)) if state.tokens.is_valid(token, instance_id, Instant::now()) => {}
         None if metadata.http_tokens == HttpTokens::Optional => {}
-        _ => return Ok(empty(StatusCode::UNAUTHORIZED)),
+        _ => return Ok(refused(StatusCode::UNAUTHORIZED)),
     }
     let facts = state.facts(instance)?;
     Ok(match read(&facts, rest, &state.signer, state.store.id()) {
         Some(body) => text(body),
-        None => empty(StatusCode::NOT_FOUND),
+        None => refused(StatusCode::NOT_FOUND),
     })
 }
 
 /// 405 for anything but GET and HEAD (PUT only makes tokens).
 fn read_only(method: &Method) -> Option<Response> {
-    (method != Method::GET && method != Method::HEAD).then(|| empty(StatusCode::METHOD_NOT_ALLOWED))
+    (method != Method::GET && method != Method::HEAD)
+        .then(|| refused(StatusCode::METHOD_NOT_ALLOWED))
 }
 
 /// `PUT /latest/api/token`: a token bound to the calling instance. EC2 refuses a request that
@@ -244,10 +268,10 @@ fn issue_token(
     headers: &HeaderMap,
 ) -> Response {
     if method != Method::PUT {
-        return empty(StatusCode::METHOD_NOT_ALLOWED);
+        return refused(StatusCode::METHOD_NOT_ALLOWED);
     }
     if headers.contains_key("x-forwarded-for") {
-        return empty(StatusCode::FORBIDDEN);
+        return refused(StatusCode::FORBIDDEN);
     }
     let ttl = headers
         .get(TTL_HEADER)
@@ -255,7 +279,7 @@ fn issue_token(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|ttl| TTL_SECONDS.contains(ttl));
     let Some(ttl) = ttl else {
-        return empty(StatusCode::BAD_REQUEST);
+        return refused(StatusCode::BAD_REQUEST);
     };
     let token = state.tokens.issue(
         &instance.metadata.name,
