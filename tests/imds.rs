@@ -479,10 +479,13 @@ async fn metadata_options_apply_at_once() {
     );
 
     w.modify_options(&id, "HttpTokens", "required").await;
-    assert_eq!(
-        w.get(a, "/latest/meta-data/instance-id").await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    for path in ["/latest/meta-data/instance-id", "/", "/latest/user-data"] {
+        assert_eq!(
+            w.get(a, path).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
     let token = w.token(a, "60").await.body;
     let v2 = w
         .send(

@@ -211,6 +211,7 @@ async fn answer(
     }
 }
 
+/// The answer to one request from `peer`; `Err` only when the store cannot be read.
 fn respond(
     state: &ImdsState,
     peer: SocketAddr,
@@ -226,10 +227,11 @@ fn respond(
         return Ok(refused(StatusCode::FORBIDDEN));
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let Some((version, rest)) = segments.split_first() else {
-        return Ok(read_only(method).unwrap_or_else(|| text(VERSIONS.join("\n"))));
+    let (version, rest) = match segments.split_first() {
+        Some((version, rest)) => (Some(*version), rest),
+        None => (None, &[][..]),
     };
-    if !VERSIONS.contains(version) {
+    if version.is_some_and(|v| !VERSIONS.contains(&v)) {
         return Ok(refused(StatusCode::NOT_FOUND));
     }
     if rest == ["api", "token"] {
@@ -238,12 +240,16 @@ fn respond(
     if let Some(refused) = read_only(method) {
         return Ok(refused);
     }
-    // A token, when sent, must be good even where none is required, as on EC2.
+    // A token, when sent, must be good even where none is required, as on EC2; with tokens
+    // required even `/` answers 401 (clients probe it to learn whether v1 is on).
     let instance_id = instance.metadata.name.as_str();
     match headers.get(TOKEN_HEADER).map(|v| v.to_str()) {
         Some(Ok(token)) if state.tokens.is_valid(token, instance_id, Instant::now()) => {}
         None if metadata.http_tokens == HttpTokens::Optional => {}
         _ => return Ok(refused(StatusCode::UNAUTHORIZED)),
+    }
+    if version.is_none() {
+        return Ok(text(VERSIONS.join("\n")));
     }
     let facts = state.facts(instance)?;
     Ok(match read(&facts, rest, &state.signer, state.store.id()) {
