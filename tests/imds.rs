@@ -700,3 +700,41 @@ fn base64_encode(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// ec2d serves its API when the metadata service's address is taken (another ec2d has it):
+/// the service is what it goes without, and the app starts and stops cleanly; with the address
+/// free, the app's own metadata listener answers (a non-instance: 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_starts_without_the_service_when_its_address_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = ec2d::config::Config::for_tests(dir.path().join("taken"));
+    config.imds_listen = taken.local_addr().unwrap();
+    let app = ec2d::app::App::spawn(config).await.unwrap();
+    let health = reqwest::get(format!("{}/_ec2d/health", app.url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    app.shutdown().await.unwrap();
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let mut config = ec2d::config::Config::for_tests(dir.path().join("free"));
+    config.imds_listen = addr;
+    let app = ec2d::app::App::spawn(config).await.unwrap();
+    let url = format!("http://{addr}/latest/meta-data/instance-id");
+    let status = async {
+        loop {
+            if let Ok(resp) = reqwest::get(&url).await {
+                return resp.status();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let status = tokio::time::timeout(Duration::from_secs(20), status)
+        .await
+        .expect("the metadata listener answers");
+    assert_eq!(status, 404);
+    app.shutdown().await.unwrap();
+}
