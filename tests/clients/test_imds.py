@@ -81,8 +81,11 @@ def put_token(srv, instance_id: str, ttl: str) -> tuple[str, str]:
         f"X-aws-ec2-metadata-token-ttl-seconds: {ttl}\\r\\n"
         "Content-Length: 0\\r\\n\\r\\n"
     )
-    r = inside(instance_id, f"printf '{request}' | nc {gateway(instance_id)} {srv.imds_port}")
+    # stdin stays open a moment: some nc builds stop reading when it ends (HTTP/1.0: the
+    # server closes once it has answered).
+    r = inside(instance_id, f"(printf '{request}'; sleep 2) | nc {gateway(instance_id)} {srv.imds_port}")
     head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
+    assert head, f"no answer to PUT: rc={r.returncode} out={r.stdout!r} err={r.stderr!r}"
     return head.splitlines()[0], body
 
 
