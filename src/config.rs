@@ -148,6 +148,7 @@ impl Config {
     pub fn for_tests(data_dir: PathBuf) -> Self {
         let mut config = Self::parse_from(["ec2d"]);
         config.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.imds_listen = "127.0.0.1:0".parse().expect("valid address");
         config.data_dir = Some(data_dir);
         config.vm_manager = VmManager::Mock;
         // Tests never touch the host's NAT table unless they ask to.
@@ -194,6 +195,12 @@ mod tests {
         assert!(Config::parse_from(["ec2d"]).instance_type_limits);
         let c = Config::parse_from(["ec2d", "--instance-type-limits", "0"]);
         assert!(!c.instance_type_limits);
+        let c = Config::parse_from(["ec2d"]);
+        assert!(c.imds);
+        assert_eq!(c.imds_listen.port(), 4567);
+        let c = Config::parse_from(["ec2d", "--imds", "0", "--imds-listen", "127.0.0.1:80"]);
+        assert!(!c.imds);
+        assert_eq!(c.imds_listen.port(), 80);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`store`]: the embedded sled store; spec and status kept apart, one writer each.
 //! - [`runtime`]: the container runtime seam (Docker via bollard, and an in-memory fake).
 //! - [`backoff`]: retry delays, one implementation for the controller and the runtime.
+//! - [`imds`]: the instance metadata service each instance reads at 169.254.169.254.
 //! - [`controller`]: a generic, EC2-agnostic controller loop (queue, runner, backoff).
 //! - [`reconcile`]: the EC2 reconcilers that make Docker match the store.
 //! - [`hostnet`]: the host's NAT rules that send instances' metadata requests to ec2d.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod hostnet;
+pub mod imds;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;

@@ -21,7 +21,7 @@ use super::xml::XmlWriter;
 use crate::model::{
     Address, AddressAssociation, DesiredState, Instance, InstanceState, ACCOUNT_ID,
 };
-use crate::store::AddressWrite;
+use crate::store::{AddressWrite, SpecStore, StoreError};
 
 /// Changes Elastic IP `id`'s association: `decide` sees the record and its association in
 /// force (read outside the store's transaction, which must not read other trees) and answers
@@ -88,7 +88,7 @@ impl HeldAddresses {
     pub fn read(state: &ApiState) -> Result<Self, ApiError> {
         let mut held = HashMap::new();
         for (instance_id, allocation_id) in state.store.instance_addresses()? {
-            if let Some(address) = held_by(state, &instance_id, &allocation_id)? {
+            if let Some(address) = held_by(&state.store, &instance_id, &allocation_id)? {
                 held.insert(instance_id, address);
             }
         }
@@ -98,10 +98,8 @@ impl HeldAddresses {
     /// One instance's (one read of the index).
     pub fn of_instance(state: &ApiState, instance_id: &str) -> Result<Self, ApiError> {
         let mut held = HashMap::new();
-        if let Some(allocation_id) = state.store.address_of_instance(instance_id)? {
-            if let Some(address) = held_by(state, instance_id, &allocation_id)? {
-                held.insert(instance_id.to_string(), address);
-            }
+        if let Some(address) = held_address(&state.store, instance_id)? {
+            held.insert(instance_id.to_string(), address);
         }
         Ok(Self(held))
     }
@@ -114,23 +112,31 @@ impl HeldAddresses {
     }
 }
 
+/// The Elastic IP whose record names `instance_id` (one read of the index), whatever the
+/// instance's state: callers check that with [`holds_addresses`] (the IMDS reads it too).
+pub fn held_address(
+    store: &SpecStore,
+    instance_id: &str,
+) -> Result<Option<Arc<Address>>, StoreError> {
+    match store.address_of_instance(instance_id)? {
+        Some(allocation_id) => held_by(store, instance_id, &allocation_id),
+        None => Ok(None),
+    }
+}
+
 /// The address `allocation_id` when its record still names `instance_id` (the index entry may
 /// be one a later association superseded).
 fn held_by(
-    state: &ApiState,
+    store: &SpecStore,
     instance_id: &str,
     allocation_id: &str,
-) -> Result<Option<Arc<Address>>, ApiError> {
-    Ok(state
-        .store
-        .addresses()
-        .get_shared(allocation_id)?
-        .filter(|a| {
-            a.spec
-                .association
-                .as_ref()
-                .is_some_and(|assoc| assoc.instance_id == instance_id)
-        }))
+) -> Result<Option<Arc<Address>>, StoreError> {
+    Ok(store.addresses().get_shared(allocation_id)?.filter(|a| {
+        a.spec
+            .association
+            .as_ref()
+            .is_some_and(|assoc| assoc.instance_id == instance_id)
+    }))
 }
 
 /// The public address an instance shows: its Elastic IP (`eip`, in every state it can hold

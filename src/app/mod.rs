@@ -17,6 +17,7 @@ use crate::api::{self, ApiState, Nudge};
 use crate::config::{Config, VmManager};
 use crate::controller::{Controller, ControllerConfig, ControllerHandle};
 use crate::hostnet::{ImdsRoutes, SystemIptables};
+use crate::imds;
 use crate::model::InstanceId;
 use crate::reconcile::{self, Context, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
@@ -141,12 +142,16 @@ impl App {
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             ..Settings::default()
         };
-        let imds_routes = wire_imds_routes(&config, store.id(), config.imds_listen.port()).await;
+        let (trigger, stop) = shutdown::channel();
+        // The metadata listener first: the host's NAT rules redirect to the port it bound.
+        let imds_port = start_imds(&config, &store, stop.clone())
+            .await
+            .map_or(0, |addr| addr.port());
+        let imds_routes = wire_imds_routes(&config, store.id(), imds_port).await;
         let ctx = Arc::new(
             Context::new(store.clone(), runtime, settings).with_imds_routes(imds_routes.clone()),
         );
 
-        let (trigger, stop) = shutdown::channel();
         tokio::spawn({
             let trigger = trigger.clone();
             async move {
@@ -270,7 +275,7 @@ async fn wire_imds_routes(config: &Config, store_id: &str, port: u16) -> ImdsRou
     } else if let Some(host) = remote {
         Some(format!("IMDS is unreachable from instances: the engine is remote (DOCKER_HOST={host}), so its containers' traffic never crosses this host's NAT table"))
     } else if port == 0 {
-        Some("IMDS is unreachable from instances: its listener has no fixed port".to_string())
+        Some("IMDS is unreachable from instances: its listener is not running".to_string())
     } else {
         None
     };
@@ -290,6 +295,32 @@ async fn wire_imds_routes(config: &Config, store_id: &str, port: u16) -> ImdsRou
         }
         Err(join_error) => ImdsRoutes::off(format!("iptables detection failed: {join_error}")),
     }
+}
+
+/// Starts the instance metadata service on `config.imds_listen` until `stop`, unless it is
+/// off. A listener that cannot be bound leaves ec2d running without it (the API matters more),
+/// with one warning saying what that means.
+async fn start_imds(config: &Config, store: &Store, stop: Shutdown) -> Option<SocketAddr> {
+    if !config.imds {
+        info!("instance metadata service off (EC2D_IMDS=0)");
+        return None;
+    }
+    let listener = match TcpListener::bind(config.imds_listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            warn!(addr = %config.imds_listen, %error, "instance metadata service not started: instances get no metadata at 169.254.169.254 (set EC2D_IMDS_LISTEN to a free address)");
+            return None;
+        }
+    };
+    let addr = listener.local_addr().ok()?;
+    info!(%addr, "instance metadata service listening");
+    let state = imds::ImdsState::new(store.spec_view());
+    tokio::spawn(async move {
+        if let Err(error) = imds::serve(listener, state, stop.recv()).await {
+            error!(%error, "instance metadata service failed");
+        }
+    });
+    Some(addr)
 }
 
 /// How soon a nudged instance is reconciled. A short delay, not "now": the queue keeps the

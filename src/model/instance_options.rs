@@ -67,8 +67,8 @@ impl HttpTokens {
 /// The lowest and highest `HttpPutResponseHopLimit` EC2 accepts.
 pub const HOP_LIMIT_RANGE: std::ops::RangeInclusive<u8> = 1..=64;
 
-/// `InstanceMetadataOptions`: how the instance metadata service answers this instance (the
-/// service itself is a later issue; the options are recorded and shown now).
+/// `InstanceMetadataOptions`: how the instance metadata service (`crate::imds`) answers this
+/// instance; it reads them at each request, so a change applies at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataOptions {

@@ -1,0 +1,140 @@
+"""The instance metadata service from inside real busybox instances, reached directly at ec2d's
+IMDS listener through the Docker bridge's gateway address (the 169.254.169.254 redirect is the
+`wiring` part of issue 13; the end-to-end test through that address comes with it).
+
+What the service sees is the connection's source, the container's address, exactly as after the
+DNAT: each instance reads its own id, type, zone, address and user data (IMDSv1 with busybox
+`wget`, IMDSv2 with a raw `PUT` through busybox `nc`), `HttpTokens=required` makes v1 answer
+401, the identity document parses, and the host gets 404.
+
+The module runs its own ec2d with the IMDS on a free port (EC2D_IMDS_LISTEN), so the shared
+session server's defaults are left alone. Log: <workdir>/ec2d-imds.log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+import ec2d_harness as h
+
+
+@pytest.fixture(scope="module")
+def srv(busybox_ami, workdir):
+    port = h.free_port()
+    s = h.Ec2dServer(
+        h.ec2d_binary(),
+        workdir / "data-imds",
+        workdir / "ec2d-imds.log",
+        name="ec2d[imds]",
+        extra_env={"EC2D_IMDS": "1", "EC2D_IMDS_LISTEN": f"0.0.0.0:{port}", "EC2_DOCKER_FLAGS": ""},
+    )
+    s.imds_port = port
+    s.cleanup = h.Ec2Cleanup(lambda: s.client())
+    try:
+        s.start()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield s
+    problems = s.cleanup.run()
+    rc = s.stop()
+    assert not problems, problems
+    if rc not in (0, None):
+        print(f"\n[ec2d-tests] {s.name} exited with {rc} after SIGTERM; log: {s.log_path}")
+
+
+def gateway(instance_id: str) -> str:
+    """The address the container reaches the host at: its network's gateway."""
+    info = h.container_inspect(h.container_name(instance_id)) or {}
+    for net in (info.get("NetworkSettings", {}).get("Networks") or {}).values():
+        if net.get("Gateway"):
+            return net["Gateway"]
+    out = h.docker("exec", h.container_name(instance_id), "sh", "-c", "ip route | awk '/default/ {print $3}'")
+    return out.stdout.strip()
+
+
+def inside(instance_id: str, script: str, check: bool = True):
+    return h.docker("exec", h.container_name(instance_id), "sh", "-c", script, check=check, timeout=30)
+
+
+def wget(srv, instance_id: str, path: str, headers: dict | None = None) -> tuple[int, str]:
+    """GET from inside the instance; (status, body). busybox wget prints the status on failure."""
+    url = f"http://{gateway(instance_id)}:{srv.imds_port}{path}"
+    hdrs = " ".join(f"--header '{k}: {v}'" for k, v in (headers or {}).items())
+    r = inside(instance_id, f"wget -q -O - {hdrs} '{url}'", check=False)
+    if r.returncode == 0:
+        return 200, r.stdout
+    for code in (400, 401, 403, 404, 405):
+        if f" {code} " in r.stderr or f"{code} " in r.stderr:
+            return code, ""
+    raise AssertionError(f"wget {url}: rc={r.returncode} {r.stderr!r}")
+
+
+def put_token(srv, instance_id: str, ttl: str) -> tuple[str, str]:
+    """PUT /latest/api/token from inside, raw over busybox nc: (status line, body)."""
+    request = (
+        "PUT /latest/api/token HTTP/1.0\\r\\n"
+        f"X-aws-ec2-metadata-token-ttl-seconds: {ttl}\\r\\n"
+        "Content-Length: 0\\r\\n\\r\\n"
+    )
+    # stdin stays open a moment: some nc builds stop reading when it ends (HTTP/1.0: the
+    # server closes once it has answered).
+    r = inside(instance_id, f"(printf '{request}'; sleep 2) | nc {gateway(instance_id)} {srv.imds_port}")
+    head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
+    assert head, f"no answer to PUT: rc={r.returncode} out={r.stdout!r} err={r.stderr!r}"
+    return head.splitlines()[0], body
+
+
+def test_instances_read_their_own_metadata_v1_and_v2(srv):
+    client = srv.client()
+    user_data = "#!/bin/sh\necho from-user-data\n"
+    a = h.launch_on(srv, UserData=user_data, Placement={"AvailabilityZone": "us-east-1b"})[0]
+    b = h.launch_on(srv)[0]
+    described = h.describe_instances(client, [a, b])
+
+    for iid in (a, b):
+        me = described[iid]
+        assert wget(srv, iid, "/latest/meta-data/instance-id") == (200, iid)
+        assert wget(srv, iid, "/latest/meta-data/instance-type") == (200, "t3.micro")
+        assert wget(srv, iid, "/latest/meta-data/local-ipv4") == (200, me["PrivateIpAddress"])
+        assert wget(srv, iid, "/latest/meta-data/placement/availability-zone") == (
+            200,
+            me["Placement"]["AvailabilityZone"],
+        )
+        # cloud-init's paths answer as latest does.
+        assert wget(srv, iid, "/2009-04-04/meta-data/instance-id") == (200, iid)
+        status, doc = wget(srv, iid, "/latest/dynamic/instance-identity/document")
+        assert status == 200
+        identity = json.loads(doc)
+        assert identity["instanceId"] == iid
+        assert identity["imageId"] == h.TEST_AMI_ID
+        assert identity["privateIp"] == me["PrivateIpAddress"]
+        assert identity["region"] == "us-east-1"
+    assert wget(srv, a, "/latest/user-data") == (200, user_data)
+    assert wget(srv, b, "/latest/user-data")[0] == 404
+
+    # IMDSv2: a token, then reads with it; the other instance cannot use it.
+    status, token = put_token(srv, a, "21600")
+    assert " 200 " in status, status
+    assert wget(srv, a, "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": token}) == (200, a)
+    assert wget(srv, b, "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": token})[0] == 401
+    status, _ = put_token(srv, a, "0")
+    assert " 400 " in status, status
+
+    # HttpTokens=required: v1 answers 401 at once, v2 still answers.
+    client.modify_instance_metadata_options(InstanceId=a, HttpTokens="required")
+    assert wget(srv, a, "/latest/meta-data/instance-id")[0] == 401
+    assert wget(srv, a, "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": token}) == (200, a)
+    assert wget(srv, b, "/latest/meta-data/instance-id") == (200, b)
+
+
+def test_the_host_gets_nothing(srv):
+    url = f"http://127.0.0.1:{srv.imds_port}/latest/meta-data/instance-id"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url, timeout=5)
+    assert e.value.code == 404
+    assert e.value.read() == b""
