@@ -110,15 +110,52 @@ pub fn container_spec_for(
         image: instance.spec.image_ref.clone(),
         entrypoint,
         cmd,
-        env: boot::env(instance),
+        env: instance_env(instance, settings),
         labels: container_labels,
         init,
         binds,
         ports,
         hostname: None,
         limits,
-        flags: settings.docker_flags.clone(),
+        flags: instance_flags(settings),
     }
+}
+
+/// The name instances reach ec2d's API by: the engine's `host-gateway`, the host's address on
+/// the default bridge, where the app serves the API too (reachable from every bridge network).
+pub const INSTANCE_API_HOST: &str = "ec2d.internal";
+
+/// The boot script's inputs, then what SDKs and the CLI read: the instance's region and, with
+/// `EC2D_INSTANCE_API`, `AWS_ENDPOINT_URL` at ec2d's own API (as LocalStack does for the
+/// containers it starts), so an SDK that finds its credentials through IMDS calls ec2d.
+fn instance_env(instance: &Instance, settings: &Settings) -> Vec<String> {
+    let mut env = boot::env(instance);
+    let region = &instance.metadata.namespace;
+    env.push(format!("AWS_REGION={region}"));
+    env.push(format!("AWS_DEFAULT_REGION={region}"));
+    if let Some(port) = settings.instance_api_port {
+        env.push(format!(
+            "AWS_ENDPOINT_URL=http://{INSTANCE_API_HOST}:{port}"
+        ));
+    }
+    env
+}
+
+/// `EC2_DOCKER_FLAGS`, plus `--add-host ec2d.internal:host-gateway` with `EC2D_INSTANCE_API`
+/// (unless the flags name `ec2d.internal` themselves: theirs wins).
+fn instance_flags(settings: &Settings) -> crate::runtime::DockerFlags {
+    let mut flags = settings.docker_flags.clone();
+    let named = |h: &String| {
+        h.split([':', '='])
+            .next()
+            .is_some_and(|name| name == INSTANCE_API_HOST)
+    };
+    if settings.instance_api_port.is_some() && !flags.add_hosts.iter().any(named) {
+        flags
+            .add_hosts
+            .push(format!("{INSTANCE_API_HOST}:host-gateway"));
+    }
+    flags
 }
 
 /// Decides how the instance boots from its image's command (one engine call, at boot only).
