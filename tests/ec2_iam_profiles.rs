@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::api::Harness;
+use common::api::{Harness, Reply};
 use ec2d::model::{credentials_for, now, InstanceState, ACCOUNT_ID};
 
 fn arn(name: &str) -> String {
@@ -31,6 +31,24 @@ async fn associations(
             )
         })
         .collect()
+}
+
+/// AssociateIamInstanceProfile of the profile `name` with `instance`, answered as it comes.
+async fn associate(h: &Harness, instance: &str, name: &str) -> Reply {
+    h.post(&[
+        ("Action", "AssociateIamInstanceProfile"),
+        ("InstanceId", instance),
+        ("IamInstanceProfile.Name", name),
+    ])
+    .await
+}
+
+/// Launches one instance with the profile `web`; its id.
+async fn run_with_web(h: &Harness) -> String {
+    h.run(&[("IamInstanceProfile.Name", "web")])
+        .await
+        .text_at("instancesSet/item/instanceId")
+        .to_string()
 }
 
 #[tokio::test]
@@ -151,12 +169,7 @@ async fn malformed_profiles_are_refused_with_ec2s_wording() {
 async fn associate_replace_and_disassociate_follow_ec2() {
     let h = Harness::new();
     let id = h.run_one().await;
-    let doc = h
-        .post(&[
-            ("Action", "AssociateIamInstanceProfile"),
-            ("InstanceId", &id),
-            ("IamInstanceProfile.Name", "web"),
-        ])
+    let doc = associate(&h, &id, "web")
         .await
         .ok("AssociateIamInstanceProfile");
     let a = doc.path("iamInstanceProfileAssociation");
@@ -181,14 +194,7 @@ async fn associate_replace_and_disassociate_follow_ec2() {
     assert_eq!(h.instance(&id).metadata.generation, 1);
 
     // A second one is refused while the first is in force.
-    let e = h
-        .post(&[
-            ("Action", "AssociateIamInstanceProfile"),
-            ("InstanceId", &id),
-            ("IamInstanceProfile.Name", "db"),
-        ])
-        .await
-        .err("IncorrectState");
+    let e = associate(&h, &id, "db").await.err("IncorrectState");
     assert_eq!(
         e,
         format!("There is an existing association for instance {id}")
@@ -215,28 +221,19 @@ async fn associate_replace_and_disassociate_follow_ec2() {
         arn("db")
     );
     // The replaced association is gone.
-    let e = h
-        .post(&[
-            ("Action", "DisassociateIamInstanceProfile"),
-            ("AssociationId", &first),
-        ])
-        .await
-        .err("InvalidAssociationID.NotFound");
-    assert_eq!(
-        e,
-        format!("An invalid association-id of '{first}' was given")
-    );
-    let e = h
-        .post(&[
-            ("Action", "DescribeIamInstanceProfileAssociations"),
-            ("AssociationId.1", &first),
-        ])
-        .await
-        .err("InvalidAssociationID.NotFound");
-    assert_eq!(
-        e,
-        format!("An invalid association-id of '{first}' was given")
-    );
+    for (action, key) in [
+        ("DisassociateIamInstanceProfile", "AssociationId"),
+        ("DescribeIamInstanceProfileAssociations", "AssociationId.1"),
+    ] {
+        let e = h
+            .post(&[("Action", action), (key, &first)])
+            .await
+            .err("InvalidAssociationID.NotFound");
+        assert_eq!(
+            e,
+            format!("An invalid association-id of '{first}' was given")
+        );
+    }
 
     let gone = h
         .post(&[
@@ -256,23 +253,15 @@ async fn associate_replace_and_disassociate_follow_ec2() {
     assert!(!h.instance_item(&id).await.has("iamInstanceProfile"));
     assert!(associations(&h, &[]).await.is_empty());
     // Now a new association is accepted again.
-    h.post(&[
-        ("Action", "AssociateIamInstanceProfile"),
-        ("InstanceId", &id),
-        ("IamInstanceProfile.Name", "web"),
-    ])
-    .await
-    .ok("AssociateIamInstanceProfile");
+    associate(&h, &id, "web")
+        .await
+        .ok("AssociateIamInstanceProfile");
 }
 
 #[tokio::test]
 async fn a_terminated_instance_holds_no_profile() {
     let h = Harness::new();
-    let id = h
-        .run(&[("IamInstanceProfile.Name", "web")])
-        .await
-        .text_at("instancesSet/item/instanceId")
-        .to_string();
+    let id = run_with_web(&h).await;
     let association = associations(&h, &[]).await[0].0.clone();
     h.post(&[("Action", "TerminateInstances"), ("InstanceId.1", &id)])
         .await
@@ -285,22 +274,13 @@ async fn a_terminated_instance_holds_no_profile() {
     .await
     .err("InvalidAssociationID.NotFound");
     h.observe(&id, InstanceState::Terminated, None);
-    let e = h
-        .post(&[
-            ("Action", "AssociateIamInstanceProfile"),
-            ("InstanceId", &id),
-            ("IamInstanceProfile.Name", "web"),
-        ])
+    let e = associate(&h, &id, "web")
         .await
         .err("IncorrectInstanceState");
     assert!(e.contains(&id), "{e}");
-    h.post(&[
-        ("Action", "AssociateIamInstanceProfile"),
-        ("InstanceId", "i-00000000000000000"),
-        ("IamInstanceProfile.Name", "web"),
-    ])
-    .await
-    .err("InvalidInstanceID.NotFound");
+    associate(&h, "i-00000000000000000", "web")
+        .await
+        .err("InvalidInstanceID.NotFound");
     h.post(&[
         ("Action", "DescribeIamInstanceProfileAssociations"),
         ("AssociationId.1", "assoc-1"),
@@ -312,11 +292,7 @@ async fn a_terminated_instance_holds_no_profile() {
 #[tokio::test]
 async fn the_stored_profile_gives_stable_credentials_for_imds() {
     let h = Harness::new();
-    let id = h
-        .run(&[("IamInstanceProfile.Name", "web")])
-        .await
-        .text_at("instancesSet/item/instanceId")
-        .to_string();
+    let id = run_with_web(&h).await;
     // What IMDS reads: the instance's stored profile, and credentials derived from it.
     let profile = h.instance(&id).spec.iam_instance_profile.expect("stored");
     let at = now();
