@@ -97,8 +97,14 @@ def test_associate_replace_disassociate_and_their_errors(ec2, cleanup):
     assert e.value.response["Error"]["Code"] == "InvalidAssociationID.NotFound"
 
 
-def test_an_instance_reaches_ec2d_at_its_aws_endpoint_url(ec2, cleanup, ec2d):
-    inst = run_with(ec2, cleanup, IamInstanceProfile={"Name": "web"})
+@pytest.mark.parametrize("in_vpc", [False, True], ids=["default-bridge", "vpc-network"])
+def test_an_instance_reaches_ec2d_at_its_aws_endpoint_url(ec2, cleanup, ec2d, in_vpc):
+    """From Docker's default bridge and from a created VPC's own bridge network alike."""
+    placement = {}
+    if in_vpc:
+        vpc = ec2.create_vpc(CidrBlock="10.213.0.0/16")["Vpc"]["VpcId"]
+        placement["SubnetId"] = ec2.create_subnet(VpcId=vpc, CidrBlock="10.213.1.0/24")["Subnet"]["SubnetId"]
+    inst = run_with(ec2, cleanup, IamInstanceProfile={"Name": "web"}, **placement)
     iid = inst["InstanceId"]
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig=h.WAITER)
     name = h.container_name(iid)
