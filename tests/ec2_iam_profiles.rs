@@ -304,3 +304,29 @@ async fn the_stored_profile_gives_stable_credentials_for_imds() {
     assert_eq!(a.role_name, "web");
     assert!(a.expiration > at && a.last_updated <= at);
 }
+
+#[tokio::test]
+async fn a_launch_template_carries_the_profile() {
+    let h = Harness::new();
+    h.post(&[
+        ("Action", "CreateLaunchTemplate"),
+        ("LaunchTemplateName", "with-role"),
+        ("LaunchTemplateData.ImageId", common::api::AMI),
+        ("LaunchTemplateData.IamInstanceProfile.Name", "web"),
+    ])
+    .await
+    .ok("CreateLaunchTemplate");
+    let run = h
+        .post(&[
+            ("Action", "RunInstances"),
+            ("LaunchTemplate.LaunchTemplateName", "with-role"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ])
+        .await
+        .ok("RunInstances");
+    assert_eq!(
+        run.text_at("instancesSet/item/iamInstanceProfile/arn"),
+        arn("web")
+    );
+}

@@ -304,4 +304,44 @@ mod tests {
         );
         assert_eq!(spec.limits, wanted);
     }
+
+    #[test]
+    fn instances_get_their_region_and_with_the_instance_api_ec2ds_endpoint() {
+        let instance = fixtures::instance();
+        let spec_with = |settings: &Settings| {
+            container_spec_for(
+                &instance,
+                settings,
+                "store",
+                BootMode::Entrypoint,
+                ResourceLimits::default(),
+            )
+        };
+        let off = spec_with(&Settings::default());
+        assert!(off.env.contains(&"AWS_REGION=us-east-1".to_string()));
+        assert!(off
+            .env
+            .contains(&"AWS_DEFAULT_REGION=us-east-1".to_string()));
+        assert!(!off.env.iter().any(|e| e.starts_with("AWS_ENDPOINT_URL=")));
+        assert!(off.flags.add_hosts.is_empty());
+
+        let on = Settings {
+            instance_api_port: Some(4566),
+            ..Settings::default()
+        };
+        let spec = spec_with(&on);
+        assert!(spec
+            .env
+            .contains(&"AWS_ENDPOINT_URL=http://ec2d.internal:4566".to_string()));
+        assert_eq!(spec.flags.add_hosts, vec!["ec2d.internal:host-gateway"]);
+        // The user's own entry for the name wins.
+        let mine = Settings {
+            docker_flags: DockerFlags::parse("--add-host ec2d.internal:10.0.0.9").unwrap(),
+            ..on
+        };
+        assert_eq!(
+            spec_with(&mine).flags.add_hosts,
+            vec!["ec2d.internal:10.0.0.9"]
+        );
+    }
 }
