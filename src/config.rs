@@ -86,6 +86,12 @@ pub struct Config {
     #[arg(long, env = "EC2D_VPC_NETWORKS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub vpc_networks: bool,
 
+    /// Give every instance `AWS_ENDPOINT_URL=http://ec2d.internal:<API port>` (the name is the
+    /// engine's `host-gateway`), `AWS_REGION` and `AWS_DEFAULT_REGION`, and serve the API on
+    /// the default bridge's gateway too, so SDKs and the CLI inside instances call ec2d.
+    #[arg(long, env = "EC2D_INSTANCE_API", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub instance_api: bool,
+
     /// Mount the Docker socket at /var/run/docker.sock in every instance, as LocalStack does.
     /// Anything in the instance can then control the host's Docker engine.
     #[arg(long, env = "EC2_MOUNT_DOCKER_SOCKET", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]

@@ -105,6 +105,22 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .await
         .ok("RunInstances");
     let id = doc.text_at("instancesSet/item/instanceId").to_string();
+    // An instance launched with an IAM instance profile, for the association actions.
+    h.post(&[
+        ("Action", "RunInstances"),
+        ("ImageId", "ami-12345678"),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+        ("IamInstanceProfile.Name", "world-role"),
+    ])
+    .await
+    .ok("RunInstances");
+    let iam_association = h
+        .post(&[("Action", "DescribeIamInstanceProfileAssociations")])
+        .await
+        .ok("DescribeIamInstanceProfileAssociations")
+        .text_at("iamInstanceProfileAssociationSet/item/associationId")
+        .to_string();
     // A launch template with two versions.
     h.post(&[
         ("Action", "CreateLaunchTemplate"),
@@ -298,6 +314,25 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         (
             "ModifyInstanceMetadataOptions",
             vec![("InstanceId", id), ("HttpTokens", "required")],
+        ),
+        (
+            "AssociateIamInstanceProfile",
+            vec![("InstanceId", id), ("IamInstanceProfile.Name", "web")],
+        ),
+        (
+            "DisassociateIamInstanceProfile",
+            vec![("AssociationId", iam_association.as_str())],
+        ),
+        (
+            "ReplaceIamInstanceProfileAssociation",
+            vec![
+                ("AssociationId", iam_association.as_str()),
+                ("IamInstanceProfile.Name", "web"),
+            ],
+        ),
+        (
+            "DescribeIamInstanceProfileAssociations",
+            vec![("AssociationId.1", iam_association.as_str())],
         ),
         ("MonitorInstances", vec![("InstanceId.1", id)]),
         ("UnmonitorInstances", vec![("InstanceId.1", id)]),

@@ -71,6 +71,22 @@ pub const TABLE: &[Action] = &[
         "ModifyInstanceMetadataOptions",
         modify_instance_metadata_options::call,
     ),
+    write(
+        "AssociateIamInstanceProfile",
+        associate_iam_instance_profile::call,
+    ),
+    write(
+        "DisassociateIamInstanceProfile",
+        disassociate_iam_instance_profile::call,
+    ),
+    write(
+        "ReplaceIamInstanceProfileAssociation",
+        replace_iam_instance_profile_association::call,
+    ),
+    read(
+        "DescribeIamInstanceProfileAssociations",
+        describe_iam_instance_profile_associations::call,
+    ),
     write("MonitorInstances", monitor_instances::call_monitor),
     write("UnmonitorInstances", monitor_instances::call_unmonitor),
     read("GetConsoleOutput", get_console_output::call),

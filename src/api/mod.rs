@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod error;
 pub mod filter;
 pub mod groups;
+pub mod iam_profiles;
 pub mod identity;
 pub mod images;
 pub mod instance_options;

@@ -12,6 +12,7 @@ use crate::model::{
 };
 
 use super::addresses::{public_dns_name, render_association, shown_public_ip};
+use super::iam_profiles::{live_profile, render_profile};
 
 use super::images::Ami;
 use super::instance_options::{monitoring_state, render_option_blocks};
@@ -292,6 +293,9 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance, eip: Option<&Addr
     render_tags(w, &spec.tags);
     w.field("hypervisor", "xen");
     render_network_interfaces(w, instance, shown, eip);
+    if let Some(profile) = live_profile(instance) {
+        render_profile(w, profile);
+    }
     w.field("ebsOptimized", spec.options.ebs_optimized);
     w.field("enaSupport", true);
     w.field("bootMode", "legacy-bios");

@@ -140,6 +140,7 @@ impl App {
             instance_type_limits: config.instance_type_limits,
             vpc_networks: config.vpc_networks,
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
+            instance_api_port: config.instance_api.then_some(listener.local_addr()?.port()),
             ..Settings::default()
         };
         let (trigger, stop) = shutdown::channel();
@@ -243,6 +244,14 @@ impl App {
         });
 
         tokio::spawn(ping_engine(ctx.clone(), handle.clone(), stop.clone()));
+        serve_instance_api(
+            &config,
+            listener.local_addr()?,
+            ping.as_ref().ok().and_then(|info| info.bridge_gateway),
+            router.clone(),
+            stop.clone(),
+        )
+        .await;
         info!(addr = %listener.local_addr()?, "ec2d listening");
         let listener = without_nagle(listener);
         let served = axum::serve(listener, router)
@@ -326,6 +335,47 @@ async fn start_imds(config: &Config, store: &Store, stop: Shutdown) -> Option<So
 /// How soon a nudged instance is reconciled. A short delay, not "now": the queue keeps the
 /// earliest run, so a client polling in a tight loop costs at most one pass per delay.
 const NUDGE_DELAY: Duration = Duration::from_secs(1);
+
+/// Serves the API on the engine's default bridge gateway too (`EC2D_INSTANCE_API`): the host's
+/// address that `ec2d.internal` (`host-gateway`) names inside instances, reachable from every
+/// bridge network, so their `AWS_ENDPOINT_URL` answers without exposing the API beyond the
+/// host. Same port as the API; an API already on every address needs no second listener.
+/// What cannot be set up is said once, and ec2d runs on.
+async fn serve_instance_api(
+    config: &Config,
+    api: SocketAddr,
+    gateway: Option<std::net::Ipv4Addr>,
+    router: axum::Router,
+    stop: Shutdown,
+) {
+    if !config.instance_api || config.vm_manager != VmManager::Docker || api.ip().is_unspecified() {
+        return;
+    }
+    let Some(gateway) = gateway else {
+        warn!("the engine's default bridge gateway is unknown: instances' AWS_ENDPOINT_URL (ec2d.internal) is unreachable; listen on 0.0.0.0 (EC2D_LISTEN) or set EC2D_INSTANCE_API=0");
+        return;
+    };
+    let addr = SocketAddr::new(gateway.into(), api.port());
+    if addr == api {
+        return;
+    }
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            info!(%addr, "API served to instances at ec2d.internal");
+            tokio::spawn(async move {
+                let served = axum::serve(without_nagle(listener), router)
+                    .with_graceful_shutdown(stop.recv())
+                    .await;
+                if let Err(error) = served {
+                    warn!(%error, "the instances' API listener failed");
+                }
+            });
+        }
+        Err(error) => {
+            warn!(%addr, %error, "cannot serve the API on the bridge gateway: instances' AWS_ENDPOINT_URL (ec2d.internal) is unreachable (a rootless or remote engine's bridge is not on this host)")
+        }
+    }
+}
 
 /// The api's nudges, as keys for the controller.
 struct NudgeController(ControllerHandle<ObjectRef>);

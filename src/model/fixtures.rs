@@ -40,6 +40,7 @@ pub fn instance() -> Instance {
             disable_api_termination: false,
             disable_api_stop: false,
             options: Default::default(),
+            iam_instance_profile: None,
         },
         status: InstanceStatus::default(),
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::iam::IamProfileRef;
 use super::ids::{ImageId, ReservationId};
 use super::instance_options::InstanceOptions;
 use super::meta::{ErrorRecord, Object, StateReason};
@@ -93,6 +94,11 @@ pub struct InstanceSpec {
     /// The launch options EC2 records and shows (metadata, credits, monitoring, …).
     #[serde(default)]
     pub options: InstanceOptions,
+    /// The IAM instance profile associated with the instance (RunInstances'
+    /// `IamInstanceProfile`, AssociateIamInstanceProfile); its role's credentials are served
+    /// by IMDS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_instance_profile: Option<IamProfileRef>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -4,6 +4,7 @@ pub mod address;
 pub mod ami_tag;
 pub mod console;
 pub mod fixtures;
+pub mod iam;
 pub mod ids;
 pub mod image;
 pub mod instance;
@@ -23,6 +24,7 @@ pub mod vpc;
 pub use address::{Address, AddressAssociation, AddressSpec, AddressStatus, ADDRESS_KIND};
 pub use ami_tag::{AmiTag, AMI_REPOSITORY_PREFIX};
 pub use console::ConsoleOutput;
+pub use iam::{credentials_for, IamAssociationState, IamProfileRef, RoleCredentials};
 pub use ids::{
     AllocationId, AssociationId, IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId,
 };

@@ -193,6 +193,7 @@ mod tests {
                 cpu_quota: true,
                 memory_limit: true,
             }),
+            bridge_gateway: None,
         };
         monitor.record_ping(&Ok(info.clone()));
         assert_eq!(monitor.host_limits().map(|h| h.cpus), Some(4));

@@ -83,6 +83,9 @@ pub struct Settings {
     pub converged_requeue: Duration,
     /// The least time between two reads of one instance's log for its console output.
     pub console_refresh_every: Duration,
+    /// The port ec2d's API answers on at `ec2d.internal` from inside instances
+    /// (`EC2D_INSTANCE_API`): each container gets `AWS_ENDPOINT_URL` pointing there.
+    pub instance_api_port: Option<u16>,
 }
 
 impl Default for Settings {
@@ -99,6 +102,7 @@ impl Default for Settings {
             converging_requeue: Duration::from_millis(500),
             converged_requeue: Duration::from_secs(300),
             console_refresh_every: console::REFRESH_EVERY,
+            instance_api_port: None,
         }
     }
 }

@@ -572,6 +572,7 @@ impl ContainerRuntime for FakeRuntime {
             version: "fake".into(),
             api_version: "fake".into(),
             host: self.lock().host,
+            bridge_gateway: None,
         })
     }
 

@@ -404,6 +404,11 @@ pub struct EngineInfo {
     pub api_version: String,
     /// What its host lets a container be limited to; `None` when the engine did not say.
     pub host: Option<HostLimits>,
+    /// The IPv4 gateway of the engine's default `bridge` network: the host's own address on
+    /// it, which `--add-host <name>:host-gateway` resolves to inside a container; `None`
+    /// when the engine did not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge_gateway: Option<std::net::Ipv4Addr>,
 }
 
 /// What an engine's host lets a container's CPU and memory limits be (`docker info`).

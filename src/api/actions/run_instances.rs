@@ -12,9 +12,10 @@ use crate::api::xml::XmlWriter;
 use crate::config::VmManager;
 use crate::model::network::{published_ports, Subnet};
 use crate::model::{
-    now, DesiredState, GroupRef, ImageId, Instance, InstanceId, InstanceOptions, InstanceSpec,
-    InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior, ACCOUNT_ID,
-    API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS, VM_MANAGER_TAG,
+    now, DesiredState, GroupRef, IamProfileRef, ImageId, Instance, InstanceId, InstanceOptions,
+    InstanceSpec, InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior,
+    ACCOUNT_ID, API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
+    VM_MANAGER_TAG,
 };
 
 use crate::api::groups::resolve_group;
@@ -24,7 +25,7 @@ use crate::api::kind::Kind;
 use crate::api::kinds::instance_type::known_type;
 use crate::api::kinds::SubnetKind;
 use crate::api::render::render_instance;
-use crate::api::{groups, images, kind, launch_templates, private_ips, tags};
+use crate::api::{groups, iam_profiles, images, kind, launch_templates, private_ips, tags};
 use crate::model::region::{self, zone_names};
 use crate::model::SECURITY_GROUP_KIND;
 use crate::store::{StoreError, CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
@@ -90,6 +91,8 @@ pub struct Request {
     pub options: InstanceOptions,
     /// Which metadata options the launch named (an IMDSv2-only AMI sets the others).
     pub metadata_asked: MetadataAsked,
+    /// The ARN of `IamInstanceProfile.Arn` or `.Name`: each instance gets its own association.
+    pub iam_instance_profile: Option<String>,
     /// `DryRun`.
     pub dry_run: bool,
 }
@@ -247,6 +250,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         client_token: client_token.map(str::to_string),
         options: launch_options(params, instance_type)?,
         metadata_asked: MetadataAsked::of(params),
+        iam_instance_profile: iam_profiles::profile_param(params)?,
         dry_run: kind::dry_run(params)?,
     })
 }
@@ -438,6 +442,10 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                     disable_api_termination: req.disable_api_termination,
                     disable_api_stop: req.disable_api_stop,
                     options,
+                    iam_instance_profile: req
+                        .iam_instance_profile
+                        .clone()
+                        .map(|arn| IamProfileRef::associate(arn, launched_at)),
                 },
                 status: InstanceStatus::default(),
             }

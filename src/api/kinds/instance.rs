@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::api::addresses::{public_dns_name, HeldAddresses};
 use crate::api::error::ApiError;
+use crate::api::iam_profiles::live_profile;
 use crate::api::instance_options::monitoring_state;
 use crate::api::instances::{instance_ids, region_instances, shown_state};
 use crate::api::kind::{IdRules, Kind, Paging};
@@ -482,6 +483,14 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         "root-device-name" => one(ROOT_DEVICE_NAME),
         "virtualization-type" => one("hvm"),
         "hypervisor" => one("xen"),
+        "iam-instance-profile.arn" => live_profile(instance)
+            .map(|p| p.arn.clone())
+            .into_iter()
+            .collect(),
+        "iam-instance-profile.id" => live_profile(instance)
+            .map(|p| p.id.clone())
+            .into_iter()
+            .collect(),
         "tenancy" => one("default"),
         "monitoring-state" => one(monitoring_state(instance)),
         "platform-details" => one("Linux/UNIX"),

@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod credit_specification;
+pub mod iam_profile_association;
 pub mod image;
 pub mod instance;
 pub mod instance_type;
@@ -17,6 +18,7 @@ pub mod subnet;
 pub mod vpc;
 
 pub use address::AddressKind;
+pub use iam_profile_association::IamProfileAssociationKind;
 pub use image::ImageKind;
 pub use instance::InstanceKind;
 pub use instance_type::InstanceTypeKind;

@@ -110,15 +110,52 @@ pub fn container_spec_for(
         image: instance.spec.image_ref.clone(),
         entrypoint,
         cmd,
-        env: boot::env(instance),
+        env: instance_env(instance, settings),
         labels: container_labels,
         init,
         binds,
         ports,
         hostname: None,
         limits,
-        flags: settings.docker_flags.clone(),
+        flags: instance_flags(settings),
     }
+}
+
+/// The name instances reach ec2d's API by: the engine's `host-gateway`, the host's address on
+/// the default bridge, where the app serves the API too (reachable from every bridge network).
+pub const INSTANCE_API_HOST: &str = "ec2d.internal";
+
+/// The boot script's inputs, then what SDKs and the CLI read: the instance's region and, with
+/// `EC2D_INSTANCE_API`, `AWS_ENDPOINT_URL` at ec2d's own API (as LocalStack does for the
+/// containers it starts), so an SDK that finds its credentials through IMDS calls ec2d.
+fn instance_env(instance: &Instance, settings: &Settings) -> Vec<String> {
+    let mut env = boot::env(instance);
+    let region = &instance.metadata.namespace;
+    env.push(format!("AWS_REGION={region}"));
+    env.push(format!("AWS_DEFAULT_REGION={region}"));
+    if let Some(port) = settings.instance_api_port {
+        env.push(format!(
+            "AWS_ENDPOINT_URL=http://{INSTANCE_API_HOST}:{port}"
+        ));
+    }
+    env
+}
+
+/// `EC2_DOCKER_FLAGS`, plus `--add-host ec2d.internal:host-gateway` with `EC2D_INSTANCE_API`
+/// (unless the flags name `ec2d.internal` themselves: theirs wins).
+fn instance_flags(settings: &Settings) -> crate::runtime::DockerFlags {
+    let mut flags = settings.docker_flags.clone();
+    let named = |h: &String| {
+        h.split([':', '='])
+            .next()
+            .is_some_and(|name| name == INSTANCE_API_HOST)
+    };
+    if settings.instance_api_port.is_some() && !flags.add_hosts.iter().any(named) {
+        flags
+            .add_hosts
+            .push(format!("{INSTANCE_API_HOST}:host-gateway"));
+    }
+    flags
 }
 
 /// Decides how the instance boots from its image's command (one engine call, at boot only).
@@ -266,5 +303,45 @@ mod tests {
             wanted,
         );
         assert_eq!(spec.limits, wanted);
+    }
+
+    #[test]
+    fn instances_get_their_region_and_with_the_instance_api_ec2ds_endpoint() {
+        let instance = fixtures::instance();
+        let spec_with = |settings: &Settings| {
+            container_spec_for(
+                &instance,
+                settings,
+                "store",
+                BootMode::Entrypoint,
+                ResourceLimits::default(),
+            )
+        };
+        let off = spec_with(&Settings::default());
+        assert!(off.env.contains(&"AWS_REGION=us-east-1".to_string()));
+        assert!(off
+            .env
+            .contains(&"AWS_DEFAULT_REGION=us-east-1".to_string()));
+        assert!(!off.env.iter().any(|e| e.starts_with("AWS_ENDPOINT_URL=")));
+        assert!(off.flags.add_hosts.is_empty());
+
+        let on = Settings {
+            instance_api_port: Some(4566),
+            ..Settings::default()
+        };
+        let spec = spec_with(&on);
+        assert!(spec
+            .env
+            .contains(&"AWS_ENDPOINT_URL=http://ec2d.internal:4566".to_string()));
+        assert_eq!(spec.flags.add_hosts, vec!["ec2d.internal:host-gateway"]);
+        // The user's own entry for the name wins.
+        let mine = Settings {
+            docker_flags: DockerFlags::parse("--add-host ec2d.internal:10.0.0.9").unwrap(),
+            ..on
+        };
+        assert_eq!(
+            spec_with(&mine).flags.add_hosts,
+            vec!["ec2d.internal:10.0.0.9"]
+        );
     }
 }

@@ -206,10 +206,24 @@ impl ContainerRuntime for DockerRuntime {
                 None
             }
         };
+        // Where instances reach the host (`host-gateway`): the default bridge's gateway.
+        let bridge_gateway = match docker.inspect_network::<String>("bridge", None).await {
+            Ok(network) => network
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .into_iter()
+                .flatten()
+                .find_map(|c| bridge_gateway(c.gateway.as_deref(), c.subnet.as_deref())),
+            Err(e) => {
+                debug!(error = %map_error("inspect bridge", e), "the default bridge's gateway is unknown");
+                None
+            }
+        };
         Ok(EngineInfo {
             version: v.version.unwrap_or_default(),
             api_version: version_string(&docker.client_version()),
             host,
+            bridge_gateway,
         })
     }
 
@@ -807,6 +821,18 @@ impl ContainerRuntime for DockerRuntime {
     }
 }
 
+/// The default bridge's gateway: the one its IPAM names, else the first host of its subnet
+/// (the engine's default when it names none, as `docker network inspect bridge` often shows).
+fn bridge_gateway(gateway: Option<&str>, subnet: Option<&str>) -> Option<std::net::Ipv4Addr> {
+    if let Some(gateway) = gateway.and_then(|g| g.parse().ok()) {
+        return Some(gateway);
+    }
+    let (network, prefix) = subnet?.split_once('/')?;
+    let network: std::net::Ipv4Addr = network.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    (prefix < 31).then(|| std::net::Ipv4Addr::from(u32::from(network) + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,5 +846,20 @@ mod tests {
             assert_eq!(b.next_delay(), Some(old), "poll {poll}");
             old = (old * 2).min(Duration::from_millis(200));
         }
+    }
+
+    #[test]
+    fn the_gateway_is_named_or_the_subnets_first_host() {
+        let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().ok();
+        assert_eq!(
+            bridge_gateway(Some("10.1.0.5"), Some("10.1.0.0/24")),
+            ip("10.1.0.5")
+        );
+        assert_eq!(
+            bridge_gateway(None, Some("172.17.0.0/16")),
+            ip("172.17.0.1")
+        );
+        assert_eq!(bridge_gateway(None, Some("fd00::/64")), None);
+        assert_eq!(bridge_gateway(None, None), None);
     }
 }
