@@ -1,13 +1,15 @@
 //! The IAM role an instance's metadata shows (`iam/info`, `iam/security-credentials/<role>`), in EC2's JSON shapes.
 //!
-//! STUB until issue 13's `iam` part is merged: [`role_of`] answers `None` (no instance has a
-//! profile yet, so `iam/` is not listed, as on an instance without one). After the merge it
-//! reads `spec.iam_instance_profile` and `model::iam::credentials_for(instance, profile, now)`
-//! into a [`Role`]; nothing else here changes.
+//! The role is the instance's profile (`spec.iam_instance_profile`, its role named as the
+//! profile: ec2d keeps no IAM store) and its credentials `model::iam::credentials_for` derives
+//! for the current rotation window, so every read within an hour answers the same set.
 
 use serde_json::json;
 
+use crate::model::iam::{credentials_for, IamAssociationState};
 use crate::model::{Instance, Timestamp};
+
+use super::identity::seconds_timestamp;
 
 use super::tree::Node;
 
@@ -32,10 +34,24 @@ pub struct Role {
     pub last_updated: String,
 }
 
-/// The role `instance` runs as at `now`, when it has an instance profile (stub: none yet, see
-/// the module's docs).
-pub fn role_of(_instance: &Instance, _now: Timestamp) -> Option<Role> {
-    None
+/// The role `instance` runs as at `now`, when it holds an instance profile in force.
+pub fn role_of(instance: &Instance, now: Timestamp) -> Option<Role> {
+    let profile = instance
+        .spec
+        .iam_instance_profile
+        .as_ref()
+        .filter(|p| p.state == IamAssociationState::Associated)?;
+    let credentials = credentials_for(&instance.metadata.name, profile, now);
+    Some(Role {
+        name: credentials.role_name.clone(),
+        instance_profile_arn: profile.arn.clone(),
+        instance_profile_id: profile.id.clone(),
+        access_key_id: credentials.access_key_id,
+        secret_access_key: credentials.secret_access_key,
+        token: credentials.token,
+        expiration: seconds_timestamp(credentials.expiration),
+        last_updated: seconds_timestamp(credentials.last_updated),
+    })
 }
 
 impl Role {
