@@ -1,7 +1,7 @@
 //! The host's IMDS NAT rules against the real engine and iptables: an instance's request to
-//! 169.254.169.254:80 reaches ec2d's IMDS port (here a stub that echoes the peer address, until
-//! the `imds` listener is merged), on Docker's default bridge and on a VPC's network; a
-//! container that is not an instance is not redirected; termination and shutdown remove the rules.
+//! 169.254.169.254:80 reaches ec2d's IMDS listener, which answers it its own instance id, on
+//! Docker's default bridge and on a VPC's network; a container that is not an instance is not
+//! redirected; termination and shutdown remove the rules.
 
 mod common;
 
@@ -11,31 +11,8 @@ use common::{docker, docker_available, tagged_test_ami, Ec2, TEST_IMAGE};
 use ec2d::config::VmManager;
 use ec2d::hostnet::{Firewall, SystemIptables};
 use ec2d::{App, Config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A stand-in for the IMDS listener: answers every request with the address it came from.
-async fn stub_imds() -> u16 {
-    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, peer)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = tcp.read(&mut buf).await;
-                let body = format!("stub saw {}\n", peer.ip());
-                let answer = format!(
-                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tcp.write_all(answer.as_bytes()).await;
-                let _ = tcp.shutdown().await;
-            });
-        }
-    });
-    port
-}
 
 /// What a container gets from 169.254.169.254:80 (busybox `nc`; its `wget` crashes on this
 /// engine's seccomp profile).
@@ -45,7 +22,7 @@ fn ask_metadata(container: &str) -> String {
         container,
         "sh",
         "-c",
-        "printf 'GET /latest/meta-data/ HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\n\\r\\n' | nc -w 5 169.254.169.254 80",
+        "printf 'GET /latest/meta-data/instance-id HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\n\\r\\n' | nc -w 5 169.254.169.254 80",
     ])
     .1
 }
@@ -106,12 +83,12 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
     };
     let (ami, mut cleanup) = tagged_test_ami("imds-busybox");
 
-    let port = stub_imds().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path().to_path_buf());
     config.vm_manager = VmManager::Docker;
     config.imds = true;
-    config.imds_listen = format!("0.0.0.0:{port}").parse().unwrap();
+    // Any free port: the rules redirect to the one the listener bound.
+    config.imds_listen = "0.0.0.0:0".parse().unwrap();
     // The sweep (part of every resync) is the full sync of the rules.
     config.resync_seconds = 2;
     let app = App::spawn(config).await.unwrap();
@@ -120,7 +97,8 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
     let (_, status) = ec2.get_json("/_ec2d/status").await;
     let routes = &status["imdsRoutes"];
     assert_eq!(routes["active"], true, "{routes}");
-    assert_eq!(routes["port"], port, "{routes}");
+    let port = routes["port"].as_u64().expect("the bound port");
+    assert_ne!(port, 0, "{routes}");
     let chain = routes["chain"].as_str().unwrap().to_string();
     let prerouting = iptables
         .run(&["-t", "nat", "-S"], &["PREROUTING".to_string()])
@@ -174,9 +152,9 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
     }
     assert!(ips[1].starts_with("10.213.1."), "{ips:?}");
 
-    // Each instance reaches the IMDS port, seen from its own address: the peer check's input.
-    for (name, ip) in names.iter().zip(&ips) {
-        wait_answer(name, &format!("stub saw {ip}")).await;
+    // Each instance reaches ec2d's IMDS, which knows it by its address: its own id comes back.
+    for (name, id) in names.iter().zip([&on_bridge, &in_vpc]) {
+        wait_answer(name, id).await;
     }
     let rules = chain_rules(&iptables, &chain).unwrap();
     for ip in &ips {
@@ -194,9 +172,12 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
         "/bin/sh",
         TEST_IMAGE,
         "-c",
-        "printf 'GET /latest/meta-data/ HTTP/1.0\\r\\n\\r\\n' | nc -w 3 169.254.169.254 80; true",
+        "printf 'GET /latest/meta-data/instance-id HTTP/1.0\\r\\n\\r\\n' | nc -w 3 169.254.169.254 80; true",
     ]);
-    assert!(!stranger.contains("stub saw"), "{stranger}");
+    assert!(
+        !stranger.contains(&on_bridge) && !stranger.contains(&in_vpc),
+        "{stranger}"
+    );
 
     // Termination removes the instance's rule; the other stays.
     ec2.ok("TerminateInstances", &[("InstanceId.1", &on_bridge)])
@@ -216,7 +197,7 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
         .collect();
     iptables.run(&["-t", "nat", "-D"], &spec).unwrap();
     wait_rules(&iptables, &chain, |r| r.is_some_and(|r| r.contains(&kept))).await;
-    wait_answer(&names[1], &format!("stub saw {}", ips[1])).await;
+    wait_answer(&names[1], &in_vpc).await;
 
     // A graceful stop removes the chain and its jump; the instance keeps running.
     app.shutdown().await.unwrap();
@@ -226,5 +207,5 @@ async fn instances_metadata_requests_reach_ec2d_and_nothing_else_is_redirected()
         .unwrap();
     assert!(!prerouting.contains(&chain), "{prerouting}");
     let answer = ask_metadata(&names[1]);
-    assert!(!answer.contains("stub saw"), "{answer}");
+    assert!(!answer.contains(&in_vpc), "{answer}");
 }

@@ -709,6 +709,7 @@ async fn the_app_starts_without_the_service_when_its_address_is_taken() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut config = ec2d::config::Config::for_tests(dir.path().join("taken"));
+    config.imds = true;
     config.imds_listen = taken.local_addr().unwrap();
     let app = ec2d::app::App::spawn(config).await.unwrap();
     let health = reqwest::get(format!("{}/_ec2d/health", app.url()))
@@ -721,6 +722,7 @@ async fn the_app_starts_without_the_service_when_its_address_is_taken() {
     let addr = free.local_addr().unwrap();
     drop(free);
     let mut config = ec2d::config::Config::for_tests(dir.path().join("free"));
+    config.imds = true;
     config.imds_listen = addr;
     let app = ec2d::app::App::spawn(config).await.unwrap();
     let url = format!("http://{addr}/latest/meta-data/instance-id");

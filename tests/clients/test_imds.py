@@ -1,11 +1,11 @@
-"""The instance metadata service from inside real busybox instances, reached directly at ec2d's
-IMDS listener through the Docker bridge's gateway address (the 169.254.169.254 redirect is the
-`wiring` part of issue 13; the end-to-end test through that address comes with it).
+"""The instance metadata service from inside real busybox instances at http://169.254.169.254,
+as software on EC2 reaches it: the host's NAT rules (`hostnet`) redirect each instance's requests
+to ec2d's IMDS listener, which knows the caller by the connection's source address.
 
-What the service sees is the connection's source, the container's address, exactly as after the
-DNAT: each instance reads its own id, type, zone, address and user data (IMDSv1 with busybox
-`wget`, IMDSv2 with a raw `PUT` through busybox `nc`), `HttpTokens=required` makes v1 answer
-401, the identity document parses, and the host gets 404.
+Each instance reads its own id, type, zone, address and user data (IMDSv1 with busybox `wget`,
+IMDSv2 with a raw `PUT` through busybox `nc`), another instance's token is refused,
+`HttpTokens=required` makes v1 answer 401, the identity document parses, and the host, which
+reaches the listener directly, gets 404.
 
 The module runs its own ec2d with the IMDS on a free port (EC2D_IMDS_LISTEN), so the shared
 session server's defaults are left alone. Log: <workdir>/ec2d-imds.log.
@@ -47,14 +47,7 @@ def srv(busybox_ami, workdir):
         print(f"\n[ec2d-tests] {s.name} exited with {rc} after SIGTERM; log: {s.log_path}")
 
 
-def gateway(instance_id: str) -> str:
-    """The address the container reaches the host at: its network's gateway."""
-    info = h.container_inspect(h.container_name(instance_id)) or {}
-    for net in (info.get("NetworkSettings", {}).get("Networks") or {}).values():
-        if net.get("Gateway"):
-            return net["Gateway"]
-    out = h.docker("exec", h.container_name(instance_id), "sh", "-c", "ip route | awk '/default/ {print $3}'")
-    return out.stdout.strip()
+IMDS = "169.254.169.254"
 
 
 def inside(instance_id: str, script: str, check: bool = True):
@@ -63,7 +56,7 @@ def inside(instance_id: str, script: str, check: bool = True):
 
 def wget(srv, instance_id: str, path: str, headers: dict | None = None) -> tuple[int, str]:
     """GET from inside the instance; (status, body). busybox wget prints the status on failure."""
-    url = f"http://{gateway(instance_id)}:{srv.imds_port}{path}"
+    url = f"http://{IMDS}{path}"
     hdrs = " ".join(f"--header '{k}: {v}'" for k, v in (headers or {}).items())
     r = inside(instance_id, f"wget -q -O - {hdrs} '{url}'", check=False)
     if r.returncode == 0:
@@ -83,7 +76,7 @@ def put_token(srv, instance_id: str, ttl: str) -> tuple[str, str]:
     )
     # stdin stays open a moment: some nc builds stop reading when it ends (HTTP/1.0: the
     # server closes once it has answered).
-    r = inside(instance_id, f"(printf '{request}'; sleep 2) | nc {gateway(instance_id)} {srv.imds_port}")
+    r = inside(instance_id, f"(printf '{request}'; sleep 2) | nc {IMDS} 80")
     head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
     assert head, f"no answer to PUT: rc={r.returncode} out={r.stdout!r} err={r.stderr!r}"
     return head.splitlines()[0], body
