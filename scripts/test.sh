@@ -265,12 +265,14 @@ run_pytest_clients() {
     fi
     local -a extra=()
     if [ -n "${PYTEST_ARGS:-}" ]; then read -r -a extra <<<"$PYTEST_ARGS"; fi
-    # Make sure the aws/awslocal of this interpreter come first on PATH.
-    local scripts
+    # Make sure the aws/awslocal of this interpreter come first on PATH, then the scripts of
+    # its user site (a `pip install --user ansible` puts ansible-playbook there, not on PATH).
+    local scripts user_scripts
     scripts="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+    user_scripts="$("$PYTHON" -c 'import os, sysconfig; print(sysconfig.get_path("scripts", f"{os.name}_user"))')"
     local rc=0
     # SIGINT first: pytest then still tears down (stops ec2d, removes containers).
-    PATH="$scripts:$PATH" EC2D_BIN="${EC2D_BIN:-$ROOT/target/debug/ec2d}" \
+    PATH="$scripts:$PATH:$user_scripts" EC2D_BIN="${EC2D_BIN:-$ROOT/target/debug/ec2d}" \
         timeout --signal=INT --kill-after=60 "$PYTEST_TIMEOUT" \
         "$PYTHON" -m pytest tests/clients -q "${extra[@]}" || rc=$?
     # pytest exit 5 = no tests collected: that is a failure here.
