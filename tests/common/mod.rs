@@ -197,10 +197,32 @@ impl Drop for Cleanup {
             let label = format!("label=ec2d.vpc-id={vpc}");
             let (_, networks) = docker(&["network", "ls", "-q", "--filter", &label]);
             for network in networks.split_whitespace() {
-                let _ = docker(&["network", "rm", network]);
+                remove_network(network);
             }
         }
     }
+}
+
+/// Removes a test's VPC network, taking off whatever is still attached first (a leftover
+/// network would make the next run's VPC of the same block fall back to the default bridge).
+fn remove_network(network: &str) {
+    for _ in 0..10 {
+        if docker(&["network", "rm", network]).0 {
+            return;
+        }
+        let (_, attached) = docker(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{range $id, $c := .Containers}}{{$id}} {{end}}",
+            network,
+        ]);
+        for container in attached.split_whitespace() {
+            let _ = docker(&["network", "disconnect", "-f", network, container]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    eprintln!("test cleanup: could not remove network {network}");
 }
 
 /// A fresh AMI: the test image tagged `localstack-ec2/<name>:<id>`, with the cleanup that
