@@ -25,7 +25,7 @@ use crate::model::{
     PortProtocol, Timestamp, CONTAINER_NAME_PREFIX,
 };
 use crate::runtime::{
-    ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, RuntimeError,
+    labels, ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, RuntimeError,
     SignalEvidence,
 };
 
@@ -504,7 +504,7 @@ fn network_warning(
         && container
             .networks
             .keys()
-            .all(|name| !name.starts_with("ec2d-"));
+            .all(|name| !name.starts_with(labels::NETWORK_PREFIX));
     match placement {
         Placement::Refused(reason) if on_bridge_only => Some(reason.clone()),
         Placement::Vpc(..) | Placement::Refused(_) if on_bridge_only => instance

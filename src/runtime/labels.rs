@@ -18,19 +18,22 @@ pub const STORE_ID: &str = "ec2d.store-id";
 /// The VPC a network backs. Networks without it are never touched.
 pub const VPC_ID: &str = "ec2d.vpc-id";
 
+/// How the name of every VPC network ec2d makes begins (network events carry no labels).
+pub const NETWORK_PREFIX: &str = "ec2d-";
+
 /// The Docker network of a VPC in a store: `ec2d-<store>-<vpc-id>`, with the store's id cut to
 /// 8 characters, so two stores sharing an engine (each with the region's default VPC, whose id
 /// is the same everywhere) never share a network.
 pub fn network_name(store_id: &str, vpc_id: &str) -> String {
     let store: String = store_id.chars().take(8).collect();
-    format!("ec2d-{store}-{vpc_id}")
+    format!("{NETWORK_PREFIX}{store}-{vpc_id}")
 }
 
 /// The VPC id in a [`network_name`] made by the store `store_id`; `None` for any other name.
 pub fn vpc_of_network(store_id: &str, name: &str) -> Option<String> {
     let store: String = store_id.chars().take(8).collect();
     let vpc = name
-        .strip_prefix("ec2d-")?
+        .strip_prefix(NETWORK_PREFIX)?
         .strip_prefix(store.as_str())?
         .strip_prefix('-')?;
     vpc.starts_with("vpc-").then(|| vpc.to_string())

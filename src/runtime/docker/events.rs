@@ -139,7 +139,7 @@ fn map_event(msg: EventMessage) -> Vec<RuntimeEvent> {
                 .as_ref()
                 .and_then(|a| a.attributes.as_ref())
                 .and_then(|a| a.get("name"))
-                .filter(|name| name.starts_with("ec2d-"));
+                .filter(|name| name.starts_with(labels::NETWORK_PREFIX));
             name.map(|name| RuntimeEvent::Network {
                 name: name.clone(),
                 action,
