@@ -18,10 +18,10 @@
 #   EC2D_TEST_SKIP_SETUP=1  skip package install / dockerd / image build
 #   EC2D_TEST_DOCKERD_LOG   where a dockerd started by this script logs
 #                           (default /var/log/ec2d-test-dockerd.log)
-#   EC2D_TEST_IMAGES        test images to build (default "busybox debian cloudinit": the
-#                           static busybox AMI, the debootstrap Debian+sshd AMI and the
-#                           same with cloud-init, built once (~8 min, from apt's Debian
-#                           mirror) then cached by tag;
+#   EC2D_TEST_IMAGES        test images to build (default "busybox debian cloudinit awscli":
+#                           the static busybox AMI, the debootstrap Debian+sshd AMI, the
+#                           same with cloud-init, and that with the AWS CLI, built once
+#                           (~8 min, from apt's Debian mirror and PyPI) then cached by tag;
 #                           see tests/support/build-test-images.sh)
 #   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
 #   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
@@ -38,7 +38,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 PYTHON="${PYTHON:-python3}"
 DOCKERD_LOG="${EC2D_TEST_DOCKERD_LOG:-/var/log/ec2d-test-dockerd.log}"
 FAIL_FAST="${EC2D_TEST_FAIL_FAST:-0}"
-TEST_IMAGES="${EC2D_TEST_IMAGES:-busybox debian cloudinit}"
+TEST_IMAGES="${EC2D_TEST_IMAGES:-busybox debian cloudinit awscli}"
 CARGO_TEST_TIMEOUT="${EC2D_TEST_CARGO_TIMEOUT:-1800}"
 PYTEST_TIMEOUT="${EC2D_TEST_PYTEST_TIMEOUT:-1200}"
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::api::xml::XmlWriter;
-use sha2::{Digest, Sha256};
+pub(crate) use crate::model::ids::{derived_id, derived_mac};
 
 use crate::model::{
     format_timestamp, Address, DesiredState, GroupRef, Image, ImageState, Instance, InstanceState,
@@ -140,37 +140,6 @@ pub fn render_group_set(w: &mut XmlWriter, groups: &[GroupRef]) {
         w.field("groupId", &g.group_id);
         w.field("groupName", &g.group_name);
     });
-}
-
-/// An id derived from the instance id (`eni-…`, `eni-attach-…`): the interface is not stored,
-/// so its ids must come out the same on every describe.
-pub(crate) fn derived_id(prefix: &str, instance_id: &str) -> String {
-    let digest = Sha256::digest(format!("{prefix}/{instance_id}").as_bytes());
-    let mut id = format!("{prefix}-");
-    push_hex(&mut id, &digest[..9]);
-    id.truncate(prefix.len() + 1 + 17);
-    id
-}
-
-/// A locally administered MAC address derived from the instance id, as `02:…` on EC2.
-pub(crate) fn derived_mac(instance_id: &str) -> String {
-    let digest = Sha256::digest(format!("mac/{instance_id}").as_bytes());
-    let mut mac = String::from("02");
-    for byte in &digest[..5] {
-        mac.push(':');
-        push_hex(&mut mac, std::slice::from_ref(byte));
-    }
-    mac
-}
-
-/// Lower-case hex without a `format!` per byte: DescribeInstances renders these for every
-/// instance, and per-byte formatting showed up in its profile.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 15)] as char);
-    }
 }
 
 /// The instance's one network interface (device 0) in its subnet, as a VPC instance has.

@@ -5,6 +5,39 @@ use std::fmt;
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// An id derived from the instance id (`eni-…`, `eni-attach-…`): the interface is not stored,
+/// so its ids must come out the same on every describe.
+pub fn derived_id(prefix: &str, instance_id: &str) -> String {
+    let digest = Sha256::digest(format!("{prefix}/{instance_id}").as_bytes());
+    let mut id = format!("{prefix}-");
+    push_hex(&mut id, &digest[..9]);
+    id.truncate(prefix.len() + 1 + 17);
+    id
+}
+
+/// A locally administered MAC address derived from the instance id, as `02:…` on EC2: the
+/// API's `MacAddress`, IMDS's `mac` and the container's interface all show it.
+pub fn derived_mac(instance_id: &str) -> String {
+    let digest = Sha256::digest(format!("mac/{instance_id}").as_bytes());
+    let mut mac = String::from("02");
+    for byte in &digest[..5] {
+        mac.push(':');
+        push_hex(&mut mac, std::slice::from_ref(byte));
+    }
+    mac
+}
+
+/// Lower-case hex without a `format!` per byte: DescribeInstances renders these for every
+/// instance, and per-byte formatting showed up in its profile.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 15)] as char);
+    }
+}
 
 /// An id that does not have the shape EC2 expects for its kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

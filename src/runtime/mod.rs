@@ -209,6 +209,9 @@ pub struct ContainerSpec {
     pub ports: Vec<PortRequest>,
     /// Hostname inside the container.
     pub hostname: Option<String>,
+    /// The MAC address of the container's interface: the instance's, which the API and IMDS
+    /// show. Set at creation (an engine re-joining a network later picks its own).
+    pub mac_address: Option<String>,
     /// The CPU and memory limits the instance's type gives the container; `EC2_DOCKER_FLAGS`'
     /// `--cpus`/`--memory` win over them.
     pub limits: ResourceLimits,

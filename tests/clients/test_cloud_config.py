@@ -134,14 +134,7 @@ def cloudinit_ami(ec2d):
         h.remove_tags([CLOUDINIT_AMI_TAG])
 
 
-def imds_merged() -> bool:
-    """Whether this ec2d has its IMDS (issue 13's imds and wiring parts)."""
-    return (h.REPO_ROOT / "src" / "imds").is_dir() and (h.REPO_ROOT / "src" / "hostnet").is_dir()
-
-
 def test_debian_cloud_init_runs_the_cloud_config_from_imds(ec2, cleanup, cloudinit_ami):
-    if not imds_merged():
-        pytest.skip("needs issue 13's imds + wiring parts (src/imds, src/hostnet): cloud-init reads IMDS")
     marker = secrets.token_hex(4)
     iid = launch_with(ec2, cleanup, cloud_config(marker), image_id=cloudinit_ami)
     assert_cloud_config_applied(iid, marker, CLOUDINIT_TIMEOUT)

@@ -131,3 +131,121 @@ def test_the_host_gets_nothing(srv):
         urllib.request.urlopen(url, timeout=5)
     assert e.value.code == 404
     assert e.value.read() == b""
+
+
+# --------------------------------------------------------------------------- a Debian instance
+
+AWSCLI_IMAGE = "ec2d-test/debian-awscli:latest"
+AWSCLI_AMI_ID = "ami-0a5c11a5c11a5c11a"
+AWSCLI_AMI_TAG = f"{h.AMI_REPO_PREFIX}debian-awscli:{AWSCLI_AMI_ID}"
+
+# Run inside the instance by its own python3: the v1 and v2 flows as an SDK does them.
+IMDS_FLOWS = r"""
+import json, sys, urllib.error, urllib.request
+BASE = "http://169.254.169.254"
+def call(path, method="GET", headers=None):
+    req = urllib.request.Request(BASE + path, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return [r.status, r.read().decode()]
+    except urllib.error.HTTPError as e:
+        return [e.code, ""]
+status, token = call("/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "120"})
+out = {"token": status}
+for path in sys.argv[1:]:
+    out["v1 " + path] = call(path)
+    out["v2 " + path] = call(path, headers={"X-aws-ec2-metadata-token": token})
+print(json.dumps(out))
+"""
+PATHS = [
+    "/latest/meta-data/instance-id",
+    "/latest/meta-data/instance-type",
+    "/latest/meta-data/placement/availability-zone",
+    "/latest/meta-data/local-ipv4",
+    "/latest/meta-data/ami-launch-index",
+    "/latest/meta-data/iam/info",
+    "/latest/meta-data/mac",
+    "/latest/user-data",
+    "/latest/dynamic/instance-identity/document",
+]
+
+
+@pytest.fixture(scope="module")
+def awscli_ami(srv):
+    if h.image_id(AWSCLI_IMAGE) is None:
+        pytest.fail(f"test image {AWSCLI_IMAGE} missing: run tests/support/build-test-images.sh awscli", pytrace=False)
+    existed = h.image_id(AWSCLI_AMI_TAG) is not None
+    h.docker("tag", AWSCLI_IMAGE, AWSCLI_AMI_TAG)
+    h.wait_until(
+        lambda: srv.client().describe_images(ImageIds=[AWSCLI_AMI_ID])["Images"], 30, 0.5, "the AMI discovered"
+    )
+    yield AWSCLI_AMI_ID
+    if not existed:
+        h.remove_tags([AWSCLI_AMI_TAG])
+
+
+def flows(instance_id: str) -> dict:
+    r = h.docker("exec", h.container_name(instance_id), "python3", "-c", IMDS_FLOWS, *PATHS, timeout=60)
+    return json.loads(r.stdout)
+
+
+def test_debian_instances_read_their_own_metadata_and_the_aws_cli_finds_its_role(srv, awscli_ami):
+    """Two Debian instances of one launch, with an instance profile: each reads its own data
+    by v1 and v2 (python's urllib, as the SDKs), v1 stops at HttpTokens=required, and the aws CLI
+    inside, configured by nothing in the image, takes the role's credentials from IMDS and the
+    endpoint from AWS_ENDPOINT_URL, and lists the instance."""
+    client = srv.client()
+    user_data = "#!/bin/sh\necho debian-user-data\n"
+    ids = h.launch_on(
+        srv,
+        count=2,
+        image_id=awscli_ami,
+        UserData=user_data,
+        IamInstanceProfile={"Name": "reader"},
+        Placement={"AvailabilityZone": "us-east-1c"},
+    )
+    described = h.describe_instances(client, ids)
+    for iid in ids:
+        me = described[iid]
+        got = flows(iid)
+        assert got["token"] == 200, got
+        for version in ("v1", "v2"):
+            assert got[f"{version} /latest/meta-data/instance-id"] == [200, iid]
+            assert got[f"{version} /latest/meta-data/instance-type"] == [200, "t3.micro"]
+            assert got[f"{version} /latest/meta-data/placement/availability-zone"] == [200, "us-east-1c"]
+            assert got[f"{version} /latest/meta-data/local-ipv4"] == [200, me["PrivateIpAddress"]]
+            assert got[f"{version} /latest/meta-data/ami-launch-index"] == [200, str(me["AmiLaunchIndex"])]
+            assert got[f"{version} /latest/user-data"] == [200, user_data]
+            status, info = got[f"{version} /latest/meta-data/iam/info"]
+            assert status == 200 and json.loads(info)["InstanceProfileArn"].endswith(":instance-profile/reader")
+            status, doc = got[f"{version} /latest/dynamic/instance-identity/document"]
+            identity = json.loads(doc)
+            assert identity["instanceId"] == iid and identity["imageId"] == awscli_ami
+            assert identity["privateIp"] == me["PrivateIpAddress"]
+            assert identity["availabilityZone"] == "us-east-1c"
+    # The interface inside has the MAC that IMDS and the API give the instance.
+    first = ids[0]
+    mac = inside(first, "cat /sys/class/net/eth0/address").stdout.strip()
+    assert flows(first)["v1 /latest/meta-data/mac"] == [200, mac]
+    assert described[first]["NetworkInterfaces"][0]["MacAddress"] == mac
+
+    # The aws CLI, unconfigured: credentials from IMDS (the role), region and endpoint from the
+    # environment ec2d gives every instance.
+    name = h.container_name(first)
+    listing = h.docker("exec", name, "aws", "configure", "list", timeout=60).stdout
+    assert "iam-role" in listing, listing
+    out = h.docker(
+        "exec", name, "aws", "ec2", "describe-instances", "--instance-ids", first, "--output", "json", timeout=90
+    ).stdout
+    reservations = json.loads(out)["Reservations"]
+    assert [i["InstanceId"] for r in reservations for i in r["Instances"]] == [first]
+    everyone = json.loads(h.docker("exec", name, "aws", "ec2", "describe-instances", timeout=90).stdout)
+    assert set(ids) <= {i["InstanceId"] for r in everyone["Reservations"] for i in r["Instances"]}
+
+    # HttpTokens=required: at once, v1 is refused and v2 still answers; the other instance is
+    # untouched.
+    client.modify_instance_metadata_options(InstanceId=first, HttpTokens="required")
+    got = flows(first)
+    assert got["v1 /latest/meta-data/instance-id"] == [401, ""]
+    assert got["v2 /latest/meta-data/instance-id"] == [200, first]
+    assert flows(ids[1])["v1 /latest/meta-data/instance-id"] == [200, ids[1]]

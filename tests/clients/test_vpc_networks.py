@@ -83,6 +83,11 @@ def test_one_subnet_reaches_itself_at_the_answered_addresses_and_not_another_vpc
         attached = _networks_of(h.container_name(instance_id))
         assert list(attached) == [network["name"]], attached
         assert attached[network["name"]]["IPAddress"] == ip
+        # The interface has the instance's own MAC, the one the API (and IMDS) answer.
+        shown_mac = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+            "NetworkInterfaces"
+        ][0]["MacAddress"]
+        assert attached[network["name"]]["MacAddress"] == shown_mac
     a, b = pair[0]["InstanceId"], pair[1]["InstanceId"]
     assert _ping(a, answered[b]) and _ping(b, answered[a])
     tcp = h.docker("exec", "-d", h.container_name(b), "sh", "-c", "echo hello-from-b | nc -l -p 7070")

@@ -6,8 +6,8 @@
 # tag plus a recipe-version label; an image is rebuilt only when it is missing,
 # its recipe version changed, or --force is given.
 #
-# Usage: tests/support/build-test-images.sh [--force] [busybox] [debian] [cloudinit]
-#   (no image names = the default set: busybox debian cloudinit)
+# Usage: tests/support/build-test-images.sh [--force] [busybox] [debian] [cloudinit] [awscli]
+#   (no image names = the default set: busybox debian cloudinit awscli)
 #
 #   busybox  ec2d-test/busybox:latest   static busybox root fs, CMD ["/bin/sh"]
 #   debian   ec2d-test/debian-ssh:latest  debootstrap --variant=minbase of the
@@ -20,18 +20,24 @@
 #            [Ec2, None]); CMD ["/bin/bash"]. ec2d's boot script starts cloud-init's
 #            stages itself (no systemd in the container) and leaves the user data
 #            to it; cloud-init reads it from ec2d's IMDS. ~2-3 min on a cold cache.
+#   awscli   ec2d-test/debian-awscli:latest  the cloudinit image + the AWS CLI (v1, from PyPI's
+#            wheels, installed by pip in a `docker build` step without network) at
+#            /usr/local/bin/aws: an instance runs `aws ec2 ...` with nothing configured, as on
+#            EC2 (credentials from IMDS, the endpoint from AWS_ENDPOINT_URL, which Debian's own
+#            awscli 2.9 predates). Builds the cloudinit image first; ~30 s on top of it.
 #
 # Needs: docker CLI + a running engine; busybox-static (/bin/busybox) for the
 # busybox image; debootstrap for the debian image. scripts/test.sh installs them.
 #
 # Env: EC2D_TEST_BUSYBOX_IMAGE, EC2D_TEST_DEBIAN_IMAGE (tags),
-#      EC2D_TEST_CLOUDINIT_IMAGE, EC2D_TEST_DEBIAN_SUITE (default: the host's VERSION_CODENAME if it is a
+#      EC2D_TEST_CLOUDINIT_IMAGE, EC2D_TEST_AWSCLI_IMAGE, EC2D_TEST_DEBIAN_SUITE (default: the host's VERSION_CODENAME if it is a
 #      Debian release, else bookworm), EC2D_TEST_DEBIAN_MIRROR.
 set -euo pipefail
 
 BUSYBOX_TAG="${EC2D_TEST_BUSYBOX_IMAGE:-ec2d-test/busybox:latest}"
 DEBIAN_TAG="${EC2D_TEST_DEBIAN_IMAGE:-ec2d-test/debian-ssh:latest}"
 CLOUDINIT_TAG="${EC2D_TEST_CLOUDINIT_IMAGE:-ec2d-test/debian-cloudinit:latest}"
+AWSCLI_TAG="${EC2D_TEST_AWSCLI_IMAGE:-ec2d-test/debian-awscli:latest}"
 # The host's suite when the host is a Debian release debootstrap knows, else bookworm.
 host_suite() {
     local id="" codename=""
@@ -66,6 +72,7 @@ DEBIAN_MIRROR="${EC2D_TEST_DEBIAN_MIRROR:-$(apt_mirror)}"
 BUSYBOX_RECIPE=1
 DEBIAN_RECIPE=2
 CLOUDINIT_RECIPE=2
+AWSCLI_RECIPE=1
 RECIPE_LABEL="org.ec2d.test.recipe"
 
 log() { printf '[build-test-images] %s\n' "$*" >&2; }
@@ -76,12 +83,12 @@ images=()
 for arg in "$@"; do
     case "$arg" in
         --force | -f) force=1 ;;
-        busybox | debian | cloudinit) images+=("$arg") ;;
-        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+        busybox | debian | cloudinit | awscli) images+=("$arg") ;;
+        -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
         *) die "unknown argument: $arg" ;;
     esac
 done
-[ "${#images[@]}" -gt 0 ] || images=(busybox debian cloudinit)
+[ "${#images[@]}" -gt 0 ] || images=(busybox debian cloudinit awscli)
 
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "docker engine is not answering (docker info failed)"
@@ -283,6 +290,49 @@ build_debootstrap() {
         die "smoke test of $tag failed: $out"
     case "$out" in *ok) ;; *) die "smoke test of $tag printed: $out" ;; esac
     log "built $tag in $((SECONDS - t0))s ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+}
+
+# The AWS CLI an SDK user on EC2 would have, on the cloud-init image. Its wheels come from
+# PyPI through the host's pip (the package registry this machine reaches), for the image's
+# Python and architecture; the image's own pip step runs without network.
+build_awscli() {
+    if [ "$force" = 0 ] && up_to_date "$AWSCLI_TAG" "$AWSCLI_RECIPE.$CLOUDINIT_RECIPE"; then
+        log "$AWSCLI_TAG is up to date (cached)"
+        return 0
+    fi
+    build_cloudinit
+    local t0=$SECONDS pyver arch
+    pyver="$(docker run --rm --network none "$CLOUDINIT_TAG" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ||
+        die "no python3 in $CLOUDINIT_TAG"
+    arch="$(docker image inspect --format '{{.Architecture}}' "$CLOUDINIT_TAG")"
+    case "$arch" in amd64) arch=x86_64 ;; arm64) arch=aarch64 ;; esac
+    workdir="$(mktemp -d /tmp/ec2d-awscli.XXXXXX)"
+    log "building $AWSCLI_TAG: awscli wheels for python $pyver ($arch) from PyPI"
+    python3 -m pip download -q --disable-pip-version-check --dest "$workdir/wheels" \
+        --only-binary=:all: --python-version "$pyver" --implementation cp \
+        --platform "manylinux2014_$arch" awscli pip >"$workdir/pip.log" 2>&1 || {
+        tail -n 20 "$workdir/pip.log" >&2
+        die "pip download awscli failed"
+    }
+    printf '%s\n' '#!/bin/sh' '# The AWS CLI v1 under /opt/awscli (ec2d test image).' \
+        'PYTHONPATH="/opt/awscli${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m awscli "$@"' >"$workdir/aws"
+    printf '%s\n' \
+        "FROM $CLOUDINIT_TAG" \
+        'COPY wheels /tmp/wheels' \
+        'COPY aws /usr/local/bin/aws' \
+        'RUN set -e; pip=$(echo /tmp/wheels/pip-*.whl); python3 "$pip/pip" install -q --disable-pip-version-check --no-index --find-links /tmp/wheels --target /opt/awscli awscli; rm -rf /tmp/wheels; chmod 0755 /usr/local/bin/aws' \
+        "LABEL $RECIPE_LABEL=$AWSCLI_RECIPE.$CLOUDINIT_RECIPE org.ec2d.test.image=debian-awscli" \
+        >"$workdir/Dockerfile"
+    docker build -q --network none -t "$AWSCLI_TAG" "$workdir" >"$workdir/build.log" 2>&1 || {
+        tail -n 30 "$workdir/build.log" >&2
+        die "docker build $AWSCLI_TAG failed"
+    }
+    remove_workdir
+    local out
+    out="$(docker run --rm --network none "$AWSCLI_TAG" aws --version 2>&1)" ||
+        die "smoke test of $AWSCLI_TAG failed: $out"
+    case "$out" in aws-cli/1.*) ;; *) die "smoke test of $AWSCLI_TAG printed: $out" ;; esac
+    log "built $AWSCLI_TAG in $((SECONDS - t0))s (${out%% *})"
 }
 
 for img in "${images[@]}"; do

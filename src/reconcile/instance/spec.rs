@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::super::{boot, Context, Settings};
+use crate::model::ids::derived_mac;
 use crate::model::{instance_types, Instance, InstanceId, CONTAINER_NAME_PREFIX};
 use crate::runtime::{
     labels, ContainerRuntime, ContainerSpec, HostLimits, PortRequest, Protocol, ResourceLimits,
@@ -116,6 +117,7 @@ pub fn container_spec_for(
         binds,
         ports,
         hostname: None,
+        mac_address: Some(derived_mac(&instance.metadata.name)),
         limits,
         flags: instance_flags(settings),
     }
@@ -303,6 +305,11 @@ mod tests {
             wanted,
         );
         assert_eq!(spec.limits, wanted);
+        // The interface's MAC is the one the API and IMDS answer for the instance.
+        assert_eq!(
+            spec.mac_address.as_deref(),
+            Some(derived_mac(&instance.metadata.name).as_str())
+        );
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub(super) fn container_config(spec: &ContainerSpec, instance_id: &InstanceId) -
         env: Some(env),
         labels: Some(labels_map),
         hostname: spec.hostname.clone(),
+        // The default bridge's endpoint takes it from here (API 1.41); a VPC network's from
+        // its endpoint settings below (the place engines from API 1.44 on read).
+        mac_address: spec.mac_address.clone(),
         user: flags.user.clone(),
         exposed_ports: Some(exposed_ports),
         tty: Some(false),
@@ -245,7 +248,10 @@ fn endpoint_config(spec: &ContainerSpec) -> Option<NetworkingConfig<String>> {
     Some(NetworkingConfig {
         endpoints_config: HashMap::from([(
             attachment.network.clone(),
-            endpoint_settings(&attachment.ipv4_address),
+            EndpointSettings {
+                mac_address: spec.mac_address.clone(),
+                ..endpoint_settings(&attachment.ipv4_address)
+            },
         )]),
     })
 }
