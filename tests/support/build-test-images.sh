@@ -323,7 +323,7 @@ build_awscli() {
         'RUN set -e; pip=$(echo /tmp/wheels/pip-*.whl); python3 "$pip/pip" install -q --disable-pip-version-check --no-index --find-links /tmp/wheels --target /opt/awscli awscli; rm -rf /tmp/wheels; chmod 0755 /usr/local/bin/aws' \
         "LABEL $RECIPE_LABEL=$AWSCLI_RECIPE.$CLOUDINIT_RECIPE org.ec2d.test.image=debian-awscli" \
         >"$workdir/Dockerfile"
-    docker build -q --network none -t "$AWSCLI_TAG" "$workdir" >"$workdir/build.log" 2>&1 || {
+    docker build -q --force-rm --network none -t "$AWSCLI_TAG" "$workdir" >"$workdir/build.log" 2>&1 || {
         tail -n 30 "$workdir/build.log" >&2
         die "docker build $AWSCLI_TAG failed"
     }
