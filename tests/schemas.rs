@@ -66,6 +66,16 @@ fn example_objects_round_trip() {
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 serde_json::to_value(&object).unwrap()
             }
+            Some("Volume") => {
+                let object: ec2d::model::Volume = serde_json::from_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_json::to_value(&object).unwrap()
+            }
+            Some("Snapshot") => {
+                let object: ec2d::model::Snapshot = serde_json::from_value(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_json::to_value(&object).unwrap()
+            }
             Some("Address") => {
                 let object: ec2d::model::Address = serde_json::from_value(value.clone())
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

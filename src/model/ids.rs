@@ -134,6 +134,14 @@ id_type!(
     /// An Elastic IP association's id, `eipassoc-` and 17 hex digits.
     AssociationId, "eipassoc-", 17, &[]
 );
+id_type!(
+    /// An EBS volume id, `vol-` and 17 hex digits when generated.
+    VolumeId, "vol-", 17, &[8, 17]
+);
+id_type!(
+    /// An EBS snapshot id, `snap-` and 17 hex digits when generated.
+    SnapshotId, "snap-", 17, &[8, 17]
+);
 
 #[cfg(test)]
 mod tests {

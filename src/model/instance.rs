@@ -213,6 +213,10 @@ pub struct InstanceStatus {
     /// engine refused the VPC's block); the address shown is then the bridge's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_warning: Option<String>,
+    /// The volumes attached to the container as last observed (mounted at their mount
+    /// points); an attachment the user asked for is `attached` once it is listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<super::volume::MountedVolume>,
 }
 
 /// How many transitions a status keeps.

@@ -18,7 +18,9 @@ pub mod public_amis;
 pub mod region;
 pub mod routing;
 pub mod schema;
+pub mod snapshot;
 pub mod state;
+pub mod volume;
 pub mod vpc;
 
 pub use address::{Address, AddressAssociation, AddressSpec, AddressStatus, ADDRESS_KIND};
@@ -27,6 +29,7 @@ pub use console::ConsoleOutput;
 pub use iam::{credentials_for, IamAssociationState, IamProfileRef, RoleCredentials};
 pub use ids::{
     AllocationId, AssociationId, IdError, ImageId, InstanceId, LaunchTemplateId, ReservationId,
+    SnapshotId, VolumeId,
 };
 pub use image::{docker_repository_name, DISCOVERED_NAMESPACE, IMAGE_KIND};
 pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions};
@@ -55,8 +58,13 @@ pub use routing::{
     InternetGateway, InternetGatewaySpec, InternetGatewayStatus, RouteTable, RouteTableSpec,
     RouteTableStatus, INTERNET_GATEWAY_KIND, ROUTE_TABLE_KIND,
 };
+pub use snapshot::{Snapshot, SnapshotSource, SnapshotSpec, SnapshotStatus, SNAPSHOT_KIND};
 pub use state::{
     display_state, stop_never_ran, DesiredState, InstanceState, NeverRanError, TransitionError,
+};
+pub use volume::{
+    MountedVolume, Volume, VolumeAttachmentSpec, VolumeModificationSpec, VolumeSpec, VolumeStatus,
+    VOLUME_KIND,
 };
 pub use vpc::{
     SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus, SUBNET_KIND, VPC_KIND,

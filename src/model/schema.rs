@@ -5,7 +5,7 @@ use schemars::schema_for;
 
 use super::{
     Address, Image, Instance, InternetGateway, KeyPair, LaunchTemplate, RouteTable, SecurityGroup,
-    SubnetRecord, VpcRecord,
+    Snapshot, SubnetRecord, Volume, VpcRecord,
 };
 
 /// Every kind's schema with the file name it is committed under in `crds-like-schemas/`.
@@ -30,6 +30,10 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
     titled(&mut internet_gateway, "InternetGateway");
     let mut route_table = schema_for!(RouteTable);
     titled(&mut route_table, "RouteTable");
+    let mut volume = schema_for!(Volume);
+    titled(&mut volume, "Volume");
+    let mut snapshot = schema_for!(Snapshot);
+    titled(&mut snapshot, "Snapshot");
     vec![
         ("instance.v1alpha1.schema.json", instance),
         ("image.v1alpha1.schema.json", image),
@@ -41,6 +45,8 @@ pub fn all() -> Vec<(&'static str, RootSchema)> {
         ("subnet.v1alpha1.schema.json", subnet),
         ("internetgateway.v1alpha1.schema.json", internet_gateway),
         ("routetable.v1alpha1.schema.json", route_table),
+        ("volume.v1alpha1.schema.json", volume),
+        ("snapshot.v1alpha1.schema.json", snapshot),
     ]
 }
 

@@ -239,6 +239,8 @@ pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
                     Ok(id) => vec![ObjectRef::Image(id), ObjectRef::Catalog],
                     Err(_) => Vec::new(),
                 },
+                // Not reconciled yet: issue 14's volume and snapshot reconcilers key these.
+                KindKey::Volume | KindKey::Snapshot => Vec::new(),
             };
             futures::stream::iter(keys)
         })

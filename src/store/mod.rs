@@ -33,6 +33,7 @@ use crate::model::{
 };
 use crate::model::{InternetGatewaySpec, InternetGatewayStatus, RouteTableSpec, RouteTableStatus};
 use crate::model::{SecurityGroupSpec, SecurityGroupStatus};
+use crate::model::{SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus};
 use crate::model::{SubnetSpec, SubnetStatus, VpcSpec, VpcStatus};
 
 /// Which collection a watch event or key belongs to.
@@ -42,6 +43,10 @@ pub enum KindKey {
     Instance,
     /// The CreateImage collection.
     Image,
+    /// The volumes collection.
+    Volume,
+    /// The snapshots collection.
+    Snapshot,
 }
 
 /// A spec changed: the id of the object and its kind.
@@ -107,6 +112,8 @@ pub struct Store {
     subnets: Collection<SubnetSpec, SubnetStatus>,
     internet_gateways: Collection<InternetGatewaySpec, InternetGatewayStatus>,
     route_tables: Collection<RouteTableSpec, RouteTableStatus>,
+    volumes: Collection<VolumeSpec, VolumeStatus>,
+    snapshots: Collection<SnapshotSpec, SnapshotStatus>,
 }
 
 /// How long opening waits for the store's file lock: a previous ec2d on the same data dir may
@@ -211,6 +218,8 @@ impl Store {
                 crate::model::INTERNET_GATEWAY_KIND,
             )?,
             route_tables: Collection::open(&db, "route_tables", crate::model::ROUTE_TABLE_KIND)?,
+            volumes: Collection::open(&db, "volumes", crate::model::VOLUME_KIND)?,
+            snapshots: Collection::open(&db, "snapshots", crate::model::SNAPSHOT_KIND)?,
             db,
         };
         store.repair_client_token_index()?;
@@ -281,6 +290,18 @@ impl Store {
     /// status stays empty.
     pub fn addresses(&self) -> &Collection<AddressSpec, AddressStatus> {
         &self.addresses
+    }
+
+    /// EBS volumes: spec from the volume actions and launches' block device mappings; status
+    /// from the reconciler, which makes the Docker volume behind each.
+    pub fn volumes(&self) -> &Collection<VolumeSpec, VolumeStatus> {
+        &self.volumes
+    }
+
+    /// EBS snapshots: spec from the snapshot actions and CreateImage; status from the
+    /// reconciler, which copies the data into a Docker volume of its own.
+    pub fn snapshots(&self) -> &Collection<SnapshotSpec, SnapshotStatus> {
+        &self.snapshots
     }
 
     /// Restores ClientToken index entries missing for stored instances, so a retried launch
@@ -378,7 +399,21 @@ impl Store {
             kind: KindKey::Image,
             id,
         });
-        futures::stream::select(instances, images).boxed()
+        let volumes = self.volumes.watch_spec_ids().map(|id| SpecChanged {
+            kind: KindKey::Volume,
+            id,
+        });
+        let snapshots = self.snapshots.watch_spec_ids().map(|id| SpecChanged {
+            kind: KindKey::Snapshot,
+            id,
+        });
+        futures::stream::select_all([
+            instances.boxed(),
+            images.boxed(),
+            volumes.boxed(),
+            snapshots.boxed(),
+        ])
+        .boxed()
     }
 
     /// Whether the store answers (a read of its metadata succeeds).

@@ -16,6 +16,7 @@ use crate::model::{
     RouteTableSpec, RouteTableStatus, SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
     SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus, DISCOVERED_NAMESPACE,
 };
+use crate::model::{SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus};
 
 /// A collection that can only be read.
 pub struct Reads<'a, S, T: Default>(&'a Collection<S, T>);
@@ -253,6 +254,16 @@ impl SpecStore {
         self.0.instance_addresses()
     }
 
+    /// EBS volumes.
+    pub fn volumes(&self) -> Specs<'_, VolumeSpec, VolumeStatus> {
+        Specs(Reads(self.0.volumes()))
+    }
+
+    /// EBS snapshots.
+    pub fn snapshots(&self) -> Specs<'_, SnapshotSpec, SnapshotStatus> {
+        Specs(Reads(self.0.snapshots()))
+    }
+
     /// VPCs made by CreateVpc.
     pub fn vpcs(&self) -> Specs<'_, VpcSpec, VpcStatus> {
         Specs(Reads(self.0.vpcs()))
@@ -440,6 +451,16 @@ impl StatusStore {
     /// Launch templates (read: they have no reconciler).
     pub fn launch_templates(&self) -> Reads<'_, LaunchTemplateSpec, LaunchTemplateStatus> {
         Reads(self.0.launch_templates())
+    }
+
+    /// EBS volumes: the reconciler makes their Docker volumes.
+    pub fn volumes(&self) -> Statuses<'_, VolumeSpec, VolumeStatus> {
+        Statuses(Reads(self.0.volumes()))
+    }
+
+    /// EBS snapshots: the reconciler copies their data.
+    pub fn snapshots(&self) -> Statuses<'_, SnapshotSpec, SnapshotStatus> {
+        Statuses(Reads(self.0.snapshots()))
     }
 
     /// See [`Store::watch_specs`].

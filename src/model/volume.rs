@@ -1,0 +1,201 @@
+//! The Volume kind: an EBS volume as desired state (size, type, zone, the attachments the user asked for) and what the reconciler observed of the Docker volume backing it.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::meta::{Object, ObjectMeta, API_VERSION};
+use super::Timestamp;
+
+/// A stored EBS volume.
+pub type Volume = Object<VolumeSpec, VolumeStatus>;
+
+/// The kind name of stored volumes.
+pub const VOLUME_KIND: &str = "Volume";
+
+/// The volume types EC2 has, as CreateVolume spells them.
+pub const VOLUME_TYPES: [&str; 7] = ["standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"];
+
+/// What CreateVolume (or RunInstances' block device mappings) recorded, changed since by
+/// AttachVolume, DetachVolume, ModifyVolume, ModifyVolumeAttribute, the tag actions and
+/// DeleteVolume (which sets `metadata.deletionTimestamp`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSpec {
+    /// `Size`, GiB.
+    pub size_gib: u32,
+    /// `VolumeType`, one of [`VOLUME_TYPES`].
+    pub volume_type: String,
+    /// Provisioned IOPS (gp3, io1, io2; gp2's are its baseline, derived from the size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// Throughput in MiB/s (gp3 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+    /// The availability zone the volume lives in; it attaches only to instances there.
+    pub availability_zone: String,
+    /// The snapshot it was created from, whose data it starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// `Encrypted` (recorded and shown; the data is not encrypted).
+    #[serde(default)]
+    pub encrypted: bool,
+    /// `KmsKeyId`, when encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// `MultiAttachEnabled` (io1/io2 only).
+    #[serde(default)]
+    pub multi_attach_enabled: bool,
+    /// The `autoEnableIO` attribute.
+    #[serde(default)]
+    pub auto_enable_io: bool,
+    /// User tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The attachments the user asked for. An attachment whose instance is terminated (or
+    /// collected) is over, whatever is recorded here; with `deleteOnTermination` the volume is
+    /// then being deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<VolumeAttachmentSpec>,
+    /// The instance whose root volume this is: its data is that instance's container's own
+    /// file system, and no Docker volume backs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_of: Option<String>,
+    /// The last ModifyVolume: what it changed from and to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modification: Option<VolumeModificationSpec>,
+    /// CreateVolume's `ClientToken`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// One attachment of a volume to an instance, as AttachVolume (or a launch) asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeAttachmentSpec {
+    /// The instance.
+    pub instance_id: String,
+    /// `Device`, as the user named it (`/dev/sdf`, `xvdg`).
+    pub device: String,
+    /// Delete the volume when the instance terminates.
+    #[serde(default)]
+    pub delete_on_termination: bool,
+    /// When the attachment was asked for.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub attach_time: Timestamp,
+}
+
+/// A ModifyVolume request: the volume's settings before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeModificationSpec {
+    /// When ModifyVolume was called.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub start_time: Timestamp,
+    /// Size before, GiB.
+    pub original_size_gib: u32,
+    /// Type before.
+    pub original_volume_type: String,
+    /// IOPS before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_iops: Option<u32>,
+    /// Throughput before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_throughput: Option<u32>,
+    /// Multi-attach before.
+    #[serde(default)]
+    pub original_multi_attach_enabled: bool,
+}
+
+/// What the reconciler observed and did. Written only by the reconciler.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStatus {
+    /// The spec generation this status describes.
+    #[serde(default)]
+    pub observed_generation: u64,
+    /// The Docker volume holding the data, once made (none for a root volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backing: Option<String>,
+    /// That Docker volume's `Mountpoint` on the engine's host, as last inspected: what the
+    /// instance reconciler bind-mounts into a running container's mount propagation point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mountpoint: Option<String>,
+    /// The data is in place: the Docker volume exists and, for a volume made from a snapshot,
+    /// the snapshot's data has been copied in (`creating` until then).
+    #[serde(default)]
+    pub ready: bool,
+    /// Why the volume is in `error` (its Docker volume removed behind ec2d's back, a copy
+    /// that failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the reconciler finished applying the last ModifyVolume (`completed` from then).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub modification_end_time: Option<Timestamp>,
+}
+
+/// A volume attached to an instance's container as the reconciler observed it: part of the
+/// instance's status, since the mount belongs to the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MountedVolume {
+    /// The volume.
+    pub volume_id: String,
+    /// The device name it is attached as.
+    pub device: String,
+    /// Where its file system appears inside the container (`/mnt/sdf`).
+    pub mount_point: String,
+}
+
+/// A new volume record at generation 1.
+pub fn new_volume(id: &str, region: &str, spec: VolumeSpec, now: Timestamp) -> Volume {
+    Object {
+        api_version: API_VERSION.to_string(),
+        kind: VOLUME_KIND.to_string(),
+        metadata: ObjectMeta::new(id, region, now),
+        spec,
+        status: VolumeStatus::default(),
+    }
+}
+
+/// The tag that overrides where an attached volume's file system appears in the container.
+pub const MOUNT_POINT_TAG: &str = "ec2d:mount-point";
+
+/// Where a volume attached as `device` appears in the container: `/dev/sdf` -> `/mnt/sdf`,
+/// `xvdg` -> `/mnt/xvdg`, unless the volume's `ec2d:mount-point` tag names an absolute path.
+pub fn mount_point(device: &str, tags: &BTreeMap<String, String>) -> String {
+    if let Some(path) = tags
+        .get(MOUNT_POINT_TAG)
+        .filter(|p| p.starts_with('/') && p.len() > 1 && !p.split('/').any(|c| c == ".."))
+    {
+        return path.trim_end_matches('/').to_string();
+    }
+    let name = device.strip_prefix("/dev/").unwrap_or(device);
+    format!("/mnt/{}", name.trim_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_map_to_mnt_unless_the_tag_says_otherwise() {
+        let none = BTreeMap::new();
+        assert_eq!(mount_point("/dev/sdf", &none), "/mnt/sdf");
+        assert_eq!(mount_point("xvdg", &none), "/mnt/xvdg");
+        let tagged = BTreeMap::from([(MOUNT_POINT_TAG.to_string(), "/data/".to_string())]);
+        assert_eq!(mount_point("/dev/sdf", &tagged), "/data");
+        for bad in ["relative", "/", "/a/../etc"] {
+            let tags = BTreeMap::from([(MOUNT_POINT_TAG.to_string(), bad.to_string())]);
+            assert_eq!(mount_point("/dev/sdh", &tags), "/mnt/sdh", "{bad}");
+        }
+    }
+}
