@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::instance::Instance;
 use super::meta::{Object, ObjectMeta, API_VERSION};
+use super::state::DesiredState;
 use super::Timestamp;
 
 /// A stored EBS volume.
@@ -166,6 +168,43 @@ pub fn new_volume(id: &str, region: &str, spec: VolumeSpec, now: Timestamp) -> V
     }
 }
 
+/// Whether an attachment to `instance` is in force: the instance exists and termination has
+/// not been asked for. From TerminateInstances on, its attachments are over (the reconciler
+/// unmounts them and the volumes marked `deleteOnTermination` are deleted), a pure function
+/// of the instance's record, so no crash can leave one half-ended.
+pub fn attachment_in_force(instance: Option<&Instance>) -> bool {
+    instance.is_some_and(|i| {
+        i.spec.desired != DesiredState::Terminated && i.metadata.deletion_timestamp.is_none()
+    })
+}
+
+/// The attachments of `volume` in force, given a way to look instances up.
+pub fn live_attachments<'a, I>(
+    volume: &'a Volume,
+    instance: impl Fn(&str) -> Option<I>,
+) -> impl Iterator<Item = &'a VolumeAttachmentSpec>
+where
+    I: std::ops::Deref<Target = Instance>,
+{
+    volume
+        .spec
+        .attachments
+        .iter()
+        .filter(move |a| attachment_in_force(instance(&a.instance_id).as_deref()))
+}
+
+/// Whether the volume is to be deleted: DeleteVolume asked for it, or it was attached with
+/// `deleteOnTermination` to an instance whose attachment is over.
+pub fn is_being_deleted<I>(volume: &Volume, instance: impl Fn(&str) -> Option<I>) -> bool
+where
+    I: std::ops::Deref<Target = Instance>,
+{
+    volume.metadata.deletion_timestamp.is_some()
+        || volume.spec.attachments.iter().any(|a| {
+            a.delete_on_termination && !attachment_in_force(instance(&a.instance_id).as_deref())
+        })
+}
+
 /// The tag that overrides where an attached volume's file system appears in the container.
 pub const MOUNT_POINT_TAG: &str = "ec2d:mount-point";
 
@@ -185,6 +224,61 @@ pub fn mount_point(device: &str, tags: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fixtures;
+
+    fn volume_attached(instance_id: &str, delete_on_termination: bool) -> Volume {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let spec = VolumeSpec {
+            size_gib: 8,
+            volume_type: "gp3".into(),
+            iops: None,
+            throughput: None,
+            availability_zone: "us-east-1a".into(),
+            snapshot_id: None,
+            encrypted: false,
+            kms_key_id: None,
+            multi_attach_enabled: false,
+            auto_enable_io: false,
+            tags: BTreeMap::new(),
+            attachments: vec![VolumeAttachmentSpec {
+                instance_id: instance_id.into(),
+                device: "/dev/sdf".into(),
+                delete_on_termination,
+                attach_time: now,
+            }],
+            root_of: None,
+            modification: None,
+            client_token: None,
+        };
+        new_volume("vol-0123456789abcdef0", "us-east-1", spec, now)
+    }
+
+    #[test]
+    fn attachments_end_with_the_instance_and_take_delete_on_termination_volumes() {
+        let running = fixtures::instance();
+        let id = running.metadata.name.clone();
+        let mut terminating = running.clone();
+        terminating.spec.desired = DesiredState::Terminated;
+        let lookup = |instance: &Instance| {
+            let instance = std::sync::Arc::new(instance.clone());
+            move |_: &str| Some(instance.clone())
+        };
+        let gone = |_: &str| None::<std::sync::Arc<Instance>>;
+
+        let kept = volume_attached(&id, false);
+        assert_eq!(live_attachments(&kept, lookup(&running)).count(), 1);
+        assert_eq!(live_attachments(&kept, lookup(&terminating)).count(), 0);
+        assert!(!is_being_deleted(&kept, lookup(&terminating)));
+        assert!(!is_being_deleted(&kept, gone));
+
+        let doomed = volume_attached(&id, true);
+        assert!(!is_being_deleted(&doomed, lookup(&running)));
+        assert!(is_being_deleted(&doomed, lookup(&terminating)));
+        assert!(is_being_deleted(&doomed, gone));
+        let mut deleted = kept.clone();
+        deleted.metadata.deletion_timestamp = Some(time::OffsetDateTime::UNIX_EPOCH);
+        assert!(is_being_deleted(&deleted, lookup(&running)));
+    }
 
     #[test]
     fn devices_map_to_mnt_unless_the_tag_says_otherwise() {
