@@ -179,10 +179,10 @@ pub fn attachment_in_force(instance: Option<&Instance>) -> bool {
 }
 
 /// The attachments of `volume` in force, given a way to look instances up.
-pub fn live_attachments<'a, I>(
-    volume: &'a Volume,
+pub fn live_attachments<I>(
+    volume: &Volume,
     instance: impl Fn(&str) -> Option<I>,
-) -> impl Iterator<Item = &'a VolumeAttachmentSpec>
+) -> impl Iterator<Item = &VolumeAttachmentSpec>
 where
     I: std::ops::Deref<Target = Instance>,
 {
