@@ -118,6 +118,8 @@ impl Introspection for Report {
             .collect();
         Some(json!({
             "generatedAt": format_timestamp(crate::model::now()),
+            // The `ec2d.store-id` label on every Docker object this ec2d owns.
+            "storeId": self.store.id(),
             "vmManager": self.vm_manager,
             "controller": stats,
             "engine": self.engine.snapshot(),

@@ -68,6 +68,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 def workdir(request):
     d = Path(tempfile.mkdtemp(prefix="ec2d-client-tests-"))
     yield d
+    for problem in h.unmount_under(d):
+        print(f"[ec2d-tests] cleanup problem: {problem}")
     if request.session.testsfailed or os.environ.get("EC2D_TEST_KEEP_ARTIFACTS") == "1":
         print(f"\n[ec2d-tests] kept logs and data dirs in {d}")
     else:
@@ -267,6 +269,7 @@ def ec2d_factory(request, busybox_ami, workdir, recorder):
                       if h.container_label(h.container_name(i), h.STORE_ID_LABEL) in store_ids]
             problems = h.remove_containers(sorted(set(names)))
             problems += h.remove_store_networks(store_ids)
+            problems += h.remove_store_volumes(store_ids)
             if srv.cleanup.images:
                 problems += h.remove_tags(t for t in h.list_ami_tags() if t.rsplit(":", 1)[-1] in srv.cleanup.images)
             for p in problems:

@@ -234,6 +234,8 @@ def cleanup_owned() -> tuple[list[str], list[str], list[str]]:
     stores = {container_label(n, STORE_ID_LABEL) for n in names} - {None, ""}
     problems = remove_containers(names)
     problems += remove_store_networks(stores)
+    stores |= {s.store_id for s in SERVERS if getattr(s, "store_id", None)}
+    problems += remove_store_volumes(stores)
     tags = sorted(t for t in list_ami_tags() if t.rsplit(":", 1)[-1] in OWNED_AMIS)
     problems += remove_tags(tags)
     return names, tags, problems
@@ -285,6 +287,47 @@ def remove_store_networks(store_ids: Iterable[str]) -> list[str]:
     return problems
 
 
+def store_volumes(store_id: str) -> list[str]:
+    """The Docker volumes ec2d made for a store (its EBS volumes' and snapshots' data)."""
+    p = docker("volume", "ls", "-q", "--filter", f"label={STORE_ID_LABEL}={store_id}", check=False)
+    return [v for v in p.stdout.split() if v]
+
+
+def remove_store_volumes(store_ids: Iterable[str]) -> list[str]:
+    """Remove the Docker volumes of these stores (their containers must be gone first)."""
+    problems = []
+    for sid in store_ids:
+        for v in store_volumes(sid):
+            p = docker("volume", "rm", "-f", v, check=False)
+            if p.returncode != 0 and "No such" not in p.stderr:
+                problems.append(f"docker volume rm {v}: {p.stderr.strip()}")
+    return problems
+
+
+def unmount_under(path: str | Path) -> list[str]:
+    """Lazily unmount every mount point under path, deepest first (ec2d's volume mounts in a
+    test's data dir, left by a SIGKILLed ec2d), so removing the directory never reaches into
+    a mounted volume and no mount outlives the test."""
+    root = os.path.realpath(path)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            point = fields[4].replace("\\040", " ")
+            if point == root or point.startswith(root + "/"):
+                points.append(point)
+    problems = []
+    for point in sorted(set(points), key=len, reverse=True):
+        p = subprocess.run(["umount", "-l", point], capture_output=True, text=True)
+        if p.returncode != 0 and "not mounted" not in p.stderr:
+            problems.append(f"umount {point}: {p.stderr.strip()}")
+    return problems
+
+
 def remove_tags(tags: Iterable[str]) -> list[str]:
     problems = []
     for t in tags:
@@ -311,6 +354,7 @@ class Ec2dServer:
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.starts = 0
+        self.store_id: str | None = None
         SERVERS.append(self)
 
     @property
@@ -368,6 +412,7 @@ class Ec2dServer:
             try:
                 status, body = http_get(f"{self.url}/_ec2d/health", timeout=2)
                 if status == 200 or (not require_healthy and status == 503):
+                    self._learn_store_id()
                     return self
                 last_err = f"HTTP {status}: {body[:200]!r}"
             except (OSError, urllib.error.URLError) as e:
@@ -378,6 +423,15 @@ class Ec2dServer:
             f"{self.name} did not answer GET /_ec2d/health within {timeout}s (last: {last_err})\n"
             f"argv: {argv}\n--- log tail ({self.log_path}) ---\n{tail(self.log_path, 60)}"
         )
+
+    def _learn_store_id(self) -> None:
+        """The store id from /_ec2d/status: the label on the Docker objects to clean up."""
+        try:
+            sid = self.status(timeout=5).get("storeId")
+        except (AssertionError, OSError, ValueError, urllib.error.URLError):
+            return
+        if sid:
+            self.store_id = sid
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

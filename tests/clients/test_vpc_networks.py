@@ -121,6 +121,8 @@ def test_a_removed_network_is_made_again_and_sigkill_adopts_it(ec2d_factory):
     vpc, subnet = _network_in_vpc(ec2, "10.64.0.0/16", "10.64.3.0/24")
     pair = _launch(ec2, srv.cleanup, subnet, count=2)
     srv.store_id = h.learn_store_id(srv, pair[0]["InstanceId"])
+    # The status document names the store its Docker objects are labelled with.
+    assert srv.status()["storeId"] == srv.store_id
     answered = {i["InstanceId"]: i["PrivateIpAddress"] for i in pair}
     (network,) = _vpc_networks(vpc)
 
