@@ -6,10 +6,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{docker_available, TEST_IMAGE};
+use ec2d::model::snapshot::new_snapshot;
+use ec2d::model::volume::new_volume;
+use ec2d::model::{now, SnapshotSpec, VolumeSpec};
+use ec2d::reconcile::{self, Context, ObjectRef, Settings};
 use ec2d::runtime::{
     labels, ContainerRuntime, DockerRuntime, DockerVolumeSpec, RuntimeError, RuntimeEvent,
     VolumeOwner,
 };
+use ec2d::store::{Store, StoreError};
 use futures::StreamExt;
 
 fn engine() -> Option<DockerRuntime> {
@@ -194,11 +199,12 @@ async fn a_copy_through_the_engine_carries_every_file_and_leaves_no_helper() {
     in_volume(
         &from.name,
         "set -e; mkdir -p /d/sub/deeper; printf 'hello\\n' > /d/a.txt; \
-         printf 'x' > /d/sub/deeper/b; chmod 640 /d/a.txt; ln -s a.txt /d/link; \
+         printf 'x' > /d/sub/deeper/b; chmod 640 /d/a.txt; chown 1234:5678 /d/a.txt; \
+         ln -s a.txt /d/link; \
          head -c 104857600 /dev/urandom > /d/big; : > /d/empty",
     );
     let sums = "cd /d && find . | sort && md5sum a.txt sub/deeper/b big empty && \
-                stat -c '%a %n' a.txt && readlink link";
+                stat -c '%a %u:%g %n' a.txt && readlink link";
     let expected = in_volume(&from.name, sums);
 
     let started = Instant::now();
@@ -303,4 +309,147 @@ async fn a_volume_removed_behind_ec2ds_back_is_an_event() {
     .await;
     listener.abort();
     assert_eq!(seen, Ok(true), "no destroy event for {}", vol.name);
+}
+
+fn volume_spec(snapshot_id: Option<&str>) -> VolumeSpec {
+    VolumeSpec {
+        size_gib: 1,
+        volume_type: "gp3".into(),
+        iops: None,
+        throughput: None,
+        availability_zone: "us-east-1a".into(),
+        snapshot_id: snapshot_id.map(str::to_string),
+        encrypted: false,
+        kms_key_id: None,
+        multi_attach_enabled: false,
+        auto_enable_io: false,
+        tags: Default::default(),
+        attachments: vec![],
+        root_of: None,
+        modification: None,
+        client_token: None,
+    }
+}
+
+#[tokio::test]
+async fn the_reconcilers_make_snapshot_restore_sweep_and_delete_on_the_real_engine() {
+    let Some(rt) = engine() else { return };
+    let store = Store::temporary().unwrap();
+    let ctx = std::sync::Arc::new(Context::new(store.clone(), rt.clone(), Settings::default()));
+    let (v1, v2, s1) = (
+        "vol-0ddddddddddddddd1",
+        "vol-0ddddddddddddddd2",
+        "snap-0ddddddddddddddd1",
+    );
+    let names: Vec<String> = [v1, v2, s1, "vol-0ddddddddddddddd9"]
+        .iter()
+        .map(|id| labels::volume_name(store.id(), id))
+        .collect();
+    let unlabelled = format!("{}unlabelled", labels::volume_prefix(store.id()));
+    let _guards: Vec<_> = names
+        .iter()
+        .chain([&unlabelled])
+        .map(|n| VolumeGuard(n.clone()))
+        .collect();
+    let run = |key: ObjectRef| {
+        let ctx = ctx.clone();
+        async move {
+            let _next = reconcile::reconcile(key, ctx).await.expect("reconciled");
+        }
+    };
+
+    store
+        .volumes()
+        .create(&[new_volume(v1, "us-east-1", volume_spec(None), now())])
+        .unwrap();
+    run(ObjectRef::Volume(v1.into())).await;
+    let made = store.volumes().get(v1).unwrap().unwrap();
+    assert!(made.status.ready);
+    let v1_name = made.status.backing.clone().unwrap();
+    assert_eq!(v1_name, names[0]);
+    in_volume(
+        &v1_name,
+        "printf 'from v1' > /d/data && mkdir /d/dir && printf z > /d/dir/z",
+    );
+
+    let spec = SnapshotSpec {
+        volume_id: v1.into(),
+        volume_size_gib: 1,
+        description: String::new(),
+        encrypted: false,
+        kms_key_id: None,
+        tags: Default::default(),
+        source: None,
+        image_id: None,
+        create_volume_permissions: vec![],
+    };
+    store
+        .snapshots()
+        .create(&[new_snapshot(s1, "us-east-1", spec, now())])
+        .unwrap();
+    run(ObjectRef::Snapshot(s1.into())).await;
+    let snapshot = store.snapshots().get(s1).unwrap().unwrap();
+    assert!(snapshot.status.completed);
+    assert_eq!(snapshot.status.size_bytes, Some(8));
+
+    store
+        .volumes()
+        .create(&[new_volume(v2, "us-east-1", volume_spec(Some(s1)), now())])
+        .unwrap();
+    run(ObjectRef::Volume(v2.into())).await;
+    let restored = store.volumes().get(v2).unwrap().unwrap();
+    assert!(restored.status.ready);
+    assert_eq!(
+        in_volume(
+            restored.status.backing.as_deref().unwrap(),
+            "cat /d/data /d/dir/z"
+        ),
+        "from v1z"
+    );
+
+    // An orphan of this store goes with the sweep; an unlabelled volume under our prefix stays.
+    let orphan = &names[3];
+    docker_ok(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("{}=vol-0ddddddddddddddd9", labels::VOLUME_ID),
+        "--label",
+        &format!("{}={}", labels::STORE_ID, store.id()),
+        orphan,
+    ]);
+    docker_ok(&["volume", "create", &unlabelled]);
+    run(ObjectRef::Sweep).await;
+    assert!(!docker_cli(&["volume", "inspect", orphan]).status.success());
+    docker_ok(&["volume", "inspect", &unlabelled]);
+    for name in &names[..3] {
+        docker_ok(&["volume", "inspect", name]);
+    }
+
+    for id in [v1, v2] {
+        store
+            .volumes()
+            .update_spec::<StoreError>(id, |o| {
+                o.metadata.deletion_timestamp = Some(now());
+                Ok(true)
+            })
+            .unwrap();
+        run(ObjectRef::Volume(id.into())).await;
+        assert!(store.volumes().get(id).unwrap().is_none());
+    }
+    store
+        .snapshots()
+        .update_spec::<StoreError>(s1, |o| {
+            o.metadata.deletion_timestamp = Some(now());
+            Ok(true)
+        })
+        .unwrap();
+    run(ObjectRef::Snapshot(s1.into())).await;
+    assert!(store.snapshots().get(s1).unwrap().is_none());
+    for name in &names {
+        assert!(
+            !docker_cli(&["volume", "inspect", name]).status.success(),
+            "{name}"
+        );
+    }
 }
