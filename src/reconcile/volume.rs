@@ -124,9 +124,8 @@ async fn converge_backing<R: ContainerRuntime>(
 ) -> Result<Option<Action>, ReconcileError> {
     let id = &volume.metadata.name;
     let owner = VolumeOwner::Volume(id.clone());
-    let found = find(ctx, &owner).await?;
     if let Some(backing) = status.backing.clone() {
-        match found {
+        match find(ctx, &owner).await? {
             Some(observed) => {
                 // Still there (or put back by hand with ec2d's labels): the data is in place.
                 status.mountpoint = Some(observed.mountpoint);
@@ -170,6 +169,8 @@ async fn converge_backing<R: ContainerRuntime>(
             Some(snapshot) => snapshot.status.backing.clone(),
         },
     };
+    // Looked for only now, so a volume waiting for its snapshot asks the engine nothing.
+    let found = find(ctx, &owner).await?;
     let made = match (found, &source) {
         // Nothing to copy in: a volume made before a crash is adopted as it is.
         (Some(observed), None) => observed,
