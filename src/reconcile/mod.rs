@@ -1,4 +1,4 @@
-//! The EC2 reconcilers: make Docker match the store's instances and images, and keep the AMI catalog current.
+//! The EC2 reconcilers: make Docker match the store's instances, images, VPC networks, volumes and snapshots, and keep the AMI catalog current.
 //!
 //! Each reconcile is keyed by an [`ObjectRef`] and re-reads the world every time (spec and
 //! status from the store, the container from the runtime); why it was called is never passed
@@ -51,7 +51,8 @@ pub enum ObjectRef {
     Image(ImageId),
     /// The AMI catalog discovered from Docker's image tags, and deregistered AMIs' tags.
     Catalog,
-    /// Orphaned containers and networks, and expired terminated records.
+    /// Orphaned containers, networks, Docker volumes and volume-copy helpers, and expired
+    /// terminated records.
     Sweep,
     /// One VPC's Docker network: made again when removed while instances need it, removed
     /// when none does.
