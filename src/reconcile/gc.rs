@@ -1,4 +1,4 @@
-//! Garbage collection: containers whose instance is unknown (orphans), and terminated instance records past their retention.
+//! Garbage collection: containers whose instance is unknown (orphans), Docker volumes whose volume or snapshot record is gone, and terminated instance records past their retention.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use super::{Context, ReconcileError};
 use crate::controller::Action;
 use crate::model::{now, InstanceState};
-use crate::runtime::{labels, ContainerRuntime};
+use crate::runtime::{labels, ContainerRuntime, RuntimeError, VolumeOwner};
 
 /// A labelled container that ec2d keeps although no instance owns it (`EC2_REMOVE_CONTAINERS=0`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,7 +83,48 @@ pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Actio
     // removal was refused then.
     // A network still being left is tried again by its own key, or by the next sweep.
     let _when_busy = super::network::remove_unneeded(ctx, &[]).await?;
+    sweep_volumes(ctx).await?;
     Ok(Action::requeue(ctx.settings.converged_requeue))
+}
+
+/// Removes this store's Docker volumes whose volume or snapshot record is gone (collected, or
+/// lost with a crash between a removal and the collection), and the helper containers of copies
+/// a crash interrupted. A Docker volume whose record exists is never an orphan, made or not:
+/// its own key adopts it. Another store's volumes, and unlabelled ones, are never looked at.
+async fn sweep_volumes<R: ContainerRuntime>(ctx: &Context<R>) -> Result<(), ReconcileError> {
+    let helpers = ctx
+        .runtime
+        .remove_volume_helpers(&labels::volume_prefix(ctx.store.id()))
+        .await?;
+    if helpers > 0 {
+        info!(count = helpers, "removed leftover volume helper containers");
+    }
+    for volume in ctx.runtime.list_volumes().await? {
+        if volume.store_id.as_deref() != Some(ctx.store.id()) {
+            continue;
+        }
+        // The record is written before its Docker volume is made, so a volume without one is
+        // never one still being made.
+        let has_record = match &volume.owner {
+            VolumeOwner::Volume(id) => ctx.store.volumes().get_shared(id)?.is_some(),
+            VolumeOwner::Snapshot(id) => ctx.store.snapshots().get_shared(id)?.is_some(),
+        };
+        if has_record {
+            continue;
+        }
+        match ctx.runtime.remove_volume(&volume.name).await {
+            Ok(()) => {
+                info!(volume = %volume.name, owner = ?volume.owner, "removed an orphaned Docker volume")
+            }
+            Err(RuntimeError::NotFound(_)) => {}
+            // Mounted by a container still (someone's `docker run -v`): the next sweep.
+            Err(RuntimeError::Conflict(reason)) => {
+                warn!(volume = %volume.name, %reason, "orphaned Docker volume in use; keeping it for now")
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Deletes terminated instances whose termination is older than the retention: EC2 keeps

@@ -1,4 +1,4 @@
-//! The EC2 reconcilers: make Docker match the store's instances and images, and keep the AMI catalog current.
+//! The EC2 reconcilers: make Docker match the store's instances, images, VPC networks, volumes and snapshots, and keep the AMI catalog current.
 //!
 //! Each reconcile is keyed by an [`ObjectRef`] and re-reads the world every time (spec and
 //! status from the store, the container from the runtime); why it was called is never passed
@@ -19,6 +19,8 @@ mod imds_routes;
 mod instance;
 mod network;
 pub mod plan;
+mod snapshot;
+mod volume;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,11 +51,16 @@ pub enum ObjectRef {
     Image(ImageId),
     /// The AMI catalog discovered from Docker's image tags, and deregistered AMIs' tags.
     Catalog,
-    /// Orphaned containers and networks, and expired terminated records.
+    /// Orphaned containers, networks, Docker volumes and volume-copy helpers, and expired
+    /// terminated records.
     Sweep,
     /// One VPC's Docker network: made again when removed while instances need it, removed
     /// when none does.
     Network(String),
+    /// One EBS volume and the Docker volume holding its data.
+    Volume(String),
+    /// One EBS snapshot and the Docker volume holding its copy.
+    Snapshot(String),
 }
 
 /// Reconciler settings.
@@ -167,6 +174,8 @@ pub async fn reconcile<R: ContainerRuntime>(
         ObjectRef::Catalog => catalog::reconcile(&ctx).await,
         ObjectRef::Sweep => gc::sweep(&ctx).await,
         ObjectRef::Network(vpc_id) => network::reconcile(vpc_id, &ctx).await,
+        ObjectRef::Volume(id) => volume::reconcile(id, &ctx).await,
+        ObjectRef::Snapshot(id) => snapshot::reconcile(id, &ctx).await,
     };
     ctx.engine.observe(&result);
     result
@@ -208,6 +217,14 @@ pub fn all_keys(store: &StatusStore) -> Vec<ObjectRef> {
         ),
         Err(error) => tracing::error!(%error, "cannot list images for resync"),
     }
+    match store.volumes().ids() {
+        Ok(ids) => keys.extend(ids.into_iter().map(ObjectRef::Volume)),
+        Err(error) => tracing::error!(%error, "cannot list volumes for resync"),
+    }
+    match store.snapshots().ids() {
+        Ok(ids) => keys.extend(ids.into_iter().map(ObjectRef::Snapshot)),
+        Err(error) => tracing::error!(%error, "cannot list snapshots for resync"),
+    }
     keys
 }
 
@@ -231,6 +248,8 @@ pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
                         if let Some(vpc_id) = terminated_in_vpc(&store, &changed.id) {
                             keys.push(ObjectRef::Network(vpc_id));
                         }
+                        // Its attachments are over: `deleteOnTermination` volumes go now.
+                        keys.extend(volumes_of_terminated(&store, &changed.id));
                         keys
                     }
                     Err(_) => Vec::new(),
@@ -239,8 +258,8 @@ pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
                     Ok(id) => vec![ObjectRef::Image(id), ObjectRef::Catalog],
                     Err(_) => Vec::new(),
                 },
-                // Not reconciled yet: issue 14's volume and snapshot reconcilers key these.
-                KindKey::Volume | KindKey::Snapshot => Vec::new(),
+                KindKey::Volume => vec![ObjectRef::Volume(changed.id)],
+                KindKey::Snapshot => vec![ObjectRef::Snapshot(changed.id)],
             };
             futures::stream::iter(keys)
         })
@@ -300,6 +319,21 @@ pub fn engine_triggers<R: ContainerRuntime>(
                         None => Vec::new(),
                     }
                 }
+                // ec2d's own removals come back here too: their records are gone, and the
+                // pass finds nothing to do.
+                RuntimeEvent::Volume { name, action } => {
+                    match labels::id_of_volume(store.id(), &name) {
+                        Some(id) if id.starts_with("snap-") => {
+                            tracing::debug!(snapshot_id = %id, volume = %name, %action, "snapshot's Docker volume event");
+                            vec![ObjectRef::Snapshot(id)]
+                        }
+                        Some(id) => {
+                            tracing::debug!(volume_id = %id, volume = %name, %action, "volume's Docker volume event");
+                            vec![ObjectRef::Volume(id)]
+                        }
+                        None => Vec::new(),
+                    }
+                }
                 RuntimeEvent::Resubscribed => {
                     tracing::info!("engine event stream resubscribed; resyncing everything");
                     engine.record_event_gap();
@@ -318,6 +352,34 @@ fn terminated_in_vpc(store: &StatusStore, id: &str) -> Option<String> {
     (instance.spec.desired == crate::model::DesiredState::Terminated)
         .then(|| instance.spec.vpc_id.clone())
         .flatten()
+}
+
+/// The volumes attached to an instance the user asked to terminate, as keys.
+fn volumes_of_terminated(store: &StatusStore, id: &str) -> Vec<ObjectRef> {
+    let terminated = store
+        .instances()
+        .get_shared(id)
+        .ok()
+        .flatten()
+        .is_some_and(|i| {
+            i.spec.desired == crate::model::DesiredState::Terminated
+                || i.metadata.deletion_timestamp.is_some()
+        });
+    if !terminated {
+        return Vec::new();
+    }
+    match store.volumes().list_shared() {
+        Ok(listing) => listing
+            .objects
+            .iter()
+            .filter(|v| v.spec.attachments.iter().any(|a| a.instance_id == id))
+            .map(|v| ObjectRef::Volume(v.metadata.name.clone()))
+            .collect(),
+        Err(error) => {
+            tracing::error!(%error, "cannot list volumes for a terminated instance");
+            Vec::new()
+        }
+    }
 }
 
 /// The instances of a VPC, as keys (an event about its network concerns them all).

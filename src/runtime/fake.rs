@@ -10,10 +10,10 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{
-    labels, AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo,
-    ExecOutput, HostLimits, ImageCommand, NetworkAttachment, NetworkSpec, ObservedContainer,
-    ObservedNetwork, PublishedPort, ResourceLimits, RuntimeError, RuntimeEvent, RuntimeResult,
-    SignalEvidence,
+    labels, AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState,
+    DockerVolumeSpec, EngineInfo, ExecOutput, HostLimits, ImageCommand, NetworkAttachment,
+    NetworkSpec, ObservedContainer, ObservedNetwork, ObservedVolume, PublishedPort, ResourceLimits,
+    RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence, VolumeOwner,
 };
 use crate::model::{AmiTag, InstanceId, Timestamp};
 
@@ -68,6 +68,17 @@ pub enum Op {
     RemoveNetwork,
     /// `connect_network`.
     ConnectNetwork,
+    /// `list_volumes`.
+    ListVolumes,
+    /// `create_volume`.
+    CreateVolume,
+    /// `remove_volume`.
+    RemoveVolume,
+    /// `copy_volume_data`. A failure injected here copies the source's first file before
+    /// failing, as a copy cut short leaves its target partly written.
+    CopyVolume,
+    /// `remove_volume_helpers`.
+    RemoveVolumeHelpers,
 }
 
 /// One recorded call: the operation and its main argument (container name or id, image).
@@ -125,6 +136,31 @@ struct Inner {
     host: Option<HostLimits>,
     /// Networks by id.
     networks: BTreeMap<String, NetworkSpec>,
+    /// Docker volumes by name: their labels and files (path to content).
+    volumes: BTreeMap<String, FakeVolume>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FakeVolume {
+    labels: BTreeMap<String, String>,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl FakeVolume {
+    fn observe(name: &str, volume: &FakeVolume) -> Option<ObservedVolume> {
+        let owner = if let Some(id) = volume.labels.get(labels::VOLUME_ID) {
+            VolumeOwner::Volume(id.clone())
+        } else {
+            VolumeOwner::Snapshot(volume.labels.get(labels::SNAPSHOT_ID)?.clone())
+        };
+        Some(ObservedVolume {
+            name: name.to_string(),
+            owner,
+            store_id: volume.labels.get(labels::STORE_ID).cloned(),
+            mountpoint: format!("/var/lib/docker/volumes/{name}/_data"),
+            labels: volume.labels.clone(),
+        })
+    }
 }
 
 /// The fake runtime. Cloning shares the same world.
@@ -480,6 +516,65 @@ impl FakeRuntime {
             action: "destroy".into(),
         });
         true
+    }
+
+    /// Writes a file into a Docker volume, as a container using it would; `false` when there is
+    /// no such volume.
+    pub fn write_volume_file(&self, name: &str, path: &str, content: &[u8]) -> bool {
+        let mut inner = self.lock();
+        let Some(volume) = inner.volumes.get_mut(name) else {
+            return false;
+        };
+        volume.files.insert(path.to_string(), content.to_vec());
+        true
+    }
+
+    /// The files of a Docker volume, path to content; `None` when there is no such volume.
+    pub fn volume_files(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.lock().volumes.get(name).map(|v| v.files.clone())
+    }
+
+    /// The names of every Docker volume, ec2d's or not.
+    pub fn volume_names(&self) -> Vec<String> {
+        self.lock().volumes.keys().cloned().collect()
+    }
+
+    /// Adds a volume with the given labels, as `docker volume create --label` by someone else
+    /// (or another ec2d) would.
+    pub fn add_volume(&self, name: &str, labels: BTreeMap<String, String>) {
+        self.lock().volumes.insert(
+            name.to_string(),
+            FakeVolume {
+                labels,
+                files: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// `docker volume rm` behind ec2d's back; `false` when there is no such volume.
+    pub fn remove_volume_behind_back(&self, name: &str) -> bool {
+        let removed = self.lock().volumes.remove(name).is_some();
+        if removed {
+            self.emit(RuntimeEvent::Volume {
+                name: name.to_string(),
+                action: "destroy".into(),
+            });
+        }
+        removed
+    }
+
+    /// One of ec2d's volumes by name: `NotFound` when gone, `Failed` without ec2d's labels.
+    fn owned_volume<'a>(inner: &'a Inner, name: &str) -> RuntimeResult<&'a FakeVolume> {
+        let volume = inner
+            .volumes
+            .get(name)
+            .ok_or_else(|| RuntimeError::NotFound(format!("no such volume: {name}")))?;
+        if FakeVolume::observe(name, volume).is_none() {
+            return Err(RuntimeError::Failed(format!(
+                "volume {name} does not carry ec2d's labels; leaving it alone"
+            )));
+        }
+        Ok(volume)
     }
 
     /// The networks that exist, as `(name, block)`.
@@ -1091,6 +1186,101 @@ impl ContainerRuntime for FakeRuntime {
             .insert(attachment.network.clone(), network_id);
         container.ip = attachment.ipv4_address.clone();
         Ok(())
+    }
+
+    async fn list_volumes(&self) -> RuntimeResult<Vec<ObservedVolume>> {
+        self.enter(Op::ListVolumes, "")?;
+        Ok(self
+            .lock()
+            .volumes
+            .iter()
+            .filter_map(|(name, volume)| FakeVolume::observe(name, volume))
+            .collect())
+    }
+
+    async fn create_volume(&self, spec: &DockerVolumeSpec) -> RuntimeResult<ObservedVolume> {
+        self.enter(Op::CreateVolume, &spec.name)?;
+        let mut inner = self.lock();
+        let owner_label = match &spec.owner {
+            VolumeOwner::Volume(_) => labels::VOLUME_ID,
+            VolumeOwner::Snapshot(_) => labels::SNAPSHOT_ID,
+        };
+        // As the engine: an existing name is answered as it is, labels and all.
+        let volume = inner
+            .volumes
+            .entry(spec.name.clone())
+            .or_insert_with(|| FakeVolume {
+                labels: BTreeMap::from([
+                    (owner_label.to_string(), spec.owner.id().to_string()),
+                    (labels::STORE_ID.to_string(), spec.store_id.clone()),
+                    (labels::MANAGED.to_string(), "true".to_string()),
+                ]),
+                files: BTreeMap::new(),
+            });
+        let observed = FakeVolume::observe(&spec.name, volume)
+            .filter(|v| v.owner == spec.owner)
+            .ok_or_else(|| {
+                RuntimeError::Failed(format!(
+                    "volume name {} is taken by a volume that is not this one's",
+                    spec.name
+                ))
+            })?;
+        Ok(observed)
+    }
+
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        self.enter(Op::RemoveVolume, name)?;
+        let mut inner = self.lock();
+        Self::owned_volume(&inner, name)?;
+        // As the engine: a container naming the volume in its mounts holds it.
+        let in_use = inner.containers.values().any(|c| {
+            c.spec
+                .binds
+                .iter()
+                .any(|b| b.split(':').next() == Some(name))
+        });
+        if in_use {
+            return Err(RuntimeError::Conflict(format!(
+                "remove {name}: volume is in use"
+            )));
+        }
+        inner.volumes.remove(name);
+        drop(inner);
+        self.emit(RuntimeEvent::Volume {
+            name: name.to_string(),
+            action: "destroy".into(),
+        });
+        Ok(())
+    }
+
+    async fn copy_volume_data(&self, from: &str, to: &str) -> RuntimeResult<u64> {
+        let entered = self.enter(Op::CopyVolume, &format!("{from} -> {to}"));
+        let mut inner = self.lock();
+        let files = Self::owned_volume(&inner, from)?.files.clone();
+        Self::owned_volume(&inner, to)?;
+        let target = inner
+            .volumes
+            .get_mut(to)
+            .ok_or_else(|| RuntimeError::NotFound(format!("no such volume: {to}")))?;
+        if let Err(error) = entered {
+            // Cut short: the first file made it.
+            if let Some((path, content)) = files.into_iter().next() {
+                target.files.insert(path, content);
+            }
+            return Err(error);
+        }
+        let mut bytes = 0u64;
+        for (path, content) in files {
+            bytes += content.len() as u64;
+            target.files.insert(path, content);
+        }
+        Ok(bytes)
+    }
+
+    async fn remove_volume_helpers(&self, volume_prefix: &str) -> RuntimeResult<usize> {
+        // The fake copies in one step: it never leaves helpers behind.
+        self.enter(Op::RemoveVolumeHelpers, volume_prefix)?;
+        Ok(0)
     }
 
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {

@@ -260,6 +260,51 @@ pub struct ObservedNetwork {
     pub cidr: Option<String>,
 }
 
+/// Whose data a Docker volume of ec2d's holds: an EBS volume's or a snapshot's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VolumeOwner {
+    /// An EBS volume (`vol-…`), the [`labels::VOLUME_ID`] label.
+    Volume(String),
+    /// An EBS snapshot (`snap-…`), the [`labels::SNAPSHOT_ID`] label.
+    Snapshot(String),
+}
+
+impl VolumeOwner {
+    /// The `vol-` or `snap-` id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Volume(id) | Self::Snapshot(id) => id,
+        }
+    }
+}
+
+/// The Docker volume ec2d asks for (local driver).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DockerVolumeSpec {
+    /// The volume's name ([`labels::volume_name`]).
+    pub name: String,
+    /// Whose data it holds; becomes its [`labels::VOLUME_ID`] or [`labels::SNAPSHOT_ID`] label.
+    pub owner: VolumeOwner,
+    /// The owning store; becomes the [`labels::STORE_ID`] label.
+    pub store_id: String,
+}
+
+/// A Docker volume carrying ec2d's labels, as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedVolume {
+    /// The volume's name (Docker's id for a volume).
+    pub name: String,
+    /// Whose data it holds, from its labels.
+    pub owner: VolumeOwner,
+    /// The owning store from its label.
+    pub store_id: Option<String>,
+    /// Where its data lives on the engine's host (`Mountpoint`).
+    pub mountpoint: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
 /// A container's CPU and memory limits; `None` is no limit (or, when asked of the runtime,
 /// "leave this one as it is").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -493,6 +538,14 @@ pub enum RuntimeEvent {
         /// Docker's action word.
         action: String,
     },
+    /// A Docker volume was removed (`destroy`); ec2d's own volumes are the ones named by
+    /// [`labels::volume_name`] (volume events carry no labels).
+    Volume {
+        /// The volume's name.
+        name: String,
+        /// Docker's action word.
+        action: String,
+    },
     /// The event stream was re-established after a gap: events may have been missed.
     Resubscribed,
 }
@@ -613,6 +666,34 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         container_id: &str,
         attachment: &NetworkAttachment,
     ) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Docker volumes carrying ec2d's [`labels::VOLUME_ID`] or [`labels::SNAPSHOT_ID`] label
+    /// (any store's), with their `Mountpoint`. Unlabelled volumes are never listed.
+    fn list_volumes(&self) -> impl Future<Output = RuntimeResult<Vec<ObservedVolume>>> + Send;
+    /// Creates a labelled volume with the local driver; returns it as observed (with its
+    /// `Mountpoint`). Creating a volume that exists with ec2d's labels returns it as it is.
+    fn create_volume(
+        &self,
+        spec: &DockerVolumeSpec,
+    ) -> impl Future<Output = RuntimeResult<ObservedVolume>> + Send;
+    /// Removes one of ec2d's volumes; `NotFound` when gone, `Conflict` while a container
+    /// uses it, `Failed` for a volume without ec2d's labels (left alone).
+    fn remove_volume(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Copies every file of ec2d's volume `from` into ec2d's volume `to`, through the engine
+    /// only (no host paths, so a remote engine works too); returns the bytes of file data
+    /// copied. Files already in `to` are overwritten or kept, never deleted: copy into an empty
+    /// volume for an exact copy. A copy that fails part way leaves `to` partly written.
+    fn copy_volume_data(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = RuntimeResult<u64>> + Send;
+    /// Removes the helper containers of copies that are not running in this process any more
+    /// (left by a crash) whose target volume's name begins with `volume_prefix`; returns how
+    /// many were removed.
+    fn remove_volume_helpers(
+        &self,
+        volume_prefix: &str,
+    ) -> impl Future<Output = RuntimeResult<usize>> + Send;
     /// Engine events relevant to ec2d; reconnects by itself and says so with `Resubscribed`.
     fn events(&self) -> BoxStream<'static, RuntimeEvent>;
 }

@@ -73,6 +73,8 @@ pub(super) struct Inner {
     /// The negotiated client. Empty until the engine first answers; a failed negotiation leaves
     /// it empty so the next call tries again (ec2d must run, and keep answering, without Docker).
     client: OnceCell<Docker>,
+    /// The volume copies' helper containers in use, and the lock for their image.
+    pub(super) helpers: super::volumes::Helpers,
 }
 
 impl fmt::Debug for DockerRuntime {
@@ -110,6 +112,7 @@ impl DockerRuntime {
             inner: Arc::new(Inner {
                 endpoint,
                 client: OnceCell::new(),
+                helpers: Default::default(),
             }),
         })
     }

@@ -30,7 +30,7 @@ fn resubscribe_backoff() -> ExponentialJitterBackoff {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<EventMessage, BollardError>> + Send>>;
 
-/// Subscribes to container, image and network events. Container events are filtered by our label in
+/// Subscribes to container, image, network and volume events. Container events are filtered by our label in
 /// code: Docker ANDs filters of different keys, so `label=` would drop every image event.
 fn subscribe(docker: &Docker, since: Option<i64>) -> EventStream {
     let filters = HashMap::from([(
@@ -39,6 +39,7 @@ fn subscribe(docker: &Docker, since: Option<i64>) -> EventStream {
             "container".to_string(),
             "image".to_string(),
             "network".to_string(),
+            "volume".to_string(),
         ],
     )]);
     docker
@@ -147,6 +148,15 @@ fn map_event(msg: EventMessage) -> Vec<RuntimeEvent> {
             .into_iter()
             .collect()
         }
+        // A volume removed (by ec2d, or behind its back). Its event names it (the actor's id)
+        // but carries no labels: ec2d's volumes are told by their name.
+        Some(EventMessageTypeEnum::VOLUME) if action == "destroy" => msg
+            .actor
+            .and_then(|a| a.id)
+            .filter(|name| name.starts_with(labels::NETWORK_PREFIX))
+            .map(|name| RuntimeEvent::Volume { name, action })
+            .into_iter()
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -335,5 +345,24 @@ mod tests {
             }]
         );
         assert!(map_event(ev(EventMessageTypeEnum::IMAGE, "push", None)).is_empty());
+        let volume = |name: &str, action: &str| EventMessage {
+            typ: Some(EventMessageTypeEnum::VOLUME),
+            action: Some(action.into()),
+            actor: Some(bollard::models::EventActor {
+                id: Some(name.into()),
+                attributes: Some(HashMap::from([("driver".to_string(), "local".to_string())])),
+            }),
+            ..Default::default()
+        };
+        let ours = "ec2d-01234567-vol-0123456789abcdef0";
+        assert_eq!(
+            map_event(volume(ours, "destroy")),
+            vec![RuntimeEvent::Volume {
+                name: ours.into(),
+                action: "destroy".into()
+            }]
+        );
+        assert!(map_event(volume(ours, "mount")).is_empty());
+        assert!(map_event(volume("somebody-elses", "destroy")).is_empty());
     }
 }

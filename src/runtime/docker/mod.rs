@@ -9,6 +9,7 @@ mod convert;
 mod errors;
 mod events;
 mod networks;
+mod volumes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,15 +27,17 @@ use bollard::image::{
 use bollard::models::ContainerInspectResponse;
 use bollard::network::{ConnectNetworkOptions, ListNetworksOptions};
 use bollard::system::EventsOptions;
+use bollard::volume::{ListVolumesOptions, RemoveVolumeOptions};
 use bollard::Docker;
 use futures::stream::{BoxStream, StreamExt};
 use tracing::{debug, info, warn};
 
 use super::labels;
 use super::{
-    AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, EngineInfo, ExecOutput,
-    HostLimits, ImageCommand, NetworkAttachment, NetworkSpec, ObservedContainer, ObservedNetwork,
-    ResourceLimits, RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence,
+    AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, DockerVolumeSpec,
+    EngineInfo, ExecOutput, HostLimits, ImageCommand, NetworkAttachment, NetworkSpec,
+    ObservedContainer, ObservedNetwork, ObservedVolume, ResourceLimits, RuntimeError, RuntimeEvent,
+    RuntimeResult, SignalEvidence,
 };
 use crate::backoff::{Backoff, ExponentialJitterBackoff};
 use crate::model::{AmiTag, InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
@@ -401,6 +404,75 @@ impl ContainerRuntime for DockerRuntime {
             )
             .await
             .map_err(|e| map_error("connect network", e))
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn list_volumes(&self) -> RuntimeResult<Vec<ObservedVolume>> {
+        let docker = self.docker().await?;
+        let mut out = Vec::new();
+        // Docker ORs label filters given as one list only for some keys; two listings keep
+        // it plain (`label=a` AND `label=b` would match nothing).
+        for label in [labels::VOLUME_ID, labels::SNAPSHOT_ID] {
+            let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+            let list = docker
+                .list_volumes(Some(ListVolumesOptions { filters }))
+                .await
+                .map_err(|e| map_error("list volumes", e))?;
+            out.extend(
+                list.volumes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(volumes::observed_volume),
+            );
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.dedup_by(|a, b| a.name == b.name);
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), level = "debug", fields(name = %spec.name))]
+    async fn create_volume(&self, spec: &DockerVolumeSpec) -> RuntimeResult<ObservedVolume> {
+        let docker = self.docker().await?;
+        // The engine answers an existing volume of that name as created; only ours is returned.
+        let created = docker
+            .create_volume(volumes::create_options(spec))
+            .await
+            .map_err(|e| map_error("create volume", e))?;
+        let observed = volumes::observed_volume(created).ok_or_else(|| {
+            RuntimeError::Failed(format!(
+                "volume name {} is taken by a volume ec2d does not own",
+                spec.name
+            ))
+        })?;
+        if observed.owner != spec.owner {
+            return Err(RuntimeError::Failed(format!(
+                "volume name {} is taken by {:?}'s volume",
+                spec.name, observed.owner
+            )));
+        }
+        Ok(observed)
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        let docker = self.docker().await?;
+        volumes::inspect_owned(&docker, name).await?;
+        docker
+            .remove_volume(name, Some(RemoveVolumeOptions { force: false }))
+            .await
+            .map_err(|e| map_error("remove volume", e))
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn copy_volume_data(&self, from: &str, to: &str) -> RuntimeResult<u64> {
+        let docker = self.docker().await?;
+        volumes::copy(&docker, &self.inner.helpers, from, to).await
+    }
+
+    #[tracing::instrument(skip(self), level = "debug")]
+    async fn remove_volume_helpers(&self, volume_prefix: &str) -> RuntimeResult<usize> {
+        let docker = self.docker().await?;
+        volumes::remove_leftover_helpers(&docker, &self.inner.helpers, volume_prefix).await
     }
 
     #[tracing::instrument(skip(self), level = "debug")]
