@@ -1,0 +1,260 @@
+//! What the snapshot actions share: snapshot and volume ids with EC2's errors for them, the snapshots a region shows, the volume a snapshot is taken of, a new snapshot's record, and a snapshot's XML.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::error::ApiError;
+use super::kind::Kind;
+use super::kinds::SnapshotKind;
+use super::query::QueryParams;
+use super::render::render_tags;
+use super::state::ApiState;
+use super::xml::XmlWriter;
+use crate::model::snapshot::new_snapshot;
+use crate::model::volume::is_being_deleted;
+use crate::model::{
+    format_timestamp, Instance, Snapshot, SnapshotId, SnapshotSpec, Timestamp, Volume, VolumeId,
+    ACCOUNT_ID,
+};
+
+/// The longest `Description` EC2 takes for a snapshot (the API reference: "up to 255
+/// characters").
+pub const MAX_DESCRIPTION: usize = 255;
+
+/// EC2's one storage tier for a snapshot that was never archived.
+pub const STORAGE_TIER: &str = "standard";
+
+/// Checks a snapshot id's shape (`snap-` and 8 or 17 hex digits): `InvalidSnapshotID.Malformed`.
+pub fn parse_id(id: &str) -> Result<String, ApiError> {
+    SnapshotId::parse(id)
+        .map(|id| id.to_string())
+        .map_err(|_| SnapshotKind::IDS.malformed(id))
+}
+
+/// `InvalidSnapshot.NotFound`, worded as EC2 words it (`The snapshot 'snap-…' does not exist.`).
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::client(
+        SnapshotKind::IDS.not_found,
+        format!("The snapshot '{id}' does not exist."),
+    )
+}
+
+/// Checks a volume id's shape: `InvalidVolumeID.Malformed`, worded as every kind's.
+pub fn parse_volume_id(id: &str) -> Result<String, ApiError> {
+    VolumeId::parse(id).map(|id| id.to_string()).map_err(|_| {
+        ApiError::client(
+            "InvalidVolumeID.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"vol-...\")"),
+        )
+    })
+}
+
+/// `InvalidVolume.NotFound` (`The volume 'vol-…' does not exist.`).
+pub fn volume_not_found(id: &str) -> ApiError {
+    ApiError::client(
+        "InvalidVolume.NotFound",
+        format!("The volume '{id}' does not exist."),
+    )
+}
+
+/// The snapshot `id` of `region` as clients see it: none once DeleteSnapshot marked it.
+pub fn find(state: &ApiState, region: &str, id: &str) -> Result<Option<Arc<Snapshot>>, ApiError> {
+    Ok(state
+        .store
+        .snapshots()
+        .get_shared(id)?
+        .filter(|s| s.metadata.namespace == region && !s.is_being_deleted()))
+}
+
+/// The snapshot `id` of `region`, or `InvalidSnapshot.NotFound`.
+pub fn existing(state: &ApiState, region: &str, id: &str) -> Result<Arc<Snapshot>, ApiError> {
+    find(state, region, id)?.ok_or_else(|| not_found(id))
+}
+
+/// Every snapshot of `region` clients see.
+pub fn region_snapshots(state: &ApiState, region: &str) -> Result<Vec<Arc<Snapshot>>, ApiError> {
+    Ok(state
+        .store
+        .snapshots()
+        .list_shared()?
+        .objects
+        .into_iter()
+        .filter(|s| s.metadata.namespace == region && !s.is_being_deleted())
+        .collect())
+}
+
+/// `Description`: at most [`MAX_DESCRIPTION`] characters; absent is empty.
+pub fn description(params: &QueryParams) -> Result<Option<String>, ApiError> {
+    match params.get("Description") {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => {
+            Err(ApiError::invalid_value(format!(
+                "Value for parameter description is invalid. Length exceeds {MAX_DESCRIPTION} characters."
+            )))
+        }
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
+/// Looks an instance up for the volume guards (a store error reads as no instance: the
+/// guard then treats the attachment as over, which only refuses a snapshot, never loses one).
+pub fn instance_lookup(state: &ApiState) -> impl Fn(&str) -> Option<Arc<Instance>> + '_ {
+    move |id| state.store.instances().get_shared(id).ok().flatten()
+}
+
+/// The state a volume shows that a snapshot cannot be taken in, if any: `deleting` (DeleteVolume,
+/// or a `deleteOnTermination` attachment that ended), `error`, or `creating` (its data is not in
+/// place yet). A pure function of the volume's spec and status and its instances.
+pub fn unsnapshottable_state(
+    volume: &Volume,
+    instance: impl Fn(&str) -> Option<Arc<Instance>>,
+) -> Option<&'static str> {
+    if is_being_deleted(volume, instance) {
+        Some("deleting")
+    } else if volume.status.error.is_some() {
+        Some("error")
+    } else if !volume.status.ready {
+        Some("creating")
+    } else {
+        None
+    }
+}
+
+/// `IncorrectState` for a volume in `shown` state.
+pub fn volume_incorrect_state(id: &str, shown: &str) -> ApiError {
+    ApiError::client(
+        "IncorrectState",
+        format!("The volume '{id}' is in the '{shown}' state."),
+    )
+}
+
+/// The volume `id` of `region` a snapshot is to be taken of: it must exist
+/// (`InvalidVolume.NotFound`) and be neither `creating` nor being deleted (`IncorrectState`).
+pub fn source_volume(state: &ApiState, region: &str, id: &str) -> Result<Arc<Volume>, ApiError> {
+    let volume = state
+        .store
+        .volumes()
+        .get_shared(id)?
+        .filter(|v| v.metadata.namespace == region)
+        .ok_or_else(|| volume_not_found(id))?;
+    if let Some(shown) = unsnapshottable_state(&volume, instance_lookup(state)) {
+        return Err(volume_incorrect_state(id, shown));
+    }
+    Ok(volume)
+}
+
+/// Whether `volume` is `instance_id`'s root volume, or attached to it (in force when the
+/// instance's own record is: the caller checks that).
+pub fn belongs_to(volume: &Volume, instance_id: &str) -> bool {
+    volume.spec.root_of.as_deref() == Some(instance_id)
+        || volume
+            .spec
+            .attachments
+            .iter()
+            .any(|a| a.instance_id == instance_id)
+}
+
+/// The spec of a snapshot of `volume`: its id and size, and its encryption.
+pub fn spec_of_volume(
+    volume: &Volume,
+    description: String,
+    tags: BTreeMap<String, String>,
+) -> SnapshotSpec {
+    SnapshotSpec {
+        volume_id: volume.metadata.name.clone(),
+        volume_size_gib: volume.spec.size_gib,
+        description,
+        encrypted: volume.spec.encrypted,
+        kms_key_id: volume.spec.kms_key_id.clone(),
+        tags,
+        source: None,
+        image_id: None,
+        create_volume_permissions: Vec::new(),
+    }
+}
+
+/// A new snapshot record of `region` with a fresh id, at generation 1.
+pub fn new_record(region: &str, spec: SnapshotSpec, now: Timestamp) -> Snapshot {
+    new_snapshot(SnapshotId::generate().as_str(), region, spec, now)
+}
+
+/// A snapshot's members as DescribeSnapshots and CreateSnapshot answer them. `progress` is
+/// the snapshot's display progress, except in CreateSnapshot's answer, where EC2 leaves it empty.
+pub fn render_fields(w: &mut XmlWriter, s: &Snapshot, progress: &str) {
+    let state = s.display_state();
+    w.field("snapshotId", &s.metadata.name);
+    w.field("volumeId", &s.spec.volume_id);
+    w.field("status", state.name());
+    if state == crate::model::SnapshotState::Error {
+        w.opt_field("statusMessage", s.status.error.as_deref());
+    }
+    w.field("startTime", format_timestamp(s.metadata.creation_timestamp));
+    w.field("progress", progress);
+    w.field("ownerId", ACCOUNT_ID);
+    w.field("description", &s.spec.description);
+    w.field("volumeSize", s.spec.volume_size_gib);
+    render_tags(w, &s.spec.tags);
+    w.field("storageTier", STORAGE_TIER);
+    w.field("encrypted", s.spec.encrypted);
+    w.opt_field("kmsKeyId", s.spec.kms_key_id.as_deref());
+    if state == crate::model::SnapshotState::Completed {
+        w.opt_field(
+            "completionTime",
+            s.status.completion_time.map(format_timestamp),
+        );
+    }
+    w.opt_field("fullSnapshotSizeInBytes", s.status.size_bytes);
+}
+
+/// Who a `createVolumePermission` names: the `all` group or one account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grantee {
+    /// `Group=all`: anyone may create volumes from it (it is public).
+    All,
+    /// `UserId`: one account.
+    User(String),
+}
+
+impl Grantee {
+    /// As `SnapshotSpec::create_volume_permissions` keeps it: `all`, or the account id.
+    pub fn stored(&self) -> &str {
+        match self {
+            Self::All => "all",
+            Self::User(id) => id,
+        }
+    }
+}
+
+/// The group a `createVolumePermission` may name: only `all`. EC2's code for anything else is
+/// `InvalidAMIAttributeItemValue`, as for AMIs' launch permissions (moto answers it too).
+pub fn group(name: &str) -> Result<Grantee, ApiError> {
+    if name == "all" {
+        Ok(Grantee::All)
+    } else {
+        Err(bad_item(name, "group"))
+    }
+}
+
+/// An account a `createVolumePermission` may name: twelve digits.
+pub fn user(id: &str) -> Result<Grantee, ApiError> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(Grantee::User(id.to_string()))
+    } else {
+        Err(bad_item(id, "userId"))
+    }
+}
+
+fn bad_item(value: &str, item_type: &str) -> ApiError {
+    ApiError::client(
+        "InvalidAMIAttributeItemValue",
+        format!("Invalid attribute item value \"{value}\" for {item_type} item type."),
+    )
+}
+
+/// Whether `account` may create volumes from the snapshot: its owner always (implicitly), any
+/// account when it is public, others when named.
+pub fn restorable_by(s: &Snapshot, account: &str) -> bool {
+    let permissions = &s.spec.create_volume_permissions;
+    account == ACCOUNT_ID
+        || permissions.iter().any(|p| p == "all")
+        || permissions.iter().any(|p| p == account)
+}
