@@ -36,15 +36,19 @@ pub struct Request {
 
 /// Parses and validates everything that needs no store. `DestinationRegion` and
 /// `PresignedUrl` are ignored (EC2: the destination is the region the request is sent to);
-/// a copy to an Outpost is refused.
+/// a copy to an Outpost or into a zone is refused.
 pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let source_snapshot_id = snapshots::parse_id(params.require("SourceSnapshotId")?)?;
     let source_region = params.require("SourceRegion")?.to_string();
-    if params.get("DestinationOutpostArn").is_some() {
-        return Err(ApiError::client(
-            "UnsupportedOperation",
-            "ec2d has no Outposts: snapshots are copied between regions only",
-        ));
+    for destination in ["DestinationOutpostArn", "DestinationAvailabilityZone"] {
+        if params.get(destination).is_some() {
+            return Err(ApiError::client(
+                "UnsupportedOperation",
+                format!(
+                    "ec2d copies snapshots between regions only: {destination} is not supported"
+                ),
+            ));
+        }
     }
     params.int("CompletionDurationMinutes")?;
     Ok(Request {
