@@ -695,6 +695,8 @@ async fn create_snapshots_of_an_instances_volumes() {
     let mut root = attached("vol-00000000000000001", 8);
     root.spec.root_of = Some(instance.clone());
     root.spec.attachments[0].device = "/dev/xvda".into();
+    // A root volume's data is its instance's container: ready once the instance runs.
+    root.status.ready = false;
     store_volume(&h, &root);
     let mut data = attached("vol-00000000000000002", 20);
     data.spec.tags.insert("Name".into(), "data".into());

@@ -13,8 +13,8 @@ use super::xml::XmlWriter;
 use crate::model::snapshot::new_snapshot;
 use crate::model::volume::is_being_deleted;
 use crate::model::{
-    format_timestamp, Instance, Snapshot, SnapshotId, SnapshotSpec, Timestamp, Volume, VolumeId,
-    ACCOUNT_ID,
+    format_timestamp, Instance, InstanceState, Snapshot, SnapshotId, SnapshotSpec, Timestamp,
+    Volume, VolumeId, ACCOUNT_ID,
 };
 
 /// The longest `Description` EC2 takes for a snapshot (the API reference: "up to 255
@@ -101,6 +101,25 @@ pub fn instance_lookup(state: &ApiState) -> impl Fn(&str) -> Option<Arc<Instance
     move |id| state.store.instances().get_shared(id).ok().flatten()
 }
 
+/// Whether a volume's data is in place: the reconciler said so, or, for a root volume (whose
+/// data is its instance's container), its instance has a container or is running or stopped.
+/// The same rule as DescribeVolumes' `creating`.
+pub fn volume_ready(volume: &Volume, instance: impl Fn(&str) -> Option<Arc<Instance>>) -> bool {
+    volume.status.ready
+        || volume
+            .spec
+            .root_of
+            .as_deref()
+            .and_then(instance)
+            .is_some_and(|i| {
+                i.status.container.is_some()
+                    || matches!(
+                        i.status.state,
+                        Some(InstanceState::Running | InstanceState::Stopped)
+                    )
+            })
+}
+
 /// The state a volume shows that a snapshot cannot be taken in, if any: `deleting` (DeleteVolume,
 /// or a `deleteOnTermination` attachment that ended), `error`, or `creating` (its data is not in
 /// place yet). A pure function of the volume's spec and status and its instances.
@@ -108,11 +127,11 @@ pub fn unsnapshottable_state(
     volume: &Volume,
     instance: impl Fn(&str) -> Option<Arc<Instance>>,
 ) -> Option<&'static str> {
-    if is_being_deleted(volume, instance) {
+    if is_being_deleted(volume, &instance) {
         Some("deleting")
     } else if volume.status.error.is_some() {
         Some("error")
-    } else if !volume.status.ready {
+    } else if !volume_ready(volume, &instance) {
         Some("creating")
     } else {
         None
@@ -257,4 +276,76 @@ pub fn restorable_by(s: &Snapshot, account: &str) -> bool {
     account == ACCOUNT_ID
         || permissions.iter().any(|p| p == "all")
         || permissions.iter().any(|p| p == account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+    use crate::model::volume::new_volume;
+    use crate::model::{ContainerObservation, VolumeSpec};
+
+    fn volume(root_of: Option<&str>) -> Volume {
+        let spec = VolumeSpec {
+            size_gib: 8,
+            volume_type: "gp2".into(),
+            iops: None,
+            throughput: None,
+            availability_zone: "us-east-1a".into(),
+            snapshot_id: None,
+            encrypted: false,
+            kms_key_id: None,
+            multi_attach_enabled: false,
+            auto_enable_io: false,
+            tags: BTreeMap::new(),
+            attachments: Vec::new(),
+            root_of: root_of.map(str::to_string),
+            modification: None,
+            client_token: None,
+        };
+        new_volume(
+            "vol-12345678",
+            "us-east-1",
+            spec,
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn which_volumes_can_be_snapshotted() {
+        let none = |_: &str| None::<Arc<Instance>>;
+        let mut v = volume(None);
+        assert_eq!(unsnapshottable_state(&v, none), Some("creating"));
+        v.status.ready = true;
+        assert_eq!(unsnapshottable_state(&v, none), None);
+        v.status.error = Some("gone".into());
+        assert_eq!(unsnapshottable_state(&v, none), Some("error"));
+        v.metadata.deletion_timestamp = Some(time::OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(unsnapshottable_state(&v, none), Some("deleting"));
+
+        // A root volume is ready once its instance has a container.
+        let mut instance = fixtures::instance();
+        instance.status.container = None;
+        instance.status.state = None;
+        let id = instance.metadata.name.clone();
+        let root = volume(Some(&id));
+        let lookup = |i: &Instance| {
+            let i = Arc::new(i.clone());
+            move |_: &str| Some(i.clone())
+        };
+        assert_eq!(
+            unsnapshottable_state(&root, lookup(&instance)),
+            Some("creating")
+        );
+        instance.status.container = Some(ContainerObservation {
+            id: "c0ffee".into(),
+            state: "running".into(),
+            ip_address: None,
+            ports: Vec::new(),
+        });
+        assert_eq!(unsnapshottable_state(&root, lookup(&instance)), None);
+        instance.status.container = None;
+        instance.status.state = Some(InstanceState::Stopped);
+        assert_eq!(unsnapshottable_state(&root, lookup(&instance)), None);
+    }
 }
