@@ -224,51 +224,6 @@ pub fn render_fields(w: &mut XmlWriter, s: &Snapshot, progress: &str) {
     w.opt_field("fullSnapshotSizeInBytes", s.status.size_bytes);
 }
 
-/// Who a `createVolumePermission` names: the `all` group or one account.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Grantee {
-    /// `Group=all`: anyone may create volumes from it (it is public).
-    All,
-    /// `UserId`: one account.
-    User(String),
-}
-
-impl Grantee {
-    /// As `SnapshotSpec::create_volume_permissions` keeps it: `all`, or the account id.
-    pub fn stored(&self) -> &str {
-        match self {
-            Self::All => "all",
-            Self::User(id) => id,
-        }
-    }
-}
-
-/// The group a `createVolumePermission` may name: only `all`. EC2's code for anything else is
-/// `InvalidAMIAttributeItemValue`, as for AMIs' launch permissions (moto answers it too).
-pub fn group(name: &str) -> Result<Grantee, ApiError> {
-    if name == "all" {
-        Ok(Grantee::All)
-    } else {
-        Err(bad_item(name, "group"))
-    }
-}
-
-/// An account a `createVolumePermission` may name: twelve digits.
-pub fn user(id: &str) -> Result<Grantee, ApiError> {
-    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(Grantee::User(id.to_string()))
-    } else {
-        Err(bad_item(id, "userId"))
-    }
-}
-
-fn bad_item(value: &str, item_type: &str) -> ApiError {
-    ApiError::client(
-        "InvalidAMIAttributeItemValue",
-        format!("Invalid attribute item value \"{value}\" for {item_type} item type."),
-    )
-}
-
 /// Whether `account` may create volumes from the snapshot: its owner always (implicitly), any
 /// account when it is public, others when named.
 pub fn restorable_by(s: &Snapshot, account: &str) -> bool {

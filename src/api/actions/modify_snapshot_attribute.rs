@@ -3,11 +3,12 @@
 use std::collections::BTreeSet;
 
 use crate::api::actions::describe_image_attribute::unknown_attribute;
+use crate::api::attributes::{permission_group as group, permission_user as user, Grantee};
 use crate::api::error::ApiError;
 use crate::api::kind;
 use crate::api::query::QueryParams;
 use crate::api::render::render_return_true;
-use crate::api::snapshots::{self, group, user, Grantee};
+use crate::api::snapshots;
 use crate::api::state::ApiState;
 
 /// A validated ModifySnapshotAttribute request.
