@@ -802,6 +802,38 @@ async fn create_snapshots_of_an_instances_volumes() {
     .err("IncorrectState");
     assert_eq!(listed(&h, &[]).await.len(), before);
 
+    // Copied tags and the request's together stay within a snapshot's 50.
+    let mut params = vec![
+        ("Action".to_string(), "CreateSnapshots".to_string()),
+        (
+            "InstanceSpecification.InstanceId".to_string(),
+            instance.clone(),
+        ),
+        (
+            "InstanceSpecification.ExcludeBootVolume".to_string(),
+            "true".to_string(),
+        ),
+        (
+            "InstanceSpecification.ExcludeDataVolumeId.1".to_string(),
+            "vol-00000000000000006".to_string(),
+        ),
+        ("CopyTagsFromSource".to_string(), "volume".to_string()),
+        (
+            "TagSpecification.1.ResourceType".to_string(),
+            "snapshot".to_string(),
+        ),
+    ];
+    for i in 1..=50 {
+        params.push((format!("TagSpecification.1.Tag.{i}.Key"), format!("k{i}")));
+        params.push((format!("TagSpecification.1.Tag.{i}.Value"), "v".to_string()));
+    }
+    let refs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    h.post(&refs).await.err("TagLimitExceeded");
+    assert_eq!(listed(&h, &[]).await.len(), before);
+
     h.post(&[
         ("Action", "CreateSnapshots"),
         ("InstanceSpecification.InstanceId", "i-00000000000000000"),

@@ -131,6 +131,16 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Snapsh
             ));
         }
     }
+    // The volume's tags and the request's together may be more than a snapshot can carry.
+    if req.copy_tags {
+        for volume in &volumes {
+            let mut tags = volume.spec.tags.clone();
+            tags.extend(req.tags.clone());
+            if tags::user_tag_count(&tags) > tags::MAX_TAGS_PER_RESOURCE {
+                return Err(tags::tag_limit_exceeded(&volume.metadata.name));
+            }
+        }
+    }
     kind::check_dry_run(req.dry_run)?;
     let at = now();
     let records: Vec<Snapshot> = volumes
