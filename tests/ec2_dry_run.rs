@@ -49,6 +49,9 @@ fn snapshot(h: &Harness) -> Vec<(String, u64)> {
     for t in store.route_tables().list().unwrap().objects {
         all.push((t.metadata.name, t.metadata.resource_version));
     }
+    for s in store.snapshots().list().unwrap().objects {
+        all.push((s.metadata.name, s.metadata.resource_version));
+    }
     all
 }
 
@@ -173,6 +176,47 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             },
         )
         .unwrap();
+
+    // A volume (as the volume API and its reconciler leave one) with a snapshot of it.
+    let volume_id = "vol-0123456789abcdef0";
+    let mut volume = ec2d::model::volume::new_volume(
+        volume_id,
+        "us-east-1",
+        ec2d::model::VolumeSpec {
+            size_gib: 8,
+            volume_type: "gp3".into(),
+            iops: None,
+            throughput: None,
+            availability_zone: "us-east-1a".into(),
+            snapshot_id: None,
+            encrypted: false,
+            kms_key_id: None,
+            multi_attach_enabled: false,
+            auto_enable_io: false,
+            tags: Default::default(),
+            attachments: Vec::new(),
+            root_of: None,
+            modification: None,
+            client_token: None,
+        },
+        ec2d::model::now(),
+    );
+    volume.status.ready = true;
+    h.store
+        .volumes()
+        .create(std::slice::from_ref(&volume))
+        .unwrap();
+    h.store
+        .volumes()
+        .write_status(volume_id, &volume.status)
+        .unwrap();
+    let snapshot_id = h
+        .post(&[("Action", "CreateSnapshot"), ("VolumeId", volume_id)])
+        .await
+        .ok("CreateSnapshot")
+        .text("snapshotId")
+        .to_string();
+    let snapshot_id = snapshot_id.as_str();
 
     let address = h
         .post(&[("Action", "AllocateAddress"), ("Domain", "vpc")])
@@ -366,6 +410,41 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         (
             "ModifyImageAttribute",
             vec![("ImageId", ami), ("Description.Value", "new")],
+        ),
+        ("DescribeSnapshots", vec![]),
+        ("CreateSnapshot", vec![("VolumeId", volume_id)]),
+        (
+            "CreateSnapshots",
+            vec![("InstanceSpecification.InstanceId", id)],
+        ),
+        ("DeleteSnapshot", vec![("SnapshotId", snapshot_id)]),
+        (
+            "CopySnapshot",
+            vec![
+                ("SourceRegion", "us-east-1"),
+                ("SourceSnapshotId", snapshot_id),
+            ],
+        ),
+        (
+            "DescribeSnapshotAttribute",
+            vec![
+                ("SnapshotId", snapshot_id),
+                ("Attribute", "createVolumePermission"),
+            ],
+        ),
+        (
+            "ModifySnapshotAttribute",
+            vec![
+                ("SnapshotId", snapshot_id),
+                ("CreateVolumePermission.Add.1.Group", "all"),
+            ],
+        ),
+        (
+            "ResetSnapshotAttribute",
+            vec![
+                ("SnapshotId", snapshot_id),
+                ("Attribute", "createVolumePermission"),
+            ],
         ),
         ("DescribeRegions", vec![]),
         ("DescribeAvailabilityZones", vec![]),

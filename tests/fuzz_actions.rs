@@ -72,6 +72,13 @@ fn name() -> impl Strategy<Value = String> {
         "LaunchTemplate.LaunchTemplateName",
         "LaunchTemplate.LaunchTemplateId",
         "LaunchTemplate.Version",
+        "VolumeId",
+        "SnapshotId",
+        "SourceSnapshotId",
+        "SourceRegion",
+        "OperationType",
+        "InstanceSpecification.InstanceId",
+        "CreateVolumePermission.Add.1.UserId",
     ]);
     let listed = prop::sample::select(vec![
         "InstanceId",
@@ -92,6 +99,10 @@ fn name() -> impl Strategy<Value = String> {
         "LaunchTemplateName",
         "LaunchTemplateVersion",
         "LaunchTemplateData.SecurityGroupId",
+        "SnapshotId",
+        "UserId",
+        "UserGroup",
+        "RestorableBy",
     ]);
     prop_oneof![
         4 => plain.prop_map(str::to_string),

@@ -101,6 +101,17 @@ pub const TABLE: &[Action] = &[
     write("DeregisterImage", deregister_image::call),
     read("DescribeImageAttribute", describe_image_attribute::call),
     write("ModifyImageAttribute", modify_image_attribute::call),
+    read("DescribeSnapshots", describe_snapshots::call),
+    write("CreateSnapshot", create_snapshot::call),
+    write("CreateSnapshots", create_snapshots::call),
+    write("DeleteSnapshot", delete_snapshot::call),
+    write("CopySnapshot", copy_snapshot::call),
+    read(
+        "DescribeSnapshotAttribute",
+        describe_snapshot_attribute::call,
+    ),
+    write("ModifySnapshotAttribute", modify_snapshot_attribute::call),
+    write("ResetSnapshotAttribute", reset_snapshot_attribute::call),
     read("DescribeRegions", describe_regions::call),
     read(
         "DescribeAvailabilityZones",

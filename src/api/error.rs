@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::xml::XmlWriter;
 use crate::model::{
     IdError, ImageId, InstanceId, NeverRanError, ReservationId, TransitionError, IMAGE_KIND,
-    INSTANCE_KIND, LAUNCH_TEMPLATE_KIND,
+    INSTANCE_KIND, LAUNCH_TEMPLATE_KIND, SNAPSHOT_KIND,
 };
 use crate::store::StoreError;
 
@@ -205,6 +205,10 @@ impl From<StoreError> for ApiError {
             // A template deleted while a request changed it.
             StoreError::NotFound { kind, id } if kind == LAUNCH_TEMPLATE_KIND => {
                 super::launch_templates::id_not_found(&id)
+            }
+            // A snapshot collected while a request changed it.
+            StoreError::NotFound { kind, id } if kind == SNAPSHOT_KIND => {
+                super::snapshots::not_found(&id)
             }
             other => Self::internal(other),
         }

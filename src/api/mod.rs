@@ -44,6 +44,7 @@ pub mod private_ips;
 pub mod query;
 pub mod render;
 pub mod rules;
+pub mod snapshots;
 pub mod state;
 pub mod tags;
 pub mod xml;

@@ -10,10 +10,11 @@ use crate::api::kind::Kind;
 use crate::api::kinds::security_group_rule;
 use crate::api::kinds::{
     AddressKind, ImageKind, InstanceKind, InternetGatewayKind, KeyPairKind, LaunchTemplateKind,
-    RouteTableKind, SecurityGroupKind, SecurityGroupRuleKind, SubnetKind, VpcKind,
+    RouteTableKind, SecurityGroupKind, SecurityGroupRuleKind, SnapshotKind, SubnetKind, VpcKind,
 };
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
+use crate::model::Object;
 use crate::store::{SpecStore, Specs, StoreError};
 
 /// A resource's tags, by key.
@@ -55,11 +56,16 @@ pub trait Tagged: Kind {
     fn gone(_spec: &Self::Spec) -> bool {
         false
     }
+    /// Whether a stored record is gone for the API, its metadata included (a snapshot
+    /// DeleteSnapshot marked, waiting for the reconciler): by default [`Tagged::gone`].
+    fn gone_record(object: &Object<Self::Spec, Self::Status>) -> bool {
+        Self::gone(&object.spec)
+    }
     /// The tags of the record `id` of `region`; `None` when there is none.
     fn read_tags(state: &ApiState, region: &str, id: &str) -> Result<Option<Tags>, ApiError> {
         Ok(Self::collection(&state.store)
             .get_shared(id)?
-            .filter(|o| o.metadata.namespace == region && !Self::gone(&o.spec))
+            .filter(|o| o.metadata.namespace == region && !Self::gone_record(o))
             .map(|o| Self::spec_tags(&o.spec).clone()))
     }
     /// What a tag write on a missing record answers.
@@ -129,7 +135,7 @@ impl Taggable {
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 11] = [
+pub static TAGGABLE: [Taggable; 12] = [
     Taggable::of::<AddressKind>(),
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
@@ -141,6 +147,7 @@ pub static TAGGABLE: [Taggable; 11] = [
     Taggable::security_group_rules(),
     Taggable::of::<InternetGatewayKind>(),
     Taggable::of::<RouteTableKind>(),
+    Taggable::of::<SnapshotKind>(),
 ];
 
 /// A taggable resource, by id.
@@ -289,7 +296,7 @@ fn change_tags_of<K: Tagged>(
     K::prepare_tag_write_on(state, region, id)?;
     K::collection(&state.store)
         .update_spec_same_generation(id, |o| {
-            if o.metadata.namespace != region || K::gone(&o.spec) {
+            if o.metadata.namespace != region || K::gone_record(o) {
                 return Err(WriteError::Api(K::tag_not_found(state, region, id)));
             }
             apply_tag_change(K::spec_tags_mut(&mut o.spec), change, id).map_err(WriteError::Api)
@@ -310,7 +317,7 @@ fn tags_in_region<K: Tagged>(
         .list_shared()?
         .objects
         .into_iter()
-        .filter(|o| o.metadata.namespace == region && !K::gone(&o.spec))
+        .filter(|o| o.metadata.namespace == region && !K::gone_record(o))
         .filter(|o| !K::spec_tags(&o.spec).is_empty())
         .map(|o| (o.metadata.name.clone(), K::spec_tags(&o.spec).clone()))
         .collect())

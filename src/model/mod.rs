@@ -58,7 +58,9 @@ pub use routing::{
     InternetGateway, InternetGatewaySpec, InternetGatewayStatus, RouteTable, RouteTableSpec,
     RouteTableStatus, INTERNET_GATEWAY_KIND, ROUTE_TABLE_KIND,
 };
-pub use snapshot::{Snapshot, SnapshotSource, SnapshotSpec, SnapshotStatus, SNAPSHOT_KIND};
+pub use snapshot::{
+    Snapshot, SnapshotSource, SnapshotSpec, SnapshotState, SnapshotStatus, SNAPSHOT_KIND,
+};
 pub use state::{
     display_state, stop_never_ran, DesiredState, InstanceState, NeverRanError, TransitionError,
 };

@@ -84,6 +84,65 @@ pub struct SnapshotStatus {
     /// Bytes copied, EC2's `FullSnapshotSizeInBytes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
+    /// How far the copy has got, in percent, while it runs (DescribeSnapshots' `progress`
+    /// of a `pending` snapshot; none reads as 0%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+}
+
+/// EC2's `SnapshotState` as a client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotState {
+    /// The copy has not completed.
+    Pending,
+    /// The copy is complete.
+    Completed,
+    /// The copy failed, or its data was lost.
+    Error,
+}
+
+impl SnapshotState {
+    /// EC2's name (`pending`, `completed`, `error`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl Snapshot {
+    /// The state a client sees, a pure function of status: `error` once the reconciler
+    /// recorded one (an error outranks an earlier completion: the data behind it is gone),
+    /// `completed` once the copy is, `pending` until then.
+    pub fn display_state(&self) -> SnapshotState {
+        if self.status.error.is_some() {
+            SnapshotState::Error
+        } else if self.status.completed {
+            SnapshotState::Completed
+        } else {
+            SnapshotState::Pending
+        }
+    }
+
+    /// The progress a client sees, `0%` to `100%`: `100%` once the copy completed (an error
+    /// found later does not undo the copy), else what the reconciler last recorded (capped at
+    /// 99%, since only completion is 100%), `0%` before.
+    pub fn display_progress(&self) -> String {
+        let percent = if self.status.completed {
+            100
+        } else {
+            self.status.progress.unwrap_or(0).min(99)
+        };
+        format!("{percent}%")
+    }
+
+    /// Whether DeleteSnapshot asked for it to go: no longer listed, while the reconciler
+    /// removes its data and collects the record.
+    pub fn is_being_deleted(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+    }
 }
 
 /// A new snapshot record at generation 1.
@@ -94,5 +153,64 @@ pub fn new_snapshot(id: &str, region: &str, spec: SnapshotSpec, now: Timestamp) 
         metadata: ObjectMeta::new(id, region, now),
         spec,
         status: SnapshotStatus::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        let spec = SnapshotSpec {
+            volume_id: "vol-0123456789abcdef0".into(),
+            volume_size_gib: 8,
+            description: String::new(),
+            encrypted: false,
+            kms_key_id: None,
+            tags: BTreeMap::new(),
+            source: None,
+            image_id: None,
+            create_volume_permissions: Vec::new(),
+        };
+        new_snapshot(
+            "snap-0123456789abcdef0",
+            "us-east-1",
+            spec,
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn state_and_progress_follow_status() {
+        let mut s = snapshot();
+        assert_eq!(s.display_state(), SnapshotState::Pending);
+        assert_eq!(s.display_progress(), "0%");
+        s.status.progress = Some(40);
+        assert_eq!(s.display_progress(), "40%");
+        // Only completion reads 100%.
+        s.status.progress = Some(100);
+        assert_eq!(s.display_state().name(), "pending");
+        assert_eq!(s.display_progress(), "99%");
+        s.status.completed = true;
+        assert_eq!(s.display_state().name(), "completed");
+        assert_eq!(s.display_progress(), "100%");
+        s.status.error = Some("data gone".into());
+        assert_eq!(s.display_state().name(), "error");
+        assert_eq!(s.display_progress(), "100%");
+        s.status = SnapshotStatus {
+            error: Some("copy failed".into()),
+            ..SnapshotStatus::default()
+        };
+        assert_eq!(s.display_state(), SnapshotState::Error);
+        assert_eq!(s.display_progress(), "0%");
+        assert!(!s.is_being_deleted());
+        s.metadata.deletion_timestamp = Some(time::OffsetDateTime::UNIX_EPOCH);
+        assert!(s.is_being_deleted());
+    }
+
+    #[test]
+    fn older_status_records_read() {
+        let status: SnapshotStatus = serde_json::from_str(r#"{"completed":true}"#).unwrap();
+        assert_eq!(status.progress, None);
     }
 }

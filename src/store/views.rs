@@ -264,6 +264,13 @@ impl SpecStore {
         Specs(Reads(self.0.snapshots()))
     }
 
+    /// CreateSnapshot, CreateSnapshots, CopySnapshot: stores new snapshots, all of them or
+    /// none, in one transaction (`AlreadyExists` for a taken id). Snapshots have no names to
+    /// keep unique, so no index is written.
+    pub fn create_snapshots(&self, snapshots: &[crate::model::Snapshot]) -> Result<(), StoreError> {
+        self.0.snapshots().create(snapshots)
+    }
+
     /// VPCs made by CreateVpc.
     pub fn vpcs(&self) -> Specs<'_, VpcSpec, VpcStatus> {
         Specs(Reads(self.0.vpcs()))

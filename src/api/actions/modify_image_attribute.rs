@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::api::actions::describe_image_attribute::unknown_attribute;
+use crate::api::attributes::{permission_group as group, permission_user as user, Grantee};
 use crate::api::error::ApiError;
 use crate::api::images::{self, Ami};
 use crate::api::kind;
@@ -13,15 +14,6 @@ use crate::model::{ImageId, ImageSource};
 
 /// The longest `Description` EC2 accepts (as CreateImage).
 const MAX_DESCRIPTION: usize = 255;
-
-/// Who a launch permission names.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Grantee {
-    /// The `all` group: everyone (the AMI is public).
-    All,
-    /// One account.
-    User(String),
-}
 
 /// The one change a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,30 +69,6 @@ fn modifiable(attribute: &str) -> Result<&'static str, ApiError> {
 
 fn combination(message: &str) -> ApiError {
     ApiError::invalid_combination(message)
-}
-
-/// EC2's `InvalidAMIAttributeItemValue` for a launch permission item it cannot take.
-fn bad_item(value: &str, item_type: &str) -> ApiError {
-    ApiError::client(
-        "InvalidAMIAttributeItemValue",
-        format!("Invalid attribute item value \"{value}\" for {item_type} item type."),
-    )
-}
-
-fn user(id: &str) -> Result<Grantee, ApiError> {
-    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(Grantee::User(id.to_string()))
-    } else {
-        Err(bad_item(id, "userId"))
-    }
-}
-
-fn group(name: &str) -> Result<Grantee, ApiError> {
-    if name == "all" {
-        Ok(Grantee::All)
-    } else {
-        Err(bad_item(name, "group"))
-    }
 }
 
 /// `LaunchPermission.<op>.N.{Group,UserId}`; organizations are refused (ec2d has none).

@@ -14,6 +14,7 @@ pub mod network_interface;
 pub mod route_table;
 pub mod security_group;
 pub mod security_group_rule;
+pub mod snapshot;
 pub mod subnet;
 pub mod vpc;
 
@@ -30,6 +31,7 @@ pub use network_interface::NetworkInterfaceKind;
 pub use route_table::RouteTableKind;
 pub use security_group::SecurityGroupKind;
 pub use security_group_rule::SecurityGroupRuleKind;
+pub use snapshot::SnapshotKind;
 pub use subnet::SubnetKind;
 pub use vpc::VpcKind;
 
