@@ -46,6 +46,7 @@ pub mod render;
 pub mod rules;
 pub mod state;
 pub mod tags;
+pub mod volumes;
 pub mod xml;
 
 pub use error::ApiError;

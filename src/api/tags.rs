@@ -10,7 +10,7 @@ use crate::api::kind::Kind;
 use crate::api::kinds::security_group_rule;
 use crate::api::kinds::{
     AddressKind, ImageKind, InstanceKind, InternetGatewayKind, KeyPairKind, LaunchTemplateKind,
-    RouteTableKind, SecurityGroupKind, SecurityGroupRuleKind, SubnetKind, VpcKind,
+    RouteTableKind, SecurityGroupKind, SecurityGroupRuleKind, SubnetKind, VolumeKind, VpcKind,
 };
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
@@ -129,7 +129,7 @@ impl Taggable {
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 11] = [
+pub static TAGGABLE: [Taggable; 12] = [
     Taggable::of::<AddressKind>(),
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
@@ -141,6 +141,7 @@ pub static TAGGABLE: [Taggable; 11] = [
     Taggable::security_group_rules(),
     Taggable::of::<InternetGatewayKind>(),
     Taggable::of::<RouteTableKind>(),
+    Taggable::of::<VolumeKind>(),
 ];
 
 /// A taggable resource, by id.

@@ -84,6 +84,8 @@ pub struct Store {
     launch_template_names: sled::Tree,
     /// CreateLaunchTemplate's ClientToken index: `<region>/<token>` -> launch template id.
     launch_template_tokens: sled::Tree,
+    /// CreateVolume's ClientToken index: `<region>/<token>` -> the volume's id.
+    volume_tokens: sled::Tree,
     /// Instance id -> its console output ([`ConsoleOutput`]): observed state the reconciler
     /// alone writes. A tree of its own rather than a status field: up to 64 KiB per instance
     /// would otherwise be decoded, cloned and rewritten with every status of every pass.
@@ -187,6 +189,7 @@ impl Store {
             deregistered_images: db.open_tree("images.deregistered")?,
             launch_template_names: db.open_tree("launch_templates.names")?,
             launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,
+            volume_tokens: db.open_tree("volumes.client-tokens")?,
             console: db.open_tree("instances.console")?,
             address_ips: db.open_tree("addresses.ips")?,
             private_ips: db.open_tree("instances.private-ips")?,

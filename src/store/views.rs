@@ -16,7 +16,7 @@ use crate::model::{
     RouteTableSpec, RouteTableStatus, SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
     SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus, DISCOVERED_NAMESPACE,
 };
-use crate::model::{SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus};
+use crate::model::{SnapshotSpec, SnapshotStatus, Volume, VolumeSpec, VolumeStatus};
 
 /// A collection that can only be read.
 pub struct Reads<'a, S, T: Default>(&'a Collection<S, T>);
@@ -262,6 +262,20 @@ impl SpecStore {
     /// EBS snapshots.
     pub fn snapshots(&self) -> Specs<'_, SnapshotSpec, SnapshotStatus> {
         Specs(Reads(self.0.snapshots()))
+    }
+
+    /// See [`Store::create_volume`].
+    pub fn create_volume(&self, volume: &Volume) -> Result<(), StoreError> {
+        self.0.create_volume(volume)
+    }
+
+    /// See [`Store::volume_for_client_token`].
+    pub fn volume_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.volume_for_client_token(region, token)
     }
 
     /// VPCs made by CreateVpc.

@@ -15,6 +15,7 @@ pub mod route_table;
 pub mod security_group;
 pub mod security_group_rule;
 pub mod subnet;
+pub mod volume;
 pub mod vpc;
 
 pub use address::AddressKind;
@@ -31,6 +32,7 @@ pub use route_table::RouteTableKind;
 pub use security_group::SecurityGroupKind;
 pub use security_group_rule::SecurityGroupRuleKind;
 pub use subnet::SubnetKind;
+pub use volume::{VolumeKind, VolumeModificationKind, VolumeStatusKind};
 pub use vpc::VpcKind;
 
 use std::sync::Arc;
