@@ -210,7 +210,9 @@ async fn create_and_describe_a_volume() {
 #[tokio::test]
 async fn create_volume_refuses_what_ec2_refuses() {
     let h = Harness::new();
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    // (parameters added or, when empty, left out; the code; the message)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("Size", "")],
             "MissingParameter",

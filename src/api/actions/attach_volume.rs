@@ -55,7 +55,7 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
     let instance = world
         .instance(&instance_id)
         .filter(|i| i.metadata.namespace == region)
-        .ok_or_else(|| ApiError::instances_not_found(&[instance_id.clone()]))?;
+        .ok_or_else(|| ApiError::instances_not_found(std::slice::from_ref(&instance_id)))?;
     if !matches!(
         shown_state(&instance),
         InstanceState::Running | InstanceState::Stopped
