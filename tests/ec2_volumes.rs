@@ -457,11 +457,17 @@ async fn describe_volumes_references_filters_and_pages() {
     assert_eq!(doc.items("volumeSet").len(), 2);
     assert!(!doc.has("nextToken"));
     assert_eq!(
-        h.post(&[("Action", "DescribeVolumes"), ("MaxResults", "501")])
+        h.post(&[("Action", "DescribeVolumes"), ("MaxResults", "4")])
             .await
             .err("InvalidParameterValue"),
-        "Value ( 501 ) for parameter maxResults is invalid. Expecting a value between 5 and 500."
+        "Value ( 4 ) for parameter maxResults is invalid. Expecting a value greater than 5."
     );
+    // Above 500 the page is cut to 500, not refused.
+    let doc = h
+        .post(&[("Action", "DescribeVolumes"), ("MaxResults", "10000")])
+        .await
+        .ok("DescribeVolumes");
+    assert_eq!(doc.items("volumeSet").len(), 7);
     h.post(&[
         ("Action", "DescribeVolumes"),
         ("MaxResults", "5"),
@@ -704,6 +710,36 @@ async fn attach_volume_refuses_what_ec2_refuses() {
         .await
         .ok("AttachVolume");
 
+    // A pending instance takes no volume yet.
+    let pending = h
+        .post(&[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("Placement.AvailabilityZone", ZONE),
+        ])
+        .await
+        .ok("RunInstances")
+        .text_at("instancesSet/item/instanceId")
+        .to_string();
+    let spare = h.ready_volume(&[]).await;
+    assert_eq!(
+        h.attach(&spare, &pending, "/dev/sdh")
+            .await
+            .err("IncorrectState"),
+        format!("Instance '{pending}' is not 'running'.")
+    );
+    // A stopped one does.
+    h.observe(&pending, InstanceState::Running, None);
+    h.post(&[("Action", "StopInstances"), ("InstanceId.1", &pending)])
+        .await
+        .ok("StopInstances");
+    h.observe(&pending, InstanceState::Stopped, None);
+    h.attach(&spare, &pending, "/dev/sdh")
+        .await
+        .ok("AttachVolume");
+
     // A terminated instance takes no volume, and its attachments are over.
     h.post(&[
         ("Action", "TerminateInstances"),
@@ -715,8 +751,8 @@ async fn attach_volume_refuses_what_ec2_refuses() {
     assert_eq!(
         h.attach(&third, &instance, "/dev/sdh")
             .await
-            .err("IncorrectInstanceState"),
-        format!("Instance '{instance}' is not 'running' or 'stopped'.")
+            .err("IncorrectState"),
+        format!("Instance '{instance}' is not 'running'.")
     );
     assert_eq!(h.volume_state(&id).await, ("available".into(), vec![]));
     h.attach(&id, &other, "/dev/sdf").await.ok("AttachVolume");

@@ -61,9 +61,10 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
         InstanceState::Running | InstanceState::Stopped
     ) || instance.metadata.deletion_timestamp.is_some()
     {
+        // EC2's words for an instance still pending (a stopped one takes volumes).
         return Err(ApiError::client(
-            "IncorrectInstanceState",
-            format!("Instance '{instance_id}' is not 'running' or 'stopped'."),
+            "IncorrectState",
+            format!("Instance '{instance_id}' is not 'running'."),
         ));
     }
     let attached_to: Vec<String> = shown

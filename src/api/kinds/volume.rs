@@ -128,14 +128,16 @@ impl Kind for VolumeKind {
         "volume-id",
         "volume-type",
     ];
-    /// DescribeVolumes pages 5 to 500 and refuses a page size with ids.
+    /// DescribeVolumes pages 5 to 500 (a larger page is cut to 500) and refuses a page size
+    /// with ids.
     const PAGING: Option<Paging> = Some(Paging {
         ids_conflict: Some(
             "The parameter volumeIdSet cannot be used with the parameter maxResults",
         ),
-        wording: SizeWording::Between,
+        wording: SizeWording::Bounds,
     });
     const MAX_PAGE: i64 = 500;
+    const CUT_PAGE: bool = true;
     const SET: &'static str = "volumeSet";
 
     fn id(item: &Shown) -> &str {
@@ -256,13 +258,15 @@ impl Kind for VolumeStatusKind {
         "volume-status.details-status",
         "volume-status.status",
     ];
-    /// DescribeVolumeStatus pages 5 to 1000 and refuses a page size with ids.
+    /// DescribeVolumeStatus pages 5 to 1000 (a larger page is cut to 1000) and refuses a page
+    /// size with ids.
     const PAGING: Option<Paging> = Some(Paging {
         ids_conflict: Some(
             "The parameter volumeIdSet cannot be used with the parameter maxResults",
         ),
-        wording: SizeWording::Between,
+        wording: SizeWording::Bounds,
     });
+    const CUT_PAGE: bool = true;
     const SET: &'static str = "volumeStatusSet";
 
     fn id(item: &Shown) -> &str {
@@ -409,12 +413,13 @@ impl Kind for VolumeModificationKind {
         "target-volume-type",
         "volume-id",
     ];
-    /// DescribeVolumesModifications pages up to 500.
+    /// DescribeVolumesModifications pages up to 500 (a larger page is cut to 500).
     const PAGING: Option<Paging> = Some(Paging {
         ids_conflict: None,
-        wording: SizeWording::Between,
+        wording: SizeWording::Bounds,
     });
     const MAX_PAGE: i64 = 500;
+    const CUT_PAGE: bool = true;
     const SET: &'static str = "volumeModificationSet";
 
     fn id(item: &Arc<Volume>) -> &str {
