@@ -4,7 +4,7 @@
 //! one wins and the other sees the volume in use. A device is checked against the instance's
 //! other volumes just before the write; two volumes attached to one instance at one device at
 //! the very same moment can both pass that check (the records are separate, so no one
-//! transaction spans them); the reconciler then mounts the first and reports the second.
+//! transaction spans them): a known window, left open.
 
 use crate::api::error::ApiError;
 use crate::api::instances::shown_state;
