@@ -820,6 +820,26 @@ async fn concurrent_attachments_of_one_volume_do_not_both_succeed() {
             .await
             .ok("DetachVolume");
     }
+    // Two volumes at one device of one instance: one gets it.
+    for round in 0..5 {
+        let device = format!("/dev/sd{}", ['f', 'g', 'h', 'i', 'j'][round]);
+        let (v1, v2) = (h.ready_volume(&[]).await, h.ready_volume(&[]).await);
+        let (r1, r2) = tokio::join!(h.attach(&v1, &a, &device), h.attach(&v2, &a, &device));
+        let ok = [&r1, &r2]
+            .iter()
+            .filter(|r| r.status == axum::http::StatusCode::OK)
+            .count();
+        assert_eq!(ok, 1, "{} / {}", r1.body, r2.body);
+        let loser = if r1.status == axum::http::StatusCode::OK {
+            &r2
+        } else {
+            &r1
+        };
+        assert_eq!(
+            loser.err("InvalidParameterValue"),
+            format!("Invalid value '{device}' for unixDevice. Attachment point {device} is already in use")
+        );
+    }
 }
 
 #[tokio::test]

@@ -337,11 +337,16 @@ pub fn check_device(device: &str, taken: &[String]) -> Result<(), ApiError> {
     }
     let key = device_key(device);
     if key == device_key(ROOT_DEVICE_NAME) || taken.iter().any(|t| device_key(t) == key) {
-        return Err(ApiError::invalid_value(format!(
-            "Invalid value '{device}' for unixDevice. Attachment point {device} is already in use"
-        )));
+        return Err(device_in_use(device));
     }
     Ok(())
+}
+
+/// EC2's error for a device another volume of the instance is attached at.
+pub fn device_in_use(device: &str) -> ApiError {
+    ApiError::invalid_value(format!(
+        "Invalid value '{device}' for unixDevice. Attachment point {device} is already in use"
+    ))
 }
 
 /// A volume's performance settings, checked against EC2's rules for its type.

@@ -13,6 +13,7 @@
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`]; entries older versions left stale are pruned at open |
 //! | `volumes.client-tokens` | `<region>/<token>` | volume id | [`Store::create_volume`] for a CreateVolume with a ClientToken (stale once its record is collected) |
+//! | `volumes.devices` | `<instance id>/<device without /dev/>` | volume id | [`Store::attach_volume`] (`store/volumes.rs`); stale once that volume no longer records the attachment |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
 //! | `security_groups.uses` | group id | u64 (big endian): launches into the group and instances moved into it | [`Store::create_instances`], [`Store::count_group_uses`], removed by [`Store::delete_security_group`] |
 //!

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::collection::{Change, Collection, Listing};
-use super::{AddressWrite, RoutingTx, SpecChanged, Store, StoreError};
+use super::{AddressWrite, RoutingTx, SpecChanged, Store, StoreError, VolumeAttach};
 use crate::model::{
     Address, AddressAssociation, AddressSpec, AddressStatus, ConsoleOutput, Image, ImageSpec,
     ImageStatus, InstanceSpec, InstanceStatus, InternetGatewaySpec, InternetGatewayStatus, KeyPair,
@@ -267,6 +267,17 @@ impl SpecStore {
     /// See [`Store::create_volume`].
     pub fn create_volume(&self, volume: &Volume) -> Result<(), StoreError> {
         self.0.create_volume(volume)
+    }
+
+    /// See [`Store::attach_volume`].
+    pub fn attach_volume(
+        &self,
+        after: &Volume,
+        version: u64,
+        instance_id: &str,
+        device: &str,
+    ) -> Result<VolumeAttach, StoreError> {
+        self.0.attach_volume(after, version, instance_id, device)
     }
 
     /// See [`Store::volume_for_client_token`].

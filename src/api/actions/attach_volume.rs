@@ -2,9 +2,9 @@
 //!
 //! One volume is guarded by a compare-and-swap on its record: of two concurrent attachments
 //! one wins and the other sees the volume in use. A device is checked against the instance's
-//! other volumes just before the write; two volumes attached to one instance at one device at
-//! the very same moment can both pass that check (the records are separate, so no one
-//! transaction spans them): a known window, left open.
+//! root device and other volumes first, and claimed in the write's own transaction
+//! (`volumes.devices`, `Store::attach_volume`), so of two volumes attached to one instance at
+//! one device at once only one gets it.
 
 use crate::api::error::ApiError;
 use crate::api::instances::shown_state;
@@ -17,6 +17,7 @@ use crate::model::volume::live_attachments;
 use crate::model::{
     format_timestamp, now, InstanceId, InstanceState, Volume, VolumeAttachmentSpec,
 };
+use crate::store::VolumeAttach;
 
 /// Whether `volume` can take one more attachment to `instance_id`: it is ready and attached
 /// nowhere, or multi-attach and not attached to that instance; EC2's errors otherwise.
@@ -91,28 +92,44 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
     kind::check_dry_run(kind::dry_run(params)?)?;
 
     let attach_time = now();
-    volumes::update(state, &id, true, |v| {
+    loop {
+        let current = state
+            .store
+            .volumes()
+            .get_shared(&id)?
+            .ok_or_else(|| volumes::not_found(&[&id]))?;
         // Checked again on the record being replaced: a concurrent attachment wins.
-        let current = world.show(std::sync::Arc::new(v.clone()));
-        let attached_to: Vec<String> = current
+        let shown = world.show(current.clone());
+        let attached_to: Vec<String> = shown
             .attachments
             .iter()
             .map(|a| a.instance_id.clone())
             .collect();
-        check_attachable(v, current.state, &attached_to, &instance_id)?;
+        check_attachable(&current, shown.state, &attached_to, &instance_id)?;
+        let mut after = (*current).clone();
         // Attachments over (their instance terminated) are dropped as this one is recorded.
-        let live: Vec<VolumeAttachmentSpec> = live_attachments(v, |i| world.instance(i))
+        after.spec.attachments = live_attachments(&current, |i| world.instance(i))
             .cloned()
             .collect();
-        v.spec.attachments = live;
-        v.spec.attachments.push(VolumeAttachmentSpec {
+        after.spec.attachments.push(VolumeAttachmentSpec {
             instance_id: instance_id.clone(),
             device: device.clone(),
             delete_on_termination: false,
             attach_time,
         });
-        Ok(true)
-    })?;
+        match state.store.attach_volume(
+            &after,
+            current.metadata.resource_version,
+            &instance_id,
+            &device,
+        )? {
+            VolumeAttach::Done(_) => break,
+            VolumeAttach::Changed => continue,
+            VolumeAttach::Missing => return Err(volumes::not_found(&[&id])),
+            // Taken meanwhile by another volume.
+            VolumeAttach::DeviceTaken(_) => return Err(volumes::device_in_use(&device)),
+        }
+    }
     tracing::info!(volume_id = %id, instance_id = %instance_id, device = %device, "volume attachment requested");
     let mut w = XmlWriter::new();
     w.field("attachTime", format_timestamp(attach_time));
