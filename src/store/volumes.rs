@@ -291,3 +291,77 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use crate::model::volume::new_volume;
+    use crate::model::{VolumeId, VolumeSpec};
+    use crate::store::CLIENT_TOKEN_KIND;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn racing_creates_with_one_client_token_create_once() {
+        let store = Store::temporary().unwrap();
+        let results: Vec<Result<String, StoreError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let store = store.clone();
+                    s.spawn(move || {
+                        let id = VolumeId::generate().to_string();
+                        let spec = VolumeSpec {
+                            size_gib: 8,
+                            volume_type: "gp2".into(),
+                            iops: None,
+                            throughput: None,
+                            availability_zone: "us-east-1a".into(),
+                            snapshot_id: None,
+                            encrypted: false,
+                            kms_key_id: None,
+                            multi_attach_enabled: false,
+                            auto_enable_io: false,
+                            tags: BTreeMap::new(),
+                            attachments: Vec::new(),
+                            root_of: None,
+                            modification: None,
+                            client_token: Some("tok".into()),
+                        };
+                        let v = new_volume(&id, "us-east-1", spec, crate::model::now());
+                        store.create_volume(&v).map(|()| id)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let made: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(made.len(), 1, "{results:?}");
+        for r in &results {
+            match r {
+                Ok(_) => {}
+                Err(StoreError::NameTaken { kind, holder, .. }) => {
+                    assert_eq!(*kind, CLIENT_TOKEN_KIND);
+                    assert_eq!(holder, made[0]);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(store.volumes().list().unwrap().objects.len(), 1);
+        assert_eq!(
+            store
+                .volume_for_client_token("us-east-1", "tok")
+                .unwrap()
+                .as_ref(),
+            Some(made[0])
+        );
+        assert_eq!(
+            store.volume_for_client_token("eu-west-1", "tok").unwrap(),
+            None
+        );
+        // Collected: the token is free again.
+        store.volumes().delete(made[0]).unwrap();
+        assert_eq!(
+            store.volume_for_client_token("us-east-1", "tok").unwrap(),
+            None
+        );
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::api::error::ApiError;
 use crate::api::kind;
 use crate::api::kinds::volume::render_volume;
+use crate::api::launch_templates::idempotent_mismatch;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::tags;
@@ -57,14 +58,6 @@ fn client_token(params: &QueryParams) -> Result<Option<String>, ApiError> {
             "Value ({token}) for parameter clientToken is invalid. Expected at most {MAX_CLIENT_TOKEN} ASCII characters."
         ))),
     }
-}
-
-/// `IdempotentParameterMismatch`: the token made a different volume.
-fn idempotent_mismatch() -> ApiError {
-    ApiError::client(
-        "IdempotentParameterMismatch",
-        "The client token you have provided is associated with a resource that is already deleted, or with a different request. Please use a different client token.",
-    )
 }
 
 /// The volume an earlier CreateVolume with this token made, when its record exists and was
