@@ -241,7 +241,7 @@ async fn create_volume_refuses_what_ec2_refuses() {
         (
             vec![("Size", "16385")],
             "InvalidParameterValue",
-            "Volume of 16385GiB is too large for volume type gp2; maximum is 16384GiB.",
+            "Volume of 16385GiB is too large for volume type gp2; maximum is 16384GiB",
         ),
         (
             vec![("VolumeType", "st1"), ("Size", "100")],
@@ -357,7 +357,7 @@ async fn a_volume_from_a_snapshot_takes_its_size() {
         ])
         .await
         .err("InvalidParameterValue"),
-        "Volume of size 9 is smaller than snapshot 'snap-0123456789abcdef0', expect size >= 10"
+        "Volume of size 9GB is smaller than  snapshot 'snap-0123456789abcdef0', expect size >= 10GB"
     );
     // A snapshot of another region does not exist here.
     h.post_in(

@@ -367,7 +367,10 @@ pub struct Performance {
 /// EC2's size range for a volume type, GiB.
 pub fn size_range(volume_type: &str) -> (u32, u32) {
     match volume_type {
-        "io1" | "io2" => (4, 16384),
+        "io1" => (4, 16384),
+        // Raised to 64 TiB (gp3 in September 2025).
+        "io2" => (4, 65536),
+        "gp3" => (1, 65536),
         "st1" | "sc1" => (125, 16384),
         "standard" => (1, 1024),
         _ => (1, 16384),
@@ -399,7 +402,7 @@ pub fn u32_param(params: &QueryParams, name: &str) -> Result<Option<u32>, ApiErr
 impl Performance {
     /// Fills in what EC2 defaults (gp3's 3000 IOPS and 125 MiB/s) and checks the rules:
     /// the type's size range, IOPS where the type takes them (required for io1/io2) within
-    /// the type's range and per-GiB ratio, throughput for gp3 only within 125 to 1000 MiB/s
+    /// the type's range and per-GiB ratio, throughput for gp3 only within 125 to 2000 MiB/s
     /// and 0.25 MiB/s per IOPS, multi-attach for io1/io2 only.
     pub fn checked(mut self) -> Result<Self, ApiError> {
         let t = self.volume_type.clone();
@@ -413,14 +416,14 @@ impl Performance {
         }
         if self.size_gib > max {
             return Err(ApiError::invalid_value(format!(
-                "Volume of {}GiB is too large for volume type {t}; maximum is {max}GiB.",
+                "Volume of {}GiB is too large for volume type {t}; maximum is {max}GiB",
                 self.size_gib
             )));
         }
         let iops_rule = match t.as_str() {
             "io1" => Some((100, 64_000, 50)),
             "io2" => Some((100, 256_000, 1000)),
-            "gp3" => Some((3000, 16_000, 500)),
+            "gp3" => Some((3000, 80_000, 500)),
             _ => None,
         };
         match (iops_rule, self.iops) {
@@ -454,9 +457,9 @@ impl Performance {
         match (t.as_str(), self.throughput) {
             ("gp3", None) => self.throughput = Some(125),
             ("gp3", Some(mibs)) => {
-                if !(125..=1000).contains(&mibs) {
+                if !(125..=2000).contains(&mibs) {
                     return Err(ApiError::invalid_value(format!(
-                        "Value ({mibs}) for parameter throughput is invalid. Expected a value between 125 and 1000."
+                        "Value ({mibs}) for parameter throughput is invalid. Expected a value between 125 and 2000."
                     )));
                 }
                 let iops = self.iops.unwrap_or(3000);
@@ -676,7 +679,10 @@ mod tests {
             "at least 4 GiB"
         );
         assert!(perf("gp3", 20, Some(15000), None).checked().is_err());
-        assert!(perf("gp3", 100, Some(4000), Some(1001)).checked().is_err());
+        assert!(perf("gp3", 100, Some(12000), Some(2001)).checked().is_err());
+        assert!(perf("gp3", 100, Some(80001), None).checked().is_err());
+        assert!(perf("gp3", 65536, None, None).checked().is_ok());
+        assert!(perf("gp2", 16385, None, None).checked().is_err());
         assert!(perf("gp3", 100, Some(3000), Some(751)).checked().is_err());
         assert!(perf("gp3", 100, Some(4000), Some(1000)).checked().is_ok());
         assert!(perf("gp2", 8, None, Some(125)).checked().is_err());

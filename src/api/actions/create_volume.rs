@@ -120,9 +120,10 @@ pub fn handle(
                 })?;
             let least = snapshot.spec.volume_size_gib;
             match size {
+                // EC2's words, double space included.
                 Some(size) if size < least => {
                     return Err(ApiError::invalid_value(format!(
-                        "Volume of size {size} is smaller than snapshot '{snap}', expect size >= {least}"
+                        "Volume of size {size}GB is smaller than  snapshot '{snap}', expect size >= {least}GB"
                     )))
                 }
                 Some(size) => size,
