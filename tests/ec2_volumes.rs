@@ -295,7 +295,10 @@ async fn create_volume_refuses_what_ec2_refuses() {
         ("Size", "8"),
         ("VolumeType", "io1"),
     ];
-    h.post(&params).await.err("MissingParameter");
+    assert_eq!(
+        h.post(&params).await.err("InvalidParameterCombination"),
+        "The parameter iops must be specified for io1 volumes."
+    );
     params.push(("Iops", "400"));
     assert_eq!(h.post(&params).await.ok("CreateVolume").text("iops"), "400");
     h.refuses_tag_type(
@@ -1017,7 +1020,7 @@ async fn modify_volume_and_its_modifications() {
         ("VolumeType", "io1"),
     ])
     .await
-    .err("MissingParameter");
+    .err("InvalidParameterCombination");
     h.post(&[
         ("Action", "ModifyVolume"),
         ("VolumeId", &id),

@@ -435,8 +435,8 @@ impl Performance {
             (None, None) => {}
             (Some(_), None) if t == "gp3" => self.iops = Some(3000),
             (Some(_), None) => {
-                return Err(ApiError::missing_parameter(&format!(
-                    "iops for {t} volumes"
+                return Err(ApiError::invalid_combination(format!(
+                    "The parameter iops must be specified for {t} volumes."
                 )))
             }
             (Some((low, high, ratio)), Some(iops)) => {
