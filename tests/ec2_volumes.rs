@@ -942,6 +942,70 @@ async fn detach_volume_refuses_what_ec2_refuses() {
     assert_eq!(h.volume_state("vol-0aaaaaaaaaaaaaaa1").await.0, "deleting");
 }
 
+/// A root volume record of `instance`, as a launch would store it.
+fn root_volume(id: &str, instance: &str) -> ec2d::model::Volume {
+    let now = ec2d::model::now();
+    new_volume(
+        id,
+        "us-east-1",
+        VolumeSpec {
+            size_gib: 8,
+            volume_type: "gp2".into(),
+            iops: None,
+            throughput: None,
+            availability_zone: ZONE.into(),
+            snapshot_id: None,
+            encrypted: false,
+            kms_key_id: None,
+            multi_attach_enabled: false,
+            auto_enable_io: false,
+            tags: BTreeMap::new(),
+            attachments: vec![VolumeAttachmentSpec {
+                instance_id: instance.into(),
+                device: "/dev/sda1".into(),
+                delete_on_termination: false,
+                attach_time: now,
+            }],
+            root_of: Some(instance.into()),
+            modification: None,
+            client_token: None,
+        },
+        now,
+    )
+}
+
+#[tokio::test]
+async fn a_stopped_instances_root_volume_detaches() {
+    let h = Harness::new();
+    let instance = h.running_instance().await;
+    h.store
+        .volumes()
+        .create(&[root_volume("vol-0aaaaaaaaaaaaaaa2", &instance)])
+        .unwrap();
+    h.post(&[
+        ("Action", "DetachVolume"),
+        ("VolumeId", "vol-0aaaaaaaaaaaaaaa2"),
+    ])
+    .await
+    .err("IncorrectState");
+    h.post(&[("Action", "StopInstances"), ("InstanceId.1", &instance)])
+        .await
+        .ok("StopInstances");
+    h.observe(&instance, InstanceState::Stopped, None);
+    let doc = h
+        .post(&[
+            ("Action", "DetachVolume"),
+            ("VolumeId", "vol-0aaaaaaaaaaaaaaa2"),
+        ])
+        .await
+        .ok("DetachVolume");
+    assert_eq!(doc.text("device"), "/dev/sda1");
+    assert_eq!(
+        h.volume_state("vol-0aaaaaaaaaaaaaaa2").await,
+        ("available".into(), vec![])
+    );
+}
+
 #[tokio::test]
 async fn delete_volume() {
     let h = Harness::new();
