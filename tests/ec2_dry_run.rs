@@ -52,6 +52,9 @@ fn snapshot(h: &Harness) -> Vec<(String, u64)> {
     for s in store.snapshots().list().unwrap().objects {
         all.push((s.metadata.name, s.metadata.resource_version));
     }
+    for v in store.volumes().list().unwrap().objects {
+        all.push((v.metadata.name, v.metadata.resource_version));
+    }
     all
 }
 
@@ -320,6 +323,42 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .text_at("associationId")
         .to_string();
 
+    // Two ready volumes in the instance's zone, one of them attached to it.
+    let zone = h.instance(&id).spec.availability_zone.clone();
+    let mut volumes = Vec::new();
+    for _ in 0..2 {
+        let volume = h
+            .post(&[
+                ("Action", "CreateVolume"),
+                ("AvailabilityZone", &zone),
+                ("Size", "8"),
+            ])
+            .await
+            .ok("CreateVolume")
+            .text_at("volumeId")
+            .to_string();
+        h.store
+            .volumes()
+            .write_status(
+                &volume,
+                &ec2d::model::VolumeStatus {
+                    ready: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        volumes.push(volume);
+    }
+    let (vol_free, vol_attached) = (volumes[0].as_str(), volumes[1].as_str());
+    h.post(&[
+        ("Action", "AttachVolume"),
+        ("VolumeId", vol_attached),
+        ("InstanceId", &id),
+        ("Device", "/dev/sdf"),
+    ])
+    .await
+    .ok("AttachVolume");
+
     let id = id.as_str();
     let ami = ami.as_str();
     let address = address.as_str();
@@ -470,6 +509,32 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ("DescribeNetworkInterfaces", vec![]),
         ("AllocateAddress", vec![("Domain", "vpc")]),
         ("DescribeAddresses", vec![]),
+        (
+            "CreateVolume",
+            vec![("AvailabilityZone", zone.as_str()), ("Size", "8")],
+        ),
+        ("DescribeVolumes", vec![]),
+        ("DeleteVolume", vec![("VolumeId", vol_free)]),
+        (
+            "AttachVolume",
+            vec![
+                ("VolumeId", vol_free),
+                ("InstanceId", id),
+                ("Device", "/dev/sdg"),
+            ],
+        ),
+        ("DetachVolume", vec![("VolumeId", vol_attached)]),
+        ("ModifyVolume", vec![("VolumeId", vol_free), ("Size", "20")]),
+        ("DescribeVolumesModifications", vec![]),
+        ("DescribeVolumeStatus", vec![("VolumeId.1", vol_free)]),
+        (
+            "DescribeVolumeAttribute",
+            vec![("VolumeId", vol_free), ("Attribute", "autoEnableIO")],
+        ),
+        (
+            "ModifyVolumeAttribute",
+            vec![("VolumeId", vol_free), ("AutoEnableIO.Value", "true")],
+        ),
         (
             "DescribeAddressesAttribute",
             vec![("Attribute", "domain-name")],

@@ -98,6 +98,9 @@ pub trait Kind: Sized + 'static {
     const MAX_PAGE: i64 = paging::MAX_PAGE;
     /// The smallest `MaxResults` its Describe takes.
     const MIN_PAGE: i64 = paging::MIN_PAGE;
+    /// Whether a `MaxResults` above [`Kind::MAX_PAGE`] is cut to it rather than refused (EC2's
+    /// DescribeVolumes: "if you specify a value larger than 500, only 500 items are returned").
+    const CUT_PAGE: bool = false;
     /// The set element of its Describe answer (`vpcSet`).
     const SET: &'static str;
 
@@ -237,12 +240,10 @@ impl<K: Kind> Describe<K> {
             None => (None, None),
             Some(paging) => {
                 let conflict = paging.ids_conflict.filter(|_| !refs.is_empty());
-                let max = paging::max_results_in(
-                    params,
-                    conflict,
-                    paging.wording,
-                    K::MIN_PAGE..=K::MAX_PAGE,
-                )?;
+                let top = if K::CUT_PAGE { i64::MAX } else { K::MAX_PAGE };
+                let max =
+                    paging::max_results_in(params, conflict, paging.wording, K::MIN_PAGE..=top)?
+                        .map(|n| n.min(usize::try_from(K::MAX_PAGE).unwrap_or(usize::MAX)));
                 let after = match paging::next_token(params)? {
                     None => None,
                     Some(text) => Some(K::parse_cursor(&text).ok_or_else(paging::invalid_token)?),

@@ -47,6 +47,7 @@ pub mod rules;
 pub mod snapshots;
 pub mod state;
 pub mod tags;
+pub mod volumes;
 pub mod xml;
 
 pub use error::ApiError;

@@ -10,7 +10,8 @@ use crate::api::kind::Kind;
 use crate::api::kinds::security_group_rule;
 use crate::api::kinds::{
     AddressKind, ImageKind, InstanceKind, InternetGatewayKind, KeyPairKind, LaunchTemplateKind,
-    RouteTableKind, SecurityGroupKind, SecurityGroupRuleKind, SnapshotKind, SubnetKind, VpcKind,
+    RouteTableKind, SecurityGroupKind, SecurityGroupRuleKind, SnapshotKind, SubnetKind, VolumeKind,
+    VpcKind,
 };
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
@@ -135,7 +136,7 @@ impl Taggable {
 }
 
 /// Every kind that takes tags.
-pub static TAGGABLE: [Taggable; 12] = [
+pub static TAGGABLE: [Taggable; 13] = [
     Taggable::of::<AddressKind>(),
     Taggable::of::<InstanceKind>(),
     Taggable::of::<SecurityGroupKind>(),
@@ -148,6 +149,7 @@ pub static TAGGABLE: [Taggable; 12] = [
     Taggable::of::<InternetGatewayKind>(),
     Taggable::of::<RouteTableKind>(),
     Taggable::of::<SnapshotKind>(),
+    Taggable::of::<VolumeKind>(),
 ];
 
 /// A taggable resource, by id.

@@ -13,6 +13,7 @@ mod error;
 mod names;
 mod routing;
 mod views;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +27,7 @@ pub use error::StoreError;
 pub use names::{CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
 pub use routing::RoutingTx;
 pub use views::{Reads, SpecStore, Specs, StatusStore, Statuses};
+pub use volumes::VolumeAttach;
 
 use crate::model::{AddressSpec, AddressStatus, LaunchTemplateSpec, LaunchTemplateStatus};
 use crate::model::{
@@ -84,6 +86,10 @@ pub struct Store {
     launch_template_names: sled::Tree,
     /// CreateLaunchTemplate's ClientToken index: `<region>/<token>` -> launch template id.
     launch_template_tokens: sled::Tree,
+    /// CreateVolume's ClientToken index: `<region>/<token>` -> the volume's id.
+    volume_tokens: sled::Tree,
+    /// `<instance>/<device>` -> the volume AttachVolume attached there (see `volumes.rs`).
+    volume_devices: sled::Tree,
     /// Instance id -> its console output ([`ConsoleOutput`]): observed state the reconciler
     /// alone writes. A tree of its own rather than a status field: up to 64 KiB per instance
     /// would otherwise be decoded, cloned and rewritten with every status of every pass.
@@ -187,6 +193,8 @@ impl Store {
             deregistered_images: db.open_tree("images.deregistered")?,
             launch_template_names: db.open_tree("launch_templates.names")?,
             launch_template_tokens: db.open_tree("launch_templates.client-tokens")?,
+            volume_tokens: db.open_tree("volumes.client-tokens")?,
+            volume_devices: db.open_tree("volumes.devices")?,
             console: db.open_tree("instances.console")?,
             address_ips: db.open_tree("addresses.ips")?,
             private_ips: db.open_tree("instances.private-ips")?,

@@ -12,6 +12,8 @@
 //! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good (read by DescribeImages and discovery) |
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`]; entries older versions left stale are pruned at open |
+//! | `volumes.client-tokens` | `<region>/<token>` | volume id | [`Store::create_volume`] for a CreateVolume with a ClientToken (stale once its record is collected) |
+//! | `volumes.devices` | `<instance id>/<device without /dev/>` | volume id | [`Store::attach_volume`] (`store/volumes.rs`); stale once that volume no longer records the attachment |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
 //! | `security_groups.uses` | group id | u64 (big endian): launches into the group and instances moved into it | [`Store::create_instances`], [`Store::count_group_uses`], removed by [`Store::delete_security_group`] |
 //!
@@ -34,9 +36,9 @@ use sled::Transactional;
 
 use super::{client_token_key, Collection, Store, StoreError};
 use crate::model::{
-    Address, Image, ImageSource, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup,
+    Address, Image, ImageSource, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup, Volume,
     ADDRESS_KIND, DISCOVERED_NAMESPACE, IMAGE_KIND, KEY_PAIR_KIND, LAUNCH_TEMPLATE_KIND,
-    SECURITY_GROUP_KIND,
+    SECURITY_GROUP_KIND, VOLUME_KIND,
 };
 
 /// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
@@ -452,6 +454,53 @@ impl Store {
         )?;
         drop(writing);
         images.make_durable()
+    }
+
+    /// Stores a CreateVolume record, claiming its ClientToken in its region when it has one, in
+    /// one transaction: `AlreadyExists` for a taken id, `NameTaken` (kind
+    /// [`CLIENT_TOKEN_KIND`], holder the volume the token made) while that volume's record
+    /// exists, and nothing written either way.
+    pub fn create_volume(&self, volume: &Volume) -> Result<(), StoreError> {
+        let volumes = &self.volumes;
+        let bytes = volumes.encode_spec(volume)?;
+        let id = volume.metadata.name.as_str();
+        let token = volume
+            .spec
+            .client_token
+            .as_ref()
+            .map(|t| (t, client_token_key(&volume.metadata.namespace, t)));
+        let writing = volumes.writing();
+        finish(
+            (volumes.spec_tree(), &self.volume_tokens).transaction(|(spec, tokens)| {
+                if spec.get(id.as_bytes())?.is_some() {
+                    return abort(StoreError::AlreadyExists {
+                        kind: VOLUME_KIND,
+                        id: id.to_string(),
+                    });
+                }
+                if let Some((token, key)) = &token {
+                    claim_token(spec, tokens, key, token, id)?;
+                }
+                spec.insert(id.as_bytes(), bytes.as_slice())?;
+                Ok(())
+            }),
+        )?;
+        drop(writing);
+        volumes.make_durable()
+    }
+
+    /// The id of the volume a CreateVolume with this ClientToken made in the region, while its
+    /// record exists.
+    pub fn volume_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(holder) = self.volume_tokens.get(client_token_key(region, token))? else {
+            return Ok(None);
+        };
+        let id = lossy(&holder);
+        Ok(self.volumes.get(&id)?.map(|_| id))
     }
 
     /// The id of the AMI a CopyImage with this ClientToken made in the region, while its

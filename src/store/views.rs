@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::collection::{Change, Collection, Listing};
-use super::{AddressWrite, RoutingTx, SpecChanged, Store, StoreError};
+use super::{AddressWrite, RoutingTx, SpecChanged, Store, StoreError, VolumeAttach};
 use crate::model::{
     Address, AddressAssociation, AddressSpec, AddressStatus, ConsoleOutput, Image, ImageSpec,
     ImageStatus, InstanceSpec, InstanceStatus, InternetGatewaySpec, InternetGatewayStatus, KeyPair,
@@ -16,7 +16,7 @@ use crate::model::{
     RouteTableSpec, RouteTableStatus, SecurityGroup, SecurityGroupSpec, SecurityGroupStatus,
     SubnetRecord, SubnetSpec, SubnetStatus, VpcRecord, VpcSpec, VpcStatus, DISCOVERED_NAMESPACE,
 };
-use crate::model::{SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus};
+use crate::model::{SnapshotSpec, SnapshotStatus, Volume, VolumeSpec, VolumeStatus};
 
 /// A collection that can only be read.
 pub struct Reads<'a, S, T: Default>(&'a Collection<S, T>);
@@ -269,6 +269,31 @@ impl SpecStore {
     /// keep unique, so no index is written.
     pub fn create_snapshots(&self, snapshots: &[crate::model::Snapshot]) -> Result<(), StoreError> {
         self.0.snapshots().create(snapshots)
+    }
+
+    /// See [`Store::create_volume`].
+    pub fn create_volume(&self, volume: &Volume) -> Result<(), StoreError> {
+        self.0.create_volume(volume)
+    }
+
+    /// See [`Store::attach_volume`].
+    pub fn attach_volume(
+        &self,
+        after: &Volume,
+        version: u64,
+        instance_id: &str,
+        device: &str,
+    ) -> Result<VolumeAttach, StoreError> {
+        self.0.attach_volume(after, version, instance_id, device)
+    }
+
+    /// See [`Store::volume_for_client_token`].
+    pub fn volume_for_client_token(
+        &self,
+        region: &str,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.volume_for_client_token(region, token)
     }
 
     /// VPCs made by CreateVpc.

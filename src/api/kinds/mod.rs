@@ -16,6 +16,7 @@ pub mod security_group;
 pub mod security_group_rule;
 pub mod snapshot;
 pub mod subnet;
+pub mod volume;
 pub mod vpc;
 
 pub use address::AddressKind;
@@ -33,6 +34,7 @@ pub use security_group::SecurityGroupKind;
 pub use security_group_rule::SecurityGroupRuleKind;
 pub use snapshot::SnapshotKind;
 pub use subnet::SubnetKind;
+pub use volume::{VolumeKind, VolumeModificationKind, VolumeStatusKind};
 pub use vpc::VpcKind;
 
 use std::sync::Arc;

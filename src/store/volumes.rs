@@ -1,0 +1,367 @@
+//! AttachVolume's write: the volume's new attachment and its device's entry in `volumes.devices` (`<instance>/<device>` to the volume attached there) in one transaction, so two volumes never take one device of one instance.
+
+use sled::transaction::{
+    abort, ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+use sled::Transactional;
+
+use super::{Store, StoreError};
+use crate::model::Volume;
+
+/// What an attachment write came to.
+#[derive(Debug)]
+pub enum VolumeAttach {
+    /// Written: the record after.
+    Done(Box<Volume>),
+    /// The record moved on since the caller read it: nothing written.
+    Changed,
+    /// No such record.
+    Missing,
+    /// Another volume is attached to the instance at that device (its id): nothing written.
+    DeviceTaken(String),
+}
+
+/// The `volumes.devices` key of a device of an instance (the device without `/dev/`).
+fn device_key(instance_id: &str, device: &str) -> Vec<u8> {
+    let device = device.strip_prefix("/dev/").unwrap_or(device);
+    format!("{instance_id}/{device}").into_bytes()
+}
+
+/// Whether `volume` is attached (in its spec) to `instance_id` at `device`.
+fn holds(volume: &Volume, instance_id: &str, device: &str) -> bool {
+    let key = device_key(instance_id, device);
+    volume
+        .spec
+        .attachments
+        .iter()
+        .any(|a| device_key(&a.instance_id, &a.device) == key)
+}
+
+impl Store {
+    fn read_volume(
+        &self,
+        spec: &TransactionalTree,
+        id: &[u8],
+    ) -> ConflictableTransactionResult<Option<Volume>, StoreError> {
+        let Some(bytes) = spec.get(id)? else {
+            return Ok(None);
+        };
+        self.volumes
+            .decode_object(id, &bytes, None)
+            .map(Some)
+            .map_err(ConflictableTransactionError::Abort)
+    }
+
+    /// Writes `after`, the volume read at resource version `version` with one more attachment
+    /// (to `instance_id` at `device`), as a new generation, and claims the device's entry, in
+    /// one transaction. An entry whose volume no longer records that attachment (detached,
+    /// collected) is stale and taken over, so detaching needs no write of its own here.
+    pub fn attach_volume(
+        &self,
+        after: &Volume,
+        version: u64,
+        instance_id: &str,
+        device: &str,
+    ) -> Result<VolumeAttach, StoreError> {
+        let volumes = &self.volumes;
+        let id = after.metadata.name.as_bytes();
+        let key = device_key(instance_id, device);
+        let writing = volumes.writing();
+        let outcome = (volumes.spec_tree(), &self.volume_devices)
+            .transaction(|(spec, devices)| {
+                let Some(current) = self.read_volume(spec, id)? else {
+                    return Ok(VolumeAttach::Missing);
+                };
+                if current.metadata.resource_version != version {
+                    return Ok(VolumeAttach::Changed);
+                }
+                if let Some(holder) = devices.get(&key)? {
+                    if holder.as_ref() != id {
+                        if let Some(other) = self.read_volume(spec, &holder)? {
+                            if holds(&other, instance_id, device) {
+                                return Ok(VolumeAttach::DeviceTaken(other.metadata.name));
+                            }
+                        }
+                    }
+                }
+                let mut written = after.clone();
+                written.metadata.generation = current.metadata.generation + 1;
+                written.metadata.resource_version = version + 1;
+                let bytes = match volumes.encode_spec(&written) {
+                    Ok(bytes) => bytes,
+                    Err(e) => return abort(e),
+                };
+                spec.insert(id, bytes)?;
+                devices.insert(key.as_slice(), id)?;
+                Ok(VolumeAttach::Done(Box::new(written)))
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => e.into(),
+            })?;
+        drop(writing);
+        if let VolumeAttach::Done(_) = outcome {
+            volumes.make_durable()?;
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::volume::{new_volume, VolumeAttachmentSpec};
+    use crate::model::VolumeSpec;
+    use std::collections::BTreeMap;
+
+    fn volume(id: &str) -> Volume {
+        let spec = VolumeSpec {
+            size_gib: 8,
+            volume_type: "gp2".into(),
+            iops: None,
+            throughput: None,
+            availability_zone: "us-east-1a".into(),
+            snapshot_id: None,
+            encrypted: false,
+            kms_key_id: None,
+            multi_attach_enabled: false,
+            auto_enable_io: false,
+            tags: BTreeMap::new(),
+            attachments: Vec::new(),
+            root_of: None,
+            modification: None,
+            client_token: None,
+        };
+        new_volume(id, "us-east-1", spec, crate::model::now())
+    }
+
+    fn attached(v: &Volume, instance: &str, device: &str) -> Volume {
+        let mut v = v.clone();
+        v.spec.attachments.push(VolumeAttachmentSpec {
+            instance_id: instance.into(),
+            device: device.into(),
+            delete_on_termination: false,
+            attach_time: crate::model::now(),
+        });
+        v
+    }
+
+    #[test]
+    fn racing_volumes_never_share_a_device() {
+        let store = Store::temporary().unwrap();
+        let ids: Vec<String> = (0..8).map(|n| format!("vol-0000000000000000{n}")).collect();
+        for id in &ids {
+            store.volumes().create(&[volume(id)]).unwrap();
+        }
+        let done: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    let store = store.clone();
+                    s.spawn(move || {
+                        let v = store.volumes().get(id).unwrap().unwrap();
+                        let after = attached(&v, "i-0123456789abcdef0", "/dev/sdf");
+                        let version = v.metadata.resource_version;
+                        matches!(
+                            store
+                                .attach_volume(&after, version, "i-0123456789abcdef0", "sdf")
+                                .unwrap(),
+                            VolumeAttach::Done(_)
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(done.iter().filter(|d| **d).count(), 1, "{done:?}");
+        // The same device of another instance is free.
+        let loser = ids
+            .iter()
+            .map(|id| store.volumes().get(id).unwrap().unwrap())
+            .find(|v| v.spec.attachments.is_empty())
+            .expect("seven volumes lost");
+        let after = attached(&loser, "i-0123456789abcdef1", "/dev/sdf");
+        assert!(matches!(
+            store
+                .attach_volume(
+                    &after,
+                    loser.metadata.resource_version,
+                    "i-0123456789abcdef1",
+                    "/dev/sdf"
+                )
+                .unwrap(),
+            VolumeAttach::Done(_)
+        ));
+    }
+
+    #[test]
+    fn a_detached_volume_frees_its_device_and_a_stale_version_is_changed() {
+        let store = Store::temporary().unwrap();
+        store
+            .volumes()
+            .create(&[volume("vol-00000000000000001")])
+            .unwrap();
+        store
+            .volumes()
+            .create(&[volume("vol-00000000000000002")])
+            .unwrap();
+        let a = store
+            .volumes()
+            .get("vol-00000000000000001")
+            .unwrap()
+            .unwrap();
+        let after = attached(&a, "i-0123456789abcdef0", "/dev/sdf");
+        assert!(matches!(
+            store
+                .attach_volume(
+                    &after,
+                    a.metadata.resource_version,
+                    "i-0123456789abcdef0",
+                    "/dev/sdf"
+                )
+                .unwrap(),
+            VolumeAttach::Done(_)
+        ));
+        // The same read again: the record moved on.
+        assert!(matches!(
+            store
+                .attach_volume(
+                    &after,
+                    a.metadata.resource_version,
+                    "i-0123456789abcdef0",
+                    "/dev/sdf"
+                )
+                .unwrap(),
+            VolumeAttach::Changed
+        ));
+        let b = store
+            .volumes()
+            .get("vol-00000000000000002")
+            .unwrap()
+            .unwrap();
+        let b_after = attached(&b, "i-0123456789abcdef0", "sdf");
+        match store
+            .attach_volume(
+                &b_after,
+                b.metadata.resource_version,
+                "i-0123456789abcdef0",
+                "sdf",
+            )
+            .unwrap()
+        {
+            VolumeAttach::DeviceTaken(holder) => assert_eq!(holder, "vol-00000000000000001"),
+            other => panic!("{other:?}"),
+        }
+        // Detached (the spec no longer records it): the entry is stale and taken over.
+        store
+            .volumes()
+            .update_spec("vol-00000000000000001", |v| {
+                v.spec.attachments.clear();
+                Ok::<_, StoreError>(true)
+            })
+            .unwrap();
+        assert!(matches!(
+            store
+                .attach_volume(
+                    &b_after,
+                    b.metadata.resource_version,
+                    "i-0123456789abcdef0",
+                    "sdf"
+                )
+                .unwrap(),
+            VolumeAttach::Done(_)
+        ));
+        assert!(matches!(
+            store
+                .attach_volume(&b_after, 99, "i-0123456789abcdef0", "sdf")
+                .unwrap(),
+            VolumeAttach::Changed
+        ));
+        assert!(matches!(
+            store
+                .attach_volume(
+                    &volume("vol-00000000000000003"),
+                    1,
+                    "i-0123456789abcdef0",
+                    "sdg"
+                )
+                .unwrap(),
+            VolumeAttach::Missing
+        ));
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use crate::model::volume::new_volume;
+    use crate::model::{VolumeId, VolumeSpec};
+    use crate::store::CLIENT_TOKEN_KIND;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn racing_creates_with_one_client_token_create_once() {
+        let store = Store::temporary().unwrap();
+        let results: Vec<Result<String, StoreError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let store = store.clone();
+                    s.spawn(move || {
+                        let id = VolumeId::generate().to_string();
+                        let spec = VolumeSpec {
+                            size_gib: 8,
+                            volume_type: "gp2".into(),
+                            iops: None,
+                            throughput: None,
+                            availability_zone: "us-east-1a".into(),
+                            snapshot_id: None,
+                            encrypted: false,
+                            kms_key_id: None,
+                            multi_attach_enabled: false,
+                            auto_enable_io: false,
+                            tags: BTreeMap::new(),
+                            attachments: Vec::new(),
+                            root_of: None,
+                            modification: None,
+                            client_token: Some("tok".into()),
+                        };
+                        let v = new_volume(&id, "us-east-1", spec, crate::model::now());
+                        store.create_volume(&v).map(|()| id)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let made: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(made.len(), 1, "{results:?}");
+        for r in &results {
+            match r {
+                Ok(_) => {}
+                Err(StoreError::NameTaken { kind, holder, .. }) => {
+                    assert_eq!(*kind, CLIENT_TOKEN_KIND);
+                    assert_eq!(holder, made[0]);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(store.volumes().list().unwrap().objects.len(), 1);
+        assert_eq!(
+            store
+                .volume_for_client_token("us-east-1", "tok")
+                .unwrap()
+                .as_ref(),
+            Some(made[0])
+        );
+        assert_eq!(
+            store.volume_for_client_token("eu-west-1", "tok").unwrap(),
+            None
+        );
+        // Collected: the token is free again.
+        store.volumes().delete(made[0]).unwrap();
+        assert_eq!(
+            store.volume_for_client_token("us-east-1", "tok").unwrap(),
+            None
+        );
+    }
+}
