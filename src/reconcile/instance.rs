@@ -183,6 +183,8 @@ async fn freeze_on_last_observation<R: ContainerRuntime>(
         // Unknown: the plan leaves the limits alone, so it stays a freeze or a thaw.
         limits: None,
         networks: BTreeMap::new(),
+        volume_mounts: Vec::new(),
+        binds: Vec::new(),
     };
     // A plan that would boot is never applied here, so no real container spec is needed.
     let plan = plan::plan(

@@ -120,6 +120,7 @@ pub fn container_spec_for(
         mac_address: Some(derived_mac(&instance.metadata.name)),
         limits,
         flags: instance_flags(settings),
+        volume_mounts: Vec::new(),
     }
 }
 
