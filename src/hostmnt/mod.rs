@@ -59,7 +59,10 @@ impl HostMount {
     /// `/var/lib/docker`) ends with it.
     pub fn is_of(&self, source: &Path) -> bool {
         // A whole file system mounted (`/`) cannot be told apart from its subdirectories.
-        let root = self.source_root.strip_prefix("/").unwrap_or(&self.source_root);
+        let root = self
+            .source_root
+            .strip_prefix("/")
+            .unwrap_or(&self.source_root);
         root.as_os_str().is_empty() || source.ends_with(root)
     }
 }
@@ -159,6 +162,18 @@ impl VolumeMounts {
         let (_, root) = self.0.wiring.as_ref()?;
         single_component(owner).ok()?;
         Some(root.join(owner))
+    }
+
+    /// Whether a container created with `binds` has the owner's directory at `/mnt`, and so
+    /// sees what is mounted there.
+    pub fn bound_in(&self, owner: &str, binds: &[String]) -> bool {
+        let Some(dir) = self.owner_dir(owner) else {
+            return false;
+        };
+        let bind = format!("{}:{CONTAINER_DIR}", dir.display());
+        binds
+            .iter()
+            .any(|b| *b == bind || b.strip_prefix(&bind).is_some_and(|m| m.starts_with(':')))
     }
 
     /// The `Binds` entry that gives a container the owner's directory at `/mnt`, receiving

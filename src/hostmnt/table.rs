@@ -181,10 +181,7 @@ impl MountTable for FakeMounts {
         let state = lock(&self.state);
         let mut out = String::from("1 0 0:1 / / rw,relatime - overlay overlay rw\n");
         for m in &state.mounts {
-            let shared = m
-                .shared
-                .map(|g| format!(" shared:{g}"))
-                .unwrap_or_default();
+            let shared = m.shared.map(|g| format!(" shared:{g}")).unwrap_or_default();
             out.push_str(&format!(
                 "{} 1 254:1 {} {} rw,relatime{shared} - ext4 /dev/vda1 rw\n",
                 m.id,

@@ -19,7 +19,9 @@ fn the_root_is_made_a_shared_mount_of_itself_then_adopted_on_the_next_start() {
     let report = mounts.report();
     assert!(report.active && !report.adopted && report.problem.is_none());
     let entries = parse_mountinfo(&table.mountinfo().unwrap());
-    assert!(entries.iter().any(|e| e.mount_point == Path::new(ROOT) && e.shared.is_some()));
+    assert!(entries
+        .iter()
+        .any(|e| e.mount_point == Path::new(ROOT) && e.shared.is_some()));
 
     // A restart finds it shared and adopts it, with what is mounted under it.
     mounts.mount("i-1", "sdf", Path::new("/v/a/_data")).unwrap();
@@ -34,7 +36,10 @@ fn a_refusing_table_leaves_it_off_with_the_reason() {
     let mounts = VolumeMounts::setup(Arc::new(FakeMounts::refusing()), Path::new(ROOT));
     assert!(!mounts.is_active());
     let problem = mounts.problem().unwrap();
-    assert!(problem.contains("only when an instance's container is created"), "{problem}");
+    assert!(
+        problem.contains("only when an instance's container is created"),
+        "{problem}"
+    );
     assert!(mounts.mount("i-1", "sdf", Path::new("/v")).is_err());
     assert!(mounts.owner_dir("i-1").is_none());
     assert!(!mounts.report().active);
@@ -48,7 +53,9 @@ fn mount_list_unmount_and_forget_are_read_back_from_mountinfo() {
         format!("{ROOT}/i-1:/mnt:rslave")
     );
     mounts.mount("i-1", "sdf", Path::new("/v/a/_data")).unwrap();
-    mounts.mount("i-1", "data dir/x", Path::new("/v/b/_data")).unwrap();
+    mounts
+        .mount("i-1", "data dir/x", Path::new("/v/b/_data"))
+        .unwrap();
     mounts.mount("i-2", "sdf", Path::new("/v/c/_data")).unwrap();
     let listed = mounts.mounts("i-1").unwrap();
     assert_eq!(
@@ -59,7 +66,10 @@ fn mount_list_unmount_and_forget_are_read_back_from_mountinfo() {
     assert!(!listed[1].is_of(Path::new("/v/b/_data")));
 
     mounts.unmount("i-1", "sdf").unwrap();
-    assert!(!table.has_dir(&Path::new(ROOT).join("i-1/sdf")), "emptied dir removed");
+    assert!(
+        !table.has_dir(&Path::new(ROOT).join("i-1/sdf")),
+        "emptied dir removed"
+    );
     // Unmounting what is not mounted is done already.
     mounts.unmount("i-1", "sdf").unwrap();
     assert_eq!(mounts.mounts("i-1").unwrap().len(), 1);
@@ -74,10 +84,16 @@ fn mount_list_unmount_and_forget_are_read_back_from_mountinfo() {
 fn paths_never_leave_the_owner_directory() {
     let (_, mounts) = wired();
     for owner in ["", "..", "a/b", "/abs"] {
-        assert!(mounts.mount(owner, "sdf", Path::new("/v")).is_err(), "{owner}");
+        assert!(
+            mounts.mount(owner, "sdf", Path::new("/v")).is_err(),
+            "{owner}"
+        );
     }
     for path in ["", "../x", "/abs", "a/../../b", "."] {
-        assert!(mounts.mount("i-1", path, Path::new("/v")).is_err(), "{path}");
+        assert!(
+            mounts.mount("i-1", path, Path::new("/v")).is_err(),
+            "{path}"
+        );
     }
 }
 

@@ -452,7 +452,13 @@ impl FakeRuntime {
             limits: Some(c.limits),
             networks: c.networks.clone(),
             volume_mounts: c.spec.volume_mounts.clone(),
-            binds: c.spec.binds.iter().chain(&c.spec.flags.volumes).cloned().collect(),
+            binds: c
+                .spec
+                .binds
+                .iter()
+                .chain(&c.spec.flags.volumes)
+                .cloned()
+                .collect(),
         })
     }
 

@@ -1,12 +1,16 @@
 //! Container policy: how an instance's container is built and how its image boots.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use super::super::plan::AttachedVolume;
 use super::super::{boot, Context, Settings};
+use crate::hostmnt::CONTAINER_DIR;
 use crate::model::ids::derived_mac;
 use crate::model::{instance_types, Instance, InstanceId, CONTAINER_NAME_PREFIX};
 use crate::runtime::{
     labels, ContainerRuntime, ContainerSpec, HostLimits, PortRequest, Protocol, ResourceLimits,
+    VolumeMount,
 };
 
 /// How the boot script runs in a container.
@@ -121,6 +125,39 @@ pub fn container_spec_for(
         limits,
         flags: instance_flags(settings),
         volume_mounts: Vec::new(),
+    }
+}
+
+/// Gives a container being created its attached volumes. With the host's propagation point
+/// (`hot_dir`: the instance's directory of it), the directory is bound at `/mnt` with `rslave`
+/// propagation, so volumes mounted there on the host now or later appear inside; a ready
+/// volume whose mount point is outside `/mnt` (its `ec2d:mount-point` tag) can only be given
+/// now, as a Docker volume mount. Without it, every ready volume is a Docker volume mount:
+/// a volume attached later waits for the next container. One volume per mount point.
+pub fn give_volumes(spec: &mut ContainerSpec, hot_dir: Option<&Path>, attached: &[AttachedVolume]) {
+    if let Some(dir) = hot_dir {
+        spec.binds
+            .push(format!("{}:{CONTAINER_DIR}:rslave", dir.display()));
+    }
+    for volume in attached {
+        let Some((backing, _)) = &volume.backing else {
+            continue;
+        };
+        let hot = hot_dir.is_some();
+        if hot && (volume.hot_path().is_some() || volume.mount_point == CONTAINER_DIR) {
+            continue;
+        }
+        if spec
+            .volume_mounts
+            .iter()
+            .any(|m| m.target == volume.mount_point)
+        {
+            continue;
+        }
+        spec.volume_mounts.push(VolumeMount {
+            name: backing.clone(),
+            target: volume.mount_point.clone(),
+        });
     }
 }
 

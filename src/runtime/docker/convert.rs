@@ -6,7 +6,8 @@ use std::time::Duration;
 use bollard::container::{Config, NetworkingConfig};
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary, EndpointIpamConfig, EndpointSettings, HostConfig,
-    Mount, MountPointTypeEnum, MountTypeEnum, PortBinding, PortMap, PortTypeEnum, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    Mount, MountPointTypeEnum, MountTypeEnum, PortBinding, PortMap, PortTypeEnum, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use tracing::warn;
 
