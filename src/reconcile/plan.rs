@@ -1096,3 +1096,219 @@ mod shutdown_tests {
         assert!(!exit_cause_matters(&stopping, Some(&exited)));
     }
 }
+
+#[cfg(test)]
+mod mount_tests {
+    use super::*;
+    use crate::model::fixtures;
+    use crate::reconcile::fixtures::container;
+
+    fn settings(remove: bool) -> PlanSettings {
+        PlanSettings {
+            remove_containers: remove,
+            stop_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn words(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| s.summary().split(' ').next().unwrap_or("").to_string())
+            .collect()
+    }
+
+    fn volume(id: &str, device: &str, ready: bool) -> AttachedVolume {
+        AttachedVolume {
+            volume_id: id.into(),
+            device: device.into(),
+            mount_point: crate::model::volume::mount_point(device, &Default::default()),
+            backing: ready.then(|| {
+                (
+                    format!("ec2d-{id}"),
+                    format!("/var/lib/docker/volumes/ec2d-{id}/_data"),
+                )
+            }),
+        }
+    }
+
+    fn host(path: &str, id: &str) -> HostMount {
+        HostMount {
+            path: path.into(),
+            source_root: format!("/var/lib/docker/volumes/ec2d-{id}/_data").into(),
+        }
+    }
+
+    fn mount_plan(
+        desired: DesiredState,
+        observed: Option<ContainerState>,
+        mounts: MountFacts,
+    ) -> Plan {
+        let mut inst = fixtures::instance();
+        inst.spec.desired = desired;
+        inst.status.state = Some(InstanceState::Running);
+        let observed = observed.map(container);
+        let facts = Facts {
+            mounts,
+            ..Facts::default()
+        };
+        plan(
+            &inst,
+            observed.as_ref(),
+            facts,
+            &settings(true),
+            ContainerSpec::default,
+        )
+    }
+
+    fn bound(attached: Vec<AttachedVolume>, host: Vec<HostMount>) -> MountFacts {
+        MountFacts {
+            hot: true,
+            container_bound: true,
+            attached,
+            host,
+        }
+    }
+
+    #[test]
+    fn a_ready_volume_is_mounted_into_a_running_or_frozen_container() {
+        let facts = bound(vec![volume("vol-1", "/dev/sdf", true)], vec![]);
+        for (desired, state) in [
+            (DesiredState::Running, ContainerState::Running),
+            (DesiredState::Stopped, ContainerState::Paused),
+        ] {
+            let planned = mount_plan(desired, Some(state), facts.clone());
+            assert_eq!(
+                planned.steps,
+                vec![Step::Mount {
+                    path: "sdf".into(),
+                    source: "/var/lib/docker/volumes/ec2d-vol-1/_data".into(),
+                }],
+                "{desired:?}"
+            );
+        }
+        // Already mounted from its source: nothing to do.
+        let mounted = bound(
+            vec![volume("vol-1", "/dev/sdf", true)],
+            vec![host("sdf", "vol-1")],
+        );
+        assert!(mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            mounted
+        )
+        .steps
+        .is_empty());
+    }
+
+    #[test]
+    fn a_boot_creates_the_container_then_mounts() {
+        let facts = MountFacts {
+            container_bound: false,
+            ..bound(vec![volume("vol-1", "xvdg", true)], vec![])
+        };
+        let planned = mount_plan(DesiredState::Running, None, facts);
+        assert_eq!(words(&planned), ["create", "mount"]);
+    }
+
+    #[test]
+    fn a_volume_no_longer_attached_is_unmounted() {
+        let facts = bound(
+            vec![volume("vol-1", "/dev/sdf", true)],
+            vec![host("sdf", "vol-1"), host("sdg", "vol-2")],
+        );
+        let planned = mount_plan(DesiredState::Running, Some(ContainerState::Running), facts);
+        assert_eq!(planned.steps, vec![Step::Unmount("sdg".into())]);
+    }
+
+    #[test]
+    fn a_volume_not_ready_waits_and_asks_to_be_looked_at_again() {
+        let facts = bound(vec![volume("vol-1", "/dev/sdf", false)], vec![]);
+        assert!(facts.waiting_for_volumes());
+        let planned = mount_plan(DesiredState::Running, Some(ContainerState::Running), facts);
+        assert!(planned.steps.is_empty());
+        assert!(!bound(vec![volume("vol-1", "/dev/sdf", true)], vec![]).waiting_for_volumes());
+    }
+
+    #[test]
+    fn drift_is_undone_a_mount_removed_or_replaced_behind_ec2ds_back() {
+        // Unmounted by hand: mounted again.
+        let removed = bound(vec![volume("vol-1", "/dev/sdf", true)], vec![]);
+        let planned = mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            removed,
+        );
+        assert_eq!(words(&planned), ["mount"]);
+        // Something else mounted there: replaced by the volume.
+        let replaced = bound(
+            vec![volume("vol-1", "/dev/sdf", true)],
+            vec![host("sdf", "vol-9")],
+        );
+        let planned = mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            replaced,
+        );
+        assert_eq!(words(&planned), ["unmount", "mount"]);
+    }
+
+    #[test]
+    fn termination_unmounts_everything_after_the_container_and_forgets_the_directory() {
+        let facts = bound(
+            vec![],
+            vec![host("sdf", "vol-1"), host("data/logs", "vol-2")],
+        );
+        let planned = mount_plan(
+            DesiredState::Terminated,
+            Some(ContainerState::Running),
+            facts,
+        );
+        assert_eq!(
+            words(&planned),
+            ["stop", "remove", "unmount", "unmount", "forget"]
+        );
+        assert_eq!(
+            planned.steps[2],
+            Step::Unmount("data/logs".into()),
+            "deepest first"
+        );
+    }
+
+    #[test]
+    fn no_hot_mounts_without_the_propagation_point_or_into_a_container_made_without_it() {
+        let off = MountFacts {
+            hot: false,
+            ..bound(vec![volume("vol-1", "/dev/sdf", true)], vec![])
+        };
+        assert!(
+            mount_plan(DesiredState::Running, Some(ContainerState::Running), off)
+                .steps
+                .is_empty()
+        );
+        let unbound = MountFacts {
+            container_bound: false,
+            ..bound(vec![volume("vol-1", "/dev/sdf", true)], vec![])
+        };
+        assert!(mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            unbound
+        )
+        .steps
+        .is_empty());
+        // A mount point outside /mnt is never hot-mounted.
+        let mut outside = volume("vol-1", "/dev/sdf", true);
+        outside.mount_point = "/data".into();
+        assert!(outside.hot_path().is_none());
+        assert!(mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            bound(vec![outside], vec![])
+        )
+        .steps
+        .is_empty());
+        assert_eq!(hot_path("/mnt"), None);
+        assert_eq!(hot_path("/mntx/a"), None);
+        assert_eq!(hot_path("/mnt/data/x"), Some("data/x"));
+    }
+}
