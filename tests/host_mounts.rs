@@ -1,0 +1,181 @@
+//! The volume mount propagation point on the real host and engine: a running busybox container created with its directory bound `rslave` at `/mnt` sees a directory (and a Docker volume's `Mountpoint`) mounted there afterwards, and no longer sees it once unmounted.
+//!
+//! Needs root (mount(2)) and a local engine. Without them the test says why and skips, unless
+//! `EC2D_REQUIRE_DOCKER=1` (CI), where it fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{docker, docker_available, TEST_IMAGE};
+use ec2d::hostmnt::{MountTable, SystemMounts, VolumeMounts, ROOT_DIR};
+use ec2d::model::{InstanceId, CONTAINER_NAME_PREFIX};
+use ec2d::runtime::{labels, ContainerRuntime, ContainerSpec, DockerRuntime};
+
+/// Whether this process is root, read from `/proc/self/status` (`Uid:` real, effective, …).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn root_available() -> bool {
+    if is_root() {
+        return true;
+    }
+    let why = "host_mounts needs root: it makes bind mounts on the host (run the test as root)";
+    if std::env::var("EC2D_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("EC2D_REQUIRE_DOCKER=1 but {why}");
+    }
+    eprintln!("\n**************** SKIPPED: {why} ****************\n");
+    false
+}
+
+/// Removes what the test made, whatever happens: the container, the Docker volume, every
+/// mount under the temporary root and the root's own bind, then the directories.
+struct Cleanup {
+    container: String,
+    volume: String,
+    mounts: Option<VolumeMounts>,
+    owner: String,
+    root: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.container]);
+        if let Some(mounts) = &self.mounts {
+            if let Err(error) = mounts.forget(&self.owner) {
+                eprintln!("cleanup: {error}");
+            }
+        }
+        // The root's own bind, and anything a failed step left stacked on it.
+        let table = SystemMounts;
+        for _ in 0..4 {
+            if table.unmount(&self.root).is_err() {
+                break;
+            }
+        }
+        docker(&["volume", "rm", "-f", &self.volume]);
+    }
+}
+
+/// What `cmd` prints inside the container.
+fn exec(container: &str, cmd: &str) -> (bool, String) {
+    docker(&["exec", container, "sh", "-c", cmd])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_container_sees_a_directory_mounted_after_its_creation_and_not_after_unmount() {
+    if !docker_available() || !root_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join(ROOT_DIR);
+    let owner = InstanceId::generate();
+    let container = format!("{CONTAINER_NAME_PREFIX}{owner}");
+    let volume = format!("ec2d-test-hostmnt-{owner}");
+    let mut cleanup = Cleanup {
+        container: container.clone(),
+        volume: volume.clone(),
+        mounts: None,
+        owner: owner.to_string(),
+        root: root.clone(),
+    };
+
+    let mounts = VolumeMounts::setup(Arc::new(SystemMounts), &root);
+    assert!(mounts.is_active(), "{:?}", mounts.problem());
+    cleanup.mounts = Some(mounts.clone());
+    cleanup.root = PathBuf::from(mounts.report().root.unwrap());
+    // A second setup adopts the shared root instead of binding it again.
+    assert!(
+        VolumeMounts::setup(Arc::new(SystemMounts), &root)
+            .report()
+            .adopted
+    );
+
+    // The container, through the runtime ec2d uses, with the bind the reconciler gives.
+    let bind = mounts.prepare(owner.as_str()).unwrap();
+    assert!(bind.ends_with(":/mnt:rslave"), "{bind}");
+    let runtime = DockerRuntime::connect(None).unwrap();
+    let spec = ContainerSpec {
+        name: container.clone(),
+        instance_id: Some(owner.clone()),
+        image: TEST_IMAGE.to_string(),
+        cmd: Some(vec!["sleep".into(), "600".into()]),
+        labels: BTreeMap::from([
+            ("ec2d.test".to_string(), "host_mounts".to_string()),
+            (labels::STORE_ID.to_string(), "host-mounts-test".to_string()),
+        ]),
+        binds: vec![bind],
+        ..Default::default()
+    };
+    runtime.create_and_start(&spec).await.unwrap();
+    let observed = runtime.inspect_instance(&owner).await.unwrap().unwrap();
+    assert!(
+        mounts.bound_in(owner.as_str(), &observed.binds),
+        "{:?}",
+        observed.binds
+    );
+    assert_eq!(exec(&container, "ls -A /mnt").1, "", "nothing mounted yet");
+
+    // A plain directory with a file, mounted after the container started.
+    let source = tmp.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("hello"), "from the host\n").unwrap();
+    mounts.mount(owner.as_str(), "sdf", &source).unwrap();
+    assert_eq!(exec(&container, "cat /mnt/sdf/hello").1, "from the host");
+    let listed = mounts.mounts(owner.as_str()).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].path, "sdf");
+    assert!(
+        listed[0].is_of(&source.canonicalize().unwrap()),
+        "{listed:?}"
+    );
+
+    // Written inside, seen on the host: the same directory.
+    assert!(exec(&container, "echo back > /mnt/sdf/reply").0);
+    assert_eq!(
+        std::fs::read_to_string(source.join("reply")).unwrap(),
+        "back\n"
+    );
+
+    // A Docker volume's Mountpoint, as the volume engine reports it.
+    assert!(docker(&["volume", "create", &volume]).0);
+    let mountpoint = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &volume]).1;
+    std::fs::write(Path::new(&mountpoint).join("data"), "volume data\n").unwrap();
+    mounts
+        .mount(owner.as_str(), "sdg", Path::new(&mountpoint))
+        .unwrap();
+    assert_eq!(exec(&container, "cat /mnt/sdg/data").1, "volume data");
+    let listed = mounts.mounts(owner.as_str()).unwrap();
+    assert!(listed
+        .iter()
+        .any(|m| m.path == "sdg" && m.is_of(Path::new(&mountpoint))));
+
+    // Unmounted: gone inside the running container, the data kept on the host.
+    mounts.unmount(owner.as_str(), "sdf").unwrap();
+    let (_, inside) = exec(&container, "ls -A /mnt");
+    assert_eq!(inside, "sdg", "sdf gone, sdg still there");
+    assert!(source.join("hello").exists());
+
+    // Forget: everything unmounted and the owner's directory removed.
+    mounts.forget(owner.as_str()).unwrap();
+    assert_eq!(exec(&container, "ls -A /mnt").1, "");
+    assert!(
+        Path::new(&mountpoint).join("data").exists(),
+        "volume data kept"
+    );
+    assert!(!root.join(owner.as_str()).exists());
+    drop(cleanup);
+    // Nothing of ours is left mounted.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!info.contains(tmp.path().to_str().unwrap()), "{info}");
+}
