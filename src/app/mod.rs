@@ -324,10 +324,8 @@ async fn set_up_volume_mounts(config: &Config, data_dir: &std::path::Path) -> Vo
         Some("off (EC2D_VOLUME_MOUNTS=0): volumes attach only when an instance's container is created".to_string())
     } else if config.vm_manager == VmManager::Mock {
         Some("no containers in mock mode".to_string())
-    } else if let Some(host) = remote {
-        Some(format!("volumes attach only when an instance's container is created: the engine is remote (DOCKER_HOST={host}), so its volumes and containers are not on this host's mount table"))
     } else {
-        None
+        remote.map(|host| format!("volumes attach only when an instance's container is created: the engine is remote (DOCKER_HOST={host}), so its volumes and containers are not on this host's mount table"))
     };
     if let Some(reason) = why_not {
         if config.volume_mounts && config.vm_manager == VmManager::Docker {

@@ -26,7 +26,7 @@ use crate::hostmnt::VolumeMounts;
 use crate::model::volume::{attachment_in_force, mount_point, MountedVolume};
 use crate::model::{
     now, ContainerObservation, DesiredState, Instance, InstanceId, InstanceState, PortMapping,
-    PortProtocol, Timestamp, CONTAINER_NAME_PREFIX,
+    PortProtocol, CONTAINER_NAME_PREFIX,
 };
 use crate::runtime::{
     labels, ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, RuntimeError,
@@ -632,7 +632,6 @@ fn record<R: ContainerRuntime>(
                 after.as_ref(),
                 placement,
                 volumes.map(|v| v.mounted),
-                at,
             )?;
             Ok(match action.requeue_after() {
                 Some(after) if settling && after > VOLUME_WAIT => Action::requeue(VOLUME_WAIT),
@@ -672,9 +671,8 @@ fn conclude<R: ContainerRuntime>(
     after: Option<&ObservedContainer>,
     placement: &Placement,
     volumes: Option<Vec<MountedVolume>>,
-    at: Timestamp,
 ) -> Result<Action, ReconcileError> {
-    let mut status = status::next_status(instance, plan, after, at);
+    let mut status = status::next_status(instance, plan, after, now());
     if let Some(volumes) = volumes {
         if volumes != instance.status.volumes {
             info!(instance_id = %id, volumes = ?volumes.iter().map(|v| (&v.volume_id, &v.mount_point)).collect::<Vec<_>>(), "instance's mounted volumes changed");
