@@ -214,6 +214,47 @@ mod tests {
     use crate::model::fixtures;
     use crate::runtime::DockerFlags;
 
+    fn attached(id: &str, mount_point: &str, ready: bool) -> AttachedVolume {
+        AttachedVolume {
+            volume_id: id.into(),
+            device: "/dev/sdf".into(),
+            mount_point: mount_point.into(),
+            backing: ready.then(|| (format!("ec2d-{id}"), format!("/v/{id}/_data"))),
+        }
+    }
+
+    #[test]
+    fn volumes_are_given_through_the_propagation_point_or_as_docker_mounts() {
+        let volumes = [
+            attached("vol-1", "/mnt/sdf", true),
+            attached("vol-2", "/data", true),
+            attached("vol-3", "/mnt/sdh", false),
+            attached("vol-4", "/data", true),
+        ];
+        // Hot: the directory at /mnt, rslave; only what lies outside /mnt as a Docker mount,
+        // one volume per mount point.
+        let mut hot = ContainerSpec::default();
+        give_volumes(&mut hot, Some(Path::new("/r/i-1")), &volumes);
+        assert_eq!(hot.binds, ["/r/i-1:/mnt:rslave"]);
+        assert_eq!(
+            hot.volume_mounts,
+            [VolumeMount {
+                name: "ec2d-vol-2".into(),
+                target: "/data".into()
+            }]
+        );
+        // Fallback: every ready volume is a Docker mount at its mount point.
+        let mut cold = ContainerSpec::default();
+        give_volumes(&mut cold, None, &volumes);
+        assert!(cold.binds.is_empty());
+        let targets: Vec<_> = cold
+            .volume_mounts
+            .iter()
+            .map(|m| m.target.as_str())
+            .collect();
+        assert_eq!(targets, ["/mnt/sdf", "/data"]);
+    }
+
     /// The limits of `instance_type` on a host with `host_cpus` CPUs (`None`: not known yet)
     /// whose engine can set both kinds of limit.
     fn limits(instance_type: &str, settings: &Settings, host_cpus: Option<u32>) -> ResourceLimits {

@@ -182,6 +182,60 @@ mod tests {
     use crate::reconcile::fixtures::{container, plan_for};
     use crate::runtime::{Protocol, PublishedPort};
 
+    #[test]
+    fn mounted_volumes_are_what_the_container_sees() {
+        let vol = |id: &str, mount_point: &str| AttachedVolume {
+            volume_id: id.into(),
+            device: "/dev/sdf".into(),
+            mount_point: mount_point.into(),
+            backing: Some((format!("ec2d-{id}"), format!("/v/{id}/_data"))),
+        };
+        let host = |path: &str, id: &str| HostMount {
+            path: path.into(),
+            source_root: format!("/v/{id}/_data").into(),
+        };
+        let attached = [vol("vol-1", "/mnt/sdf"), vol("vol-2", "/data")];
+        let docker = [VolumeMount {
+            name: "ec2d-vol-2".into(),
+            target: "/data".into(),
+        }];
+        let ids = |m: Vec<MountedVolume>| m.into_iter().map(|v| v.volume_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(mounted_volumes(
+                &attached,
+                &[host("sdf", "vol-1")],
+                true,
+                &docker,
+                &[]
+            )),
+            ["vol-1", "vol-2"]
+        );
+        // A host mount the container does not see does not count.
+        assert_eq!(
+            ids(mounted_volumes(
+                &attached,
+                &[host("sdf", "vol-1")],
+                false,
+                &[],
+                &[]
+            )),
+            Vec::<String>::new()
+        );
+        // Another volume's directory at the path is not this volume.
+        assert!(
+            mounted_volumes(&attached[..1], &[host("sdf", "vol-9")], true, &[], &[]).is_empty()
+        );
+        // Detached but still mounted (its unmount failed): still listed, until it is gone.
+        let before = MountedVolume {
+            volume_id: "vol-7".into(),
+            device: "/dev/sdg".into(),
+            mount_point: "/mnt/sdg".into(),
+        };
+        let kept = mounted_volumes(&[], &[host("sdg", "vol-7")], true, &[], &[before.clone()]);
+        assert_eq!(kept, [before.clone()]);
+        assert!(mounted_volumes(&[], &[], true, &[], &[before]).is_empty());
+    }
+
     /// An instance at generation 1 desired `desired`, last recorded in `was` for generation 0
     /// (the user asked for something since), with an error from an earlier pass.
     fn instance(desired: DesiredState, was: Option<InstanceState>) -> Instance {
