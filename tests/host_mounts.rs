@@ -179,3 +179,158 @@ async fn a_running_container_sees_a_directory_mounted_after_its_creation_and_not
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!info.contains(tmp.path().to_str().unwrap()), "{info}");
 }
+
+/// A volume record attached to `instance` as `/dev/sdf`, ready on the Docker volume `backing`.
+fn attached_volume(
+    store: &ec2d::store::Store,
+    volume_id: &str,
+    instance: &InstanceId,
+    backing: &str,
+    mountpoint: &str,
+) {
+    use ec2d::model::volume::{new_volume, VolumeAttachmentSpec, VolumeSpec};
+    let now = time::OffsetDateTime::now_utc();
+    let spec = VolumeSpec {
+        size_gib: 1,
+        volume_type: "gp3".into(),
+        iops: None,
+        throughput: None,
+        availability_zone: "us-east-1a".into(),
+        snapshot_id: None,
+        encrypted: false,
+        kms_key_id: None,
+        multi_attach_enabled: false,
+        auto_enable_io: false,
+        tags: BTreeMap::new(),
+        attachments: vec![VolumeAttachmentSpec {
+            instance_id: instance.to_string(),
+            device: "/dev/sdf".into(),
+            delete_on_termination: false,
+            attach_time: now,
+        }],
+        root_of: None,
+        modification: None,
+        client_token: None,
+    };
+    let mut volume = new_volume(volume_id, "us-east-1", spec, now);
+    store
+        .volumes()
+        .create(std::slice::from_ref(&volume))
+        .unwrap();
+    volume.status.backing = Some(backing.to_string());
+    volume.status.mountpoint = Some(mountpoint.to_string());
+    volume.status.ready = true;
+    store
+        .volumes()
+        .write_status(volume_id, &volume.status)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_attaches_a_volume_to_a_running_instance_and_detaches_it() {
+    use ec2d::model::{fixtures, DesiredState};
+    use ec2d::reconcile::{self, Context, ObjectRef, Settings};
+    use ec2d::store::{Store, StoreError};
+
+    if !docker_available() || !root_available() {
+        return;
+    }
+    let (ami, mut images) = common::tagged_test_ami("hostmnt-busybox");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join(ROOT_DIR);
+    let mut instance = fixtures::instance();
+    instance.spec.image_id = ami.clone();
+    instance.spec.image_ref = format!("localstack-ec2/hostmnt-busybox:{ami}");
+    let id = InstanceId::parse(&instance.metadata.name).unwrap();
+    let container = format!("{CONTAINER_NAME_PREFIX}{id}");
+    images.containers.push(container.clone());
+    let volume = format!("ec2d-test-hostmnt-{id}");
+    let mut cleanup = Cleanup {
+        container: container.clone(),
+        volume: volume.clone(),
+        mounts: None,
+        owner: id.to_string(),
+        root: root.clone(),
+    };
+    let mounts = VolumeMounts::setup(Arc::new(SystemMounts), &root);
+    assert!(mounts.is_active(), "{:?}", mounts.problem());
+    cleanup.mounts = Some(mounts.clone());
+    cleanup.root = PathBuf::from(mounts.report().root.unwrap());
+
+    let store = Store::temporary().unwrap();
+    let settings = Settings {
+        mount_docker_socket: false,
+        ..Settings::default()
+    };
+    let ctx = Arc::new(
+        Context::new(
+            store.clone(),
+            DockerRuntime::connect(None).unwrap(),
+            settings,
+        )
+        .with_volume_mounts(mounts.clone()),
+    );
+    let run = || reconcile::reconcile(ObjectRef::Instance(id.clone()), ctx.clone());
+    store
+        .instances()
+        .create(std::slice::from_ref(&instance))
+        .unwrap();
+    let _ = run().await.unwrap();
+    let first = docker(&["inspect", "-f", "{{.Id}}", &container]).1;
+    assert!(!first.is_empty(), "the instance's container runs");
+
+    // The volume engine's part, by hand: a Docker volume with data, recorded ready.
+    assert!(docker(&["volume", "create", &volume]).0);
+    let mountpoint = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &volume]).1;
+    std::fs::write(Path::new(&mountpoint).join("data"), "on the volume\n").unwrap();
+    attached_volume(&store, "vol-0a1b2c3d4e5f60718", &id, &volume, &mountpoint);
+    let _ = run().await.unwrap();
+    assert_eq!(exec(&container, "cat /mnt/sdf/data").1, "on the volume");
+    let status = store.instances().get(id.as_str()).unwrap().unwrap().status;
+    assert_eq!(status.volumes.len(), 1, "{:?}", status.volumes);
+    assert_eq!(status.volumes[0].mount_point, "/mnt/sdf");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Id}}", &container]).1,
+        first,
+        "the same container"
+    );
+
+    // Unmounted behind ec2d's back: the next pass mounts it again.
+    let target = PathBuf::from(mounts.report().root.unwrap())
+        .join(id.as_str())
+        .join("sdf");
+    SystemMounts.unmount(&target).unwrap();
+    assert!(!exec(&container, "test -e /mnt/sdf/data").0);
+    let _ = run().await.unwrap();
+    assert_eq!(exec(&container, "cat /mnt/sdf/data").1, "on the volume");
+
+    // Detached: gone from the running container, the data kept.
+    store
+        .volumes()
+        .update_spec::<StoreError>("vol-0a1b2c3d4e5f60718", |v| {
+            v.spec.attachments.clear();
+            Ok(true)
+        })
+        .unwrap();
+    let _ = run().await.unwrap();
+    assert!(!exec(&container, "test -e /mnt/sdf").0);
+    let status = store.instances().get(id.as_str()).unwrap().unwrap().status;
+    assert!(status.volumes.is_empty());
+    assert!(Path::new(&mountpoint).join("data").exists());
+
+    // Terminated: the container goes and nothing stays mounted on the host.
+    store
+        .instances()
+        .update_spec::<StoreError>(id.as_str(), |o| {
+            o.spec.desired = DesiredState::Terminated;
+            Ok(true)
+        })
+        .unwrap();
+    let _ = run().await.unwrap();
+    assert!(!docker(&["inspect", &container]).0, "container removed");
+    assert!(!root.join(id.as_str()).exists());
+    drop(cleanup);
+    drop(images);
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!info.contains(tmp.path().to_str().unwrap()), "{info}");
+}
