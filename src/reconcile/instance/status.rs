@@ -231,8 +231,14 @@ mod tests {
             device: "/dev/sdg".into(),
             mount_point: "/mnt/sdg".into(),
         };
-        let kept = mounted_volumes(&[], &[host("sdg", "vol-7")], true, &[], &[before.clone()]);
-        assert_eq!(kept, [before.clone()]);
+        let kept = mounted_volumes(
+            &[],
+            &[host("sdg", "vol-7")],
+            true,
+            &[],
+            std::slice::from_ref(&before),
+        );
+        assert_eq!(kept, std::slice::from_ref(&before));
         assert!(mounted_volumes(&[], &[], true, &[], &[before]).is_empty());
     }
 
