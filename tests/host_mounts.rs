@@ -334,3 +334,63 @@ async fn the_reconciler_attaches_a_volume_to_a_running_instance_and_detaches_it(
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!info.contains(tmp.path().to_str().unwrap()), "{info}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_sets_up_the_propagation_point_reports_it_and_leaves_it_when_stopping() {
+    use ec2d::config::VmManager;
+    use ec2d::{App, Config};
+
+    if !docker_available() || !root_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join(ROOT_DIR);
+    let mut cleanup = Cleanup {
+        container: "ec2d-test-hostmnt-none".into(),
+        volume: "ec2d-test-hostmnt-none".into(),
+        mounts: None,
+        owner: "none".into(),
+        root: root.clone(),
+    };
+    let mut config = Config::for_tests(tmp.path().to_path_buf());
+    config.vm_manager = VmManager::Docker;
+    config.volume_mounts = true;
+    let app = App::spawn(config.clone()).await.unwrap();
+    let (_, status) = common::Ec2::new(app.url(), "us-east-1")
+        .get_json("/_ec2d/status")
+        .await;
+    let report = &status["volumeMounts"];
+    assert_eq!(report["active"], true, "{report}");
+    assert_eq!(report["adopted"], false, "{report}");
+    let shown_root = report["root"].as_str().unwrap().to_string();
+    cleanup.root = PathBuf::from(&shown_root);
+    assert!(shown_root.ends_with(ROOT_DIR));
+    app.shutdown().await.unwrap();
+
+    // Stopping leaves the root mounted (it carries the containers' mounts); the next start
+    // adopts it.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(info.contains(&shown_root), "still mounted");
+    let app = App::spawn(config.clone()).await.unwrap();
+    let (_, status) = common::Ec2::new(app.url(), "us-east-1")
+        .get_json("/_ec2d/status")
+        .await;
+    assert_eq!(status["volumeMounts"]["adopted"], true, "{status:#}");
+    app.shutdown().await.unwrap();
+
+    // Off: reported, with the reason.
+    config.volume_mounts = false;
+    let app = App::spawn(config).await.unwrap();
+    let (_, status) = common::Ec2::new(app.url(), "us-east-1")
+        .get_json("/_ec2d/status")
+        .await;
+    let report = &status["volumeMounts"];
+    assert_eq!(report["active"], false, "{report}");
+    assert!(report["problem"]
+        .as_str()
+        .is_some_and(|p| p.contains("EC2D_VOLUME_MOUNTS=0")));
+    app.shutdown().await.unwrap();
+    drop(cleanup);
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!info.contains(tmp.path().to_str().unwrap()), "{info}");
+}
