@@ -209,13 +209,22 @@ impl VolumeMounts {
             Err(e) if matches!(e.raw_os_error(), Some(22) | Some(2)) => {}
             Err(e) => return Err(MountError::io("umount", &target, &e)),
         }
-        // Best effort: an emptied directory, then its emptied parents below the owner's.
-        let mut at = target.as_path();
-        while at != dir && table.remove_empty_dirs(at).is_ok() {
-            match at.parent() {
-                Some(parent) => at = parent,
-                None => break,
+        // Best effort: the emptied directory, then its emptied parents below the owner's,
+        // and only when nothing is mounted there any more (a mount stacked below the one
+        // just removed is a volume, and its empty directories are its data).
+        let still_mounted = self
+            .mounts(owner)?
+            .iter()
+            .any(|m| Path::new(&m.path).starts_with(path));
+        if still_mounted || table.remove_empty_dirs(&target).is_err() {
+            return Ok(());
+        }
+        let mut at = target.parent();
+        while let Some(parent) = at.filter(|p| *p != dir && p.starts_with(&dir)) {
+            if table.remove_dir(parent).is_err() {
+                break;
             }
+            at = parent.parent();
         }
         Ok(())
     }
@@ -250,14 +259,23 @@ impl VolumeMounts {
     /// owner is gone for good (termination).
     pub fn forget(&self, owner: &str) -> Result<(), MountError> {
         let (table, dir) = self.wired(owner)?;
-        let mut mounted = self.mounts(owner)?;
-        mounted.sort_by_key(|m| std::cmp::Reverse(m.path.matches('/').count()));
-        for mount in mounted {
-            self.unmount(owner, &mount.path)?;
+        // Mounts may be stacked on one path: unmount until none is listed.
+        for _ in 0..8 {
+            let mut mounted = self.mounts(owner)?;
+            if mounted.is_empty() {
+                return table
+                    .remove_empty_dirs(&dir)
+                    .map_err(|e| MountError::io("rmdir", &dir, &e));
+            }
+            mounted.sort_by_key(|m| std::cmp::Reverse(m.path.matches('/').count()));
+            for mount in mounted {
+                self.unmount(owner, &mount.path)?;
+            }
         }
-        table
-            .remove_empty_dirs(&dir)
-            .map_err(|e| MountError::io("rmdir", &dir, &e))
+        Err(MountError(format!(
+            "{} still has mounts after unmounting them",
+            dir.display()
+        )))
     }
 
     fn wired(&self, owner: &str) -> Result<(&dyn MountTable, PathBuf), MountError> {

@@ -31,8 +31,11 @@ pub trait MountTable: Send + Sync + 'static {
     /// `mkdir -p`.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Removes `path` and the directories under it, only if they are all empty directories:
-    /// never a file, so a volume still mounted below keeps its data (`rmdir` fails instead).
+    /// never a file (`rmdir` fails instead). Callers make sure nothing is mounted below, since
+    /// an empty directory inside a mounted volume is the volume's data.
     fn remove_empty_dirs(&self, path: &Path) -> io::Result<()>;
+    /// `rmdir path`: only an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// The path with symlinks resolved, as mountinfo spells it.
     fn canonical(&self, path: &Path) -> io::Result<PathBuf>;
 }
@@ -97,6 +100,10 @@ impl MountTable for SystemMounts {
             }
         }
         // rmdir, never a recursive delete: fails on anything left (a file, a mount point).
+        std::fs::remove_dir(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_dir(path)
     }
 
@@ -262,6 +269,17 @@ impl MountTable for FakeMounts {
             return Err(io::Error::from_raw_os_error(16));
         }
         state.dirs.retain(|d| !d.starts_with(path));
+        Ok(())
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = lock(&self.state);
+        let busy = state.mounts.iter().any(|m| m.point == path)
+            || state.dirs.iter().any(|d| d != path && d.starts_with(path));
+        if busy {
+            return Err(io::Error::from_raw_os_error(39));
+        }
+        state.dirs.remove(path);
         Ok(())
     }
 

@@ -113,3 +113,33 @@ fn a_bind_source_is_recognised_from_its_file_system_relative_root() {
     assert!(!own_fs.is_of(Path::new("/var/lib/docker/volumes/w/_data")));
     assert!(!own_fs.is_of(Path::new("/var/lib/docker/xvolumes/v/_data")));
 }
+
+#[test]
+fn directories_inside_a_volume_still_mounted_are_never_removed() {
+    let (table, mounts) = wired();
+    // Two mounts stacked on one path: unmounting the top one leaves the lower one, and its
+    // directory, alone.
+    mounts.mount("i-1", "sdf", Path::new("/v/a/_data")).unwrap();
+    mounts.mount("i-1", "sdf", Path::new("/v/b/_data")).unwrap();
+    let target = Path::new(ROOT).join("i-1/sdf");
+    table
+        .create_dir(&target.join("empty-dir-of-the-volume"))
+        .unwrap();
+    mounts.unmount("i-1", "sdf").unwrap();
+    assert!(table.has_dir(&target.join("empty-dir-of-the-volume")));
+    assert_eq!(mounts.mounts("i-1").unwrap().len(), 1);
+    // Siblings under a common parent: removing one keeps the other.
+    mounts
+        .mount("i-1", "data/x", Path::new("/v/c/_data"))
+        .unwrap();
+    mounts
+        .mount("i-1", "data/y", Path::new("/v/d/_data"))
+        .unwrap();
+    mounts.unmount("i-1", "data/x").unwrap();
+    assert!(table.has_dir(&Path::new(ROOT).join("i-1/data/y")));
+    assert!(!table.has_dir(&Path::new(ROOT).join("i-1/data/x")));
+    // Forget unmounts the stack too, then removes everything.
+    mounts.forget("i-1").unwrap();
+    assert!(mounts.mounts("i-1").unwrap().is_empty());
+    assert!(!table.has_dir(&Path::new(ROOT).join("i-1")));
+}
