@@ -486,10 +486,23 @@ fn volume_outcome<R: ContainerRuntime>(
     after: Option<&ObservedContainer>,
 ) -> VolumeOutcome {
     if plan.reaches == Some(InstanceState::Terminated) {
-        return VolumeOutcome {
-            mounted: Vec::new(),
-            settling: false,
+        // The attachments are over; what an unmount could not undo stays listed (and the pass
+        // is retried shortly) until it is gone from the host.
+        let host = match facts.hot {
+            true => ctx.volume_mounts.mounts(id.as_str()).unwrap_or_default(),
+            false => Vec::new(),
         };
+        let mounted: Vec<MountedVolume> = instance
+            .status
+            .volumes
+            .iter()
+            .filter(|v| {
+                plan::hot_path(&v.mount_point).is_some_and(|p| host.iter().any(|m| m.path == p))
+            })
+            .cloned()
+            .collect();
+        let settling = !mounted.is_empty();
+        return VolumeOutcome { mounted, settling };
     }
     let host = if facts.hot && plan.steps.iter().any(Step::is_mount) {
         ctx.volume_mounts
