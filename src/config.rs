@@ -123,6 +123,12 @@ pub struct Config {
     #[arg(long, env = "EC2D_IMDS_LISTEN", default_value = "0.0.0.0:4567")]
     pub imds_listen: SocketAddr,
 
+    /// Attach EBS volumes to running instances through a mount propagation point on the host
+    /// (`<data dir>/volume-mounts`, made a shared mount; needs root and a local engine). Off,
+    /// or when it cannot be set up, volumes attach only when an instance's container is created.
+    #[arg(long, env = "EC2D_VOLUME_MOUNTS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub volume_mounts: bool,
+
     /// Log filter, in `tracing` EnvFilter syntax (`info`, `ec2d=debug`).
     #[arg(long, env = "EC2D_LOG", default_value = "info")]
     pub log: String,
@@ -159,6 +165,8 @@ impl Config {
         config.vm_manager = VmManager::Mock;
         // Tests never touch the host's NAT table unless they ask to.
         config.imds = false;
+        // Nor its mount table.
+        config.volume_mounts = false;
         config
     }
 

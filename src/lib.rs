@@ -20,6 +20,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod hostmnt;
 pub mod hostnet;
 pub mod imds;
 pub mod model;

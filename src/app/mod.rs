@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use crate::api::{self, ApiState, Nudge};
 use crate::config::{Config, VmManager};
 use crate::controller::{Controller, ControllerConfig, ControllerHandle};
+use crate::hostmnt::{SystemMounts, VolumeMounts};
 use crate::hostnet::{ImdsRoutes, SystemIptables};
 use crate::imds;
 use crate::model::InstanceId;
@@ -149,8 +150,11 @@ impl App {
             .await
             .map_or(0, |addr| addr.port());
         let imds_routes = wire_imds_routes(&config, store.id(), imds_port).await;
+        let volume_mounts = set_up_volume_mounts(&config, &data_dir).await;
         let ctx = Arc::new(
-            Context::new(store.clone(), runtime, settings).with_imds_routes(imds_routes.clone()),
+            Context::new(store.clone(), runtime, settings)
+                .with_imds_routes(imds_routes.clone())
+                .with_volume_mounts(volume_mounts.clone()),
         );
 
         tokio::spawn({
@@ -194,7 +198,8 @@ impl App {
                 ctx.sweep_report.clone(),
                 ctx.networks.clone(),
             )
-            .with_imds_routes(imds_routes.clone()),
+            .with_imds_routes(imds_routes.clone())
+            .with_volume_mounts(volume_mounts),
         );
         let router = api::router(ApiState {
             store: store.spec_view(),
@@ -304,6 +309,34 @@ async fn wire_imds_routes(config: &Config, store_id: &str, port: u16) -> ImdsRou
         }
         Err(join_error) => ImdsRoutes::off(format!("iptables detection failed: {join_error}")),
     }
+}
+
+/// The mount propagation point through which attached volumes appear in running instances
+/// (`hostmnt`): `<data dir>/volume-mounts`, made a shared mount or adopted. Off, with the
+/// reason logged and in `/_ec2d/status`, when it cannot work here; volumes then attach only
+/// when a container is created. Mounts stay when ec2d stops: they belong to the containers.
+async fn set_up_volume_mounts(config: &Config, data_dir: &std::path::Path) -> VolumeMounts {
+    let remote = config
+        .docker_host
+        .as_deref()
+        .filter(|host| !host.starts_with("unix://") && !host.starts_with("npipe://"));
+    let why_not = if !config.volume_mounts {
+        Some("off (EC2D_VOLUME_MOUNTS=0): volumes attach only when an instance's container is created".to_string())
+    } else if config.vm_manager == VmManager::Mock {
+        Some("no containers in mock mode".to_string())
+    } else {
+        remote.map(|host| format!("volumes attach only when an instance's container is created: the engine is remote (DOCKER_HOST={host}), so its volumes and containers are not on this host's mount table"))
+    };
+    if let Some(reason) = why_not {
+        if config.volume_mounts && config.vm_manager == VmManager::Docker {
+            warn!("{reason}");
+        }
+        return VolumeMounts::off(reason);
+    }
+    let root = data_dir.join(crate::hostmnt::ROOT_DIR);
+    tokio::task::spawn_blocking(move || VolumeMounts::setup(Arc::new(SystemMounts), &root))
+        .await
+        .unwrap_or_else(|e| VolumeMounts::off(format!("volume mount setup failed: {e}")))
 }
 
 /// Starts the instance metadata service on `config.imds_listen` until `stop`, unless it is

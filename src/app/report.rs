@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use crate::api::Introspection;
 use crate::config::VmManager;
 use crate::controller::ControllerHandle;
+use crate::hostmnt::VolumeMounts;
 use crate::hostnet::ImdsRoutes;
 use crate::model::{display_state, format_timestamp, Image, Instance};
 use crate::reconcile::{EngineMonitor, Networks, ObjectRef, SweepReport};
@@ -19,6 +20,7 @@ pub struct Report {
     sweep: SweepReport,
     networks: Networks,
     imds_routes: ImdsRoutes,
+    volume_mounts: VolumeMounts,
 }
 
 impl Report {
@@ -39,12 +41,20 @@ impl Report {
             sweep,
             networks,
             imds_routes: ImdsRoutes::off("IMDS routes not wired"),
+            volume_mounts: VolumeMounts::off("volume mount propagation point not set up"),
         }
     }
 
     /// The same report, showing these IMDS NAT rules (whether instances reach IMDS, and why not).
     pub fn with_imds_routes(mut self, imds_routes: ImdsRoutes) -> Self {
         self.imds_routes = imds_routes;
+        self
+    }
+
+    /// The same report, showing the volume mount propagation point (whether volumes attach
+    /// to running instances, and why not).
+    pub fn with_volume_mounts(mut self, volume_mounts: VolumeMounts) -> Self {
+        self.volume_mounts = volume_mounts;
         self
     }
 
@@ -128,6 +138,7 @@ impl Introspection for Report {
             "corruptRecords": corrupt,
             "keptOrphans": self.sweep.kept(),
             "imdsRoutes": self.imds_routes.report(),
+            "volumeMounts": self.volume_mounts.report(),
             "refusedVpcNetworks": self.networks.refusals().into_iter().map(|(vpc_id, reason)| json!({"vpcId": vpc_id, "reason": reason})).collect::<Vec<_>>(),
         }))
     }

@@ -62,8 +62,8 @@ pub fn assess(plan: &Plan, applied: Applied) -> Verdict {
         Applied::Failed { error, .. } => Verdict::Failed(error),
         Applied::Done(after) => {
             // Only a pass that acted to make the instance run expects its container running.
-            let expected_running =
-                plan.reaches == Some(InstanceState::Running) && !plan.steps.is_empty();
+            let expected_running = plan.reaches == Some(InstanceState::Running)
+                && plan.steps.iter().any(|s| !s.is_mount());
             let Some(ended) = after
                 .as_ref()
                 .filter(|c| expected_running && c.state != ContainerState::Running)

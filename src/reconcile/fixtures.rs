@@ -23,6 +23,8 @@ pub(crate) fn container(state: ContainerState) -> ObservedContainer {
         finished_at: None,
         limits: None,
         networks: BTreeMap::new(),
+        volume_mounts: vec![],
+        binds: vec![],
     }
 }
 

@@ -8,6 +8,8 @@ mod spec;
 mod status;
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
@@ -17,12 +19,14 @@ use super::assess::{self, Applied, Verdict};
 use super::boot;
 use super::console;
 use super::network::{self, Placement};
-use super::plan::{self, Facts, Plan, PlanSettings, Step};
+use super::plan::{self, AttachedVolume, Facts, MountFacts, Plan, PlanSettings, Step};
 use super::{Context, ReconcileError};
 use crate::controller::Action;
+use crate::hostmnt::VolumeMounts;
+use crate::model::volume::{attachment_in_force, mount_point, MountedVolume};
 use crate::model::{
     now, ContainerObservation, DesiredState, Instance, InstanceId, InstanceState, PortMapping,
-    PortProtocol, Timestamp, CONTAINER_NAME_PREFIX,
+    PortProtocol, CONTAINER_NAME_PREFIX,
 };
 use crate::runtime::{
     labels, ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, RuntimeError,
@@ -56,6 +60,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             &plan,
             Verdict::Reached(Some(after)),
             &placement,
+            None,
         );
     }
     let observed = match ctx.runtime.inspect_instance(id).await {
@@ -67,7 +72,9 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         Ok(placement) => placement,
         Err(error) => return Err(record_error(ctx, &instance, error)),
     };
+    let mounts = observe_mounts(ctx, id, observed.as_ref(), attached_volumes(ctx, &instance));
     let facts = Facts {
+        mounts: mounts.clone(),
         stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
         limits,
         network: match &placement {
@@ -89,6 +96,8 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         if let Placement::Vpc(attachment, _) = &placement {
             spec.network = Some(attachment.clone());
         }
+        let hot_dir = ctx.volume_mounts.owner_dir(id.as_str());
+        spec::give_volumes(&mut spec, hot_dir.as_deref(), &mounts.attached);
         spec
     });
     let steps: Vec<String> = plan.steps.iter().map(Step::summary).collect();
@@ -110,7 +119,18 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         Verdict::Reached(Some(container)) => Some(container.clone()),
         _ => None,
     };
-    let action = record(ctx, id, &instance, &plan, verdict, &placement);
+    let volumes = match &verdict {
+        Verdict::Reached(after) => Some(volume_outcome(
+            ctx,
+            id,
+            &instance,
+            &plan,
+            &mounts,
+            after.as_ref(),
+        )),
+        _ => None,
+    };
+    let action = record(ctx, id, &instance, &plan, verdict, &placement, volumes);
     if let Some(container) = container {
         console::refresh(ctx, id, &container).await;
     }
@@ -183,6 +203,8 @@ async fn freeze_on_last_observation<R: ContainerRuntime>(
         // Unknown: the plan leaves the limits alone, so it stays a freeze or a thaw.
         limits: None,
         networks: BTreeMap::new(),
+        volume_mounts: Vec::new(),
+        binds: Vec::new(),
     };
     // A plan that would boot is never applied here, so no real container spec is needed.
     let plan = plan::plan(
@@ -274,7 +296,7 @@ async fn carry_out<R: ContainerRuntime>(
     mode: BootMode,
     observed: Option<ObservedContainer>,
 ) -> Applied {
-    if let Err(error) = apply(plan, &ctx.runtime, settings).await {
+    if let Err(error) = apply(plan, &ctx.runtime, settings, &ctx.volume_mounts, id).await {
         let image_gone = assess::image_cause_matters(plan, &error)
             && !image_exists(ctx, &instance.spec.image_ref).await;
         return Applied::Failed { error, image_gone };
@@ -298,11 +320,25 @@ async fn apply<R: ContainerRuntime>(
     plan: &Plan,
     runtime: &R,
     settings: &PlanSettings,
+    mounts: &VolumeMounts,
+    id: &InstanceId,
 ) -> Result<(), RuntimeError> {
     for step in &plan.steps {
         debug!(step = %step.summary(), "applying");
+        if step.is_mount() {
+            apply_mount(step, mounts, id);
+            continue;
+        }
         let result = match step {
-            Step::Create(spec) => runtime.create_and_start(spec).await.map(|_| ()),
+            Step::Create(spec) => {
+                // The directory the container binds at /mnt must be there before the create.
+                if mounts.is_active() {
+                    if let Err(error) = mounts.prepare(id.as_str()) {
+                        warn!(instance_id = %id, %error, "cannot make the instance's volume mount directory");
+                    }
+                }
+                runtime.create_and_start(spec).await.map(|_| ())
+            }
             Step::Start(id) => runtime.start(id).await,
             Step::Pause(id) => runtime.pause(id).await,
             Step::Unpause(id) => runtime.unpause(id).await,
@@ -311,6 +347,7 @@ async fn apply<R: ContainerRuntime>(
             Step::Restart(id) => runtime.restart(id, settings.stop_timeout).await,
             Step::UpdateLimits(id, limits) => runtime.update_limits(id, *limits).await,
             Step::Connect(id, attachment) => runtime.connect_network(id, attachment).await,
+            Step::Mount { .. } | Step::Unmount(_) | Step::ForgetMounts => Ok(()),
         };
         match result {
             Ok(()) => {}
@@ -331,6 +368,182 @@ async fn apply<R: ContainerRuntime>(
     Ok(())
 }
 
+/// Carries out a mount step. A failure is logged and leaves the volume out of the status
+/// (the pass looks again shortly): the instance itself is fine.
+fn apply_mount(step: &Step, mounts: &VolumeMounts, id: &InstanceId) {
+    let result = match step {
+        Step::Mount { path, source } => mounts.mount(id.as_str(), path, Path::new(source)),
+        Step::Unmount(path) => mounts.unmount(id.as_str(), path),
+        Step::ForgetMounts => mounts.forget(id.as_str()),
+        _ => Ok(()),
+    };
+    match result {
+        Ok(()) => info!(instance_id = %id, step = %step.summary(), "volume mounts changed"),
+        Err(error) => {
+            warn!(instance_id = %id, step = %step.summary(), %error, "volume mount change failed; retried shortly")
+        }
+    }
+}
+
+/// The volumes whose attachment to the instance is in force, from the volume records (a scan
+/// of them all: cached by the store while none changes; an index by instance would spare it).
+/// A root volume is the container's own file system and is never mounted.
+fn attached_volumes<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    instance: &Instance,
+) -> Vec<AttachedVolume> {
+    if !attachment_in_force(Some(instance)) {
+        return Vec::new();
+    }
+    let listing = match ctx.store.volumes().list_shared() {
+        Ok(listing) => listing,
+        Err(error) => {
+            warn!(instance_id = %instance.metadata.name, %error, "cannot list volumes");
+            return Vec::new();
+        }
+    };
+    let hot = ctx.volume_mounts.is_active();
+    let mut attached = Vec::new();
+    for volume in listing.objects.iter().filter(|v| v.spec.root_of.is_none()) {
+        for attachment in &volume.spec.attachments {
+            if attachment.instance_id != instance.metadata.name {
+                continue;
+            }
+            let status = &volume.status;
+            let backing = match (&status.backing, &status.mountpoint) {
+                (Some(name), Some(mountpoint)) if status.ready => {
+                    // mountinfo spells the source with symlinks resolved.
+                    let source = if hot {
+                        std::fs::canonicalize(mountpoint)
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|_| mountpoint.clone())
+                    } else {
+                        mountpoint.clone()
+                    };
+                    Some((name.clone(), source))
+                }
+                _ => None,
+            };
+            attached.push(AttachedVolume {
+                volume_id: volume.metadata.name.clone(),
+                device: attachment.device.clone(),
+                mount_point: mount_point(&attachment.device, &volume.spec.tags),
+                backing,
+            });
+        }
+    }
+    attached
+}
+
+/// Observe, the mounts: what is mounted for the instance on the host, and whether its
+/// container receives it. When the host's mounts cannot be read, this pass plans none.
+fn observe_mounts<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    id: &InstanceId,
+    observed: Option<&ObservedContainer>,
+    attached: Vec<AttachedVolume>,
+) -> MountFacts {
+    let mounts = &ctx.volume_mounts;
+    let host = if mounts.is_active() {
+        match mounts.mounts(id.as_str()) {
+            Ok(host) => Some(host),
+            Err(error) => {
+                warn!(instance_id = %id, %error, "cannot read the host's mounts");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    MountFacts {
+        hot: host.is_some(),
+        container_bound: observed.is_some_and(|c| mounts.bound_in(id.as_str(), &c.binds)),
+        attached,
+        host: host.unwrap_or_default(),
+    }
+}
+
+/// How soon an instance with a volume not attached yet (being made, or a mount that failed)
+/// is looked at again: a volume's status changing wakes no instance.
+const VOLUME_WAIT: Duration = Duration::from_secs(2);
+
+/// What the pass came to for the instance's volumes.
+struct VolumeOutcome {
+    /// What is observed mounted, for `status.volumes`.
+    mounted: Vec<MountedVolume>,
+    /// An attached volume is not mounted yet, and may be soon.
+    settling: bool,
+}
+
+/// Observes what the container has mounted after the pass (the host's mounts again when the
+/// pass changed them) and says why an attached volume is not there when nothing will change it.
+fn volume_outcome<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    id: &InstanceId,
+    instance: &Instance,
+    plan: &Plan,
+    facts: &MountFacts,
+    after: Option<&ObservedContainer>,
+) -> VolumeOutcome {
+    if plan.reaches == Some(InstanceState::Terminated) {
+        // The attachments are over; what an unmount could not undo stays listed (and the pass
+        // is retried shortly) until it is gone from the host.
+        let host = match facts.hot {
+            true => ctx.volume_mounts.mounts(id.as_str()).unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let mounted: Vec<MountedVolume> = instance
+            .status
+            .volumes
+            .iter()
+            .filter(|v| {
+                plan::hot_path(&v.mount_point).is_some_and(|p| host.iter().any(|m| m.path == p))
+            })
+            .cloned()
+            .collect();
+        let settling = !mounted.is_empty();
+        return VolumeOutcome { mounted, settling };
+    }
+    let host = if facts.hot && plan.steps.iter().any(Step::is_mount) {
+        ctx.volume_mounts
+            .mounts(id.as_str())
+            .unwrap_or_else(|_| facts.host.clone())
+    } else {
+        facts.host.clone()
+    };
+    let visible =
+        facts.hot && after.is_some_and(|c| ctx.volume_mounts.bound_in(id.as_str(), &c.binds));
+    let in_container = after.map(|c| c.volume_mounts.as_slice()).unwrap_or(&[]);
+    let mounted = status::mounted_volumes(
+        &facts.attached,
+        &host,
+        visible,
+        in_container,
+        &instance.status.volumes,
+    );
+    let mut settling = facts.waiting_for_volumes();
+    for volume in facts.attached.iter().filter(|v| v.backing.is_some()) {
+        if mounted.iter().any(|m| m.volume_id == volume.volume_id) || after.is_none() {
+            continue;
+        }
+        let why = if visible && volume.hot_path().is_some() {
+            settling = true;
+            continue;
+        } else if visible || facts.hot && volume.hot_path().is_none() {
+            format!("its mount point {} is outside /mnt, where volumes appear in a running instance; it attaches when the instance's container is next created", volume.mount_point)
+        } else if facts.hot {
+            "the instance's container was created without the volume mount directory; it attaches when the container is next created".to_string()
+        } else {
+            format!(
+                "volumes attach only when an instance's container is created ({})",
+                ctx.volume_mounts.problem().unwrap_or_default()
+            )
+        };
+        warn!(instance_id = %id, volume_id = %volume.volume_id, device = %volume.device, "volume stays attaching: {why}");
+    }
+    VolumeOutcome { mounted, settling }
+}
+
 /// Whether the instance's image is still there; an unreachable engine counts as "yes" so
 /// an outage never terminates an instance.
 async fn image_exists<R: ContainerRuntime>(ctx: &Context<R>, reference: &str) -> bool {
@@ -346,15 +559,16 @@ async fn look_again<R: ContainerRuntime>(
     plan: &Plan,
     observed: Option<ObservedContainer>,
 ) -> Result<Option<ObservedContainer>, RuntimeError> {
-    let freeze_only = plan
-        .steps
+    // Mounts change the host, not the container.
+    let steps: Vec<&Step> = plan.steps.iter().filter(|s| !s.is_mount()).collect();
+    let freeze_only = steps
         .iter()
         .all(|s| matches!(s, Step::Pause(_) | Step::Unpause(_)));
-    if plan.steps.is_empty() {
+    if steps.is_empty() {
         Ok(observed)
     } else if freeze_only {
         Ok(observed.map(|mut c| {
-            c.state = match plan.steps.last() {
+            c.state = match steps.last() {
                 Some(Step::Pause(_)) => ContainerState::Paused,
                 _ => ContainerState::Running,
             };
@@ -417,10 +631,27 @@ fn record<R: ContainerRuntime>(
     plan: &Plan,
     verdict: Verdict,
     placement: &Placement,
+    volumes: Option<VolumeOutcome>,
 ) -> Result<Action, ReconcileError> {
     let at = now();
     match verdict {
-        Verdict::Reached(after) => conclude(ctx, id, instance, plan, after.as_ref(), placement, at),
+        Verdict::Reached(after) => {
+            let settling = volumes.as_ref().is_some_and(|v| v.settling);
+            let action = conclude(
+                ctx,
+                id,
+                instance,
+                plan,
+                after.as_ref(),
+                placement,
+                volumes.map(|v| v.mounted),
+            )?;
+            Ok(match action.requeue_after() {
+                Some(after) if settling && after > VOLUME_WAIT => Action::requeue(VOLUME_WAIT),
+                None if settling => Action::requeue(VOLUME_WAIT),
+                _ => action,
+            })
+        }
         Verdict::ImageGone(error) => {
             warn!(instance_id = %id, %error, "boot impossible; instance terminated");
             let status = status::image_gone(instance, &error, at);
@@ -452,9 +683,15 @@ fn conclude<R: ContainerRuntime>(
     plan: &Plan,
     after: Option<&ObservedContainer>,
     placement: &Placement,
-    at: Timestamp,
+    volumes: Option<Vec<MountedVolume>>,
 ) -> Result<Action, ReconcileError> {
-    let mut status = status::next_status(instance, plan, after, at);
+    let mut status = status::next_status(instance, plan, after, now());
+    if let Some(volumes) = volumes {
+        if volumes != instance.status.volumes {
+            info!(instance_id = %id, volumes = ?volumes.iter().map(|v| (&v.volume_id, &v.mount_point)).collect::<Vec<_>>(), "instance's mounted volumes changed");
+        }
+        status.volumes = volumes;
+    }
     status.network_warning = network_warning(instance, placement, after);
     if status.network_warning.is_some() && status.network_warning != instance.status.network_warning
     {

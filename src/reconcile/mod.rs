@@ -37,6 +37,7 @@ pub use instance::{container_spec_for, BootMode};
 pub use network::Networks;
 
 use crate::controller::{Action, ControllerHandle};
+use crate::hostmnt::VolumeMounts;
 use crate::hostnet::ImdsRoutes;
 use crate::model::{ImageId, InstanceId};
 use crate::runtime::{labels, ContainerRuntime, RuntimeEvent};
@@ -133,6 +134,9 @@ pub struct Context<R: ContainerRuntime> {
     /// The host's NAT rules that send instances' metadata requests to ec2d (off unless the
     /// app wired them).
     pub imds_routes: ImdsRoutes,
+    /// The host's mount propagation point, through which attached volumes appear in running
+    /// containers (off unless the app set it up: volumes then attach at creation only).
+    pub volume_mounts: VolumeMounts,
 }
 
 impl<R: ContainerRuntime> Context<R> {
@@ -147,7 +151,14 @@ impl<R: ContainerRuntime> Context<R> {
             console_reads: ConsoleReads::default(),
             networks: Networks::default(),
             imds_routes: ImdsRoutes::off("IMDS routes not wired"),
+            volume_mounts: VolumeMounts::off("volume mount propagation point not set up"),
         }
+    }
+
+    /// The same context, mounting attached volumes through the given propagation point.
+    pub fn with_volume_mounts(mut self, volume_mounts: VolumeMounts) -> Self {
+        self.volume_mounts = volume_mounts;
+        self
     }
 
     /// The same context, converging the given IMDS NAT rules.
@@ -258,7 +269,12 @@ pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
                     Ok(id) => vec![ObjectRef::Image(id), ObjectRef::Catalog],
                     Err(_) => Vec::new(),
                 },
-                KindKey::Volume => vec![ObjectRef::Volume(changed.id)],
+                // The volume itself, and the instances it concerns (a mount to make or end).
+                KindKey::Volume => {
+                    let mut keys = vec![ObjectRef::Volume(changed.id.clone())];
+                    keys.extend(instances_of_volume(&store, &changed.id));
+                    keys
+                }
                 KindKey::Snapshot => vec![ObjectRef::Snapshot(changed.id)],
             };
             futures::stream::iter(keys)
@@ -380,6 +396,41 @@ fn volumes_of_terminated(store: &StatusStore, id: &str) -> Vec<ObjectRef> {
             Vec::new()
         }
     }
+}
+
+/// The instances a volume concerns, as keys: those its attachments name (a mount to make),
+/// and those whose status lists it mounted (an unmount, once detached or deleted). Scans the
+/// instances' statuses (cached by the store while none changes).
+fn instances_of_volume(store: &StatusStore, volume_id: &str) -> Vec<ObjectRef> {
+    let mut ids: Vec<String> = match store.volumes().get_shared(volume_id) {
+        Ok(Some(volume)) => volume
+            .spec
+            .attachments
+            .iter()
+            .map(|a| a.instance_id.clone())
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(error) => {
+            tracing::error!(%error, %volume_id, "cannot read a changed volume");
+            Vec::new()
+        }
+    };
+    match store.instances().list_shared() {
+        Ok(listing) => ids.extend(
+            listing
+                .objects
+                .iter()
+                .filter(|i| i.status.volumes.iter().any(|v| v.volume_id == volume_id))
+                .map(|i| i.metadata.name.clone()),
+        ),
+        Err(error) => tracing::error!(%error, "cannot list instances for a volume change"),
+    }
+    ids.sort();
+    ids.dedup();
+    ids.iter()
+        .filter_map(|id| InstanceId::parse(id).ok())
+        .map(ObjectRef::Instance)
+        .collect()
 }
 
 /// The instances of a VPC, as keys (an event about its network concerns them all).

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::hostmnt::HostMount;
 use crate::model::{DesiredState, Instance, InstanceState, ShutdownBehavior};
 use crate::runtime::{
     ContainerSpec, ContainerState, NetworkAttachment, ObservedContainer, ResourceLimits,
@@ -25,6 +26,80 @@ pub struct Facts {
     /// The instance's place on its VPC's network and that network's live Docker id; `None`
     /// when the instance is not meant to be on one (or its network was refused).
     pub network: Option<(NetworkAttachment, String)>,
+    /// The volumes attached to the instance and what is mounted for it on the host.
+    pub mounts: MountFacts,
+}
+
+/// A volume whose attachment to the instance is in force, as its record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedVolume {
+    /// `vol-…`.
+    pub volume_id: String,
+    /// The device it is attached as.
+    pub device: String,
+    /// Where it appears in the container ([`crate::model::volume::mount_point`]).
+    pub mount_point: String,
+    /// The Docker volume holding its data and that volume's `Mountpoint` on the host, once
+    /// the volume is ready; `None` while it is being made.
+    pub backing: Option<(String, String)>,
+}
+
+impl AttachedVolume {
+    /// Its path under the instance's directory of the propagation root, which the container
+    /// sees at `/mnt`: `None` for a mount point outside `/mnt`, which only a container's
+    /// creation can give it.
+    pub fn hot_path(&self) -> Option<&str> {
+        hot_path(&self.mount_point)
+    }
+}
+
+/// A container mount point's path under `/mnt`, if it is under it.
+pub fn hot_path(mount_point: &str) -> Option<&str> {
+    mount_point
+        .strip_prefix(crate::hostmnt::CONTAINER_DIR)?
+        .strip_prefix('/')
+        .filter(|p| !p.is_empty())
+}
+
+/// What the plan needs to know about the instance's volumes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountFacts {
+    /// The host's mount propagation point is set up: volumes can be mounted into running
+    /// containers.
+    pub hot: bool,
+    /// The observed container was created with the instance's directory bound at `/mnt`
+    /// (`rslave`), so what is mounted there on the host appears inside it.
+    pub container_bound: bool,
+    /// The volumes attached to the instance (in force), ready or not.
+    pub attached: Vec<AttachedVolume>,
+    /// What is mounted under the instance's directory on the host, as mountinfo lists it.
+    pub host: Vec<HostMount>,
+}
+
+impl MountFacts {
+    /// The host mounts the container should have: each ready volume under `/mnt`, by path,
+    /// with its source; none unless the container (the observed one or the one being made)
+    /// receives them.
+    fn wanted(&self, receives: bool) -> Vec<(&str, &str)> {
+        if !receives {
+            return Vec::new();
+        }
+        let mut wanted: Vec<(&str, &str)> = self
+            .attached
+            .iter()
+            .filter_map(|v| Some((v.hot_path()?, v.backing.as_ref()?.1.as_str())))
+            .collect();
+        // Parents before children; one volume per path (the first attached).
+        wanted.sort_by(|a, b| a.0.cmp(b.0));
+        wanted.dedup_by(|b, a| a.0 == b.0);
+        wanted
+    }
+
+    /// A volume is attached but not ready yet: the instance is looked at again shortly (the
+    /// volume's status changing wakes no one).
+    pub fn waiting_for_volumes(&self) -> bool {
+        self.attached.iter().any(|v| v.backing.is_none())
+    }
 }
 
 /// Settings the planner needs.
@@ -61,6 +136,18 @@ pub enum Step {
     /// Put the container back on its VPC's network at its address (`docker network connect`):
     /// the network was removed behind its back (and made again), or it was disconnected.
     Connect(String, NetworkAttachment),
+    /// Bind-mount a volume's host directory (`source`) at `path` under the instance's
+    /// directory of the propagation root: it appears at `/mnt/<path>` in the container.
+    Mount {
+        /// Under the instance's directory.
+        path: String,
+        /// The Docker volume's `Mountpoint` on the host.
+        source: String,
+    },
+    /// Unmount what is at `path` under the instance's directory (detached, or drifted).
+    Unmount(String),
+    /// Unmount everything under the instance's directory and remove it (termination).
+    ForgetMounts,
 }
 
 impl Step {
@@ -87,7 +174,18 @@ impl Step {
                 attachment.network,
                 attachment.ipv4_address
             ),
+            Self::Mount { path, source } => format!("mount {source} at {path}"),
+            Self::Unmount(path) => format!("unmount {path}"),
+            Self::ForgetMounts => "forget mounts".to_string(),
         }
+    }
+
+    /// Whether the step acts on the host's mounts rather than on the container.
+    pub fn is_mount(&self) -> bool {
+        matches!(
+            self,
+            Self::Mount { .. } | Self::Unmount(_) | Self::ForgetMounts
+        )
     }
 }
 
@@ -145,8 +243,64 @@ pub fn plan(
     container_spec: impl FnOnce() -> ContainerSpec,
 ) -> Plan {
     let network = facts.network.clone();
+    let mounts = facts.mounts.clone();
     let plan = plan_container(instance, observed, facts, settings, container_spec);
-    reattached(plan, observed, network.as_ref())
+    let plan = reattached(plan, observed, network.as_ref());
+    with_mounts(plan, instance, &mounts)
+}
+
+/// The host mounts that make the container see its attached volumes, after the container's
+/// own steps: a container that will run or stay frozen (a stopped instance is a paused
+/// container: mounting into it is fine) gets each ready volume under `/mnt` mounted and
+/// anything else under its directory unmounted (a detached volume, a mount whose source
+/// changed); a mount removed behind ec2d's back is made again, since the host is what is
+/// observed. A terminating instance's mounts are all undone and its directory removed, after
+/// its container is stopped and removed. Nothing while the container is passing through a
+/// state (`reaches` unknown), or without a propagation point.
+fn with_mounts(mut plan: Plan, instance: &Instance, facts: &MountFacts) -> Plan {
+    if !facts.hot {
+        return plan;
+    }
+    match plan.reaches {
+        Some(InstanceState::Terminated) => {
+            let mut host: Vec<&HostMount> = facts.host.iter().collect();
+            host.sort_by_key(|m| std::cmp::Reverse(m.path.matches('/').count()));
+            plan.steps
+                .extend(host.iter().map(|m| Step::Unmount(m.path.clone())));
+            if !facts.host.is_empty() || instance.status.state != Some(InstanceState::Terminated) {
+                plan.steps.push(Step::ForgetMounts);
+            }
+        }
+        Some(InstanceState::Running | InstanceState::Stopped) => {
+            let wanted = facts.wanted(plan.creates() || facts.container_bound);
+            let mut unmounts: Vec<&HostMount> = facts
+                .host
+                .iter()
+                .filter(|m| {
+                    !wanted.iter().any(|(path, source)| {
+                        m.path == *path && m.is_of(std::path::Path::new(source))
+                    })
+                })
+                .collect();
+            unmounts.sort_by_key(|m| std::cmp::Reverse(m.path.matches('/').count()));
+            plan.steps
+                .extend(unmounts.iter().map(|m| Step::Unmount(m.path.clone())));
+            for (path, source) in wanted {
+                let mounted = facts
+                    .host
+                    .iter()
+                    .any(|m| m.path == path && m.is_of(std::path::Path::new(source)));
+                if !mounted {
+                    plan.steps.push(Step::Mount {
+                        path: path.to_string(),
+                        source: source.to_string(),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    plan
 }
 
 /// A container meant to run on its VPC's network whose attachment is gone (disconnected) or
@@ -406,6 +560,9 @@ mod tests {
                 Step::Restart(_) => "restart",
                 Step::UpdateLimits(..) => "update",
                 Step::Connect(..) => "connect",
+                Step::Mount { .. } => "mount",
+                Step::Unmount(_) => "unmount",
+                Step::ForgetMounts => "forget",
             })
             .collect()
     }
@@ -622,6 +779,7 @@ mod tests {
                         stopped_from_outside,
                         limits,
                         network: None,
+                        mounts: MountFacts::default(),
                     };
                     let planned = plan(
                         &inst,
@@ -936,5 +1094,221 @@ mod shutdown_tests {
         let mut stopping = inst.clone();
         stopping.spec.desired = DesiredState::Stopped;
         assert!(!exit_cause_matters(&stopping, Some(&exited)));
+    }
+}
+
+#[cfg(test)]
+mod mount_tests {
+    use super::*;
+    use crate::model::fixtures;
+    use crate::reconcile::fixtures::container;
+
+    fn settings(remove: bool) -> PlanSettings {
+        PlanSettings {
+            remove_containers: remove,
+            stop_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn words(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| s.summary().split(' ').next().unwrap_or("").to_string())
+            .collect()
+    }
+
+    fn volume(id: &str, device: &str, ready: bool) -> AttachedVolume {
+        AttachedVolume {
+            volume_id: id.into(),
+            device: device.into(),
+            mount_point: crate::model::volume::mount_point(device, &Default::default()),
+            backing: ready.then(|| {
+                (
+                    format!("ec2d-{id}"),
+                    format!("/var/lib/docker/volumes/ec2d-{id}/_data"),
+                )
+            }),
+        }
+    }
+
+    fn host(path: &str, id: &str) -> HostMount {
+        HostMount {
+            path: path.into(),
+            source_root: format!("/var/lib/docker/volumes/ec2d-{id}/_data").into(),
+        }
+    }
+
+    fn mount_plan(
+        desired: DesiredState,
+        observed: Option<ContainerState>,
+        mounts: MountFacts,
+    ) -> Plan {
+        let mut inst = fixtures::instance();
+        inst.spec.desired = desired;
+        inst.status.state = Some(InstanceState::Running);
+        let observed = observed.map(container);
+        let facts = Facts {
+            mounts,
+            ..Facts::default()
+        };
+        plan(
+            &inst,
+            observed.as_ref(),
+            facts,
+            &settings(true),
+            ContainerSpec::default,
+        )
+    }
+
+    fn bound(attached: Vec<AttachedVolume>, host: Vec<HostMount>) -> MountFacts {
+        MountFacts {
+            hot: true,
+            container_bound: true,
+            attached,
+            host,
+        }
+    }
+
+    #[test]
+    fn a_ready_volume_is_mounted_into_a_running_or_frozen_container() {
+        let facts = bound(vec![volume("vol-1", "/dev/sdf", true)], vec![]);
+        for (desired, state) in [
+            (DesiredState::Running, ContainerState::Running),
+            (DesiredState::Stopped, ContainerState::Paused),
+        ] {
+            let planned = mount_plan(desired, Some(state), facts.clone());
+            assert_eq!(
+                planned.steps,
+                vec![Step::Mount {
+                    path: "sdf".into(),
+                    source: "/var/lib/docker/volumes/ec2d-vol-1/_data".into(),
+                }],
+                "{desired:?}"
+            );
+        }
+        // Already mounted from its source: nothing to do.
+        let mounted = bound(
+            vec![volume("vol-1", "/dev/sdf", true)],
+            vec![host("sdf", "vol-1")],
+        );
+        assert!(mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            mounted
+        )
+        .steps
+        .is_empty());
+    }
+
+    #[test]
+    fn a_boot_creates_the_container_then_mounts() {
+        let facts = MountFacts {
+            container_bound: false,
+            ..bound(vec![volume("vol-1", "xvdg", true)], vec![])
+        };
+        let planned = mount_plan(DesiredState::Running, None, facts);
+        assert_eq!(words(&planned), ["create", "mount"]);
+    }
+
+    #[test]
+    fn a_volume_no_longer_attached_is_unmounted() {
+        let facts = bound(
+            vec![volume("vol-1", "/dev/sdf", true)],
+            vec![host("sdf", "vol-1"), host("sdg", "vol-2")],
+        );
+        let planned = mount_plan(DesiredState::Running, Some(ContainerState::Running), facts);
+        assert_eq!(planned.steps, vec![Step::Unmount("sdg".into())]);
+    }
+
+    #[test]
+    fn a_volume_not_ready_waits_and_asks_to_be_looked_at_again() {
+        let facts = bound(vec![volume("vol-1", "/dev/sdf", false)], vec![]);
+        assert!(facts.waiting_for_volumes());
+        let planned = mount_plan(DesiredState::Running, Some(ContainerState::Running), facts);
+        assert!(planned.steps.is_empty());
+        assert!(!bound(vec![volume("vol-1", "/dev/sdf", true)], vec![]).waiting_for_volumes());
+    }
+
+    #[test]
+    fn drift_is_undone_a_mount_removed_or_replaced_behind_ec2ds_back() {
+        // Unmounted by hand: mounted again.
+        let removed = bound(vec![volume("vol-1", "/dev/sdf", true)], vec![]);
+        let planned = mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            removed,
+        );
+        assert_eq!(words(&planned), ["mount"]);
+        // Something else mounted there: replaced by the volume.
+        let replaced = bound(
+            vec![volume("vol-1", "/dev/sdf", true)],
+            vec![host("sdf", "vol-9")],
+        );
+        let planned = mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            replaced,
+        );
+        assert_eq!(words(&planned), ["unmount", "mount"]);
+    }
+
+    #[test]
+    fn termination_unmounts_everything_after_the_container_and_forgets_the_directory() {
+        let facts = bound(
+            vec![],
+            vec![host("sdf", "vol-1"), host("data/logs", "vol-2")],
+        );
+        let planned = mount_plan(
+            DesiredState::Terminated,
+            Some(ContainerState::Running),
+            facts,
+        );
+        assert_eq!(
+            words(&planned),
+            ["stop", "remove", "unmount", "unmount", "forget"]
+        );
+        assert_eq!(
+            planned.steps[2],
+            Step::Unmount("data/logs".into()),
+            "deepest first"
+        );
+    }
+
+    #[test]
+    fn no_hot_mounts_without_the_propagation_point_or_into_a_container_made_without_it() {
+        let off = MountFacts {
+            hot: false,
+            ..bound(vec![volume("vol-1", "/dev/sdf", true)], vec![])
+        };
+        assert!(
+            mount_plan(DesiredState::Running, Some(ContainerState::Running), off)
+                .steps
+                .is_empty()
+        );
+        let unbound = MountFacts {
+            container_bound: false,
+            ..bound(vec![volume("vol-1", "/dev/sdf", true)], vec![])
+        };
+        assert!(mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            unbound
+        )
+        .steps
+        .is_empty());
+        // A mount point outside /mnt is never hot-mounted.
+        let mut outside = volume("vol-1", "/dev/sdf", true);
+        outside.mount_point = "/data".into();
+        assert!(outside.hot_path().is_none());
+        assert!(mount_plan(
+            DesiredState::Running,
+            Some(ContainerState::Running),
+            bound(vec![outside], vec![])
+        )
+        .steps
+        .is_empty());
+        assert_eq!(hot_path("/mnt"), None);
+        assert_eq!(hot_path("/mntx/a"), None);
+        assert_eq!(hot_path("/mnt/data/x"), Some("data/x"));
     }
 }

@@ -487,6 +487,14 @@ impl FakeRuntime {
             labels,
             limits: Some(c.limits),
             networks: c.networks.clone(),
+            volume_mounts: c.spec.volume_mounts.clone(),
+            binds: c
+                .spec
+                .binds
+                .iter()
+                .chain(&c.spec.flags.volumes)
+                .cloned()
+                .collect(),
         })
     }
 

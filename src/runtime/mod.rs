@@ -220,6 +220,18 @@ pub struct ContainerSpec {
     /// The VPC network to join with the instance's private address; `None` is Docker's
     /// default bridge (or `EC2_DOCKER_FLAGS`' `--network`, which wins).
     pub network: Option<NetworkAttachment>,
+    /// Docker volumes mounted at creation (`--mount type=volume`): attached EBS volumes when
+    /// they cannot be mounted into the running container later.
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+/// A Docker volume mounted in a container (`type=volume`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct VolumeMount {
+    /// The Docker volume's name.
+    pub name: String,
+    /// Where it appears in the container.
+    pub target: String,
 }
 
 /// A container's place on a VPC's network: the network's name and the fixed address the API
@@ -400,6 +412,11 @@ pub struct ObservedContainer {
     /// The networks it is attached to: name to Docker's network id. A name whose id is not the
     /// live network's is a network removed (and maybe re-created) behind the container's back.
     pub networks: BTreeMap<String, String>,
+    /// The Docker volumes mounted in it. Only inspection knows them: `list_managed` leaves
+    /// none.
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Its bind mounts, `host:container[:mode]` as created. Only inspection knows them.
+    pub binds: Vec<String>,
 }
 
 /// What a command run inside a container with [`ContainerRuntime::exec`] produced.

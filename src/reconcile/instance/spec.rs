@@ -1,12 +1,16 @@
 //! Container policy: how an instance's container is built and how its image boots.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use super::super::plan::AttachedVolume;
 use super::super::{boot, Context, Settings};
+use crate::hostmnt::CONTAINER_DIR;
 use crate::model::ids::derived_mac;
 use crate::model::{instance_types, Instance, InstanceId, CONTAINER_NAME_PREFIX};
 use crate::runtime::{
     labels, ContainerRuntime, ContainerSpec, HostLimits, PortRequest, Protocol, ResourceLimits,
+    VolumeMount,
 };
 
 /// How the boot script runs in a container.
@@ -120,6 +124,40 @@ pub fn container_spec_for(
         mac_address: Some(derived_mac(&instance.metadata.name)),
         limits,
         flags: instance_flags(settings),
+        volume_mounts: Vec::new(),
+    }
+}
+
+/// Gives a container being created its attached volumes. With the host's propagation point
+/// (`hot_dir`: the instance's directory of it), the directory is bound at `/mnt` with `rslave`
+/// propagation, so volumes mounted there on the host now or later appear inside; a ready
+/// volume whose mount point is outside `/mnt` (its `ec2d:mount-point` tag) can only be given
+/// now, as a Docker volume mount. Without it, every ready volume is a Docker volume mount:
+/// a volume attached later waits for the next container. One volume per mount point.
+pub fn give_volumes(spec: &mut ContainerSpec, hot_dir: Option<&Path>, attached: &[AttachedVolume]) {
+    if let Some(dir) = hot_dir {
+        spec.binds
+            .push(format!("{}:{CONTAINER_DIR}:rslave", dir.display()));
+    }
+    for volume in attached {
+        let Some((backing, _)) = &volume.backing else {
+            continue;
+        };
+        let hot = hot_dir.is_some();
+        if hot && (volume.hot_path().is_some() || volume.mount_point == CONTAINER_DIR) {
+            continue;
+        }
+        if spec
+            .volume_mounts
+            .iter()
+            .any(|m| m.target == volume.mount_point)
+        {
+            continue;
+        }
+        spec.volume_mounts.push(VolumeMount {
+            name: backing.clone(),
+            target: volume.mount_point.clone(),
+        });
     }
 }
 
@@ -175,6 +213,47 @@ mod tests {
     use super::*;
     use crate::model::fixtures;
     use crate::runtime::DockerFlags;
+
+    fn attached(id: &str, mount_point: &str, ready: bool) -> AttachedVolume {
+        AttachedVolume {
+            volume_id: id.into(),
+            device: "/dev/sdf".into(),
+            mount_point: mount_point.into(),
+            backing: ready.then(|| (format!("ec2d-{id}"), format!("/v/{id}/_data"))),
+        }
+    }
+
+    #[test]
+    fn volumes_are_given_through_the_propagation_point_or_as_docker_mounts() {
+        let volumes = [
+            attached("vol-1", "/mnt/sdf", true),
+            attached("vol-2", "/data", true),
+            attached("vol-3", "/mnt/sdh", false),
+            attached("vol-4", "/data", true),
+        ];
+        // Hot: the directory at /mnt, rslave; only what lies outside /mnt as a Docker mount,
+        // one volume per mount point.
+        let mut hot = ContainerSpec::default();
+        give_volumes(&mut hot, Some(Path::new("/r/i-1")), &volumes);
+        assert_eq!(hot.binds, ["/r/i-1:/mnt:rslave"]);
+        assert_eq!(
+            hot.volume_mounts,
+            [VolumeMount {
+                name: "ec2d-vol-2".into(),
+                target: "/data".into()
+            }]
+        );
+        // Fallback: every ready volume is a Docker mount at its mount point.
+        let mut cold = ContainerSpec::default();
+        give_volumes(&mut cold, None, &volumes);
+        assert!(cold.binds.is_empty());
+        let targets: Vec<_> = cold
+            .volume_mounts
+            .iter()
+            .map(|m| m.target.as_str())
+            .collect();
+        assert_eq!(targets, ["/mnt/sdf", "/data"]);
+    }
 
     /// The limits of `instance_type` on a host with `host_cpus` CPUs (`None`: not known yet)
     /// whose engine can set both kinds of limit.

@@ -1,11 +1,13 @@
 //! The instance's status after a pass, built from what the pass came to (pure; the shell writes it).
 
-use super::super::plan::{self, Plan};
+use super::super::plan::{self, hot_path, AttachedVolume, Plan};
+use crate::hostmnt::HostMount;
+use crate::model::volume::MountedVolume;
 use crate::model::{
     ContainerObservation, ErrorRecord, Instance, InstanceState, InstanceStatus, StateReason,
     Timestamp,
 };
-use crate::runtime::{ContainerState, ObservedContainer, RuntimeError};
+use crate::runtime::{ContainerState, ObservedContainer, RuntimeError, VolumeMount};
 
 /// The status after a pass that reached its plan's outcome: the container as seen, and the
 /// state the plan reaches once the container confirms it.
@@ -55,6 +57,58 @@ pub(super) fn next_status(
         }
     }
     status
+}
+
+/// The volumes observed mounted in the container: each attached, ready volume mounted on the
+/// host under the instance's directory from its own source (when the container sees that
+/// directory, `host_visible`) or given to the container as a Docker volume mount at its mount
+/// point; and each volume listed before that is still mounted where it was (a detach whose
+/// unmount has not happened yet, or a Docker volume mount only a new container drops).
+pub(super) fn mounted_volumes(
+    attached: &[AttachedVolume],
+    host: &[HostMount],
+    host_visible: bool,
+    container: &[VolumeMount],
+    previous: &[MountedVolume],
+) -> Vec<MountedVolume> {
+    let on_host = |mount_point: &str, source: Option<&str>| {
+        host_visible
+            && hot_path(mount_point).is_some_and(|path| {
+                host.iter().any(|m| {
+                    m.path == path && source.is_none_or(|s| m.is_of(std::path::Path::new(s)))
+                })
+            })
+    };
+    let in_container = |mount_point: &str, name: Option<&str>| {
+        container
+            .iter()
+            .any(|m| m.target == mount_point && name.is_none_or(|n| m.name == n))
+    };
+    let mut mounted: Vec<MountedVolume> = Vec::new();
+    for volume in attached {
+        let Some((name, source)) = &volume.backing else {
+            continue;
+        };
+        let seen = on_host(&volume.mount_point, Some(source))
+            || in_container(&volume.mount_point, Some(name));
+        if seen && !mounted.iter().any(|m| m.mount_point == volume.mount_point) {
+            mounted.push(MountedVolume {
+                volume_id: volume.volume_id.clone(),
+                device: volume.device.clone(),
+                mount_point: volume.mount_point.clone(),
+            });
+        }
+    }
+    for before in previous {
+        let taken = mounted
+            .iter()
+            .any(|m| m.volume_id == before.volume_id || m.mount_point == before.mount_point);
+        if !taken && (on_host(&before.mount_point, None) || in_container(&before.mount_point, None))
+        {
+            mounted.push(before.clone());
+        }
+    }
+    mounted
 }
 
 /// The status of an instance whose boot can never succeed: `terminated` with
@@ -127,6 +181,66 @@ mod tests {
     use crate::model::{fixtures, now, DesiredState, PortMapping, PortProtocol};
     use crate::reconcile::fixtures::{container, plan_for};
     use crate::runtime::{Protocol, PublishedPort};
+
+    #[test]
+    fn mounted_volumes_are_what_the_container_sees() {
+        let vol = |id: &str, mount_point: &str| AttachedVolume {
+            volume_id: id.into(),
+            device: "/dev/sdf".into(),
+            mount_point: mount_point.into(),
+            backing: Some((format!("ec2d-{id}"), format!("/v/{id}/_data"))),
+        };
+        let host = |path: &str, id: &str| HostMount {
+            path: path.into(),
+            source_root: format!("/v/{id}/_data").into(),
+        };
+        let attached = [vol("vol-1", "/mnt/sdf"), vol("vol-2", "/data")];
+        let docker = [VolumeMount {
+            name: "ec2d-vol-2".into(),
+            target: "/data".into(),
+        }];
+        let ids = |m: Vec<MountedVolume>| m.into_iter().map(|v| v.volume_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(mounted_volumes(
+                &attached,
+                &[host("sdf", "vol-1")],
+                true,
+                &docker,
+                &[]
+            )),
+            ["vol-1", "vol-2"]
+        );
+        // A host mount the container does not see does not count.
+        assert_eq!(
+            ids(mounted_volumes(
+                &attached,
+                &[host("sdf", "vol-1")],
+                false,
+                &[],
+                &[]
+            )),
+            Vec::<String>::new()
+        );
+        // Another volume's directory at the path is not this volume.
+        assert!(
+            mounted_volumes(&attached[..1], &[host("sdf", "vol-9")], true, &[], &[]).is_empty()
+        );
+        // Detached but still mounted (its unmount failed): still listed, until it is gone.
+        let before = MountedVolume {
+            volume_id: "vol-7".into(),
+            device: "/dev/sdg".into(),
+            mount_point: "/mnt/sdg".into(),
+        };
+        let kept = mounted_volumes(
+            &[],
+            &[host("sdg", "vol-7")],
+            true,
+            &[],
+            std::slice::from_ref(&before),
+        );
+        assert_eq!(kept, std::slice::from_ref(&before));
+        assert!(mounted_volumes(&[], &[], true, &[], &[before]).is_empty());
+    }
 
     /// An instance at generation 1 desired `desired`, last recorded in `was` for generation 0
     /// (the user asked for something since), with an error from an earlier pass.

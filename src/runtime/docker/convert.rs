@@ -6,14 +6,15 @@ use std::time::Duration;
 use bollard::container::{Config, NetworkingConfig};
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary, EndpointIpamConfig, EndpointSettings, HostConfig,
-    PortBinding, PortMap, PortTypeEnum, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    Mount, MountPointTypeEnum, MountTypeEnum, PortBinding, PortMap, PortTypeEnum, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use tracing::warn;
 
 use crate::model::{InstanceId, Timestamp};
 use crate::runtime::{
     labels, ContainerSpec, ContainerState, ObservedContainer, Protocol, PublishedPort,
-    ResourceLimits,
+    ResourceLimits, VolumeMount,
 };
 
 /// Docker's stop timeout `t` for a grace period: whole seconds, and at least 1, since 0
@@ -232,6 +233,17 @@ pub(super) fn container_config(spec: &ContainerSpec, instance_id: &InstanceId) -
             ulimits: (!ulimits.is_empty()).then_some(ulimits),
             cap_add: non_empty(&flags.cap_add),
             tmpfs: (!flags.tmpfs.is_empty()).then(|| flags.tmpfs.clone().into_iter().collect()),
+            mounts: (!spec.volume_mounts.is_empty()).then(|| {
+                spec.volume_mounts
+                    .iter()
+                    .map(|v| Mount {
+                        target: Some(v.target.clone()),
+                        source: Some(v.name.clone()),
+                        typ: Some(MountTypeEnum::VOLUME),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
             ..Default::default()
         }),
         networking_config: endpoint_config(spec),
@@ -330,6 +342,8 @@ pub(super) fn observed_from_summary(c: ContainerSummary) -> Option<ObservedConta
         started_at: None,
         finished_at: None,
         limits: None,
+        volume_mounts: Vec::new(),
+        binds: Vec::new(),
         id: c.id.unwrap_or_default(),
         name: c
             .names
@@ -396,10 +410,30 @@ pub(super) fn observed_from_inspect(
         ),
         None => (BTreeMap::new(), String::new()),
     };
+    let mut volume_mounts: Vec<VolumeMount> = c
+        .mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.typ == Some(MountPointTypeEnum::VOLUME))
+        .filter_map(|m| {
+            Some(VolumeMount {
+                name: m.name.clone()?,
+                target: m.destination.clone()?,
+            })
+        })
+        .collect();
+    volume_mounts.sort();
+    let binds = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.binds.clone())
+        .unwrap_or_default();
     ObservedContainer {
+        binds,
         started_at,
         finished_at,
         limits,
+        volume_mounts,
         id: c.id.unwrap_or_default(),
         name: c
             .name

@@ -1,0 +1,145 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::*;
+
+const ROOT: &str = "/var/lib/ec2d/volume-mounts";
+
+fn wired() -> (Arc<FakeMounts>, VolumeMounts) {
+    let table = Arc::new(FakeMounts::new());
+    let mounts = VolumeMounts::setup(table.clone(), Path::new(ROOT));
+    assert!(mounts.is_active(), "{:?}", mounts.problem());
+    (table, mounts)
+}
+
+#[test]
+fn the_root_is_made_a_shared_mount_of_itself_then_adopted_on_the_next_start() {
+    let (table, mounts) = wired();
+    assert_eq!(table.mount_points(), vec![PathBuf::from(ROOT)]);
+    let report = mounts.report();
+    assert!(report.active && !report.adopted && report.problem.is_none());
+    let entries = parse_mountinfo(&table.mountinfo().unwrap());
+    assert!(entries
+        .iter()
+        .any(|e| e.mount_point == Path::new(ROOT) && e.shared.is_some()));
+
+    // A restart finds it shared and adopts it, with what is mounted under it.
+    mounts.mount("i-1", "sdf", Path::new("/v/a/_data")).unwrap();
+    let again = VolumeMounts::setup(table.clone(), Path::new(ROOT));
+    assert!(again.report().adopted);
+    assert_eq!(table.mount_points().len(), 2, "no second bind of the root");
+    assert_eq!(again.mounts("i-1").unwrap().len(), 1);
+}
+
+#[test]
+fn a_refusing_table_leaves_it_off_with_the_reason() {
+    let mounts = VolumeMounts::setup(Arc::new(FakeMounts::refusing()), Path::new(ROOT));
+    assert!(!mounts.is_active());
+    let problem = mounts.problem().unwrap();
+    assert!(
+        problem.contains("only when an instance's container is created"),
+        "{problem}"
+    );
+    assert!(mounts.mount("i-1", "sdf", Path::new("/v")).is_err());
+    assert!(mounts.owner_dir("i-1").is_none());
+    assert!(!mounts.report().active);
+}
+
+#[test]
+fn mount_list_unmount_and_forget_are_read_back_from_mountinfo() {
+    let (table, mounts) = wired();
+    assert_eq!(
+        mounts.prepare("i-1").unwrap(),
+        format!("{ROOT}/i-1:/mnt:rslave")
+    );
+    mounts.mount("i-1", "sdf", Path::new("/v/a/_data")).unwrap();
+    mounts
+        .mount("i-1", "data dir/x", Path::new("/v/b/_data"))
+        .unwrap();
+    mounts.mount("i-2", "sdf", Path::new("/v/c/_data")).unwrap();
+    let listed = mounts.mounts("i-1").unwrap();
+    assert_eq!(
+        listed.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(),
+        ["data dir/x", "sdf"]
+    );
+    assert!(listed[1].is_of(Path::new("/v/a/_data")));
+    assert!(!listed[1].is_of(Path::new("/v/b/_data")));
+
+    mounts.unmount("i-1", "sdf").unwrap();
+    assert!(
+        !table.has_dir(&Path::new(ROOT).join("i-1/sdf")),
+        "emptied dir removed"
+    );
+    // Unmounting what is not mounted is done already.
+    mounts.unmount("i-1", "sdf").unwrap();
+    assert_eq!(mounts.mounts("i-1").unwrap().len(), 1);
+
+    mounts.forget("i-1").unwrap();
+    assert!(mounts.mounts("i-1").unwrap().is_empty());
+    assert!(!table.has_dir(&Path::new(ROOT).join("i-1")));
+    assert_eq!(mounts.mounts("i-2").unwrap().len(), 1, "others untouched");
+}
+
+#[test]
+fn paths_never_leave_the_owner_directory() {
+    let (_, mounts) = wired();
+    for owner in ["", "..", "a/b", "/abs"] {
+        assert!(
+            mounts.mount(owner, "sdf", Path::new("/v")).is_err(),
+            "{owner}"
+        );
+    }
+    for path in ["", "../x", "/abs", "a/../../b", "."] {
+        assert!(
+            mounts.mount("i-1", path, Path::new("/v")).is_err(),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn a_bind_source_is_recognised_from_its_file_system_relative_root() {
+    let on_root = HostMount {
+        path: "sdf".into(),
+        source_root: "/var/lib/docker/volumes/v/_data".into(),
+    };
+    assert!(on_root.is_of(Path::new("/var/lib/docker/volumes/v/_data")));
+    // /var/lib/docker on its own file system: mountinfo's root is relative to it.
+    let own_fs = HostMount {
+        path: "sdf".into(),
+        source_root: "/volumes/v/_data".into(),
+    };
+    assert!(own_fs.is_of(Path::new("/var/lib/docker/volumes/v/_data")));
+    assert!(!own_fs.is_of(Path::new("/var/lib/docker/volumes/w/_data")));
+    assert!(!own_fs.is_of(Path::new("/var/lib/docker/xvolumes/v/_data")));
+}
+
+#[test]
+fn directories_inside_a_volume_still_mounted_are_never_removed() {
+    let (table, mounts) = wired();
+    // Two mounts stacked on one path: unmounting the top one leaves the lower one, and its
+    // directory, alone.
+    mounts.mount("i-1", "sdf", Path::new("/v/a/_data")).unwrap();
+    mounts.mount("i-1", "sdf", Path::new("/v/b/_data")).unwrap();
+    let target = Path::new(ROOT).join("i-1/sdf");
+    table
+        .create_dir(&target.join("empty-dir-of-the-volume"))
+        .unwrap();
+    mounts.unmount("i-1", "sdf").unwrap();
+    assert!(table.has_dir(&target.join("empty-dir-of-the-volume")));
+    assert_eq!(mounts.mounts("i-1").unwrap().len(), 1);
+    // Siblings under a common parent: removing one keeps the other.
+    mounts
+        .mount("i-1", "data/x", Path::new("/v/c/_data"))
+        .unwrap();
+    mounts
+        .mount("i-1", "data/y", Path::new("/v/d/_data"))
+        .unwrap();
+    mounts.unmount("i-1", "data/x").unwrap();
+    assert!(table.has_dir(&Path::new(ROOT).join("i-1/data/y")));
+    assert!(!table.has_dir(&Path::new(ROOT).join("i-1/data/x")));
+    // Forget unmounts the stack too, then removes everything.
+    mounts.forget("i-1").unwrap();
+    assert!(mounts.mounts("i-1").unwrap().is_empty());
+    assert!(!table.has_dir(&Path::new(ROOT).join("i-1")));
+}
