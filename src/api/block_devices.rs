@@ -382,7 +382,12 @@ fn merge(
         }
     }
     Ok(PlannedVolume {
-        device_name: device_name.to_string(),
+        // The root stays at the AMI's root device name (`xvda` names `/dev/xvda`), which
+        // DescribeInstances' `rootDeviceName` matches.
+        device_name: match base {
+            Some(b) if b.root => b.device_name.clone(),
+            _ => device_name.to_string(),
+        },
         root: base.is_some_and(|b| b.root),
         size_gib: size,
         volume_type,
