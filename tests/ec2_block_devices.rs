@@ -72,6 +72,16 @@ fn device_rows(item: &Node) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
+/// A refused launch: its extra parameters, EC2's code and, when checked, its message.
+type RefusedCase = (
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    Option<&'static str>,
+);
+
+/// A volume a launch made: device, size, type, snapshot, deleteOnTermination, IOPS.
+type MadeVolume = (String, u32, String, Option<String>, bool, Option<u32>);
+
 fn instance_ids(doc: &Node) -> Vec<String> {
     doc.items("instancesSet")
         .iter()
@@ -266,7 +276,7 @@ async fn bad_mappings_are_refused_with_ec2s_errors_and_write_nothing() {
             h.post(&params).await
         }
     };
-    let cases: Vec<(Vec<(&str, &str)>, &str, Option<&str>)> = vec![
+    let cases: Vec<RefusedCase> = vec![
         (
             vec![("BlockDeviceMapping.1.DeviceName", "/dev/sdz9x"), ("BlockDeviceMapping.1.Ebs.VolumeSize", "1")],
             "InvalidBlockDeviceMapping",
@@ -686,7 +696,7 @@ async fn create_image_records_a_snapshot_per_volume_and_a_launch_from_it_uses_th
     )
     .remove(0);
     let made = h.volumes_of(&launched);
-    let rows: Vec<(String, u32, String, Option<String>, bool, Option<u32>)> = made
+    let rows: Vec<MadeVolume> = made
         .iter()
         .map(|v| {
             (
