@@ -959,3 +959,68 @@ async fn terraform_aws_instance_with_root_and_ebs_block_devices() {
     assert_eq!(instance_ids(&again), vec![id]);
     assert_eq!(h.volumes().len(), 2);
 }
+
+#[tokio::test]
+async fn a_launch_templates_block_device_mappings_flow_into_the_launch() {
+    let h = Harness::docker();
+    h.post(&[
+        ("Action", "CreateLaunchTemplate"),
+        ("LaunchTemplateName", "with-disks"),
+        ("LaunchTemplateData.ImageId", AMI),
+        (
+            "LaunchTemplateData.BlockDeviceMapping.1.DeviceName",
+            "/dev/sda1",
+        ),
+        (
+            "LaunchTemplateData.BlockDeviceMapping.1.Ebs.VolumeSize",
+            "12",
+        ),
+        (
+            "LaunchTemplateData.BlockDeviceMapping.2.DeviceName",
+            "/dev/sdf",
+        ),
+        (
+            "LaunchTemplateData.BlockDeviceMapping.2.Ebs.VolumeSize",
+            "3",
+        ),
+        (
+            "LaunchTemplateData.BlockDeviceMapping.2.Ebs.VolumeType",
+            "gp3",
+        ),
+        (
+            "LaunchTemplateData.BlockDeviceMapping.2.Ebs.Throughput",
+            "250",
+        ),
+    ])
+    .await
+    .ok("CreateLaunchTemplate");
+    let doc = h
+        .post(&[
+            ("Action", "RunInstances"),
+            ("LaunchTemplate.LaunchTemplateName", "with-disks"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ])
+        .await
+        .ok("RunInstances");
+    let id = instance_ids(&doc).remove(0);
+    let rows: Vec<(String, u32, String, Option<u32>)> = h
+        .volumes_of(&id)
+        .iter()
+        .map(|v| {
+            (
+                v.spec.attachments[0].device.clone(),
+                v.spec.size_gib,
+                v.spec.volume_type.clone(),
+                v.spec.throughput,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("/dev/sda1".into(), 12, "gp2".into(), None),
+            ("/dev/sdf".into(), 3, "gp3".into(), Some(250)),
+        ]
+    );
+}
