@@ -251,6 +251,30 @@ async fn mappings_size_the_root_and_add_volumes_with_their_settings_and_tags() {
             row("/dev/sdg", 2, "attaching", "true"),
         ]
     );
+    // The block-device-mapping filters read the same devices.
+    let other = h.run_one().await;
+    assert_eq!(
+        h.instance_ids_matching("block-device-mapping.volume-id", &ids[1])
+            .await,
+        vec![id.clone()]
+    );
+    assert_eq!(
+        h.instance_ids_matching("block-device-mapping.delete-on-termination", "false")
+            .await,
+        vec![id.clone()]
+    );
+    let mut on_sda1 = h
+        .instance_ids_matching("block-device-mapping.device-name", "/dev/sda1")
+        .await;
+    on_sda1.sort();
+    let mut both = vec![id.clone(), other];
+    both.sort();
+    assert_eq!(on_sda1, both);
+    assert_eq!(
+        h.instance_ids_matching("block-device-mapping.status", "attached")
+            .await,
+        vec![id.clone()]
+    );
     let attach_time = item.items("blockDeviceMapping")[0]
         .text_at("ebs/attachTime")
         .to_string();

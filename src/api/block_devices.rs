@@ -212,9 +212,10 @@ pub fn check_volume(
         return Err(ApiError::missing_parameter("iops"));
     }
     if throughput.is_some() && volume_type != "gp3" {
-        return Err(ApiError::invalid_combination(format!(
-            "The parameter throughput is not supported for {volume_type} volumes."
-        )));
+        // As EC2 answered RunInstances (runs-on/runs-on#426).
+        return Err(ApiError::invalid_combination(
+            "throughput can only be specified for volumeType gp3.",
+        ));
     }
     Ok(())
 }
@@ -573,6 +574,25 @@ pub fn attached_devices<'a>(
     devices.into_iter().map(|(_, d)| d).collect()
 }
 
+/// The values of the `block-device-mapping.<field>` instance filter: one per device shown.
+pub fn block_device_values(
+    field: &str,
+    instance: &Instance,
+    volumes: &[Arc<Volume>],
+) -> Vec<String> {
+    attached_devices(instance, volumes)
+        .iter()
+        .filter_map(|d| match field {
+            "attach-time" => Some(format_timestamp(d.attach_time)),
+            "delete-on-termination" => Some(d.delete_on_termination.to_string()),
+            "device-name" => Some(d.device_name.to_string()),
+            "status" => Some(d.status.to_string()),
+            "volume-id" => Some(d.volume_id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The instance's root device name (`rootDeviceName`).
 pub fn root_device_name(instance: &Instance) -> &str {
     instance
@@ -798,7 +818,12 @@ mod tests {
         );
         assert!(check_volume("io2", 8, Some(1000), None).is_ok());
         assert!(check_volume("gp3", 8, Some(3000), Some(125)).is_ok());
-        assert!(check_volume("gp2", 8, None, Some(125)).is_err());
+        assert_eq!(
+            check_volume("io1", 8, Some(100), Some(125))
+                .unwrap_err()
+                .message,
+            "throughput can only be specified for volumeType gp3."
+        );
     }
 
     #[test]

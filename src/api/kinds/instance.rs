@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::api::addresses::{public_dns_name, HeldAddresses};
-use crate::api::block_devices::{root_device_name, InstanceVolumes};
+use crate::api::block_devices::{block_device_values, root_device_name, InstanceVolumes};
 use crate::api::error::ApiError;
 use crate::api::iam_profiles::live_profile;
 use crate::api::instance_options::monitoring_state;
@@ -34,8 +34,9 @@ impl Kind for InstanceKind {
     /// Shared with the store's decode cache: listing copies no instance.
     type Item = Arc<Instance>;
     type Ref = InstanceId;
-    /// The Elastic IPs instances hold (the address filters read them).
-    type Context = HeldAddresses;
+    /// The Elastic IPs instances hold and the volumes attached to them (the address and
+    /// `block-device-mapping.*` filters read them).
+    type Context = InstanceContext;
     type Cursor = Cursor;
 
     const IDS: IdRules = IdRules {
@@ -86,7 +87,7 @@ impl Kind for InstanceKind {
         "network-interface.group-id",
         "network-interface.group-name",
         // Every other name of the API reference's list. Those ec2d shows a value for answer
-        // it; those about what ec2d does not model (EBS volumes, host placement, ENI
+        // it; those about what ec2d does not model (host placement, ENI
         // associations, IPv6, Outposts, …) are accepted and match nothing, as an instance
         // without that attribute does in EC2.
         "affinity",
@@ -223,16 +224,22 @@ impl Kind for InstanceKind {
         region_instances(state, region)
     }
 
-    fn context(state: &ApiState, _region: &str) -> Result<HeldAddresses, ApiError> {
-        HeldAddresses::read(state)
+    fn context(state: &ApiState, region: &str) -> Result<InstanceContext, ApiError> {
+        Ok(InstanceContext {
+            held: HeldAddresses::read(state)?,
+            volumes: InstanceVolumes::read(state, region)?,
+        })
     }
 
     fn tags(item: &Arc<Instance>) -> Option<&BTreeMap<String, String>> {
         Some(&item.spec.tags)
     }
 
-    fn values(name: &str, item: &Arc<Instance>, held: &HeldAddresses) -> Vec<String> {
-        match held.of(item) {
+    fn values(name: &str, item: &Arc<Instance>, context: &InstanceContext) -> Vec<String> {
+        if let Some(field) = name.strip_prefix("block-device-mapping.") {
+            return block_device_values(field, item, context.volumes.of(&item.metadata.name));
+        }
+        match context.held.of(item) {
             Some(address) => {
                 eip_filter_values(name, item, address).unwrap_or_else(|| filter_values(name, item))
             }
@@ -273,6 +280,16 @@ impl Kind for InstanceKind {
     fn render(w: &mut XmlWriter, item: &Arc<Instance>) {
         render_instance(w, item, None, &[]);
     }
+}
+
+/// What the instance filters read beyond each instance's own record, read once per request
+/// that filters.
+#[derive(Debug, Default)]
+pub struct InstanceContext {
+    /// The Elastic IPs instances hold.
+    pub held: HeldAddresses,
+    /// The volume records attached to instances.
+    pub volumes: InstanceVolumes,
 }
 
 /// Where a page ends: the sort key of its last instance.
