@@ -190,9 +190,9 @@ fn the_store_refuses_an_address_a_live_instance_holds_and_takes_over_a_terminate
     };
     let first = holding("10.9.0.4");
     store
-        .create_instances(std::slice::from_ref(&first), "us-east-1", None)
+        .create_instances(std::slice::from_ref(&first), &[], "us-east-1", None)
         .unwrap();
-    match store.create_instances(&[holding("10.9.0.4")], "us-east-1", None) {
+    match store.create_instances(&[holding("10.9.0.4")], &[], "us-east-1", None) {
         Err(StoreError::NameTaken { kind, name, holder }) => {
             assert_eq!((kind, name.as_str()), (PRIVATE_IP_KIND, "10.9.0.4"));
             assert_eq!(holder, first.metadata.name);
@@ -215,6 +215,6 @@ fn the_store_refuses_an_address_a_live_instance_holds_and_takes_over_a_terminate
         .unwrap()
         .is_empty());
     store
-        .create_instances(&[holding("10.9.0.4")], "us-east-1", None)
+        .create_instances(&[holding("10.9.0.4")], &[], "us-east-1", None)
         .unwrap();
 }

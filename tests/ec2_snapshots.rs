@@ -692,12 +692,19 @@ async fn create_snapshots_of_an_instances_volumes() {
         });
         v
     };
-    let mut root = attached("vol-00000000000000001", 8);
-    root.spec.root_of = Some(instance.clone());
-    root.spec.attachments[0].device = "/dev/xvda".into();
-    // A root volume's data is its instance's container: ready once the instance runs.
-    root.status.ready = false;
-    store_volume(&h, &root);
+    // The root volume RunInstances recorded: its data is the instance's container, so it is
+    // ready once the instance runs.
+    let root = h
+        .store
+        .volumes()
+        .list()
+        .unwrap()
+        .objects
+        .into_iter()
+        .find(|v| v.spec.root_of.as_deref() == Some(instance.as_str()))
+        .expect("the launch's root volume")
+        .metadata
+        .name;
     let mut data = attached("vol-00000000000000002", 20);
     data.spec.tags.insert("Name".into(), "data".into());
     store_volume(&h, &data);
@@ -731,24 +738,31 @@ async fn create_snapshots_of_an_instances_volumes() {
         ])
         .await
         .ok("CreateSnapshots");
-    assert_eq!(
-        snapshot_volumes(&doc),
-        vec![
-            ("vol-00000000000000001".into(), "8".into()),
-            ("vol-00000000000000002".into(), "20".into()),
-            ("vol-00000000000000003".into(), "30".into()),
-        ]
-    );
+    let mut shown = snapshot_volumes(&doc);
+    shown.sort();
+    let mut want = vec![
+        (root.clone(), "8".to_string()),
+        ("vol-00000000000000002".into(), "20".into()),
+        ("vol-00000000000000003".into(), "30".into()),
+    ];
+    want.sort();
+    assert_eq!(shown, want);
     let items = doc.items("snapshotSet");
-    assert_eq!(items[0].text("state"), "pending");
-    assert_eq!(items[0].text("description"), "all of it");
-    assert_eq!(items[0].text("ownerId"), "000000000000");
+    let of_volume = |id: &str| {
+        items
+            .iter()
+            .find(|i| i.text("volumeId") == id)
+            .expect("a snapshot of the volume")
+    };
+    assert_eq!(of_volume(&root).text("state"), "pending");
+    assert_eq!(of_volume(&root).text("description"), "all of it");
+    assert_eq!(of_volume(&root).text("ownerId"), "000000000000");
     assert_eq!(
-        items[1].pairs("tagSet", "key", "value"),
+        of_volume("vol-00000000000000002").pairs("tagSet", "key", "value"),
         vec![("Name".into(), "data".into()), ("batch".into(), "1".into())]
     );
     assert_eq!(
-        items[0].pairs("tagSet", "key", "value"),
+        of_volume(&root).pairs("tagSet", "key", "value"),
         vec![("batch".into(), "1".into())]
     );
     let ids: Vec<String> = items

@@ -8,7 +8,8 @@ use super::state::ApiState;
 use crate::config::VmManager;
 use crate::model::public_amis::{self, PUBLIC_AMIS};
 use crate::model::{
-    format_timestamp, Image, ImageId, ImageSource, ImageState, PublicAmi, StateReason, ACCOUNT_ID,
+    format_timestamp, Image, ImageBlockDevice, ImageId, ImageSource, ImageState, PublicAmi,
+    StateReason, ACCOUNT_ID,
 };
 
 /// No tags: what a public AMI nobody backs carries.
@@ -29,20 +30,6 @@ pub enum Ami {
         /// The discovered AMI that backs it.
         backing: Option<Image>,
     },
-}
-
-/// A block device mapping entry of an AMI (only the catalogue's AMIs have one: ec2d has no
-/// volumes or snapshots yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RootDevice {
-    /// `deviceName`.
-    pub device_name: &'static str,
-    /// `ebs.snapshotId`.
-    pub snapshot_id: &'static str,
-    /// `ebs.volumeSize`, GiB.
-    pub volume_size: u32,
-    /// `ebs.volumeType`.
-    pub volume_type: &'static str,
 }
 
 impl Ami {
@@ -200,23 +187,33 @@ impl Ami {
     }
 
     /// `rootDeviceName`.
-    pub fn root_device_name(&self) -> &'static str {
+    pub fn root_device_name(&self) -> &str {
         match self {
-            Self::Own(_) => ROOT_DEVICE_NAME,
+            Self::Own(image) => image
+                .spec
+                .root_device_name
+                .as_deref()
+                .unwrap_or(ROOT_DEVICE_NAME),
             Self::Public { ami, .. } => ami.root_device_name,
         }
     }
 
-    /// The block device mapping: the catalogue's root volume; none for own AMIs.
-    pub fn root_device(&self) -> Option<RootDevice> {
+    /// The block device mapping: CreateImage's record of the instance's volumes and their
+    /// snapshots, the catalogue's root volume for a public AMI; none for discovered AMIs,
+    /// copies and AMIs recorded before volumes existed.
+    pub fn block_devices(&self) -> Vec<ImageBlockDevice> {
         match self {
-            Self::Own(_) => None,
-            Self::Public { ami, .. } => Some(RootDevice {
-                device_name: ami.root_device_name,
-                snapshot_id: ami.snapshot_id,
-                volume_size: ami.volume_size,
-                volume_type: ami.volume_type,
-            }),
+            Self::Own(image) => image.spec.block_devices.clone(),
+            Self::Public { ami, .. } => vec![ImageBlockDevice {
+                device_name: ami.root_device_name.to_string(),
+                snapshot_id: Some(ami.snapshot_id.to_string()),
+                volume_size_gib: ami.volume_size,
+                volume_type: ami.volume_type.to_string(),
+                delete_on_termination: true,
+                iops: None,
+                throughput: None,
+                encrypted: false,
+            }],
         }
     }
 

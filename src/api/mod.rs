@@ -25,6 +25,7 @@ use tracing::Span;
 pub mod actions;
 pub mod addresses;
 pub mod attributes;
+pub mod block_devices;
 pub mod dispatch;
 pub mod error;
 pub mod filter;

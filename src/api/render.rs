@@ -2,23 +2,26 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use crate::api::xml::XmlWriter;
 pub(crate) use crate::model::ids::{derived_id, derived_mac};
 
 use crate::model::{
-    format_timestamp, Address, DesiredState, GroupRef, Image, ImageState, Instance, InstanceState,
-    StateReason, Timestamp, ACCOUNT_ID,
+    format_timestamp, Address, DesiredState, GroupRef, Image, ImageBlockDevice, ImageState,
+    Instance, InstanceState, StateReason, Timestamp, Volume, ACCOUNT_ID,
 };
 
 use super::addresses::{public_dns_name, render_association, shown_public_ip};
+use super::block_devices::{render_block_devices, root_device_name};
 use super::iam_profiles::{live_profile, render_profile};
 
 use super::images::Ami;
 use super::instance_options::{monitoring_state, render_option_blocks};
 use super::instances::shown_state;
 
-/// The root device every instance and AMI reports (ec2d has no volumes to show).
+/// The root device of instances and AMIs that record none (those recorded before volumes
+/// existed, discovered AMIs).
 pub const ROOT_DEVICE_NAME: &str = "/dev/sda1";
 
 /// `<name><code>…</code><name>…</name></name>`: EC2's `InstanceState`.
@@ -199,9 +202,15 @@ fn render_network_interfaces(
 }
 
 /// One `RunningInstancesItemType`: the element list boto3 and the aws CLI expect, with
-/// ec2d's fixed answers for what it does not model (EBS root, hvm). `eip` is the Elastic IP
-/// the instance holds (`api::addresses::HeldAddresses::of`).
-pub fn render_instance(w: &mut XmlWriter, instance: &Instance, eip: Option<&Address>) {
+/// ec2d's fixed answers for what it does not model (hvm). `eip` is the Elastic IP the
+/// instance holds (`api::addresses::HeldAddresses::of`), `volumes` the volume records naming
+/// it (`api::block_devices::InstanceVolumes::of`), shown as its `blockDeviceMapping`.
+pub fn render_instance(
+    w: &mut XmlWriter,
+    instance: &Instance,
+    eip: Option<&Address>,
+    volumes: &[Arc<Volume>],
+) {
     let shown = shown_state(instance);
     let spec = &instance.spec;
     let private = private_ip(instance, shown);
@@ -252,8 +261,8 @@ pub fn render_instance(w: &mut XmlWriter, instance: &Instance, eip: Option<&Addr
     }
     w.field("architecture", "x86_64");
     w.field("rootDeviceType", "ebs");
-    w.field("rootDeviceName", ROOT_DEVICE_NAME);
-    w.empty("blockDeviceMapping");
+    w.field("rootDeviceName", root_device_name(instance));
+    render_block_devices(w, instance, volumes);
     w.field("virtualizationType", "hvm");
     w.field(
         "clientToken",
@@ -303,25 +312,11 @@ pub fn render_image(w: &mut XmlWriter, ami: &Ami) {
     w.opt_field("description", ami.description());
     w.field("rootDeviceType", "ebs");
     w.field("rootDeviceName", ami.root_device_name());
-    match ami.root_device() {
-        Some(root) => w.el("blockDeviceMapping", |w| {
-            w.el("item", |w| {
-                w.field("deviceName", root.device_name);
-                w.el("ebs", |w| {
-                    w.field("deleteOnTermination", true);
-                    w.field("snapshotId", root.snapshot_id);
-                    w.field("volumeSize", root.volume_size);
-                    w.field("volumeType", root.volume_type);
-                    w.field("encrypted", false);
-                    // gp3's baseline, which EC2 reports for every gp3 root volume.
-                    if root.volume_type == "gp3" {
-                        w.field("iops", 3000);
-                        w.field("throughput", 125);
-                    }
-                });
-            });
-        }),
-        None => w.empty("blockDeviceMapping"),
+    let devices = ami.block_devices();
+    if devices.is_empty() {
+        w.empty("blockDeviceMapping");
+    } else {
+        w.set("blockDeviceMapping", &devices, render_image_block_device);
     }
     w.field("virtualizationType", "hvm");
     render_tags(w, ami.tags());
@@ -350,6 +345,22 @@ pub fn render_image(w: &mut XmlWriter, ami: &Ami) {
     }
 }
 
+/// One `BlockDeviceMapping` item of an AMI: the device and the EBS volume a launch makes.
+pub fn render_image_block_device(w: &mut XmlWriter, device: &ImageBlockDevice) {
+    w.field("deviceName", &device.device_name);
+    w.el("ebs", |w| {
+        w.field("deleteOnTermination", device.delete_on_termination);
+        w.opt_field("snapshotId", device.snapshot_id.as_deref());
+        w.field("volumeSize", device.volume_size_gib);
+        w.field("volumeType", &device.volume_type);
+        w.field("encrypted", device.encrypted);
+        // gp3's baseline when none was provisioned, as EC2 reports it for gp3 devices.
+        let gp3 = device.volume_type == "gp3";
+        w.opt_field("iops", device.iops.or(gp3.then_some(3000)));
+        w.opt_field("throughput", device.throughput.or(gp3.then_some(125)));
+    });
+}
+
 /// `<return>true</return>`: the whole answer of actions that only succeed or fail.
 pub fn render_return_true() -> String {
     let mut w = XmlWriter::new();
@@ -364,7 +375,7 @@ mod tests {
 
     fn xml(instance: &Instance) -> String {
         let mut w = XmlWriter::new();
-        render_instance(&mut w, instance, None);
+        render_instance(&mut w, instance, None, &[]);
         w.finish()
     }
 

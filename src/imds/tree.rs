@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::api::addresses::{public_dns_name, shown_public_ip};
+use crate::api::block_devices::root_device_name;
 use crate::api::instances::shown_state;
-use crate::api::render::{derived_id, derived_mac, private_dns_name, private_ip, ROOT_DEVICE_NAME};
+use crate::api::render::{derived_id, derived_mac, private_dns_name, private_ip};
 use crate::model::instance_options::Switch;
 use crate::model::{region, Address, Instance, SubnetSpec, VpcSpec, ACCOUNT_ID};
 
@@ -155,8 +156,8 @@ pub fn meta_data(facts: &Facts) -> Node {
         .with(
             "block-device-mapping",
             Node::dir()
-                .leaf("ami", ROOT_DEVICE_NAME)
-                .leaf("root", ROOT_DEVICE_NAME),
+                .leaf("ami", root_device_name(instance))
+                .leaf("root", root_device_name(instance)),
         )
         .opt_leaf("hostname", hostname.clone());
     if let Some(role) = &facts.role {

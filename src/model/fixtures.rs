@@ -41,6 +41,7 @@ pub fn instance() -> Instance {
             disable_api_stop: false,
             options: Default::default(),
             iam_instance_profile: None,
+            root_device_name: None,
         },
         status: InstanceStatus::default(),
     }

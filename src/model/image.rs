@@ -48,6 +48,42 @@ pub struct ImageSpec {
     /// `imdsSupport` (`v2.0`), set by ModifyImageAttribute; it cannot be unset, as in EC2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imds_support: Option<String>,
+    /// The block device mapping CreateImage recorded: one entry per volume attached to the
+    /// instance in force, each with the snapshot made of it. Empty for AMIs recorded before
+    /// volumes existed, discovered AMIs and copies (they show the derived root device).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_devices: Vec<ImageBlockDevice>,
+    /// `rootDeviceName`: the root device of the instance CreateImage imaged (`/dev/sda1` when
+    /// none is recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_device_name: Option<String>,
+}
+
+/// One entry of an AMI's block device mapping: an EBS volume made from a snapshot at launch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageBlockDevice {
+    /// `deviceName` (`/dev/sda1`, `/dev/sdf`).
+    pub device_name: String,
+    /// `ebs.snapshotId`: the snapshot the launch's volume is made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// `ebs.volumeSize`, GiB.
+    pub volume_size_gib: u32,
+    /// `ebs.volumeType`.
+    pub volume_type: String,
+    /// `ebs.deleteOnTermination`.
+    #[serde(default)]
+    pub delete_on_termination: bool,
+    /// `ebs.iops`, when provisioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// `ebs.throughput`, when provisioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+    /// `ebs.encrypted`.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 impl ImageSpec {
@@ -63,6 +99,8 @@ impl ImageSpec {
             launch_permissions: LaunchPermissions::default(),
             boot_mode: None,
             imds_support: None,
+            block_devices: Vec::new(),
+            root_device_name: None,
         }
     }
 }

@@ -99,6 +99,10 @@ pub struct InstanceSpec {
     /// by IMDS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam_instance_profile: Option<IamProfileRef>,
+    /// The AMI's root device name at launch (`rootDeviceName`, the device of the root volume);
+    /// `/dev/sda1` for instances recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_device_name: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -32,7 +32,9 @@ pub use ids::{
     SnapshotId, VolumeId,
 };
 pub use image::{docker_repository_name, DISCOVERED_NAMESPACE, IMAGE_KIND};
-pub use image::{Image, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions};
+pub use image::{
+    Image, ImageBlockDevice, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions,
+};
 pub use instance::{
     ContainerObservation, GroupRef, Instance, InstanceSpec, InstanceStatus, PortMapping,
     PortProtocol, PortSpec, ShutdownBehavior, Transition, INSTANCE_KIND, MAX_PUBLISHED_PORTS,

@@ -469,10 +469,10 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store
-                .create_instances(&one, "us-east-1", Some("tok-1"))
+                .create_instances(&one, &[], "us-east-1", Some("tok-1"))
                 .unwrap();
             store
-                .create_instances(&two, "us-east-1", Some("tok-2"))
+                .create_instances(&two, &[], "us-east-1", Some("tok-2"))
                 .unwrap();
             // A crash between the specs' durable write and the index entry.
             store

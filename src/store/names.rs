@@ -36,9 +36,9 @@ use sled::Transactional;
 
 use super::{client_token_key, Collection, Store, StoreError};
 use crate::model::{
-    Address, Image, ImageSource, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup, Volume,
-    ADDRESS_KIND, DISCOVERED_NAMESPACE, IMAGE_KIND, KEY_PAIR_KIND, LAUNCH_TEMPLATE_KIND,
-    SECURITY_GROUP_KIND, VOLUME_KIND,
+    Address, Image, ImageSource, Instance, KeyPair, LaunchTemplate, Object, SecurityGroup,
+    Snapshot, Volume, ADDRESS_KIND, DISCOVERED_NAMESPACE, IMAGE_KIND, KEY_PAIR_KIND,
+    LAUNCH_TEMPLATE_KIND, SECURITY_GROUP_KIND, VOLUME_KIND,
 };
 
 /// The kind [`StoreError::NameTaken`] names for a ClientToken already used in its region.
@@ -422,7 +422,22 @@ impl Store {
     /// [`IMAGE_KIND`]) or the token made a copy that still has its record (kind
     /// [`CLIENT_TOKEN_KIND`], holder that copy's id).
     pub fn create_image(&self, image: &Image) -> Result<(), StoreError> {
+        self.create_image_with_snapshots(image, &[])
+    }
+
+    /// [`Store::create_image`] with CreateImage's snapshot records (one per volume of the
+    /// instance), written in the same transaction as the AMI: a refused name writes neither,
+    /// and no crash leaves an AMI whose mapping names snapshots that were never recorded.
+    pub fn create_image_with_snapshots(
+        &self,
+        image: &Image,
+        snapshots: &[Snapshot],
+    ) -> Result<(), StoreError> {
         let images = &self.images;
+        let snapshot_bytes = snapshots
+            .iter()
+            .map(|s| Ok((s.metadata.name.as_str(), self.snapshots.encode_spec(s)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let bytes = images.encode_spec(image)?;
         let name_key = image_name_key(image);
         let id = image.metadata.name.as_str();
@@ -434,9 +449,15 @@ impl Store {
             _ => None,
         };
         let writing = images.writing();
+        let writing_snapshots = self.snapshots.writing();
         finish(
-            (images.spec_tree(), &self.image_names, &self.image_tokens).transaction(
-                |(spec, names, tokens)| {
+            (
+                images.spec_tree(),
+                &self.image_names,
+                &self.image_tokens,
+                self.snapshots.spec_tree(),
+            )
+                .transaction(|(spec, names, tokens, snapshot_specs)| {
                     if let Some((token, key)) = &token {
                         claim_token(spec, tokens, key, token, id)?;
                     }
@@ -448,10 +469,20 @@ impl Store {
                         &bytes,
                         &name_key,
                         &image.spec.name,
-                    )
-                },
-            ),
+                    )?;
+                    for (snapshot_id, bytes) in &snapshot_bytes {
+                        if snapshot_specs.get(snapshot_id.as_bytes())?.is_some() {
+                            return abort(StoreError::AlreadyExists {
+                                kind: crate::model::SNAPSHOT_KIND,
+                                id: snapshot_id.to_string(),
+                            });
+                        }
+                        snapshot_specs.insert(snapshot_id.as_bytes(), bytes.as_slice())?;
+                    }
+                    Ok(())
+                }),
         )?;
+        drop(writing_snapshots);
         drop(writing);
         images.make_durable()
     }
@@ -711,7 +742,8 @@ impl Store {
     }
 
     /// Creates the instances of one RunInstances call in one transaction, which also records
-    /// the call's ClientToken (when given) and counts a use of each security group the
+    /// the call's ClientToken (when given), the launch's volumes (each instance's root
+    /// volume and those of its block device mappings) and counts a use of each security group the
     /// instances join. Aborts, writing nothing, with `NameTaken` (kind
     /// [`CLIENT_TOKEN_KIND`], holder the first instance of the earlier launch) when the token
     /// already launched instances that still exist in the region, `NotFound` when a group is
@@ -719,9 +751,14 @@ impl Store {
     pub fn create_instances(
         &self,
         instances: &[Instance],
+        volumes: &[Volume],
         region: &str,
         client_token: Option<&str>,
     ) -> Result<(), StoreError> {
+        let volume_bytes = volumes
+            .iter()
+            .map(|v| Ok((v.metadata.name.as_str(), self.volumes.encode_spec(v)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut encoded = Vec::with_capacity(instances.len());
         let mut groups: Vec<&str> = Vec::new();
         for instance in instances {
@@ -753,6 +790,7 @@ impl Store {
             })
             .collect();
         let writing = self.instances.writing();
+        let writing_volumes = self.volumes.writing();
         finish(
             (
                 self.instances.spec_tree(),
@@ -760,54 +798,70 @@ impl Store {
                 self.security_groups.spec_tree(),
                 &self.group_uses,
                 &self.private_ips,
+                self.volumes.spec_tree(),
             )
-                .transaction(|(spec, tokens, group_specs, uses, private_ips)| {
-                    if let Some((token, key, ids)) = &token {
-                        if let Some(holder) = live_launch(spec, tokens.get(key)?.as_deref())? {
-                            return abort(StoreError::NameTaken {
-                                kind: CLIENT_TOKEN_KIND,
-                                name: token.to_string(),
-                                holder,
-                            });
-                        }
-                        tokens.insert(key.as_slice(), ids.as_slice())?;
-                    }
-                    for group in &groups {
-                        if group_specs.get(group.as_bytes())?.is_none() {
-                            return abort(StoreError::NotFound {
-                                kind: SECURITY_GROUP_KIND,
-                                id: group.to_string(),
-                            });
-                        }
-                        let count = uses_count(uses.get(group.as_bytes())?.as_deref());
-                        uses.insert(group.as_bytes(), &(count + 1).to_be_bytes())?;
-                    }
-                    for (id, bytes) in &encoded {
-                        if spec.get(id.as_bytes())?.is_some() {
-                            return abort(StoreError::AlreadyExists {
-                                kind: crate::model::INSTANCE_KIND,
-                                id: id.to_string(),
-                            });
-                        }
-                        spec.insert(id.as_bytes(), bytes.as_slice())?;
-                    }
-                    for (key, ip, id) in &addresses {
-                        if let Some(holder) = private_ips.get(key)? {
-                            if holder.as_ref() != id.as_bytes()
-                                && holds_address(spec.get(&holder)?.as_deref())
-                            {
+                .transaction(
+                    |(spec, tokens, group_specs, uses, private_ips, volume_specs)| {
+                        if let Some((token, key, ids)) = &token {
+                            if let Some(holder) = live_launch(spec, tokens.get(key)?.as_deref())? {
                                 return abort(StoreError::NameTaken {
-                                    kind: PRIVATE_IP_KIND,
-                                    name: ip.to_string(),
-                                    holder: lossy(&holder),
+                                    kind: CLIENT_TOKEN_KIND,
+                                    name: token.to_string(),
+                                    holder,
                                 });
                             }
+                            tokens.insert(key.as_slice(), ids.as_slice())?;
                         }
-                        private_ips.insert(key.as_slice(), id.as_bytes())?;
-                    }
-                    Ok(())
-                }),
+                        for group in &groups {
+                            if group_specs.get(group.as_bytes())?.is_none() {
+                                return abort(StoreError::NotFound {
+                                    kind: SECURITY_GROUP_KIND,
+                                    id: group.to_string(),
+                                });
+                            }
+                            let count = uses_count(uses.get(group.as_bytes())?.as_deref());
+                            uses.insert(group.as_bytes(), &(count + 1).to_be_bytes())?;
+                        }
+                        for (id, bytes) in &encoded {
+                            if spec.get(id.as_bytes())?.is_some() {
+                                return abort(StoreError::AlreadyExists {
+                                    kind: crate::model::INSTANCE_KIND,
+                                    id: id.to_string(),
+                                });
+                            }
+                            spec.insert(id.as_bytes(), bytes.as_slice())?;
+                        }
+                        for (key, ip, id) in &addresses {
+                            if let Some(holder) = private_ips.get(key)? {
+                                if holder.as_ref() != id.as_bytes()
+                                    && holds_address(spec.get(&holder)?.as_deref())
+                                {
+                                    return abort(StoreError::NameTaken {
+                                        kind: PRIVATE_IP_KIND,
+                                        name: ip.to_string(),
+                                        holder: lossy(&holder),
+                                    });
+                                }
+                            }
+                            private_ips.insert(key.as_slice(), id.as_bytes())?;
+                        }
+                        // The launch's volumes (each instance's root and its mappings'), with the
+                        // instances and the token: a retried launch finds the token taken and
+                        // writes none, and no crash leaves an instance without its root volume.
+                        for (id, bytes) in &volume_bytes {
+                            if volume_specs.get(id.as_bytes())?.is_some() {
+                                return abort(StoreError::AlreadyExists {
+                                    kind: crate::model::VOLUME_KIND,
+                                    id: id.to_string(),
+                                });
+                            }
+                            volume_specs.insert(id.as_bytes(), bytes.as_slice())?;
+                        }
+                        Ok(())
+                    },
+                ),
         )?;
+        drop(writing_volumes);
         drop(writing);
         self.instances.make_durable()
     }
@@ -1286,7 +1340,7 @@ mod tests {
         store
             .delete_security_group::<StoreError>(&web.metadata.name, || Ok(()))
             .unwrap();
-        let refused = store.create_instances(&launch(2, &web), REGION, Some("tok"));
+        let refused = store.create_instances(&launch(2, &web), &[], REGION, Some("tok"));
         assert_eq!(
             refused,
             Err(StoreError::NotFound {
@@ -1317,7 +1371,7 @@ mod tests {
                 return Err(StoreError::Backend("in use".into()));
             }
             // A launch lands between this check and the delete.
-            store.create_instances(&launch(1, &web), REGION, None)?;
+            store.create_instances(&launch(1, &web), &[], REGION, None)?;
             Ok(())
         });
         assert_eq!(outcome, Err(StoreError::Backend("in use".into())));
@@ -1347,7 +1401,7 @@ mod tests {
                         let first = instances[0].metadata.name.clone();
                         (
                             first,
-                            store.create_instances(&instances, REGION, Some(&token)),
+                            store.create_instances(&instances, &[], REGION, Some(&token)),
                         )
                     })
                 })
@@ -1390,11 +1444,13 @@ mod tests {
         let web = group("web");
         store.create_security_group(&web).unwrap();
         let first = launch(1, &web);
-        store.create_instances(&first, REGION, Some("tok")).unwrap();
+        store
+            .create_instances(&first, &[], REGION, Some("tok"))
+            .unwrap();
         store.instances().delete(&first[0].metadata.name).unwrap();
         let second = launch(1, &web);
         store
-            .create_instances(&second, REGION, Some("tok"))
+            .create_instances(&second, &[], REGION, Some("tok"))
             .unwrap();
         assert_eq!(
             store.instances_for_client_token(REGION, "tok").unwrap(),

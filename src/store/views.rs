@@ -364,10 +364,12 @@ impl SpecStore {
     pub fn create_instances(
         &self,
         instances: &[crate::model::Instance],
+        volumes: &[crate::model::Volume],
         region: &str,
         client_token: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.0.create_instances(instances, region, client_token)
+        self.0
+            .create_instances(instances, volumes, region, client_token)
     }
 
     /// See [`Store::private_ips_in_use`].
@@ -402,6 +404,15 @@ impl SpecStore {
     /// See [`Store::create_image`].
     pub fn create_image(&self, image: &Image) -> Result<(), StoreError> {
         self.0.create_image(image)
+    }
+
+    /// See [`Store::create_image_with_snapshots`].
+    pub fn create_image_with_snapshots(
+        &self,
+        image: &Image,
+        snapshots: &[crate::model::Snapshot],
+    ) -> Result<(), StoreError> {
+        self.0.create_image_with_snapshots(image, snapshots)
     }
 
     /// See [`Store::image_for_client_token`].

@@ -2,16 +2,19 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::block_devices::{attached_devices, root_device_name, InstanceVolumes};
 use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::api::{images, instances, kind, tags};
 use crate::config::VmManager;
+use crate::model::snapshot::new_snapshot;
 use crate::model::{
     docker_repository_name, now, AmiTag, Image, ImageId, ImageSource, ImageSpec, ImageStatus,
     InstanceId, InstanceState, Object, ObjectMeta, API_VERSION, IMAGE_KIND, VM_MANAGER_TAG,
 };
+use crate::model::{ImageBlockDevice, Instance, Snapshot, SnapshotId, SnapshotSpec, Timestamp};
 use crate::store::StoreError;
 
 /// The longest `Description` EC2 accepts.
@@ -26,8 +29,10 @@ pub struct Request {
     pub name: String,
     /// `Description`.
     pub description: Option<String>,
-    /// Tags of `TagSpecification`s with `ResourceType=image` (snapshot tags are ignored).
+    /// Tags of `TagSpecification`s with `ResourceType=image`.
     pub tags: BTreeMap<String, String>,
+    /// Tags of `TagSpecification`s with `ResourceType=snapshot`: each snapshot's.
+    pub snapshot_tags: BTreeMap<String, String>,
     /// `DryRun`.
     pub dry_run: bool,
 }
@@ -67,6 +72,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         name: name.to_string(),
         description,
         tags: tags::tag_specifications(params, &["image", "snapshot"])?,
+        snapshot_tags: tags::tag_specifications(params, &["snapshot", "image"])?,
         dry_run: kind::dry_run(params)?,
     })
 }
@@ -98,14 +104,19 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
     // The new AMI boots as the instance's did: it keeps its AMI's boot mode.
     let boot_mode = images::find_ami(state, region, &instance.spec.image_id)?
         .and_then(|ami| ami.boot_mode().map(str::to_string));
+    let created = now();
+    let (block_devices, snapshots) =
+        snapshot_volumes(state, region, &instance, &id, &req.snapshot_tags, created)?;
     let image: Image = Object {
         api_version: API_VERSION.to_string(),
         kind: IMAGE_KIND.to_string(),
-        metadata: ObjectMeta::new(id.as_str(), region, now()),
+        metadata: ObjectMeta::new(id.as_str(), region, created),
         spec: ImageSpec {
             description: req.description,
             tags,
             boot_mode,
+            block_devices,
+            root_device_name: Some(root_device_name(&instance).to_string()),
             ..ImageSpec::new(
                 req.name.clone(),
                 ImageSource::Commit {
@@ -116,9 +127,68 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<ImageId, A
         },
         status: ImageStatus::default(),
     };
-    store_image(state, &image)?;
-    tracing::info!(image_id = %id, instance_id = %req.instance_id, reference = %image.spec.reference, "image requested");
+    state
+        .store
+        .create_image_with_snapshots(&image, &snapshots)
+        .map_err(store_error)?;
+    tracing::info!(image_id = %id, instance_id = %req.instance_id, reference = %image.spec.reference, snapshots = snapshots.len(), "image requested");
     Ok(id)
+}
+
+/// The AMI's block device mapping and its snapshot records: one snapshot of each volume
+/// attached to the instance in force, root first. The root's snapshot holds no data (the
+/// committed Docker image is the root's data; the reconciler records it completed with none)
+/// but is recorded so clients see EC2's shape. An instance recorded before volumes existed
+/// has none, and its AMI shows no mapping, as before.
+fn snapshot_volumes(
+    state: &ApiState,
+    region: &str,
+    instance: &Instance,
+    image_id: &ImageId,
+    tags: &BTreeMap<String, String>,
+    at: Timestamp,
+) -> Result<(Vec<ImageBlockDevice>, Vec<Snapshot>), ApiError> {
+    let volumes = InstanceVolumes::of_instance(state, region, &instance.metadata.name)?;
+    let volumes = volumes.of(&instance.metadata.name);
+    let mut devices = Vec::new();
+    let mut snapshots = Vec::new();
+    for device in attached_devices(instance, volumes) {
+        let Some(volume) = volumes.iter().find(|v| v.metadata.name == device.volume_id) else {
+            continue;
+        };
+        let snapshot_id = SnapshotId::generate();
+        let spec = &volume.spec;
+        snapshots.push(new_snapshot(
+            snapshot_id.as_str(),
+            region,
+            SnapshotSpec {
+                volume_id: volume.metadata.name.clone(),
+                volume_size_gib: spec.size_gib,
+                description: format!(
+                    "Created by CreateImage({}) for {image_id}",
+                    instance.metadata.name
+                ),
+                encrypted: spec.encrypted,
+                kms_key_id: spec.kms_key_id.clone(),
+                tags: tags.clone(),
+                source: None,
+                image_id: Some(image_id.to_string()),
+                create_volume_permissions: Vec::new(),
+            },
+            at,
+        ));
+        devices.push(ImageBlockDevice {
+            device_name: device.device_name.to_string(),
+            snapshot_id: Some(snapshot_id.to_string()),
+            volume_size_gib: spec.size_gib,
+            volume_type: spec.volume_type.clone(),
+            delete_on_termination: device.delete_on_termination,
+            iops: spec.iops,
+            throughput: spec.throughput,
+            encrypted: spec.encrypted,
+        });
+    }
+    Ok((devices, snapshots))
 }
 
 /// `InvalidAMIName.Duplicate`, as EC2 words it.

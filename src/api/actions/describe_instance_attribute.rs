@@ -6,8 +6,12 @@ use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::{Instance, InstanceId, ShutdownBehavior};
 
-use crate::api::render::{render_group_set, ROOT_DEVICE_NAME};
+use std::sync::Arc;
+
+use crate::api::block_devices::{render_block_devices, root_device_name, InstanceVolumes};
+use crate::api::render::render_group_set;
 use crate::api::{instances, kind};
+use crate::model::Volume;
 
 /// The attributes ec2d answers (EC2's `InstanceAttributeName` values).
 pub const ATTRIBUTES: &[&str] = &[
@@ -74,8 +78,9 @@ fn value(w: &mut XmlWriter, element: &str, value: impl std::fmt::Display) {
 }
 
 /// `instanceId` and the attribute's element: `<name><value>…</value></name>` for scalars,
-/// an empty element where the instance has nothing (no user data, no kernel).
-pub fn render(instance: &Instance, attribute: &str) -> String {
+/// an empty element where the instance has nothing (no user data, no kernel). `volumes` are
+/// the volume records naming the instance (its `blockDeviceMapping`).
+pub fn render(instance: &Instance, attribute: &str, volumes: &[Arc<Volume>]) -> String {
     let spec = &instance.spec;
     let mut w = XmlWriter::new();
     w.field("instanceId", &instance.metadata.name);
@@ -99,7 +104,7 @@ pub fn render(instance: &Instance, attribute: &str) -> String {
             spec.disable_api_termination,
         ),
         "disableApiStop" => value(&mut w, "disableApiStop", spec.disable_api_stop),
-        "rootDeviceName" => value(&mut w, "rootDeviceName", ROOT_DEVICE_NAME),
+        "rootDeviceName" => value(&mut w, "rootDeviceName", root_device_name(instance)),
         "sourceDestCheck" => value(&mut w, "sourceDestCheck", spec.options.source_dest_check),
         "ebsOptimized" => value(&mut w, "ebsOptimized", spec.options.ebs_optimized),
         "enaSupport" => value(&mut w, "enaSupport", true),
@@ -107,7 +112,7 @@ pub fn render(instance: &Instance, attribute: &str) -> String {
         "kernel" => w.empty("kernel"),
         "ramdisk" => w.empty("ramdisk"),
         "sriovNetSupport" => w.empty("sriovNetSupport"),
-        "blockDeviceMapping" => w.empty("blockDeviceMapping"),
+        "blockDeviceMapping" => render_block_devices(&mut w, instance, volumes),
         "productCodes" => w.empty("productCodes"),
         other => unreachable!("attribute {other} passed parse"),
     }
@@ -118,7 +123,17 @@ pub fn render(instance: &Instance, attribute: &str) -> String {
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     let req = parse(params)?;
     let instance = handle(state, region, &req)?;
-    Ok(render(&instance, &req.attribute))
+    let volumes = match req.attribute.as_str() {
+        "blockDeviceMapping" => {
+            InstanceVolumes::of_instance(state, region, &instance.metadata.name)?
+        }
+        _ => InstanceVolumes::default(),
+    };
+    Ok(render(
+        &instance,
+        &req.attribute,
+        volumes.of(&instance.metadata.name),
+    ))
 }
 
 #[cfg(test)]
@@ -150,17 +165,19 @@ mod tests {
     fn every_attribute_renders() {
         let mut inst = fixtures::instance();
         for attribute in ATTRIBUTES {
-            let doc = render(&inst, attribute);
+            let doc = render(&inst, attribute, &[]);
             assert!(doc.contains(&format!("<{attribute}")), "{attribute}: {doc}");
         }
-        assert!(render(&inst, "userData").ends_with("<userData/>"));
+        assert!(render(&inst, "userData", &[]).ends_with("<userData/>"));
         inst.spec.user_data = Some("aGk=".into());
-        assert!(render(&inst, "userData").ends_with("<userData><value>aGk=</value></userData>"));
+        assert!(
+            render(&inst, "userData", &[]).ends_with("<userData><value>aGk=</value></userData>")
+        );
         inst.spec.security_groups.push(GroupRef {
             group_id: "sg-1".into(),
             group_name: "web".into(),
         });
-        assert!(render(&inst, "groupSet").ends_with(
+        assert!(render(&inst, "groupSet", &[]).ends_with(
             "<groupSet><item><groupId>sg-1</groupId><groupName>web</groupName></item></groupSet>"
         ));
     }

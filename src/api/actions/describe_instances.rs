@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::api::addresses::HeldAddresses;
+use crate::api::block_devices::InstanceVolumes;
 use crate::api::error::ApiError;
 use crate::api::kind::{Describe, Page};
 use crate::api::kinds::instance::RenderedInstances;
@@ -19,6 +20,7 @@ pub fn render(
     resp: &Page<Arc<Instance>>,
     rendered: &RenderedInstances,
     held: &HeldAddresses,
+    volumes: &InstanceVolumes,
 ) -> String {
     let mut groups: Vec<(&str, Vec<&Arc<Instance>>)> = Vec::new();
     // Index by reservation: a thousand one-instance reservations must not cost n² lookups.
@@ -37,7 +39,7 @@ pub fn render(
         .iter()
         .flat_map(|(_, members)| members.iter().map(|i| Arc::clone(i)))
         .collect();
-    let fragments = rendered.fragments(&in_group_order, held);
+    let fragments = rendered.fragments(&in_group_order, held, volumes);
     let size: usize = fragments.iter().map(|f| f.len() + 16).sum();
     let mut w = XmlWriter::with_capacity(size + groups.len() * 160 + 64);
     let mut next_fragment = fragments.iter();
@@ -58,11 +60,17 @@ pub fn render(
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     let page = Describe::<InstanceKind>::parse(params)?.select(state, region)?;
     // A waiter polling one instance reads its own index entry only.
-    let held = match page.items.as_slice() {
-        [one] => HeldAddresses::of_instance(state, &one.metadata.name)?,
-        _ => HeldAddresses::read(state)?,
+    let (held, volumes) = match page.items.as_slice() {
+        [one] => (
+            HeldAddresses::of_instance(state, &one.metadata.name)?,
+            InstanceVolumes::of_instance(state, region, &one.metadata.name)?,
+        ),
+        _ => (
+            HeldAddresses::read(state)?,
+            InstanceVolumes::read(state, region)?,
+        ),
     };
-    Ok(render(&page, &state.rendered_instances, &held))
+    Ok(render(&page, &state.rendered_instances, &held, &volumes))
 }
 
 #[cfg(test)]
@@ -195,6 +203,7 @@ mod tests {
             },
             &RenderedInstances::default(),
             &HeldAddresses::default(),
+            &InstanceVolumes::default(),
         );
         assert_eq!(doc.matches("<reservationId>").count(), 2);
         assert_eq!(doc.matches("<instanceId>").count(), 3);
@@ -218,6 +227,7 @@ mod tests {
             &page(vec![a.clone(), c.clone(), b.clone()]),
             &rendered,
             &HeldAddresses::default(),
+            &InstanceVolumes::default(),
         );
         let reservation_of_a = &first[..first.find(c.spec.reservation_id.as_str()).unwrap()];
         assert!(reservation_of_a.contains(&format!("<instanceId>{}</instanceId>", b.metadata.name)));
@@ -226,11 +236,13 @@ mod tests {
             &page(vec![a.clone(), c.clone(), b.clone()]),
             &RenderedInstances::default(),
             &HeldAddresses::default(),
+            &InstanceVolumes::default(),
         );
         let again = render(
             &page(vec![a.clone(), c.clone(), b.clone()]),
             &rendered,
             &HeldAddresses::default(),
+            &InstanceVolumes::default(),
         );
         assert_eq!(again, first);
         assert_eq!(again, uncached);
@@ -242,6 +254,7 @@ mod tests {
             &page(vec![a.clone(), changed, b.clone()]),
             &rendered,
             &HeldAddresses::default(),
+            &InstanceVolumes::default(),
         );
         assert!(
             after.contains("<instanceType>m5.large</instanceType>"),

@@ -10,12 +10,14 @@ use crate::model::{
 use crate::store::StoreError;
 
 use crate::api::actions::run_instances::user_data;
+use crate::api::block_devices::{attached_devices, short_device, InstanceVolumes};
 use crate::api::groups::{resolve_group, GroupRef};
 use crate::api::kind::Kind;
 use crate::api::kinds::credit_specification::credits;
 use crate::api::kinds::instance_type::known_type;
 use crate::api::kinds::SecurityGroupKind;
 use crate::api::{groups, instances, kind, render};
+use crate::model::Instance;
 
 /// One attribute change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,10 @@ pub enum Change {
     SourceDestCheck(bool),
     /// `EbsOptimized`: only while stopped, as in EC2.
     EbsOptimized(bool),
+    /// `BlockDeviceMapping.N.Ebs.DeleteOnTermination`: each device's new setting, written to
+    /// the attachment of the volume mapped there (the only block device change EC2 makes on a
+    /// launched instance).
+    DeleteOnTermination(Vec<(String, bool)>),
     /// An attribute EC2 defines that ec2d cannot change ([`NOT_MODIFIABLE`]): refused with
     /// `UnsupportedOperation`, after `DryRun` has been answered as EC2 would.
     Unsupported(&'static str),
@@ -56,13 +62,7 @@ pub struct Request {
 }
 
 /// Attributes EC2 defines that ec2d cannot change: what a container does not have.
-const NOT_MODIFIABLE: &[&str] = &[
-    "kernel",
-    "ramdisk",
-    "enaSupport",
-    "sriovNetSupport",
-    "blockDeviceMapping",
-];
+const NOT_MODIFIABLE: &[&str] = &["kernel", "ramdisk", "enaSupport", "sriovNetSupport"];
 
 /// The structured form's parameter for each attribute (`--instance-type Value=…` sends
 /// `InstanceType.Value`), and the attribute name of the `Attribute`/`Value` form.
@@ -91,6 +91,97 @@ fn boolean(attribute: &str, raw: &str) -> Result<bool, ApiError> {
             "Value ({raw}) for parameter {attribute} is invalid. Expected: 'true' or 'false'."
         ))),
     }
+}
+
+/// `BlockDeviceMapping.N.DeviceName` with `.Ebs.DeleteOnTermination`, one per device.
+fn delete_on_termination(params: &QueryParams) -> Result<Vec<(String, bool)>, ApiError> {
+    let mut changes: Vec<(String, bool)> = Vec::new();
+    for (i, mapping) in params.structs("BlockDeviceMapping").iter().enumerate() {
+        let n = i + 1;
+        let device = mapping
+            .get("DeviceName")
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| {
+                ApiError::missing_parameter(&format!("BlockDeviceMapping.{n}.DeviceName"))
+            })?;
+        let on = mapping.bool("Ebs.DeleteOnTermination")?.ok_or_else(|| {
+            ApiError::missing_parameter(&format!("BlockDeviceMapping.{n}.Ebs.DeleteOnTermination"))
+        })?;
+        if changes
+            .iter()
+            .any(|(d, _)| short_device(d) == short_device(device))
+        {
+            return Err(ApiError::client(
+                "InvalidBlockDeviceMapping",
+                format!(
+                    "The device '{}' is used in more than one block-device mapping",
+                    short_device(device)
+                ),
+            ));
+        }
+        changes.push((device.to_string(), on));
+    }
+    if changes.is_empty() {
+        return Err(ApiError::missing_parameter("BlockDeviceMapping"));
+    }
+    Ok(changes)
+}
+
+/// `InvalidInstanceAttributeValue` for a device no volume is attached at.
+fn not_mapped(device: &str) -> ApiError {
+    ApiError::client(
+        "InvalidInstanceAttributeValue",
+        format!("No device is currently mapped at {device}"),
+    )
+}
+
+/// Changes `deleteOnTermination` of the volumes attached to the instance at the devices named:
+/// every device is checked first, then each volume's attachment is changed by a
+/// compare-and-swap on its record (moving `resourceVersion` only: the reconciler has nothing
+/// to do until the instance terminates).
+fn change_delete_on_termination(
+    state: &ApiState,
+    region: &str,
+    instance: &Instance,
+    changes: &[(String, bool)],
+) -> Result<(), ApiError> {
+    let id = instance.metadata.name.as_str();
+    let volumes = InstanceVolumes::of_instance(state, region, id)?;
+    let devices = attached_devices(instance, volumes.of(id));
+    let mut targets = Vec::with_capacity(changes.len());
+    for (device, on) in changes {
+        let volume_id = devices
+            .iter()
+            .find(|d| short_device(d.device_name) == short_device(device))
+            .map(|d| d.volume_id.to_string())
+            .ok_or_else(|| not_mapped(device))?;
+        targets.push((volume_id, device, *on));
+    }
+    for (volume_id, device, on) in targets {
+        let changed = state
+            .store
+            .volumes()
+            .update_spec_same_generation::<StoreError>(&volume_id, |volume| {
+                let Some(attachment) = volume.spec.attachments.iter_mut().find(|a| {
+                    a.instance_id == id && short_device(&a.device) == short_device(device)
+                }) else {
+                    return Err(StoreError::NotFound {
+                        kind: crate::model::VOLUME_KIND,
+                        id: volume_id.clone(),
+                    });
+                };
+                let changed = attachment.delete_on_termination != on;
+                attachment.delete_on_termination = on;
+                Ok(changed)
+            });
+        match changed {
+            Ok(_) => {}
+            // Detached (or deleted) since it was read.
+            Err(StoreError::NotFound { .. }) => return Err(not_mapped(device)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Finds the one attribute given, in either form; more than one is refused, as EC2 does.
@@ -147,6 +238,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         "userData" => Change::UserData(user_data(&value)?),
         "sourceDestCheck" => Change::SourceDestCheck(boolean("sourceDestCheck", &value)?),
         "ebsOptimized" => Change::EbsOptimized(boolean("ebsOptimized", &value)?),
+        "blockDeviceMapping" => Change::DeleteOnTermination(delete_on_termination(params)?),
         "groupSet" => {
             let mut ids: Vec<String> = Vec::new();
             for raw in group_ids {
@@ -224,6 +316,11 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     if let Some(groups) = groups {
         return move_to_groups(state, region, &req.instance_id, groups, check);
     }
+    if let Change::DeleteOnTermination(changes) = &req.change {
+        change_delete_on_termination(state, region, &instance, changes)?;
+        tracing::info!(instance_id = %req.instance_id, change = ?req.change, "instance attribute modified");
+        return Ok(());
+    }
     state
         .store
         .instances()
@@ -247,7 +344,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
                 Change::UserData(data) => spec.user_data = data.clone(),
                 Change::SourceDestCheck(on) => spec.options.source_dest_check = *on,
                 Change::EbsOptimized(on) => spec.options.ebs_optimized = *on,
-                Change::Groups(_) | Change::Unsupported(_) => {}
+                Change::Groups(_) | Change::Unsupported(_) | Change::DeleteOnTermination(_) => {}
             }
             Ok(*spec != before)
         })?;

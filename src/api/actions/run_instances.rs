@@ -1,6 +1,6 @@
 //! `RunInstances`: applies a launch template when one is named, validates the launch, resolves the AMI, subnet, security groups (and their ports), key pair and user data, and writes MaxCount desired-running instances in one reservation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -14,17 +14,21 @@ use crate::model::network::{published_ports, Subnet};
 use crate::model::{
     now, DesiredState, GroupRef, IamProfileRef, ImageId, Instance, InstanceId, InstanceOptions,
     InstanceSpec, InstanceStatus, Object, ObjectMeta, PortSpec, ReservationId, ShutdownBehavior,
-    ACCOUNT_ID, API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
+    Volume, ACCOUNT_ID, API_VERSION, DEFAULT_GROUP_NAME, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
     VM_MANAGER_TAG,
 };
 
+use crate::api::block_devices::{
+    parse_mappings, plan_volumes, volumes_for, EbsMapping, LaunchMapping, MappingKind,
+    PlannedVolume,
+};
 use crate::api::groups::resolve_group;
 use crate::api::instance_options::{imds_v2_defaults, launch_options, MetadataAsked};
 use crate::api::key_pairs::public_key_for;
 use crate::api::kind::Kind;
 use crate::api::kinds::instance_type::known_type;
 use crate::api::kinds::SubnetKind;
-use crate::api::render::render_instance;
+use crate::api::render::{render_instance, ROOT_DEVICE_NAME};
 use crate::api::{groups, iam_profiles, images, kind, launch_templates, private_ips, tags};
 use crate::model::region::{self, zone_names};
 use crate::model::SECURITY_GROUP_KIND;
@@ -35,10 +39,19 @@ pub const MAX_COUNT_LIMIT: i64 = 1000;
 
 /// The resource types RunInstances' `TagSpecification` may name (its API reference: "You can
 /// specify tags for the following resources only: Instances, Volumes, Spot Instance requests,
-/// Network interfaces"); only the instance's are kept, the others are checked and accepted.
+/// Network interfaces"); the instance's and the volumes' are kept, the others are checked
+/// and accepted.
 const RUN_INSTANCES_TAGGABLE: &[&str] = &[
     "instance",
     "volume",
+    "network-interface",
+    "spot-instances-request",
+];
+
+/// [`RUN_INSTANCES_TAGGABLE`] with `volume` first: the tags the launch's volumes get.
+const VOLUME_TAGGABLE: &[&str] = &[
+    "volume",
+    "instance",
     "network-interface",
     "spot-instances-request",
 ];
@@ -93,6 +106,10 @@ pub struct Request {
     pub metadata_asked: MetadataAsked,
     /// The ARN of `IamInstanceProfile.Arn` or `.Name`: each instance gets its own association.
     pub iam_instance_profile: Option<String>,
+    /// `BlockDeviceMapping.N`, over the AMI's block device mapping.
+    pub block_devices: Vec<LaunchMapping>,
+    /// Tags of `TagSpecification`s with `ResourceType=volume`: every volume of the launch's.
+    pub volume_tags: BTreeMap<String, String>,
     /// `DryRun`.
     pub dry_run: bool,
 }
@@ -233,6 +250,8 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         private_ip,
         instance_type: instance_type.to_string(),
         tags: tags::tag_specifications(params, RUN_INSTANCES_TAGGABLE)?,
+        volume_tags: tags::tag_specifications(params, VOLUME_TAGGABLE)?,
+        block_devices: parse_mappings(params)?,
         shutdown_behavior,
         disable_api_termination: params.bool("DisableApiTermination")?.unwrap_or(false),
         disable_api_stop: params.bool("DisableApiStop")?.unwrap_or(false),
@@ -396,6 +415,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         None => None,
     };
     let image_ref = images::launch_reference(state, region, &req.image_id)?;
+    let (root_device, planned) = launch_volumes(state, region, &req)?;
     let mut options = req.options;
     if images::requires_imds_v2(state, region, &req.image_id)? {
         imds_v2_defaults(req.metadata_asked, &mut options.metadata);
@@ -446,6 +466,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                         .iam_instance_profile
                         .clone()
                         .map(|arn| IamProfileRef::associate(arn, launched_at)),
+                    root_device_name: Some(root_device.clone()),
                 },
                 status: InstanceStatus::default(),
             }
@@ -459,10 +480,18 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         if state.allocate_private_ips && subnet.vpc_id != region::defaults(region).vpc.vpc_id {
             instances = with_private_ips(state, &subnet, &req, instances)?;
         }
-        match state
-            .store
-            .create_instances(&instances, region, req.client_token.as_deref())
-        {
+        // Each instance's volumes, for the instances that fit (their ids change with each
+        // attempt; none is stored until the launch's transaction commits).
+        let volumes: Vec<Volume> = instances
+            .iter()
+            .flat_map(|i| volumes_for(i, &planned, &req.volume_tags, launched_at))
+            .collect();
+        match state.store.create_instances(
+            &instances,
+            &volumes,
+            region,
+            req.client_token.as_deref(),
+        ) {
             Err(StoreError::NameTaken { kind, name, .. }) if kind == PRIVATE_IP_KIND => {
                 if req.private_ip.is_some() || attempts >= MAX_ADDRESS_ATTEMPTS {
                     return Err(private_ips::in_use_error(&name));
@@ -498,6 +527,42 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         reservation_id,
         instances,
     })
+}
+
+/// The AMI's root device name and the volumes each instance of the launch gets: the AMI's
+/// block device mapping (an 8 GiB gp2 root when it records none) changed by the launch's
+/// `BlockDeviceMapping`s. The snapshots the launch names are read first (`InvalidSnapshot.NotFound`
+/// for one not in the region).
+fn launch_volumes(
+    state: &ApiState,
+    region: &str,
+    req: &Request,
+) -> Result<(String, Vec<PlannedVolume>), ApiError> {
+    let ami = images::find_ami(state, region, &req.image_id)?;
+    let root_device = ami
+        .as_ref()
+        .map_or(ROOT_DEVICE_NAME, |a| a.root_device_name())
+        .to_string();
+    let ami_devices = ami.as_ref().map(|a| a.block_devices()).unwrap_or_default();
+    let mut snapshot_sizes: HashMap<String, u32> = HashMap::new();
+    for mapping in &req.block_devices {
+        if let MappingKind::Ebs(EbsMapping {
+            snapshot_id: Some(id),
+            ..
+        }) = &mapping.device
+        {
+            let snapshot = state.store.snapshots().get_shared(id)?;
+            if let Some(snapshot) = snapshot.filter(|s| {
+                s.metadata.namespace == region && s.metadata.deletion_timestamp.is_none()
+            }) {
+                snapshot_sizes.insert(id.clone(), snapshot.spec.volume_size_gib);
+            }
+        }
+    }
+    let planned = plan_volumes(&root_device, &ami_devices, &req.block_devices, |id| {
+        snapshot_sizes.get(id).copied()
+    })?;
+    Ok((root_device, planned))
 }
 
 /// How many times a launch picks addresses again after concurrent launches took its picks.
@@ -540,7 +605,7 @@ pub fn render(resp: &Response) -> String {
     w.field("ownerId", ACCOUNT_ID);
     w.empty("groupSet");
     w.set("instancesSet", &resp.instances, |w, i| {
-        render_instance(w, i, None)
+        render_instance(w, i, None, &[])
     });
     w.finish()
 }

@@ -120,18 +120,22 @@ impl Kind for ImageKind {
     fn values(name: &str, ami: &Ami, _context: &()) -> Vec<String> {
         let one = |s: &str| vec![s.to_string()];
         let opt = |s: Option<&str>| s.map(str::to_string).into_iter().collect();
-        let root = ami.root_device();
-        let root_value = |f: &dyn Fn(&crate::api::images::RootDevice) -> String| {
-            root.iter().map(f).collect::<Vec<String>>()
+        let devices = ami.block_devices();
+        let device_values = |f: &dyn Fn(&crate::model::ImageBlockDevice) -> Option<String>| {
+            devices.iter().filter_map(f).collect::<Vec<String>>()
         };
         match name {
             "architecture" => one(ami.architecture()),
-            "block-device-mapping.delete-on-termination" => root_value(&|_| "true".into()),
-            "block-device-mapping.device-name" => root_value(&|r| r.device_name.into()),
-            "block-device-mapping.snapshot-id" => root_value(&|r| r.snapshot_id.into()),
-            "block-device-mapping.volume-size" => root_value(&|r| r.volume_size.to_string()),
-            "block-device-mapping.volume-type" => root_value(&|r| r.volume_type.into()),
-            "block-device-mapping.encrypted" => root_value(&|_| "false".into()),
+            "block-device-mapping.delete-on-termination" => {
+                device_values(&|d| Some(d.delete_on_termination.to_string()))
+            }
+            "block-device-mapping.device-name" => device_values(&|d| Some(d.device_name.clone())),
+            "block-device-mapping.snapshot-id" => device_values(&|d| d.snapshot_id.clone()),
+            "block-device-mapping.volume-size" => {
+                device_values(&|d| Some(d.volume_size_gib.to_string()))
+            }
+            "block-device-mapping.volume-type" => device_values(&|d| Some(d.volume_type.clone())),
+            "block-device-mapping.encrypted" => device_values(&|d| Some(d.encrypted.to_string())),
             "creation-date" => vec![ami.creation_date()],
             "description" => opt(ami.description()),
             "ena-support" => one("true"),

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::api::addresses::{public_dns_name, HeldAddresses};
+use crate::api::block_devices::{block_device_values, root_device_name, InstanceVolumes};
 use crate::api::error::ApiError;
 use crate::api::iam_profiles::live_profile;
 use crate::api::instance_options::monitoring_state;
@@ -13,14 +14,16 @@ use crate::api::paging::SizeWording;
 use crate::api::query::QueryParams;
 use crate::api::render::{
     derived_id, derived_mac, private_dns_name, private_ip, public_ip, render_instance,
-    transition_reason, ROOT_DEVICE_NAME,
+    transition_reason,
 };
 use crate::api::state::ApiState;
 use crate::api::tags::tag_filter_values;
 use crate::api::tags::{Tagged, Tags};
 use crate::api::xml::XmlWriter;
 use crate::model::region::zones;
-use crate::model::{format_timestamp, Address, Instance, InstanceId, InstanceState, ACCOUNT_ID};
+use crate::model::{
+    format_timestamp, Address, Instance, InstanceId, InstanceState, Volume, ACCOUNT_ID,
+};
 use crate::model::{InstanceSpec, InstanceStatus};
 use crate::store::{SpecStore, Specs};
 
@@ -31,8 +34,9 @@ impl Kind for InstanceKind {
     /// Shared with the store's decode cache: listing copies no instance.
     type Item = Arc<Instance>;
     type Ref = InstanceId;
-    /// The Elastic IPs instances hold (the address filters read them).
-    type Context = HeldAddresses;
+    /// The Elastic IPs instances hold and the volumes attached to them (the address and
+    /// `block-device-mapping.*` filters read them).
+    type Context = InstanceContext;
     type Cursor = Cursor;
 
     const IDS: IdRules = IdRules {
@@ -83,7 +87,7 @@ impl Kind for InstanceKind {
         "network-interface.group-id",
         "network-interface.group-name",
         // Every other name of the API reference's list. Those ec2d shows a value for answer
-        // it; those about what ec2d does not model (EBS volumes, host placement, ENI
+        // it; those about what ec2d does not model (host placement, ENI
         // associations, IPv6, Outposts, …) are accepted and match nothing, as an instance
         // without that attribute does in EC2.
         "affinity",
@@ -220,16 +224,22 @@ impl Kind for InstanceKind {
         region_instances(state, region)
     }
 
-    fn context(state: &ApiState, _region: &str) -> Result<HeldAddresses, ApiError> {
-        HeldAddresses::read(state)
+    fn context(state: &ApiState, region: &str) -> Result<InstanceContext, ApiError> {
+        Ok(InstanceContext {
+            held: HeldAddresses::read(state)?,
+            volumes: InstanceVolumes::read(state, region)?,
+        })
     }
 
     fn tags(item: &Arc<Instance>) -> Option<&BTreeMap<String, String>> {
         Some(&item.spec.tags)
     }
 
-    fn values(name: &str, item: &Arc<Instance>, held: &HeldAddresses) -> Vec<String> {
-        match held.of(item) {
+    fn values(name: &str, item: &Arc<Instance>, context: &InstanceContext) -> Vec<String> {
+        if let Some(field) = name.strip_prefix("block-device-mapping.") {
+            return block_device_values(field, item, context.volumes.of(&item.metadata.name));
+        }
+        match context.held.of(item) {
             Some(address) => {
                 eip_filter_values(name, item, address).unwrap_or_else(|| filter_values(name, item))
             }
@@ -268,8 +278,18 @@ impl Kind for InstanceKind {
     /// Unused by DescribeInstances, which renders through [`RenderedInstances`] with the
     /// Elastic IPs instances hold; this renders an instance as holding none.
     fn render(w: &mut XmlWriter, item: &Arc<Instance>) {
-        render_instance(w, item, None);
+        render_instance(w, item, None, &[]);
     }
+}
+
+/// What the instance filters read beyond each instance's own record, read once per request
+/// that filters.
+#[derive(Debug, Default)]
+pub struct InstanceContext {
+    /// The Elastic IPs instances hold.
+    pub held: HeldAddresses,
+    /// The volume records attached to instances.
+    pub volumes: InstanceVolumes,
 }
 
 /// Where a page ends: the sort key of its last instance.
@@ -480,7 +500,7 @@ pub fn filter_values(name: &str, instance: &Instance) -> Vec<String> {
         "owner-id" => one(ACCOUNT_ID),
         "architecture" => one("x86_64"),
         "root-device-type" => one("ebs"),
-        "root-device-name" => one(ROOT_DEVICE_NAME),
+        "root-device-name" => one(root_device_name(instance)),
         "virtualization-type" => one("hvm"),
         "hypervisor" => one("xen"),
         "iam-instance-profile.arn" => live_profile(instance)
@@ -554,44 +574,71 @@ fn eip_filter_values(name: &str, instance: &Instance, address: &Address) -> Opti
 /// holds the very same object: the store hands out one shared object per version of an
 /// instance's bytes, so an unchanged instance is never rendered twice, and a changed one
 /// (a new object) always is. Rendering was most of DescribeInstances' time. The Elastic IP an
-/// instance holds is kept in another record, so an item is reused only with the very same
-/// version of that record too (or with none, as rendered): an association, a move or a
-/// disassociation shows at once.
+/// instance holds and its volumes are kept in other records, so an item is reused only with
+/// the very same version of that address record (or with none, as rendered) and of each of
+/// those volume records: an association, a move, a disassociation, an attachment or a
+/// `deleteOnTermination` change shows at once.
 #[derive(Debug, Default)]
 pub struct RenderedInstances {
     by_id: Mutex<HashMap<String, RenderedItem>>,
 }
 
-/// One instance's rendered item, the object version it was rendered from and that of the
-/// Elastic IP it held then.
-type RenderedItem = (Weak<Instance>, Option<Weak<Address>>, Arc<str>);
+/// One instance's rendered item, the object version it was rendered from and those of the
+/// Elastic IP it held and the volumes that named it then.
+type RenderedItem = (
+    Weak<Instance>,
+    Option<Weak<Address>>,
+    Vec<Weak<Volume>>,
+    Arc<str>,
+);
+
+/// Whether `was` are the very versions `is` holds, in order.
+fn same_volumes(was: &[Weak<Volume>], is: &[Arc<Volume>]) -> bool {
+    was.len() == is.len()
+        && was
+            .iter()
+            .zip(is)
+            .all(|(was, is)| Weak::ptr_eq(was, &Arc::downgrade(is)))
+}
 
 impl RenderedInstances {
     /// The fragments of `instances`, in order, rendering those not seen in this version.
-    pub fn fragments(&self, instances: &[Arc<Instance>], held: &HeldAddresses) -> Vec<Arc<str>> {
+    pub fn fragments(
+        &self,
+        instances: &[Arc<Instance>],
+        held: &HeldAddresses,
+        volumes: &InstanceVolumes,
+    ) -> Vec<Arc<str>> {
         let mut by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         let fragments = instances
             .iter()
             .map(|instance| {
                 let eip = held.of(instance);
-                if let Some((object, address, xml)) = by_id.get(&instance.metadata.name) {
+                let its_volumes = volumes.of(&instance.metadata.name);
+                if let Some((object, address, was_volumes, xml)) =
+                    by_id.get(&instance.metadata.name)
+                {
                     let same_address = match (address, eip) {
                         (None, None) => true,
                         (Some(was), Some(is)) => Weak::ptr_eq(was, &Arc::downgrade(is)),
                         _ => false,
                     };
-                    if same_address && Weak::ptr_eq(object, &Arc::downgrade(instance)) {
+                    if same_address
+                        && same_volumes(was_volumes, its_volumes)
+                        && Weak::ptr_eq(object, &Arc::downgrade(instance))
+                    {
                         return Arc::clone(xml);
                     }
                 }
                 let mut w = XmlWriter::with_capacity(3 * 1024);
-                render_instance(&mut w, instance, eip.map(|a| &**a));
+                render_instance(&mut w, instance, eip.map(|a| &**a), its_volumes);
                 let xml: Arc<str> = w.finish().into();
                 by_id.insert(
                     instance.metadata.name.clone(),
                     (
                         Arc::downgrade(instance),
                         eip.map(Arc::downgrade),
+                        its_volumes.iter().map(Arc::downgrade).collect(),
                         Arc::clone(&xml),
                     ),
                 );
@@ -600,7 +647,7 @@ impl RenderedInstances {
             .collect();
         // Records collected since leave entries behind; drop them once they pile up.
         if by_id.len() > 2 * instances.len() + 256 {
-            by_id.retain(|_, (object, _, _)| object.strong_count() > 0);
+            by_id.retain(|_, (object, _, _, _)| object.strong_count() > 0);
         }
         fragments
     }
