@@ -742,7 +742,8 @@ async fn create_image_records_a_snapshot_per_volume_and_a_launch_from_it_uses_th
                 "gp3".into(),
                 Some(snap(0)),
                 true,
-                None
+                // gp3's baseline, as EC2 fills it in.
+                Some(3000)
             ),
             (
                 "/dev/sdf".into(),

@@ -7,6 +7,7 @@ use crate::api::error::ApiError;
 use crate::api::query::QueryParams;
 use crate::api::render::ROOT_DEVICE_NAME;
 use crate::api::state::ApiState;
+use crate::api::volumes::{check_type, size_range, Performance};
 use crate::api::xml::XmlWriter;
 use crate::model::volume::{attachment_in_force, new_volume, VOLUME_TYPES};
 use crate::model::{
@@ -173,25 +174,18 @@ fn parse_ebs(ebs: &QueryParams) -> Result<EbsMapping, ApiError> {
     })
 }
 
-/// The sizes EC2 allows for a volume type, GiB.
-pub fn size_bounds(volume_type: &str) -> (u32, u32) {
-    match volume_type {
-        "standard" => (1, 1024),
-        "io1" => (4, 16384),
-        "io2" => (4, 65536),
-        "st1" | "sc1" => (125, 16384),
-        _ => (1, 16384),
-    }
-}
-
-/// EC2's checks of a volume's size, IOPS and throughput against its type.
+/// EC2's checks of a launch's volume against its type, as RunInstances words them (sizes,
+/// IOPS that a type needs or refuses, throughput for gp3 only), then the rules every volume
+/// follows (`volumes::Performance`: ranges, ratios); answers the IOPS and throughput with
+/// EC2's defaults filled in (gp3's 3000 and 125 MiB/s).
 pub fn check_volume(
     volume_type: &str,
     size: u32,
     iops: Option<u32>,
     throughput: Option<u32>,
-) -> Result<(), ApiError> {
-    let (min, max) = size_bounds(volume_type);
+) -> Result<(Option<u32>, Option<u32>), ApiError> {
+    check_type(volume_type)?;
+    let (min, max) = size_range(volume_type);
     if size < min {
         return Err(ApiError::invalid_value(format!(
             "The volume size is invalid for {volume_type} volumes: {size} GiB. {volume_type} volumes must be at least {min} GiB in size. Please specify a volume size above the minimum limit."
@@ -200,12 +194,6 @@ pub fn check_volume(
     if size > max {
         return Err(ApiError::invalid_value(format!(
             "The volume size is invalid for {volume_type} volumes: {size} GiB. {volume_type} volumes must be at most {max} GiB in size. Please specify a volume size below the maximum limit."
-        )));
-    }
-    let provisioned = matches!(volume_type, "io1" | "io2" | "gp3");
-    if iops.is_some() && !provisioned {
-        return Err(ApiError::invalid_combination(format!(
-            "The parameter iops is not supported for {volume_type} volumes."
         )));
     }
     if iops.is_none() && matches!(volume_type, "io1" | "io2") {
@@ -217,7 +205,15 @@ pub fn check_volume(
             "throughput can only be specified for volumeType gp3.",
         ));
     }
-    Ok(())
+    let checked = Performance {
+        size_gib: size,
+        volume_type: volume_type.to_string(),
+        iops,
+        throughput,
+        multi_attach_enabled: false,
+    }
+    .checked()?;
+    Ok((checked.iops, checked.throughput))
 }
 
 /// One volume a launch makes for each instance.
@@ -374,7 +370,6 @@ fn merge(
     let throughput = ebs
         .throughput
         .or_else(|| base.filter(|_| same_type).and_then(|b| b.throughput));
-    check_volume(&volume_type, size, iops, throughput)?;
     if let (Some(id), Some(min)) = (&snapshot_id, snapshot_min) {
         if size < min {
             return Err(invalid_mapping(format!(
@@ -382,6 +377,7 @@ fn merge(
             )));
         }
     }
+    let (iops, throughput) = check_volume(&volume_type, size, iops, throughput)?;
     Ok(PlannedVolume {
         // The root stays at the AMI's root device name (`xvda` names `/dev/xvda`), which
         // DescribeInstances' `rootDeviceName` matches.

@@ -13,6 +13,7 @@
 //! why. Mounts outlive ec2d: they belong to the running containers, and the next start
 //! adopts the root and what is under it.
 
+pub mod block_devices;
 mod mountinfo;
 mod table;
 #[cfg(test)]

@@ -404,7 +404,13 @@ fn attached_volumes<R: ContainerRuntime>(
     };
     let hot = ctx.volume_mounts.is_active();
     let mut attached = Vec::new();
-    for volume in listing.objects.iter().filter(|v| v.spec.root_of.is_none()) {
+    // A volume in error (its data removed behind ec2d's back) is not mounted, and no boot
+    // waits for it.
+    for volume in listing
+        .objects
+        .iter()
+        .filter(|v| v.spec.root_of.is_none() && v.status.error.is_none())
+    {
         for attachment in &volume.spec.attachments {
             if attachment.instance_id != instance.metadata.name {
                 continue;

@@ -258,6 +258,12 @@ pub fn plan(
 /// its container is stopped and removed. Nothing while the container is passing through a
 /// state (`reaches` unknown), or without a propagation point.
 fn with_mounts(mut plan: Plan, instance: &Instance, facts: &MountFacts) -> Plan {
+    // A boot waits for the volumes attached to the instance to be made: its user data may
+    // write into them at once (and without the propagation point, what a container is not
+    // created with it never gets). The instance is looked at again shortly.
+    if plan.creates() && facts.waiting_for_volumes() {
+        return Plan::wait();
+    }
     if !facts.hot {
         return plan;
     }
@@ -285,16 +291,27 @@ fn with_mounts(mut plan: Plan, instance: &Instance, facts: &MountFacts) -> Plan 
             unmounts.sort_by_key(|m| std::cmp::Reverse(m.path.matches('/').count()));
             plan.steps
                 .extend(unmounts.iter().map(|m| Step::Unmount(m.path.clone())));
+            // On a boot the mounts come first: the container starts with its volumes in
+            // place (its bind of the directory takes what is mounted under it along).
+            let mut at = plan
+                .steps
+                .iter()
+                .position(|s| matches!(s, Step::Create(_)))
+                .unwrap_or(plan.steps.len());
             for (path, source) in wanted {
                 let mounted = facts
                     .host
                     .iter()
                     .any(|m| m.path == path && m.is_of(std::path::Path::new(source)));
                 if !mounted {
-                    plan.steps.push(Step::Mount {
-                        path: path.to_string(),
-                        source: source.to_string(),
-                    });
+                    plan.steps.insert(
+                        at,
+                        Step::Mount {
+                            path: path.to_string(),
+                            source: source.to_string(),
+                        },
+                    );
+                    at += 1;
                 }
             }
         }
@@ -1201,13 +1218,29 @@ mod mount_tests {
     }
 
     #[test]
-    fn a_boot_creates_the_container_then_mounts() {
+    fn a_boot_mounts_then_creates_the_container() {
         let facts = MountFacts {
             container_bound: false,
             ..bound(vec![volume("vol-1", "xvdg", true)], vec![])
         };
         let planned = mount_plan(DesiredState::Running, None, facts);
-        assert_eq!(words(&planned), ["create", "mount"]);
+        assert_eq!(words(&planned), ["mount", "create"]);
+    }
+
+    #[test]
+    fn a_boot_waits_for_its_volumes_to_be_made() {
+        for hot in [true, false] {
+            let facts = MountFacts {
+                hot,
+                container_bound: false,
+                ..bound(vec![volume("vol-1", "xvdg", false)], vec![])
+            };
+            let planned = mount_plan(DesiredState::Running, None, facts);
+            assert!(
+                planned.steps.is_empty() && planned.reaches.is_none(),
+                "{planned:?}"
+            );
+        }
     }
 
     #[test]

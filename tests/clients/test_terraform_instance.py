@@ -134,6 +134,20 @@ def resource_read(ec2, iid: str) -> dict:
     ]
     user_data = ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
 
+    # 6. readBlockDevices: DescribeVolumes of every EBS mapping's volume (fatal on error); the
+    # root one is the mapping at RootDeviceName.
+    mapped = [m["Ebs"]["VolumeId"] for m in inst.get("BlockDeviceMappings", []) if "Ebs" in m]
+    volumes = {}
+    if mapped:
+        found = ec2.describe_volumes(VolumeIds=mapped)["Volumes"]
+        assert sorted(v["VolumeId"] for v in found) == sorted(mapped)
+        for v in found:
+            for key in ("Size", "VolumeType", "Encrypted", "Iops", "Attachments"):
+                assert key in v, (key, v)
+            volumes[v["VolumeId"]] = v
+    devices = {m["DeviceName"]: volumes[m["Ebs"]["VolumeId"]] for m in inst.get("BlockDeviceMappings", [])}
+    assert inst["RootDeviceName"] in devices, "every instance has a root volume"
+
     # 9. Credit specification of a burstable type: an empty list is fatal.
     credits = None
     if burstable:
@@ -142,6 +156,7 @@ def resource_read(ec2, iid: str) -> dict:
         credits = specs[0]["CpuCredits"]
     return {
         "instance": inst,
+        "devices": devices,
         "credits": credits,
         "user_data": user_data.get("UserData", {}).get("Value"),
         "disable_api_termination": ec2.describe_instance_attribute(
@@ -317,3 +332,37 @@ def test_aws_instance_in_a_subnet_with_metadata_options(ec2, cleanup, busybox_am
     ec2.modify_instance_attribute(InstanceId=iid, DisableApiTermination={"Value": True})
     assert resource_read(ec2, iid)["disable_api_termination"] is True
     destroy(ec2, iid)
+
+
+def test_aws_instance_with_root_and_ebs_block_devices(ec2, cleanup, busybox_ami):
+    """root_block_device { volume_size = 20, volume_type = "gp3" } and one ebs_block_device
+    { device_name = "/dev/sdf", volume_size = 5 }: a configured root adds DescribeImages for the
+    root device name; Read's readBlockDevices reads both volumes; destroy deletes them with the
+    instance (delete_on_termination defaults to true)."""
+    [image] = ec2.describe_images(ImageIds=[busybox_ami["id"]])["Images"]
+    root_device = image["RootDeviceName"]
+    iid = run_like_terraform(
+        ec2,
+        busybox_ami["id"],
+        BlockDeviceMappings=[
+            {"DeviceName": root_device, "Ebs": {"VolumeSize": 20, "VolumeType": "gp3", "DeleteOnTermination": True}},
+            {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 5, "DeleteOnTermination": True}},
+        ],
+    )
+    cleanup.track_instances([iid])
+    read = resource_read(ec2, iid)
+    root, data = read["devices"][root_device], read["devices"]["/dev/sdf"]
+    assert (root["Size"], root["VolumeType"], root["Iops"], root["Throughput"]) == (20, "gp3", 3000, 125)
+    assert (data["Size"], data["VolumeType"]) == (5, "gp2")
+    for v in (root, data):
+        assert v["State"] == "in-use" and v["Attachments"][0]["InstanceId"] == iid
+        assert v["Attachments"][0]["DeleteOnTermination"] is True
+    # The data volume's file system is in the instance.
+    h.wait_until(
+        lambda: h.dexec(iid, "sh", "-c", "echo x > /mnt/sdf/x && cat /mnt/sdf/x", check=False).stdout == "x\n",
+        30,
+        0.5,
+        "/mnt/sdf writable",
+    )
+    destroy(ec2, iid)
+    ec2.get_waiter("volume_deleted").wait(VolumeIds=[root["VolumeId"], data["VolumeId"]], WaiterConfig=h.WAITER)

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::api::block_devices::InstanceVolumes;
 use crate::api::error::ApiError;
 use crate::api::instances::{instance_ids, region_instances, shown_state};
 use crate::api::kind::{ordered_by_id, render_page, Describe, IdRules, Kind, Paging};
@@ -19,6 +20,7 @@ use crate::api::render::render_state;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::model::region;
+use crate::model::volume::attachment_in_force;
 use crate::model::{Instance, InstanceId, InstanceState};
 
 /// One instance's checks.
@@ -30,15 +32,36 @@ pub struct StatusItem {
     pub state: InstanceState,
     /// The id of the instance's zone (`use1-az1`), when its region has that zone.
     pub zone_id: Option<String>,
+    /// A volume attached to it is in `error` (its data removed behind ec2d's back): the
+    /// attached EBS check fails, as EC2's does for an unreachable volume.
+    pub ebs_impaired: bool,
 }
 
 impl StatusItem {
-    /// The checks of an instance, in the state a client sees.
-    fn of(instance: Arc<Instance>) -> Self {
+    /// The checks of an instance, in the state a client sees, given the volume records
+    /// naming it.
+    fn of(instance: Arc<Instance>, volumes: &InstanceVolumes) -> Self {
+        let in_force = attachment_in_force(Some(&instance));
+        let ebs_impaired = in_force
+            && volumes
+                .of(&instance.metadata.name)
+                .iter()
+                .any(|v| v.status.error.is_some());
         Self {
             state: shown_state(&instance),
             zone_id: zone_id(&instance),
+            ebs_impaired,
             instance,
+        }
+    }
+
+    /// The attached EBS check: `impaired` with a failed reachability when a volume is in
+    /// error, else as the other checks.
+    fn ebs_check(&self) -> (&'static str, Option<&'static str>) {
+        if self.ebs_impaired && self.state == InstanceState::Running {
+            ("impaired", Some("failed"))
+        } else {
+            (self.check(), self.reachability())
         }
     }
 
@@ -110,13 +133,15 @@ impl Kind for InstanceStatusKind {
         region: &str,
         id: &InstanceId,
     ) -> Result<Option<StatusItem>, ApiError> {
-        Ok(InstanceKind::find(state, region, id)?.map(StatusItem::of))
+        let volumes = InstanceVolumes::of_instance(state, region, id.as_str())?;
+        Ok(InstanceKind::find(state, region, id)?.map(|i| StatusItem::of(i, &volumes)))
     }
 
     fn list(state: &ApiState, region: &str) -> Result<Vec<StatusItem>, ApiError> {
+        let volumes = InstanceVolumes::read(state, region)?;
         Ok(region_instances(state, region)?
             .into_iter()
-            .map(StatusItem::of)
+            .map(|i| StatusItem::of(i, &volumes))
             .collect())
     }
 
@@ -135,9 +160,8 @@ impl Kind for InstanceStatusKind {
             "operator.managed" => vec!["false".to_string()],
             "instance-state-name" => vec![item.state.name().to_string()],
             "instance-state-code" => vec![item.state.code().to_string()],
-            "instance-status.status" | "system-status.status" | "attached-ebs-status.status" => {
-                vec![item.check().to_string()]
-            }
+            "instance-status.status" | "system-status.status" => vec![item.check().to_string()],
+            "attached-ebs-status.status" => vec![item.ebs_check().0.to_string()],
             "instance-status.reachability" | "system-status.reachability" => item
                 .reachability()
                 .map(str::to_string)
@@ -154,9 +178,10 @@ impl Kind for InstanceStatusKind {
         w.opt_field("availabilityZoneId", item.zone_id.as_deref());
         w.el("operator", |w| w.field("managed", false));
         render_state(w, "instanceState", item.state);
-        render_check(w, "systemStatus", item);
-        render_check(w, "instanceStatus", item);
-        render_check(w, "attachedEbsStatus", item);
+        let both = (item.check(), item.reachability());
+        render_check(w, "systemStatus", both);
+        render_check(w, "instanceStatus", both);
+        render_check(w, "attachedEbsStatus", item.ebs_check());
         w.empty("eventsSet");
     }
 }
@@ -170,10 +195,14 @@ fn zone_id(instance: &Instance) -> Option<String> {
         .map(|s| s.availability_zone_id.clone())
 }
 
-fn render_check(w: &mut XmlWriter, element: &str, item: &StatusItem) {
+fn render_check(
+    w: &mut XmlWriter,
+    element: &str,
+    (status, reachability): (&str, Option<&'static str>),
+) {
     w.el(element, |w| {
-        w.field("status", item.check());
-        match item.reachability() {
+        w.field("status", status);
+        match reachability {
             Some(result) => w.set("details", [result], |w, result| {
                 w.field("name", "reachability");
                 w.field("status", result);
@@ -254,6 +283,7 @@ mod tests {
             instance: Arc::clone(&instance),
             state,
             zone_id: None,
+            ebs_impaired: false,
         };
         let running = item(InstanceState::Running);
         assert_eq!(
@@ -271,6 +301,25 @@ mod tests {
         });
         assert!(xml.contains(
             "<instanceStatus><status>ok</status><details><item><name>reachability</name><status>passed</status></item></details></instanceStatus>"
+        ), "{xml}");
+    }
+
+    #[test]
+    fn a_volume_in_error_fails_the_attached_ebs_check_only() {
+        let item = StatusItem {
+            instance: Arc::new(crate::model::fixtures::instance()),
+            state: InstanceState::Running,
+            zone_id: None,
+            ebs_impaired: true,
+        };
+        assert_eq!(item.ebs_check(), ("impaired", Some("failed")));
+        let xml = render_page::<InstanceStatusKind>(&Page {
+            items: vec![item],
+            next_token: None,
+        });
+        assert!(xml.contains("<instanceStatus><status>ok</status>"), "{xml}");
+        assert!(xml.contains(
+            "<attachedEbsStatus><status>impaired</status><details><item><name>reachability</name><status>failed</status></item></details></attachedEbsStatus>"
         ), "{xml}");
     }
 }
