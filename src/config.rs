@@ -129,6 +129,16 @@ pub struct Config {
     #[arg(long, env = "EC2D_VOLUME_MOUNTS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub volume_mounts: bool,
 
+    /// LocalStack's block devices: each EBS volume attached when an instance's container is
+    /// created also appears as a file of `VolumeSize` MiB at its device path (`/dev/sdf`), for
+    /// users who format and mount devices themselves (kept in `<data dir>/block-devices`).
+    #[arg(long, env = "EC2_MOUNT_BLOCK_DEVICES", default_value_t = false, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub mount_block_devices: bool,
+
+    /// The largest such file, MiB (LocalStack's `EC2_EBS_MAX_VOLUME_SIZE`).
+    #[arg(long, env = "EC2_EBS_MAX_VOLUME_SIZE", default_value_t = 1000)]
+    pub ebs_max_volume_size: u64,
+
     /// Log filter, in `tracing` EnvFilter syntax (`info`, `ec2d=debug`).
     #[arg(long, env = "EC2D_LOG", default_value = "info")]
     pub log: String,

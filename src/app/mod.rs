@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use crate::api::{self, ApiState, Nudge};
 use crate::config::{Config, VmManager};
 use crate::controller::{Controller, ControllerConfig, ControllerHandle};
+use crate::hostmnt::block_devices::BlockDeviceFiles;
 use crate::hostmnt::{SystemMounts, VolumeMounts};
 use crate::hostnet::{ImdsRoutes, SystemIptables};
 use crate::imds;
@@ -142,6 +143,9 @@ impl App {
             vpc_networks: config.vpc_networks,
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             instance_api_port: config.instance_api.then_some(listener.local_addr()?.port()),
+            block_devices: config
+                .mount_block_devices
+                .then(|| BlockDeviceFiles::new(&data_dir, config.ebs_max_volume_size)),
             ..Settings::default()
         };
         let (trigger, stop) = shutdown::channel();

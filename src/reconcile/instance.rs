@@ -98,6 +98,9 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         }
         let hot_dir = ctx.volume_mounts.owner_dir(id.as_str());
         spec::give_volumes(&mut spec, hot_dir.as_deref(), &mounts.attached);
+        if let Some(files) = &ctx.settings.block_devices {
+            spec::give_block_devices(&mut spec, files, &mounts.attached);
+        }
         spec
     });
     let steps: Vec<String> = plan.steps.iter().map(Step::summary).collect();
@@ -434,6 +437,7 @@ fn attached_volumes<R: ContainerRuntime>(
                 volume_id: volume.metadata.name.clone(),
                 device: attachment.device.clone(),
                 mount_point: mount_point(&attachment.device, &volume.spec.tags),
+                size_gib: volume.spec.size_gib,
                 backing,
             });
         }

@@ -94,6 +94,8 @@ pub struct Settings {
     /// The port ec2d's API answers on at `ec2d.internal` from inside instances
     /// (`EC2D_INSTANCE_API`): each container gets `AWS_ENDPOINT_URL` pointing there.
     pub instance_api_port: Option<u16>,
+    /// `EC2_MOUNT_BLOCK_DEVICES`: where each attached volume's device file lives.
+    pub block_devices: Option<crate::hostmnt::block_devices::BlockDeviceFiles>,
 }
 
 impl Default for Settings {
@@ -111,6 +113,7 @@ impl Default for Settings {
             converged_requeue: Duration::from_secs(300),
             console_refresh_every: console::REFRESH_EVERY,
             instance_api_port: None,
+            block_devices: None,
         }
     }
 }

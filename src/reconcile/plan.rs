@@ -39,6 +39,8 @@ pub struct AttachedVolume {
     pub device: String,
     /// Where it appears in the container ([`crate::model::volume::mount_point`]).
     pub mount_point: String,
+    /// Its size, GiB (`EC2_MOUNT_BLOCK_DEVICES` reads it as MiB, as LocalStack does).
+    pub size_gib: u32,
     /// The Docker volume holding its data and that volume's `Mountpoint` on the host, once
     /// the volume is ready; `None` while it is being made.
     pub backing: Option<(String, String)>,
@@ -1137,6 +1139,7 @@ mod mount_tests {
     fn volume(id: &str, device: &str, ready: bool) -> AttachedVolume {
         AttachedVolume {
             volume_id: id.into(),
+            size_gib: 1,
             device: device.into(),
             mount_point: crate::model::volume::mount_point(device, &Default::default()),
             backing: ready.then(|| {

@@ -227,6 +227,13 @@ async fn delete<R: ContainerRuntime>(
             }
         }
     }
+    // Its `EC2_MOUNT_BLOCK_DEVICES` file goes with it (no container binds it any more: the
+    // volume is mounted nowhere).
+    if let Some(files) = &ctx.settings.block_devices {
+        if let Err(error) = files.remove(id) {
+            warn!(volume_id = %id, %error, "cannot remove the volume's block device file");
+        }
+    }
     info!(volume_id = %id, "volume deleted; collecting its record");
     ctx.store.volumes().delete(id)?;
     Ok(Action::await_change())

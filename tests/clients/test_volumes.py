@@ -323,3 +323,29 @@ def test_a_100_mib_volume_snapshots_and_restores_whole(ec2, cleanup, made_volume
         f"attach {attach_s:.2f}s, detach {detach_s:.2f}s (boto3 polling at 0.1-0.2s)"
     )
     ec2.delete_snapshot(SnapshotId=snap)
+
+
+def test_localstack_block_devices_are_files_of_volume_size_mib(ec2d_factory):
+    """EC2_MOUNT_BLOCK_DEVICES=1: each volume a container is created with is also a file of
+    VolumeSize MiB (LocalStack's unit), capped by EC2_EBS_MAX_VOLUME_SIZE, at its device path;
+    the file goes with the volume."""
+    srv = ec2d_factory("block-devices", extra_env={"EC2_MOUNT_BLOCK_DEVICES": "1", "EC2_EBS_MAX_VOLUME_SIZE": "3"})
+    ec2 = srv.client(srv.recorder)
+    (iid,) = h.launch_on(
+        srv,
+        BlockDeviceMappings=[
+            {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 5}},
+            {"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 2}},
+        ],
+    )
+    sizes = dexec(iid, "sh", "-c", "stat -c '%n %s' /dev/sdf /dev/sdg").stdout.split("\n")
+    assert sizes[:2] == [f"/dev/sdf {3 << 20}", f"/dev/sdg {2 << 20}"], sizes
+    # The device file is the user's to format; the volume's file system is at /mnt as well.
+    dexec(iid, "sh", "-c", "printf ec2d | dd of=/dev/sdf conv=notrunc 2>/dev/null")
+    assert dexec(iid, "sh", "-c", "head -c 4 /dev/sdf").stdout == "ec2d"
+    assert dexec(iid, "sh", "-c", "echo y > /mnt/sdg/y && cat /mnt/sdg/y").stdout == "y\n"
+    files = srv.data_dir / "block-devices"
+    assert len(list(files.glob("vol-*.img"))) == 2
+    ec2.terminate_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig=WAIT)
+    h.wait_until(lambda: not list(files.glob("vol-*.img")), 30, 0.5, "the device files removed with the volumes")

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::super::plan::AttachedVolume;
 use super::super::{boot, Context, Settings};
+use crate::hostmnt::block_devices::{device_path, BlockDeviceFiles};
 use crate::hostmnt::CONTAINER_DIR;
 use crate::model::ids::derived_mac;
 use crate::model::{instance_types, Instance, InstanceId, CONTAINER_NAME_PREFIX};
@@ -161,6 +162,28 @@ pub fn give_volumes(spec: &mut ContainerSpec, hot_dir: Option<&Path>, attached: 
     }
 }
 
+/// `EC2_MOUNT_BLOCK_DEVICES`: each volume the container is created with also gets its device
+/// file (made, sparse, or grown here, when the boot is planned) bound at its device path, as
+/// LocalStack does; a volume attached later gets none until the next container.
+pub fn give_block_devices(
+    spec: &mut ContainerSpec,
+    files: &BlockDeviceFiles,
+    attached: &[AttachedVolume],
+) {
+    for volume in attached.iter().filter(|v| v.backing.is_some()) {
+        match files.ensure(&volume.volume_id, u64::from(volume.size_gib)) {
+            Ok(path) => spec.binds.push(format!(
+                "{}:{}",
+                path.display(),
+                device_path(&volume.device)
+            )),
+            Err(error) => {
+                tracing::warn!(volume_id = %volume.volume_id, %error, "cannot make the volume's block device file")
+            }
+        }
+    }
+}
+
 /// The name instances reach ec2d's API by: the engine's `host-gateway`, the host's address on
 /// the default bridge, where the app serves the API too (reachable from every bridge network).
 pub const INSTANCE_API_HOST: &str = "ec2d.internal";
@@ -217,6 +240,7 @@ mod tests {
     fn attached(id: &str, mount_point: &str, ready: bool) -> AttachedVolume {
         AttachedVolume {
             volume_id: id.into(),
+            size_gib: 1,
             device: "/dev/sdf".into(),
             mount_point: mount_point.into(),
             backing: ready.then(|| (format!("ec2d-{id}"), format!("/v/{id}/_data"))),
@@ -429,5 +453,24 @@ mod tests {
             spec_with(&mine).flags.add_hosts,
             vec!["ec2d.internal:10.0.0.9"]
         );
+    }
+
+    #[test]
+    fn block_device_files_are_bound_at_the_device_paths_of_ready_volumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BlockDeviceFiles::new(dir.path(), 2);
+        let mut spec = ContainerSpec::default();
+        let mut big = attached("vol-1", "/mnt/sdf", true);
+        big.size_gib = 5;
+        give_block_devices(
+            &mut spec,
+            &files,
+            &[big, attached("vol-2", "/mnt/sdg", false)],
+        );
+        let file = dir.path().join("block-devices/vol-1.img");
+        assert_eq!(spec.binds, [format!("{}:/dev/sdf", file.display())]);
+        // Capped at EC2_EBS_MAX_VOLUME_SIZE (MiB); the volume not ready gets nothing yet.
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 2 << 20);
+        assert!(!dir.path().join("block-devices/vol-2.img").exists());
     }
 }

@@ -186,6 +186,7 @@ mod tests {
     fn mounted_volumes_are_what_the_container_sees() {
         let vol = |id: &str, mount_point: &str| AttachedVolume {
             volume_id: id.into(),
+            size_gib: 1,
             device: "/dev/sdf".into(),
             mount_point: mount_point.into(),
             backing: Some((format!("ec2d-{id}"), format!("/v/{id}/_data"))),
