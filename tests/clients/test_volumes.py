@@ -248,6 +248,15 @@ def test_sigkill_mid_create_and_mid_attach_loses_nothing_and_doubles_nothing(ec2
     assert len(docker_volumes_of(vid)) == 1
     assert [v["VolumeId"] for v in ec2.describe_volumes(VolumeIds=[vid])["Volumes"]] == [vid]
 
+    # Killed right after CreateSnapshot: one copy after the restart, complete.
+    snap = ec2.create_snapshot(VolumeId=vid)["SnapshotId"]
+    srv.kill()
+    srv.start()
+    ec2 = srv.client(srv.recorder)
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig=WAIT)
+    copies = h.docker("volume", "ls", "-q", "--filter", f"label=ec2d.snapshot-id={snap}").stdout.split()
+    assert len(copies) == 1, copies
+
     # Killed right after DetachVolume: detached after the restart, the data still there.
     ec2.detach_volume(VolumeId=vid)
     srv.kill()
@@ -349,3 +358,35 @@ def test_localstack_block_devices_are_files_of_volume_size_mib(ec2d_factory):
     ec2.terminate_instances(InstanceIds=[iid])
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig=WAIT)
     h.wait_until(lambda: not list(files.glob("vol-*.img")), 30, 0.5, "the device files removed with the volumes")
+
+
+def test_create_image_snapshots_the_volumes_and_a_launch_from_it_gets_their_data(ec2, cleanup, made_volumes):
+    marker = secrets.token_hex(4)
+    iid = launch(
+        ec2,
+        cleanup,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1, "DeleteOnTermination": True}}],
+    )
+    wait_attached(ec2, mapping_volume(ec2, iid, "/dev/sdf"), iid)
+    dexec(iid, "sh", "-c", f"echo {marker} > /mnt/sdf/baked")
+    ami = ec2.create_image(InstanceId=iid, Name=f"with-data-{marker}")["ImageId"]
+    cleanup.track_image(ami)
+    ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig=WAIT)
+    (image,) = ec2.describe_images(ImageIds=[ami])["Images"]
+    by_device = {m["DeviceName"]: m["Ebs"] for m in image["BlockDeviceMappings"]}
+    data_snap = by_device["/dev/sdf"]["SnapshotId"]
+    assert image["RootDeviceName"] in by_device and by_device["/dev/sdf"]["VolumeSize"] == 1
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[data_snap], WaiterConfig=WAIT)
+    (snap,) = ec2.describe_snapshots(SnapshotIds=[data_snap])["Snapshots"]
+    assert ami in snap["Description"]
+    with pytest.raises(ClientError) as e:
+        ec2.delete_snapshot(SnapshotId=data_snap)
+    assert e.value.response["Error"]["Code"] == "InvalidSnapshot.InUse"
+
+    answer = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    child = answer["Instances"][0]["InstanceId"]
+    cleanup.track_instances([child])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[child], WaiterConfig=WAIT)
+    restored = mapping_volume(ec2, child, "/dev/sdf")
+    assert volume(ec2, restored)["SnapshotId"] == data_snap
+    wait_file(child, "/mnt/sdf/baked", f"{marker}\n")
