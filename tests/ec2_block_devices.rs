@@ -154,6 +154,12 @@ async fn every_instance_gets_a_root_volume_record_in_its_zone() {
         );
         assert_eq!(root.metadata.generation, 1);
     }
+    // The store finds each instance's volumes through its device index, not by reading all.
+    for id in &ids {
+        let indexed = h.store.volumes_of_instance(id).unwrap();
+        let names: Vec<&str> = indexed.iter().map(|v| v.metadata.name.as_str()).collect();
+        assert_eq!(names, [h.volumes_of(id)[0].metadata.name.as_str()]);
+    }
     // RunInstances answers pending with the root device and no mapping yet, as EC2 does.
     let item = &doc.items("instancesSet")[0];
     assert_eq!(item.text("rootDeviceType"), "ebs");

@@ -592,6 +592,21 @@ async fn attach_mount_detach_unmount() {
         "attached".to_string(),
     );
     assert_eq!(h.volume_state(&id).await, ("in-use".into(), vec![attached]));
+    // The store's index of the instance's devices finds it (with the launch's own volumes).
+    let indexed = |h: &Harness| -> Vec<String> {
+        h.store
+            .volumes_of_instance(&instance)
+            .unwrap()
+            .iter()
+            .filter(|v| v.spec.root_of.is_none())
+            .map(|v| v.metadata.name.clone())
+            .collect()
+    };
+    assert!(indexed(&h).contains(&id));
+    assert_eq!(
+        h.store.instances_with_volume_entries(&id).unwrap(),
+        vec![instance.clone()]
+    );
     // Terraform's lookup of the attachment.
     let found = h
         .volume_ids(&[
@@ -603,10 +618,20 @@ async fn attach_mount_detach_unmount() {
         ])
         .await;
     assert_eq!(found, vec![id.clone()]);
-    assert_eq!(
-        h.volume_ids(&filter("attachment.status", "attached")).await,
-        vec![id.clone()]
-    );
+    // Attached: this volume, and the instance's root volume (its container's own disk).
+    let mut attached = h.volume_ids(&filter("attachment.status", "attached")).await;
+    attached.sort();
+    let root = h
+        .store
+        .volumes_of_instance(&instance)
+        .unwrap()
+        .iter()
+        .find(|v| v.spec.root_of.is_some())
+        .map(|v| v.metadata.name.clone())
+        .unwrap();
+    let mut want = vec![id.clone(), root];
+    want.sort();
+    assert_eq!(attached, want);
 
     let doc = h
         .post(&[
@@ -631,6 +656,13 @@ async fn attach_mount_detach_unmount() {
     );
     h.mounts(&instance, &[]);
     assert_eq!(h.volume_state(&id).await, ("available".into(), vec![]));
+    // Its device entry stays (a detached volume's instance may still have it mounted, so a
+    // change of it wakes that instance), but the index no longer counts it as the instance's.
+    assert!(!indexed(&h).contains(&id));
+    assert_eq!(
+        h.store.instances_with_volume_entries(&id).unwrap(),
+        vec![instance.clone()]
+    );
 
     // Detached again: EC2's words, which Terraform tolerates.
     assert_eq!(

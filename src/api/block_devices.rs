@@ -464,13 +464,20 @@ impl InstanceVolumes {
         Self::read_where(state, region, |_| true)
     }
 
-    /// One instance's.
+    /// One instance's, through the store's index of instances' devices (no other volume is
+    /// read).
     pub fn of_instance(
         state: &ApiState,
         region: &str,
         instance_id: &str,
     ) -> Result<Self, StoreError> {
-        Self::read_where(state, region, |id| id == instance_id)
+        let volumes: Vec<Arc<Volume>> = state
+            .store
+            .volumes_of_instance(instance_id)?
+            .into_iter()
+            .filter(|v| v.metadata.namespace == region)
+            .collect();
+        Ok(Self(HashMap::from([(instance_id.to_string(), volumes)])))
     }
 
     fn read_where(

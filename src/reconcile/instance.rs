@@ -388,8 +388,8 @@ fn apply_mount(step: &Step, mounts: &VolumeMounts, id: &InstanceId) {
     }
 }
 
-/// The volumes whose attachment to the instance is in force, from the volume records (a scan
-/// of them all: cached by the store while none changes; an index by instance would spare it).
+/// The volumes whose attachment to the instance is in force, from the volume records the
+/// store's index of instances' devices names (`Store::volumes_of_instance`).
 /// A root volume is the container's own file system and is never mounted.
 fn attached_volumes<R: ContainerRuntime>(
     ctx: &Context<R>,
@@ -398,8 +398,8 @@ fn attached_volumes<R: ContainerRuntime>(
     if !attachment_in_force(Some(instance)) {
         return Vec::new();
     }
-    let listing = match ctx.store.volumes().list_shared() {
-        Ok(listing) => listing,
+    let volumes = match ctx.store.volumes_of_instance(&instance.metadata.name) {
+        Ok(volumes) => volumes,
         Err(error) => {
             warn!(instance_id = %instance.metadata.name, %error, "cannot list volumes");
             return Vec::new();
@@ -409,8 +409,7 @@ fn attached_volumes<R: ContainerRuntime>(
     let mut attached = Vec::new();
     // A volume in error (its data removed behind ec2d's back) is not mounted, and no boot
     // waits for it.
-    for volume in listing
-        .objects
+    for volume in volumes
         .iter()
         .filter(|v| v.spec.root_of.is_none() && v.status.error.is_none())
     {

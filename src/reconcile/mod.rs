@@ -387,11 +387,9 @@ fn volumes_of_terminated(store: &StatusStore, id: &str) -> Vec<ObjectRef> {
     if !terminated {
         return Vec::new();
     }
-    match store.volumes().list_shared() {
-        Ok(listing) => listing
-            .objects
+    match store.volumes_of_instance(id) {
+        Ok(volumes) => volumes
             .iter()
-            .filter(|v| v.spec.attachments.iter().any(|a| a.instance_id == id))
             .map(|v| ObjectRef::Volume(v.metadata.name.clone()))
             .collect(),
         Err(error) => {
@@ -402,8 +400,9 @@ fn volumes_of_terminated(store: &StatusStore, id: &str) -> Vec<ObjectRef> {
 }
 
 /// The instances a volume concerns, as keys: those its attachments name (a mount to make),
-/// and those whose status lists it mounted (an unmount, once detached or deleted). Scans the
-/// instances' statuses (cached by the store while none changes).
+/// and those it was attached to, which may still have it mounted (an unmount, once detached
+/// or deleted): every volume an instance mounts was attached through a launch or AttachVolume,
+/// both of which left a `volumes.devices` entry naming it, so no instance record is read.
 fn instances_of_volume(store: &StatusStore, volume_id: &str) -> Vec<ObjectRef> {
     let mut ids: Vec<String> = match store.volumes().get_shared(volume_id) {
         Ok(Some(volume)) => volume
@@ -418,15 +417,9 @@ fn instances_of_volume(store: &StatusStore, volume_id: &str) -> Vec<ObjectRef> {
             Vec::new()
         }
     };
-    match store.instances().list_shared() {
-        Ok(listing) => ids.extend(
-            listing
-                .objects
-                .iter()
-                .filter(|i| i.status.volumes.iter().any(|v| v.volume_id == volume_id))
-                .map(|i| i.metadata.name.clone()),
-        ),
-        Err(error) => tracing::error!(%error, "cannot list instances for a volume change"),
+    match store.instances_with_volume_entries(volume_id) {
+        Ok(held) => ids.extend(held),
+        Err(error) => tracing::error!(%error, "cannot read the instances of a volume change"),
     }
     ids.sort();
     ids.dedup();

@@ -13,7 +13,7 @@
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`]; entries older versions left stale are pruned at open |
 //! | `volumes.client-tokens` | `<region>/<token>` | volume id | [`Store::create_volume`] for a CreateVolume with a ClientToken (stale once its record is collected) |
-//! | `volumes.devices` | `<instance id>/<device without /dev/>` | volume id | [`Store::attach_volume`] (`store/volumes.rs`); stale once that volume no longer records the attachment |
+//! | `volumes.devices` | `<instance id>/<device without /dev/>` | volume id | [`Store::attach_volume`] (`store/volumes.rs`) and [`Store::create_instances`] for a launch's volumes; stale once that volume no longer records the attachment; read by prefix for an instance's volumes (`Store::volumes_of_instance`) |
 //! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
 //! | `security_groups.uses` | group id | u64 (big endian): launches into the group and instances moved into it | [`Store::create_instances`], [`Store::count_group_uses`], removed by [`Store::delete_security_group`] |
 //!
@@ -759,6 +759,19 @@ impl Store {
             .iter()
             .map(|v| Ok((v.metadata.name.as_str(), self.volumes.encode_spec(v)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // Each launch volume's device entry (`volumes.devices`), so an instance finds its
+        // volumes without reading every volume; the devices are the instance's own, new.
+        let device_entries: Vec<(Vec<u8>, &str)> = volumes
+            .iter()
+            .flat_map(|v| {
+                v.spec.attachments.iter().map(move |a| {
+                    (
+                        super::volumes::device_key(&a.instance_id, &a.device),
+                        v.metadata.name.as_str(),
+                    )
+                })
+            })
+            .collect();
         let mut encoded = Vec::with_capacity(instances.len());
         let mut groups: Vec<&str> = Vec::new();
         for instance in instances {
@@ -799,9 +812,10 @@ impl Store {
                 &self.group_uses,
                 &self.private_ips,
                 self.volumes.spec_tree(),
+                &self.volume_devices,
             )
                 .transaction(
-                    |(spec, tokens, group_specs, uses, private_ips, volume_specs)| {
+                    |(spec, tokens, group_specs, uses, private_ips, volume_specs, devices)| {
                         if let Some((token, key, ids)) = &token {
                             if let Some(holder) = live_launch(spec, tokens.get(key)?.as_deref())? {
                                 return abort(StoreError::NameTaken {
@@ -856,6 +870,9 @@ impl Store {
                                 });
                             }
                             volume_specs.insert(id.as_bytes(), bytes.as_slice())?;
+                        }
+                        for (key, id) in &device_entries {
+                            devices.insert(key.as_slice(), id.as_bytes())?;
                         }
                         Ok(())
                     },

@@ -276,6 +276,11 @@ impl SpecStore {
         self.0.create_volume(volume)
     }
 
+    /// See [`Store::volumes_of_instance`].
+    pub fn volumes_of_instance(&self, instance_id: &str) -> Result<Vec<Arc<Volume>>, StoreError> {
+        self.0.volumes_of_instance(instance_id)
+    }
+
     /// See [`Store::attach_volume`].
     pub fn attach_volume(
         &self,
@@ -504,6 +509,19 @@ impl StatusStore {
     /// EBS snapshots: the reconciler copies their data.
     pub fn snapshots(&self) -> Statuses<'_, SnapshotSpec, SnapshotStatus> {
         Statuses(Reads(self.0.snapshots()))
+    }
+
+    /// See [`Store::volumes_of_instance`].
+    pub fn volumes_of_instance(&self, instance_id: &str) -> Result<Vec<Arc<Volume>>, StoreError> {
+        self.0.volumes_of_instance(instance_id)
+    }
+
+    /// See [`Store::instances_with_volume_entries`].
+    pub fn instances_with_volume_entries(
+        &self,
+        volume_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.0.instances_with_volume_entries(volume_id)
     }
 
     /// See [`Store::watch_specs`].

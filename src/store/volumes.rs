@@ -23,7 +23,7 @@ pub enum VolumeAttach {
 }
 
 /// The `volumes.devices` key of a device of an instance (the device without `/dev/`).
-fn device_key(instance_id: &str, device: &str) -> Vec<u8> {
+pub(super) fn device_key(instance_id: &str, device: &str) -> Vec<u8> {
     let device = device.strip_prefix("/dev/").unwrap_or(device);
     format!("{instance_id}/{device}").into_bytes()
 }
@@ -39,6 +39,61 @@ fn holds(volume: &Volume, instance_id: &str, device: &str) -> bool {
 }
 
 impl Store {
+    /// The volumes whose records attach them to `instance_id` (in force or not: the caller
+    /// decides), found through `volumes.devices` (`<instance>/…` entries, written by launches
+    /// and AttachVolume) rather than by reading every volume: an instance's pass and a
+    /// one-instance Describe stay independent of how many volumes the store holds. Stale
+    /// entries (a volume detached since, or collected) are skipped.
+    pub fn volumes_of_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Vec<std::sync::Arc<Volume>>, StoreError> {
+        let prefix = format!("{instance_id}/");
+        let mut found: Vec<std::sync::Arc<Volume>> = Vec::new();
+        for entry in self.volume_devices.scan_prefix(prefix.as_bytes()) {
+            let (_, holder) = entry?;
+            let id = String::from_utf8_lossy(&holder);
+            let Some(volume) = self.volumes.get_shared(&id)? else {
+                continue;
+            };
+            let names = volume
+                .spec
+                .attachments
+                .iter()
+                .any(|a| a.instance_id == instance_id);
+            if names
+                && !found
+                    .iter()
+                    .any(|v| v.metadata.name == volume.metadata.name)
+            {
+                found.push(volume);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The instances whose `volumes.devices` entries name `volume_id` (attached now, or
+    /// detached since: the entry stays until another volume takes the device), without
+    /// reading any record.
+    pub fn instances_with_volume_entries(
+        &self,
+        volume_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = Vec::new();
+        for entry in self.volume_devices.iter() {
+            let (key, holder) = entry?;
+            if holder.as_ref() == volume_id.as_bytes() {
+                let key = String::from_utf8_lossy(&key);
+                if let Some((instance, _)) = key.split_once('/') {
+                    if !out.iter().any(|i| i == instance) {
+                        out.push(instance.to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn read_volume(
         &self,
         spec: &TransactionalTree,
