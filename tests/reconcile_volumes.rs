@@ -28,23 +28,7 @@ fn context() -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store) {
 }
 
 fn volume_spec() -> VolumeSpec {
-    VolumeSpec {
-        size_gib: 8,
-        volume_type: "gp3".into(),
-        iops: None,
-        throughput: None,
-        availability_zone: "us-east-1a".into(),
-        snapshot_id: None,
-        encrypted: false,
-        kms_key_id: None,
-        multi_attach_enabled: false,
-        auto_enable_io: false,
-        tags: BTreeMap::new(),
-        attachments: vec![],
-        root_of: None,
-        modification: None,
-        client_token: None,
-    }
+    fixtures::volume_spec("us-east-1a", "gp3", 8)
 }
 
 fn put_volume(store: &Store, id: &str, spec: VolumeSpec) {
