@@ -10,7 +10,7 @@ use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::api::{kind, snapshots, tags};
 use crate::model::volume::attachment_in_force;
-use crate::model::{format_timestamp, now, InstanceId, Snapshot, Volume, ACCOUNT_ID};
+use crate::model::{format_timestamp, InstanceId, Snapshot, Volume, ACCOUNT_ID};
 
 /// A validated CreateSnapshots request.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,26 +142,16 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Snapsh
         }
     }
     kind::check_dry_run(req.dry_run)?;
-    let at = now();
-    let records: Vec<Snapshot> = volumes
-        .iter()
-        .map(|volume| {
-            let mut tags = if req.copy_tags {
-                volume.spec.tags.clone()
-            } else {
-                BTreeMap::new()
-            };
-            tags.extend(req.tags.clone());
-            snapshots::new_record(
-                region,
-                snapshots::spec_of_volume(volume, req.description.clone(), tags),
-                at,
-            )
-        })
-        .collect();
-    if !records.is_empty() {
-        state.store.create_snapshots(&records)?;
-    }
+    let specs = volumes.iter().map(|volume| {
+        let mut tags = if req.copy_tags {
+            volume.spec.tags.clone()
+        } else {
+            BTreeMap::new()
+        };
+        tags.extend(req.tags.clone());
+        snapshots::spec_of_volume(volume, req.description.clone(), tags)
+    });
+    let records = snapshots::create(state, region, specs)?;
     tracing::info!(instance_id = %id, snapshots = records.len(), "snapshots of an instance requested");
     Ok(records)
 }
