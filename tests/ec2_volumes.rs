@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use common::api::{Harness, Node};
 use ec2d::model::snapshot::new_snapshot;
-use ec2d::model::{fixtures, InstanceState, MountedVolume, SnapshotSpec, VolumeStatus};
+use ec2d::model::{fixtures, InstanceState, MountedVolume, VolumeStatus};
 
 const ZONE: &str = "us-east-1a";
 
@@ -319,17 +319,7 @@ async fn a_volume_from_a_snapshot_takes_its_size() {
     let snap = new_snapshot(
         "snap-0123456789abcdef0",
         "us-east-1",
-        SnapshotSpec {
-            volume_id: "vol-0123456789abcdef0".into(),
-            volume_size_gib: 10,
-            description: String::new(),
-            encrypted: false,
-            kms_key_id: None,
-            tags: BTreeMap::new(),
-            source: None,
-            image_id: None,
-            create_volume_permissions: Vec::new(),
-        },
+        fixtures::snapshot_spec("vol-0123456789abcdef0", 10),
         ec2d::model::now(),
     );
     h.store.snapshots().create(&[snap]).unwrap();

@@ -39,17 +39,7 @@ fn put_volume(store: &Store, id: &str, spec: VolumeSpec) {
 }
 
 fn snapshot_spec(volume_id: &str) -> SnapshotSpec {
-    SnapshotSpec {
-        volume_id: volume_id.into(),
-        volume_size_gib: 8,
-        description: String::new(),
-        encrypted: false,
-        kms_key_id: None,
-        tags: BTreeMap::new(),
-        source: None,
-        image_id: None,
-        create_volume_permissions: vec![],
-    }
+    fixtures::snapshot_spec(volume_id, 8)
 }
 
 fn put_snapshot(store: &Store, id: &str, spec: SnapshotSpec) {

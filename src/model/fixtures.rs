@@ -7,6 +7,7 @@ use super::ids::{ImageId, InstanceId, ReservationId};
 use super::image::{Image, ImageSource, ImageSpec, ImageStatus, IMAGE_KIND};
 use super::instance::{Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, INSTANCE_KIND};
 use super::meta::{Object, ObjectMeta, API_VERSION};
+use super::snapshot::SnapshotSpec;
 use super::state::DesiredState;
 use super::volume::{new_volume, Volume, VolumeAttachmentSpec, VolumeSpec};
 use super::Timestamp;
@@ -119,4 +120,20 @@ pub fn attach(
         delete_on_termination,
         attach_time: at,
     });
+}
+
+/// A snapshot of the `volume_size_gib` GiB volume `volume_id`: no description, tags,
+/// encryption, source, AMI or grants.
+pub fn snapshot_spec(volume_id: &str, volume_size_gib: u32) -> SnapshotSpec {
+    SnapshotSpec {
+        volume_id: volume_id.to_string(),
+        volume_size_gib,
+        description: String::new(),
+        encrypted: false,
+        kms_key_id: None,
+        tags: BTreeMap::new(),
+        source: None,
+        image_id: None,
+        create_volume_permissions: Vec::new(),
+    }
 }
