@@ -225,6 +225,18 @@ impl World {
     }
 }
 
+/// Every volume record of `region`, those being deleted too.
+pub fn in_region(state: &ApiState, region: &str) -> Result<Vec<Arc<Volume>>, ApiError> {
+    Ok(state
+        .store
+        .volumes()
+        .list_shared()?
+        .objects
+        .into_iter()
+        .filter(|v| v.metadata.namespace == region)
+        .collect())
+}
+
 /// The `InvalidVolume.NotFound` message EC2 gives for one id, and (unverified) for several.
 pub fn not_found<S: std::fmt::Display>(ids: &[S]) -> ApiError {
     let joined = ids

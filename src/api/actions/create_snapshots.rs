@@ -8,7 +8,7 @@ use crate::api::query::QueryParams;
 use crate::api::render::render_tags;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::{kind, snapshots, tags};
+use crate::api::{kind, snapshots, tags, volumes};
 use crate::model::volume::attachment_in_force;
 use crate::model::{format_timestamp, InstanceId, Snapshot, Volume, ACCOUNT_ID};
 
@@ -81,13 +81,9 @@ fn chosen_volumes(
     req: &Request,
 ) -> Result<Vec<Arc<Volume>>, ApiError> {
     let id = req.instance_id.as_str();
-    let mut volumes: Vec<Arc<Volume>> = state
-        .store
-        .volumes()
-        .list_shared()?
-        .objects
+    let mut volumes: Vec<Arc<Volume>> = volumes::in_region(state, region)?
         .into_iter()
-        .filter(|v| v.metadata.namespace == region && snapshots::belongs_to(v, id))
+        .filter(|v| snapshots::belongs_to(v, id))
         .filter(|v| {
             let root = v.spec.root_of.as_deref() == Some(id);
             if root {
