@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{docker_available, TEST_IMAGE};
 use ec2d::model::snapshot::new_snapshot;
 use ec2d::model::volume::new_volume;
-use ec2d::model::{now, SnapshotSpec, VolumeSpec};
+use ec2d::model::{fixtures, now, VolumeSpec};
 use ec2d::reconcile::{self, Context, ObjectRef, Settings};
 use ec2d::runtime::{
     labels, ContainerRuntime, DockerRuntime, DockerVolumeSpec, RuntimeError, RuntimeEvent,
@@ -313,21 +313,8 @@ async fn a_volume_removed_behind_ec2ds_back_is_an_event() {
 
 fn volume_spec(snapshot_id: Option<&str>) -> VolumeSpec {
     VolumeSpec {
-        size_gib: 1,
-        volume_type: "gp3".into(),
-        iops: None,
-        throughput: None,
-        availability_zone: "us-east-1a".into(),
         snapshot_id: snapshot_id.map(str::to_string),
-        encrypted: false,
-        kms_key_id: None,
-        multi_attach_enabled: false,
-        auto_enable_io: false,
-        tags: Default::default(),
-        attachments: vec![],
-        root_of: None,
-        modification: None,
-        client_token: None,
+        ..fixtures::volume_spec("us-east-1a", "gp3", 1)
     }
 }
 
@@ -372,17 +359,7 @@ async fn the_reconcilers_make_snapshot_restore_sweep_and_delete_on_the_real_engi
         "printf 'from v1' > /d/data && mkdir /d/dir && printf z > /d/dir/z",
     );
 
-    let spec = SnapshotSpec {
-        volume_id: v1.into(),
-        volume_size_gib: 1,
-        description: String::new(),
-        encrypted: false,
-        kms_key_id: None,
-        tags: Default::default(),
-        source: None,
-        image_id: None,
-        create_volume_permissions: vec![],
-    };
+    let spec = fixtures::snapshot_spec(v1, 1);
     store
         .snapshots()
         .create(&[new_snapshot(s1, "us-east-1", spec, now())])

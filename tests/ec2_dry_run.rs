@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use common::api::Harness;
 use ec2d::api::dispatch;
-use ec2d::model::{InstanceState, InstanceStatus};
+use ec2d::model::{fixtures, InstanceState, InstanceStatus};
 
 /// What the store holds, as a client could tell: every record and its resource version.
 fn snapshot(h: &Harness) -> Vec<(String, u64)> {
@@ -182,26 +182,9 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
 
     // A volume (as the volume API and its reconciler leave one) with a snapshot of it.
     let volume_id = "vol-0123456789abcdef0";
-    let mut volume = ec2d::model::volume::new_volume(
+    let mut volume = fixtures::volume_of(
         volume_id,
-        "us-east-1",
-        ec2d::model::VolumeSpec {
-            size_gib: 8,
-            volume_type: "gp3".into(),
-            iops: None,
-            throughput: None,
-            availability_zone: "us-east-1a".into(),
-            snapshot_id: None,
-            encrypted: false,
-            kms_key_id: None,
-            multi_attach_enabled: false,
-            auto_enable_io: false,
-            tags: Default::default(),
-            attachments: Vec::new(),
-            root_of: None,
-            modification: None,
-            client_token: None,
-        },
+        fixtures::volume_spec("us-east-1a", "gp3", 8),
         ec2d::model::now(),
     );
     volume.status.ready = true;

@@ -6,38 +6,19 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use axum::http::StatusCode;
 
 use common::api::{catalog_image, Harness, Node};
-use ec2d::model::volume::new_volume;
 use ec2d::model::{
-    now, ImageState, InstanceState, SnapshotStatus, Volume, VolumeAttachmentSpec, VolumeSpec,
+    fixtures, now, ImageState, InstanceState, SnapshotStatus, Volume, VolumeAttachmentSpec,
     VolumeStatus,
 };
 
 /// A volume record of `region` as the volume API and its reconciler would leave it: `ready`
 /// says whether its data is in place (`available`) or not yet (`creating`).
 fn volume(id: &str, region: &str, size_gib: u32, ready: bool) -> Volume {
-    let spec = VolumeSpec {
-        size_gib,
-        volume_type: "gp3".into(),
-        iops: None,
-        throughput: None,
-        availability_zone: format!("{region}a"),
-        snapshot_id: None,
-        encrypted: false,
-        kms_key_id: None,
-        multi_attach_enabled: false,
-        auto_enable_io: false,
-        tags: BTreeMap::new(),
-        attachments: Vec::new(),
-        root_of: None,
-        modification: None,
-        client_token: None,
-    };
-    let mut v = new_volume(id, region, spec, now());
+    let spec = fixtures::volume_spec(&format!("{region}a"), "gp3", size_gib);
+    let mut v = fixtures::volume_of(id, spec, now());
     v.status = VolumeStatus {
         observed_generation: 1,
         ready,

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 
 use common::api::{Harness, Node};
 use ec2d::model::snapshot::new_snapshot;
-use ec2d::model::volume::{new_volume, VolumeAttachmentSpec};
-use ec2d::model::{InstanceState, MountedVolume, SnapshotSpec, VolumeSpec, VolumeStatus};
+use ec2d::model::{fixtures, InstanceState, MountedVolume, VolumeStatus};
 
 const ZONE: &str = "us-east-1a";
 
@@ -320,17 +319,7 @@ async fn a_volume_from_a_snapshot_takes_its_size() {
     let snap = new_snapshot(
         "snap-0123456789abcdef0",
         "us-east-1",
-        SnapshotSpec {
-            volume_id: "vol-0123456789abcdef0".into(),
-            volume_size_gib: 10,
-            description: String::new(),
-            encrypted: false,
-            kms_key_id: None,
-            tags: BTreeMap::new(),
-            source: None,
-            image_id: None,
-            create_volume_permissions: Vec::new(),
-        },
+        fixtures::snapshot_spec("vol-0123456789abcdef0", 10),
         ec2d::model::now(),
     );
     h.store.snapshots().create(&[snap]).unwrap();
@@ -919,33 +908,12 @@ async fn detach_volume_refuses_what_ec2_refuses() {
 
     // A root volume stays with its running instance.
     let now = ec2d::model::now();
-    let root = new_volume(
-        "vol-0aaaaaaaaaaaaaaa1",
-        "us-east-1",
-        VolumeSpec {
-            size_gib: 8,
-            volume_type: "gp3".into(),
-            iops: Some(3000),
-            throughput: Some(125),
-            availability_zone: ZONE.into(),
-            snapshot_id: None,
-            encrypted: false,
-            kms_key_id: None,
-            multi_attach_enabled: false,
-            auto_enable_io: false,
-            tags: BTreeMap::new(),
-            attachments: vec![VolumeAttachmentSpec {
-                instance_id: instance.clone(),
-                device: "/dev/sda1".into(),
-                delete_on_termination: true,
-                attach_time: now,
-            }],
-            root_of: Some(instance.clone()),
-            modification: None,
-            client_token: None,
-        },
-        now,
-    );
+    let mut spec = fixtures::volume_spec(ZONE, "gp3", 8);
+    spec.iops = Some(3000);
+    spec.throughput = Some(125);
+    spec.root_of = Some(instance.clone());
+    fixtures::attach(&mut spec, &instance, "/dev/sda1", true, now);
+    let root = fixtures::volume_of("vol-0aaaaaaaaaaaaaaa1", spec, now);
     h.store.volumes().create(&[root]).unwrap();
     // Ready and attached because the instance has a container.
     assert_eq!(
@@ -977,33 +945,10 @@ async fn detach_volume_refuses_what_ec2_refuses() {
 /// A root volume record of `instance`, as a launch would store it.
 fn root_volume(id: &str, instance: &str) -> ec2d::model::Volume {
     let now = ec2d::model::now();
-    new_volume(
-        id,
-        "us-east-1",
-        VolumeSpec {
-            size_gib: 8,
-            volume_type: "gp2".into(),
-            iops: None,
-            throughput: None,
-            availability_zone: ZONE.into(),
-            snapshot_id: None,
-            encrypted: false,
-            kms_key_id: None,
-            multi_attach_enabled: false,
-            auto_enable_io: false,
-            tags: BTreeMap::new(),
-            attachments: vec![VolumeAttachmentSpec {
-                instance_id: instance.into(),
-                device: "/dev/sda1".into(),
-                delete_on_termination: false,
-                attach_time: now,
-            }],
-            root_of: Some(instance.into()),
-            modification: None,
-            client_token: None,
-        },
-        now,
-    )
+    let mut spec = fixtures::volume_spec(ZONE, "gp2", 8);
+    spec.root_of = Some(instance.into());
+    fixtures::attach(&mut spec, instance, "/dev/sda1", false, now);
+    fixtures::volume_of(id, spec, now)
 }
 
 #[tokio::test]

@@ -188,31 +188,11 @@ fn attached_volume(
     backing: &str,
     mountpoint: &str,
 ) {
-    use ec2d::model::volume::{new_volume, VolumeAttachmentSpec, VolumeSpec};
+    use ec2d::model::fixtures;
     let now = time::OffsetDateTime::now_utc();
-    let spec = VolumeSpec {
-        size_gib: 1,
-        volume_type: "gp3".into(),
-        iops: None,
-        throughput: None,
-        availability_zone: "us-east-1a".into(),
-        snapshot_id: None,
-        encrypted: false,
-        kms_key_id: None,
-        multi_attach_enabled: false,
-        auto_enable_io: false,
-        tags: BTreeMap::new(),
-        attachments: vec![VolumeAttachmentSpec {
-            instance_id: instance.to_string(),
-            device: "/dev/sdf".into(),
-            delete_on_termination: false,
-            attach_time: now,
-        }],
-        root_of: None,
-        modification: None,
-        client_token: None,
-    };
-    let mut volume = new_volume(volume_id, "us-east-1", spec, now);
+    let mut spec = fixtures::volume_spec("us-east-1a", "gp3", 1);
+    fixtures::attach(&mut spec, instance.as_str(), "/dev/sdf", false, now);
+    let mut volume = fixtures::volume_of(volume_id, spec, now);
     store
         .volumes()
         .create(std::slice::from_ref(&volume))

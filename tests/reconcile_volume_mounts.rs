@@ -1,12 +1,11 @@
 //! Volume attachments reconciled on the fake engine and an in-memory mount table: hot mounts through the propagation point, drift, detach, termination, and the fallback at creation.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ec2d::hostmnt::{FakeMounts, MountTable, VolumeMounts};
-use ec2d::model::volume::{new_volume, MountedVolume, VolumeAttachmentSpec, VolumeSpec};
+use ec2d::model::volume::MountedVolume;
 use ec2d::model::{fixtures, DesiredState, Instance, InstanceId};
 use ec2d::reconcile::{self, Context, ObjectRef, Settings};
 use ec2d::runtime::{ContainerRuntime, FakeRuntime, VolumeMount};
@@ -46,31 +45,11 @@ fn launch(store: &Store) -> InstanceId {
 /// A volume attached to `instance` as `/dev/sdf`, as AttachVolume would record it.
 fn attach(store: &Store, instance: &InstanceId) {
     let now = time::OffsetDateTime::now_utc();
-    let spec = VolumeSpec {
-        size_gib: 1,
-        volume_type: "gp3".into(),
-        iops: None,
-        throughput: None,
-        availability_zone: "us-east-1a".into(),
-        snapshot_id: None,
-        encrypted: false,
-        kms_key_id: None,
-        multi_attach_enabled: false,
-        auto_enable_io: false,
-        tags: BTreeMap::new(),
-        attachments: vec![VolumeAttachmentSpec {
-            instance_id: instance.to_string(),
-            device: "/dev/sdf".into(),
-            delete_on_termination: false,
-            attach_time: now,
-        }],
-        root_of: None,
-        modification: None,
-        client_token: None,
-    };
+    let mut spec = fixtures::volume_spec("us-east-1a", "gp3", 1);
+    fixtures::attach(&mut spec, instance.as_str(), "/dev/sdf", false, now);
     store
         .volumes()
-        .create(&[new_volume(VOL, "us-east-1", spec, now)])
+        .create(&[fixtures::volume_of(VOL, spec, now)])
         .unwrap();
 }
 

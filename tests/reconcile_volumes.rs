@@ -28,23 +28,7 @@ fn context() -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store) {
 }
 
 fn volume_spec() -> VolumeSpec {
-    VolumeSpec {
-        size_gib: 8,
-        volume_type: "gp3".into(),
-        iops: None,
-        throughput: None,
-        availability_zone: "us-east-1a".into(),
-        snapshot_id: None,
-        encrypted: false,
-        kms_key_id: None,
-        multi_attach_enabled: false,
-        auto_enable_io: false,
-        tags: BTreeMap::new(),
-        attachments: vec![],
-        root_of: None,
-        modification: None,
-        client_token: None,
-    }
+    fixtures::volume_spec("us-east-1a", "gp3", 8)
 }
 
 fn put_volume(store: &Store, id: &str, spec: VolumeSpec) {
@@ -55,17 +39,7 @@ fn put_volume(store: &Store, id: &str, spec: VolumeSpec) {
 }
 
 fn snapshot_spec(volume_id: &str) -> SnapshotSpec {
-    SnapshotSpec {
-        volume_id: volume_id.into(),
-        volume_size_gib: 8,
-        description: String::new(),
-        encrypted: false,
-        kms_key_id: None,
-        tags: BTreeMap::new(),
-        source: None,
-        image_id: None,
-        create_volume_permissions: vec![],
-    }
+    fixtures::snapshot_spec(volume_id, 8)
 }
 
 fn put_snapshot(store: &Store, id: &str, spec: SnapshotSpec) {

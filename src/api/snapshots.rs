@@ -71,6 +71,37 @@ pub fn existing(state: &ApiState, region: &str, id: &str) -> Result<Arc<Snapshot
     find(state, region, id)?.ok_or_else(|| not_found(id))
 }
 
+/// Replaces the `createVolumePermission` grants of snapshot `id` of `region` with what
+/// `change` makes of them: checks it exists, answers `DryRun`, then writes with a
+/// compare-and-swap. Nothing here asks the reconciler for anything, so the generation stays;
+/// a record marked deleted (or collected) between the look-up and the write is
+/// `InvalidSnapshot.NotFound`.
+pub fn update_permissions(
+    state: &ApiState,
+    region: &str,
+    id: &str,
+    dry_run: bool,
+    change: impl Fn(&[String]) -> Vec<String>,
+) -> Result<(), ApiError> {
+    existing(state, region, id)?;
+    super::kind::check_dry_run(dry_run)?;
+    state
+        .store
+        .snapshots()
+        .update_spec_same_generation(id, |s| {
+            if s.metadata.namespace != region || s.is_being_deleted() {
+                return Err(not_found(id));
+            }
+            let after = change(&s.spec.create_volume_permissions);
+            if after == s.spec.create_volume_permissions {
+                return Ok(false);
+            }
+            s.spec.create_volume_permissions = after;
+            Ok(true)
+        })
+        .map(drop)
+}
+
 /// Every snapshot of `region` clients see.
 pub fn region_snapshots(state: &ApiState, region: &str) -> Result<Vec<Arc<Snapshot>>, ApiError> {
     Ok(state
@@ -192,8 +223,40 @@ pub fn spec_of_volume(
 }
 
 /// A new snapshot record of `region` with a fresh id, at generation 1.
-pub fn new_record(region: &str, spec: SnapshotSpec, now: Timestamp) -> Snapshot {
+fn new_record(region: &str, spec: SnapshotSpec, now: Timestamp) -> Snapshot {
     new_snapshot(SnapshotId::generate().as_str(), region, spec, now)
+}
+
+/// Writes a new snapshot record of `region` for each spec, all started at one instant and in
+/// one transaction (so a crash leaves all of them or none), and returns them. The reconciler
+/// takes them from there.
+pub fn create(
+    state: &ApiState,
+    region: &str,
+    specs: impl IntoIterator<Item = SnapshotSpec>,
+) -> Result<Vec<Snapshot>, ApiError> {
+    let at = crate::model::now();
+    let records: Vec<Snapshot> = specs
+        .into_iter()
+        .map(|spec| new_record(region, spec, at))
+        .collect();
+    if !records.is_empty() {
+        state.store.create_snapshots(&records)?;
+    }
+    Ok(records)
+}
+
+/// [`create`] of one snapshot.
+pub fn create_one(
+    state: &ApiState,
+    region: &str,
+    spec: SnapshotSpec,
+) -> Result<Snapshot, ApiError> {
+    let mut records = create(state, region, [spec])?;
+    // `create` returns one record per spec.
+    records
+        .pop()
+        .ok_or_else(|| ApiError::internal("no snapshot record was written"))
 }
 
 /// A snapshot's members as DescribeSnapshots and CreateSnapshot answer them. `progress` is
@@ -237,33 +300,12 @@ pub fn restorable_by(s: &Snapshot, account: &str) -> bool {
 mod tests {
     use super::*;
     use crate::model::fixtures;
-    use crate::model::volume::new_volume;
-    use crate::model::{ContainerObservation, VolumeSpec};
+    use crate::model::ContainerObservation;
 
     fn volume(root_of: Option<&str>) -> Volume {
-        let spec = VolumeSpec {
-            size_gib: 8,
-            volume_type: "gp2".into(),
-            iops: None,
-            throughput: None,
-            availability_zone: "us-east-1a".into(),
-            snapshot_id: None,
-            encrypted: false,
-            kms_key_id: None,
-            multi_attach_enabled: false,
-            auto_enable_io: false,
-            tags: BTreeMap::new(),
-            attachments: Vec::new(),
-            root_of: root_of.map(str::to_string),
-            modification: None,
-            client_token: None,
-        };
-        new_volume(
-            "vol-12345678",
-            "us-east-1",
-            spec,
-            time::OffsetDateTime::UNIX_EPOCH,
-        )
+        let mut spec = fixtures::volume_spec("us-east-1a", "gp2", 8);
+        spec.root_of = root_of.map(str::to_string);
+        fixtures::volume_of("vol-12345678", spec, time::OffsetDateTime::UNIX_EPOCH)
     }
 
     #[test]

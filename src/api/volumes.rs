@@ -225,6 +225,18 @@ impl World {
     }
 }
 
+/// Every volume record of `region`, those being deleted too.
+pub fn in_region(state: &ApiState, region: &str) -> Result<Vec<Arc<Volume>>, ApiError> {
+    Ok(state
+        .store
+        .volumes()
+        .list_shared()?
+        .objects
+        .into_iter()
+        .filter(|v| v.metadata.namespace == region)
+        .collect())
+}
+
 /// The `InvalidVolume.NotFound` message EC2 gives for one id, and (unverified) for several.
 pub fn not_found<S: std::fmt::Display>(ids: &[S]) -> ApiError {
     let joined = ids
@@ -500,38 +512,16 @@ impl Performance {
 mod tests {
     use super::*;
     use crate::model::fixtures;
-    use crate::model::volume::{new_volume, MountedVolume, VolumeAttachmentSpec};
-    use crate::model::{ContainerObservation, DesiredState, VolumeSpec};
-    use std::collections::BTreeMap;
+    use crate::model::volume::MountedVolume;
+    use crate::model::{ContainerObservation, DesiredState};
 
     fn volume(attached_to: Option<&str>) -> Volume {
         let now = time::OffsetDateTime::UNIX_EPOCH;
-        let spec = VolumeSpec {
-            size_gib: 8,
-            volume_type: "gp2".into(),
-            iops: None,
-            throughput: None,
-            availability_zone: "us-east-1a".into(),
-            snapshot_id: None,
-            encrypted: false,
-            kms_key_id: None,
-            multi_attach_enabled: false,
-            auto_enable_io: false,
-            tags: BTreeMap::new(),
-            attachments: attached_to
-                .map(|i| VolumeAttachmentSpec {
-                    instance_id: i.into(),
-                    device: "/dev/sdf".into(),
-                    delete_on_termination: false,
-                    attach_time: now,
-                })
-                .into_iter()
-                .collect(),
-            root_of: None,
-            modification: None,
-            client_token: None,
-        };
-        new_volume("vol-0123456789abcdef0", "us-east-1", spec, now)
+        let mut spec = fixtures::volume_spec("us-east-1a", "gp2", 8);
+        if let Some(instance_id) = attached_to {
+            fixtures::attach(&mut spec, instance_id, "/dev/sdf", false, now);
+        }
+        fixtures::volume_of("vol-0123456789abcdef0", spec, now)
     }
 
     fn shown(v: &Volume, i: &Instance) -> Shown {

@@ -7,7 +7,10 @@ use super::ids::{ImageId, InstanceId, ReservationId};
 use super::image::{Image, ImageSource, ImageSpec, ImageStatus, IMAGE_KIND};
 use super::instance::{Instance, InstanceSpec, InstanceStatus, ShutdownBehavior, INSTANCE_KIND};
 use super::meta::{Object, ObjectMeta, API_VERSION};
+use super::snapshot::SnapshotSpec;
 use super::state::DesiredState;
+use super::volume::{new_volume, Volume, VolumeAttachmentSpec, VolumeSpec};
+use super::Timestamp;
 
 /// A fresh instance in `us-east-1`, desired running, never reconciled.
 pub fn instance() -> Instance {
@@ -62,5 +65,75 @@ pub fn committed_image(instance_id: &InstanceId, name: &str) -> Image {
             AmiTag::new(name, id.clone()).to_string(),
         ),
         status: ImageStatus::default(),
+    }
+}
+
+/// An unattached `volume_type` volume of `size_gib` GiB in `zone`, every option off.
+pub fn volume_spec(zone: &str, volume_type: &str, size_gib: u32) -> VolumeSpec {
+    VolumeSpec {
+        size_gib,
+        volume_type: volume_type.to_string(),
+        iops: None,
+        throughput: None,
+        availability_zone: zone.to_string(),
+        snapshot_id: None,
+        encrypted: false,
+        kms_key_id: None,
+        multi_attach_enabled: false,
+        auto_enable_io: false,
+        tags: BTreeMap::new(),
+        attachments: Vec::new(),
+        root_of: None,
+        modification: None,
+        client_token: None,
+    }
+}
+
+/// The record of volume `id` with `spec`, created `at` in the region of its zone, never
+/// reconciled.
+pub fn volume_of(id: &str, spec: VolumeSpec, at: Timestamp) -> Volume {
+    // A zone is its region's name and one letter (`us-east-1a`).
+    let zone = &spec.availability_zone;
+    let region = zone
+        .strip_suffix(|c: char| c.is_ascii_lowercase())
+        .unwrap_or(zone)
+        .to_string();
+    new_volume(id, &region, spec, at)
+}
+
+/// An unattached gp2 volume `id` of `size_gib` GiB in `zone`, created now.
+pub fn volume(id: &str, zone: &str, size_gib: u32) -> Volume {
+    volume_of(id, volume_spec(zone, "gp2", size_gib), super::now())
+}
+
+/// Attaches the volume to `instance_id` as `device`, asked for `at`, as AttachVolume records it.
+pub fn attach(
+    spec: &mut VolumeSpec,
+    instance_id: &str,
+    device: &str,
+    delete_on_termination: bool,
+    at: Timestamp,
+) {
+    spec.attachments.push(VolumeAttachmentSpec {
+        instance_id: instance_id.to_string(),
+        device: device.to_string(),
+        delete_on_termination,
+        attach_time: at,
+    });
+}
+
+/// A snapshot of the `volume_size_gib` GiB volume `volume_id`: no description, tags,
+/// encryption, source, AMI or grants.
+pub fn snapshot_spec(volume_id: &str, volume_size_gib: u32) -> SnapshotSpec {
+    SnapshotSpec {
+        volume_id: volume_id.to_string(),
+        volume_size_gib,
+        description: String::new(),
+        encrypted: false,
+        kms_key_id: None,
+        tags: BTreeMap::new(),
+        source: None,
+        image_id: None,
+        create_volume_permissions: Vec::new(),
     }
 }

@@ -161,17 +161,7 @@ mod tests {
     use super::*;
 
     fn snapshot() -> Snapshot {
-        let spec = SnapshotSpec {
-            volume_id: "vol-0123456789abcdef0".into(),
-            volume_size_gib: 8,
-            description: String::new(),
-            encrypted: false,
-            kms_key_id: None,
-            tags: BTreeMap::new(),
-            source: None,
-            image_id: None,
-            create_volume_permissions: Vec::new(),
-        };
+        let spec = crate::model::fixtures::snapshot_spec("vol-0123456789abcdef0", 8);
         new_snapshot(
             "snap-0123456789abcdef0",
             "us-east-1",

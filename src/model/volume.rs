@@ -228,29 +228,15 @@ mod tests {
 
     fn volume_attached(instance_id: &str, delete_on_termination: bool) -> Volume {
         let now = time::OffsetDateTime::UNIX_EPOCH;
-        let spec = VolumeSpec {
-            size_gib: 8,
-            volume_type: "gp3".into(),
-            iops: None,
-            throughput: None,
-            availability_zone: "us-east-1a".into(),
-            snapshot_id: None,
-            encrypted: false,
-            kms_key_id: None,
-            multi_attach_enabled: false,
-            auto_enable_io: false,
-            tags: BTreeMap::new(),
-            attachments: vec![VolumeAttachmentSpec {
-                instance_id: instance_id.into(),
-                device: "/dev/sdf".into(),
-                delete_on_termination,
-                attach_time: now,
-            }],
-            root_of: None,
-            modification: None,
-            client_token: None,
-        };
-        new_volume("vol-0123456789abcdef0", "us-east-1", spec, now)
+        let mut spec = fixtures::volume_spec("us-east-1a", "gp3", 8);
+        fixtures::attach(
+            &mut spec,
+            instance_id,
+            "/dev/sdf",
+            delete_on_termination,
+            now,
+        );
+        fixtures::volume_of("vol-0123456789abcdef0", spec, now)
     }
 
     #[test]

@@ -166,39 +166,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::volume::{new_volume, VolumeAttachmentSpec};
-    use crate::model::VolumeSpec;
-    use std::collections::BTreeMap;
+    use crate::model::fixtures;
 
     fn volume(id: &str) -> Volume {
-        let spec = VolumeSpec {
-            size_gib: 8,
-            volume_type: "gp2".into(),
-            iops: None,
-            throughput: None,
-            availability_zone: "us-east-1a".into(),
-            snapshot_id: None,
-            encrypted: false,
-            kms_key_id: None,
-            multi_attach_enabled: false,
-            auto_enable_io: false,
-            tags: BTreeMap::new(),
-            attachments: Vec::new(),
-            root_of: None,
-            modification: None,
-            client_token: None,
-        };
-        new_volume(id, "us-east-1", spec, crate::model::now())
+        fixtures::volume(id, "us-east-1a", 8)
     }
 
     fn attached(v: &Volume, instance: &str, device: &str) -> Volume {
         let mut v = v.clone();
-        v.spec.attachments.push(VolumeAttachmentSpec {
-            instance_id: instance.into(),
-            device: device.into(),
-            delete_on_termination: false,
-            attach_time: crate::model::now(),
-        });
+        fixtures::attach(&mut v.spec, instance, device, false, crate::model::now());
         v
     }
 
@@ -350,10 +326,8 @@ mod tests {
 #[cfg(test)]
 mod token_tests {
     use super::*;
-    use crate::model::volume::new_volume;
-    use crate::model::{VolumeId, VolumeSpec};
+    use crate::model::{fixtures, VolumeId};
     use crate::store::CLIENT_TOKEN_KIND;
-    use std::collections::BTreeMap;
 
     #[test]
     fn racing_creates_with_one_client_token_create_once() {
@@ -364,24 +338,8 @@ mod token_tests {
                     let store = store.clone();
                     s.spawn(move || {
                         let id = VolumeId::generate().to_string();
-                        let spec = VolumeSpec {
-                            size_gib: 8,
-                            volume_type: "gp2".into(),
-                            iops: None,
-                            throughput: None,
-                            availability_zone: "us-east-1a".into(),
-                            snapshot_id: None,
-                            encrypted: false,
-                            kms_key_id: None,
-                            multi_attach_enabled: false,
-                            auto_enable_io: false,
-                            tags: BTreeMap::new(),
-                            attachments: Vec::new(),
-                            root_of: None,
-                            modification: None,
-                            client_token: Some("tok".into()),
-                        };
-                        let v = new_volume(&id, "us-east-1", spec, crate::model::now());
+                        let mut v = fixtures::volume(&id, "us-east-1a", 8);
+                        v.spec.client_token = Some("tok".into());
                         store.create_volume(&v).map(|()| id)
                     })
                 })

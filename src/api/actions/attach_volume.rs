@@ -80,14 +80,7 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
             format!("The volume '{id}' is not in the same availability zone as instance '{instance_id}'"),
         ));
     }
-    let others: Vec<_> = state
-        .store
-        .volumes()
-        .list_shared()?
-        .objects
-        .into_iter()
-        .filter(|v| v.metadata.namespace == region)
-        .collect();
+    let others = volumes::in_region(state, region)?;
     volumes::check_device(&device, &world.devices_in_use(&others, &instance_id, &id))?;
     kind::check_dry_run(kind::dry_run(params)?)?;
 

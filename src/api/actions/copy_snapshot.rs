@@ -9,7 +9,7 @@ use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::api::{kind, snapshots, tags};
 use crate::model::region::all_regions;
-use crate::model::{now, Snapshot, SnapshotSource, SnapshotSpec, SnapshotState};
+use crate::model::{Snapshot, SnapshotSource, SnapshotSpec, SnapshotState};
 
 /// The volume id EC2 shows for a copied snapshot: "an arbitrary volume ID that should not be
 /// used for any purpose" (the API reference's `Snapshot.VolumeId`).
@@ -107,8 +107,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Snapshot, 
         image_id: None,
         create_volume_permissions: Vec::new(),
     };
-    let copy = snapshots::new_record(region, spec, now());
-    state.store.create_snapshots(std::slice::from_ref(&copy))?;
+    let copy = snapshots::create_one(state, region, spec)?;
     tracing::info!(snapshot_id = %copy.metadata.name, source = %source_id, source_region = %req.source_region, "snapshot copy requested");
     Ok(copy)
 }

@@ -7,7 +7,7 @@ use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
 use crate::api::{kind, snapshots, tags};
-use crate::model::{now, Snapshot};
+use crate::model::Snapshot;
 
 /// A validated CreateSnapshot request.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,14 +46,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Snapshot, ApiError> {
     let volume = snapshots::source_volume(state, region, &req.volume_id)?;
     kind::check_dry_run(req.dry_run)?;
-    let snapshot = snapshots::new_record(
+    let snapshot = snapshots::create_one(
+        state,
         region,
         snapshots::spec_of_volume(&volume, req.description, req.tags),
-        now(),
-    );
-    state
-        .store
-        .create_snapshots(std::slice::from_ref(&snapshot))?;
+    )?;
     tracing::info!(snapshot_id = %snapshot.metadata.name, volume_id = %req.volume_id, "snapshot requested");
     Ok(snapshot)
 }

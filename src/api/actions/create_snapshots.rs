@@ -8,9 +8,9 @@ use crate::api::query::QueryParams;
 use crate::api::render::render_tags;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::api::{kind, snapshots, tags};
+use crate::api::{kind, snapshots, tags, volumes};
 use crate::model::volume::attachment_in_force;
-use crate::model::{format_timestamp, now, InstanceId, Snapshot, Volume, ACCOUNT_ID};
+use crate::model::{format_timestamp, InstanceId, Snapshot, Volume, ACCOUNT_ID};
 
 /// A validated CreateSnapshots request.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,13 +81,9 @@ fn chosen_volumes(
     req: &Request,
 ) -> Result<Vec<Arc<Volume>>, ApiError> {
     let id = req.instance_id.as_str();
-    let mut volumes: Vec<Arc<Volume>> = state
-        .store
-        .volumes()
-        .list_shared()?
-        .objects
+    let mut volumes: Vec<Arc<Volume>> = volumes::in_region(state, region)?
         .into_iter()
-        .filter(|v| v.metadata.namespace == region && snapshots::belongs_to(v, id))
+        .filter(|v| snapshots::belongs_to(v, id))
         .filter(|v| {
             let root = v.spec.root_of.as_deref() == Some(id);
             if root {
@@ -142,26 +138,16 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Vec<Snapsh
         }
     }
     kind::check_dry_run(req.dry_run)?;
-    let at = now();
-    let records: Vec<Snapshot> = volumes
-        .iter()
-        .map(|volume| {
-            let mut tags = if req.copy_tags {
-                volume.spec.tags.clone()
-            } else {
-                BTreeMap::new()
-            };
-            tags.extend(req.tags.clone());
-            snapshots::new_record(
-                region,
-                snapshots::spec_of_volume(volume, req.description.clone(), tags),
-                at,
-            )
-        })
-        .collect();
-    if !records.is_empty() {
-        state.store.create_snapshots(&records)?;
-    }
+    let specs = volumes.iter().map(|volume| {
+        let mut tags = if req.copy_tags {
+            volume.spec.tags.clone()
+        } else {
+            BTreeMap::new()
+        };
+        tags.extend(req.tags.clone());
+        snapshots::spec_of_volume(volume, req.description.clone(), tags)
+    });
+    let records = snapshots::create(state, region, specs)?;
     tracing::info!(instance_id = %id, snapshots = records.len(), "snapshots of an instance requested");
     Ok(records)
 }

@@ -62,7 +62,6 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
 mod tests {
     use super::*;
     use crate::model::snapshot::new_snapshot;
-    use crate::model::SnapshotSpec;
 
     #[test]
     fn owners_and_restorable_users() {
@@ -72,17 +71,7 @@ mod tests {
         assert!(!owned_by(&["amazon"]));
         assert!(!owned_by(&["123456789012"]));
 
-        let spec = SnapshotSpec {
-            volume_id: "vol-12345678".into(),
-            volume_size_gib: 1,
-            description: String::new(),
-            encrypted: false,
-            kms_key_id: None,
-            tags: Default::default(),
-            source: None,
-            image_id: None,
-            create_volume_permissions: Vec::new(),
-        };
+        let spec = crate::model::fixtures::snapshot_spec("vol-12345678", 1);
         let mut s = new_snapshot("snap-12345678", "us-east-1", spec, crate::model::now());
         assert!(restorable(&s, &[]));
         assert!(restorable(&s, &["self"]));

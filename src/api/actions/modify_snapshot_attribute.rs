@@ -100,24 +100,9 @@ pub fn apply(
 /// Applies the change with a compare-and-swap on the snapshot's record. Nothing here asks the
 /// reconciler for anything, so the generation stays.
 pub fn handle(state: &ApiState, region: &str, req: &Request) -> Result<(), ApiError> {
-    let id = req.snapshot_id.as_str();
-    snapshots::existing(state, region, id)?;
-    kind::check_dry_run(req.dry_run)?;
-    state
-        .store
-        .snapshots()
-        .update_spec_same_generation(id, |s| {
-            if s.metadata.namespace != region || s.is_being_deleted() {
-                return Err(snapshots::not_found(id));
-            }
-            let after = apply(&s.spec.create_volume_permissions, &req.add, &req.remove);
-            if after == s.spec.create_volume_permissions {
-                return Ok(false);
-            }
-            s.spec.create_volume_permissions = after;
-            Ok(true)
-        })
-        .map(drop)
+    snapshots::update_permissions(state, region, &req.snapshot_id, req.dry_run, |current| {
+        apply(current, &req.add, &req.remove)
+    })
 }
 
 /// The dispatch entry.

@@ -33,21 +33,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 
 /// Clears the grants with a compare-and-swap on the snapshot's record (the generation stays).
 pub fn handle(state: &ApiState, region: &str, req: &Request) -> Result<(), ApiError> {
-    let id = req.snapshot_id.as_str();
-    snapshots::existing(state, region, id)?;
-    kind::check_dry_run(req.dry_run)?;
-    state
-        .store
-        .snapshots()
-        .update_spec_same_generation(id, |s| {
-            if s.metadata.namespace != region || s.is_being_deleted() {
-                return Err(snapshots::not_found(id));
-            }
-            let changed = !s.spec.create_volume_permissions.is_empty();
-            s.spec.create_volume_permissions.clear();
-            Ok(changed)
-        })
-        .map(drop)
+    snapshots::update_permissions(state, region, &req.snapshot_id, req.dry_run, |_| Vec::new())
 }
 
 /// The dispatch entry.

@@ -154,15 +154,11 @@ mod tests {
 
     fn snapshot() -> Arc<Snapshot> {
         let spec = SnapshotSpec {
-            volume_id: "vol-0123456789abcdef0".into(),
-            volume_size_gib: 8,
             description: "nightly <db>".into(),
             encrypted: true,
             kms_key_id: Some("arn:aws:kms:us-east-1:000000000000:key/k".into()),
             tags: [("Name".to_string(), "db".to_string())].into(),
-            source: None,
-            image_id: None,
-            create_volume_permissions: Vec::new(),
+            ..crate::model::fixtures::snapshot_spec("vol-0123456789abcdef0", 8)
         };
         Arc::new(new_snapshot(
             "snap-0123456789abcdef0",

@@ -30,13 +30,8 @@ fn volume_refs(params: &QueryParams) -> Result<Vec<String>, ApiError> {
 /// The region's volumes, each as shown.
 fn region_volumes(state: &ApiState, region: &str) -> Result<Vec<Shown>, ApiError> {
     let world = World::read(state)?;
-    Ok(state
-        .store
-        .volumes()
-        .list_shared()?
-        .objects
+    Ok(volumes::in_region(state, region)?
         .into_iter()
-        .filter(|v| v.metadata.namespace == region)
         .map(|v| world.show(v))
         .collect())
 }
@@ -443,13 +438,9 @@ impl Kind for VolumeModificationKind {
     }
 
     fn list(state: &ApiState, region: &str) -> Result<Vec<Arc<Volume>>, ApiError> {
-        Ok(state
-            .store
-            .volumes()
-            .list_shared()?
-            .objects
+        Ok(volumes::in_region(state, region)?
             .into_iter()
-            .filter(|v| v.metadata.namespace == region && v.spec.modification.is_some())
+            .filter(|v| v.spec.modification.is_some())
             .collect())
     }
 
