@@ -1458,7 +1458,7 @@ async fn bench_run(ctx: &mut Ctx) -> R<()> {
         for proc in procs {
             let dir = proc.dir.clone();
             proc.stop().await?;
-            let _ = std::fs::remove_dir_all(&dir);
+            remove_data_dir(&dir);
         }
         for k in 0..SERIES {
             let s = sorted(&samples[k]);
@@ -1711,7 +1711,7 @@ async fn bench_describe(ctx: &mut Ctx) -> R<()> {
     }
     let (rss, hwm, _) = mem_kib(proc.pid)?;
     proc.stop().await?;
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_data_dir(&dir);
     for (k, (kind, _)) in kinds.iter().enumerate() {
         let what = if k == 0 {
             format!("all {n}")
@@ -2416,7 +2416,7 @@ async fn bench_steady(ctx: &mut Ctx) -> R<()> {
     let mut ec2 = Ec2::new(proc.port);
     let cleanup = ctx.terminate(&mut ec2, &mut docker, &ids).await;
     proc.stop().await?;
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_data_dir(&dir);
     result.and(cleanup)
 }
 
@@ -3209,7 +3209,7 @@ async fn run_sections(ctx: &mut Ctx) -> R<()> {
         }
         .await;
         proc.stop().await?;
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_data_dir(&dir);
         result?;
     }
     if ctx.wants("idle") || ctx.wants("recovery") {
@@ -3262,7 +3262,7 @@ async fn cleanup(ctx: &mut Ctx) {
     if ctx.args.keep {
         eprintln!("work directory kept: {}", ctx.work.display());
     } else {
-        let _ = std::fs::remove_dir_all(&ctx.work);
+        remove_data_dir(&ctx.work);
     }
 }
 
@@ -3481,4 +3481,24 @@ mod tests {
         assert_eq!(percentile(&s, 0.99), 5.0);
         assert_eq!(median_of(&sorted(&[1.0, 2.0, 3.0, 4.0])), 2.5);
     }
+}
+
+/// Removes a directory that held ec2d data dirs: first unmounts (lazily) every mount under it
+/// (ec2d's volume mount propagation point stays mounted after ec2d stops, by design), so no
+/// mount outlives the bench and the removal never reaches into one.
+fn remove_data_dir(dir: &std::path::Path) {
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut points: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4).map(str::to_string))
+        .filter(|point| std::path::Path::new(point).starts_with(&root))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &point])
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -346,8 +346,7 @@ async fn the_reconcilers_make_snapshot_restore_sweep_and_delete_on_the_real_engi
     };
 
     store
-        .volumes()
-        .create(&[new_volume(v1, "us-east-1", volume_spec(None), now())])
+        .create_volume(&new_volume(v1, "us-east-1", volume_spec(None), now()))
         .unwrap();
     run(ObjectRef::Volume(v1.into())).await;
     let made = store.volumes().get(v1).unwrap().unwrap();
@@ -370,8 +369,7 @@ async fn the_reconcilers_make_snapshot_restore_sweep_and_delete_on_the_real_engi
     assert_eq!(snapshot.status.size_bytes, Some(8));
 
     store
-        .volumes()
-        .create(&[new_volume(v2, "us-east-1", volume_spec(Some(s1)), now())])
+        .create_volume(&new_volume(v2, "us-east-1", volume_spec(Some(s1)), now()))
         .unwrap();
     run(ObjectRef::Volume(v2.into())).await;
     let restored = store.volumes().get(v2).unwrap().unwrap();

@@ -188,10 +188,7 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ec2d::model::now(),
     );
     volume.status.ready = true;
-    h.store
-        .volumes()
-        .create(std::slice::from_ref(&volume))
-        .unwrap();
+    h.store.create_volume(&volume).unwrap();
     h.store
         .volumes()
         .write_status(volume_id, &volume.status)

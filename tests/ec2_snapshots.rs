@@ -29,7 +29,7 @@ fn volume(id: &str, region: &str, size_gib: u32, ready: bool) -> Volume {
 
 /// Stores `v` (spec through the collection, status as the reconciler writes it).
 fn store_volume(h: &Harness, v: &Volume) {
-    h.store.volumes().create(std::slice::from_ref(v)).unwrap();
+    h.store.create_volume(v).unwrap();
     h.store
         .volumes()
         .write_status(&v.metadata.name, &v.status)

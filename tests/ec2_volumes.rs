@@ -914,7 +914,7 @@ async fn detach_volume_refuses_what_ec2_refuses() {
     spec.root_of = Some(instance.clone());
     fixtures::attach(&mut spec, &instance, "/dev/sda1", true, now);
     let root = fixtures::volume_of("vol-0aaaaaaaaaaaaaaa1", spec, now);
-    h.store.volumes().create(&[root]).unwrap();
+    h.store.create_volume(&root).unwrap();
     // Ready and attached because the instance has a container.
     assert_eq!(
         h.volume_state("vol-0aaaaaaaaaaaaaaa1").await,
@@ -956,8 +956,7 @@ async fn a_stopped_instances_root_volume_detaches() {
     let h = Harness::new();
     let instance = h.running_instance().await;
     h.store
-        .volumes()
-        .create(&[root_volume("vol-0aaaaaaaaaaaaaaa2", &instance)])
+        .create_volume(&root_volume("vol-0aaaaaaaaaaaaaaa2", &instance))
         .unwrap();
     h.post(&[
         ("Action", "DetachVolume"),

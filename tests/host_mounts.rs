@@ -193,10 +193,7 @@ fn attached_volume(
     let mut spec = fixtures::volume_spec("us-east-1a", "gp3", 1);
     fixtures::attach(&mut spec, instance.as_str(), "/dev/sdf", false, now);
     let mut volume = fixtures::volume_of(volume_id, spec, now);
-    store
-        .volumes()
-        .create(std::slice::from_ref(&volume))
-        .unwrap();
+    store.create_volume(&volume).unwrap();
     volume.status.backing = Some(backing.to_string());
     volume.status.mountpoint = Some(mountpoint.to_string());
     volume.status.ready = true;

@@ -48,8 +48,7 @@ fn attach(store: &Store, instance: &InstanceId) {
     let mut spec = fixtures::volume_spec("us-east-1a", "gp3", 1);
     fixtures::attach(&mut spec, instance.as_str(), "/dev/sdf", false, now);
     store
-        .volumes()
-        .create(&[fixtures::volume_of(VOL, spec, now)])
+        .create_volume(&fixtures::volume_of(VOL, spec, now))
         .unwrap();
 }
 

@@ -33,8 +33,7 @@ fn volume_spec() -> VolumeSpec {
 
 fn put_volume(store: &Store, id: &str, spec: VolumeSpec) {
     store
-        .volumes()
-        .create(&[new_volume(id, "us-east-1", spec, now())])
+        .create_volume(&new_volume(id, "us-east-1", spec, now()))
         .unwrap();
 }
 
@@ -367,18 +366,18 @@ async fn delete_on_termination_volumes_go_with_their_instance_and_the_terminatio
     let instance = fixtures::instance();
     let instance_id = instance.metadata.name.clone();
     store.instances().create(&[instance]).unwrap();
-    let attached = |delete_on_termination| {
+    let attached = |device: &str, delete_on_termination| {
         let mut spec = volume_spec();
         spec.attachments = vec![VolumeAttachmentSpec {
             instance_id: instance_id.clone(),
-            device: "/dev/sdf".into(),
+            device: device.into(),
             delete_on_termination,
             attach_time: now(),
         }];
         spec
     };
-    put_volume(&store, V1, attached(true));
-    put_volume(&store, V2, attached(false));
+    put_volume(&store, V1, attached("/dev/sdf", true));
+    put_volume(&store, V2, attached("/dev/sdg", false));
     run(&ctx, vol(V1)).await;
     run(&ctx, vol(V2)).await;
     assert_eq!(fake.volume_names().len(), 2);

@@ -487,8 +487,9 @@ impl Store {
         images.make_durable()
     }
 
-    /// Stores a CreateVolume record, claiming its ClientToken in its region when it has one, in
-    /// one transaction: `AlreadyExists` for a taken id, `NameTaken` (kind
+    /// Stores a new volume record (CreateVolume's), claiming its ClientToken in its region when
+    /// it has one and writing the `volumes.devices` entry of each attachment it is made with,
+    /// in one transaction: `AlreadyExists` for a taken id, `NameTaken` (kind
     /// [`CLIENT_TOKEN_KIND`], holder the volume the token made) while that volume's record
     /// exists, and nothing written either way.
     pub fn create_volume(&self, volume: &Volume) -> Result<(), StoreError> {
@@ -500,21 +501,35 @@ impl Store {
             .client_token
             .as_ref()
             .map(|t| (t, client_token_key(&volume.metadata.namespace, t)));
+        let device_entries: Vec<Vec<u8>> = volume
+            .spec
+            .attachments
+            .iter()
+            .map(|a| super::volumes::device_key(&a.instance_id, &a.device))
+            .collect();
         let writing = volumes.writing();
         finish(
-            (volumes.spec_tree(), &self.volume_tokens).transaction(|(spec, tokens)| {
-                if spec.get(id.as_bytes())?.is_some() {
-                    return abort(StoreError::AlreadyExists {
-                        kind: VOLUME_KIND,
-                        id: id.to_string(),
-                    });
-                }
-                if let Some((token, key)) = &token {
-                    claim_token(spec, tokens, key, token, id)?;
-                }
-                spec.insert(id.as_bytes(), bytes.as_slice())?;
-                Ok(())
-            }),
+            (
+                volumes.spec_tree(),
+                &self.volume_tokens,
+                &self.volume_devices,
+            )
+                .transaction(|(spec, tokens, devices)| {
+                    if spec.get(id.as_bytes())?.is_some() {
+                        return abort(StoreError::AlreadyExists {
+                            kind: VOLUME_KIND,
+                            id: id.to_string(),
+                        });
+                    }
+                    if let Some((token, key)) = &token {
+                        claim_token(spec, tokens, key, token, id)?;
+                    }
+                    spec.insert(id.as_bytes(), bytes.as_slice())?;
+                    for key in &device_entries {
+                        devices.insert(key.as_slice(), id.as_bytes())?;
+                    }
+                    Ok(())
+                }),
         )?;
         drop(writing);
         volumes.make_durable()

@@ -233,8 +233,8 @@ def cleanup_owned() -> tuple[list[str], list[str], list[str]]:
     names = sorted(container_name(i) for i in OWNED_INSTANCES if container_name(i) in present)
     stores = {container_label(n, STORE_ID_LABEL) for n in names} - {None, ""}
     problems = remove_containers(names)
-    problems += remove_store_networks(stores)
     stores |= {s.store_id for s in SERVERS if getattr(s, "store_id", None)}
+    problems += remove_store_networks(stores)
     problems += remove_store_volumes(stores)
     tags = sorted(t for t in list_ami_tags() if t.rsplit(":", 1)[-1] in OWNED_AMIS)
     problems += remove_tags(tags)
