@@ -191,9 +191,10 @@ impl VolumeMounts {
     /// Bind-mounts `source` at `<root>/<owner>/<path>`, making the directory first.
     pub fn mount(&self, owner: &str, path: &str, source: &Path) -> Result<(), MountError> {
         let (table, dir) = self.wired(owner)?;
-        let target = dir.join(relative(path)?);
+        let relative = relative(path)?;
+        let target = dir.join(&relative);
         table
-            .create_dir(&target)
+            .create_dir_beneath(&dir, &relative)
             .map_err(|e| MountError::io("mkdir", &target, &e))?;
         table
             .bind(source, &target)

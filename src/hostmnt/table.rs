@@ -30,6 +30,11 @@ pub trait MountTable: Send + Sync + 'static {
     fn unmount(&self, target: &Path) -> io::Result<()>;
     /// `mkdir -p`.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// `mkdir -p base/relative` refusing any component under `base` that is not a directory
+    /// (a symbolic link in particular): the real table checks each with `lstat`.
+    fn create_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        self.create_dir(&base.join(relative))
+    }
     /// Removes `path` and the directories under it, only if they are all empty directories:
     /// never a file (`rmdir` fails instead). Callers make sure nothing is mounted below, since
     /// an empty directory inside a mounted volume is the volume's data.
@@ -68,10 +73,12 @@ impl MountTable for SystemMounts {
 
     fn unmount(&self, target: &Path) -> io::Result<()> {
         use rustix::mount::UnmountFlags;
-        match rustix::mount::unmount(target, UnmountFlags::empty()) {
+        // Never through a symbolic link the instance may have put in its own directory.
+        match rustix::mount::unmount(target, UnmountFlags::NOFOLLOW) {
             // Something holds it open on the host: detach it now, the kernel frees it later.
             Err(rustix::io::Errno::BUSY) => {
-                rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(io::Error::from)
+                rustix::mount::unmount(target, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
+                    .map_err(io::Error::from)
             }
             other => other.map_err(io::Error::from),
         }
@@ -79,6 +86,28 @@ impl MountTable for SystemMounts {
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         std::fs::create_dir_all(path)
+    }
+
+    fn create_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        // One component at a time, never following a symbolic link: the directories under an
+        // instance's directory are writable by the instance (it is its /mnt), and a link it
+        // planted must not send a mount onto the host's own tree.
+        let mut at = base.to_path_buf();
+        for part in relative.components() {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(meta) if meta.file_type().is_dir() => {}
+                Ok(_) => {
+                    return Err(io::Error::other(format!(
+                        "{} is not a directory (a symbolic link or a file put there from inside the instance)",
+                        at.display()
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&at)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn remove_empty_dirs(&self, path: &Path) -> io::Result<()> {

@@ -143,3 +143,27 @@ fn directories_inside_a_volume_still_mounted_are_never_removed() {
     assert!(mounts.mounts("i-1").unwrap().is_empty());
     assert!(!table.has_dir(&Path::new(ROOT).join("i-1")));
 }
+
+#[test]
+fn the_real_table_never_makes_a_mount_directory_through_a_symbolic_link() {
+    let base = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // What a root process inside the instance can do in its /mnt.
+    std::os::unix::fs::symlink(elsewhere.path(), base.path().join("sdg")).unwrap();
+    std::fs::write(base.path().join("file"), "x").unwrap();
+    let table = SystemMounts;
+    assert!(table
+        .create_dir_beneath(base.path(), Path::new("sdg/inner"))
+        .is_err());
+    assert!(table
+        .create_dir_beneath(base.path(), Path::new("sdg"))
+        .is_err());
+    assert!(table
+        .create_dir_beneath(base.path(), Path::new("file"))
+        .is_err());
+    assert!(!elsewhere.path().join("inner").exists());
+    table
+        .create_dir_beneath(base.path(), Path::new("sdf/deeper"))
+        .unwrap();
+    assert!(base.path().join("sdf/deeper").is_dir());
+}

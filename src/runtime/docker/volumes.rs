@@ -305,6 +305,14 @@ async fn pipe(docker: &Docker, source: &str, target: &str) -> RuntimeResult<u64>
     }
     uploaded?;
     let sizer = sizer.lock().unwrap_or_else(|p| p.into_inner());
+    // A stream the engine cut between two entries ends cleanly and extracts cleanly: only the
+    // missing end-of-archive block tells a partial copy from a whole one.
+    if !sizer.ended {
+        return Err(RuntimeError::Failed(
+            "the volume archive ended before its end-of-archive block: the copy was cut short"
+                .to_string(),
+        ));
+    }
     Ok(sizer.file_bytes)
 }
 
