@@ -811,3 +811,63 @@ async fn triggers_do_not_bypass_the_backoff_of_a_failing_key() {
     assert!(gaps.iter().all(|g| *g >= secs(0.5)), "gaps {gaps:?}");
     run.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_exclusive_section_runs_with_no_reconcile_in_flight_and_holds_the_queue() {
+    let probe = Probe::new();
+    let run = start(
+        Controller::new(config()),
+        no_triggers(),
+        no_keys,
+        worker(&probe, secs(2.0), Action::await_change()),
+        backoff_policy,
+    );
+    // Two reconciles of two seconds each start at once.
+    run.handle.enqueue(1);
+    run.handle.enqueue(2);
+    sleep(secs(0.5)).await;
+    assert_eq!(probe.in_flight.load(Ordering::SeqCst), 2);
+
+    let section_probe = Arc::clone(&probe);
+    let handle = run.handle.clone();
+    let section = tokio::spawn(async move {
+        handle
+            .exclusive(|| async move {
+                let started = section_probe.t0.elapsed();
+                let in_flight_at_start = section_probe.in_flight.load(Ordering::SeqCst);
+                // Keys scheduled during the section wait for its end.
+                sleep(secs(3.0)).await;
+                let in_flight_at_end = section_probe.in_flight.load(Ordering::SeqCst);
+                (started, in_flight_at_start, in_flight_at_end)
+            })
+            .await
+    });
+    sleep(secs(0.5)).await;
+    // Scheduled while the section waits: held back until it ends.
+    run.handle.enqueue(3);
+    let (started, at_start, at_end) = section.await.expect("section panicked");
+    assert_eq!(
+        (at_start, at_end),
+        (0, 0),
+        "the section must run with no reconcile in flight"
+    );
+    // It began once both two-second reconciles had finished.
+    assert_about(started, secs(2.0));
+    sleep(secs(0.5)).await;
+    let starts = probe.starts_of(3);
+    assert_eq!(starts.len(), 1, "key 3 runs after the section: {starts:?}");
+    assert_within(starts[0], secs(5.0), secs(5.1));
+    assert!(!probe.overlap.load(Ordering::SeqCst));
+    run.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exclusive_section_without_a_running_loop_runs_at_once() {
+    let ctrl: Controller<Key> = Controller::new(config());
+    let handle = ctrl.handle();
+    handle.enqueue(1);
+    let answer = handle.exclusive(|| async { 42 }).await;
+    assert_eq!(answer, 42);
+    // The hold is released: the key still waits in the queue for the loop.
+    assert_eq!(handle.stats().queue_depth, 1);
+}

@@ -44,6 +44,7 @@ pub mod paging;
 pub mod private_ips;
 pub mod query;
 pub mod render;
+pub mod reset;
 pub mod rules;
 pub mod snapshots;
 pub mod state;
@@ -54,6 +55,7 @@ pub mod xml;
 pub use error::ApiError;
 pub use introspect::Introspection;
 pub use query::QueryParams;
+pub use reset::{RequestGate, Reset};
 pub use state::{ApiState, NoNudge, Nudge};
 
 /// The largest request body accepted (EC2 Query requests are small; user data is at most 16 KB).
@@ -71,6 +73,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", any(ec2_endpoint))
         .merge(introspect::routes())
+        .merge(reset::routes())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         // Failures are logged where errors become responses (ApiError), not a second time here.
         .layer(
@@ -124,6 +127,8 @@ async fn ec2_endpoint(State(state): State<ApiState>, req: Request) -> Response {
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string()));
+    let gate = state.gate.clone();
+    let _pass = gate.request().await;
     match serve(state, &request_id, req).await {
         Ok(response) => response,
         Err(e) => e.with_request_id(&request_id.0).into_response(),

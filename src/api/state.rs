@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::introspect::Introspection;
 use super::kinds::instance::RenderedInstances;
+use super::reset::{RequestGate, Reset};
 use crate::config::VmManager;
 use crate::model::InstanceId;
 use crate::store::SpecStore;
@@ -42,4 +43,8 @@ pub struct ApiState {
     pub rendered_instances: Arc<RenderedInstances>,
     /// Hints to the reconciler, supplied by the app.
     pub nudge: Arc<dyn Nudge>,
+    /// Removes everything of this store (`POST /_ec2d/reset`), supplied by the app.
+    pub reset: Arc<dyn Reset>,
+    /// Keeps a reset apart from EC2 requests (see [`RequestGate`]).
+    pub gate: RequestGate,
 }

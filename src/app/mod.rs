@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::api::{self, ApiState, Nudge};
+use crate::api::{self, ApiState, Nudge, Reset};
 use crate::config::{Config, VmManager};
 use crate::controller::{Controller, ControllerConfig, ControllerHandle};
 use crate::hostmnt::block_devices::BlockDeviceFiles;
@@ -214,6 +214,12 @@ impl App {
             introspection: report,
             rendered_instances: Default::default(),
             nudge: Arc::new(NudgeController(handle.clone())),
+            reset: Arc::new(ResetAll {
+                store: store.clone(),
+                ctx: ctx.clone(),
+                controller: handle.clone(),
+            }),
+            gate: Default::default(),
         });
 
         let triggers = reconcile::engine_triggers(&ctx, handle.clone());
@@ -421,6 +427,45 @@ impl Nudge for NudgeController {
     fn instance(&self, instance_id: &InstanceId) {
         self.0
             .enqueue_after(ObjectRef::Instance(instance_id.clone()), NUDGE_DELAY);
+    }
+}
+
+/// `POST /_ec2d/reset`: the reconciler removes what the store's records made while no
+/// reconcile runs (the controller's exclusive section; the api's gate keeps requests out
+/// meanwhile), then the records go, then the catalog is discovered again.
+struct ResetAll<R: ContainerRuntime> {
+    store: Store,
+    ctx: Arc<Context<R>>,
+    controller: ControllerHandle<ObjectRef>,
+}
+
+impl<R: ContainerRuntime> Reset for ResetAll<R> {
+    fn reset(&self) -> futures::future::BoxFuture<'static, Result<serde_json::Value, String>> {
+        let (store, ctx, controller) = (
+            self.store.clone(),
+            self.ctx.clone(),
+            self.controller.clone(),
+        );
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let removed = controller
+                .exclusive(|| async {
+                    let removed = reconcile::reset::remove_everything(&ctx)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    store.wipe_for_reset().map_err(|e| e.to_string())?;
+                    reconcile::reset::after_wipe(&ctx)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(removed)
+                })
+                .await?;
+            info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "reset done: every resource of this store removed"
+            );
+            serde_json::to_value(removed).map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -15,6 +15,8 @@
 //!   a panicking reconcile is counted as an error, not a crash of the loop.
 //! - **Level-triggered safety net**: the resync function is called at start and every
 //!   [`ControllerConfig::resync_every`], and every key it returns is enqueued.
+//! - **Exclusive sections**: [`ControllerHandle::exclusive`] holds dispatching, waits for the
+//!   reconciles in flight, runs its section with none running, then lets the queue go on.
 
 mod action;
 mod backoff;
@@ -98,6 +100,10 @@ struct Shared<K> {
     /// Wakes the loop after a handle enqueued something. `notify_one` stores a permit when the
     /// loop is busy, so a wakeup is never lost.
     wake: Notify,
+    /// Wakes exclusive sections waiting for the last in-flight reconcile to finish.
+    idle: Notify,
+    /// One exclusive section at a time.
+    sections: tokio::sync::Mutex<()>,
     reconciles_total: AtomicU64,
     errors_total: AtomicU64,
 }
@@ -105,6 +111,9 @@ struct Shared<K> {
 struct State<K> {
     queue: Queue<K>,
     last_resync_at: Option<SystemTime>,
+    /// Exclusive sections holding dispatch (waiting for in-flight reconciles, or running):
+    /// while above zero, no key is handed out.
+    holds: usize,
 }
 
 impl<K> Shared<K> {
@@ -160,6 +169,31 @@ impl<K: Clone + Eq + Hash> ControllerHandle<K> {
         self.shared.wake.notify_one();
     }
 
+    /// Runs `section` while no reconcile runs: dispatching stops, the reconciles in flight
+    /// finish, `section` runs, then the queue goes on (keys scheduled meanwhile wait, and run
+    /// after). For work that must not interleave with any reconcile, such as removing
+    /// everything a store made. One section runs at a time. Before the loop runs, and after
+    /// it returned, nothing is in flight, so the section runs at once.
+    pub async fn exclusive<F, Fut, T>(&self, section: F) -> T
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let _one_at_a_time = self.shared.sections.lock().await;
+        let _hold = Hold::new(&self.shared);
+        loop {
+            // Registered before the check, so a completion between the two is not missed.
+            let idle = self.shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.shared.lock().queue.in_flight() == 0 {
+                break;
+            }
+            idle.await;
+        }
+        section().await
+    }
+
     /// Current queue depth, in-flight count, counters and last resync time.
     #[must_use]
     pub fn stats(&self) -> ControllerStats {
@@ -174,6 +208,26 @@ impl<K: Clone + Eq + Hash> ControllerHandle<K> {
             errors_total: self.shared.errors_total.load(Ordering::Relaxed),
             last_resync_at,
         }
+    }
+}
+
+/// Holds dispatching while alive; dropping it (the section ended, or its future was dropped)
+/// lets the loop hand out keys again.
+struct Hold<'a, K> {
+    shared: &'a Shared<K>,
+}
+
+impl<'a, K> Hold<'a, K> {
+    fn new(shared: &'a Shared<K>) -> Self {
+        shared.lock().holds += 1;
+        Self { shared }
+    }
+}
+
+impl<K> Drop for Hold<'_, K> {
+    fn drop(&mut self) {
+        self.shared.lock().holds -= 1;
+        self.shared.wake.notify_one();
     }
 }
 
@@ -204,8 +258,11 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
                 state: Mutex::new(State {
                     queue: Queue::new(),
                     last_resync_at: None,
+                    holds: 0,
                 }),
                 wake: Notify::new(),
+                idle: Notify::new(),
+                sections: tokio::sync::Mutex::new(()),
                 reconciles_total: AtomicU64::new(0),
                 errors_total: AtomicU64::new(0),
             }),

@@ -125,6 +125,11 @@ where
         let mut due = Vec::new();
         let next = {
             let mut st = self.shared.lock();
+            if st.holds > 0 {
+                // An exclusive section waits for (or runs with) no reconcile in flight; its
+                // end wakes the loop.
+                return None;
+            }
             let now = Instant::now();
             while self.tasks.len() + due.len() < self.config.concurrency {
                 match st.queue.pop_due(now) {
@@ -209,6 +214,9 @@ where
         if let Some(delay) = retry_in {
             st.queue.schedule(key, deadline(Instant::now(), delay));
         }
+        if st.holds > 0 && st.queue.in_flight() == 0 {
+            self.shared.idle.notify_waiters();
+        }
     }
 
     /// The earliest time a trigger may run `key`: now, or the end of its failure backoff.
@@ -288,6 +296,7 @@ where
                 st.queue.finish(key);
             }
             self.running.clear();
+            self.shared.idle.notify_waiters();
         }
     }
 }

@@ -34,7 +34,7 @@ const UNTAG_ROUNDS: usize = 8;
 
 /// Whether an image listed with an AMI tag was committed by another ec2d process sharing the
 /// engine (its `ec2d.store-id` label names another store).
-fn foreign(ami: &AmiImage, store_id: &str) -> bool {
+pub(super) fn foreign(ami: &AmiImage, store_id: &str) -> bool {
     ami.store_id
         .as_deref()
         .is_some_and(|owner| owner != store_id)

@@ -19,6 +19,7 @@ mod imds_routes;
 mod instance;
 mod network;
 pub mod plan;
+pub mod reset;
 mod snapshot;
 mod volume;
 

@@ -238,6 +238,11 @@ impl FakeRuntime {
         });
     }
 
+    /// The image references (tags) the engine has, sorted.
+    pub fn image_references(&self) -> Vec<String> {
+        self.lock().images.keys().cloned().collect()
+    }
+
     /// Every call made so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()

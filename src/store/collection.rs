@@ -552,6 +552,21 @@ where
         Ok(())
     }
 
+    /// Deletes every object, undecodable ones and a status without its spec included (a reset).
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let _done = self.writing();
+        let mut ids = std::collections::BTreeSet::new();
+        for tree in [&self.spec, &self.status] {
+            for key in tree.iter().keys() {
+                ids.insert(String::from_utf8_lossy(&key?).into_owned());
+            }
+        }
+        for id in ids {
+            self.delete(&id)?;
+        }
+        Ok(())
+    }
+
     /// Replaces the whole collection with `objects` (for observed-state caches such as the
     /// AMI catalog), writing only what changed so the store is not rewritten on every resync.
     pub fn replace_all(&self, objects: &[Object<S, T>]) -> Result<(), StoreError>

@@ -236,6 +236,50 @@ impl Store {
         Ok(store)
     }
 
+    /// Removes every record and index entry but the AMI catalog (observed state, rediscovered
+    /// from Docker's tags) and the store's identity (its containers, networks and volumes are
+    /// labelled with it): `POST /_ec2d/reset`, once the reconciler removed what the records
+    /// made. Flushed before it returns, like an answered write. Only the owning store can do
+    /// this; neither view can.
+    pub fn wipe_for_reset(&self) -> Result<(), StoreError> {
+        self.instances.clear()?;
+        self.images.clear()?;
+        self.key_pairs.clear()?;
+        self.security_groups.clear()?;
+        self.launch_templates.clear()?;
+        self.addresses.clear()?;
+        self.vpcs.clear()?;
+        self.subnets.clear()?;
+        self.internet_gateways.clear()?;
+        self.route_tables.clear()?;
+        self.volumes.clear()?;
+        self.snapshots.clear()?;
+        for index in [
+            &self.client_tokens,
+            &self.key_pair_names,
+            &self.group_names,
+            &self.group_uses,
+            &self.image_names,
+            &self.image_tokens,
+            &self.deregistered_images,
+            &self.launch_template_names,
+            &self.launch_template_tokens,
+            &self.volume_tokens,
+            &self.volume_devices,
+            &self.console,
+            &self.address_ips,
+            &self.private_ips,
+            &self.address_instances,
+            &self.vpc_gateways,
+            &self.subnet_tables,
+            &self.vpc_tables,
+        ] {
+            index.clear()?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// This store's stable identity (a UUID made when it was created).
     pub fn id(&self) -> &str {
         &self.id

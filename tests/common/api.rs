@@ -28,6 +28,20 @@ use tower::ServiceExt;
 /// Introspection without a runtime: `/_ec2d/health` answers `{"ok":true,"stub":true}`.
 pub struct StubIntrospection;
 
+/// A reset with no reconciler to remove containers: it wipes the records only.
+struct WipeStore(Store);
+
+impl ec2d::api::Reset for WipeStore {
+    fn reset(&self) -> futures::future::BoxFuture<'static, Result<serde_json::Value, String>> {
+        let result = self
+            .0
+            .wipe_for_reset()
+            .map(|()| serde_json::json!({}))
+            .map_err(|e| e.to_string());
+        Box::pin(async move { result })
+    }
+}
+
 impl Introspection for StubIntrospection {
     fn health(&self) -> serde_json::Value {
         serde_json::json!({ "ok": true, "stub": true })
@@ -90,6 +104,8 @@ impl Harness {
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),
             nudge,
+            reset: Arc::new(WipeStore(store.clone())),
+            gate: Default::default(),
         };
         Self {
             app: router(state),

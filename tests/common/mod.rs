@@ -118,6 +118,21 @@ impl Ec2 {
     }
 
     /// GET on a path of the same server, parsed as JSON.
+    /// POSTs to a control path (`/_ec2d/reset`), returning the status and JSON body.
+    pub async fn post_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self
             .http
