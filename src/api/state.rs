@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::introspect::Introspection;
 use super::kinds::instance::RenderedInstances;
 use crate::config::VmManager;
+use crate::metrics::Metrics;
 use crate::model::InstanceId;
 use crate::store::SpecStore;
 
@@ -42,4 +43,6 @@ pub struct ApiState {
     pub rendered_instances: Arc<RenderedInstances>,
     /// Hints to the reconciler, supplied by the app.
     pub nudge: Arc<dyn Nudge>,
+    /// Request counters and latencies, and what `GET /metrics` renders.
+    pub metrics: Arc<Metrics>,
 }

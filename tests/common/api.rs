@@ -90,6 +90,7 @@ impl Harness {
             introspection: Arc::new(StubIntrospection),
             rendered_instances: Default::default(),
             nudge,
+            metrics: Default::default(),
         };
         Self {
             app: router(state),
