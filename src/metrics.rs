@@ -351,8 +351,12 @@ mod tests {
 
     #[test]
     fn without_a_sampler_only_events_are_rendered() {
-        let page = Metrics::default().render();
-        assert!(page.contains("ec2d_api_requests_total"));
+        let metrics = Metrics::default();
+        metrics.request("ec2", "DescribeRegions", OK_CODE.into(), Duration::ZERO);
+        let page = metrics.render();
+        assert!(page.contains(
+            r#"ec2d_api_requests_total{service="ec2",action="DescribeRegions",code="ok"} 1"#
+        ));
         assert!(!page.contains("ec2d_resources"));
     }
 }
