@@ -248,4 +248,14 @@ mod tests {
         let end = now() + time::Duration::seconds(12);
         assert!(!monitor.stopped_from_outside("i-00000001", restarted, end));
     }
+
+    #[test]
+    fn event_stream_gaps_are_counted_across_clones() {
+        let monitor = EngineMonitor::default();
+        let clone = monitor.clone();
+        assert_eq!(monitor.event_stream_reconnects(), 0);
+        clone.record_event_gap();
+        clone.record_event_gap();
+        assert_eq!(monitor.event_stream_reconnects(), 2);
+    }
 }
