@@ -168,7 +168,7 @@ setup_packages() {
         note "Debian packages present (busybox-static, openssh-client, docker, debootstrap if needed)"
     fi
 
-    # Python: pytest, boto3, awscli, awscli-local, ansible (same interpreter as the tests;
+    # Python: pytest, boto3, awscli, awscli-local, prometheus_client, ansible (same interpreter as the tests;
     # `ansible` is the full package: ansible-core plus the amazon.aws and ansible.posix
     # collections tests/clients/test_ansible.py runs)
     # One interpreter start: print the pip names whose module cannot be found.
@@ -176,6 +176,7 @@ setup_packages() {
     read -r -a pips <<<"$("$PYTHON" - <<'PY'
 import importlib.util
 need = {"pytest": "pytest", "boto3": "boto3", "awscli": "awscli", "localstack_client": "awscli-local",
+        "prometheus_client": "prometheus_client",
         "ansible_collections.amazon.aws": "ansible", "ansible_collections.ansible.posix": "ansible"}
 def missing(mod):
     try:
@@ -196,7 +197,7 @@ PY
                 --break-system-packages "${pips[@]}"
         if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     else
-        note "python packages present (pytest, boto3, awscli, awscli-local, ansible)"
+        note "python packages present (pytest, boto3, awscli, awscli-local, prometheus_client, ansible)"
     fi
     local versions
     versions="$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client, ansible.release; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__, "| ansible-core", ansible.release.__version__)')"

@@ -12,6 +12,7 @@
 //! - [`reconcile`]: the EC2 reconcilers that make Docker match the store.
 //! - [`hostnet`]: the host's NAT rules that send instances' metadata requests to ec2d.
 //! - [`app`]: wires everything together; [`config`], [`shutdown`], [`telemetry`] support it.
+//! - [`metrics`]: the Prometheus metrics served at `GET /metrics`.
 //! - [`cli`]: the `ec2d status` table.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod controller;
 pub mod hostmnt;
 pub mod hostnet;
 pub mod imds;
+pub mod metrics;
 pub mod model;
 pub mod reconcile;
 pub mod runtime;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ec2d::controller::{
     Action, Backoff, Controller, ControllerConfig, ControllerHandle, ExponentialJitterBackoff,
+    Observer, Outcome,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::oneshot;
@@ -870,4 +871,56 @@ async fn an_exclusive_section_without_a_running_loop_runs_at_once() {
     assert_eq!(answer, 42);
     // The hold is released: the key still waits in the queue for the loop.
     assert_eq!(handle.stats().queue_depth, 1);
+}
+
+/// What an observer was told, in order.
+#[derive(Default)]
+struct Told(Mutex<Vec<(Key, Outcome, Duration)>>);
+
+impl Observer<Key> for Told {
+    fn reconciled(&self, key: &Key, outcome: Outcome, took: Duration) {
+        self.0.lock().unwrap().push((*key, outcome, took));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_observer_is_told_each_outcome_and_duration() {
+    let told = Arc::new(Told::default());
+    let run = start(
+        Controller::new(config()).with_observer(told.clone()),
+        no_triggers(),
+        no_keys,
+        |key: Key| async move {
+            sleep(secs(f64::from(key))).await;
+            match key {
+                1 => Ok(Action::await_change()),
+                2 => Ok(Action::requeue(secs(100.0))),
+                3 => Ok(Action::backoff()),
+                _ => Err("no".to_string()),
+            }
+        },
+        |_: &Key, _: &String| Action::await_change(),
+    );
+    for key in 1..=4 {
+        run.handle.enqueue(key);
+    }
+    sleep(secs(5.0)).await;
+    run.shutdown().await;
+    // The first pass of each key (key 3's backoff may run it again before the shutdown).
+    let mut told = told.0.lock().unwrap().clone();
+    told.sort_by_key(|(key, _, _)| *key);
+    told.dedup_by_key(|(key, _, _)| *key);
+    let outcomes: Vec<_> = told.iter().map(|(k, o, _)| (*k, *o)).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, Outcome::Success),
+            (2, Outcome::Requeue),
+            (3, Outcome::Requeue),
+            (4, Outcome::Error)
+        ]
+    );
+    for (key, _, took) in told {
+        assert_about(took, secs(f64::from(key)));
+    }
 }

@@ -66,11 +66,12 @@ impl Service {
         }
     }
 
-    fn handler(&self, action: &str) -> Option<Handler> {
+    /// One of its actions, by exact name, with its handler.
+    fn action(&self, action: &str) -> Option<(&'static str, Handler)> {
         self.actions
             .iter()
             .find(|(name, _)| *name == action)
-            .map(|(_, handler)| *handler)
+            .copied()
     }
 }
 
@@ -117,47 +118,60 @@ impl IdentityError {
     }
 }
 
+/// One answered STS or IAM request, with what it is counted under.
+pub struct Answer {
+    /// The result or error document.
+    pub response: Response,
+    /// The action, when it is one of the service's.
+    pub action: Option<&'static str>,
+    /// The error code, when it failed.
+    pub code: Option<&'static str>,
+}
+
 /// Answers one request of `service`: its result document or its error document.
 pub fn serve(
     service: &'static Service,
     scope: &Scope,
     request_id: &str,
     params: &QueryParams,
-) -> Response {
+) -> Answer {
     let caller = Caller::of(scope);
-    let outcome = match params.get("Action").filter(|a| !a.is_empty()) {
+    let action = params
+        .get("Action")
+        .filter(|a| !a.is_empty())
+        .map(|a| service.action(a).ok_or(a));
+    let outcome = match action {
         None => Err(IdentityError::sender(
             "MissingAction",
             "The request must contain the parameter Action".to_string(),
             StatusCode::BAD_REQUEST,
         )),
-        Some(action) => match service.handler(action) {
-            None => Err(IdentityError::sender(
-                "InvalidAction",
-                format!(
-                    "Could not find operation {action} for version {}",
-                    service.version
-                ),
-                StatusCode::BAD_REQUEST,
-            )),
-            Some(handler) => {
-                tracing::Span::current().record("action", action);
-                tracing::debug!(service = service.signing_name, account = %caller.account, "identity request");
-                handler(&caller, params).map(|members| (action, members))
-            }
-        },
+        Some(Err(action)) => Err(IdentityError::sender(
+            "InvalidAction",
+            format!(
+                "Could not find operation {action} for version {}",
+                service.version
+            ),
+            StatusCode::BAD_REQUEST,
+        )),
+        Some(Ok((action, handler))) => {
+            tracing::Span::current().record("action", action);
+            tracing::debug!(service = service.signing_name, account = %caller.account, "identity request");
+            handler(&caller, params).map(|members| (action, members))
+        }
     };
-    let (status, body) = match outcome {
+    let (status, body, code) = match outcome {
         Ok((action, members)) => (
             StatusCode::OK,
             success(service, action, request_id, &members),
+            None,
         ),
         Err(e) => {
             tracing::debug!(code = e.code, message = %e.message, request_id, "request rejected");
-            (e.status, error(service, &e, request_id))
+            (e.status, error(service, &e, request_id), Some(e.code))
         }
     };
-    (
+    let response = (
         status,
         [(
             header::CONTENT_TYPE,
@@ -165,7 +179,12 @@ pub fn serve(
         )],
         body,
     )
-        .into_response()
+        .into_response();
+    Answer {
+        response,
+        action: action.and_then(Result::ok).map(|(name, _)| name),
+        code,
+    }
 }
 
 /// `<{Action}Response xmlns=…><{Action}Result>…</…><ResponseMetadata><RequestId>…`.

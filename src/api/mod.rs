@@ -12,15 +12,19 @@
 //! Describe*), `paging`, `filter`, `tags`, `groups`, `rules`, `key_pairs`,
 //! `launch_templates`, `instances`, `images` and `render` (what several actions share).
 
+use std::borrow::Cow;
+
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::{Form, Router};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+
+use crate::metrics;
 
 pub mod actions;
 pub mod addresses;
@@ -68,10 +72,12 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
-/// The whole HTTP surface: the EC2 endpoint at `/` (GET and POST) and the `/_ec2d/*` introspection.
+/// The whole HTTP surface: the EC2 endpoint at `/` (GET and POST), Prometheus metrics at
+/// `/metrics` and the `/_ec2d/*` introspection.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", any(ec2_endpoint))
+        .route("/metrics", get(metrics_endpoint))
         .merge(introspect::routes())
         .merge(reset::routes())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -121,7 +127,9 @@ async fn with_request_id(mut req: Request, next: Next) -> Response {
 }
 
 /// The EC2 endpoint: decode, dispatch, render; any error becomes the EC2 error document.
+/// Every request it answers is counted once, under the action it named.
 async fn ec2_endpoint(State(state): State<ApiState>, req: Request) -> Response {
+    let started = std::time::Instant::now();
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -129,25 +137,58 @@ async fn ec2_endpoint(State(state): State<ApiState>, req: Request) -> Response {
         .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string()));
     let gate = state.gate.clone();
     let _pass = gate.request().await;
-    match serve(state, &request_id, req).await {
-        Ok(response) => response,
-        Err(e) => e.with_request_id(&request_id.0).into_response(),
+    let mut counted = Counted::default();
+    let (response, code) = match serve(&state, &request_id, req, &mut counted).await {
+        Ok(response) => (response, counted.code),
+        Err(e) => {
+            let code = e.code.clone();
+            (e.with_request_id(&request_id.0).into_response(), code)
+        }
+    };
+    state
+        .metrics
+        .request(counted.service, counted.action, code, started.elapsed());
+    response
+}
+
+/// The labels a request is counted under, filled in as `serve` learns them.
+struct Counted {
+    service: &'static str,
+    /// A known action's name, else [`metrics::UNKNOWN_ACTION`].
+    action: &'static str,
+    /// For an answer `serve` made itself (STS and IAM): its error code, or ok.
+    code: Cow<'static, str>,
+}
+
+impl Default for Counted {
+    fn default() -> Self {
+        Self {
+            service: "ec2",
+            action: metrics::UNKNOWN_ACTION,
+            code: Cow::Borrowed(metrics::OK_CODE),
+        }
     }
 }
 
 async fn serve(
-    state: ApiState,
+    state: &ApiState,
     request_id: &RequestId,
     req: Request,
+    counted: &mut Counted,
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(req.headers(), req.uri());
     let params = read_params(req).await?;
     // STS and IAM share the endpoint (tools ask who they are before any EC2 call).
     if let Some(service) = identity::Service::of(&params, scope.service.as_deref()) {
-        return Ok(identity::serve(service, &scope, &request_id.0, &params));
+        let answer = identity::serve(service, &scope, &request_id.0, &params);
+        counted.service = service.signing_name;
+        counted.action = answer.action.unwrap_or(metrics::UNKNOWN_ACTION);
+        counted.code = Cow::Borrowed(answer.code.unwrap_or(metrics::OK_CODE));
+        return Ok(answer.response);
     }
     let region = scope.region.unwrap_or_else(|| DEFAULT_REGION.to_string());
     let action = dispatch::resolve(&params)?;
+    counted.action = action.name;
     let span = Span::current();
     span.record("action", action.name);
     if let Some(first) = params
@@ -159,7 +200,7 @@ async fn serve(
         span.record("instance_id", first);
     }
     tracing::debug!(%region, "ec2 request");
-    let run = || span.in_scope(|| (action.call)(&state, &region, &params));
+    let run = || span.in_scope(|| (action.call)(state, &region, &params));
     let members = if action.access == dispatch::Access::Write && runs_on_worker_threads() {
         // Writes wait for the store's fsync: the worker hands its other tasks to another
         // thread while this one waits, and the request itself never changes threads.
@@ -170,6 +211,16 @@ async fn serve(
         run()?
     };
     Ok(xml::success(action.name, &request_id.0, members))
+}
+
+/// `GET /metrics`: every metric in Prometheus' text format. Not counted as a request, so
+/// the request counters move by exactly the API calls made.
+async fn metrics_endpoint(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Whether the runtime has worker threads that can take over while a request blocks.

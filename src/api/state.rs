@@ -6,6 +6,7 @@ use super::introspect::Introspection;
 use super::kinds::instance::RenderedInstances;
 use super::reset::{RequestGate, Reset};
 use crate::config::VmManager;
+use crate::metrics::Metrics;
 use crate::model::InstanceId;
 use crate::store::SpecStore;
 
@@ -47,4 +48,6 @@ pub struct ApiState {
     pub reset: Arc<dyn Reset>,
     /// Keeps a reset apart from EC2 requests (see [`RequestGate`]).
     pub gate: RequestGate,
+    /// Request counters and latencies, and what `GET /metrics` renders.
+    pub metrics: Arc<Metrics>,
 }

@@ -1,6 +1,7 @@
 //! Wires store, runtime, controller and API into one running ec2d, with clean shutdown.
 
 mod report;
+mod sampler;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use crate::hostmnt::block_devices::BlockDeviceFiles;
 use crate::hostmnt::{SystemMounts, VolumeMounts};
 use crate::hostnet::{ImdsRoutes, SystemIptables};
 use crate::imds;
+use crate::metrics::Metrics;
 use crate::model::InstanceId;
 use crate::reconcile::{self, Context, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
@@ -193,6 +195,13 @@ impl App {
             ..ControllerConfig::default()
         });
         let handle = controller.handle();
+        let metrics = Arc::new(Metrics::new(Some(Arc::new(sampler::Levels {
+            store: store.clone(),
+            controller: handle.clone(),
+            engine: ctx.engine.clone(),
+        }))));
+        let controller =
+            controller.with_observer(Arc::new(sampler::ReconcileMetrics(metrics.clone())));
         let report = Arc::new(
             Report::new(
                 store.clone(),
@@ -220,6 +229,7 @@ impl App {
                 controller: handle.clone(),
             }),
             gate: Default::default(),
+            metrics,
         });
 
         let triggers = reconcile::engine_triggers(&ctx, handle.clone());

@@ -13,6 +13,8 @@
 //! - **Bounded concurrency**: at most [`ControllerConfig::concurrency`] reconciles in flight.
 //! - **Failures back off per key** (jittered exponential, see [`ExponentialJitterBackoff`]) and
 //!   a panicking reconcile is counted as an error, not a crash of the loop.
+//! - **Observable**: an [`Observer`] given with [`Controller::with_observer`] is told of every
+//!   finished reconcile, its key, [`Outcome`] and duration (what metrics count).
 //! - **Level-triggered safety net**: the resync function is called at start and every
 //!   [`ControllerConfig::resync_every`], and every key it returns is enqueued.
 //! - **Exclusive sections**: [`ControllerHandle::exclusive`] holds dispatching, waits for the
@@ -92,6 +94,34 @@ fn serialize_rfc3339_opt<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     time::serde::rfc3339::option::serialize(&t.map(time::OffsetDateTime::from), s)
+}
+
+/// How a reconcile ended, as an [`Observer`] is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It returned an action that waits for a change.
+    Success,
+    /// It returned an action that runs the key again later (a requeue or a backoff).
+    Requeue,
+    /// It returned an error, or panicked.
+    Error,
+}
+
+impl Outcome {
+    /// `success`, `requeue` or `error`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Requeue => "requeue",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Told of every finished reconcile; called on the loop task, so it must be quick (a counter).
+pub trait Observer<K>: Send + Sync + 'static {
+    /// `key`'s reconcile ended with `outcome` after `took`.
+    fn reconciled(&self, key: &K, outcome: Outcome, took: Duration);
 }
 
 /// State shared between the loop and its handles.
@@ -237,6 +267,7 @@ pub struct Controller<K> {
     config: ControllerConfig,
     shared: Arc<Shared<K>>,
     backoff: BackoffFactory,
+    observer: Option<Arc<dyn Observer<K>>>,
 }
 
 impl<K> Debug for Controller<K> {
@@ -267,7 +298,15 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
                 errors_total: AtomicU64::new(0),
             }),
             backoff: Arc::new(move || Box::new(ExponentialJitterBackoff::new(initial, max))),
+            observer: None,
         }
+    }
+
+    /// Tell `observer` of every finished reconcile.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer<K>>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Replace the per-key backoff policy (each failing key gets its own `factory()`).
@@ -329,6 +368,7 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
             reconcile,
             error_policy,
         )
+        .observed_by(self.observer)
         .run(triggers, resync, shutdown)
         .await
     }

@@ -14,7 +14,9 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
-use super::{deadline, Action, BackoffFactory, BackoffRegistry, ControllerConfig, Shared};
+use super::{
+    deadline, Action, BackoffFactory, BackoffRegistry, ControllerConfig, Observer, Outcome, Shared,
+};
 
 /// Everything the loop owns. `tasks` and `running` always hold the same tasks; `running` is
 /// how a finished task (including a panicked one, whose output is lost) maps back to its key.
@@ -25,7 +27,9 @@ pub(super) struct Runner<K, Rec, Pol, E> {
     reconcile: Arc<Rec>,
     error_policy: Pol,
     tasks: JoinSet<Result<Action, E>>,
-    running: HashMap<Id, K>,
+    /// Each task's key and when it was spawned.
+    running: HashMap<Id, (K, Instant)>,
+    observer: Option<Arc<dyn Observer<K>>>,
     /// Keys whose last reconcile failed, and until when their backoff holds them. Triggers
     /// and resyncs for such a key wait for the hold: a failing reconcile often causes its own
     /// triggers (a container created and removed again emits events), and letting those
@@ -58,7 +62,13 @@ where
             tasks: JoinSet::new(),
             running: HashMap::new(),
             held_until: HashMap::new(),
+            observer: None,
         }
+    }
+
+    pub(super) fn observed_by(mut self, observer: Option<Arc<dyn Observer<K>>>) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub(super) async fn run<Trig, Resync>(
@@ -156,7 +166,7 @@ where
         let handle = self
             .tasks
             .spawn(async move { reconcile(task_key).await }.instrument(span));
-        self.running.insert(handle.id(), key);
+        self.running.insert(handle.id(), (key, Instant::now()));
     }
 
     fn complete(&mut self, joined: Result<(Id, Result<Action, E>), JoinError>) {
@@ -164,7 +174,7 @@ where
             Ok((id, result)) => (id, Ok(result)),
             Err(err) => (err.id(), Err(err)),
         };
-        let Some(key) = self.running.remove(&id) else {
+        let Some((key, started)) = self.running.remove(&id) else {
             // Unreachable: every task is spawned through `spawn`.
             tracing::error!(task = %id, "controller: finished task has no key");
             return;
@@ -172,6 +182,16 @@ where
         self.shared.reconciles_total.fetch_add(1, Ordering::Relaxed);
 
         let failed = !matches!(outcome, Ok(Ok(_)));
+        if let Some(observer) = &self.observer {
+            let told = match &outcome {
+                Ok(Ok(action)) if action.requeue_after().is_some() || action.is_backoff() => {
+                    Outcome::Requeue
+                }
+                Ok(Ok(_)) => Outcome::Success,
+                _ => Outcome::Error,
+            };
+            observer.reconciled(&key, told, started.elapsed());
+        }
         let retry_in = match outcome {
             Ok(Ok(action)) => {
                 // Success ends the key's failure streak, unless the reconciler itself asks to
@@ -292,7 +312,7 @@ where
             );
             self.tasks.shutdown().await;
             let mut st = self.shared.lock();
-            for key in self.running.values() {
+            for (key, _) in self.running.values() {
                 st.queue.finish(key);
             }
             self.running.clear();

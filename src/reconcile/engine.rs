@@ -1,6 +1,7 @@
 //! What ec2d last knew about the container engine's reachability, for the health and status endpoints.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -48,6 +49,8 @@ pub struct EngineMonitor {
     /// kill`, ec2d's own stop): a container that dies right after was stopped from outside,
     /// not by its own instance.
     signals: Arc<Mutex<HashMap<String, Timestamp>>>,
+    /// Gaps in the engine's event stream since start (each a resubscription).
+    event_gaps: Arc<AtomicU64>,
 }
 
 /// How close a container's end must follow an engine signal to count as caused by it.
@@ -96,6 +99,7 @@ impl EngineMonitor {
     /// The engine's event stream had a gap (it restarted, or the connection dropped): the
     /// engine may have stopped containers since it last answered.
     pub fn record_event_gap(&self) {
+        self.event_gaps.fetch_add(1, Ordering::Relaxed);
         self.update(|h| {
             let at = now();
             let start = h.last_ok_at.unwrap_or(at);
@@ -157,6 +161,11 @@ impl EngineMonitor {
                 during_this_run && *at - slack <= finished_at && finished_at - *at <= SIGNAL_WINDOW
             });
         signalled || self.was_down_at(finished_at)
+    }
+
+    /// How many times the engine's event stream was subscribed again after a gap.
+    pub fn event_stream_reconnects(&self) -> u64 {
+        self.event_gaps.load(Ordering::Relaxed)
     }
 
     /// Whether the engine answered last time.
@@ -238,5 +247,15 @@ mod tests {
         let restarted = Some(now() + time::Duration::milliseconds(500));
         let end = now() + time::Duration::seconds(12);
         assert!(!monitor.stopped_from_outside("i-00000001", restarted, end));
+    }
+
+    #[test]
+    fn event_stream_gaps_are_counted_across_clones() {
+        let monitor = EngineMonitor::default();
+        let clone = monitor.clone();
+        assert_eq!(monitor.event_stream_reconnects(), 0);
+        clone.record_event_gap();
+        clone.record_event_gap();
+        assert_eq!(monitor.event_stream_reconnects(), 2);
     }
 }

@@ -65,6 +65,22 @@ pub enum ObjectRef {
     Snapshot(String),
 }
 
+impl ObjectRef {
+    /// The kind of key, as metrics label it: `instance`, `image`, `catalog`, `sweep`,
+    /// `network`, `volume` or `snapshot`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Instance(_) => "instance",
+            Self::Image(_) => "image",
+            Self::Catalog => "catalog",
+            Self::Sweep => "sweep",
+            Self::Network(_) => "network",
+            Self::Volume(_) => "volume",
+            Self::Snapshot(_) => "snapshot",
+        }
+    }
+}
+
 /// Reconciler settings.
 #[derive(Debug, Clone)]
 pub struct Settings {

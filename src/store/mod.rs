@@ -473,6 +473,11 @@ impl Store {
         self.db.get(b"health").is_ok()
     }
 
+    /// The store's size on disk in bytes (what `ec2d_store_size_bytes` shows).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(StoreError::from)
+    }
+
     /// Flushes every pending write to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db

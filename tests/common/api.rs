@@ -106,6 +106,7 @@ impl Harness {
             nudge,
             reset: Arc::new(WipeStore(store.clone())),
             gate: Default::default(),
+            metrics: Default::default(),
         };
         Self {
             app: router(state),
