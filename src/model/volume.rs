@@ -134,6 +134,10 @@ pub struct VolumeStatus {
     /// that failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Copies of its snapshot's data that failed in a row: at
+    /// [`COPY_ATTEMPTS`](crate::model::snapshot::COPY_ATTEMPTS) the volume is in `error`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copy_failures: u32,
     /// When the reconciler finished applying the last ModifyVolume (`completed` from then).
     #[serde(
         default,
@@ -142,6 +146,10 @@ pub struct VolumeStatus {
     )]
     #[schemars(with = "Option<String>")]
     pub modification_end_time: Option<Timestamp>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A volume attached to an instance's container as the reconciler observed it: part of the
