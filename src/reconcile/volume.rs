@@ -282,6 +282,6 @@ async fn delete<R: ContainerRuntime>(
         }
     }
     info!(volume_id = %id, "volume deleted; collecting its record");
-    ctx.store.volumes().delete(id)?;
+    ctx.store.collect_volume(id)?;
     Ok(Action::await_change())
 }
