@@ -240,3 +240,54 @@ fn unmounting_keeps_directories_inside_a_volume_still_mounted() {
     mounts.unmount("i-1", "a/b").unwrap();
     assert!(!table.has_dir(&at("a")), "emptied once nothing is mounted");
 }
+
+/// The mount itself, on the real kernel: made through the magic link of a directory opened
+/// beneath the owner's, it lands on that directory even though the instance swapped its path
+/// for a link to a host directory in between (the swap the lstat checks could not see).
+/// Needs root; without it the test says why and passes only outside CI.
+#[test]
+fn a_mount_through_the_opened_directory_lands_on_it_after_a_swap() {
+    use super::table::beneath;
+    // /proc/self belongs to the process's effective user.
+    let euid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+    if euid != 0 {
+        let why = "mounting needs root";
+        assert!(
+            std::env::var("EC2D_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "EC2D_REQUIRE_DOCKER=1 but {why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().canonicalize().unwrap();
+    let (base, host_dir, source) = (
+        tmp_path.join("owner"),
+        tmp_path.join("host-dir"),
+        tmp_path.join("source"),
+    );
+    for dir in [&base, &host_dir, &source] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    std::fs::write(source.join("data"), "volume").unwrap();
+    let opened = beneath::open(&base, Path::new("sdf"), true).unwrap();
+    std::fs::rename(base.join("sdf"), base.join("moved")).unwrap();
+    std::os::unix::fs::symlink(&host_dir, base.join("sdf")).unwrap();
+    rustix::mount::mount_bind(&source, beneath::proc_path(&opened)).unwrap();
+    let points: Vec<PathBuf> =
+        parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap())
+            .into_iter()
+            .map(|e| e.mount_point)
+            .filter(|p| p.starts_with(&tmp_path))
+            .collect();
+    let moved = base.join("moved");
+    drop(opened);
+    let _ = rustix::mount::unmount(&moved, rustix::mount::UnmountFlags::DETACH);
+    let _ = rustix::mount::unmount(&host_dir, rustix::mount::UnmountFlags::DETACH);
+    assert_eq!(
+        points,
+        vec![moved],
+        "the mount landed on the opened directory only"
+    );
+    assert!(!host_dir.join("data").exists());
+}
