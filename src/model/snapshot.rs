@@ -56,7 +56,6 @@ pub struct SnapshotSource {
     pub snapshot_id: String,
 }
 
-/// What the reconciler did. Written only by the reconciler.
 /// How many copies of a volume's data (snapshot, restore) may fail in a row before the
 /// snapshot or volume is in `error`, as EC2 shows a copy that cannot complete. An engine that
 /// cannot be reached counts for nothing: that is an outage, retried with backoff.
@@ -66,6 +65,7 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// What the reconciler did. Written only by the reconciler.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotStatus {
