@@ -106,14 +106,17 @@ impl MountTable for SystemMounts {
     }
 
     fn unmount_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
-        let target = beneath::open(base, relative, false)?;
-        // Followed on purpose: the magic link is the directory opened beneath `base`, which
-        // is a mount's root when something is mounted there (`EINVAL` otherwise).
-        let path = beneath::proc_path(&target);
         use rustix::mount::UnmountFlags;
-        match rustix::mount::unmount(&path, UnmountFlags::empty()) {
+        // The parent opened beneath `base`, then the last component not followed: a link
+        // there is refused (`EINVAL`). No descriptor is held on the mount itself, which
+        // would make it busy and every unmount lazy.
+        let (parent, name) = beneath::open_parent(base, relative)?;
+        let path = beneath::proc_path(&parent).join(name);
+        match rustix::mount::unmount(&path, UnmountFlags::NOFOLLOW) {
+            // Something holds it open on the host: detach it now, the kernel frees it later.
             Err(rustix::io::Errno::BUSY) => {
-                rustix::mount::unmount(&path, UnmountFlags::DETACH).map_err(io::Error::from)
+                rustix::mount::unmount(&path, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
+                    .map_err(io::Error::from)
             }
             other => other.map_err(io::Error::from),
         }

@@ -282,8 +282,19 @@ fn a_mount_through_the_opened_directory_lands_on_it_after_a_swap() {
             .collect();
     let moved = base.join("moved");
     drop(opened);
+    // Unmounting through a link the instance put there touches nothing; by the directory's
+    // own name it unmounts at once (no descriptor of ec2d's holds the mount busy).
+    std::os::unix::fs::symlink("moved", base.join("link")).unwrap();
+    let through_link = SystemMounts.unmount_beneath(&base, Path::new("link"));
+    let own_name = SystemMounts.unmount_beneath(&base, Path::new("moved"));
+    let left = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(tmp_path.to_str().unwrap());
     let _ = rustix::mount::unmount(&moved, rustix::mount::UnmountFlags::DETACH);
     let _ = rustix::mount::unmount(&host_dir, rustix::mount::UnmountFlags::DETACH);
+    assert!(through_link.is_err(), "{through_link:?}");
+    own_name.unwrap();
+    assert!(!left, "unmounted");
     assert_eq!(
         points,
         vec![moved],
