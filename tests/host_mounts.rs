@@ -371,3 +371,74 @@ async fn the_app_sets_up_the_propagation_point_reports_it_and_leaves_it_when_sto
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!info.contains(tmp.path().to_str().unwrap()), "{info}");
 }
+
+/// A root process in the instance swapping a directory of its `/mnt` for a symbolic link to a
+/// host directory, as fast as it can, while ec2d mounts there: no mount ever lands outside the
+/// instance's directory (the mount goes onto the directory opened beneath it, not a path).
+#[test]
+fn a_directory_swapped_for_a_link_while_mounting_never_sends_the_mount_outside() {
+    if !root_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join(ROOT_DIR);
+    let host_dir = tmp.path().join("host-dir");
+    let source = tmp.path().join("source");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::create_dir(&source).unwrap();
+    let mounts = VolumeMounts::setup(Arc::new(SystemMounts), &root);
+    assert!(mounts.is_active(), "{:?}", mounts.problem());
+    let root = PathBuf::from(mounts.report().root.unwrap());
+    let host_dir = host_dir.canonicalize().unwrap();
+    let owner = "i-0123456789abcdef0";
+    mounts.prepare(owner).unwrap();
+    let target = root.join(owner).join("sdf");
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, target, host_dir) = (stop.clone(), target.clone(), host_dir.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::create_dir(&target);
+                let _ = std::fs::remove_dir(&target);
+                let _ = std::os::unix::fs::symlink(&host_dir, &target);
+                let _ = std::fs::remove_file(&target);
+            }
+        })
+    };
+    let escaped = |info: &str| {
+        ec2d::hostmnt::parse_mountinfo(info)
+            .iter()
+            .any(|e| e.mount_point == host_dir)
+    };
+    let (mut made, mut refused, mut outside) = (0, 0, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        match mounts.mount(owner, "sdf", &source) {
+            Ok(()) => made += 1,
+            Err(_) => refused += 1,
+        }
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        if escaped(&info) {
+            outside += 1;
+            let _ = SystemMounts.unmount(&host_dir);
+        }
+        let _ = mounts.unmount(owner, "sdf");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    mounts.forget(owner).unwrap();
+    for _ in 0..4 {
+        if SystemMounts.unmount(&root).is_err() {
+            break;
+        }
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!info.contains(tmp.path().to_str().unwrap()), "{info}");
+    eprintln!("mounts made {made}, refused {refused}, landed outside {outside}");
+    assert_eq!(outside, 0, "a mount landed on the host directory");
+    assert!(
+        made > 0,
+        "never mounted while racing: the test proved nothing"
+    );
+}

@@ -243,3 +243,80 @@ async fn next_two(
     }
     keys.try_into().expect("two keys")
 }
+
+/// A ready volume attached to `instance` as `device` with an `ec2d:mount-point` tag.
+fn attach_ready_at(store: &Store, id: &str, instance: &InstanceId, device: &str, at: &str) {
+    let now = time::OffsetDateTime::now_utc();
+    let mut spec = fixtures::volume_spec("us-east-1a", "gp3", 1);
+    spec.tags.insert(
+        ec2d::model::volume::MOUNT_POINT_TAG.to_string(),
+        at.to_string(),
+    );
+    fixtures::attach(&mut spec, instance.as_str(), device, false, now);
+    store
+        .create_volume(&fixtures::volume_of(id, spec, now))
+        .unwrap();
+    let mut status = store.volumes().get(id).unwrap().unwrap().status;
+    status.backing = Some(format!("ec2d-{id}"));
+    status.mountpoint = Some(format!("/var/lib/docker/volumes/ec2d-{id}/_data"));
+    status.ready = true;
+    store.volumes().write_status(id, &status).unwrap();
+}
+
+#[tokio::test]
+async fn a_second_volume_with_a_mount_point_taken_says_why_it_stays_attaching() {
+    let (table, mounts) = hot();
+    let (ctx, _fake, store) = context(mounts);
+    let id = launch(&store);
+    let _ = run(&ctx, &id).await;
+    const OTHER: &str = "vol-0fedcba9876543210";
+    attach_ready_at(&store, VOL, &id, "/dev/sdf", "/mnt/data");
+    // The same place, spelled differently: the tag is normalised.
+    attach_ready_at(&store, OTHER, &id, "/dev/sdg", "/mnt//data/");
+    let action = run(&ctx, &id).await;
+    let status = get(&ctx, &id).status;
+    assert_eq!(status.volumes.len(), 1, "{:?}", status.volumes);
+    let (first, second) = (&status.volumes[0].volume_id, {
+        if status.volumes[0].volume_id == VOL {
+            OTHER
+        } else {
+            VOL
+        }
+    });
+    let warning = status.volume_warning.expect("the reason is in the status");
+    assert!(
+        warning.contains(second) && warning.contains(first.as_str()),
+        "{warning}"
+    );
+    assert!(warning.contains("/mnt/data is taken"), "{warning}");
+    // Nothing will change it by itself: no retry every two seconds.
+    assert!(
+        action
+            .requeue_after()
+            .is_none_or(|after| after > Duration::from_secs(2)),
+        "{action:?}"
+    );
+    assert_eq!(
+        table
+            .mount_points()
+            .iter()
+            .filter(|p| p.ends_with("data"))
+            .count(),
+        1
+    );
+
+    // The first one detached: the second is mounted and the warning goes.
+    store
+        .volumes()
+        .update_spec::<StoreError>(first, |v| {
+            v.spec.attachments.clear();
+            Ok(true)
+        })
+        .unwrap();
+    let _ = run(&ctx, &id).await;
+    let _ = run(&ctx, &id).await;
+    let status = get(&ctx, &id).status;
+    assert_eq!(status.volumes.len(), 1, "{:?}", status.volumes);
+    assert_eq!(status.volumes[0].volume_id, second);
+    assert_eq!(status.volume_warning, None);
+}

@@ -601,3 +601,71 @@ async fn the_sweep_removes_only_this_stores_orphans() {
         Some(adopted.as_str())
     );
 }
+
+#[tokio::test]
+async fn a_copy_that_keeps_failing_puts_the_snapshot_and_the_restored_volume_in_error() {
+    use ec2d::model::snapshot::COPY_ATTEMPTS;
+    let (ctx, fake, store) = context();
+    ready_volume(&ctx, &fake, &store, V1, &[("a", "one")]).await;
+    put_snapshot(&store, S1, snapshot_spec(V1));
+    // An engine out of reach is an outage: it never counts.
+    fake.fail_next(Op::CopyVolume, RuntimeError::Unavailable("down".into()), 5);
+    for _ in 0..5 {
+        assert!(reconcile::reconcile(snap(S1), ctx.clone()).await.is_err());
+    }
+    let s = snapshot(&store, S1).unwrap();
+    assert_eq!((s.status.copy_failures, s.status.error), (0, None));
+    // A copy failing: retried, then given up at COPY_ATTEMPTS with the last error shown.
+    fake.fail_next(
+        Op::CopyVolume,
+        RuntimeError::Failed("tar: short read".into()),
+        COPY_ATTEMPTS as usize + 1,
+    );
+    for _ in 1..COPY_ATTEMPTS {
+        assert!(reconcile::reconcile(snap(S1), ctx.clone()).await.is_err());
+        assert_eq!(snapshot(&store, S1).unwrap().status.error, None);
+    }
+    let action = reconcile::reconcile(snap(S1), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let s = snapshot(&store, S1).unwrap();
+    assert!(!s.status.completed);
+    let error = s.status.error.expect("in error");
+    assert!(error.contains("tar: short read"), "{error}");
+    assert_eq!(s.status.copy_failures, COPY_ATTEMPTS);
+    // Given up: no further copy.
+    run(&ctx, snap(S1)).await;
+    assert!(snapshot(&store, S1).unwrap().status.error.is_some());
+
+    // A restore whose copy keeps failing: the volume is in error, never ready.
+    let (ctx, fake, store) = context();
+    ready_volume(&ctx, &fake, &store, V1, &[("a", "one")]).await;
+    put_snapshot(&store, S1, snapshot_spec(V1));
+    run(&ctx, snap(S1)).await;
+    assert!(snapshot(&store, S1).unwrap().status.completed);
+    let mut spec = volume_spec();
+    spec.snapshot_id = Some(S1.into());
+    put_volume(&store, V2, spec);
+    fake.fail_next(
+        Op::CopyVolume,
+        RuntimeError::Failed("helper exited 2".into()),
+        COPY_ATTEMPTS as usize,
+    );
+    for _ in 1..COPY_ATTEMPTS {
+        assert!(reconcile::reconcile(vol(V2), ctx.clone()).await.is_err());
+    }
+    let _ = reconcile::reconcile(vol(V2), ctx.clone()).await.unwrap();
+    let v2 = volume(&store, V2).unwrap();
+    assert!(!v2.status.ready);
+    assert!(
+        v2.status
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("helper exited 2")),
+        "{:?}",
+        v2.status.error
+    );
+    // And it stays so: the next pass copies nothing (the fake would succeed now).
+    run(&ctx, vol(V2)).await;
+    let v2 = volume(&store, V2).unwrap();
+    assert!(!v2.status.ready && v2.status.error.is_some());
+}

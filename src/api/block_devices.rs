@@ -461,7 +461,24 @@ pub struct InstanceVolumes(HashMap<String, Vec<Arc<Volume>>>);
 impl InstanceVolumes {
     /// Every instance's in `region`.
     pub fn read(state: &ApiState, region: &str) -> Result<Self, StoreError> {
-        Self::read_where(state, region, |_| true)
+        let mut by_instance: HashMap<String, Vec<Arc<Volume>>> = HashMap::new();
+        for volume in state.store.volumes().list_shared()?.objects {
+            if volume.metadata.namespace != region {
+                continue;
+            }
+            let mut named: Vec<&str> = Vec::new();
+            for attachment in &volume.spec.attachments {
+                let id = attachment.instance_id.as_str();
+                if !named.contains(&id) {
+                    named.push(id);
+                    by_instance
+                        .entry(id.to_string())
+                        .or_default()
+                        .push(Arc::clone(&volume));
+                }
+            }
+        }
+        Ok(Self(by_instance))
     }
 
     /// One instance's, through the store's index of instances' devices (no other volume is
@@ -478,31 +495,6 @@ impl InstanceVolumes {
             .filter(|v| v.metadata.namespace == region)
             .collect();
         Ok(Self(HashMap::from([(instance_id.to_string(), volumes)])))
-    }
-
-    fn read_where(
-        state: &ApiState,
-        region: &str,
-        wanted: impl Fn(&str) -> bool,
-    ) -> Result<Self, StoreError> {
-        let mut by_instance: HashMap<String, Vec<Arc<Volume>>> = HashMap::new();
-        for volume in state.store.volumes().list_shared()?.objects {
-            if volume.metadata.namespace != region {
-                continue;
-            }
-            let mut named: Vec<&str> = Vec::new();
-            for attachment in &volume.spec.attachments {
-                let id = attachment.instance_id.as_str();
-                if wanted(id) && !named.contains(&id) {
-                    named.push(id);
-                    by_instance
-                        .entry(id.to_string())
-                        .or_default()
-                        .push(Arc::clone(&volume));
-                }
-            }
-        }
-        Ok(Self(by_instance))
     }
 
     /// The volume records naming `instance_id` (in store order; see [`attached_devices`]).

@@ -75,6 +75,7 @@ impl Report {
             // What DescribeInstances shows: the container's address, else the allocated one.
             "privateIpAddress": crate::api::render::private_ip(instance, shown),
             "networkWarning": instance.status.network_warning,
+            "volumeWarning": instance.status.volume_warning,
             "stateReason": instance.status.state_reason,
             "lastError": instance.status.last_error,
             "transitions": instance.status.transitions,

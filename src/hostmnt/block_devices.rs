@@ -1,6 +1,6 @@
 //! LocalStack's `EC2_MOUNT_BLOCK_DEVICES`: a sparse file per EBS volume on the host, bound into the container at the volume's device path for users who format and mount devices themselves.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -74,9 +74,10 @@ pub fn device_path(device: &str) -> String {
     format!("/dev/{}", name.trim_matches('/'))
 }
 
-/// Whether a file exists and how large it is, for tests and the log.
-pub fn size_of(path: &Path) -> Option<u64> {
-    File::open(path)
+/// Whether a file exists and how large it is, for the tests.
+#[cfg(test)]
+fn size_of(path: &Path) -> Option<u64> {
+    std::fs::File::open(path)
         .and_then(|f| f.metadata())
         .map(|m| m.len())
         .ok()

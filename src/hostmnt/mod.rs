@@ -188,42 +188,49 @@ impl VolumeMounts {
         Ok(format!("{}:{CONTAINER_DIR}:rslave", dir.display()))
     }
 
-    /// Bind-mounts `source` at `<root>/<owner>/<path>`, making the directory first.
+    /// Bind-mounts `source` at `<root>/<owner>/<path>`, making the directories first; nothing
+    /// under the owner's directory is followed if it is a symbolic link (the instance writes
+    /// there), and the mount lands on the directory opened, never on one swapped in since.
     pub fn mount(&self, owner: &str, path: &str, source: &Path) -> Result<(), MountError> {
         let (table, dir) = self.wired(owner)?;
         let relative = relative(path)?;
-        let target = dir.join(&relative);
-        table
-            .create_dir_beneath(&dir, &relative)
-            .map_err(|e| MountError::io("mkdir", &target, &e))?;
-        table
-            .bind(source, &target)
-            .map_err(|e| MountError::io(&format!("bind {} on", source.display()), &target, &e))
+        table.bind_beneath(source, &dir, &relative).map_err(|e| {
+            MountError::io(
+                &format!("bind {} on", source.display()),
+                &dir.join(&relative),
+                &e,
+            )
+        })
     }
 
     /// Unmounts `<root>/<owner>/<path>` (nothing mounted there is fine) and removes the
     /// directories left empty, so the path disappears inside the container too.
     pub fn unmount(&self, owner: &str, path: &str) -> Result<(), MountError> {
         let (table, dir) = self.wired(owner)?;
-        let target = dir.join(relative(path)?);
-        match table.unmount(&target) {
+        let relative = relative(path)?;
+        let target = dir.join(&relative);
+        match table.unmount_beneath(&dir, &relative) {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(22) | Some(2)) => {}
             Err(e) => return Err(MountError::io("umount", &target, &e)),
         }
         // Best effort: the emptied directory, then its emptied parents below the owner's,
-        // and only when nothing is mounted there any more (a mount stacked below the one
-        // just removed is a volume, and its empty directories are its data).
-        let still_mounted = self
-            .mounts(owner)?
-            .iter()
-            .any(|m| Path::new(&m.path).starts_with(path));
-        if still_mounted || table.remove_empty_dirs(&target).is_err() {
+        // and only where no mount is left at or below it (a mount stacked below the one just
+        // removed is a volume, and its empty directories are its data) nor above it (a
+        // directory inside a volume still mounted is that volume's data, and a mount nested
+        // in it may need it again).
+        let left = self.mounts(owner)?;
+        let below = |p: &Path| left.iter().any(|m| Path::new(&m.path).starts_with(p));
+        let inside = |p: &Path| left.iter().any(|m| p.starts_with(&m.path));
+        if below(&relative) || inside(&relative) {
             return Ok(());
         }
-        let mut at = target.parent();
-        while let Some(parent) = at.filter(|p| *p != dir && p.starts_with(&dir)) {
-            if table.remove_dir(parent).is_err() {
+        if table.remove_empty_dirs_beneath(&dir, &relative).is_err() {
+            return Ok(());
+        }
+        let mut at = relative.parent();
+        while let Some(parent) = at.filter(|p| !p.as_os_str().is_empty()) {
+            if inside(parent) || table.remove_dir_beneath(&dir, parent).is_err() {
                 break;
             }
             at = parent.parent();
@@ -265,8 +272,9 @@ impl VolumeMounts {
         for _ in 0..8 {
             let mut mounted = self.mounts(owner)?;
             if mounted.is_empty() {
+                let (root, name) = (dir.parent().unwrap_or(&dir), Path::new(owner));
                 return table
-                    .remove_empty_dirs(&dir)
+                    .remove_empty_dirs_beneath(root, name)
                     .map_err(|e| MountError::io("rmdir", &dir, &e));
             }
             mounted.sort_by_key(|m| std::cmp::Reverse(m.path.matches('/').count()));

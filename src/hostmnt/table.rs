@@ -30,17 +30,28 @@ pub trait MountTable: Send + Sync + 'static {
     fn unmount(&self, target: &Path) -> io::Result<()>;
     /// `mkdir -p`.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
-    /// `mkdir -p base/relative` refusing any component under `base` that is not a directory
-    /// (a symbolic link in particular): the real table checks each with `lstat`.
-    fn create_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
-        self.create_dir(&base.join(relative))
+    /// `mkdir -p base/relative` then `mount --bind source base/relative`, where nothing under
+    /// `base` may be anything but a directory (a symbolic link in particular): the directories
+    /// under an owner's are the instance's to change, at any moment. The real table opens
+    /// each component beneath `base` without following links and mounts onto the opened
+    /// directory itself, so no swap between the check and the mount can redirect it.
+    fn bind_beneath(&self, source: &Path, base: &Path, relative: &Path) -> io::Result<()> {
+        let target = base.join(relative);
+        self.create_dir(&target)?;
+        self.bind(source, &target)
     }
-    /// Removes `path` and the directories under it, only if they are all empty directories:
-    /// never a file (`rmdir` fails instead). Callers make sure nothing is mounted below, since
-    /// an empty directory inside a mounted volume is the volume's data.
-    fn remove_empty_dirs(&self, path: &Path) -> io::Result<()>;
-    /// `rmdir path`: only an empty directory.
-    fn remove_dir(&self, path: &Path) -> io::Result<()>;
+    /// `umount base/relative` (lazily when busy) resolved as [`Self::bind_beneath`] does;
+    /// `EINVAL` when nothing is mounted there, `ENOENT` when it does not exist.
+    fn unmount_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        self.unmount(&base.join(relative))
+    }
+    /// Removes `base/relative` and the directories under it, only if they are all empty
+    /// directories: never a file (`rmdir` fails instead), never through a symbolic link.
+    /// Callers make sure nothing is mounted below, since an empty directory inside a mounted
+    /// volume is the volume's data.
+    fn remove_empty_dirs_beneath(&self, base: &Path, relative: &Path) -> io::Result<()>;
+    /// `rmdir base/relative`: only an empty directory, resolved as [`Self::bind_beneath`] does.
+    fn remove_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()>;
     /// The path with symlinks resolved, as mountinfo spells it.
     fn canonical(&self, path: &Path) -> io::Result<PathBuf>;
 }
@@ -88,56 +99,158 @@ impl MountTable for SystemMounts {
         std::fs::create_dir_all(path)
     }
 
-    fn create_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
-        // One component at a time, never following a symbolic link: the directories under an
-        // instance's directory are writable by the instance (it is its /mnt), and a link it
-        // planted must not send a mount onto the host's own tree.
-        let mut at = base.to_path_buf();
-        for part in relative.components() {
-            at.push(part);
-            match std::fs::symlink_metadata(&at) {
-                Ok(meta) if meta.file_type().is_dir() => {}
-                Ok(_) => {
-                    return Err(io::Error::other(format!(
-                        "{} is not a directory (a symbolic link or a file put there from inside the instance)",
-                        at.display()
-                    )))
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&at)?,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    fn bind_beneath(&self, source: &Path, base: &Path, relative: &Path) -> io::Result<()> {
+        let target = beneath::open(base, relative, true)?;
+        // The magic link names the opened directory itself, whatever its path has become.
+        rustix::mount::mount_bind(source, beneath::proc_path(&target)).map_err(io::Error::from)
     }
 
-    fn remove_empty_dirs(&self, path: &Path) -> io::Result<()> {
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if !meta.is_dir() {
-            return Err(io::Error::other(format!(
-                "{} is not a directory",
-                path.display()
-            )));
-        }
-        for entry in std::fs::read_dir(path)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                self.remove_empty_dirs(&entry.path())?;
+    fn unmount_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        use rustix::mount::UnmountFlags;
+        // The parent opened beneath `base`, then the last component not followed: a link
+        // there is refused (`EINVAL`). No descriptor is held on the mount itself, which
+        // would make it busy and every unmount lazy.
+        let (parent, name) = beneath::open_parent(base, relative)?;
+        let path = beneath::proc_path(&parent).join(name);
+        match rustix::mount::unmount(&path, UnmountFlags::NOFOLLOW) {
+            // Something holds it open on the host: detach it now, the kernel frees it later.
+            Err(rustix::io::Errno::BUSY) => {
+                rustix::mount::unmount(&path, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
+                    .map_err(io::Error::from)
             }
+            other => other.map_err(io::Error::from),
         }
-        // rmdir, never a recursive delete: fails on anything left (a file, a mount point).
-        std::fs::remove_dir(path)
     }
 
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_dir(path)
+    fn remove_empty_dirs_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        let (parent, name) = beneath::open_parent(base, relative)?;
+        beneath::remove_tree(&parent, name)
+    }
+
+    fn remove_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        let (parent, name) = beneath::open_parent(base, relative)?;
+        rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR).map_err(io::Error::from)
     }
 
     fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::canonicalize(path)
+    }
+}
+
+/// Path resolution beneath an owner's directory, as `openat2(RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS)` does it: the instance (root in its container) writes into that
+/// directory, and whatever it puts there must never send an operation outside it.
+pub(super) mod beneath {
+    use std::ffi::OsStr;
+    use std::io;
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::path::{Component, Path, PathBuf};
+
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+    /// A directory opened for reference only (`O_PATH`), never through a link.
+    const DIR: OFlags = OFlags::PATH
+        .union(OFlags::DIRECTORY)
+        .union(OFlags::NOFOLLOW)
+        .union(OFlags::CLOEXEC);
+
+    fn resolve() -> ResolveFlags {
+        // Mount crossings are allowed: a volume mounted inside another is a layout users ask
+        // for (`ec2d:mount-point`).
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS
+    }
+
+    fn name_of(part: Component<'_>) -> io::Result<&OsStr> {
+        match part {
+            Component::Normal(name) => Ok(name),
+            _ => Err(io::Error::from_raw_os_error(EINVAL)),
+        }
+    }
+
+    const EINVAL: i32 = 22;
+
+    /// Opens `base` (ec2d's own directory, not a link) then `relative` beneath it, one
+    /// component at a time, making each missing one when `create`.
+    pub fn open(base: &Path, relative: &Path, create: bool) -> io::Result<OwnedFd> {
+        let mut at = rustix::fs::open(base, DIR, Mode::empty())?;
+        for part in relative.components() {
+            let name = name_of(part)?;
+            let opened = match rustix::fs::openat2(&at, name, DIR, Mode::empty(), resolve()) {
+                Err(rustix::io::Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&at, name, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    rustix::fs::openat2(&at, name, DIR, Mode::empty(), resolve())
+                }
+                other => other,
+            };
+            at = opened.map_err(|e| refused(e, base, relative))?;
+        }
+        Ok(at)
+    }
+
+    /// Opens the parent of `relative` beneath `base` and gives the last component's name.
+    pub fn open_parent<'a>(base: &Path, relative: &'a Path) -> io::Result<(OwnedFd, &'a OsStr)> {
+        let name = relative
+            .components()
+            .next_back()
+            .ok_or_else(|| io::Error::from_raw_os_error(EINVAL))
+            .and_then(name_of)?;
+        let parent = relative.parent().unwrap_or(Path::new(""));
+        Ok((open(base, parent, false)?, name))
+    }
+
+    /// `/proc/self/fd/<fd>`: the opened directory itself to mount(2) and umount(2).
+    pub fn proc_path(fd: &OwnedFd) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+    }
+
+    /// `rmdir` of `name` under `parent` after its empty subdirectories, depth first, each
+    /// opened beneath its parent without following links (`unlinkat` fails on a file or a
+    /// link left inside, and on a mount point).
+    pub fn remove_tree(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+        let dir = match rustix::fs::openat2(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve(),
+        ) {
+            Ok(dir) => dir,
+            Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut children = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&dir)? {
+            let entry = entry?;
+            let child = entry.file_name().to_bytes();
+            if entry.file_type() == rustix::fs::FileType::Directory
+                && child != b"."
+                && child != b".."
+            {
+                children
+                    .push(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(child).to_owned());
+            }
+        }
+        for child in children {
+            remove_tree(&dir, &child)?;
+        }
+        rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR).map_err(io::Error::from)
+    }
+
+    fn refused(error: rustix::io::Errno, base: &Path, relative: &Path) -> io::Error {
+        match error {
+            // ELOOP (a link), ENOTDIR (a file), EXDEV (an escape): planted from inside.
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR | rustix::io::Errno::XDEV => {
+                io::Error::other(format!(
+                    "{} is not a directory beneath {} (a symbolic link or a file put there from inside the instance): {error}",
+                    relative.display(),
+                    base.display()
+                ))
+            }
+            other => other.into(),
+        }
     }
 }
 
@@ -292,7 +405,8 @@ impl MountTable for FakeMounts {
         Ok(())
     }
 
-    fn remove_empty_dirs(&self, path: &Path) -> io::Result<()> {
+    fn remove_empty_dirs_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        let path = &base.join(relative);
         let mut state = lock(&self.state);
         if state.mounts.iter().any(|m| m.point.starts_with(path)) {
             return Err(io::Error::from_raw_os_error(16));
@@ -301,9 +415,10 @@ impl MountTable for FakeMounts {
         Ok(())
     }
 
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+    fn remove_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()> {
+        let path = &base.join(relative);
         let mut state = lock(&self.state);
-        let busy = state.mounts.iter().any(|m| m.point == path)
+        let busy = state.mounts.iter().any(|m| m.point == *path)
             || state.dirs.iter().any(|d| d != path && d.starts_with(path));
         if busy {
             return Err(io::Error::from_raw_os_error(39));

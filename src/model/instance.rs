@@ -217,6 +217,11 @@ pub struct InstanceStatus {
     /// engine refused the VPC's block); the address shown is then the bridge's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_warning: Option<String>,
+    /// Why attached volumes stay `attaching` while nothing ec2d does will change it (their
+    /// mount point taken by another volume, outside `/mnt` of a running container, …), one
+    /// line per volume; none when every ready volume is mounted or about to be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_warning: Option<String>,
     /// The volumes attached to the container as last observed (mounted at their mount
     /// points); an attachment the user asked for is `attached` once it is listed here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -56,6 +56,15 @@ pub struct SnapshotSource {
     pub snapshot_id: String,
 }
 
+/// How many copies of a volume's data (snapshot, restore) may fail in a row before the
+/// snapshot or volume is in `error`, as EC2 shows a copy that cannot complete. An engine that
+/// cannot be reached counts for nothing: that is an outage, retried with backoff.
+pub const COPY_ATTEMPTS: u32 = 3;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// What the reconciler did. Written only by the reconciler.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -73,6 +82,10 @@ pub struct SnapshotStatus {
     /// its Docker volume removed behind ec2d's back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Copies of its volume's data that failed in a row: at [`COPY_ATTEMPTS`] the snapshot
+    /// is in `error`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copy_failures: u32,
     /// When the copy completed.
     #[serde(
         default,

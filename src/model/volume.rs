@@ -134,6 +134,10 @@ pub struct VolumeStatus {
     /// that failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Copies of its snapshot's data that failed in a row: at
+    /// [`COPY_ATTEMPTS`](crate::model::snapshot::COPY_ATTEMPTS) the volume is in `error`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copy_failures: u32,
     /// When the reconciler finished applying the last ModifyVolume (`completed` from then).
     #[serde(
         default,
@@ -142,6 +146,10 @@ pub struct VolumeStatus {
     )]
     #[schemars(with = "Option<String>")]
     pub modification_end_time: Option<Timestamp>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A volume attached to an instance's container as the reconciler observed it: part of the
@@ -209,16 +217,36 @@ where
 pub const MOUNT_POINT_TAG: &str = "ec2d:mount-point";
 
 /// Where a volume attached as `device` appears in the container: `/dev/sdf` -> `/mnt/sdf`,
-/// `xvdg` -> `/mnt/xvdg`, unless the volume's `ec2d:mount-point` tag names an absolute path.
+/// `xvdg` -> `/mnt/xvdg`, unless the volume's `ec2d:mount-point` tag names an absolute path
+/// other than `/`. The tag is ec2d's own, so it is normalised rather than refused (`//`, `.`
+/// and a trailing `/` dropped: `/mnt/a//./b/` is `/mnt/a/b`); one with a `..` component is
+/// ignored, since what it means depends on links inside the container.
 pub fn mount_point(device: &str, tags: &BTreeMap<String, String>) -> String {
-    if let Some(path) = tags
-        .get(MOUNT_POINT_TAG)
-        .filter(|p| p.starts_with('/') && p.len() > 1 && !p.split('/').any(|c| c == ".."))
-    {
-        return path.trim_end_matches('/').to_string();
+    if let Some(path) = tags.get(MOUNT_POINT_TAG).and_then(|p| normalised(p)) {
+        return path;
     }
     let name = device.strip_prefix("/dev/").unwrap_or(device);
-    format!("/mnt/{}", name.trim_matches('/'))
+    match normalised(&format!("/mnt/{name}")) {
+        Some(path) if path != "/mnt" => path,
+        _ => "/mnt/volume".to_string(),
+    }
+}
+
+/// An absolute path with its empty and `.` components dropped; `None` when it is relative,
+/// has a `..` component, or is `/` itself.
+fn normalised(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            part => parts.push(part),
+        }
+    }
+    (!parts.is_empty()).then(|| format!("/{}", parts.join("/")))
 }
 
 #[cfg(test)]
@@ -273,9 +301,32 @@ mod tests {
         assert_eq!(mount_point("xvdg", &none), "/mnt/xvdg");
         let tagged = BTreeMap::from([(MOUNT_POINT_TAG.to_string(), "/data/".to_string())]);
         assert_eq!(mount_point("/dev/sdf", &tagged), "/data");
-        for bad in ["relative", "/", "/a/../etc"] {
+        for (tag, expected) in [
+            ("/mnt/a//b", "/mnt/a/b"),
+            ("/mnt/a/./b", "/mnt/a/b"),
+            ("/mnt/a/b/", "/mnt/a/b"),
+            ("//mnt///data//", "/mnt/data"),
+            ("/mnt/./", "/mnt"),
+        ] {
+            let tags = BTreeMap::from([(MOUNT_POINT_TAG.to_string(), tag.to_string())]);
+            assert_eq!(mount_point("/dev/sdf", &tags), expected, "{tag}");
+        }
+        for bad in [
+            "relative",
+            "/",
+            "//",
+            "/./",
+            "/a/../etc",
+            "/mnt/..",
+            "../mnt/x",
+            "",
+        ] {
             let tags = BTreeMap::from([(MOUNT_POINT_TAG.to_string(), bad.to_string())]);
             assert_eq!(mount_point("/dev/sdh", &tags), "/mnt/sdh", "{bad}");
         }
+        // Odd device names never give an empty or escaping path either.
+        assert_eq!(mount_point("/dev//sdf/", &none), "/mnt/sdf");
+        assert_eq!(mount_point("../etc", &none), "/mnt/volume");
+        assert_eq!(mount_point("/dev/", &none), "/mnt/volume");
     }
 }

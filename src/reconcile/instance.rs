@@ -482,6 +482,8 @@ struct VolumeOutcome {
     mounted: Vec<MountedVolume>,
     /// An attached volume is not mounted yet, and may be soon.
     settling: bool,
+    /// Why ready volumes stay unmounted when no pass will change it, for `status.volumeWarning`.
+    warning: Option<String>,
 }
 
 /// Observes what the container has mounted after the pass (the host's mounts again when the
@@ -511,7 +513,11 @@ fn volume_outcome<R: ContainerRuntime>(
             .cloned()
             .collect();
         let settling = !mounted.is_empty();
-        return VolumeOutcome { mounted, settling };
+        return VolumeOutcome {
+            mounted,
+            settling,
+            warning: None,
+        };
     }
     let host = if facts.hot && plan.steps.iter().any(Step::is_mount) {
         ctx.volume_mounts
@@ -531,11 +537,27 @@ fn volume_outcome<R: ContainerRuntime>(
         &instance.status.volumes,
     );
     let mut settling = facts.waiting_for_volumes();
-    for volume in facts.attached.iter().filter(|v| v.backing.is_some()) {
+    let mut warnings = Vec::new();
+    let ready: Vec<&AttachedVolume> = facts
+        .attached
+        .iter()
+        .filter(|v| v.backing.is_some())
+        .collect();
+    for (at, volume) in ready.iter().enumerate() {
         if mounted.iter().any(|m| m.volume_id == volume.volume_id) || after.is_none() {
             continue;
         }
-        let why = if visible && volume.hot_path().is_some() {
+        // One volume per mount point, the first attached (`MountFacts::wanted`, and the
+        // container's own volume mounts): the other waits for the path to be free.
+        let taken_by = ready[..at]
+            .iter()
+            .find(|other| other.mount_point == volume.mount_point);
+        let why = if let Some(other) = taken_by {
+            format!(
+                "its mount point {} is taken by {} (attached as {}); it attaches once that volume is detached or one of them gets another ec2d:mount-point",
+                volume.mount_point, other.volume_id, other.device
+            )
+        } else if visible && volume.hot_path().is_some() {
             settling = true;
             continue;
         } else if visible || facts.hot && volume.hot_path().is_none() {
@@ -548,9 +570,16 @@ fn volume_outcome<R: ContainerRuntime>(
                 ctx.volume_mounts.problem().unwrap_or_default()
             )
         };
-        warn!(instance_id = %id, volume_id = %volume.volume_id, device = %volume.device, "volume stays attaching: {why}");
+        warnings.push(format!(
+            "{} ({}) stays attaching: {why}",
+            volume.volume_id, volume.device
+        ));
     }
-    VolumeOutcome { mounted, settling }
+    VolumeOutcome {
+        mounted,
+        settling,
+        warning: (!warnings.is_empty()).then(|| warnings.join("\n")),
+    }
 }
 
 /// Whether the instance's image is still there; an unreachable engine counts as "yes" so
@@ -653,7 +682,7 @@ fn record<R: ContainerRuntime>(
                 plan,
                 after.as_ref(),
                 placement,
-                volumes.map(|v| v.mounted),
+                volumes.map(|v| (v.mounted, v.warning)),
             )?;
             Ok(match action.requeue_after() {
                 Some(after) if settling && after > VOLUME_WAIT => Action::requeue(VOLUME_WAIT),
@@ -692,14 +721,19 @@ fn conclude<R: ContainerRuntime>(
     plan: &Plan,
     after: Option<&ObservedContainer>,
     placement: &Placement,
-    volumes: Option<Vec<MountedVolume>>,
+    volumes: Option<(Vec<MountedVolume>, Option<String>)>,
 ) -> Result<Action, ReconcileError> {
     let mut status = status::next_status(instance, plan, after, now());
-    if let Some(volumes) = volumes {
+    if let Some((volumes, warning)) = volumes {
         if volumes != instance.status.volumes {
             info!(instance_id = %id, volumes = ?volumes.iter().map(|v| (&v.volume_id, &v.mount_point)).collect::<Vec<_>>(), "instance's mounted volumes changed");
         }
         status.volumes = volumes;
+        // Logged when it changes, not on every pass: the status keeps saying it.
+        if warning.is_some() && warning != instance.status.volume_warning {
+            warn!(instance_id = %id, warning = ?warning, "attached volumes stay attaching");
+        }
+        status.volume_warning = warning;
     }
     status.network_warning = network_warning(instance, placement, after);
     if status.network_warning.is_some() && status.network_warning != instance.status.network_warning

@@ -7,7 +7,7 @@
 
 use tracing::{info, warn};
 
-use super::volume::{find, make_empty};
+use super::volume::{copy_failed, find, make_empty};
 use super::{Context, ReconcileError};
 use crate::controller::Action;
 use crate::model::{now, Snapshot, SnapshotStatus};
@@ -85,13 +85,28 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             Source::Data(from) => {
                 let found = find(ctx, &owner).await?;
                 let made = make_empty(ctx, owner, found).await?;
-                let bytes = ctx.runtime.copy_volume_data(&from, &made.name).await?;
-                info!(snapshot_id = %id, from = %from, bytes, "snapshot completed");
-                status.backing = Some(made.name);
-                status.size_bytes = Some(bytes);
-                status.completed = true;
-                status.completion_time = Some(now());
-                Action::await_change()
+                match ctx.runtime.copy_volume_data(&from, &made.name).await {
+                    Ok(bytes) => {
+                        info!(snapshot_id = %id, from = %from, bytes, "snapshot completed");
+                        status.backing = Some(made.name);
+                        status.size_bytes = Some(bytes);
+                        status.completed = true;
+                        status.completion_time = Some(now());
+                        status.copy_failures = 0;
+                        Action::await_change()
+                    }
+                    Err(error) => match copy_failed(&mut status.copy_failures, error) {
+                        Ok(why) => {
+                            warn!(snapshot_id = %id, from = %from, error = %why, "the snapshot's copy failed; the snapshot is in error");
+                            status.error = Some(why);
+                            Action::await_change()
+                        }
+                        Err(error) => {
+                            write(ctx, &snapshot, &status)?;
+                            return Err(error.into());
+                        }
+                    },
+                }
             }
         }
     };

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::{Context, ReconcileError};
 use crate::controller::Action;
+use crate::model::snapshot::COPY_ATTEMPTS;
 use crate::model::volume::is_being_deleted;
 use crate::model::{now, Volume, VolumeStatus};
 use crate::runtime::{
@@ -24,6 +25,30 @@ const REMOVAL_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Why a made volume is in `error` when its Docker volume is gone.
 fn drift_error(name: &str) -> String {
     format!("its Docker volume {name} was removed outside ec2d; the volume's data is lost")
+}
+
+/// Counts a failed copy of a volume's data (snapshot or restore) in `failures`. `Ok(error)`
+/// when the copy is given up (its source is gone, or it failed [`COPY_ATTEMPTS`] times in a
+/// row): the caller records the error and waits for a change; `Err` to retry with backoff
+/// after recording the count. An engine that cannot be reached is never counted.
+pub(super) fn copy_failed(failures: &mut u32, error: RuntimeError) -> Result<String, RuntimeError> {
+    match error {
+        RuntimeError::Unavailable(_) => Err(error),
+        RuntimeError::NotFound(_) => {
+            *failures += 1;
+            Ok(format!("copying its data failed: {error}"))
+        }
+        _ => {
+            *failures += 1;
+            if *failures >= COPY_ATTEMPTS {
+                Ok(format!(
+                    "copying its data failed {failures} times in a row, the last: {error}"
+                ))
+            } else {
+                Err(error)
+            }
+        }
+    }
 }
 
 /// Converges one volume.
@@ -144,6 +169,10 @@ async fn converge_backing<R: ContainerRuntime>(
         }
         return Ok(None);
     }
+    // A restore given up: nothing will bring its data (DeleteVolume still removes it).
+    if status.error.is_some() && status.copy_failures > 0 {
+        return Ok(Some(Action::await_change()));
+    }
     // Never made, or made by a pass that did not finish.
     let source = match &volume.spec.snapshot_id {
         None => None,
@@ -177,10 +206,27 @@ async fn converge_backing<R: ContainerRuntime>(
         (found, _) => make_empty(ctx, owner, found).await?,
     };
     if let Some(snapshot_volume) = &source {
-        let bytes = ctx
+        let bytes = match ctx
             .runtime
             .copy_volume_data(snapshot_volume, &made.name)
-            .await?;
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let given_up = copy_failed(&mut status.copy_failures, error);
+                return match given_up {
+                    Ok(why) => {
+                        warn!(volume_id = %id, snapshot_id = ?volume.spec.snapshot_id, error = %why, "restoring the volume's data failed; the volume is in error");
+                        status.error = Some(why);
+                        Ok(Some(Action::await_change()))
+                    }
+                    Err(error) => {
+                        write(ctx, volume, status)?;
+                        Err(error.into())
+                    }
+                };
+            }
+        };
         info!(volume_id = %id, snapshot_id = ?volume.spec.snapshot_id, bytes, "restored the volume's data from its snapshot");
     } else {
         info!(volume_id = %id, docker_volume = %made.name, "volume's Docker volume ready");
@@ -189,6 +235,7 @@ async fn converge_backing<R: ContainerRuntime>(
     status.mountpoint = Some(made.mountpoint);
     status.ready = true;
     status.error = None;
+    status.copy_failures = 0;
     Ok(None)
 }
 
@@ -235,6 +282,6 @@ async fn delete<R: ContainerRuntime>(
         }
     }
     info!(volume_id = %id, "volume deleted; collecting its record");
-    ctx.store.volumes().delete(id)?;
+    ctx.store.collect_volume(id)?;
     Ok(Action::await_change())
 }

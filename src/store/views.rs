@@ -524,6 +524,11 @@ impl StatusStore {
         self.0.instances_with_volume_entries(volume_id)
     }
 
+    /// See [`Store::collect_volume`]: a deleted volume's record, collected by its reconciler.
+    pub fn collect_volume(&self, volume_id: &str) -> Result<(), StoreError> {
+        self.0.collect_volume(volume_id)
+    }
+
     /// See [`Store::watch_specs`].
     pub fn watch_specs(&self) -> BoxStream<'static, SpecChanged> {
         self.0.watch_specs()

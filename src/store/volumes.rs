@@ -94,6 +94,48 @@ impl Store {
         Ok(out)
     }
 
+    /// Collects a volume's record and, in the same transaction, the `volumes.devices` entries
+    /// still naming it (a device it was detached from and no other volume took since): an
+    /// instance's index keeps only volumes that exist.
+    pub fn collect_volume(&self, volume_id: &str) -> Result<(), StoreError> {
+        let volumes = &self.volumes;
+        let id = volume_id.as_bytes();
+        let mut keys = Vec::new();
+        for entry in self.volume_devices.iter() {
+            let (key, holder) = entry?;
+            if holder.as_ref() == id {
+                keys.push(key);
+            }
+        }
+        let writing = volumes.writing();
+        (
+            volumes.spec_tree(),
+            volumes.status_tree(),
+            &self.volume_devices,
+        )
+            .transaction(|(spec, status, devices)| {
+                spec.remove(id)?;
+                status.remove(id)?;
+                for key in &keys {
+                    // Taken by another volume meanwhile: that entry is its.
+                    if devices
+                        .get(key)?
+                        .is_some_and(|holder| holder.as_ref() == id)
+                    {
+                        devices.remove(key)?;
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::from(e),
+            })?;
+        volumes.forget(volume_id);
+        drop(writing);
+        Ok(())
+    }
+
     fn read_volume(
         &self,
         spec: &TransactionalTree,
@@ -167,6 +209,54 @@ impl Store {
 mod tests {
     use super::*;
     use crate::model::fixtures;
+
+    #[test]
+    fn collecting_a_volume_prunes_its_device_entries_and_leaves_others() {
+        let store = Store::temporary().unwrap();
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let mut spec = fixtures::volume_spec("us-east-1a", "gp3", 1);
+        fixtures::attach(&mut spec, "i-1", "/dev/sdf", false, now);
+        let gone = fixtures::volume_of("vol-00000000000000001", spec.clone(), now);
+        let kept = fixtures::volume_of(
+            "vol-00000000000000002",
+            {
+                let mut s = fixtures::volume_spec("us-east-1a", "gp3", 1);
+                fixtures::attach(&mut s, "i-1", "/dev/sdg", false, now);
+                s
+            },
+            now,
+        );
+        store.create_volume(&gone).unwrap();
+        store.create_volume(&kept).unwrap();
+        // Detached (the entry stays, stale), then collected: the entry goes with the record.
+        store
+            .volumes()
+            .update_spec::<StoreError>("vol-00000000000000001", |v| {
+                v.spec.attachments.clear();
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(
+            store
+                .instances_with_volume_entries("vol-00000000000000001")
+                .unwrap(),
+            ["i-1"]
+        );
+        store.collect_volume("vol-00000000000000001").unwrap();
+        assert!(store
+            .volumes()
+            .get("vol-00000000000000001")
+            .unwrap()
+            .is_none());
+        assert!(store
+            .instances_with_volume_entries("vol-00000000000000001")
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.volume_devices.len(), 1);
+        let left = store.volumes_of_instance("i-1").unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].metadata.name, "vol-00000000000000002");
+    }
 
     fn volume(id: &str) -> Volume {
         fixtures::volume(id, "us-east-1a", 8)
@@ -371,7 +461,7 @@ mod token_tests {
             None
         );
         // Collected: the token is free again.
-        store.volumes().delete(made[0]).unwrap();
+        store.collect_volume(made[0]).unwrap();
         assert_eq!(
             store.volume_for_client_token("us-east-1", "tok").unwrap(),
             None
