@@ -191,7 +191,8 @@ impl App {
             concurrency: config.concurrency.max(1),
             resync_every: config.resync_every(),
             ..ControllerConfig::default()
-        });
+        })
+        .with_span(ObjectRef::span);
         let handle = controller.handle();
         let report = Arc::new(
             Report::new(
