@@ -2,9 +2,9 @@
 //! SDK's own waiters through stop, start and terminate.
 //!
 //! `EC2D_ENDPOINT` (default `http://localhost:4566`) is the endpoint; the AMI is the first
-//! argument, else `EC2D_AMI`, else the first image DescribeImages lists. Credentials are the
-//! dummy `test`/`test` ec2d accepts, the region `us-east-1`. Each step is printed; any failure
-//! or unexpected state ends the program with a non-zero status.
+//! argument, else `EC2D_AMI`, else the first Docker-backed AMI DescribeImages lists.
+//! Credentials are the dummy `test`/`test` ec2d accepts, the region `us-east-1`. Each step is
+//! printed; any failure or unexpected state ends the program with a non-zero status.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::config::{Credentials, Region};
 use aws_sdk_ec2::error::DisplayErrorContext;
-use aws_sdk_ec2::types::{InstanceStateName, InstanceType};
+use aws_sdk_ec2::types::{Filter, InstanceStateName, InstanceType};
 use aws_sdk_ec2::Client;
 
 /// How long each waiter may take. The waiters poll every 15 s at first (EC2's model), so a
@@ -129,7 +129,7 @@ async fn run() -> Result<(), Failure> {
     Ok(())
 }
 
-/// The AMI to launch: the first argument, `EC2D_AMI`, or the first image ec2d lists.
+/// The AMI to launch: the first argument, `EC2D_AMI`, or the first Docker-backed AMI.
 async fn ami(client: &Client) -> Result<String, Failure> {
     if let Some(ami) = std::env::args()
         .nth(1)
@@ -137,8 +137,15 @@ async fn ami(client: &Client) -> Result<String, Failure> {
     {
         return Ok(ami);
     }
+    // Docker-backed AMIs only: the public catalogue's (Amazon Linux, Ubuntu...) need their
+    // image pulled and tagged first.
+    let docker = Filter::builder()
+        .name("tag:ec2_vm_manager")
+        .values("docker")
+        .build();
     let images = client
         .describe_images()
+        .filters(docker)
         .send()
         .await
         .map_err(|e| failure("DescribeImages", e))?;
