@@ -41,6 +41,7 @@ FAIL_FAST="${EC2D_TEST_FAIL_FAST:-0}"
 TEST_IMAGES="${EC2D_TEST_IMAGES:-busybox debian cloudinit awscli}"
 CARGO_TEST_TIMEOUT="${EC2D_TEST_CARGO_TIMEOUT:-1800}"
 PYTEST_TIMEOUT="${EC2D_TEST_PYTEST_TIMEOUT:-1200}"
+SDK_EXAMPLE_TARGET="$ROOT/examples/aws-sdk-rust/target"
 
 ALL_STEPS=(setup fmt clippy cargo-test clients)
 if [ "$#" -gt 0 ]; then
@@ -264,6 +265,11 @@ run_pytest_clients() {
         note "+ cargo build --bin ec2d"
         cargo build --bin ec2d || return $?
     fi
+    # The AWS SDK for Rust example (tests/clients/test_rust_sdk.py runs it) is its own cargo
+    # workspace with its own lock file and target dir, so the SDK never enters ec2d's build.
+    note "+ cargo build --locked (examples/aws-sdk-rust)"
+    cargo build --locked --manifest-path "$ROOT/examples/aws-sdk-rust/Cargo.toml" \
+        --target-dir "$SDK_EXAMPLE_TARGET" || return $?
     local -a extra=()
     if [ -n "${PYTEST_ARGS:-}" ]; then read -r -a extra <<<"$PYTEST_ARGS"; fi
     # Make sure the aws/awslocal of this interpreter come first on PATH, then the scripts of
@@ -274,6 +280,7 @@ run_pytest_clients() {
     local rc=0
     # SIGINT first: pytest then still tears down (stops ec2d, removes containers).
     PATH="$scripts:$PATH:$user_scripts" EC2D_BIN="${EC2D_BIN:-$ROOT/target/debug/ec2d}" \
+        EC2D_SDK_EXAMPLE_BIN="$SDK_EXAMPLE_TARGET/debug/ec2d-aws-sdk-rust-example" \
         timeout --signal=INT --kill-after=60 "$PYTEST_TIMEOUT" \
         "$PYTHON" -m pytest tests/clients -q "${extra[@]}" || rc=$?
     # pytest exit 5 = no tests collected: that is a failure here.

@@ -8,6 +8,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 use crate::runtime::DockerFlags;
+use crate::telemetry::LogFormat;
 
 /// clap's hook for `EC2_DOCKER_FLAGS`: the error names the offending flag.
 fn parse_docker_flags(input: &str) -> Result<DockerFlags, String> {
@@ -142,6 +143,11 @@ pub struct Config {
     /// Log filter, in `tracing` EnvFilter syntax (`info`, `ec2d=debug`).
     #[arg(long, env = "EC2D_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log line format: `text` for people, `json` (one object per line, span fields such as
+    /// `instance_id` and `request_id` flattened beside the event's) for machines.
+    #[arg(long, env = "EC2D_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// What to do; serving the API is the default.
     #[command(subcommand)]

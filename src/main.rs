@@ -8,7 +8,7 @@ use ec2d::{shutdown, telemetry, App};
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::from_env();
-    telemetry::init(&config.log);
+    telemetry::init(&config.log, config.log_format);
     let result = match config.command.clone() {
         None | Some(Command::Serve) => App::run(config, shutdown::os_signal())
             .await

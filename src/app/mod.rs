@@ -193,7 +193,8 @@ impl App {
             concurrency: config.concurrency.max(1),
             resync_every: config.resync_every(),
             ..ControllerConfig::default()
-        });
+        })
+        .with_span(ObjectRef::span);
         let handle = controller.handle();
         let metrics = Arc::new(Metrics::new(Some(Arc::new(sampler::Levels {
             store: store.clone(),

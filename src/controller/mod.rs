@@ -268,7 +268,11 @@ pub struct Controller<K> {
     shared: Arc<Shared<K>>,
     backoff: BackoffFactory,
     observer: Option<Arc<dyn Observer<K>>>,
+    span_for: SpanFactory<K>,
 }
+
+/// Makes the span a key's reconcile runs in (and its failure is logged in).
+pub type SpanFactory<K> = Arc<dyn Fn(&K) -> tracing::Span + Send + Sync>;
 
 impl<K> Debug for Controller<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,6 +303,7 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
             }),
             backoff: Arc::new(move || Box::new(ExponentialJitterBackoff::new(initial, max))),
             observer: None,
+            span_for: Arc::new(|key: &K| tracing::info_span!("reconcile", key = ?key)),
         }
     }
 
@@ -306,6 +311,19 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn Observer<K>>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Replace the span each reconcile runs in (default: `reconcile` with the key's `Debug`).
+    ///
+    /// The caller knows what a key means and can name its fields (`instance_id = …`), so
+    /// every line a reconcile logs, and the controller's own line when it fails, carries them.
+    #[must_use]
+    pub fn with_span<F>(mut self, span_for: F) -> Self
+    where
+        F: Fn(&K) -> tracing::Span + Send + Sync + 'static,
+    {
+        self.span_for = Arc::new(span_for);
         self
     }
 
@@ -336,8 +354,8 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
     ///   loop keeps running on the handle, resync and requeues.
     /// - `resync`: all keys that exist; called at start (the initial list) and every
     ///   `resync_every`. It runs on the loop task, so it must be quick (e.g. a store scan).
-    /// - `reconcile`: converges one key; runs as its own task in a `reconcile` span with the
-    ///   key. `Ok(action)` forgets the key's backoff (unless `action` is
+    /// - `reconcile`: converges one key; runs as its own task in the key's span (see
+    ///   [`Self::with_span`]). `Ok(action)` forgets the key's backoff (unless `action` is
     ///   [`Action::backoff`]) and schedules per `action`.
     /// - `error_policy`: maps a failure to an [`Action`], usually [`Action::backoff`]. A
     ///   panicking reconcile skips the policy and backs off.
@@ -365,6 +383,7 @@ impl<K: Clone + Eq + Hash + Debug + Send + Sync + 'static> Controller<K> {
             self.config,
             self.shared,
             self.backoff,
+            self.span_for,
             reconcile,
             error_policy,
         )

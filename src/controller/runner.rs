@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::{
     deadline, Action, BackoffFactory, BackoffRegistry, ControllerConfig, Observer, Outcome, Shared,
+    SpanFactory,
 };
 
 /// Everything the loop owns. `tasks` and `running` always hold the same tasks; `running` is
@@ -27,9 +28,11 @@ pub(super) struct Runner<K, Rec, Pol, E> {
     reconcile: Arc<Rec>,
     error_policy: Pol,
     tasks: JoinSet<Result<Action, E>>,
-    /// Each task's key and when it was spawned.
-    running: HashMap<Id, (K, Instant)>,
+    /// Each running task's key, when it was spawned, and its span (kept so the failure line
+    /// lands in the same span).
+    running: HashMap<Id, (K, Instant, tracing::Span)>,
     observer: Option<Arc<dyn Observer<K>>>,
+    span_for: SpanFactory<K>,
     /// Keys whose last reconcile failed, and until when their backoff holds them. Triggers
     /// and resyncs for such a key wait for the hold: a failing reconcile often causes its own
     /// triggers (a container created and removed again emits events), and letting those
@@ -49,6 +52,7 @@ where
         mut config: ControllerConfig,
         shared: Arc<Shared<K>>,
         backoff: BackoffFactory,
+        span_for: SpanFactory<K>,
         reconcile: Rec,
         error_policy: Pol,
     ) -> Self {
@@ -61,6 +65,7 @@ where
             error_policy,
             tasks: JoinSet::new(),
             running: HashMap::new(),
+            span_for,
             held_until: HashMap::new(),
             observer: None,
         }
@@ -158,15 +163,15 @@ where
     }
 
     fn spawn(&mut self, key: K) {
-        let span = tracing::info_span!("reconcile", key = ?key);
+        let span = (self.span_for)(&key);
         let reconcile = Arc::clone(&self.reconcile);
         let task_key = key.clone();
         // The user closure is called inside the task too, so a panic while *building* the
         // future is caught by the JoinSet just like one while polling it.
         let handle = self
             .tasks
-            .spawn(async move { reconcile(task_key).await }.instrument(span));
-        self.running.insert(handle.id(), (key, Instant::now()));
+            .spawn(async move { reconcile(task_key).await }.instrument(span.clone()));
+        self.running.insert(handle.id(), (key, Instant::now(), span));
     }
 
     fn complete(&mut self, joined: Result<(Id, Result<Action, E>), JoinError>) {
@@ -174,7 +179,7 @@ where
             Ok((id, result)) => (id, Ok(result)),
             Err(err) => (err.id(), Err(err)),
         };
-        let Some((key, started)) = self.running.remove(&id) else {
+        let Some((key, started, span)) = self.running.remove(&id) else {
             // Unreachable: every task is spawned through `spawn`.
             tracing::error!(task = %id, "controller: finished task has no key");
             return;
@@ -205,14 +210,18 @@ where
                 self.shared.errors_total.fetch_add(1, Ordering::Relaxed);
                 let action = self.policy(&key, &err);
                 let retry_in = self.delay_for(&key, action);
-                tracing::warn!(key = ?key, error = %err, retry_in = ?retry_in, "reconcile failed");
+                span.in_scope(|| {
+                    tracing::warn!(key = ?key, error = %err, retry_in = ?retry_in, "reconcile failed")
+                });
                 retry_in
             }
             Err(join_err) => {
                 self.shared.errors_total.fetch_add(1, Ordering::Relaxed);
                 // No `E` to show the policy: back off, which is what policies do anyway.
                 let retry_in = self.backoffs.next_delay(&key);
-                tracing::warn!(key = ?key, error = %join_err, retry_in = ?retry_in, "reconcile failed");
+                span.in_scope(|| {
+                    tracing::warn!(key = ?key, error = %join_err, retry_in = ?retry_in, "reconcile failed")
+                });
                 retry_in
             }
         };
@@ -312,7 +321,7 @@ where
             );
             self.tasks.shutdown().await;
             let mut st = self.shared.lock();
-            for (key, _) in self.running.values() {
+            for (key, _, _) in self.running.values() {
                 st.queue.finish(key);
             }
             self.running.clear();

@@ -79,6 +79,21 @@ impl ObjectRef {
             Self::Snapshot(_) => "snapshot",
         }
     }
+
+    /// The span a reconcile of this key runs in: it names the object with the same field the
+    /// API's log lines use (`instance_id`, `image_id`, `vpc_id`, `volume_id`, `snapshot_id`),
+    /// so every line the pass logs, down to the runtime's, carries the id.
+    pub fn span(&self) -> tracing::Span {
+        match self {
+            Self::Instance(id) => tracing::info_span!("reconcile", instance_id = %id),
+            Self::Image(id) => tracing::info_span!("reconcile", image_id = %id),
+            Self::Catalog => tracing::info_span!("reconcile", key = "catalog"),
+            Self::Sweep => tracing::info_span!("reconcile", key = "sweep"),
+            Self::Network(vpc_id) => tracing::info_span!("reconcile", vpc_id = %vpc_id),
+            Self::Volume(id) => tracing::info_span!("reconcile", volume_id = %id),
+            Self::Snapshot(id) => tracing::info_span!("reconcile", snapshot_id = %id),
+        }
+    }
 }
 
 /// Reconciler settings.
@@ -410,7 +425,7 @@ fn volumes_of_terminated(store: &StatusStore, id: &str) -> Vec<ObjectRef> {
             .map(|v| ObjectRef::Volume(v.metadata.name.clone()))
             .collect(),
         Err(error) => {
-            tracing::error!(%error, "cannot list volumes for a terminated instance");
+            tracing::error!(instance_id = %id, %error, "cannot list volumes for a terminated instance");
             Vec::new()
         }
     }

@@ -47,8 +47,8 @@ fn set_monitoring(
                 obj.spec.options.monitoring = enabled;
                 Ok(changed)
             })?;
+        tracing::info!(instance_id = %id, enabled, "instance monitoring changed");
     }
-    tracing::info!(count = ids.len(), enabled, "instance monitoring changed");
     let mut w = XmlWriter::new();
     w.set("instancesSet", &ids, |w, id| {
         w.field("instanceId", id);

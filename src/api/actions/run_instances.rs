@@ -523,6 +523,15 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         %region,
         "instances requested"
     );
+    // One line per instance as well, so every line about an instance carries its id.
+    for instance in &instances {
+        tracing::info!(
+            instance_id = %instance.metadata.name,
+            %reservation_id,
+            image_id = %req.image_id,
+            "instance requested"
+        );
+    }
     Ok(Response {
         reservation_id,
         instances,
