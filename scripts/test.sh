@@ -22,7 +22,8 @@
 #                           the static busybox AMI, the debootstrap Debian+sshd AMI, the
 #                           same with cloud-init, and that with the AWS CLI, built once
 #                           (~8 min, from apt's Debian mirror and PyPI) then cached by tag;
-#                           see tests/support/build-test-images.sh)
+#                           see tests/support/build-test-images.sh); setup also builds
+#                           ec2d's own image ec2d:local (tests/support/build-ec2d-image.sh)
 #   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
 #   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
 #   EC2D_TEST_CARGO_TIMEOUT / EC2D_TEST_PYTEST_TIMEOUT
@@ -156,7 +157,10 @@ setup_packages() {
     have_deb busybox-static || missing+=(busybox-static)
     # ssh/ssh-keygen: the client tests log in to instances (tests/clients/test_inside_instance.py)
     command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
-    case " $TEST_IMAGES " in *" debian "*) have_deb debootstrap || missing+=(debootstrap) ;; esac
+    # debootstrap: the Debian test images and the build stand-in of ec2d's own image
+    have_deb debootstrap || missing+=(debootstrap)
+    # the compose smoke test (tests/clients/test_container_image.py): v2 plugin or v1
+    docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     # docker.io only when there is no docker CLI or no engine binary at all
     if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
         if ! docker info >/dev/null 2>&1; then missing+=(docker.io); fi
@@ -176,7 +180,8 @@ setup_packages() {
     read -r -a pips <<<"$("$PYTHON" - <<'PY'
 import importlib.util
 need = {"pytest": "pytest", "boto3": "boto3", "awscli": "awscli", "localstack_client": "awscli-local",
-        "ansible_collections.amazon.aws": "ansible", "ansible_collections.ansible.posix": "ansible"}
+        "ansible_collections.amazon.aws": "ansible", "ansible_collections.ansible.posix": "ansible",
+        "testcontainers.community.localstack": "testcontainers"}
 def missing(mod):
     try:
         return importlib.util.find_spec(mod) is None
@@ -196,7 +201,7 @@ PY
                 --break-system-packages "${pips[@]}"
         if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     else
-        note "python packages present (pytest, boto3, awscli, awscli-local, ansible)"
+        note "python packages present (pytest, boto3, awscli, awscli-local, ansible, testcontainers)"
     fi
     local versions
     versions="$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client, ansible.release; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__, "| ansible-core", ansible.release.__version__)')"
@@ -244,6 +249,13 @@ setup_docker() {
 setup_images() {
     # shellcheck disable=SC2086 # a list of image names
     bash "$ROOT/tests/support/build-test-images.sh" $TEST_IMAGES
+}
+
+setup_ec2d_image() {
+    # The repository's Dockerfile on local stand-ins for its base images, as ec2d:local
+    # (the compose and Testcontainers client tests run it); cached layers make a rebuild
+    # after a source change a release compile of ec2d alone.
+    bash "$ROOT/tests/support/build-ec2d-image.sh"
 }
 
 setup_toolchain() {
@@ -298,6 +310,7 @@ if want setup; then
     setup_step "packages (apt, pip)" setup_packages
     setup_step "docker engine" setup_docker
     setup_step "test images" setup_images
+    setup_step "ec2d container image" setup_ec2d_image
     setup_step "rust toolchain" setup_toolchain
 fi
 
