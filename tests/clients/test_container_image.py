@@ -79,11 +79,12 @@ class ComposedEc2d:
     def up(self, timeout: float = 60) -> float:
         """`up -d`, then wait for `Ready.` in the container's output; returns the seconds."""
         self.starts += 1
+        # `Ready.` of this start: a restarted container's log keeps the previous ones.
+        existing = self.run("ps", "-q", "ec2d").stdout.split()
+        since = self.logs().count("Ready.") if existing else 0
         t0 = time.monotonic()
         self.run("up", "-d")
         cid = self.container()
-        # `Ready.` of this start: a restarted container's log keeps the previous ones.
-        since = self.logs().count("Ready.")
         h.wait_until(lambda: self.logs().count("Ready.") > since, timeout, desc=f"`Ready.` from {cid[:12]}")
         took = time.monotonic() - t0
         code, _ = h.http_get(f"{self.url}/_localstack/health", timeout=5)
