@@ -22,8 +22,10 @@
 #                           the static busybox AMI, the debootstrap Debian+sshd AMI, the
 #                           same with cloud-init, and that with the AWS CLI, built once
 #                           (~8 min, from apt's Debian mirror and PyPI) then cached by tag;
-#                           see tests/support/build-test-images.sh); setup also builds
-#                           ec2d's own image ec2d:local (tests/support/build-ec2d-image.sh)
+#                           see tests/support/build-test-images.sh)
+#   EC2D_TEST_IMAGE_FROM_SOURCE=1  the client step builds ec2d:local with the whole
+#                           Dockerfile (release compile, ~25 min) instead of around the
+#                           binary just built (tests/support/build-ec2d-image.sh)
 #   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
 #   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
 #   EC2D_TEST_CARGO_TIMEOUT / EC2D_TEST_PYTEST_TIMEOUT
@@ -251,11 +253,15 @@ setup_images() {
     bash "$ROOT/tests/support/build-test-images.sh" $TEST_IMAGES
 }
 
-setup_ec2d_image() {
-    # The repository's Dockerfile on local stand-ins for its base images, as ec2d:local
-    # (the compose and Testcontainers client tests run it); cached layers make a rebuild
-    # after a source change a release compile of ec2d alone.
-    bash "$ROOT/tests/support/build-ec2d-image.sh"
+# ec2d:local, the image the compose and Testcontainers client tests run: the Dockerfile's
+# final stage around the binary just built (seconds), or with EC2D_TEST_IMAGE_FROM_SOURCE=1
+# the whole Dockerfile, release compile included (~25 min on 2 busy cores; layers cached).
+build_ec2d_image() {
+    if [ "${EC2D_TEST_IMAGE_FROM_SOURCE:-0}" = 1 ]; then
+        bash "$ROOT/tests/support/build-ec2d-image.sh"
+    else
+        bash "$ROOT/tests/support/build-ec2d-image.sh" --binary "$1"
+    fi
 }
 
 setup_toolchain() {
@@ -275,6 +281,8 @@ run_pytest_clients() {
         note "+ cargo build --bin ec2d"
         cargo build --bin ec2d || return $?
     fi
+    note "+ ec2d:local image"
+    build_ec2d_image "${EC2D_BIN:-$ROOT/target/debug/ec2d}" || return $?
     local -a extra=()
     if [ -n "${PYTEST_ARGS:-}" ]; then read -r -a extra <<<"$PYTEST_ARGS"; fi
     # Make sure the aws/awslocal of this interpreter come first on PATH, then the scripts of
@@ -310,7 +318,6 @@ if want setup; then
     setup_step "packages (apt, pip)" setup_packages
     setup_step "docker engine" setup_docker
     setup_step "test images" setup_images
-    setup_step "ec2d container image" setup_ec2d_image
     setup_step "rust toolchain" setup_toolchain
 fi
 

@@ -388,13 +388,11 @@ async fn set_up_volume_mounts(config: &Config, data_dir: &std::path::Path) -> Vo
         .unwrap_or_else(|e| VolumeMounts::off(format!("volume mount setup failed: {e}")))
 }
 
-/// Whether ec2d itself runs in a container (Docker's `/.dockerenv`, Podman's
-/// `/run/.containerenv`). Paths ec2d hands the engine as bind sources name the engine host's
-/// file system, so what lives in ec2d's own data directory cannot be bound into instances.
+/// Whether ec2d itself runs in a container ([`crate::hostmnt::in_container`]). Paths ec2d
+/// hands the engine as bind sources name the engine host's file system, so what lives in
+/// ec2d's own data directory cannot be bound into instances.
 fn in_container() -> bool {
-    ["/.dockerenv", "/run/.containerenv"]
-        .iter()
-        .any(|marker| std::path::Path::new(marker).exists())
+    crate::hostmnt::in_container()
 }
 
 /// LocalStack's block-device files (`EC2_MOUNT_BLOCK_DEVICES`), unless ec2d runs in a
