@@ -23,6 +23,9 @@
 #                           same with cloud-init, and that with the AWS CLI, built once
 #                           (~8 min, from apt's Debian mirror and PyPI) then cached by tag;
 #                           see tests/support/build-test-images.sh)
+#   EC2D_TEST_IMAGE_FROM_SOURCE=1  the client step builds ec2d:local with the whole
+#                           Dockerfile (release compile, ~25 min) instead of around the
+#                           binary just built (tests/support/build-ec2d-image.sh)
 #   PYTEST_ARGS             extra arguments for pytest (e.g. "-k restart -x")
 #   CARGO_TEST_ARGS         extra arguments for cargo test, after --all-targets
 #   EC2D_TEST_CARGO_TIMEOUT / EC2D_TEST_PYTEST_TIMEOUT
@@ -157,7 +160,10 @@ setup_packages() {
     have_deb busybox-static || missing+=(busybox-static)
     # ssh/ssh-keygen: the client tests log in to instances (tests/clients/test_inside_instance.py)
     command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
-    case " $TEST_IMAGES " in *" debian "*) have_deb debootstrap || missing+=(debootstrap) ;; esac
+    # debootstrap: the Debian test images and the build stand-in of ec2d's own image
+    have_deb debootstrap || missing+=(debootstrap)
+    # the compose smoke test (tests/clients/test_container_image.py): v2 plugin or v1
+    docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     # docker.io only when there is no docker CLI or no engine binary at all
     if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
         if ! docker info >/dev/null 2>&1; then missing+=(docker.io); fi
@@ -178,7 +184,8 @@ setup_packages() {
 import importlib.util
 need = {"pytest": "pytest", "boto3": "boto3", "awscli": "awscli", "localstack_client": "awscli-local",
         "prometheus_client": "prometheus_client",
-        "ansible_collections.amazon.aws": "ansible", "ansible_collections.ansible.posix": "ansible"}
+        "ansible_collections.amazon.aws": "ansible", "ansible_collections.ansible.posix": "ansible",
+        "testcontainers.community.localstack": "testcontainers"}
 def missing(mod):
     try:
         return importlib.util.find_spec(mod) is None
@@ -198,7 +205,7 @@ PY
                 --break-system-packages "${pips[@]}"
         if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     else
-        note "python packages present (pytest, boto3, awscli, awscli-local, prometheus_client, ansible)"
+        note "python packages present (pytest, boto3, awscli, awscli-local, prometheus_client, ansible, testcontainers)"
     fi
     local versions
     versions="$("$PYTHON" -c 'import sys, pytest, boto3, awscli, localstack_client, ansible.release; print("python", sys.version.split()[0], "| pytest", pytest.__version__, "| boto3", boto3.__version__, "| awscli", awscli.__version__, "| ansible-core", ansible.release.__version__)')"
@@ -248,6 +255,17 @@ setup_images() {
     bash "$ROOT/tests/support/build-test-images.sh" $TEST_IMAGES
 }
 
+# ec2d:local, the image the compose and Testcontainers client tests run: the Dockerfile's
+# final stage around the binary just built (seconds), or with EC2D_TEST_IMAGE_FROM_SOURCE=1
+# the whole Dockerfile, release compile included (~25 min on 2 busy cores; layers cached).
+build_ec2d_image() {
+    if [ "${EC2D_TEST_IMAGE_FROM_SOURCE:-0}" = 1 ]; then
+        bash "$ROOT/tests/support/build-ec2d-image.sh"
+    else
+        bash "$ROOT/tests/support/build-ec2d-image.sh" --binary "$1"
+    fi
+}
+
 setup_toolchain() {
     command -v cargo >/dev/null || { note "cargo not found"; return 1; }
     cargo --version
@@ -270,6 +288,8 @@ run_pytest_clients() {
     note "+ cargo build --locked (examples/aws-sdk-rust)"
     cargo build --locked --manifest-path "$ROOT/examples/aws-sdk-rust/Cargo.toml" \
         --target-dir "$SDK_EXAMPLE_TARGET" || return $?
+    note "+ ec2d:local image"
+    build_ec2d_image "${EC2D_BIN:-$ROOT/target/debug/ec2d}" || return $?
     local -a extra=()
     if [ -n "${PYTEST_ARGS:-}" ]; then read -r -a extra <<<"$PYTEST_ARGS"; fi
     # Make sure the aws/awslocal of this interpreter come first on PATH, then the scripts of

@@ -1,6 +1,34 @@
-//! `ec2d status`: the status endpoint as a terminal table, the way `kubectl get` prints one.
+//! `ec2d status`: the status endpoint as a terminal table, the way `kubectl get` prints one;
+//! `ec2d healthcheck`: whether the API answers, for a container's HEALTHCHECK.
 
 use serde_json::Value;
+
+/// Asks the ec2d listening on `listen` (its loopback when it listens on every address) for
+/// LocalStack's health document; `Ok` only for a 200 within five seconds.
+pub async fn healthcheck(listen: std::net::SocketAddr) -> Result<(), String> {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{addr}/_localstack/health");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach ec2d at {url}: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {}", response.status()))
+    }
+}
 
 /// Fetches `/_ec2d/status` from a running ec2d and renders it.
 pub async fn status(base_url: &str, instance: Option<&str>) -> Result<String, String> {

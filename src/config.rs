@@ -164,6 +164,9 @@ pub enum Command {
         /// Show one instance in full (JSON) instead of the table.
         instance: Option<String>,
     },
+    /// Exit 0 when a running ec2d (at --listen) answers its health endpoint, else 1: the
+    /// container image's HEALTHCHECK, which has no curl.
+    Healthcheck,
 }
 
 impl Config {

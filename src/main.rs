@@ -13,6 +13,7 @@ async fn main() -> ExitCode {
         None | Some(Command::Serve) => App::run(config, shutdown::os_signal())
             .await
             .map_err(|e| e.to_string()),
+        Some(Command::Healthcheck) => ec2d::cli::healthcheck(config.listen).await,
         Some(Command::Status { instance }) => {
             let base = format!("http://{}", config.listen);
             ec2d::cli::status(&base, instance.as_deref())

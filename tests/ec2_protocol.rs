@@ -291,3 +291,28 @@ async fn introspection_routes_are_merged() {
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.body.contains("\"stub\":true"));
 }
+
+#[tokio::test]
+async fn localstack_health_says_ec2_is_running_to_get_and_head() {
+    let h = Harness::docker();
+    let req = Request::builder()
+        .uri("/_localstack/health")
+        .body(Body::empty())
+        .unwrap();
+    let reply = h.send(req).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(doc["services"], serde_json::json!({"ec2": "running"}));
+    assert_eq!(doc["edition"], "community");
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
+
+    // `curl -I` and health checks that only look at the status line.
+    let req = Request::builder()
+        .method(Method::HEAD)
+        .uri("/_localstack/health")
+        .body(Body::empty())
+        .unwrap();
+    let reply = h.send(req).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "");
+}

@@ -1,4 +1,5 @@
-//! The `/_ec2d/health` and `/_ec2d/status` inspection endpoints, fed by an [`Introspection`] the app supplies.
+//! The `/_ec2d/health` and `/_ec2d/status` inspection endpoints, fed by an [`Introspection`] the app supplies,
+//! and LocalStack's `/_localstack/health` for tools written against LocalStack.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,6 +23,20 @@ pub fn routes() -> Router<ApiState> {
         .route("/_ec2d/health", get(health))
         .route("/_ec2d/status", get(status))
         .route("/_ec2d/status/instances/{id}", get(instance_status))
+        .route("/_localstack/health", get(localstack_health))
+}
+
+/// LocalStack's health document for a LocalStack whose only service is a running EC2:
+/// compose health checks, `localstack wait` and scripts that poll it work unchanged. The EC2
+/// API answers even while the engine is away (instances converge later), so EC2 is always
+/// `running` here; `/_ec2d/health` tells the engine's state. axum answers `HEAD` from `get`.
+async fn localstack_health() -> Response {
+    Json(serde_json::json!({
+        "services": { "ec2": "running" },
+        "edition": "community",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
 }
 
 async fn health(State(state): State<ApiState>) -> Response {

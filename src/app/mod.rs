@@ -78,7 +78,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let listener = TcpListener::bind(config.listen).await?;
-        Self::serve(config, listener, shutdown).await
+        Self::serve_choosing(config, listener, shutdown, Announce::Ready).await
     }
 
     /// Runs on an already bound listener, choosing the runtime from the configuration.
@@ -87,13 +87,23 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
+        Self::serve_choosing(config, listener, shutdown, Announce::Quiet).await
+    }
+
+    async fn serve_choosing(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        announce: Announce,
+    ) -> Result<(), AppError> {
         match config.vm_manager {
             VmManager::Docker => {
                 let runtime = DockerRuntime::connect(config.docker_host.as_deref())?;
-                Self::serve_with(config, runtime, listener, shutdown).await
+                Self::serve_announcing(config, runtime, listener, shutdown, announce).await
             }
             VmManager::Mock => {
-                Self::serve_with(config, FakeRuntime::mock(), listener, shutdown).await
+                let runtime = FakeRuntime::mock();
+                Self::serve_announcing(config, runtime, listener, shutdown, announce).await
             }
         }
     }
@@ -132,6 +142,16 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
+        Self::serve_announcing(config, runtime, listener, shutdown, Announce::Quiet).await
+    }
+
+    async fn serve_announcing<R: ContainerRuntime>(
+        config: Config,
+        runtime: R,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        announce: Announce,
+    ) -> Result<(), AppError> {
         let data_dir = config.data_dir();
         let store = Store::open(&data_dir)?;
         info!(data_dir = %data_dir.display(), vm_manager = ?config.vm_manager, "store opened");
@@ -145,9 +165,7 @@ impl App {
             vpc_networks: config.vpc_networks,
             terminated_retention: Duration::from_secs(config.terminated_retention_seconds),
             instance_api_port: config.instance_api.then_some(listener.local_addr()?.port()),
-            block_devices: config
-                .mount_block_devices
-                .then(|| BlockDeviceFiles::new(&data_dir, config.ebs_max_volume_size)),
+            block_devices: block_device_files(&config, &data_dir),
             ..Settings::default()
         };
         let (trigger, stop) = shutdown::channel();
@@ -280,6 +298,9 @@ impl App {
         .await;
         info!(addr = %listener.local_addr()?, "ec2d listening");
         let listener = without_nagle(listener);
+        if announce == Announce::Ready {
+            announce_ready();
+        }
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(stop.clone().recv())
             .await;
@@ -293,6 +314,24 @@ impl App {
         store.flush().await?;
         info!("ec2d stopped; store flushed");
         served.map_err(AppError::Io)
+    }
+}
+
+/// Whether the process says `Ready.` once it serves: the binary does, embedded apps (tests) don't.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announce {
+    Ready,
+    Quiet,
+}
+
+/// LocalStack's start-up line, which Testcontainers' LocalStack module and scripts wait for.
+/// A plain stdout line, not a log event, so it reads the same with JSON logs; the listener is
+/// bound, so a client that saw it connects at once (the backlog holds it until accept).
+fn announce_ready() {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "Ready.").and_then(|()| out.flush()) {
+        debug!(%error, "cannot print Ready.");
     }
 }
 
@@ -311,6 +350,8 @@ async fn wire_imds_routes(config: &Config, store_id: &str, port: u16) -> ImdsRou
         Some(format!("IMDS is unreachable from instances: the engine is remote (DOCKER_HOST={host}), so its containers' traffic never crosses this host's NAT table"))
     } else if port == 0 {
         Some("IMDS is unreachable from instances: its listener is not running".to_string())
+    } else if in_container() {
+        Some("IMDS is unreachable from instances: ec2d runs in a container, so its NAT rules would be its own network namespace's, not the engine host's".to_string())
     } else {
         None
     };
@@ -345,8 +386,12 @@ async fn set_up_volume_mounts(config: &Config, data_dir: &std::path::Path) -> Vo
         Some("off (EC2D_VOLUME_MOUNTS=0): volumes attach only when an instance's container is created".to_string())
     } else if config.vm_manager == VmManager::Mock {
         Some("no containers in mock mode".to_string())
+    } else if let Some(host) = remote {
+        Some(format!("volumes attach only when an instance's container is created: the engine is remote (DOCKER_HOST={host}), so its volumes and containers are not on this host's mount table"))
+    } else if in_container() {
+        Some("volumes attach only when an instance's container is created: ec2d runs in a container, whose data directory and mount table are not the engine host's".to_string())
     } else {
-        remote.map(|host| format!("volumes attach only when an instance's container is created: the engine is remote (DOCKER_HOST={host}), so its volumes and containers are not on this host's mount table"))
+        None
     };
     if let Some(reason) = why_not {
         if config.volume_mounts && config.vm_manager == VmManager::Docker {
@@ -358,6 +403,26 @@ async fn set_up_volume_mounts(config: &Config, data_dir: &std::path::Path) -> Vo
     tokio::task::spawn_blocking(move || VolumeMounts::setup(Arc::new(SystemMounts), &root))
         .await
         .unwrap_or_else(|e| VolumeMounts::off(format!("volume mount setup failed: {e}")))
+}
+
+/// Whether ec2d itself runs in a container ([`crate::hostmnt::in_container`]). Paths ec2d
+/// hands the engine as bind sources name the engine host's file system, so what lives in
+/// ec2d's own data directory cannot be bound into instances.
+fn in_container() -> bool {
+    crate::hostmnt::in_container()
+}
+
+/// LocalStack's block-device files (`EC2_MOUNT_BLOCK_DEVICES`), unless ec2d runs in a
+/// container: their bind sources would name paths that do not exist on the engine's host.
+fn block_device_files(config: &Config, data_dir: &std::path::Path) -> Option<BlockDeviceFiles> {
+    if !config.mount_block_devices {
+        return None;
+    }
+    if config.vm_manager == VmManager::Docker && in_container() {
+        warn!("EC2_MOUNT_BLOCK_DEVICES is off: ec2d runs in a container, so the files in its data directory are not on the engine host's file system");
+        return None;
+    }
+    Some(BlockDeviceFiles::new(data_dir, config.ebs_max_volume_size))
 }
 
 /// Starts the instance metadata service on `config.imds_listen` until `stop`, unless it is
@@ -402,7 +467,16 @@ async fn serve_instance_api(
     router: axum::Router,
     stop: Shutdown,
 ) {
-    if !config.instance_api || config.vm_manager != VmManager::Docker || api.ip().is_unspecified() {
+    if !config.instance_api || config.vm_manager != VmManager::Docker {
+        return;
+    }
+    if in_container() {
+        // ec2d's own addresses are its container's; instances reach it only through the port
+        // the engine publishes on its host, which `ec2d.internal` (host-gateway) names.
+        info!(port = api.port(), "ec2d runs in a container: instances' AWS_ENDPOINT_URL (ec2d.internal) reaches it only when the container's API port is published on the engine host at the same port on every address (compose: \"{0}:{0}\")", api.port());
+        return;
+    }
+    if api.ip().is_unspecified() {
         return;
     }
     let Some(gateway) = gateway else {

@@ -34,6 +34,23 @@ pub const ROOT_DIR: &str = "volume-mounts";
 /// Where the container sees its directory of the propagation root.
 pub const CONTAINER_DIR: &str = "/mnt";
 
+/// Whether this process runs in a container, read from its mount table: container engines
+/// (Docker, Podman, containerd) bind-mount a per-container file at `/etc/hostname`, where a
+/// host has a plain file. Marker files are no proof: `/.dockerenv` stays in machines built
+/// from container images, which run their own engine with its mounts and NAT on the host.
+pub fn in_container() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|listing| is_container_mount_table(&parse_mountinfo(&listing)))
+        .unwrap_or(false)
+}
+
+/// [`in_container`] on a parsed mount table.
+pub fn is_container_mount_table(entries: &[MountEntry]) -> bool {
+    entries
+        .iter()
+        .any(|entry| entry.mount_point == Path::new("/etc/hostname"))
+}
+
 /// A mount change that failed, with what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

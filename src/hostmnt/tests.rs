@@ -302,3 +302,19 @@ fn a_mount_through_the_opened_directory_lands_on_it_after_a_swap() {
     );
     assert!(!host_dir.join("data").exists());
 }
+
+#[test]
+fn a_container_is_told_by_its_bind_mounted_hostname_file() {
+    // A Docker container's table (trimmed) and a host's, which has no mount at /etc/hostname.
+    let container = "\
+72 60 0:45 / / rw,relatime master:9 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/A
+89 72 254:0 /var/lib/docker/containers/0e5d/resolv.conf /etc/resolv.conf rw,relatime - ext4 /dev/vda rw
+90 72 254:0 /var/lib/docker/containers/0e5d/hostname /etc/hostname rw,relatime - ext4 /dev/vda rw
+";
+    let host = "\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+23 22 0:5 / /dev rw,nosuid shared:2 - devtmpfs udev rw
+";
+    assert!(is_container_mount_table(&parse_mountinfo(container)));
+    assert!(!is_container_mount_table(&parse_mountinfo(host)));
+}
