@@ -16,6 +16,11 @@ import time
 
 # Before testcontainers is imported: it reads the setting at import.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+# The engine is on this machine, whose own root has a /.dockerenv: Testcontainers would then
+# reach the mapped port through the default bridge's gateway, a path that now and then timed
+# out on the first request here. The published port on 127.0.0.1 is where a user on the
+# engine's host connects.
+os.environ.setdefault("TC_HOST", "127.0.0.1")
 
 import pytest  # noqa: E402
 from testcontainers.community.localstack import LocalStackContainer  # noqa: E402
