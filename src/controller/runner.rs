@@ -171,7 +171,8 @@ where
         let handle = self
             .tasks
             .spawn(async move { reconcile(task_key).await }.instrument(span.clone()));
-        self.running.insert(handle.id(), (key, Instant::now(), span));
+        self.running
+            .insert(handle.id(), (key, Instant::now(), span));
     }
 
     fn complete(&mut self, joined: Result<(Id, Result<Action, E>), JoinError>) {
