@@ -14,15 +14,22 @@ import ec2d_harness as h
 
 
 def _json_lines(path) -> list[dict]:
+    """The log's JSON lines; besides them only the harness's banners and LocalStack's plain
+    `Ready.` (on stdout, which the harness writes into the same file) may appear, once per start."""
     lines = []
+    ready = 0
     for raw in path.read_text().splitlines():
         # The harness writes its own "===== [test harness] ..." banner into the log.
         if not raw.strip() or raw.startswith("===== [test harness]"):
+            continue
+        if raw == "Ready.":
+            ready += 1
             continue
         try:
             lines.append(json.loads(raw))
         except json.JSONDecodeError as e:
             raise AssertionError(f"log line is not JSON ({e}): {raw!r}") from None
+    assert ready == 1, f"`Ready.` printed {ready} times"
     return lines
 
 
