@@ -117,29 +117,18 @@ impl Ec2 {
         panic!("{id} never reached {want}; last state {last}");
     }
 
-    /// GET on a path of the same server, parsed as JSON.
     /// POSTs to a control path (`/_ec2d/reset`), returning the status and JSON body.
     pub async fn post_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        Self::json_of(self.http.post(format!("{}{path}", self.base))).await
     }
 
+    /// GET on a path of the same server, parsed as JSON.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request sent");
+        Self::json_of(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn json_of(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         (
             status,
