@@ -8,12 +8,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::api::{Harness, StubIntrospection};
 use common::Ec2;
+use ec2d::api::{router, ApiState, NoNudge, Reset};
 use ec2d::app::RunningApp;
 use ec2d::config::VmManager;
 use ec2d::model::InstanceId;
 use ec2d::runtime::FakeRuntime;
+use ec2d::store::Store;
 use ec2d::{App, Config};
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(10);
 const DISCOVERED: &str = "ami-0123abcd";
@@ -257,4 +264,94 @@ async fn launches_racing_a_reset_are_either_removed_or_kept_whole() {
         );
     }
     app.shutdown().await.unwrap();
+}
+
+/// A reset that tells when it runs and waits to be let go, then wipes the store.
+struct HeldReset {
+    store: Store,
+    running: Arc<Notify>,
+    let_go: Arc<Notify>,
+}
+
+impl Reset for HeldReset {
+    fn reset(&self) -> BoxFuture<'static, Result<serde_json::Value, String>> {
+        let (store, running, let_go) = (
+            self.store.clone(),
+            Arc::clone(&self.running),
+            Arc::clone(&self.let_go),
+        );
+        Box::pin(async move {
+            running.notify_one();
+            let_go.notified().await;
+            store.wipe_for_reset().map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({}))
+        })
+    }
+}
+
+/// A request that arrives while a reset runs waits for it, then sees the empty store: it is
+/// never answered from the store half-way through the reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_during_a_reset_waits_for_it_and_sees_the_empty_store() {
+    let mut h = Harness::new();
+    let (running, let_go) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    h.app = router(ApiState {
+        store: h.store.spec_view(),
+        vm_manager: VmManager::Mock,
+        public_amis: false,
+        allocate_private_ips: true,
+        introspection: Arc::new(StubIntrospection),
+        rendered_instances: Default::default(),
+        nudge: Arc::new(NoNudge),
+        reset: Arc::new(HeldReset {
+            store: h.store.clone(),
+            running: Arc::clone(&running),
+            let_go: Arc::clone(&let_go),
+        }),
+        gate: Default::default(),
+        metrics: Default::default(),
+    });
+    let h = Arc::new(h);
+    let launched = h
+        .post(&[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-0123abcd"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+        ])
+        .await;
+    launched.ok("RunInstances");
+
+    let reset = tokio::spawn({
+        let h = Arc::clone(&h);
+        async move {
+            h.send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/moto-api/reset")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+        }
+    });
+    running.notified().await;
+    let describe = tokio::spawn({
+        let h = Arc::clone(&h);
+        async move { h.post(&[("Action", "DescribeInstances")]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !describe.is_finished(),
+        "a request must wait while a reset runs"
+    );
+    let_go.notify_one();
+    assert_eq!(reset.await.unwrap().status, StatusCode::OK);
+    let described = describe.await.unwrap();
+    let reservations = described.ok("DescribeInstances");
+    assert!(
+        reservations.items("reservationSet").is_empty(),
+        "the request waited and saw the empty store: {}",
+        described.body
+    );
 }
