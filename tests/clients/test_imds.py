@@ -177,7 +177,11 @@ def awscli_ami(srv):
     existed = h.image_id(AWSCLI_AMI_TAG) is not None
     h.docker("tag", AWSCLI_IMAGE, AWSCLI_AMI_TAG)
     h.wait_until(
-        lambda: srv.client().describe_images(ImageIds=[AWSCLI_AMI_ID])["Images"], 30, 0.5, "the AMI discovered"
+        # By filter, not ImageIds: an id not discovered yet is an error there, not an empty list.
+        lambda: srv.client().describe_images(Filters=[{"Name": "image-id", "Values": [AWSCLI_AMI_ID]}])["Images"],
+        30,
+        0.5,
+        "the AMI discovered",
     )
     yield AWSCLI_AMI_ID
     if not existed:
