@@ -61,35 +61,12 @@ done
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "docker engine is not answering (docker info failed)"
 
-# The mirror this machine's apt already uses, as build-test-images.sh picks it.
-apt_mirror() {
-    grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-        | grep -v -e security -e '\[' | sed -E 's/^URIs:[[:space:]]*//; s/^deb[[:space:]]+//' \
-        | awk '{print $1}' | grep -E '/debian/?$' | head -n 1
-}
+# shellcheck source=tests/support/lib.sh
+. "$(dirname "$0")/lib.sh"
 MIRROR="${EC2D_TEST_DEBIAN_MIRROR:-$(apt_mirror || true)}"
 
-up_to_date() {
-    local have
-    have="$(docker image inspect --format "{{ index .Config.Labels \"$RECIPE_LABEL\" }}" "$1" 2>/dev/null)" || return 1
-    [ "$have" = "$2" ]
-}
-
 workdir=""
-unmount_under() {
-    local dir mnt
-    dir="$(readlink -f "$1")"
-    while read -r mnt; do
-        umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || log "could not unmount $mnt"
-    done < <(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
-}
-cleanup() {
-    if [ -n "$workdir" ] && [ -d "$workdir" ]; then
-        unmount_under "$workdir"
-        rm -rf --one-file-system "$workdir"
-    fi
-    workdir=""
-}
+cleanup() { remove_workdir; }
 trap cleanup EXIT
 
 build_rust() {
@@ -193,7 +170,9 @@ build_runtime
 t0=$SECONDS
 log "docker build -t $IMAGE (release compile inside the build stage)"
 build_log="$(mktemp /tmp/ec2d-image-build.XXXXXX.log)"
-docker build \
+# --force-rm: a failed compile leaves no intermediate container behind (the legacy builder
+# keeps them otherwise, each holding a half-built target directory).
+docker build --force-rm \
     --build-arg "RUST_IMAGE=$RUST_TAG" \
     --build-arg "RUNTIME_IMAGE=$RUNTIME_TAG" \
     -t "$IMAGE" "$REPO" >"$build_log" 2>&1 || {

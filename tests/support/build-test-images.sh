@@ -58,15 +58,8 @@ DEBIAN_PACKAGES="openssh-server,procps,iproute2,python3-minimal"
 # debootstrap resolves no virtual packages: python3-cffi-backend provides the
 # python3-cffi-backend-api-* that python3-cryptography (oauthlib, for cloud-init) needs.
 CLOUDINIT_PACKAGES="$DEBIAN_PACKAGES,cloud-init,python3-cffi-backend"
-# The mirror this machine's apt already uses (the first main-archive URI in its sources), so
-# the image comes from the same package registry as every other package.
-apt_mirror() {
-    local uri
-    uri=$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-        | grep -v -e security -e '\[' | sed -E 's/^URIs:[[:space:]]*//; s/^deb[[:space:]]+//' \
-        | awk '{print $1}' | grep -E '/debian/?$' | head -n 1)
-    printf '%s' "$uri"
-}
+# shellcheck source=tests/support/lib.sh
+. "$(dirname "$0")/lib.sh"
 DEBIAN_MIRROR="${EC2D_TEST_DEBIAN_MIRROR:-$(apt_mirror)}"
 # Bump when a recipe below changes, so cached images get rebuilt.
 BUSYBOX_RECIPE=1
@@ -93,31 +86,7 @@ done
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "docker engine is not answering (docker info failed)"
 
-# up_to_date TAG RECIPE: the tag exists and carries the current recipe label.
-up_to_date() {
-    local have
-    have="$(docker image inspect --format "{{ index .Config.Labels \"$RECIPE_LABEL\" }}" "$1" 2>/dev/null)" || return 1
-    [ "$have" = "$2" ]
-}
-
 workdir=""
-# Unmount whatever debootstrap left mounted under DIR (proc, sys, devices when it is
-# interrupted), deepest first, so that removing DIR never reaches into the host.
-unmount_under() {
-    local dir mnt
-    dir="$(readlink -f "$1")"
-    [ -r /proc/mounts ] || return 0
-    while read -r mnt; do
-        umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || log "could not unmount $mnt"
-    done < <(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
-}
-remove_workdir() {
-    if [ -n "$workdir" ] && [ -d "$workdir" ]; then
-        unmount_under "$workdir"
-        rm -rf --one-file-system "$workdir"
-    fi
-    workdir=""
-}
 cleanup() { remove_workdir; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
