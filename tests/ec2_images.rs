@@ -1591,3 +1591,55 @@ async fn create_image_refuses_tags_for_other_resource_types() {
     .await;
     assert_eq!(h.store.images().len(), 0);
 }
+
+/// DescribeImages pages as EC2 does: `MaxResults` 5 to 1000 and a `NextToken`, the pages
+/// together holding every AMI of the unpaged answer once, in order; a page size with ids is
+/// refused.
+#[tokio::test]
+async fn describe_images_pages_through_the_catalogue() {
+    let h = Harness::with_public_amis(VmManager::Docker);
+    let all: Vec<String> = describe(&h, &[])
+        .await
+        .items("imagesSet")
+        .iter()
+        .map(|i| i.text_at("imageId").to_string())
+        .collect();
+    assert!(all.len() > 10, "the catalogue fills several pages");
+    let mut paged = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = vec![("MaxResults", "5")];
+        if let Some(t) = token.as_deref() {
+            params.push(("NextToken", t));
+        }
+        let doc = describe(&h, &params).await;
+        let page: Vec<String> = doc
+            .items("imagesSet")
+            .iter()
+            .map(|i| i.text_at("imageId").to_string())
+            .collect();
+        assert!(page.len() <= 5);
+        paged.extend(page);
+        match doc.opt("nextToken") {
+            Some(next) => token = Some(next.text.clone()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+
+    let e = h
+        .post(&[
+            ("Action", "DescribeImages"),
+            ("ImageId.1", AL2023),
+            ("MaxResults", "5"),
+        ])
+        .await
+        .err("InvalidParameterCombination");
+    assert!(e.contains("maxResults"), "{e}");
+    h.post(&[("Action", "DescribeImages"), ("MaxResults", "4")])
+        .await
+        .err("InvalidParameterValue");
+    h.post(&[("Action", "DescribeImages"), ("NextToken", "bm9wZQ")])
+        .await
+        .err("InvalidNextToken");
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::api::error::ApiError;
 use crate::api::images::{self, Ami};
 use crate::api::kind::{IdRules, Kind, Paging};
+use crate::api::paging::{self, SizeWording};
 use crate::api::query::QueryParams;
 use crate::api::render::render_image;
 use crate::api::state::ApiState;
@@ -21,7 +22,8 @@ impl Kind for ImageKind {
     type Item = Ami;
     type Ref = ImageId;
     type Context = ();
-    type Cursor = ();
+    /// The creation date and id of the last AMI of a page (the kind's order).
+    type Cursor = (String, String);
 
     const IDS: IdRules = IdRules {
         noun: "image",
@@ -73,7 +75,11 @@ impl Kind for ImageKind {
         "usage-operation",
         "virtualization-type",
     ];
-    const PAGING: Option<Paging> = None;
+    /// EC2 pages DescribeImages (5 to 1000) and refuses a page size together with ids.
+    const PAGING: Option<Paging> = Some(Paging {
+        ids_conflict: Some("The parameter imagesSet cannot be used with the parameter maxResults"),
+        wording: SizeWording::Between,
+    });
     const SET: &'static str = "imagesSet";
 
     fn id(item: &Ami) -> &str {
@@ -179,15 +185,18 @@ impl Kind for ImageKind {
     }
 
     fn cursor(item: &Ami) -> String {
-        item.id().to_string()
+        paging::pair_cursor(&item.creation_date(), item.id())
     }
 
-    fn parse_cursor(_text: &str) -> Option<()> {
-        None
+    fn parse_cursor(text: &str) -> Option<(String, String)> {
+        let (date, id) = text.split_once('\n')?;
+        ImageId::parse(id)
+            .is_ok()
+            .then(|| (date.to_string(), id.to_string()))
     }
 
-    fn after(_item: &Ami, _cursor: &()) -> bool {
-        true
+    fn after(item: &Ami, (date, id): &(String, String)) -> bool {
+        (item.creation_date().as_str(), item.id()) > (date.as_str(), id.as_str())
     }
 
     fn render(w: &mut XmlWriter, item: &Ami) {
