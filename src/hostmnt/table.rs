@@ -456,7 +456,13 @@ mod tests {
         std::fs::create_dir(&owner).unwrap();
         assert!(SystemMounts.is_empty_dir(&owner), "empty");
         std::fs::create_dir(owner.join("data")).unwrap();
-        assert!(!SystemMounts.is_empty_dir(&owner), "a mount point may be there");
-        assert!(!FakeMounts::default().is_empty_dir(&owner), "the fake always reads");
+        assert!(
+            !SystemMounts.is_empty_dir(&owner),
+            "a mount point may be there"
+        );
+        assert!(
+            !FakeMounts::default().is_empty_dir(&owner),
+            "the fake always reads"
+        );
     }
 }
