@@ -54,6 +54,11 @@ pub trait MountTable: Send + Sync + 'static {
     fn remove_dir_beneath(&self, base: &Path, relative: &Path) -> io::Result<()>;
     /// The path with symlinks resolved, as mountinfo spells it.
     fn canonical(&self, path: &Path) -> io::Result<PathBuf>;
+    /// Whether `path` is missing or an empty directory, so nothing can be mounted beneath it
+    /// (a mount point is an entry of its parent). `false` when unsure: the table is read.
+    fn is_empty_dir(&self, _path: &Path) -> bool {
+        false
+    }
 }
 
 /// The host's own mount table: needs root (`CAP_SYS_ADMIN`) for anything but reading.
@@ -63,6 +68,13 @@ pub struct SystemMounts;
 impl MountTable for SystemMounts {
     fn name(&self) -> &'static str {
         "mount(2)"
+    }
+
+    fn is_empty_dir(&self, path: &Path) -> bool {
+        match std::fs::read_dir(path) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(error) => error.kind() == io::ErrorKind::NotFound,
+        }
     }
 
     fn mountinfo(&self) -> io::Result<String> {
@@ -429,5 +441,28 @@ impl MountTable for FakeMounts {
 
     fn canonical(&self, path: &Path) -> io::Result<PathBuf> {
         Ok(path.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_missing_or_empty_directory_spares_reading_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = dir.path().join("i-1");
+        assert!(SystemMounts.is_empty_dir(&owner), "missing");
+        std::fs::create_dir(&owner).unwrap();
+        assert!(SystemMounts.is_empty_dir(&owner), "empty");
+        std::fs::create_dir(owner.join("data")).unwrap();
+        assert!(
+            !SystemMounts.is_empty_dir(&owner),
+            "a mount point may be there"
+        );
+        assert!(
+            !FakeMounts::default().is_empty_dir(&owner),
+            "the fake always reads"
+        );
     }
 }

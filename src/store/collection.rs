@@ -597,14 +597,33 @@ where
 
     /// Ids whose spec was written or removed, as they happen. The subscription is taken
     /// when this is called, so changes made after the call are never missed.
+    ///
+    /// sled hands each write's event to a bounded channel (1024) while the writing
+    /// transaction holds the tree's write lock, so a reader that falls 1024 events behind
+    /// blocks the writer; if that reader is itself waiting on a sled read (the spec watch's
+    /// consumer looks records up), both wait forever: RunInstances MaxCount=1000 after
+    /// another launch hung ec2d this way. A thread of its own drains the subscription into an
+    /// unbounded channel and never touches sled, so writers never wait on a consumer, and it
+    /// needs no tokio worker (reconciles read sled on them, and could all be waiting too).
     pub fn watch_spec_ids(&self) -> BoxStream<'static, String> {
         let subscriber = self.spec.watch_prefix(Vec::new());
-        futures::stream::unfold(subscriber, |mut subscriber| async move {
-            let event = (&mut subscriber).await?;
-            let id = String::from_utf8_lossy(event.key()).into_owned();
-            Some((id, subscriber))
-        })
-        .boxed()
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let drained = std::thread::Builder::new()
+            .name(format!("{}-watch", self.kind))
+            .spawn(move || {
+                // Ends when the store closes (the iterator ends) or the stream was dropped
+                // (the next send fails).
+                for event in subscriber {
+                    let id = String::from_utf8_lossy(event.key()).into_owned();
+                    if tx.send(id).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(error) = drained {
+            tracing::error!(kind = self.kind, %error, "cannot start the spec watch thread");
+        }
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx).boxed()
     }
 
     /// Writes raw bytes under a spec key, bypassing encoding: only for tests of corrupt-record handling.
@@ -885,6 +904,51 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(changed.id, inst.metadata.name);
+    }
+
+    /// More watched writes in one transaction than sled's subscriber channel holds, while
+    /// the watch's consumer is busy reading the store, must not hang the writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_transaction_never_waits_on_a_busy_watch_consumer() {
+        use futures::StreamExt;
+        let store = Store::temporary().unwrap();
+        let mut watch = store.instances().watch_spec_ids();
+        let batch = |n: usize| -> Vec<crate::model::Instance> {
+            (0..n)
+                .map(|_| {
+                    let mut i = fixtures::instance();
+                    i.metadata.name = crate::model::InstanceId::generate().to_string();
+                    i
+                })
+                .collect()
+        };
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.instances().create(&batch(1500)).unwrap();
+                store.instances().create(&batch(1500)).unwrap();
+            })
+        };
+        let mut seen = 0;
+        let deadline = std::time::Duration::from_secs(30);
+        while seen < 3000 {
+            let id = tokio::time::timeout(deadline, watch.next())
+                .await
+                .expect("the writer hung")
+                .unwrap();
+            seen += 1;
+            // The consumer reads the store, as the reconciler's spec watch does (on a thread
+            // of its own, so a hang fails the test instead of stalling it).
+            let reader = store.clone();
+            tokio::time::timeout(
+                deadline,
+                tokio::task::spawn_blocking(move || reader.instances().get_shared(&id).unwrap()),
+            )
+            .await
+            .expect("the read behind the writer hung")
+            .unwrap();
+        }
+        writer.join().unwrap();
     }
 
     #[test]
