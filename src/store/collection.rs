@@ -597,12 +597,34 @@ where
 
     /// Ids whose spec was written or removed, as they happen. The subscription is taken
     /// when this is called, so changes made after the call are never missed.
+    ///
+    /// A thread of its own drains sled's subscription into an unbounded channel. sled hands a
+    /// subscriber its events through a channel of 1024 and a write that finds it full blocks
+    /// while holding sled's write lock, so a stream polled by a runtime task deadlocked under
+    /// load: the writer waited for the task, and the task for a worker thread, every one of
+    /// them waiting in a read for the writer's lock (32 concurrent RunInstances hung ec2d
+    /// within seconds). This thread takes no lock and never waits on the runtime; it ends when
+    /// the database closes, or at the first event after the stream is dropped.
     pub fn watch_spec_ids(&self) -> BoxStream<'static, String> {
         let subscriber = self.spec.watch_prefix(Vec::new());
-        futures::stream::unfold(subscriber, |mut subscriber| async move {
-            let event = (&mut subscriber).await?;
-            let id = String::from_utf8_lossy(event.key()).into_owned();
-            Some((id, subscriber))
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let drain = move || {
+            for event in subscriber {
+                let id = String::from_utf8_lossy(event.key()).into_owned();
+                if tx.send(id).is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(error) = std::thread::Builder::new()
+            .name(format!("{}-watch", self.kind))
+            .spawn(drain)
+        {
+            tracing::error!(kind = self.kind, %error, "cannot start a spec watch thread");
+        }
+        futures::stream::unfold(rx, |mut rx| async move {
+            let id = rx.recv().await?;
+            Some((id, rx))
         })
         .boxed()
     }
