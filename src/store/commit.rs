@@ -181,7 +181,7 @@ mod tests {
             waiter.await.unwrap();
         }
         let flushes = commit.inner.lock().finished;
-        assert!(flushes >= 1 && flushes <= 64, "{flushes} flushes");
+        assert!((1..=64).contains(&flushes), "{flushes} flushes");
         commit.durable().await.unwrap();
         assert_eq!(commit.inner.lock().finished, flushes + 1);
     }
