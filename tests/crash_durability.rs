@@ -1,10 +1,14 @@
 //! Answered writes survive a SIGKILL: 32 clients, each on its own keep-alive connection, launch instances from the ec2d binary (mock mode) until it is killed mid-stream, and every instance an answer named is there after a restart.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::values;
 
 const CLIENTS: usize = 32;
 
@@ -49,20 +53,6 @@ async fn wait_healthy(base: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("ec2d at {base} never became healthy");
-}
-
-/// The text values of every `<tag>`.
-fn values(body: &str, tag: &str) -> Vec<String> {
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    let mut out = Vec::new();
-    let mut rest = body;
-    while let Some(start) = rest.find(&open) {
-        let after = &rest[start + open.len()..];
-        let end = after.find(&close).expect("closed");
-        out.push(after[..end].to_string());
-        rest = &after[end..];
-    }
-    out
 }
 
 async fn call(client: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> Option<String> {
