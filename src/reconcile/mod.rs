@@ -435,23 +435,35 @@ fn volumes_of_terminated(store: &StatusStore, id: &str) -> Vec<ObjectRef> {
 /// and those it was attached to, which may still have it mounted (an unmount, once detached
 /// or deleted): every volume an instance mounts was attached through a launch or AttachVolume,
 /// both of which left a `volumes.devices` entry naming it, so no instance record is read.
+///
+/// Finding those entries reads the whole index, so it is done only when it can find more than
+/// the attachments: a volume still at its first generation has had no attachment taken away
+/// (DetachVolume and DeleteVolume make a new generation, as does AttachVolume, the one
+/// writer of entries besides the volume's own creation), and a collected volume took its
+/// entries with it. A launch writes a volume per instance; each used to read every entry.
 fn instances_of_volume(store: &StatusStore, volume_id: &str) -> Vec<ObjectRef> {
-    let mut ids: Vec<String> = match store.volumes().get_shared(volume_id) {
-        Ok(Some(volume)) => volume
-            .spec
-            .attachments
-            .iter()
-            .map(|a| a.instance_id.clone())
-            .collect(),
-        Ok(None) => Vec::new(),
+    let (mut ids, attached_only): (Vec<String>, bool) = match store.volumes().get_shared(volume_id)
+    {
+        Ok(Some(volume)) => (
+            volume
+                .spec
+                .attachments
+                .iter()
+                .map(|a| a.instance_id.clone())
+                .collect(),
+            volume.metadata.generation <= 1,
+        ),
+        Ok(None) => (Vec::new(), true),
         Err(error) => {
             tracing::error!(%error, %volume_id, "cannot read a changed volume");
-            Vec::new()
+            (Vec::new(), false)
         }
     };
-    match store.instances_with_volume_entries(volume_id) {
-        Ok(held) => ids.extend(held),
-        Err(error) => tracing::error!(%error, "cannot read the instances of a volume change"),
+    if !attached_only {
+        match store.instances_with_volume_entries(volume_id) {
+            Ok(held) => ids.extend(held),
+            Err(error) => tracing::error!(%error, "cannot read the instances of a volume change"),
+        }
     }
     ids.sort();
     ids.dedup();

@@ -300,8 +300,13 @@ where
 
     /// Forces desired state to disk before the API answers: an acknowledged request must
     /// survive a SIGKILL. Status needs no such care (the reconciler observes it again), so
-    /// only spec writes pay for the fsync; concurrent callers share one sled flush.
+    /// only spec writes pay for the fsync. Inside [`super::deferring`] (an API request) the
+    /// flush is left to the caller, which awaits a group commit before answering; anywhere
+    /// else it happens here, blocking.
     pub(super) fn make_durable(&self) -> Result<(), StoreError> {
+        if super::commit::defer_flush() {
+            return Ok(());
+        }
         self.spec.flush()?;
         Ok(())
     }

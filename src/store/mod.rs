@@ -9,6 +9,7 @@
 
 mod addresses;
 mod collection;
+mod commit;
 mod error;
 mod names;
 mod routing;
@@ -23,6 +24,7 @@ use futures::StreamExt;
 
 pub use addresses::AddressWrite;
 pub use collection::{Change, Collection, CorruptRecord, Listing};
+pub use commit::{deferring, GroupCommit};
 pub use error::StoreError;
 pub use names::{CLIENT_TOKEN_KIND, PRIVATE_IP_KIND};
 pub use routing::RoutingTx;
@@ -64,6 +66,8 @@ pub struct SpecChanged {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// The API's shared flushes (see [`commit`]).
+    commit: GroupCommit,
     /// RunInstances' ClientToken index: `<region>/<token>` -> the instance ids it launched.
     client_tokens: sled::Tree,
     /// `<region>/<key name>` -> key pair id (see [`names`]).
@@ -184,6 +188,7 @@ impl Store {
             }
         };
         let store = Self {
+            commit: GroupCommit::new(db.clone()),
             client_tokens: db.open_tree("instances.client-tokens")?,
             key_pair_names: db.open_tree("key_pairs.names")?,
             group_names: db.open_tree("security_groups.names")?,
@@ -476,6 +481,13 @@ impl Store {
     /// The store's size on disk in bytes (what `ec2d_store_size_bytes` shows).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(StoreError::from)
+    }
+
+    /// Returns once every write finished before the call is on disk, sharing the flush with
+    /// concurrent callers (see [`commit`]): what a request whose writes ran inside
+    /// [`deferring`] awaits before it answers.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.durable().await
     }
 
     /// Flushes every pending write to disk.

@@ -189,6 +189,11 @@ shared_reads!(SpecStore);
 shared_reads!(StatusStore);
 
 impl SpecStore {
+    /// See [`Store::durable`]: what a request awaits before answering its writes.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.0.durable().await
+    }
+
     /// Instances.
     pub fn instances(&self) -> Specs<'_, InstanceSpec, InstanceStatus> {
         Specs(Reads(self.0.instances()))

@@ -514,23 +514,36 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         }
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(
-        reservation_id = %reservation_id,
-        count = instances.len(),
-        image_id = %req.image_id,
-        subnet_id = %subnet.subnet_id,
-        ports = ports.len(),
-        %region,
-        "instances requested"
-    );
-    // One line per instance as well, so every line about an instance carries its id.
-    for instance in &instances {
+    // Every line about an instance carries its id. A launch of one (the common case) says it
+    // all in that instance's line; a larger one adds a line for the reservation.
+    if let [instance] = instances.as_slice() {
         tracing::info!(
             instance_id = %instance.metadata.name,
             %reservation_id,
             image_id = %req.image_id,
+            subnet_id = %subnet.subnet_id,
+            ports = ports.len(),
+            %region,
             "instance requested"
         );
+    } else {
+        tracing::info!(
+            reservation_id = %reservation_id,
+            count = instances.len(),
+            image_id = %req.image_id,
+            subnet_id = %subnet.subnet_id,
+            ports = ports.len(),
+            %region,
+            "instances requested"
+        );
+        for instance in &instances {
+            tracing::info!(
+                instance_id = %instance.metadata.name,
+                %reservation_id,
+                image_id = %req.image_id,
+                "instance requested"
+            );
+        }
     }
     Ok(Response {
         reservation_id,
