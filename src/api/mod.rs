@@ -200,6 +200,10 @@ async fn serve(
         span.record("instance_id", first);
     }
     tracing::debug!(%region, "ec2 request");
+    if let (Some(pieces), dispatch::Access::Read) = (action.pieces, action.access) {
+        let members = span.in_scope(|| pieces(state, &region, &params))?;
+        return Ok(xml::success_pieces(action.name, &request_id.0, members));
+    }
     let run = || span.in_scope(|| (action.call)(state, &region, &params));
     let members = if action.access == dispatch::Access::Write && runs_on_worker_threads() {
         // Writes wait for the store's fsync: the worker hands its other tasks to another
