@@ -97,9 +97,16 @@ impl HeldAddresses {
 
     /// One instance's (one read of the index).
     pub fn of_instance(state: &ApiState, instance_id: &str) -> Result<Self, ApiError> {
+        Self::of_instances(state, &[instance_id])
+    }
+
+    /// These instances' (one read of the index each).
+    pub fn of_instances(state: &ApiState, instance_ids: &[&str]) -> Result<Self, ApiError> {
         let mut held = HashMap::new();
-        if let Some(address) = held_address(&state.store, instance_id)? {
-            held.insert(instance_id.to_string(), address);
+        for &instance_id in instance_ids {
+            if let Some(address) = held_address(&state.store, instance_id)? {
+                held.insert(instance_id.to_string(), address);
+            }
         }
         Ok(Self(held))
     }

@@ -488,13 +488,26 @@ impl InstanceVolumes {
         region: &str,
         instance_id: &str,
     ) -> Result<Self, StoreError> {
-        let volumes: Vec<Arc<Volume>> = state
-            .store
-            .volumes_of_instance(instance_id)?
-            .into_iter()
-            .filter(|v| v.metadata.namespace == region)
-            .collect();
-        Ok(Self(HashMap::from([(instance_id.to_string(), volumes)])))
+        Self::of_instances(state, region, &[instance_id])
+    }
+
+    /// These instances', through the same index (for a page of a few instances).
+    pub fn of_instances(
+        state: &ApiState,
+        region: &str,
+        instance_ids: &[&str],
+    ) -> Result<Self, StoreError> {
+        let mut by_instance = HashMap::with_capacity(instance_ids.len());
+        for &instance_id in instance_ids {
+            let volumes: Vec<Arc<Volume>> = state
+                .store
+                .volumes_of_instance(instance_id)?
+                .into_iter()
+                .filter(|v| v.metadata.namespace == region)
+                .collect();
+            by_instance.insert(instance_id.to_string(), volumes);
+        }
+        Ok(Self(by_instance))
     }
 
     /// The volume records naming `instance_id` (in store order; see [`attached_devices`]).

@@ -4,10 +4,15 @@ use super::actions::*;
 use super::error::ApiError;
 use super::query::QueryParams;
 use super::state::ApiState;
+use super::xml::Pieces;
 
 /// An action's entry point: parse, handle against the store in the caller's region, render the
 /// response members (the envelope is added by the router). Synchronous: the store is sled.
 pub type Call = fn(&ApiState, &str, &QueryParams) -> Result<String, ApiError>;
+
+/// An entry point whose members are sent in pieces (DescribeInstances: megabytes of cached
+/// items, never joined into one string).
+pub type PiecesCall = fn(&ApiState, &str, &QueryParams) -> Result<Pieces, ApiError>;
 
 /// Whether an action only reads the store or may write it (and so waits for its fsync).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub struct Action {
     pub access: Access,
     /// The handler.
     pub call: Call,
+    /// The same handler answering in pieces, for the router, when the action has one.
+    pub pieces: Option<PiecesCall>,
 }
 
 const fn read(name: &'static str, call: Call) -> Action {
@@ -34,6 +41,16 @@ const fn read(name: &'static str, call: Call) -> Action {
         name,
         access: Access::Read,
         call,
+        pieces: None,
+    }
+}
+
+const fn read_in_pieces(name: &'static str, call: Call, pieces: PiecesCall) -> Action {
+    Action {
+        name,
+        access: Access::Read,
+        call,
+        pieces: Some(pieces),
     }
 }
 
@@ -42,13 +59,18 @@ const fn write(name: &'static str, call: Call) -> Action {
         name,
         access: Access::Write,
         call,
+        pieces: None,
     }
 }
 
 /// Every action ec2d answers.
 pub const TABLE: &[Action] = &[
     write("RunInstances", run_instances::call),
-    read("DescribeInstances", describe_instances::call),
+    read_in_pieces(
+        "DescribeInstances",
+        describe_instances::call,
+        describe_instances::call_in_pieces,
+    ),
     write("StopInstances", change_instance_state::call_stop),
     write("StartInstances", change_instance_state::call_start),
     write("TerminateInstances", change_instance_state::call_terminate),

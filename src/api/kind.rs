@@ -130,6 +130,15 @@ pub trait Kind: Sized + 'static {
 
     /// What the filters of one request read besides the items.
     fn context(state: &ApiState, region: &str) -> Result<Self::Context, ApiError>;
+    /// The context for these filters: a kind may leave out what none of them reads.
+    fn context_for(
+        state: &ApiState,
+        region: &str,
+        filters: &[Filter],
+    ) -> Result<Self::Context, ApiError> {
+        let _ = filters;
+        Self::context(state, region)
+    }
     /// The item's tags, when the kind takes tags (the `tag:`, `tag-key`, `tag-value` filters).
     fn tags(item: &Self::Item) -> Option<&BTreeMap<String, String>>;
     /// The item's values for one of [`Kind::FILTERS`] (empty: the filter cannot match).
@@ -297,7 +306,7 @@ impl<K: Kind> Describe<K> {
         check_dry_run(self.dry_run)?;
         items.retain(&keep);
         if !self.filters.is_empty() {
-            let context = K::context(state, region)?;
+            let context = K::context_for(state, region, &self.filters)?;
             items.retain(|item| {
                 filter::matches_all(&self.filters, |name| {
                     filter_values::<K>(name, item, &context)

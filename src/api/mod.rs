@@ -200,6 +200,10 @@ async fn serve(
         span.record("instance_id", first);
     }
     tracing::debug!(%region, "ec2 request");
+    if let (Some(pieces), dispatch::Access::Read) = (action.pieces, action.access) {
+        let members = span.in_scope(|| pieces(state, &region, &params))?;
+        return Ok(xml::success_pieces(action.name, &request_id.0, members));
+    }
     // Writes touch only sled's memory here; their flush is deferred and awaited below, shared
     // with the writes of concurrent requests (a group commit), so no request holds a thread
     // while the disk works and 32 writers need a handful of fsyncs, not 32.

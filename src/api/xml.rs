@@ -1,6 +1,7 @@
 //! A small XML writer for EC2 responses: every text value escaped, lists as `<xSet><item>`, the `{Action}Response` envelope.
 
 use std::fmt::{Display, Write as _};
+use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -199,6 +200,117 @@ pub fn success(action: &str, request_id: &str, members: String) -> Response {
         .into_response()
 }
 
+/// A document made of pieces sent one after another, never joined into one string: most of
+/// DescribeInstances' answer is the instances' cached items, shared with the cache.
+#[derive(Debug, Default)]
+pub struct Pieces {
+    parts: Vec<Piece>,
+    len: usize,
+}
+
+/// One piece of a [`Pieces`] document.
+#[derive(Debug)]
+enum Piece {
+    Shared(Arc<str>),
+    Owned(String),
+    Static(&'static str),
+}
+
+impl Piece {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Shared(s) => s,
+            Self::Owned(s) => s,
+            Self::Static(s) => s,
+        }
+    }
+}
+
+/// How much of a [`Pieces`] document is copied into one body chunk: small enough to come from
+/// the allocator's heap and be reused chunk after chunk (a whole 40 MB answer in one string
+/// was fresh pages, faulted in and unmapped on every request), large enough that the chunks
+/// are few.
+const CHUNK: usize = 64 * 1024;
+
+impl Pieces {
+    /// Appends what a writer made.
+    pub fn push_writer(&mut self, w: XmlWriter) {
+        let text = w.finish();
+        if !text.is_empty() {
+            self.len += text.len();
+            self.parts.push(Piece::Owned(text));
+        }
+    }
+
+    /// Appends a shared fragment (a cached item) without copying it.
+    pub fn push_shared(&mut self, xml: &Arc<str>) {
+        self.len += xml.len();
+        self.parts.push(Piece::Shared(Arc::clone(xml)));
+    }
+
+    /// Appends markup our code wrote.
+    pub fn push_static(&mut self, xml: &'static str) {
+        self.len += xml.len();
+        self.parts.push(Piece::Static(xml));
+    }
+
+    /// The document's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the document is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The whole document as one string.
+    pub fn concat(&self) -> String {
+        let mut out = String::with_capacity(self.len);
+        for part in &self.parts {
+            out.push_str(part.as_str());
+        }
+        out
+    }
+
+    /// The document as body chunks of about [`CHUNK`] bytes, each made when the connection
+    /// asks for it.
+    fn into_chunks(self) -> impl Iterator<Item = axum::body::Bytes> {
+        let mut parts = self.parts.into_iter().peekable();
+        std::iter::from_fn(move || {
+            parts.peek()?;
+            let mut chunk = Vec::with_capacity(CHUNK + 8 * 1024);
+            while chunk.len() < CHUNK {
+                let Some(part) = parts.next() else { break };
+                chunk.extend_from_slice(part.as_str().as_bytes());
+            }
+            Some(axum::body::Bytes::from(chunk))
+        })
+    }
+}
+
+/// Like [`success`], with members made of [`Pieces`], sent chunk by chunk as they are copied.
+pub fn success_pieces(action: &str, request_id: &str, members: Pieces) -> Response {
+    let (head, tail) = envelope_parts(action, request_id);
+    let length = head.len() + members.len() + tail.len();
+    let parts = std::iter::once(axum::body::Bytes::from(head))
+        .chain(members.into_chunks())
+        .chain(std::iter::once(axum::body::Bytes::from(tail)))
+        .map(Ok::<_, std::convert::Infallible>);
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(XML_CONTENT_TYPE),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
+        ],
+        axum::body::Body::from_stream(futures::stream::iter(parts)),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +370,25 @@ mod tests {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
              <requestId>req-1</requestId><regionInfo/></DescribeRegionsResponse>"
         );
+    }
+
+    #[test]
+    fn pieces_are_sent_whole_and_in_order() {
+        let mut pieces = Pieces::default();
+        let shared: Arc<str> = "x".repeat(50_000).into();
+        pieces.push_static("<a>");
+        for _ in 0..5 {
+            pieces.push_shared(&shared);
+        }
+        let mut w = XmlWriter::new();
+        w.field("b", "<");
+        pieces.push_writer(w);
+        let whole = pieces.concat();
+        assert_eq!(whole.len(), pieces.len());
+        assert!(whole.starts_with("<a>xxx") && whole.ends_with("<b>&lt;</b>"));
+        let chunks: Vec<_> = pieces.into_chunks().collect();
+        assert!(chunks.len() > 1 && chunks.len() < 6);
+        assert_eq!(chunks.concat(), whole.as_bytes());
     }
 
     #[test]
