@@ -75,7 +75,14 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Created, A
         return Err(key_pairs::duplicate(&req.key_name));
     }
     kind::check_dry_run(req.dry_run)?;
-    let generated = key_pairs::generate(req.key_type, &req.key_name)?;
+    // An RSA key takes tens of milliseconds of CPU: on a worker of the multi-threaded
+    // runtime, hand that worker's other tasks to another thread meanwhile, so requests queued
+    // behind this one are not held up.
+    let generate = || key_pairs::generate(req.key_type, &req.key_name);
+    let generated = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(generate),
+        _ => generate(),
+    }?;
     let key_pair = key_pairs::new_key_pair(
         region,
         &req.key_name,

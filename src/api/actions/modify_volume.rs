@@ -7,7 +7,7 @@ use crate::api::query::QueryParams;
 use crate::api::state::ApiState;
 use crate::api::volumes::{self, Performance, VolumeState};
 use crate::api::xml::XmlWriter;
-use crate::model::{now, Volume, VolumeModificationSpec};
+use crate::model::{now, Timestamp, Volume, VolumeModificationSpec};
 
 /// What the request asks to change.
 struct Request {
@@ -66,9 +66,19 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
     }
     target(&shown.volume, &req)?;
     kind::check_dry_run(kind::dry_run(params)?)?;
-    let start_time = now();
+    // Timestamps are kept to the millisecond, and a modification reads `completed` once the
+    // reconciler's end time reaches its start: a new one must start strictly after the last
+    // recorded end (and the last start), or one made in the same millisecond as that end
+    // would read completed before anything observed it.
+    let last_end = shown.volume.status.modification_end_time;
     let after = volumes::update(state, &id, true, |v| {
         let t = target(v, &req)?;
+        let last_start = v.spec.modification.as_ref().map(|m| m.start_time);
+        let start_time = [last_end, last_start]
+            .into_iter()
+            .flatten()
+            .map(|t| t + time::Duration::milliseconds(1))
+            .fold(now(), Timestamp::max);
         v.spec.modification = Some(VolumeModificationSpec {
             start_time,
             original_size_gib: v.spec.size_gib,
