@@ -63,6 +63,10 @@ pub fn matches_all(filters: &[Filter], values_of: impl Fn(&str) -> Vec<String>) 
 /// EC2 filter wildcards: `*` matches any run of characters (also none), `?` exactly one,
 /// and `\` makes the next character literal. Matching is case-sensitive.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    // Most patterns are plain values: compared as they are, with nothing allocated.
+    if !pattern.contains(['*', '?', '\\']) {
+        return pattern == text;
+    }
     #[derive(Clone, Copy, PartialEq)]
     enum Tok {
         Any,
