@@ -3877,46 +3877,42 @@ async fn bench_soak(ctx: &mut Ctx) -> R<()> {
         );
         let sec = "soak";
         let s = sorted(&lat);
-        ctx.push(figure(
-            sec,
-            "soak.rss_growth",
-            &format!("RSS growth over {secs} s after warm-up"),
-            "%",
-            &[growth_pct(&rss)],
-            Target::below(5.0, "< 5%"),
-            &format!(
-                "{} samples every {every} s, {:.1} to {:.1} MiB",
-                rss.len(),
-                sorted(&rss)[0],
-                sorted(&rss).last().copied().unwrap_or(f64::NAN)
+        let growths = [
+            (
+                "soak.rss_growth",
+                format!("RSS growth over {secs} s after warm-up"),
+                &rss,
+                format!("{} samples every {every} s, MiB", rss.len()),
             ),
-        ));
-        ctx.push(figure(
-            sec,
-            "soak.fds_growth",
-            "open file descriptors growth after warm-up",
-            "%",
-            &[growth_pct(&fds)],
-            Target::below(5.0, "< 5%"),
-            &format!(
-                "{:.0} to {:.0} fds",
-                sorted(&fds)[0],
-                sorted(&fds).last().copied().unwrap_or(f64::NAN)
+            (
+                "soak.fds_growth",
+                "open file descriptors growth after warm-up".to_string(),
+                &fds,
+                "fds".to_string(),
             ),
-        ));
-        ctx.push(figure(
-            sec,
-            "soak.disk_growth",
-            "data directory disk use growth after warm-up",
-            "%",
-            &[growth_pct(&disk)],
-            Target::below(5.0, "< 5%"),
-            &format!(
-                "{:.1} to {:.1} MiB",
-                sorted(&disk)[0],
-                sorted(&disk).last().copied().unwrap_or(f64::NAN)
+            (
+                "soak.disk_growth",
+                "data directory disk use growth after warm-up".to_string(),
+                &disk,
+                "MiB".to_string(),
             ),
-        ));
+        ];
+        for (id, name, samples, unit) in growths {
+            let range = sorted(samples);
+            ctx.push(figure(
+                sec,
+                id,
+                &name,
+                "%",
+                &[growth_pct(samples)],
+                Target::below(5.0, "< 5%"),
+                &format!(
+                    "{:.1} to {:.1} ({unit})",
+                    range[0],
+                    range.last().copied().unwrap_or(f64::NAN)
+                ),
+            ));
+        }
         ctx.push(figure(
             sec,
             "soak.5xx",

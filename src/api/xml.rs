@@ -184,8 +184,15 @@ fn envelope_parts(action: &str, request_id: &str) -> (String, String) {
 pub fn success(action: &str, request_id: &str, members: String) -> Response {
     let (head, tail) = envelope_parts(action, request_id);
     let length = head.len() + members.len() + tail.len();
-    let parts = [head, members, tail]
-        .map(|part| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(part)));
+    ok_response(length, [head, members, tail].map(axum::body::Bytes::from))
+}
+
+/// HTTP 200, XML, of `length` bytes sent as `parts` (never copied together).
+fn ok_response(
+    length: usize,
+    parts: impl IntoIterator<Item = axum::body::Bytes, IntoIter: Send + 'static>,
+) -> Response {
+    let parts = parts.into_iter().map(Ok::<_, std::convert::Infallible>);
     (
         StatusCode::OK,
         [
@@ -295,20 +302,8 @@ pub fn success_pieces(action: &str, request_id: &str, members: Pieces) -> Respon
     let length = head.len() + members.len() + tail.len();
     let parts = std::iter::once(axum::body::Bytes::from(head))
         .chain(members.into_chunks())
-        .chain(std::iter::once(axum::body::Bytes::from(tail)))
-        .map(Ok::<_, std::convert::Infallible>);
-    (
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(XML_CONTENT_TYPE),
-            ),
-            (header::CONTENT_LENGTH, HeaderValue::from(length)),
-        ],
-        axum::body::Body::from_stream(futures::stream::iter(parts)),
-    )
-        .into_response()
+        .chain(std::iter::once(axum::body::Bytes::from(tail)));
+    ok_response(length, parts)
 }
 
 #[cfg(test)]
