@@ -2533,6 +2533,74 @@ async fn remove_baselines(ctx: &Ctx, what: Option<&str>) -> R<usize> {
 
 /// `pairs` interleaved pairs of an ec2d fleet of `n` and `n` plain containers with
 /// `in_flight` at once: `(ec2d, answers, waiter p99s, docker)`, ms.
+/// The five figures of one fleet size: ec2d until all running, its answer time, the
+/// DescribeInstances p99 meanwhile, Docker's time and the per-pair ratio; `targets` are the
+/// p99's and the ratio's.
+fn push_fleet(
+    ctx: &mut Ctx,
+    prefix: &str,
+    n: usize,
+    docker_pace: &str,
+    ratio_label: String,
+    [e, answers, p99, d]: [Vec<f64>; 4],
+    [p99_target, ratio_target]: [Option<Target>; 2],
+) {
+    let ratio: Vec<f64> = e.iter().zip(&d).map(|(a, b)| a / b).collect();
+    let rows = [
+        (
+            "ec2d",
+            format!("ec2d: RunInstances MaxCount {n} until all running"),
+            "ms",
+            e,
+            None,
+            "",
+        ),
+        (
+            "answer",
+            format!("ec2d: RunInstances MaxCount {n} answer time"),
+            "ms",
+            answers,
+            None,
+            "",
+        ),
+        (
+            "describe_p99",
+            format!("DescribeInstances p99 while {n} launch"),
+            "ms",
+            p99,
+            p99_target,
+            "the waiter's polls",
+        ),
+        (
+            "docker",
+            format!("Docker: {n} x docker run -d, {docker_pace}, until all running"),
+            "ms",
+            d,
+            None,
+            "",
+        ),
+        (
+            "ratio",
+            ratio_label,
+            "x",
+            ratio,
+            ratio_target,
+            "per-pair ratio",
+        ),
+    ];
+    for (id, label, unit, values, target, note) in rows {
+        ctx.push(figure(
+            "fleet",
+            &format!("{prefix}.{id}"),
+            &label,
+            unit,
+            &values,
+            target,
+            note,
+        ));
+    }
+}
+
 async fn fleet_pairs(
     ctx: &mut Ctx,
     ec2: &mut Ec2,
@@ -2589,100 +2657,29 @@ async fn bench_fleet(ctx: &mut Ctx, ec2: &mut Ec2, docker: &mut Docker) -> R<()>
             ctx.args.poll_ms, ctx.args.poll_ms, ctx.args.poll_ms
         ),
     });
-    let [e, answers, p99, d] = fleet_pairs(ctx, ec2, docker, n, pairs, CONCURRENCY).await?;
-    let ratio: Vec<f64> = e.iter().zip(&d).map(|(a, b)| a / b).collect();
-    ctx.push(figure(
+    let results = fleet_pairs(ctx, ec2, docker, n, pairs, CONCURRENCY).await?;
+    push_fleet(
+        ctx,
         "fleet",
-        "fleet.ec2d",
-        &format!("ec2d: RunInstances MaxCount {n} until all running"),
-        "ms",
-        &e,
-        None,
-        "",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.answer",
-        &format!("ec2d: RunInstances MaxCount {n} answer time"),
-        "ms",
-        &answers,
-        None,
-        "",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.describe_p99",
-        &format!("DescribeInstances p99 while {n} launch"),
-        "ms",
-        &p99,
-        None,
-        "the waiter's polls",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.docker",
-        &format!("Docker: {n} x docker run -d, {CONCURRENCY} in flight, until all running"),
-        "ms",
-        &d,
-        None,
-        "",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.ratio",
-        "fleet ratio ec2d / Docker",
-        "x",
-        &ratio,
-        Target::at_most(1.3, "<= 1.3x"),
-        "per-pair ratio",
-    ));
-    let [e, answers, p99, d] = fleet_pairs(ctx, ec2, docker, large, large_pairs, large).await?;
-    let ratio: Vec<f64> = e.iter().zip(&d).map(|(a, b)| a / b).collect();
-    ctx.push(figure(
-        "fleet",
-        "fleet.large.ec2d",
-        &format!("ec2d: RunInstances MaxCount {large} until all running"),
-        "ms",
-        &e,
-        None,
-        "",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.large.answer",
-        &format!("ec2d: RunInstances MaxCount {large} answer time"),
-        "ms",
-        &answers,
-        None,
-        "",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.large.describe_p99",
-        &format!("DescribeInstances p99 while {large} launch"),
-        "ms",
-        &p99,
-        Target::below(20.0, "< 20 ms"),
-        "the waiter's polls",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.large.docker",
-        &format!("Docker: {large} x docker run -d, all at once, until all running"),
-        "ms",
-        &d,
-        None,
-        "",
-    ));
-    ctx.push(figure(
-        "fleet",
-        "fleet.large.ratio",
-        &format!("fleet of {large} ratio ec2d / Docker"),
-        "x",
-        &ratio,
-        Target::at_most(1.15, "<= 1.15x"),
-        "per-pair ratio",
-    ));
+        n,
+        &format!("{CONCURRENCY} in flight"),
+        "fleet ratio ec2d / Docker".to_string(),
+        results,
+        [None, Target::at_most(1.3, "<= 1.3x")],
+    );
+    let results = fleet_pairs(ctx, ec2, docker, large, large_pairs, large).await?;
+    push_fleet(
+        ctx,
+        "fleet.large",
+        large,
+        "all at once",
+        format!("fleet of {large} ratio ec2d / Docker"),
+        results,
+        [
+            Target::below(20.0, "< 20 ms"),
+            Target::at_most(1.15, "<= 1.15x"),
+        ],
+    );
     Ok(())
 }
 
