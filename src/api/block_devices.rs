@@ -1,6 +1,5 @@
 //! Instances' block devices: RunInstances' `BlockDeviceMapping.N` checked against EC2's rules, the volume records a launch writes (each instance's root volume and its mappings' volumes, over the AMI's mapping), and the `blockDeviceMapping` DescribeInstances shows from the volume records attached in force.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::api::error::ApiError;
@@ -455,13 +454,13 @@ pub fn volumes_for(
 /// The volume records naming each instance in an attachment, read once per request and
 /// grouped by instance (DescribeInstances over a thousand instances reads the volumes once).
 /// Whether an attachment is in force is decided per instance when it is shown.
-#[derive(Debug, Default)]
-pub struct InstanceVolumes(HashMap<String, Vec<Arc<Volume>>>);
+#[derive(Debug, Default, Clone)]
+pub struct InstanceVolumes(Arc<rustc_hash::FxHashMap<String, Vec<Arc<Volume>>>>);
 
 impl InstanceVolumes {
     /// Every instance's in `region`.
     pub fn read(state: &ApiState, region: &str) -> Result<Self, StoreError> {
-        let mut by_instance: HashMap<String, Vec<Arc<Volume>>> = HashMap::new();
+        let mut by_instance = rustc_hash::FxHashMap::<String, Vec<Arc<Volume>>>::default();
         for volume in state.store.volumes().list_shared()?.objects {
             if volume.metadata.namespace != region {
                 continue;
@@ -478,7 +477,7 @@ impl InstanceVolumes {
                 }
             }
         }
-        Ok(Self(by_instance))
+        Ok(Self(Arc::new(by_instance)))
     }
 
     /// One instance's, through the store's index of instances' devices (no other volume is
@@ -497,7 +496,7 @@ impl InstanceVolumes {
         region: &str,
         instance_ids: &[&str],
     ) -> Result<Self, StoreError> {
-        let mut by_instance = HashMap::with_capacity(instance_ids.len());
+        let mut by_instance = rustc_hash::FxHashMap::default();
         for &instance_id in instance_ids {
             let volumes: Vec<Arc<Volume>> = state
                 .store
@@ -507,7 +506,7 @@ impl InstanceVolumes {
                 .collect();
             by_instance.insert(instance_id.to_string(), volumes);
         }
-        Ok(Self(by_instance))
+        Ok(Self(Arc::new(by_instance)))
     }
 
     /// The volume records naming `instance_id` (in store order; see [`attached_devices`]).

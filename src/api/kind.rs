@@ -101,6 +101,9 @@ pub trait Kind: Sized + 'static {
     /// Whether a `MaxResults` above [`Kind::MAX_PAGE`] is cut to it rather than refused (EC2's
     /// DescribeVolumes: "if you specify a value larger than 500, only 500 items are returned").
     const CUT_PAGE: bool = false;
+    /// Whether [`Kind::list`] hands out its items in the kind's order already (Describe then
+    /// does not sort a listing again; it still sorts what it looked up by reference or tag).
+    const LISTED_IN_ORDER: bool = false;
     /// The set element of its Describe answer (`vpcSet`).
     const SET: &'static str;
 
@@ -116,6 +119,17 @@ pub trait Kind: Sized + 'static {
     ) -> Result<Option<Self::Item>, ApiError>;
     /// Every item of the region, in the kind's order.
     fn list(state: &ApiState, region: &str) -> Result<Vec<Self::Item>, ApiError>;
+    /// The items of the region tagged `tag` with one of `values` (exactly), from an index;
+    /// `None` when the kind keeps none (Describe then filters [`Kind::list`]).
+    fn list_tagged(
+        state: &ApiState,
+        region: &str,
+        tag: &str,
+        values: &[&str],
+    ) -> Result<Option<Vec<Self::Item>>, ApiError> {
+        let _ = (state, region, tag, values);
+        Ok(None)
+    }
     /// Whether a reference that names nothing names something the kind forgot on purpose
     /// (a deregistered AMI): Describe leaves it out of its answer instead of failing.
     fn forgotten(state: &ApiState, region: &str, reference: &Self::Ref) -> Result<bool, ApiError> {
@@ -283,8 +297,20 @@ impl<K: Kind> Describe<K> {
         region: &str,
         keep: impl Fn(&K::Item) -> bool,
     ) -> Result<Page<K::Item>, ApiError> {
+        let mut in_order = false;
         let mut items = if self.refs.is_empty() {
-            K::list(state, region)?
+            // A tag filter of plain values narrows from the kind's tag index, when it keeps one.
+            let indexed = match self.filters.iter().find_map(plain_tag_filter) {
+                Some((tag, values)) => K::list_tagged(state, region, tag, &values)?,
+                None => None,
+            };
+            match indexed {
+                Some(items) => items,
+                None => {
+                    in_order = K::LISTED_IN_ORDER;
+                    K::list(state, region)?
+                }
+            }
         } else {
             let mut found: Vec<K::Item> = Vec::with_capacity(self.refs.len());
             let mut seen = HashSet::with_capacity(self.refs.len());
@@ -321,10 +347,24 @@ impl<K: Kind> Describe<K> {
         if let Some(after) = &self.after {
             items.retain(|item| K::after(item, after));
         }
-        K::sort(&mut items);
+        // Dropping items keeps the order of the rest.
+        if !in_order {
+            K::sort(&mut items);
+        }
         let next_token = paging::cut(&mut items, self.max_results, K::cursor);
         Ok(Page { items, next_token })
     }
+}
+
+/// A `tag:<key>` filter whose values are all plain (no wildcard or escape): its key and values.
+fn plain_tag_filter(filter: &Filter) -> Option<(&str, Vec<&str>)> {
+    let tag = filter.name.strip_prefix("tag:")?;
+    let plain = |v: &&String| !v.contains(['*', '?', '\\']);
+    filter
+        .values
+        .iter()
+        .all(|v| plain(&v))
+        .then(|| (tag, filter.values.iter().map(String::as_str).collect()))
 }
 
 /// The whole of a plain Describe* action: parse, select, and render the kind's set and `nextToken`.

@@ -208,7 +208,12 @@ impl Store {
             subnet_tables: db.open_tree("route_tables.subnets")?,
             vpc_tables: db.open_tree("route_tables.vpcs")?,
             id: id.into(),
-            instances: Collection::open(&db, "instances", crate::model::INSTANCE_KIND)?,
+            instances: Collection::open_tagged(
+                &db,
+                "instances",
+                crate::model::INSTANCE_KIND,
+                |spec: &InstanceSpec| &spec.tags,
+            )?,
             images: Collection::open(&db, "images", crate::model::IMAGE_KIND)?,
             catalog: Collection::open(&db, "catalog", crate::model::IMAGE_KIND)?,
             key_pairs: Collection::open(&db, "key_pairs", crate::model::KEY_PAIR_KIND)?,

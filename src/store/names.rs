@@ -217,7 +217,7 @@ where
         let bytes = self.encode_spec(object)?;
         let key = name_key(object);
         let id = object.metadata.name.as_str();
-        let writing = self.writing();
+        let writing = self.writing_ids([id]);
         finish(
             (self.spec_tree(), names)
                 .transaction(|(spec, names)| claim(kind, spec, names, id, &bytes, &key, name)),
@@ -234,7 +234,7 @@ where
         id: &str,
         name_key: fn(&Object<S, T>) -> Vec<u8>,
     ) -> Result<Option<Object<S, T>>, StoreError> {
-        let writing = self.writing();
+        let writing = self.writing_ids([id]);
         let deleted = finish(
             (self.spec_tree(), self.status_tree(), names)
                 .transaction(|trees| self.release((&trees.0, &trees.1, &trees.2), id, name_key)),
@@ -507,7 +507,7 @@ impl Store {
             .iter()
             .map(|a| super::volumes::device_key(&a.instance_id, &a.device))
             .collect();
-        let writing = volumes.writing();
+        let writing = volumes.writing_ids([id]);
         finish(
             (
                 volumes.spec_tree(),
@@ -817,8 +817,10 @@ impl Store {
                 Some((private_ip_key(vpc, ip), ip, i.metadata.name.as_str()))
             })
             .collect();
-        let writing = self.instances.writing();
-        let writing_volumes = self.volumes.writing();
+        let writing = self.instances.writing_ids(encoded.iter().map(|(id, _)| id));
+        let writing_volumes = self
+            .volumes
+            .writing_ids(volume_bytes.iter().map(|(id, _)| id));
         finish(
             (
                 self.instances.spec_tree(),

@@ -46,6 +46,20 @@ where
         self.0.list_shared()
     }
 
+    /// See [`Collection::listing_version`].
+    pub fn listing_version(&self) -> Result<u64, StoreError> {
+        self.0.listing_version()
+    }
+
+    /// See [`Collection::list_tagged`].
+    pub fn list_tagged(
+        &self,
+        tag: &str,
+        values: &[&str],
+    ) -> Result<super::collection::Tagged<S, T>, StoreError> {
+        self.0.list_tagged(tag, values)
+    }
+
     /// See [`Collection::ids`].
     pub fn ids(&self) -> Result<Vec<String>, StoreError> {
         self.0.ids()

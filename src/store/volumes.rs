@@ -107,7 +107,7 @@ impl Store {
                 keys.push(key);
             }
         }
-        let writing = volumes.writing();
+        let writing = volumes.writing_ids([id]);
         (
             volumes.spec_tree(),
             volumes.status_tree(),
@@ -164,7 +164,7 @@ impl Store {
         let volumes = &self.volumes;
         let id = after.metadata.name.as_bytes();
         let key = device_key(instance_id, device);
-        let writing = volumes.writing();
+        let writing = volumes.writing_ids([id]);
         let outcome = (volumes.spec_tree(), &self.volume_devices)
             .transaction(|(spec, devices)| {
                 let Some(current) = self.read_volume(spec, id)? else {

@@ -1,6 +1,5 @@
 //! `DescribeInstances`: the instance kind's Describe, its page grouped by reservation.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::api::addresses::HeldAddresses;
@@ -34,7 +33,7 @@ pub fn render_pieces(
 ) -> Pieces {
     let mut groups: Vec<(&str, Vec<&Arc<Instance>>)> = Vec::new();
     // Index by reservation: a thousand one-instance reservations must not cost n² lookups.
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index = rustc_hash::FxHashMap::<&str, usize>::default();
     for instance in &resp.items {
         let reservation = instance.spec.reservation_id.as_str();
         match index.get(reservation) {
@@ -63,9 +62,7 @@ pub fn render_pieces(
         w.fragment("<instancesSet>");
         out.push_writer(w);
         for _ in members {
-            out.push_static("<item>");
             out.push_shared(next_fragment.next().expect("one fragment per instance"));
-            out.push_static("</item>");
         }
         out.push_static("</instancesSet></item>");
     }
@@ -107,7 +104,7 @@ pub fn call_in_pieces(
     } else {
         (
             HeldAddresses::read(state)?,
-            InstanceVolumes::read(state, region)?,
+            state.rendered_instances.volumes(state, region)?,
         )
     };
     Ok(render_pieces(
