@@ -1087,6 +1087,19 @@ mod tests {
         assert_eq!(left, vec!["i-0000000000000000b".to_string()]);
     }
 
+    /// Writes an instance's spec straight into its tree, as a transaction does while the
+    /// caller's write guard is still held.
+    fn write_spec_under_guard(
+        instances: &super::Collection<crate::model::InstanceSpec, crate::model::InstanceStatus>,
+        instance: &crate::model::Instance,
+    ) {
+        let bytes = instances.encode_spec(instance).unwrap();
+        instances
+            .spec
+            .insert(instance.metadata.name.as_bytes(), bytes)
+            .unwrap();
+    }
+
     #[test]
     fn a_listing_is_not_reused_while_a_write_is_under_way() {
         let store = Store::temporary().unwrap();
@@ -1095,12 +1108,7 @@ mod tests {
         let writing = instances.writing();
         // Committed but not yet counted, as a transaction's write is before its guard drops:
         // a reader that saw it elsewhere (an index tree) must see it in a listing too.
-        let inst = fixtures::instance();
-        let bytes = instances.encode_spec(&inst).unwrap();
-        instances
-            .spec
-            .insert(inst.metadata.name.as_bytes(), bytes)
-            .unwrap();
+        write_spec_under_guard(instances, &fixtures::instance());
         assert_eq!(instances.list_shared().unwrap().objects.len(), 1);
         drop(writing);
         let listed = instances.list_shared().unwrap();
@@ -1124,11 +1132,7 @@ mod tests {
         let writing = instances.writing_ids([second.metadata.name.as_str()]);
         // A list before the write touches a tree takes the key's mark...
         assert_eq!(instances.list_shared().unwrap().objects.len(), 1);
-        let bytes = instances.encode_spec(&second).unwrap();
-        instances
-            .spec
-            .insert(second.metadata.name.as_bytes(), bytes)
-            .unwrap();
+        write_spec_under_guard(instances, &second);
         // ...and one after it (a reader that saw the write in an index tree) still finds it.
         assert_eq!(instances.list_shared().unwrap().objects.len(), 2);
         drop(writing);
