@@ -4491,35 +4491,47 @@ async fn run_sections(ctx: &mut Ctx) -> R<()> {
         eprintln!("== idle cost / recovery (docker)");
         bench_steady(ctx).await?;
     }
-    if ctx.wants("scale") {
-        eprintln!("== scale: {} stored (mock)", ctx.plan.scale_instances);
-        let l0 = loadavg();
-        let result = bench_scale(ctx).await;
-        ctx.section_failed("scale", result);
-        ctx.note_load("scale", l0);
-    }
-    if ctx.wants("throughput") {
-        eprintln!("== RunInstances throughput, {CLIENTS} clients (mock)");
-        let l0 = loadavg();
-        let result = bench_throughput(ctx).await;
-        ctx.section_failed("throughput", result);
-        ctx.note_load("throughput", l0);
-    }
-    if ctx.wants("startup") {
-        eprintln!("== start with {} stored (mock)", ctx.plan.startup_instances);
-        let l0 = loadavg();
-        let result = bench_startup(ctx).await;
-        ctx.section_failed("startup", result);
-        ctx.note_load("startup", l0);
-    }
-    if ctx.wants("soak") {
-        eprintln!("== soak (docker)");
-        let l0 = loadavg();
-        let result = bench_soak(ctx).await;
-        ctx.section_failed("soak", result);
-        ctx.note_load("soak", l0);
-    }
+    let scale = ctx.plan.scale_instances;
+    let startup = ctx.plan.startup_instances;
+    guarded_section(ctx, "scale", format!("scale: {scale} stored (mock)"), |c| {
+        Box::pin(bench_scale(c))
+    })
+    .await;
+    guarded_section(
+        ctx,
+        "throughput",
+        format!("RunInstances throughput, {CLIENTS} clients (mock)"),
+        |c| Box::pin(bench_throughput(c)),
+    )
+    .await;
+    guarded_section(
+        ctx,
+        "startup",
+        format!("start with {startup} stored (mock)"),
+        |c| Box::pin(bench_startup(c)),
+    )
+    .await;
+    guarded_section(ctx, "soak", "soak (docker)".to_string(), |c| {
+        Box::pin(bench_soak(c))
+    })
+    .await;
     Ok(())
+}
+
+/// Runs one of issue 16's sections when wanted: its failure is recorded and the run goes on
+/// (see [`Ctx::section_failed`]), and the load average around it is noted.
+async fn guarded_section<F>(ctx: &mut Ctx, id: &str, banner: String, section: F)
+where
+    F: for<'a> FnOnce(&'a mut Ctx) -> futures::future::LocalBoxFuture<'a, R<()>>,
+{
+    if !ctx.wants(id) {
+        return;
+    }
+    eprintln!("== {banner}");
+    let l0 = loadavg();
+    let result = section(ctx).await;
+    ctx.section_failed(id, result);
+    ctx.note_load(id, l0);
 }
 
 /// Removes whatever the run created and may have left: baseline containers, the containers of

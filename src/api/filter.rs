@@ -60,11 +60,16 @@ pub fn matches_all(filters: &[Filter], values_of: impl Fn(&str) -> Vec<String>) 
     filters.iter().all(|f| f.matches(&values_of(&f.name)))
 }
 
+/// Whether a filter value has no wildcard or escape: it matches exactly itself.
+pub fn is_plain(pattern: &str) -> bool {
+    !pattern.contains(['*', '?', '\\'])
+}
+
 /// EC2 filter wildcards: `*` matches any run of characters (also none), `?` exactly one,
 /// and `\` makes the next character literal. Matching is case-sensitive.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     // Most patterns are plain values: compared as they are, with nothing allocated.
-    if !pattern.contains(['*', '?', '\\']) {
+    if is_plain(pattern) {
         return pattern == text;
     }
     #[derive(Clone, Copy, PartialEq)]

@@ -359,11 +359,10 @@ impl<K: Kind> Describe<K> {
 /// A `tag:<key>` filter whose values are all plain (no wildcard or escape): its key and values.
 fn plain_tag_filter(filter: &Filter) -> Option<(&str, Vec<&str>)> {
     let tag = filter.name.strip_prefix("tag:")?;
-    let plain = |v: &&String| !v.contains(['*', '?', '\\']);
     filter
         .values
         .iter()
-        .all(|v| plain(&v))
+        .all(|v| filter::is_plain(v))
         .then(|| (tag, filter.values.iter().map(String::as_str).collect()))
 }
 

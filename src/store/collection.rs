@@ -85,34 +85,30 @@ struct CachedListing<S, T: Default> {
     by_tag: TagIndex,
 }
 
-impl<S, T: Default> CachedListing<S, T> {
-    /// Adds (or removes) the index entries of `object` under `key`.
-    fn index(
-        &mut self,
-        tags_of: Option<TagsOf<S>>,
-        key: &sled::IVec,
-        object: &Object<S, T>,
-        add: bool,
-    ) {
-        let Some(tags_of) = tags_of else { return };
-        for (tag, value) in tags_of(&object.spec) {
-            if add {
-                self.by_tag
-                    .entry(tag.clone())
-                    .or_default()
-                    .entry(value.clone())
-                    .or_default()
-                    .insert(key.clone());
-            } else if let Some(values) = self.by_tag.get_mut(tag) {
-                if let Some(keys) = values.get_mut(value) {
-                    keys.remove(key);
-                    if keys.is_empty() {
-                        values.remove(value);
-                    }
+/// Adds (or removes) the tag index entries of the object with these tags under `key`.
+fn index_tags(
+    by_tag: &mut TagIndex,
+    tags: &std::collections::BTreeMap<String, String>,
+    key: &sled::IVec,
+    add: bool,
+) {
+    for (tag, value) in tags {
+        if add {
+            by_tag
+                .entry(tag.clone())
+                .or_default()
+                .entry(value.clone())
+                .or_default()
+                .insert(key.clone());
+        } else if let Some(values) = by_tag.get_mut(tag) {
+            if let Some(keys) = values.get_mut(value) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    values.remove(value);
                 }
-                if values.is_empty() {
-                    self.by_tag.remove(tag);
-                }
+            }
+            if values.is_empty() {
+                by_tag.remove(tag);
             }
         }
     }
@@ -640,12 +636,18 @@ where
                 }
             }
         };
-        if let Ok(i) = at {
-            let was = Arc::clone(&cached.listing.objects[i]);
-            cached.index(self.tags_of, key, &was, false);
-        }
-        if let Some(object) = &read {
-            cached.index(self.tags_of, key, object, true);
+        if let Some(tags_of) = self.tags_of {
+            if let Ok(i) = at {
+                index_tags(
+                    &mut cached.by_tag,
+                    tags_of(&cached.listing.objects[i].spec),
+                    key,
+                    false,
+                );
+            }
+            if let Some(object) = &read {
+                index_tags(&mut cached.by_tag, tags_of(&object.spec), key, true);
+            }
         }
         let objects = &mut cached.listing.objects;
         Ok(match (at, read) {
@@ -706,19 +708,17 @@ where
                 Err(other) => return Err(other),
             }
         }
-        let mut cached = CachedListing {
-            keys,
-            listing: Listing { objects, corrupt },
-            by_tag: TagIndex::new(),
-        };
-        if self.tags_of.is_some() {
-            let objects = cached.listing.objects.clone();
-            let keys = cached.keys.clone();
+        let mut by_tag = TagIndex::new();
+        if let Some(tags_of) = self.tags_of {
             for (key, object) in keys.iter().zip(&objects) {
-                cached.index(self.tags_of, key, object, true);
+                index_tags(&mut by_tag, tags_of(&object.spec), key, true);
             }
         }
-        Ok(cached)
+        Ok(CachedListing {
+            keys,
+            listing: Listing { objects, corrupt },
+            by_tag,
+        })
     }
 
     /// The ids of every object, cheaply (no decoding), for resyncs.
@@ -1077,14 +1077,23 @@ mod tests {
         assert_eq!(updated.spec.desired, DesiredState::Stopped);
 
         instances.delete(&id).unwrap();
-        let left: Vec<_> = instances
+        assert_eq!(
+            listed_names(instances),
+            vec!["i-0000000000000000b".to_string()]
+        );
+    }
+
+    /// The names a listing holds, in its order.
+    fn listed_names(
+        instances: &super::Collection<crate::model::InstanceSpec, crate::model::InstanceStatus>,
+    ) -> Vec<String> {
+        instances
             .list_shared()
             .unwrap()
             .objects
             .iter()
             .map(|o| o.metadata.name.clone())
-            .collect();
-        assert_eq!(left, vec!["i-0000000000000000b".to_string()]);
+            .collect()
     }
 
     /// Writes an instance's spec straight into its tree, as a transaction does while the
@@ -1136,13 +1145,7 @@ mod tests {
         // ...and one after it (a reader that saw the write in an index tree) still finds it.
         assert_eq!(instances.list_shared().unwrap().objects.len(), 2);
         drop(writing);
-        let names: Vec<_> = instances
-            .list_shared()
-            .unwrap()
-            .objects
-            .iter()
-            .map(|o| o.metadata.name.clone())
-            .collect();
+        let names = listed_names(instances);
         let mut expected = vec![first.metadata.name, second.metadata.name];
         expected.sort();
         assert_eq!(names, expected);
