@@ -423,6 +423,50 @@ async fn describe_instances_filters_and_names_values_semantics() {
         .len(),
         2
     );
+    // Plain values are read from the tag index: the other filters still apply to what it
+    // names, and a tag written since (CreateTags) is found at once.
+    assert_eq!(
+        described_ids(
+            &h,
+            &[
+                ("Filter.1.Name", "tag:Name"),
+                ("Filter.1.Value.1", "web-server"),
+                ("Filter.1.Value.2", "nothing"),
+                ("Filter.2.Name", "instance-id"),
+                ("Filter.2.Value.1", &web_ids[1]),
+            ]
+        )
+        .await,
+        vec![web_ids[1].clone()]
+    );
+    h.post(&[
+        ("Action", "CreateTags"),
+        ("ResourceId.1", &db_id),
+        ("Tag.1.Key", "Name"),
+        ("Tag.1.Value", "web-server"),
+    ])
+    .await
+    .ok("CreateTags");
+    let mut all_web = web_ids.clone();
+    all_web.push(db_id.clone());
+    assert_eq!(
+        described_ids(
+            &h,
+            &[
+                ("Filter.1.Name", "tag:Name"),
+                ("Filter.1.Value.1", "web-server")
+            ]
+        )
+        .await,
+        sorted(all_web)
+    );
+    h.post(&[
+        ("Action", "DeleteTags"),
+        ("ResourceId.1", &db_id),
+        ("Tag.1.Key", "Name"),
+    ])
+    .await
+    .ok("DeleteTags");
     assert_eq!(
         described_ids(
             &h,

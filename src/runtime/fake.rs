@@ -1377,6 +1377,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn mock_mode_keeps_no_call_log_and_no_environment() {
+        let mock = FakeRuntime::mock();
+        let mut launched = spec("any");
+        launched.env = vec!["EC2D_USER_DATA=secret".into()];
+        launched.binds = vec!["/host:/mnt:rslave".into()];
+        let id = mock.create_and_start(&launched).await.unwrap();
+        mock.pause(&id).await.unwrap();
+        assert!(mock.calls().is_empty());
+        let kept = mock.lock().containers[&id].spec.clone();
+        assert!(kept.env.is_empty());
+        // What inspection shows is still kept.
+        assert_eq!(kept.binds, launched.binds);
+        let tests = FakeRuntime::new();
+        tests.add_image("img");
+        tests.create_and_start(&spec("img")).await.unwrap();
+        assert_eq!(tests.ops(), vec![Op::Create]);
+    }
+
+    #[tokio::test]
     async fn image_command_defaults_to_sh_for_known_images() {
         let fake = FakeRuntime::new();
         fake.add_image("img");

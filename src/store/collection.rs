@@ -1152,6 +1152,68 @@ mod tests {
     }
 
     #[test]
+    fn the_tag_index_follows_creates_tag_changes_and_deletes() {
+        let store = Store::temporary().unwrap();
+        let instances = store.instances();
+        let tagged = |name: &str, group: &str| {
+            let mut inst = fixtures::instance();
+            inst.metadata.name = name.into();
+            inst.spec.tags.insert("group".into(), group.into());
+            inst
+        };
+        let names = |values: &[&str]| -> Vec<String> {
+            instances
+                .list_tagged("group", values)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(|o| o.metadata.name.clone())
+                .collect()
+        };
+        instances
+            .create(&[
+                tagged("i-0000000000000000a", "web"),
+                tagged("i-0000000000000000b", "db"),
+            ])
+            .unwrap();
+        assert_eq!(names(&["web"]), vec!["i-0000000000000000a"]);
+        instances
+            .create(&[tagged("i-0000000000000000c", "web")])
+            .unwrap();
+        assert_eq!(
+            names(&["web"]),
+            vec!["i-0000000000000000a", "i-0000000000000000c"]
+        );
+        instances
+            .update_spec::<StoreError>("i-0000000000000000a", |o| {
+                o.spec.tags.insert("group".into(), "db".into());
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(names(&["web"]), vec!["i-0000000000000000c"]);
+        assert_eq!(
+            names(&["db", "web"]),
+            vec![
+                "i-0000000000000000a",
+                "i-0000000000000000b",
+                "i-0000000000000000c"
+            ]
+        );
+        instances.delete("i-0000000000000000c").unwrap();
+        assert!(names(&["web"]).is_empty());
+        assert!(instances
+            .list_tagged("colour", &["red"])
+            .unwrap()
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .volumes()
+            .list_tagged("group", &["web"])
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
     fn a_reread_listing_matches_a_walk_of_the_trees() {
         let store = Store::temporary().unwrap();
         let instances = store.instances().clone();
