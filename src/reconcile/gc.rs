@@ -153,7 +153,7 @@ fn collect_terminated<R: ContainerRuntime>(ctx: &Context<R>) -> Result<(), Recon
             // The copy first: a crash in between then leaves a record whose copy is gone
             // (collected again next sweep), never a copy that nothing will ever collect.
             ctx.store.delete_console_output(&instance.metadata.name)?;
-            ctx.store.instances().delete(&instance.metadata.name)?;
+            ctx.store.collect_instance(&instance.metadata.name)?;
             ctx.console_reads.forget(&instance.metadata.name);
         }
     }

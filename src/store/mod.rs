@@ -243,6 +243,10 @@ impl Store {
         store.repair_client_token_index()?;
         store.repair_name_indexes()?;
         store.prune_launch_template_tokens()?;
+        let pruned = store.prune_client_tokens()?;
+        if pruned > 0 {
+            tracing::info!(pruned, "removed ClientToken entries of collected launches");
+        }
         Ok(store)
     }
 
@@ -572,6 +576,85 @@ mod tests {
             .instances_for_client_token("eu-west-1", "tok-1")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_client_token_goes_with_the_last_collected_instance_of_its_launch() {
+        let store = Store::temporary().unwrap();
+        let (pair, other) = (launch("tok-pair", 2), launch("tok-other", 1));
+        store
+            .create_instances(&pair, &[], "us-east-1", Some("tok-pair"))
+            .unwrap();
+        store
+            .create_instances(&other, &[], "us-east-1", Some("tok-other"))
+            .unwrap();
+        let ids_of = |token: &str| {
+            store
+                .instances_for_client_token("us-east-1", token)
+                .unwrap()
+        };
+        store.collect_instance(&pair[0].metadata.name).unwrap();
+        assert!(store
+            .instances()
+            .get(&pair[0].metadata.name)
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            ids_of("tok-pair").len(),
+            2,
+            "one instance of the launch is left"
+        );
+        store.collect_instance(&pair[1].metadata.name).unwrap();
+        assert!(
+            ids_of("tok-pair").is_empty(),
+            "gone with the launch's last instance"
+        );
+        assert_eq!(ids_of("tok-other"), vec![other[0].metadata.name.clone()]);
+        assert_eq!(store.client_tokens.len(), 1);
+        // Collecting an instance that is gone already, or that had no token, is harmless.
+        store.collect_instance(&pair[1].metadata.name).unwrap();
+        let mut plain = fixtures::instance();
+        plain.spec.client_token = None;
+        store
+            .create_instances(&[plain.clone()], &[], "us-east-1", None)
+            .unwrap();
+        store.collect_instance(&plain.metadata.name).unwrap();
+        assert_eq!(store.client_tokens.len(), 1);
+        // The token is free again: a new launch with it runs.
+        let again = launch("tok-pair", 1);
+        store
+            .create_instances(&again, &[], "us-east-1", Some("tok-pair"))
+            .unwrap();
+        assert_eq!(ids_of("tok-pair"), vec![again[0].metadata.name.clone()]);
+    }
+
+    #[test]
+    fn client_tokens_of_collected_launches_are_pruned_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, gone) = (launch("tok-kept", 1), launch("tok-gone", 2));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .create_instances(&kept, &[], "us-east-1", Some("tok-kept"))
+                .unwrap();
+            store
+                .create_instances(&gone, &[], "us-east-1", Some("tok-gone"))
+                .unwrap();
+            // As older versions collected instances: the records only, the entry left behind.
+            for instance in &gone {
+                store.instances().delete(&instance.metadata.name).unwrap();
+            }
+            assert_eq!(store.client_tokens.len(), 2);
+            futures::executor::block_on(store.flush()).unwrap();
+        }
+        let store = reopen(dir.path());
+        assert_eq!(store.client_tokens.len(), 1);
+        assert_eq!(
+            store
+                .instances_for_client_token("us-east-1", "tok-kept")
+                .unwrap(),
+            vec![kept[0].metadata.name.clone()]
+        );
     }
 
     #[test]

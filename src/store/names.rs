@@ -12,9 +12,9 @@
 //! | `images.deregistered` | AMI id | its region (`*`: discovered) | [`Store::deregister_image`], [`Store::remember_deregistered`]; kept for good (read by DescribeImages and discovery) |
 //! | `launch_templates.names` | `<region>/<template name>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`] |
 //! | `launch_templates.client-tokens` | `<region>/<token>` | launch template id | [`Store::create_launch_template`], [`Store::delete_launch_template`]; entries older versions left stale are pruned at open |
-//! | `volumes.client-tokens` | `<region>/<token>` | volume id | [`Store::create_volume`] for a CreateVolume with a ClientToken (stale once its record is collected) |
+//! | `volumes.client-tokens` | `<region>/<token>` | volume id | [`Store::create_volume`] for a CreateVolume with a ClientToken, removed with the record by [`Store::collect_volume`] |
 //! | `volumes.devices` | `<instance id>/<device without /dev/>` | volume id | [`Store::attach_volume`] (`store/volumes.rs`) and [`Store::create_instances`] for a launch's volumes; stale once that volume no longer records the attachment; read by prefix for an instance's volumes (`Store::volumes_of_instance`) |
-//! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`] |
+//! | `instances.client-tokens` | `<region>/<token>` | JSON list of instance ids | [`Store::create_instances`], removed with the last of its instances by [`Store::collect_instance`]; entries older versions left are pruned at open |
 //! | `security_groups.uses` | group id | u64 (big endian): launches into the group and instances moved into it | [`Store::create_instances`], [`Store::count_group_uses`], removed by [`Store::delete_security_group`] |
 //!
 //! Regions and VPC ids hold no `/`, so a key names one scope and one name even when the name
@@ -25,8 +25,7 @@
 //! of one name cannot both succeed.
 //!
 //! An entry whose holder no longer exists (its record was removed by something that does not
-//! know the index, such as garbage collection of instances for ClientTokens) is stale: a create
-//! takes it over. [`Store::open`] adds the entries records written by older versions lack.
+//! know the index) is stale: a create takes it over. [`Store::open`] adds the entries records written by older versions lack.
 
 use sled::transaction::{
     abort, ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
@@ -898,6 +897,67 @@ impl Store {
         drop(writing_volumes);
         drop(writing);
         self.instances.make_durable()
+    }
+
+    /// Deletes a terminated instance's record (garbage collection past its retention) and,
+    /// with the last instance of its launch, that launch's ClientToken entry, in one
+    /// transaction. SDKs send a fresh token with every RunInstances, so entries left behind
+    /// would grow the store for as long as it lives.
+    pub fn collect_instance(&self, id: &str) -> Result<(), StoreError> {
+        let Some(instance) = self.instances.get_shared(id)? else {
+            return Ok(());
+        };
+        let token_key = instance
+            .spec
+            .client_token
+            .as_deref()
+            .map(|token| client_token_key(&instance.metadata.namespace, token));
+        let writing = self.instances.writing_ids([id]);
+        finish(
+            (
+                self.instances.spec_tree(),
+                self.instances.status_tree(),
+                &self.client_tokens,
+            )
+                .transaction(|(spec, status, tokens)| {
+                    spec.remove(id.as_bytes())?;
+                    status.remove(id.as_bytes())?;
+                    if let Some(key) = &token_key {
+                        if live_launch(spec, tokens.get(key)?.as_deref())?.is_none() {
+                            tokens.remove(key.as_slice())?;
+                        }
+                    }
+                    Ok(())
+                }),
+        )?;
+        self.instances.forget(id);
+        drop(writing);
+        self.instances.make_durable()
+    }
+
+    /// Removes ClientToken entries none of whose instances exist any more: stores written
+    /// before [`Store::collect_instance`] removed them kept one per launch for good.
+    pub(super) fn prune_client_tokens(&self) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self.client_tokens.iter() {
+            let (key, stored) = entry?;
+            let ids: Vec<String> = serde_json::from_slice(&stored).unwrap_or_default();
+            let mut live = false;
+            for id in &ids {
+                live |= self.instances.spec_tree().contains_key(id.as_bytes())?;
+            }
+            // Removed only if it still holds what was read: a launch that took the token over
+            // meanwhile keeps its entry.
+            if !live
+                && self
+                    .client_tokens
+                    .compare_and_swap(&key, Some(&stored), None as Option<&[u8]>)?
+                    .is_ok()
+            {
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     /// The private addresses live instances hold in a VPC (see [`PRIVATE_IP_KIND`]).

@@ -573,4 +573,9 @@ impl StatusStore {
     pub fn delete_console_output(&self, instance_id: &str) -> Result<(), StoreError> {
         self.0.delete_console_output(instance_id)
     }
+
+    /// See [`Store::collect_instance`].
+    pub fn collect_instance(&self, id: &str) -> Result<(), StoreError> {
+        self.0.collect_instance(id)
+    }
 }

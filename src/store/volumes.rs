@@ -6,7 +6,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
-use super::{Store, StoreError};
+use super::{client_token_key, Store, StoreError};
 use crate::model::Volume;
 
 /// What an attachment write came to.
@@ -96,10 +96,16 @@ impl Store {
 
     /// Collects a volume's record and, in the same transaction, the `volumes.devices` entries
     /// still naming it (a device it was detached from and no other volume took since): an
-    /// instance's index keeps only volumes that exist.
+    /// instance's index keeps only volumes that exist. Its CreateVolume ClientToken entry goes
+    /// too: SDKs send a fresh token with every call, so entries left behind would grow the
+    /// store for as long as it lives.
     pub fn collect_volume(&self, volume_id: &str) -> Result<(), StoreError> {
         let volumes = &self.volumes;
         let id = volume_id.as_bytes();
+        let token_key = volumes.get_shared(volume_id)?.and_then(|volume| {
+            let token = volume.spec.client_token.as_deref()?;
+            Some(client_token_key(&volume.metadata.namespace, token))
+        });
         let mut keys = Vec::new();
         for entry in self.volume_devices.iter() {
             let (key, holder) = entry?;
@@ -112,10 +118,16 @@ impl Store {
             volumes.spec_tree(),
             volumes.status_tree(),
             &self.volume_devices,
+            &self.volume_tokens,
         )
-            .transaction(|(spec, status, devices)| {
+            .transaction(|(spec, status, devices, tokens)| {
                 spec.remove(id)?;
                 status.remove(id)?;
+                if let Some(key) = &token_key {
+                    if tokens.get(key)?.is_some_and(|holder| holder.as_ref() == id) {
+                        tokens.remove(key.as_slice())?;
+                    }
+                }
                 for key in &keys {
                     // Taken by another volume meanwhile: that entry is its.
                     if devices
@@ -460,11 +472,37 @@ mod token_tests {
             store.volume_for_client_token("eu-west-1", "tok").unwrap(),
             None
         );
-        // Collected: the token is free again.
+        // Collected: the token is free again, and its entry is gone with the record.
         store.collect_volume(made[0]).unwrap();
         assert_eq!(
             store.volume_for_client_token("us-east-1", "tok").unwrap(),
             None
+        );
+        assert!(store.volume_tokens.is_empty());
+    }
+
+    #[test]
+    fn collecting_a_volume_leaves_a_token_another_volume_took() {
+        let store = Store::temporary().unwrap();
+        let mut first = fixtures::volume(&VolumeId::generate().to_string(), "us-east-1a", 8);
+        first.spec.client_token = Some("tok".into());
+        store.create_volume(&first).unwrap();
+        // As an older version left it: the entry already names another volume.
+        let other = VolumeId::generate().to_string();
+        store
+            .volume_tokens
+            .insert(client_token_key("us-east-1", "tok"), other.as_bytes())
+            .unwrap();
+        store.collect_volume(&first.metadata.name).unwrap();
+        assert_eq!(
+            store.volume_for_client_token("us-east-1", "tok").unwrap(),
+            None,
+            "the entry names a volume that does not exist"
+        );
+        assert_eq!(
+            store.volume_tokens.len(),
+            1,
+            "another volume's entry is kept"
         );
     }
 }
