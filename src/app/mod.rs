@@ -96,6 +96,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
         announce: Announce,
     ) -> Result<(), AppError> {
+        for entry in config.engines.iter() {
+            warn!(zone = %entry.zone, engine = %entry.endpoint, "EC2D_ENGINES is checked but not used yet: this zone's instances run on the default engine");
+        }
         match config.vm_manager {
             VmManager::Docker => {
                 let runtime = DockerRuntime::connect(config.docker_host.as_deref())?;
