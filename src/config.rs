@@ -7,12 +7,91 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
-use crate::runtime::DockerFlags;
+use crate::model::region;
+use crate::runtime::{DockerFlags, DockerRuntime, RuntimeError};
 use crate::telemetry::LogFormat;
 
 /// clap's hook for `EC2_DOCKER_FLAGS`: the error names the offending flag.
 fn parse_docker_flags(input: &str) -> Result<DockerFlags, String> {
     DockerFlags::parse(input).map_err(|e| e.to_string())
+}
+
+/// clap's hook for `EC2D_ENGINES`: the error names the offending entry.
+fn parse_engine_zones(input: &str) -> Result<EngineZones, String> {
+    EngineZones::parse(input)
+}
+
+/// `EC2D_ENGINES`: the Docker engine each availability zone named is served by, as
+/// `zone=endpoint[,zone=endpoint…]`; a zone not named is served by the default engine
+/// (`DOCKER_HOST`). Empty (the default) means one engine for every zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineZones(Vec<ZoneEngine>);
+
+/// One zone and its engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneEngine {
+    /// A zone of one of `model::region`'s regions (`us-east-1b`).
+    pub zone: String,
+    /// The engine's endpoint, normalised ([`DockerRuntime::normalize_endpoint`]): zones whose
+    /// endpoints are equal share one engine.
+    pub endpoint: String,
+}
+
+impl EngineZones {
+    /// Parses `zone=endpoint[,zone=endpoint…]`, with spaces around entries, zones and endpoints
+    /// allowed. Refuses an empty entry, a zone that is no known availability zone, a zone named
+    /// twice, and an endpoint the Docker client cannot reach (`ssh://` and `https://` among
+    /// them, said so). A blank value names no zone.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        const FORM: &str =
+            "expected zone=endpoint[,zone=endpoint…], as in us-east-1b=tcp://10.0.0.12:2375";
+        let input = input.trim();
+        if input.is_empty() {
+            return Ok(Self::default());
+        }
+        let mut entries: Vec<ZoneEngine> = Vec::new();
+        for item in input.split(',').map(str::trim) {
+            if item.is_empty() {
+                return Err(format!("EC2D_ENGINES {input:?} has an empty entry; {FORM}"));
+            }
+            let Some((zone, endpoint)) = item.split_once('=') else {
+                return Err(format!("EC2D_ENGINES entry {item:?}: {FORM}"));
+            };
+            let (zone, endpoint) = (zone.trim(), endpoint.trim());
+            if zone.is_empty() || endpoint.is_empty() {
+                return Err(format!("EC2D_ENGINES entry {item:?}: {FORM}"));
+            }
+            if !region::is_known_zone(zone) {
+                return Err(format!(
+                    "EC2D_ENGINES: {zone:?} is not an availability zone of a known region (as in us-east-1a)"
+                ));
+            }
+            if entries.iter().any(|e| e.zone == zone) {
+                return Err(format!(
+                    "EC2D_ENGINES names zone {zone} twice: a zone is served by one engine"
+                ));
+            }
+            let endpoint = DockerRuntime::normalize_endpoint(endpoint).map_err(|e| match e {
+                RuntimeError::Failed(why) => format!("EC2D_ENGINES zone {zone}: {why}"),
+                other => format!("EC2D_ENGINES zone {zone}: {other}"),
+            })?;
+            entries.push(ZoneEngine {
+                zone: zone.to_string(),
+                endpoint,
+            });
+        }
+        Ok(Self(entries))
+    }
+
+    /// Whether no zone is named: one engine serves every zone.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The zones named, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &ZoneEngine> {
+        self.0.iter()
+    }
 }
 
 /// How instances are backed, as LocalStack's `EC2_VM_MANAGER`.
@@ -53,6 +132,13 @@ pub struct Config {
     /// Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`) [default: DOCKER_HOST, else the local socket].
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+
+    /// Which Docker engine serves which availability zone: `zone=endpoint[,zone=endpoint…]`
+    /// (`us-east-1b=tcp://10.0.0.12:2375`); zones not named use the default engine. Endpoints
+    /// are unix://, an absolute socket path, tcp:// or http:// (no ssh:// or TLS). Checked, and
+    /// refused at start when wrong; instances still all run on the default engine for now.
+    #[arg(long, env = "EC2D_ENGINES", default_value = "", value_parser = parse_engine_zones, hide_default_value = true)]
+    pub engines: EngineZones,
 
     /// Seconds between full resyncs of every resource with Docker.
     #[arg(long, env = "EC2D_RESYNC_SECONDS", default_value_t = 30)]
@@ -234,6 +320,116 @@ mod tests {
         let c = Config::parse_from(["ec2d", "--imds", "0", "--imds-listen", "127.0.0.1:80"]);
         assert!(!c.imds);
         assert_eq!(c.imds_listen.port(), 80);
+    }
+
+    fn zones(input: &str) -> Vec<(String, String)> {
+        EngineZones::parse(input)
+            .unwrap()
+            .iter()
+            .map(|e| (e.zone.clone(), e.endpoint.clone()))
+            .collect()
+    }
+
+    fn pair(zone: &str, endpoint: &str) -> (String, String) {
+        (zone.to_string(), endpoint.to_string())
+    }
+
+    #[test]
+    fn engines_name_each_zone_with_a_normalised_endpoint() {
+        assert_eq!(
+            zones("us-east-1a=unix:///var/run/docker.sock,us-east-1b=tcp://10.0.0.12:2375"),
+            vec![
+                pair("us-east-1a", "unix:///var/run/docker.sock"),
+                pair("us-east-1b", "tcp://10.0.0.12:2375"),
+            ]
+        );
+        // Two spellings of one engine read the same; zones of any known region.
+        assert_eq!(
+            zones(
+                "eu-west-1a=/run/b.sock,eu-west-1b=unix:///run//b.sock,us-west-2d=http://H:2375/"
+            ),
+            vec![
+                pair("eu-west-1a", "unix:///run/b.sock"),
+                pair("eu-west-1b", "unix:///run/b.sock"),
+                pair("us-west-2d", "tcp://h:2375"),
+            ]
+        );
+        let c = Config::parse_from(["ec2d", "--engines", "us-east-1b=/run/b.sock"]);
+        assert_eq!(c.engines.iter().count(), 1);
+    }
+
+    #[test]
+    fn engines_allow_whitespace_around_entries() {
+        assert_eq!(
+            zones("  us-east-1a = /a.sock ,\tus-east-1b=\ttcp://h:2375  "),
+            vec![
+                pair("us-east-1a", "unix:///a.sock"),
+                pair("us-east-1b", "tcp://h:2375")
+            ]
+        );
+        // Inside an endpoint, whitespace is an error.
+        let err = EngineZones::parse("us-east-1a=tcp://h :2375").unwrap_err();
+        assert!(err.contains("us-east-1a"), "{err}");
+    }
+
+    #[test]
+    fn engines_empty_means_one_engine_and_empty_parts_are_refused() {
+        assert!(Config::parse_from(["ec2d"]).engines.is_empty());
+        assert!(EngineZones::parse("").unwrap().is_empty());
+        assert!(EngineZones::parse("   ").unwrap().is_empty());
+        for bad in [
+            "us-east-1a=/a.sock,,us-east-1b=/b.sock",
+            "us-east-1a=/a.sock,",
+            "us-east-1a=",
+            "=/a.sock",
+            "us-east-1a",
+            "us-east-1a /a.sock",
+        ] {
+            let err = EngineZones::parse(bad).unwrap_err();
+            assert!(err.contains("expected zone=endpoint"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn engines_refuse_a_zone_named_twice() {
+        let err = EngineZones::parse("us-east-1a=/a.sock,us-east-1b=/b.sock,us-east-1a=/a.sock")
+            .unwrap_err();
+        assert!(err.contains("names zone us-east-1a twice"), "{err}");
+        // At start: clap stops ec2d with the message.
+        let err = Config::try_parse_from(["ec2d", "--engines", "us-east-1a=/a,us-east-1a=/b"])
+            .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn engines_refuse_an_unknown_zone() {
+        for bad in [
+            "us-east-1g=/a.sock",
+            "us-east-1=/a.sock",
+            "use1-az1=/a.sock",
+            "US-EAST-1A=/a.sock",
+        ] {
+            let err = EngineZones::parse(bad).unwrap_err();
+            assert!(err.contains("is not an availability zone"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn engines_refuse_endpoints_the_client_cannot_reach() {
+        let err = EngineZones::parse("us-east-1b=ssh://me@10.0.0.12").unwrap_err();
+        assert!(
+            err.contains("us-east-1b") && err.contains("ssh:// is not supported"),
+            "{err}"
+        );
+        let err = EngineZones::parse("us-east-1b=https://10.0.0.12:2376").unwrap_err();
+        assert!(err.contains("TLS is not supported"), "{err}");
+        for bad in [
+            "us-east-1b=ftp://h:21",
+            "us-east-1b=docker.sock",
+            "us-east-1b=tcp://h",
+        ] {
+            assert!(EngineZones::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

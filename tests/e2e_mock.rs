@@ -100,6 +100,37 @@ async fn lifecycle_through_http_and_state_survives_restart() {
 }
 
 #[tokio::test]
+async fn engines_configured_for_zones_change_nothing_yet() {
+    // EC2D_ENGINES is parsed and its engines made (a mock runtime each), but every instance
+    // still runs on the default engine: a launch into a zone named converges as before.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path().to_path_buf());
+    config.engines = ec2d::config::EngineZones::parse(
+        "us-east-1b=tcp://10.0.0.12:2375, us-east-1c=http://10.0.0.12:2375/",
+    )
+    .unwrap();
+    let app = App::spawn(config).await.unwrap();
+    let ec2 = Ec2::new(app.url(), "us-east-1");
+    for zone in ["us-east-1a", "us-east-1b", "us-east-1c"] {
+        let run = ec2
+            .ok(
+                "RunInstances",
+                &[
+                    ("ImageId", "ami-0123abcd"),
+                    ("MinCount", "1"),
+                    ("MaxCount", "1"),
+                    ("Placement.AvailabilityZone", zone),
+                ],
+            )
+            .await;
+        assert!(run.body.contains(zone), "{}", run.body);
+        ec2.wait_state(&run.one("instanceId"), "running", WAIT)
+            .await;
+    }
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn regions_are_separate() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;

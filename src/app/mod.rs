@@ -23,7 +23,7 @@ use crate::hostnet::{ImdsRoutes, SystemIptables};
 use crate::imds;
 use crate::metrics::Metrics;
 use crate::model::InstanceId;
-use crate::reconcile::{self, Context, ObjectRef, Settings};
+use crate::reconcile::{self, Context, Engines, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
 use crate::shutdown::{self, Shutdown};
 use crate::store::{Store, StoreError};
@@ -96,14 +96,25 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
         announce: Announce,
     ) -> Result<(), AppError> {
+        let default = default_engine_endpoint(&config);
+        let zones: Vec<(String, String)> = config
+            .engines
+            .iter()
+            .map(|e| (e.zone.clone(), e.endpoint.clone()))
+            .collect();
         match config.vm_manager {
             VmManager::Docker => {
                 let runtime = DockerRuntime::connect(config.docker_host.as_deref())?;
-                Self::serve_announcing(config, runtime, listener, shutdown, announce).await
+                let engines = Engines::build(&default, runtime, zones, |endpoint| {
+                    DockerRuntime::connect(Some(endpoint))
+                })?;
+                Self::serve_announcing(config, engines, listener, shutdown, announce).await
             }
             VmManager::Mock => {
-                let runtime = FakeRuntime::mock();
-                Self::serve_announcing(config, runtime, listener, shutdown, announce).await
+                let engines = Engines::build(&default, FakeRuntime::mock(), zones, |_| {
+                    Ok::<_, RuntimeError>(FakeRuntime::mock())
+                })?;
+                Self::serve_announcing(config, engines, listener, shutdown, announce).await
             }
         }
     }
@@ -114,7 +125,7 @@ impl App {
     }
 
     /// Like [`App::spawn`], with an explicit runtime (tests drive a [`FakeRuntime`] they keep a handle to).
-    pub async fn spawn_with<R: ContainerRuntime>(
+    pub async fn spawn_with<R: ContainerRuntime + Clone>(
         config: Config,
         runtime: Option<R>,
     ) -> Result<RunningApp, AppError> {
@@ -135,19 +146,26 @@ impl App {
     }
 
     /// Runs with the given runtime until `shutdown` resolves: in-flight reconciles finish,
-    /// the store is flushed, instance containers keep running.
-    pub async fn serve_with<R: ContainerRuntime>(
+    /// the store is flushed, instance containers keep running. The runtime is the one engine:
+    /// `EC2D_ENGINES` is not read.
+    pub async fn serve_with<R: ContainerRuntime + Clone>(
         config: Config,
         runtime: R,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
-        Self::serve_announcing(config, runtime, listener, shutdown, Announce::Quiet).await
+        if !config.engines.is_empty() {
+            warn!("EC2D_ENGINES is ignored: ec2d was given one runtime to serve every zone");
+        }
+        let default = default_engine_endpoint(&config);
+        let local = reconcile::is_local_endpoint(&default);
+        let engines = Engines::single(default, local, runtime);
+        Self::serve_announcing(config, engines, listener, shutdown, Announce::Quiet).await
     }
 
-    async fn serve_announcing<R: ContainerRuntime>(
+    async fn serve_announcing<R: ContainerRuntime + Clone>(
         config: Config,
-        runtime: R,
+        engines: Engines<R>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
         announce: Announce,
@@ -175,8 +193,9 @@ impl App {
             .map_or(0, |addr| addr.port());
         let imds_routes = wire_imds_routes(&config, store.id(), imds_port).await;
         let volume_mounts = set_up_volume_mounts(&config, &data_dir).await;
+        log_engines(&engines);
         let ctx = Arc::new(
-            Context::new(store.clone(), runtime, settings)
+            Context::with_engines(store.clone(), engines, settings)
                 .with_imds_routes(imds_routes.clone())
                 .with_volume_mounts(volume_mounts.clone()),
         );
@@ -315,6 +334,42 @@ impl App {
         info!("ec2d stopped; store flushed");
         served.map_err(AppError::Io)
     }
+}
+
+/// The default engine's name: `DOCKER_HOST` (`--docker-host`) normalised, else the local
+/// socket `DockerRuntime::connect` falls back to. An endpoint the normaliser refuses but the
+/// connector takes (`tcp://host` without a port) is named as written.
+fn default_engine_endpoint(config: &Config) -> String {
+    match config
+        .docker_host
+        .as_deref()
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+    {
+        Some(host) => DockerRuntime::normalize_endpoint(host).unwrap_or_else(|_| host.to_string()),
+        None => "unix:///var/run/docker.sock".to_string(),
+    }
+}
+
+/// Says once which engine serves which zones, when `EC2D_ENGINES` names any, and that
+/// instances still run on the default engine whatever their zone.
+fn log_engines<R>(engines: &Engines<R>) {
+    if engines.iter().all(|engine| engine.zones().is_empty()) {
+        return;
+    }
+    for engine in engines.iter() {
+        info!(
+            engine = %engine.name(),
+            zones = %engine.zones().join(","),
+            default = engine.is_default(),
+            local = engine.is_local(),
+            "container engine configured"
+        );
+    }
+    warn!(
+        engines = engines.iter().count(),
+        "EC2D_ENGINES: every instance still runs on the default engine, whatever its zone; the other engines are set up but not used yet"
+    );
 }
 
 /// Whether the process says `Ready.` once it serves: the binary does, embedded apps (tests) don't.
@@ -602,6 +657,21 @@ async fn ping_engine<R: ContainerRuntime>(
 mod tests {
     use super::*;
     use axum::serve::Listener;
+
+    #[test]
+    fn the_default_engine_is_named_by_its_normalised_endpoint() {
+        let mut config = Config::for_tests(std::env::temp_dir());
+        let mut named = |host: Option<&str>| {
+            config.docker_host = host.map(str::to_string);
+            default_engine_endpoint(&config)
+        };
+        assert_eq!(named(None), "unix:///var/run/docker.sock");
+        assert_eq!(named(Some("  ")), "unix:///var/run/docker.sock");
+        assert_eq!(named(Some("/run/docker.sock")), "unix:///run/docker.sock");
+        assert_eq!(named(Some("http://H:2375/")), "tcp://h:2375");
+        // What the connector takes but the normaliser does not is named as written.
+        assert_eq!(named(Some("tcp://h")), "tcp://h");
+    }
 
     #[tokio::test]
     async fn api_connections_are_accepted_with_nagle_off() {

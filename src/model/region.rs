@@ -139,6 +139,16 @@ pub fn zone_names(region: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `name` is a zone of one of the commercial regions, opt-in ones included
+/// (`us-east-1a`, `eu-west-3c`); `us-east-1g` and a made-up region's zones are not.
+pub fn is_known_zone(name: &str) -> bool {
+    REGIONS
+        .iter()
+        .chain(OPT_IN_REGIONS)
+        .filter(|region| name.starts_with(**region))
+        .any(|region| zone_names(region).iter().any(|zone| zone == name))
+}
+
 /// AWS's short region code used in zone ids: `us-east-1` → `use1`, `ap-southeast-2` → `apse2`,
 /// GovCloud's `us-gov-west-1` → `usgw1`.
 pub fn region_code(region: &str) -> String {
@@ -228,6 +238,19 @@ pub fn defaults(region: &str) -> Arc<RegionDefaults> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_zones_are_the_regions_zones() {
+        assert!(is_known_zone("us-east-1a"));
+        assert!(is_known_zone("us-east-1f"));
+        assert!(is_known_zone("ap-northeast-1d"));
+        assert!(is_known_zone("af-south-1c"));
+        assert!(!is_known_zone("us-east-1g"));
+        assert!(!is_known_zone("ap-northeast-1b"));
+        assert!(!is_known_zone("us-east-1"));
+        assert!(!is_known_zone("mars-north-1a"));
+        assert!(!is_known_zone(""));
+    }
 
     #[test]
     fn zone_ids_follow_aws_codes() {

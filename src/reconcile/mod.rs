@@ -10,6 +10,7 @@ mod catalog;
 mod cloud_config;
 mod console;
 mod engine;
+mod engines;
 mod error;
 #[cfg(test)]
 mod fixtures;
@@ -31,6 +32,7 @@ use futures::StreamExt;
 
 pub use console::ConsoleReads;
 pub use engine::{EngineHealth, EngineMonitor};
+pub use engines::{is_local_endpoint, Engine, Engines, SINGLE_ENGINE};
 pub use error::ReconcileError;
 pub use gc::{KeptOrphan, SweepReport};
 pub use imds_routes::route_address;
@@ -154,17 +156,20 @@ impl Default for Settings {
 pub struct Context<R: ContainerRuntime> {
     /// The store, as the reconciler may use it: reads, and status writes only.
     pub store: StatusStore,
-    /// The container engine.
+    /// Every container engine, and which serves which zone. Only the default one is used yet:
+    /// `runtime`, `engine` and `networks` are its.
+    pub engines: Engines<R>,
+    /// The default engine's runtime.
     pub runtime: R,
     /// Settings.
     pub settings: Settings,
-    /// The engine's reachability, as last seen by reconciles and the monitor.
+    /// The default engine's reachability, as last seen by reconciles and the monitor.
     pub engine: EngineMonitor,
     /// Orphans the last sweep kept.
     pub sweep_report: SweepReport,
     /// When each instance's log was last copied, so bursts of passes read it once.
     pub console_reads: ConsoleReads,
-    /// What is known of each VPC's Docker network.
+    /// What is known of each VPC's Docker network on the default engine.
     pub networks: Networks,
     /// The host's NAT rules that send instances' metadata requests to ec2d (off unless the
     /// app wired them).
@@ -174,22 +179,37 @@ pub struct Context<R: ContainerRuntime> {
     pub volume_mounts: VolumeMounts,
 }
 
-impl<R: ContainerRuntime> Context<R> {
-    /// Builds a context on the store's status-writing view.
+impl<R: ContainerRuntime + Clone> Context<R> {
+    /// Builds a context on the store's status-writing view, with one engine serving every
+    /// zone ([`SINGLE_ENGINE`], taken to be local).
     pub fn new(store: Store, runtime: R, settings: Settings) -> Self {
+        Self::with_engines(
+            store,
+            Engines::single(SINGLE_ENGINE, true, runtime),
+            settings,
+        )
+    }
+
+    /// Builds a context on the store's status-writing view over the given engines; `runtime`,
+    /// `engine` and `networks` are the default engine's (clones sharing its state).
+    pub fn with_engines(store: Store, engines: Engines<R>, settings: Settings) -> Self {
+        let default = engines.default().clone();
         Self {
             store: store.status_view(),
-            runtime,
+            runtime: default.runtime().clone(),
+            engine: default.monitor().clone(),
+            networks: default.networks().clone(),
+            engines,
             settings,
-            engine: EngineMonitor::default(),
             sweep_report: SweepReport::default(),
             console_reads: ConsoleReads::default(),
-            networks: Networks::default(),
             imds_routes: ImdsRoutes::off("IMDS routes not wired"),
             volume_mounts: VolumeMounts::off("volume mount propagation point not set up"),
         }
     }
+}
 
+impl<R: ContainerRuntime> Context<R> {
     /// The same context, mounting attached volumes through the given propagation point.
     pub fn with_volume_mounts(mut self, volume_mounts: VolumeMounts) -> Self {
         self.volume_mounts = volume_mounts;

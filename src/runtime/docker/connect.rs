@@ -142,6 +142,97 @@ impl DockerRuntime {
     }
 }
 
+impl DockerRuntime {
+    /// The canonical form of an endpoint named in the configuration, so two spellings of one
+    /// engine compare equal: `/p` and `unix:///p` are `unix:///p` (repeated `/` and `.`
+    /// components dropped, never resolved through the file system); `tcp://h:p` and
+    /// `http://h:p` are `tcp://h:p` (host lower-cased, a trailing `/` dropped). The result is
+    /// what [`DockerRuntime::connect`] takes.
+    ///
+    /// Stricter than `connect`: a socket path must be absolute, a TCP endpoint must name its
+    /// port (bollard would silently use 80) and no path. `ssh://`, `https://` and `npipe://`
+    /// are refused with why: this build's client has no ssh or TLS transport.
+    pub fn normalize_endpoint(endpoint: &str) -> RuntimeResult<String> {
+        let s = endpoint.trim();
+        let refuse = |why: String| {
+            Err(RuntimeError::Failed(format!(
+                "docker endpoint {s:?}: {why}"
+            )))
+        };
+        if s.is_empty() {
+            return refuse("empty".to_string());
+        }
+        let (scheme, rest) = match s.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None if s.starts_with('/') => ("unix".to_string(), s),
+            None => {
+                return refuse(
+                    "expected unix:///path, an absolute socket path, tcp://host:port or http://host:port"
+                        .to_string(),
+                )
+            }
+        };
+        match scheme.as_str() {
+            "unix" => normalize_socket_path(rest).map(|p| format!("unix://{p}")).or_else(refuse),
+            "tcp" | "http" => normalize_host_port(rest).map(|a| format!("tcp://{a}")).or_else(refuse),
+            "ssh" => refuse("ssh:// is not supported: this ec2d's Docker client (bollard, without an ssh transport) cannot reach it; forward the remote socket (`ssh -N -L /run/b.sock:/var/run/docker.sock user@host`) and name unix:///run/b.sock".to_string()),
+            "https" => refuse("TLS is not supported: this ec2d's Docker client is built without TLS (bollard's `ssl` feature); reach the engine over plain tcp:// on a trusted network, or through a forwarded socket".to_string()),
+            "npipe" => refuse("named pipes are Windows-only".to_string()),
+            other => refuse(format!("unsupported scheme {other}:// (expected unix://, an absolute socket path, tcp:// or http://)")),
+        }
+    }
+}
+
+/// `/var//run/./docker.sock` → `/var/run/docker.sock`; refuses a relative or empty path.
+fn normalize_socket_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err("a socket path must be absolute".to_string());
+    }
+    if path.chars().any(char::is_whitespace) {
+        return Err("whitespace in the socket path".to_string());
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    if parts.is_empty() {
+        return Err("no socket path".to_string());
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// `Host:2375/` → `host:2375`; refuses a missing host or port, a path, user info or whitespace.
+fn normalize_host_port(authority: &str) -> Result<String, String> {
+    let authority = authority.strip_suffix('/').unwrap_or(authority);
+    if authority.contains('/') {
+        return Err("a TCP endpoint takes no path".to_string());
+    }
+    if authority.contains('@') || authority.chars().any(char::is_whitespace) {
+        return Err("expected tcp://host:port".to_string());
+    }
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return Err("name the port, as in tcp://host:2375".to_string());
+    };
+    let host_ok = match host.strip_prefix('[') {
+        Some(v6) => v6
+            .strip_suffix(']')
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        }
+    };
+    if !host_ok {
+        return Err(format!("bad host {host:?}"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(format!("{}:{p}", host.to_ascii_lowercase())),
+        _ => Err(format!("bad port {port:?}")),
+    }
+}
+
 /// Negotiates the API version and returns a client that speaks it.
 ///
 /// bollard's `negotiate_version` asks `/v1.47/version`, which engines older than API 1.47
@@ -211,6 +302,63 @@ mod tests {
             Endpoint::Http("tcp://h:2375".into())
         );
         assert!(Endpoint::parse("ssh://h").is_err());
+    }
+
+    #[test]
+    fn configured_endpoints_normalise_to_one_spelling() {
+        let n = |s: &str| DockerRuntime::normalize_endpoint(s);
+        for same in [
+            "unix:///var/run/docker.sock",
+            "/var/run/docker.sock",
+            " /var//run/./docker.sock ",
+            "UNIX:///var/run/docker.sock",
+        ] {
+            assert_eq!(n(same).unwrap(), "unix:///var/run/docker.sock", "{same}");
+        }
+        for same in [
+            "tcp://10.0.0.12:2375",
+            "http://10.0.0.12:2375",
+            "TCP://10.0.0.12:2375/",
+        ] {
+            assert_eq!(n(same).unwrap(), "tcp://10.0.0.12:2375", "{same}");
+        }
+        assert_eq!(
+            n("tcp://Engine-B.local:2375").unwrap(),
+            "tcp://engine-b.local:2375"
+        );
+        assert_eq!(n("tcp://[::1]:2375").unwrap(), "tcp://[::1]:2375");
+        // What it gives, the connector takes as the same endpoint.
+        for ok in ["unix:///x.sock", "tcp://h:2375"] {
+            let parsed = Endpoint::parse(&n(ok).unwrap()).unwrap();
+            assert_eq!(parsed.to_string(), ok);
+        }
+    }
+
+    #[test]
+    fn unsupported_endpoints_are_refused_with_why() {
+        let err = |s: &str| {
+            DockerRuntime::normalize_endpoint(s)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("ssh://me@host").contains("ssh:// is not supported"),
+            "{}",
+            err("ssh://me@host")
+        );
+        assert!(err("https://h:2376").contains("TLS is not supported"));
+        assert!(err("npipe:////./pipe/docker_engine").contains("Windows"));
+        assert!(err("fd://").contains("unsupported scheme fd://"));
+        assert!(err("").contains("empty"));
+        assert!(err("docker.sock").contains("expected"));
+        assert!(err("unix://docker.sock").contains("absolute"));
+        assert!(err("unix://").contains("absolute"));
+        assert!(err("unix:///").contains("no socket path"));
+        assert!(err("tcp://h").contains("name the port"));
+        assert!(err("tcp://h:0").contains("bad port"));
+        assert!(err("tcp://h:2375/v1.41").contains("no path"));
+        assert!(err("tcp://:2375").contains("bad host"));
+        assert!(err("tcp://h :2375").contains("expected tcp://host:port"));
     }
 
     #[test]
