@@ -10,8 +10,8 @@ use common::{docker_available, TEST_IMAGE};
 use ec2d::model::{ImageId, InstanceId};
 use ec2d::runtime::labels;
 use ec2d::runtime::{
-    ContainerRuntime, ContainerSpec, ContainerState, DockerFlags, DockerRuntime, ImageCommand,
-    PortRequest, Protocol, RuntimeError, RuntimeEvent,
+    ContainerRuntime, ContainerSpec, ContainerState, CopyProgress, DockerFlags, DockerRuntime,
+    ImageCommand, PortRequest, Protocol, RuntimeError, RuntimeEvent,
 };
 use futures::StreamExt;
 
@@ -103,6 +103,11 @@ async fn lifecycle_create_pause_commit_stop_start_remove() {
     let info = rt.info().await.unwrap();
     eprintln!("engine {} api {}", info.version, info.api_version);
     assert!(!info.api_version.is_empty());
+    let daemon = docker_cli(&["info", "-f", "{{.ID}}"]);
+    assert_eq!(
+        info.engine_id.as_deref(),
+        Some(String::from_utf8_lossy(&daemon.stdout).trim())
+    );
 
     let (id, spec, _guard) = looping_spec();
     let t0 = Instant::now();
@@ -536,31 +541,35 @@ async fn create_and_start_timing() {
 }
 
 /// A TCP front for the local engine socket that the test can take down and bring back, to
-/// break the event stream without touching the shared engine.
+/// break the event stream without touching the shared engine; it can also hold what clients
+/// send, and stall what the engine answers, to catch an image copy part way.
 struct FlakyProxy {
     port: u16,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    /// While `true`, nothing clients send reaches the engine (it waits in the proxy).
+    hold: tokio::sync::watch::Sender<bool>,
 }
 
 impl FlakyProxy {
     async fn start(port: u16) -> Self {
+        Self::start_with(port, usize::MAX).await
+    }
+
+    /// A proxy that passes at most `answer_limit` bytes of the engine's answers on each
+    /// connection, then stalls it (until cut).
+    async fn start_with(port: u16, answer_limit: usize) -> Self {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();
         let port = listener.local_addr().unwrap().port();
         let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (hold, held) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn({
             let conns = conns.clone();
             async move {
-                while let Ok((mut tcp, _)) = listener.accept().await {
-                    let conn = tokio::spawn(async move {
-                        if let Ok(mut unix) =
-                            tokio::net::UnixStream::connect("/var/run/docker.sock").await
-                        {
-                            let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
-                        }
-                    });
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let conn = tokio::spawn(forward(tcp, held.clone(), answer_limit));
                     conns.lock().unwrap().push(conn.abort_handle());
                 }
             }
@@ -569,7 +578,13 @@ impl FlakyProxy {
             port,
             tasks: vec![accept],
             conns,
+            hold,
         }
+    }
+
+    /// Holds (or lets go of) what clients send.
+    fn hold_requests(&self, held: bool) {
+        self.hold.send_replace(held);
     }
 
     /// Refuses new connections and cuts the open ones.
@@ -587,6 +602,49 @@ impl Drop for FlakyProxy {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Passes one client connection to the engine socket and back, as [`FlakyProxy`] says.
+async fn forward(
+    tcp: tokio::net::TcpStream,
+    held: tokio::sync::watch::Receiver<bool>,
+    answer_limit: usize,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(unix) = tokio::net::UnixStream::connect("/var/run/docker.sock").await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = tcp.into_split();
+    let (mut from_engine, mut to_engine) = unix.into_split();
+    let requests = async move {
+        let mut held = held;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = from_client.read(&mut buf).await?;
+            if n == 0 {
+                return to_engine.shutdown().await;
+            }
+            let _ = held.wait_for(|held| !held).await;
+            to_engine.write_all(&buf[..n]).await?;
+        }
+    };
+    let answers = async move {
+        let mut passed = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if passed >= answer_limit {
+                std::future::pending::<()>().await;
+            }
+            let room = buf.len().min(answer_limit - passed);
+            let n = from_engine.read(&mut buf[..room]).await?;
+            if n == 0 {
+                return to_client.shutdown().await;
+            }
+            to_client.write_all(&buf[..n]).await?;
+            passed += n;
+        }
+    };
+    let _: (std::io::Result<()>, std::io::Result<()>) = tokio::join!(requests, answers);
 }
 
 #[tokio::test]
@@ -1172,4 +1230,163 @@ async fn remove_image_tag_keeps_an_image_in_use_and_deletes_it_with_its_last_tag
     assert!(rt.image_exists(TEST_IMAGE).await.unwrap(), "parent kept");
     let missing = rt.remove_image_tag(&second_reference).await.unwrap_err();
     assert!(matches!(missing, RuntimeError::NotFound(_)), "{missing:?}");
+}
+
+/// `docker image inspect -f <format> <reference>`, trimmed; panics when the image is missing.
+fn image_field(reference: &str, format: &str) -> String {
+    let out = docker_cli(&["image", "inspect", "-f", format, reference]);
+    assert!(
+        out.status.success(),
+        "{reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A fresh tag of the test image, removed when the guard drops.
+fn fresh_test_tag() -> (String, ImageGuard) {
+    let reference = format!("ec2d-test/busybox-copy:{}", InstanceId::generate());
+    let out = docker_cli(&["tag", TEST_IMAGE, &reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (reference.clone(), ImageGuard(reference))
+}
+
+/// Waits until a copy has streamed its first bytes: the source has resolved the tag, so its
+/// archive names it whatever happens to the tag now.
+async fn wait_for_first_bytes(progress: &CopyProgress) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while progress.bytes() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the copy streamed nothing within 60 s");
+}
+
+#[tokio::test]
+async fn copy_image_to_streams_the_image_into_the_target_with_its_id_labels_and_tag() {
+    let Some(source) = engine() else { return };
+    // The target is the same engine through another runtime value, behind a proxy that holds
+    // the load until the tag is gone here: only the copy can bring it back.
+    let proxy = FlakyProxy::start(0).await;
+    let target = DockerRuntime::connect(Some(&format!("tcp://127.0.0.1:{}", proxy.port))).unwrap();
+    target.info().await.unwrap();
+    let (reference, _guard) = fresh_test_tag();
+    let (id, image_labels) = (
+        image_field(TEST_IMAGE, "{{.Id}}"),
+        image_field(TEST_IMAGE, "{{json .Config.Labels}}"),
+    );
+    assert!(image_labels.contains("org.ec2d.test"), "{image_labels}");
+
+    proxy.hold_requests(true);
+    let progress = CopyProgress::default();
+    let t0 = Instant::now();
+    let copy = tokio::spawn({
+        let (source, target, reference, progress) = (
+            source.clone(),
+            target.clone(),
+            reference.clone(),
+            progress.clone(),
+        );
+        async move { source.copy_image_to(&reference, &target, &progress).await }
+    });
+    wait_for_first_bytes(&progress).await;
+    let out = docker_cli(&["rmi", &reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!source.image_exists(&reference).await.unwrap());
+    proxy.hold_requests(false);
+
+    let bytes = tokio::time::timeout(Duration::from_secs(120), copy)
+        .await
+        .expect("the copy ends")
+        .unwrap()
+        .unwrap();
+    eprintln!("copy_image_to: {bytes} bytes in {:?}", t0.elapsed());
+    assert!(bytes > 0);
+    assert_eq!(progress.bytes(), bytes);
+    assert!(progress.started_at().is_some());
+    assert!(source.image_exists(&reference).await.unwrap(), "tag loaded");
+    assert_eq!(image_field(&reference, "{{.Id}}"), id);
+    assert_eq!(
+        image_field(&reference, "{{json .Config.Labels}}"),
+        image_labels
+    );
+}
+
+#[tokio::test]
+async fn an_image_copy_whose_source_stops_answering_fails_and_loads_nothing() {
+    let Some(target) = engine() else { return };
+    // The source's answers stall a little way into the archive; then the connection is cut.
+    let mut proxy = FlakyProxy::start_with(0, 256 * 1024).await;
+    let source = DockerRuntime::connect(Some(&format!("tcp://127.0.0.1:{}", proxy.port))).unwrap();
+    let (reference, _guard) = fresh_test_tag();
+    let whole = image_field(&reference, "{{.Size}}").parse::<u64>().unwrap();
+    let progress = CopyProgress::default();
+    let copy = tokio::spawn({
+        let (source, target, reference, progress) = (
+            source.clone(),
+            target.clone(),
+            reference.clone(),
+            progress.clone(),
+        );
+        async move { source.copy_image_to(&reference, &target, &progress).await }
+    });
+    wait_for_first_bytes(&progress).await;
+    // Gone here, so a load that took the cut archive would show by bringing it back.
+    let out = docker_cli(&["rmi", &reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    proxy.stop();
+
+    let cut = tokio::time::timeout(Duration::from_secs(60), copy)
+        .await
+        .expect("the copy ends")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&cut, RuntimeError::Unavailable(m) if m.starts_with("read image archive")),
+        "the read error, not the load's: {cut:?}"
+    );
+    assert!(progress.bytes() < whole, "{} of {whole}", progress.bytes());
+    assert!(!target.image_exists(&reference).await.unwrap());
+}
+
+#[tokio::test]
+async fn copy_image_to_fails_by_class_without_the_image_or_an_engine() {
+    let Some(rt) = engine() else { return };
+    let progress = CopyProgress::default();
+    let missing = rt
+        .copy_image_to("ec2d-test/no-such-image:latest", &rt, &progress)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, RuntimeError::NotFound(_)), "{missing:?}");
+    assert_eq!((progress.bytes(), progress.started_at()), (0, None));
+
+    let nowhere = DockerRuntime::connect(Some("tcp://127.0.0.1:1")).unwrap();
+    for (what, copied) in [
+        (
+            "to",
+            rt.copy_image_to(TEST_IMAGE, &nowhere, &progress).await,
+        ),
+        (
+            "from",
+            nowhere.copy_image_to(TEST_IMAGE, &rt, &progress).await,
+        ),
+    ] {
+        assert!(
+            matches!(copied, Err(RuntimeError::Unavailable(_))),
+            "{what} an unreachable engine: {copied:?}"
+        );
+    }
 }

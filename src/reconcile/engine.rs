@@ -203,6 +203,7 @@ mod tests {
                 memory_limit: true,
             }),
             bridge_gateway: None,
+            engine_id: None,
         };
         monitor.record_ping(&Ok(info.clone()));
         assert_eq!(monitor.host_limits().map(|h| h.cpus), Some(4));

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{
-    labels, AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState,
+    labels, AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, CopyProgress,
     DockerVolumeSpec, EngineInfo, ExecOutput, HostLimits, ImageCommand, NetworkAttachment,
     NetworkSpec, ObservedContainer, ObservedNetwork, ObservedVolume, PublishedPort, ResourceLimits,
     RuntimeError, RuntimeEvent, RuntimeResult, SignalEvidence, VolumeOwner,
@@ -79,7 +79,15 @@ pub enum Op {
     CopyVolume,
     /// `remove_volume_helpers`.
     RemoveVolumeHelpers,
+    /// `copy_image_to`, on the engine copied from (its `docker save`).
+    ExportImage,
+    /// `copy_image_to`, on the engine copied to (its `docker load`): recorded only once the
+    /// export got going (the source had the image, was up, and no hold kept the copy).
+    ImportImage,
 }
+
+/// The archive size a fake image reports (`list_amis`) and a copy of one streams.
+const FAKE_IMAGE_BYTES: i64 = 1024;
 
 /// One recorded call: the operation and its main argument (container name or id, image).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +146,8 @@ struct Inner {
     networks: BTreeMap<String, NetworkSpec>,
     /// Docker volumes by name: their labels and files (path to content).
     volumes: BTreeMap<String, FakeVolume>,
+    /// What `info` reports as the daemon's id: one per world, shared by its clones.
+    engine_id: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -173,6 +183,15 @@ pub struct FakeRuntime {
     /// Whether calls are recorded for [`FakeRuntime::calls`]: tests read them; mock mode,
     /// which runs for days, would only grow the log without end.
     record_calls: bool,
+    /// Image copies from this engine wait here while a test holds it ([`FakeRuntime::hold_copies`]).
+    /// A tokio lock, not part of `inner`: a copy waits on it across an await.
+    copy_gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// Holds every image copy from a fake engine part way, with half its bytes counted, until
+/// dropped ([`FakeRuntime::hold_copies`]).
+pub struct CopyHold {
+    _held: tokio::sync::OwnedRwLockWriteGuard<()>,
 }
 
 impl Default for FakeRuntime {
@@ -193,11 +212,13 @@ impl FakeRuntime {
                     cpu_quota: true,
                     memory_limit: true,
                 }),
+                engine_id: format!("fake-{}", uuid::Uuid::new_v4().simple()),
                 ..Inner::default()
             })),
             events,
             accept_any_image: false,
             record_calls: true,
+            copy_gate: Arc::default(),
         }
     }
 
@@ -315,6 +336,14 @@ impl FakeRuntime {
                 .unwrap_or_else(crate::model::now)
                 .max(time::OffsetDateTime::now_utc());
             c.console.push((at, text.as_bytes().to_vec()));
+        }
+    }
+
+    /// Holds every image copy from this engine once half its bytes are counted, until the
+    /// returned hold is dropped: a copy that takes its time, so tests can watch it in flight.
+    pub async fn hold_copies(&self) -> CopyHold {
+        CopyHold {
+            _held: self.copy_gate.clone().write_owned().await,
         }
     }
 
@@ -683,11 +712,13 @@ impl FakeRuntime {
 impl ContainerRuntime for FakeRuntime {
     async fn info(&self) -> RuntimeResult<EngineInfo> {
         self.enter(Op::Info, "")?;
+        let inner = self.lock();
         Ok(EngineInfo {
             version: "fake".into(),
             api_version: "fake".into(),
-            host: self.lock().host,
+            host: inner.host,
             bridge_gateway: None,
+            engine_id: Some(inner.engine_id.clone()),
         })
     }
 
@@ -1048,7 +1079,7 @@ impl ContainerRuntime for FakeRuntime {
                     reference: reference.clone(),
                     docker_id: docker_id.clone(),
                     created: None,
-                    size_bytes: Some(1024),
+                    size_bytes: Some(FAKE_IMAGE_BYTES),
                     architecture: Some("amd64".into()),
                     store_id: inner
                         .image_labels
@@ -1311,6 +1342,57 @@ impl ContainerRuntime for FakeRuntime {
         Ok(0)
     }
 
+    async fn copy_image_to(
+        &self,
+        reference: &str,
+        target: &Self,
+        progress: &CopyProgress,
+    ) -> RuntimeResult<u64> {
+        self.enter(Op::ExportImage, reference)?;
+        // One lock at a time: source and target may be one world (a copy into itself).
+        let (id, image_labels) = {
+            let mut inner = self.lock();
+            let id = match inner.images.get(reference) {
+                Some(id) => id.clone(),
+                None if self.accept_any_image => {
+                    inner.next_id += 1;
+                    format!("sha256:{:064x}", inner.next_id)
+                }
+                None => {
+                    return Err(RuntimeError::NotFound(format!(
+                        "no such image: {reference}"
+                    )))
+                }
+            };
+            let image_labels = inner.image_labels.get(&id).cloned();
+            (id, image_labels)
+        };
+        let bytes = FAKE_IMAGE_BYTES.unsigned_abs();
+        progress.begin();
+        progress.add(bytes / 2);
+        drop(self.copy_gate.read().await);
+        // An engine that went down while the copy was held cut its archive short.
+        if self.lock().down {
+            return Err(RuntimeError::Unavailable(
+                "fake engine went down during the copy".into(),
+            ));
+        }
+        target.enter(Op::ImportImage, reference)?;
+        {
+            // As `docker load`: the archive's one tag, the image's id and its labels.
+            let mut inner = target.lock();
+            inner.images.insert(reference.to_string(), id.clone());
+            if let Some(image_labels) = image_labels {
+                inner.image_labels.insert(id, image_labels);
+            }
+        }
+        progress.add(bytes - bytes / 2);
+        target.emit(RuntimeEvent::Image {
+            action: "load".into(),
+        });
+        Ok(bytes)
+    }
+
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {
         // A lagging subscriber missed events: say so, as the Docker stream does after a gap.
         BroadcastStream::new(self.events.subscribe())
@@ -1393,6 +1475,130 @@ mod tests {
         tests.add_image("img");
         tests.create_and_start(&spec("img")).await.unwrap();
         assert_eq!(tests.ops(), vec![Op::Create]);
+    }
+
+    #[tokio::test]
+    async fn an_image_copy_carries_id_labels_and_tag_and_fails_like_an_engine() {
+        let (a, b) = (FakeRuntime::new(), FakeRuntime::new());
+        let reference = "localstack-ec2/web:ami-0123456789abcdef0";
+        let image_labels = BTreeMap::from([(labels::STORE_ID.to_string(), "store-a".to_string())]);
+        a.add_labelled_image(reference, image_labels);
+        a.add_image("other:latest");
+        a.clear_calls();
+        let mut b_events = b.events();
+        let progress = CopyProgress::default();
+
+        assert_eq!(a.copy_image_to(reference, &b, &progress).await, Ok(1024));
+        assert_eq!(progress.bytes(), 1024);
+        assert!(progress.started_at().is_some());
+        assert_eq!(
+            b.image_references(),
+            vec![reference.to_string()],
+            "that tag only"
+        );
+        let (from, to) = (a.list_amis().await.unwrap(), b.list_amis().await.unwrap());
+        assert_eq!(to.len(), 1);
+        assert_eq!(to[0].docker_id, from[0].docker_id, "same image id");
+        assert_eq!(to[0].store_id.as_deref(), Some("store-a"), "labels kept");
+        let call = |op, arg: &str| Call {
+            op,
+            arg: arg.to_string(),
+        };
+        assert_eq!(a.calls()[0], call(Op::ExportImage, reference));
+        assert_eq!(b.calls()[0], call(Op::ImportImage, reference));
+        let loaded = tokio::time::timeout(Duration::from_secs(1), b_events.next()).await;
+        assert_eq!(
+            loaded.unwrap(),
+            Some(RuntimeEvent::Image {
+                action: "load".into()
+            })
+        );
+
+        // A missing image: NotFound, and the target never hears of it.
+        b.clear_calls();
+        let missing = a.copy_image_to("nope:1", &b, &progress).await;
+        assert!(
+            matches!(missing, Err(RuntimeError::NotFound(_))),
+            "{missing:?}"
+        );
+        assert!(b.calls().is_empty());
+
+        // Either side down: Unavailable, nothing copied.
+        let c = FakeRuntime::new();
+        c.set_down(true);
+        let down = a.copy_image_to(reference, &c, &progress).await;
+        assert!(
+            matches!(down, Err(RuntimeError::Unavailable(_))),
+            "{down:?}"
+        );
+        assert_eq!(c.ops(), vec![Op::ImportImage]);
+        c.set_down(false);
+        assert!(c.image_references().is_empty());
+        a.set_down(true);
+        let down = a.copy_image_to(reference, &c, &progress).await;
+        assert!(
+            matches!(down, Err(RuntimeError::Unavailable(_))),
+            "{down:?}"
+        );
+        a.set_down(false);
+
+        // Injected failures, on either side, as many times as asked.
+        let refused = RuntimeError::Failed("unexpected EOF".into());
+        c.fail_next(Op::ImportImage, refused.clone(), 1);
+        a.fail_next(Op::ExportImage, refused.clone(), 1);
+        assert_eq!(
+            a.copy_image_to(reference, &c, &progress).await,
+            Err(refused.clone())
+        );
+        assert_eq!(
+            a.copy_image_to(reference, &c, &progress).await,
+            Err(refused)
+        );
+        assert!(c.image_references().is_empty());
+        assert_eq!(a.copy_image_to(reference, &c, &progress).await, Ok(1024));
+        assert_eq!(c.image_references(), vec![reference.to_string()]);
+
+        // Two engines, two daemon ids; one world's clones, one.
+        let id = |rt: &FakeRuntime| rt.lock().engine_id.clone();
+        assert_ne!(id(&a), id(&b));
+        assert_eq!(a.info().await.unwrap().engine_id, Some(id(&a.clone())));
+    }
+
+    #[tokio::test]
+    async fn a_held_copy_shows_its_progress_and_fails_when_its_source_goes_down() {
+        let (a, b) = (FakeRuntime::new(), FakeRuntime::new());
+        a.add_image("img:1");
+        let hold = a.hold_copies().await;
+        let progress = CopyProgress::default();
+        let copy = tokio::spawn({
+            let (a, b, progress) = (a.clone(), b.clone(), progress.clone());
+            async move { a.copy_image_to("img:1", &b, &progress).await }
+        });
+        while progress.bytes() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(progress.bytes(), 512, "half way");
+        assert!(b.image_references().is_empty(), "not there while held");
+        drop(hold);
+        assert_eq!(copy.await.unwrap(), Ok(1024));
+        assert_eq!(b.image_references(), vec!["img:1".to_string()]);
+
+        let c = FakeRuntime::new();
+        let hold = a.hold_copies().await;
+        let progress = CopyProgress::default();
+        let copy = tokio::spawn({
+            let (a, c, progress) = (a.clone(), c.clone(), progress.clone());
+            async move { a.copy_image_to("img:1", &c, &progress).await }
+        });
+        while progress.bytes() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        a.set_down(true);
+        drop(hold);
+        let cut = copy.await.unwrap();
+        assert!(matches!(cut, Err(RuntimeError::Unavailable(_))), "{cut:?}");
+        assert!(c.image_references().is_empty());
+        assert!(c.calls().is_empty(), "the target never saw the archive");
     }
 
     #[tokio::test]

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
@@ -474,6 +476,10 @@ pub struct EngineInfo {
     /// when the engine did not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_gateway: Option<std::net::Ipv4Addr>,
+    /// The daemon's own id (`docker info`'s `ID`): one daemon reached through two endpoints
+    /// answers the same id on both. `None` when the engine did not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_id: Option<String>,
 }
 
 /// What an engine's host lets a container's CPU and memory limits be (`docker info`).
@@ -529,6 +535,52 @@ impl SignalEvidence {
         } else {
             Self::Unknown
         }
+    }
+}
+
+/// How far one image copy ([`ContainerRuntime::copy_image_to`]) has got. Clones share one
+/// record, so whoever started the copy (and a status page) can read it while the copy writes.
+#[derive(Debug, Clone, Default)]
+pub struct CopyProgress {
+    shared: Arc<CopyCounters>,
+}
+
+#[derive(Debug, Default)]
+struct CopyCounters {
+    /// Bytes of the image's archive streamed to the target so far.
+    bytes: AtomicU64,
+    /// When the copy (its last attempt) began, in nanoseconds since the epoch; 0 before that.
+    /// A number rather than a timestamp behind a lock, so a reader never waits on the copy.
+    started_at_nanos: AtomicI64,
+}
+
+impl CopyProgress {
+    /// Bytes streamed to the target so far.
+    pub fn bytes(&self) -> u64 {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+
+    /// When the copy began; `None` before it has.
+    pub fn started_at(&self) -> Option<Timestamp> {
+        match self.shared.started_at_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Timestamp::from_unix_timestamp_nanos(i128::from(nanos)).ok(),
+        }
+    }
+
+    /// Marks the start of an attempt: now, no bytes yet (a retry reusing the record starts
+    /// over, as its archive does).
+    pub(crate) fn begin(&self) {
+        let now = crate::model::now().unix_timestamp_nanos();
+        self.shared.bytes.store(0, Ordering::Relaxed);
+        self.shared
+            .started_at_nanos
+            .store(i64::try_from(now).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` more streamed.
+    pub(crate) fn add(&self, bytes: u64) {
+        self.shared.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
@@ -711,6 +763,22 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         &self,
         volume_prefix: &str,
     ) -> impl Future<Output = RuntimeResult<usize>> + Send;
+    /// Copies the image `reference` names from this engine to `target`, streamed, as
+    /// `docker save reference | docker -H target load` would: the image keeps its id, its
+    /// labels and the tag `reference` names (a tag `target` already had moves to it).
+    /// `progress` is updated as the archive streams; returns the archive's bytes.
+    ///
+    /// `NotFound` when this engine has no `reference`; `Unavailable` when either engine cannot
+    /// be reached (or stops answering part way); `Failed` when the target refuses the archive
+    /// or the copy was cut short. The target tags the image only once it has loaded the whole
+    /// archive, so a copy cut short leaves its tags as they were; layers it took may stay,
+    /// unused, until the engine prunes them.
+    fn copy_image_to(
+        &self,
+        reference: &str,
+        target: &Self,
+        progress: &CopyProgress,
+    ) -> impl Future<Output = RuntimeResult<u64>> + Send;
     /// Engine events relevant to ec2d; reconnects by itself and says so with `Resubscribed`.
     fn events(&self) -> BoxStream<'static, RuntimeEvent>;
 }
@@ -718,6 +786,22 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_progress_is_shared_by_its_clones_and_starts_over_on_begin() {
+        let progress = CopyProgress::default();
+        assert_eq!((progress.bytes(), progress.started_at()), (0, None));
+        let writer = progress.clone();
+        let before = crate::model::now();
+        writer.begin();
+        writer.add(10);
+        writer.add(5);
+        assert_eq!(progress.bytes(), 15);
+        let started = progress.started_at().expect("started");
+        assert!(started >= before && started <= crate::model::now());
+        writer.begin();
+        assert_eq!(progress.bytes(), 0, "a retry counts anew");
+    }
 
     #[test]
     fn the_event_log_is_judged_only_when_it_covers_the_run() {

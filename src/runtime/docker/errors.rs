@@ -28,8 +28,7 @@ pub(super) fn map_error(context: &str, err: BollardError) -> RuntimeError {
                 404 => RuntimeError::NotFound(text),
                 304 | 409 => RuntimeError::Conflict(text),
                 502..=504 => RuntimeError::Unavailable(text),
-                500..=599 if looks_like_conflict(&message) => RuntimeError::Conflict(text),
-                500..=599 if looks_transient(&message) => RuntimeError::Unavailable(text),
+                500..=599 => refusal(&message, text),
                 _ => RuntimeError::Failed(text),
             }
         }
@@ -40,6 +39,26 @@ pub(super) fn map_error(context: &str, err: BollardError) -> RuntimeError {
         | E::SocketNotFoundError(_)
         | E::DockerStreamError { .. } => RuntimeError::Unavailable(text),
         _ => RuntimeError::Failed(text),
+    }
+}
+
+/// An error the engine wrote into the stream of an answer it had begun as a success (200), as
+/// `POST /images/load` reports every failed load. bollard hands it over as a
+/// `DockerStreamError`, which [`map_error`] takes for a broken stream; here the engine was
+/// reached and said why it refused, so it reads as a 500 with that message would.
+pub(super) fn map_stream_error(context: &str, message: &str) -> RuntimeError {
+    refusal(message, format!("{context}: {message}"))
+}
+
+/// A refusal the engine explained (a 500's message): `Failed` unless the message names a
+/// conflict or a transient condition.
+fn refusal(message: &str, text: String) -> RuntimeError {
+    if looks_like_conflict(message) {
+        RuntimeError::Conflict(text)
+    } else if looks_transient(message) {
+        RuntimeError::Unavailable(text)
+    } else {
+        RuntimeError::Failed(text)
     }
 }
 
@@ -79,6 +98,7 @@ fn looks_transient(message: &str) -> bool {
         ],
     )
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +143,19 @@ mod tests {
         ));
         assert!(matches!(
             map_error("x", BollardError::SocketNotFoundError("/nope".into())),
+            RuntimeError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn errors_inside_a_successful_answer_are_classified_by_their_message() {
+        let refused = map_stream_error("load image", "unexpected EOF");
+        assert_eq!(
+            refused,
+            RuntimeError::Failed("load image: unexpected EOF".into())
+        );
+        assert!(matches!(
+            map_stream_error("load image", "write /var/lib/docker/tmp/x: i/o timeout"),
             RuntimeError::Unavailable(_)
         ));
     }

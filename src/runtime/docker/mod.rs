@@ -1,13 +1,17 @@
 //! The Docker implementation of [`ContainerRuntime`], via bollard; no bollard type leaves this module.
 //!
 //! `connect` reaches the engine and negotiates the API version, `errors` maps bollard's
-//! errors to [`RuntimeError`], `convert` translates between bollard's types and ours, and
-//! `events` keeps the engine's event stream alive; the trait impl lives here.
+//! errors to [`RuntimeError`], `convert` translates between bollard's types and ours,
+//! `events` keeps the engine's event stream alive, `archive` relays a tar stream from one
+//! request into another (for `volumes`' copies and `images`' copies between engines); the
+//! trait impl lives here.
 
+mod archive;
 mod connect;
 mod convert;
 mod errors;
 mod events;
+mod images;
 mod networks;
 mod volumes;
 
@@ -34,10 +38,10 @@ use tracing::{debug, info, warn};
 
 use super::labels;
 use super::{
-    AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, DockerVolumeSpec,
-    EngineInfo, ExecOutput, HostLimits, ImageCommand, NetworkAttachment, NetworkSpec,
-    ObservedContainer, ObservedNetwork, ObservedVolume, ResourceLimits, RuntimeError, RuntimeEvent,
-    RuntimeResult, SignalEvidence,
+    AmiImage, ConsoleLog, ContainerRuntime, ContainerSpec, ContainerState, CopyProgress,
+    DockerVolumeSpec, EngineInfo, ExecOutput, HostLimits, ImageCommand, NetworkAttachment,
+    NetworkSpec, ObservedContainer, ObservedNetwork, ObservedVolume, ResourceLimits, RuntimeError,
+    RuntimeEvent, RuntimeResult, SignalEvidence,
 };
 use crate::backoff::{Backoff, ExponentialJitterBackoff};
 use crate::model::{AmiTag, InstanceId, Timestamp, CONTAINER_NAME_PREFIX};
@@ -195,18 +199,20 @@ impl ContainerRuntime for DockerRuntime {
         // engine that cannot set one or the other refuses a container asking for it. Only
         // `/info` says; an engine that does not answer it is still reachable, and the limits
         // wait until it does.
-        let host = match docker.info().await {
-            Ok(info) => info
-                .ncpu
-                .and_then(|n| u32::try_from(n).ok())
-                .map(|cpus| HostLimits {
-                    cpus,
-                    cpu_quota: info.cpu_cfs_quota.unwrap_or(true),
-                    memory_limit: info.memory_limit.unwrap_or(true),
-                }),
+        let (host, engine_id) = match docker.info().await {
+            Ok(info) => (
+                info.ncpu
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(|cpus| HostLimits {
+                        cpus,
+                        cpu_quota: info.cpu_cfs_quota.unwrap_or(true),
+                        memory_limit: info.memory_limit.unwrap_or(true),
+                    }),
+                info.id.filter(|id| !id.is_empty()),
+            ),
             Err(e) => {
                 debug!(error = %map_error("info", e), "engine info unavailable; host limits unknown");
-                None
+                (None, None)
             }
         };
         // Where instances reach the host (`host-gateway`): the default bridge's gateway.
@@ -227,6 +233,7 @@ impl ContainerRuntime for DockerRuntime {
             api_version: version_string(&docker.client_version()),
             host,
             bridge_gateway,
+            engine_id,
         })
     }
 
@@ -886,6 +893,18 @@ impl ContainerRuntime for DockerRuntime {
         );
         debug!(%container_id, events = events.len(), ?evidence, "read the engine's event log");
         Ok(evidence)
+    }
+
+    #[tracing::instrument(skip(self, target, progress), level = "debug")]
+    async fn copy_image_to(
+        &self,
+        reference: &str,
+        target: &Self,
+        progress: &CopyProgress,
+    ) -> RuntimeResult<u64> {
+        let source = self.docker().await?;
+        let target = target.docker().await?;
+        images::copy(&source, &target, reference, progress).await
     }
 
     fn events(&self) -> BoxStream<'static, RuntimeEvent> {

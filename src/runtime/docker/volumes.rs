@@ -10,7 +10,7 @@
 //! [`labels::VOLUME_HELPER`] label, so a sweep collects those a crash left behind.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bollard::container::{
     Config, CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions,
@@ -23,6 +23,7 @@ use bollard::Docker;
 use futures::stream::StreamExt;
 use tracing::{debug, info, warn};
 
+use super::archive::ArchiveRelay;
 use super::errors::map_error;
 use crate::runtime::{
     labels, DockerVolumeSpec, ObservedVolume, RuntimeError, RuntimeResult, VolumeOwner,
@@ -259,36 +260,17 @@ pub(super) async fn copy(
     Ok(bytes)
 }
 
-/// Streams the source helper's archive into the target helper, counting file bytes.
+/// Streams the source helper's archive into the target helper; returns the bytes of file data.
 async fn pipe(docker: &Docker, source: &str, target: &str) -> RuntimeResult<u64> {
-    let read_error: Arc<Mutex<Option<RuntimeError>>> = Arc::default();
-    let sizer: Arc<Mutex<TarSizer>> = Arc::default();
     let download = docker.download_from_container(
         source,
         Some(DownloadFromContainerOptions {
             path: format!("{HELPER_MOUNT}/."),
         }),
     );
-    let (seen_error, counted) = (read_error.clone(), sizer.clone());
-    // A read error ends the stream early: the engine then refuses the truncated archive (or
+    // A read error ends the body early: the engine then refuses the truncated archive (or
     // has written part of it), and the read error is what is reported.
-    let body = download
-        .map(move |chunk| match chunk {
-            Ok(bytes) => {
-                counted
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .feed(&bytes);
-                Some(bytes)
-            }
-            Err(e) => {
-                *seen_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(map_error("read volume archive", e));
-                None
-            }
-        })
-        .take_while(|chunk| futures::future::ready(chunk.is_some()))
-        .filter_map(futures::future::ready);
+    let (relay, body) = ArchiveRelay::new("volume archive", download, |_| {});
     let uploaded = docker
         .upload_to_container_streaming(
             target,
@@ -300,20 +282,7 @@ async fn pipe(docker: &Docker, source: &str, target: &str) -> RuntimeResult<u64>
         )
         .await
         .map_err(|e| map_error("write volume archive", e));
-    if let Some(error) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(error);
-    }
-    uploaded?;
-    let sizer = sizer.lock().unwrap_or_else(|p| p.into_inner());
-    // A stream the engine cut between two entries ends cleanly and extracts cleanly: only the
-    // missing end-of-archive block tells a partial copy from a whole one.
-    if !sizer.ended {
-        return Err(RuntimeError::Failed(
-            "the volume archive ended before its end-of-archive block: the copy was cut short"
-                .to_string(),
-        ));
-    }
-    Ok(sizer.file_bytes)
+    Ok(relay.finish(uploaded)?.file_bytes)
 }
 
 /// Removes helper containers whose target begins with `prefix` and that no copy of this
@@ -365,114 +334,10 @@ pub(super) async fn remove_leftover_helpers(
     Ok(removed)
 }
 
-/// Counts the file data in a tar stream as it passes: the sizes of regular files, read from
-/// each entry's header (the archive's own length includes headers and padding).
-#[derive(Debug, Default)]
-struct TarSizer {
-    /// Bytes of the current header read so far.
-    header: Vec<u8>,
-    /// Bytes of entry data (with padding) still to pass before the next header.
-    skip: u64,
-    /// Regular files' bytes so far.
-    file_bytes: u64,
-    /// The end-of-archive block was seen.
-    ended: bool,
-}
-
-impl TarSizer {
-    fn feed(&mut self, mut chunk: &[u8]) {
-        while !chunk.is_empty() && !self.ended {
-            if self.skip > 0 {
-                let n = usize::try_from(self.skip)
-                    .unwrap_or(usize::MAX)
-                    .min(chunk.len());
-                self.skip -= n as u64;
-                chunk = &chunk[n..];
-                continue;
-            }
-            let n = (512 - self.header.len()).min(chunk.len());
-            self.header.extend_from_slice(&chunk[..n]);
-            chunk = &chunk[n..];
-            if self.header.len() == 512 {
-                self.entry();
-                self.header.clear();
-            }
-        }
-    }
-
-    fn entry(&mut self) {
-        let header = &self.header;
-        if header.iter().all(|b| *b == 0) {
-            self.ended = true;
-            return;
-        }
-        let size = tar_number(&header[124..136]);
-        // Regular files ('0', or NUL in old archives, '7' contiguous); PAX and GNU long-name
-        // entries carry metadata, links and directories nothing.
-        if matches!(header[156], b'0' | 0 | b'7') {
-            self.file_bytes += size;
-        }
-        self.skip = size.div_ceil(512) * 512;
-    }
-}
-
-/// A tar number field: octal digits, or base-256 when its first byte's high bit is set.
-fn tar_number(field: &[u8]) -> u64 {
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        return field[1..]
-            .iter()
-            .fold(u64::from(field[0] & 0x7f), |n, b| (n << 8) | u64::from(*b));
-    }
-    field
-        .iter()
-        .skip_while(|b| **b == b' ')
-        .take_while(|b| (b'0'..=b'7').contains(b))
-        .fold(0, |n, b| (n << 3) | u64::from(b - b'0'))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::archive::tar_number;
     use super::*;
-
-    fn header(name: &str, kind: u8, size: u64) -> Vec<u8> {
-        let mut h = vec![0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        let size = format!("{size:011o}\0");
-        h[124..136].copy_from_slice(size.as_bytes());
-        h[156] = kind;
-        h
-    }
-
-    #[test]
-    fn the_sizer_counts_regular_files_across_any_chunking() {
-        let mut tar = header("./", b'5', 0);
-        tar.extend(header("./a", b'0', 700));
-        tar.extend(vec![7u8; 1024]);
-        tar.extend(header("./PaxHeaders/b", b'x', 30));
-        tar.extend(vec![1u8; 512]);
-        tar.extend(header("./b", b'0', 3));
-        tar.extend(vec![1u8; 512]);
-        tar.extend(vec![0u8; 1024]);
-        for chunk in [1, 7, 512, 1000, tar.len()] {
-            let mut sizer = TarSizer::default();
-            for piece in tar.chunks(chunk) {
-                sizer.feed(piece);
-            }
-            assert_eq!(sizer.file_bytes, 703, "chunks of {chunk}");
-            assert!(sizer.ended);
-        }
-    }
-
-    #[test]
-    fn tar_numbers_are_octal_or_base_256() {
-        assert_eq!(tar_number(b"00000001750\0"), 0o1750);
-        assert_eq!(tar_number(b" 1750 \0"), 0o1750);
-        let mut big = [0u8; 12];
-        big[0] = 0x80;
-        big[11] = 2;
-        big[10] = 1;
-        assert_eq!(tar_number(&big), 258);
-    }
 
     #[test]
     fn the_helper_rootfs_is_one_valid_directory_entry() {
