@@ -8,9 +8,11 @@
 #   status  exit 0 when it answers, 1 when not
 #
 # Its own socket, data root, exec root (with its own managed containerd under it), pidfile,
-# containerd namespaces, bridge (ec2d-b0, 10.247.0.1/24) and default address pools
-# (10.248.0.0/16 in /24s), away from the default engine's 172.17-31/192.168 pools and from the
-# 10.x blocks the tests give VPCs. No iptables rules and no masquerading of its own: B's
+# containerd namespaces and bridge (ec2d-b0, 10.247.0.1/24, away from the default engine's
+# 172.17-31/192.168 pools and from the 10.x blocks the tests give VPCs). No
+# --default-address-pool: dockerd 20.10 started with one deletes the interface named docker0
+# (the default engine's bridge, whatever --bridge says) when it clears a stale default network
+# at a restart on an existing data root; ec2d names every VPC network's subnet itself. No iptables rules and no masquerading of its own: B's
 # containers reach each other and the host, which is all the tests need. Same storage driver
 # as the default engine, so images load as fast there. Prints EC2D_TEST_ENGINE_B=<endpoint>.
 #
@@ -32,7 +34,6 @@ CONFIG="$RUN_DIR/daemon.json"
 EXEC_ROOT="$RUN_DIR/exec"
 BRIDGE=ec2d-b0
 BRIDGE_CIDR=10.247.0.1/24
-POOLS=base=10.248.0.0/16,size=24
 
 note() { printf '[second-engine] %s\n' "$*"; }
 
@@ -115,7 +116,6 @@ start() {
             --iptables=false
             --ip-masq=false
             --storage-driver "$driver"
-            --default-address-pool "$POOLS"
             --cgroup-parent /ec2d-engine-b
             --shutdown-timeout 3
         )
