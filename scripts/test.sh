@@ -3,7 +3,8 @@
 # The one test command for ec2d: ./scripts/test.sh
 #
 # Works on a fresh Debian machine (as root): installs what the tests need,
-# makes sure a Docker engine answers, builds the test AMI images, then runs
+# makes sure a Docker engine answers and starts a second one beside it (engine B, for the
+# availability-zone tests), builds the test AMI images, then runs
 #   fmt check -> clippy -> cargo test (EC2D_REQUIRE_DOCKER=1) -> real-client tests
 # Set-up is idempotent and takes ~1 s when everything is already there.
 #
@@ -18,6 +19,12 @@
 #   EC2D_TEST_SKIP_SETUP=1  skip package install / dockerd / image build
 #   EC2D_TEST_DOCKERD_LOG   where a dockerd started by this script logs
 #                           (default /var/log/ec2d-test-dockerd.log)
+#   EC2D_TEST_ENGINE_B      exported to cargo test and pytest: the endpoint of the second
+#                           engine tests/support/second-engine.sh starts in set-up
+#                           (unix:///run/ec2d-engine-b/docker.sock; log
+#                           /var/log/ec2d-test-dockerd-b.log). When it cannot start, its tests
+#                           skip loudly, except with CI=true or EC2D_REQUIRE_SECOND_ENGINE=1,
+#                           where the run fails.
 #   EC2D_TEST_IMAGES        test images to build (default "busybox debian cloudinit awscli":
 #                           the static busybox AMI, the debootstrap Debian+sshd AMI, the
 #                           same with cloud-init, and that with the AWS CLI, built once
@@ -162,6 +169,8 @@ setup_packages() {
     command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
     # debootstrap: the Debian test images and the build stand-in of ec2d's own image
     have_deb debootstrap || missing+=(debootstrap)
+    # ip: tests/support/second-engine.sh makes engine B's bridge
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     # the compose smoke test (tests/clients/test_container_image.py): v2 plugin or v1
     docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     # docker.io only when there is no docker CLI or no engine binary at all
@@ -250,6 +259,29 @@ setup_docker() {
     return 1
 }
 
+# Engine B: a second dockerd on this machine (own socket, data root, bridge, address pools),
+# so the tests can put availability zones on separate engines. Needs the default engine up.
+ENGINE_B_SCRIPT="$ROOT/tests/support/second-engine.sh"
+require_second_engine() { [ "${CI:-}" = true ] || [ "${EC2D_REQUIRE_SECOND_ENGINE:-0}" = 1 ]; }
+setup_second_engine() {
+    local out rc=0
+    out="$(bash "$ENGINE_B_SCRIPT" start 2>&1)" || rc=$?
+    printf '%s\n' "$out"
+    local endpoint
+    endpoint="$(printf '%s\n' "$out" | sed -n 's/^EC2D_TEST_ENGINE_B=//p' | tail -n 1)"
+    if [ "$rc" -eq 0 ] && [ -n "$endpoint" ]; then
+        export EC2D_TEST_ENGINE_B="$endpoint"
+        note "EC2D_TEST_ENGINE_B=$EC2D_TEST_ENGINE_B (for cargo test and pytest)"
+        return 0
+    fi
+    if require_second_engine; then
+        note "engine B did not start (rc=$rc) and CI=${CI:-} / EC2D_REQUIRE_SECOND_ENGINE=${EC2D_REQUIRE_SECOND_ENGINE:-}: failing"
+        return 1
+    fi
+    unset EC2D_TEST_ENGINE_B
+    note "WARNING: engine B did not start (rc=$rc); the tests that need it will SKIP"
+}
+
 setup_images() {
     # shellcheck disable=SC2086 # a list of image names
     bash "$ROOT/tests/support/build-test-images.sh" $TEST_IMAGES
@@ -325,8 +357,15 @@ note "ec2d tests in $ROOT; steps: ${STEPS[*]}; CI=${CI:-}"
 if want setup; then
     setup_step "packages (apt, pip)" setup_packages
     setup_step "docker engine" setup_docker
+    setup_step "second docker engine (B)" setup_second_engine
     setup_step "test images" setup_images
     setup_step "rust toolchain" setup_toolchain
+fi
+
+# Set-up skipped: a running engine B is still handed to the tests.
+if ! want setup && [ -z "${EC2D_TEST_ENGINE_B:-}" ] && bash "$ENGINE_B_SCRIPT" status >/dev/null 2>&1; then
+    export EC2D_TEST_ENGINE_B=unix:///run/ec2d-engine-b/docker.sock
+    note "engine B answers: EC2D_TEST_ENGINE_B=$EC2D_TEST_ENGINE_B"
 fi
 
 FMT_ARGS=(--check)
