@@ -88,7 +88,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Renders the whole status document: controller, engine, instances, images.
+/// Renders the whole status document: controller and default engine, every engine,
+/// instances, images.
 pub fn render(doc: &Value) -> String {
     let controller = &doc["controller"];
     let engine = &doc["engine"];
@@ -108,6 +109,52 @@ pub fn render(doc: &Value) -> String {
         text(&controller["last_resync_at"]),
     );
     let empty = Vec::new();
+    // Every engine, when the server lists them (an older ec2d does not).
+    if let Some(engines) = doc["engines"].as_array() {
+        let rows: Vec<Vec<String>> = engines
+            .iter()
+            .map(|e| {
+                let zones = e["zones"]
+                    .as_array()
+                    .map(|zones| zones.iter().map(text).collect::<Vec<_>>().join(","))
+                    .filter(|zones| !zones.is_empty())
+                    .unwrap_or_else(|| "-".to_string());
+                vec![
+                    text(&e["name"]),
+                    zones,
+                    if e["default"].as_bool() == Some(true) {
+                        "yes".to_string()
+                    } else {
+                        "no".to_string()
+                    },
+                    match e["reachable"].as_bool() {
+                        Some(true) => "reachable",
+                        Some(false) => "UNREACHABLE",
+                        None => "unknown",
+                    }
+                    .to_string(),
+                    text(&e["version"]),
+                    text(&e["apiVersion"]),
+                    text(&e["checkedAt"]),
+                    text(&e["lastError"]),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "ENGINE",
+                "ZONES",
+                "DEFAULT",
+                "STATE",
+                "VERSION",
+                "API",
+                "CHECKED",
+                "LAST ERROR",
+            ],
+            &rows,
+        ));
+        out.push_str("\n\n");
+    }
     let instances: Vec<Vec<String>> = doc["instances"]
         .as_array()
         .unwrap_or(&empty)
@@ -226,5 +273,50 @@ mod tests {
         let col = lines[header].find("STATE").unwrap();
         assert_eq!(&row[col..col + 7], "running");
         assert!(out.contains("ami-000001   test-ami   available"), "{out}");
+        assert!(
+            !out.contains("ENGINE"),
+            "a status without `engines` (an older ec2d) has no engine table: {out}"
+        );
+    }
+
+    #[test]
+    fn renders_one_row_per_engine() {
+        let doc = serde_json::json!({
+            "controller": {"queue_depth": 0, "in_flight": 0, "reconciles_total": 3, "errors_total": 0, "last_resync_at": null},
+            "engine": {"reachable": true, "version": "20.10.24", "apiVersion": "1.41"},
+            "engines": [
+                {"name": "unix:///var/run/docker.sock", "zones": [], "default": true, "reachable": true,
+                 "version": "20.10.24", "apiVersion": "1.41", "lastError": null, "checkedAt": "2026-12-06T21:00:00Z"},
+                {"name": "tcp://10.0.0.12:2375", "zones": ["us-east-1b", "us-east-1c"], "default": false,
+                 "reachable": false, "version": null, "apiVersion": null,
+                 "lastError": "engine unavailable: connection refused", "checkedAt": "2026-12-06T21:00:02Z"}
+            ],
+            "instances": [],
+            "images": []
+        });
+        let out = render(&doc);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("engine: reachable"), "{out}");
+        let header = lines.iter().position(|l| l.starts_with("ENGINE")).unwrap();
+        let default = lines[header + 1];
+        let b = lines[header + 2];
+        assert!(
+            default.starts_with("unix:///var/run/docker.sock   -")
+                && default.contains("yes")
+                && default.contains("reachable")
+                && default.contains("20.10.24")
+                && default.contains("2026-12-06T21:00:00Z"),
+            "{default}"
+        );
+        assert!(
+            b.starts_with("tcp://10.0.0.12:2375")
+                && b.contains("us-east-1b,us-east-1c")
+                && b.contains("UNREACHABLE")
+                && b.ends_with("engine unavailable: connection refused"),
+            "{b}"
+        );
+        let col = lines[header].find("STATE").unwrap();
+        assert_eq!(&b[col..col + 11], "UNREACHABLE");
+        assert!(lines[header + 3].is_empty(), "{out}");
     }
 }

@@ -66,6 +66,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabels {
+    engine: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResourceLabels {
     kind: &'static str,
     state: &'static str,
@@ -80,12 +85,21 @@ pub struct Sample {
     pub in_flight: u64,
     /// `(kind, state, count)` of each stored resource kind and displayed state.
     pub resources: Vec<(&'static str, &'static str, u64)>,
-    /// Whether the container engine answered last time (`None` before first contact).
-    pub engine_reachable: Option<bool>,
-    /// Times the engine's event stream was subscribed again after a gap, since start.
-    pub event_stream_reconnects: u64,
+    /// Every container engine, the default first.
+    pub engines: Vec<EngineSample>,
     /// The store's size on disk, when it could be read.
     pub store_size_bytes: Option<u64>,
+}
+
+/// One container engine's levels, labelled `engine` by its name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineSample {
+    /// The engine's normalised endpoint (`unix:///var/run/docker.sock`), or `default`.
+    pub name: String,
+    /// Whether it answered last time (`None` before first contact).
+    pub reachable: Option<bool>,
+    /// Times its event stream was subscribed again after a gap, since start.
+    pub event_stream_reconnects: u64,
 }
 
 /// Reads the levels at scrape time; supplied by the app, which sees the store and engine.
@@ -249,21 +263,37 @@ impl Collector for Levels {
                 ConstGauge::new(*count as i64).encode(family.encode_family(&labels)?)?;
             }
         }
-        if let Some(reachable) = sample.engine_reachable {
-            gauge(
-                &mut encoder,
+        if sample.engines.iter().any(|e| e.reachable.is_some()) {
+            let mut family = encoder.encode_descriptor(
                 "engine_reachable",
-                "Whether the container engine answered last time (1) or not (0)",
-                u64::from(reachable),
+                "Whether the container engine answered last time (1) or not (0), by engine",
+                None,
+                MetricType::Gauge,
             )?;
+            for engine in &sample.engines {
+                if let Some(reachable) = engine.reachable {
+                    let labels = EngineLabels {
+                        engine: engine.name.clone(),
+                    };
+                    ConstGauge::new(i64::from(reachable)).encode(family.encode_family(&labels)?)?;
+                }
+            }
         }
-        let reconnects = ConstCounter::new(sample.event_stream_reconnects);
-        reconnects.encode(encoder.encode_descriptor(
-            "engine_event_stream_reconnects",
-            "Times the engine's event stream was subscribed again after a gap",
-            None,
-            reconnects.metric_type(),
-        )?)?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "engine_event_stream_reconnects",
+                "Times the engine's event stream was subscribed again after a gap, by engine",
+                None,
+                MetricType::Counter,
+            )?;
+            for engine in &sample.engines {
+                let labels = EngineLabels {
+                    engine: engine.name.clone(),
+                };
+                ConstCounter::new(engine.event_stream_reconnects)
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
         if let Some(bytes) = sample.store_size_bytes {
             let size = ConstGauge::new(bytes as i64);
             size.encode(encoder.encode_descriptor(
@@ -305,8 +335,23 @@ mod tests {
             queue_depth: 3,
             in_flight: 1,
             resources: vec![("instance", "running", 2)],
-            engine_reachable: Some(true),
-            event_stream_reconnects: 4,
+            engines: vec![
+                EngineSample {
+                    name: "unix:///var/run/docker.sock".into(),
+                    reachable: Some(true),
+                    event_stream_reconnects: 4,
+                },
+                EngineSample {
+                    name: "tcp://10.0.0.12:2375".into(),
+                    reachable: Some(false),
+                    event_stream_reconnects: 0,
+                },
+                EngineSample {
+                    name: "tcp://10.0.0.13:2375".into(),
+                    reachable: None,
+                    event_stream_reconnects: 0,
+                },
+            ],
             store_size_bytes: Some(1024),
         }))));
         metrics.request(
@@ -334,8 +379,12 @@ mod tests {
             "ec2d_controller_queue_depth 3",
             "ec2d_controller_reconciles_in_flight 1",
             r#"ec2d_resources{kind="instance",state="running"} 2"#,
-            "ec2d_engine_reachable 1",
-            "ec2d_engine_event_stream_reconnects_total 4",
+            r#"ec2d_engine_reachable{engine="unix:///var/run/docker.sock"} 1"#,
+            r#"ec2d_engine_reachable{engine="tcp://10.0.0.12:2375"} 0"#,
+            "# TYPE ec2d_engine_event_stream_reconnects_total counter",
+            r#"ec2d_engine_event_stream_reconnects_total{engine="unix:///var/run/docker.sock"} 4"#,
+            r#"ec2d_engine_event_stream_reconnects_total{engine="tcp://10.0.0.12:2375"} 0"#,
+            r#"ec2d_engine_event_stream_reconnects_total{engine="tcp://10.0.0.13:2375"} 0"#,
             "ec2d_store_size_bytes 1024",
         ] {
             assert!(
@@ -343,6 +392,10 @@ mod tests {
                 "missing {line:?} in:\n{page}"
             );
         }
+        assert!(
+            !page.contains(r#"ec2d_engine_reachable{engine="tcp://10.0.0.13:2375"}"#),
+            "an engine never contacted has no reachability yet:\n{page}"
+        );
         assert!(
             !page.contains("# EOF"),
             "the 0.0.4 text format has no EOF marker"

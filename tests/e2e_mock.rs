@@ -127,6 +127,33 @@ async fn engines_configured_for_zones_change_nothing_yet() {
         ec2.wait_state(&run.one("instanceId"), "running", WAIT)
             .await;
     }
+    // Health and status list both engines, each pinged, with the zones it serves.
+    for path in ["/_ec2d/health", "/_ec2d/status"] {
+        let doc: serde_json::Value = reqwest::get(format!("{}{path}", app.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let engines = doc["engines"].as_array().expect("an engines list");
+        assert_eq!(engines.len(), 2, "{path}: {doc:#}");
+        assert_eq!(engines[0]["default"], true, "{path}: {doc:#}");
+        assert_eq!(engines[0]["zones"], serde_json::json!([]));
+        assert_eq!(
+            engines[1]["name"], "tcp://10.0.0.12:2375",
+            "{path}: {doc:#}"
+        );
+        assert_eq!(engines[1]["default"], false);
+        assert_eq!(
+            engines[1]["zones"],
+            serde_json::json!(["us-east-1b", "us-east-1c"])
+        );
+        assert!(
+            engines.iter().all(|e| e["reachable"] == true),
+            "{path}: {doc:#}"
+        );
+        assert_eq!(doc["engine"]["reachable"], true, "{path}: {doc:#}");
+    }
     app.shutdown().await.unwrap();
 }
 

@@ -165,8 +165,36 @@ async fn reconciles_resources_engine_and_store_are_shown() {
         .sum();
     assert!(instance_reconciles >= 2.0, "{m:#?}");
     assert!(m[r#"ec2d_reconcile_duration_seconds_count{kind="instance"}"#] >= 2.0);
-    assert_eq!(m["ec2d_engine_reachable"], 1.0);
-    assert_eq!(m["ec2d_engine_event_stream_reconnects_total"], 0.0);
+    // The engine metrics are labelled by engine: its name in the health document's list.
+    let health: serde_json::Value = http
+        .get(format!("{}/_ec2d/health", app.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let engines = health["engines"].as_array().expect("an engines list");
+    assert_eq!(engines.len(), 1, "{health:#}");
+    assert_eq!(engines[0]["default"], true, "{health:#}");
+    let name = engines[0]["name"].as_str().unwrap();
+    assert_eq!(
+        m[&format!(r#"ec2d_engine_reachable{{engine="{name}"}}"#)],
+        1.0,
+        "{m:#?}"
+    );
+    assert_eq!(
+        m[&format!(r#"ec2d_engine_event_stream_reconnects_total{{engine="{name}"}}"#)],
+        0.0,
+        "{m:#?}"
+    );
+    assert_eq!(
+        m.keys()
+            .filter(|k| k.starts_with("ec2d_engine_reachable"))
+            .count(),
+        1,
+        "one engine, one series: {m:#?}"
+    );
     assert!(m["ec2d_store_size_bytes"] > 0.0);
     assert!(m.contains_key("ec2d_controller_queue_depth"));
     assert!(m.contains_key("ec2d_controller_reconciles_in_flight"));

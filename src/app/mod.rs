@@ -23,10 +23,10 @@ use crate::hostnet::{ImdsRoutes, SystemIptables};
 use crate::imds;
 use crate::metrics::Metrics;
 use crate::model::InstanceId;
-use crate::reconcile::{self, Context, Engines, ObjectRef, Settings};
+use crate::reconcile::{self, Context, Engine, Engines, ObjectRef, Settings};
 use crate::runtime::{ContainerRuntime, DockerRuntime, FakeRuntime, RuntimeError};
 use crate::shutdown::{self, Shutdown};
-use crate::store::{Store, StoreError};
+use crate::store::{StatusStore, Store, StoreError};
 
 pub use report::Report;
 
@@ -210,16 +210,26 @@ impl App {
 
         // Know the engine and the AMIs before answering, so the first DescribeImages and
         // RunInstances see them (kube's "initial list" before serving).
-        let ping = ctx.runtime.info().await;
-        ctx.engine.record_ping(&ping);
-        match &ping {
-            Ok(info) => {
-                info!(version = %info.version, api_version = %info.api_version, "container engine reachable")
+        // Every engine is pinged (together); the default engine's answer decides the first
+        // AMI discovery and the instance API's bridge address, as before.
+        let pings = futures::future::join_all(ctx.engines.iter().map(|engine| async move {
+            let ping = engine.runtime().info().await;
+            engine.monitor().record_ping(&ping);
+            match &ping {
+                Ok(info) => {
+                    info!(engine = %engine.name(), version = %info.version, api_version = %info.api_version, "container engine reachable")
+                }
+                Err(error) => {
+                    warn!(engine = %engine.name(), %error, "container engine unreachable; the API answers and instances converge once it is back")
+                }
             }
-            Err(error) => {
-                warn!(%error, "container engine unreachable; the API answers and instances converge once it is back")
-            }
-        }
+            (engine.is_default(), ping)
+        }))
+        .await;
+        let ping = pings
+            .into_iter()
+            .find_map(|(default, ping)| default.then_some(ping))
+            .expect("there is a default engine");
         if ping.is_ok() {
             if let Err(error) = reconcile::reconcile(ObjectRef::Catalog, ctx.clone()).await {
                 warn!(%error, "initial AMI discovery failed");
@@ -236,14 +246,14 @@ impl App {
         let metrics = Arc::new(Metrics::new(Some(Arc::new(sampler::Levels {
             store: store.clone(),
             controller: handle.clone(),
-            engine: ctx.engine.clone(),
+            engines: ctx.engines.views(),
         }))));
         let controller =
             controller.with_observer(Arc::new(sampler::ReconcileMetrics(metrics.clone())));
         let report = Arc::new(
             Report::new(
                 store.clone(),
-                ctx.engine.clone(),
+                ctx.engines.views(),
                 handle.clone(),
                 config.vm_manager,
                 ctx.sweep_report.clone(),
@@ -306,7 +316,14 @@ impl App {
             }
         });
 
-        tokio::spawn(ping_engine(ctx.clone(), handle.clone(), stop.clone()));
+        for engine in ctx.engines.iter() {
+            tokio::spawn(ping_engine(
+                engine.clone(),
+                ctx.store.clone(),
+                handle.clone(),
+                stop.clone(),
+            ));
+        }
         serve_instance_api(
             &config,
             listener.local_addr()?,
@@ -621,15 +638,18 @@ fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)
     listener.tap_io(set_nodelay)
 }
 
-/// Pings the engine regularly so health reports it, and so a returning engine is noticed:
-/// then everything is resynced through the event stream's `Resubscribed`.
+/// Pings one engine regularly (every 15 s while it answers, every 2 s while it does not) so
+/// health and metrics report it, and so its return is noticed: then everything that backed
+/// off while it was away is enqueued. One such task runs per engine.
 async fn ping_engine<R: ContainerRuntime>(
-    ctx: Arc<Context<R>>,
+    engine: Arc<Engine<R>>,
+    store: StatusStore,
     handle: ControllerHandle<ObjectRef>,
     stop: Shutdown,
 ) {
+    let monitor = engine.monitor();
     loop {
-        let period = if ctx.engine.is_reachable() {
+        let period = if monitor.is_reachable() {
             Duration::from_secs(15)
         } else {
             Duration::from_secs(2)
@@ -638,16 +658,20 @@ async fn ping_engine<R: ContainerRuntime>(
             () = stop.clone().recv() => return,
             () = tokio::time::sleep(period) => {}
         }
-        let was_reachable = ctx.engine.is_reachable();
-        let result = ctx.runtime.info().await;
-        ctx.engine.record_ping(&result);
+        let was_reachable = monitor.is_reachable();
+        let result = engine.runtime().info().await;
+        monitor.record_ping(&result);
         match (&result, was_reachable) {
             (Ok(info), false) => {
-                info!(version = %info.version, "container engine reachable");
+                info!(engine = %engine.name(), version = %info.version, "container engine reachable");
                 // Everything that backed off while the engine was away converges now.
-                reconcile::enqueue_everything(&ctx.store, &handle);
+                // (Instances all run on the default engine yet, so this is not narrowed
+                // to the engine's own keys.)
+                reconcile::enqueue_everything(&store, &handle);
             }
-            (Err(error), true) => warn!(%error, "container engine unreachable"),
+            (Err(error), true) => {
+                warn!(engine = %engine.name(), %error, "container engine unreachable")
+            }
             _ => {}
         }
     }

@@ -8,13 +8,15 @@ use crate::controller::ControllerHandle;
 use crate::hostmnt::VolumeMounts;
 use crate::hostnet::ImdsRoutes;
 use crate::model::{display_state, format_timestamp, Image, Instance};
-use crate::reconcile::{EngineMonitor, Networks, ObjectRef, SweepReport};
+use crate::reconcile::{EngineView, Networks, ObjectRef, SweepReport};
 use crate::store::Store;
 
-/// Builds `/_ec2d/health` and `/_ec2d/status` from the store, the controller and the engine monitor.
+/// Builds `/_ec2d/health` and `/_ec2d/status` from the store, the controller and the engines'
+/// monitors.
 pub struct Report {
     store: Store,
-    engine: EngineMonitor,
+    /// Every engine, the default first.
+    engines: Vec<EngineView>,
     controller: ControllerHandle<ObjectRef>,
     vm_manager: VmManager,
     sweep: SweepReport,
@@ -24,18 +26,19 @@ pub struct Report {
 }
 
 impl Report {
-    /// A report over these parts.
+    /// A report over these parts; `engines` has the default engine first.
     pub fn new(
         store: Store,
-        engine: EngineMonitor,
+        engines: Vec<EngineView>,
         controller: ControllerHandle<ObjectRef>,
         vm_manager: VmManager,
         sweep: SweepReport,
         networks: Networks,
     ) -> Self {
+        assert!(!engines.is_empty(), "a report needs the default engine");
         Self {
             store,
-            engine,
+            engines,
             controller,
             vm_manager,
             sweep,
@@ -83,6 +86,35 @@ impl Report {
         })
     }
 
+    /// The default engine, whose health is the document's `engine` object.
+    fn default_engine(&self) -> &EngineView {
+        self.engines
+            .iter()
+            .find(|e| e.default)
+            .unwrap_or(&self.engines[0])
+    }
+
+    /// One engine in the `engines` list: its name, zones, whether it is the default, and
+    /// its health as last observed.
+    fn engine_doc(engine: &EngineView) -> Value {
+        let health = engine.monitor.snapshot();
+        json!({
+            "name": engine.name,
+            "zones": engine.zones,
+            "default": engine.default,
+            "reachable": health.reachable,
+            "version": health.version,
+            "apiVersion": health.api_version,
+            "lastError": health.last_error,
+            "checkedAt": health.checked_at,
+            "eventStreamReconnects": engine.monitor.event_stream_reconnects(),
+        })
+    }
+
+    fn engines_doc(&self) -> Vec<Value> {
+        self.engines.iter().map(Self::engine_doc).collect()
+    }
+
     fn image_doc(image: &Image) -> Value {
         json!({
             "id": image.metadata.name,
@@ -103,12 +135,19 @@ impl Report {
 impl Introspection for Report {
     fn health(&self) -> Value {
         let store_ok = self.store.is_healthy();
-        let engine = self.engine.snapshot();
-        let engine_ok = self.vm_manager == VmManager::Mock || engine.reachable == Some(true);
+        // Every engine must answer: with one engine (no EC2D_ENGINES) that is the default
+        // one, as before; with several, one engine down makes ec2d unhealthy, though the
+        // zones of the others still work. Mock instances need no engine.
+        let engines_ok = self.vm_manager == VmManager::Mock
+            || self
+                .engines
+                .iter()
+                .all(|e| e.monitor.snapshot().reachable == Some(true));
         json!({
-            "ok": store_ok && engine_ok,
+            "ok": store_ok && engines_ok,
             "store": { "ok": store_ok },
-            "engine": engine,
+            "engine": self.default_engine().monitor.snapshot(),
+            "engines": self.engines_doc(),
             "vmManager": self.vm_manager,
         })
     }
@@ -133,7 +172,8 @@ impl Introspection for Report {
             "storeId": self.store.id(),
             "vmManager": self.vm_manager,
             "controller": stats,
-            "engine": self.engine.snapshot(),
+            "engine": self.default_engine().monitor.snapshot(),
+            "engines": self.engines_doc(),
             "instances": instances.objects.iter().map(Self::instance_doc).collect::<Vec<_>>(),
             "images": images.objects.iter().chain(catalog.objects.iter()).map(Self::image_doc).collect::<Vec<_>>(),
             "corruptRecords": corrupt,
@@ -159,7 +199,103 @@ fn is_converged(instance: &Instance, shown: crate::model::InstanceState) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::{Controller, ControllerConfig};
     use crate::model::{fixtures, ErrorRecord, InstanceState};
+    use crate::reconcile::{Engines, SweepReport};
+    use crate::runtime::{ContainerRuntime, FakeRuntime};
+
+    /// A report over a temporary store and `engines`, each pinged once as the app does.
+    async fn report_over(engines: &Engines<FakeRuntime>, vm_manager: VmManager) -> Report {
+        for engine in engines.iter() {
+            engine.monitor().record_ping(&engine.runtime().info().await);
+        }
+        let controller = Controller::<ObjectRef>::new(ControllerConfig::default());
+        Report::new(
+            Store::temporary().unwrap(),
+            engines.views(),
+            controller.handle(),
+            vm_manager,
+            SweepReport::default(),
+            Networks::default(),
+        )
+    }
+
+    /// The default engine on the local socket, and `us-east-1b`/`us-east-1c` on a second
+    /// engine, down when `b_down`.
+    fn two_engines(b_down: bool) -> Engines<FakeRuntime> {
+        let b = FakeRuntime::new();
+        b.set_down(b_down);
+        Engines::build(
+            "unix:///var/run/docker.sock",
+            FakeRuntime::new(),
+            [
+                ("us-east-1b".to_string(), "tcp://10.0.0.12:2375".to_string()),
+                ("us-east-1c".to_string(), "tcp://10.0.0.12:2375".to_string()),
+            ],
+            |_| Ok::<_, std::convert::Infallible>(b.clone()),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_and_status_list_every_engine_and_one_down_makes_health_not_ok() {
+        let report = report_over(&two_engines(true), VmManager::Docker).await;
+        let health = report.health();
+        assert_eq!(health["ok"], false, "{health:#}");
+        assert_eq!(health["store"]["ok"], true);
+        // The `engine` object stays the default engine's, as before.
+        assert_eq!(health["engine"]["reachable"], true, "{health:#}");
+        let engines = health["engines"].as_array().unwrap();
+        assert_eq!(engines.len(), 2, "{health:#}");
+        assert_eq!(engines[0]["name"], "unix:///var/run/docker.sock");
+        assert_eq!(engines[0]["default"], true);
+        assert_eq!(engines[0]["zones"], serde_json::json!([]));
+        assert_eq!(engines[0]["reachable"], true);
+        assert!(engines[0]["version"].is_string() && engines[0]["apiVersion"].is_string());
+        assert!(engines[0]["lastError"].is_null());
+        assert!(engines[0]["checkedAt"].is_string());
+        assert_eq!(engines[1]["name"], "tcp://10.0.0.12:2375");
+        assert_eq!(engines[1]["default"], false);
+        assert_eq!(
+            engines[1]["zones"],
+            serde_json::json!(["us-east-1b", "us-east-1c"])
+        );
+        assert_eq!(engines[1]["reachable"], false);
+        assert!(engines[1]["lastError"].is_string(), "{health:#}");
+        assert!(engines[1]["checkedAt"].is_string());
+        assert_eq!(engines[1]["eventStreamReconnects"], 0);
+
+        let status = report.status(None).unwrap();
+        assert_eq!(status["engines"], health["engines"], "{status:#}");
+        assert_eq!(status["engine"]["reachable"], true);
+    }
+
+    #[tokio::test]
+    async fn health_is_ok_when_every_engine_answers() {
+        let report = report_over(&two_engines(false), VmManager::Docker).await;
+        let health = report.health();
+        assert_eq!(health["ok"], true, "{health:#}");
+        assert_eq!(health["engines"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn one_engine_keeps_the_meaning_health_had() {
+        let engines = Engines::single("unix:///var/run/docker.sock", true, FakeRuntime::new());
+        let report = report_over(&engines, VmManager::Docker).await;
+        assert_eq!(report.health()["ok"], true);
+        let engines_doc = report.health()["engines"].clone();
+        assert_eq!(engines_doc.as_array().unwrap().len(), 1);
+        assert_eq!(engines_doc[0]["default"], true);
+
+        engines.default().runtime().set_down(true);
+        let report = report_over(&engines, VmManager::Docker).await;
+        let health = report.health();
+        assert_eq!(health["ok"], false);
+        assert_eq!(health["engine"]["reachable"], false);
+        // Mock instances need no engine.
+        let report = report_over(&engines, VmManager::Mock).await;
+        assert_eq!(report.health()["ok"], true);
+    }
 
     #[test]
     fn an_instance_with_an_unresolved_error_is_not_converged() {

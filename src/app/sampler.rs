@@ -5,32 +5,38 @@ use std::sync::Arc;
 
 use crate::api::volumes;
 use crate::controller::{ControllerHandle, Observer, Outcome};
-use crate::metrics::{Metrics, Sample, Sampler};
+use crate::metrics::{EngineSample, Metrics, Sample, Sampler};
 use crate::model::display_state;
-use crate::reconcile::{EngineMonitor, ObjectRef};
+use crate::reconcile::{EngineView, ObjectRef};
 use crate::store::Store;
 
 /// Reads the store (every record, once per scrape: it is memory-resident and listings are
-/// cached until a write), the controller's stats and the engine monitor.
+/// cached until a write), the controller's stats and every engine's monitor.
 pub struct Levels {
     /// The store.
     pub store: Store,
     /// The controller's queue.
     pub controller: ControllerHandle<ObjectRef>,
-    /// The engine's health and event-stream gaps.
-    pub engine: EngineMonitor,
+    /// Every engine's health and event-stream gaps, the default first.
+    pub engines: Vec<EngineView>,
 }
 
 impl Sampler for Levels {
     fn sample(&self) -> Sample {
         let stats = self.controller.stats();
-        let engine = self.engine.snapshot();
         Sample {
             queue_depth: stats.queue_depth as u64,
             in_flight: stats.in_flight as u64,
             resources: self.resources(),
-            engine_reachable: engine.reachable,
-            event_stream_reconnects: self.engine.event_stream_reconnects(),
+            engines: self
+                .engines
+                .iter()
+                .map(|engine| EngineSample {
+                    name: engine.name.clone(),
+                    reachable: engine.monitor.snapshot().reachable,
+                    event_stream_reconnects: engine.monitor.event_stream_reconnects(),
+                })
+                .collect(),
             store_size_bytes: self
                 .store
                 .size_on_disk()

@@ -78,6 +78,32 @@ impl<R> Engine<R> {
     }
 }
 
+/// What health, status and metrics show of one engine: its name, zones, whether it is the
+/// default, and its monitor (shared, so the view stays current).
+#[derive(Debug, Clone)]
+pub struct EngineView {
+    /// The normalised endpoint, or [`SINGLE_ENGINE`].
+    pub name: String,
+    /// The zones `EC2D_ENGINES` gives it.
+    pub zones: Vec<String>,
+    /// Whether it is the default engine.
+    pub default: bool,
+    /// Its reachability and event-stream gaps.
+    pub monitor: EngineMonitor,
+}
+
+impl<R> Engine<R> {
+    /// What health, status and metrics show of it.
+    pub fn view(&self) -> EngineView {
+        EngineView {
+            name: self.name.clone(),
+            zones: self.zones.clone(),
+            default: self.default,
+            monitor: self.monitor.clone(),
+        }
+    }
+}
+
 impl<R> fmt::Debug for Engine<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
@@ -163,6 +189,13 @@ impl<R> Engines<R> {
     /// Every engine once, the default first.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Engine<R>>> {
         self.engines.iter()
+    }
+
+    /// What health, status and metrics show of every engine, the default first.
+    pub fn views(&self) -> Vec<EngineView> {
+        let mut views: Vec<EngineView> = self.iter().map(|e| e.view()).collect();
+        views.sort_by_key(|v| !v.default);
+        views
     }
 }
 

@@ -32,7 +32,7 @@ use futures::StreamExt;
 
 pub use console::ConsoleReads;
 pub use engine::{EngineHealth, EngineMonitor};
-pub use engines::{is_local_endpoint, Engine, Engines, SINGLE_ENGINE};
+pub use engines::{is_local_endpoint, Engine, EngineView, Engines, SINGLE_ENGINE};
 pub use error::ReconcileError;
 pub use gc::{KeptOrphan, SweepReport};
 pub use imds_routes::route_address;

@@ -4,6 +4,8 @@ and store metrics describe the running ec2d."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -109,9 +111,22 @@ def test_reconcile_resource_engine_and_store_metrics(ec2d, ec2, launch):
         families, "ec2d_reconcile_duration_seconds", "ec2d_reconcile_duration_seconds_count", kind="instance"
     ) >= instance_reconciles - 1  # the pass in flight at the scrape may be counted only once
 
-    assert value(families, "ec2d_engine_reachable") == 1
+    # The engine metrics carry an `engine` label: the engine's normalised endpoint, as the
+    # health document's `engines` list names it. Every engine answers here.
+    reachable = families["ec2d_engine_reachable"]["samples"]
+    assert reachable, families["ec2d_engine_reachable"]
+    assert all(dict(labels).keys() == {"engine"} for (_, labels) in reachable), reachable
+    assert all(v == 1 for v in reachable.values()), reachable
     assert families["ec2d_engine_event_stream_reconnects"]["type"] == "counter"
-    assert value(families, "ec2d_engine_event_stream_reconnects", "ec2d_engine_event_stream_reconnects_total") >= 0
+    reconnects = families["ec2d_engine_event_stream_reconnects"]["samples"]
+    assert {dict(labels)["engine"] for (_, labels) in reconnects} == {
+        dict(labels)["engine"] for (_, labels) in reachable
+    }, reconnects
+    assert all(v >= 0 for v in reconnects.values()), reconnects
+    status, body = h.http_get(f"{ec2d.url}/_ec2d/health")
+    assert status == 200, body
+    names = {e["name"] for e in json.loads(body)["engines"]}
+    assert {dict(labels)["engine"] for (_, labels) in reachable} == names, (names, reachable)
     assert value(families, "ec2d_store_size_bytes") > 0
     assert value(families, "ec2d_controller_queue_depth") >= 0
     assert value(families, "ec2d_controller_reconciles_in_flight") >= 0
