@@ -676,9 +676,8 @@ fn derived<T: Clone, E>(
 /// reach an eighth of the map (at least [`SWEEP_AFTER_ADDED`]): a constant walk per added
 /// item, and at most that many dead items held. Sweeping whenever the map outgrew the page
 /// made every one-instance Describe (a waiter's poll) walk all 10,000 entries, 40% of its
-/// time; sweeping only once the map had doubled held up to twice the live items plus 256
-/// (in the soak, 1.3 MB of dead items building up for about ten minutes, kept by the
-/// allocator as resident memory afterwards).
+/// time; sweeping only once the map had doubled held up to as many dead items as live ones,
+/// plus 256.
 #[derive(Debug, Default)]
 struct Items {
     map: rustc_hash::FxHashMap<String, RenderedItem>,
