@@ -1285,15 +1285,7 @@ async fn copy_image_to_streams_the_image_into_the_target_with_its_id_labels_and_
     proxy.hold_requests(true);
     let progress = CopyProgress::default();
     let t0 = Instant::now();
-    let copy = tokio::spawn({
-        let (source, target, reference, progress) = (
-            source.clone(),
-            target.clone(),
-            reference.clone(),
-            progress.clone(),
-        );
-        async move { source.copy_image_to(&reference, &target, &progress).await }
-    });
+    let copy = spawn_copy(&source, &target, &reference, &progress);
     wait_for_first_bytes(&progress).await;
     let out = docker_cli(&["rmi", &reference]);
     assert!(
@@ -1321,6 +1313,23 @@ async fn copy_image_to_streams_the_image_into_the_target_with_its_id_labels_and_
     );
 }
 
+/// `source.copy_image_to(reference, target)` on a task of its own, so a test can act while
+/// the archive is on its way.
+fn spawn_copy(
+    source: &DockerRuntime,
+    target: &DockerRuntime,
+    reference: &str,
+    progress: &CopyProgress,
+) -> tokio::task::JoinHandle<ec2d::runtime::RuntimeResult<u64>> {
+    let (source, target, reference, progress) = (
+        source.clone(),
+        target.clone(),
+        reference.to_string(),
+        progress.clone(),
+    );
+    tokio::spawn(async move { source.copy_image_to(&reference, &target, &progress).await })
+}
+
 #[tokio::test]
 async fn an_image_copy_whose_source_stops_answering_fails_and_loads_nothing() {
     let Some(target) = engine() else { return };
@@ -1330,15 +1339,7 @@ async fn an_image_copy_whose_source_stops_answering_fails_and_loads_nothing() {
     let (reference, _guard) = fresh_test_tag();
     let whole = image_field(&reference, "{{.Size}}").parse::<u64>().unwrap();
     let progress = CopyProgress::default();
-    let copy = tokio::spawn({
-        let (source, target, reference, progress) = (
-            source.clone(),
-            target.clone(),
-            reference.clone(),
-            progress.clone(),
-        );
-        async move { source.copy_image_to(&reference, &target, &progress).await }
-    });
+    let copy = spawn_copy(&source, &target, &reference, &progress);
     wait_for_first_bytes(&progress).await;
     // Gone here, so a load that took the cut archive would show by bringing it back.
     let out = docker_cli(&["rmi", &reference]);
