@@ -364,7 +364,7 @@ fn default_engine_endpoint(config: &Config) -> String {
         .filter(|host| !host.is_empty())
     {
         Some(host) => DockerRuntime::normalize_endpoint(host).unwrap_or_else(|_| host.to_string()),
-        None => "unix:///var/run/docker.sock".to_string(),
+        None => DockerRuntime::default_endpoint(),
     }
 }
 

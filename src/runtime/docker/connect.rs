@@ -143,6 +143,11 @@ impl DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// The endpoint `connect(None)` falls back to without `DOCKER_HOST`, in normalised form.
+    pub fn default_endpoint() -> String {
+        format!("unix://{DEFAULT_SOCKET}")
+    }
+
     /// The canonical form of an endpoint named in the configuration, so two spellings of one
     /// engine compare equal: `/p` and `unix:///p` are `unix:///p` (repeated `/` and `.`
     /// components dropped, never resolved through the file system); `tcp://h:p` and
