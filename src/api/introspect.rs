@@ -15,6 +15,17 @@ pub trait Introspection: Send + Sync + 'static {
     fn health(&self) -> serde_json::Value;
     /// The whole status document, or one instance's (`None` when unknown).
     fn status(&self, instance_id: Option<&str>) -> Option<serde_json::Value>;
+    /// Whether `zone` reads `impaired`: with several engines (`EC2D_ENGINES`), the engine
+    /// serving it was last seen unreachable. One engine never impairs a zone (instances wait
+    /// for it, as they always have).
+    fn zone_impaired(&self, _zone: &str) -> bool {
+        false
+    }
+    /// Whether an instance's host is unreachable: its engine (`engine`, recorded in its
+    /// status, else its zone's), with several engines configured.
+    fn instance_host_impaired(&self, _zone: &str, _engine: Option<&str>) -> bool {
+        false
+    }
 }
 
 /// The inspection routes.

@@ -125,7 +125,7 @@ impl App {
     }
 
     /// Like [`App::spawn`], with an explicit runtime (tests drive a [`FakeRuntime`] they keep a handle to).
-    pub async fn spawn_with<R: ContainerRuntime + Clone>(
+    pub async fn spawn_with<R: ContainerRuntime>(
         config: Config,
         runtime: Option<R>,
     ) -> Result<RunningApp, AppError> {
@@ -148,7 +148,7 @@ impl App {
     /// Runs with the given runtime until `shutdown` resolves: in-flight reconciles finish,
     /// the store is flushed, instance containers keep running. The runtime is the one engine:
     /// `EC2D_ENGINES` is not read.
-    pub async fn serve_with<R: ContainerRuntime + Clone>(
+    pub async fn serve_with<R: ContainerRuntime>(
         config: Config,
         runtime: R,
         listener: TcpListener,
@@ -163,7 +163,7 @@ impl App {
         Self::serve_announcing(config, engines, listener, shutdown, Announce::Quiet).await
     }
 
-    async fn serve_announcing<R: ContainerRuntime + Clone>(
+    async fn serve_announcing<R: ContainerRuntime>(
         config: Config,
         engines: Engines<R>,
         listener: TcpListener,
@@ -210,8 +210,8 @@ impl App {
 
         // Know the engine and the AMIs before answering, so the first DescribeImages and
         // RunInstances see them (kube's "initial list" before serving).
-        // Every engine is pinged (together); the default engine's answer decides the first
-        // AMI discovery and the instance API's bridge address, as before.
+        // Every engine is pinged (together); discovery lists those that answer, and the
+        // default engine's answer gives the instance API's bridge address.
         let pings = futures::future::join_all(ctx.engines.iter().map(|engine| async move {
             let ping = engine.runtime().info().await;
             engine.monitor().record_ping(&ping);
@@ -226,11 +226,12 @@ impl App {
             (engine.is_default(), ping)
         }))
         .await;
+        let any_reachable = pings.iter().any(|(_, ping)| ping.is_ok());
         let ping = pings
             .into_iter()
             .find_map(|(default, ping)| default.then_some(ping))
             .expect("there is a default engine");
-        if ping.is_ok() {
+        if any_reachable {
             if let Err(error) = reconcile::reconcile(ObjectRef::Catalog, ctx.clone()).await {
                 warn!(%error, "initial AMI discovery failed");
             }
@@ -368,8 +369,7 @@ fn default_engine_endpoint(config: &Config) -> String {
     }
 }
 
-/// Says once which engine serves which zones, when `EC2D_ENGINES` names any, and that
-/// instances still run on the default engine whatever their zone.
+/// Says once which engine serves which zones, when `EC2D_ENGINES` names any.
 fn log_engines<R>(engines: &Engines<R>) {
     if engines.iter().all(|engine| engine.zones().is_empty()) {
         return;
@@ -383,10 +383,6 @@ fn log_engines<R>(engines: &Engines<R>) {
             "container engine configured"
         );
     }
-    warn!(
-        engines = engines.iter().count(),
-        "EC2D_ENGINES: every instance still runs on the default engine, whatever its zone; the other engines are set up but not used yet"
-    );
 }
 
 /// Whether the process says `Ready.` once it serves: the binary does, embedded apps (tests) don't.
@@ -664,9 +660,8 @@ async fn ping_engine<R: ContainerRuntime>(
         match (&result, was_reachable) {
             (Ok(info), false) => {
                 info!(engine = %engine.name(), version = %info.version, "container engine reachable");
-                // Everything that backed off while the engine was away converges now.
-                // (Instances all run on the default engine yet, so this is not narrowed
-                // to the engine's own keys.)
+                // Everything that backed off while the engine was away converges now (every
+                // key: the catalog, the sweep and the networks span engines).
                 reconcile::enqueue_everything(&store, &handle);
             }
             (Err(error), true) => {

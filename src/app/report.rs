@@ -77,6 +77,8 @@ impl Report {
             "container": instance.status.container,
             // What DescribeInstances shows: the container's address, else the allocated one.
             "privateIpAddress": crate::api::render::private_ip(instance, shown),
+            "engine": instance.status.engine,
+            "imageCopy": instance.status.image_copy,
             "networkWarning": instance.status.network_warning,
             "volumeWarning": instance.status.volume_warning,
             "stateReason": instance.status.state_reason,
@@ -92,6 +94,14 @@ impl Report {
             .iter()
             .find(|e| e.default)
             .unwrap_or(&self.engines[0])
+    }
+
+    /// The engine serving `zone`: the one `EC2D_ENGINES` gives it, else the default one.
+    fn engine_serving(&self, zone: &str) -> &EngineView {
+        self.engines
+            .iter()
+            .find(|e| e.zones.iter().any(|z| z == zone))
+            .unwrap_or_else(|| self.default_engine())
     }
 
     /// One engine in the `engines` list: its name, zones, whether it is the default, and
@@ -133,6 +143,20 @@ impl Report {
 }
 
 impl Introspection for Report {
+    fn zone_impaired(&self, zone: &str) -> bool {
+        self.engines.len() > 1 && self.engine_serving(zone).monitor.is_down()
+    }
+
+    fn instance_host_impaired(&self, zone: &str, engine: Option<&str>) -> bool {
+        if self.engines.len() < 2 {
+            return false;
+        }
+        let view = engine
+            .and_then(|name| self.engines.iter().find(|e| e.name == name))
+            .unwrap_or_else(|| self.engine_serving(zone));
+        view.monitor.is_down()
+    }
+
     fn health(&self) -> Value {
         let store_ok = self.store.is_healthy();
         // Every engine must answer: with one engine (no EC2D_ENGINES) that is the default

@@ -226,6 +226,34 @@ pub struct InstanceStatus {
     /// points); an attachment the user asked for is `attached` once it is listed here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<super::volume::MountedVolume>,
+    /// The engine the instance's container is on (its normalised endpoint), recorded when
+    /// `EC2D_ENGINES` names several so the instance stays there whatever the configuration
+    /// says later. None with one engine, and in records from before: an instance with a
+    /// container is then on the default engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// The copy of the instance's image onto its engine, while one is under way: the instance
+    /// stays `pending` until its image is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_copy: Option<ImageCopy>,
+}
+
+/// An image being copied from one engine to another for an instance's boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageCopy {
+    /// The image reference copied (`localstack-ec2/<name>:<ami>`).
+    pub reference: String,
+    /// The engine it is copied from.
+    pub from: String,
+    /// The engine it is copied to (the instance's).
+    pub to: String,
+    /// Bytes of the image's archive streamed so far.
+    pub bytes_copied: u64,
+    /// When the copy began.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub started_at: Timestamp,
 }
 
 /// How many transitions a status keeps.

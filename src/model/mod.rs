@@ -36,7 +36,7 @@ pub use image::{
     Image, ImageBlockDevice, ImageSource, ImageSpec, ImageState, ImageStatus, LaunchPermissions,
 };
 pub use instance::{
-    ContainerObservation, GroupRef, Instance, InstanceSpec, InstanceStatus, PortMapping,
+    ContainerObservation, GroupRef, ImageCopy, Instance, InstanceSpec, InstanceStatus, PortMapping,
     PortProtocol, PortSpec, ShutdownBehavior, Transition, INSTANCE_KIND, MAX_PUBLISHED_PORTS,
 };
 pub use instance_options::{

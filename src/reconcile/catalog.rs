@@ -8,11 +8,12 @@
 //! no longer has the AMI, and every later pass lists afresh.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::{Context, ReconcileError};
+use super::{Context, Engine, ReconcileError};
 use crate::controller::Action;
 use crate::model::{
     ImageSource, ImageSpec, ImageState, ImageStatus, Object, ObjectMeta, API_VERSION,
@@ -72,47 +73,50 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     let spared = |ami: &AmiImage| {
         foreign(ami, store_id) && matches!(gone.get(ami.ami_id.as_str()), Some(ImageSource::Docker))
     };
-    let mut amis = ctx.runtime.list_amis().await?;
-    // Tags that stay for a later pass, and why.
-    let mut kept: BTreeMap<String, String> = BTreeMap::new();
+    let (mut amis, mut unlisted) = list_everywhere(ctx).await?;
+    // Tags that stay for a later pass, and why, per engine and reference.
+    let mut kept: BTreeMap<(String, String), String> = BTreeMap::new();
     for _ in 0..UNTAG_ROUNDS {
-        let doomed: Vec<(String, String)> = amis
+        let doomed: Vec<(Arc<Engine<R>>, String, String)> = amis
             .iter()
-            .filter(|a| {
+            .filter(|(engine, a)| {
                 gone.contains_key(a.ami_id.as_str())
-                    && !kept.contains_key(&a.reference)
+                    && !kept.contains_key(&(engine.name().to_string(), a.reference.clone()))
                     && !spared(a)
             })
-            .map(|a| (a.ami_id.to_string(), a.reference.clone()))
+            .map(|(engine, a)| (engine.clone(), a.ami_id.to_string(), a.reference.clone()))
             .collect();
         if doomed.is_empty() {
             break;
         }
-        for (image_id, reference) in doomed {
-            match ctx.runtime.remove_image_tag(&reference).await {
+        for (engine, image_id, reference) in doomed {
+            let key = (engine.name().to_string(), reference.clone());
+            match engine.runtime().remove_image_tag(&reference).await {
                 Ok(()) | Err(RuntimeError::NotFound(_)) => {
-                    info!(%image_id, %reference, "tag of a deregistered AMI removed");
+                    info!(%image_id, %reference, engine = %engine.name(), "tag of a deregistered AMI removed");
                 }
                 Err(RuntimeError::Conflict(reason)) => {
                     debug!(%image_id, %reference, %reason, "tag of a deregistered AMI kept while its image is in use");
-                    kept.insert(reference, reason);
+                    kept.insert(key, reason);
                 }
                 Err(error) => {
                     warn!(%image_id, %reference, %error, "could not remove the tag of a deregistered AMI; its record waits for the next pass");
-                    kept.insert(reference, error.to_string());
+                    kept.insert(key, error.to_string());
                 }
             }
         }
-        amis = ctx.runtime.list_amis().await?;
+        (amis, unlisted) = list_everywhere(ctx).await?;
     }
+    // An AMI tag on an engine that cannot be listed now may still be there.
+    let still_tagged_unseen = !unlisted.is_empty();
     let still_tagged: BTreeSet<String> = amis
         .iter()
-        .filter(|a| gone.contains_key(a.ami_id.as_str()) && !spared(a))
-        .map(|a| a.ami_id.to_string())
+        .filter(|(_, a)| gone.contains_key(a.ami_id.as_str()) && !spared(a))
+        .map(|(_, a)| a.ami_id.to_string())
         .collect();
     // Per AMI, the tags left to another ec2d, each with that ec2d's store id.
     let mut left_to_others: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for ami in amis.iter().filter(|a| spared(a)) {
+    for (_, ami) in amis.iter().filter(|(_, a)| spared(a)) {
         left_to_others
             .entry(ami.ami_id.to_string())
             .or_default()
@@ -123,7 +127,12 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             ));
     }
     let mut objects = Vec::with_capacity(amis.len());
-    for ami in amis {
+    let mut listed = BTreeSet::new();
+    for (_, ami) in amis {
+        // One entry per AMI however many engines hold its image (the default's first).
+        if !listed.insert(ami.ami_id.to_string()) {
+            continue;
+        }
         if gone.contains_key(ami.ami_id.as_str())
             || (foreign(&ami, store_id)
                 && ctx
@@ -133,6 +142,18 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             continue;
         }
         objects.push(discovered(ami));
+    }
+    // An engine that cannot be listed keeps the entries no other engine lists: its AMIs stay
+    // through its outage.
+    if !unlisted.is_empty() {
+        for entry in ctx.store.catalog().list_shared()?.objects {
+            let id = entry.metadata.name.as_str();
+            if !listed.contains(id) && !gone.contains_key(id) {
+                objects.push((*entry).clone());
+            }
+        }
+        unlisted.sort();
+        debug!(engines = ?unlisted, "engines not listed; their AMIs are kept as last seen");
     }
     let count = objects.len();
     ctx.store.catalog().replace_all(&objects)?;
@@ -147,7 +168,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             && image.status.observed_generation >= image.metadata.generation;
         if !acknowledged {
             unacknowledged = true;
-        } else if !still_tagged.contains(id) {
+        } else if !still_tagged.contains(id) && !still_tagged_unseen {
             if let Some(tags) = left_to_others.get(id) {
                 info!(image_id = %id, ?tags, "tag of a deregistered AMI kept: its image was committed by another ec2d sharing the engine (its store id label), whose AMI relies on it; the record goes and the AMI stays deregistered here");
             }
@@ -162,6 +183,31 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     } else {
         Action::requeue(ctx.settings.converged_requeue)
     })
+}
+
+/// The AMI images of every engine that answers, each with its engine (the default's first),
+/// and the names of the engines that did not. Fails only when none answers.
+async fn list_everywhere<R: ContainerRuntime>(
+    ctx: &Context<R>,
+) -> Result<(Vec<(Arc<Engine<R>>, AmiImage)>, Vec<String>), ReconcileError> {
+    let mut amis = Vec::new();
+    let mut unlisted = Vec::new();
+    let mut last_error = None;
+    for engine in ctx.engines.iter() {
+        match engine.runtime().list_amis().await {
+            Ok(listed) => amis.extend(listed.into_iter().map(|ami| (engine.clone(), ami))),
+            Err(error) => {
+                let result: Result<(), ReconcileError> = Err(error.into());
+                engine.monitor().observe(&result);
+                unlisted.push(engine.name().to_string());
+                last_error = result.err();
+            }
+        }
+    }
+    match last_error {
+        Some(error) if unlisted.len() == ctx.engines.iter().count() => Err(error),
+        _ => Ok((amis, unlisted)),
+    }
 }
 
 /// The catalog entry of one discovered tag.

@@ -170,7 +170,20 @@ impl EngineMonitor {
 
     /// Whether the engine answered last time.
     pub fn is_reachable(&self) -> bool {
-        self.snapshot().reachable == Some(true)
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reachable
+            == Some(true)
+    }
+
+    /// Whether the engine was last seen unreachable (not merely not yet contacted).
+    pub fn is_down(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reachable
+            == Some(false)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{EngineMonitor, Networks};
 
@@ -25,6 +25,9 @@ pub struct Engine<R> {
     runtime: R,
     monitor: EngineMonitor,
     networks: Networks,
+    /// One lock per image reference copied onto this engine, so instances launching one AMI
+    /// together copy it once.
+    copy_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl<R> Engine<R> {
@@ -37,7 +40,14 @@ impl<R> Engine<R> {
             runtime,
             monitor: EngineMonitor::default(),
             networks: Networks::default(),
+            copy_locks: Mutex::default(),
         }
+    }
+
+    /// The lock held while `reference` is copied onto this engine.
+    pub fn copy_lock(&self, reference: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.copy_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(reference.to_string()).or_default().clone()
     }
 
     /// Its normalised endpoint (`unix:///var/run/docker.sock`, `tcp://10.0.0.12:2375`), or
@@ -118,7 +128,7 @@ impl<R> fmt::Debug for Engine<R> {
 /// Every engine, each once however many zones name it, and which engine serves which zone.
 ///
 /// `ContainerRuntime` is not object safe, so the engines are several values of one runtime
-/// type `R`.
+/// type `R`. Cloning shares the engines.
 pub struct Engines<R> {
     engines: Vec<Arc<Engine<R>>>,
     by_zone: HashMap<String, usize>,
@@ -181,6 +191,16 @@ impl<R> Engines<R> {
         &self.engines[index]
     }
 
+    /// The engine named `name` (its normalised endpoint), if it is configured.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Engine<R>>> {
+        self.engines.iter().find(|e| e.name == name)
+    }
+
+    /// Whether there is more than the one default engine.
+    pub fn is_multi(&self) -> bool {
+        self.engines.len() > 1
+    }
+
     /// The default engine (`DOCKER_HOST`), which serves every zone no one names.
     pub fn default(&self) -> &Arc<Engine<R>> {
         &self.engines[self.default]
@@ -196,6 +216,16 @@ impl<R> Engines<R> {
         let mut views: Vec<EngineView> = self.iter().map(|e| e.view()).collect();
         views.sort_by_key(|v| !v.default);
         views
+    }
+}
+
+impl<R> Clone for Engines<R> {
+    fn clone(&self) -> Self {
+        Self {
+            engines: self.engines.clone(),
+            by_zone: self.by_zone.clone(),
+            default: self.default,
+        }
     }
 }
 

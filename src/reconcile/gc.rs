@@ -48,6 +48,24 @@ pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Actio
     // The IMDS NAT rules' full sync (whatever a lost event or a hand edit left), before
     // anything that needs the engine.
     super::imds_routes::sync(ctx).await;
+    let kept = Mutex::new(Vec::new());
+    let result = super::on_every_engine(ctx, |on| {
+        let kept = &kept;
+        async move { sweep_engine(&on, kept).await }
+    })
+    .await;
+    ctx.sweep_report
+        .set(kept.into_inner().unwrap_or_else(|p| p.into_inner()));
+    result.map(|_| Action::requeue(ctx.settings.converged_requeue))
+}
+
+/// The sweep on `ctx`'s engine: orphaned containers (no record, or a record of an instance
+/// on another engine: a leftover of a configuration that placed it here), then networks and
+/// Docker volumes no one needs.
+async fn sweep_engine<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    kept_everywhere: &Mutex<Vec<KeptOrphan>>,
+) -> Result<Action, ReconcileError> {
     let containers = ctx.runtime.list_managed().await?;
     let mut kept = Vec::new();
     for container in containers {
@@ -57,13 +75,20 @@ pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Actio
         }
         // The record is written before its container is created, so a container without a
         // record is never one that is still being launched.
-        if ctx
-            .store
-            .instances()
-            .get(container.instance_id.as_str())?
-            .is_some()
-        {
-            continue;
+        match ctx.store.instances().get(container.instance_id.as_str())? {
+            Some(instance)
+                if !ctx.engines.is_multi()
+                    || Arc::ptr_eq(
+                        &super::instance::engine_of(ctx, &instance),
+                        &ctx.current_engine,
+                    ) =>
+            {
+                continue
+            }
+            Some(_) => {
+                info!(container = %container.name, instance_id = %container.instance_id, engine = %ctx.current_engine.name(), "the instance is on another engine: this container is a leftover")
+            }
+            None => {}
         }
         if ctx.settings.remove_containers {
             info!(container = %container.name, instance_id = %container.instance_id, "removing orphaned container");
@@ -78,13 +103,16 @@ pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Actio
             });
         }
     }
-    ctx.sweep_report.set(kept);
+    kept_everywhere
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(kept);
     // Networks no instance needs: a VPC's last instance went while ec2d was down, or its
     // removal was refused then.
     // A network still being left is tried again by its own key, or by the next sweep.
     let _when_busy = super::network::remove_unneeded(ctx, &[]).await?;
     sweep_volumes(ctx).await?;
-    Ok(Action::requeue(ctx.settings.converged_requeue))
+    Ok(Action::await_change())
 }
 
 /// Removes this store's Docker volumes whose volume or snapshot record is gone (collected, or

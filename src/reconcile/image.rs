@@ -2,12 +2,49 @@
 
 use tracing::{info, warn};
 
-use super::{Context, ReconcileError};
+use std::sync::Arc;
+
+use super::{Context, Engine, ReconcileError};
 use crate::controller::Action;
 use crate::model::{
     now, ErrorRecord, Image, ImageId, ImageSource, ImageState, InstanceId, StateReason,
 };
 use crate::runtime::{ContainerRuntime, RuntimeError};
+
+/// The engine a CreateImage or CopyImage record is made on: the source instance's, or the
+/// first engine (the default first) holding the source AMI's image; the default one when
+/// there is one engine or none is found.
+pub(super) async fn engine_for<R: ContainerRuntime>(
+    id: &ImageId,
+    ctx: &Context<R>,
+) -> Arc<Engine<R>> {
+    let default = ctx.engines.default().clone();
+    if !ctx.engines.is_multi() {
+        return default;
+    }
+    let Ok(Some(image)) = ctx.store.images().get_shared(id.as_str()) else {
+        return default;
+    };
+    match &image.spec.source {
+        ImageSource::Commit { instance_id } => {
+            match ctx.store.instances().get_shared(instance_id.as_str()) {
+                Ok(Some(instance)) => super::instance::engine_of(ctx, &instance),
+                _ => default,
+            }
+        }
+        ImageSource::Copy {
+            source_reference, ..
+        } => {
+            for engine in ctx.engines.iter() {
+                if let Ok(true) = engine.runtime().image_exists(source_reference).await {
+                    return engine.clone();
+                }
+            }
+            default
+        }
+        ImageSource::Docker => default,
+    }
+}
 
 /// Reconciles one CreateImage record.
 pub(super) async fn reconcile<R: ContainerRuntime>(

@@ -9,6 +9,7 @@ mod status;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
@@ -20,17 +21,17 @@ use super::boot;
 use super::console;
 use super::network::{self, Placement};
 use super::plan::{self, AttachedVolume, Facts, MountFacts, Plan, PlanSettings, Step};
-use super::{Context, ReconcileError};
+use super::{Context, Engine, ReconcileError};
 use crate::controller::Action;
 use crate::hostmnt::VolumeMounts;
 use crate::model::volume::{attachment_in_force, mount_point, MountedVolume};
 use crate::model::{
-    now, ContainerObservation, DesiredState, Instance, InstanceId, InstanceState, PortMapping,
-    PortProtocol, CONTAINER_NAME_PREFIX,
+    now, ContainerObservation, DesiredState, ImageCopy, Instance, InstanceId, InstanceState,
+    PortMapping, PortProtocol, CONTAINER_NAME_PREFIX,
 };
 use crate::runtime::{
-    labels, ContainerRuntime, ContainerSpec, ContainerState, ObservedContainer, RuntimeError,
-    SignalEvidence,
+    labels, ContainerRuntime, ContainerSpec, ContainerState, CopyProgress, ObservedContainer,
+    RuntimeError, SignalEvidence,
 };
 
 /// Reconciles one instance: observe, plan, apply, record.
@@ -40,14 +41,68 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
 ) -> Result<Action, ReconcileError> {
     // Observe: the record; for a user's stop/start the last observation may do (the fast
     // path acts on it at once); else the container and, for an unexplained exit, who ended it.
-    let Some(instance) = ctx.store.instances().get(id.as_str())? else {
+    let Some(mut instance) = ctx.store.instances().get(id.as_str())? else {
         return Ok(Action::await_change());
     };
+    // Every step of the pass is on the instance's engine, whose monitor records the outcome.
+    let engine = engine_of(ctx, &instance);
+    if let Some(recorded) = instance
+        .status
+        .engine
+        .as_deref()
+        .filter(|r| *r != engine.name())
+    {
+        warn!(instance_id = %id, engine = %recorded, zone = %instance.spec.availability_zone, now_on = %engine.name(), "the instance's engine is no longer configured; its zone's engine takes it");
+    }
+    let result = if Arc::ptr_eq(&engine, &ctx.current_engine) {
+        reconcile_on(id, ctx, &mut instance).await
+    } else {
+        reconcile_on(id, &ctx.on_engine(&engine), &mut instance).await
+    };
+    engine.monitor().observe(&result);
+    result
+}
+
+/// The engine an instance's container is on, or is to be made on: the one its status
+/// records (sticky: a later `EC2D_ENGINES` never moves a container); with none recorded, the
+/// default engine when it already has a container (records from one engine), else its zone's.
+pub(super) fn engine_of<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    instance: &Instance,
+) -> Arc<Engine<R>> {
+    let engines = &ctx.engines;
+    match &instance.status.engine {
+        Some(name) => {
+            if let Some(engine) = engines.by_name(name) {
+                return engine.clone();
+            }
+        }
+        None if instance.status.container.is_some() => return engines.default().clone(),
+        None => {}
+    }
+    engines.for_zone(&instance.spec.availability_zone).clone()
+}
+
+/// The pass, on the instance's engine (`ctx`'s current one).
+async fn reconcile_on<R: ContainerRuntime>(
+    id: &InstanceId,
+    ctx: &Context<R>,
+    instance: &mut Instance,
+) -> Result<Action, ReconcileError> {
+    // With several engines the engine is recorded before anything is made on it, so a crash
+    // between the two never leaves a container ec2d would look for elsewhere.
+    let engine_name = ctx.current_engine.name();
+    if ctx.engines.is_multi() && instance.status.engine.as_deref() != Some(engine_name) {
+        instance.status.engine = Some(engine_name.to_string());
+        ctx.store
+            .instances()
+            .write_status(id.as_str(), &instance.status)?;
+    }
     let settings = PlanSettings {
         remove_containers: ctx.settings.remove_containers,
         stop_timeout: ctx.settings.stop_timeout,
     };
-    if let Some((plan, after)) = freeze_on_last_observation(ctx, &instance, &settings).await {
+    if let Some((plan, after)) = freeze_on_last_observation(ctx, instance, &settings).await {
         // A freeze or a thaw moves no network: the warning recorded stays.
         let placement = match instance.status.network_warning.clone() {
             Some(reason) => Placement::Refused(reason),
@@ -56,7 +111,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         return record(
             ctx,
             id,
-            &instance,
+            instance,
             &plan,
             Verdict::Reached(Some(after)),
             &placement,
@@ -65,17 +120,17 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     }
     let observed = match ctx.runtime.inspect_instance(id).await {
         Ok(observed) => observed,
-        Err(error) => return Err(record_error(ctx, &instance, error)),
+        Err(error) => return Err(record_error(ctx, instance, error)),
     };
-    let limits = spec::limits_for(&instance, &ctx.settings, ctx.engine.host_limits());
-    let placement = match place(ctx, &instance, observed.as_ref()).await {
+    let limits = spec::limits_for(instance, &ctx.settings, ctx.engine.host_limits());
+    let placement = match place(ctx, instance, observed.as_ref()).await {
         Ok(placement) => placement,
-        Err(error) => return Err(record_error(ctx, &instance, error)),
+        Err(error) => return Err(record_error(ctx, instance, error)),
     };
-    let mounts = observe_mounts(ctx, id, observed.as_ref(), attached_volumes(ctx, &instance));
+    let mounts = observe_mounts(ctx, id, observed.as_ref(), attached_volumes(ctx, instance));
     let facts = Facts {
         mounts: mounts.clone(),
-        stopped_from_outside: exit_from_outside(ctx, &instance, observed.as_ref()).await,
+        stopped_from_outside: exit_from_outside(ctx, instance, observed.as_ref()).await,
         limits,
         network: match &placement {
             Placement::Vpc(attachment, network_id) => {
@@ -85,14 +140,23 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         },
     };
 
+    // A boot on an engine without the instance's image copies it there first.
+    let boots = plan::boots(instance, observed.as_ref());
+    if boots && ctx.engines.is_multi() {
+        if let Err(error) = bring_image(ctx, id, instance).await {
+            return Err(record_error(ctx, instance, error));
+        }
+    }
+    let instance = &*instance;
+
     // Plan. Only a boot needs to know how the image runs: the engine is asked only then.
-    let mode = if plan::boots(&instance, observed.as_ref()) {
+    let mode = if boots {
         spec::boot_mode(ctx, &instance.spec.image_ref).await
     } else {
         BootMode::Entrypoint
     };
-    let plan = plan::plan(&instance, observed.as_ref(), facts, &settings, || {
-        let mut spec = container_spec_for(&instance, &ctx.settings, ctx.store.id(), mode, limits);
+    let plan = plan::plan(instance, observed.as_ref(), facts, &settings, || {
+        let mut spec = container_spec_for(instance, &ctx.settings, ctx.store.id(), mode, limits);
         if let Placement::Vpc(attachment, _) = &placement {
             spec.network = Some(attachment.clone());
         }
@@ -107,7 +171,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     debug!(instance_id = %id, generation = instance.metadata.generation, ?steps, reaches = ?plan.reaches, "planned");
 
     // Apply, and gather what it came to.
-    let applied = carry_out(ctx, id, &instance, &plan, &settings, mode, observed).await;
+    let applied = carry_out(ctx, id, instance, &plan, &settings, mode, observed).await;
     if let (Applied::Failed { error, .. }, Some(vpc_id)) = (&applied, &instance.spec.vpc_id) {
         // A step that found the VPC's network gone: the next pass asks the engine again.
         if error.to_string().contains("network") {
@@ -126,18 +190,112 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         Verdict::Reached(after) => Some(volume_outcome(
             ctx,
             id,
-            &instance,
+            instance,
             &plan,
             &mounts,
             after.as_ref(),
         )),
         _ => None,
     };
-    let action = record(ctx, id, &instance, &plan, verdict, &placement, volumes);
+    let action = record(ctx, id, instance, &plan, verdict, &placement, volumes);
     if let Some(container) = container {
         console::refresh(ctx, id, &container).await;
     }
     action
+}
+
+/// How often a copy under way writes its progress into the instance's status.
+const COPY_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Brings the instance's image onto its engine (`ctx`'s current one) before a boot: when the
+/// engine lacks it, streams it from another engine that has it, with the copy in the
+/// instance's status (`imageCopy`) meanwhile; the instance stays `pending`. One copy of an
+/// image onto an engine at a time: instances launched together wait for the first one's.
+/// When no engine has the image, the boot meets its absence as with one engine.
+async fn bring_image<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    id: &InstanceId,
+    instance: &mut Instance,
+) -> Result<(), RuntimeError> {
+    let reference = instance.spec.image_ref.clone();
+    let here = ctx.current_engine.clone();
+    let lock = here.copy_lock(&reference);
+    let _one_copy = lock.lock().await;
+    let mut source = None;
+    if !ctx.runtime.image_exists(&reference).await? {
+        for engine in ctx.engines.iter().filter(|e| !Arc::ptr_eq(e, &here)) {
+            match engine.runtime().image_exists(&reference).await {
+                Ok(true) => {
+                    source = Some(engine.clone());
+                    break;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    debug!(instance_id = %id, engine = %engine.name(), %error, "cannot ask an engine for the image")
+                }
+            }
+        }
+    }
+    let Some(source) = source else {
+        // A copy a crash cut short is over: the image is here, or nowhere to copy from.
+        if instance.status.image_copy.take().is_some() {
+            write_copy_status(ctx, id, instance)?;
+        }
+        return Ok(());
+    };
+    info!(instance_id = %id, %reference, from = %source.name(), to = %here.name(), "copying the instance's image to its engine");
+    let progress = CopyProgress::default();
+    let started = std::time::Instant::now();
+    let mut copy = ImageCopy {
+        reference: reference.clone(),
+        from: source.name().to_string(),
+        to: here.name().to_string(),
+        bytes_copied: 0,
+        started_at: now(),
+    };
+    instance.status.image_copy = Some(copy.clone());
+    write_copy_status(ctx, id, instance)?;
+    let copying = source
+        .runtime()
+        .copy_image_to(&reference, &ctx.runtime, &progress);
+    tokio::pin!(copying);
+    let mut ticks = tokio::time::interval(COPY_PROGRESS_EVERY);
+    ticks.tick().await;
+    let result = loop {
+        tokio::select! {
+            result = &mut copying => break result,
+            _ = ticks.tick() => {
+                copy.bytes_copied = progress.bytes();
+                instance.status.image_copy = Some(copy.clone());
+                if let Err(error) = write_copy_status(ctx, id, instance) {
+                    debug!(instance_id = %id, %error, "cannot record the image copy's progress");
+                }
+            }
+        }
+    };
+    instance.status.image_copy = None;
+    write_copy_status(ctx, id, instance)?;
+    match &result {
+        Ok(bytes) => {
+            info!(instance_id = %id, %reference, from = %source.name(), to = %here.name(), bytes, seconds = started.elapsed().as_secs_f64(), "image copied to the instance's engine")
+        }
+        Err(error) => {
+            warn!(instance_id = %id, %reference, from = %source.name(), to = %here.name(), %error, "image copy failed; tried again")
+        }
+    }
+    result.map(|_| ())
+}
+
+/// Writes the instance's status as the image copy left it.
+fn write_copy_status<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    id: &InstanceId,
+    instance: &Instance,
+) -> Result<(), RuntimeError> {
+    ctx.store
+        .instances()
+        .write_status(id.as_str(), &instance.status)
+        .map_err(|error| RuntimeError::Failed(format!("cannot record the image copy: {error}")))
 }
 
 /// Where the instance's container belongs, for a pass that may boot, start or keep it

@@ -156,20 +156,22 @@ impl Default for Settings {
 pub struct Context<R: ContainerRuntime> {
     /// The store, as the reconciler may use it: reads, and status writes only.
     pub store: StatusStore,
-    /// Every container engine, and which serves which zone. Only the default one is used yet:
-    /// `runtime`, `engine` and `networks` are its.
+    /// Every container engine, and which serves which zone.
     pub engines: Engines<R>,
-    /// The default engine's runtime.
+    /// The engine this context works on: the default one, or the one [`Context::on_engine`]
+    /// chose. `runtime`, `engine` and `networks` are its.
+    pub current_engine: Arc<Engine<R>>,
+    /// The current engine's runtime.
     pub runtime: R,
     /// Settings.
     pub settings: Settings,
-    /// The default engine's reachability, as last seen by reconciles and the monitor.
+    /// The current engine's reachability, as last seen by reconciles and the monitor.
     pub engine: EngineMonitor,
     /// Orphans the last sweep kept.
     pub sweep_report: SweepReport,
     /// When each instance's log was last copied, so bursts of passes read it once.
     pub console_reads: ConsoleReads,
-    /// What is known of each VPC's Docker network on the default engine.
+    /// What is known of each VPC's Docker network on the current engine.
     pub networks: Networks,
     /// The host's NAT rules that send instances' metadata requests to ec2d (off unless the
     /// app wired them).
@@ -179,7 +181,7 @@ pub struct Context<R: ContainerRuntime> {
     pub volume_mounts: VolumeMounts,
 }
 
-impl<R: ContainerRuntime + Clone> Context<R> {
+impl<R: ContainerRuntime> Context<R> {
     /// Builds a context on the store's status-writing view, with one engine serving every
     /// zone ([`SINGLE_ENGINE`], taken to be local).
     pub fn new(store: Store, runtime: R, settings: Settings) -> Self {
@@ -199,12 +201,33 @@ impl<R: ContainerRuntime + Clone> Context<R> {
             runtime: default.runtime().clone(),
             engine: default.monitor().clone(),
             networks: default.networks().clone(),
+            current_engine: default,
             engines,
             settings,
             sweep_report: SweepReport::default(),
             console_reads: ConsoleReads::default(),
             imds_routes: ImdsRoutes::off("IMDS routes not wired"),
             volume_mounts: VolumeMounts::off("volume mount propagation point not set up"),
+        }
+    }
+}
+
+impl<R: ContainerRuntime> Context<R> {
+    /// The same context working on `engine`: its runtime, monitor and networks; the store,
+    /// settings and the process-wide records are shared.
+    pub fn on_engine(&self, engine: &Arc<Engine<R>>) -> Self {
+        Self {
+            store: self.store.clone(),
+            engines: self.engines.clone(),
+            current_engine: engine.clone(),
+            runtime: engine.runtime().clone(),
+            settings: self.settings.clone(),
+            engine: engine.monitor().clone(),
+            sweep_report: self.sweep_report.clone(),
+            console_reads: self.console_reads.clone(),
+            networks: engine.networks().clone(),
+            imds_routes: self.imds_routes.clone(),
+            volume_mounts: self.volume_mounts.clone(),
         }
     }
 }
@@ -229,22 +252,112 @@ pub async fn reconcile<R: ContainerRuntime>(
     key: ObjectRef,
     ctx: Arc<Context<R>>,
 ) -> Result<Action, ReconcileError> {
-    let result = match &key {
+    match &key {
         ObjectRef::Instance(id) => {
+            // The pass observes the instance's own engine.
             let result = instance::reconcile(id, &ctx).await;
             // Whatever the pass came to, the rule follows the status it left.
             imds_routes::converge(id, &ctx).await;
             result
         }
-        ObjectRef::Image(id) => image::reconcile(id, &ctx).await,
         ObjectRef::Catalog => catalog::reconcile(&ctx).await,
         ObjectRef::Sweep => gc::sweep(&ctx).await,
-        ObjectRef::Network(vpc_id) => network::reconcile(vpc_id, &ctx).await,
-        ObjectRef::Volume(id) => volume::reconcile(id, &ctx).await,
-        ObjectRef::Snapshot(id) => snapshot::reconcile(id, &ctx).await,
-    };
+        ObjectRef::Network(vpc_id) => {
+            on_every_engine(
+                &ctx,
+                |on| async move { network::reconcile(vpc_id, &on).await },
+            )
+            .await
+        }
+        ObjectRef::Image(id) => {
+            let on = ctx.on_engine(&image::engine_for(id, &ctx).await);
+            observed(&on, image::reconcile(id, &on).await)
+        }
+        ObjectRef::Volume(id) => {
+            let on = ctx.on_engine(&volume_engine(&ctx, Some(id)));
+            observed(&on, volume::reconcile(id, &on).await)
+        }
+        ObjectRef::Snapshot(id) => {
+            // A snapshot's copy is made beside its volume.
+            let volume_id = ctx
+                .store
+                .snapshots()
+                .get_shared(id)
+                .ok()
+                .flatten()
+                .map(|snapshot| snapshot.spec.volume_id.clone());
+            let on = ctx.on_engine(&volume_engine(&ctx, volume_id.as_deref()));
+            observed(&on, snapshot::reconcile(id, &on).await)
+        }
+    }
+}
+
+/// The engine holding a volume's Docker volume: its zone's (an instance attaches volumes of
+/// its own zone only, so they meet on one engine). The default one for a volume unknown.
+fn volume_engine<R: ContainerRuntime>(ctx: &Context<R>, volume_id: Option<&str>) -> Arc<Engine<R>> {
+    let zone = volume_id
+        .and_then(|id| ctx.store.volumes().get_shared(id).ok().flatten())
+        .map(|volume| volume.spec.availability_zone.clone());
+    match zone {
+        Some(zone) => ctx.engines.for_zone(&zone).clone(),
+        None => ctx.engines.default().clone(),
+    }
+}
+
+/// A pass's result, recorded by the monitor of the engine it ran on.
+fn observed<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    result: Result<Action, ReconcileError>,
+) -> Result<Action, ReconcileError> {
     ctx.engine.observe(&result);
     result
+}
+
+/// Runs `pass` on every engine, each observed by its own monitor. An engine that fails does
+/// not hold up the others; the first failure is the key's (so it is retried), else the
+/// soonest look-again any engine asked for.
+async fn on_every_engine<R, F, Fut>(ctx: &Context<R>, pass: F) -> Result<Action, ReconcileError>
+where
+    R: ContainerRuntime,
+    F: Fn(Context<R>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ReconcileError>>,
+{
+    if !ctx.engines.is_multi() {
+        return observed(ctx, pass(ctx.on_engine(&ctx.current_engine)).await);
+    }
+    let mut failure = None;
+    let mut action = Action::await_change();
+    for engine in ctx.engines.iter() {
+        let on = ctx.on_engine(engine);
+        let monitor = on.engine.clone();
+        let result = pass(on).await;
+        monitor.observe(&result);
+        match result {
+            Ok(next) => action = sooner(action, next),
+            Err(error) => {
+                tracing::warn!(engine = %engine.name(), %error, "pass failed on one engine");
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(action),
+    }
+}
+
+/// Of two actions, the one that looks again sooner (a backoff counts as soonest).
+fn sooner(a: Action, b: Action) -> Action {
+    if a.is_backoff() || b.is_await_change() {
+        return a;
+    }
+    if b.is_backoff() || a.is_await_change() {
+        return b;
+    }
+    match (a.requeue_after(), b.requeue_after()) {
+        (Some(x), Some(y)) if y < x => b,
+        _ => a,
+    }
 }
 
 /// Decides the retry after a failed reconcile: transient failures back off per key with
@@ -341,14 +454,30 @@ pub fn spec_changes(store: &StatusStore) -> BoxStream<'static, ObjectRef> {
 /// image events to the catalog. These wait for a failing key's backoff (a failed boot's own
 /// events must not re-run it in a loop). An event stream gap (`Resubscribed`) may have lost
 /// anything, so it enqueues everything through `handle`, at once.
+///
+/// Every engine's stream is followed, each with its own resubscription and gap record.
 pub fn engine_triggers<R: ContainerRuntime>(
     ctx: &Arc<Context<R>>,
     handle: ControllerHandle<ObjectRef>,
 ) -> BoxStream<'static, ObjectRef> {
-    let store = ctx.store.clone();
-    let engine = ctx.engine.clone();
-    let networks = ctx.networks.clone();
-    ctx.runtime
+    futures::stream::select_all(
+        ctx.engines
+            .iter()
+            .map(|engine| one_engine_triggers(engine, ctx.store.clone(), handle.clone())),
+    )
+    .boxed()
+}
+
+/// [`engine_triggers`] of one engine.
+fn one_engine_triggers<R: ContainerRuntime>(
+    on: &Arc<Engine<R>>,
+    store: StatusStore,
+    handle: ControllerHandle<ObjectRef>,
+) -> BoxStream<'static, ObjectRef> {
+    let engine = on.monitor().clone();
+    let networks = on.networks().clone();
+    let name = on.name().to_string();
+    on.runtime()
         .events()
         .flat_map(move |event| {
             let keys = match event {
@@ -406,7 +535,7 @@ pub fn engine_triggers<R: ContainerRuntime>(
                     }
                 }
                 RuntimeEvent::Resubscribed => {
-                    tracing::info!("engine event stream resubscribed; resyncing everything");
+                    tracing::info!(engine = %name, "engine event stream resubscribed; resyncing everything");
                     engine.record_event_gap();
                     enqueue_everything(&store, &handle);
                     Vec::new()

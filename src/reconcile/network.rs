@@ -207,8 +207,9 @@ async fn find<R: ContainerRuntime>(
         .map(|n| n.id))
 }
 
-/// The VPCs whose networks an instance of this store still needs: any instance not meant to be
-/// terminated that has an address on its VPC (a stopped instance keeps its network).
+/// The VPCs whose networks an instance of this store on `ctx`'s engine still needs: any
+/// instance not meant to be terminated that has an address on its VPC (a stopped instance
+/// keeps its network).
 fn needed_vpcs<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Vec<String>, ReconcileError> {
     let mut vpcs: Vec<String> = ctx
         .store
@@ -217,6 +218,11 @@ fn needed_vpcs<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Vec<String>, Rec
         .objects
         .iter()
         .filter(|i| i.spec.desired != DesiredState::Terminated)
+        // With several engines, only the instances on this one need its networks.
+        .filter(|i| {
+            !ctx.engines.is_multi()
+                || std::sync::Arc::ptr_eq(&super::instance::engine_of(ctx, i), &ctx.current_engine)
+        })
         .filter_map(|i| wants_network(ctx, i).map(|(vpc, _)| vpc))
         .collect();
     vpcs.sort();

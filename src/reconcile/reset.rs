@@ -21,6 +21,10 @@ pub struct ResetReport {
     pub volumes: usize,
     /// AMI tags (of CreateImage and CopyImage AMIs) removed.
     pub image_tags: usize,
+    /// Engines that could not be reached (with several engines): what ec2d made on them is
+    /// swept once they are back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub engines_unreachable: Vec<String>,
 }
 
 /// Removes this store's instance containers, the volume mounts of its instances, its volume
@@ -32,11 +36,35 @@ pub struct ResetReport {
 ///
 /// Every step is idempotent: a reset that failed halfway (the engine went away) is simply
 /// asked for again.
+///
+/// With several engines each is reset in turn. One that cannot be reached is left as it is
+/// and named in the report: once the records are wiped its containers, networks and volumes
+/// are orphans, which the sweep removes when the engine is back.
 pub async fn remove_everything<R: ContainerRuntime>(
     ctx: &Context<R>,
 ) -> Result<ResetReport, ReconcileError> {
-    let store_id = ctx.store.id().to_string();
     let mut report = ResetReport::default();
+    for engine in ctx.engines.iter() {
+        let on = ctx.on_engine(engine);
+        match remove_on_engine(&on, &mut report).await {
+            Err(ReconcileError::Runtime(error @ RuntimeError::Unavailable(_)))
+                if ctx.engines.is_multi() =>
+            {
+                warn!(engine = %engine.name(), %error, "reset: engine unreachable; what ec2d made on it is swept once it is back");
+                report.engines_unreachable.push(engine.name().to_string());
+            }
+            other => other?,
+        }
+    }
+    Ok(report)
+}
+
+/// [`remove_everything`] on `ctx`'s engine, adding to `report`.
+async fn remove_on_engine<R: ContainerRuntime>(
+    ctx: &Context<R>,
+    report: &mut ResetReport,
+) -> Result<(), ReconcileError> {
+    let store_id = ctx.store.id().to_string();
 
     // Containers first: a volume, a network or an image a container uses cannot go before it.
     let mut owners: BTreeSet<String> = ctx.store.instances().ids()?.into_iter().collect();
@@ -90,15 +118,16 @@ pub async fn remove_everything<R: ContainerRuntime>(
         }
         ctx.networks.forget(&network.vpc_id);
     }
-    report.image_tags = remove_image_tags(ctx, &store_id).await?;
+    report.image_tags += remove_image_tags(ctx, &store_id).await?;
     info!(
         containers = report.containers,
         networks = report.networks,
         volumes = report.volumes,
         image_tags = report.image_tags,
+        engine = %ctx.current_engine.name(),
         "reset: Docker objects removed"
     );
-    Ok(report)
+    Ok(())
 }
 
 /// The tags of the AMIs this store's image records name. A discovered AMI's tag on an image

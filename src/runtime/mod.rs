@@ -624,7 +624,9 @@ pub enum RuntimeEvent {
 ///
 /// Every method is idempotent-friendly: `NotFound` and `Conflict` tell the reconciler that
 /// the world is already where it wanted it, or moved, and it re-observes on the next pass.
-pub trait ContainerRuntime: Send + Sync + 'static {
+/// Runtimes are cheap handles: a clone drives the same engine (a reconcile on another engine
+/// takes a clone of that engine's runtime).
+pub trait ContainerRuntime: Clone + Send + Sync + 'static {
     /// Pings the engine and returns its version.
     fn info(&self) -> impl Future<Output = RuntimeResult<EngineInfo>> + Send;
     /// All containers carrying our owner label, in any state.

@@ -56,12 +56,22 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     })
 }
 
-fn filter_values(name: &str, zone: &Zone) -> Vec<String> {
+/// A zone's state: `impaired` while the engine serving it is unreachable (several engines
+/// configured), else `available`.
+fn zone_state(state: &ApiState, zone: &Zone) -> &'static str {
+    if state.introspection.zone_impaired(&zone.name) {
+        "impaired"
+    } else {
+        "available"
+    }
+}
+
+fn filter_values(name: &str, (zone, zone_state): &(Zone, &'static str)) -> Vec<String> {
     let one = |s: &str| vec![s.to_string()];
     match name {
         "zone-name" => one(&zone.name),
         "zone-id" => one(&zone.id),
-        "state" => one("available"),
+        "state" => one(zone_state),
         "region-name" | "group-name" | "network-border-group" => one(&zone.region),
         "zone-type" => one("availability-zone"),
         "opt-in-status" => one("opt-in-not-required"),
@@ -69,8 +79,13 @@ fn filter_values(name: &str, zone: &Zone) -> Vec<String> {
     }
 }
 
-/// Selects zones; unknown names or ids are `InvalidParameterValue`, as in EC2.
-pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<Zone>, ApiError> {
+/// Selects zones, each with its state; unknown names or ids are `InvalidParameterValue`, as
+/// in EC2.
+pub fn handle(
+    state: &ApiState,
+    region: &str,
+    req: Request,
+) -> Result<Vec<(Zone, &'static str)>, ApiError> {
     let all = zones(region);
     if let Some(unknown) = req
         .names
@@ -91,16 +106,20 @@ pub fn handle(_state: &ApiState, region: &str, req: Request) -> Result<Vec<Zone>
         .into_iter()
         .filter(|z| req.names.is_empty() || req.names.contains(&z.name))
         .filter(|z| req.ids.is_empty() || req.ids.contains(&z.id))
+        .map(|z| {
+            let zone_state = zone_state(state, &z);
+            (z, zone_state)
+        })
         .filter(|z| filter::matches_all(&req.filters, |name| filter_values(name, z)))
         .collect())
 }
 
 /// `availabilityZoneInfo`.
-pub fn render(zones: &[Zone]) -> String {
+pub fn render(zones: &[(Zone, &'static str)]) -> String {
     let mut w = XmlWriter::new();
-    w.set("availabilityZoneInfo", zones, |w, z| {
+    w.set("availabilityZoneInfo", zones, |w, (z, zone_state)| {
         w.field("zoneName", &z.name);
-        w.field("zoneState", "available");
+        w.field("zoneState", *zone_state);
         w.field("regionName", &z.region);
         w.empty("messageSet");
         w.field("optInStatus", "opt-in-not-required");
@@ -129,8 +148,12 @@ mod tests {
         .unwrap();
         assert_eq!(req.names, vec!["us-east-1b"]);
         assert!(parse(&QueryParams::from_query("Filter.1.Name=colour")).is_err());
-        let doc = render(&zones("eu-west-1")[..1]);
+        let zone = zones("eu-west-1").remove(0);
+        let doc = render(&[(zone.clone(), "available")]);
         assert!(doc.starts_with("<availabilityZoneInfo><item><zoneName>eu-west-1a</zoneName><zoneState>available</zoneState>"));
         assert!(doc.contains("<zoneId>euw1-az1</zoneId>"));
+        let doc = render(&[(zone.clone(), "impaired")]);
+        assert!(doc.contains("<zoneState>impaired</zoneState>"));
+        assert_eq!(filter_values("state", &(zone, "impaired")), ["impaired"]);
     }
 }

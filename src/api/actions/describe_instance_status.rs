@@ -35,22 +35,30 @@ pub struct StatusItem {
     /// A volume attached to it is in `error` (its data removed behind ec2d's back): the
     /// attached EBS check fails, as EC2's does for an unreachable volume.
     pub ebs_impaired: bool,
+    /// The engine the instance runs on is unreachable (several engines configured): the
+    /// system check fails, and nothing is known of the instance inside; its state stays.
+    pub host_impaired: bool,
 }
 
 impl StatusItem {
     /// The checks of an instance, in the state a client sees, given the volume records
     /// naming it.
-    fn of(instance: Arc<Instance>, volumes: &InstanceVolumes) -> Self {
+    fn of(state: &ApiState, instance: Arc<Instance>, volumes: &InstanceVolumes) -> Self {
         let in_force = attachment_in_force(Some(&instance));
         let ebs_impaired = in_force
             && volumes
                 .of(&instance.metadata.name)
                 .iter()
                 .any(|v| v.status.error.is_some());
+        let host_impaired = state.introspection.instance_host_impaired(
+            &instance.spec.availability_zone,
+            instance.status.engine.as_deref(),
+        );
         Self {
             state: shown_state(&instance),
             zone_id: zone_id(&instance),
             ebs_impaired,
+            host_impaired,
             instance,
         }
     }
@@ -60,6 +68,26 @@ impl StatusItem {
     fn ebs_check(&self) -> (&'static str, Option<&'static str>) {
         if self.ebs_impaired && self.state == InstanceState::Running {
             ("impaired", Some("failed"))
+        } else {
+            (self.check(), self.reachability())
+        }
+    }
+
+    /// The system check: `impaired`, reachability `failed`, for a running instance whose
+    /// engine is unreachable; else as [`Self::check`].
+    fn system_check(&self) -> (&'static str, Option<&'static str>) {
+        if self.host_impaired && self.state == InstanceState::Running {
+            ("impaired", Some("failed"))
+        } else {
+            (self.check(), self.reachability())
+        }
+    }
+
+    /// The instance check: `insufficient-data` for a running instance whose engine is
+    /// unreachable (nothing can look inside it); else as [`Self::check`].
+    fn instance_check(&self) -> (&'static str, Option<&'static str>) {
+        if self.host_impaired && self.state == InstanceState::Running {
+            ("insufficient-data", Some("insufficient-data"))
         } else {
             (self.check(), self.reachability())
         }
@@ -134,14 +162,14 @@ impl Kind for InstanceStatusKind {
         id: &InstanceId,
     ) -> Result<Option<StatusItem>, ApiError> {
         let volumes = InstanceVolumes::of_instance(state, region, id.as_str())?;
-        Ok(InstanceKind::find(state, region, id)?.map(|i| StatusItem::of(i, &volumes)))
+        Ok(InstanceKind::find(state, region, id)?.map(|i| StatusItem::of(state, i, &volumes)))
     }
 
     fn list(state: &ApiState, region: &str) -> Result<Vec<StatusItem>, ApiError> {
         let volumes = InstanceVolumes::read(state, region)?;
         Ok(region_instances(state, region)?
             .into_iter()
-            .map(|i| StatusItem::of(i, &volumes))
+            .map(|i| StatusItem::of(state, i, &volumes))
             .collect())
     }
 
@@ -160,10 +188,18 @@ impl Kind for InstanceStatusKind {
             "operator.managed" => vec!["false".to_string()],
             "instance-state-name" => vec![item.state.name().to_string()],
             "instance-state-code" => vec![item.state.code().to_string()],
-            "instance-status.status" | "system-status.status" => vec![item.check().to_string()],
+            "system-status.status" => vec![item.system_check().0.to_string()],
+            "instance-status.status" => vec![item.instance_check().0.to_string()],
             "attached-ebs-status.status" => vec![item.ebs_check().0.to_string()],
-            "instance-status.reachability" | "system-status.reachability" => item
-                .reachability()
+            "system-status.reachability" => item
+                .system_check()
+                .1
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+            "instance-status.reachability" => item
+                .instance_check()
+                .1
                 .map(str::to_string)
                 .into_iter()
                 .collect(),
@@ -178,9 +214,8 @@ impl Kind for InstanceStatusKind {
         w.opt_field("availabilityZoneId", item.zone_id.as_deref());
         w.el("operator", |w| w.field("managed", false));
         render_state(w, "instanceState", item.state);
-        let both = (item.check(), item.reachability());
-        render_check(w, "systemStatus", both);
-        render_check(w, "instanceStatus", both);
+        render_check(w, "systemStatus", item.system_check());
+        render_check(w, "instanceStatus", item.instance_check());
         render_check(w, "attachedEbsStatus", item.ebs_check());
         w.empty("eventsSet");
     }
@@ -284,6 +319,7 @@ mod tests {
             state,
             zone_id: None,
             ebs_impaired: false,
+            host_impaired: false,
         };
         let running = item(InstanceState::Running);
         assert_eq!(
@@ -311,6 +347,7 @@ mod tests {
             state: InstanceState::Running,
             zone_id: None,
             ebs_impaired: true,
+            host_impaired: false,
         };
         assert_eq!(item.ebs_check(), ("impaired", Some("failed")));
         let xml = render_page::<InstanceStatusKind>(&Page {
@@ -321,5 +358,40 @@ mod tests {
         assert!(xml.contains(
             "<attachedEbsStatus><status>impaired</status><details><item><name>reachability</name><status>failed</status></item></details></attachedEbsStatus>"
         ), "{xml}");
+    }
+
+    #[test]
+    fn an_unreachable_engine_fails_the_system_check_and_leaves_the_state() {
+        let item = |state| StatusItem {
+            instance: Arc::new(crate::model::fixtures::instance()),
+            state,
+            zone_id: None,
+            ebs_impaired: false,
+            host_impaired: true,
+        };
+        let running = item(InstanceState::Running);
+        assert_eq!(running.system_check(), ("impaired", Some("failed")));
+        assert_eq!(
+            running.instance_check(),
+            ("insufficient-data", Some("insufficient-data"))
+        );
+        assert_eq!(
+            InstanceStatusKind::values("system-status.status", &running, &()),
+            ["impaired"]
+        );
+        let xml = render_page::<InstanceStatusKind>(&Page {
+            items: vec![running],
+            next_token: None,
+        });
+        assert!(
+            xml.contains("<instanceState><code>16</code><name>running</name></instanceState>"),
+            "{xml}"
+        );
+        assert!(xml.contains(
+            "<systemStatus><status>impaired</status><details><item><name>reachability</name><status>failed</status></item></details></systemStatus>"
+        ), "{xml}");
+        // A stopped instance has no checks, reachable engine or not.
+        let stopped = item(InstanceState::Stopped);
+        assert_eq!(stopped.system_check(), ("not-applicable", None));
     }
 }

@@ -301,13 +301,52 @@ fn placement(state: &ApiState, region: &str, req: &Request) -> Result<Subnet, Ap
             }
         }
         None => {
-            let zone = req.availability_zone.as_ref().unwrap_or(&zones[0]);
+            // Unasked, the region's first zone that is not impaired (EC2 places a launch
+            // where it has capacity), else the first.
+            let zone = req.availability_zone.as_ref().unwrap_or_else(|| {
+                zones
+                    .iter()
+                    .find(|z| !state.introspection.zone_impaired(z))
+                    .unwrap_or(&zones[0])
+            });
             Ok(subnets
                 .into_iter()
                 .find(|s| s.availability_zone == *zone)
                 .expect("one default subnet per zone"))
         }
     }
+}
+
+/// `InsufficientInstanceCapacity` (a server error, HTTP 500, as EC2 answers it) for a launch
+/// into an impaired zone: its engine is unreachable. EC2's message names the zones that have
+/// capacity.
+fn has_capacity(
+    state: &ApiState,
+    region: &str,
+    zone: &str,
+    instance_type: &str,
+) -> Result<(), ApiError> {
+    if !state.introspection.zone_impaired(zone) {
+        return Ok(());
+    }
+    let others: Vec<String> = zone_names(region)
+        .into_iter()
+        .filter(|z| z != zone && !state.introspection.zone_impaired(z))
+        .collect();
+    let mut message = format!(
+        "We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}). Our system will be working on provisioning additional capacity."
+    );
+    if !others.is_empty() {
+        message.push_str(&format!(
+            " You can currently get {instance_type} capacity by not specifying an Availability Zone in your request or choosing {}.",
+            others.join(", ")
+        ));
+    }
+    Err(ApiError::new(
+        "InsufficientInstanceCapacity",
+        message,
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+    ))
 }
 
 /// The instances an earlier call with this `ClientToken` launched in the region, in launch order.
@@ -421,6 +460,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         imds_v2_defaults(req.metadata_asked, &mut options.metadata);
     }
     kind::check_dry_run(req.dry_run)?;
+    has_capacity(state, region, &subnet.availability_zone, &req.instance_type)?;
     // The region's network is written to: its `default` group is stored first.
     groups::ensure_default_group(state, region)?;
 
