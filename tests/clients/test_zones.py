@@ -1,0 +1,278 @@
+"""Availability zones on separate Docker engines (EC2D_ENGINES), through boto3.
+
+Engine A is the default engine; engine B is the second engine scripts/test.sh starts
+(tests/support/second-engine.sh), named by EC2D_TEST_ENGINE_B. us-east-1b is put on B; every
+other zone stays on A. The tests check the engines themselves with `docker -H`.
+
+Without EC2D_TEST_ENGINE_B these tests skip, loudly, unless CI=true or
+EC2D_REQUIRE_SECOND_ENGINE=1, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+
+import ec2d_harness as h
+
+ENGINE_B = os.environ.get("EC2D_TEST_ENGINE_B", "")
+ZONE_B = "us-east-1b"
+ZONE_A = "us-east-1a"
+AMI_ID = "ami-0a1b2c3d4e5f"
+AMI_TAG = f"{h.AMI_REPO_PREFIX}zones-ami:{AMI_ID}"
+SECOND_ENGINE = Path(__file__).resolve().parents[1] / "support" / "second-engine.sh"
+
+
+def _require_engine_b():
+    if ENGINE_B:
+        return
+    why = "EC2D_TEST_ENGINE_B is not set (tests/support/second-engine.sh start prints it)"
+    if os.environ.get("CI") == "true" or os.environ.get("EC2D_REQUIRE_SECOND_ENGINE") == "1":
+        pytest.fail(why, pytrace=False)
+    pytest.skip(why)
+
+
+def docker_b(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(["docker", "-H", ENGINE_B, *args], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    if check and p.returncode != 0:
+        raise AssertionError(f"docker -H {ENGINE_B} {' '.join(args)} failed: {p.stderr.strip()}")
+    return p
+
+
+def container_id_on(engine_b: bool, iid: str) -> str | None:
+    run = docker_b if engine_b else h.docker
+    p = run("inspect", "--format", "{{.Id}}", h.container_name(iid), check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def container_state_on(engine_b: bool, iid: str) -> str | None:
+    run = docker_b if engine_b else h.docker
+    p = run("inspect", "--format", "{{.State.Status}}", h.container_name(iid), check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def engine_b_running() -> bool:
+    return subprocess.run(["bash", str(SECOND_ENGINE), "status"], capture_output=True).returncode == 0
+
+
+def start_engine_b():
+    p = subprocess.run(["bash", str(SECOND_ENGINE), "start"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, f"second-engine.sh start failed: {p.stdout}{p.stderr}"
+
+
+@pytest.fixture
+def zones_ami(busybox_ami):
+    """The busybox AMI under its own tag on A only, so launching it in us-east-1b copies it."""
+    _require_engine_b()
+    docker_b("image", "rm", AMI_TAG, check=False)
+    h.docker("tag", h.BUSYBOX_IMAGE, AMI_TAG)
+    yield AMI_ID
+    h.remove_tags([AMI_TAG])
+    if engine_b_running():
+        docker_b("image", "rm", AMI_TAG, check=False)
+
+
+@pytest.fixture
+def zoned(ec2d_factory, zones_ami):
+    """An ec2d with us-east-1b on engine B. Teardown: ec2d stops first (else it would make
+    again what is removed), then its containers on B and any AMI it committed there go (the
+    factory cleans engine A)."""
+    srv = ec2d_factory(extra_env={"EC2D_ENGINES": f"{ZONE_B}={ENGINE_B}", "EC2D_RESYNC_SECONDS": "2"})
+    yield srv
+    if srv.alive():
+        srv.stop()
+    if not engine_b_running():
+        start_engine_b()
+    if srv.store_id:
+        ids = docker_b("ps", "-aq", "--filter", f"label={h.STORE_ID_LABEL}={srv.store_id}", check=False).stdout.split()
+        if ids:
+            docker_b("rm", "-f", *ids, check=False)
+    for image in srv.cleanup.images:
+        for tag in docker_b("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split():
+            if tag.endswith(f":{image}"):
+                docker_b("image", "rm", tag, check=False)
+
+
+def run_in(ec2, srv, zone: str | None, image_id: str = AMI_ID, **kw) -> str:
+    if zone:
+        kw["Placement"] = {"AvailabilityZone": zone}
+    resp = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="t3.micro", **kw)
+    iid = resp["Instances"][0]["InstanceId"]
+    srv.cleanup.track_instances([iid])
+    return iid
+
+
+def zone_states(ec2) -> dict[str, str]:
+    return {z["ZoneName"]: z["State"] for z in ec2.describe_availability_zones()["AvailabilityZones"]}
+
+
+def test_instances_land_on_their_zones_engine_and_the_ami_follows(zoned):
+    ec2 = zoned.client(zoned.recorder)
+    in_a = run_in(ec2, zoned, ZONE_A)
+    in_b = run_in(ec2, zoned, ZONE_B)
+    # The default subnet of us-east-1b places the instance there too.
+    subnet_b = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [ZONE_B]},
+                                             {"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    by_subnet = run_in(ec2, zoned, None, SubnetId=subnet_b["SubnetId"])
+    # The copy onto B shows in the instance's status while it runs (it may be quick).
+    copies = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        doc = zoned.instance_status(in_b)
+        if doc and doc.get("imageCopy"):
+            copies.append(doc["imageCopy"])
+        if doc and doc["state"] == "running":
+            break
+        time.sleep(0.02)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_a, in_b, by_subnet], WaiterConfig=h.WAITER)
+
+    assert container_state_on(False, in_a) == "running"
+    assert container_id_on(True, in_a) is None
+    for iid in (in_b, by_subnet):
+        assert container_state_on(True, iid) == "running", iid
+        assert container_id_on(False, iid) is None, f"{iid} also on engine A"
+    statuses = {i: zoned.instance_status(i) for i in (in_a, in_b)}
+    assert statuses[in_b]["engine"] == ENGINE_B
+    assert statuses[in_a]["engine"] != ENGINE_B
+    assert statuses[in_b]["imageCopy"] is None, "the copy is over"
+    # The image on B is the very image of A (same id), under the AMI's tag.
+    assert docker_b("image", "inspect", "--format", "{{.Id}}", AMI_TAG).stdout.strip() == h.image_id(AMI_TAG)
+    if copies:
+        assert copies[0]["from"] != ENGINE_B and copies[0]["to"] == ENGINE_B, copies[0]
+        assert copies[0]["reference"] == AMI_TAG
+    h.log(f"image copy seen in status {len(copies)} times while in_b was pending")
+    copied = [line for line in Path(zoned.log_path).read_text().splitlines()
+              if "image copied to the instance's engine" in line]
+    assert copied and (in_b in copied[0] or by_subnet in copied[0]), copied
+    # One AMI however many engines hold its image.
+    images = ec2.describe_images(ImageIds=[AMI_ID])["Images"]
+    assert [i["ImageId"] for i in images] == [AMI_ID]
+    # DescribeInstances places them where they run.
+    placed = {i: d["Placement"]["AvailabilityZone"] for i, d in h.describe_instances(ec2, [in_a, in_b, by_subnet]).items()}
+    assert placed == {in_a: ZONE_A, in_b: ZONE_B, by_subnet: ZONE_B}
+
+    ec2.terminate_instances(InstanceIds=[in_b])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+    h.wait_until(lambda: container_id_on(True, in_b) is None, 30, 0.2, "in_b's container gone from B")
+    assert container_state_on(False, in_a) == "running"
+
+
+def test_an_ami_made_on_engine_a_launches_in_zone_b(zoned):
+    ec2 = zoned.client(zoned.recorder)
+    in_a = run_in(ec2, zoned, ZONE_A)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_a], WaiterConfig=h.WAITER)
+    marker = f"made-on-a-{in_a}"
+    h.dexec(in_a, "sh", "-c", f"echo {marker} > /zone-marker")
+    image_id = ec2.create_image(InstanceId=in_a, Name=f"zones-{in_a}")["ImageId"]
+    zoned.cleanup.track_image(image_id)
+    ec2.get_waiter("image_available").wait(ImageIds=[image_id], WaiterConfig=h.WAITER)
+    assert docker_b("images", "-q", f"{h.AMI_REPO_PREFIX}zones-{in_a}:{image_id}").stdout.strip() == "", \
+        "committed on A only"
+
+    in_b = run_in(ec2, zoned, ZONE_B, image_id=image_id)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+    assert container_state_on(True, in_b) == "running"
+    seen = docker_b("exec", h.container_name(in_b), "cat", "/zone-marker").stdout.strip()
+    assert seen == marker
+    assert [i["ImageId"] for i in ec2.describe_images(ImageIds=[image_id])["Images"]] == [image_id]
+
+
+def test_a_stopped_engine_impairs_its_zone_only_and_converges_when_back(zoned):
+    ec2 = zoned.client(zoned.recorder)
+    in_a = run_in(ec2, zoned, ZONE_A)
+    in_b = run_in(ec2, zoned, ZONE_B)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_a, in_b], WaiterConfig=h.WAITER)
+    assert zone_states(ec2)[ZONE_B] == "available"
+
+    p = subprocess.run(["bash", str(SECOND_ENGINE), "stop"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    try:
+        t0 = time.monotonic()
+        h.wait_until(lambda: zone_states(ec2)[ZONE_B] == "impaired", 30, 0.2, "us-east-1b impaired")
+        h.log(f"us-east-1b impaired {time.monotonic() - t0:.1f}s after engine B stopped")
+        states = zone_states(ec2)
+        assert all(state == "available" for zone, state in states.items() if zone != ZONE_B), states
+
+        # Its instance keeps its state; its system check fails. Zone A's passes.
+        checks = {s["InstanceId"]: s for s in ec2.describe_instance_status(InstanceIds=[in_a, in_b])["InstanceStatuses"]}
+        assert checks[in_b]["InstanceState"]["Name"] == "running"
+        assert checks[in_b]["SystemStatus"]["Status"] == "impaired"
+        assert checks[in_b]["SystemStatus"]["Details"] == [{"Name": "reachability", "Status": "failed"}]
+        assert checks[in_a]["SystemStatus"]["Status"] == "ok"
+        impaired = ec2.describe_instance_status(Filters=[{"Name": "system-status.status", "Values": ["impaired"]}])
+        assert [s["InstanceId"] for s in impaired["InstanceStatuses"]] == [in_b]
+        assert h.describe_instances(ec2, [in_b])[in_b]["State"]["Name"] == "running"
+
+        # No launch into it; the zone error is EC2's, a server error.
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            ec2.run_instances(ImageId=AMI_ID, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                              Placement={"AvailabilityZone": ZONE_B})
+        err = refused.value.response
+        assert err["Error"]["Code"] == "InsufficientInstanceCapacity"
+        assert err["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert ZONE_B in err["Error"]["Message"] and ZONE_A in err["Error"]["Message"]
+
+        # Zone A keeps working: a launch with no zone goes elsewhere, stop and start go through.
+        other = run_in(ec2, zoned, None)
+        ec2.get_waiter("instance_running").wait(InstanceIds=[other], WaiterConfig=h.WAITER)
+        assert h.describe_instances(ec2, [other])[other]["Placement"]["AvailabilityZone"] != ZONE_B
+        ec2.stop_instances(InstanceIds=[in_a])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[in_a], WaiterConfig=h.WAITER)
+        assert container_state_on(False, in_a) == "paused"
+        ec2.start_instances(InstanceIds=[in_a])
+        ec2.get_waiter("instance_running").wait(InstanceIds=[in_a], WaiterConfig=h.WAITER)
+        code, health = zoned.health()
+        assert code == 503 and health["ok"] is False
+        down = [e for e in health["engines"] if e["name"] == ENGINE_B]
+        assert down and down[0]["reachable"] is False, health["engines"]
+    finally:
+        if not engine_b_running():
+            start_engine_b()
+
+    # Back: the zone is available, its instance's container runs again (the engine's stop
+    # took it down; ec2d starts it again), and the checks pass.
+    t1 = time.monotonic()
+    h.wait_until(lambda: zone_states(ec2)[ZONE_B] == "available", 30, 0.2, "us-east-1b available again")
+    h.wait_until(lambda: container_state_on(True, in_b) == "running", 60, 0.3, "in_b's container running on B")
+    ec2.get_waiter("instance_status_ok").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+    h.log(f"us-east-1b converged {time.monotonic() - t1:.1f}s after engine B answered again")
+    assert h.describe_instances(ec2, [in_b])[in_b]["State"]["Name"] == "running"
+    in_b2 = run_in(ec2, zoned, ZONE_B)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_b2], WaiterConfig=h.WAITER)
+    assert container_state_on(True, in_b2) == "running"
+
+
+def test_a_killed_ec2d_adopts_its_containers_on_both_engines(zoned):
+    ec2 = zoned.client(zoned.recorder)
+    in_a = run_in(ec2, zoned, ZONE_A)
+    in_b = run_in(ec2, zoned, ZONE_B)
+    stopped_b = run_in(ec2, zoned, ZONE_B)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_a, in_b, stopped_b], WaiterConfig=h.WAITER)
+    ec2.stop_instances(InstanceIds=[stopped_b])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[stopped_b], WaiterConfig=h.WAITER)
+    before = {in_a: container_id_on(False, in_a), in_b: container_id_on(True, in_b),
+              stopped_b: container_id_on(True, stopped_b)}
+    assert all(before.values()), before
+
+    zoned.kill()
+    zoned.start()
+    ec2 = zoned.client(zoned.recorder)
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_a, in_b], WaiterConfig=h.WAITER)
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[stopped_b], WaiterConfig=h.WAITER)
+    # Give the first passes and a sweep time to do anything they would do.
+    time.sleep(4)
+    after = {in_a: container_id_on(False, in_a), in_b: container_id_on(True, in_b),
+             stopped_b: container_id_on(True, stopped_b)}
+    assert after == before, "adopted, not re-created"
+    assert container_state_on(True, stopped_b) == "paused"
+    for iid in (in_b, stopped_b):
+        assert container_id_on(False, iid) is None, f"{iid} duplicated on engine A"
+    ec2.start_instances(InstanceIds=[stopped_b])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[stopped_b], WaiterConfig=h.WAITER)
+    assert container_state_on(True, stopped_b) == "running"
