@@ -227,7 +227,13 @@ impl<R: ContainerRuntime> Context<R> {
             console_reads: self.console_reads.clone(),
             networks: engine.networks().clone(),
             imds_routes: self.imds_routes.clone(),
-            volume_mounts: self.volume_mounts.clone(),
+            // The propagation point is this host's: a remote engine's containers cannot see
+            // it, so their volumes attach when the container is created.
+            volume_mounts: if engine.is_local() {
+                self.volume_mounts.clone()
+            } else {
+                VolumeMounts::off("the instance's engine is on another host")
+            },
         }
     }
 }

@@ -93,6 +93,10 @@ def zoned(ec2d_factory, zones_ami):
         ids = docker_b("ps", "-aq", "--filter", f"label={h.STORE_ID_LABEL}={srv.store_id}", check=False).stdout.split()
         if ids:
             docker_b("rm", "-f", *ids, check=False)
+        volumes = docker_b("volume", "ls", "-q", "--filter", f"label={h.STORE_ID_LABEL}={srv.store_id}",
+                           check=False).stdout.split()
+        if volumes:
+            docker_b("volume", "rm", "-f", *volumes, check=False)
     for image in srv.cleanup.images:
         for tag in docker_b("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split():
             if tag.endswith(f":{image}"):
@@ -276,3 +280,45 @@ def test_a_killed_ec2d_adopts_its_containers_on_both_engines(zoned):
     ec2.start_instances(InstanceIds=[stopped_b])
     ec2.get_waiter("instance_running").wait(InstanceIds=[stopped_b], WaiterConfig=h.WAITER)
     assert container_state_on(True, stopped_b) == "running"
+
+
+def test_volumes_and_the_metadata_service_follow_an_instance_to_engine_b(zoned):
+    ec2 = zoned.client(zoned.recorder)
+    in_b = run_in(ec2, zoned, ZONE_B, BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+    volume = ec2.create_volume(AvailabilityZone=ZONE_B, Size=1)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[volume], WaiterConfig=h.WAITER)
+    ec2.attach_volume(VolumeId=volume, InstanceId=in_b, Device="/dev/sdg")
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[volume], WaiterConfig=h.WAITER)
+
+    # Both volumes' data live on B, beside the instance; none on A.
+    b_volumes = docker_b("volume", "ls", "-q", "--filter", f"label={h.STORE_ID_LABEL}={zoned.store_id}").stdout.split()
+    a_volumes = h.docker("volume", "ls", "-q", "--filter", f"label={h.STORE_ID_LABEL}={zoned.store_id}").stdout.split()
+    assert len(b_volumes) == 2 and any(volume in name for name in b_volumes), b_volumes
+    assert a_volumes == []
+    # Data written at the mount point is in B's Docker volume.
+    docker_b("exec", h.container_name(in_b), "sh", "-c", "echo on-b > /mnt/sdf/where")
+    found = []
+    for name in b_volumes:
+        mountpoint = docker_b("volume", "inspect", "--format", "{{.Mountpoint}}", name).stdout.strip()
+        if (Path(mountpoint) / "where").exists():
+            found.append((Path(mountpoint) / "where").read_text().strip())
+    assert found == ["on-b"], found
+
+    def attached():
+        vols = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [in_b]}])["Volumes"]
+        states = {v["Attachments"][0]["Device"]: v["Attachments"][0]["State"] for v in vols}
+        return states.get("/dev/sdf") == "attached" and states.get("/dev/sdg") == "attached"
+
+    h.wait_until(attached, 30, 0.3, "both volumes attached")
+
+    # The metadata service answers an instance on B by its own address on B's bridge.
+    request = "printf 'GET /latest/meta-data/instance-id HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc 169.254.169.254 80"
+
+    def imds_answers():
+        p = docker_b("exec", h.container_name(in_b), "sh", "-c", request, check=False)
+        return p.stdout.strip().splitlines()[-1:] == [in_b]
+
+    routes = zoned.status()["imdsRoutes"]
+    assert routes["active"] is True, routes
+    h.wait_until(imds_answers, 20, 0.5, "IMDS answering the instance on engine B")
