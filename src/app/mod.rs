@@ -634,9 +634,10 @@ fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)
     listener.tap_io(set_nodelay)
 }
 
-/// Pings one engine regularly (every 15 s while it answers, every 2 s while it does not) so
-/// health and metrics report it, and so its return is noticed: then everything that backed
-/// off while it was away is enqueued. One such task runs per engine.
+/// Pings one engine regularly (every 15 s while it answers, every 2 s while it does not, and
+/// at once when its event stream breaks) so health, metrics and its zones' state report it,
+/// and so its return is noticed: then everything that backed off while it was away is
+/// enqueued. One such task runs per engine.
 async fn ping_engine<R: ContainerRuntime>(
     engine: Arc<Engine<R>>,
     store: StatusStore,
@@ -653,6 +654,8 @@ async fn ping_engine<R: ContainerRuntime>(
         tokio::select! {
             () = stop.clone().recv() => return,
             () = tokio::time::sleep(period) => {}
+            // Its event stream broke: the engine may be gone, and its zone impaired now.
+            () = monitor.check_requested() => {}
         }
         let was_reachable = monitor.is_reachable();
         let result = engine.runtime().info().await;

@@ -51,6 +51,8 @@ pub struct EngineMonitor {
     signals: Arc<Mutex<HashMap<String, Timestamp>>>,
     /// Gaps in the engine's event stream since start (each a resubscription).
     event_gaps: Arc<AtomicU64>,
+    /// Asks the engine's ping task to look now (its event stream broke).
+    check_now: Arc<tokio::sync::Notify>,
 }
 
 /// How close a container's end must follow an engine signal to count as caused by it.
@@ -175,6 +177,17 @@ impl EngineMonitor {
             .unwrap_or_else(|p| p.into_inner())
             .reachable
             == Some(true)
+    }
+
+    /// Asks whoever pings the engine to ping it now (its event stream broke: it may be gone).
+    pub fn request_check(&self) {
+        self.check_now.notify_one();
+    }
+
+    /// Resolves when [`Self::request_check`] was called (at once when it was since the last
+    /// wait).
+    pub async fn check_requested(&self) {
+        self.check_now.notified().await;
     }
 
     /// Whether the engine was last seen unreachable (not merely not yet contacted).

@@ -540,6 +540,11 @@ fn one_engine_triggers<R: ContainerRuntime>(
                         None => Vec::new(),
                     }
                 }
+                RuntimeEvent::Interrupted => {
+                    tracing::debug!(engine = %name, "engine event stream lost; checking the engine");
+                    engine.request_check();
+                    Vec::new()
+                }
                 RuntimeEvent::Resubscribed => {
                     tracing::info!(engine = %name, "engine event stream resubscribed; resyncing everything");
                     engine.record_event_gap();

@@ -615,6 +615,10 @@ pub enum RuntimeEvent {
         /// Docker's action word.
         action: String,
     },
+    /// The event stream was lost (the engine stopped, restarted or dropped the connection):
+    /// said once per gap, before the resubscription is retried, so whoever watches the engine
+    /// can look at it at once rather than at its next scheduled check.
+    Interrupted,
     /// The event stream was re-established after a gap: events may have been missed.
     Resubscribed,
 }

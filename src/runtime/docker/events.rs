@@ -181,6 +181,7 @@ impl EventsState {
     fn note_failure(&mut self, what: &str, error: &dyn fmt::Display) {
         if self.failures == 0 {
             warn!(%error, "docker event stream {what}; resubscribing");
+            self.pending.push_back(RuntimeEvent::Interrupted);
         } else {
             debug!(%error, failures = self.failures, "docker event stream {what}; still retrying");
         }
