@@ -194,21 +194,37 @@ pub fn render(doc: &Value) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(
-        &[
-            "INSTANCE",
-            "REGION",
-            "DESIRED",
-            "STATE",
-            "OBSERVED/GEN",
-            "CONTAINER",
-            "DOCKER",
-            "IP",
-            "PORTS",
-            "LAST ERROR",
-        ],
-        &instances,
-    ));
+    let mut headers = vec![
+        "INSTANCE",
+        "REGION",
+        "DESIRED",
+        "STATE",
+        "OBSERVED/GEN",
+        "CONTAINER",
+        "DOCKER",
+        "IP",
+        "PORTS",
+        "LAST ERROR",
+    ];
+    // With several engines (`EC2D_ENGINES`), where each instance runs, and a copy under way.
+    let listed = doc["instances"].as_array().unwrap_or(&empty);
+    let mut instances = instances;
+    if listed.iter().any(|i| !i["engine"].is_null()) {
+        headers.insert(2, "ENGINE");
+        for (row, i) in instances.iter_mut().zip(listed) {
+            let engine = match &i["imageCopy"] {
+                copy if copy.is_object() => format!(
+                    "{} (copying image from {}: {} bytes)",
+                    text(&i["engine"]),
+                    text(&copy["from"]),
+                    text(&copy["bytesCopied"])
+                ),
+                _ => text(&i["engine"]),
+            };
+            row.insert(2, engine);
+        }
+    }
+    out.push_str(&table(&headers, &instances));
     let images: Vec<Vec<String>> = doc["images"]
         .as_array()
         .unwrap_or(&empty)
@@ -276,6 +292,41 @@ mod tests {
         assert!(
             !out.contains("ENGINE"),
             "a status without `engines` (an older ec2d) has no engine table: {out}"
+        );
+    }
+
+    #[test]
+    fn instances_show_their_engine_and_image_copy_when_several_engines_run_them() {
+        let doc = serde_json::json!({
+            "controller": {"queue_depth": 0, "in_flight": 0, "reconciles_total": 3, "errors_total": 0, "last_resync_at": null},
+            "engine": {"reachable": true, "version": "20.10.24", "apiVersion": "1.41"},
+            "instances": [
+                {"id": "i-0123456789abcdef0", "region": "us-east-1", "desired": "running", "state": "pending",
+                 "engine": "unix:///run/b.sock", "imageCopy": {"from": "unix:///var/run/docker.sock", "bytesCopied": 512},
+                 "generation": 1, "observedGeneration": 1, "container": null, "lastError": null},
+                {"id": "i-0123456789abcdef1", "region": "us-east-1", "desired": "running", "state": "running",
+                 "engine": "unix:///var/run/docker.sock", "imageCopy": null,
+                 "generation": 1, "observedGeneration": 1, "container": null, "lastError": null}
+            ],
+            "images": []
+        });
+        let out = render(&doc);
+        let lines: Vec<&str> = out.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("INSTANCE"))
+            .unwrap();
+        assert!(lines[header].contains("ENGINE"), "{out}");
+        let col = lines[header].find("ENGINE").unwrap();
+        assert!(
+            lines[header + 1][col..].starts_with(
+                "unix:///run/b.sock (copying image from unix:///var/run/docker.sock: 512 bytes)"
+            ),
+            "{out}"
+        );
+        assert!(
+            lines[header + 2][col..].starts_with("unix:///var/run/docker.sock "),
+            "{out}"
         );
     }
 
