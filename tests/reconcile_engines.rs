@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
-use ec2d::model::{display_state, fixtures, DesiredState, Instance, InstanceId, InstanceState};
+use ec2d::model::snapshot::new_snapshot;
+use ec2d::model::volume::new_volume;
+use ec2d::model::{
+    display_state, fixtures, now, DesiredState, ImageCopy, Instance, InstanceId, InstanceState,
+};
 use ec2d::reconcile::{self, reset, Context, Engines, ObjectRef, Settings};
 use ec2d::runtime::fake::Op;
-use ec2d::runtime::{ContainerState, FakeRuntime};
+use ec2d::runtime::{ContainerRuntime, ContainerState, FakeRuntime};
 use ec2d::store::{Store, StoreError};
 
 const AMI_REF: &str = "localstack-ec2/test-ami:ami-000001";
@@ -376,4 +380,138 @@ async fn a_reset_clears_every_engine_and_names_one_it_cannot_reach() {
     two.b.set_down(true);
     let report = reset::remove_everything(&two.ctx).await.unwrap();
     assert_eq!(report.engines_unreachable, [ENGINE_B.to_string()]);
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_holding_the_only_image_makes_the_boot_wait_not_fail() {
+    let two = two_engines();
+    let id = launch_in(&two.store, "us-east-1b");
+    two.a.set_down(true);
+    let error = run(&two, ObjectRef::Instance(id.clone()))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        shown(&two, &id),
+        InstanceState::Pending,
+        "never terminated for it"
+    );
+    two.a.set_down(false);
+    run_instance(&two, &id).await;
+    assert_eq!(two.b.container_state(&id), Some(ContainerState::Running));
+}
+
+#[tokio::test]
+async fn an_engine_recorded_under_several_engines_is_forgotten_under_one_and_stays_so() {
+    let two = two_engines();
+    two.b.add_image(AMI_REF);
+    let id = launch_in(&two.store, "us-east-1b");
+    run_instance(&two, &id).await;
+    assert_eq!(get(&two, &id).status.engine.as_deref(), Some(ENGINE_B));
+
+    // Restarted with one engine (A): the instance boots there, and no longer records B.
+    let single = Arc::new(Context::new(
+        two.store.clone(),
+        two.a.clone(),
+        Settings::default(),
+    ));
+    let _ = reconcile::reconcile(ObjectRef::Instance(id.clone()), single.clone())
+        .await
+        .unwrap();
+    let status = single
+        .store
+        .instances()
+        .get(id.as_str())
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status.engine, None);
+    assert_eq!(two.a.container_state(&id), Some(ContainerState::Running));
+
+    // B named again: the instance stays on A, and B's sweep removes its old container there.
+    let again = two_engines_on(
+        two.store.clone(),
+        two.a.clone(),
+        two.b.clone(),
+        &["us-east-1b"],
+    );
+    run_instance(&again, &id).await;
+    assert_eq!(get(&again, &id).status.engine.as_deref(), Some(ENGINE_A));
+    let _ = run(&again, ObjectRef::Sweep).await.unwrap();
+    assert_eq!(again.b.container_state(&id), None, "B's leftover removed");
+    assert_eq!(again.a.container_state(&id), Some(ContainerState::Running));
+}
+
+#[tokio::test]
+async fn a_copy_a_crash_cut_short_leaves_no_image_copy_in_the_status() {
+    let two = two_engines();
+    two.b.add_image(AMI_REF);
+    let id = launch_in(&two.store, "us-east-1b");
+    run_instance(&two, &id).await;
+    // As a crash mid-copy would leave it, on an instance that is now to stop.
+    let mut status = get(&two, &id).status;
+    status.image_copy = Some(ImageCopy {
+        reference: AMI_REF.to_string(),
+        from: ENGINE_A.to_string(),
+        to: ENGINE_B.to_string(),
+        bytes_copied: 10,
+        started_at: now(),
+    });
+    two.ctx
+        .store
+        .instances()
+        .write_status(id.as_str(), &status)
+        .unwrap();
+    desire(&two.store, &id, DesiredState::Stopped);
+    run_instance(&two, &id).await;
+    assert_eq!(get(&two, &id).status.image_copy, None);
+    assert_eq!(shown(&two, &id), InstanceState::Stopped);
+}
+
+#[tokio::test]
+async fn volumes_and_snapshots_stay_on_the_engine_that_holds_them() {
+    let two = two_engines();
+    let volume_id = "vol-0000000000000000b";
+    let snapshot_id = "snap-0000000000000000b";
+    two.store
+        .create_volume(&new_volume(
+            volume_id,
+            "us-east-1",
+            fixtures::volume_spec("us-east-1b", "gp3", 8),
+            now(),
+        ))
+        .unwrap();
+    let _ = run(&two, ObjectRef::Volume(volume_id.into()))
+        .await
+        .unwrap();
+    let volume = two.store.volumes().get(volume_id).unwrap().unwrap();
+    let backing = volume.status.backing.clone().expect("made");
+    assert_eq!(volume.status.engine.as_deref(), Some(ENGINE_B));
+    assert!(two.b.volume_names().contains(&backing));
+    assert!(!two.a.volume_names().contains(&backing));
+
+    two.store
+        .snapshots()
+        .create(&[new_snapshot(
+            snapshot_id,
+            "us-east-1",
+            fixtures::snapshot_spec(volume_id, 8),
+            now(),
+        )])
+        .unwrap();
+    let _ = run(&two, ObjectRef::Snapshot(snapshot_id.into())).await;
+    let _ = run(&two, ObjectRef::Snapshot(snapshot_id.into())).await;
+    let snapshot = two.store.snapshots().get(snapshot_id).unwrap().unwrap();
+    assert!(snapshot.status.completed, "{:?}", snapshot.status);
+    assert_eq!(snapshot.status.engine.as_deref(), Some(ENGINE_B));
+
+    // Its volume's record gone, the snapshot is still looked for on B, and is fine.
+    two.store.volumes().delete(volume_id).unwrap();
+    let _ = run(&two, ObjectRef::Snapshot(snapshot_id.into())).await;
+    let snapshot = two.store.snapshots().get(snapshot_id).unwrap().unwrap();
+    assert_eq!(snapshot.status.error, None);
+    assert!(two.b.volume_names().iter().any(|n| n.contains(snapshot_id)));
+    assert!(two.a.volume_names().is_empty());
+    // ContainerRuntime is what the fakes are driven through.
+    assert!(two.b.list_volumes().await.unwrap().len() >= 2);
 }

@@ -21,9 +21,11 @@ pub trait Introspection: Send + Sync + 'static {
     fn zone_impaired(&self, _zone: &str) -> bool {
         false
     }
-    /// Whether an instance's host is unreachable: its engine (`engine`, recorded in its
-    /// status, else its zone's), with several engines configured.
-    fn instance_host_impaired(&self, _zone: &str, _engine: Option<&str>) -> bool {
+    /// Whether an instance's host is unreachable, with several engines configured: the
+    /// engine its status records (`engine`), else the default one for an instance whose
+    /// container was made under one engine (`made`), else its zone's; as the reconciler
+    /// places it.
+    fn instance_host_impaired(&self, _zone: &str, _engine: Option<&str>, _made: bool) -> bool {
         false
     }
 }

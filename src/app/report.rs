@@ -147,13 +147,15 @@ impl Introspection for Report {
         self.engines.len() > 1 && self.engine_serving(zone).monitor.is_down()
     }
 
-    fn instance_host_impaired(&self, zone: &str, engine: Option<&str>) -> bool {
+    fn instance_host_impaired(&self, zone: &str, engine: Option<&str>, made: bool) -> bool {
         if self.engines.len() < 2 {
             return false;
         }
-        let view = engine
-            .and_then(|name| self.engines.iter().find(|e| e.name == name))
-            .unwrap_or_else(|| self.engine_serving(zone));
+        let view = match engine.and_then(|name| self.engines.iter().find(|e| e.name == name)) {
+            Some(view) => view,
+            None if engine.is_none() && made => self.default_engine(),
+            None => self.engine_serving(zone),
+        };
         view.monitor.is_down()
     }
 

@@ -72,6 +72,10 @@ pub struct SnapshotStatus {
     /// The spec generation this status describes.
     #[serde(default)]
     pub observed_generation: u64,
+    /// The engine holding its copy (normalised endpoint; its volume's engine when made),
+    /// recorded when `EC2D_ENGINES` names several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// The Docker volume holding the copy, once made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backing: Option<String>,

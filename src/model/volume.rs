@@ -119,6 +119,10 @@ pub struct VolumeStatus {
     /// The spec generation this status describes.
     #[serde(default)]
     pub observed_generation: u64,
+    /// The engine holding its Docker volume (normalised endpoint), recorded when
+    /// `EC2D_ENGINES` names several, so it stays there whatever the configuration says later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// The Docker volume holding the data, once made (none for a root volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backing: Option<String>,

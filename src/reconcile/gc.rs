@@ -54,8 +54,12 @@ pub(super) async fn sweep<R: ContainerRuntime>(ctx: &Context<R>) -> Result<Actio
         async move { sweep_engine(&on, kept).await }
     })
     .await;
-    ctx.sweep_report
-        .set(kept.into_inner().unwrap_or_else(|p| p.into_inner()));
+    // A sweep that could not list its one engine keeps the last report; with several, what
+    // the engines that answered kept is the report.
+    if result.is_ok() || ctx.engines.is_multi() {
+        ctx.sweep_report
+            .set(kept.into_inner().unwrap_or_else(|p| p.into_inner()));
+    }
     result.map(|_| Action::requeue(ctx.settings.converged_requeue))
 }
 

@@ -13,36 +13,48 @@ use crate::runtime::{ContainerRuntime, RuntimeError};
 
 /// The engine a CreateImage or CopyImage record is made on: the source instance's, or the
 /// first engine (the default first) holding the source AMI's image; the default one when
-/// there is one engine or none is found.
+/// there is one engine or none is found. `Unavailable` when no engine that answers holds the
+/// source image and one does not answer: it may hold the only copy, and a copy made
+/// elsewhere would fail for good.
 pub(super) async fn engine_for<R: ContainerRuntime>(
     id: &ImageId,
     ctx: &Context<R>,
-) -> Arc<Engine<R>> {
+) -> Result<Arc<Engine<R>>, RuntimeError> {
     let default = ctx.engines.default().clone();
     if !ctx.engines.is_multi() {
-        return default;
+        return Ok(default);
     }
     let Ok(Some(image)) = ctx.store.images().get_shared(id.as_str()) else {
-        return default;
+        return Ok(default);
     };
+    if is_done(&image) {
+        // Nothing left to make: the pass asks no engine.
+        return Ok(default);
+    }
     match &image.spec.source {
-        ImageSource::Commit { instance_id } => {
+        ImageSource::Commit { instance_id } => Ok(
             match ctx.store.instances().get_shared(instance_id.as_str()) {
                 Ok(Some(instance)) => super::instance::engine_of(ctx, &instance),
                 _ => default,
-            }
-        }
+            },
+        ),
         ImageSource::Copy {
             source_reference, ..
-        } => {
+        } if !image.spec.deregistered => {
+            let mut unanswered = None;
             for engine in ctx.engines.iter() {
-                if let Ok(true) = engine.runtime().image_exists(source_reference).await {
-                    return engine.clone();
+                match engine.runtime().image_exists(source_reference).await {
+                    Ok(true) => return Ok(engine.clone()),
+                    Ok(false) => {}
+                    Err(error) => unanswered = Some(error),
                 }
             }
-            default
+            match unanswered {
+                Some(error) => Err(error),
+                None => Ok(default),
+            }
         }
-        ImageSource::Docker => default,
+        ImageSource::Copy { .. } | ImageSource::Docker => Ok(default),
     }
 }
 
@@ -57,11 +69,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     if image.spec.deregistered {
         return acknowledge_deregistration(&image, ctx);
     }
-    let done = matches!(
-        image.status.state,
-        Some(ImageState::Available | ImageState::Failed)
-    ) && image.status.observed_generation >= image.metadata.generation;
-    if done {
+    if is_done(&image) {
         return Ok(Action::await_change());
     }
     let made = match &image.spec.source {
@@ -102,6 +110,14 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
             Err(error)
         }
     }
+}
+
+/// Whether the record's image is made (or failed for good) at its current generation.
+fn is_done(image: &Image) -> bool {
+    matches!(
+        image.status.state,
+        Some(ImageState::Available | ImageState::Failed)
+    ) && image.status.observed_generation >= image.metadata.generation
 }
 
 /// DeregisterImage: records that this key will commit or copy nothing more for the AMI

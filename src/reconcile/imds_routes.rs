@@ -35,7 +35,10 @@ pub(super) async fn converge<R: ContainerRuntime>(id: &InstanceId, ctx: &Context
         return;
     }
     let address = match ctx.store.instances().get_shared(id.as_str()) {
-        Ok(instance) => instance.as_deref().and_then(route_address),
+        Ok(instance) => instance
+            .as_deref()
+            .filter(|i| on_this_host(ctx, i))
+            .and_then(route_address),
         // Unknown now: the sweep's full sync settles it.
         Err(_) => return,
     };
@@ -57,9 +60,17 @@ pub(super) async fn sync<R: ContainerRuntime>(ctx: &Context<R>) {
     let desired: BTreeMap<String, Ipv4Addr> = listing
         .objects
         .iter()
+        .filter(|i| on_this_host(ctx, i))
         .filter_map(|i| Some((i.metadata.name.clone(), route_address(i)?)))
         .collect();
     ctx.imds_routes.sync(desired).await;
+}
+
+/// Whether the instance's container is on an engine of this host: the NAT rules are this
+/// host's, and a remote engine's bridge addresses mean nothing here (they may even repeat
+/// a local one).
+fn on_this_host<R: ContainerRuntime>(ctx: &Context<R>, instance: &Instance) -> bool {
+    !ctx.engines.is_multi() || super::instance::engine_of(ctx, instance).is_local()
 }
 
 #[cfg(test)]

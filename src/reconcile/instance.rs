@@ -70,17 +70,15 @@ pub(super) fn engine_of<R: ContainerRuntime>(
     ctx: &Context<R>,
     instance: &Instance,
 ) -> Arc<Engine<R>> {
-    let engines = &ctx.engines;
-    match &instance.status.engine {
-        Some(name) => {
-            if let Some(engine) = engines.by_name(name) {
-                return engine.clone();
-            }
-        }
-        None if instance.status.container.is_some() => return engines.default().clone(),
-        None => {}
-    }
-    engines.for_zone(&instance.spec.availability_zone).clone()
+    ctx.engine_recorded_or(
+        instance.status.engine.as_deref(),
+        instance.status.container.is_some(),
+        || {
+            ctx.engines
+                .for_zone(&instance.spec.availability_zone)
+                .clone()
+        },
+    )
 }
 
 /// The pass, on the instance's engine (`ctx`'s current one).
@@ -91,9 +89,14 @@ async fn reconcile_on<R: ContainerRuntime>(
 ) -> Result<Action, ReconcileError> {
     // With several engines the engine is recorded before anything is made on it, so a crash
     // between the two never leaves a container ec2d would look for elsewhere.
-    let engine_name = ctx.current_engine.name();
-    if ctx.engines.is_multi() && instance.status.engine.as_deref() != Some(engine_name) {
-        instance.status.engine = Some(engine_name.to_string());
+    // With one engine, an engine recorded under another configuration is forgotten once the
+    // pass runs here: the record then reads as the default engine's, as it now is.
+    let recorded = ctx.engine_to_record(instance.status.engine.as_deref());
+    // A copy recorded when no pass runs is one a crash cut short: one key never runs twice at
+    // once, and a copy runs inside its instance's pass.
+    let stale_copy = instance.status.image_copy.take().is_some();
+    if instance.status.engine != recorded || stale_copy {
+        instance.status.engine = recorded;
         ctx.store
             .instances()
             .write_status(id.as_str(), &instance.status)?;
@@ -222,6 +225,7 @@ async fn bring_image<R: ContainerRuntime>(
     let lock = here.copy_lock(&reference);
     let _one_copy = lock.lock().await;
     let mut source = None;
+    let mut unasked = None;
     if !ctx.runtime.image_exists(&reference).await? {
         for engine in ctx.engines.iter().filter(|e| !Arc::ptr_eq(e, &here)) {
             match engine.runtime().image_exists(&reference).await {
@@ -231,16 +235,20 @@ async fn bring_image<R: ContainerRuntime>(
                 }
                 Ok(false) => {}
                 Err(error) => {
-                    debug!(instance_id = %id, engine = %engine.name(), %error, "cannot ask an engine for the image")
+                    debug!(instance_id = %id, engine = %engine.name(), %error, "cannot ask an engine for the image");
+                    unasked = Some((engine.name().to_string(), error));
                 }
             }
         }
+        // An engine that could not be asked may hold the only copy: the boot waits for it
+        // rather than find the image missing (an outage never terminates an instance).
+        if let (None, Some((engine, error))) = (&source, unasked) {
+            return Err(RuntimeError::Unavailable(format!(
+                "the image {reference} is on no engine that answers; {engine} does not: {error}"
+            )));
+        }
     }
     let Some(source) = source else {
-        // A copy a crash cut short is over: the image is here, or nowhere to copy from.
-        if instance.status.image_copy.take().is_some() {
-            write_copy_status(ctx, id, instance)?;
-        }
         return Ok(());
     };
     info!(instance_id = %id, %reference, from = %source.name(), to = %here.name(), "copying the instance's image to its engine");

@@ -239,6 +239,38 @@ impl<R: ContainerRuntime> Context<R> {
 }
 
 impl<R: ContainerRuntime> Context<R> {
+    /// What a status should record as the engine of a resource this context's pass works
+    /// on, given what it records: with several engines, the current one (recorded before
+    /// anything is made there); with one, nothing, unless what is recorded is this very
+    /// engine (an engine recorded under another configuration is forgotten, so the record
+    /// reads as the default engine's, which it now is).
+    pub fn engine_to_record(&self, recorded: Option<&str>) -> Option<String> {
+        let here = self.current_engine.name();
+        if self.engines.is_multi() || recorded == Some(here) {
+            Some(here.to_string())
+        } else {
+            None
+        }
+    }
+
+    /// The engine a status names, when it is configured; else, for a resource already made
+    /// with no engine recorded (under one engine), the default engine; else `otherwise`.
+    fn engine_recorded_or(
+        &self,
+        recorded: Option<&str>,
+        made: bool,
+        otherwise: impl FnOnce() -> Arc<Engine<R>>,
+    ) -> Arc<Engine<R>> {
+        match recorded {
+            Some(name) => match self.engines.by_name(name) {
+                Some(engine) => engine.clone(),
+                None => otherwise(),
+            },
+            None if made => self.engines.default().clone(),
+            None => otherwise(),
+        }
+    }
+
     /// The same context, mounting attached volumes through the given propagation point.
     pub fn with_volume_mounts(mut self, volume_mounts: VolumeMounts) -> Self {
         self.volume_mounts = volume_mounts;
@@ -275,39 +307,50 @@ pub async fn reconcile<R: ContainerRuntime>(
             )
             .await
         }
-        ObjectRef::Image(id) => {
-            let on = ctx.on_engine(&image::engine_for(id, &ctx).await);
-            observed(&on, image::reconcile(id, &on).await)
-        }
+        ObjectRef::Image(id) => match image::engine_for(id, &ctx).await {
+            Ok(engine) => {
+                let on = ctx.on_engine(&engine);
+                observed(&on, image::reconcile(id, &on).await)
+            }
+            Err(error) => Err(error.into()),
+        },
         ObjectRef::Volume(id) => {
             let on = ctx.on_engine(&volume_engine(&ctx, Some(id)));
             observed(&on, volume::reconcile(id, &on).await)
         }
         ObjectRef::Snapshot(id) => {
-            // A snapshot's copy is made beside its volume.
-            let volume_id = ctx
-                .store
-                .snapshots()
-                .get_shared(id)
-                .ok()
-                .flatten()
-                .map(|snapshot| snapshot.spec.volume_id.clone());
-            let on = ctx.on_engine(&volume_engine(&ctx, volume_id.as_deref()));
+            let on = ctx.on_engine(&snapshot_engine(&ctx, id));
             observed(&on, snapshot::reconcile(id, &on).await)
         }
     }
 }
 
-/// The engine holding a volume's Docker volume: its zone's (an instance attaches volumes of
-/// its own zone only, so they meet on one engine). The default one for a volume unknown.
+/// The engine holding a volume's Docker volume: the one its status records, else its
+/// zone's (an instance attaches volumes of its own zone only, so they meet on one engine).
+/// The default one for a volume unknown.
 fn volume_engine<R: ContainerRuntime>(ctx: &Context<R>, volume_id: Option<&str>) -> Arc<Engine<R>> {
-    let zone = volume_id
-        .and_then(|id| ctx.store.volumes().get_shared(id).ok().flatten())
-        .map(|volume| volume.spec.availability_zone.clone());
-    match zone {
-        Some(zone) => ctx.engines.for_zone(&zone).clone(),
-        None => ctx.engines.default().clone(),
-    }
+    let Some(volume) = volume_id.and_then(|id| ctx.store.volumes().get_shared(id).ok().flatten())
+    else {
+        return ctx.engines.default().clone();
+    };
+    ctx.engine_recorded_or(
+        volume.status.engine.as_deref(),
+        volume.status.backing.is_some(),
+        || ctx.engines.for_zone(&volume.spec.availability_zone).clone(),
+    )
+}
+
+/// The engine holding a snapshot's copy: the one its status records, else its volume's (the
+/// copy is made beside the data it copies).
+fn snapshot_engine<R: ContainerRuntime>(ctx: &Context<R>, snapshot_id: &str) -> Arc<Engine<R>> {
+    let Some(snapshot) = ctx.store.snapshots().get_shared(snapshot_id).ok().flatten() else {
+        return ctx.engines.default().clone();
+    };
+    ctx.engine_recorded_or(
+        snapshot.status.engine.as_deref(),
+        snapshot.status.backing.is_some(),
+        || volume_engine(ctx, Some(&snapshot.spec.volume_id)),
+    )
 }
 
 /// A pass's result, recorded by the monitor of the engine it ran on.

@@ -45,6 +45,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         return delete(ctx, &snapshot).await;
     }
     let mut status = snapshot.status.clone();
+    status.engine = ctx.engine_to_record(status.engine.as_deref());
     let owner = VolumeOwner::Snapshot(id.to_string());
     let action = if status.completed {
         if let Some(backing) = status.backing.clone() {

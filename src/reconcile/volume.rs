@@ -64,6 +64,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         return delete(ctx, &volume).await;
     }
     let mut status = volume.status.clone();
+    status.engine = ctx.engine_to_record(status.engine.as_deref());
     let action = if volume.spec.root_of.is_some() {
         // A root volume's data is its instance's container's own file system: nothing to make.
         status.ready = true;

@@ -98,6 +98,10 @@ def zoned(ec2d_factory, zones_ami):
                            check=False).stdout.split()
         if volumes:
             docker_b("volume", "rm", "-f", *volumes, check=False)
+        networks = docker_b("network", "ls", "-q", "--filter", f"label={h.STORE_ID_LABEL}={srv.store_id}",
+                            check=False).stdout.split()
+        if networks:
+            docker_b("network", "rm", *networks, check=False)
     for image in srv.cleanup.images:
         for tag in docker_b("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split():
             if tag.endswith(f":{image}"):
@@ -324,3 +328,34 @@ def test_volumes_and_the_metadata_service_follow_an_instance_to_engine_b(zoned):
     routes = zoned.status()["imdsRoutes"]
     assert routes["active"] is True, routes
     h.wait_until(imds_answers, 20, 0.5, "IMDS answering the instance on engine B")
+
+
+def test_a_vpc_subnet_in_zone_b_gets_its_network_on_engine_b(zoned):
+    ec2 = zoned.client(zoned.recorder)
+    vpc = ec2.create_vpc(CidrBlock="10.71.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.71.2.0/24", AvailabilityZone=ZONE_B)["Subnet"]["SubnetId"]
+    answer = ec2.run_instances(ImageId=AMI_ID, MinCount=2, MaxCount=2, InstanceType="t3.micro", SubnetId=subnet)
+    ids = [i["InstanceId"] for i in answer["Instances"]]
+    zoned.cleanup.track_instances(ids)
+    ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=h.WAITER)
+    shown = {i: d["PrivateIpAddress"] for i, d in h.describe_instances(ec2, ids).items()}
+    assert all(ip.startswith("10.71.2.") for ip in shown.values()), shown
+
+    # The VPC's network is on B only, with the VPC's block; each container has its address.
+    on_b = docker_b("network", "ls", "-q", "--filter", f"label=ec2d.vpc-id={vpc}").stdout.split()
+    on_a = h.docker("network", "ls", "-q", "--filter", f"label=ec2d.vpc-id={vpc}").stdout.split()
+    assert len(on_b) == 1 and on_a == [], (on_b, on_a)
+    subnet_of = docker_b("network", "inspect", "--format", "{{(index .IPAM.Config 0).Subnet}}", on_b[0]).stdout.strip()
+    assert subnet_of == "10.71.0.0/16"
+    for iid, ip in shown.items():
+        addresses = docker_b("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                             h.container_name(iid)).stdout.split()
+        assert ip in addresses, (iid, ip, addresses)
+    # (No ping between them: engine B runs with --iptables=false beside engine A, whose FORWARD
+    # policy DROP then drops bridged traffic on B's networks; firewalling is B's own business.)
+
+    # The VPC's last instance gone, its network on B goes too.
+    ec2.terminate_instances(InstanceIds=ids)
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=h.WAITER)
+    h.wait_until(lambda: docker_b("network", "ls", "-q", "--filter", f"label=ec2d.vpc-id={vpc}").stdout.strip() == "",
+                 30, 0.3, "the VPC's network removed from B")

@@ -53,6 +53,7 @@ impl StatusItem {
         let host_impaired = state.introspection.instance_host_impaired(
             &instance.spec.availability_zone,
             instance.status.engine.as_deref(),
+            instance.status.container.is_some(),
         );
         Self {
             state: shown_state(&instance),

@@ -319,12 +319,14 @@ fn placement(state: &ApiState, region: &str, req: &Request) -> Result<Subnet, Ap
 
 /// `InsufficientInstanceCapacity` (a server error, HTTP 500, as EC2 answers it) for a launch
 /// into an impaired zone: its engine is unreachable. EC2's message names the zones that have
-/// capacity.
+/// capacity. `chosen`: the request named the zone (or a subnet in it); else every zone is
+/// impaired and ec2d picked one.
 fn has_capacity(
     state: &ApiState,
     region: &str,
     zone: &str,
     instance_type: &str,
+    chosen: bool,
 ) -> Result<(), ApiError> {
     if !state.introspection.zone_impaired(zone) {
         return Ok(());
@@ -333,9 +335,15 @@ fn has_capacity(
         .into_iter()
         .filter(|z| z != zone && !state.introspection.zone_impaired(z))
         .collect();
-    let mut message = format!(
-        "We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}). Our system will be working on provisioning additional capacity."
-    );
+    let mut message = if chosen {
+        format!(
+            "We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}). Our system will be working on provisioning additional capacity."
+        )
+    } else {
+        format!(
+            "We currently do not have sufficient {instance_type} capacity in any Availability Zone of {region}. Our system will be working on provisioning additional capacity."
+        )
+    };
     if !others.is_empty() {
         message.push_str(&format!(
             " You can currently get {instance_type} capacity by not specifying an Availability Zone in your request or choosing {}.",
@@ -460,7 +468,14 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
         imds_v2_defaults(req.metadata_asked, &mut options.metadata);
     }
     kind::check_dry_run(req.dry_run)?;
-    has_capacity(state, region, &subnet.availability_zone, &req.instance_type)?;
+    let zone_chosen = req.availability_zone.is_some() || req.subnet_id.is_some();
+    has_capacity(
+        state,
+        region,
+        &subnet.availability_zone,
+        &req.instance_type,
+        zone_chosen,
+    )?;
     // The region's network is written to: its `default` group is stored first.
     groups::ensure_default_group(state, region)?;
 
