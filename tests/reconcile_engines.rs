@@ -53,6 +53,20 @@ fn two_engines() -> Two {
     )
 }
 
+/// A and B, both holding the AMI's image (no copy needed).
+fn both_holding_the_image() -> Two {
+    let two = two_engines();
+    two.b.add_image(AMI_REF);
+    two
+}
+
+/// An instance launched in `zone` and reconciled once.
+async fn running_in(two: &Two, zone: &str) -> InstanceId {
+    let id = launch_in(&two.store, zone);
+    run_instance(two, &id).await;
+    id
+}
+
 fn launch_in(store: &Store, zone: &str) -> InstanceId {
     let mut instance = fixtures::instance();
     let id = InstanceId::generate();
@@ -97,8 +111,7 @@ async fn run_instance(two: &Two, id: &InstanceId) {
 
 #[tokio::test]
 async fn instances_land_on_their_zones_engine_and_record_it() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
+    let two = both_holding_the_image();
     let in_a = launch_in(&two.store, "us-east-1a");
     let in_b = launch_in(&two.store, "us-east-1b");
     let in_c = launch_in(&two.store, "us-east-1c");
@@ -128,10 +141,8 @@ async fn instances_land_on_their_zones_engine_and_record_it() {
 
 #[tokio::test]
 async fn an_instance_stays_on_its_recorded_engine_when_the_zones_move() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
-    let id = launch_in(&two.store, "us-east-1b");
-    run_instance(&two, &id).await;
+    let two = both_holding_the_image();
+    let id = running_in(&two, "us-east-1b").await;
     assert_eq!(two.b.container_state(&id), Some(ContainerState::Running));
 
     // Restarted with us-east-1b on the default engine and B serving another zone: the
@@ -255,12 +266,9 @@ async fn the_instance_is_pending_with_its_image_copy_in_status_meanwhile() {
 
 #[tokio::test]
 async fn an_unreachable_engine_fails_its_zone_only_and_its_instances_keep_their_state() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
-    let in_a = launch_in(&two.store, "us-east-1a");
-    let in_b = launch_in(&two.store, "us-east-1b");
-    run_instance(&two, &in_a).await;
-    run_instance(&two, &in_b).await;
+    let two = both_holding_the_image();
+    let in_a = running_in(&two, "us-east-1a").await;
+    let in_b = running_in(&two, "us-east-1b").await;
 
     two.b.set_down(true);
     let error = run(&two, ObjectRef::Instance(in_b.clone()))
@@ -297,8 +305,7 @@ async fn an_unreachable_engine_fails_its_zone_only_and_its_instances_keep_their_
 
 #[tokio::test]
 async fn the_sweep_removes_each_engines_orphans_and_leftovers_only() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
+    let two = both_holding_the_image();
     let in_a = launch_in(&two.store, "us-east-1a");
     let in_b = launch_in(&two.store, "us-east-1b");
     let orphan = launch_in(&two.store, "us-east-1b");
@@ -308,8 +315,7 @@ async fn the_sweep_removes_each_engines_orphans_and_leftovers_only() {
     // An orphan on B (its record gone), and a leftover on A: a container of an instance
     // whose status records B.
     two.store.instances().delete(orphan.as_str()).unwrap();
-    let leftover = launch_in(&two.store, "us-east-1a");
-    run_instance(&two, &leftover).await;
+    let leftover = running_in(&two, "us-east-1a").await;
     let mut status = get(&two, &leftover).status;
     status.engine = Some(ENGINE_B.to_string());
     two.ctx
@@ -335,8 +341,7 @@ async fn the_sweep_removes_each_engines_orphans_and_leftovers_only() {
 
 #[tokio::test]
 async fn the_catalog_lists_an_ami_once_and_keeps_an_unreachable_engines_amis() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
+    let two = both_holding_the_image();
     two.b.add_image("localstack-ec2/only-on-b:ami-0000000b");
     let _ = run(&two, ObjectRef::Catalog).await.unwrap();
     let ids = |two: &Two| {
@@ -364,22 +369,22 @@ async fn the_catalog_lists_an_ami_once_and_keeps_an_unreachable_engines_amis() {
 
 #[tokio::test]
 async fn a_reset_clears_every_engine_and_names_one_it_cannot_reach() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
-    let in_a = launch_in(&two.store, "us-east-1a");
-    let in_b = launch_in(&two.store, "us-east-1b");
-    run_instance(&two, &in_a).await;
-    run_instance(&two, &in_b).await;
+    let two = both_holding_the_image();
+    let in_a = running_in(&two, "us-east-1a").await;
+    let in_b = running_in(&two, "us-east-1b").await;
+    assert!(two.a.container_state(&in_a).is_some() && two.b.container_state(&in_b).is_some());
     let report = reset::remove_everything(&two.ctx).await.unwrap();
     assert_eq!(report.containers, 2);
     assert!(report.engines_unreachable.is_empty());
     assert_eq!((two.a.container_count(), two.b.container_count()), (0, 0));
 
-    let again = launch_in(&two.store, "us-east-1b");
-    run_instance(&two, &again).await;
+    let again = running_in(&two, "us-east-1b").await;
     two.b.set_down(true);
     let report = reset::remove_everything(&two.ctx).await.unwrap();
     assert_eq!(report.engines_unreachable, [ENGINE_B.to_string()]);
+    // Left where it is, for the sweep once B is back and the records are wiped.
+    two.b.set_down(false);
+    assert_eq!(two.b.container_state(&again), Some(ContainerState::Running));
 }
 
 #[tokio::test]
@@ -403,10 +408,8 @@ async fn an_unreachable_engine_holding_the_only_image_makes_the_boot_wait_not_fa
 
 #[tokio::test]
 async fn an_engine_recorded_under_several_engines_is_forgotten_under_one_and_stays_so() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
-    let id = launch_in(&two.store, "us-east-1b");
-    run_instance(&two, &id).await;
+    let two = both_holding_the_image();
+    let id = running_in(&two, "us-east-1b").await;
     assert_eq!(get(&two, &id).status.engine.as_deref(), Some(ENGINE_B));
 
     // Restarted with one engine (A): the instance boots there, and no longer records B.
@@ -444,10 +447,8 @@ async fn an_engine_recorded_under_several_engines_is_forgotten_under_one_and_sta
 
 #[tokio::test]
 async fn a_copy_a_crash_cut_short_leaves_no_image_copy_in_the_status() {
-    let two = two_engines();
-    two.b.add_image(AMI_REF);
-    let id = launch_in(&two.store, "us-east-1b");
-    run_instance(&two, &id).await;
+    let two = both_holding_the_image();
+    let id = running_in(&two, "us-east-1b").await;
     // As a crash mid-copy would leave it, on an instance that is now to stop.
     let mut status = get(&two, &id).status;
     status.image_copy = Some(ImageCopy {
