@@ -19,6 +19,8 @@
 #   EC2D_TEST_SKIP_SETUP=1  skip package install / dockerd / image build
 #   EC2D_TEST_DOCKERD_LOG   where a dockerd started by this script logs
 #                           (default /var/log/ec2d-test-dockerd.log)
+#   EC2D_TEST_ENGINE_B_TLS, EC2D_TEST_ENGINE_B_CERTS   exported with it: engine B's TLS
+#                           listener (https://127.0.0.1:…) and the client certificates' directory
 #   EC2D_TEST_ENGINE_B      exported to cargo test and pytest: the endpoint of the second
 #                           engine tests/support/second-engine.sh starts in set-up
 #                           (unix:///run/ec2d-engine-b/docker.sock; log
@@ -272,6 +274,13 @@ setup_second_engine() {
     if [ "$rc" -eq 0 ] && [ -n "$endpoint" ]; then
         export EC2D_TEST_ENGINE_B="$endpoint"
         note "EC2D_TEST_ENGINE_B=$EC2D_TEST_ENGINE_B (for cargo test and pytest)"
+        local tls certs
+        tls="$(printf '%s\n' "$out" | sed -n 's/^EC2D_TEST_ENGINE_B_TLS=//p' | tail -n 1)"
+        certs="$(printf '%s\n' "$out" | sed -n 's/^EC2D_TEST_ENGINE_B_CERTS=//p' | tail -n 1)"
+        if [ -n "$tls" ] && [ -n "$certs" ]; then
+            export EC2D_TEST_ENGINE_B_TLS="$tls" EC2D_TEST_ENGINE_B_CERTS="$certs"
+            note "EC2D_TEST_ENGINE_B_TLS=$tls (client certificates in $certs)"
+        fi
         return 0
     fi
     if require_second_engine; then
@@ -364,8 +373,8 @@ fi
 
 # Set-up skipped: a running engine B is still handed to the tests.
 if ! want setup && [ -z "${EC2D_TEST_ENGINE_B:-}" ] && bash "$ENGINE_B_SCRIPT" status >/dev/null 2>&1; then
-    export EC2D_TEST_ENGINE_B=unix:///run/ec2d-engine-b/docker.sock
-    note "engine B answers: EC2D_TEST_ENGINE_B=$EC2D_TEST_ENGINE_B"
+    # `start` of a running engine only prints its endpoints (TLS included).
+    setup_second_engine
 fi
 
 FMT_ARGS=(--check)

@@ -21,6 +21,9 @@ import pytest
 import ec2d_harness as h
 
 ENGINE_B = os.environ.get("EC2D_TEST_ENGINE_B", "")
+# Engine B's TLS listener and the client certificates it asks for (second-engine.sh).
+ENGINE_B_TLS = os.environ.get("EC2D_TEST_ENGINE_B_TLS", "")
+ENGINE_B_CERTS = os.environ.get("EC2D_TEST_ENGINE_B_CERTS", "")
 ZONE_B = "us-east-1b"
 ZONE_A = "us-east-1a"
 AMI_ID = "ami-0a1b2c3d4e5f"
@@ -28,10 +31,11 @@ AMI_TAG = f"{h.AMI_REPO_PREFIX}zones-ami:{AMI_ID}"
 SECOND_ENGINE = Path(__file__).resolve().parents[1] / "support" / "second-engine.sh"
 
 
-def _require_engine_b():
-    if ENGINE_B:
+def _require_engine_b(tls: bool = False):
+    if ENGINE_B and (not tls or (ENGINE_B_TLS and ENGINE_B_CERTS)):
         return
-    why = "EC2D_TEST_ENGINE_B is not set (tests/support/second-engine.sh start prints it)"
+    name = "EC2D_TEST_ENGINE_B_TLS and _CERTS are" if tls else "EC2D_TEST_ENGINE_B is"
+    why = f"{name} not set (tests/support/second-engine.sh start prints them)"
     if os.environ.get("CI") == "true" or os.environ.get("EC2D_REQUIRE_SECOND_ENGINE") == "1":
         pytest.fail(why, pytrace=False)
     pytest.skip(why)
@@ -84,8 +88,16 @@ def zoned(ec2d_factory, zones_ami):
     again what is removed), then its containers on B and any AMI it committed there go (the
     factory cleans engine A)."""
     # Default resync and ping periods: an outage is seen through the engine's event stream.
-    srv = ec2d_factory(extra_env={"EC2D_ENGINES": f"{ZONE_B}={ENGINE_B}"})
+    # The metadata service on a port of its own: the session's ec2d holds the default one.
+    srv = ec2d_factory(extra_env={"EC2D_ENGINES": f"{ZONE_B}={ENGINE_B}",
+                                  "EC2D_IMDS_LISTEN": f"0.0.0.0:{h.free_port()}"})
     yield srv
+    clean_engine_b(srv)
+
+
+def clean_engine_b(srv):
+    """Stops srv (else it would make again what is removed), then removes its containers,
+    Docker volumes and networks on B and the AMIs it committed there."""
     if srv.alive():
         srv.stop()
     if not engine_b_running():
@@ -359,3 +371,31 @@ def test_a_vpc_subnet_in_zone_b_gets_its_network_on_engine_b(zoned):
     ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=h.WAITER)
     h.wait_until(lambda: docker_b("network", "ls", "-q", "--filter", f"label=ec2d.vpc-id={vpc}").stdout.strip() == "",
                  30, 0.3, "the VPC's network removed from B")
+
+
+def test_a_zone_on_an_engine_reached_over_tls(ec2d_factory, zones_ami):
+    _require_engine_b(tls=True)
+    # Without the client certificate the endpoint is refused at start, with why.
+    refused = ec2d_factory("no-certs", extra_env={"EC2D_ENGINES": f"{ZONE_B}={ENGINE_B_TLS}",
+                                                  "DOCKER_CERT_PATH": "/nonexistent-ec2d-certs"}, start=False)
+    with pytest.raises(RuntimeError) as no_certs:
+        refused.start(timeout=20)
+    assert "/nonexistent-ec2d-certs/ca.pem is missing" in str(no_certs.value), str(no_certs.value)[-2000:]
+
+    srv = ec2d_factory(extra_env={"EC2D_ENGINES": f"{ZONE_B}={ENGINE_B_TLS}", "DOCKER_CERT_PATH": ENGINE_B_CERTS})
+    try:
+        ec2 = srv.client(srv.recorder)
+        engines = {e["name"]: e for e in srv.health()[1]["engines"]}
+        assert engines[ENGINE_B_TLS]["reachable"] is True, engines
+        assert engines[ENGINE_B_TLS]["zones"] == [ZONE_B]
+        in_b = run_in(ec2, srv, ZONE_B)
+        ec2.get_waiter("instance_running").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+        # On B (seen through its socket), over TLS from ec2d.
+        assert container_state_on(True, in_b) == "running"
+        assert container_id_on(False, in_b) is None
+        assert srv.instance_status(in_b)["engine"] == ENGINE_B_TLS
+        ec2.stop_instances(InstanceIds=[in_b])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+        assert container_state_on(True, in_b) == "paused"
+    finally:
+        clean_engine_b(srv)

@@ -15,12 +15,17 @@
 # at a restart on an existing data root; ec2d names every VPC network's subnet itself. No iptables rules and no masquerading of its own: B's
 # containers reach each other and the host, which is all the tests need. Same storage driver
 # as the default engine, so images load as fast there. Prints EC2D_TEST_ENGINE_B=<endpoint>.
+# It also listens with TLS on 127.0.0.1 (client certificates required; a CA, a server and a
+# client certificate made with openssl under $RUN_DIR/tls at its first start), and prints
+# EC2D_TEST_ENGINE_B_TLS=https://127.0.0.1:<port> and EC2D_TEST_ENGINE_B_CERTS=<the client's
+# ca.pem, cert.pem and key.pem, a DOCKER_CERT_PATH>.
 #
 # Environment (defaults in brackets):
 #   EC2D_ENGINE_B_RUN     [/run/ec2d-engine-b]   socket, pidfile, exec root (short: unix paths ≤ 108)
 #   EC2D_ENGINE_B_DATA    [/var/lib/ec2d-engine-b]  data root (images, containers)
 #   EC2D_ENGINE_B_LOG     [/var/log/ec2d-test-dockerd-b.log]
 #   EC2D_ENGINE_B_START_TIMEOUT [60]
+#   EC2D_ENGINE_B_TLS_PORT [23760]   its TLS listener on 127.0.0.1
 set -euo pipefail
 
 RUN_DIR="${EC2D_ENGINE_B_RUN:-/run/ec2d-engine-b}"
@@ -34,10 +39,57 @@ CONFIG="$RUN_DIR/daemon.json"
 EXEC_ROOT="$RUN_DIR/exec"
 BRIDGE=ec2d-b0
 BRIDGE_CIDR=10.247.0.1/24
+TLS_PORT="${EC2D_ENGINE_B_TLS_PORT:-23760}"
+TLS_DIR="$RUN_DIR/tls"
+TLS_ENDPOINT="https://127.0.0.1:$TLS_PORT"
 
 note() { printf '[second-engine] %s\n' "$*"; }
 
 answers() { docker -H "$ENDPOINT" info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
+
+# Whether the TLS listener answers a client with B's client certificate.
+tls_answers() {
+    DOCKER_CERT_PATH="$TLS_DIR/client" docker --tlsverify -H "tcp://127.0.0.1:$TLS_PORT" \
+        info --format '{{.ServerVersion}}' >/dev/null 2>&1
+}
+
+print_endpoints() {
+    echo "EC2D_TEST_ENGINE_B=$ENDPOINT"
+    if tls_answers; then
+        echo "EC2D_TEST_ENGINE_B_TLS=$TLS_ENDPOINT"
+        echo "EC2D_TEST_ENGINE_B_CERTS=$TLS_DIR/client"
+    else
+        note "its TLS listener $TLS_ENDPOINT does not answer (started by an older version of this script? stop and start it)"
+    fi
+}
+
+# A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, as
+# Docker's "protect the daemon socket" guide makes them; kept while $TLS_DIR exists.
+make_certs() {
+    [ -s "$TLS_DIR/client/key.pem" ] && [ -s "$TLS_DIR/server/key.pem" ] && return 0
+    command -v openssl >/dev/null || { note "openssl not found (needed for B's TLS listener)"; return 1; }
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR/server" "$TLS_DIR/client"
+    local d="$TLS_DIR" days=3650
+    (
+        cd "$d"
+        openssl req -x509 -newkey rsa:2048 -nodes -days "$days" -subj "/CN=ec2d engine B test CA" \
+            -keyout ca-key.pem -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server/key.pem -out server.csr 2>/dev/null
+        printf 'subjectAltName = IP:127.0.0.1,DNS:localhost\nextendedKeyUsage = serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days "$days" \
+            -extfile server.ext -out server/cert.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=ec2d" -keyout client/key.pem -out client.csr 2>/dev/null
+        printf 'extendedKeyUsage = clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days "$days" \
+            -extfile client.ext -out client/cert.pem 2>/dev/null
+        cp ca.pem server/ca.pem
+        cp ca.pem client/ca.pem
+        rm -f server.csr client.csr server.ext client.ext
+    )
+    chmod 600 "$TLS_DIR"/*/key.pem "$TLS_DIR/ca-key.pem"
+    note "made B's TLS certificates under $TLS_DIR"
+}
 
 # The pid in the pidfile when that process is still a dockerd, else nothing.
 running_pid() {
@@ -76,7 +128,7 @@ conf = json.load(open(sys.argv[3])) if len(sys.argv) > 3 and sys.argv[3] else {}
 for k in ("data-root", "graph", "storage-driver", "exec-root", "pidfile", "hosts", "bridge", "bip",
           "iptables", "ip-masq", "default-address-pools", "cgroup-parent", "shutdown-timeout",
           "containerd", "containerd-namespace", "containerd-plugins-namespace", "fixed-cidr",
-          "deprecated-key-path"):
+          "deprecated-key-path", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"):
     conf.pop(k, None)
 if sys.argv[2]:
     conf["deprecated-key-path"] = sys.argv[2]
@@ -87,7 +139,7 @@ PY
 start() {
     if answers; then
         note "engine B answers at $ENDPOINT: server $(docker -H "$ENDPOINT" version --format '{{.Server.Version}}' 2>/dev/null || echo '?')"
-        echo "EC2D_TEST_ENGINE_B=$ENDPOINT"
+        print_endpoints
         return 0
     fi
     command -v dockerd >/dev/null || { note "dockerd not found"; return 1; }
@@ -106,9 +158,15 @@ start() {
         rm -f "$SOCK" "$PIDFILE"
         ensure_bridge
         write_config
+        make_certs
         local -a flags=(
             --config-file "$CONFIG"
             --host "$ENDPOINT"
+            --host "tcp://127.0.0.1:$TLS_PORT"
+            --tlsverify
+            --tlscacert "$TLS_DIR/server/ca.pem"
+            --tlscert "$TLS_DIR/server/cert.pem"
+            --tlskey "$TLS_DIR/server/key.pem"
             --data-root "$DATA_ROOT"
             --exec-root "$EXEC_ROOT"
             --pidfile "$PIDFILE"
@@ -134,7 +192,7 @@ start() {
     while [ $((SECONDS - t0)) -lt "$START_TIMEOUT" ]; do
         if answers; then
             note "engine B (pid $pid) answers at $ENDPOINT after $((SECONDS - t0))s: server $(docker -H "$ENDPOINT" version --format '{{.Server.Version}}' 2>/dev/null || echo '?')"
-            echo "EC2D_TEST_ENGINE_B=$ENDPOINT"
+            print_endpoints
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then

@@ -1,6 +1,7 @@
 //! Reaching the engine: the endpoint, the lazily negotiated client, and API version negotiation.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,19 @@ enum Endpoint {
     Unix(String),
     /// Plain HTTP, `tcp://host:port` or `http://host:port`.
     Http(String),
+    /// TLS with a client certificate, as the docker CLI does it: `https://host:port`, or
+    /// `tcp://host:port` while `DOCKER_TLS_VERIFY` is set; `ca.pem`, `cert.pem` and `key.pem`
+    /// in `certs` (`DOCKER_CERT_PATH`, else `~/.docker`).
+    Tls {
+        /// `host:port`.
+        addr: String,
+        /// The directory holding the three PEM files.
+        certs: PathBuf,
+    },
 }
+
+/// The PEM files a TLS endpoint needs, in the docker CLI's names.
+const TLS_FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
 
 impl Endpoint {
     fn parse(s: &str) -> RuntimeResult<Self> {
@@ -39,22 +52,74 @@ impl Endpoint {
             Ok(Self::Unix(path.to_string()))
         } else if s.starts_with('/') {
             Ok(Self::Unix(s.to_string()))
+        } else if let Some(addr) = s.strip_prefix("https://") {
+            Self::tls(addr)
+        } else if let Some(addr) = s.strip_prefix("tcp://").filter(|_| tls_verify_asked()) {
+            Self::tls(addr)
         } else if s.starts_with("tcp://") || s.starts_with("http://") {
             Ok(Self::Http(s.to_string()))
         } else {
             Err(RuntimeError::Failed(format!(
-                "unsupported docker endpoint {s:?} (expected unix://, an absolute socket path, tcp:// or http://)"
+                "unsupported docker endpoint {s:?} (expected unix://, an absolute socket path, tcp://, http:// or https://)"
             )))
         }
     }
 
-    /// Builds a client speaking API `version`. Does no IO except checking that a socket file exists.
+    /// A TLS endpoint at `addr`, its certificates checked for now (a missing file is a
+    /// configuration error, not an outage to wait out).
+    fn tls(addr: &str) -> RuntimeResult<Self> {
+        Self::tls_in(addr, cert_dir())
+    }
+
+    /// [`Endpoint::tls`] with the certificates in `certs`.
+    fn tls_in(addr: &str, certs: Option<PathBuf>) -> RuntimeResult<Self> {
+        let certs = certs.ok_or_else(|| {
+            RuntimeError::Failed(
+                "a TLS docker endpoint needs DOCKER_CERT_PATH (or HOME, for ~/.docker)".to_string(),
+            )
+        })?;
+        if let Some(missing) = TLS_FILES.iter().find(|f| !certs.join(f).is_file()) {
+            return Err(RuntimeError::Failed(format!(
+                "TLS docker endpoint https://{addr}: {} is missing (DOCKER_CERT_PATH names the directory of ca.pem, cert.pem and key.pem)",
+                certs.join(missing).display()
+            )));
+        }
+        Ok(Self::Tls {
+            addr: addr.trim_end_matches('/').to_string(),
+            certs,
+        })
+    }
+
+    /// Builds a client speaking API `version`. Does no IO except checking that a socket file
+    /// exists, or reading a TLS endpoint's certificates.
     fn client(&self, version: &ClientVersion) -> Result<Docker, BollardError> {
         let secs = REQUEST_TIMEOUT.as_secs();
         match self {
             Self::Unix(path) => Docker::connect_with_unix(path, secs, version),
             Self::Http(addr) => Docker::connect_with_http(addr, secs, version),
+            Self::Tls { addr, certs } => Docker::connect_with_ssl(
+                addr,
+                &certs.join("key.pem"),
+                &certs.join("cert.pem"),
+                &certs.join("ca.pem"),
+                secs,
+                version,
+            ),
         }
+    }
+}
+
+/// Whether `DOCKER_TLS_VERIFY` asks for TLS (set, and neither empty nor `0`), as the docker
+/// CLI reads it.
+fn tls_verify_asked() -> bool {
+    std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `DOCKER_CERT_PATH`, else `~/.docker`.
+fn cert_dir() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()) {
+        Some(path) => Some(PathBuf::from(path)),
+        None => std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")),
     }
 }
 
@@ -63,6 +128,7 @@ impl fmt::Display for Endpoint {
         match self {
             Self::Unix(path) => write!(f, "unix://{path}"),
             Self::Http(addr) => f.write_str(addr),
+            Self::Tls { addr, .. } => write!(f, "https://{addr}"),
         }
     }
 }
@@ -95,10 +161,13 @@ impl fmt::Debug for DockerRuntime {
 
 impl DockerRuntime {
     /// Prepares a client for `endpoint`: `None` uses `DOCKER_HOST` or `/var/run/docker.sock`;
-    /// `unix:///path` or `/path` is a socket; `tcp://` or `http://` is plain HTTP.
+    /// `unix:///path` or `/path` is a socket; `tcp://` or `http://` is plain HTTP, `https://`
+    /// (or `tcp://` with `DOCKER_TLS_VERIFY`) TLS with the client certificate in
+    /// `DOCKER_CERT_PATH`.
     ///
     /// Never contacts the engine, so it succeeds while the engine is down; only an unsupported
-    /// endpoint scheme is an error. The API version is negotiated on first use.
+    /// endpoint scheme, or a TLS endpoint's missing certificate file, is an error. The API
+    /// version is negotiated on first use.
     pub fn connect(endpoint: Option<&str>) -> Result<Self, RuntimeError> {
         let endpoint = match endpoint {
             Some(s) => Endpoint::parse(s)?,
@@ -155,8 +224,9 @@ impl DockerRuntime {
     /// what [`DockerRuntime::connect`] takes.
     ///
     /// Stricter than `connect`: a socket path must be absolute, a TCP endpoint must name its
-    /// port (bollard would silently use 80) and no path. `ssh://`, `https://` and `npipe://`
-    /// are refused with why: this build's client has no ssh or TLS transport.
+    /// port (bollard would silently use 80) and no path. `https://h:p` stays `https://h:p` (TLS:
+    /// another transport to the same port is another endpoint). `ssh://` and `npipe://` are
+    /// refused with why: this build's client has no ssh transport.
     pub fn normalize_endpoint(endpoint: &str) -> RuntimeResult<String> {
         let s = endpoint.trim();
         let refuse = |why: String| {
@@ -180,10 +250,10 @@ impl DockerRuntime {
         match scheme.as_str() {
             "unix" => normalize_socket_path(rest).map(|p| format!("unix://{p}")).or_else(refuse),
             "tcp" | "http" => normalize_host_port(rest).map(|a| format!("tcp://{a}")).or_else(refuse),
+            "https" => normalize_host_port(rest).map(|a| format!("https://{a}")).or_else(refuse),
             "ssh" => refuse("ssh:// is not supported: this ec2d's Docker client (bollard, without an ssh transport) cannot reach it; forward the remote socket (`ssh -N -L /run/b.sock:/var/run/docker.sock user@host`) and name unix:///run/b.sock".to_string()),
-            "https" => refuse("TLS is not supported: this ec2d's Docker client is built without TLS (bollard's `ssl` feature); reach the engine over plain tcp:// on a trusted network, or through a forwarded socket".to_string()),
             "npipe" => refuse("named pipes are Windows-only".to_string()),
-            other => refuse(format!("unsupported scheme {other}:// (expected unix://, an absolute socket path, tcp:// or http://)")),
+            other => refuse(format!("unsupported scheme {other}:// (expected unix://, an absolute socket path, tcp://, http:// or https://)")),
         }
     }
 }
@@ -332,6 +402,10 @@ mod tests {
             "tcp://engine-b.local:2375"
         );
         assert_eq!(n("tcp://[::1]:2375").unwrap(), "tcp://[::1]:2375");
+        assert_eq!(
+            n("HTTPS://Engine-B:2376/").unwrap(),
+            "https://engine-b:2376"
+        );
         // What it gives, the connector takes as the same endpoint.
         for ok in ["unix:///x.sock", "tcp://h:2375"] {
             let parsed = Endpoint::parse(&n(ok).unwrap()).unwrap();
@@ -351,7 +425,6 @@ mod tests {
             "{}",
             err("ssh://me@host")
         );
-        assert!(err("https://h:2376").contains("TLS is not supported"));
         assert!(err("npipe:////./pipe/docker_engine").contains("Windows"));
         assert!(err("fd://").contains("unsupported scheme fd://"));
         assert!(err("").contains("empty"));
@@ -364,6 +437,31 @@ mod tests {
         assert!(err("tcp://h:2375/v1.41").contains("no path"));
         assert!(err("tcp://:2375").contains("bad host"));
         assert!(err("tcp://h :2375").contains("expected tcp://host:port"));
+    }
+
+    #[test]
+    fn a_tls_endpoint_needs_its_three_pem_files() {
+        let dir = std::env::temp_dir().join(format!("ec2d-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["ca.pem", "cert.pem"] {
+            std::fs::write(dir.join(file), "x").unwrap();
+        }
+        let missing = Endpoint::tls_in("h:2376", Some(dir.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("key.pem is missing"), "{missing}");
+        std::fs::write(dir.join("key.pem"), "x").unwrap();
+        let endpoint = Endpoint::tls_in("h:2376/", Some(dir.clone())).unwrap();
+        assert_eq!(
+            endpoint,
+            Endpoint::Tls {
+                addr: "h:2376".into(),
+                certs: dir.clone()
+            }
+        );
+        assert_eq!(endpoint.to_string(), "https://h:2376");
+        assert!(Endpoint::tls_in("h:2376", None).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
