@@ -40,8 +40,8 @@ pub struct ZoneEngine {
 impl EngineZones {
     /// Parses `zone=endpoint[,zone=endpoint…]`, with spaces around entries, zones and endpoints
     /// allowed. Refuses an empty entry, a zone that is no known availability zone, a zone named
-    /// twice, and an endpoint the Docker client cannot reach (`ssh://` and `https://` among
-    /// them, said so). A blank value names no zone.
+    /// twice, and an endpoint the Docker client cannot reach (`ssh://` among them, said so).
+    /// A blank value names no zone.
     pub fn parse(input: &str) -> Result<Self, String> {
         const FORM: &str =
             "expected zone=endpoint[,zone=endpoint…], as in us-east-1b=tcp://10.0.0.12:2375";
@@ -134,9 +134,10 @@ pub struct Config {
     pub docker_host: Option<String>,
 
     /// Which Docker engine serves which availability zone: `zone=endpoint[,zone=endpoint…]`
-    /// (`us-east-1b=tcp://10.0.0.12:2375`); zones not named use the default engine. Endpoints
-    /// are unix://, an absolute socket path, tcp:// or http:// (no ssh:// or TLS). Checked, and
-    /// refused at start when wrong; instances still all run on the default engine for now.
+    /// (`us-east-1b=tcp://10.0.0.12:2375`); zones not named use the default engine, and an
+    /// instance runs on its zone's engine. Endpoints are unix://, an absolute socket path,
+    /// tcp:// or http://, or https:// (TLS, with ca.pem, cert.pem and key.pem in
+    /// DOCKER_CERT_PATH); no ssh://. Checked, and refused at start when wrong.
     #[arg(long, env = "EC2D_ENGINES", default_value = "", value_parser = parse_engine_zones, hide_default_value = true)]
     pub engines: EngineZones,
 
@@ -421,8 +422,12 @@ mod tests {
             err.contains("us-east-1b") && err.contains("ssh:// is not supported"),
             "{err}"
         );
-        let err = EngineZones::parse("us-east-1b=https://10.0.0.12:2376").unwrap_err();
-        assert!(err.contains("TLS is not supported"), "{err}");
+        // TLS is an endpoint of its own, apart from plain TCP to the same address.
+        let tls = EngineZones::parse("us-east-1b=HTTPS://10.0.0.12:2376/").unwrap();
+        assert_eq!(
+            tls.iter().map(|z| z.endpoint.as_str()).collect::<Vec<_>>(),
+            ["https://10.0.0.12:2376"]
+        );
         for bad in [
             "us-east-1b=ftp://h:21",
             "us-east-1b=docker.sock",
