@@ -54,11 +54,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
     {
         warn!(instance_id = %id, engine = %recorded, zone = %instance.spec.availability_zone, now_on = %engine.name(), "the instance's engine is no longer configured; its zone's engine takes it");
     }
-    let result = if Arc::ptr_eq(&engine, &ctx.current_engine) {
-        reconcile_on(id, ctx, &mut instance).await
-    } else {
-        reconcile_on(id, &ctx.on_engine(&engine), &mut instance).await
-    };
+    let result = reconcile_on(id, &ctx.on(&engine), &mut instance).await;
     engine.monitor().observe(&result);
     result
 }

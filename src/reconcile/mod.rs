@@ -153,6 +153,7 @@ impl Default for Settings {
 }
 
 /// Everything a reconcile needs; generic over the runtime so tests use the fake.
+#[derive(Clone)]
 pub struct Context<R: ContainerRuntime> {
     /// The store, as the reconciler may use it: reads, and status writes only.
     pub store: StatusStore,
@@ -213,6 +214,16 @@ impl<R: ContainerRuntime> Context<R> {
 }
 
 impl<R: ContainerRuntime> Context<R> {
+    /// This context when it already works on `engine` (always, with one engine), else
+    /// [`Context::on_engine`]: a pass on the default engine copies nothing.
+    pub fn on(&self, engine: &Arc<Engine<R>>) -> std::borrow::Cow<'_, Self> {
+        if Arc::ptr_eq(engine, &self.current_engine) {
+            std::borrow::Cow::Borrowed(self)
+        } else {
+            std::borrow::Cow::Owned(self.on_engine(engine))
+        }
+    }
+
     /// The same context working on `engine`: its runtime, monitor and networks; the store,
     /// settings and the process-wide records are shared.
     pub fn on_engine(&self, engine: &Arc<Engine<R>>) -> Self {
@@ -309,17 +320,17 @@ pub async fn reconcile<R: ContainerRuntime>(
         }
         ObjectRef::Image(id) => match image::engine_for(id, &ctx).await {
             Ok(engine) => {
-                let on = ctx.on_engine(&engine);
+                let on = ctx.on(&engine);
                 observed(&on, image::reconcile(id, &on).await)
             }
             Err(error) => Err(error.into()),
         },
         ObjectRef::Volume(id) => {
-            let on = ctx.on_engine(&volume_engine(&ctx, Some(id)));
+            let on = ctx.on(&volume_engine(&ctx, Some(id)));
             observed(&on, volume::reconcile(id, &on).await)
         }
         ObjectRef::Snapshot(id) => {
-            let on = ctx.on_engine(&snapshot_engine(&ctx, id));
+            let on = ctx.on(&snapshot_engine(&ctx, id));
             observed(&on, snapshot::reconcile(id, &on).await)
         }
     }
@@ -329,6 +340,9 @@ pub async fn reconcile<R: ContainerRuntime>(
 /// zone's (an instance attaches volumes of its own zone only, so they meet on one engine).
 /// The default one for a volume unknown.
 fn volume_engine<R: ContainerRuntime>(ctx: &Context<R>, volume_id: Option<&str>) -> Arc<Engine<R>> {
+    if !ctx.engines.is_multi() {
+        return ctx.engines.default().clone();
+    }
     let Some(volume) = volume_id.and_then(|id| ctx.store.volumes().get_shared(id).ok().flatten())
     else {
         return ctx.engines.default().clone();
@@ -343,6 +357,9 @@ fn volume_engine<R: ContainerRuntime>(ctx: &Context<R>, volume_id: Option<&str>)
 /// The engine holding a snapshot's copy: the one its status records, else its volume's (the
 /// copy is made beside the data it copies).
 fn snapshot_engine<R: ContainerRuntime>(ctx: &Context<R>, snapshot_id: &str) -> Arc<Engine<R>> {
+    if !ctx.engines.is_multi() {
+        return ctx.engines.default().clone();
+    }
     let Some(snapshot) = ctx.store.snapshots().get_shared(snapshot_id).ok().flatten() else {
         return ctx.engines.default().clone();
     };
