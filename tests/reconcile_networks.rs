@@ -1,4 +1,4 @@
-//! VPC networks (of created VPCs) against the fake runtime: made before the first boot, the instance on it at its allocated address, made again and re-joined after a removal behind ec2d's back, removed after the VPC's last instance, and the default bridge (with a warning) when refused.
+//! VPC networks (of created VPCs) against the fake runtime: made before the first boot, the instance on it at its allocated address, made again and re-joined after a removal behind ec2d's back, removed after the VPC's last instance, and the default bridge (with a warning) when refused; a failure that names no overlap is tried again first.
 
 use std::sync::Arc;
 
@@ -209,6 +209,63 @@ async fn a_refused_network_boots_the_instance_on_the_default_bridge_and_says_why
         "the bridge's address is shown: {shown}"
     );
     assert!(get(&ctx, &first).status.network_warning.is_none());
+}
+
+#[tokio::test]
+async fn a_passing_failure_to_make_the_network_is_tried_again_and_the_instance_boots_on_it() {
+    let (ctx, fake, store) = context(Settings::default());
+    store_vpc(&store, "vpc-0eeeeeeeeeeeeeeee", "10.6.0.0/16");
+    let id = launch_in(&store, "vpc-0eeeeeeeeeeeeeeee", "10.6.0.4");
+    fake.fail_next(
+        Op::CreateNetwork,
+        ec2d::runtime::RuntimeError::Failed(
+            "create network: iptables: Resource temporarily unavailable (HTTP 500)".into(),
+        ),
+        1,
+    );
+    run(&ctx, ObjectRef::Instance(id.clone())).await;
+    let waiting = get(&ctx, &id);
+    assert!(
+        waiting.status.container.is_none(),
+        "no boot on the bridge after one failure"
+    );
+    assert!(
+        waiting
+            .status
+            .last_error
+            .is_some_and(|e| e.message.contains("iptables")),
+        "the failure is recorded while the boot waits"
+    );
+
+    run(&ctx, ObjectRef::Instance(id.clone())).await;
+    let booted = get(&ctx, &id);
+    assert_eq!(booted.status.state, Some(InstanceState::Running));
+    assert!(booted.status.network_warning.is_none());
+    assert_eq!(
+        booted.status.container.unwrap().ip_address.as_deref(),
+        Some("10.6.0.4")
+    );
+    assert_eq!(fake.networks().len(), 1);
+}
+
+#[tokio::test]
+async fn a_network_the_engine_keeps_failing_to_make_leaves_the_instance_on_the_bridge_in_the_end() {
+    let (ctx, fake, store) = context(Settings::default());
+    store_vpc(&store, "vpc-0ffffffffffffffff", "10.7.0.0/16");
+    let id = launch_in(&store, "vpc-0ffffffffffffffff", "10.7.0.4");
+    fake.fail_next(
+        Op::CreateNetwork,
+        ec2d::runtime::RuntimeError::Failed("create network: no such driver (HTTP 500)".into()),
+        100,
+    );
+    for _ in 0..3 {
+        run(&ctx, ObjectRef::Instance(id.clone())).await;
+    }
+    let booted = get(&ctx, &id);
+    assert_eq!(booted.status.state, Some(InstanceState::Running));
+    let warning = booted.status.network_warning.expect("a warning");
+    assert!(warning.contains("no such driver"), "{warning}");
+    assert!(fake.networks().is_empty());
 }
 
 #[tokio::test]

@@ -21,6 +21,12 @@ use crate::runtime::{labels, ContainerRuntime, NetworkAttachment, NetworkSpec, R
 /// How long a refused network is not asked for again: boots meanwhile go to the default bridge.
 const REFUSAL_HOLDS_FOR: Duration = Duration::from_secs(30);
 
+/// How many times in a row the engine may fail to make a VPC's network for a reason other
+/// than its block (an overlap) before the VPC's instances boot on the default bridge: a
+/// passing failure (a lock held, a timeout) is retried with the instance's backoff instead
+/// of leaving the instance off its VPC for good.
+const FAILURES_BEFORE_REFUSAL: u32 = 3;
+
 /// How soon to try again to remove a network a container is still leaving.
 const REMOVAL_RETRY: Duration = Duration::from_secs(2);
 
@@ -50,6 +56,9 @@ pub enum Placement {
 pub struct Networks {
     known: Arc<Mutex<HashMap<String, Known>>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Failures in a row to make each VPC's network that named no overlap (kept apart from
+    /// `known`, which a VPC pass forgets before it asks again).
+    failures: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl Networks {
@@ -69,6 +78,22 @@ impl Networks {
         if let Ok(mut map) = self.known.lock() {
             map.remove(vpc_id);
         }
+    }
+
+    /// Counts one more failure to make the VPC's network; the count so far.
+    fn failed_once_more(&self, vpc_id: &str) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(vpc_id.to_string()).or_default();
+        *count += 1;
+        *count
+    }
+
+    fn made(&self, vpc_id: &str, network_id: String) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(vpc_id);
+        self.set(vpc_id, Known::Ready(network_id));
     }
 
     fn lock_for(&self, vpc_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -160,7 +185,7 @@ async fn ensure<R: ContainerRuntime>(
         return Ok(Ok(id));
     }
     if let Some(existing) = find(ctx, vpc_id).await? {
-        ctx.networks.set(vpc_id, Known::Ready(existing.clone()));
+        ctx.networks.made(vpc_id, existing.clone());
         return Ok(Ok(existing));
     }
     let cidr = match vpc_block(ctx, vpc_id) {
@@ -177,8 +202,15 @@ async fn ensure<R: ContainerRuntime>(
     match ctx.runtime.create_network(&spec).await {
         Ok(id) => {
             info!(%vpc_id, network = %spec.name, %cidr, "VPC network created");
-            ctx.networks.set(vpc_id, Known::Ready(id.clone()));
+            ctx.networks.made(vpc_id, id.clone());
             Ok(Ok(id))
+        }
+        Err(RuntimeError::Failed(reason))
+            if !names_an_overlap(&reason)
+                && ctx.networks.failed_once_more(vpc_id) < FAILURES_BEFORE_REFUSAL =>
+        {
+            warn!(%vpc_id, network = %spec.name, %cidr, %reason, "Docker could not make the VPC's network; trying again");
+            Err(RuntimeError::Failed(reason))
         }
         Err(RuntimeError::Failed(reason)) => {
             warn!(%vpc_id, network = %spec.name, %cidr, %reason, "Docker refused the VPC's network; its instances boot on Docker's default bridge");
@@ -191,6 +223,12 @@ async fn ensure<R: ContainerRuntime>(
         }
         Err(other) => Err(other),
     }
+}
+
+/// Whether the engine's (or ec2d's own) refusal says the block overlaps another network or a
+/// host route: asking again gives the same answer.
+fn names_an_overlap(reason: &str) -> bool {
+    reason.to_ascii_lowercase().contains("overlap")
 }
 
 /// This store's network for the VPC, by its labels.

@@ -33,7 +33,9 @@ def pytest_runtest_makereport(item, call):
     if not rep.failed:
         return
     shown = [s for s in h.SERVERS if s.alive()] or [s for s in h.SERVERS if s.starts][-1:]
-    for srv in shown:
+    # Newest first: a test's own ec2d (ec2d_factory) before the session's shared one, so a
+    # report cut short still shows the log of the server the test drove.
+    for srv in reversed(shown):
         rep.sections.append((f"{srv.name} log tail ({srv.log_path})", srv.log_tail(60)))
     rec = getattr(item, "_ec2d_recorder", None)
     if rec is not None and rec.exchanges:

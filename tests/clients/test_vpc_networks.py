@@ -45,6 +45,20 @@ def _vpc_networks(vpc_id: str) -> list[dict]:
     return [dict(zip(("id", "name"), line.split())) for line in out.splitlines() if line.strip()]
 
 
+def _network_story(srv, *vpc_ids: str) -> str:
+    """What a failed network assertion needs: the engine's networks with their blocks, and
+    what ec2d logged of these VPCs."""
+    nets = h.docker(
+        "network", "ls", "--no-trunc", "--format", "{{.Name}} {{.Labels}}", check=False
+    ).stdout
+    blocks = h.docker(
+        "network", "inspect", "--format", "{{.Name}} {{range .IPAM.Config}}{{.Subnet}} {{end}}",
+        *[line.split()[0] for line in nets.splitlines() if line.strip()], check=False,
+    ).stdout
+    logged = [line for line in srv.log_tail(2000).splitlines() if any(v in line for v in vpc_ids)]
+    return "networks:\n" + blocks + "ec2d on these VPCs:\n" + "\n".join(logged[-40:])
+
+
 def _shown_ip(ec2, instance_id: str) -> str | None:
     (res,) = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     return res["Instances"][0].get("PrivateIpAddress")
@@ -165,8 +179,8 @@ def test_a_refused_block_boots_on_the_default_bridge_and_says_why(ec2d_factory):
     (first,) = _launch(ec2, srv.cleanup, first_subnet)
     (second,) = _launch(ec2, srv.cleanup, second_subnet)
     assert first["PrivateIpAddress"] == second["PrivateIpAddress"] == "10.65.0.4", "EC2 lets two VPCs share a block"
-    assert len(_vpc_networks(first_vpc)) == 1
-    assert _vpc_networks(second_vpc) == []
+    assert len(_vpc_networks(first_vpc)) == 1, _network_story(srv, first_vpc, second_vpc)
+    assert _vpc_networks(second_vpc) == [], _network_story(srv, first_vpc, second_vpc)
 
     attached = _networks_of(h.container_name(second["InstanceId"]))
     assert list(attached) == ["bridge"], attached
