@@ -81,6 +81,7 @@ pub const TABLE: &[Action] = &[
     ),
     read("DescribeInstanceStatus", describe_instance_status::call),
     write("ModifyInstanceAttribute", modify_instance_attribute::call),
+    read("GetPasswordData", get_password_data::call),
     read(
         "DescribeInstanceCreditSpecifications",
         describe_instance_credit_specifications::call,
@@ -208,6 +209,18 @@ pub const TABLE: &[Action] = &[
     read(
         "DescribeNetworkInterfaces",
         describe_network_interfaces::call,
+    ),
+    read(
+        "DescribeNetworkInterfaceAttribute",
+        describe_network_interface_attribute::call,
+    ),
+    write(
+        "ModifyNetworkInterfaceAttribute",
+        modify_network_interface_attribute::call,
+    ),
+    write(
+        "ResetNetworkInterfaceAttribute",
+        reset_network_interface_attribute::call,
     ),
     write("CreateSecurityGroup", create_security_group::call),
     write("DeleteSecurityGroup", delete_security_group::call),

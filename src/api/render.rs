@@ -170,7 +170,10 @@ fn render_network_interfaces(
         w.field("networkInterfaceId", derived_id("eni", id));
         w.field("subnetId", subnet_id);
         w.field("vpcId", vpc_id);
-        w.field("description", "");
+        w.field(
+            "description",
+            spec.interface_description.as_deref().unwrap_or_default(),
+        );
         w.field("ownerId", ACCOUNT_ID);
         w.field("status", "in-use");
         w.field("macAddress", derived_mac(id));

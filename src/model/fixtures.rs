@@ -45,6 +45,7 @@ pub fn instance() -> Instance {
             options: Default::default(),
             iam_instance_profile: None,
             root_device_name: None,
+            interface_description: None,
         },
         status: InstanceStatus::default(),
     }

@@ -103,6 +103,10 @@ pub struct InstanceSpec {
     /// `/dev/sda1` for instances recorded before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_device_name: Option<String>,
+    /// The description of the instance's primary network interface
+    /// (ModifyNetworkInterfaceAttribute's `Description`); none reads as EC2's empty one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_description: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -366,3 +366,102 @@ def test_aws_instance_with_root_and_ebs_block_devices(ec2, cleanup, busybox_ami)
     )
     destroy(ec2, iid)
     ec2.get_waiter("volume_deleted").wait(VolumeIds=[root["VolumeId"], data["VolumeId"]], WaiterConfig=h.WAITER)
+
+
+def primary_interface(inst: dict) -> dict:
+    """What resourceInstanceUpdate looks for: the interface attached at device index 0."""
+    [eni] = [n for n in inst["NetworkInterfaces"] if n["Attachment"]["DeviceIndex"] == 0]
+    return eni
+
+
+def test_aws_instance_vpc_security_group_ids_change_in_place(ec2, cleanup, busybox_ami):
+    """vpc_security_group_ids changed on a VPC instance: ModifyNetworkInterfaceAttribute on its
+    primary interface (Groups), then the Read; the interface's other attributes through the
+    same action, DescribeNetworkInterfaceAttribute and ResetNetworkInterfaceAttribute."""
+    [subnet] = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][:1]
+    [default] = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"]
+    web = ec2.create_security_group(GroupName=f"tf-web-{uuid.uuid4().hex[:8]}", Description="web")["GroupId"]
+    other_vpc = ec2.create_vpc(CidrBlock="10.73.0.0/16")["Vpc"]["VpcId"]
+    elsewhere = ec2.create_security_group(GroupName="elsewhere", Description="x", VpcId=other_vpc)["GroupId"]
+    iid = run_like_terraform(
+        ec2,
+        busybox_ami["id"],
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"], "Groups": [default["GroupId"]]}],
+    )
+    cleanup.track_instances([iid])
+    eni = primary_interface(resource_read(ec2, iid)["instance"])
+    eni_id = eni["NetworkInterfaceId"]
+
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni_id, Groups=[web, default["GroupId"]])
+    inst = resource_read(ec2, iid)["instance"]
+    assert sorted(g["GroupId"] for g in inst["SecurityGroups"]) == sorted([web, default["GroupId"]])
+    assert sorted(g["GroupId"] for g in primary_interface(inst)["Groups"]) == sorted([web, default["GroupId"]])
+    [shown] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"]
+    assert sorted(g["GroupId"] for g in shown["Groups"]) == sorted([web, default["GroupId"]])
+    groups = ec2.describe_network_interface_attribute(NetworkInterfaceId=eni_id, Attribute="groupSet")["Groups"]
+    assert sorted(g["GroupId"] for g in groups) == sorted([web, default["GroupId"]])
+    # A group in use cannot be deleted: the instance's new group counts.
+    with pytest.raises(ClientError) as e:
+        ec2.delete_security_group(GroupId=web)
+    assert e.value.response["Error"]["Code"] == "DependencyViolation"
+
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni_id, Description={"Value": "web <front> & back"})
+    attr = ec2.describe_network_interface_attribute(NetworkInterfaceId=eni_id, Attribute="description")
+    assert attr["Description"]["Value"] == "web <front> & back"
+    described = ec2.describe_network_interfaces(Filters=[{"Name": "description", "Values": ["web <front> & back"]}])
+    assert [n["NetworkInterfaceId"] for n in described["NetworkInterfaces"]] == [eni_id]
+    assert primary_interface(resource_read(ec2, iid)["instance"])["Description"] == "web <front> & back"
+
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni_id, SourceDestCheck={"Value": False})
+    assert resource_read(ec2, iid)["instance"]["SourceDestCheck"] is False
+    attr = ec2.describe_network_interface_attribute(NetworkInterfaceId=eni_id, Attribute="sourceDestCheck")
+    assert attr["SourceDestCheck"]["Value"] is False
+    ec2.reset_network_interface_attribute(NetworkInterfaceId=eni_id, SourceDestCheck="sourceDestCheck")
+    assert resource_read(ec2, iid)["instance"]["SourceDestCheck"] is True
+
+    attachment = ec2.describe_network_interface_attribute(NetworkInterfaceId=eni_id, Attribute="attachment")
+    assert attachment["Attachment"]["AttachmentId"] == eni["Attachment"]["AttachmentId"]
+    assert attachment["Attachment"]["InstanceId"] == iid
+    ec2.modify_network_interface_attribute(
+        NetworkInterfaceId=eni_id,
+        Attachment={"AttachmentId": eni["Attachment"]["AttachmentId"], "DeleteOnTermination": True},
+    )
+
+    def error(call, **kwargs) -> tuple[str, int]:
+        with pytest.raises(ClientError) as e:
+            call(**kwargs)
+        return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    modify = ec2.modify_network_interface_attribute
+    assert error(modify, NetworkInterfaceId=eni_id, Groups=[elsewhere]) == ("InvalidParameter", 400)
+    assert error(modify, NetworkInterfaceId=eni_id, Groups=["sg-0123456789abcdef0"]) == ("InvalidGroup.NotFound", 400)
+    assert error(modify, NetworkInterfaceId="eni-0123456789abcdef0", Groups=[web]) == (
+        "InvalidNetworkInterfaceID.NotFound",
+        400,
+    )
+    assert error(modify, NetworkInterfaceId="ni-1", Groups=[web]) == ("InvalidNetworkInterfaceID.Malformed", 400)
+    assert error(
+        modify, NetworkInterfaceId=eni_id, Groups=[web], SourceDestCheck={"Value": True}
+    ) == ("InvalidParameterCombination", 400)
+    assert error(
+        modify, NetworkInterfaceId=eni_id, Attachment={"AttachmentId": "eni-attach-0123456789abcdef0", "DeleteOnTermination": True}
+    ) == ("InvalidAttachmentID.NotFound", 400)
+    assert error(modify, NetworkInterfaceId=eni_id, Groups=[web], DryRun=True) == ("DryRunOperation", 412)
+    assert error(
+        ec2.describe_network_interface_attribute, NetworkInterfaceId=eni_id, Attribute="colour"
+    ) == ("InvalidParameterValue", 400)
+    # The groups are still the ones set above: nothing refused was written.
+    inst = resource_read(ec2, iid)["instance"]
+    assert sorted(g["GroupId"] for g in inst["SecurityGroups"]) == sorted([web, default["GroupId"]])
+
+    # get_password_data on a Linux instance: empty, as EC2 answers.
+    password = ec2.get_password_data(InstanceId=iid)
+    assert password["InstanceId"] == iid and password["PasswordData"] == ""
+    assert error(ec2.get_password_data, InstanceId="i-0123456789abcdef0")[0] == "InvalidInstanceID.NotFound"
+
+    destroy(ec2, iid)
+    # The interface ends with its instance.
+    assert error(modify, NetworkInterfaceId=eni_id, Groups=[web])[0] == "InvalidNetworkInterfaceID.NotFound"
+    ec2.delete_security_group(GroupId=web)
+    ec2.delete_security_group(GroupId=elsewhere)
+    ec2.delete_vpc(VpcId=other_vpc)

@@ -303,7 +303,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     };
     check(instances::shown_state(&instance))?;
     let groups = match &req.change {
-        Change::Groups(ids) => Some(resolve_groups(state, region, ids)?),
+        Change::Groups(ids) => Some(resolve_groups(state, region, ids, None)?),
         _ => None,
     };
     kind::check_dry_run(req.dry_run)?;
@@ -353,15 +353,28 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
 }
 
 /// The groups named by id, each existing in the region (the `default` group stored first
-/// when named, so its uses can be counted).
-fn resolve_groups(
+/// when named, so its uses can be counted); with `network`, each in that VPC, else EC2's
+/// `InvalidParameter` naming the group and `network`'s resource (an interface or subnet).
+pub(crate) fn resolve_groups(
     state: &ApiState,
     region: &str,
     ids: &[String],
+    network: Option<(&str, &str)>,
 ) -> Result<Vec<ModelGroupRef>, ApiError> {
     let mut resolved = Vec::with_capacity(ids.len());
     for id in ids {
         let group = resolve_group(state, region, &GroupRef::Id(id.clone()))?;
+        if let Some((vpc_id, resource)) = network {
+            if group.spec.vpc_id != vpc_id {
+                return Err(ApiError::client(
+                    "InvalidParameter",
+                    format!(
+                        "Security group {} and {resource} belong to different networks.",
+                        group.metadata.name
+                    ),
+                ));
+            }
+        }
         resolved.push(ModelGroupRef {
             group_id: group.metadata.name,
             group_name: group.spec.group_name,
@@ -374,7 +387,7 @@ fn resolve_groups(
 /// Writes the instance's new groups, then counts a use of each in the store, so that a
 /// concurrent DeleteSecurityGroup either sees the instance in the group or has already
 /// deleted it; in that case the write is undone and the group reported missing.
-fn move_to_groups(
+pub(crate) fn move_to_groups(
     state: &ApiState,
     region: &str,
     instance_id: &InstanceId,

@@ -522,6 +522,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                         .clone()
                         .map(|arn| IamProfileRef::associate(arn, launched_at)),
                     root_device_name: Some(root_device.clone()),
+                    interface_description: None,
                 },
                 status: InstanceStatus::default(),
             }

@@ -58,6 +58,11 @@ impl Shown {
         shown_public_ip(&self.instance, self.shown, self.address.as_deref())
     }
 
+    /// Whether the interface has a public address of the launch's own (not an Elastic IP).
+    pub fn has_auto_assigned_public_ip(&self) -> bool {
+        self.address.is_none() && self.public_ip().is_some()
+    }
+
     fn private_dns_name(&self) -> Option<String> {
         self.private_ip()
             .map(|ip| private_dns_name(ip, &self.instance.metadata.namespace))
@@ -71,6 +76,13 @@ pub fn shown_interfaces(state: &ApiState, region: &str) -> Result<Vec<Shown>, Ap
         .iter()
         .filter_map(|i| Shown::of(i, &held))
         .collect())
+}
+
+/// The interface `id` names (checked as EC2 checks an id), or EC2's `NotFound` for it.
+pub fn load(state: &ApiState, region: &str, id: &str) -> Result<Shown, ApiError> {
+    let id = NetworkInterfaceKind::IDS.check_alphanumeric(id)?;
+    NetworkInterfaceKind::find(state, region, &id)?
+        .ok_or_else(|| NetworkInterfaceKind::IDS.not_found(&[id.as_str()]))
 }
 
 /// EC2 does not copy an instance's tags to its interface, and ec2d's interfaces take none:
@@ -179,7 +191,7 @@ impl Kind for NetworkInterfaceKind {
             "attachment.instance-owner-id" | "owner-id" => one(ACCOUNT_ID),
             "attachment.status" => one("attached"),
             "availability-zone" => one(&spec.availability_zone),
-            "description" => one(""),
+            "description" => one(spec.interface_description.as_deref().unwrap_or_default()),
             "group-id" => spec
                 .security_groups
                 .iter()
@@ -237,7 +249,10 @@ impl Kind for NetworkInterfaceKind {
         w.opt_field("subnetId", spec.subnet_id.as_deref());
         w.opt_field("vpcId", spec.vpc_id.as_deref());
         w.field("availabilityZone", &spec.availability_zone);
-        w.field("description", "");
+        w.field(
+            "description",
+            spec.interface_description.as_deref().unwrap_or_default(),
+        );
         w.field("ownerId", ACCOUNT_ID);
         w.field("requesterManaged", false);
         w.field("status", "in-use");

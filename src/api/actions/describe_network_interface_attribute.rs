@@ -1,0 +1,69 @@
+//! `DescribeNetworkInterfaceAttribute`: one attribute of an instance's primary interface (description, groups, source/dest check, attachment, public address).
+
+use crate::api::error::ApiError;
+use crate::api::kind;
+use crate::api::kinds::network_interface;
+use crate::api::query::QueryParams;
+use crate::api::render::render_group_set;
+use crate::api::state::ApiState;
+use crate::api::xml::XmlWriter;
+use crate::model::{format_timestamp, ACCOUNT_ID};
+
+/// The attributes EC2 describes (botocore's `NetworkInterfaceAttribute`).
+const ATTRIBUTES: &[&str] = &[
+    "description",
+    "groupSet",
+    "sourceDestCheck",
+    "attachment",
+    "associatePublicIpAddress",
+];
+
+/// The dispatch entry.
+pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
+    let id = params.require("NetworkInterfaceId")?;
+    let attribute = params.require("Attribute")?;
+    if !ATTRIBUTES.contains(&attribute) {
+        return Err(ApiError::invalid_value(format!(
+            "Value ({attribute}) for parameter attribute is invalid. Unknown attribute."
+        )));
+    }
+    let interface = network_interface::load(state, region, id)?;
+    kind::check_dry_run(kind::dry_run(params)?)?;
+    let instance = &interface.instance;
+    let mut w = XmlWriter::new();
+    w.field("networkInterfaceId", &interface.id);
+    match attribute {
+        "description" => w.el("description", |w| {
+            w.field(
+                "value",
+                instance
+                    .spec
+                    .interface_description
+                    .as_deref()
+                    .unwrap_or_default(),
+            )
+        }),
+        "groupSet" => render_group_set(&mut w, &instance.spec.security_groups),
+        "sourceDestCheck" => w.el("sourceDestCheck", |w| {
+            w.field("value", instance.spec.options.source_dest_check)
+        }),
+        "attachment" => w.el("attachment", |w| {
+            w.field("attachmentId", &interface.attachment_id);
+            w.field("instanceId", &instance.metadata.name);
+            w.field("instanceOwnerId", ACCOUNT_ID);
+            w.field("deviceIndex", 0);
+            w.field("networkCardIndex", 0);
+            w.field("status", "attached");
+            w.field(
+                "attachTime",
+                format_timestamp(instance.metadata.creation_timestamp),
+            );
+            w.field("deleteOnTermination", true);
+        }),
+        _ => w.field(
+            "associatePublicIpAddress",
+            interface.has_auto_assigned_public_ip(),
+        ),
+    }
+    Ok(w.finish())
+}
