@@ -111,6 +111,9 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         .await
         .ok("RunInstances");
     let id = doc.text_at("instancesSet/item/instanceId").to_string();
+    let eni = doc
+        .text_at("instancesSet/item/networkInterfaceSet/item/networkInterfaceId")
+        .to_string();
     // An instance launched with an IAM instance profile, for the association actions.
     h.post(&[
         ("Action", "RunInstances"),
@@ -403,6 +406,7 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
             "GetConsoleOutput",
             vec![("InstanceId", id), ("Latest", "true")],
         ),
+        ("GetPasswordData", vec![("InstanceId", id)]),
         (
             "DescribeInstanceTypes",
             vec![("InstanceType.1", "t3.micro")],
@@ -487,6 +491,24 @@ async fn every_action_answers_dry_run_after_validating_and_writes_nothing() {
         ),
         ("DescribeSubnets", vec![]),
         ("DescribeNetworkInterfaces", vec![]),
+        (
+            "DescribeNetworkInterfaceAttribute",
+            vec![("NetworkInterfaceId", &eni), ("Attribute", "groupSet")],
+        ),
+        (
+            "ModifyNetworkInterfaceAttribute",
+            vec![
+                ("NetworkInterfaceId", &eni),
+                ("SecurityGroupId.1", &group_id),
+            ],
+        ),
+        (
+            "ResetNetworkInterfaceAttribute",
+            vec![
+                ("NetworkInterfaceId", &eni),
+                ("SourceDestCheck", "sourceDestCheck"),
+            ],
+        ),
         ("AllocateAddress", vec![("Domain", "vpc")]),
         ("DescribeAddresses", vec![]),
         (

@@ -11,6 +11,9 @@ use ec2d::store::{Store, StoreError};
 
 const AMI_REF: &str = "localstack-ec2/test-ami:ami-000001";
 
+/// Past the second for which one failure to make a network answers every pass of its VPC.
+const RETRY_ROUND: std::time::Duration = std::time::Duration::from_millis(1100);
+
 fn context(settings: Settings) -> (Arc<Context<FakeRuntime>>, FakeRuntime, Store) {
     let fake = FakeRuntime::new();
     fake.add_image(AMI_REF);
@@ -237,6 +240,8 @@ async fn a_passing_failure_to_make_the_network_is_tried_again_and_the_instance_b
         "the failure is recorded while the boot waits"
     );
 
+    // The instance's backoff: the next pass comes after the failure's one-second answer.
+    tokio::time::sleep(RETRY_ROUND).await;
     run(&ctx, ObjectRef::Instance(id.clone())).await;
     let booted = get(&ctx, &id);
     assert_eq!(booted.status.state, Some(InstanceState::Running));
@@ -249,6 +254,44 @@ async fn a_passing_failure_to_make_the_network_is_tried_again_and_the_instance_b
 }
 
 #[tokio::test]
+async fn one_passing_failure_counts_once_however_many_instances_wait_for_the_network() {
+    let (ctx, fake, store) = context(Settings::default());
+    store_vpc(&store, "vpc-0abababababababab", "10.8.0.0/16");
+    let ids: Vec<InstanceId> = (4..7)
+        .map(|n| launch_in(&store, "vpc-0abababababababab", &format!("10.8.0.{n}")))
+        .collect();
+    fake.fail_next(
+        Op::CreateNetwork,
+        ec2d::runtime::RuntimeError::Failed(
+            "create network: device or resource busy (HTTP 500)".into(),
+        ),
+        3,
+    );
+    let creates = |fake: &FakeRuntime| {
+        fake.calls()
+            .iter()
+            .filter(|c| c.op == Op::CreateNetwork)
+            .count()
+    };
+    futures::future::join_all(
+        ids.iter()
+            .map(|id| run(&ctx, ObjectRef::Instance(id.clone()))),
+    )
+    .await;
+    assert_eq!(
+        creates(&fake),
+        1,
+        "the waiting passes take the first one's answer"
+    );
+    for id in &ids {
+        assert!(
+            get(&ctx, id).status.container.is_none(),
+            "one failure boots nobody on the bridge"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_network_the_engine_keeps_failing_to_make_leaves_the_instance_on_the_bridge_in_the_end() {
     let (ctx, fake, store) = context(Settings::default());
     store_vpc(&store, "vpc-0ffffffffffffffff", "10.7.0.0/16");
@@ -258,7 +301,10 @@ async fn a_network_the_engine_keeps_failing_to_make_leaves_the_instance_on_the_b
         ec2d::runtime::RuntimeError::Failed("create network: no such driver (HTTP 500)".into()),
         100,
     );
-    for _ in 0..3 {
+    for round in 0..3 {
+        if round > 0 {
+            tokio::time::sleep(RETRY_ROUND).await;
+        }
         run(&ctx, ObjectRef::Instance(id.clone())).await;
     }
     let booted = get(&ctx, &id);

@@ -27,6 +27,10 @@ const REFUSAL_HOLDS_FOR: Duration = Duration::from_secs(30);
 /// of leaving the instance off its VPC for good.
 const FAILURES_BEFORE_REFUSAL: u32 = 3;
 
+/// How long one failure to make a VPC's network answers for every pass of the VPC (the
+/// instances' backoff starts at a second, so each retry round counts once).
+const FAILURE_COUNTS_ONCE_FOR: Duration = Duration::from_secs(1);
+
 /// How soon to try again to remove a network a container is still leaving.
 const REMOVAL_RETRY: Duration = Duration::from_secs(2);
 
@@ -58,7 +62,15 @@ pub struct Networks {
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Failures in a row to make each VPC's network that named no overlap (kept apart from
     /// `known`, which a VPC pass forgets before it asks again).
-    failures: Arc<Mutex<HashMap<String, u32>>>,
+    failures: Arc<Mutex<HashMap<String, Failures>>>,
+}
+
+/// The failures in a row to make one VPC's network.
+#[derive(Debug, Clone)]
+struct Failures {
+    count: u32,
+    last_at: Instant,
+    last_reason: String,
 }
 
 impl Networks {
@@ -81,18 +93,43 @@ impl Networks {
     }
 
     /// Counts one more failure to make the VPC's network; the count so far.
-    fn failed_once_more(&self, vpc_id: &str) -> u32 {
+    fn failed_once_more(&self, vpc_id: &str, reason: &str) -> u32 {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let count = failures.entry(vpc_id.to_string()).or_default();
-        *count += 1;
-        *count
+        let entry = failures
+            .entry(vpc_id.to_string())
+            .or_insert_with(|| Failures {
+                count: 0,
+                last_at: Instant::now(),
+                last_reason: String::new(),
+            });
+        entry.count += 1;
+        entry.last_at = Instant::now();
+        entry.last_reason = reason.to_string();
+        entry.count
     }
 
-    fn made(&self, vpc_id: &str, network_id: String) {
+    /// The last failure to make the VPC's network, when it is recent: a pass that comes
+    /// within [`FAILURE_COUNTS_ONCE_FOR`] of it (another instance of the VPC, or one that
+    /// waited on the VPC's lock meanwhile) takes that answer instead of asking the engine and
+    /// counting again, so one passing failure counts once however many instances wait.
+    fn recent_failure(&self, vpc_id: &str) -> Option<String> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures
+            .get(vpc_id)
+            .filter(|f| f.last_at.elapsed() < FAILURE_COUNTS_ONCE_FOR)
+            .map(|f| f.last_reason.clone())
+    }
+
+    /// Forgets the VPC's failures: its network was made, refused for good, or is not needed.
+    fn clear_failures(&self, vpc_id: &str) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(vpc_id);
+    }
+
+    fn made(&self, vpc_id: &str, network_id: String) {
+        self.clear_failures(vpc_id);
         self.set(vpc_id, Known::Ready(network_id));
     }
 
@@ -178,11 +215,18 @@ async fn ensure<R: ContainerRuntime>(
         }
         _ => {}
     }
+    let waited_from = Instant::now();
     let lock = ctx.networks.lock_for(vpc_id);
     let _held = lock.lock().await;
-    // Another instance of the VPC may have made it while this one waited.
-    if let Some(Known::Ready(id)) = ctx.networks.known(vpc_id) {
-        return Ok(Ok(id));
+    // Another instance of the VPC may have made it, been refused or failed while this one
+    // waited.
+    match ctx.networks.known(vpc_id) {
+        Some(Known::Ready(id)) => return Ok(Ok(id)),
+        Some(Known::Refused(reason, at)) if at >= waited_from => return Ok(Err(reason)),
+        _ => {}
+    }
+    if let Some(reason) = ctx.networks.recent_failure(vpc_id) {
+        return Err(trying_again(reason));
     }
     if let Some(existing) = find(ctx, vpc_id).await? {
         ctx.networks.made(vpc_id, existing.clone());
@@ -207,12 +251,13 @@ async fn ensure<R: ContainerRuntime>(
         }
         Err(RuntimeError::Failed(reason))
             if !names_an_overlap(&reason)
-                && ctx.networks.failed_once_more(vpc_id) < FAILURES_BEFORE_REFUSAL =>
+                && ctx.networks.failed_once_more(vpc_id, &reason) < FAILURES_BEFORE_REFUSAL =>
         {
             warn!(%vpc_id, network = %spec.name, %cidr, %reason, "Docker could not make the VPC's network; trying again");
-            Err(RuntimeError::Failed(reason))
+            Err(trying_again(reason))
         }
         Err(RuntimeError::Failed(reason)) => {
+            ctx.networks.clear_failures(vpc_id);
             warn!(%vpc_id, network = %spec.name, %cidr, %reason, "Docker refused the VPC's network; its instances boot on Docker's default bridge");
             let reason = format!(
                 "VPC {vpc_id} has no Docker network of its own ({cidr} refused: {reason}); the instance is on Docker's default bridge"
@@ -223,6 +268,12 @@ async fn ensure<R: ContainerRuntime>(
         }
         Err(other) => Err(other),
     }
+}
+
+/// A failure to make a network that may pass: transient (the instance's pass backs off and
+/// asks again), without marking the engine down as `Unavailable` would.
+fn trying_again(reason: String) -> RuntimeError {
+    RuntimeError::Conflict(format!("{reason}; trying again"))
 }
 
 /// Whether the engine's (or ec2d's own) refusal says the block overlaps another network or a
@@ -282,6 +333,7 @@ pub(super) async fn reconcile<R: ContainerRuntime>(
         }
         return Ok(Action::await_change());
     }
+    ctx.networks.clear_failures(vpc_id);
     remove_unneeded(ctx, &[vpc_id.to_string()]).await
 }
 

@@ -386,11 +386,13 @@ def test_aws_instance_vpc_security_group_ids_change_in_place(ec2, cleanup, busyb
     iid = run_like_terraform(
         ec2,
         busybox_ami["id"],
-        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"], "Groups": [default["GroupId"]]}],
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"], "Groups": [default["GroupId"]],
+                            "Description": "tf primary"}],
     )
     cleanup.track_instances([iid])
     eni = primary_interface(resource_read(ec2, iid)["instance"])
     eni_id = eni["NetworkInterfaceId"]
+    assert eni["Description"] == "tf primary", "the launch's interface description is kept"
 
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni_id, Groups=[web, default["GroupId"]])
     inst = resource_read(ec2, iid)["instance"]

@@ -299,6 +299,20 @@ def test_a_killed_ec2d_adopts_its_containers_on_both_engines(zoned):
     ec2.get_waiter("instance_running").wait(InstanceIds=[stopped_b], WaiterConfig=h.WAITER)
     assert container_state_on(True, stopped_b) == "running"
 
+    # Drift on engine B: a container removed behind ec2d's back boots afresh there, through
+    # engine B's own event stream, and never on engine A.
+    docker_b("rm", "-f", h.container_name(in_b))
+
+    def replaced_on_b():
+        new = container_id_on(True, in_b)
+        return new if new and new != before[in_b] and container_state_on(True, in_b) == "running" else None
+
+    h.wait_until(replaced_on_b, 30, 0.2, f"a new container for {in_b} on engine B")
+    assert container_id_on(False, in_b) is None, f"{in_b} re-created on engine A"
+    [inst] = [i for r in ec2.describe_instances(InstanceIds=[in_b])["Reservations"] for i in r["Instances"]]
+    assert inst["State"]["Name"] == "running"
+    assert inst["Placement"]["AvailabilityZone"] == ZONE_B
+
 
 def test_volumes_and_the_metadata_service_follow_an_instance_to_engine_b(zoned):
     ec2 = zoned.client(zoned.recorder)

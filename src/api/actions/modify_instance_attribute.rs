@@ -303,7 +303,15 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<(), ApiErr
     };
     check(instances::shown_state(&instance))?;
     let groups = match &req.change {
-        Change::Groups(ids) => Some(resolve_groups(state, region, ids, None)?),
+        Change::Groups(ids) => {
+            let resource = format!("instance {}", req.instance_id);
+            let network = instance
+                .spec
+                .vpc_id
+                .as_deref()
+                .map(|vpc| (vpc, resource.as_str()));
+            Some(resolve_groups(state, region, ids, network)?)
+        }
         _ => None,
     };
     kind::check_dry_run(req.dry_run)?;

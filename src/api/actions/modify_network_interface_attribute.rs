@@ -44,6 +44,9 @@ pub struct Request {
     pub dry_run: bool,
 }
 
+/// The longest interface description EC2 keeps.
+const MAX_DESCRIPTION: usize = 255;
+
 /// The parameters of the attributes ec2d does not model, by their prefix on the wire.
 const NOT_MODELLED: &[(&str, &str)] = &[
     ("EnaSrdSpecification.", "EnaSrdSpecification"),
@@ -83,6 +86,11 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         changes.push(Change::SourceDestCheck(on));
     }
     if let Some(description) = params.get("Description.Value") {
+        if description.chars().count() > MAX_DESCRIPTION {
+            return Err(ApiError::invalid_value(format!(
+                "Value for parameter description is invalid. Expected at most {MAX_DESCRIPTION} characters."
+            )));
+        }
         changes.push(Change::Description(description.to_string()));
     }
     let attachment_id = params.get("Attachment.AttachmentId");
@@ -286,6 +294,13 @@ mod tests {
         assert_eq!(
             code("NetworkInterfaceId=eni-1&Attachment.DeleteOnTermination=false"),
             "MissingParameter"
+        );
+        assert_eq!(
+            code(&format!(
+                "NetworkInterfaceId=eni-1&Description.Value={}",
+                "d".repeat(256)
+            )),
+            "InvalidParameterValue"
         );
     }
 }

@@ -12,12 +12,9 @@ use crate::model::{InstanceId, InstanceState};
 /// The dispatch entry.
 pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<String, ApiError> {
     let id = params.require("NetworkInterfaceId")?;
-    let attribute = params.require("SourceDestCheck")?;
-    if attribute != "sourceDestCheck" {
-        return Err(ApiError::invalid_value(format!(
-            "Value ({attribute}) for parameter sourceDestCheck is invalid. Expected 'sourceDestCheck'."
-        )));
-    }
+    // The only attribute EC2 resets: any value of `SourceDestCheck` names it (botocore types
+    // it as free text, and AWS documents no values).
+    params.require("SourceDestCheck")?;
     let interface = network_interface::load(state, region, id)?;
     kind::check_dry_run(kind::dry_run(params)?)?;
     let instance_id = InstanceId::parse(&interface.instance.metadata.name)?;

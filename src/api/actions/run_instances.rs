@@ -110,6 +110,8 @@ pub struct Request {
     pub block_devices: Vec<LaunchMapping>,
     /// Tags of `TagSpecification`s with `ResourceType=volume`: every volume of the launch's.
     pub volume_tags: BTreeMap<String, String>,
+    /// The first network interface's `Description`: its primary interface's.
+    pub interface_description: Option<String>,
     /// `DryRun`.
     pub dry_run: bool,
 }
@@ -270,6 +272,10 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         options: launch_options(params, instance_type)?,
         metadata_asked: MetadataAsked::of(params),
         iam_instance_profile: iam_profiles::profile_param(params)?,
+        interface_description: params
+            .get("NetworkInterface.1.Description")
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
         dry_run: kind::dry_run(params)?,
     })
 }
@@ -522,7 +528,7 @@ pub fn handle(state: &ApiState, region: &str, req: Request) -> Result<Response, 
                         .clone()
                         .map(|arn| IamProfileRef::associate(arn, launched_at)),
                     root_device_name: Some(root_device.clone()),
-                    interface_description: None,
+                    interface_description: req.interface_description.clone(),
                 },
                 status: InstanceStatus::default(),
             }
