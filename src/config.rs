@@ -40,7 +40,7 @@ pub struct ZoneEngine {
 impl EngineZones {
     /// Parses `zone=endpoint[,zone=endpoint…]`, with spaces around entries, zones and endpoints
     /// allowed. Refuses an empty entry, a zone that is no known availability zone, a zone named
-    /// twice, and an endpoint the Docker client cannot reach (`ssh://` among them, said so).
+    /// twice, and an endpoint the Docker client cannot reach (said why).
     /// A blank value names no zone.
     pub fn parse(input: &str) -> Result<Self, String> {
         const FORM: &str =
@@ -137,7 +137,9 @@ pub struct Config {
     /// (`us-east-1b=tcp://10.0.0.12:2375`); zones not named use the default engine, and an
     /// instance runs on its zone's engine. Endpoints are unix://, an absolute socket path,
     /// tcp:// or http://, or https:// (TLS, with ca.pem, cert.pem and key.pem in
-    /// DOCKER_CERT_PATH); no ssh://. Checked, and refused at start when wrong.
+    /// DOCKER_CERT_PATH), or ssh://[user@]host[:port] (an ssh process forwards the remote
+    /// engine's socket; EC2D_SSH_COMMAND gives its command, like GIT_SSH_COMMAND). Checked,
+    /// and refused at start when wrong.
     #[arg(long, env = "EC2D_ENGINES", default_value = "", value_parser = parse_engine_zones, hide_default_value = true)]
     pub engines: EngineZones,
 
@@ -417,10 +419,15 @@ mod tests {
 
     #[test]
     fn engines_refuse_endpoints_the_client_cannot_reach() {
-        let err = EngineZones::parse("us-east-1b=ssh://me@10.0.0.12").unwrap_err();
+        let err = EngineZones::parse("us-east-1b=npipe:////./pipe/docker_engine").unwrap_err();
         assert!(
-            err.contains("us-east-1b") && err.contains("ssh:// is not supported"),
+            err.contains("us-east-1b") && err.contains("Windows"),
             "{err}"
+        );
+        let ssh = EngineZones::parse("us-east-1b=ssh://me@10.0.0.12").unwrap();
+        assert_eq!(
+            ssh.iter().map(|z| z.endpoint.as_str()).collect::<Vec<_>>(),
+            ["ssh://me@10.0.0.12"]
         );
         // TLS is an endpoint of its own, apart from plain TCP to the same address.
         let tls = EngineZones::parse("us-east-1b=HTTPS://10.0.0.12:2376/").unwrap();

@@ -413,3 +413,72 @@ def test_a_zone_on_an_engine_reached_over_tls(ec2d_factory, zones_ami):
         assert container_state_on(True, in_b) == "paused"
     finally:
         clean_engine_b(srv)
+
+
+@pytest.fixture
+def ssh_gateway(tmp_path):
+    """An sshd reached at 127.0.0.1 that forwards to engine B's socket: a container of the
+    Debian test image on engine A with B's socket mounted as its /var/run/docker.sock, logged
+    in to with a key made here. Yields (ssh:// endpoint, EC2D_SSH_COMMAND)."""
+    _require_engine_b()
+    socket_b = ENGINE_B.removeprefix("unix://")
+    image = os.environ.get("EC2D_TEST_DEBIAN_IMAGE", "ec2d-test/debian-ssh:latest")
+    if h.image_id(image) is None:
+        pytest.fail(f"test image {image} missing: run tests/support/build-test-images.sh debian", pytrace=False)
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    port = h.free_port()
+    name = f"ec2d-test-ssh-gateway-{port}"
+    script = ("ssh-keygen -A >/dev/null && mkdir -p /run/sshd /root/.ssh && cat /gateway/id_ed25519.pub > "
+              "/root/.ssh/authorized_keys && chmod 700 /root/.ssh && chmod 600 /root/.ssh/authorized_keys && "
+              "exec /usr/sbin/sshd -D -e -o PermitRootLogin=prohibit-password")
+    h.docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:22",
+             "-v", f"{socket_b}:/var/run/docker.sock", "-v", f"{tmp_path}:/gateway:ro",
+             image, "sh", "-c", script)
+    known_hosts = tmp_path / "known_hosts"
+
+    def host_key():
+        p = subprocess.run(["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"],
+                           capture_output=True, text=True, timeout=10)
+        return p.stdout.strip() if p.returncode == 0 and "ssh-ed25519" in p.stdout else None
+
+    try:
+        known_hosts.write_text(h.wait_until(host_key, 30, 0.3, "the gateway's sshd") + "\n")
+        command = f"ssh -i {key} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes"
+        yield f"ssh://root@127.0.0.1:{port}", command
+    finally:
+        h.docker("rm", "-f", name, check=False)
+
+
+def test_a_zone_on_an_engine_reached_over_ssh(ec2d_factory, zones_ami, ssh_gateway):
+    endpoint, command = ssh_gateway
+    srv = ec2d_factory(extra_env={"EC2D_ENGINES": f"{ZONE_B}={endpoint}", "EC2D_SSH_COMMAND": command})
+    tunnel_pattern = f"ssh .*-p {endpoint.rsplit(':', 1)[1]} -L "
+    try:
+        ec2 = srv.client(srv.recorder)
+        engines = {e["name"]: e for e in srv.health()[1]["engines"]}
+        assert engines[endpoint]["zones"] == [ZONE_B], engines
+        h.wait_until(lambda: {e["name"]: e for e in srv.health()[1]["engines"]}[endpoint]["reachable"], 30, 0.3,
+                     "engine B reachable through the ssh tunnel")
+        assert "ssh tunnel to the engine started" in srv.log_tail(400)
+        in_b = run_in(ec2, srv, ZONE_B)
+        ec2.get_waiter("instance_running").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+        # On B (seen through its own socket), reached by ec2d over ssh; the AMI copied there.
+        assert container_state_on(True, in_b) == "running"
+        assert container_id_on(False, in_b) is None
+        assert srv.instance_status(in_b)["engine"] == endpoint
+
+        # The tunnel's ssh killed: it is started again and ec2d goes on working through it.
+        pids = subprocess.run(["pgrep", "-f", tunnel_pattern], capture_output=True, text=True).stdout.split()
+        assert pids, "the tunnel's ssh process"
+        subprocess.run(["kill", *pids], check=True)
+        h.wait_until(lambda: srv.log_tail(400).count("ssh tunnel to the engine started") >= 2, 30, 0.3,
+                     "the tunnel started again")
+        ec2.stop_instances(InstanceIds=[in_b])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[in_b], WaiterConfig=h.WAITER)
+        assert container_state_on(True, in_b) == "paused"
+    finally:
+        clean_engine_b(srv)
+    # ec2d gone, its ssh is gone too.
+    h.wait_until(lambda: subprocess.run(["pgrep", "-f", tunnel_pattern], capture_output=True).returncode != 0,
+                 10, 0.2, "no ssh left behind")

@@ -41,6 +41,14 @@ enum Endpoint {
         /// The directory holding the three PEM files.
         certs: PathBuf,
     },
+    /// `ssh://[user@]host[:port][/socket]`: the remote engine's socket, forwarded by an ssh
+    /// process ec2d keeps running to `local`, which the client connects to.
+    Ssh {
+        /// Whom ssh logs in to, and the remote socket.
+        target: super::ssh::SshTarget,
+        /// The forwarded socket on this host.
+        local: PathBuf,
+    },
 }
 
 /// The PEM files a TLS endpoint needs, in the docker CLI's names.
@@ -58,9 +66,14 @@ impl Endpoint {
             Self::tls(addr)
         } else if s.starts_with("tcp://") || s.starts_with("http://") {
             Ok(Self::Http(s.to_string()))
+        } else if let Some(rest) = s.strip_prefix("ssh://") {
+            let target = super::ssh::SshTarget::parse(rest)
+                .map_err(|why| RuntimeError::Failed(format!("docker endpoint {s:?}: {why}")))?;
+            let local = super::ssh::start_tunnel(&target)?;
+            Ok(Self::Ssh { target, local })
         } else {
             Err(RuntimeError::Failed(format!(
-                "unsupported docker endpoint {s:?} (expected unix://, an absolute socket path, tcp://, http:// or https://)"
+                "unsupported docker endpoint {s:?} (expected unix://, an absolute socket path, tcp://, http://, https:// or ssh://)"
             )))
         }
     }
@@ -96,6 +109,9 @@ impl Endpoint {
         let secs = REQUEST_TIMEOUT.as_secs();
         match self {
             Self::Unix(path) => Docker::connect_with_unix(path, secs, version),
+            Self::Ssh { local, .. } => {
+                Docker::connect_with_unix(&local.to_string_lossy(), secs, version)
+            }
             Self::Http(addr) => Docker::connect_with_http(addr, secs, version),
             Self::Tls { addr, certs } => Docker::connect_with_ssl(
                 addr,
@@ -129,6 +145,7 @@ impl fmt::Display for Endpoint {
             Self::Unix(path) => write!(f, "unix://{path}"),
             Self::Http(addr) => f.write_str(addr),
             Self::Tls { addr, .. } => write!(f, "https://{addr}"),
+            Self::Ssh { target, .. } => f.write_str(&target.endpoint()),
         }
     }
 }
@@ -225,8 +242,8 @@ impl DockerRuntime {
     ///
     /// Stricter than `connect`: a socket path must be absolute, a TCP endpoint must name its
     /// port (bollard would silently use 80) and no path. `https://h:p` stays `https://h:p` (TLS:
-    /// another transport to the same port is another endpoint). `ssh://` and `npipe://` are
-    /// refused with why: this build's client has no ssh transport.
+    /// another transport to the same port is another endpoint). `ssh://[user@]host[:port]`
+    /// keeps its user and port, the host lower-cased. `npipe://` is refused with why.
     pub fn normalize_endpoint(endpoint: &str) -> RuntimeResult<String> {
         let s = endpoint.trim();
         let refuse = |why: String| {
@@ -251,7 +268,7 @@ impl DockerRuntime {
             "unix" => normalize_socket_path(rest).map(|p| format!("unix://{p}")).or_else(refuse),
             "tcp" | "http" => normalize_host_port(rest).map(|a| format!("tcp://{a}")).or_else(refuse),
             "https" => normalize_host_port(rest).map(|a| format!("https://{a}")).or_else(refuse),
-            "ssh" => refuse("ssh:// is not supported: this ec2d's Docker client (bollard, without an ssh transport) cannot reach it; forward the remote socket (`ssh -N -L /run/b.sock:/var/run/docker.sock user@host`) and name unix:///run/b.sock".to_string()),
+            "ssh" => super::ssh::SshTarget::parse(rest).map(|t| t.endpoint()).or_else(refuse),
             "npipe" => refuse("named pipes are Windows-only".to_string()),
             other => refuse(format!("unsupported scheme {other}:// (expected unix://, an absolute socket path, tcp://, http:// or https://)")),
         }
@@ -376,7 +393,9 @@ mod tests {
             Endpoint::parse("tcp://h:2375").unwrap(),
             Endpoint::Http("tcp://h:2375".into())
         );
+        // An ssh endpoint needs the async runtime its tunnel runs on.
         assert!(Endpoint::parse("ssh://h").is_err());
+        assert!(Endpoint::parse("ssh://-oProxyCommand=x").is_err());
     }
 
     #[test]
@@ -406,6 +425,10 @@ mod tests {
             n("HTTPS://Engine-B:2376/").unwrap(),
             "https://engine-b:2376"
         );
+        assert_eq!(
+            n("SSH://ops@Build-2:2222/").unwrap(),
+            "ssh://ops@build-2:2222"
+        );
         // What it gives, the connector takes as the same endpoint.
         for ok in ["unix:///x.sock", "tcp://h:2375"] {
             let parsed = Endpoint::parse(&n(ok).unwrap()).unwrap();
@@ -420,11 +443,8 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(
-            err("ssh://me@host").contains("ssh:// is not supported"),
-            "{}",
-            err("ssh://me@host")
-        );
+        assert!(err("ssh://-oProxyCommand=x").contains("expected ssh://"));
+        assert!(err("ssh://me@host:22x").contains("bad port"));
         assert!(err("npipe:////./pipe/docker_engine").contains("Windows"));
         assert!(err("fd://").contains("unsupported scheme fd://"));
         assert!(err("").contains("empty"));

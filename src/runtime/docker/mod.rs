@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod images;
 mod networks;
+mod ssh;
 mod volumes;
 
 use std::collections::HashMap;
