@@ -129,7 +129,7 @@ pub struct Config {
     #[arg(long, env = "EC2_REMOVE_CONTAINERS", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub remove_containers: bool,
 
-    /// Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`) [default: DOCKER_HOST, else the local socket].
+    /// Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`, `https://host:2376`, `ssh://user@host`) [default: DOCKER_HOST, else the local socket].
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
 

@@ -452,6 +452,13 @@ def ssh_gateway(tmp_path):
 
 def test_a_zone_on_an_engine_reached_over_ssh(ec2d_factory, zones_ami, ssh_gateway):
     endpoint, command = ssh_gateway
+    # Without the ssh program the endpoint is refused at start, with why.
+    refused = ec2d_factory("no-ssh", extra_env={"EC2D_ENGINES": f"{ZONE_B}={endpoint}",
+                                                "EC2D_SSH_COMMAND": "/nonexistent-ec2d/ssh"}, start=False)
+    with pytest.raises(RuntimeError) as no_ssh:
+        refused.start(timeout=20)
+    assert "/nonexistent-ec2d/ssh" in str(no_ssh.value) and "not on PATH" in str(no_ssh.value), \
+        str(no_ssh.value)[-2000:]
     srv = ec2d_factory(extra_env={"EC2D_ENGINES": f"{ZONE_B}={endpoint}", "EC2D_SSH_COMMAND": command})
     tunnel_pattern = f"ssh .*-p {endpoint.rsplit(':', 1)[1]} -L "
     try:

@@ -22,6 +22,10 @@ const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// get their own, longer timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long the first call to an `ssh://` engine waits for its tunnel to come up (ssh's own
+/// connect timeout is 10 s; a tunnel on a working network is up within a second).
+const TUNNEL_FIRST_UP: Duration = Duration::from_secs(5);
+
 /// Extra time on top of the stop grace period for the engine to kill and reap the container.
 pub(super) const STOP_TIMEOUT_MARGIN: Duration = Duration::from_secs(30);
 
@@ -69,8 +73,11 @@ impl Endpoint {
         } else if let Some(rest) = s.strip_prefix("ssh://") {
             let target = super::ssh::SshTarget::parse(rest)
                 .map_err(|why| RuntimeError::Failed(format!("docker endpoint {s:?}: {why}")))?;
-            let local = super::ssh::start_tunnel(&target)?;
-            Ok(Self::Ssh { target, local })
+            // The forwarded socket is the tunnel's, which `connect` starts.
+            Ok(Self::Ssh {
+                target,
+                local: PathBuf::new(),
+            })
         } else {
             Err(RuntimeError::Failed(format!(
                 "unsupported docker endpoint {s:?} (expected unix://, an absolute socket path, tcp://, http://, https:// or ssh://)"
@@ -153,6 +160,8 @@ impl fmt::Display for Endpoint {
 /// What every clone of a [`DockerRuntime`] shares.
 pub(super) struct Inner {
     endpoint: Endpoint,
+    /// An `ssh://` engine's tunnel, stopped when the last clone of the client goes.
+    tunnel: Option<super::ssh::Tunnel>,
     /// The negotiated client. Empty until the engine first answers; a failed negotiation leaves
     /// it empty so the next call tries again (ec2d must run, and keep answering, without Docker).
     client: OnceCell<Docker>,
@@ -183,8 +192,9 @@ impl DockerRuntime {
     /// `DOCKER_CERT_PATH`.
     ///
     /// Never contacts the engine, so it succeeds while the engine is down; only an unsupported
-    /// endpoint scheme, or a TLS endpoint's missing certificate file, is an error. The API
-    /// version is negotiated on first use.
+    /// endpoint scheme, a TLS endpoint's missing certificate file or an `ssh://` endpoint
+    /// without an ssh program is an error. An `ssh://` endpoint starts its tunnel here (an ssh
+    /// process, in the background). The API version is negotiated on first use.
     pub fn connect(endpoint: Option<&str>) -> Result<Self, RuntimeError> {
         let endpoint = match endpoint {
             Some(s) => Endpoint::parse(s)?,
@@ -193,10 +203,19 @@ impl DockerRuntime {
                 _ => Endpoint::Unix(DEFAULT_SOCKET.to_string()),
             },
         };
+        let (endpoint, tunnel) = match endpoint {
+            Endpoint::Ssh { target, .. } => {
+                let tunnel = super::ssh::start_tunnel(&target)?;
+                let local = tunnel.local.clone();
+                (Endpoint::Ssh { target, local }, Some(tunnel))
+            }
+            other => (other, None),
+        };
         debug!(%endpoint, "docker runtime configured");
         Ok(Self {
             inner: Arc::new(Inner {
                 endpoint,
+                tunnel,
                 client: OnceCell::new(),
                 helpers: Default::default(),
             }),
@@ -210,6 +229,12 @@ impl DockerRuntime {
 
     /// The negotiated client, negotiating first if no call has succeeded yet.
     pub(super) async fn docker(&self) -> RuntimeResult<Docker> {
+        if let Some(client) = self.inner.client.get() {
+            return Ok(client.clone());
+        }
+        if let Some(tunnel) = &self.inner.tunnel {
+            tunnel.first_up(TUNNEL_FIRST_UP).await;
+        }
         self.inner
             .client
             .get_or_try_init(|| negotiate(&self.inner.endpoint))
@@ -393,8 +418,11 @@ mod tests {
             Endpoint::parse("tcp://h:2375").unwrap(),
             Endpoint::Http("tcp://h:2375".into())
         );
-        // An ssh endpoint needs the async runtime its tunnel runs on.
-        assert!(Endpoint::parse("ssh://h").is_err());
+        // The tunnel, and with it the forwarded socket, is `connect`'s.
+        assert!(matches!(
+            Endpoint::parse("ssh://ops@h:2222").unwrap(),
+            Endpoint::Ssh { target, .. } if target.destination == "ops@h" && target.port == Some(2222)
+        ));
         assert!(Endpoint::parse("ssh://-oProxyCommand=x").is_err());
     }
 

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -22,6 +23,15 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// Numbers the local sockets of one process's tunnels.
 static NEXT_TUNNEL: AtomicUsize = AtomicUsize::new(0);
+
+/// Letters, digits, `.`, `_` and `-`, not starting with `-`: a user name or path component
+/// nothing (ssh's `%` tokens, a shell in a ProxyCommand, an option parser) reads specially.
+fn plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
 
 /// An `ssh://[user@]host[:port][/remote/socket]` endpoint, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +59,8 @@ impl SshTarget {
             return Err("whitespace in the ssh endpoint".to_string());
         }
         let (user, host_port) = match authority.rsplit_once('@') {
-            Some((user, host_port)) if !user.is_empty() => (Some(user), host_port),
-            Some(_) => return Err("an empty user name before @".to_string()),
+            Some((user, host_port)) if plain_name(user) => (Some(user), host_port),
+            Some((user, _)) => return Err(format!("bad user name {user:?}")),
             None => (None, authority),
         };
         let (host, port) = match host_port.rsplit_once(':') {
@@ -73,9 +83,17 @@ impl SshTarget {
         if !host_ok {
             return Err(format!("bad host {host:?}"));
         }
-        let remote_socket = match path.trim_end_matches('/') {
-            "" => REMOTE_DEFAULT_SOCKET.to_string(),
-            socket => socket.to_string(),
+        // ssh expands `%` and `~` in socket paths and `-L` splits at `:`: plain paths only.
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        if parts.iter().any(|p| !plain_name(p) || *p == "..") {
+            return Err(format!("bad remote socket path {path:?}"));
+        }
+        let remote_socket = match parts.as_slice() {
+            [] => REMOTE_DEFAULT_SOCKET.to_string(),
+            parts => format!("/{}", parts.join("/")),
         };
         let host = host.to_ascii_lowercase();
         Ok(Self {
@@ -127,6 +145,11 @@ impl SshTarget {
                 "ServerAliveCountMax=3",
                 "-o",
                 "ConnectTimeout=10",
+                // A shared master connection would live apart from this process (and past ec2d).
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "ControlPath=none",
             ]
             .map(str::to_string),
         );
@@ -143,31 +166,141 @@ impl SshTarget {
     }
 }
 
-/// Starts the tunnel for `target` in the background and returns the local socket the Docker
-/// client connects to. The socket exists while ssh runs; calls made meanwhile fail as an
-/// unreachable engine does, so the engine reads down until the tunnel is up.
-pub(super) fn start_tunnel(target: &SshTarget) -> Result<PathBuf, RuntimeError> {
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-        RuntimeError::Failed("an ssh:// engine needs ec2d's async runtime".to_string())
-    })?;
-    let local = std::env::temp_dir().join(format!(
-        "ec2d-{}-ssh-{}.sock",
+/// A running tunnel: dropping it (with the last clone of its engine's client) stops the
+/// supervisor, which kills its ssh, and removes the socket.
+#[derive(Debug)]
+pub(super) struct Tunnel {
+    supervisor: tokio::task::JoinHandle<()>,
+    /// The forwarded socket on this host.
+    pub local: PathBuf,
+    /// Set once the socket first appeared.
+    up: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+        let _ = std::fs::remove_file(&self.local);
+    }
+}
+
+impl Tunnel {
+    /// Waits, at most `limit`, for the tunnel's socket to appear the first time, so the first
+    /// call to a freshly configured engine does not find it missing and read the engine down.
+    pub async fn first_up(&self, limit: Duration) {
+        let mut up = self.up.clone();
+        let _ = tokio::time::timeout(limit, up.wait_for(|up| *up)).await;
+    }
+}
+
+/// The runtime every tunnel's ssh is started from: one thread that lives as long as the
+/// process. A parent-death signal fires when the forking *thread* ends, and the threads of
+/// ec2d's own runtime may end (a `block_in_place` hands a worker's place to a new thread).
+fn tunnel_runtime() -> Result<&'static tokio::runtime::Handle, RuntimeError> {
+    static HANDLE: OnceLock<Result<tokio::runtime::Handle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("ec2d-ssh-tunnels".to_string())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .map_err(|e| e.to_string())?;
+            Ok(handle)
+        })
+        .as_ref()
+        .map_err(|e| RuntimeError::Failed(format!("cannot start the ssh tunnels' thread: {e}")))
+}
+
+/// A directory only this user can enter, for the tunnels' sockets (as tmux keeps
+/// `/tmp/tmux-<uid>`): in a shared /tmp another user could otherwise bind a socket of a
+/// tunnel's name while it is down and pose as the engine. Made once, kept for later runs; one
+/// that another user owns, or others may enter, is refused.
+fn socket_dir() -> Result<&'static Path, RuntimeError> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let uid = rustix::process::getuid().as_raw();
+        let dir = std::env::temp_dir().join(format!("ec2d-ssh-{uid}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        }
+        let meta =
+            std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "{} is not a directory only this user may enter",
+                dir.display()
+            ));
+        }
+        Ok(dir)
+    })
+    .as_deref()
+    .map_err(|e| RuntimeError::Failed(format!("cannot use the ssh tunnels' socket directory {e}")))
+}
+
+/// The program of `command`, looked up on `PATH` when it names no directory: a missing ssh is
+/// a configuration error at start, not an outage to retry forever.
+fn check_program(program: &str) -> Result<(), RuntimeError> {
+    let found = if program.contains('/') {
+        Path::new(program).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(RuntimeError::Failed(format!(
+            "an ssh:// engine needs {program:?}, which is not on PATH (install OpenSSH's client, or set EC2D_SSH_COMMAND)"
+        )))
+    }
+}
+
+/// Starts the tunnel for `target` in the background. Its socket exists while ssh runs; calls
+/// made while it does not fail as an unreachable engine's do, so the engine reads down until
+/// the tunnel is back.
+pub(super) fn start_tunnel(target: &SshTarget) -> Result<Tunnel, RuntimeError> {
+    // Named by process, so a socket left by a killed ec2d is never another run's.
+    let name = format!(
+        "{}-{}.sock",
         std::process::id(),
         NEXT_TUNNEL.fetch_add(1, Ordering::Relaxed)
-    ));
+    );
+    check_program(&target.command(Path::new(&name))?[0])?;
+    let local = socket_dir()?.join(name);
     let command = target.command(&local)?;
-    let endpoint = target.endpoint();
-    runtime.spawn(keep_tunnel_up(endpoint, command, local.clone()));
-    Ok(local)
+    let (up_tx, up) = tokio::sync::watch::channel(false);
+    let supervisor = tunnel_runtime()?.spawn(keep_tunnel_up(
+        target.endpoint(),
+        command,
+        local.clone(),
+        up_tx,
+    ));
+    Ok(Tunnel {
+        supervisor,
+        local,
+        up,
+    })
 }
 
 /// Runs ssh, and runs it again (after a growing wait) whenever it ends, for the life of the
 /// process. Each ssh dies with ec2d (a parent-death signal), so a killed ec2d leaves none.
-async fn keep_tunnel_up(endpoint: String, command: Vec<String>, local: PathBuf) {
+async fn keep_tunnel_up(
+    endpoint: String,
+    command: Vec<String>,
+    local: PathBuf,
+    up: tokio::sync::watch::Sender<bool>,
+) {
     let mut wait = FIRST_RESTART_WAIT;
     loop {
         let started = tokio::time::Instant::now();
-        match run_once(&endpoint, &command, &local).await {
+        match run_once(&endpoint, &command, &local, &up).await {
             Ok(status) => {
                 warn!(%endpoint, %status, socket = %local.display(), "ssh tunnel to the engine ended; starting it again")
             }
@@ -182,11 +315,16 @@ async fn keep_tunnel_up(endpoint: String, command: Vec<String>, local: PathBuf) 
     }
 }
 
-/// One run of ssh: its error output logged line by line, its exit status returned.
+/// How often a starting tunnel's socket is looked for.
+const SOCKET_POLL: Duration = Duration::from_millis(50);
+
+/// One run of ssh: its error output logged line by line (a refused key or an unknown host key
+/// is said there), `up` set once its socket appears, its exit status returned.
 async fn run_once(
     endpoint: &str,
     command: &[String],
     local: &Path,
+    up: &tokio::sync::watch::Sender<bool>,
 ) -> std::io::Result<std::process::ExitStatus> {
     let (program, args) = command.split_first().expect("ssh's command has a program");
     let mut ssh = tokio::process::Command::new(program);
@@ -195,11 +333,16 @@ async fn run_once(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: only an async-signal-safe system call (prctl) runs between fork and exec.
+    let parent = rustix::process::getpid();
+    // SAFETY: only async-signal-safe system calls (prctl, getppid) run between fork and exec.
     unsafe {
-        ssh.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-                .map_err(std::io::Error::from)
+        ssh.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+            // ec2d ended before the signal was armed: end too.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("ec2d has ended"));
+            }
+            Ok(())
         });
     }
     let mut child = ssh.spawn()?;
@@ -209,11 +352,21 @@ async fn run_once(
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                debug!(%endpoint, ssh = %line, "ssh tunnel said");
+                warn!(%endpoint, ssh = %line, "ssh tunnel said");
             }
         });
     }
-    child.wait().await
+    loop {
+        tokio::select! {
+            status = child.wait() => return status,
+            () = tokio::time::sleep(SOCKET_POLL), if !*up.borrow() => {
+                if local.exists() {
+                    debug!(endpoint, socket = %local.display(), "ssh tunnel's socket is up");
+                    up.send_replace(true);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +385,12 @@ mod tests {
         assert_eq!(t.port, None);
         assert_eq!(t.remote_socket, "/run/user/1000/docker.sock");
         assert_eq!(t.endpoint(), "ssh://build-2/run/user/1000/docker.sock");
+        assert_eq!(
+            SshTarget::parse("h//run/./docker.sock/")
+                .unwrap()
+                .endpoint(),
+            "ssh://h/run/docker.sock"
+        );
         for bad in [
             "",
             "-oProxyCommand=x",
@@ -241,6 +400,12 @@ mod tests {
             "host:ssh",
             "ho st",
             "me@-x",
+            "m;e@host",
+            "me%r@host",
+            "host/run/a:b.sock",
+            "host/run/%d.sock",
+            "host/~/docker.sock",
+            "host/../docker.sock",
         ] {
             assert!(SshTarget::parse(bad).is_err(), "{bad:?} accepted");
         }
