@@ -493,9 +493,34 @@ async fn unreachable_engine_is_unavailable_quickly_and_connect_still_succeeds() 
         assert!(next.is_err(), "{endpoint}: {next:?}");
     }
     assert!(matches!(
-        DockerRuntime::connect(Some("ssh://host")),
+        DockerRuntime::connect(Some("ssh://-oProxyCommand=x")),
         Err(RuntimeError::Failed(_))
     ));
+    // An ssh engine nobody answers for: connect starts its tunnel and succeeds; the first call
+    // waits a bounded time for the tunnel, then calls fail at once, as for any engine away.
+    let rt = DockerRuntime::connect(Some("ssh://127.0.0.1:1")).expect("connect starts the tunnel");
+    let t0 = Instant::now();
+    let first = rt.info().await.map(|_| ());
+    assert!(
+        matches!(first, Err(RuntimeError::Unavailable(_))),
+        "{first:?}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let t1 = Instant::now();
+    let again = rt.list_managed().await.map(|_| ());
+    assert!(
+        matches!(again, Err(RuntimeError::Unavailable(_))),
+        "{again:?}"
+    );
+    assert!(
+        t1.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t1.elapsed()
+    );
 }
 
 /// Not a correctness test: prints create_and_start timings next to `docker run -d`.

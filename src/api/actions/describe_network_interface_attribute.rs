@@ -7,7 +7,6 @@ use crate::api::query::QueryParams;
 use crate::api::render::render_group_set;
 use crate::api::state::ApiState;
 use crate::api::xml::XmlWriter;
-use crate::model::{format_timestamp, ACCOUNT_ID};
 
 /// The attributes EC2 describes (botocore's `NetworkInterfaceAttribute`).
 const ATTRIBUTES: &[&str] = &[
@@ -47,19 +46,7 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
         "sourceDestCheck" => w.el("sourceDestCheck", |w| {
             w.field("value", instance.spec.options.source_dest_check)
         }),
-        "attachment" => w.el("attachment", |w| {
-            w.field("attachmentId", &interface.attachment_id);
-            w.field("instanceId", &instance.metadata.name);
-            w.field("instanceOwnerId", ACCOUNT_ID);
-            w.field("deviceIndex", 0);
-            w.field("networkCardIndex", 0);
-            w.field("status", "attached");
-            w.field(
-                "attachTime",
-                format_timestamp(instance.metadata.creation_timestamp),
-            );
-            w.field("deleteOnTermination", true);
-        }),
+        "attachment" => interface.render_attachment(&mut w),
         _ => w.field(
             "associatePublicIpAddress",
             interface.has_auto_assigned_public_ip(),

@@ -63,6 +63,25 @@ impl Shown {
         self.address.is_none() && self.public_ip().is_some()
     }
 
+    /// The `attachment` element, as DescribeNetworkInterfaces and
+    /// DescribeNetworkInterfaceAttribute show it: to its instance at device 0, deleted with it.
+    pub fn render_attachment(&self, w: &mut XmlWriter) {
+        let instance = &self.instance;
+        w.el("attachment", |w| {
+            w.field("attachmentId", &self.attachment_id);
+            w.field("instanceId", &instance.metadata.name);
+            w.field("instanceOwnerId", ACCOUNT_ID);
+            w.field("deviceIndex", 0);
+            w.field("networkCardIndex", 0);
+            w.field("status", "attached");
+            w.field(
+                "attachTime",
+                format_timestamp(instance.metadata.creation_timestamp),
+            );
+            w.field("deleteOnTermination", true);
+        });
+    }
+
     fn private_dns_name(&self) -> Option<String> {
         self.private_ip()
             .map(|ip| private_dns_name(ip, &self.instance.metadata.namespace))
@@ -261,19 +280,7 @@ impl Kind for NetworkInterfaceKind {
         w.opt_field("privateDnsName", dns.as_deref());
         w.field("sourceDestCheck", spec.options.source_dest_check);
         render_group_set(w, &spec.security_groups);
-        w.el("attachment", |w| {
-            w.field("attachmentId", &s.attachment_id);
-            w.field("instanceId", &instance.metadata.name);
-            w.field("instanceOwnerId", ACCOUNT_ID);
-            w.field("deviceIndex", 0);
-            w.field("networkCardIndex", 0);
-            w.field("status", "attached");
-            w.field(
-                "attachTime",
-                format_timestamp(instance.metadata.creation_timestamp),
-            );
-            w.field("deleteOnTermination", true);
-        });
+        s.render_attachment(w);
         association(w);
         w.empty("tagSet");
         w.set("privateIpAddressesSet", private, |w, ip| {

@@ -175,6 +175,8 @@ pub(super) struct Tunnel {
     pub local: PathBuf,
     /// Set once the socket first appeared.
     up: tokio::sync::watch::Receiver<bool>,
+    /// Set once a call has waited for the first start: later calls do not wait again.
+    waited: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Tunnel {
@@ -187,9 +189,15 @@ impl Drop for Tunnel {
 impl Tunnel {
     /// Waits, at most `limit`, for the tunnel's socket to appear the first time, so the first
     /// call to a freshly configured engine does not find it missing and read the engine down.
+    /// Only the calls made before the first wait ended wait: a tunnel that never comes up
+    /// makes later calls fail at once, as any unreachable engine does.
     pub async fn first_up(&self, limit: Duration) {
+        if self.waited.load(Ordering::Relaxed) {
+            return;
+        }
         let mut up = self.up.clone();
         let _ = tokio::time::timeout(limit, up.wait_for(|up| *up)).await;
+        self.waited.store(true, Ordering::Relaxed);
     }
 }
 
@@ -286,6 +294,7 @@ pub(super) fn start_tunnel(target: &SshTarget) -> Result<Tunnel, RuntimeError> {
         supervisor,
         local,
         up,
+        waited: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
