@@ -142,6 +142,21 @@ pub fn resolve_group(
     find_group(state, region, reference)?.ok_or_else(|| reference.not_found(region))
 }
 
+/// A list of group ids (`GroupId.N`, `SecurityGroupId.N`), duplicates dropped in order; a
+/// name is `InvalidGroupId.Malformed`, since these parameters take ids only ("You must
+/// specify the ID of the security group, not the name").
+pub fn parse_group_ids(raw: Vec<&str>) -> Result<Vec<String>, ApiError> {
+    let mut ids: Vec<String> = Vec::new();
+    for raw in raw {
+        match GroupRef::parse(raw)? {
+            GroupRef::Id(id) if !ids.contains(&id) => ids.push(id),
+            GroupRef::Id(_) => {}
+            GroupRef::Name(name) => return Err(SecurityGroupKind::IDS.malformed(&name)),
+        }
+    }
+    Ok(ids)
+}
+
 /// Checks a launch's group is in its subnet's VPC, with EC2's `InvalidParameter`.
 pub fn check_same_network(group: &SecurityGroup, subnet: &Subnet) -> Result<(), ApiError> {
     if group.spec.vpc_id == subnet.vpc_id {

@@ -12,10 +12,8 @@ use crate::store::StoreError;
 use crate::api::actions::run_instances::user_data;
 use crate::api::block_devices::{attached_devices, short_device, InstanceVolumes};
 use crate::api::groups::{resolve_group, GroupRef};
-use crate::api::kind::Kind;
 use crate::api::kinds::credit_specification::credits;
 use crate::api::kinds::instance_type::known_type;
-use crate::api::kinds::SecurityGroupKind;
 use crate::api::{groups, instances, kind, render};
 use crate::model::Instance;
 
@@ -240,15 +238,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
         "ebsOptimized" => Change::EbsOptimized(boolean("ebsOptimized", &value)?),
         "blockDeviceMapping" => Change::DeleteOnTermination(delete_on_termination(params)?),
         "groupSet" => {
-            let mut ids: Vec<String> = Vec::new();
-            for raw in group_ids {
-                // Only ids: EC2's reference says the groups are named by id here.
-                match GroupRef::parse(raw)? {
-                    GroupRef::Id(id) if !ids.contains(&id) => ids.push(id),
-                    GroupRef::Id(_) => {}
-                    GroupRef::Name(name) => return Err(SecurityGroupKind::IDS.malformed(&name)),
-                }
-            }
+            let ids = groups::parse_group_ids(group_ids)?;
             if ids.is_empty() {
                 return Err(ApiError::missing_parameter("GroupId"));
             }

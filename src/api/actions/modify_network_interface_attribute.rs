@@ -2,10 +2,9 @@
 
 use crate::api::actions::modify_instance_attribute::{move_to_groups, resolve_groups};
 use crate::api::error::ApiError;
-use crate::api::groups::GroupRef;
+use crate::api::groups::parse_group_ids;
 use crate::api::kind::{self, Kind};
 use crate::api::kinds::network_interface::{self, NetworkInterfaceKind};
-use crate::api::kinds::SecurityGroupKind;
 use crate::api::query::QueryParams;
 use crate::api::render;
 use crate::api::state::ApiState;
@@ -71,16 +70,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
     let mut changes: Vec<Change> = Vec::new();
     let group_ids = params.list("SecurityGroupId");
     if !group_ids.is_empty() {
-        let mut ids: Vec<String> = Vec::new();
-        for raw in group_ids {
-            match GroupRef::parse(raw)? {
-                GroupRef::Id(id) if !ids.contains(&id) => ids.push(id),
-                GroupRef::Id(_) => {}
-                // EC2's reference: "You must specify the ID of the security group, not the name."
-                GroupRef::Name(name) => return Err(SecurityGroupKind::IDS.malformed(&name)),
-            }
-        }
-        changes.push(Change::Groups(ids));
+        changes.push(Change::Groups(parse_group_ids(group_ids)?));
     }
     if let Some(on) = params.bool("SourceDestCheck.Value")? {
         changes.push(Change::SourceDestCheck(on));
@@ -126,7 +116,7 @@ pub fn parse(params: &QueryParams) -> Result<Request, ApiError> {
 
 /// The interface is gone once its instance is terminated (a termination may land between
 /// the interface's lookup and the write).
-fn check_instance(shown: InstanceState, interface_id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_instance(shown: InstanceState, interface_id: &str) -> Result<(), ApiError> {
     if shown == InstanceState::Terminated {
         return Err(NetworkInterfaceKind::IDS.not_found(&[interface_id]));
     }

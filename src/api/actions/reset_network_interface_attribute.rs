@@ -1,9 +1,9 @@
 //! `ResetNetworkInterfaceAttribute`: turns an instance's primary interface's source/dest check back on (the one attribute EC2 resets).
 
-use crate::api::actions::modify_network_interface_attribute::write;
+use crate::api::actions::modify_network_interface_attribute::{check_instance, write};
 use crate::api::error::ApiError;
-use crate::api::kind::{self, Kind};
-use crate::api::kinds::network_interface::{self, NetworkInterfaceKind};
+use crate::api::kind;
+use crate::api::kinds::network_interface;
 use crate::api::query::QueryParams;
 use crate::api::render;
 use crate::api::state::ApiState;
@@ -18,12 +18,7 @@ pub fn call(state: &ApiState, region: &str, params: &QueryParams) -> Result<Stri
     let interface = network_interface::load(state, region, id)?;
     kind::check_dry_run(kind::dry_run(params)?)?;
     let instance_id = InstanceId::parse(&interface.instance.metadata.name)?;
-    let check = |shown: InstanceState| {
-        if shown == InstanceState::Terminated {
-            return Err(NetworkInterfaceKind::IDS.not_found(&[interface.id.as_str()]));
-        }
-        Ok(())
-    };
+    let check = |shown: InstanceState| check_instance(shown, &interface.id);
     write(state, &instance_id, check, |spec| {
         let changed = !spec.options.source_dest_check;
         spec.options.source_dest_check = true;

@@ -280,9 +280,9 @@ pub(super) fn start_tunnel(target: &SshTarget) -> Result<Tunnel, RuntimeError> {
         std::process::id(),
         NEXT_TUNNEL.fetch_add(1, Ordering::Relaxed)
     );
-    check_program(&target.command(Path::new(&name))?[0])?;
     let local = socket_dir()?.join(name);
     let command = target.command(&local)?;
+    check_program(&command[0])?;
     let (up_tx, up) = tokio::sync::watch::channel(false);
     let supervisor = tunnel_runtime()?.spawn(keep_tunnel_up(
         target.endpoint(),
